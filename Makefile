@@ -1,0 +1,58 @@
+# nestor build. `make` builds build/nestor; `make check` runs every test; `make sanitize`
+# runs the same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+
+CC      ?= gcc
+BUILD   ?= build
+OPT     ?= -O2
+SAN     ?=
+CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Isrc $(SAN) $(EXTRA_CFLAGS)
+LDLIBS  := -lZydis -lZycore -lm
+LDFLAGS := $(SAN)
+
+SRCS    := $(shell find src -name '*.c' | sort)
+OBJS    := $(SRCS:%.c=$(BUILD)/%.o)
+LIBOBJS := $(filter-out $(BUILD)/src/cli/%,$(OBJS))
+DEPS_OK := $(BUILD)/.deps-ok
+
+.PHONY: all check sanitize bench run linux clean deps guests
+all: $(BUILD)/nestor
+
+# Installs missing Debian packages when root, else says which apt-get line to run.
+$(DEPS_OK): scripts/deps.sh
+	@mkdir -p $(BUILD)
+	@scripts/deps.sh --ensure
+	@touch $@
+
+$(BUILD)/%.o: %.c $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libnestor.a: $(LIBOBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/nestor: $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+-include $(OBJS:.o=.d)
+
+# ---- tests ----
+include tests/tests.mk
+
+check: $(BUILD)/nestor test-programs
+	@BUILD=$(BUILD) tests/run.sh
+
+sanitize:
+	$(MAKE) BUILD=build-san SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" OPT=-O1 check
+
+bench: $(BUILD)/nestor guests
+	@BUILD=$(BUILD) bench/run.sh
+
+run: $(BUILD)/nestor guests
+	$(BUILD)/nestor run $(BUILD)/guest/demo.elf
+
+deps:
+	scripts/deps.sh --ensure
+
+clean:
+	rm -rf build build-san

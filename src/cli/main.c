@@ -1,0 +1,225 @@
+/* nestor's command line: QEMU's option names where the meaning is the same. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "machine/machine.h"
+
+#define NESTOR_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: nestor run [options] [KERNEL]\n"
+            "       nestor --help | --version\n"
+            "\n"
+            "Runs an x86-64 guest kernel on nestor's software CPU.\n"
+            "\n"
+            "options (QEMU's names where the meaning is the same):\n"
+            "  -kernel FILE     kernel image: multiboot v1, PVH ELF, Linux bzImage or ELF\n"
+            "  -initrd FILE     initial ramdisk / multiboot modules (comma-separated)\n"
+            "  -append CMDLINE  kernel command line\n"
+            "  -m SIZE          guest RAM, default 256M (suffixes K, M, G, T; plain number = MiB)\n"
+            "  -smp N           number of vCPUs, default 1\n"
+            "  -cpu MODEL[,+feat|,-feat|,vendor=V]...\n"
+            "                   CPU model: max (default) or qemu64, with /proc/cpuinfo feature names\n"
+            "  -icount          deterministic mode: time advances with retired instructions\n"
+            "  -d ITEMS         trace: comma-separated list of 'insn' (executed instructions)\n"
+            "                   and 'exit' (every event leaving the CPU)\n"
+            "  -D FILE          write the trace to FILE (default stderr)\n"
+            "  -max-insns N     stop with an error after N instructions on vCPU 0\n"
+            "  -nographic, -no-reboot, -serial stdio\n"
+            "                   accepted for QEMU compatibility (this is how nestor always runs)\n"
+            "\n"
+            "The serial port COM1 is the console on standard input/output. A guest write of V\n"
+            "to port 0xf4 ends nestor with exit status (V << 1) | 1. A triple fault ends it with\n"
+            "status 1 and a dump of the vCPU state; bad options or images give status 2.\n");
+}
+
+/* Parses QEMU-style sizes: plain numbers are MiB. */
+static int parse_size(const char *s, u64 *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    u64 mul = MiB;
+    switch (*end) {
+    case 0: break;
+    case 'k': case 'K': mul = KiB; end++; break;
+    case 'm': case 'M': mul = MiB; end++; break;
+    case 'g': case 'G': mul = GiB; end++; break;
+    case 't': case 'T': mul = 1024 * GiB; end++; break;
+    default: return -1;
+    }
+    if ((*end == 'B' || *end == 'b') && end[1] == 0)
+        end++;
+    if (*end || v > (~0ull) / mul)
+        return -1;
+    *out = v * mul;
+    return 0;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    struct machine_config cfg = {
+        .ram_size = 256 * MiB,
+        .ncpus = 1,
+        .console_in_fd = STDIN_FILENO,
+        .console_out_fd = STDOUT_FILENO,
+    };
+    const char *trace_file = NULL;
+    const char *trace_items = NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        /* accept --opt as well as -opt */
+        if (a[0] == '-' && a[1] == '-')
+            a++;
+#define NEED_VALUE                                                   \
+    do {                                                             \
+        if (!v) {                                                    \
+            fprintf(stderr, "nestor: option %s needs a value\n", a); \
+            return NESTOR_EXIT_USAGE;                                \
+        }                                                            \
+        i++;                                                         \
+    } while (0)
+        if (!strcmp(a, "-kernel")) {
+            NEED_VALUE;
+            cfg.kernel = v;
+        } else if (!strcmp(a, "-initrd")) {
+            NEED_VALUE;
+            cfg.initrd = v;
+        } else if (!strcmp(a, "-append")) {
+            NEED_VALUE;
+            cfg.append = v;
+        } else if (!strcmp(a, "-m")) {
+            NEED_VALUE;
+            /* QEMU also accepts size=N */
+            const char *sz = !strncmp(v, "size=", 5) ? v + 5 : v;
+            if (parse_size(sz, &cfg.ram_size) < 0) {
+                fprintf(stderr, "nestor: -m %s: not a memory size (e.g. 512M, 2G)\n", v);
+                return NESTOR_EXIT_USAGE;
+            }
+        } else if (!strcmp(a, "-smp")) {
+            NEED_VALUE;
+            long n;
+            const char *sn = !strncmp(v, "cpus=", 5) ? v + 5 : v;
+            if (parse_int(sn, 1, MACHINE_MAX_CPUS, &n) < 0) {
+                fprintf(stderr, "nestor: -smp %s: a number of vCPUs from 1 to %d\n", v, MACHINE_MAX_CPUS);
+                return NESTOR_EXIT_USAGE;
+            }
+            cfg.ncpus = (int)n;
+        } else if (!strcmp(a, "-cpu")) {
+            NEED_VALUE;
+            cfg.cpu_spec = v;
+        } else if (!strcmp(a, "-icount")) {
+            cfg.deterministic = true;
+            /* QEMU's -icount takes an argument (shift=N,...); accept and ignore it */
+            if (v && v[0] != '-' && (strchr(v, '=') || strspn(v, "0123456789") == strlen(v)))
+                i++;
+        } else if (!strcmp(a, "-d")) {
+            NEED_VALUE;
+            trace_items = v;
+        } else if (!strcmp(a, "-D")) {
+            NEED_VALUE;
+            trace_file = v;
+        } else if (!strcmp(a, "-max-insns")) {
+            NEED_VALUE;
+            char *end;
+            errno = 0;
+            cfg.max_insns = strtoull(v, &end, 10);
+            if (errno || *end || end == v) {
+                fprintf(stderr, "nestor: -max-insns %s: not a number\n", v);
+                return NESTOR_EXIT_USAGE;
+            }
+        } else if (!strcmp(a, "-nographic") || !strcmp(a, "-no-reboot")) {
+            /* nestor always runs this way */
+        } else if (!strcmp(a, "-serial")) {
+            NEED_VALUE;
+            if (strcmp(v, "stdio")) {
+                fprintf(stderr, "nestor: -serial %s: only 'stdio' is supported\n", v);
+                return NESTOR_EXIT_USAGE;
+            }
+        } else if (a[0] == '-') {
+            fprintf(stderr, "nestor: unknown option %s (see nestor --help)\n", argv[i]);
+            return NESTOR_EXIT_USAGE;
+        } else if (!cfg.kernel) {
+            cfg.kernel = a;
+        } else {
+            fprintf(stderr, "nestor: more than one kernel given: %s and %s\n", cfg.kernel, a);
+            return NESTOR_EXIT_USAGE;
+        }
+#undef NEED_VALUE
+    }
+    if (!cfg.kernel) {
+        fprintf(stderr, "nestor: no kernel given (nestor run [options] KERNEL)\n");
+        return NESTOR_EXIT_USAGE;
+    }
+    if (trace_items) {
+        char *items = strdup(trace_items);
+        for (char *t = strtok(items, ","); t; t = strtok(NULL, ",")) {
+            if (!strcmp(t, "insn") || !strcmp(t, "in_asm"))
+                cfg.trace_insns = true;
+            else if (!strcmp(t, "exit") || !strcmp(t, "int"))
+                cfg.trace_events = true;
+            else {
+                fprintf(stderr, "nestor: -d %s: unknown trace item (insn, exit)\n", t);
+                free(items);
+                return NESTOR_EXIT_USAGE;
+            }
+        }
+        free(items);
+        cfg.trace = stderr;
+        if (trace_file && !(cfg.trace = fopen(trace_file, "w"))) {
+            fprintf(stderr, "nestor: -D %s: %s\n", trace_file, strerror(errno));
+            return NESTOR_EXIT_USAGE;
+        }
+    }
+
+    static struct machine m;
+    int r = machine_create(&m, &cfg);
+    if (r == 0)
+        r = machine_run(&m);
+    machine_destroy(&m);
+    if (cfg.trace && cfg.trace != stderr)
+        fclose(cfg.trace);
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return NESTOR_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("nestor %s\n", NESTOR_VERSION);
+        return 0;
+    }
+    if (!strcmp(argv[1], "run"))
+        return cmd_run(argc - 2, argv + 2);
+    /* `nestor [options] KERNEL` is `nestor run ...` */
+    if (argv[1][0] == '-' || access(argv[1], R_OK) == 0)
+        return cmd_run(argc - 1, argv + 1);
+    fprintf(stderr, "nestor: unknown command '%s' (see nestor --help)\n", argv[1]);
+    return NESTOR_EXIT_USAGE;
+}

@@ -1,0 +1,295 @@
+/* The vCPU: architectural state of one x86-64 logical processor and the interface the
+ * machine drives it through.
+ *
+ * Everything a hypervisor could intercept (I/O, MMIO, MSRs, CPUID, HLT, INVLPG, MOV CR/DR,
+ * RDTSC, VMCALL/VMMCALL, exceptions, interrupts, task switches, shutdown) leaves the engine
+ * through one function, cpu_intercept(), described by a struct cpu_event. The machine
+ * installs one handler (struct cpu_ops.intercept) that routes each event to exactly one
+ * owner; nested VMX/SVM attach at the same point. */
+#ifndef NESTOR_CPU_CPU_H
+#define NESTOR_CPU_CPU_H
+
+#include "common.h"
+#include "cpu/cpuid.h"
+#include "cpu/tlb.h"
+
+struct guest_mem;
+
+/* ---- register names ---- */
+enum { R_RAX, R_RCX, R_RDX, R_RBX, R_RSP, R_RBP, R_RSI, R_RDI,
+       R_R8, R_R9, R_R10, R_R11, R_R12, R_R13, R_R14, R_R15 };
+enum { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_NONE = 7 };
+
+/* RFLAGS bits */
+#define FL_CF BIT(0)
+#define FL_FIXED1 BIT(1)
+#define FL_PF BIT(2)
+#define FL_AF BIT(4)
+#define FL_ZF BIT(6)
+#define FL_SF BIT(7)
+#define FL_TF BIT(8)
+#define FL_IF BIT(9)
+#define FL_DF BIT(10)
+#define FL_OF BIT(11)
+#define FL_IOPL (3ull << 12)
+#define FL_NT BIT(14)
+#define FL_RF BIT(16)
+#define FL_VM BIT(17)
+#define FL_AC BIT(18)
+#define FL_VIF BIT(19)
+#define FL_VIP BIT(20)
+#define FL_ID BIT(21)
+#define FL_ARITH (FL_CF | FL_PF | FL_AF | FL_ZF | FL_SF | FL_OF)
+
+/* CR0 */
+#define CR0_PE BIT(0)
+#define CR0_MP BIT(1)
+#define CR0_EM BIT(2)
+#define CR0_TS BIT(3)
+#define CR0_ET BIT(4)
+#define CR0_NE BIT(5)
+#define CR0_WP BIT(16)
+#define CR0_AM BIT(18)
+#define CR0_NW BIT(29)
+#define CR0_CD BIT(30)
+#define CR0_PG BIT(31)
+/* CR4 */
+#define CR4_VME BIT(0)
+#define CR4_PVI BIT(1)
+#define CR4_TSD BIT(2)
+#define CR4_DE BIT(3)
+#define CR4_PSE BIT(4)
+#define CR4_PAE BIT(5)
+#define CR4_MCE BIT(6)
+#define CR4_PGE BIT(7)
+#define CR4_PCE BIT(8)
+#define CR4_OSFXSR BIT(9)
+#define CR4_OSXMMEXCPT BIT(10)
+#define CR4_UMIP BIT(11)
+#define CR4_LA57 BIT(12)
+#define CR4_VMXE BIT(13)
+#define CR4_SMXE BIT(14)
+#define CR4_FSGSBASE BIT(16)
+#define CR4_PCIDE BIT(17)
+#define CR4_OSXSAVE BIT(18)
+#define CR4_SMEP BIT(20)
+#define CR4_SMAP BIT(21)
+#define CR4_PKE BIT(22)
+/* EFER */
+#define EFER_SCE BIT(0)
+#define EFER_LME BIT(8)
+#define EFER_LMA BIT(10)
+#define EFER_NXE BIT(11)
+#define EFER_SVME BIT(12)
+
+/* Exception vectors */
+enum {
+    EXC_DE = 0, EXC_DB = 1, EXC_NMI = 2, EXC_BP = 3, EXC_OF = 4, EXC_BR = 5, EXC_UD = 6,
+    EXC_NM = 7, EXC_DF = 8, EXC_TS = 10, EXC_NP = 11, EXC_SS = 12, EXC_GP = 13,
+    EXC_PF = 14, EXC_MF = 16, EXC_AC = 17, EXC_MC = 18, EXC_XM = 19, EXC_VE = 20,
+    EXC_CP = 21,
+};
+
+/* #PF error code bits */
+#define PFEC_P BIT(0)
+#define PFEC_W BIT(1)
+#define PFEC_U BIT(2)
+#define PFEC_RSVD BIT(3)
+#define PFEC_I BIT(4)
+#define PFEC_PK BIT(5)
+
+/* A segment register's hidden part. attr uses the VMX access-rights layout:
+ * bits 3:0 type, 4 S, 6:5 DPL, 7 P, 12 AVL, 13 L, 14 D/B, 15 G, 16 unusable. */
+struct seg {
+    u16 sel;
+    u64 base;
+    u32 limit; /* byte granular, already scaled by G */
+    u32 attr;
+};
+#define SEG_ATTR_TYPE(a) ((a) & 0xf)
+#define SEG_ATTR_S BIT(4)
+#define SEG_ATTR_DPL(a) (((a) >> 5) & 3)
+#define SEG_ATTR_P BIT(7)
+#define SEG_ATTR_AVL BIT(12)
+#define SEG_ATTR_L BIT(13)
+#define SEG_ATTR_DB BIT(14)
+#define SEG_ATTR_G BIT(15)
+#define SEG_ATTR_UNUSABLE BIT(16)
+
+struct dtr {
+    u64 base;
+    u16 limit;
+};
+
+/* x87/SSE state, laid out so FXSAVE/XSAVE images are easy to produce. */
+struct fpu_state {
+    u16 fcw, fsw;
+    u8 ftw;    /* abridged tag word as FXSAVE stores it: bit i set = ST register i valid */
+    u16 fop;
+    u64 fip, fdp;
+    u16 fcs, fds;
+    u8 st[8][16]; /* physical registers R0..R7, 80-bit values in the low 10 bytes */
+    u32 mxcsr;
+    u8 xmm[16][16];
+};
+
+/* Execution mode, derived from CR0.PE, EFLAGS.VM, EFER.LMA and CS.L/CS.D. */
+enum cpu_mode {
+    MODE_REAL,
+    MODE_V86,
+    MODE_PROT16,
+    MODE_PROT32,
+    MODE_COMPAT16,
+    MODE_COMPAT32,
+    MODE_LONG64,
+};
+
+/* Run state of the logical processor. */
+enum cpu_run_state {
+    CPU_RUNNING,
+    CPU_HALTED,          /* HLT: wakes on an unmasked interrupt, NMI, INIT */
+    CPU_WAIT_FOR_SIPI,   /* application processor after INIT */
+    CPU_SHUTDOWN,        /* triple fault: the machine stops */
+};
+
+/* ---- the interception interface ---- */
+enum cpu_event_kind {
+    EV_IO,           /* IN/OUT/INS/OUTS, one element */
+    EV_MMIO,         /* access to a physical address that is not RAM */
+    EV_MSR_READ,     /* RDMSR of an MSR the engine does not own */
+    EV_MSR_WRITE,    /* WRMSR of an MSR the engine does not own */
+    EV_CPUID,        /* CPUID, before the engine answers from its model */
+    EV_HLT,
+    EV_INVLPG,
+    EV_CR_ACCESS,    /* MOV to/from CRn, CLTS, LMSW */
+    EV_DR_ACCESS,
+    EV_RDTSC,        /* RDTSC/RDTSCP */
+    EV_HYPERCALL,    /* VMCALL / VMMCALL */
+    EV_EXCEPTION,    /* an exception about to be delivered */
+    EV_INTERRUPT,    /* an external interrupt about to be delivered */
+    EV_TASK_SWITCH,
+    EV_SHUTDOWN,     /* triple fault */
+    EV_PAUSE,
+    EV_UNSUPPORTED,  /* guest used something the engine does not implement */
+    EV_KIND_COUNT
+};
+
+struct cpu_event {
+    enum cpu_event_kind kind;
+    union {
+        struct { u16 port; u8 size; bool write; u32 value; } io;
+        struct { u64 gpa; u8 size; bool write; u64 value; } mmio;
+        struct { u32 index; u64 value; } msr;
+        struct { u32 leaf, subleaf; u32 eax, ebx, ecx, edx; } cpuid;
+        struct { u64 linear; } invlpg;
+        struct { u8 cr; bool write; u64 value; } cr;
+        struct { u8 dr; bool write; u64 value; } dr;
+        struct { u8 vector; bool has_error; u32 error; u64 cr2; } exc;
+        struct { u8 vector; } intr;
+        struct { u16 selector; u8 reason; } task;
+        struct { u64 tsc; bool rdtscp; } rdtsc;
+        struct { const char *what; } unsupported;
+    } u;
+};
+
+enum intercept_result {
+    INTERCEPT_DEFAULT, /* nobody took it: the engine does what the architecture says */
+    INTERCEPT_HANDLED, /* the owner did it (and filled in results); the instruction completes */
+    INTERCEPT_FAULT,   /* the owner asks for #GP(0) (e.g. an MSR nobody implements) */
+    INTERCEPT_STOP,    /* handled; leave cpu_run() after this instruction */
+};
+
+struct cpu;
+struct cpu_ops {
+    enum intercept_result (*intercept)(struct cpu *cpu, struct cpu_event *ev, void *opaque);
+    /* Highest-priority pending external interrupt the CPU may take, or -1. Must not
+     * change state: the engine calls intr_ack() only when it delivers. */
+    int (*intr_pending)(struct cpu *cpu, void *opaque);
+    int (*intr_ack)(struct cpu *cpu, void *opaque);
+    /* Virtual time in nanoseconds (the machine's clock). */
+    u64 (*now_ns)(struct cpu *cpu, void *opaque);
+};
+
+/* Why cpu_run() returned. */
+enum cpu_stop_reason {
+    STOP_BUDGET,   /* instruction budget used up */
+    STOP_HALTED,   /* HLT with nothing to wake it, or waiting for SIPI */
+    STOP_REQUEST,  /* an intercept handler returned INTERCEPT_STOP */
+    STOP_SHUTDOWN, /* triple fault */
+};
+
+struct cpu_trace; /* opaque trace sink, see cpu_set_trace() */
+
+struct cpu {
+    /* architectural registers */
+    u64 gpr[16];
+    u64 rip;
+    u64 rflags;
+    struct seg seg[6];
+    struct seg ldtr, tr;
+    struct dtr gdtr, idtr;
+    u64 cr0, cr2, cr3, cr4, cr8, xcr0;
+    u64 efer;
+    u64 dr[8]; /* dr[4], dr[5] unused (aliases); dr[6], dr[7] */
+    struct fpu_state fpu;
+
+    /* MSRs the engine owns */
+    u64 msr_star, msr_lstar, msr_cstar, msr_sfmask, msr_kernel_gs_base;
+    u64 msr_sysenter_cs, msr_sysenter_esp, msr_sysenter_eip;
+    u64 msr_tsc_aux, msr_pat, msr_misc_enable, msr_tsc_adjust, msr_debugctl;
+    u64 msr_mtrr_def_type, msr_mtrr_fixed[11], msr_mtrr_var[16];
+    s64 tsc_offset; /* TSC = now * freq + tsc_offset */
+
+    /* derived and run state */
+    enum cpu_mode mode;
+    u8 cpl;
+    enum cpu_run_state state;
+    bool nmi_pending, nmi_blocked;
+    /* Interrupt shadow after STI / MOV SS / POP SS: holds for one instruction. */
+    u8 intr_shadow;
+    u64 icount; /* instructions retired */
+    int id;     /* APIC id / index */
+
+    struct cpuid_model *model;
+    struct guest_mem *mem;
+    const struct cpu_ops *ops;
+    void *ops_opaque;
+    struct tlb tlb;
+    struct cpu_internal *in; /* engine-private state (decode cache, per-insn state) */
+    struct cpu_trace *trace;
+};
+
+/* Creation and reset. cpu_init allocates internals and applies the power-on reset. */
+int cpu_init(struct cpu *c, int id, struct guest_mem *mem, struct cpuid_model *model,
+             const struct cpu_ops *ops, void *opaque);
+void cpu_destroy(struct cpu *c);
+/* Power-on / RESET state as in the SDM (Vol. 3A, 10.1.1). */
+void cpu_reset(struct cpu *c);
+/* INIT: like reset but keeps x87/SSE state, MTRRs, some MSRs; an AP then waits for SIPI. */
+void cpu_init_signal(struct cpu *c, bool is_bsp);
+/* Startup IPI with the given vector: CS=vector<<8, IP=0, real mode. */
+void cpu_sipi(struct cpu *c, u8 vector);
+void cpu_nmi(struct cpu *c);
+
+/* Runs until the budget is used or something stops it. */
+enum cpu_stop_reason cpu_run(struct cpu *c, u64 budget);
+
+/* Recomputes c->mode and c->cpl and flushes what depends on them. Call after changing
+ * CR0/CR4/EFER/CS/EFLAGS.VM from outside the engine (loaders). */
+void cpu_update_mode(struct cpu *c);
+/* Sets a segment register for loaders: flat, present, given attributes. */
+void cpu_set_seg(struct cpu *c, int seg, u16 sel, u64 base, u32 limit, u32 attr);
+
+/* The one interception path; see above. Inside the engine only. */
+enum intercept_result cpu_intercept(struct cpu *c, struct cpu_event *ev);
+
+/* Prints the register state (used on triple fault and for traces). */
+void cpu_dump(const struct cpu *c, void *file /* FILE* */);
+
+/* Trace of executed instructions and exits; NULL file disables. */
+void cpu_set_trace(struct cpu *c, void *file /* FILE* */, bool insns, bool events);
+
+/* The current TSC value of this vCPU. */
+u64 cpu_tsc(struct cpu *c);
+
+#endif

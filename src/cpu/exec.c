@@ -1,0 +1,413 @@
+/* The execution loop: at each instruction boundary take pending events, then fetch,
+ * decode (Zydis, through a decode cache validated against the bytes in memory, so
+ * self-modifying code and page remapping are always seen), dispatch by mnemonic, and
+ * on a fault roll back to the instruction start and deliver the exception, escalating
+ * to double fault and shutdown as the SDM's exception classes say. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/exec.h"
+
+/* ---- handler table (shared by all vCPUs, built once) ---- */
+static insn_fn handlers[ZYDIS_MNEMONIC_MAX_VALUE + 1];
+static bool reported_unimplemented[ZYDIS_MNEMONIC_MAX_VALUE + 1];
+
+static void handlers_init(void)
+{
+    static bool done;
+    if (done)
+        return;
+    insn_register_alu(handlers);
+    insn_register_bits(handlers);
+    insn_register_string(handlers);
+    insn_register_control(handlers);
+    insn_register_system(handlers);
+    insn_register_x87(handlers);
+    insn_register_sse(handlers);
+    operand_init();
+    done = true;
+}
+
+/* ---- decode cache ---- */
+#define DCACHE_BITS 12
+#define DCACHE_SIZE (1u << DCACHE_BITS)
+
+struct dcache_entry {
+    u64 lin;       /* linear address of the first byte */
+    u64 rip;
+    u8 key;        /* decoder key (mode, stack width); 0xff = empty */
+    u8 len;
+    u8 bytes[15];
+    insn_fn fn;
+    struct insn insn;
+};
+
+struct decode_cache {
+    struct dcache_entry e[DCACHE_SIZE];
+};
+
+static inline unsigned dcache_index(u64 lin) { return (unsigned)((lin ^ (lin >> DCACHE_BITS)) & (DCACHE_SIZE - 1)); }
+
+static const ZydisMachineMode zmode[] = {
+    [MODE_REAL] = ZYDIS_MACHINE_MODE_REAL_16,
+    [MODE_V86] = ZYDIS_MACHINE_MODE_REAL_16,
+    [MODE_PROT16] = ZYDIS_MACHINE_MODE_LEGACY_16,
+    [MODE_PROT32] = ZYDIS_MACHINE_MODE_LEGACY_32,
+    [MODE_COMPAT16] = ZYDIS_MACHINE_MODE_LONG_COMPAT_16,
+    [MODE_COMPAT32] = ZYDIS_MACHINE_MODE_LONG_COMPAT_32,
+    [MODE_LONG64] = ZYDIS_MACHINE_MODE_LONG_64,
+};
+
+int exec_init(struct cpu *c)
+{
+    handlers_init();
+    struct cpu_internal *in = c->in;
+    for (int m = 0; m < 7; m++)
+        for (int s = 0; s < 3; s++) {
+            ZydisStackWidth sw = (ZydisStackWidth)(ZYDIS_STACK_WIDTH_16 + s);
+            if (m == MODE_LONG64)
+                sw = ZYDIS_STACK_WIDTH_64;
+            if (ZYAN_FAILED(ZydisDecoderInit(&in->dec[m][s], zmode[m], sw)))
+                nestor_panic("Zydis decoder init failed");
+        }
+    in->dcache = malloc(sizeof(*in->dcache));
+    if (!in->dcache)
+        return -1;
+    for (unsigned i = 0; i < DCACHE_SIZE; i++)
+        in->dcache->e[i].key = 0xff;
+    in->delivering = -1;
+    return 0;
+}
+
+void exec_destroy(struct cpu *c)
+{
+    free(c->in->dcache);
+    c->in->dcache = NULL;
+}
+
+/* ---- faults ---- */
+_Noreturn void cpu_fault(struct cpu *c, int vector, u32 error_code)
+{
+    struct cpu_internal *in = c->in;
+    in->exc_vector = (u8)vector;
+    in->exc_has_error = true;
+    in->exc_error = error_code;
+    longjmp(in->fault_jmp, 1);
+}
+
+_Noreturn void cpu_fault_noerr(struct cpu *c, int vector)
+{
+    struct cpu_internal *in = c->in;
+    in->exc_vector = (u8)vector;
+    in->exc_has_error = false;
+    in->exc_error = 0;
+    longjmp(in->fault_jmp, 1);
+}
+
+_Noreturn void cpu_page_fault(struct cpu *c, u64 linear, u32 pfec)
+{
+    c->in->exc_cr2 = linear;
+    cpu_fault(c, EXC_PF, pfec);
+}
+
+_Noreturn void cpu_unimplemented(struct cpu *c, const char *what)
+{
+    struct cpu_event ev = { .kind = EV_UNSUPPORTED, .u.unsupported = { what } };
+    cpu_intercept(c, &ev);
+    cpu_fault_noerr(c, EXC_UD);
+}
+
+/* ---- instruction boundary ---- */
+static inline void insn_begin(struct cpu *c)
+{
+    struct cpu_internal *in = c->in;
+    memcpy(in->saved_gpr, c->gpr, sizeof(c->gpr));
+    in->saved_rip = c->rip;
+    in->saved_rflags = c->rflags;
+}
+
+/* Vectors with an error code among the exceptions (SDM Vol. 3A, Table 6-1). */
+static bool exc_has_error_code(int v)
+{
+    return v == EXC_DF || v == EXC_TS || v == EXC_NP || v == EXC_SS || v == EXC_GP ||
+           v == EXC_PF || v == EXC_AC || v == EXC_CP;
+}
+
+/* Delivers a hardware exception, escalating per the double-fault rules. Faults raised
+ * while delivering come back here through the loop's setjmp with in->delivering set. */
+static void raise_exception(struct cpu *c, u8 vector, bool has_error, u32 error)
+{
+    struct cpu_internal *in = c->in;
+    if (in->delivering >= 0) {
+        int prev = in->delivering;
+        if (prev == EXC_DF) {
+            in->delivering = -1;
+            struct cpu_event ev = { .kind = EV_SHUTDOWN };
+            cpu_intercept(c, &ev);
+            c->state = CPU_SHUTDOWN;
+            return;
+        }
+        int cp = exc_class(prev), cn = exc_class(vector);
+        if ((cp == 1 && cn == 1) || (cp == 2 && cn != 0)) {
+            vector = EXC_DF;
+            has_error = true;
+            error = 0;
+        }
+    }
+    struct cpu_event ev = { .kind = EV_EXCEPTION,
+                            .u.exc = { vector, has_error, error, in->exc_cr2 } };
+    if (cpu_intercept(c, &ev) != INTERCEPT_DEFAULT) {
+        in->delivering = -1;
+        return;
+    }
+    if (vector == EXC_PF)
+        c->cr2 = in->exc_cr2;
+    in->delivering = vector;
+    cpu_deliver(c, vector, EVT_HW_EXC, has_error && exc_has_error_code(vector), error, c->rip);
+    in->delivering = -1;
+}
+
+/* Takes a pending NMI or external interrupt if the CPU can accept it now. */
+static void take_events(struct cpu *c)
+{
+    struct cpu_internal *in = c->in;
+    in->check_events = false;
+    if (c->intr_shadow) {
+        in->check_events = true; /* look again after the shadowed instruction */
+        return;
+    }
+    if (c->nmi_pending && !c->nmi_blocked) {
+        c->nmi_pending = false;
+        c->state = CPU_RUNNING;
+        insn_begin(c);
+        in->delivering = EXC_NMI;
+        cpu_deliver(c, EXC_NMI, EVT_NMI, false, 0, c->rip);
+        in->delivering = -1;
+        c->nmi_blocked = true;
+        return;
+    }
+    if (!(c->rflags & FL_IF) || !c->ops->intr_pending)
+        return;
+    int v = c->ops->intr_pending(c, c->ops_opaque);
+    if (v < 0)
+        return;
+    struct cpu_event ev = { .kind = EV_INTERRUPT, .u.intr = { (u8)v } };
+    if (cpu_intercept(c, &ev) != INTERCEPT_DEFAULT)
+        return;
+    v = c->ops->intr_ack(c, c->ops_opaque);
+    c->state = CPU_RUNNING;
+    insn_begin(c);
+    in->delivering = v; /* external interrupts are benign for double-fault purposes */
+    cpu_deliver(c, (u8)v, EVT_EXT_INTR, false, 0, c->rip);
+    in->delivering = -1;
+    in->check_events = true; /* another one may be pending at higher priority */
+}
+
+/* ---- fetch and decode ---- */
+static inline unsigned decoder_key(const struct cpu *c)
+{
+    unsigned sw = c->mode == MODE_LONG64 ? 2 : (c->seg[SEG_SS].attr & SEG_ATTR_DB) ? 1 : 0;
+    return (unsigned)c->mode * 3 + sw;
+}
+
+/* Copies up to n instruction bytes at linear into buf; the first page must be readable
+ * as code, later ones are only touched if needed (want > bytes on the first page). */
+static unsigned fetch(struct cpu *c, u64 lin, u8 *buf, unsigned want)
+{
+    unsigned first = 4096 - (lin & 0xfff);
+    if (first > want)
+        first = want;
+    lin_read_bytes(c, lin, buf, first, ACC_EXEC);
+    if (first < want)
+        lin_read_bytes(c, lin + first, buf + first, want - first, ACC_EXEC);
+    return want;
+}
+
+static void check_cs_limit(struct cpu *c, u64 rip, unsigned len)
+{
+    if (!cpu_is_long64(c) && rip + len - 1 > c->seg[SEG_CS].limit)
+        cpu_fault(c, EXC_GP, 0);
+}
+
+static const struct dcache_entry *decode(struct cpu *c)
+{
+    struct cpu_internal *in = c->in;
+    u64 rip = c->rip;
+    u64 lin = cpu_is_long64(c) ? rip : (c->seg[SEG_CS].base + rip) & 0xffffffffull;
+    if (cpu_is_long64(c)) {
+        int bits = (c->cr4 & CR4_LA57) ? 57 : 48;
+        if ((u64)((s64)(rip << (64 - bits)) >> (64 - bits)) != rip)
+            cpu_fault(c, EXC_GP, 0);
+    }
+    unsigned key = decoder_key(c);
+    struct dcache_entry *e = &in->dcache->e[dcache_index(lin)];
+    u8 buf[15];
+    unsigned on_page = 4096 - (lin & 0xfff);
+
+    if (e->key == key && e->lin == lin && e->rip == rip) {
+        unsigned len = e->len;
+        fetch(c, lin, buf, len);
+        if (memcmp(buf, e->bytes, len) == 0) {
+            check_cs_limit(c, rip, len);
+            return e;
+        }
+    }
+
+    /* Miss: fetch what is on this page (up to 15), decode, and only if the decoder
+     * needs more, touch the next page (which may #PF there). */
+    unsigned avail = on_page < 15 ? on_page : 15;
+    if (!cpu_is_long64(c) && rip <= c->seg[SEG_CS].limit && c->seg[SEG_CS].limit - rip + 1 < avail)
+        avail = (unsigned)(c->seg[SEG_CS].limit - rip + 1);
+    if (!cpu_is_long64(c) && rip > c->seg[SEG_CS].limit)
+        cpu_fault(c, EXC_GP, 0);
+    fetch(c, lin, buf, avail);
+    ZydisDecoder *dec = &in->dec[c->mode][key % 3];
+    e->key = 0xff;
+    ZyanStatus st = ZydisDecoderDecodeInstruction(dec, NULL, buf, avail, &e->insn.d);
+    if (st == ZYDIS_STATUS_NO_MORE_DATA && avail < 15) {
+        if (avail == on_page) {
+            fetch(c, lin, buf, 15);
+            avail = 15;
+            st = ZydisDecoderDecodeInstruction(dec, NULL, buf, avail, &e->insn.d);
+        } else {
+            cpu_fault(c, EXC_GP, 0); /* runs past the CS limit */
+        }
+    }
+    if (st == ZYDIS_STATUS_INSTRUCTION_TOO_LONG)
+        cpu_fault(c, EXC_GP, 0);
+    if (ZYAN_FAILED(st))
+        cpu_fault_noerr(c, EXC_UD);
+    struct insn *i = &e->insn;
+    memset(i->op, 0, sizeof(i->op));
+    if (ZYAN_FAILED(ZydisDecoderDecodeOperands(dec, NULL, &i->d, i->op, i->d.operand_count_visible)))
+        cpu_fault_noerr(c, EXC_UD);
+    check_cs_limit(c, rip, i->d.length);
+    i->osize = (u8)(i->d.operand_width / 8);
+    i->asize = (u8)(i->d.address_width / 8);
+    i->rep = i->d.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE);
+    i->repne = i->d.attributes & ZYDIS_ATTRIB_HAS_REPNE;
+    i->lock = i->d.attributes & ZYDIS_ATTRIB_HAS_LOCK;
+    u64 next = rip + i->d.length;
+    if (c->mode != MODE_LONG64)
+        next &= (c->mode == MODE_REAL || c->mode == MODE_V86 || c->mode == MODE_PROT16 ||
+                 c->mode == MODE_COMPAT16) ? 0xffffull : 0xffffffffull;
+    i->next_rip = next;
+    e->fn = handlers[i->d.mnemonic];
+    e->lin = lin;
+    e->rip = rip;
+    e->len = i->d.length;
+    memcpy(e->bytes, buf, e->len);
+    e->key = (u8)key;
+    return e;
+}
+
+static void trace_insn(struct cpu *c, const struct insn *i)
+{
+    static ZydisFormatter fmt;
+    static bool fmt_ready;
+    if (!fmt_ready) {
+        ZydisFormatterInit(&fmt, ZYDIS_FORMATTER_STYLE_INTEL);
+        fmt_ready = true;
+    }
+    char text[128];
+    ZydisFormatterFormatInstruction(&fmt, &i->d, i->op, i->d.operand_count_visible, text,
+                                    sizeof(text), c->rip, NULL);
+    fprintf(c->in->trace, "cpu%d %04x:%016llx  %s\n", c->id, c->seg[SEG_CS].sel,
+            (unsigned long long)c->rip, text);
+}
+
+/* Executes one instruction (the caller has taken events). */
+static void step(struct cpu *c)
+{
+    struct cpu_internal *in = c->in;
+    insn_begin(c);
+    u8 shadow_before = c->intr_shadow;
+    c->intr_shadow = 0;
+    bool tf = (c->rflags & FL_TF) && !shadow_before;
+    in->rip_written = false;
+    in->rf_written = false;
+    in->event_delivered = false;
+    in->pending_db_bits = 0;
+
+    if (unlikely(in->dr_exec_active) && !(c->rflags & FL_RF)) {
+        u64 lin = cpu_is_long64(c) ? c->rip : (c->seg[SEG_CS].base + c->rip) & 0xffffffffull;
+        if (debug_check_exec(c, lin))
+            cpu_fault_noerr(c, EXC_DB); /* instruction breakpoint: a fault, RF set by delivery */
+    }
+
+    const struct dcache_entry *e = decode(c);
+    const struct insn *i = &e->insn;
+    if (unlikely(in->trace_insns))
+        trace_insn(c, i);
+    if (unlikely(!e->fn)) {
+        unsigned m = i->d.mnemonic;
+        if (!reported_unimplemented[m]) {
+            reported_unimplemented[m] = true;
+            nestor_log("guest executed %s at %#llx, which nestor does not implement: #UD",
+                       ZydisMnemonicGetString(i->d.mnemonic), (unsigned long long)c->rip);
+        }
+        cpu_unimplemented(c, ZydisMnemonicGetString(i->d.mnemonic));
+    }
+    e->fn(c, i);
+    if (!in->rip_written)
+        c->rip = i->next_rip;
+    if (!in->rf_written)
+        c->rflags &= ~FL_RF;
+    c->icount++;
+
+    /* traps after the instruction: data breakpoints and single-step */
+    u32 db = in->pending_db_bits | in->deferred_db_bits;
+    in->deferred_db_bits = 0;
+    if (tf && !in->event_delivered)
+        db |= BIT(14); /* DR6.BS */
+    if (unlikely(db)) {
+        if (c->intr_shadow == 2) {
+            /* MOV SS / POP SS hold debug traps until after the next instruction */
+            in->deferred_db_bits = db;
+        } else {
+            insn_begin(c);
+            debug_raise_trap(c, db);
+        }
+    }
+}
+
+enum cpu_stop_reason cpu_run(struct cpu *c, u64 budget)
+{
+    struct cpu_internal *in = c->in;
+    in->stop_requested = false;
+    in->check_events = true;
+    in->run_end = c->icount + budget;
+
+    if (setjmp(in->fault_jmp)) {
+        /* A fault: roll back to the instruction start and deliver it. */
+        memcpy(c->gpr, in->saved_gpr, sizeof(c->gpr));
+        c->rip = in->saved_rip;
+        c->rflags = in->saved_rflags;
+        raise_exception(c, in->exc_vector, in->exc_has_error, in->exc_error);
+        if (c->state == CPU_SHUTDOWN)
+            return STOP_SHUTDOWN;
+        if (in->stop_requested)
+            return STOP_REQUEST;
+    }
+
+    while (c->icount < in->run_end) {
+        if (unlikely(c->state != CPU_RUNNING)) {
+            if (c->state == CPU_SHUTDOWN)
+                return STOP_SHUTDOWN;
+            if (c->state == CPU_WAIT_FOR_SIPI)
+                return STOP_HALTED;
+            /* halted: an unmasked interrupt or NMI wakes it */
+            take_events(c);
+            if (c->state == CPU_HALTED)
+                return STOP_HALTED;
+        } else if (unlikely(in->check_events || c->nmi_pending)) {
+            take_events(c);
+        }
+        if (unlikely(in->stop_requested))
+            return STOP_REQUEST;
+        step(c);
+        if (unlikely(in->stop_requested))
+            return STOP_REQUEST;
+    }
+    return STOP_BUDGET;
+}

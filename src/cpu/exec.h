@@ -1,0 +1,275 @@
+/* Engine-internal interface of src/cpu/: what instruction handlers, exception delivery
+ * and the memory path share. Nothing outside src/cpu/ includes this.
+ *
+ * Execution model. The loop fetches and decodes one instruction (Zydis), looks its
+ * mnemonic up in a table of handlers and calls it. A handler reads operands, computes,
+ * and writes results. Any fault (cpu_fault) longjmps back to the loop, which restores
+ * the general registers, RIP and RFLAGS saved at the start of the instruction and
+ * delivers the exception: handlers never need to undo anything they did to GPRs/RIP/
+ * RFLAGS. Memory writes and segment/control register loads must do all their checks
+ * before changing state (vmem_write checks every page of an access before storing).
+ *
+ * RIP: before the handler runs, c->rip still points at the instruction; i->next_rip is
+ * the address of the next one. The loop sets c->rip = i->next_rip after a handler returns
+ * unless the handler set in->rip_written (branches call cpu_branch()). */
+#ifndef NESTOR_CPU_EXEC_H
+#define NESTOR_CPU_EXEC_H
+
+#include <setjmp.h>
+#include <stdio.h>
+#include <Zydis/Zydis.h>
+
+#include "cpu/cpu.h"
+#include "cpu/paging.h"
+
+/* ---- decoded instruction ---- */
+struct insn {
+    ZydisDecodedInstruction d;
+    ZydisDecodedOperand op[ZYDIS_MAX_OPERAND_COUNT_VISIBLE];
+    u64 next_rip;      /* rip + length, truncated to the code size */
+    u8 osize;          /* operand size in bytes (d.operand_width / 8) */
+    u8 asize;          /* address size in bytes */
+    bool rep, repne, lock;
+};
+
+typedef void (*insn_fn)(struct cpu *c, const struct insn *i);
+
+/* ---- engine-private per-vCPU state ---- */
+struct decode_cache;
+struct cpu_internal {
+    jmp_buf fault_jmp;
+    /* saved at instruction start, restored on fault */
+    u64 saved_gpr[16], saved_rip, saved_rflags;
+    bool rip_written;
+    /* exception delivery in progress (for double/triple fault), -1 if none */
+    int delivering;
+    bool stop_requested;
+    /* debug: set by handlers/memory path when a data breakpoint matched (DR6 B0..B3) */
+    u32 pending_db_bits;
+    /* single-step trap pending at the end of this instruction (TF was set at its start) */
+    bool tf_at_start;
+    ZydisDecoder dec[7][3]; /* [cpu_mode][stack width] */
+    struct decode_cache *dcache;
+    struct paging_ctx pg;   /* paging parameters derived from CR0/CR3/CR4/EFER */
+    bool large_pages_cached;/* a TLB entry came from a large page (INVLPG must flush all) */
+    bool dr_data_active;    /* DR7 enables a data breakpoint: memory accesses check it */
+    bool check_events;      /* interrupts/NMI may have become deliverable: look at the boundary */
+    bool rf_written;        /* the instruction set RFLAGS.RF itself (IRET) */
+    bool event_delivered;   /* the instruction delivered an event (INT n): no single-step trap */
+    bool dr_exec_active;    /* DR7 enables an instruction breakpoint */
+    u32 deferred_db_bits;   /* debug traps held back by a MOV SS / POP SS shadow */
+    u64 run_end;            /* icount at which cpu_run() returns */
+    /* exception raised by cpu_fault, delivered by the loop */
+    u8 exc_vector;
+    bool exc_has_error;
+    u32 exc_error;
+    u64 exc_cr2;
+    const struct cpuid_fastbits *fb;
+    FILE *trace;
+    bool trace_insns, trace_events;
+};
+
+/* One-time table setup of the operand layer (register classes). */
+void operand_init(void);
+/* Decoders, decode cache and handler table of a vCPU (exec.c). */
+int exec_init(struct cpu *c);
+void exec_destroy(struct cpu *c);
+/* Exception class for double-fault escalation: 0 benign, 1 contributory, 2 page fault. */
+int exc_class(int vector);
+/* Sets DR6 for the given trap bits (B0-B3, BS, BD) and raises #DB (debug.c). */
+_Noreturn void debug_raise_trap(struct cpu *c, u32 dr6_bits);
+/* Recomputes in->dr_exec_active / dr_data_active from DR7 (debug.c). */
+void debug_update(struct cpu *c);
+
+/* ---- the handler table ---- */
+/* Each instruction group registers its handlers by mnemonic. */
+void insn_register_alu(insn_fn *t);      /* insn_alu.c: arithmetic, logic, shifts, MOV, LEA, ... */
+void insn_register_bits(insn_fn *t);     /* insn_bits.c: BT*, BSF/BSR, POPCNT, LZCNT, TZCNT, BMI1/2, MOVBE, SETcc, CMOVcc */
+void insn_register_string(insn_fn *t);   /* insn_string.c: MOVS/CMPS/SCAS/LODS/STOS/INS/OUTS with REP */
+void insn_register_control(insn_fn *t);  /* insn_control.c: JMP/Jcc/CALL/RET/LOOP/JCXZ, far forms, INT/IRET, ENTER/LEAVE */
+void insn_register_system(insn_fn *t);   /* insn_system.c: MOV CR/DR, descriptor tables, MSRs, CPUID, HLT, SYSCALL, ... */
+void insn_register_x87(insn_fn *t);      /* insn_x87.c */
+void insn_register_sse(insn_fn *t);      /* insn_sse.c: MMX, SSE, SSE2, FXSAVE/XSAVE family */
+
+/* Makes the current register state the one a later fault in this instruction restores
+ * (REP string instructions: progress of completed iterations survives a fault). */
+void insn_commit(struct cpu *c);
+
+
+/* ---- faults ---- */
+_Noreturn void cpu_fault(struct cpu *c, int vector, u32 error_code);  /* with error code */
+_Noreturn void cpu_fault_noerr(struct cpu *c, int vector);           /* without */
+/* #PF: sets CR2 at delivery */
+_Noreturn void cpu_page_fault(struct cpu *c, u64 linear, u32 pfec);
+/* Guest used something nestor does not implement: reported once on stderr, #UD to guest. */
+_Noreturn void cpu_unimplemented(struct cpu *c, const char *what);
+
+/* Delivers an event through the IDT in the current mode (interrupt/exception/software
+ * interrupt). type: EVT_* below. Used by the loop, INT n/INT3/INTO/INT1 and IRET paths. */
+enum { EVT_EXT_INTR, EVT_NMI, EVT_HW_EXC, EVT_SW_INT, EVT_PRIV_SW_EXC /* INT1 */, EVT_SW_EXC /* INT3, INTO */ };
+void cpu_deliver(struct cpu *c, u8 vector, int type, bool has_error, u32 error, u64 return_rip);
+
+/* ---- registers ---- */
+static inline u64 size_mask(unsigned bytes) { return bytes >= 8 ? ~0ull : (1ull << (bytes * 8)) - 1; }
+u64 gpr_read(const struct cpu *c, int reg, unsigned bytes);          /* low bytes of a GPR */
+void gpr_write(struct cpu *c, int reg, unsigned bytes, u64 v);       /* 4-byte writes zero-extend */
+u64 gpr_read8h(const struct cpu *c, int reg);                        /* AH/CH/DH/BH: reg 0..3 */
+
+/* Changes RFLAGS with the architectural rules for which bits are writable at this CPL and
+ * IOPL (POPF/IRET semantics differ: pass the mask of bits the instruction may change). */
+void cpu_set_rflags(struct cpu *c, u64 value, u64 changeable);
+
+/* Sets the arithmetic flags: the bits in `mask` become those of `value`. */
+static inline void flags_set(struct cpu *c, u64 mask, u64 value) {
+    c->rflags = (c->rflags & ~mask) | (value & mask);
+}
+/* Flag computations for add/sub/logic results of `bytes` size (SDM semantics). */
+u64 flags_add(u64 a, u64 b, u64 carry_in, unsigned bytes);   /* a + b + cin */
+u64 flags_sub(u64 a, u64 b, u64 borrow_in, unsigned bytes);  /* a - b - bin */
+u64 flags_logic(u64 res, unsigned bytes);                     /* CF=OF=0, AF=0 */
+bool parity8(u8 v);
+/* Condition codes 0..15 as in Jcc/SETcc/CMOVcc encodings. */
+bool cond_eval(const struct cpu *c, unsigned cc);
+
+/* ---- operands (decoded by Zydis) ---- */
+/* Size of operand n in bytes. */
+static inline unsigned opr_bytes(const struct insn *i, int n) { return i->op[n].size / 8; }
+/* Reads operand n (register of any class, memory, immediate), zero-extended.
+ * Immediates come sign-extended to the operand size as the instruction defines. */
+u64 opr_read(struct cpu *c, const struct insn *i, int n);
+/* Writes operand n. GPR writes follow x86 width rules; segment registers are loaded with
+ * all checks (seg_load); control and debug registers go through cpu_write_cr/dr. */
+void opr_write(struct cpu *c, const struct insn *i, int n, u64 v);
+/* For operands wider than 64 bits (x87 80-bit, XMM, m128, m512): copy size bytes. */
+void opr_read_bytes(struct cpu *c, const struct insn *i, int n, void *buf, unsigned bytes);
+void opr_write_bytes(struct cpu *c, const struct insn *i, int n, const void *buf, unsigned bytes);
+/* Effective address (offset within segment, wrapped to the address size) of memory op n. */
+u64 opr_ea(struct cpu *c, const struct insn *i, int n);
+/* Segment of memory operand n (SEG_*), after override prefixes. */
+int opr_seg(const struct insn *i, int n);
+static inline bool opr_is_mem(const struct insn *i, int n) { return i->op[n].type == ZYDIS_OPERAND_TYPE_MEMORY; }
+static inline bool opr_is_reg(const struct insn *i, int n) { return i->op[n].type == ZYDIS_OPERAND_TYPE_REGISTER; }
+static inline bool opr_is_imm(const struct insn *i, int n) { return i->op[n].type == ZYDIS_OPERAND_TYPE_IMMEDIATE; }
+/* Register operand n as a GPR index (R_*), or -1 if not a GPR; *hi8 set for AH..BH. */
+int opr_gpr(const struct insn *i, int n, bool *hi8);
+/* Zydis register -> index within its class (XMM3 -> 3, ST2 -> 2, CR4 -> 4, ES -> SEG_ES). */
+int zreg_index(ZydisRegister r);
+
+/* Branch target helper: sets RIP (checking CS limit / canonical form) and marks it written. */
+void cpu_branch(struct cpu *c, u64 target);
+
+/* ---- virtual memory (segmentation + paging) ---- */
+/* Access through a segment: limit/type/privilege checks (#GP/#SS), canonical checks in
+ * 64-bit mode, alignment check (#AC), then paging (#PF). size 1..8 for scalars. */
+u64 vmem_read(struct cpu *c, int seg, u64 offset, unsigned size);
+void vmem_write(struct cpu *c, int seg, u64 offset, unsigned size, u64 value);
+void vmem_read_bytes(struct cpu *c, int seg, u64 offset, void *buf, unsigned size);
+void vmem_write_bytes(struct cpu *c, int seg, u64 offset, const void *buf, unsigned size);
+/* Checks that a write of size bytes would succeed (segment + paging) without writing;
+ * for instructions that must not partially commit (e.g. read-modify-write, far stores). */
+void vmem_check_write(struct cpu *c, int seg, u64 offset, unsigned size);
+/* Linear-address access (after segmentation). access: ACC_* flags; ACC_USER is added
+ * automatically at CPL 3 unless ACC_IMPLICIT is given. */
+u64 lin_read(struct cpu *c, u64 linear, unsigned size, unsigned access);
+void lin_write(struct cpu *c, u64 linear, unsigned size, u64 value, unsigned access);
+void lin_read_bytes(struct cpu *c, u64 linear, void *buf, unsigned size, unsigned access);
+void lin_write_bytes(struct cpu *c, u64 linear, const void *buf, unsigned size, unsigned access);
+/* Translate a linear address (fault -> cpu_page_fault). Returns the guest physical address. */
+u64 lin_translate(struct cpu *c, u64 linear, unsigned access);
+/* Physical access: RAM directly, anything else through the MMIO intercept. */
+u64 phys_read(struct cpu *c, u64 gpa, unsigned size);
+void phys_write(struct cpu *c, u64 gpa, unsigned size, u64 value);
+/* Segment base + offset with the checks vmem_* do, returning the linear address. */
+u64 seg_linear(struct cpu *c, int seg, u64 offset, unsigned size, bool write);
+/* Stack helpers using SS, the stack address size (SS.B / 64-bit) and operand size. */
+void cpu_push(struct cpu *c, u64 v, unsigned bytes);
+u64 cpu_pop(struct cpu *c, unsigned bytes);
+/* Stack address-size mask: 0xffff, 0xffffffff or all-ones. */
+u64 stack_mask(const struct cpu *c);
+/* Recomputes paging parameters and flushes the TLB (after CR0/CR3/CR4/EFER changes). */
+void mmu_update(struct cpu *c);
+
+/* ---- segmentation and system state (seg.c, insn_system.c) ---- */
+/* Loads a data/stack segment register with full protected-mode checks (#GP/#SS/#NP with
+ * selector error codes); real/V86 mode: base = sel << 4. */
+void seg_load(struct cpu *c, int seg, u16 sel);
+/* Reads the 8-byte descriptor for sel from the GDT/LDT (#GP(sel) if beyond the limit). */
+u64 seg_read_descriptor(struct cpu *c, u16 sel, bool *ok);
+/* Decodes an 8-byte descriptor into a struct seg (base/limit/attr). */
+void seg_from_descriptor(struct seg *s, u16 sel, u64 desc);
+/* Far transfers (JMP/CALL far, RET far, IRET) live in insn_control.c / seg.c. */
+/* Far transfers (seg.c), called by the handlers of insn_control.c. osize: operand size in
+ * bytes. ret_rip: the return address a far CALL pushes. */
+void far_jmp_call(struct cpu *c, bool call, u16 sel, u64 offset, unsigned osize, u64 ret_rip);
+void far_ret(struct cpu *c, unsigned osize, u16 release);
+void far_iret(struct cpu *c, unsigned osize);
+/* What far transfers and event delivery (except.c) share. Error codes of selector faults
+ * are sel & 0xfffc, with `ext` (EXT bit, 0 or 1) for events the program did not cause. */
+/* Reads the descriptor of sel (8 bytes, or 16 for long-mode system descriptors) and its
+ * linear address; false if sel is beyond the GDT/LDT limit or names an unusable LDT. */
+bool seg_fetch_descriptor(struct cpu *c, u16 sel, unsigned bytes, u64 desc[], u64 *addr);
+/* Sets the accessed bit of a code/data descriptor in memory (implicit supervisor write). */
+void seg_mark_accessed(struct cpu *c, u64 addr, u64 *desc);
+/* Checks sel as the code segment an interrupt/trap gate points to: null, limit, type,
+ * DPL > CPL (#GP(sel|ext)), long mode needs a 64-bit segment, present (#NP(sel|ext)). */
+void seg_gate_target(struct cpu *c, u16 sel, u32 ext, struct seg *cs, u64 *addr, u64 *desc);
+/* Inner stack of privilege level dpl from the 16/32-bit TSS, with its SS checked as a
+ * privilege change requires (#TS/#SS with ext). */
+void seg_inner_stack(struct cpu *c, unsigned dpl, u32 ext, struct seg *ss, u64 *sp);
+/* 64-bit TSS stack pointer: RSPn (ist == 0, n = dpl) or ISTn; #TS(TR|ext) beyond its limit. */
+u64 tss64_stack(struct cpu *c, unsigned dpl, unsigned ist, u32 ext);
+/* The hidden part of a null SS at privilege level cpl (64-bit mode). */
+void seg_null_ss(struct seg *s, unsigned cpl);
+/* A segment register loaded with a null selector: unusable. */
+void seg_load_null(struct cpu *c, int seg, u16 sel);
+/* Is offset..offset+size-1 inside segment s (expand-up or expand-down)? */
+bool seg_offset_ok(const struct seg *s, u64 offset, unsigned size);
+/* Is linear address a canonical (48 bits, or 57 with CR4.LA57)? */
+bool cpu_canonical(const struct cpu *c, u64 a);
+/* A stack frames are pushed onto before the registers are committed: the current stack
+ * (stk_current) or an inner one being switched to. */
+struct stack_ptr {
+    struct seg ss;   /* the segment the accesses go through */
+    u64 sp;          /* stack pointer; only the bits in mask change */
+    u64 mask;        /* 0xffff, 0xffffffff, or ~0 in 64-bit mode */
+    bool flat;       /* 64-bit: no segment checks, canonical checks */
+    unsigned access; /* ACC_IMPLICIT for an inner stack, else 0 */
+    u32 err;         /* #SS error code for a limit/canonical violation */
+};
+void stk_current(struct cpu *c, struct stack_ptr *s);
+void stk_push(struct cpu *c, struct stack_ptr *s, u64 v, unsigned bytes);
+u64 stk_pop(struct cpu *c, struct stack_ptr *s, unsigned bytes);
+void cpu_write_cr(struct cpu *c, int cr, u64 value);   /* MOV to CRn with all checks */
+u64 cpu_read_cr(struct cpu *c, int cr);
+void cpu_write_dr(struct cpu *c, int dr, u64 value);
+u64 cpu_read_dr(struct cpu *c, int dr);
+/* MSR access with the engine's own MSRs; others go to the intercept. false = #GP. */
+bool cpu_rdmsr(struct cpu *c, u32 index, u64 *value);
+bool cpu_wrmsr(struct cpu *c, u32 index, u64 value);
+/* I/O permission: CPL <= IOPL, else the TSS I/O bitmap (#GP(0) when denied). */
+void cpu_check_io(struct cpu *c, u16 port, unsigned size);
+/* Port I/O through the intercept. */
+u32 cpu_io_in(struct cpu *c, u16 port, unsigned size);
+void cpu_io_out(struct cpu *c, u16 port, unsigned size, u32 value);
+
+/* Mode predicates */
+static inline bool cpu_is_long64(const struct cpu *c) { return c->mode == MODE_LONG64; }
+static inline bool cpu_is_real(const struct cpu *c) { return c->mode == MODE_REAL; }
+static inline bool cpu_is_v86(const struct cpu *c) { return c->mode == MODE_V86; }
+static inline bool cpu_is_prot(const struct cpu *c) { return c->mode != MODE_REAL && c->mode != MODE_V86; }
+static inline bool cpu_has(const struct cpu *c, enum cpuid_fast f) { return c->in->fb->has[f]; }
+
+/* x87/SSE helpers needed by the control path (device-not-available checks). */
+void fpu_reset(struct cpu *c);   /* FNINIT state */
+void fpu_power_on(struct cpu *c);/* power-on x87/SSE state */
+
+/* ---- debug facilities ---- */
+/* Called by the memory path for data breakpoints (DR7 RW=01/11) on each access. */
+void debug_check_data(struct cpu *c, u64 linear, unsigned size, bool write);
+/* Called before executing an instruction at linear address for instruction breakpoints. */
+bool debug_check_exec(struct cpu *c, u64 linear);
+
+/* ---- tracing ---- */
+void cpu_trace_event(struct cpu *c, const struct cpu_event *ev);
+
+#endif

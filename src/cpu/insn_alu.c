@@ -1,0 +1,745 @@
+/* General-purpose integer instructions: data movement, arithmetic and logic, shifts and
+ * rotates, multiply/divide, stack operations, BCD adjustment, atomics (XADD, CMPXCHG*),
+ * and the instructions that architecturally do nothing here (NOP family, prefetches,
+ * fences, cache flushes).
+ *
+ * Handlers read operands through opr_* and leave faults to cpu_fault: the loop restores
+ * GPRs/RIP/RFLAGS, so a handler only has to order its writes so that memory (the one
+ * thing that is not restored) is written last, or after every check that can fail. */
+#include "cpu/exec.h"
+
+/* ---- small helpers ---- */
+
+static inline u64 sign_extend(u64 v, unsigned bytes) {
+    unsigned shift = 64 - bytes * 8;
+    return (u64)((s64)(v << shift) >> shift);
+}
+
+static inline u64 msb(u64 v, unsigned bytes) { return (v >> (bytes * 8 - 1)) & 1; }
+
+/* Operand n as a value of the destination's size: immediates come from the decoder
+ * already sign-extended to 64 bits; everything else through opr_read. */
+static inline u64 src_read(struct cpu *c, const struct insn *i, int n, unsigned bytes) {
+    if (opr_is_imm(i, n))
+        return i->op[n].imm.value.u & size_mask(bytes);
+    return opr_read(c, i, n) & size_mask(bytes);
+}
+
+static inline u64 cf(const struct cpu *c) { return c->rflags & FL_CF; }
+
+/* SF, ZF and PF of a result; the other arithmetic flags zero. */
+static inline u64 flags_szp(u64 res, unsigned bytes) { return flags_logic(res, bytes); }
+
+static inline u64 fl_if(bool cond, u64 flag) { return cond ? flag : 0; }
+
+/* ---- MOV family ---- */
+
+static bool is_cr_or_dr(const ZydisDecodedOperand *op) {
+    return op->type == ZYDIS_OPERAND_TYPE_REGISTER && op->reg.value >= ZYDIS_REGISTER_CR0 &&
+           op->reg.value <= ZYDIS_REGISTER_DR15;
+}
+
+static bool is_ss(const ZydisDecodedOperand *op) {
+    return op->type == ZYDIS_OPERAND_TYPE_REGISTER && op->reg.value == ZYDIS_REGISTER_SS;
+}
+
+static void insn_mov(struct cpu *c, const struct insn *i) {
+    /* MOV to/from CRn/DRn is privileged in every mode (#GP(0) at CPL > 0, V86 included). */
+    if (unlikely(is_cr_or_dr(&i->op[0]) || is_cr_or_dr(&i->op[1])) && c->cpl != 0)
+        cpu_fault(c, EXC_GP, 0);
+    opr_write(c, i, 0, src_read(c, i, 1, opr_bytes(i, 0)));
+    /* MOV SS inhibits interrupts and debug traps until after the next instruction. */
+    if (unlikely(is_ss(&i->op[0])))
+        c->intr_shadow = 1;
+}
+
+static void insn_movzx(struct cpu *c, const struct insn *i) {
+    opr_write(c, i, 0, opr_read(c, i, 1) & size_mask(opr_bytes(i, 1)));
+}
+
+static void insn_movsx(struct cpu *c, const struct insn *i) {
+    u64 v = sign_extend(opr_read(c, i, 1), opr_bytes(i, 1));
+    opr_write(c, i, 0, v & size_mask(opr_bytes(i, 0)));
+}
+
+static void insn_lea(struct cpu *c, const struct insn *i) {
+    opr_write(c, i, 0, opr_ea(c, i, 1) & size_mask(opr_bytes(i, 0)));
+}
+
+static void insn_xchg(struct cpu *c, const struct insn *i) {
+    u64 a = opr_read(c, i, 0), b = opr_read(c, i, 1);
+    /* Register first: if the memory store faults the register is restored by the loop. */
+    opr_write(c, i, 1, a);
+    opr_write(c, i, 0, b);
+}
+
+/* ---- two-operand arithmetic and logic ---- */
+
+enum alu_op { ALU_ADD, ALU_OR, ALU_ADC, ALU_SBB, ALU_AND, ALU_SUB, ALU_XOR, ALU_CMP, ALU_TEST };
+
+static inline void alu_binop(struct cpu *c, const struct insn *i, enum alu_op op) {
+    unsigned n = opr_bytes(i, 0);
+    u64 m = size_mask(n);
+    u64 a = opr_read(c, i, 0) & m, b = src_read(c, i, 1, n), r, f;
+    switch (op) {
+    case ALU_ADD: r = a + b; f = flags_add(a, b, 0, n); break;
+    case ALU_ADC: r = a + b + cf(c); f = flags_add(a, b, cf(c), n); break;
+    case ALU_SUB: case ALU_CMP: r = a - b; f = flags_sub(a, b, 0, n); break;
+    case ALU_SBB: r = a - b - cf(c); f = flags_sub(a, b, cf(c), n); break;
+    case ALU_AND: case ALU_TEST: r = a & b; f = flags_logic(r, n); break;
+    case ALU_OR: r = a | b; f = flags_logic(r, n); break;
+    default: r = a ^ b; f = flags_logic(r, n); break;
+    }
+    if (op != ALU_CMP && op != ALU_TEST)
+        opr_write(c, i, 0, r & m);
+    flags_set(c, FL_ARITH, f);
+}
+
+static void insn_add(struct cpu *c, const struct insn *i) { alu_binop(c, i, ALU_ADD); }
+static void insn_or(struct cpu *c, const struct insn *i) { alu_binop(c, i, ALU_OR); }
+static void insn_adc(struct cpu *c, const struct insn *i) { alu_binop(c, i, ALU_ADC); }
+static void insn_sbb(struct cpu *c, const struct insn *i) { alu_binop(c, i, ALU_SBB); }
+static void insn_and(struct cpu *c, const struct insn *i) { alu_binop(c, i, ALU_AND); }
+static void insn_sub(struct cpu *c, const struct insn *i) { alu_binop(c, i, ALU_SUB); }
+static void insn_xor(struct cpu *c, const struct insn *i) { alu_binop(c, i, ALU_XOR); }
+static void insn_cmp(struct cpu *c, const struct insn *i) { alu_binop(c, i, ALU_CMP); }
+static void insn_test(struct cpu *c, const struct insn *i) { alu_binop(c, i, ALU_TEST); }
+
+static void insn_inc(struct cpu *c, const struct insn *i) {
+    unsigned n = opr_bytes(i, 0);
+    u64 a = opr_read(c, i, 0) & size_mask(n);
+    opr_write(c, i, 0, (a + 1) & size_mask(n));
+    flags_set(c, FL_ARITH & ~FL_CF, flags_add(a, 1, 0, n)); /* CF is preserved */
+}
+
+static void insn_dec(struct cpu *c, const struct insn *i) {
+    unsigned n = opr_bytes(i, 0);
+    u64 a = opr_read(c, i, 0) & size_mask(n);
+    opr_write(c, i, 0, (a - 1) & size_mask(n));
+    flags_set(c, FL_ARITH & ~FL_CF, flags_sub(a, 1, 0, n));
+}
+
+static void insn_neg(struct cpu *c, const struct insn *i) {
+    unsigned n = opr_bytes(i, 0);
+    u64 a = opr_read(c, i, 0) & size_mask(n);
+    opr_write(c, i, 0, (0 - a) & size_mask(n));
+    flags_set(c, FL_ARITH, flags_sub(0, a, 0, n)); /* CF = (a != 0) */
+}
+
+static void insn_not(struct cpu *c, const struct insn *i) {
+    unsigned n = opr_bytes(i, 0);
+    opr_write(c, i, 0, ~opr_read(c, i, 0) & size_mask(n));
+}
+
+/* ADCX/ADOX: add with carry through CF only / OF only (ADX). */
+static void adx_op(struct cpu *c, const struct insn *i, u64 flag) {
+    if (!cpu_has(c, CF_ADX))
+        cpu_fault_noerr(c, EXC_UD);
+    unsigned n = opr_bytes(i, 0);
+    u64 m = size_mask(n), a = opr_read(c, i, 0) & m, b = opr_read(c, i, 1) & m;
+    u64 cin = (c->rflags & flag) ? 1 : 0;
+    u64 r = (a + b + cin) & m;
+    bool carry = n == 8 ? (r < a || (cin && r == a)) : ((a + b + cin) >> (n * 8)) != 0;
+    opr_write(c, i, 0, r);
+    flags_set(c, flag, carry ? flag : 0);
+}
+static void insn_adcx(struct cpu *c, const struct insn *i) { adx_op(c, i, FL_CF); }
+static void insn_adox(struct cpu *c, const struct insn *i) { adx_op(c, i, FL_OF); }
+
+/* ---- shifts and rotates ---- */
+
+enum shift_op { SH_ROL, SH_ROR, SH_RCL, SH_RCR, SH_SHL, SH_SHR, SH_SAR };
+
+static inline void shift_rotate(struct cpu *c, const struct insn *i, enum shift_op op) {
+    unsigned n = opr_bytes(i, 0), bits = n * 8;
+    u64 m = size_mask(n);
+    u64 a = opr_read(c, i, 0) & m;
+    unsigned cnt = (unsigned)src_read(c, i, 1, 1) & (n == 8 ? 63 : 31);
+    u64 r = a, f = c->rflags, carry;
+
+    if (cnt == 0) {
+        /* No flags change; the destination is still written (32-bit registers zero-extend). */
+        opr_write(c, i, 0, a);
+        return;
+    }
+    switch (op) {
+    case SH_ROL: {
+        unsigned k = cnt & (bits - 1);
+        r = k ? ((a << k) | (a >> (bits - k))) & m : a;
+        carry = r & 1;
+        f = (f & ~(FL_CF | FL_OF)) | fl_if(carry, FL_CF) | fl_if(msb(r, n) ^ carry, FL_OF);
+        break;
+    }
+    case SH_ROR: {
+        unsigned k = cnt & (bits - 1);
+        r = k ? ((a >> k) | (a << (bits - k))) & m : a;
+        carry = msb(r, n);
+        f = (f & ~(FL_CF | FL_OF)) | fl_if(carry, FL_CF) |
+            fl_if(msb(r, n) ^ ((r >> (bits - 2)) & 1), FL_OF);
+        break;
+    }
+    case SH_RCL:
+    case SH_RCR: {
+        /* Rotate the (bits+1)-bit quantity CF:dest. */
+        unsigned k = n == 1 ? cnt % 9 : n == 2 ? cnt % 17 : cnt;
+        if (k == 0)
+            break;
+        unsigned __int128 w = ((unsigned __int128)cf(c) << bits) | a;
+        unsigned __int128 wm = ((unsigned __int128)1 << (bits + 1)) - 1;
+        if (op == SH_RCL)
+            w = ((w << k) | (w >> (bits + 1 - k))) & wm;
+        else
+            w = ((w >> k) | (w << (bits + 1 - k))) & wm;
+        r = (u64)w & m;
+        carry = (u64)(w >> bits) & 1;
+        u64 of = op == SH_RCL ? msb(r, n) ^ carry : msb(r, n) ^ ((r >> (bits - 2)) & 1);
+        f = (f & ~(FL_CF | FL_OF)) | fl_if(carry, FL_CF) | fl_if(of, FL_OF);
+        break;
+    }
+    case SH_SHL:
+        r = (a << cnt) & m;
+        carry = cnt <= bits ? (a >> (bits - cnt)) & 1 : 0;
+        f = (f & ~FL_ARITH) | flags_szp(r, n) | fl_if(carry, FL_CF) |
+            fl_if(msb(r, n) ^ carry, FL_OF);
+        break;
+    case SH_SHR:
+        r = a >> cnt;
+        carry = (a >> (cnt - 1)) & 1;
+        f = (f & ~FL_ARITH) | flags_szp(r, n) | fl_if(carry, FL_CF) | fl_if(msb(a, n), FL_OF);
+        break;
+    case SH_SAR: {
+        s64 s = (s64)sign_extend(a, n);
+        r = (u64)(s >> cnt) & m;
+        carry = (u64)(s >> (cnt - 1)) & 1;
+        f = (f & ~FL_ARITH) | flags_szp(r, n) | fl_if(carry, FL_CF);
+        break;
+    }
+    }
+    opr_write(c, i, 0, r);
+    c->rflags = f;
+}
+
+static void insn_rol(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_ROL); }
+static void insn_ror(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_ROR); }
+static void insn_rcl(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_RCL); }
+static void insn_rcr(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_RCR); }
+static void insn_shl(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_SHL); }
+static void insn_shr(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_SHR); }
+static void insn_sar(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_SAR); }
+
+/* SHLD/SHRD. For 16-bit operands with a count above 16 the SDM leaves the result
+ * undefined; nestor shifts the 48-bit pattern dest:src:dest (deterministic, untested). */
+static void double_shift(struct cpu *c, const struct insn *i, bool left) {
+    unsigned n = opr_bytes(i, 0), bits = n * 8;
+    u64 m = size_mask(n);
+    u64 a = opr_read(c, i, 0) & m, b = opr_read(c, i, 1) & m;
+    unsigned cnt = (unsigned)src_read(c, i, 2, 1) & (n == 8 ? 63 : 31);
+    u64 r, carry;
+
+    if (cnt == 0) {
+        opr_write(c, i, 0, a);
+        return;
+    }
+    if (n == 2) {
+        /* 48-bit pattern: for SHLD dest:src:dest (dest on top), for SHRD the same with
+         * dest at the bottom; the result is the 16-bit window the shift moves dest to. */
+        u64 w = (a << 32) | (b << 16) | a;
+        if (left) {
+            r = (w >> (32 - cnt)) & m;
+            carry = (w >> (48 - cnt)) & 1;
+        } else {
+            r = (w >> cnt) & m;
+            carry = (w >> (cnt - 1)) & 1;
+        }
+    } else if (left) {
+        r = ((a << cnt) | (b >> (bits - cnt))) & m;
+        carry = (a >> (bits - cnt)) & 1;
+    } else {
+        r = ((a >> cnt) | (b << (bits - cnt))) & m;
+        carry = (a >> (cnt - 1)) & 1;
+    }
+    opr_write(c, i, 0, r);
+    flags_set(c, FL_ARITH, flags_szp(r, n) | fl_if(carry, FL_CF) | fl_if(msb(r, n) ^ msb(a, n), FL_OF));
+}
+static void insn_shld(struct cpu *c, const struct insn *i) { double_shift(c, i, true); }
+static void insn_shrd(struct cpu *c, const struct insn *i) { double_shift(c, i, false); }
+
+/* ---- multiply and divide ---- */
+
+/* The implicit accumulator pair of MUL/IMUL/DIV/IDIV: AX (8-bit), DX:AX, EDX:EAX, RDX:RAX. */
+static unsigned __int128 acc_pair_read(const struct cpu *c, unsigned n) {
+    if (n == 1)
+        return gpr_read(c, R_RAX, 2);
+    return ((unsigned __int128)gpr_read(c, R_RDX, n) << (n * 8)) | gpr_read(c, R_RAX, n);
+}
+
+/* Writes low/high halves: AL/AH for bytes, else rAX/rDX. */
+static void acc_pair_write(struct cpu *c, unsigned n, u64 lo, u64 hi) {
+    if (n == 1) {
+        gpr_write(c, R_RAX, 2, ((hi & 0xff) << 8) | (lo & 0xff));
+    } else {
+        gpr_write(c, R_RAX, n, lo & size_mask(n));
+        gpr_write(c, R_RDX, n, hi & size_mask(n));
+    }
+}
+
+static void insn_mul(struct cpu *c, const struct insn *i) {
+    unsigned n = opr_bytes(i, 0);
+    u64 m = size_mask(n);
+    u64 a = gpr_read(c, R_RAX, n), b = opr_read(c, i, 0) & m;
+    unsigned __int128 p = (unsigned __int128)a * b;
+    u64 lo = (u64)p & m, hi = (u64)(p >> (n * 8)) & m;
+    acc_pair_write(c, n, lo, hi);
+    flags_set(c, FL_ARITH, flags_szp(lo, n) | fl_if(hi != 0, FL_CF | FL_OF));
+}
+
+static void insn_imul(struct cpu *c, const struct insn *i) {
+    unsigned n = opr_bytes(i, 0);
+    u64 m = size_mask(n);
+    int nops = i->d.operand_count_visible;
+    if (nops == 1) {
+        s64 a = (s64)sign_extend(gpr_read(c, R_RAX, n), n);
+        s64 b = (s64)sign_extend(opr_read(c, i, 0), n);
+        __int128 p = (__int128)a * b;
+        u64 lo = (u64)p & m, hi = (u64)((unsigned __int128)p >> (n * 8)) & m;
+        bool overflow = (__int128)(s64)sign_extend(lo, n) != p;
+        acc_pair_write(c, n, lo, hi);
+        flags_set(c, FL_ARITH, flags_szp(lo, n) | fl_if(overflow, FL_CF | FL_OF));
+        return;
+    }
+    s64 a = (s64)sign_extend(nops == 2 ? opr_read(c, i, 0) : opr_read(c, i, 1), n);
+    s64 b = (s64)sign_extend(src_read(c, i, nops - 1, n), n);
+    __int128 p = (__int128)a * b;
+    u64 lo = (u64)p & m;
+    bool overflow = (__int128)(s64)sign_extend(lo, n) != p;
+    opr_write(c, i, 0, lo);
+    flags_set(c, FL_ARITH, flags_szp(lo, n) | fl_if(overflow, FL_CF | FL_OF));
+}
+
+static void insn_div(struct cpu *c, const struct insn *i) {
+    unsigned n = opr_bytes(i, 0);
+    u64 d = opr_read(c, i, 0) & size_mask(n);
+    if (d == 0)
+        cpu_fault_noerr(c, EXC_DE);
+    unsigned __int128 x = acc_pair_read(c, n);
+    unsigned __int128 q = x / d;
+    if (q > size_mask(n))
+        cpu_fault_noerr(c, EXC_DE);
+    acc_pair_write(c, n, (u64)q, (u64)(x % d));
+}
+
+static void insn_idiv(struct cpu *c, const struct insn *i) {
+    unsigned n = opr_bytes(i, 0), bits = n * 8;
+    u64 draw = opr_read(c, i, 0) & size_mask(n);
+    if (draw == 0)
+        cpu_fault_noerr(c, EXC_DE);
+    /* Work on magnitudes in unsigned arithmetic: no signed overflow is possible. */
+    unsigned __int128 x = acc_pair_read(c, n);
+    bool xneg = (u64)(x >> (2 * bits - 1)) & 1;
+    if (bits * 2 < 128)
+        x &= ((unsigned __int128)1 << (2 * bits)) - 1;
+    unsigned __int128 xmag = xneg ? ((~x + 1) & (bits * 2 < 128 ? (((unsigned __int128)1 << (2 * bits)) - 1)
+                                                                 : ~(unsigned __int128)0))
+                                  : x;
+    bool dneg = msb(draw, n);
+    u64 dmag = dneg ? (0 - draw) & size_mask(n) : draw;
+    unsigned __int128 qmag = xmag / dmag, rmag = xmag % dmag;
+    bool qneg = xneg != dneg;
+    unsigned __int128 limit = (unsigned __int128)1 << (bits - 1); /* |min| */
+    if (qneg ? qmag > limit : qmag >= limit)
+        cpu_fault_noerr(c, EXC_DE);
+    u64 q = qneg ? 0 - (u64)qmag : (u64)qmag;
+    u64 r = xneg ? 0 - (u64)rmag : (u64)rmag;
+    acc_pair_write(c, n, q, r);
+}
+
+/* ---- sign extension of the accumulator ---- */
+
+static void insn_cbw_family(struct cpu *c, const struct insn *i) { /* CBW, CWDE, CDQE */
+    unsigned n = i->osize;
+    gpr_write(c, R_RAX, n, sign_extend(gpr_read(c, R_RAX, n / 2), n / 2) & size_mask(n));
+}
+
+static void insn_cwd_family(struct cpu *c, const struct insn *i) { /* CWD, CDQ, CQO */
+    unsigned n = i->osize;
+    gpr_write(c, R_RDX, n, msb(gpr_read(c, R_RAX, n), n) ? size_mask(n) : 0);
+}
+
+/* ---- stack ---- */
+
+/* Writes the stack pointer with the stack's address size (SP, ESP or RSP). */
+static void stack_pointer_set(struct cpu *c, u64 v) {
+    u64 sm = stack_mask(c);
+    gpr_write(c, R_RSP, sm == 0xffff ? 2 : sm == 0xffffffffull ? 4 : 8, v & sm);
+}
+
+static bool is_seg_reg(const ZydisDecodedOperand *op) {
+    return op->type == ZYDIS_OPERAND_TYPE_REGISTER && op->reg.value >= ZYDIS_REGISTER_ES &&
+           op->reg.value <= ZYDIS_REGISTER_GS;
+}
+
+static void insn_push(struct cpu *c, const struct insn *i) {
+    unsigned n = i->osize;
+    if (unlikely(is_seg_reg(&i->op[0])) && n > 2) {
+        /* A segment register pushed with a 32/64-bit operand size: current Intel
+         * processors store only the 16-bit selector and leave the rest of the slot. */
+        u64 sel = opr_read(c, i, 0) & 0xffff;
+        u64 sp = (gpr_read(c, R_RSP, 8) - n) & stack_mask(c);
+        vmem_check_write(c, SEG_SS, sp, n);
+        vmem_write(c, SEG_SS, sp, 2, sel);
+        stack_pointer_set(c, sp);
+        return;
+    }
+    cpu_push(c, src_read(c, i, 0, n), n);
+}
+
+static void insn_pop(struct cpu *c, const struct insn *i) {
+    unsigned n = i->osize;
+    /* The stack pointer moves first: a memory destination addressed through rSP uses
+     * the incremented value (SDM POP). */
+    u64 v = cpu_pop(c, n);
+    opr_write(c, i, 0, v);
+    if (unlikely(is_ss(&i->op[0])))
+        c->intr_shadow = 1;
+}
+
+static void insn_pusha(struct cpu *c, const struct insn *i) { /* PUSHA, PUSHAD */
+    unsigned n = i->osize;
+    u64 sm = stack_mask(c);
+    u64 sp = gpr_read(c, R_RSP, 8);
+    u64 bottom = (sp - 8 * n) & sm;
+    if (bottom + 8 * n - 1 <= sm) /* no wrap: check the whole block before writing */
+        vmem_check_write(c, SEG_SS, bottom, 8 * n);
+    static const int order[8] = { R_RAX, R_RCX, R_RDX, R_RBX, R_RSP, R_RBP, R_RSI, R_RDI };
+    for (int k = 0; k < 8; k++) {
+        u64 v = order[k] == R_RSP ? sp : gpr_read(c, order[k], n);
+        sp = (sp - n) & sm;
+        vmem_write(c, SEG_SS, sp, n, v & size_mask(n));
+    }
+    stack_pointer_set(c, sp);
+}
+
+static void insn_popa(struct cpu *c, const struct insn *i) { /* POPA, POPAD */
+    unsigned n = i->osize;
+    u64 sm = stack_mask(c);
+    u64 sp = gpr_read(c, R_RSP, 8) & sm;
+    static const int order[8] = { R_RDI, R_RSI, R_RBP, R_RSP, R_RBX, R_RDX, R_RCX, R_RAX };
+    u64 vals[8];
+    for (int k = 0; k < 8; k++) {
+        vals[k] = vmem_read(c, SEG_SS, sp, n);
+        sp = (sp + n) & sm;
+    }
+    for (int k = 0; k < 8; k++)
+        if (order[k] != R_RSP) /* the saved stack pointer is skipped */
+            gpr_write(c, order[k], n, vals[k]);
+    stack_pointer_set(c, sp);
+}
+
+/* ---- flags ---- */
+
+static void lahf_sahf_check(struct cpu *c) {
+    if (cpu_is_long64(c) && !cpu_has(c, CF_LAHF_LM))
+        cpu_fault_noerr(c, EXC_UD);
+}
+
+static void insn_lahf(struct cpu *c, const struct insn *i) {
+    (void)i;
+    lahf_sahf_check(c);
+    u64 ah = (c->rflags & (FL_SF | FL_ZF | FL_AF | FL_PF | FL_CF)) | FL_FIXED1;
+    gpr_write(c, R_RAX, 2, (ah << 8) | gpr_read(c, R_RAX, 1));
+}
+
+static void insn_sahf(struct cpu *c, const struct insn *i) {
+    (void)i;
+    lahf_sahf_check(c);
+    flags_set(c, FL_SF | FL_ZF | FL_AF | FL_PF | FL_CF, gpr_read8h(c, 0));
+}
+
+static void insn_cmc(struct cpu *c, const struct insn *i) { (void)i; c->rflags ^= FL_CF; }
+static void insn_clc(struct cpu *c, const struct insn *i) { (void)i; c->rflags &= ~FL_CF; }
+static void insn_stc(struct cpu *c, const struct insn *i) { (void)i; c->rflags |= FL_CF; }
+static void insn_cld(struct cpu *c, const struct insn *i) { (void)i; c->rflags &= ~FL_DF; }
+static void insn_std(struct cpu *c, const struct insn *i) { (void)i; c->rflags |= FL_DF; }
+
+/* ---- exchange-and-compare family ---- */
+
+static void insn_xadd(struct cpu *c, const struct insn *i) {
+    unsigned n = opr_bytes(i, 0);
+    u64 m = size_mask(n);
+    u64 d = opr_read(c, i, 0) & m, s = opr_read(c, i, 1) & m;
+    /* SRC <- DEST, then DEST <- sum: with the same register for both, the sum wins. */
+    opr_write(c, i, 1, d);
+    opr_write(c, i, 0, (d + s) & m);
+    flags_set(c, FL_ARITH, flags_add(d, s, 0, n));
+}
+
+static void insn_cmpxchg(struct cpu *c, const struct insn *i) {
+    unsigned n = opr_bytes(i, 0);
+    u64 m = size_mask(n);
+    u64 d = opr_read(c, i, 0) & m, acc = gpr_read(c, R_RAX, n);
+    u64 f = flags_sub(acc, d, 0, n);
+    if (acc == d) {
+        opr_write(c, i, 0, opr_read(c, i, 1) & m);
+    } else {
+        /* The destination is written back unchanged (a locked read-modify-write). */
+        opr_write(c, i, 0, d);
+        gpr_write(c, R_RAX, n, d);
+    }
+    flags_set(c, FL_ARITH, f);
+}
+
+static void insn_cmpxchg8b(struct cpu *c, const struct insn *i) {
+    if (!cpu_has(c, CF_CX8))
+        cpu_fault_noerr(c, EXC_UD);
+    u64 mem = opr_read(c, i, 0);
+    u64 cmp = (gpr_read(c, R_RDX, 4) << 32) | gpr_read(c, R_RAX, 4);
+    if (mem == cmp) {
+        opr_write(c, i, 0, (gpr_read(c, R_RCX, 4) << 32) | gpr_read(c, R_RBX, 4));
+        c->rflags |= FL_ZF;
+    } else {
+        opr_write(c, i, 0, mem);
+        gpr_write(c, R_RAX, 4, mem & 0xffffffffu);
+        gpr_write(c, R_RDX, 4, mem >> 32);
+        c->rflags &= ~FL_ZF;
+    }
+}
+
+static void insn_cmpxchg16b(struct cpu *c, const struct insn *i) {
+    if (!cpu_has(c, CF_CX16))
+        cpu_fault_noerr(c, EXC_UD);
+    int seg = opr_seg(i, 0);
+    u64 lin = c->seg[seg].base + opr_ea(c, i, 0);
+    if (lin & 15)
+        cpu_fault(c, EXC_GP, 0);
+    u64 mem[2];
+    opr_read_bytes(c, i, 0, mem, 16);
+    if (mem[0] == c->gpr[R_RAX] && mem[1] == c->gpr[R_RDX]) {
+        u64 nv[2] = { c->gpr[R_RBX], c->gpr[R_RCX] };
+        opr_write_bytes(c, i, 0, nv, 16);
+        c->rflags |= FL_ZF;
+    } else {
+        opr_write_bytes(c, i, 0, mem, 16);
+        c->gpr[R_RAX] = mem[0];
+        c->gpr[R_RDX] = mem[1];
+        c->rflags &= ~FL_ZF;
+    }
+}
+
+static void insn_bswap(struct cpu *c, const struct insn *i) {
+    unsigned n = opr_bytes(i, 0);
+    u64 v = opr_read(c, i, 0);
+    /* 16-bit BSWAP is undefined in the SDM; processors clear the register's low word. */
+    u64 r = n == 8 ? __builtin_bswap64(v) : n == 4 ? __builtin_bswap32((u32)v) : 0;
+    opr_write(c, i, 0, r);
+}
+
+/* Segment of an implicit DS-relative memory operand (XLAT, string sources): DS unless an
+ * override prefix names another. */
+static int implicit_ds_segment(const struct insn *i) {
+    static const struct { ZydisInstructionAttributes attr; int seg; } overrides[] = {
+        { ZYDIS_ATTRIB_HAS_SEGMENT_ES, SEG_ES }, { ZYDIS_ATTRIB_HAS_SEGMENT_CS, SEG_CS },
+        { ZYDIS_ATTRIB_HAS_SEGMENT_SS, SEG_SS }, { ZYDIS_ATTRIB_HAS_SEGMENT_FS, SEG_FS },
+        { ZYDIS_ATTRIB_HAS_SEGMENT_GS, SEG_GS },
+    };
+    if (likely(!(i->d.attributes & ZYDIS_ATTRIB_HAS_SEGMENT)))
+        return SEG_DS;
+    for (size_t k = 0; k < ARRAY_SIZE(overrides); k++)
+        if (i->d.attributes & overrides[k].attr)
+            return overrides[k].seg;
+    return SEG_DS;
+}
+
+static void insn_xlat(struct cpu *c, const struct insn *i) {
+    u64 ea = (gpr_read(c, R_RBX, i->asize) + gpr_read(c, R_RAX, 1)) & size_mask(i->asize);
+    gpr_write(c, R_RAX, 1, vmem_read(c, implicit_ds_segment(i), ea, 1));
+}
+
+/* ---- BCD adjustment (invalid in 64-bit mode: the decoder rejects them there) ---- */
+
+static void insn_daa(struct cpu *c, const struct insn *i) {
+    (void)i;
+    u64 al = gpr_read(c, R_RAX, 1), old_al = al;
+    bool old_cf = c->rflags & FL_CF, af = c->rflags & FL_AF, carry;
+    if ((al & 0xf) > 9 || af) {
+        al = (al + 6) & 0xff;
+        af = true;
+    } else {
+        af = false;
+    }
+    carry = old_al > 0x99 || old_cf;
+    if (carry)
+        al = (al + 0x60) & 0xff;
+    gpr_write(c, R_RAX, 1, al);
+    flags_set(c, FL_ARITH & ~FL_OF, flags_szp(al, 1) | fl_if(af, FL_AF) | fl_if(carry, FL_CF));
+}
+
+static void insn_das(struct cpu *c, const struct insn *i) {
+    (void)i;
+    u64 al = gpr_read(c, R_RAX, 1), old_al = al;
+    bool old_cf = c->rflags & FL_CF, af = c->rflags & FL_AF, carry = false;
+    if ((al & 0xf) > 9 || af) {
+        carry = old_cf || al < 6;
+        al = (al - 6) & 0xff;
+        af = true;
+    } else {
+        af = false;
+    }
+    if (old_al > 0x99 || old_cf) {
+        al = (al - 0x60) & 0xff;
+        carry = true;
+    }
+    gpr_write(c, R_RAX, 1, al);
+    flags_set(c, FL_ARITH & ~FL_OF, flags_szp(al, 1) | fl_if(af, FL_AF) | fl_if(carry, FL_CF));
+}
+
+static void ascii_adjust(struct cpu *c, bool add) { /* AAA, AAS */
+    u64 ax = gpr_read(c, R_RAX, 2);
+    bool adjust = (ax & 0xf) > 9 || (c->rflags & FL_AF);
+    if (adjust)
+        ax = add ? ax + 0x106 : ((ax - 6) & 0xff) | (((ax >> 8) - 1) & 0xff) << 8;
+    ax = (ax & 0xff00) | (ax & 0x0f);
+    gpr_write(c, R_RAX, 2, ax & 0xffff);
+    flags_set(c, FL_AF | FL_CF, adjust ? FL_AF | FL_CF : 0);
+}
+static void insn_aaa(struct cpu *c, const struct insn *i) { (void)i; ascii_adjust(c, true); }
+static void insn_aas(struct cpu *c, const struct insn *i) { (void)i; ascii_adjust(c, false); }
+
+static void insn_aam(struct cpu *c, const struct insn *i) {
+    u64 base = i->op[0].imm.value.u & 0xff, al = gpr_read(c, R_RAX, 1);
+    if (base == 0)
+        cpu_fault_noerr(c, EXC_DE);
+    u64 q = al / base, r = al % base;
+    gpr_write(c, R_RAX, 2, (q << 8) | r);
+    flags_set(c, FL_ARITH, flags_szp(r, 1));
+}
+
+static void insn_aad(struct cpu *c, const struct insn *i) {
+    u64 base = i->op[0].imm.value.u & 0xff;
+    u64 al = (gpr_read(c, R_RAX, 1) + gpr_read8h(c, 0) * base) & 0xff;
+    gpr_write(c, R_RAX, 2, al);
+    flags_set(c, FL_ARITH, flags_szp(al, 1));
+}
+
+static void insn_bound(struct cpu *c, const struct insn *i) {
+    unsigned n = opr_bytes(i, 0);
+    int seg = opr_seg(i, 1);
+    u64 ea = opr_ea(c, i, 1);
+    s64 lower = (s64)sign_extend(vmem_read(c, seg, ea, n), n);
+    s64 upper = (s64)sign_extend(vmem_read(c, seg, (ea + n) & size_mask(i->asize), n), n);
+    s64 idx = (s64)sign_extend(opr_read(c, i, 0), n);
+    if (idx < lower || idx > upper)
+        cpu_fault_noerr(c, EXC_BR);
+}
+
+/* ---- instructions without architectural effect here ---- */
+
+static void insn_nop(struct cpu *c, const struct insn *i) { (void)c; (void)i; }
+
+static void insn_fence_sse2(struct cpu *c, const struct insn *i) { /* LFENCE, MFENCE */
+    (void)i;
+    if (!cpu_has(c, CF_SSE2))
+        cpu_fault_noerr(c, EXC_UD);
+}
+
+static void insn_sfence(struct cpu *c, const struct insn *i) {
+    (void)i;
+    if (!cpu_has(c, CF_SSE))
+        cpu_fault_noerr(c, EXC_UD);
+}
+
+/* CLFLUSH/CLFLUSHOPT: no cache to flush, but the access is checked like a byte load
+ * (segment and page faults), without touching the memory (it may be MMIO). */
+static void insn_clflush(struct cpu *c, const struct insn *i) {
+    if (!cpu_has(c, CF_CLFLUSH))
+        cpu_fault_noerr(c, EXC_UD);
+    u64 lin = seg_linear(c, opr_seg(i, 0), opr_ea(c, i, 0), 1, false);
+    lin_translate(c, lin, c->cpl == 3 ? ACC_READ | ACC_USER : ACC_READ);
+}
+
+void insn_register_alu(insn_fn *t) {
+    static const struct { ZydisMnemonic mn; insn_fn fn; } table[] = {
+        { ZYDIS_MNEMONIC_MOV, insn_mov },
+        { ZYDIS_MNEMONIC_MOVZX, insn_movzx },
+        { ZYDIS_MNEMONIC_MOVSX, insn_movsx },
+        { ZYDIS_MNEMONIC_MOVSXD, insn_movsx },
+        { ZYDIS_MNEMONIC_LEA, insn_lea },
+        { ZYDIS_MNEMONIC_XCHG, insn_xchg },
+        { ZYDIS_MNEMONIC_ADD, insn_add },
+        { ZYDIS_MNEMONIC_OR, insn_or },
+        { ZYDIS_MNEMONIC_ADC, insn_adc },
+        { ZYDIS_MNEMONIC_SBB, insn_sbb },
+        { ZYDIS_MNEMONIC_AND, insn_and },
+        { ZYDIS_MNEMONIC_SUB, insn_sub },
+        { ZYDIS_MNEMONIC_XOR, insn_xor },
+        { ZYDIS_MNEMONIC_CMP, insn_cmp },
+        { ZYDIS_MNEMONIC_TEST, insn_test },
+        { ZYDIS_MNEMONIC_INC, insn_inc },
+        { ZYDIS_MNEMONIC_DEC, insn_dec },
+        { ZYDIS_MNEMONIC_NEG, insn_neg },
+        { ZYDIS_MNEMONIC_NOT, insn_not },
+        { ZYDIS_MNEMONIC_ADCX, insn_adcx },
+        { ZYDIS_MNEMONIC_ADOX, insn_adox },
+        { ZYDIS_MNEMONIC_ROL, insn_rol },
+        { ZYDIS_MNEMONIC_ROR, insn_ror },
+        { ZYDIS_MNEMONIC_RCL, insn_rcl },
+        { ZYDIS_MNEMONIC_RCR, insn_rcr },
+        { ZYDIS_MNEMONIC_SHL, insn_shl },
+        { ZYDIS_MNEMONIC_SHR, insn_shr },
+        { ZYDIS_MNEMONIC_SAR, insn_sar },
+        { ZYDIS_MNEMONIC_SHLD, insn_shld },
+        { ZYDIS_MNEMONIC_SHRD, insn_shrd },
+        { ZYDIS_MNEMONIC_MUL, insn_mul },
+        { ZYDIS_MNEMONIC_IMUL, insn_imul },
+        { ZYDIS_MNEMONIC_DIV, insn_div },
+        { ZYDIS_MNEMONIC_IDIV, insn_idiv },
+        { ZYDIS_MNEMONIC_CBW, insn_cbw_family },
+        { ZYDIS_MNEMONIC_CWDE, insn_cbw_family },
+        { ZYDIS_MNEMONIC_CDQE, insn_cbw_family },
+        { ZYDIS_MNEMONIC_CWD, insn_cwd_family },
+        { ZYDIS_MNEMONIC_CDQ, insn_cwd_family },
+        { ZYDIS_MNEMONIC_CQO, insn_cwd_family },
+        { ZYDIS_MNEMONIC_PUSH, insn_push },
+        { ZYDIS_MNEMONIC_POP, insn_pop },
+        { ZYDIS_MNEMONIC_PUSHA, insn_pusha },
+        { ZYDIS_MNEMONIC_PUSHAD, insn_pusha },
+        { ZYDIS_MNEMONIC_POPA, insn_popa },
+        { ZYDIS_MNEMONIC_POPAD, insn_popa },
+        { ZYDIS_MNEMONIC_LAHF, insn_lahf },
+        { ZYDIS_MNEMONIC_SAHF, insn_sahf },
+        { ZYDIS_MNEMONIC_CMC, insn_cmc },
+        { ZYDIS_MNEMONIC_CLC, insn_clc },
+        { ZYDIS_MNEMONIC_STC, insn_stc },
+        { ZYDIS_MNEMONIC_CLD, insn_cld },
+        { ZYDIS_MNEMONIC_STD, insn_std },
+        { ZYDIS_MNEMONIC_XADD, insn_xadd },
+        { ZYDIS_MNEMONIC_CMPXCHG, insn_cmpxchg },
+        { ZYDIS_MNEMONIC_CMPXCHG8B, insn_cmpxchg8b },
+        { ZYDIS_MNEMONIC_CMPXCHG16B, insn_cmpxchg16b },
+        { ZYDIS_MNEMONIC_BSWAP, insn_bswap },
+        { ZYDIS_MNEMONIC_XLAT, insn_xlat },
+        { ZYDIS_MNEMONIC_DAA, insn_daa },
+        { ZYDIS_MNEMONIC_DAS, insn_das },
+        { ZYDIS_MNEMONIC_AAA, insn_aaa },
+        { ZYDIS_MNEMONIC_AAS, insn_aas },
+        { ZYDIS_MNEMONIC_AAM, insn_aam },
+        { ZYDIS_MNEMONIC_AAD, insn_aad },
+        { ZYDIS_MNEMONIC_BOUND, insn_bound },
+        { ZYDIS_MNEMONIC_NOP, insn_nop },
+        { ZYDIS_MNEMONIC_ENDBR32, insn_nop },
+        { ZYDIS_MNEMONIC_ENDBR64, insn_nop },
+        { ZYDIS_MNEMONIC_PREFETCH, insn_nop },
+        { ZYDIS_MNEMONIC_PREFETCHW, insn_nop },
+        { ZYDIS_MNEMONIC_PREFETCHWT1, insn_nop },
+        { ZYDIS_MNEMONIC_PREFETCHT0, insn_nop },
+        { ZYDIS_MNEMONIC_PREFETCHT1, insn_nop },
+        { ZYDIS_MNEMONIC_PREFETCHT2, insn_nop },
+        { ZYDIS_MNEMONIC_PREFETCHNTA, insn_nop },
+        { ZYDIS_MNEMONIC_LFENCE, insn_fence_sse2 },
+        { ZYDIS_MNEMONIC_MFENCE, insn_fence_sse2 },
+        { ZYDIS_MNEMONIC_SFENCE, insn_sfence },
+        { ZYDIS_MNEMONIC_CLFLUSH, insn_clflush },
+        { ZYDIS_MNEMONIC_CLFLUSHOPT, insn_clflush },
+    };
+    for (size_t k = 0; k < ARRAY_SIZE(table); k++)
+        t[table[k].mn] = table[k].fn;
+}

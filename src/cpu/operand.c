@@ -1,0 +1,335 @@
+/* Operands, registers, flags and the stack: the vocabulary every instruction handler
+ * speaks. Register operands of every class (GPR, segment, control, debug, MMX, XMM, x87)
+ * are resolved here from Zydis' register enumeration through one table. */
+#include <string.h>
+
+#include "cpu/exec.h"
+
+/* ---- Zydis register -> (class, index) ---- */
+enum rclass { RC_NONE, RC_GPR, RC_GPR8H, RC_SEG, RC_CR, RC_DR, RC_MMX, RC_XMM, RC_X87, RC_IP };
+struct reg_info {
+    u8 cls;
+    u8 idx;
+    u8 bytes;
+};
+static struct reg_info reg_table[ZYDIS_REGISTER_MAX_VALUE + 1];
+
+static void reg_table_init(void)
+{
+    static bool done;
+    if (done)
+        return;
+    for (int r = 0; r <= ZYDIS_REGISTER_MAX_VALUE; r++) {
+        ZydisRegisterClass cls = ZydisRegisterGetClass((ZydisRegister)r);
+        s8 id = ZydisRegisterGetId((ZydisRegister)r);
+        struct reg_info ri = { RC_NONE, 0, 0 };
+        switch (cls) {
+        case ZYDIS_REGCLASS_GPR8:
+            /* AL CL DL BL AH CH DH BH SPL BPL SIL DIL R8B..R15B */
+            if (id >= 4 && id < 8)
+                ri = (struct reg_info){ RC_GPR8H, (u8)(id - 4), 1 };
+            else
+                ri = (struct reg_info){ RC_GPR, (u8)(id < 4 ? id : id - 4), 1 };
+            break;
+        case ZYDIS_REGCLASS_GPR16: ri = (struct reg_info){ RC_GPR, (u8)id, 2 }; break;
+        case ZYDIS_REGCLASS_GPR32: ri = (struct reg_info){ RC_GPR, (u8)id, 4 }; break;
+        case ZYDIS_REGCLASS_GPR64: ri = (struct reg_info){ RC_GPR, (u8)id, 8 }; break;
+        case ZYDIS_REGCLASS_SEGMENT: ri = (struct reg_info){ RC_SEG, (u8)id, 2 }; break;
+        case ZYDIS_REGCLASS_CONTROL: ri = (struct reg_info){ RC_CR, (u8)id, 8 }; break;
+        case ZYDIS_REGCLASS_DEBUG: ri = (struct reg_info){ RC_DR, (u8)id, 8 }; break;
+        case ZYDIS_REGCLASS_MMX: ri = (struct reg_info){ RC_MMX, (u8)id, 8 }; break;
+        case ZYDIS_REGCLASS_XMM: ri = (struct reg_info){ RC_XMM, (u8)id, 16 }; break;
+        case ZYDIS_REGCLASS_X87: ri = (struct reg_info){ RC_X87, (u8)id, 10 }; break;
+        case ZYDIS_REGCLASS_IP: ri = (struct reg_info){ RC_IP, 0, 8 }; break;
+        default: break;
+        }
+        reg_table[r] = ri;
+    }
+    done = true;
+}
+
+void operand_init(void) { reg_table_init(); }
+
+int zreg_index(ZydisRegister r) { return reg_table[r].idx; }
+
+int opr_gpr(const struct insn *i, int n, bool *hi8)
+{
+    const struct reg_info *ri = &reg_table[i->op[n].reg.value];
+    if (hi8)
+        *hi8 = ri->cls == RC_GPR8H;
+    if (ri->cls == RC_GPR || ri->cls == RC_GPR8H)
+        return ri->idx;
+    return -1;
+}
+
+/* ---- GPRs ---- */
+u64 gpr_read(const struct cpu *c, int reg, unsigned bytes) { return c->gpr[reg] & size_mask(bytes); }
+u64 gpr_read8h(const struct cpu *c, int reg) { return (c->gpr[reg] >> 8) & 0xff; }
+
+void gpr_write(struct cpu *c, int reg, unsigned bytes, u64 v)
+{
+    switch (bytes) {
+    case 1: c->gpr[reg] = (c->gpr[reg] & ~0xffull) | (v & 0xff); break;
+    case 2: c->gpr[reg] = (c->gpr[reg] & ~0xffffull) | (v & 0xffff); break;
+    case 4: c->gpr[reg] = v & 0xffffffffull; break; /* 32-bit writes zero-extend */
+    default: c->gpr[reg] = v; break;
+    }
+}
+
+/* x87 physical register holding ST(i) */
+static inline int st_phys(const struct cpu *c, int i) { return (((c->fpu.fsw >> 11) & 7) + i) & 7; }
+
+static u64 reg_read(struct cpu *c, ZydisRegister r)
+{
+    const struct reg_info *ri = &reg_table[r];
+    switch (ri->cls) {
+    case RC_GPR: return c->gpr[ri->idx] & size_mask(ri->bytes);
+    case RC_GPR8H: return gpr_read8h(c, ri->idx);
+    case RC_SEG: return c->seg[ri->idx].sel;
+    case RC_CR: return cpu_read_cr(c, ri->idx);
+    case RC_DR: return cpu_read_dr(c, ri->idx);
+    case RC_MMX: { u64 v; memcpy(&v, c->fpu.st[ri->idx], 8); return v; }
+    case RC_XMM: { u64 v; memcpy(&v, c->fpu.xmm[ri->idx], 8); return v; }
+    case RC_X87: { u64 v; memcpy(&v, c->fpu.st[st_phys(c, ri->idx)], 8); return v; }
+    case RC_IP: return c->rip;
+    default: nestor_panic("read of unsupported register operand %s", ZydisRegisterGetString(r));
+    }
+}
+
+/* MMX writes: the register's exponent/sign bits become all ones, TOP = 0, all tags valid. */
+static void mmx_write(struct cpu *c, int idx, u64 v)
+{
+    memcpy(c->fpu.st[idx], &v, 8);
+    c->fpu.st[idx][8] = 0xff;
+    c->fpu.st[idx][9] = 0xff;
+    c->fpu.fsw &= ~(7u << 11);
+    c->fpu.ftw = 0xff;
+}
+
+static void reg_write(struct cpu *c, const struct insn *i, ZydisRegister r, u64 v)
+{
+    const struct reg_info *ri = &reg_table[r];
+    switch (ri->cls) {
+    case RC_GPR: gpr_write(c, ri->idx, ri->bytes, v); break;
+    case RC_GPR8H: c->gpr[ri->idx] = (c->gpr[ri->idx] & ~0xff00ull) | ((v & 0xff) << 8); break;
+    case RC_SEG:
+        if (ri->idx == SEG_CS)
+            cpu_fault_noerr(c, EXC_UD);
+        seg_load(c, ri->idx, (u16)v);
+        /* MOV SS / POP SS inhibit interrupts and debug traps for one instruction */
+        if (ri->idx == SEG_SS)
+            c->intr_shadow = 2;
+        break;
+    case RC_CR: cpu_write_cr(c, ri->idx, v); break;
+    case RC_DR: cpu_write_dr(c, ri->idx, v); break;
+    case RC_MMX: mmx_write(c, ri->idx, v); break;
+    case RC_XMM:
+        /* scalar writes to an XMM register (MOVD/MOVQ) zero the rest of it */
+        memset(c->fpu.xmm[ri->idx], 0, 16);
+        memcpy(c->fpu.xmm[ri->idx], &v, 8);
+        break;
+    default:
+        (void)i;
+        nestor_panic("write of unsupported register operand %s", ZydisRegisterGetString(r));
+    }
+}
+
+/* ---- operands ---- */
+int opr_seg(const struct insn *i, int n)
+{
+    ZydisRegister s = i->op[n].mem.segment;
+    switch (s) {
+    case ZYDIS_REGISTER_ES: return SEG_ES;
+    case ZYDIS_REGISTER_CS: return SEG_CS;
+    case ZYDIS_REGISTER_SS: return SEG_SS;
+    case ZYDIS_REGISTER_FS: return SEG_FS;
+    case ZYDIS_REGISTER_GS: return SEG_GS;
+    default: return SEG_DS;
+    }
+}
+
+u64 opr_ea(struct cpu *c, const struct insn *i, int n)
+{
+    const ZydisDecodedOperandMem *m = &i->op[n].mem;
+    u64 ea = 0;
+    if (m->base != ZYDIS_REGISTER_NONE) {
+        const struct reg_info *ri = &reg_table[m->base];
+        ea = ri->cls == RC_IP ? i->next_rip : c->gpr[ri->idx] & size_mask(ri->bytes);
+    }
+    if (m->index != ZYDIS_REGISTER_NONE) {
+        const struct reg_info *ri = &reg_table[m->index];
+        ea += (c->gpr[ri->idx] & size_mask(ri->bytes)) * m->scale;
+    }
+    if (m->disp.has_displacement)
+        ea += (u64)m->disp.value;
+    return ea & size_mask(i->asize);
+}
+
+u64 opr_read(struct cpu *c, const struct insn *i, int n)
+{
+    const ZydisDecodedOperand *o = &i->op[n];
+    switch (o->type) {
+    case ZYDIS_OPERAND_TYPE_REGISTER:
+        return reg_read(c, o->reg.value) & size_mask(o->size / 8);
+    case ZYDIS_OPERAND_TYPE_MEMORY:
+        return vmem_read(c, opr_seg(i, n), opr_ea(c, i, n), o->size / 8);
+    case ZYDIS_OPERAND_TYPE_IMMEDIATE:
+        return o->imm.value.u & size_mask(o->size / 8);
+    case ZYDIS_OPERAND_TYPE_POINTER:
+        return o->ptr.offset;
+    default:
+        nestor_panic("operand %d of %s has no value", n, ZydisMnemonicGetString(i->d.mnemonic));
+    }
+}
+
+void opr_write(struct cpu *c, const struct insn *i, int n, u64 v)
+{
+    const ZydisDecodedOperand *o = &i->op[n];
+    if (o->type == ZYDIS_OPERAND_TYPE_REGISTER)
+        reg_write(c, i, o->reg.value, v);
+    else if (o->type == ZYDIS_OPERAND_TYPE_MEMORY)
+        vmem_write(c, opr_seg(i, n), opr_ea(c, i, n), o->size / 8, v);
+    else
+        nestor_panic("operand %d of %s is not writable", n, ZydisMnemonicGetString(i->d.mnemonic));
+}
+
+void opr_read_bytes(struct cpu *c, const struct insn *i, int n, void *buf, unsigned bytes)
+{
+    const ZydisDecodedOperand *o = &i->op[n];
+    if (o->type == ZYDIS_OPERAND_TYPE_MEMORY) {
+        vmem_read_bytes(c, opr_seg(i, n), opr_ea(c, i, n), buf, bytes);
+        return;
+    }
+    if (o->type != ZYDIS_OPERAND_TYPE_REGISTER)
+        nestor_panic("byte read of non-register operand");
+    const struct reg_info *ri = &reg_table[o->reg.value];
+    switch (ri->cls) {
+    case RC_XMM: memcpy(buf, c->fpu.xmm[ri->idx], bytes > 16 ? 16 : bytes); break;
+    case RC_MMX: memcpy(buf, c->fpu.st[ri->idx], bytes > 8 ? 8 : bytes); break;
+    case RC_X87: memcpy(buf, c->fpu.st[st_phys(c, ri->idx)], bytes > 10 ? 10 : bytes); break;
+    default: { u64 v = reg_read(c, o->reg.value); memcpy(buf, &v, bytes > 8 ? 8 : bytes); break; }
+    }
+}
+
+void opr_write_bytes(struct cpu *c, const struct insn *i, int n, const void *buf, unsigned bytes)
+{
+    const ZydisDecodedOperand *o = &i->op[n];
+    if (o->type == ZYDIS_OPERAND_TYPE_MEMORY) {
+        vmem_write_bytes(c, opr_seg(i, n), opr_ea(c, i, n), buf, bytes);
+        return;
+    }
+    if (o->type != ZYDIS_OPERAND_TYPE_REGISTER)
+        nestor_panic("byte write of non-register operand");
+    const struct reg_info *ri = &reg_table[o->reg.value];
+    switch (ri->cls) {
+    case RC_XMM: memcpy(c->fpu.xmm[ri->idx], buf, bytes > 16 ? 16 : bytes); break;
+    case RC_MMX: { u64 v = 0; memcpy(&v, buf, bytes > 8 ? 8 : bytes); mmx_write(c, ri->idx, v); break; }
+    case RC_X87: memcpy(c->fpu.st[st_phys(c, ri->idx)], buf, bytes > 10 ? 10 : bytes); break;
+    default: { u64 v = 0; memcpy(&v, buf, bytes > 8 ? 8 : bytes); reg_write(c, i, o->reg.value, v); break; }
+    }
+}
+
+/* ---- flags ---- */
+bool parity8(u8 v) { return !__builtin_parity(v); }
+
+static inline u64 flags_szp(u64 res, unsigned bytes)
+{
+    u64 f = 0;
+    res &= size_mask(bytes);
+    if (!res) f |= FL_ZF;
+    if (res >> (bytes * 8 - 1)) f |= FL_SF;
+    if (parity8((u8)res)) f |= FL_PF;
+    return f;
+}
+
+u64 flags_add(u64 a, u64 b, u64 cin, unsigned bytes)
+{
+    u64 m = size_mask(bytes);
+    a &= m; b &= m;
+    u64 res = (a + b + cin) & m;
+    u64 f = flags_szp(res, bytes);
+    unsigned sh = bytes * 8 - 1;
+    if (res < a || (cin && res == a)) f |= FL_CF;
+    if ((((a ^ res) & (b ^ res)) >> sh) & 1) f |= FL_OF;
+    if ((a ^ b ^ res) & 0x10) f |= FL_AF;
+    return f;
+}
+
+u64 flags_sub(u64 a, u64 b, u64 bin, unsigned bytes)
+{
+    u64 m = size_mask(bytes);
+    a &= m; b &= m;
+    u64 res = (a - b - bin) & m;
+    u64 f = flags_szp(res, bytes);
+    unsigned sh = bytes * 8 - 1;
+    if (a < b || (bin && a == b)) f |= FL_CF;
+    if ((((a ^ b) & (a ^ res)) >> sh) & 1) f |= FL_OF;
+    if ((a ^ b ^ res) & 0x10) f |= FL_AF;
+    return f;
+}
+
+u64 flags_logic(u64 res, unsigned bytes) { return flags_szp(res, bytes); }
+
+bool cond_eval(const struct cpu *c, unsigned cc)
+{
+    u64 f = c->rflags;
+    bool r;
+    switch (cc >> 1) {
+    case 0: r = f & FL_OF; break;                               /* O */
+    case 1: r = f & FL_CF; break;                               /* B */
+    case 2: r = f & FL_ZF; break;                               /* Z */
+    case 3: r = f & (FL_CF | FL_ZF); break;                     /* BE */
+    case 4: r = f & FL_SF; break;                               /* S */
+    case 5: r = f & FL_PF; break;                               /* P */
+    case 6: r = !(f & FL_SF) != !(f & FL_OF); break;            /* L */
+    default: r = (f & FL_ZF) || (!(f & FL_SF) != !(f & FL_OF)); /* LE */
+    }
+    return (cc & 1) ? !r : r;
+}
+
+/* ---- control flow and stack ---- */
+void cpu_branch(struct cpu *c, u64 target)
+{
+    if (cpu_is_long64(c)) {
+        if ((u64)((s64)(target << 16) >> 16) != target)
+            cpu_fault(c, EXC_GP, 0);
+    } else {
+        target &= 0xffffffffull;
+        if (target > c->seg[SEG_CS].limit)
+            cpu_fault(c, EXC_GP, 0);
+    }
+    c->rip = target;
+    c->in->rip_written = true;
+}
+
+u64 stack_mask(const struct cpu *c)
+{
+    if (cpu_is_long64(c))
+        return ~0ull;
+    return (c->seg[SEG_SS].attr & SEG_ATTR_DB) ? 0xffffffffull : 0xffffull;
+}
+
+void cpu_push(struct cpu *c, u64 v, unsigned bytes)
+{
+    u64 sm = stack_mask(c);
+    u64 rsp = c->gpr[R_RSP];
+    u64 nsp = (rsp - bytes) & sm;
+    vmem_write(c, SEG_SS, nsp, bytes, v);
+    c->gpr[R_RSP] = (rsp & ~sm) | nsp;
+}
+
+u64 cpu_pop(struct cpu *c, unsigned bytes)
+{
+    u64 sm = stack_mask(c);
+    u64 rsp = c->gpr[R_RSP];
+    u64 v = vmem_read(c, SEG_SS, rsp & sm, bytes);
+    c->gpr[R_RSP] = (rsp & ~sm) | ((rsp + bytes) & sm);
+    return v;
+}
+
+void insn_commit(struct cpu *c)
+{
+    struct cpu_internal *in = c->in;
+    memcpy(in->saved_gpr, c->gpr, sizeof(c->gpr));
+    in->saved_rflags = c->rflags;
+}

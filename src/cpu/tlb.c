@@ -1,0 +1,55 @@
+/* Software TLB flushes. Entries are direct-mapped by linear page number; an entry is
+ * invalid when all three of its tags are TLB_INVALID, which no page number equals. */
+#include "cpu/tlb.h"
+
+static void invalidate(struct tlb_entry *e)
+{
+    e->tag_read = e->tag_write = e->tag_exec = TLB_INVALID;
+}
+
+/* What a flush selects: entries of one PCID, entries that are not global, or both. */
+struct flush_filter {
+    bool match_pcid;
+    u16 pcid;
+    bool keep_global;
+};
+
+static void flush_where(struct tlb *t, struct flush_filter f)
+{
+    for (unsigned cls = 0; cls < 2; cls++) {
+        for (unsigned i = 0; i < TLB_SIZE; i++) {
+            struct tlb_entry *e = &t->e[cls][i];
+            if (f.match_pcid && e->pcid != f.pcid)
+                continue;
+            if (f.keep_global && e->global)
+                continue;
+            invalidate(e);
+        }
+    }
+}
+
+void tlb_flush_all(struct tlb *t)
+{
+    flush_where(t, (struct flush_filter){ .match_pcid = false, .keep_global = false });
+}
+
+void tlb_flush_nonglobal(struct tlb *t)
+{
+    flush_where(t, (struct flush_filter){ .match_pcid = false, .keep_global = true });
+}
+
+void tlb_flush_pcid(struct tlb *t, u16 pcid, bool keep_global)
+{
+    flush_where(t, (struct flush_filter){ .match_pcid = true, .pcid = pcid,
+                                          .keep_global = keep_global });
+}
+
+void tlb_flush_page(struct tlb *t, u64 linear)
+{
+    u64 page = linear >> 12;
+    for (unsigned cls = 0; cls < 2; cls++) {
+        struct tlb_entry *e = &t->e[cls][page & (TLB_SIZE - 1)];
+        if (e->tag_read == page || e->tag_write == page || e->tag_exec == page)
+            invalidate(e);
+    }
+}

@@ -1,0 +1,44 @@
+/* Software TLB: caches linear-to-physical translations, and for RAM the host pointer, so
+ * that the fast path of a guest memory access is one compare. Filled only by the page
+ * walker's result; flushed by the architectural flush rules (MOV CR3/CR4/CR0, INVLPG,
+ * INVPCID) and whenever state its entries depend on changes. */
+#ifndef NESTOR_CPU_TLB_H
+#define NESTOR_CPU_TLB_H
+
+#include "common.h"
+
+#define TLB_BITS 10
+#define TLB_SIZE (1u << TLB_BITS)
+#define TLB_INVALID (~0ull)
+
+/* One entry per linear page and privilege class. A tag equals the linear page number
+ * (addr >> 12) if that kind of access is allowed without another walk. */
+struct tlb_entry {
+    u64 tag_read, tag_write, tag_exec;
+    u8 *host;      /* host address of the page, or NULL for MMIO */
+    u64 gpa;       /* guest physical page address */
+    u16 pcid;
+    bool global;
+};
+
+struct tlb {
+    /* [0] = supervisor accesses, [1] = user accesses (CPL 3 or explicit user) */
+    struct tlb_entry e[2][TLB_SIZE];
+};
+
+/* Every flush invalidates by setting all three tags of an entry to TLB_INVALID, in both
+ * privilege classes. A zero-filled struct tlb is NOT empty: call tlb_flush_all first. */
+void tlb_flush_all(struct tlb *t);
+/* All entries whose global flag is clear (MOV CR3 without PCIDs). */
+void tlb_flush_nonglobal(struct tlb *t);
+/* The entries of the one 4K linear page containing linear, global or not, whatever
+ * their PCID (INVLPG, INVPCID type 0). Entries are per 4K page even when the translation
+ * came from a 2M/4M/1G page, so this does NOT drop the other 4K pieces of a large page:
+ * when the invalidated address may lie in a large page (the engine remembers whether
+ * any large-page translation was filled), the engine must call tlb_flush_all instead. */
+void tlb_flush_page(struct tlb *t, u64 linear);
+/* The entries tagged with pcid; global ones too unless keep_global (INVPCID type 1 and
+ * MOV CR3 with PCIDs keep them). */
+void tlb_flush_pcid(struct tlb *t, u16 pcid, bool keep_global);
+
+#endif

@@ -1,0 +1,372 @@
+/* The guest's view of memory from the CPU: segmentation checks, then the software TLB,
+ * then on a miss the one page walker. Physical accesses reach RAM through the bounds-
+ * checked guest memory (a TLB entry caches the host pointer of a RAM page only after
+ * mem_ptr() validated the whole page); anything else becomes an EV_MMIO intercept. */
+#include <string.h>
+
+#include "cpu/exec.h"
+#include "machine/mem.h"
+
+/* ---- segmentation ---- */
+static _Noreturn void seg_fault(struct cpu *c, int seg)
+{
+    cpu_fault(c, seg == SEG_SS ? EXC_SS : EXC_GP, 0);
+}
+
+static inline bool canonical(const struct cpu *c, u64 a)
+{
+    int bits = (c->cr4 & CR4_LA57) ? 57 : 48;
+    return (u64)((s64)(a << (64 - bits)) >> (64 - bits)) == a;
+}
+
+u64 seg_linear(struct cpu *c, int seg, u64 off, unsigned size, bool write)
+{
+    const struct seg *s = &c->seg[seg];
+    if (cpu_is_long64(c)) {
+        u64 lin = off + ((seg == SEG_FS || seg == SEG_GS) ? s->base : 0);
+        if (unlikely(!canonical(c, lin) || !canonical(c, lin + size - 1)))
+            seg_fault(c, seg);
+        return lin;
+    }
+    if (cpu_is_prot(c)) {
+        u32 a = s->attr;
+        if (unlikely(a & SEG_ATTR_UNUSABLE))
+            seg_fault(c, seg);
+        unsigned type = SEG_ATTR_TYPE(a);
+        if (type & 8) { /* code: never writable, readable only if R */
+            if (write || !(type & 2))
+                seg_fault(c, seg);
+        } else if (write && !(type & 2)) {
+            seg_fault(c, seg);
+        }
+        if (!(type & 8) && (type & 4)) { /* expand-down data */
+            u64 upper = (a & SEG_ATTR_DB) ? 0xffffffffull : 0xffffull;
+            if (off <= s->limit || off + size - 1 > upper)
+                seg_fault(c, seg);
+            return (s->base + off) & 0xffffffffull;
+        }
+    }
+    /* real, V86 and expand-up protected segments */
+    if (unlikely(off + size - 1 > s->limit))
+        seg_fault(c, seg);
+    return (s->base + off) & 0xffffffffull;
+}
+
+/* ---- paging parameters ---- */
+static int pte_read(void *opaque, u64 pa, unsigned size, u64 *val)
+{
+    struct cpu *c = opaque;
+    u8 *p = mem_ptr(c->mem, pa, size);
+    if (!p)
+        return -1;
+    u64 v = 0;
+    memcpy(&v, p, size);
+    *val = v;
+    return 0;
+}
+
+static int pte_cmpxchg(void *opaque, u64 pa, unsigned size, u64 old, u64 newv)
+{
+    struct cpu *c = opaque;
+    u8 *p = mem_ptr(c->mem, pa, size);
+    if (!p)
+        return -1;
+    u64 cur = 0;
+    memcpy(&cur, p, size);
+    if (cur != old)
+        return 1;
+    memcpy(p, &newv, size);
+    return 0;
+}
+
+void mmu_update(struct cpu *c)
+{
+    struct paging_ctx *pg = &c->in->pg;
+    const struct cpuid_fastbits *fb = c->in->fb;
+    enum paging_format fmt = PG_NONE;
+    if ((c->cr0 & CR0_PG) && (c->cr0 & CR0_PE)) {
+        if (!(c->cr4 & CR4_PAE))
+            fmt = PG_32;
+        else if (c->efer & EFER_LMA)
+            fmt = (c->cr4 & CR4_LA57) ? PG_LONG5 : PG_LONG4;
+        else
+            fmt = PG_PAE;
+    }
+    pg->fmt = fmt;
+    pg->root = c->cr3;
+    pg->maxphyaddr = 40;
+    pg->wp = c->cr0 & CR0_WP;
+    pg->pse = c->cr4 & CR4_PSE;
+    pg->nxe = c->efer & EFER_NXE;
+    pg->smep = c->cr4 & CR4_SMEP;
+    pg->smap = c->cr4 & CR4_SMAP;
+    pg->pdpe1gb = fb->has[CF_PDPE1GB];
+    pg->ops = (struct paging_ops){ pte_read, pte_cmpxchg, c };
+    tlb_flush_all(&c->tlb);
+}
+
+/* ---- translation ---- */
+static inline unsigned access_class(const struct cpu *c, unsigned access)
+{
+    if (access & ACC_IMPLICIT)
+        return 0;
+    if (c->cpl == 3)
+        return 1;
+    return (access & ACC_USER) ? 1 : 0;
+}
+
+/* Walks and fills the TLB entry for linear; returns the entry. */
+static struct tlb_entry *tlb_fill(struct cpu *c, u64 linear, unsigned access)
+{
+    struct cpu_internal *in = c->in;
+    unsigned cls = access_class(c, access);
+    if (cls)
+        access |= ACC_USER;
+    in->pg.ac = c->rflags & FL_AC;
+    struct paging_result r;
+    paging_walk(&in->pg, linear, access, &r);
+    if (r.fault != PAGING_OK)
+        cpu_page_fault(c, linear, r.pfec);
+    u64 vpn = linear >> 12;
+    struct tlb_entry *e = &c->tlb.e[cls][vpn & (TLB_SIZE - 1)];
+    if (access & ACC_NO_AD) {
+        /* a peek: do not cache, hand back a scratch entry */
+        static _Thread_local struct tlb_entry scratch;
+        e = &scratch;
+    }
+    u64 gpa = r.pa & ~0xfffull;
+    if (e->tag_read != vpn && e->tag_write != vpn && e->tag_exec != vpn) {
+        e->tag_read = e->tag_write = e->tag_exec = TLB_INVALID;
+    } else if (e->gpa != gpa) {
+        e->tag_read = e->tag_write = e->tag_exec = TLB_INVALID;
+    }
+    e->gpa = gpa;
+    e->host = mem_ptr(c->mem, gpa, 4096);
+    e->global = r.global;
+    e->pcid = (c->cr4 & CR4_PCIDE) ? (c->cr3 & 0xfff) : 0;
+    /* A supervisor entry for a user page under SMAP depends on EFLAGS.AC: never cache it. */
+    bool cacheable = !(in->pg.smap && r.user && cls == 0 && !(access & ACC_IMPLICIT) && in->pg.fmt != PG_NONE);
+    if (cacheable && !(access & ACC_NO_AD)) {
+        if (access & ACC_EXEC) {
+            e->tag_exec = vpn;
+        } else {
+            e->tag_read = vpn;
+            /* only a walk for a write proves the write allowed and the D bit set */
+            if (access & ACC_WRITE)
+                e->tag_write = vpn;
+        }
+        /* Large pages: the engine flushes everything on INVLPG of such an address. */
+        if (r.page_size > 4096)
+            in->large_pages_cached = true;
+    }
+    return e;
+}
+
+u64 lin_translate(struct cpu *c, u64 linear, unsigned access)
+{
+    unsigned cls = access_class(c, access);
+    u64 vpn = linear >> 12;
+    struct tlb_entry *e = &c->tlb.e[cls][vpn & (TLB_SIZE - 1)];
+    u64 tag = (access & ACC_EXEC) ? e->tag_exec : (access & ACC_WRITE) ? e->tag_write : e->tag_read;
+    if (tag != vpn)
+        e = tlb_fill(c, linear, access);
+    return e->gpa | (linear & 0xfff);
+}
+
+/* Host pointer for an access within one page, or NULL for MMIO (then *gpa is set). */
+static inline u8 *lin_page(struct cpu *c, u64 linear, unsigned access, u64 *gpa)
+{
+    unsigned cls = access_class(c, access);
+    u64 vpn = linear >> 12;
+    struct tlb_entry *e = &c->tlb.e[cls][vpn & (TLB_SIZE - 1)];
+    u64 tag = (access & ACC_EXEC) ? e->tag_exec : (access & ACC_WRITE) ? e->tag_write : e->tag_read;
+    if (unlikely(tag != vpn))
+        e = tlb_fill(c, linear, access);
+    *gpa = e->gpa | (linear & 0xfff);
+    return e->host ? e->host + (linear & 0xfff) : NULL;
+}
+
+/* ---- physical ---- */
+u64 phys_read(struct cpu *c, u64 gpa, unsigned size)
+{
+    u8 *p = mem_ptr(c->mem, gpa, size);
+    if (p) {
+        u64 v = 0;
+        memcpy(&v, p, size);
+        return v;
+    }
+    struct cpu_event ev = { .kind = EV_MMIO, .u.mmio = { gpa, (u8)size, false, 0 } };
+    if (cpu_intercept(c, &ev) == INTERCEPT_DEFAULT)
+        return size_mask(size); /* open bus */
+    return ev.u.mmio.value & size_mask(size);
+}
+
+void phys_write(struct cpu *c, u64 gpa, unsigned size, u64 value)
+{
+    u8 *p = mem_ptr(c->mem, gpa, size);
+    if (p) {
+        memcpy(p, &value, size);
+        return;
+    }
+    struct cpu_event ev = { .kind = EV_MMIO, .u.mmio = { gpa, (u8)size, true, value } };
+    cpu_intercept(c, &ev);
+}
+
+/* ---- linear ---- */
+static void lin_access_bytes(struct cpu *c, u64 linear, u8 *buf, unsigned size,
+                             unsigned access, bool write)
+{
+    /* Translate every page first, so a fault on a later page leaves memory untouched. */
+    u64 gpa[2];
+    u8 *host[2];
+    unsigned first = 4096 - (linear & 0xfff);
+    if (first > size)
+        first = size;
+    host[0] = lin_page(c, linear, access, &gpa[0]);
+    if (first < size) {
+        if (size - first > 4096)
+            nestor_panic("linear access of %u bytes", size);
+        host[1] = lin_page(c, linear + first, access, &gpa[1]);
+        /* the first page's entry may have been evicted by the second fill: refresh */
+        host[0] = lin_page(c, linear, access, &gpa[0]);
+    }
+    unsigned done = 0;
+    for (int p = 0; done < size; p++) {
+        unsigned n = p == 0 ? first : size - first;
+        if (host[p]) {
+            if (write) {
+                memcpy(host[p], buf + done, n);
+            } else {
+                memcpy(buf + done, host[p], n);
+            }
+        } else {
+            /* MMIO: split into naturally sized pieces of at most 8 bytes */
+            for (unsigned k = 0; k < n;) {
+                unsigned piece = n - k >= 8 ? 8 : n - k >= 4 ? 4 : n - k >= 2 ? 2 : 1;
+                if (write) {
+                    u64 v = 0;
+                    memcpy(&v, buf + done + k, piece);
+                    phys_write(c, gpa[p] + k, piece, v);
+                } else {
+                    u64 v = phys_read(c, gpa[p] + k, piece);
+                    memcpy(buf + done + k, &v, piece);
+                }
+                k += piece;
+            }
+        }
+        done += n;
+    }
+    if (unlikely(c->in->dr_data_active) && !(access & ACC_IMPLICIT))
+        debug_check_data(c, linear, size, write);
+}
+
+u64 lin_read(struct cpu *c, u64 linear, unsigned size, unsigned access)
+{
+    if (likely(((linear & 0xfff) + size) <= 4096)) {
+        u64 gpa;
+        u8 *p = lin_page(c, linear, access, &gpa);
+        u64 v = 0;
+        if (likely(p != NULL))
+            memcpy(&v, p, size);
+        else
+            v = phys_read(c, gpa, size);
+        if (unlikely(c->in->dr_data_active) && !(access & ACC_IMPLICIT))
+            debug_check_data(c, linear, size, false);
+        return v;
+    }
+    u64 v = 0;
+    lin_access_bytes(c, linear, (u8 *)&v, size, access, false);
+    return v;
+}
+
+void lin_write(struct cpu *c, u64 linear, unsigned size, u64 value, unsigned access)
+{
+    access |= ACC_WRITE;
+    if (likely(((linear & 0xfff) + size) <= 4096)) {
+        u64 gpa;
+        u8 *p = lin_page(c, linear, access, &gpa);
+        if (likely(p != NULL)) {
+            memcpy(p, &value, size);
+        } else {
+            phys_write(c, gpa, size, value);
+        }
+        if (unlikely(c->in->dr_data_active) && !(access & ACC_IMPLICIT))
+            debug_check_data(c, linear, size, true);
+        return;
+    }
+    lin_access_bytes(c, linear, (u8 *)&value, size, access, true);
+}
+
+void lin_read_bytes(struct cpu *c, u64 linear, void *buf, unsigned size, unsigned access)
+{
+    while (size) {
+        unsigned n = 4096 - (linear & 0xfff);
+        if (n > size)
+            n = size;
+        lin_access_bytes(c, linear, buf, n, access, false);
+        linear += n;
+        buf = (u8 *)buf + n;
+        size -= n;
+    }
+}
+
+void lin_write_bytes(struct cpu *c, u64 linear, const void *buf, unsigned size, unsigned access)
+{
+    access |= ACC_WRITE;
+    /* check every page before storing anything */
+    for (u64 a = linear & ~0xfffull; a < linear + size; a += 4096)
+        lin_translate(c, a < linear ? linear : a, access);
+    while (size) {
+        unsigned n = 4096 - (linear & 0xfff);
+        if (n > size)
+            n = size;
+        lin_access_bytes(c, linear, (u8 *)buf, n, access, true);
+        linear += n;
+        buf = (const u8 *)buf + n;
+        size -= n;
+    }
+}
+
+/* ---- segment-relative ---- */
+static inline void check_align(struct cpu *c, u64 lin, unsigned size)
+{
+    /* #AC: CR0.AM, EFLAGS.AC and CPL 3, for misaligned data accesses */
+    if (unlikely((c->cr0 & CR0_AM) && (c->rflags & FL_AC) && c->cpl == 3 && (lin & (size - 1)) &&
+                 size <= 8))
+        cpu_fault(c, EXC_AC, 0);
+}
+
+u64 vmem_read(struct cpu *c, int seg, u64 offset, unsigned size)
+{
+    u64 lin = seg_linear(c, seg, offset, size, false);
+    check_align(c, lin, size);
+    return lin_read(c, lin, size, 0);
+}
+
+void vmem_write(struct cpu *c, int seg, u64 offset, unsigned size, u64 value)
+{
+    u64 lin = seg_linear(c, seg, offset, size, true);
+    check_align(c, lin, size);
+    lin_write(c, lin, size, value, 0);
+}
+
+void vmem_read_bytes(struct cpu *c, int seg, u64 offset, void *buf, unsigned size)
+{
+    u64 lin = seg_linear(c, seg, offset, size, false);
+    lin_read_bytes(c, lin, buf, size, 0);
+}
+
+void vmem_write_bytes(struct cpu *c, int seg, u64 offset, const void *buf, unsigned size)
+{
+    u64 lin = seg_linear(c, seg, offset, size, true);
+    lin_write_bytes(c, lin, buf, size, 0);
+}
+
+void vmem_check_write(struct cpu *c, int seg, u64 offset, unsigned size)
+{
+    u64 lin = seg_linear(c, seg, offset, size, true);
+    check_align(c, lin, size);
+    lin_translate(c, lin, ACC_WRITE);
+    if (((lin & 0xfff) + size) > 4096)
+        lin_translate(c, lin + size - 1, ACC_WRITE);
+}

@@ -1,0 +1,69 @@
+/* Devices of the PC platform. Each registers its ranges on the machine's buses; those
+ * with per-CPU state (the LAPIC) are reached by the machine through these functions. */
+#ifndef NESTOR_DEV_DEV_H
+#define NESTOR_DEV_DEV_H
+
+#include "common.h"
+
+struct machine;
+struct cpu;
+
+/* 16550A UART at 0x3f8 (COM1), IRQ 4, on the console file descriptors. */
+struct uart *uart_create(struct machine *m, u16 base, int irq, int in_fd, int out_fd);
+void uart_destroy(struct uart *u);
+/* Feeds console input bytes (from the machine's stdin poller). */
+void uart_receive(struct uart *u, const u8 *buf, size_t len);
+bool uart_can_receive(const struct uart *u);
+
+/* QEMU isa-debug-exit at 0xf4: a write of v stops the machine with status (v << 1) | 1. */
+void debugexit_create(struct machine *m, u16 port);
+
+/* fw_cfg at 0x510 (selector) / 0x511 (data), with DMA at 0x514, as QEMU has it. */
+struct fwcfg *fwcfg_create(struct machine *m);
+void fwcfg_destroy(struct fwcfg *f);
+/* Adds a named file (copied). */
+void fwcfg_add_file(struct fwcfg *f, const char *name, const void *data, size_t len);
+/* Sets a fixed-key item (copied). */
+void fwcfg_set(struct fwcfg *f, u16 key, const void *data, size_t len);
+
+/* ACPI tables (RSDP in the BIOS area, XSDT, MADT, FADT, DSDT ...) written to guest RAM.
+ * Returns the RSDP's physical address. */
+u64 acpi_build(struct machine *m);
+
+/* Local APIC, one per vCPU: xAPIC MMIO at the APIC base, x2APIC MSRs, timer (one-shot,
+ * periodic, TSC-deadline), IPIs (INIT/SIPI/fixed/NMI), EOI, TPR/PPR priorities. */
+struct lapic *lapic_create(struct machine *m, struct cpu *cpu, int id, bool bsp);
+void lapic_destroy(struct lapic *l);
+u64 lapic_mmio_read(struct lapic *l, u64 offset, unsigned size);
+void lapic_mmio_write(struct lapic *l, u64 offset, unsigned size, u64 value);
+bool lapic_msr_read(struct lapic *l, u32 msr, u64 *value);   /* APIC base, x2APIC, TSC deadline */
+bool lapic_msr_write(struct lapic *l, u32 msr, u64 value);   /* false -> #GP */
+u64 lapic_base(const struct lapic *l);                        /* APIC base MSR value */
+bool lapic_hw_enabled(const struct lapic *l);
+/* Highest pending interrupt above the processor priority, or -1; ack moves it to ISR. */
+int lapic_intr_pending(struct lapic *l);
+int lapic_intr_ack(struct lapic *l);
+/* Accepts an interrupt message (from another LAPIC, the IOAPIC or MSI). */
+void lapic_deliver(struct lapic *l, u8 vector, u8 delivery_mode, bool level);
+/* Does this LAPIC match destination dest (physical/logical, flat/cluster, x2APIC)? */
+bool lapic_match_dest(const struct lapic *l, u32 dest, bool logical);
+/* CR8 <-> TPR */
+void lapic_set_tpr(struct lapic *l, u8 tpr_4bit);
+u8 lapic_get_tpr(const struct lapic *l);
+/* LINT0/LINT1 pins (ExtINT from the PIC, NMI). */
+void lapic_set_lint(struct lapic *l, int pin, bool level);
+/* INIT received: registers back to their power-up state except the ID and base MSR. */
+void lapic_init_signal(struct lapic *l);
+/* ExtINT: the CPU's INTR input is asserted through this LAPIC (LINT0/LINT1 in ExtINT
+ * mode, an ExtINT message, or LINT0 while the LAPIC is disabled); the vector comes from
+ * the 8259 PIC, and the machine calls lapic_extint_ack() when the CPU takes it. */
+bool lapic_extint_pending(const struct lapic *l);
+void lapic_extint_ack(struct lapic *l);
+/* Arbitration priority, for choosing the target of a lowest-priority message. */
+u8 lapic_arbitration_priority(const struct lapic *l);
+
+/* APIC delivery modes */
+enum { APIC_DM_FIXED = 0, APIC_DM_LOWEST = 1, APIC_DM_SMI = 2, APIC_DM_NMI = 4,
+       APIC_DM_INIT = 5, APIC_DM_STARTUP = 6, APIC_DM_EXTINT = 7 };
+
+#endif

@@ -1,0 +1,79 @@
+/* Virtual time and timers. */
+#include "machine/clock.h"
+
+#include <string.h>
+#include <time.h>
+
+u64 clock_host_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (u64)ts.tv_sec * 1000000000ull + (u64)ts.tv_nsec;
+}
+
+void clock_init(struct vclock *k, bool deterministic)
+{
+    memset(k, 0, sizeof(*k));
+    k->deterministic = deterministic;
+    k->ns_per_kinsn = 1000; /* deterministic mode: 1 ns per instruction (1000 MIPS) */
+    k->host_start_ns = clock_host_ns();
+    for (int i = 0; i < CLOCK_MAX_TIMERS; i++)
+        k->t[i].deadline_ns = CLOCK_NEVER;
+}
+
+u64 clock_now(const struct vclock *k)
+{
+    if (k->deterministic)
+        return k->det_ns;
+    return clock_host_ns() - k->host_start_ns;
+}
+
+void clock_advance_insns(struct vclock *k, u64 insns)
+{
+    if (k->deterministic)
+        k->det_ns += insns * k->ns_per_kinsn / 1000;
+}
+
+void clock_advance_to(struct vclock *k, u64 t)
+{
+    if (k->deterministic && t > k->det_ns) {
+        k->idle_skip_ns += t - k->det_ns;
+        k->det_ns = t;
+    }
+}
+
+int clock_timer_new(struct vclock *k, timer_fn fn, void *opaque)
+{
+    for (int i = 0; i < CLOCK_MAX_TIMERS; i++)
+        if (!k->t[i].used) {
+            k->t[i] = (struct clock_timer){ CLOCK_NEVER, fn, opaque, true };
+            if (i >= k->ntimers)
+                k->ntimers = i + 1;
+            return i;
+        }
+    nestor_panic("out of virtual timers");
+}
+
+void clock_timer_arm(struct vclock *k, int id, u64 deadline_ns) { k->t[id].deadline_ns = deadline_ns; }
+void clock_timer_disarm(struct vclock *k, int id) { k->t[id].deadline_ns = CLOCK_NEVER; }
+
+u64 clock_next_deadline(const struct vclock *k)
+{
+    u64 d = CLOCK_NEVER;
+    for (int i = 0; i < k->ntimers; i++)
+        if (k->t[i].used && k->t[i].deadline_ns < d)
+            d = k->t[i].deadline_ns;
+    return d;
+}
+
+void clock_run_timers(struct vclock *k)
+{
+    u64 now = clock_now(k);
+    for (int i = 0; i < k->ntimers; i++) {
+        struct clock_timer *t = &k->t[i];
+        if (t->used && t->deadline_ns <= now) {
+            t->deadline_ns = CLOCK_NEVER; /* the callback re-arms periodic timers */
+            t->fn(t->opaque, now);
+        }
+    }
+}

@@ -1,0 +1,67 @@
+/* The machine: guest RAM, the port/MMIO buses, the vCPUs, the virtual clock and the
+ * devices. It owns the handler behind cpu_intercept() and routes every exit to exactly
+ * one owner. vCPUs run round-robin on one host thread, which keeps runs deterministic. */
+#ifndef NESTOR_MACHINE_MACHINE_H
+#define NESTOR_MACHINE_MACHINE_H
+
+#include <stdio.h>
+
+#include "common.h"
+#include "cpu/cpu.h"
+#include "machine/bus.h"
+#include "machine/clock.h"
+#include "machine/mem.h"
+
+#define MACHINE_MAX_CPUS 64
+
+struct lapic;
+struct ioapic;
+struct uart;
+struct fwcfg;
+
+struct machine_config {
+    u64 ram_size;
+    int ncpus;
+    const char *cpu_spec;     /* -cpu */
+    const char *kernel;
+    const char *initrd;
+    const char *append;
+    bool deterministic;
+    FILE *trace;              /* NULL: no trace */
+    bool trace_insns, trace_events;
+    u64 max_insns;            /* 0 = unlimited; stop with an error after this many */
+    int console_in_fd;        /* -1: no console input */
+    int console_out_fd;
+};
+
+struct machine {
+    struct machine_config cfg;
+    struct guest_mem mem;
+    struct bus io, mmio;
+    struct vclock clock;
+    struct cpuid_model model;
+    struct cpu *cpu[MACHINE_MAX_CPUS];
+    struct lapic *lapic[MACHINE_MAX_CPUS];
+    int ncpus;
+    struct uart *uart;
+    struct fwcfg *fwcfg;
+    bool stop;
+    int exit_status;          /* status the process exits with when the guest stops */
+    u64 acpi_rsdp;            /* physical address of the RSDP */
+};
+
+/* Builds the machine (RAM, devices, CPUs, ACPI, fw_cfg) and loads the kernel.
+ * Returns 0 or an exit status (NESTOR_EXIT_USAGE for bad images/options). */
+int machine_create(struct machine *m, const struct machine_config *cfg);
+void machine_destroy(struct machine *m);
+/* Runs until the guest stops; returns the process exit status. */
+int machine_run(struct machine *m);
+/* Devices ask the machine to stop with a status (debug-exit, poweroff, triple fault). */
+void machine_request_stop(struct machine *m, int status);
+/* Raise/lower an ISA IRQ line (routes to PIC/IOAPIC when present, else LAPIC LINT0). */
+void machine_set_irq(struct machine *m, int irq, bool level);
+/* Deliver an interrupt message (from LAPIC IPIs, IOAPIC, MSI) to the destination CPUs. */
+struct apic_msg { u32 dest; u8 vector; u8 delivery; bool logical; bool level; u8 shorthand; int src; };
+void machine_apic_send(struct machine *m, const struct apic_msg *msg);
+
+#endif

@@ -1,0 +1,74 @@
+/* Guest physical memory: RAM laid out as a PC, reached only through bounds-checked
+ * accessors. A guest physical address that is not RAM never reaches host memory. */
+#ifndef NESTOR_MACHINE_MEM_H
+#define NESTOR_MACHINE_MEM_H
+
+#include "common.h"
+
+/* PC layout constants. */
+#define MEM_LOW_END 0xA0000ull        /* conventional RAM: [0, 640K) */
+#define MEM_BIOS_START 0xE0000ull     /* BIOS area (ROM-like RAM holding ACPI RSDP etc.) */
+#define MEM_HIGH_START 0x100000ull    /* RAM from 1M */
+#define MEM_PCI_HOLE_START 0xC0000000ull /* PCI hole [3G, 4G) */
+#define MEM_4G 0x100000000ull
+
+enum mem_region_kind { MEM_RAM, MEM_ROM };
+
+struct mem_region {
+    u64 gpa;
+    u64 size;
+    u8 *host;
+    enum mem_region_kind kind;
+};
+
+/* E820 types, as in the ACPI specification. */
+enum { E820_RAM = 1, E820_RESERVED = 2, E820_ACPI = 3, E820_NVS = 4 };
+
+struct e820_entry {
+    u64 addr;
+    u64 size;
+    u32 type;
+};
+
+#define MEM_MAX_REGIONS 8
+#define MEM_MAX_E820 16
+
+struct guest_mem {
+    u64 ram_size;                 /* bytes of RAM the user asked for (-m) */
+    struct mem_region region[MEM_MAX_REGIONS];
+    int nregions;
+    struct e820_entry e820[MEM_MAX_E820];
+    int ne820;
+    /* Bumped whenever a guest-visible write may have changed code (for decode caches). */
+    u64 generation;
+};
+
+/* Lays out ram_size bytes of RAM as a PC and builds the e820 map. Returns 0 or -1 with
+ * a message on stderr (size too small or too large for the host). */
+int mem_init(struct guest_mem *m, u64 ram_size);
+void mem_destroy(struct guest_mem *m);
+
+/* Host pointer for [gpa, gpa+len) if the whole range lies in one RAM/ROM region, else NULL. */
+u8 *mem_ptr(struct guest_mem *m, u64 gpa, u64 len);
+/* True if [gpa, gpa+len) is entirely RAM. */
+bool mem_is_ram(const struct guest_mem *m, u64 gpa, u64 len);
+
+/* Bounds-checked copies. Return 0, or -1 if any byte is not RAM (nothing is copied then). */
+int mem_read(struct guest_mem *m, u64 gpa, void *buf, u64 len);
+int mem_write(struct guest_mem *m, u64 gpa, const void *buf, u64 len);
+int mem_fill(struct guest_mem *m, u64 gpa, u8 byte, u64 len);
+
+/* Little-endian scalar helpers; they return 0/-1 like mem_read/mem_write. */
+int mem_read_u8(struct guest_mem *m, u64 gpa, u8 *v);
+int mem_read_u16(struct guest_mem *m, u64 gpa, u16 *v);
+int mem_read_u32(struct guest_mem *m, u64 gpa, u32 *v);
+int mem_read_u64(struct guest_mem *m, u64 gpa, u64 *v);
+int mem_write_u8(struct guest_mem *m, u64 gpa, u8 v);
+int mem_write_u16(struct guest_mem *m, u64 gpa, u16 v);
+int mem_write_u32(struct guest_mem *m, u64 gpa, u32 v);
+int mem_write_u64(struct guest_mem *m, u64 gpa, u64 v);
+
+/* Marks [addr, addr+size) with an e820 type (used for ACPI tables, reserved areas). */
+void mem_e820_mark(struct guest_mem *m, u64 addr, u64 size, u32 type);
+
+#endif

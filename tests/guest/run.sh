@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Runs the guest test kernels ($BUILD/guest/NAME.elf) and prints one line per test:
+#   PASS guest:NAME
+#   FAIL guest:NAME: <why> | <last lines of the serial output>
+#
+#   tests/guest/run.sh [NAME...]      all tests (bench only when named), or the named ones
+#   GUEST_RUNNER=qemu tests/guest/run.sh    run them on QEMU TCG instead, for reference
+#   GUEST_TIMEOUT=N                   seconds per test (default 60; a test may ask more)
+#   GUEST_VERBOSE=1                   also print each test's serial output
+#
+# Per-test options come from a comment line in the test's source:
+#   /* guest: smp=4 timeout=120 expect=triple-fault mem=256 */
+# expect=pass (default): the VM must end with debug-exit status 0 (process status 1) and
+#   print no line starting with FAIL.
+# expect=triple-fault: the last line printed must be "TRIPLE-FAULT-NEXT" and the VM must
+#   then stop without a debug-exit: QEMU (-no-reboot) exits 0; nestor must exit non-zero
+#   (the guest cannot reach a debug-exit after the marker except through a FAIL line).
+# Logs go to $BUILD/guest/logs/NAME.log.
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+RUNNER=${GUEST_RUNNER:-nestor}
+NESTOR=${NESTOR:-$PWD/$BUILD/nestor}
+DEFAULT_TIMEOUT=${GUEST_TIMEOUT:-60}
+LOGDIR=$BUILD/guest/logs
+mkdir -p "$LOGDIR"
+
+# value of key in the test's "guest:" comment, or a default
+opt() { # file key default
+  local v
+  v=$(sed -n 's/.*guest:\(.*\)\*\/.*/\1/p' "$1" | head -1 | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1)
+  echo "${v:-$3}"
+}
+
+tail_of() { # log: last lines, on one line
+  tail -n 4 "$1" | tr -d '\r' | tr '\n' '|' | sed 's/|$//; s/|/ | /g' | cut -c1-400
+}
+
+run_one() { # name src
+  local name=$1 src=$2 elf=$BUILD/guest/$1.elf log=$LOGDIR/$1.log
+  local smp mem timeout expect status why=""
+  smp=$(opt "$src" smp 1)
+  mem=$(opt "$src" mem 128)
+  timeout=$(opt "$src" timeout "$DEFAULT_TIMEOUT")
+  expect=$(opt "$src" expect pass)
+  if [ ! -f "$elf" ]; then
+    echo "FAIL guest:$name: $elf not built (make guests)"
+    return
+  fi
+  case $RUNNER in
+    qemu)
+      timeout "$timeout" qemu-system-x86_64 -accel tcg -M q35 -cpu max -m "$mem" -smp "$smp" \
+        -nographic -no-reboot -monitor none -serial stdio -nic none \
+        -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$elf" </dev/null >"$log" 2>&1
+      status=$? ;;
+    nestor)
+      if [ ! -x "$NESTOR" ]; then
+        echo "FAIL guest:$name: $NESTOR not built"
+        return
+      fi
+      local args=()
+      [ "$smp" != 1 ] && args+=(-smp "$smp")
+      [ "$mem" != 128 ] && args+=(-m "$mem")
+      timeout "$timeout" "$NESTOR" run "${args[@]}" "$elf" </dev/null >"$log" 2>&1
+      status=$? ;;
+    *)
+      echo "FAIL guest:$name: unknown GUEST_RUNNER=$RUNNER"
+      return ;;
+  esac
+  [ "${GUEST_VERBOSE:-0}" = 1 ] && sed "s/^/  [$name] /" "$log"
+  local fails
+  fails=$(tr -d '\r' <"$log" | grep -c '^FAIL')
+  if [ "$status" -eq 124 ]; then
+    why="timed out after ${timeout}s"
+  elif [ "$expect" = triple-fault ]; then
+    local last
+    last=$(tr -d '\r' <"$log" | grep -v '^$' | tail -n 1)
+    if [ "$last" != TRIPLE-FAULT-NEXT ]; then
+      why="did not stop right after TRIPLE-FAULT-NEXT (status $status)"
+    elif [ "$RUNNER" = qemu ] && [ "$status" -ne 0 ]; then
+      why="QEMU exit status $status, want 0 (shutdown)"
+    elif [ "$RUNNER" = nestor ] && [ "$status" -eq 0 ]; then
+      why="nestor exit status 0, want the non-zero status of a triple fault"
+    fi
+  elif [ "$status" -ne 1 ]; then
+    if [ $((status & 1)) -eq 1 ] && [ "$status" -lt 256 ]; then
+      why="debug-exit code $((status >> 1)) (status $status)"
+    else
+      why="exit status $status, not a debug-exit"
+    fi
+  elif [ "$fails" -ne 0 ]; then
+    why="$fails FAIL line(s): $(tr -d '\r' <"$log" | grep '^FAIL' | head -n 3 | tr '\n' ';')"
+  fi
+  if [ -z "$why" ]; then
+    echo "PASS guest:$name"
+  else
+    echo "FAIL guest:$name: $why | $(tail_of "$log")"
+  fi
+}
+
+want=" $* "
+for src in tests/guest/t32/*.c tests/guest/t64/*.c; do
+  [ -f "$src" ] || continue
+  name=$(basename "$src" .c)
+  if [ $# -gt 0 ]; then
+    [[ $want == *" $name "* ]] || continue
+  else
+    [ "$(opt "$src" default yes)" = no ] && continue
+  fi
+  run_one "$name" "$src"
+done

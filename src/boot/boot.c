@@ -148,16 +148,9 @@ static int module_list_read(struct module_list *l, const char *spec, u64 limit)
 typedef int (*boot_loader_fn)(struct machine *m, const struct boot_image *k,
                               const struct boot_image *initrd, const char *cmdline);
 
-/* Formats after multiboot, in the order they are recognised: a PVH note wins over the
- * bzImage header and over plain ELF. */
-static const struct {
-    const char *name;
-    boot_loader_fn load;
-} boot_formats[] = {
-    { "PVH", boot_pvh },
-    { "Linux bzImage", boot_linux },
-    { "ELF", boot_elf },
-};
+/* Formats after multiboot (which is recognised first because it takes a module list),
+ * in the order they are tried: a PVH note wins over the bzImage header and plain ELF. */
+static const boot_loader_fn boot_formats[] = { boot_pvh, boot_linux, boot_elf };
 
 int boot_load_kernel(struct machine *m, const char *kernel, const char *initrd,
                      const char *cmdline)
@@ -198,7 +191,7 @@ int boot_load_kernel(struct machine *m, const char *kernel, const char *initrd,
                 rdp = &rd;
         }
         for (size_t i = 0; rc == 1 && i < ARRAY_SIZE(boot_formats); i++)
-            rc = boot_formats[i].load(m, &k, rdp, cmdline);
+            rc = boot_formats[i](m, &k, rdp, cmdline);
         free(rddata);
     }
     if (rc == 1) {
@@ -257,13 +250,15 @@ static const struct boot_range *layout_conflict(const struct boot_layout *l, u64
     return NULL;
 }
 
-static int layout_add(struct boot_layout *l, u64 start, u64 end)
+static int layout_add(struct boot_layout *l, u64 start, u64 end, const char *what)
 {
     if (l->nused == BOOT_LAYOUT_MAX) {
         nestor_log("%s: too many boot areas to place (at most %d)", l->path, BOOT_LAYOUT_MAX);
         return -1;
     }
-    l->used[l->nused++] = (struct boot_range){ start, end };
+    struct boot_range *r = &l->used[l->nused++];
+    *r = (struct boot_range){ .start = start, .end = end };
+    snprintf(r->what, sizeof r->what, "%s", what);
     return 0;
 }
 
@@ -272,9 +267,9 @@ void boot_layout_init(struct boot_layout *l, struct machine *m, const char *path
     l->m = m;
     l->path = path;
     l->nused = 0;
-    layout_add(l, 0, BOOT_AREA_END);
+    layout_add(l, 0, BOOT_AREA_END, "the loader's low-memory area");
     if (m->acpi_rsdp)
-        layout_add(l, m->acpi_rsdp, m->acpi_rsdp + 36); /* ACPI 2.0 RSDP length */
+        layout_add(l, m->acpi_rsdp, m->acpi_rsdp + 36, "the ACPI RSDP"); /* ACPI 2.0 length */
 }
 
 int boot_layout_claim(struct boot_layout *l, u64 start, u64 end, const char *what)
@@ -287,12 +282,11 @@ int boot_layout_claim(struct boot_layout *l, u64 start, u64 end, const char *wha
     const struct boot_range *r = layout_conflict(l, start, end);
     if (r) {
         nestor_log("%s: %s [0x%llx, 0x%llx) overlaps %s [0x%llx, 0x%llx)", l->path, what,
-                   (unsigned long long)start, (unsigned long long)end,
-                   r->start < BOOT_AREA_END ? "the loader's low-memory area" : "boot data",
+                   (unsigned long long)start, (unsigned long long)end, r->what,
                    (unsigned long long)r->start, (unsigned long long)r->end);
         return -1;
     }
-    return layout_add(l, start, end);
+    return layout_add(l, start, end, what);
 }
 
 static bool layout_fits(const struct boot_layout *l, u64 p, u64 size, u64 lo, u64 hi)
@@ -354,7 +348,7 @@ int boot_layout_alloc(struct boot_layout *l, u64 size, u64 align, u64 lo, u64 hi
                    what, (unsigned long long)size, (unsigned long long)lo, (unsigned long long)hi);
         return -1;
     }
-    if (layout_add(l, p, p + size))
+    if (layout_add(l, p, p + size, what))
         return -1;
     *out = p;
     return 0;

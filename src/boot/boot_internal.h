@@ -52,6 +52,7 @@ int boot_enter(struct machine *m, enum boot_entry_mode mode, u64 entry, const ch
 /* ---- placement of boot data ---- */
 struct boot_range {
     u64 start, end; /* [start, end) */
+    char what[40];  /* named in overlap messages */
 };
 
 #define BOOT_LAYOUT_MAX 64

@@ -215,7 +215,8 @@ int multiboot_load(struct machine *m, const struct boot_image *k,
     u64 mmap_off = boot_align_up(MBI_SIZE, 8);
     u64 mods_off = mmap_off + (u64)nmmap * MB_MMAP_ENTRY_SIZE;
     u64 strings_off = mods_off + (u64)nmods * MB_MOD_ENTRY_SIZE;
-    u64 block_size = strings_off + strlen(k->path) + 1 + sizeof MB_LOADER_NAME;
+    const char *kpath = k->path ? k->path : "";
+    u64 block_size = strings_off + strlen(kpath) + 1 + sizeof MB_LOADER_NAME;
     if (cmdline)
         block_size += strlen(cmdline) + 1;
     for (int i = 0; i < nmods; i++)
@@ -251,7 +252,7 @@ int multiboot_load(struct machine *m, const struct boot_image *k,
 
     size_t pos = strings_off;
     boot_wr32(mbi + MBI_CMDLINE,
-              put_string(block, block_addr, &pos, k->path, cmdline && *cmdline ? cmdline : NULL));
+              put_string(block, block_addr, &pos, kpath, cmdline && *cmdline ? cmdline : NULL));
     boot_wr32(mbi + MBI_BOOT_LOADER_NAME, put_string(block, block_addr, &pos, MB_LOADER_NAME, NULL));
     for (int i = 0; i < nmods; i++)
         boot_wr32(block + mods_off + (u64)i * MB_MOD_ENTRY_SIZE + 8,

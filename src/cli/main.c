@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/console.h"
 #include "machine/machine.h"
 
 #define NESTOR_VERSION "0.1.0"
@@ -30,6 +31,7 @@ static void usage(FILE *f)
             "                   and 'exit' (every event leaving the CPU)\n"
             "  -D FILE          write the trace to FILE (default stderr)\n"
             "  -max-insns N     stop with an error after N instructions on vCPU 0\n"
+            "  -stats           print instructions retired and MIPS when the guest stops\n"
             "  -nographic, -no-reboot, -serial stdio\n"
             "                   accepted for QEMU compatibility (this is how nestor always runs)\n"
             "\n"
@@ -147,6 +149,8 @@ static int cmd_run(int argc, char **argv)
                 fprintf(stderr, "nestor: -max-insns %s: not a number\n", v);
                 return NESTOR_EXIT_USAGE;
             }
+        } else if (!strcmp(a, "-stats")) {
+            cfg.stats = true;
         } else if (!strcmp(a, "-nographic") || !strcmp(a, "-no-reboot")) {
             /* nestor always runs this way */
         } else if (!strcmp(a, "-serial")) {
@@ -192,10 +196,15 @@ static int cmd_run(int argc, char **argv)
     }
 
     static struct machine m;
+    static struct console con;
+    console_open(&con, cfg.console_in_fd, cfg.console_out_fd);
+    cfg.console_filter = console_filter;
+    cfg.console_opaque = &con;
     int r = machine_create(&m, &cfg);
     if (r == 0)
         r = machine_run(&m);
     machine_destroy(&m);
+    console_close(&con);
     if (cfg.trace && cfg.trace != stderr)
         fclose(cfg.trace);
     return r;

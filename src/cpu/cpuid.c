@@ -272,16 +272,14 @@ static int apply_option(struct cpuid_model *m, const char *item, char *err, size
         snprintf(key, sizeof(key), "%s", item + 1);
     } else {
         const char *eq = strchr(item, '=');
-        if (!eq)
-            return fail(err, errlen,
-                        "-cpu: '%s' is not +feature, -feature, feature=on|off or vendor=...",
-                        item);
+        if (!eq) /* a bare name turns the feature on, as in QEMU */
+            eq = item + strlen(item);
         size_t klen = (size_t)(eq - item);
         if (klen >= sizeof(key))
-            return fail(err, errlen, "-cpu: unknown option '%s'", item);
+            return fail(err, errlen, "unknown option '%s'", item);
         memcpy(key, item, klen);
         key[klen] = 0;
-        value = eq + 1;
+        value = *eq ? eq + 1 : "on";
         if (strcmp(key, "vendor") == 0) {
             for (size_t v = 0; v < ARRAY_SIZE(vendor_string); v++) {
                 if (strcmp(value, vendor_string[v]) == 0) {
@@ -290,21 +288,21 @@ static int apply_option(struct cpuid_model *m, const char *item, char *err, size
                 }
             }
             return fail(err, errlen,
-                        "-cpu: unknown vendor '%s' (GenuineIntel or AuthenticAMD)", value);
+                        "unknown vendor '%s' (GenuineIntel or AuthenticAMD)", value);
         }
         if (strcmp(value, "on") == 0 || strcmp(value, "true") == 0)
             on = true;
         else if (strcmp(value, "off") == 0 || strcmp(value, "false") == 0)
             on = false;
         else
-            return fail(err, errlen, "-cpu: '%s': the value must be on or off", item);
+            return fail(err, errlen, "'%s': the value must be on or off", item);
     }
 
     int idx = feature_lookup(key);
     if (idx < 0)
-        return fail(err, errlen, "-cpu: unknown CPU feature '%s'", key);
+        return fail(err, errlen, "unknown CPU feature '%s'", key);
     if (on && !features[idx].implemented)
-        return fail(err, errlen, "-cpu: feature '%s' is not implemented by nestor",
+        return fail(err, errlen, "feature '%s' is not implemented by nestor",
                     features[idx].name);
     m->enabled[idx] = on;
     return 0;
@@ -316,20 +314,20 @@ int cpuid_model_parse(struct cpuid_model *m, const char *spec, char *err, size_t
     if (!spec)
         spec = "max";
     if (strlen(spec) >= sizeof(buf))
-        return fail(err, errlen, "-cpu: option string too long (%s)", "over 511 characters");
+        return fail(err, errlen, "option string too long (%s)", "over 511 characters");
     snprintf(buf, sizeof(buf), "%s", spec);
 
     char *save = NULL;
     char *name = strtok_r(buf, ",", &save);
     if (!name)
-        return fail(err, errlen, "-cpu: no CPU model given%s", "");
+        return fail(err, errlen, "no CPU model given%s", "");
 
     int mi = -1;
     for (size_t i = 0; i < ARRAY_SIZE(models); i++)
         if (strcmp(models[i].name, name) == 0)
             mi = (int)i;
     if (mi < 0)
-        return fail(err, errlen, "-cpu: unknown CPU model '%s' (models: max, qemu64)", name);
+        return fail(err, errlen, "unknown CPU model '%s' (models: max, qemu64)", name);
 
     struct cpuid_model nm;
     memset(&nm, 0, sizeof(nm));

@@ -51,7 +51,7 @@ struct cpuid_model {
 /* The table of every feature nestor knows the name of. */
 const struct cpuid_feature *cpuid_feature_table(int *count);
 
-/* Parses QEMU's -cpu syntax: MODEL[,+feat|,-feat|,feat=on|off|,vendor=...]...
+/* Parses QEMU's -cpu syntax: MODEL[,+feat|,-feat|,feat|,feat=on|off|,vendor=...]... (models: max, qemu64)
  * Returns 0, or -1 with a clear message in err (unknown model or feature, or a feature
  * that nestor does not implement). */
 int cpuid_model_parse(struct cpuid_model *m, const char *spec, char *err, size_t errlen);

@@ -64,9 +64,10 @@ int exec_init(struct cpu *c)
     struct cpu_internal *in = c->in;
     for (int m = 0; m < 7; m++)
         for (int s = 0; s < 3; s++) {
-            ZydisStackWidth sw = (ZydisStackWidth)(ZYDIS_STACK_WIDTH_16 + s);
-            if (m == MODE_LONG64)
-                sw = ZYDIS_STACK_WIDTH_64;
+            /* a 64-bit stack exists only in 64-bit mode */
+            ZydisStackWidth sw = m == MODE_LONG64 ? ZYDIS_STACK_WIDTH_64
+                                 : s == 0         ? ZYDIS_STACK_WIDTH_16
+                                                  : ZYDIS_STACK_WIDTH_32;
             if (ZYAN_FAILED(ZydisDecoderInit(&in->dec[m][s], zmode[m], sw)))
                 nestor_panic("Zydis decoder init failed");
         }
@@ -245,11 +246,22 @@ static const struct dcache_entry *decode(struct cpu *c)
     unsigned on_page = 4096 - (lin & 0xfff);
 
     if (e->key == key && e->lin == lin && e->rip == rip) {
+        /* hit if the bytes in memory are still the decoded ones (self-modifying code,
+         * remapped pages) */
         unsigned len = e->len;
-        fetch(c, lin, buf, len);
-        if (memcmp(buf, e->bytes, len) == 0) {
-            check_cs_limit(c, rip, len);
-            return e;
+        const u8 *code;
+        if (likely(len <= on_page) && (code = lin_code_ptr(c, lin)) != NULL) {
+            if (likely(memcmp(code, e->bytes, len) == 0)) {
+                if (unlikely(!cpu_is_long64(c)))
+                    check_cs_limit(c, rip, len);
+                return e;
+            }
+        } else {
+            fetch(c, lin, buf, len);
+            if (memcmp(buf, e->bytes, len) == 0) {
+                check_cs_limit(c, rip, len);
+                return e;
+            }
         }
     }
 
@@ -263,12 +275,13 @@ static const struct dcache_entry *decode(struct cpu *c)
     fetch(c, lin, buf, avail);
     ZydisDecoder *dec = &in->dec[c->mode][key % 3];
     e->key = 0xff;
-    ZyanStatus st = ZydisDecoderDecodeInstruction(dec, NULL, buf, avail, &e->insn.d);
+    ZydisDecoderContext zctx;
+    ZyanStatus st = ZydisDecoderDecodeInstruction(dec, &zctx, buf, avail, &e->insn.d);
     if (st == ZYDIS_STATUS_NO_MORE_DATA && avail < 15) {
         if (avail == on_page) {
             fetch(c, lin, buf, 15);
             avail = 15;
-            st = ZydisDecoderDecodeInstruction(dec, NULL, buf, avail, &e->insn.d);
+            st = ZydisDecoderDecodeInstruction(dec, &zctx, buf, avail, &e->insn.d);
         } else {
             cpu_fault(c, EXC_GP, 0); /* runs past the CS limit */
         }
@@ -279,7 +292,7 @@ static const struct dcache_entry *decode(struct cpu *c)
         cpu_fault_noerr(c, EXC_UD);
     struct insn *i = &e->insn;
     memset(i->op, 0, sizeof(i->op));
-    if (ZYAN_FAILED(ZydisDecoderDecodeOperands(dec, NULL, &i->d, i->op, i->d.operand_count_visible)))
+    if (ZYAN_FAILED(ZydisDecoderDecodeOperands(dec, &zctx, &i->d, i->op, i->d.operand_count_visible)))
         cpu_fault_noerr(c, EXC_UD);
     check_cs_limit(c, rip, i->d.length);
     i->osize = (u8)(i->d.operand_width / 8);

@@ -80,6 +80,11 @@ int exc_class(int vector);
 _Noreturn void debug_raise_trap(struct cpu *c, u32 dr6_bits);
 /* Recomputes in->dr_exec_active / dr_data_active from DR7 (debug.c). */
 void debug_update(struct cpu *c);
+/* Updates DR6 for a debug exception with the given bits (B0-B3 replaced, BD/BS/BT set)
+ * and clears DR7.GD as #DB delivery does; the caller raises the #DB (debug.c). */
+void debug_set_dr6(struct cpu *c, u32 dr6_bits);
+/* I/O breakpoints (DR7 RW = 10 with CR4.DE): adds matches to in->pending_db_bits. */
+void debug_check_io(struct cpu *c, u16 port, unsigned size);
 
 /* ---- the handler table ---- */
 /* Each instruction group registers its handlers by mnemonic. */
@@ -90,6 +95,11 @@ void insn_register_control(insn_fn *t);  /* insn_control.c: JMP/Jcc/CALL/RET/LOO
 void insn_register_system(insn_fn *t);   /* insn_system.c: MOV CR/DR, descriptor tables, MSRs, CPUID, HLT, SYSCALL, ... */
 void insn_register_x87(insn_fn *t);      /* insn_x87.c */
 void insn_register_sse(insn_fn *t);      /* insn_sse.c: MMX, SSE, SSE2, FXSAVE/XSAVE family */
+/* The string forms of MOVSD/CMPSD (A5, A7), which share their mnemonic with SSE2 scalar
+ * MOVSD/CMPSD; insn_string.c registers these and forwards the SSE2 forms (other opcode
+ * map) to the handler registered before it. A later registrant must do the reverse. */
+void insn_string_movsd(struct cpu *c, const struct insn *i);
+void insn_string_cmpsd(struct cpu *c, const struct insn *i);
 
 /* Makes the current register state the one a later fault in this instruction restores
  * (REP string instructions: progress of completed iterations survives a fault). */
@@ -174,6 +184,9 @@ u64 lin_read(struct cpu *c, u64 linear, unsigned size, unsigned access);
 void lin_write(struct cpu *c, u64 linear, unsigned size, u64 value, unsigned access);
 void lin_read_bytes(struct cpu *c, u64 linear, void *buf, unsigned size, unsigned access);
 void lin_write_bytes(struct cpu *c, u64 linear, const void *buf, unsigned size, unsigned access);
+/* Host pointer to code at a linear address (instruction fetch permission checked, faults
+ * raised), valid to the end of its page; NULL if the code is not in RAM. */
+u8 *lin_code_ptr(struct cpu *c, u64 linear);
 /* Translate a linear address (fault -> cpu_page_fault). Returns the guest physical address. */
 u64 lin_translate(struct cpu *c, u64 linear, unsigned access);
 /* Physical access: RAM directly, anything else through the MMIO intercept. */
@@ -243,6 +256,14 @@ void cpu_write_cr(struct cpu *c, int cr, u64 value);   /* MOV to CRn with all ch
 u64 cpu_read_cr(struct cpu *c, int cr);
 void cpu_write_dr(struct cpu *c, int dr, u64 value);
 u64 cpu_read_dr(struct cpu *c, int dr);
+/* Loads CRn (0, 2, 3, 4, 8) with the architectural validity checks, long-mode activation,
+ * PDPTE loading and TLB flushes, but without the CPL check and the intercept (for LMSW,
+ * CLTS, task switches); #GP(0) on an invalid value (cr.c). */
+void cpu_load_cr(struct cpu *c, int cr, u64 value);
+/* EFER: may value be written now (reserved bits, features, LME while paging)? And the
+ * write itself (#GP(0) if invalid), with the flushes it needs (cr.c). */
+bool cpu_efer_valid(const struct cpu *c, u64 value);
+void cpu_load_efer(struct cpu *c, u64 value);
 /* MSR access with the engine's own MSRs; others go to the intercept. false = #GP. */
 bool cpu_rdmsr(struct cpu *c, u32 index, u64 *value);
 bool cpu_wrmsr(struct cpu *c, u32 index, u64 value);

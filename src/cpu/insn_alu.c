@@ -39,18 +39,11 @@ static bool is_cr_or_dr(const ZydisDecodedOperand *op) {
            op->reg.value <= ZYDIS_REGISTER_DR15;
 }
 
-static bool is_ss(const ZydisDecodedOperand *op) {
-    return op->type == ZYDIS_OPERAND_TYPE_REGISTER && op->reg.value == ZYDIS_REGISTER_SS;
-}
-
 static void insn_mov(struct cpu *c, const struct insn *i) {
     /* MOV to/from CRn/DRn is privileged in every mode (#GP(0) at CPL > 0, V86 included). */
     if (unlikely(is_cr_or_dr(&i->op[0]) || is_cr_or_dr(&i->op[1])) && c->cpl != 0)
         cpu_fault(c, EXC_GP, 0);
     opr_write(c, i, 0, src_read(c, i, 1, opr_bytes(i, 0)));
-    /* MOV SS inhibits interrupts and debug traps until after the next instruction. */
-    if (unlikely(is_ss(&i->op[0])))
-        c->intr_shadow = 1;
 }
 
 static void insn_movzx(struct cpu *c, const struct insn *i) {
@@ -367,10 +360,11 @@ static void insn_cwd_family(struct cpu *c, const struct insn *i) { /* CWD, CDQ, 
 
 /* ---- stack ---- */
 
-/* Writes the stack pointer with the stack's address size (SP, ESP or RSP). */
+/* Writes the stack pointer bits the stack's address size covers (SP, ESP or RSP), as
+ * cpu_push/cpu_pop do. */
 static void stack_pointer_set(struct cpu *c, u64 v) {
     u64 sm = stack_mask(c);
-    gpr_write(c, R_RSP, sm == 0xffff ? 2 : sm == 0xffffffffull ? 4 : 8, v & sm);
+    c->gpr[R_RSP] = (c->gpr[R_RSP] & ~sm) | (v & sm);
 }
 
 static bool is_seg_reg(const ZydisDecodedOperand *op) {
@@ -380,9 +374,10 @@ static bool is_seg_reg(const ZydisDecodedOperand *op) {
 
 static void insn_push(struct cpu *c, const struct insn *i) {
     unsigned n = i->osize;
-    if (unlikely(is_seg_reg(&i->op[0])) && n > 2) {
+    if (unlikely(is_seg_reg(&i->op[0])) && n > 2 && c->model->vendor == VENDOR_INTEL) {
         /* A segment register pushed with a 32/64-bit operand size: current Intel
-         * processors store only the 16-bit selector and leave the rest of the slot. */
+         * processors store only the 16-bit selector and leave the rest of the slot
+         * (SDM PUSH); AMD processors store it zero-extended, as cpu_push does. */
         u64 sel = opr_read(c, i, 0) & 0xffff;
         u64 sp = (gpr_read(c, R_RSP, 8) - n) & stack_mask(c);
         vmem_check_write(c, SEG_SS, sp, n);
@@ -398,21 +393,19 @@ static void insn_pop(struct cpu *c, const struct insn *i) {
     /* The stack pointer moves first: a memory destination addressed through rSP uses
      * the incremented value (SDM POP). */
     u64 v = cpu_pop(c, n);
-    opr_write(c, i, 0, v);
-    if (unlikely(is_ss(&i->op[0])))
-        c->intr_shadow = 1;
+    opr_write(c, i, 0, v); /* POP SS: opr_write sets the interrupt shadow */
 }
 
 static void insn_pusha(struct cpu *c, const struct insn *i) { /* PUSHA, PUSHAD */
     unsigned n = i->osize;
     u64 sm = stack_mask(c);
-    u64 sp = gpr_read(c, R_RSP, 8);
+    u64 sp = gpr_read(c, R_RSP, 8), old_sp = sp;
     u64 bottom = (sp - 8 * n) & sm;
     if (bottom + 8 * n - 1 <= sm) /* no wrap: check the whole block before writing */
         vmem_check_write(c, SEG_SS, bottom, 8 * n);
     static const int order[8] = { R_RAX, R_RCX, R_RDX, R_RBX, R_RSP, R_RBP, R_RSI, R_RDI };
     for (int k = 0; k < 8; k++) {
-        u64 v = order[k] == R_RSP ? sp : gpr_read(c, order[k], n);
+        u64 v = order[k] == R_RSP ? old_sp : gpr_read(c, order[k], n);
         sp = (sp - n) & sm;
         vmem_write(c, SEG_SS, sp, n, v & size_mask(n));
     }
@@ -481,8 +474,10 @@ static void insn_cmpxchg(struct cpu *c, const struct insn *i) {
     if (acc == d) {
         opr_write(c, i, 0, opr_read(c, i, 1) & m);
     } else {
-        /* The destination is written back unchanged (a locked read-modify-write). */
-        opr_write(c, i, 0, d);
+        /* A memory destination is written back unchanged (a locked read-modify-write);
+         * a register destination is not written at all (no zero-extension). */
+        if (opr_is_mem(i, 0))
+            opr_write(c, i, 0, d);
         gpr_write(c, R_RAX, n, d);
     }
     flags_set(c, FL_ARITH, f);
@@ -533,27 +528,6 @@ static void insn_bswap(struct cpu *c, const struct insn *i) {
     opr_write(c, i, 0, r);
 }
 
-/* Segment of an implicit DS-relative memory operand (XLAT, string sources): DS unless an
- * override prefix names another. */
-static int implicit_ds_segment(const struct insn *i) {
-    static const struct { ZydisInstructionAttributes attr; int seg; } overrides[] = {
-        { ZYDIS_ATTRIB_HAS_SEGMENT_ES, SEG_ES }, { ZYDIS_ATTRIB_HAS_SEGMENT_CS, SEG_CS },
-        { ZYDIS_ATTRIB_HAS_SEGMENT_SS, SEG_SS }, { ZYDIS_ATTRIB_HAS_SEGMENT_FS, SEG_FS },
-        { ZYDIS_ATTRIB_HAS_SEGMENT_GS, SEG_GS },
-    };
-    if (likely(!(i->d.attributes & ZYDIS_ATTRIB_HAS_SEGMENT)))
-        return SEG_DS;
-    for (size_t k = 0; k < ARRAY_SIZE(overrides); k++)
-        if (i->d.attributes & overrides[k].attr)
-            return overrides[k].seg;
-    return SEG_DS;
-}
-
-static void insn_xlat(struct cpu *c, const struct insn *i) {
-    u64 ea = (gpr_read(c, R_RBX, i->asize) + gpr_read(c, R_RAX, 1)) & size_mask(i->asize);
-    gpr_write(c, R_RAX, 1, vmem_read(c, implicit_ds_segment(i), ea, 1));
-}
-
 /* ---- BCD adjustment (invalid in 64-bit mode: the decoder rejects them there) ---- */
 
 static void insn_daa(struct cpu *c, const struct insn *i) {
@@ -595,8 +569,8 @@ static void insn_das(struct cpu *c, const struct insn *i) {
 static void ascii_adjust(struct cpu *c, bool add) { /* AAA, AAS */
     u64 ax = gpr_read(c, R_RAX, 2);
     bool adjust = (ax & 0xf) > 9 || (c->rflags & FL_AF);
-    if (adjust)
-        ax = add ? ax + 0x106 : ((ax - 6) & 0xff) | (((ax >> 8) - 1) & 0xff) << 8;
+    if (adjust) /* AAA: AX += 0x106; AAS: AX -= 6, AH -= 1 (the AL borrow reaches AH) */
+        ax = add ? ax + 0x106 : ax - 6 - 0x100;
     ax = (ax & 0xff00) | (ax & 0x0f);
     gpr_write(c, R_RAX, 2, ax & 0xffff);
     flags_set(c, FL_AF | FL_CF, adjust ? FL_AF | FL_CF : 0);
@@ -716,7 +690,6 @@ void insn_register_alu(insn_fn *t) {
         { ZYDIS_MNEMONIC_CMPXCHG8B, insn_cmpxchg8b },
         { ZYDIS_MNEMONIC_CMPXCHG16B, insn_cmpxchg16b },
         { ZYDIS_MNEMONIC_BSWAP, insn_bswap },
-        { ZYDIS_MNEMONIC_XLAT, insn_xlat },
         { ZYDIS_MNEMONIC_DAA, insn_daa },
         { ZYDIS_MNEMONIC_DAS, insn_das },
         { ZYDIS_MNEMONIC_AAA, insn_aaa },

@@ -186,6 +186,12 @@ static inline u8 *lin_page(struct cpu *c, u64 linear, unsigned access, u64 *gpa)
     return e->host ? e->host + (linear & 0xfff) : NULL;
 }
 
+u8 *lin_code_ptr(struct cpu *c, u64 linear)
+{
+    u64 gpa;
+    return lin_page(c, linear, ACC_EXEC, &gpa);
+}
+
 /* ---- physical ---- */
 u64 phys_read(struct cpu *c, u64 gpa, unsigned size)
 {

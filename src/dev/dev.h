@@ -14,6 +14,8 @@ void uart_destroy(struct uart *u);
 /* Feeds console input bytes (from the machine's stdin poller). */
 void uart_receive(struct uart *u, const u8 *buf, size_t len);
 bool uart_can_receive(const struct uart *u);
+/* Level of the UART's interrupt line as the ISA bus sees it (IER, IIR, MCR.OUT2). */
+bool uart_irq_level(const struct uart *u);
 
 /* QEMU isa-debug-exit at 0xf4: a write of v stops the machine with status (v << 1) | 1. */
 void debugexit_create(struct machine *m, u16 port);
@@ -29,6 +31,15 @@ void fwcfg_set(struct fwcfg *f, u16 key, const void *data, size_t len);
 /* ACPI tables (RSDP in the BIOS area, XSDT, MADT, FADT, DSDT ...) written to guest RAM.
  * Returns the RSDP's physical address. */
 u64 acpi_build(struct machine *m);
+/* The ACPI PM device (PM1 blocks, PM timer, reset register) is in src/dev/platform.h;
+ * create it before acpi_build(), which advertises the blocks whose ports are owned. */
+/* Guest physical area the tables occupy (in the BIOS area, reserved in e820); loaders
+ * keep out of it. */
+#define ACPI_AREA_BASE 0xE0000ull
+#define ACPI_AREA_SIZE 0x10000ull
+/* SLP_TYP value of \_S5 (soft off), as QEMU's PM devices decode it; a PM1 control
+ * device uses the same constant. */
+#define ACPI_S5_SLP_TYP 0
 
 /* Local APIC, one per vCPU: xAPIC MMIO at the APIC base, x2APIC MSRs, timer (one-shot,
  * periodic, TSC-deadline), IPIs (INIT/SIPI/fixed/NMI), EOI, TPR/PPR priorities. */

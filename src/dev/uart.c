@@ -286,7 +286,8 @@ static u64 uart_read(void *opaque, u64 offset, unsigned size)
         break;
     case REG_LSR:
         v = lsr(u);
-        if (fifo_on(u) && (u->lsr_errors & LSR_ERRORS))
+        /* bit 7: a parity, framing or break error sits in the FIFO */
+        if (fifo_on(u) && (u->lsr_errors & (LSR_PE | LSR_FE | LSR_BI)))
             v |= LSR_FIFO_ERR;
         u->lsr_errors = 0; /* error bits clear on read */
         break;
@@ -356,7 +357,6 @@ struct uart *uart_create(struct machine *m, u16 base, int irq, int in_fd, int ou
     u->in_fd = in_fd;
     u->out_fd = out_fd;
     u->divisor = 12; /* 9600 baud, as a PC BIOS leaves COM1 */
-    u->thr_ipending = true;
     u->msr = MSR_CONNECTED;
     u->timeout_timer = clock_timer_new(&m->clock, timeout_expired, u);
     bus_register(&m->io, base, 8, uart_read, uart_write, u, "uart");
@@ -375,6 +375,11 @@ bool uart_can_receive(const struct uart *u)
 {
     /* In loopback the serial input is disconnected from the line. */
     return !(u->mcr & MCR_LOOP) && u->rx_count < rx_capacity(u);
+}
+
+bool uart_irq_level(const struct uart *u)
+{
+    return u->irq_level;
 }
 
 void uart_receive(struct uart *u, const u8 *buf, size_t len)

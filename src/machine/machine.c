@@ -240,15 +240,33 @@ static bool console_poll(struct machine *m, int timeout_ms)
         m->cfg.console_in_fd = -1; /* EOF: no more input */
         return false;
     }
-    if (n > 0)
-        uart_receive(m->uart, buf, (size_t)n);
+    size_t len = n > 0 ? (size_t)n : 0;
+    if (len && m->cfg.console_filter) {
+        bool quit = false;
+        len = m->cfg.console_filter(m->cfg.console_opaque, buf, len, &quit);
+        if (quit)
+            machine_request_stop(m, 0);
+    }
+    if (len)
+        uart_receive(m->uart, buf, len);
     return true;
 }
 
 /* ---- run loop ---- */
+static void print_stats(const struct machine *m, u64 host_ns)
+{
+    u64 insns = 0;
+    for (int i = 0; i < m->ncpus; i++)
+        insns += m->cpu[i]->icount;
+    double secs = (double)host_ns / 1e9;
+    fprintf(stderr, "nestor: stats: %llu instructions retired in %.3f s: %.1f MIPS\n",
+            (unsigned long long)insns, secs, secs > 0 ? (double)insns / secs / 1e6 : 0.0);
+}
+
 int machine_run(struct machine *m)
 {
     u64 rounds = 0;
+    u64 start_ns = clock_host_ns();
     while (!m->stop) {
         u64 now = clock_now(&m->clock);
         u64 deadline = clock_next_deadline(&m->clock);
@@ -310,5 +328,7 @@ int machine_run(struct machine *m)
             console_poll(m, 0);
         }
     }
+    if (m->cfg.stats)
+        print_stats(m, clock_host_ns() - start_ns);
     return m->exit_status;
 }

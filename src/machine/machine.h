@@ -30,8 +30,13 @@ struct machine_config {
     FILE *trace;              /* NULL: no trace */
     bool trace_insns, trace_events;
     u64 max_insns;            /* 0 = unlimited; stop with an error after this many */
+    bool stats;               /* print instructions retired and MIPS at exit */
     int console_in_fd;        /* -1: no console input */
     int console_out_fd;
+    /* Console input filter (escape commands); returns bytes left for the guest. May set
+     * *quit to end the run with status 0. NULL: input goes to the guest unchanged. */
+    size_t (*console_filter)(void *opaque, u8 *buf, size_t n, bool *quit);
+    void *console_opaque;
 };
 
 struct machine {

@@ -81,7 +81,7 @@ u64 tsc_per_us(void)
     if (!cached && cpuid(0).a >= 0x15) {
         struct cpuid_regs r = cpuid(0x15);
         if (r.a && r.b && r.c)
-            cached = udiv64((u64)r.c * r.b, r.a, NULL) / 1000000;
+            cached = udiv64(udiv64((u64)r.c * r.b, r.a, NULL), 1000000, NULL);
     }
     if (!cached && cpuid(0).a >= 0x16)
         cached = cpuid(0x16).a & 0xffff;

@@ -38,7 +38,11 @@ gdt_end:
     .globl gdt_desc
 gdt_desc:
     .word gdt_end - gdt - 1
+#ifdef __x86_64__
     .quad gdt
+#else
+    .long gdt
+#endif
 
     .globl mb_magic, mb_info, rt_paging_levels, rt_boot_cr3, rt_boot_efer
 mb_magic: .long 0

@@ -112,6 +112,22 @@ static void fpu_enable(void)
     asm volatile("fninit");
 }
 
+/* The firmware leaves the 8259 PICs mapping IRQ0-7 onto vectors 8-15 (the exception
+ * vectors): remap them to 0x20-0x2f and mask every line, so that only the LAPIC
+ * interrupts the tests ask for arrive. */
+static void pic_quiesce(void)
+{
+    static const u8 init[][2] = {
+        {0x20, 0x11}, {0xa0, 0x11}, /* ICW1: edge, cascade, ICW4 follows */
+        {0x21, 0x20}, {0xa1, 0x28}, /* ICW2: vector bases */
+        {0x21, 0x04}, {0xa1, 0x02}, /* ICW3: slave on IRQ2 */
+        {0x21, 0x01}, {0xa1, 0x01}, /* ICW4: 8086 mode */
+        {0x21, 0xff}, {0xa1, 0xff}, /* OCW1: mask all */
+    };
+    for (unsigned i = 0; i < ARRAY_SIZE(init); i++)
+        outb(init[i][0], init[i][1]);
+}
+
 static void user_return(struct exc_frame *f)
 {
     user_ret = f->ax;
@@ -121,6 +137,8 @@ static void user_return(struct exc_frame *f)
 void rt_start(void)
 {
     serial_init();
+    serial_puts("\n"); /* firmware output may have left a partial line */
+    pic_quiesce();
     tss_init();
     for (int v = 0; v < 256; v++)
         idt_reset_gate(v);
@@ -250,4 +268,18 @@ bool cpu_has(u32 leaf, u32 sub, int reg, int bit)
     struct cpuid_regs r = cpuid2(leaf, sub);
     u32 v = reg == 0 ? r.a : reg == 1 ? r.b : reg == 2 ? r.c : r.d;
     return (v >> bit) & 1;
+}
+
+/* Clears the present bit of a gate (tests of #NP on delivery and #DF). */
+void idt_clear_present(int vector)
+{
+    idt[vector * (sizeof(ulong) / 4)] &= ~BIT(47);
+}
+
+bool on_qemu_tcg(void)
+{
+    if (!cpu_has(1, 0, 2, 31))
+        return false;
+    struct cpuid_regs r = cpuid(0x40000000);
+    return !memcmp(&r.b, "TCGT", 4) && !memcmp(&r.c, "CGTC", 4) && !memcmp(&r.d, "GTCG", 4);
 }

@@ -81,18 +81,21 @@ void gdt_set_gate(int index, u16 sel, ulong offset, u8 type, int dpl, int param_
 void idt_set_gate(int vector, u16 sel, ulong offset, u8 type, int dpl, int ist);
 /* Restores vector's gate to the runtime's stub (interrupt gate, DPL 0, no IST). */
 void idt_reset_gate(int vector);
+/* Clears the gate's present bit (for #NP-on-delivery and #DF tests). */
+void idt_clear_present(int vector);
+
 extern void *idt_stub_table[256];
 
 #ifdef __x86_64__
 struct tss {
     u32 reserved0;
     u64 rsp[3];
-    u64 reserved1;
-    u64 ist[8];       /* ist[1..7]; ist[0] is the reserved slot */
+    u64 ist[8];       /* ist[1..7] at 0x24..; ist[0] is the reserved quadword at 0x1c */
     u64 reserved2;
     u16 reserved3;
     u16 iomap_base;
 } __attribute__((packed));
+_Static_assert(sizeof(struct tss) == 0x68, "64-bit TSS layout");
 #else
 struct tss {
     u32 link, esp0, ss0, esp1, ss1, esp2, ss2, cr3, eip, eflags;
@@ -146,6 +149,8 @@ extern volatile struct exc_record exc_last;
 void exc_clear(void);
 
 typedef void (*exc_handler_t)(struct exc_frame *f);
+/* The runtime's dispatcher (a handler may pass a frame on to it). */
+void exc_dispatch(struct exc_frame *f);
 /* Installs a C handler for a vector (NULL to remove). It runs with interrupts off on the
  * interrupted context's stack (or the IST/TSS stack) and returns into the IRET. */
 void exc_set_handler(int vector, exc_handler_t h);
@@ -167,6 +172,12 @@ extern volatile ulong exc_fixup_ip;
     "movl $-1, exc_last(%%rip)\n\t" "movq $" label ", exc_fixup_ip(%%rip)\n\t"
 #else
 #define ASM_TRY(label) "movl $-1, exc_last\n\t" "movl $" label ", exc_fixup_ip\n\t"
+#endif
+/* Puts the address of a local asm label into a register operand. */
+#ifdef __x86_64__
+#define ASM_LABEL_ADDR(label, reg) "lea " label "(%%rip), " reg "\n\t"
+#else
+#define ASM_LABEL_ADDR(label, reg) "mov $" label ", " reg "\n\t"
 #endif
 /* ASM_TRY disarm after the guarded code (needed when nothing faulted). */
 static inline void exc_disarm(void) { exc_fixup_ip = 0; }
@@ -242,6 +253,9 @@ static inline struct cpuid_regs cpuid2(u32 leaf, u32 sub)
 static inline struct cpuid_regs cpuid(u32 leaf) { return cpuid2(leaf, 0); }
 /* Feature test: leaf, subleaf, register index (0=eax..3=edx), bit. Checks the max leaf. */
 bool cpu_has(u32 leaf, u32 sub, int reg, int bit);
+/* True on QEMU's TCG (hypervisor signature "TCGTCGTCGTCG"): tests use it only to skip,
+ * with a message, checks where QEMU is known to differ from the SDM/APM. */
+bool on_qemu_tcg(void);
 #define HAS_PSE() cpu_has(1, 0, 3, 3)
 #define HAS_PAE() cpu_has(1, 0, 3, 6)
 #define HAS_APIC() cpu_has(1, 0, 3, 9)

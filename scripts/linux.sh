@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Fetches Debian's own kernel (linux-image-amd64) and busybox-static with apt — download
+# and extract only, nothing is installed into the host — and builds an initramfs.
+#   scripts/linux.sh OUTDIR
+# Produces OUTDIR/vmlinuz and OUTDIR/initramfs.cpio.gz. The initramfs's /init mounts the
+# usual file systems and starts a shell on the console; with "nestor.script=1" on the
+# kernel command line it instead runs /script (the boot test) and powers off.
+set -euo pipefail
+out=${1:-build/linux}
+mkdir -p "$out/debs"
+out=$(cd "$out" && pwd)
+
+fetch() { # package
+  local pkg=$1
+  if ! ls "$out/debs/${pkg}"_*.deb >/dev/null 2>&1; then
+    (cd "$out/debs" && apt-get download "$pkg" 2>/dev/null) ||
+      { apt-get update -qq && (cd "$out/debs" && apt-get download "$pkg"); }
+  fi
+}
+
+kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+if [ -z "$kpkg" ]; then
+  apt-get update -qq
+  kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+fi
+[ -n "$kpkg" ] || { echo "linux.sh: cannot resolve linux-image-amd64" >&2; exit 1; }
+fetch "$kpkg"
+fetch busybox-static
+
+if [ ! -f "$out/vmlinuz" ] || [ "$out/debs" -nt "$out/vmlinuz" ]; then
+  rm -rf "$out/kernel"
+  dpkg-deb --fsys-tarfile "$out/debs/${kpkg}"_*.deb | tar -x -C "$out" --wildcards './boot/vmlinuz-*' --transform 's,.*/,kernel/,'
+  cp "$out"/kernel/vmlinuz-* "$out/vmlinuz"
+fi
+
+root="$out/initramfs-root"
+rm -rf "$root"
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,etc,tmp,root}
+dpkg-deb --fsys-tarfile "$out"/debs/busybox-static_*.deb | tar -x -O ./bin/busybox > "$root/bin/busybox"
+chmod 755 "$root/bin/busybox"
+for tool in sh mount umount cat echo uname date poweroff reboot sleep ls dmesg grep awk expr seq \
+            setsid cttyhack mkdir ps head tail wc sync; do
+  ln -sf busybox "$root/bin/$tool"
+done
+
+cat > "$root/init" <<'INIT'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+echo "nestor initramfs: $(uname -sr), $(grep -c ^processor /proc/cpuinfo) CPU(s)"
+if grep -q 'nestor.script=1' /proc/cmdline; then
+  sh /script
+  poweroff -f
+fi
+exec setsid cttyhack sh
+INIT
+chmod 755 "$root/init"
+
+cat > "$root/script" <<'SCRIPT'
+echo "== uname"
+uname -a
+echo "== cpuinfo"
+grep -E '^(processor|vendor_id|model name|flags)' /proc/cpuinfo
+echo "== interrupts"
+cat /proc/interrupts
+echo "== compute"
+i=0; s=0
+while [ $i -lt 1000 ]; do s=$((s + i * i)); i=$((i + 1)); done
+echo "sum of squares below 1000: $s"
+echo "== date"
+date
+echo "== dmesg"
+dmesg
+echo "== done"
+SCRIPT
+
+(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet | gzip -9) > "$out/initramfs.cpio.gz"
+echo "linux.sh: $out/vmlinuz ($kpkg) and $out/initramfs.cpio.gz ready"

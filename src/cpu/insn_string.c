@@ -1,0 +1,183 @@
+/* String instructions (MOVS, CMPS, SCAS, LODS, STOS, INS, OUTS) with REP/REPE/REPNE, and
+ * XLAT, which shares their implicit DS-relative addressing.
+ *
+ * Addressing: the address size picks SI/ESI/RSI, DI/EDI/RDI and CX/ECX/RCX; the source is
+ * DS-relative unless a segment prefix overrides it; the destination is always ES:rDI.
+ * A repeated instruction commits after every element (a fault in element k keeps the
+ * progress of elements < k) and runs at most STRING_CHUNK elements per call; if
+ * elements remain, RIP stays on the instruction so the loop can take interrupts and
+ * come back. */
+#include "cpu/exec.h"
+
+#define STRING_CHUNK 4096
+
+/* Segment of an implicit DS-relative memory operand: DS unless an override prefix names
+ * another (Zydis reports no override for the prefixes 64-bit mode ignores). */
+static int implicit_ds_segment(const struct insn *i) {
+    static const struct { ZydisInstructionAttributes attr; int seg; } overrides[] = {
+        { ZYDIS_ATTRIB_HAS_SEGMENT_ES, SEG_ES }, { ZYDIS_ATTRIB_HAS_SEGMENT_CS, SEG_CS },
+        { ZYDIS_ATTRIB_HAS_SEGMENT_SS, SEG_SS }, { ZYDIS_ATTRIB_HAS_SEGMENT_FS, SEG_FS },
+        { ZYDIS_ATTRIB_HAS_SEGMENT_GS, SEG_GS },
+    };
+    if (likely(!(i->d.attributes & ZYDIS_ATTRIB_HAS_SEGMENT)))
+        return SEG_DS;
+    for (size_t k = 0; k < ARRAY_SIZE(overrides); k++)
+        if (i->d.attributes & overrides[k].attr)
+            return overrides[k].seg;
+    return SEG_DS;
+}
+
+enum string_op { STR_MOVS, STR_CMPS, STR_SCAS, STR_LODS, STR_STOS, STR_INS, STR_OUTS };
+
+/* Advances index register reg by one element in the direction DF says. */
+static inline void index_step(struct cpu *c, int reg, unsigned asize, unsigned n) {
+    u64 v = gpr_read(c, reg, asize);
+    v = (c->rflags & FL_DF) ? v - n : v + n;
+    gpr_write(c, reg, asize, v & size_mask(asize));
+}
+
+/* One element. */
+static inline void string_element(struct cpu *c, const struct insn *i, enum string_op op,
+                                  int src_seg) {
+    unsigned n = i->osize, as = i->asize;
+    u64 si = gpr_read(c, R_RSI, as), di = gpr_read(c, R_RDI, as), v;
+    u16 port;
+    switch (op) {
+    case STR_MOVS:
+        v = vmem_read(c, src_seg, si, n);
+        vmem_write(c, SEG_ES, di, n, v);
+        index_step(c, R_RSI, as, n);
+        index_step(c, R_RDI, as, n);
+        break;
+    case STR_CMPS: {
+        u64 a = vmem_read(c, src_seg, si, n), b = vmem_read(c, SEG_ES, di, n);
+        flags_set(c, FL_ARITH, flags_sub(a, b, 0, n));
+        index_step(c, R_RSI, as, n);
+        index_step(c, R_RDI, as, n);
+        break;
+    }
+    case STR_SCAS:
+        v = vmem_read(c, SEG_ES, di, n);
+        flags_set(c, FL_ARITH, flags_sub(gpr_read(c, R_RAX, n), v, 0, n));
+        index_step(c, R_RDI, as, n);
+        break;
+    case STR_LODS:
+        gpr_write(c, R_RAX, n, vmem_read(c, src_seg, si, n));
+        index_step(c, R_RSI, as, n);
+        break;
+    case STR_STOS:
+        vmem_write(c, SEG_ES, di, n, gpr_read(c, R_RAX, n));
+        index_step(c, R_RDI, as, n);
+        break;
+    case STR_INS:
+        port = (u16)gpr_read(c, R_RDX, 2);
+        /* The store must be known to succeed before the port is read (reads of device
+         * registers have side effects). */
+        vmem_check_write(c, SEG_ES, di, n);
+        v = cpu_io_in(c, port, n);
+        vmem_write(c, SEG_ES, di, n, v);
+        index_step(c, R_RDI, as, n);
+        break;
+    case STR_OUTS:
+        port = (u16)gpr_read(c, R_RDX, 2);
+        v = vmem_read(c, src_seg, si, n);
+        cpu_io_out(c, port, n, (u32)v);
+        index_step(c, R_RSI, as, n);
+        break;
+    }
+}
+
+static inline void string_insn(struct cpu *c, const struct insn *i, enum string_op op) {
+    int src_seg = implicit_ds_segment(i);
+    /* I/O permission is checked first, even when the count is zero (the port is fixed
+     * for the whole instruction). */
+    if (op == STR_INS || op == STR_OUTS)
+        cpu_check_io(c, (u16)gpr_read(c, R_RDX, 2), i->osize);
+    if (!i->rep && !i->repne) {
+        string_element(c, i, op, src_seg);
+        return;
+    }
+    bool compares = op == STR_CMPS || op == STR_SCAS;
+    unsigned as = i->asize;
+    for (unsigned k = 0; k < STRING_CHUNK; k++) {
+        u64 count = gpr_read(c, R_RCX, as);
+        if (count == 0)
+            return;
+        string_element(c, i, op, src_seg);
+        gpr_write(c, R_RCX, as, (count - 1) & size_mask(as));
+        insn_commit(c);
+        /* REPE stops when ZF = 0, REPNE when ZF = 1 (CMPS/SCAS only; for the other
+         * instructions F2 repeats like F3). */
+        if (compares && ((i->repne && (c->rflags & FL_ZF)) || (!i->repne && !(c->rflags & FL_ZF))))
+            return;
+        if (count == 1)
+            return;
+        if (unlikely(c->in->stop_requested))
+            break;
+    }
+    c->in->rip_written = true; /* elements remain: execute this instruction again */
+}
+
+static void insn_movs(struct cpu *c, const struct insn *i) { string_insn(c, i, STR_MOVS); }
+static void insn_cmps(struct cpu *c, const struct insn *i) { string_insn(c, i, STR_CMPS); }
+static void insn_scas(struct cpu *c, const struct insn *i) { string_insn(c, i, STR_SCAS); }
+static void insn_lods(struct cpu *c, const struct insn *i) { string_insn(c, i, STR_LODS); }
+static void insn_stos(struct cpu *c, const struct insn *i) { string_insn(c, i, STR_STOS); }
+static void insn_ins(struct cpu *c, const struct insn *i) { string_insn(c, i, STR_INS); }
+static void insn_outs(struct cpu *c, const struct insn *i) { string_insn(c, i, STR_OUTS); }
+
+/* MOVSD and CMPSD are also SSE2 mnemonics (F2 0F 10/11, F2 0F C2). The string forms are
+ * in the legacy opcode map; other forms go to the handler registered before this one
+ * (or, if the SSE group registers later, it calls insn_string_movsd/cmpsd itself). */
+static insn_fn sse_movsd, sse_cmpsd;
+
+void insn_string_movsd(struct cpu *c, const struct insn *i) {
+    if (i->d.opcode_map != ZYDIS_OPCODE_MAP_DEFAULT) {
+        if (!sse_movsd)
+            cpu_unimplemented(c, "movsd (SSE2)");
+        sse_movsd(c, i);
+        return;
+    }
+    string_insn(c, i, STR_MOVS);
+}
+
+void insn_string_cmpsd(struct cpu *c, const struct insn *i) {
+    if (i->d.opcode_map != ZYDIS_OPCODE_MAP_DEFAULT) {
+        if (!sse_cmpsd)
+            cpu_unimplemented(c, "cmpsd (SSE2)");
+        sse_cmpsd(c, i);
+        return;
+    }
+    string_insn(c, i, STR_CMPS);
+}
+
+static void insn_xlat(struct cpu *c, const struct insn *i) {
+    u64 ea = (gpr_read(c, R_RBX, i->asize) + gpr_read(c, R_RAX, 1)) & size_mask(i->asize);
+    gpr_write(c, R_RAX, 1, vmem_read(c, implicit_ds_segment(i), ea, 1));
+}
+
+void insn_register_string(insn_fn *t) {
+    static const struct { ZydisMnemonic mn; insn_fn fn; } table[] = {
+        { ZYDIS_MNEMONIC_MOVSB, insn_movs }, { ZYDIS_MNEMONIC_MOVSW, insn_movs },
+        { ZYDIS_MNEMONIC_MOVSQ, insn_movs },
+        { ZYDIS_MNEMONIC_CMPSB, insn_cmps }, { ZYDIS_MNEMONIC_CMPSW, insn_cmps },
+        { ZYDIS_MNEMONIC_CMPSQ, insn_cmps },
+        { ZYDIS_MNEMONIC_SCASB, insn_scas }, { ZYDIS_MNEMONIC_SCASW, insn_scas },
+        { ZYDIS_MNEMONIC_SCASD, insn_scas }, { ZYDIS_MNEMONIC_SCASQ, insn_scas },
+        { ZYDIS_MNEMONIC_LODSB, insn_lods }, { ZYDIS_MNEMONIC_LODSW, insn_lods },
+        { ZYDIS_MNEMONIC_LODSD, insn_lods }, { ZYDIS_MNEMONIC_LODSQ, insn_lods },
+        { ZYDIS_MNEMONIC_STOSB, insn_stos }, { ZYDIS_MNEMONIC_STOSW, insn_stos },
+        { ZYDIS_MNEMONIC_STOSD, insn_stos }, { ZYDIS_MNEMONIC_STOSQ, insn_stos },
+        { ZYDIS_MNEMONIC_INSB, insn_ins },   { ZYDIS_MNEMONIC_INSW, insn_ins },
+        { ZYDIS_MNEMONIC_INSD, insn_ins },
+        { ZYDIS_MNEMONIC_OUTSB, insn_outs }, { ZYDIS_MNEMONIC_OUTSW, insn_outs },
+        { ZYDIS_MNEMONIC_OUTSD, insn_outs },
+        { ZYDIS_MNEMONIC_XLAT, insn_xlat },
+    };
+    for (size_t k = 0; k < ARRAY_SIZE(table); k++)
+        t[table[k].mn] = table[k].fn;
+    sse_movsd = t[ZYDIS_MNEMONIC_MOVSD];
+    sse_cmpsd = t[ZYDIS_MNEMONIC_CMPSD];
+    t[ZYDIS_MNEMONIC_MOVSD] = insn_string_movsd;
+    t[ZYDIS_MNEMONIC_CMPSD] = insn_string_cmpsd;
+}

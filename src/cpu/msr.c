@@ -1,0 +1,334 @@
+/* Model-specific registers the engine owns (SDM Vol. 4 ch. 2, Vol. 3A ch. 11-12, 17.17),
+ * as one table: index range, the feature that makes it exist, a reader and a writer that
+ * validates. An MSR outside the table, or one whose feature the model lacks, goes to
+ * cpu_intercept (EV_MSR_READ / EV_MSR_WRITE): the machine owns the APIC, x2APIC and
+ * TSC-deadline MSRs; anything nobody takes is #GP(0). */
+#include "cpu/exec.h"
+
+enum {
+    MSR_TSC = 0x10,
+    MSR_FEATURE_CONTROL = 0x3a,
+    MSR_TSC_ADJUST = 0x3b,
+    MSR_BIOS_SIGN_ID = 0x8b,
+    MSR_PLATFORM_INFO = 0xce,
+    MSR_MTRRCAP = 0xfe,
+    MSR_SYSENTER_CS = 0x174,
+    MSR_SYSENTER_ESP = 0x175,
+    MSR_SYSENTER_EIP = 0x176,
+    MSR_MCG_CAP = 0x179,
+    MSR_MCG_STATUS = 0x17a,
+    MSR_MISC_ENABLE = 0x1a0,
+    MSR_DEBUGCTL = 0x1d9,
+    MSR_MTRR_PHYS_FIRST = 0x200,
+    MSR_MTRR_PHYS_LAST = 0x20f,
+    MSR_MTRR_FIX64K = 0x250,
+    MSR_MTRR_FIX16K_80000 = 0x258,
+    MSR_MTRR_FIX16K_A0000 = 0x259,
+    MSR_MTRR_FIX4K_FIRST = 0x268,
+    MSR_MTRR_FIX4K_LAST = 0x26f,
+    MSR_PAT = 0x277,
+    MSR_MTRR_DEF_TYPE = 0x2ff,
+    MSR_EFER = 0xc0000080u,
+    MSR_STAR = 0xc0000081u,
+    MSR_LSTAR = 0xc0000082u,
+    MSR_CSTAR = 0xc0000083u,
+    MSR_SFMASK = 0xc0000084u,
+    MSR_FS_BASE = 0xc0000100u,
+    MSR_GS_BASE = 0xc0000101u,
+    MSR_KERNEL_GS_BASE = 0xc0000102u,
+    MSR_TSC_AUX = 0xc0000103u,
+};
+
+/* Variable-range MTRR pairs (MTRRcap.VCNT): 8, matching msr_mtrr_var[16]. */
+#define MTRR_VAR_COUNT 8u
+/* MTRRcap: VCNT, fixed ranges (bit 8), write-combining (bit 10). */
+#define MTRRCAP_VALUE (MTRR_VAR_COUNT | BIT(8) | BIT(10))
+/* MCG_CAP: no error-reporting banks, no MCG_CTL: machine checks never occur. */
+#define MCG_CAP_VALUE 0ull
+/* FEATURE_CONTROL: locked with VMX and SMX off, as firmware leaves it. */
+#define FEATURE_CONTROL_VALUE BIT(0)
+/* MISC_ENABLE: fast strings (bit 0, the only writable bit here), BTS and PEBS
+ * unavailable (bits 11 and 12). */
+#define MISC_ENABLE_FIXED (BIT(11) | BIT(12))
+#define MISC_ENABLE_WRITABLE BIT(0)
+
+static bool canonical_msr(const struct cpu *c, u64 a)
+{
+    /* MSR addresses are checked against the widest linear address the CPU supports. */
+    int bits = cpu_has(c, CF_LA57) ? 57 : 48;
+    return (u64)((s64)(a << (64 - bits)) >> (64 - bits)) == a;
+}
+
+/* Memory types valid in MTRRs: UC, WC, WT, WP, WB; PAT adds UC- (7). */
+static bool mtrr_type_ok(u64 t) { return t == 0 || t == 1 || t == 4 || t == 5 || t == 6; }
+static bool pat_type_ok(u64 t) { return mtrr_type_ok(t) || t == 7; }
+
+static bool bytes_ok(u64 v, bool (*type_ok)(u64))
+{
+    for (int b = 0; b < 8; b++)
+        if (!type_ok((v >> (8 * b)) & 0xff))
+            return false;
+    return true;
+}
+
+static u64 phys_reserved(void)
+{
+    return ~0ull << CPUID_PHYS_ADDR_BITS;
+}
+
+/* ---- presence ---- */
+typedef bool (*present_fn)(const struct cpu *c);
+static bool always(const struct cpu *c) { (void)c; return true; }
+static bool has_tsc(const struct cpu *c) { return cpu_has(c, CF_TSC); }
+static bool has_sep(const struct cpu *c) { return cpu_has(c, CF_SEP); }
+static bool has_mtrr(const struct cpu *c) { return cpu_has(c, CF_MTRR); }
+static bool has_pat(const struct cpu *c) { return cpu_has(c, CF_PAT); }
+static bool has_lm(const struct cpu *c) { return cpu_has(c, CF_LM); }
+static bool has_mca(const struct cpu *c) { return cpuid_has(c->model, "mca"); }
+static bool has_tsc_adjust(const struct cpu *c) { return cpuid_has(c->model, "tsc_adjust"); }
+static bool has_tsc_aux(const struct cpu *c) { return cpu_has(c, CF_RDTSCP) || cpu_has(c, CF_RDPID); }
+static bool has_efer(const struct cpu *c)
+{
+    return cpu_has(c, CF_LM) || cpu_has(c, CF_NX) || cpu_has(c, CF_SYSCALL);
+}
+static bool is_intel(const struct cpu *c) { return c->model->vendor == VENDOR_INTEL; }
+
+/* ---- readers and writers: false = #GP(0) ---- */
+typedef bool (*rd_fn)(struct cpu *c, u32 index, u64 *v);
+typedef bool (*wr_fn)(struct cpu *c, u32 index, u64 v);
+
+static bool wr_readonly(struct cpu *c, u32 index, u64 v) { (void)c; (void)index; (void)v; return false; }
+
+static bool rd_tsc(struct cpu *c, u32 index, u64 *v) { (void)index; *v = cpu_tsc(c); return true; }
+static bool wr_tsc(struct cpu *c, u32 index, u64 v)
+{
+    (void)index;
+    /* Writing the TSC moves IA32_TSC_ADJUST by the same amount (SDM 17.17.3). */
+    u64 delta = v - cpu_tsc(c);
+    c->tsc_offset += (s64)delta;
+    c->msr_tsc_adjust += delta;
+    return true;
+}
+
+static bool rd_tsc_adjust(struct cpu *c, u32 index, u64 *v) { (void)index; *v = c->msr_tsc_adjust; return true; }
+static bool wr_tsc_adjust(struct cpu *c, u32 index, u64 v)
+{
+    (void)index;
+    c->tsc_offset += (s64)(v - c->msr_tsc_adjust);
+    c->msr_tsc_adjust = v;
+    return true;
+}
+
+static bool rd_const(u64 value, u64 *v) { *v = value; return true; }
+static bool rd_feature_control(struct cpu *c, u32 i, u64 *v) { (void)c; (void)i; return rd_const(FEATURE_CONTROL_VALUE, v); }
+static bool rd_mtrrcap(struct cpu *c, u32 i, u64 *v) { (void)c; (void)i; return rd_const(MTRRCAP_VALUE, v); }
+static bool rd_mcg_cap(struct cpu *c, u32 i, u64 *v) { (void)c; (void)i; return rd_const(MCG_CAP_VALUE, v); }
+static bool rd_zero(struct cpu *c, u32 i, u64 *v) { (void)c; (void)i; return rd_const(0, v); }
+
+/* Microcode revision: a write (of 0, by convention) precedes CPUID; writes are ignored. */
+static bool wr_ignore(struct cpu *c, u32 i, u64 v) { (void)c; (void)i; (void)v; return true; }
+
+/* MCG_STATUS: no machine check is ever in progress; software may only clear it. */
+static bool wr_mcg_status(struct cpu *c, u32 i, u64 v) { (void)c; (void)i; return v == 0; }
+
+static bool rd_platform_info(struct cpu *c, u32 i, u64 *v)
+{
+    (void)i;
+    /* bits 15:8: maximum non-turbo ratio of the 100 MHz bus clock = the TSC ratio */
+    u64 ratio = c->model->tsc_khz / 100000u;
+    *v = (ratio & 0xff) << 8;
+    return true;
+}
+
+static bool rd_misc_enable(struct cpu *c, u32 i, u64 *v)
+{
+    (void)i;
+    *v = (c->msr_misc_enable & MISC_ENABLE_WRITABLE) | MISC_ENABLE_FIXED;
+    return true;
+}
+static bool wr_misc_enable(struct cpu *c, u32 i, u64 v)
+{
+    (void)i;
+    /* the other bits are read-only here: writes of them are ignored */
+    c->msr_misc_enable = v & MISC_ENABLE_WRITABLE;
+    return true;
+}
+
+static bool rd_debugctl(struct cpu *c, u32 i, u64 *v) { (void)i; *v = c->msr_debugctl; return true; }
+static bool wr_debugctl(struct cpu *c, u32 i, u64 v)
+{
+    (void)i;
+    /* LBR and BTF are not implemented: only 0 is accepted */
+    if (v != 0)
+        return false;
+    c->msr_debugctl = v;
+    return true;
+}
+
+static u64 *sysenter_field(struct cpu *c, u32 index)
+{
+    return index == MSR_SYSENTER_CS ? &c->msr_sysenter_cs
+         : index == MSR_SYSENTER_ESP ? &c->msr_sysenter_esp : &c->msr_sysenter_eip;
+}
+static bool rd_sysenter(struct cpu *c, u32 i, u64 *v) { *v = *sysenter_field(c, i); return true; }
+static bool wr_sysenter(struct cpu *c, u32 i, u64 v)
+{
+    if (i != MSR_SYSENTER_CS && !canonical_msr(c, v))
+        return false;
+    *sysenter_field(c, i) = v;
+    return true;
+}
+
+static bool rd_mtrr_var(struct cpu *c, u32 i, u64 *v) { *v = c->msr_mtrr_var[i - MSR_MTRR_PHYS_FIRST]; return true; }
+static bool wr_mtrr_var(struct cpu *c, u32 i, u64 v)
+{
+    unsigned n = i - MSR_MTRR_PHYS_FIRST;
+    if (n % 2 == 0) { /* PHYSBASE: type, base */
+        if ((v & 0xf00) || (v & phys_reserved()) || !mtrr_type_ok(v & 0xff))
+            return false;
+    } else {          /* PHYSMASK: valid bit 11, mask */
+        if ((v & 0x7ff) || (v & phys_reserved()))
+            return false;
+    }
+    c->msr_mtrr_var[n] = v;
+    return true;
+}
+
+static int fixed_index(u32 i)
+{
+    if (i == MSR_MTRR_FIX64K)
+        return 0;
+    if (i == MSR_MTRR_FIX16K_80000 || i == MSR_MTRR_FIX16K_A0000)
+        return 1 + (int)(i - MSR_MTRR_FIX16K_80000);
+    return 3 + (int)(i - MSR_MTRR_FIX4K_FIRST);
+}
+static bool rd_mtrr_fixed(struct cpu *c, u32 i, u64 *v) { *v = c->msr_mtrr_fixed[fixed_index(i)]; return true; }
+static bool wr_mtrr_fixed(struct cpu *c, u32 i, u64 v)
+{
+    if (!bytes_ok(v, mtrr_type_ok))
+        return false;
+    c->msr_mtrr_fixed[fixed_index(i)] = v;
+    return true;
+}
+
+static bool rd_mtrr_def(struct cpu *c, u32 i, u64 *v) { (void)i; *v = c->msr_mtrr_def_type; return true; }
+static bool wr_mtrr_def(struct cpu *c, u32 i, u64 v)
+{
+    (void)i;
+    /* type (7:0), fixed-range enable (10), enable (11) */
+    if ((v & ~(0xffull | BIT(10) | BIT(11))) || !mtrr_type_ok(v & 0xff))
+        return false;
+    c->msr_mtrr_def_type = v;
+    return true;
+}
+
+static bool rd_pat(struct cpu *c, u32 i, u64 *v) { (void)i; *v = c->msr_pat; return true; }
+static bool wr_pat(struct cpu *c, u32 i, u64 v)
+{
+    (void)i;
+    if (!bytes_ok(v, pat_type_ok))
+        return false;
+    c->msr_pat = v;
+    return true;
+}
+
+static bool rd_efer(struct cpu *c, u32 i, u64 *v) { (void)i; *v = c->efer; return true; }
+static bool wr_efer(struct cpu *c, u32 i, u64 v)
+{
+    (void)i;
+    if (!cpu_efer_valid(c, v))
+        return false;
+    cpu_load_efer(c, v);
+    return true;
+}
+
+static u64 *syscall_field(struct cpu *c, u32 index)
+{
+    switch (index) {
+    case MSR_STAR: return &c->msr_star;
+    case MSR_LSTAR: return &c->msr_lstar;
+    case MSR_CSTAR: return &c->msr_cstar;
+    case MSR_SFMASK: return &c->msr_sfmask;
+    case MSR_KERNEL_GS_BASE: return &c->msr_kernel_gs_base;
+    case MSR_FS_BASE: return &c->seg[SEG_FS].base;
+    case MSR_GS_BASE: return &c->seg[SEG_GS].base;
+    default: return &c->msr_tsc_aux;
+    }
+}
+static bool rd_field(struct cpu *c, u32 i, u64 *v) { *v = *syscall_field(c, i); return true; }
+static bool wr_field(struct cpu *c, u32 i, u64 v)
+{
+    switch (i) {
+    case MSR_STAR:
+        break;
+    case MSR_SFMASK:
+    case MSR_TSC_AUX:
+        if (v >> 32)
+            return false;
+        break;
+    default: /* LSTAR, CSTAR and the bases hold linear addresses */
+        if (!canonical_msr(c, v))
+            return false;
+        break;
+    }
+    *syscall_field(c, i) = v;
+    return true;
+}
+
+static const struct msr_desc {
+    u32 first, last;
+    present_fn present;
+    rd_fn rd;
+    wr_fn wr;
+} msrs[] = {
+    { MSR_TSC, MSR_TSC, has_tsc, rd_tsc, wr_tsc },
+    { MSR_FEATURE_CONTROL, MSR_FEATURE_CONTROL, is_intel, rd_feature_control, wr_readonly },
+    { MSR_TSC_ADJUST, MSR_TSC_ADJUST, has_tsc_adjust, rd_tsc_adjust, wr_tsc_adjust },
+    { MSR_BIOS_SIGN_ID, MSR_BIOS_SIGN_ID, always, rd_zero, wr_ignore },
+    { MSR_PLATFORM_INFO, MSR_PLATFORM_INFO, is_intel, rd_platform_info, wr_readonly },
+    { MSR_MTRRCAP, MSR_MTRRCAP, has_mtrr, rd_mtrrcap, wr_readonly },
+    { MSR_SYSENTER_CS, MSR_SYSENTER_EIP, has_sep, rd_sysenter, wr_sysenter },
+    { MSR_MCG_CAP, MSR_MCG_CAP, has_mca, rd_mcg_cap, wr_readonly },
+    { MSR_MCG_STATUS, MSR_MCG_STATUS, has_mca, rd_zero, wr_mcg_status },
+    { MSR_MISC_ENABLE, MSR_MISC_ENABLE, is_intel, rd_misc_enable, wr_misc_enable },
+    { MSR_DEBUGCTL, MSR_DEBUGCTL, always, rd_debugctl, wr_debugctl },
+    { MSR_MTRR_PHYS_FIRST, MSR_MTRR_PHYS_FIRST + 2 * MTRR_VAR_COUNT - 1, has_mtrr, rd_mtrr_var, wr_mtrr_var },
+    { MSR_MTRR_FIX64K, MSR_MTRR_FIX64K, has_mtrr, rd_mtrr_fixed, wr_mtrr_fixed },
+    { MSR_MTRR_FIX16K_80000, MSR_MTRR_FIX16K_A0000, has_mtrr, rd_mtrr_fixed, wr_mtrr_fixed },
+    { MSR_MTRR_FIX4K_FIRST, MSR_MTRR_FIX4K_LAST, has_mtrr, rd_mtrr_fixed, wr_mtrr_fixed },
+    { MSR_PAT, MSR_PAT, has_pat, rd_pat, wr_pat },
+    { MSR_MTRR_DEF_TYPE, MSR_MTRR_DEF_TYPE, has_mtrr, rd_mtrr_def, wr_mtrr_def },
+    { MSR_EFER, MSR_EFER, has_efer, rd_efer, wr_efer },
+    { MSR_STAR, MSR_SFMASK, has_lm, rd_field, wr_field },
+    { MSR_FS_BASE, MSR_KERNEL_GS_BASE, has_lm, rd_field, wr_field },
+    { MSR_TSC_AUX, MSR_TSC_AUX, has_tsc_aux, rd_field, wr_field },
+};
+
+static const struct msr_desc *msr_find(const struct cpu *c, u32 index)
+{
+    for (size_t k = 0; k < ARRAY_SIZE(msrs); k++)
+        if (index >= msrs[k].first && index <= msrs[k].last)
+            return msrs[k].present(c) ? &msrs[k] : NULL;
+    return NULL;
+}
+
+bool cpu_rdmsr(struct cpu *c, u32 index, u64 *value)
+{
+    const struct msr_desc *d = msr_find(c, index);
+    if (d)
+        return d->rd(c, index, value);
+    struct cpu_event ev = { .kind = EV_MSR_READ, .u.msr = { index, 0 } };
+    if (cpu_intercept(c, &ev) != INTERCEPT_HANDLED)
+        return false;
+    *value = ev.u.msr.value;
+    return true;
+}
+
+bool cpu_wrmsr(struct cpu *c, u32 index, u64 value)
+{
+    const struct msr_desc *d = msr_find(c, index);
+    if (d)
+        return d->wr(c, index, value);
+    struct cpu_event ev = { .kind = EV_MSR_WRITE, .u.msr = { index, value } };
+    return cpu_intercept(c, &ev) == INTERCEPT_HANDLED;
+}

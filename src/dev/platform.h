@@ -1,0 +1,163 @@
+/* PC platform devices around the CPUs: the 8259A PIC pair, the I/O APIC, the 8254 PIT
+ * (with port 0x61), the CMOS RTC/NVRAM, the HPET, the ACPI PM register blocks (PM1,
+ * PM timer, GPE0, the 0xcf9 reset register), the PCI host bridge (configuration
+ * mechanism #1 and ECAM) and the i8042 keyboard controller.
+ *
+ * Every *_create() registers the device's port/MMIO ranges on the machine's buses.
+ * Interrupt outputs go through machine_set_irq(m, line, level): lines 0-15 are ISA IRQs,
+ * 16-23 GSIs of the I/O APIC; `level` is the asserted state of the line. The machine
+ * fans ISA IRQs out to pic_set_irq() and ioapic_set_irq() (ISA IRQ0 -> GSI 2, as the
+ * MADT's interrupt source override says). All timing follows the machine's virtual
+ * clock (m->clock). */
+#ifndef NESTOR_DEV_PLATFORM_H
+#define NESTOR_DEV_PLATFORM_H
+
+#include <time.h>
+
+#include "common.h"
+
+struct machine;
+
+/* ---- fixed platform addresses and numbers (MADT/FADT/DSDT/MCFG/HPET tables use these) ---- */
+#define PIC_MASTER_PORT 0x20
+#define PIC_SLAVE_PORT 0xa0
+#define PIC_ELCR_PORT 0x4d0
+#define PIT_PORT 0x40
+#define PORT_B 0x61             /* system control port B: PIT gate 2, speaker, OUT2 */
+#define RTC_PORT 0x70
+#define RTC_IRQ 8
+#define RTC_CENTURY_REG 0x32    /* FADT CENTURY */
+#define KBC_DATA_PORT 0x60
+#define KBC_CMD_PORT 0x64
+#define KBC_KBD_IRQ 1
+#define KBC_AUX_IRQ 12
+#define PORT_A 0x92             /* system control port A: fast A20, fast reset */
+
+#define IOAPIC_BASE 0xfec00000ull
+#define IOAPIC_ID 0             /* MADT I/O APIC ID (the CPUs' APIC IDs start at 0 too:
+                                   different buses, as on QEMU) */
+#define IOAPIC_PINS 24
+#define IOAPIC_GSI_BASE 0
+
+#define HPET_BASE 0xfed00000ull
+#define HPET_TIMERS 3
+#define HPET_FREQ_HZ 100000000ull  /* 100 MHz: a period of 10,000,000 fs */
+/* Timers' interrupt routing capability: I/O APIC inputs 20-23 (free of ISA and PCI). */
+#define HPET_ROUTE_CAP 0x00f00000u
+
+#define ACPI_PM1A_EVT_BLK 0x600    /* PM1_STS (2 bytes) + PM1_EN (2 bytes) */
+#define ACPI_PM1_EVT_LEN 4
+#define ACPI_PM1A_CNT_BLK 0x604
+#define ACPI_PM1_CNT_LEN 2
+#define ACPI_PM_TMR_BLK 0x608
+#define ACPI_PM_TMR_LEN 4
+#define ACPI_GPE0_BLK 0x620        /* GPE0_STS (2 bytes) + GPE0_EN (2 bytes) */
+#define ACPI_GPE0_BLK_LEN 4
+#define ACPI_SCI_IRQ 9             /* level, active high (MADT override) */
+#define ACPI_RESET_PORT 0xcf9      /* FADT RESET_REG: system I/O, 8 bits; RESET_VALUE 6 */
+#define ACPI_RESET_VALUE 0x06
+#define ACPI_SLP_TYP_S5 0          /* the DSDT's \_S5 package: { 0, 0, 0, 0 } */
+#define ACPI_PM_TIMER_HZ 3579545ull
+
+#define PCI_CONFIG_ADDR_PORT 0xcf8
+#define PCI_CONFIG_DATA_PORT 0xcfc
+/* ECAM (MCFG: base, segment 0, buses 0-255). It sits in the PCI hole [3G, 4G) below the
+ * I/O APIC; the e820 map must mark it reserved (Linux checks before using MCFG). */
+#define PCI_ECAM_BASE 0xe0000000ull
+#define PCI_ECAM_BUSES 256
+#define PCI_ECAM_SIZE (PCI_ECAM_BUSES * MiB)
+
+/* ---- 8259A PIC pair (master 0x20/0x21, slave 0xa0/0xa1 cascaded on IR2, ELCR 0x4d0/1) ----
+ * The master's INT output drives LINT0 of every LAPIC (lapic_set_lint(l, 0, level));
+ * when a CPU takes the ExtINT, the machine calls pic_intr_ack() for the vector. */
+struct pic *pic_create(struct machine *m);
+void pic_destroy(struct pic *p);
+/* ISA IRQ 0-15 input line (IRQ2 is the cascade and cannot be raised from outside). */
+void pic_set_irq(struct pic *p, int irq, bool level);
+/* The master's INT output. */
+bool pic_has_intr(const struct pic *p);
+/* INTA cycle: the vector of the highest-priority request; a spurious IRQ7 (or IRQ15 on
+ * the slave) when the request went away before the acknowledge. */
+u8 pic_intr_ack(struct pic *p);
+/* Observation for tests and tracing: chip 0 master, 1 slave. */
+struct pic_state { u8 irr, isr, imr, elcr, base; };
+struct pic_state pic_get_state(const struct pic *p, int chip);
+
+/* ---- I/O APIC at IOAPIC_BASE: 24 pins, version 0x20 (with the EOI register) ---- */
+struct ioapic *ioapic_create(struct machine *m);
+void ioapic_destroy(struct ioapic *io);
+/* Electrical level of input pin 0-23; the entry's polarity bit says which level asserts
+ * the pin (active-high lines: level = asserted). */
+void ioapic_set_irq(struct ioapic *io, int pin, bool level);
+/* EOI broadcast of a level-triggered vector from a LAPIC (or the EOI register). */
+void ioapic_eoi(struct ioapic *io, u8 vector);
+u64 ioapic_redirection(const struct ioapic *io, int pin); /* for tests and tracing */
+
+/* ---- 8254 PIT at 0x40-0x43 and port 0x61 (counter 0 -> IRQ0, counter 2 -> port 0x61) ---- */
+struct pit *pit_create(struct machine *m);
+void pit_destroy(struct pit *p);
+/* The HPET's legacy replacement disconnects the PIT's IRQ0 output. */
+void pit_connect_irq(struct pit *p, bool connected);
+/* OUT of counter 0-2 at the current virtual time. */
+bool pit_out(struct pit *p, int counter);
+
+/* ---- MC146818 RTC and CMOS NVRAM at 0x70/0x71, IRQ8 ----
+ * start: the wall-clock time (UTC) the RTC shows at creation; it then advances with
+ * virtual time. The memory-size bytes come from the machine's RAM size. */
+struct rtc *rtc_create(struct machine *m, time_t start);
+void rtc_destroy(struct rtc *r);
+/* The HPET's legacy replacement disconnects the RTC's IRQ8 output. */
+void rtc_connect_irq(struct rtc *r, bool connected);
+/* Bit 7 of port 0x70: NMI sources masked. */
+bool rtc_nmi_masked(const struct rtc *r);
+
+/* ---- HPET at HPET_BASE (1 KiB): 3 timers, 64-bit counter, legacy replacement ---- */
+struct hpet *hpet_create(struct machine *m, struct pit *pit, struct rtc *rtc);
+void hpet_destroy(struct hpet *h);
+/* The ACPI "HPET" table for this HPET. On entry *len is the room in buf; on return it is
+ * the table's length (nothing is written when the room is too small). */
+void hpet_acpi_table(u8 *buf, size_t *len);
+
+/* ---- ACPI PM registers, SCI, reset register 0xcf9 ---- */
+struct acpi_pm *acpi_pm_create(struct machine *m);
+void acpi_pm_destroy(struct acpi_pm *pm);
+/* The power button was pressed (PWRBTN_STS; an SCI if enabled). */
+void acpi_pm_power_button(struct acpi_pm *pm);
+u32 acpi_pm_timer(struct acpi_pm *pm); /* current PM timer value */
+
+/* ---- PCI host bridge (Q35 MCH 8086:29c0 at 00.0), mechanism #1 and ECAM ---- */
+#define PCI_CONFIG_SIZE 4096
+#define PCI_DEVFN(dev, fn) ((u8)(((dev) << 3) | (fn)))
+
+struct pci_device;
+struct pci_device_ops {
+    /* Called after the guest changed config space bytes [offset, offset+size): BARs,
+     * the command register. May be NULL. */
+    void (*config_written)(struct pci_device *d, u16 offset, unsigned size);
+};
+
+struct pci_device {
+    u8 devfn;
+    const struct pci_device_ops *ops;
+    void *opaque;
+    u8 config[PCI_CONFIG_SIZE]; /* contents as the guest reads them */
+    u8 wmask[PCI_CONFIG_SIZE];  /* bits the guest may write */
+    u8 w1cmask[PCI_CONFIG_SIZE];/* bits a guest write of 1 clears (status registers) */
+};
+
+struct pci_bus *pci_create(struct machine *m);
+void pci_destroy(struct pci_bus *b);
+/* Adds a function on bus 0 with an all-zero config space (the caller fills config,
+ * wmask and w1cmask). NULL if devfn is taken. */
+struct pci_device *pci_register_device(struct pci_bus *b, u8 devfn,
+                                       const struct pci_device_ops *ops, void *opaque);
+/* Config space access by bus/devfn/offset as the guest sees it (absent: all-ones). */
+u32 pci_config_read(struct pci_bus *b, u8 bus, u8 devfn, u16 offset, unsigned size);
+void pci_config_write(struct pci_bus *b, u8 bus, u8 devfn, u16 offset, unsigned size, u32 value);
+
+/* ---- i8042 keyboard controller at 0x60/0x64 (+ port 0x92), keyboard on IRQ1, an AUX
+ * port with nothing attached on IRQ12 ---- */
+struct kbc *kbc_create(struct machine *m);
+void kbc_destroy(struct kbc *k);
+
+#endif

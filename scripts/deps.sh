@@ -9,6 +9,9 @@ PKGS=(
   make gcc clang            # compilers: the tree builds warning-free with both
   libzydis-dev              # x86 instruction decoder used by the CPU engine
   libcriterion-dev          # host-side unit tests
+  libxen-dev                # Xen's public ABI headers (PVH start_info, ELF notes)
+  acpica-tools              # iasl: the ACPI table tests disassemble nestor's tables
+  cpio                      # make linux: packs the initramfs
   binutils                  # objcopy for guest test kernels
   python3                   # test result collection scripts
 )

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cpu/exec.h"
+#include "machine/mem.h"
 
 /* ---- handler table (shared by all vCPUs, built once) ---- */
 static insn_fn handlers[ZYDIS_MNEMONIC_MAX_VALUE + 1];
@@ -39,6 +40,8 @@ struct dcache_entry {
     u8 len;
     u8 bytes[15];
     insn_fn fn;
+    u32 *page_gen; /* code generation word of the page (NULL: validate by bytes) */
+    u32 gen;       /* its value when decoded */
     struct insn insn;
 };
 
@@ -58,6 +61,13 @@ static const ZydisMachineMode zmode[] = {
     [MODE_LONG64] = ZYDIS_MACHINE_MODE_LONG_64,
 };
 
+/* A page started holding decoded code: its next write must reach mem_code_write(). */
+static void code_page_marked(void *opaque, u64 gpa_page)
+{
+    struct cpu *c = opaque;
+    tlb_drop_write(&c->tlb, gpa_page);
+}
+
 int exec_init(struct cpu *c)
 {
     handlers_init();
@@ -71,6 +81,7 @@ int exec_init(struct cpu *c)
             if (ZYAN_FAILED(ZydisDecoderInit(&in->dec[m][s], zmode[m], sw)))
                 nestor_panic("Zydis decoder init failed");
         }
+    mem_add_code_watcher(c->mem, code_page_marked, c);
     in->dcache = malloc(sizeof(*in->dcache));
     if (!in->dcache)
         return -1;
@@ -246,20 +257,19 @@ static const struct dcache_entry *decode(struct cpu *c)
     unsigned on_page = 4096 - (lin & 0xfff);
 
     if (e->key == key && e->lin == lin && e->rip == rip) {
-        /* hit if the bytes in memory are still the decoded ones (self-modifying code,
-         * remapped pages) */
-        unsigned len = e->len;
-        const u8 *code;
-        if (likely(len <= on_page) && (code = lin_code_ptr(c, lin)) != NULL) {
-            if (likely(memcmp(code, e->bytes, len) == 0)) {
+        if (likely(e->page_gen != NULL)) {
+            /* same physical page, and no write to it since the decode */
+            const struct tlb_entry *t = lin_code_entry(c, lin);
+            if (likely(t->page_gen == e->page_gen && *e->page_gen == e->gen)) {
                 if (unlikely(!cpu_is_long64(c)))
-                    check_cs_limit(c, rip, len);
+                    check_cs_limit(c, rip, e->len);
                 return e;
             }
         } else {
-            fetch(c, lin, buf, len);
-            if (memcmp(buf, e->bytes, len) == 0) {
-                check_cs_limit(c, rip, len);
+            /* crosses a page or runs from MMIO: compare the bytes */
+            fetch(c, lin, buf, e->len);
+            if (memcmp(buf, e->bytes, e->len) == 0) {
+                check_cs_limit(c, rip, e->len);
                 return e;
             }
         }
@@ -306,6 +316,15 @@ static const struct dcache_entry *decode(struct cpu *c)
                  c->mode == MODE_COMPAT16) ? 0xffffull : 0xffffffffull;
     i->next_rip = next;
     e->fn = handlers[i->d.mnemonic];
+    e->page_gen = NULL;
+    if (i->d.length <= on_page) {
+        const struct tlb_entry *t = lin_code_entry(c, lin);
+        if (t->page_gen) {
+            mem_code_mark(c->mem, t->gpa);
+            e->page_gen = t->page_gen;
+            e->gen = *t->page_gen;
+        }
+    }
     e->lin = lin;
     e->rip = rip;
     e->len = i->d.length;

@@ -184,9 +184,9 @@ u64 lin_read(struct cpu *c, u64 linear, unsigned size, unsigned access);
 void lin_write(struct cpu *c, u64 linear, unsigned size, u64 value, unsigned access);
 void lin_read_bytes(struct cpu *c, u64 linear, void *buf, unsigned size, unsigned access);
 void lin_write_bytes(struct cpu *c, u64 linear, const void *buf, unsigned size, unsigned access);
-/* Host pointer to code at a linear address (instruction fetch permission checked, faults
- * raised), valid to the end of its page; NULL if the code is not in RAM. */
-u8 *lin_code_ptr(struct cpu *c, u64 linear);
+/* The TLB entry for fetching code at a linear address (fetch permission checked, faults
+ * raised). Its page_gen is NULL if the code is not in RAM. */
+const struct tlb_entry *lin_code_entry(struct cpu *c, u64 linear);
 /* Translate a linear address (fault -> cpu_page_fault). Returns the guest physical address. */
 u64 lin_translate(struct cpu *c, u64 linear, unsigned access);
 /* Physical access: RAM directly, anything else through the MMIO intercept. */

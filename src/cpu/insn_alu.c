@@ -502,9 +502,11 @@ static void insn_cmpxchg8b(struct cpu *c, const struct insn *i) {
 static void insn_cmpxchg16b(struct cpu *c, const struct insn *i) {
     if (!cpu_has(c, CF_CX16))
         cpu_fault_noerr(c, EXC_UD);
+    /* The alignment check is on the linear address; CMPXCHG16B exists only in 64-bit
+     * mode, where only FS and GS have a base. */
     int seg = opr_seg(i, 0);
-    u64 lin = c->seg[seg].base + opr_ea(c, i, 0);
-    if (lin & 15)
+    u64 base = seg == SEG_FS || seg == SEG_GS ? c->seg[seg].base : 0;
+    if ((base + opr_ea(c, i, 0)) & 15)
         cpu_fault(c, EXC_GP, 0);
     u64 mem[2];
     opr_read_bytes(c, i, 0, mem, 16);

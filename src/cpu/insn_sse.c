@@ -704,6 +704,7 @@ static void insn_emms(struct cpu *c, const struct insn *i)
     (void)i;
     fpu_check_mmx(c, CF_MMX);
     c->fpu.ftw = 0;
+    fpu_set_top(&c->fpu, 0); /* as hardware does */
 }
 
 /* ---- FXSAVE / FXRSTOR ---- */

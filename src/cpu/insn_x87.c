@@ -30,23 +30,44 @@ struct x87_io {
     u8 r0[16];  /*  80: ST(0) after the operation */
     u8 r1[16];  /*  96: ST(1) after the operation */
     u16 cw_masked; /* 112: all exceptions masked, for storing the results */
+    u8 zpc[3];     /* 114: ZF, PF, CF after FCOMI/FUCOMI */
 } __attribute__((aligned(16)));
 _Static_assert(offsetof(struct x87_io, a) == 32 && offsetof(struct x87_io, b) == 48 &&
                    offsetof(struct x87_io, mem) == 64 && offsetof(struct x87_io, r0) == 80 &&
-                   offsetof(struct x87_io, r1) == 96 && offsetof(struct x87_io, cw_masked) == 112,
+                   offsetof(struct x87_io, r1) == 96 && offsetof(struct x87_io, cw_masked) == 112 &&
+                   offsetof(struct x87_io, zpc) == 114,
                "x87_io layout is spelled in the asm");
 
 typedef u16 (*x87_host_fn)(struct x87_io *io);
 
-/* body: loads and the instruction; stores: results after exceptions were read and
- * cleared (under a fully masked control word, so storing from an emptied register cannot
- * leave a pending exception). FNINIT then leaves the host stack empty. */
-#define X87_HOST(name, body, stores)                                                       \
+/* The FLDENV image describes n registers loaded after FNINIT: TOP = 8 - n, R7 (and R6)
+ * valid, the others empty. */
+static void env_loaded(struct x87_io *io, unsigned n)
+{
+    static const u16 tags[3] = { 0xffff, 0x3fff, 0x0fff };
+    io->env[5] = (u8)((io->env[5] & ~0x38) | (((8 - n) & 7) << 3));
+    io->env[8] = (u8)tags[n];
+    io->env[9] = (u8)(tags[n] >> 8);
+}
+
+#define LD_A "fldt 32(%[io])\n\t"
+#define LD_BA "fldt 48(%[io])\n\tfldt 32(%[io])\n\t"
+#define ST_R0 "fstpt 80(%[io])"
+#define ST_R0R1 "fstpt 80(%[io])\n\tfstpt 96(%[io])"
+
+/* loads: the operands (FLD m80 raises nothing); then FLDENV installs the guest's control
+ * word and condition codes over them (TOP and tags describe the loaded registers) so the
+ * instruction finds the guest's condition codes as they were; stores: results, after the
+ * exceptions were read and cleared, under a fully masked control word (storing from an
+ * emptied register cannot leave a pending exception). FNINIT leaves the host stack empty. */
+#define X87_HOST(name, loads, op, stores)                                                  \
     static u16 name(struct x87_io *io)                                                     \
     {                                                                                      \
         u16 sw, save;                                                                      \
+        env_loaded(io, sizeof(loads) == 1 ? 0 : sizeof(loads) == sizeof(LD_A) ? 1 : 2);     \
         __asm__ volatile("fnstcw %[save]\n\t"                                              \
-                         "fldenv (%[io])\n\t" body "\n\t"                                  \
+                         "fninit\n\t" loads                                                \
+                         "fldenv (%[io])\n\t" op "\n\t"                                    \
                          "fnstsw %[sw]\n\t"                                                \
                          "fnclex\n\t"                                                      \
                          "fldcw 112(%[io])\n\t" stores "\n\t"                              \
@@ -54,23 +75,19 @@ typedef u16 (*x87_host_fn)(struct x87_io *io);
                          "fldcw %[save]"                                                   \
                          : [sw] "=m"(sw), [save] "=m"(save)                                \
                          : [io] "r"(io)                                                    \
-                         : "memory", "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)",    \
+                         : "memory", "cc", "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", \
                            "st(6)", "st(7)");                                              \
         return sw;                                                                         \
     }
 
-#define LD_A "fldt 32(%[io])\n\t"
-#define LD_BA "fldt 48(%[io])\n\tfldt 32(%[io])\n\t"
-#define ST_R0 "fstpt 80(%[io])"
-#define ST_R0R1 "fstpt 80(%[io])\n\tfstpt 96(%[io])"
 
 /* Arithmetic: ST(0)=a OP b for register forms, a OP memory for the others. */
 #define X87_ARITH(op, ops, opl, iops, iopl)                                                \
-    X87_HOST(h_##op##_r, LD_BA #op " %%st(1), %%st", ST_R0)                               \
-    X87_HOST(h_##op##_m32, LD_A ops " 64(%[io])", ST_R0)                                   \
-    X87_HOST(h_##op##_m64, LD_A opl " 64(%[io])", ST_R0)                                   \
-    X87_HOST(h_##op##_i16, LD_A iops " 64(%[io])", ST_R0)                                  \
-    X87_HOST(h_##op##_i32, LD_A iopl " 64(%[io])", ST_R0)                                  \
+    X87_HOST(h_##op##_r, LD_BA, #op " %%st(1), %%st", ST_R0)                               \
+    X87_HOST(h_##op##_m32, LD_A, ops " 64(%[io])", ST_R0)                                   \
+    X87_HOST(h_##op##_m64, LD_A, opl " 64(%[io])", ST_R0)                                   \
+    X87_HOST(h_##op##_i16, LD_A, iops " 64(%[io])", ST_R0)                                  \
+    X87_HOST(h_##op##_i32, LD_A, iopl " 64(%[io])", ST_R0)                                  \
     static const x87_host_fn h_##op[5] = { h_##op##_r, h_##op##_m32, h_##op##_m64,         \
                                            h_##op##_i16, h_##op##_i32 };
 X87_ARITH(fadd, "fadds", "faddl", "fiadds", "fiaddl")
@@ -83,55 +100,59 @@ X87_ARITH(fdivr, "fdivrs", "fdivrl", "fidivrs", "fidivrl")
 enum { F_REG, F_M32, F_M64, F_I16, F_I32 };
 
 /* Compares (condition codes only). */
-X87_HOST(h_fcom_r, LD_BA "fcom %%st(1)", "")
-X87_HOST(h_fucom_r, LD_BA "fucom %%st(1)", "")
-X87_HOST(h_fcom_m32, LD_A "fcoms 64(%[io])", "")
-X87_HOST(h_fcom_m64, LD_A "fcoml 64(%[io])", "")
-X87_HOST(h_fcom_i16, LD_A "ficoms 64(%[io])", "")
-X87_HOST(h_fcom_i32, LD_A "ficoml 64(%[io])", "")
+X87_HOST(h_fcom_r, LD_BA, "fcom %%st(1)", "")
+X87_HOST(h_fucom_r, LD_BA, "fucom %%st(1)", "")
+X87_HOST(h_fcom_m32, LD_A, "fcoms 64(%[io])", "")
+X87_HOST(h_fcom_m64, LD_A, "fcoml 64(%[io])", "")
+X87_HOST(h_fcom_i16, LD_A, "ficoms 64(%[io])", "")
+X87_HOST(h_fcom_i32, LD_A, "ficoml 64(%[io])", "")
 static const x87_host_fn h_fcom[5] = { h_fcom_r, h_fcom_m32, h_fcom_m64, h_fcom_i16, h_fcom_i32 };
-X87_HOST(h_ftst, LD_A "ftst", "")
-X87_HOST(h_fxam, LD_A "fxam", "")
+/* FCOMI/FUCOMI: ZF, PF, CF go to bytes 114..116 of the exchange area */
+#define SET_ZPC "\n\tsetz 114(%[io])\n\tsetp 115(%[io])\n\tsetc 116(%[io])"
+X87_HOST(h_fcomi_r, LD_BA, "fcomi %%st(1), %%st" SET_ZPC, "")
+X87_HOST(h_fucomi_r, LD_BA, "fucomi %%st(1), %%st" SET_ZPC, "")
+X87_HOST(h_ftst, LD_A, "ftst", "")
+X87_HOST(h_fxam, LD_A, "fxam", "")
 
 /* One-operand functions of ST(0). */
-X87_HOST(h_fsqrt, LD_A "fsqrt", ST_R0)
-X87_HOST(h_frndint, LD_A "frndint", ST_R0)
-X87_HOST(h_f2xm1, LD_A "f2xm1", ST_R0)
-X87_HOST(h_fsin, LD_A "fsin", ST_R0)
-X87_HOST(h_fcos, LD_A "fcos", ST_R0)
+X87_HOST(h_fsqrt, LD_A, "fsqrt", ST_R0)
+X87_HOST(h_frndint, LD_A, "frndint", ST_R0)
+X87_HOST(h_f2xm1, LD_A, "f2xm1", ST_R0)
+X87_HOST(h_fsin, LD_A, "fsin", ST_R0)
+X87_HOST(h_fcos, LD_A, "fcos", ST_R0)
 /* ST(0) = f(ST(0), ST(1)) */
-X87_HOST(h_fscale, LD_BA "fscale", ST_R0)
-X87_HOST(h_fprem, LD_BA "fprem", ST_R0)
-X87_HOST(h_fprem1, LD_BA "fprem1", ST_R0)
+X87_HOST(h_fscale, LD_BA, "fscale", ST_R0)
+X87_HOST(h_fprem, LD_BA, "fprem", ST_R0)
+X87_HOST(h_fprem1, LD_BA, "fprem1", ST_R0)
 /* ST(1) = f(ST(1), ST(0)), pop: the result is the new ST(0) */
-X87_HOST(h_fpatan, LD_BA "fpatan", ST_R0)
-X87_HOST(h_fyl2x, LD_BA "fyl2x", ST_R0)
-X87_HOST(h_fyl2xp1, LD_BA "fyl2xp1", ST_R0)
+X87_HOST(h_fpatan, LD_BA, "fpatan", ST_R0)
+X87_HOST(h_fyl2x, LD_BA, "fyl2x", ST_R0)
+X87_HOST(h_fyl2xp1, LD_BA, "fyl2xp1", ST_R0)
 /* ST(0) replaced and one value pushed */
-X87_HOST(h_fxtract, LD_A "fxtract", ST_R0R1)
-X87_HOST(h_fptan, LD_A "fptan", ST_R0R1)
-X87_HOST(h_fsincos, LD_A "fsincos", ST_R0R1)
+X87_HOST(h_fxtract, LD_A, "fxtract", ST_R0R1)
+X87_HOST(h_fptan, LD_A, "fptan", ST_R0R1)
+X87_HOST(h_fsincos, LD_A, "fsincos", ST_R0R1)
 /* loads */
-X87_HOST(h_fld_m32, "flds 64(%[io])", ST_R0)
-X87_HOST(h_fld_m64, "fldl 64(%[io])", ST_R0)
-X87_HOST(h_fild_i16, "filds 64(%[io])", ST_R0)
-X87_HOST(h_fild_i32, "fildl 64(%[io])", ST_R0)
-X87_HOST(h_fild_i64, "fildll 64(%[io])", ST_R0)
-X87_HOST(h_fbld, "fbld 64(%[io])", ST_R0)
-X87_HOST(h_fld1, "fld1", ST_R0)
-X87_HOST(h_fldz, "fldz", ST_R0)
-X87_HOST(h_fldpi, "fldpi", ST_R0)
-X87_HOST(h_fldl2e, "fldl2e", ST_R0)
-X87_HOST(h_fldl2t, "fldl2t", ST_R0)
-X87_HOST(h_fldlg2, "fldlg2", ST_R0)
-X87_HOST(h_fldln2, "fldln2", ST_R0)
+X87_HOST(h_fld_m32, "", "flds 64(%[io])", ST_R0)
+X87_HOST(h_fld_m64, "", "fldl 64(%[io])", ST_R0)
+X87_HOST(h_fild_i16, "", "filds 64(%[io])", ST_R0)
+X87_HOST(h_fild_i32, "", "fildl 64(%[io])", ST_R0)
+X87_HOST(h_fild_i64, "", "fildll 64(%[io])", ST_R0)
+X87_HOST(h_fbld, "", "fbld 64(%[io])", ST_R0)
+X87_HOST(h_fld1, "", "fld1", ST_R0)
+X87_HOST(h_fldz, "", "fldz", ST_R0)
+X87_HOST(h_fldpi, "", "fldpi", ST_R0)
+X87_HOST(h_fldl2e, "", "fldl2e", ST_R0)
+X87_HOST(h_fldl2t, "", "fldl2t", ST_R0)
+X87_HOST(h_fldlg2, "", "fldlg2", ST_R0)
+X87_HOST(h_fldln2, "", "fldln2", ST_R0)
 /* stores of ST(0) */
-X87_HOST(h_fst_m32, LD_A "fstps 64(%[io])", "")
-X87_HOST(h_fst_m64, LD_A "fstpl 64(%[io])", "")
-X87_HOST(h_fist_i16, LD_A "fistps 64(%[io])", "")
-X87_HOST(h_fist_i32, LD_A "fistpl 64(%[io])", "")
-X87_HOST(h_fist_i64, LD_A "fistpll 64(%[io])", "")
-X87_HOST(h_fbstp, LD_A "fbstp 64(%[io])", "")
+X87_HOST(h_fst_m32, LD_A, "fstps 64(%[io])", "")
+X87_HOST(h_fst_m64, LD_A, "fstpl 64(%[io])", "")
+X87_HOST(h_fist_i16, LD_A, "fistps 64(%[io])", "")
+X87_HOST(h_fist_i32, LD_A, "fistpl 64(%[io])", "")
+X87_HOST(h_fist_i64, LD_A, "fistpll 64(%[io])", "")
+X87_HOST(h_fbstp, LD_A, "fbstp 64(%[io])", "")
 
 /* ---- helpers ---- */
 static const u8 qnan_indefinite[10] = { 0, 0, 0, 0, 0, 0, 0, 0xc0, 0xff, 0xff };
@@ -274,11 +295,6 @@ static void insn_fld(struct cpu *c, const struct insn *i)
         from_reg = true;
         unsigned s = st_index(i, 0);
         if (fpu_st_empty(f, s)) {
-            if (!fpu_st_empty(f, 7)) {
-                if (stack_overflow(f))
-                    fpu_push(f, qnan_indefinite);
-                return;
-            }
             if (stack_underflow(f))
                 fpu_push(f, qnan_indefinite);
             return;
@@ -322,7 +338,8 @@ static void insn_fld(struct cpu *c, const struct insn *i)
         return;
     }
     u16 sw = x87_run(f, fn, &io, FSW_CC);
-    if (x87_except(f, sw, FSW_IE | FSW_DE))
+    /* an unmasked denormal-operand exception of a load does not stop the push */
+    if (x87_except(f, sw, FSW_IE))
         return;
     fpu_push(f, io.r0);
 }
@@ -461,9 +478,11 @@ static void insn_fcom(struct cpu *c, const struct insn *i)
         src = st_index(i, i->d.operand_count_visible - 1);
     }
     if (fpu_st_empty(f, 0) || (form == F_REG && fpu_st_empty(f, src))) {
-        if (!stack_underflow(f))
-            return;
+        /* "unordered" is reported even when the exception is unmasked */
+        bool masked = stack_underflow(f);
         set_cc(f, FSW_C0 | FSW_C2 | FSW_C3, FSW_C0 | FSW_C2 | FSW_C3);
+        if (!masked)
+            return;
     } else {
         memcpy(io.a, fpu_st(f, 0), 10);
         if (form == F_REG)
@@ -476,8 +495,8 @@ static void insn_fcom(struct cpu *c, const struct insn *i)
         fpu_pop(f);
 }
 
-/* FCOMI/FCOMIP/FUCOMI/FUCOMIP: the result goes to ZF, PF, CF; FSW.C1 is cleared and the
- * other condition codes are kept. */
+/* FCOMI/FCOMIP/FUCOMI/FUCOMIP: the result goes to ZF, PF, CF (OF, SF, AF cleared); the
+ * condition codes are whatever the host's FCOMI leaves of the guest's. */
 static void insn_fcomi(struct cpu *c, const struct insn *i)
 {
     x87_begin(c, i);
@@ -486,20 +505,24 @@ static void insn_fcomi(struct cpu *c, const struct insn *i)
     bool unordered = m == ZYDIS_MNEMONIC_FUCOMI || m == ZYDIS_MNEMONIC_FUCOMIP;
     bool pop = m == ZYDIS_MNEMONIC_FCOMIP || m == ZYDIS_MNEMONIC_FUCOMIP;
     unsigned src = st_index(i, 1);
-    u64 fl;
+    u64 fl = FL_ZF | FL_PF | FL_CF; /* "unordered", also reported for an unmasked #IS */
     if (fpu_st_empty(f, 0) || fpu_st_empty(f, src)) {
-        if (!stack_underflow(f))
+        if (!stack_underflow(f)) {
+            flags_set(c, FL_ARITH, fl);
             return;
-        fl = FL_ZF | FL_PF | FL_CF;
+        }
     } else {
         struct x87_io io;
         io_prepare(f, &io);
         memcpy(io.a, fpu_st(f, 0), 10);
         memcpy(io.b, fpu_st(f, src), 10);
-        u16 sw = x87_run(f, unordered ? h_fucom_r : h_fcom_r, &io, FSW_C1);
-        if (x87_except(f, sw, FSW_IE | FSW_DE))
+        u16 sw = x87_run(f, unordered ? h_fucomi_r : h_fcomi_r, &io, FSW_CC);
+        /* the flags are written even when an unmasked exception stops the pop */
+        fl = (io.zpc[0] ? FL_ZF : 0) | (io.zpc[1] ? FL_PF : 0) | (io.zpc[2] ? FL_CF : 0);
+        if (x87_except(f, sw, FSW_IE | FSW_DE)) {
+            flags_set(c, FL_ARITH, fl);
             return;
-        fl = ((sw & FSW_C3) ? FL_ZF : 0) | ((sw & FSW_C2) ? FL_PF : 0) | ((sw & FSW_C0) ? FL_CF : 0);
+        }
     }
     flags_set(c, FL_ARITH, fl);
     if (pop)
@@ -515,7 +538,8 @@ static void insn_ftst_fxam(struct cpu *c, const struct insn *i)
         if (fxam) { /* class "empty"; C1 is the sign bit of the register */
             u16 sign = (fpu_st(f, 0)[9] & 0x80) ? FSW_C1 : 0;
             set_cc(f, FSW_CC, FSW_C3 | FSW_C0 | sign);
-        } else if (stack_underflow(f)) {
+        } else {
+            stack_underflow(f);
             set_cc(f, FSW_C0 | FSW_C2 | FSW_C3, FSW_C0 | FSW_C2 | FSW_C3);
         }
         return;
@@ -531,6 +555,7 @@ static void insn_ftst_fxam(struct cpu *c, const struct insn *i)
 struct fn_op {
     x87_host_fn fn;
     u8 kind;
+    bool clears_c2; /* C2 reports argument range / partial remainder */
 };
 enum { K_UNARY, K_BINARY, K_POP, K_PUSH };
 static struct fn_op fn_ops[ZYDIS_MNEMONIC_MAX_VALUE + 1];
@@ -542,6 +567,8 @@ static void insn_fn1(struct cpu *c, const struct insn *i)
     const struct fn_op *o = &fn_ops[i->d.mnemonic];
     bool two = o->kind == K_BINARY || o->kind == K_POP;
     if (fpu_st_empty(f, 0) || (two && fpu_st_empty(f, 1))) {
+        if (o->clears_c2) /* as hardware: "operand in range" / "reduction complete" */
+            set_cc(f, FSW_C2, 0);
         if (!stack_underflow(f))
             return;
         switch (o->kind) {
@@ -549,8 +576,6 @@ static void insn_fn1(struct cpu *c, const struct insn *i)
         case K_BINARY: st_write(f, 0, qnan_indefinite); break;
         case K_POP: st_write(f, 1, qnan_indefinite); fpu_pop(f); break;
         case K_PUSH:
-            if (!fpu_st_empty(f, 7)) /* the push itself would overflow too */
-                break;
             st_write(f, 0, qnan_indefinite);
             fpu_push(f, qnan_indefinite);
             break;
@@ -558,6 +583,8 @@ static void insn_fn1(struct cpu *c, const struct insn *i)
         return;
     }
     if (o->kind == K_PUSH && !fpu_st_empty(f, 7)) {
+        if (o->clears_c2)
+            set_cc(f, FSW_C2, 0);
         if (stack_overflow(f)) {
             st_write(f, 0, qnan_indefinite);
             fpu_push(f, qnan_indefinite);
@@ -647,7 +674,6 @@ static void insn_fcmov(struct cpu *c, const struct insn *i)
             st_write(f, 0, qnan_indefinite);
         return;
     }
-    set_cc(f, FSW_C1, 0);
     if (cond_eval(c, cc))
         st_write(f, 0, fpu_st(f, s));
 }
@@ -657,6 +683,7 @@ static void insn_ffree(struct cpu *c, const struct insn *i)
     x87_begin(c, i);
     struct fpu_state *f = &c->fpu;
     fpu_set_valid(f, st_index(i, 0), false);
+    set_cc(f, FSW_C1, 0);
     if (i->d.mnemonic == ZYDIS_MNEMONIC_FFREEP)
         fpu_set_top(f, fpu_top(f) + 1);
 }
@@ -673,7 +700,8 @@ static void insn_fstp_misc(struct cpu *c, const struct insn *i)
     /* FNOP and the 8087/287 leftovers (FENI, FDISI, FSETPM) do nothing else */
 }
 
-/* ---- control instructions (no pending-exception check, pointers unchanged) ---- */
+/* ---- control instructions: pointers unchanged; only FLDCW, FLDENV and FRSTOR take a
+ * pending exception (so does hardware, although the SDM lists no #MF for them) ---- */
 static void insn_fninit(struct cpu *c, const struct insn *i)
 {
     (void)i;
@@ -702,7 +730,7 @@ static void insn_fnstcw(struct cpu *c, const struct insn *i)
 
 static void insn_fldcw(struct cpu *c, const struct insn *i)
 {
-    fpu_check_x87(c, false);
+    fpu_check_x87(c, true); /* hardware takes a pending exception first */
     c->fpu.fcw = fcw_sanitize((u16)opr_read(c, i, 0));
     update_es(&c->fpu);
 }
@@ -806,11 +834,12 @@ static void insn_fnstenv(struct cpu *c, const struct insn *i)
     env_store(c, i, img);
     vmem_write_bytes(c, opr_seg(i, 0), opr_ea(c, i, 0), img, env_size(i));
     c->fpu.fcw |= FCW_EXC_MASKS; /* FSTENV masks all exceptions afterwards */
+    update_es(&c->fpu);
 }
 
 static void insn_fldenv(struct cpu *c, const struct insn *i)
 {
-    fpu_check_x87(c, false);
+    fpu_check_x87(c, true); /* hardware takes a pending exception first */
     u8 img[28];
     vmem_read_bytes(c, opr_seg(i, 0), opr_ea(c, i, 0), img, env_size(i));
     env_load(c, i, img);
@@ -830,7 +859,7 @@ static void insn_fnsave(struct cpu *c, const struct insn *i)
 
 static void insn_frstor(struct cpu *c, const struct insn *i)
 {
-    fpu_check_x87(c, false);
+    fpu_check_x87(c, true); /* hardware takes a pending exception first */
     u8 img[28 + 80];
     unsigned n = env_size(i);
     vmem_read_bytes(c, opr_seg(i, 0), opr_ea(c, i, 0), img, n + 80);
@@ -867,7 +896,10 @@ void insn_register_x87(insn_fn *t)
         { ZYDIS_MNEMONIC_FPTAN, h_fptan, K_PUSH }, { ZYDIS_MNEMONIC_FSINCOS, h_fsincos, K_PUSH },
     };
     for (size_t k = 0; k < ARRAY_SIZE(fns); k++) {
-        fn_ops[fns[k].m] = (struct fn_op){ fns[k].fn, fns[k].kind };
+        ZydisMnemonic m = fns[k].m;
+        bool c2 = m == ZYDIS_MNEMONIC_FSIN || m == ZYDIS_MNEMONIC_FCOS || m == ZYDIS_MNEMONIC_FSINCOS ||
+                  m == ZYDIS_MNEMONIC_FPTAN || m == ZYDIS_MNEMONIC_FPREM || m == ZYDIS_MNEMONIC_FPREM1;
+        fn_ops[m] = (struct fn_op){ fns[k].fn, fns[k].kind, c2 };
         t[fns[k].m] = insn_fn1;
     }
     static const struct { ZydisMnemonic m; insn_fn fn; } other[] = {

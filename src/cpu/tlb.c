@@ -53,3 +53,13 @@ void tlb_flush_page(struct tlb *t, u64 linear)
             invalidate(e);
     }
 }
+
+void tlb_drop_write(struct tlb *t, u64 gpa_page)
+{
+    for (int cls = 0; cls < 2; cls++)
+        for (unsigned i = 0; i < TLB_SIZE; i++) {
+            struct tlb_entry *e = &t->e[cls][i];
+            if (e->tag_write != TLB_INVALID && e->gpa == gpa_page)
+                e->tag_write = TLB_INVALID;
+        }
+}

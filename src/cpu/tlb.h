@@ -16,6 +16,7 @@
 struct tlb_entry {
     u64 tag_read, tag_write, tag_exec;
     u8 *host;      /* host address of the page, or NULL for MMIO */
+    u32 *page_gen; /* the page's code generation word (RAM only), see mem.h */
     u64 gpa;       /* guest physical page address */
     u16 pcid;
     bool global;
@@ -29,6 +30,8 @@ struct tlb {
 /* Every flush invalidates by setting all three tags of an entry to TLB_INVALID, in both
  * privilege classes. A zero-filled struct tlb is NOT empty: call tlb_flush_all first. */
 void tlb_flush_all(struct tlb *t);
+/* Withdraws direct write access to guest physical page gpa_page (it now holds code). */
+void tlb_drop_write(struct tlb *t, u64 gpa_page);
 /* All entries whose global flag is clear (MOV CR3 without PCIDs). */
 void tlb_flush_nonglobal(struct tlb *t);
 /* The entries of the one 4K linear page containing linear, global or not, whatever

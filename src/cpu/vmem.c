@@ -76,6 +76,7 @@ static int pte_cmpxchg(void *opaque, u64 pa, unsigned size, u64 old, u64 newv)
     if (cur != old)
         return 1;
     memcpy(p, &newv, size);
+    mem_code_write(mem_page_gen(c->mem, pa));
     return 0;
 }
 
@@ -142,6 +143,7 @@ static struct tlb_entry *tlb_fill(struct cpu *c, u64 linear, unsigned access)
     }
     e->gpa = gpa;
     e->host = mem_ptr(c->mem, gpa, 4096);
+    e->page_gen = e->host ? mem_page_gen(c->mem, gpa) : NULL;
     e->global = r.global;
     e->pcid = (c->cr4 & CR4_PCIDE) ? (c->cr3 & 0xfff) : 0;
     /* A supervisor entry for a user page under SMAP depends on EFLAGS.AC: never cache it. */
@@ -151,9 +153,13 @@ static struct tlb_entry *tlb_fill(struct cpu *c, u64 linear, unsigned access)
             e->tag_exec = vpn;
         } else {
             e->tag_read = vpn;
-            /* only a walk for a write proves the write allowed and the D bit set */
-            if (access & ACC_WRITE)
+            /* only a walk for a write proves the write allowed and the D bit set; a
+             * write to a page holding decoded code invalidates that code first */
+            if (access & ACC_WRITE) {
+                if (e->page_gen)
+                    mem_code_write(e->page_gen);
                 e->tag_write = vpn;
+            }
         }
         /* Large pages: the engine flushes everything on INVLPG of such an address. */
         if (r.page_size > 4096)
@@ -186,10 +192,14 @@ static inline u8 *lin_page(struct cpu *c, u64 linear, unsigned access, u64 *gpa)
     return e->host ? e->host + (linear & 0xfff) : NULL;
 }
 
-u8 *lin_code_ptr(struct cpu *c, u64 linear)
+const struct tlb_entry *lin_code_entry(struct cpu *c, u64 linear)
 {
-    u64 gpa;
-    return lin_page(c, linear, ACC_EXEC, &gpa);
+    unsigned cls = c->cpl == 3 ? 1 : 0;
+    u64 vpn = linear >> 12;
+    struct tlb_entry *e = &c->tlb.e[cls][vpn & (TLB_SIZE - 1)];
+    if (unlikely(e->tag_exec != vpn))
+        e = tlb_fill(c, linear, ACC_EXEC);
+    return e;
 }
 
 /* ---- physical ---- */
@@ -212,6 +222,9 @@ void phys_write(struct cpu *c, u64 gpa, unsigned size, u64 value)
     u8 *p = mem_ptr(c->mem, gpa, size);
     if (p) {
         memcpy(p, &value, size);
+        mem_code_write(mem_page_gen(c->mem, gpa));
+        if (((gpa & 0xfff) + size) > 4096)
+            mem_code_write(mem_page_gen(c->mem, gpa + size - 1));
         return;
     }
     struct cpu_event ev = { .kind = EV_MMIO, .u.mmio = { gpa, (u8)size, true, value } };

@@ -18,7 +18,14 @@ static int add_region(struct guest_mem *m, u64 gpa, u64 size, enum mem_region_ki
                    (unsigned long long)(size / MiB));
         return -1;
     }
-    m->region[m->nregions++] = (struct mem_region){ gpa, size, p, kind };
+    void *g = mmap(NULL, size / 4096 * sizeof(u32), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (g == MAP_FAILED) {
+        munmap(p, size);
+        nestor_log("cannot reserve host memory for the guest's page table");
+        return -1;
+    }
+    m->region[m->nregions++] = (struct mem_region){ gpa, size, p, kind, g };
     return 0;
 }
 
@@ -72,8 +79,10 @@ fail:
 
 void mem_destroy(struct guest_mem *m)
 {
-    for (int i = 0; i < m->nregions; i++)
+    for (int i = 0; i < m->nregions; i++) {
         munmap(m->region[i].host, m->region[i].size);
+        munmap(m->region[i].page_gen, m->region[i].size / 4096 * sizeof(u32));
+    }
     m->nregions = 0;
 }
 
@@ -111,6 +120,40 @@ bool mem_is_ram(const struct guest_mem *m, u64 gpa, u64 len)
     return true;
 }
 
+u32 *mem_page_gen(struct guest_mem *m, u64 gpa)
+{
+    const struct mem_region *r = find(m, gpa);
+    return r ? &r->page_gen[(gpa - r->gpa) >> 12] : NULL;
+}
+
+void mem_code_mark(struct guest_mem *m, u64 gpa)
+{
+    u32 *g = mem_page_gen(m, gpa);
+    if (!g || (*g & PAGE_GEN_CODE))
+        return;
+    *g |= PAGE_GEN_CODE;
+    for (int i = 0; i < m->ncode_watch; i++)
+        m->code_watch[i](m->code_watch_opaque[i], gpa & ~0xfffull);
+}
+
+void mem_add_code_watcher(struct guest_mem *m, void (*fn)(void *opaque, u64 gpa_page), void *opaque)
+{
+    if (m->ncode_watch >= MEM_MAX_WATCHERS)
+        nestor_panic("too many code watchers");
+    m->code_watch[m->ncode_watch] = fn;
+    m->code_watch_opaque[m->ncode_watch++] = opaque;
+}
+
+/* Invalidates decoded code in [gpa, gpa+len) (all of it RAM). */
+static void code_written(struct guest_mem *m, u64 gpa, u64 len)
+{
+    for (u64 a = gpa & ~0xfffull; a < gpa + len; a += 4096) {
+        u32 *g = mem_page_gen(m, a);
+        if (g)
+            mem_code_write(g);
+    }
+}
+
 static int copy(struct guest_mem *m, u64 gpa, void *buf, const void *src, u64 len)
 {
     if (!mem_is_ram(m, gpa, len))
@@ -139,15 +182,17 @@ int mem_write(struct guest_mem *m, u64 gpa, const void *buf, u64 len)
 {
     if (!len)
         return 0;
-    m->generation++;
-    return copy(m, gpa, NULL, buf, len);
+    if (copy(m, gpa, NULL, buf, len) < 0)
+        return -1;
+    code_written(m, gpa, len);
+    return 0;
 }
 
 int mem_fill(struct guest_mem *m, u64 gpa, u8 byte, u64 len)
 {
     if (!mem_is_ram(m, gpa, len))
         return -1;
-    m->generation++;
+    code_written(m, gpa, len);
     while (len) {
         const struct mem_region *r = find(m, gpa);
         u64 off = gpa - r->gpa, n = r->size - off;

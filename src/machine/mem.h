@@ -19,6 +19,7 @@ struct mem_region {
     u64 size;
     u8 *host;
     enum mem_region_kind kind;
+    u32 *page_gen; /* one code generation word per 4K page, see mem_page_gen() */
 };
 
 /* E820 types, as in the ACPI specification. */
@@ -32,6 +33,7 @@ struct e820_entry {
 
 #define MEM_MAX_REGIONS 8
 #define MEM_MAX_E820 16
+#define MEM_MAX_WATCHERS 64
 
 struct guest_mem {
     u64 ram_size;                 /* bytes of RAM the user asked for (-m) */
@@ -39,9 +41,30 @@ struct guest_mem {
     int nregions;
     struct e820_entry e820[MEM_MAX_E820];
     int ne820;
-    /* Bumped whenever a guest-visible write may have changed code (for decode caches). */
-    u64 generation;
+    /* Who must hear when a page starts holding decoded code (vCPU TLBs drop their
+     * write permission for it so the next write is seen). */
+    void (*code_watch[MEM_MAX_WATCHERS])(void *opaque, u64 gpa_page);
+    void *code_watch_opaque[MEM_MAX_WATCHERS];
+    int ncode_watch;
 };
+
+/* Code generations. Every RAM page has a word: bit 0 set = some decoder cached code from
+ * the page; the rest counts writes that happened while code was cached. A decoded
+ * instruction stays valid while its page's word is unchanged. Writers that bypass the
+ * vCPU TLB (mem_write, mem_fill) bump it themselves; the TLB withholds direct write
+ * access from pages with bit 0 set, so the first guest write goes through
+ * mem_code_write(). */
+#define PAGE_GEN_CODE 1u
+u32 *mem_page_gen(struct guest_mem *m, u64 gpa);
+/* A write hit the page: invalidate the code decoded from it. */
+static inline void mem_code_write(u32 *gen)
+{
+    if (*gen & PAGE_GEN_CODE)
+        *gen = (*gen + 2) & ~PAGE_GEN_CODE;
+}
+/* A decoder caches code from the page: mark it and tell the watchers. */
+void mem_code_mark(struct guest_mem *m, u64 gpa);
+void mem_add_code_watcher(struct guest_mem *m, void (*fn)(void *opaque, u64 gpa_page), void *opaque);
 
 /* Lays out ram_size bytes of RAM as a PC and builds the e820 map. Returns 0 or -1 with
  * a message on stderr (size too small or too large for the host). */

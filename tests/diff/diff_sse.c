@@ -151,6 +151,9 @@ static void sse_setup(struct diff_state *s, struct diff_rng *r, const struct dif
 #define FORM(nm, bytes, kind, o, ptrs)                                                    \
     { .name = nm, .code = bytes, .len = sizeof(bytes) - 1, .opts = (o), .ptr_regs = (ptrs), \
       .setup = sse_setup, .arg = (kind) }
+#define FORM32(nm, bytes, kind, o, ptrs)                                                  \
+    { .name = nm " (32-bit)", .code = bytes, .len = sizeof(bytes) - 1, .mode = DIFF_MODE32,  \
+      .opts = (o), .ptr_regs = (ptrs), .setup = sse_setup, .arg = (kind) }
 #define SSE DIFF_CMP_SSE
 #define ALL (DIFF_CMP_SSE | DIFF_CMP_X87)
 #define RAX (1u << D_RAX)
@@ -330,5 +333,13 @@ static const struct diff_form sse_forms[] = {
     FORM("emms", "\x0f\x77", K_RAW, ALL, 0),
     FORM("fxrstor [rax]", "\x0f\xae\x08", K_FXIMG, ALL | DIFF_ALLOW_FAULT, RAX),
     FORM("fxrstor64 [rax]", "\x48\x0f\xae\x08", K_FXIMG, ALL | DIFF_ALLOW_FAULT, RAX),
+    /* compatibility mode: XMM0-7 only */
+    FORM32("fxrstor [eax]", "\x0f\xae\x08", K_FXIMG, ALL | DIFF_ALLOW_FAULT, RAX),
+    FORM32("addpd xmm0,[eax]", "\x66\x0f\x58\x00", K_F64, SSE | DIFF_ALLOW_FAULT, RAX),
+    FORM32("cvtsi2sd xmm7,eax", "\xf2\x0f\x2a\xf8", K_F64, SSE, 0),
+    FORM32("cvttsd2si eax,xmm1", "\xf2\x0f\x2c\xc1", K_F64, SSE, 0),
+    FORM32("movq mm0,[eax]", "\x0f\x6f\x00", K_RAW, ALL, RAX),
+    FORM32("maskmovq mm1,mm2", "\x0f\xf7\xca", K_RAW, ALL, 1u << D_RDI),
+    FORM32("pmaddwd xmm1,xmm7", "\x66\x0f\xf5\xcf", K_RAW, SSE, 0),
 };
 DIFF_SUITE(sse, sse_forms);

@@ -137,6 +137,10 @@ static void x87_setup(struct diff_state *s, struct diff_rng *r, const struct dif
 #define XF(nm, bytes, marg)                                                                \
     { .name = nm, .code = bytes, .len = sizeof(bytes) - 1, .opts = DIFF_CMP_X87 | DIFF_ALLOW_FAULT, \
       .ptr_regs = (marg) == M_NONE ? 0 : (1u << D_RAX), .setup = x87_setup, .arg = (marg) }
+#define XF32(nm, bytes, marg)                                                              \
+    { .name = nm " (32-bit)", .code = bytes, .len = sizeof(bytes) - 1, .mode = DIFF_MODE32,  \
+      .opts = DIFF_CMP_X87 | DIFF_ALLOW_FAULT, .ptr_regs = (marg) == M_NONE ? 0 : (1u << D_RAX), \
+      .setup = x87_setup, .arg = (marg) }
 #define XFI(nm, bytes) /* FCOMI family: ZF, PF, CF defined, OF/SF/AF cleared */               \
     { .name = nm, .code = bytes, .len = sizeof(bytes) - 1, .opts = DIFF_CMP_X87 | DIFF_ALLOW_FAULT, \
       .setup = x87_setup, .arg = M_NONE, .flags_cmp = DF_ARITH }
@@ -217,5 +221,11 @@ static const struct diff_form x87_forms[] = {
     XF("fldenv m28", "\xd9\x20", M_ENV), XF("frstor m108", "\xdd\x20", M_ENV),
     XF("fnstenv m28", "\xd9\x30", M_ENV), XF("fnsave m108", "\xdd\x30", M_ENV),
     XF("fnstenv m14", "\x66\xd9\x30", M_ENV),
+    XF("frstor m94", "\x66\xdd\x20", M_ENV),
+    /* compatibility mode */
+    XF32("fnstenv m28", "\xd9\x30", M_ENV), XF32("fnsave m108", "\xdd\x30", M_ENV),
+    XF32("fldenv m28", "\xd9\x20", M_ENV), XF32("frstor m94", "\x66\xdd\x20", M_ENV),
+    XF32("fadd m64", "\xdc\x00", M_F64), XF32("fistp m64", "\xdf\x38", M_I64),
+    XF32("fld m80", "\xdb\x28", M_F80), XF32("fsincos", "\xd9\xfb", M_NONE),
 };
 DIFF_SUITE(x87, x87_forms);

@@ -21,11 +21,17 @@ for n in range(8, 16):
 forms = []
 
 
-def F(asm, flags='DF_ALL', mode=64, ptr=None, ignore=(), setup='0', fn='0', arg=0, opts='0', name=None):
+def F(asm, flags='DF_ALL', mode=64, ptr=None, ignore=(), setup='0', fn='0', arg=0, opts='0', name=None,
+      model=None, native=None):
+    """model: CPU model of the engine for this form; native: what the host runs instead."""
     if ptr is None:  # base registers inside brackets point into the data buffer
         ptr = [r for r in re.findall(r'\[([a-z0-9]+)', asm) if r in REG]
+    if name is None:
+        name = asm if mode == 64 else asm + ' [32]'
+        if model:
+            name += ' {%s}' % model
     forms.append(dict(asm=asm, flags=flags, mode=mode, ptr=ptr, ignore=ignore, setup=setup,
-                      fn=fn, arg=arg, opts=opts, name=name or (asm if mode == 64 else asm + ' [32]')))
+                      fn=fn, arg=arg, opts=opts, name=name, model=model, native=native))
 
 
 # operands by size: register pairs (including high-byte and REX registers) and memory
@@ -311,6 +317,19 @@ for code, name in (('0xf0, 0x01, 0xc8', 'lock add eax, ecx (register destination
                    ('0x8d, 0xc1', 'lea eax, ecx (register)')):
     F('.byte ' + code, name=name, ptr=['rbx'], opts='DIFF_ALLOW_FAULT')
 
+# ---- features the CPU model turns off: #UD, or the older meaning of the encoding ----
+F('lzcnt eax, ecx', 'DF_ZF | DF_DF', model='max,-abm', native='bsr eax, ecx')
+F('lzcnt rax, qword ptr [rbx]', 'DF_ZF | DF_DF', model='max,-abm', native='bsr rax, qword ptr [rbx]')
+F('tzcnt ax, cx', 'DF_ZF | DF_DF', model='max,-bmi1', native='bsf ax, cx')
+F('tzcnt r9d, dword ptr [rbx]', 'DF_ZF | DF_DF', model='max,-bmi1', native='bsf r9d, dword ptr [rbx]')
+for asm, feat in (('popcnt eax, ecx', 'popcnt'), ('andn eax, ecx, edx', 'bmi1'), ('blsr rax, rcx', 'bmi1'),
+                  ('bzhi eax, ecx, edx', 'bmi2'), ('pdep rax, rcx, rdx', 'bmi2'),
+                  ('movbe eax, dword ptr [rbx]', 'movbe'), ('adcx eax, ecx', 'adx'),
+                  ('cmpxchg16b xmmword ptr [rbx]', 'cx16'), ('lahf', 'lahf_lm'), ('sahf', 'lahf_lm'),
+                  ('cmovz eax, ecx', 'cmov'), ('clflush [rbx]', 'clflush'), ('lfence', 'sse2'),
+                  ('cmpxchg8b qword ptr [rbx]', 'cx8')):
+    F(asm, model='max,-' + feat, native='ud2', opts='DIFF_ALLOW_FAULT', ptr=['rbx'])
+
 # ---- assemble ----
 def assemble(asm, mode):
     with tempfile.TemporaryDirectory() as d:
@@ -345,8 +364,12 @@ for f in forms:
 from concurrent.futures import ThreadPoolExecutor
 with ThreadPoolExecutor(8) as pool:
     codes = list(pool.map(lambda f: assemble(f['asm'], f['mode']), unique))
-for f, code in zip(unique, codes):
-    print('{ "%s", %s, %d, %s, (%s), %s, %s, %s, %s, %s, %sL },' % (
+    natives = list(pool.map(lambda f: assemble(f['native'], f['mode']) if f['native'] else None, unique))
+for f, code, native in zip(unique, codes, natives):
+    extra = ', 0, 0, 0'
+    if f['model']:
+        extra = ', "%s", %s, %d' % (f['model'], cstr(native) if native else '0', len(native) if native else 0)
+    print('{ "%s", %s, %d, %s, (%s), %s, %s, %s, %s, %s, %sL%s },' % (
         f['name'], cstr(code), len(code), 'DIFF_MODE64' if f['mode'] == 64 else 'DIFF_MODE32',
-        f['flags'], f['opts'], regmask(f['ptr']), regmask(f['ignore']), f['setup'], f['fn'], f['arg']))
+        f['flags'], f['opts'], regmask(f['ptr']), regmask(f['ignore']), f['setup'], f['fn'], f['arg'], extra))
 print('/* %d forms */' % len(seen), file=sys.stderr)

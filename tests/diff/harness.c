@@ -114,6 +114,13 @@ static void mov64_load(struct emitter *e, int r, uint32_t addr) {
 static void mov32_store(struct emitter *e, int r, uint32_t addr) { e8(e, 0x89); e8(e, (r << 3) | 5); e32(e, addr); }
 static void mov32_load(struct emitter *e, int r, uint32_t addr) { e8(e, 0x8b); e8(e, (r << 3) | 5); e32(e, addr); }
 
+static void native_insn(struct emitter *e, const struct diff_form *f) {
+    if (f->native_code)
+        ebytes(e, f->native_code, f->native_len);
+    else
+        ebytes(e, f->code, f->len);
+}
+
 /* Generates the native test routine for a form; returns the instruction's address. */
 static uint64_t native_build(const struct diff_form *f) {
     struct emitter e = { (uint8_t *)CODE_BASE };
@@ -131,7 +138,7 @@ static uint64_t native_build(const struct diff_form *f) {
                 mov64_load(&e, r, A_GPR(r));
         mov64_load(&e, D_RSP, A_GPR(D_RSP));
         insn = (uint64_t)(uintptr_t)e.p;
-        ebytes(&e, f->code, f->len);
+        native_insn(&e, f);
         for (int r = 0; r < 16; r++)
             mov64_store(&e, r, A_GPR(r));
         mov64_load(&e, D_RSP, A_ADDR(host_rsp));
@@ -159,7 +166,7 @@ static uint64_t native_build(const struct diff_form *f) {
                 mov32_load(&e, r, A_GPR(r));
         mov32_load(&e, D_RSP, A_GPR(D_RSP));
         insn = (uint64_t)(uintptr_t)e.p;
-        ebytes(&e, f->code, f->len);
+        native_insn(&e, f);
         /* The instruction may have loaded DS with null: store through SS (36 prefix). */
         for (int r = 0; r < 8; r++) {
             e8(&e, 0x36);
@@ -229,22 +236,35 @@ static int engine_intr_ack(struct cpu *c, void *o) { (void)c; (void)o; return -1
 static u64 engine_now(struct cpu *c, void *o) { (void)c; (void)o; return 0; }
 static const struct cpu_ops engine_ops = { engine_intercept, engine_intr_pending, engine_intr_ack, engine_now };
 
-static int engine_init(void) {
-    char err[200];
-    if (mem_init(&gmem, GUEST_RAM) < 0)
-        return -1;
-    /* The model has the host's vendor: where vendors differ, the engine follows the
-     * model's vendor, and the host is the reference here. */
+/* (Re)creates the vCPU with a CPU model: spec NULL is "max". The model always has the
+ * host's vendor: where vendors differ, the engine follows the model's vendor, and the
+ * host is the reference here. */
+static int engine_cpu(const char *spec) {
+    static bool have_cpu;
+    char err[200], full[256];
     unsigned a = 0, b = 0, cc = 0, d = 0;
     bool amd = __get_cpuid(0, &a, &b, &cc, &d) && b == 0x68747541; /* "Auth"enticAMD */
-    if (cpuid_model_parse(&model, amd ? "max,vendor=AuthenticAMD" : "max", err, sizeof(err)) < 0) {
-        fprintf(stderr, "diff: cpu model: %s\n", err);
+    snprintf(full, sizeof(full), "%s%s", spec ? spec : "max", amd ? ",vendor=AuthenticAMD" : "");
+    if (cpuid_model_parse(&model, full, err, sizeof(err)) < 0) {
+        fprintf(stderr, "diff: cpu model %s: %s\n", full, err);
         return -1;
     }
+    if (have_cpu)
+        cpu_destroy(&vcpu);
+    have_cpu = false;
     if (cpu_init(&vcpu, 0, &gmem, &model, &engine_ops, NULL) < 0)
         return -1;
+    have_cpu = true;
     if (getenv("DIFF_TRACE")) /* instruction and event trace of the engine on stderr */
         cpu_set_trace(&vcpu, stderr, true, true);
+    return 0;
+}
+
+static int engine_init(void) {
+    if (mem_init(&gmem, GUEST_RAM) < 0)
+        return -1;
+    if (engine_cpu(NULL) < 0)
+        return -1;
     /* Identity map of the first 16 MiB with 2 MiB user pages. */
     mem_write_u64(&gmem, PT_BASE, (PT_BASE + 0x1000) | 7);
     mem_write_u64(&gmem, PT_BASE + 0x1000, (PT_BASE + 0x2000) | 7);
@@ -491,6 +511,11 @@ static bool run_form(const struct diff_form *f, uint64_t seed, int ncases, bool 
     static uint8_t zero_page[4096];
     mem_write(&gmem, CODE_BASE, zero_page, sizeof(zero_page));
     mem_write(&gmem, insn, f->code, f->len);
+    if (f->model && engine_cpu(f->model) < 0) {
+        printf("FAIL diff:%s: cannot create a vCPU with model %s\n", f->name, f->model);
+        engine_cpu(NULL);
+        return false;
+    }
     engine_set_mode(f->mode);
     int failures = 0, faults = 0;
     char why[256], first_why[256] = "";
@@ -523,6 +548,8 @@ static bool run_form(const struct diff_form *f, uint64_t seed, int ncases, bool 
             print_state("engine", &eng_state, f->mode == DIFF_MODE64 ? 16 : 8);
         }
     }
+    if (f->model && engine_cpu(NULL) < 0)
+        nestor_panic("diff: cannot recreate the default vCPU");
     if (!failures && faults == ncases && !(f->opts & DIFF_ALLOW_FAULT)) {
         printf("FAIL diff:%s: every case faulted natively (signal %d)\n", f->name, native_signal);
         return false;

@@ -95,6 +95,12 @@ struct diff_form {
     diff_setup_fn setup;
     diff_flags_fn flags_fn;
     long arg;              /* for setup/flags_fn */
+    /* Optional: the engine runs with this CPU model (QEMU -cpu syntax) instead of "max",
+     * and the host runs native_code instead of code (e.g. LZCNT without ABM in the
+     * engine against BSR on the host). */
+    const char *model;
+    const char *native_code;
+    unsigned native_len;
 };
 #define DIFF_FLAGS_NONE 0x80000000u
 

@@ -93,9 +93,8 @@ static void check_basic(void)
     r = run_user(user_read, PAGE(0), 0);
     TEST_EQ(r & 0xff, (u8)NO_EXCEPTION, "user read of a user page");
     /* U/S at a higher level: PDE with U=0 over a U=1 PTE */
-    u64 *pde = pt_entry(&pt, PAGE(3), 2);
     map4k(&pt, 3, 3, PTE_W | PTE_U);
-    pde = pt_entry(&pt, PAGE(3), 2);
+    u64 *pde = pt_entry(&pt, PAGE(3), 2);
     *pde &= ~PTE_U;
     invlpg(PAGE(3));
     r = run_user(user_read, PAGE(3), 0);
@@ -103,8 +102,6 @@ static void check_basic(void)
                 "U=0 in the PDE denies user access (%#lx)", r >> 8);
     *pde |= PTE_U;
     invlpg(PAGE(3));
-    for (int i = 0; i < 4; i++) /* the other pages under this PDE stay user */
-        ;
 }
 
 static void check_nx(void)

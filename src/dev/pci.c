@@ -1,0 +1,171 @@
+/* PCI host bridge (PCI Local Bus 3.0 chapter 3.2.2.3.2 "configuration mechanism #1";
+ * PCI Express Base chapter 7.2.2 "ECAM").
+ *
+ * Bus 0 only (there are no bridges), with the Q35 MCH's identity at 00.0. Config space
+ * is an array per function with a mask of guest-writable bits and a mask of
+ * write-1-to-clear bits, so read-only fields stay as the device defined them; a device
+ * with side effects (BARs, command register) gets a callback after each write.
+ *
+ * Port 0xcf8 is the address register for 32-bit accesses only; narrower accesses to
+ * 0xcf8-0xcfb are ordinary I/O (0xcf9 is the reset control register, see acpi_pm.c). */
+#include "dev/platform.h"
+
+#include <stdio.h> /* machine.h uses FILE */
+#include <stdlib.h>
+#include <string.h>
+
+#include "machine/machine.h"
+
+#define ADDR_ENABLE BIT(31)
+#define ADDR_MASK 0x80fffffcu /* enable, bus, device, function, dword register */
+
+struct pci_bus {
+    struct machine *m;
+    u32 addr; /* 0xcf8 */
+    struct pci_device *dev[256];
+};
+
+static void put16(u8 *p, u16 v) { p[0] = (u8)v; p[1] = (u8)(v >> 8); }
+static void put32(u8 *p, u32 v) { put16(p, (u16)v); put16(p + 2, (u16)(v >> 16)); }
+
+static struct pci_device *find(struct pci_bus *b, u8 bus, u8 devfn)
+{
+    return bus == 0 ? b->dev[devfn] : NULL;
+}
+
+u32 pci_config_read(struct pci_bus *b, u8 bus, u8 devfn, u16 offset, unsigned size)
+{
+    struct pci_device *d = find(b, bus, devfn);
+    u32 v = 0;
+    for (unsigned i = 0; i < size && i < 4; i++) {
+        unsigned off = offset + i;
+        u8 byte = d && off < PCI_CONFIG_SIZE ? d->config[off] : 0xff;
+        v |= (u32)byte << (8 * i);
+    }
+    return v;
+}
+
+void pci_config_write(struct pci_bus *b, u8 bus, u8 devfn, u16 offset, unsigned size, u32 value)
+{
+    struct pci_device *d = find(b, bus, devfn);
+    if (!d || offset >= PCI_CONFIG_SIZE)
+        return;
+    unsigned n = 0;
+    for (unsigned i = 0; i < size && i < 4 && offset + i < PCI_CONFIG_SIZE; i++, n++) {
+        unsigned off = offset + i;
+        u8 v = (u8)(value >> (8 * i));
+        u8 keep = (u8)~(d->wmask[off] | d->w1cmask[off]);
+        d->config[off] = (u8)((d->config[off] & keep) | (v & d->wmask[off]) |
+                              (d->config[off] & d->w1cmask[off] & ~v));
+    }
+    if (d->ops && d->ops->config_written)
+        d->ops->config_written(d, offset, n);
+}
+
+struct pci_device *pci_register_device(struct pci_bus *b, u8 devfn,
+                                       const struct pci_device_ops *ops, void *opaque)
+{
+    if (b->dev[devfn])
+        return NULL;
+    struct pci_device *d = calloc(1, sizeof(*d));
+    if (!d)
+        nestor_panic("out of memory");
+    d->devfn = devfn;
+    d->ops = ops;
+    d->opaque = opaque;
+    b->dev[devfn] = d;
+    return d;
+}
+
+/* ---- configuration mechanism #1 ---- */
+static u64 addr_read(void *opaque, u64 offset, unsigned size)
+{
+    struct pci_bus *b = opaque;
+    (void)offset;
+    return size == 4 ? b->addr : MASK(size * 8);
+}
+
+static void addr_write(void *opaque, u64 offset, unsigned size, u64 value)
+{
+    struct pci_bus *b = opaque;
+    (void)offset;
+    if (size == 4)
+        b->addr = (u32)value & ADDR_MASK;
+}
+
+static u64 data_read(void *opaque, u64 offset, unsigned size)
+{
+    struct pci_bus *b = opaque;
+    if (!(b->addr & ADDR_ENABLE) || offset + size > 4)
+        return MASK(size * 8);
+    return pci_config_read(b, (u8)(b->addr >> 16), (u8)(b->addr >> 8),
+                           (u16)((b->addr & 0xfc) + offset), size);
+}
+
+static void data_write(void *opaque, u64 offset, unsigned size, u64 value)
+{
+    struct pci_bus *b = opaque;
+    if (!(b->addr & ADDR_ENABLE) || offset + size > 4)
+        return;
+    pci_config_write(b, (u8)(b->addr >> 16), (u8)(b->addr >> 8),
+                     (u16)((b->addr & 0xfc) + offset), size, (u32)value);
+}
+
+/* ---- ECAM: bus << 20 | devfn << 12 | register ---- */
+static u64 ecam_read(void *opaque, u64 offset, unsigned size)
+{
+    struct pci_bus *b = opaque;
+    u16 reg = offset & 0xfff;
+    if (size > 4 || reg + size > PCI_CONFIG_SIZE)
+        return MASK(size * 8);
+    return pci_config_read(b, (u8)(offset >> 20), (u8)(offset >> 12), reg, size);
+}
+
+static void ecam_write(void *opaque, u64 offset, unsigned size, u64 value)
+{
+    struct pci_bus *b = opaque;
+    u16 reg = offset & 0xfff;
+    if (size > 4 || reg + size > PCI_CONFIG_SIZE)
+        return;
+    pci_config_write(b, (u8)(offset >> 20), (u8)(offset >> 12), reg, size, (u32)value);
+}
+
+/* 00.0: the Q35 memory controller hub as host bridge. No BARs, no capabilities. */
+static void add_host_bridge(struct pci_bus *b)
+{
+    struct pci_device *d = pci_register_device(b, PCI_DEVFN(0, 0), NULL, NULL);
+    put16(d->config + 0x00, 0x8086);      /* vendor: Intel */
+    put16(d->config + 0x02, 0x29c0);      /* device: 82G33/G31/P35/P31 (Q35) MCH */
+    put16(d->config + 0x06, 0x0000);      /* status */
+    put32(d->config + 0x08, 0x06000000);  /* class: host bridge; revision 0 */
+    d->config[0x0e] = 0x00;               /* header type 0, single function */
+    put16(d->config + 0x2c, 0x8086);      /* subsystem vendor */
+    put16(d->config + 0x2e, 0x29c0);      /* subsystem */
+    /* command: I/O, memory, bus master, parity, SERR, INTx disable */
+    put16(d->wmask + 0x04, 0x0547);
+    /* status: master data parity error, target/master aborts, SERR, parity error */
+    put16(d->w1cmask + 0x06, 0xf900);
+    d->wmask[0x0c] = 0xff;                /* cache line size */
+    d->wmask[0x0d] = 0xff;                /* latency timer */
+    d->wmask[0x3c] = 0xff;                /* interrupt line (scratch for software) */
+}
+
+struct pci_bus *pci_create(struct machine *m)
+{
+    struct pci_bus *b = calloc(1, sizeof(*b));
+    if (!b)
+        nestor_panic("out of memory");
+    b->m = m;
+    add_host_bridge(b);
+    bus_register(&m->io, PCI_CONFIG_ADDR_PORT, 1, addr_read, addr_write, b, "pci-addr");
+    bus_register(&m->io, PCI_CONFIG_DATA_PORT, 4, data_read, data_write, b, "pci-data");
+    bus_register(&m->mmio, PCI_ECAM_BASE, PCI_ECAM_SIZE, ecam_read, ecam_write, b, "pci-ecam");
+    return b;
+}
+
+void pci_destroy(struct pci_bus *b)
+{
+    for (int i = 0; i < 256; i++)
+        free(b->dev[i]);
+    free(b);
+}

@@ -125,7 +125,7 @@ static void deliver_prot(struct cpu *c, u8 vector, int type, bool has_error, u32
         cpu_fault(c, EXC_GP, ext);
 
     /* the stack the frame goes to */
-    struct stack_ptr st;
+    struct stack_ptr st = { .real = false };
     if (lma) {
         u64 rsp = c->gpr[R_RSP];
         if (ist || inner) {
@@ -139,7 +139,7 @@ static void deliver_prot(struct cpu *c, u8 vector, int type, bool has_error, u32
         st.sp = rsp & ~0xfull; /* 64-bit frames start 16-byte aligned */
         st.mask = ~0ull;
         st.flat = true;
-        st.access = ACC_IMPLICIT;
+        st.access = inner ? ACC_IMPLICIT : 0;
         st.err = ext;
     } else if (inner) {
         seg_inner_stack(c, dpl, ext, &st.ss, &st.sp);

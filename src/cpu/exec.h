@@ -246,6 +246,7 @@ struct stack_ptr {
     u64 sp;          /* stack pointer; only the bits in mask change */
     u64 mask;        /* 0xffff, 0xffffffff, or ~0 in 64-bit mode */
     bool flat;       /* 64-bit: no segment checks, canonical checks */
+    bool real;       /* real/V86 mode: the limit is all that is checked */
     unsigned access; /* ACC_IMPLICIT for an inner stack, else 0 */
     u32 err;         /* #SS error code for a limit/canonical violation */
 };

@@ -3,12 +3,15 @@
  * The guest's register stack lives in c->fpu (physical registers R0..R7, TOP in FSW,
  * abridged tags). Stack bookkeeping (TOP, tags, stack overflow/underflow and their
  * masked responses, pops) is done here in C. Every numeric operation runs on the host's
- * x87 unit: the operands are loaded into an otherwise empty host stack under the guest's
- * control word and condition codes (FLDENV), the real instruction executes, and the
- * results, condition codes and exception flags are read back; the host's own state is
- * reinitialized and its control word restored afterwards. Hence rounding, precision
- * control, NaN propagation, unsupported encodings, denormals, transcendental results and
- * the bias-adjusted results of unmasked overflow/underflow are those of hardware.
+ * x87 unit: the operands are loaded into an otherwise empty host stack, FLDENV installs
+ * the guest's control word and condition codes over them, the real instruction executes,
+ * and the results, condition codes and exception flags are read back; the host's own
+ * state is reinitialized and its control word restored afterwards. Hence rounding,
+ * precision control, NaN propagation, unsupported encodings, denormals, transcendental
+ * results, the bias-adjusted results of unmasked overflow/underflow and even the
+ * "undefined" condition codes are those of hardware. Where the C code decides a flag
+ * (stack faults, pure register moves) it follows what the differential tests observed on
+ * hardware where the SDM leaves it undefined.
  *
  * Unmasked exceptions set FSW.ES/B; the next waiting x87 instruction raises #MF when
  * CR0.NE is set. With CR0.NE clear the legacy FERR#/IRQ13 path is not modelled: the
@@ -23,7 +26,7 @@
 /* ---- host execution ---- */
 /* Exchange area between C and the host x87; the offsets are spelled in the asm below. */
 struct x87_io {
-    u8 env[32]; /*   0: FLDENV image: guest FCW, guest condition codes, all tags empty */
+    u8 env[32]; /*   0: FLDENV image: guest FCW and condition codes, TOP/tags of the loads */
     u8 a[16];   /*  32: ST(0) operand */
     u8 b[16];   /*  48: ST(1) operand */
     u8 mem[16]; /*  64: memory operand (in and out) */
@@ -355,7 +358,7 @@ static void insn_fst(struct cpu *c, const struct insn *i)
     io_prepare(f, &io);
     if (opr_is_reg(i, 0)) { /* FST/FSTP ST(i): a copy, no numeric exceptions */
         unsigned d = st_index(i, 0);
-        if (fpu_st_empty(f, 0)) {
+        if (fpu_st_empty(f, 0) && m != ZYDIS_MNEMONIC_FSTPNCE) {
             if (!stack_underflow(f))
                 return;
             st_write(f, d, qnan_indefinite);
@@ -685,7 +688,7 @@ static void insn_ffree(struct cpu *c, const struct insn *i)
     fpu_set_valid(f, st_index(i, 0), false);
     set_cc(f, FSW_C1, 0);
     if (i->d.mnemonic == ZYDIS_MNEMONIC_FFREEP)
-        fpu_set_top(f, fpu_top(f) + 1);
+        fpu_pop(f);
 }
 
 static void insn_fstp_misc(struct cpu *c, const struct insn *i)
@@ -697,7 +700,15 @@ static void insn_fstp_misc(struct cpu *c, const struct insn *i)
         fpu_set_top(f, fpu_top(f) + (m == ZYDIS_MNEMONIC_FINCSTP ? 1 : 7));
         set_cc(f, FSW_C1, 0);
     }
-    /* FNOP and the 8087/287 leftovers (FENI, FDISI, FSETPM) do nothing else */
+    /* FNOP does nothing else */
+}
+
+/* FNENI, FNDISI, FNSETPM: 8087/287 control instructions, no-ops since the 387 (they do
+ * not wait for pending exceptions). */
+static void insn_fnop_legacy(struct cpu *c, const struct insn *i)
+{
+    (void)i;
+    fpu_check_x87(c, false);
 }
 
 /* ---- control instructions: pointers unchanged; only FLDCW, FLDENV and FRSTOR take a
@@ -926,8 +937,8 @@ void insn_register_x87(insn_fn *t)
         { ZYDIS_MNEMONIC_FCMOVU, insn_fcmov }, { ZYDIS_MNEMONIC_FCMOVNU, insn_fcmov },
         { ZYDIS_MNEMONIC_FFREE, insn_ffree }, { ZYDIS_MNEMONIC_FFREEP, insn_ffree },
         { ZYDIS_MNEMONIC_FINCSTP, insn_fstp_misc }, { ZYDIS_MNEMONIC_FDECSTP, insn_fstp_misc },
-        { ZYDIS_MNEMONIC_FNOP, insn_fstp_misc }, { ZYDIS_MNEMONIC_FENI8087_NOP, insn_fstp_misc },
-        { ZYDIS_MNEMONIC_FDISI8087_NOP, insn_fstp_misc }, { ZYDIS_MNEMONIC_FSETPM287_NOP, insn_fstp_misc },
+        { ZYDIS_MNEMONIC_FNOP, insn_fstp_misc }, { ZYDIS_MNEMONIC_FENI8087_NOP, insn_fnop_legacy },
+        { ZYDIS_MNEMONIC_FDISI8087_NOP, insn_fnop_legacy }, { ZYDIS_MNEMONIC_FSETPM287_NOP, insn_fnop_legacy },
         { ZYDIS_MNEMONIC_FNINIT, insn_fninit }, { ZYDIS_MNEMONIC_FNCLEX, insn_fnclex },
         { ZYDIS_MNEMONIC_FNSTSW, insn_fnstsw }, { ZYDIS_MNEMONIC_FNSTCW, insn_fnstcw },
         { ZYDIS_MNEMONIC_FLDCW, insn_fldcw }, { ZYDIS_MNEMONIC_FWAIT, insn_fwait },

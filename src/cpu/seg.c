@@ -202,6 +202,7 @@ void stk_current(struct cpu *c, struct stack_ptr *s)
     s->sp = c->gpr[R_RSP];
     s->mask = stack_mask(c);
     s->flat = cpu_is_long64(c);
+    s->real = !cpu_is_prot(c);
     s->access = 0;
     s->err = 0;
 }
@@ -214,7 +215,8 @@ static u64 stk_linear(struct cpu *c, const struct stack_ptr *s, u64 off, unsigne
             cpu_fault(c, EXC_SS, s->err);
         return off;
     }
-    if (!seg_offset_ok(&s->ss, off, size))
+    bool ok = s->real ? off + size - 1 <= s->ss.limit : seg_offset_ok(&s->ss, off, size);
+    if (!ok)
         cpu_fault(c, EXC_SS, s->err);
     return (s->ss.base + off) & 0xffffffffull;
 }
@@ -451,7 +453,7 @@ static void far_gate(struct cpu *c, bool call, u16 sel, const u64 g[2], u64 ret_
     stk_current(c, &st);
     bool inner = call && !attr_conforming(a) && dpl < cpl;
     if (inner) {
-        struct stack_ptr ns;
+        struct stack_ptr ns = { .access = ACC_IMPLICIT };
         if (lma) {
             u64 rsp = tss64_stack(c, dpl, 0, 0);
             if (!cpu_canonical(c, rsp))
@@ -467,7 +469,6 @@ static void far_gate(struct cpu *c, bool call, u16 sel, const u64 g[2], u64 ret_
             ns.flat = false;
             ns.err = sel_err(ns.ss.sel);
         }
-        ns.access = ACC_IMPLICIT;
         u64 old_sp = c->gpr[R_RSP];
         stk_push(c, &ns, c->seg[SEG_SS].sel, gsize);
         stk_push(c, &ns, old_sp & size_mask(gsize), gsize);

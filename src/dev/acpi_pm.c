@@ -4,7 +4,7 @@
  *
  * nestor has no firmware and no SMI handler: the hardware is always in ACPI mode
  * (SCI_EN reads 1; the FADT's SMI_CMD is 0). Sleeping into S5 (SLP_EN with SLP_TYP =
- * ACPI_SLP_TYP_S5) powers the machine off, and a reset stops it too, both with status 0,
+ * ACPI_S5_SLP_TYP) powers the machine off, and a reset stops it too, both with status 0,
  * as QEMU does with -no-reboot. Other sleep states do nothing: the DSDT offers only \_S5.
  *
  * The PM timer is computed from virtual time. TMR_STS (bit 31 of the counter changed)
@@ -96,7 +96,7 @@ void acpi_pm_power_button(struct acpi_pm *pm)
 
 static void enter_sleep_state(struct acpi_pm *pm, unsigned slp_typ)
 {
-    if (slp_typ == ACPI_SLP_TYP_S5)
+    if (slp_typ == ACPI_S5_SLP_TYP)
         machine_request_stop(pm->m, NESTOR_EXIT_OK);
 }
 

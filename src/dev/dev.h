@@ -77,4 +77,7 @@ u8 lapic_arbitration_priority(const struct lapic *l);
 enum { APIC_DM_FIXED = 0, APIC_DM_LOWEST = 1, APIC_DM_SMI = 2, APIC_DM_NMI = 4,
        APIC_DM_INIT = 5, APIC_DM_STARTUP = 6, APIC_DM_EXTINT = 7 };
 
+/* The platform devices (PIC, I/O APIC, PIT, RTC, HPET, ACPI PM, PCI, i8042). */
+#include "dev/platform.h"
+
 #endif

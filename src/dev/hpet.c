@@ -21,7 +21,7 @@
 
 #define NS_PER_TICK (NS_PER_SEC / HPET_FREQ_HZ)
 #define PERIOD_FS (1000000000000000ull / HPET_FREQ_HZ)
-#define HPET_MMIO_SIZE 0x400
+#define HPET_REGS_SIZE 0x400
 #define HPET_VENDOR 0x8086ull
 
 /* general capabilities and ID: revision 1, timers-1, 64-bit counter, legacy capable */
@@ -141,10 +141,12 @@ static void arm(struct hpet *h, int n, u64 from)
     u64 delta = (t->cmp - from) & width_mask(t);
     if (from + delta < from)
         return; /* beyond the 64-bit counter's wrap: centuries away */
+    unsigned __int128 ns = (unsigned __int128)(from + delta - h->counter_base) * NS_PER_TICK + h->base_ns;
+    if (ns >= CLOCK_NEVER)
+        return; /* beyond the virtual clock's range */
     t->match = from + delta;
     t->armed = true;
-    unsigned __int128 ns = (unsigned __int128)(t->match - h->counter_base) * NS_PER_TICK + h->base_ns;
-    clock_timer_arm(&h->m->clock, t->clk, ns >= CLOCK_NEVER ? CLOCK_NEVER - 1 : (u64)ns);
+    clock_timer_arm(&h->m->clock, t->clk, (u64)ns);
 }
 
 static void timer_expired(struct hpet *h, int n)
@@ -352,7 +354,7 @@ void hpet_acpi_table(u8 *buf, size_t *len)
     buf[41] = 64;                     /* register bit width */
     buf[42] = 0;                      /* bit offset */
     buf[43] = 0;                      /* access size: undefined (any) */
-    put_le(buf + 44, HPET_BASE, 8);
+    put_le(buf + 44, HPET_MMIO_BASE, 8);
     buf[52] = 0;                      /* HPET number */
     put_le(buf + 53, 0x80, 2);        /* minimum periodic tick: 128 counts (1.28 us) */
     buf[55] = 0;                      /* no page protection guarantee */
@@ -376,7 +378,7 @@ struct hpet *hpet_create(struct machine *m, struct pit *pit, struct rtc *rtc)
         h->t[n].cmp = ~0ull; /* comparators reset to all-ones */
         h->t[n].clk = clock_timer_new(&m->clock, clk_fns[n], h);
     }
-    bus_register(&m->mmio, HPET_BASE, HPET_MMIO_SIZE, mmio_read, mmio_write, h, "hpet");
+    bus_register(&m->mmio, HPET_MMIO_BASE, HPET_REGS_SIZE, mmio_read, mmio_write, h, "hpet");
     return h;
 }
 

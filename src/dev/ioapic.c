@@ -202,7 +202,7 @@ struct ioapic *ioapic_create(struct machine *m)
     io->id = IOAPIC_ID;
     for (int pin = 0; pin < IOAPIC_PINS; pin++)
         io->rte[pin] = RTE_MASKED;
-    bus_register(&m->mmio, IOAPIC_BASE, MMIO_SIZE, mmio_read, mmio_write, io, "ioapic");
+    bus_register(&m->mmio, IOAPIC_MMIO_BASE, MMIO_SIZE, mmio_read, mmio_write, io, "ioapic");
     return io;
 }
 

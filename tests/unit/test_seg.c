@@ -95,6 +95,9 @@ static void setup(void)
     gdt_set(S_GATE64, gate(S_CODE64, GATE_TARGET, 0xec, 0));
     w64(GDT + (S_GATE64 & ~7u) + 8, 0);
     gdt_set(S_DATA64_U, desc(0, 0xfffff, 0xf3, 0xc));
+    /* every handler spins (jmp $), so a run of n instructions stops there */
+    for (u64 h = HANDLER; h < HANDLER + 0x1000; h += 0x100)
+        code(h, (const u8[]){ 0xeb, 0xfe }, 2);
     c->gdtr = (struct dtr){ GDT, 0xff };
     c->idtr = (struct dtr){ IDT, 0xfff };
 }
@@ -457,4 +460,71 @@ Test(seg, fault_while_pushing_frame_leaves_state_for_double_fault)
     cr_assert_eq(r64(sp + 16), S_CODE64_U);
     cr_assert_eq(r64(sp + 32), STACK3);
     cr_assert_eq(shutdowns, 0);
+}
+
+/* ---- virtual-8086 mode ---- */
+
+static void v86(unsigned iopl)
+{
+    prot32(0);
+    for (int s = SEG_ES; s <= SEG_GS; s++)
+        c->seg[s] = (struct seg){ 0x100 + s, (0x100u + s) << 4, 0xffff, 0xf3 };
+    c->seg[SEG_CS] = (struct seg){ 0x1000, 0x10000, 0xffff, 0xf3 };
+    c->seg[SEG_SS] = (struct seg){ 0x600, 0x6000, 0xffff, 0xf3 };
+    c->gpr[R_RSP] = 0x1000;
+    c->rip = 0;
+    c->rflags = FL_FIXED1 | FL_IF | FL_VM | ((u64)iopl << 12);
+    cpu_update_mode(c);
+    cr_assert_eq(c->mode, MODE_V86);
+}
+
+Test(seg, v86_interrupt_saves_segments_and_leaves_v86)
+{
+    v86(3);
+    idt32(0x30, S_CODE32, HANDLER, 0xee);
+    code(0x10000, (const u8[]){ 0xcd, 0x30 }, 2);
+    cpu_run(c, 1);
+    cr_assert_eq(c->mode, MODE_PROT32);
+    cr_assert_eq(c->cpl, 0);
+    cr_assert_eq(c->rip, HANDLER);
+    cr_assert_eq(c->rflags & (FL_VM | FL_IF), 0);
+    u32 sp = STACK0 - 36;
+    cr_assert_eq(c->gpr[R_RSP], sp);
+    cr_assert_eq(r32(sp), 2);
+    cr_assert_eq(r32(sp + 4), 0x1000);
+    cr_assert_eq(r32(sp + 8), FL_FIXED1 | FL_IF | FL_VM | (3u << 12));
+    cr_assert_eq(r32(sp + 12), 0x1000);
+    cr_assert_eq(r32(sp + 16), 0x600);
+    cr_assert_eq(r32(sp + 20), 0x100 + SEG_ES);
+    cr_assert_eq(r32(sp + 24), 0x100 + SEG_DS);
+    cr_assert_eq(r32(sp + 28), 0x100 + SEG_FS);
+    cr_assert_eq(r32(sp + 32), 0x100 + SEG_GS);
+    for (int s = SEG_ES; s <= SEG_GS; s++)
+        if (s != SEG_CS && s != SEG_SS)
+            cr_assert_eq(c->seg[s].sel, 0, "data segment %d nulled", s);
+}
+
+Test(seg, v86_int_n_at_iopl0_is_gp_and_iret_keeps_iopl)
+{
+    v86(0);
+    idt32(0x30, S_CODE32, HANDLER, 0xee);
+    idt32(EXC_GP, S_CODE32, HANDLER + 0x200, 0x8e);
+    c->rip = 4;
+    code(0x10004, (const u8[]){ 0xcd, 0x30 }, 2);
+    cpu_run(c, 1);
+    cr_assert_eq(c->rip, HANDLER + 0x200);
+    cr_assert_eq(r32(c->gpr[R_RSP]), 0, "#GP(0)");
+    cr_assert_eq(r32(c->gpr[R_RSP] + 4), 4, "at the INT");
+
+    v86(3);
+    /* iret (16-bit) with an image that asks for IOPL 0 and IF 0 */
+    w32(0x6000 + 0x1000, 0x20 | (0x1100u << 16));
+    w32(0x6000 + 0x1004, FL_FIXED1 | FL_CF);
+    code(0x10000, (const u8[]){ 0xcf }, 1);
+    cpu_run(c, 1);
+    cr_assert_eq(c->seg[SEG_CS].sel, 0x1100);
+    cr_assert_eq(c->seg[SEG_CS].base, 0x11000);
+    cr_assert_eq(c->rip, 0x20);
+    cr_assert_eq(c->gpr[R_RSP], 0x1006);
+    cr_assert_eq(c->rflags, FL_FIXED1 | FL_CF | FL_VM | (3u << 12), "IOPL and VM kept");
 }

@@ -155,6 +155,9 @@ void exc_dispatch(struct exc_frame *f);
  * interrupted context's stack (or the IST/TSS stack) and returns into the IRET. */
 void exc_set_handler(int vector, exc_handler_t h);
 
+/* The exception helpers below (exc_catch, ASM_TRY, run_user) keep their state in
+ * globals: use them on the BSP only; APs should not fault. */
+
 /* Runs fn(arg). If it takes an exception, fn is abandoned (a longjmp back into
  * exc_catch at CPL 0) and the exception's vector is returned; else NO_EXCEPTION.
  * The details are in exc_last. Works for faults in ring 3 (run_user) too. */

@@ -33,6 +33,14 @@ asm(".pushsection .rodata\n"
     "  mov %cx, (0x6006)\n"
     "  call 1f\n"                     /* near call/ret with 16-bit IP */
     "  movw $0x1616, (0x6008)\n"
+    "  pushf\n"                       /* 16-bit IRET: pops IP, CS, FLAGS (2 bytes each) */
+    "  push %cs\n"
+    "  push $(0x7000 + 2f - blob_start)\n"
+    "  mov %esp, %ebx\n"
+    "  iret\n"
+    "2: mov %esp, %ecx\n"
+    "  sub %ebx, %ecx\n"
+    "  mov %ecx, (0x600c)\n"          /* 6 */
     "  lretl\n"
     "1: ret\n"
     /* 16-bit protected mode on the way to real mode */
@@ -144,6 +152,7 @@ static void check_pm16(void)
     TEST_EQ(*(u16 *)(DATA + 4), 0, "16-bit code segment: inc ax wraps to 0");
     TEST_ASSERT(*(u16 *)(DATA + 6) & BIT(6), "16-bit code segment: ZF after the wrap");
     TEST_EQ(*(u16 *)(DATA + 8), 0x1616, "16-bit code segment: near call/ret, lretl back");
+    TEST_EQ(*(u32 *)(DATA + 12), 6, "16-bit code segment: IRET pops three words");
 }
 
 static void check_real_mode(void)

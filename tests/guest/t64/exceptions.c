@@ -330,6 +330,111 @@ static void test_soft_int(void)
     exc_set_handler(0x42, NULL);
 }
 
+/* Table-driven: instruction bytes run from a buffer (followed by RET), with the vector
+ * and error code they must raise. */
+struct insn_case {
+    const char *name;
+    u8 len, bytes[7];
+    int vector;
+};
+
+/* one-byte opcodes that are invalid in 64-bit mode */
+static const struct insn_case invalid64[] = {
+    {"push es", 1, {0x06}, UD_VECTOR},     {"pop es", 1, {0x07}, UD_VECTOR},
+    {"push cs", 1, {0x0e}, UD_VECTOR},     {"push ss", 1, {0x16}, UD_VECTOR},
+    {"pop ss", 1, {0x17}, UD_VECTOR},      {"push ds", 1, {0x1e}, UD_VECTOR},
+    {"pop ds", 1, {0x1f}, UD_VECTOR},      {"daa", 1, {0x27}, UD_VECTOR},
+    {"das", 1, {0x2f}, UD_VECTOR},         {"aaa", 1, {0x37}, UD_VECTOR},
+    {"aas", 1, {0x3f}, UD_VECTOR},         {"pusha", 1, {0x60}, UD_VECTOR},
+    {"popa", 1, {0x61}, UD_VECTOR},        {"aam", 2, {0xd4, 0x0a}, UD_VECTOR},
+    {"aad", 2, {0xd5, 0x0a}, UD_VECTOR},   {"salc", 1, {0xd6}, UD_VECTOR},
+    {"call far imm", 7, {0x9a, 0, 0, 0, 0, 0x10, 0}, UD_VECTOR},
+    {"jmp far imm", 7, {0xea, 0, 0, 0, 0, 0x10, 0}, UD_VECTOR},
+    {"lds", 2, {0xc5, 0x00}, -2 /* VEX prefix when AVX exists */},
+    {"ud0", 3, {0x0f, 0xff, 0xc0}, UD_VECTOR},
+    {"ud1", 3, {0x0f, 0xb9, 0xc0}, UD_VECTOR},
+    {"mov cs, ax", 2, {0x8e, 0xc8}, UD_VECTOR},
+    {"lock nop", 2, {0xf0, 0x90}, UD_VECTOR},
+    {"rsm outside SMM", 2, {0x0f, 0xaa}, UD_VECTOR},
+};
+
+/* privileged instructions at CPL 3 (IOPL 0): #GP(0) */
+static const struct insn_case privileged[] = {
+    {"hlt", 1, {0xf4}, GP_VECTOR},
+    {"cli", 1, {0xfa}, GP_VECTOR},
+    {"sti", 1, {0xfb}, GP_VECTOR},
+    {"in al, 0x80", 2, {0xe4, 0x80}, GP_VECTOR},
+    {"out 0x80, al", 2, {0xe6, 0x80}, GP_VECTOR},
+    {"insb", 1, {0x6c}, GP_VECTOR},
+    {"mov rax, cr0", 3, {0x0f, 0x20, 0xc0}, GP_VECTOR},
+    {"mov cr3, rax", 3, {0x0f, 0x22, 0xd8}, GP_VECTOR},
+    {"mov rax, dr7", 3, {0x0f, 0x21, 0xf8}, GP_VECTOR},
+    {"clts", 2, {0x0f, 0x06}, GP_VECTOR},
+    {"rdmsr", 2, {0x0f, 0x32}, GP_VECTOR},
+    {"wrmsr", 2, {0x0f, 0x30}, GP_VECTOR},
+    {"invd", 2, {0x0f, 0x08}, GP_VECTOR},
+    {"wbinvd", 2, {0x0f, 0x09}, GP_VECTOR},
+    {"invlpg [rax]", 3, {0x0f, 0x01, 0x38}, GP_VECTOR},
+    {"lgdt [rax]", 3, {0x0f, 0x01, 0x10}, GP_VECTOR},
+    {"lidt [rax]", 3, {0x0f, 0x01, 0x18}, GP_VECTOR},
+    {"lmsw ax", 3, {0x0f, 0x01, 0xf0}, GP_VECTOR},
+    {"ltr ax", 3, {0x0f, 0x00, 0xd8}, GP_VECTOR},
+    {"lldt ax", 3, {0x0f, 0x00, 0xd0}, GP_VECTOR},
+    {"swapgs", 3, {0x0f, 0x01, 0xf8}, GP_VECTOR},
+    {"sysret", 3, {0x48, 0x0f, 0x07}, -3 /* #UD with EFER.SCE=0, else #GP */},
+};
+
+static u8 insn_buf[64] ALIGNED(16);
+
+static void load_case(const struct insn_case *c)
+{
+    memcpy(insn_buf, c->bytes, c->len);
+    insn_buf[c->len] = 0xc3; /* ret */
+}
+
+static int run_buf(void)
+{
+    static u64 scratch[4];
+    asm volatile(ASM_TRY("1f") "mov %%rsp, %%r11\n\tcall *%0\n1:\tmov %%r11, %%rsp"
+                 ::"r"(insn_buf), "a"(scratch) : "r11", "rcx", "rdx", "memory", "cc");
+    return exc_vector();
+}
+
+static ulong user_run_buf(ulong unused)
+{
+    (void)unused;
+    return (ulong)(run_buf() & 0xff) | ((ulong)exc_last.error << 8);
+}
+
+static void check_insn_tables(void)
+{
+    bool avx = cpu_has(1, 0, 2, 28);
+    for (unsigned i = 0; i < ARRAY_SIZE(invalid64); i++) {
+        const struct insn_case *c = &invalid64[i];
+        if (c->vector == -2 && avx)
+            continue; /* c5 is a VEX prefix there */
+        load_case(c);
+        int v = run_buf();
+        TEST_ASSERT(v == UD_VECTOR, "64-bit mode: %s raises #UD (vector %d)", c->name, v);
+    }
+    bool sce = rdmsr(MSR_EFER) & EFER_SCE;
+    for (unsigned i = 0; i < ARRAY_SIZE(privileged); i++) {
+        const struct insn_case *c = &privileged[i];
+        int want = c->vector == -3 ? (sce ? GP_VECTOR : UD_VECTOR) : c->vector;
+        load_case(c);
+        ulong r = run_user(user_run_buf, 0, 0);
+        TEST_ASSERT((int)(r & 0xff) == want && (r >> 8) == 0,
+                    "CPL 3: %s raises vector %d error 0 (got %lu error %#lx)", c->name, want,
+                    r & 0xff, r >> 8);
+    }
+    /* IOPL 3 lets CPL 3 use CLI/STI and ports */
+    insn_buf[0] = 0xfa;
+    insn_buf[1] = 0xfb;
+    insn_buf[2] = 0xc3;
+    ulong r = run_user(user_run_buf, 0, 3ul << 12);
+    TEST_EQ(r & 0xff, (u8)NO_EXCEPTION, "CPL 3 with IOPL 3: cli/sti allowed");
+}
+
 void test_main(void)
 {
     test_faults();
@@ -340,4 +445,5 @@ void test_main(void)
     test_user_faults();
     test_double_fault();
     test_soft_int();
+    check_insn_tables();
 }

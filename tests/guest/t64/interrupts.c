@@ -139,6 +139,13 @@ static void check_ipis(void)
     apic_write(APIC_TMICT, 500000);
     asm volatile("sti; hlt; cli");
     TEST_EQ(timer_hits, 1, "HLT: woken by the timer interrupt");
+    /* an interrupt already pending when HLT runs in the STI shadow wakes it at once */
+    int hits = ipi_hits;
+    apic_icr(0, APIC_DEST_SELF | IPI_VECTOR);
+    ulong after_hlt;
+    asm volatile(ASM_LABEL_ADDR("1f", "%0") "sti\n\thlt\n1:\tcli" : "=&r"(after_hlt) :: "memory");
+    TEST_EQ(ipi_hits, hits + 1, "HLT in the STI shadow with a pending interrupt: woken");
+    TEST_EQ(ipi_rip, after_hlt, "HLT in the STI shadow: interrupt taken after the HLT");
 }
 
 static void check_nmi(void)

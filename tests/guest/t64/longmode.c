@@ -132,6 +132,28 @@ static void check_noncanonical_rip(void)
                 amd ? "= target (AMD)" : "at the jmp (Intel)", v, (ulong)exc_last.ip);
 }
 
+static void check_iretq(void)
+{
+    static u8 alt_stack[256] ALIGNED(16);
+    ulong top = (ulong)alt_stack + sizeof(alt_stack), got_sp, got_ss;
+    /* IRETQ at CPL 0 pops SS:RSP too, unlike a 32-bit same-privilege IRET */
+    asm volatile("mov %%rsp, %%r11\n\t"
+                 "pushq %3\n\tpushq %2\n\tpushfq\n\tpushq %4\n\t"
+                 "lea 1f(%%rip), %%rax\n\tpushq %%rax\n\tiretq\n"
+                 "1:\tmov %%rsp, %0\n\tmov %%ss, %k1\n\tmov %%r11, %%rsp"
+                 : "=&r"(got_sp), "=&r"(got_ss)
+                 : "r"(top), "r"((ulong)SEL_KDATA), "r"((ulong)SEL_KCODE64) : "rax", "r11", "memory");
+    TEST_EQ(got_sp, top, "IRETQ to CPL 0 loads RSP from the frame");
+    TEST_EQ(got_ss, SEL_KDATA, "IRETQ to CPL 0 loads SS from the frame");
+    /* IRETQ with a null SS to CPL 0 is allowed in 64-bit mode */
+    asm volatile("mov %%rsp, %%r11\n\t"
+                 "pushq $0\n\tpushq %%r11\n\tpushfq\n\tpushq %1\n\t"
+                 "lea 1f(%%rip), %%rax\n\tpushq %%rax\n\tiretq\n"
+                 "1:\tmov %%ss, %k0\n\tmov %2, %%ss\n\tmov %%r11, %%rsp"
+                 : "=&r"(got_ss) : "r"((ulong)SEL_KCODE64), "r"((ulong)SEL_KDATA) : "rax", "r11", "memory");
+    TEST_EQ(got_ss, 0, "IRETQ to CPL 0 with a null SS");
+}
+
 void test_main(void)
 {
     check_long_mode();
@@ -139,4 +161,5 @@ void test_main(void)
     check_call_gate();
     check_ist_and_alignment();
     check_noncanonical_rip();
+    check_iretq();
 }

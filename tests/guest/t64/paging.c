@@ -270,9 +270,17 @@ static void check_pcid(void)
         desc.pcid = 4096;
         asm volatile(ASM_TRY("1f") "invpcid %0, %1\n1:" ::"m"(desc), "r"(1ull) : "memory");
         TEST_EQ(exc_vector(), GP_VECTOR, "INVPCID with PCID > 4095: #GP");
-        asm volatile("invpcid %0, %1" ::"m"(desc), "r"(2ull) : "memory");
-        asm volatile("invpcid %0, %1" ::"m"(desc), "r"(3ull) : "memory");
-        TEST_ASSERT(true, "INVPCID types 2 and 3 execute");
+        /* types 1 (one PCID), 2 (all, with globals) and 3 (all but globals) */
+        static const struct { u64 type; int frame; u64 want; } steps[] = {
+            {1, 0, 100}, {2, 1, 200}, {3, 0, 100},
+        };
+        desc.pcid = 5;
+        for (unsigned i = 0; i < ARRAY_SIZE(steps); i++) {
+            *pte = (*pte & ~0x000ffffffffff000ull) | (ulong)frames[steps[i].frame];
+            asm volatile("invpcid %0, %1" ::"m"(desc), "r"(steps[i].type) : "memory");
+            try_read(PAGE(9), &v);
+            TEST_EQ(v, steps[i].want, "INVPCID type 1/2/3: new translation used");
+        }
     } else {
         test_skip("INVPCID: not in CPUID");
     }

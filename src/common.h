@@ -30,11 +30,12 @@ void nestor_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Internal invariant broken: a nestor bug, never reachable from guest behaviour. */
 _Noreturn void nestor_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Exit statuses of the nestor process that are not the guest's own. */
+/* Exit statuses of the nestor process that are not the guest's own. They are even:
+ * odd statuses belong to the debug-exit port ((v << 1) | 1). */
 enum {
-    NESTOR_EXIT_OK = 0,
-    NESTOR_EXIT_GUEST_ERROR = 1, /* triple fault, unsupported guest feature */
+    NESTOR_EXIT_OK = 0,          /* guest powered off, reset, or Ctrl-A x */
     NESTOR_EXIT_USAGE = 2,       /* bad command line or malformed kernel image */
+    NESTOR_EXIT_GUEST_ERROR = 4, /* triple fault, unsupported guest feature, hung guest */
 };
 
 #endif

@@ -30,14 +30,14 @@ static void usage(FILE *f)
             "  -d ITEMS         trace: comma-separated list of 'insn' (executed instructions)\n"
             "                   and 'exit' (every event leaving the CPU)\n"
             "  -D FILE          write the trace to FILE (default stderr)\n"
-            "  -max-insns N     stop with an error after N instructions on vCPU 0\n"
+            "  -max-insns N     stop (status 4) after N instructions on vCPU 0\n"
             "  -stats           print instructions retired and MIPS when the guest stops\n"
             "  -nographic, -no-reboot, -serial stdio\n"
             "                   accepted for QEMU compatibility (this is how nestor always runs)\n"
             "\n"
             "The serial port COM1 is the console on standard input/output. A guest write of V\n"
-            "to port 0xf4 ends nestor with exit status (V << 1) | 1. A triple fault ends it with\n"
-            "status 1 and a dump of the vCPU state; bad options or images give status 2.\n");
+            "to port 0xf4 ends nestor with exit status (V << 1) | 1. Poweroff or reset gives 0;\n"
+            "a triple fault gives 4 and a dump of the vCPU state; bad options or images give 2.\n");
 }
 
 /* Parses QEMU-style sizes: plain numbers are MiB. */

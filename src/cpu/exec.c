@@ -364,7 +364,7 @@ static void step(struct cpu *c)
     if (unlikely(in->dr_exec_active) && !(c->rflags & FL_RF)) {
         u64 lin = cpu_is_long64(c) ? c->rip : (c->seg[SEG_CS].base + c->rip) & 0xffffffffull;
         if (debug_check_exec(c, lin))
-            cpu_fault_noerr(c, EXC_DB); /* instruction breakpoint: a fault, RF set by delivery */
+            cpu_fault_noerr(c, EXC_DB); /* instruction breakpoint: a fault (the handler sets RF to resume) */
     }
 
     const struct dcache_entry *e = decode(c);

@@ -140,7 +140,7 @@ void fpu_save_x87_image(const struct cpu *c, u8 *img, bool rex_w)
 void fpu_load_x87_image(struct cpu *c, const u8 *img, bool rex_w)
 {
     struct fpu_state *f = &c->fpu;
-    f->fcw = get16(img + 0);
+    f->fcw = fpu_fcw_sanitize(get16(img + 0));
     f->fsw = get16(img + 2);
     f->ftw = img[4];
     f->fop = get16(img + 6) & 0x7ff;
@@ -155,6 +155,7 @@ void fpu_load_x87_image(struct cpu *c, const u8 *img, bool rex_w)
     }
     for (unsigned i = 0; i < 8; i++)
         memcpy(f->st[(fpu_top(f) + i) & 7], img + 32 + 16 * i, 10);
+    fpu_update_es(f);
 }
 
 u64 fpu_operand_linear(struct cpu *c, const struct insn *i, int n)

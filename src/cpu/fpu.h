@@ -29,6 +29,9 @@
 
 #define FCW_INIT 0x037fu
 #define FCW_EXC_MASKS 0x003fu
+/* Loading FCW (FLDCW, FLDENV, FRSTOR, FXRSTOR, XRSTOR): bits 7 and 13-15 read as 0,
+ * bit 6 as 1; bit 12 (the 287's infinity control) is kept. */
+static inline u16 fpu_fcw_sanitize(u16 v) { return (u16)((v & 0x1f3f) | 0x0040); }
 
 /* MXCSR */
 #define MXCSR_IE 0x0001u
@@ -46,6 +49,16 @@
 /* Bits of MXCSR the model implements (reported as MXCSR_MASK by FXSAVE); writing any
  * other bit is #GP(0). DAZ is supported. */
 #define MXCSR_WRITABLE 0xffffu
+
+/* FSW.ES and B summarize the unmasked exception flags; every load of FSW or FCW
+ * (FLDCW, FLDENV, FRSTOR, FSTENV's masking, FXRSTOR, XRSTOR) recomputes them. */
+static inline void fpu_update_es(struct fpu_state *f)
+{
+    if (f->fsw & ~f->fcw & 0x3f)
+        f->fsw |= 0x8080;
+    else
+        f->fsw &= (u16)~0x8080;
+}
 
 /* ---- x87 register stack ---- */
 static inline unsigned fpu_top(const struct fpu_state *f) { return (f->fsw >> 11) & 7; }

@@ -165,17 +165,6 @@ static void put32(u8 *p, u32 v) { memcpy(p, &v, 4); }
 static u16 get16(const u8 *p) { u16 v; memcpy(&v, p, 2); return v; }
 static u32 get32(const u8 *p) { u32 v; memcpy(&v, p, 4); return v; }
 
-static u16 fcw_sanitize(u16 v) { return (u16)((v & 0x1f3f) | 0x0040); }
-
-/* ES and B summarize the unmasked exception flags. */
-static void update_es(struct fpu_state *f)
-{
-    if (f->fsw & ~f->fcw & FSW_EXC)
-        f->fsw |= FSW_ES | FSW_B;
-    else
-        f->fsw &= (u16)~(FSW_ES | FSW_B);
-}
-
 /* Records exception flags (FSW bits 0..6); true when one of `blocking` is unmasked, in
  * which case the instruction does not deliver its result. */
 static bool x87_except(struct fpu_state *f, u16 exc, u16 blocking)
@@ -358,7 +347,10 @@ static void insn_fst(struct cpu *c, const struct insn *i)
     io_prepare(f, &io);
     if (opr_is_reg(i, 0)) { /* FST/FSTP ST(i): a copy, no numeric exceptions */
         unsigned d = st_index(i, 0);
-        if (fpu_st_empty(f, 0) && m != ZYDIS_MNEMONIC_FSTPNCE) {
+        if (fpu_st_empty(f, 0) && m == ZYDIS_MNEMONIC_FSTPNCE) {
+            /* FSTP1 (D9 D8+i): an empty ST(0) is popped without a fault or a store */
+            set_cc(f, FSW_C1, 0);
+        } else if (fpu_st_empty(f, 0)) {
             if (!stack_underflow(f))
                 return;
             st_write(f, d, qnan_indefinite);
@@ -742,8 +734,8 @@ static void insn_fnstcw(struct cpu *c, const struct insn *i)
 static void insn_fldcw(struct cpu *c, const struct insn *i)
 {
     fpu_check_x87(c, true); /* hardware takes a pending exception first */
-    c->fpu.fcw = fcw_sanitize((u16)opr_read(c, i, 0));
-    update_es(&c->fpu);
+    c->fpu.fcw = fpu_fcw_sanitize((u16)opr_read(c, i, 0));
+    fpu_update_es(&c->fpu);
 }
 
 static void insn_fwait(struct cpu *c, const struct insn *i)
@@ -804,7 +796,7 @@ static void env_load(struct cpu *c, const struct insn *i, const u8 *img)
 {
     struct fpu_state *f = &c->fpu;
     bool w16 = i->osize == 2;
-    f->fcw = fcw_sanitize(get16(img + 0));
+    f->fcw = fpu_fcw_sanitize(get16(img + 0));
     f->fsw = get16(img + (w16 ? 2 : 4));
     f->ftw = fpu_abridged_tags(get16(img + (w16 ? 4 : 8)));
     if (w16) {
@@ -835,7 +827,7 @@ static void env_load(struct cpu *c, const struct insn *i, const u8 *img)
             f->fds = (u16)d6;
         }
     }
-    update_es(f);
+    fpu_update_es(f);
 }
 
 static void insn_fnstenv(struct cpu *c, const struct insn *i)
@@ -845,7 +837,7 @@ static void insn_fnstenv(struct cpu *c, const struct insn *i)
     env_store(c, i, img);
     vmem_write_bytes(c, opr_seg(i, 0), opr_ea(c, i, 0), img, env_size(i));
     c->fpu.fcw |= FCW_EXC_MASKS; /* FSTENV masks all exceptions afterwards */
-    update_es(&c->fpu);
+    fpu_update_es(&c->fpu);
 }
 
 static void insn_fldenv(struct cpu *c, const struct insn *i)

@@ -291,7 +291,7 @@ bool cond_eval(const struct cpu *c, unsigned cc)
 void cpu_branch(struct cpu *c, u64 target)
 {
     if (cpu_is_long64(c)) {
-        if ((u64)((s64)(target << 16) >> 16) != target)
+        if (!cpu_canonical(c, target))
             cpu_fault(c, EXC_GP, 0);
     } else {
         target &= 0xffffffffull;

@@ -66,14 +66,17 @@ u64 clock_next_deadline(const struct vclock *k)
     return d;
 }
 
-void clock_run_timers(struct vclock *k)
+int clock_run_timers(struct vclock *k)
 {
+    int ran = 0;
     u64 now = clock_now(k);
     for (int i = 0; i < k->ntimers; i++) {
         struct clock_timer *t = &k->t[i];
         if (t->used && t->deadline_ns <= now) {
             t->deadline_ns = CLOCK_NEVER; /* the callback re-arms periodic timers */
             t->fn(t->opaque, now);
+            ran++;
         }
     }
+    return ran;
 }

@@ -39,8 +39,8 @@ void clock_timer_arm(struct vclock *k, int id, u64 deadline_ns);
 void clock_timer_disarm(struct vclock *k, int id);
 /* Earliest armed deadline, or CLOCK_NEVER. */
 u64 clock_next_deadline(const struct vclock *k);
-/* Runs every expired timer callback. */
-void clock_run_timers(struct vclock *k);
+/* Runs every expired timer callback; returns how many ran. */
+int clock_run_timers(struct vclock *k);
 u64 clock_host_ns(void);
 
 #endif

@@ -354,7 +354,9 @@ int machine_run(struct machine *m)
             machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
             break;
         }
-        clock_run_timers(&m->clock);
+        /* a timer that fires now may wake a halted vCPU: run another round first */
+        if (clock_run_timers(&m->clock))
+            all_idle = false;
         if (m->stop)
             break;
         if (all_idle) {

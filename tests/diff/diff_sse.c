@@ -135,9 +135,10 @@ static void sse_setup(struct diff_state *s, struct diff_rng *r, const struct dif
             uint32_t v = (diff_rand(r) & 7) ? rand_mxcsr(r) : (uint32_t)diff_rand(r);
             memcpy(p + 24, &v, 4);
             memset(p + 6, 0, 18); /* FOP, FIP, FDP: the harness does not compare them */
-            uint16_t fsw, fcw = 0x037f;
+            uint16_t fsw, fcw = (diff_rand(r) & 1) ? 0x037f : (uint16_t)(diff_rand(r) | 0x3f);
             memcpy(&fsw, p + 2, 2);
-            fsw &= 0x7f00; /* no pending exception */
+            if (diff_rand(r) & 3)
+                fsw &= 0x7f00; /* mostly no pending exception */
             memcpy(p + 2, &fsw, 2);
             memcpy(p, &fcw, 2);
         } else {

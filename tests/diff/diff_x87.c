@@ -133,7 +133,9 @@ static void x87_setup(struct diff_state *s, struct diff_rng *r, const struct dif
             uint32_t cw = 0x037f & ~(uint32_t)(diff_rand(r) & (diff_rand(r) & 7 ? 0 : 0x3f));
             cw |= (uint32_t)(diff_rand(r) & 0x0f00);
             uint32_t sw = (uint32_t)(diff_rand(r) & 0x7f3f), tw = (uint32_t)diff_rand(r);
-            if (sw & ~cw & 0x3f)
+            if (diff_rand(r) & 1)
+                sw |= (uint32_t)(diff_rand(r) & 0x8080); /* ES/B possibly inconsistent */
+            else if (sw & ~cw & 0x3f)
                 sw |= 0x8080;
             memset(p, 0, env_len);
             if (w16) {

@@ -33,6 +33,9 @@ static struct guest_mem mem;
 static struct cpuid_model model;
 static struct cpu cpu, *c = &cpu;
 static int shutdowns;
+/* exceptions the engine reported before delivering them */
+static struct { u8 vector; u32 error; } excs[8];
+static int nexcs;
 
 static enum intercept_result intercept(struct cpu *cp, struct cpu_event *ev, void *opaque)
 {
@@ -40,6 +43,11 @@ static enum intercept_result intercept(struct cpu *cp, struct cpu_event *ev, voi
     (void)opaque;
     if (ev->kind == EV_SHUTDOWN)
         shutdowns++;
+    if (ev->kind == EV_EXCEPTION && nexcs < (int)ARRAY_SIZE(excs)) {
+        excs[nexcs].vector = ev->u.exc.vector;
+        excs[nexcs].error = ev->u.exc.error;
+        nexcs++;
+    }
     return INTERCEPT_DEFAULT;
 }
 static const struct cpu_ops ops = { .intercept = intercept };
@@ -79,6 +87,7 @@ static void setup(void)
     cr_assert_eq(mem_init(&mem, RAM), 0);
     cr_assert_eq(cpu_init(c, 0, &mem, &model, &ops, NULL), 0);
     shutdowns = 0;
+    nexcs = 0;
 
     gdt_set(S_CODE32, desc(0, 0xfffff, 0x9a, 0xc)); /* not yet accessed */
     gdt_set(S_DATA32, desc(0, 0xfffff, 0x93, 0xc));
@@ -527,4 +536,104 @@ Test(seg, v86_int_n_at_iopl0_is_gp_and_iret_keeps_iopl)
     cr_assert_eq(c->rip, 0x20);
     cr_assert_eq(c->gpr[R_RSP], 0x1006);
     cr_assert_eq(c->rflags, FL_FIXED1 | FL_CF | FL_VM | (3u << 12), "IOPL and VM kept");
+}
+
+/* ---- stack switch faults and 64-bit segment loads ---- */
+
+Test(seg, bad_tss_stack_is_ts_with_ext_then_double_then_triple_fault)
+{
+    prot32(3);
+    w32(TSS + 8, S_DATA32_U); /* SS0 with RPL 3 */
+    idt32(EXC_UD, S_CODE32, HANDLER, 0x8e);
+    idt32(EXC_TS, S_CODE32, HANDLER + 0x100, 0x8e);
+    idt32(EXC_DF, S_CODE32, HANDLER + 0x200, 0x8e);
+    code(CODE, (const u8[]){ 0x0f, 0x0b }, 2);
+    cpu_run(c, 1);
+    cr_assert_eq(nexcs, 3);
+    cr_assert_eq(excs[0].vector, EXC_UD);
+    cr_assert_eq(excs[1].vector, EXC_TS);
+    cr_assert_eq(excs[1].error, (S_DATA32_U & 0xfffc) | 1, "selector | EXT");
+    cr_assert_eq(excs[2].vector, EXC_DF);
+    cr_assert_eq(shutdowns, 1);
+    cr_assert_eq(c->rip, CODE, "nothing committed");
+    cr_assert_eq(c->cpl, 3);
+}
+
+Test(seg, long_mode_null_ss_and_fs_base_from_descriptor)
+{
+    long64(0);
+    gdt_set(0x80, desc(0x12345678, 0xfffff, 0x93, 0xc));
+    idt64(EXC_GP, S_CODE64, HANDLER + 0x200, 0x8e, 0);
+    /* mov eax, 0x80; mov fs, eax; xor eax, eax; mov ss, eax; mov eax, 3; mov ss, eax */
+    code(CODE, (const u8[]){ 0xb8, 0x80, 0, 0, 0, 0x8e, 0xe0, 0x31, 0xc0, 0x8e, 0xd0,
+                             0xb8, 3, 0, 0, 0, 0x8e, 0xd0 }, 18);
+    cpu_run(c, 4);
+    cr_assert_eq(c->seg[SEG_FS].base, 0x12345678);
+    cr_assert_eq(c->seg[SEG_SS].sel, 0);
+    cr_assert(c->seg[SEG_SS].attr & SEG_ATTR_UNUSABLE);
+    cr_assert_eq(c->cpl, 0);
+    cpu_run(c, 2);
+    cr_assert_eq(c->rip, HANDLER + 0x200, "null SS with RPL != CPL");
+    cr_assert_eq(r64(c->gpr[R_RSP]), 0);
+}
+
+/* ---- near branches, LOOP, ENTER/LEAVE ---- */
+
+Test(seg, near_branch_operand_and_address_size)
+{
+    prot32(0);
+    /* jmp rel16 (66 e9): the new EIP is truncated to 16 bits */
+    code(CODE, (const u8[]){ 0x66, 0xe9, 0x10, 0x00 }, 4);
+    cpu_run(c, 1);
+    cr_assert_eq(c->rip, 0x14);
+    /* loop with a 16-bit address size counts in CX only */
+    c->gpr[R_RCX] = 0x10000;
+    c->rip = CODE;
+    code(CODE, (const u8[]){ 0x67, 0xe2, 0x10 }, 3);
+    cpu_run(c, 1);
+    cr_assert_eq(c->gpr[R_RCX], 0x1ffff);
+    cr_assert_eq(c->rip, CODE + 3 + 0x10);
+    /* jecxz not taken, then call rel32 / ret 4 */
+    c->rip = CODE;
+    c->gpr[R_RSP] = STACK0;
+    code(CODE, (const u8[]){ 0xe3, 0x10, 0xe8, 0x10, 0, 0, 0 }, 7);
+    code(CODE + 0x17, (const u8[]){ 0xc2, 4, 0 }, 3);
+    cpu_run(c, 2);
+    cr_assert_eq(c->rip, CODE + 0x17);
+    cr_assert_eq(r32(STACK0 - 4), CODE + 7);
+    cpu_run(c, 1);
+    cr_assert_eq(c->rip, CODE + 7);
+    cr_assert_eq(c->gpr[R_RSP], STACK0 + 4);
+}
+
+Test(seg, enter_with_nesting_and_leave)
+{
+    prot32(0);
+    c->gpr[R_RBP] = 0x8800;
+    w32(0x87fc, 0xaaaa);
+    w32(0x87f8, 0xbbbb);
+    code(CODE, (const u8[]){ 0xc8, 0x10, 0x00, 0x03, 0xc9 }, 5); /* enter 16, 3; leave */
+    cpu_run(c, 1);
+    cr_assert_eq(r32(STACK0 - 4), 0x8800);
+    cr_assert_eq(r32(STACK0 - 8), 0xaaaa);
+    cr_assert_eq(r32(STACK0 - 12), 0xbbbb);
+    cr_assert_eq(r32(STACK0 - 16), STACK0 - 4);
+    cr_assert_eq(c->gpr[R_RBP], STACK0 - 4);
+    cr_assert_eq(c->gpr[R_RSP], STACK0 - 16 - 16);
+    cpu_run(c, 1);
+    cr_assert_eq(c->gpr[R_RBP], 0x8800);
+    cr_assert_eq(c->gpr[R_RSP], STACK0);
+}
+
+Test(seg, sixteen_bit_interrupt_gate_pushes_words)
+{
+    prot32(0);
+    idt32(0x30, S_CODE32, HANDLER, 0x86);
+    code(CODE, (const u8[]){ 0xcd, 0x30 }, 2);
+    cpu_run(c, 1);
+    cr_assert_eq(c->rip, HANDLER);
+    cr_assert_eq(c->gpr[R_RSP], STACK0 - 6);
+    cr_assert_eq(r32(STACK0 - 6) & 0xffff, (CODE + 2) & 0xffff);
+    cr_assert_eq(r32(STACK0 - 4) & 0xffff, S_CODE32);
+    cr_assert_eq(r32(STACK0 - 4) >> 16, FL_FIXED1 | FL_IF);
 }

@@ -84,7 +84,7 @@ static const struct cpuid_feature features[] = {
     F("rdseed", L_STD7, 0, EBX, 18, false, false),
     F("adx", L_STD7, 0, EBX, 19, true, false),
     F("smap", L_STD7, 0, EBX, 20, true, false),
-    F("clflushopt", L_STD7, 0, EBX, 23, false, false),
+    F("clflushopt", L_STD7, 0, EBX, 23, true, false),
     F("clwb", L_STD7, 0, EBX, 24, false, false),
     F("sha_ni", L_STD7, 0, EBX, 29, false, false),
     /* CPUID.(7,0):ECX */
@@ -117,7 +117,7 @@ static const struct cpuid_feature features[] = {
     F("svm", L_EXT1, 0, ECX, 2, false, true),
     F("abm", L_EXT1, 0, ECX, 5, true, false), /* LZCNT */
     F("sse4a", L_EXT1, 0, ECX, 6, false, false),
-    F("3dnowprefetch", L_EXT1, 0, ECX, 8, false, false),
+    F("3dnowprefetch", L_EXT1, 0, ECX, 8, true, false), /* PREFETCHW */
     /* CPUID.80000007h:EDX bit 8, the invariant TSC; Linux derives constant_tsc and
      * nonstop_tsc from it ("invtsc" and "nonstop_tsc" are accepted as aliases). */
     F("constant_tsc", L_EXT7, 0, EDX, 8, true, false),

@@ -13,11 +13,46 @@
 static insn_fn handlers[ZYDIS_MNEMONIC_MAX_VALUE + 1];
 static bool reported_unimplemented[ZYDIS_MNEMONIC_MAX_VALUE + 1];
 
+/* Instructions whose handlers change no GPR other than RSP before their last possible
+ * fault (they read, check, then write one destination; stack operations move RSP only
+ * after the access). A fault in them needs only RIP, RFLAGS and RSP restored, so the
+ * loop saves just those instead of every GPR. */
+static bool light_snapshot[ZYDIS_MNEMONIC_MAX_VALUE + 1];
+static const ZydisMnemonic light_snapshot_list[] = {
+    ZYDIS_MNEMONIC_MOV, ZYDIS_MNEMONIC_MOVZX, ZYDIS_MNEMONIC_MOVSX, ZYDIS_MNEMONIC_MOVSXD,
+    ZYDIS_MNEMONIC_LEA, ZYDIS_MNEMONIC_ADD, ZYDIS_MNEMONIC_OR, ZYDIS_MNEMONIC_ADC,
+    ZYDIS_MNEMONIC_SBB, ZYDIS_MNEMONIC_AND, ZYDIS_MNEMONIC_SUB, ZYDIS_MNEMONIC_XOR,
+    ZYDIS_MNEMONIC_CMP, ZYDIS_MNEMONIC_TEST, ZYDIS_MNEMONIC_INC, ZYDIS_MNEMONIC_DEC,
+    ZYDIS_MNEMONIC_NEG, ZYDIS_MNEMONIC_NOT, ZYDIS_MNEMONIC_SHL, ZYDIS_MNEMONIC_SHR,
+    ZYDIS_MNEMONIC_SAR, ZYDIS_MNEMONIC_ROL, ZYDIS_MNEMONIC_ROR, ZYDIS_MNEMONIC_IMUL,
+    ZYDIS_MNEMONIC_MUL, ZYDIS_MNEMONIC_DIV, ZYDIS_MNEMONIC_IDIV, ZYDIS_MNEMONIC_PUSH,
+    ZYDIS_MNEMONIC_POP, ZYDIS_MNEMONIC_CALL, ZYDIS_MNEMONIC_RET, ZYDIS_MNEMONIC_JMP,
+    ZYDIS_MNEMONIC_JB, ZYDIS_MNEMONIC_JBE, ZYDIS_MNEMONIC_JL, ZYDIS_MNEMONIC_JLE,
+    ZYDIS_MNEMONIC_JNB, ZYDIS_MNEMONIC_JNBE, ZYDIS_MNEMONIC_JNL, ZYDIS_MNEMONIC_JNLE,
+    ZYDIS_MNEMONIC_JNO, ZYDIS_MNEMONIC_JNP, ZYDIS_MNEMONIC_JNS, ZYDIS_MNEMONIC_JNZ,
+    ZYDIS_MNEMONIC_JO, ZYDIS_MNEMONIC_JP, ZYDIS_MNEMONIC_JS, ZYDIS_MNEMONIC_JZ,
+    ZYDIS_MNEMONIC_SETB, ZYDIS_MNEMONIC_SETBE, ZYDIS_MNEMONIC_SETL, ZYDIS_MNEMONIC_SETLE,
+    ZYDIS_MNEMONIC_SETNB, ZYDIS_MNEMONIC_SETNBE, ZYDIS_MNEMONIC_SETNL, ZYDIS_MNEMONIC_SETNLE,
+    ZYDIS_MNEMONIC_SETNO, ZYDIS_MNEMONIC_SETNP, ZYDIS_MNEMONIC_SETNS, ZYDIS_MNEMONIC_SETNZ,
+    ZYDIS_MNEMONIC_SETO, ZYDIS_MNEMONIC_SETP, ZYDIS_MNEMONIC_SETS, ZYDIS_MNEMONIC_SETZ,
+    ZYDIS_MNEMONIC_CMOVB, ZYDIS_MNEMONIC_CMOVBE, ZYDIS_MNEMONIC_CMOVL, ZYDIS_MNEMONIC_CMOVLE,
+    ZYDIS_MNEMONIC_CMOVNB, ZYDIS_MNEMONIC_CMOVNBE, ZYDIS_MNEMONIC_CMOVNL, ZYDIS_MNEMONIC_CMOVNLE,
+    ZYDIS_MNEMONIC_CMOVNO, ZYDIS_MNEMONIC_CMOVNP, ZYDIS_MNEMONIC_CMOVNS, ZYDIS_MNEMONIC_CMOVNZ,
+    ZYDIS_MNEMONIC_CMOVO, ZYDIS_MNEMONIC_CMOVP, ZYDIS_MNEMONIC_CMOVS, ZYDIS_MNEMONIC_CMOVZ,
+    ZYDIS_MNEMONIC_BT, ZYDIS_MNEMONIC_BTS, ZYDIS_MNEMONIC_BTR, ZYDIS_MNEMONIC_BTC,
+    ZYDIS_MNEMONIC_BSF, ZYDIS_MNEMONIC_BSR, ZYDIS_MNEMONIC_NOP, ZYDIS_MNEMONIC_CDQE,
+    ZYDIS_MNEMONIC_CWDE, ZYDIS_MNEMONIC_CBW, ZYDIS_MNEMONIC_CDQ, ZYDIS_MNEMONIC_CQO,
+    ZYDIS_MNEMONIC_CWD, ZYDIS_MNEMONIC_POPCNT, ZYDIS_MNEMONIC_LZCNT, ZYDIS_MNEMONIC_TZCNT,
+    ZYDIS_MNEMONIC_LEAVE,
+};
+
 static void handlers_init(void)
 {
     static bool done;
     if (done)
         return;
+    for (size_t k = 0; k < ARRAY_SIZE(light_snapshot_list); k++)
+        light_snapshot[light_snapshot_list[k]] = true;
     insn_register_alu(handlers);
     insn_register_bits(handlers);
     insn_register_string(handlers);
@@ -42,6 +77,7 @@ struct dcache_entry {
     insn_fn fn;
     u32 *page_gen; /* code generation word of the page (NULL: validate by bytes) */
     u32 gen;       /* its value when decoded */
+    bool light;    /* light_snapshot[] of its mnemonic */
     struct insn insn;
 };
 
@@ -136,6 +172,7 @@ static inline void insn_begin(struct cpu *c)
     memcpy(in->saved_gpr, c->gpr, sizeof(c->gpr));
     in->saved_rip = c->rip;
     in->saved_rflags = c->rflags;
+    in->snapshot_full = true;
 }
 
 /* Vectors with an error code among the exceptions (SDM Vol. 3A, Table 6-1). */
@@ -315,7 +352,9 @@ static const struct dcache_entry *decode(struct cpu *c)
         next &= (c->mode == MODE_REAL || c->mode == MODE_V86 || c->mode == MODE_PROT16 ||
                  c->mode == MODE_COMPAT16) ? 0xffffull : 0xffffffffull;
     i->next_rip = next;
+    opr_precompute(i);
     e->fn = handlers[i->d.mnemonic];
+    e->light = light_snapshot[i->d.mnemonic];
     e->page_gen = NULL;
     if (i->d.length <= on_page) {
         const struct tlb_entry *t = lin_code_entry(c, lin);
@@ -352,7 +391,11 @@ static void trace_insn(struct cpu *c, const struct insn *i)
 static void step(struct cpu *c)
 {
     struct cpu_internal *in = c->in;
-    insn_begin(c);
+    /* until the instruction is decoded, only RIP/RFLAGS can need restoring */
+    in->saved_rip = c->rip;
+    in->saved_rflags = c->rflags;
+    in->saved_rsp = c->gpr[R_RSP];
+    in->snapshot_full = false;
     u8 shadow_before = c->intr_shadow;
     c->intr_shadow = 0;
     bool tf = (c->rflags & FL_TF) && !shadow_before;
@@ -369,6 +412,10 @@ static void step(struct cpu *c)
 
     const struct dcache_entry *e = decode(c);
     const struct insn *i = &e->insn;
+    if (!e->light) {
+        memcpy(in->saved_gpr, c->gpr, sizeof(c->gpr));
+        in->snapshot_full = true;
+    }
     if (unlikely(in->trace_insns))
         trace_insn(c, i);
     if (unlikely(!e->fn)) {
@@ -412,7 +459,10 @@ enum cpu_stop_reason cpu_run(struct cpu *c, u64 budget)
 
     if (setjmp(in->fault_jmp)) {
         /* A fault: roll back to the instruction start and deliver it. */
-        memcpy(c->gpr, in->saved_gpr, sizeof(c->gpr));
+        if (in->snapshot_full)
+            memcpy(c->gpr, in->saved_gpr, sizeof(c->gpr));
+        else
+            c->gpr[R_RSP] = in->saved_rsp;
         c->rip = in->saved_rip;
         c->rflags = in->saved_rflags;
         raise_exception(c, in->exc_vector, in->exc_has_error, in->exc_error);

@@ -23,14 +23,36 @@
 #include "cpu/paging.h"
 
 /* ---- decoded instruction ---- */
+/* Operand descriptors precomputed at decode time so the common operand kinds (GPR,
+ * immediate, memory) are read and written without going back to Zydis' structures. */
+enum { OPD_OTHER, OPD_GPR, OPD_IMM, OPD_MEM };
+#define OPD_BASE_NONE (-1)
+#define OPD_BASE_RIP 16
+struct opd {
+    u8 kind;
+    u8 reg;        /* OPD_GPR: register index */
+    u8 seg;        /* OPD_MEM: segment after overrides */
+    u8 shift;      /* OPD_MEM: log2(scale) */
+    s8 base;       /* OPD_MEM: base GPR, OPD_BASE_RIP or OPD_BASE_NONE */
+    s8 index;      /* OPD_MEM: index GPR or OPD_BASE_NONE */
+    u8 bytes;      /* operand size */
+    u64 mask;      /* size_mask(bytes) */
+    u64 keep;      /* OPD_GPR writes: bits of the old value that survive (8/16-bit) */
+    u64 val;       /* OPD_IMM: value; OPD_MEM: displacement */
+};
+
 struct insn {
     ZydisDecodedInstruction d;
     ZydisDecodedOperand op[ZYDIS_MAX_OPERAND_COUNT_VISIBLE];
+    struct opd opd[ZYDIS_MAX_OPERAND_COUNT_VISIBLE];
     u64 next_rip;      /* rip + length, truncated to the code size */
+    u64 amask;         /* address-size mask */
     u8 osize;          /* operand size in bytes (d.operand_width / 8) */
     u8 asize;          /* address size in bytes */
     bool rep, repne, lock;
 };
+/* Fills i->opd[] and i->amask from the Zydis operands (operand.c). */
+void opr_precompute(struct insn *i);
 
 typedef void (*insn_fn)(struct cpu *c, const struct insn *i);
 
@@ -39,7 +61,8 @@ struct decode_cache;
 struct cpu_internal {
     jmp_buf fault_jmp;
     /* saved at instruction start, restored on fault */
-    u64 saved_gpr[16], saved_rip, saved_rflags;
+    u64 saved_gpr[16], saved_rip, saved_rflags, saved_rsp;
+    bool snapshot_full; /* saved_gpr holds every GPR (else only saved_rsp) */
     bool rip_written;
     /* exception delivery in progress (for double/triple fault), -1 if none */
     int delivering;
@@ -146,17 +169,26 @@ bool cond_eval(const struct cpu *c, unsigned cc);
 static inline unsigned opr_bytes(const struct insn *i, int n) { return i->op[n].size / 8; }
 /* Reads operand n (register of any class, memory, immediate), zero-extended.
  * Immediates come sign-extended to the operand size as the instruction defines. */
-u64 opr_read(struct cpu *c, const struct insn *i, int n);
+u64 opr_read_slow(struct cpu *c, const struct insn *i, int n);
 /* Writes operand n. GPR writes follow x86 width rules; segment registers are loaded with
  * all checks (seg_load); control and debug registers go through cpu_write_cr/dr. */
-void opr_write(struct cpu *c, const struct insn *i, int n, u64 v);
+void opr_write_slow(struct cpu *c, const struct insn *i, int n, u64 v);
 /* For operands wider than 64 bits (x87 80-bit, XMM, m128, m512): copy size bytes. */
 void opr_read_bytes(struct cpu *c, const struct insn *i, int n, void *buf, unsigned bytes);
 void opr_write_bytes(struct cpu *c, const struct insn *i, int n, const void *buf, unsigned bytes);
 /* Effective address (offset within segment, wrapped to the address size) of memory op n. */
-u64 opr_ea(struct cpu *c, const struct insn *i, int n);
+static inline u64 opr_ea(struct cpu *c, const struct insn *i, int n)
+{
+    const struct opd *o = &i->opd[n];
+    u64 ea = o->val;
+    if (o->base >= 0)
+        ea += o->base == OPD_BASE_RIP ? i->next_rip : c->gpr[o->base];
+    if (o->index >= 0)
+        ea += c->gpr[o->index] << o->shift;
+    return ea & i->amask;
+}
 /* Segment of memory operand n (SEG_*), after override prefixes. */
-int opr_seg(const struct insn *i, int n);
+static inline int opr_seg(const struct insn *i, int n) { return i->opd[n].seg; }
 static inline bool opr_is_mem(const struct insn *i, int n) { return i->op[n].type == ZYDIS_OPERAND_TYPE_MEMORY; }
 static inline bool opr_is_reg(const struct insn *i, int n) { return i->op[n].type == ZYDIS_OPERAND_TYPE_REGISTER; }
 static inline bool opr_is_imm(const struct insn *i, int n) { return i->op[n].type == ZYDIS_OPERAND_TYPE_IMMEDIATE; }
@@ -171,8 +203,8 @@ void cpu_branch(struct cpu *c, u64 target);
 /* ---- virtual memory (segmentation + paging) ---- */
 /* Access through a segment: limit/type/privilege checks (#GP/#SS), canonical checks in
  * 64-bit mode, alignment check (#AC), then paging (#PF). size 1..8 for scalars. */
-u64 vmem_read(struct cpu *c, int seg, u64 offset, unsigned size);
-void vmem_write(struct cpu *c, int seg, u64 offset, unsigned size, u64 value);
+u64 vmem_read_slow(struct cpu *c, int seg, u64 offset, unsigned size);
+void vmem_write_slow(struct cpu *c, int seg, u64 offset, unsigned size, u64 value);
 void vmem_read_bytes(struct cpu *c, int seg, u64 offset, void *buf, unsigned size);
 void vmem_write_bytes(struct cpu *c, int seg, u64 offset, const void *buf, unsigned size);
 /* Checks that a write of size bytes would succeed (segment + paging) without writing;
@@ -273,6 +305,65 @@ void cpu_check_io(struct cpu *c, u16 port, unsigned size);
 /* Port I/O through the intercept. */
 u32 cpu_io_in(struct cpu *c, u16 port, unsigned size);
 void cpu_io_out(struct cpu *c, u16 port, unsigned size, u32 value);
+
+/* The fast path of a data access: 64-bit mode, canonical in 48 bits, within one page, a
+ * TLB hit on RAM, no alignment check or data breakpoint armed. Else NULL. */
+static inline u8 *vmem_fast(struct cpu *c, int seg, u64 off, unsigned size, bool write)
+{
+    if (unlikely(c->mode != MODE_LONG64 || (c->rflags & FL_AC) || c->in->dr_data_active))
+        return NULL;
+    u64 lin = off + ((seg == SEG_FS || seg == SEG_GS) ? c->seg[seg].base : 0);
+    if (unlikely((u64)((s64)(lin << 16) >> 16) != lin || (lin & 0xfff) + size > 4096))
+        return NULL;
+    u64 vpn = lin >> 12;
+    const struct tlb_entry *e = &c->tlb.e[c->cpl == 3][vpn & (TLB_SIZE - 1)];
+    if ((write ? e->tag_write : e->tag_read) != vpn || !e->host)
+        return NULL;
+    return e->host + (lin & 0xfff);
+}
+
+static inline u64 vmem_read(struct cpu *c, int seg, u64 offset, unsigned size)
+{
+    const u8 *p = vmem_fast(c, seg, offset, size, false);
+    if (likely(p != NULL)) {
+        u64 v = 0;
+        __builtin_memcpy(&v, p, size);
+        return v;
+    }
+    return vmem_read_slow(c, seg, offset, size);
+}
+
+static inline void vmem_write(struct cpu *c, int seg, u64 offset, unsigned size, u64 value)
+{
+    u8 *p = vmem_fast(c, seg, offset, size, true);
+    if (likely(p != NULL))
+        __builtin_memcpy(p, &value, size);
+    else
+        vmem_write_slow(c, seg, offset, size, value);
+}
+
+/* Operand access: inline for GPRs, immediates and memory; everything else (segment,
+ * control, debug, MMX, XMM, x87 registers, high-byte registers) in operand.c. */
+static inline u64 opr_read(struct cpu *c, const struct insn *i, int n)
+{
+    const struct opd *o = &i->opd[n];
+    switch (o->kind) {
+    case OPD_GPR: return c->gpr[o->reg] & o->mask;
+    case OPD_IMM: return o->val;
+    case OPD_MEM: return vmem_read(c, o->seg, opr_ea(c, i, n), o->bytes);
+    default: return opr_read_slow(c, i, n);
+    }
+}
+
+static inline void opr_write(struct cpu *c, const struct insn *i, int n, u64 v)
+{
+    const struct opd *o = &i->opd[n];
+    switch (o->kind) {
+    case OPD_GPR: c->gpr[o->reg] = (c->gpr[o->reg] & o->keep) | (v & o->mask); break;
+    case OPD_MEM: vmem_write(c, o->seg, opr_ea(c, i, n), o->bytes, v); break;
+    default: opr_write_slow(c, i, n, v); break;
+    }
+}
 
 /* Mode predicates */
 static inline bool cpu_is_long64(const struct cpu *c) { return c->mode == MODE_LONG64; }

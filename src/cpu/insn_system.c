@@ -775,7 +775,8 @@ static void insn_hypercall(struct cpu *c, const struct insn *i)
         ud(c);
 }
 
-/* Undefined on purpose (UD0/UD1/UD2), or absent from every model (MONITOR/MWAIT). */
+/* Undefined on purpose (UD0/UD1/UD2), absent from every model (MONITOR/MWAIT), or only
+ * defined in system-management mode, which nestor never enters (RSM). */
 static void insn_ud(struct cpu *c, const struct insn *i)
 {
     (void)i;
@@ -819,6 +820,7 @@ void insn_register_system(insn_fn *t)
         { ZYDIS_MNEMONIC_UD2, insn_ud },
         { ZYDIS_MNEMONIC_MONITOR, insn_ud },         { ZYDIS_MNEMONIC_MWAIT, insn_ud },
         { ZYDIS_MNEMONIC_MONITORX, insn_ud },        { ZYDIS_MNEMONIC_MWAITX, insn_ud },
+        { ZYDIS_MNEMONIC_RSM, insn_ud },
     };
     for (size_t k = 0; k < ARRAY_SIZE(table); k++)
         t[table[k].m] = table[k].fn;

@@ -135,7 +135,7 @@ static void reg_write(struct cpu *c, const struct insn *i, ZydisRegister r, u64 
 }
 
 /* ---- operands ---- */
-int opr_seg(const struct insn *i, int n)
+static int zseg(const struct insn *i, int n)
 {
     ZydisRegister s = i->op[n].mem.segment;
     switch (s) {
@@ -148,24 +148,55 @@ int opr_seg(const struct insn *i, int n)
     }
 }
 
-u64 opr_ea(struct cpu *c, const struct insn *i, int n)
+void opr_precompute(struct insn *i)
 {
-    const ZydisDecodedOperandMem *m = &i->op[n].mem;
-    u64 ea = 0;
-    if (m->base != ZYDIS_REGISTER_NONE) {
-        const struct reg_info *ri = &reg_table[m->base];
-        ea = ri->cls == RC_IP ? i->next_rip : c->gpr[ri->idx] & size_mask(ri->bytes);
+    i->amask = size_mask(i->asize);
+    for (int n = 0; n < ZYDIS_MAX_OPERAND_COUNT_VISIBLE; n++) {
+        const ZydisDecodedOperand *o = &i->op[n];
+        struct opd *d = &i->opd[n];
+        *d = (struct opd){ .kind = OPD_OTHER, .base = OPD_BASE_NONE, .index = OPD_BASE_NONE };
+        if (n >= i->d.operand_count_visible)
+            continue;
+        d->bytes = (u8)(o->size / 8);
+        d->mask = size_mask(d->bytes);
+        switch (o->type) {
+        case ZYDIS_OPERAND_TYPE_REGISTER: {
+            const struct reg_info *ri = &reg_table[o->reg.value];
+            if (ri->cls == RC_GPR && d->bytes == ri->bytes) {
+                d->kind = OPD_GPR;
+                d->reg = ri->idx;
+                /* 32-bit writes zero-extend; 8/16-bit writes merge */
+                d->keep = d->bytes >= 4 ? 0 : ~d->mask;
+            }
+            break;
+        }
+        case ZYDIS_OPERAND_TYPE_IMMEDIATE:
+            d->kind = OPD_IMM;
+            d->val = o->imm.value.u & d->mask;
+            break;
+        case ZYDIS_OPERAND_TYPE_MEMORY:
+            if (o->mem.type != ZYDIS_MEMOP_TYPE_MEM && o->mem.type != ZYDIS_MEMOP_TYPE_AGEN &&
+                o->mem.type != ZYDIS_MEMOP_TYPE_MIB)
+                break;
+            d->kind = OPD_MEM;
+            d->seg = (u8)zseg(i, n);
+            if (o->mem.base != ZYDIS_REGISTER_NONE) {
+                const struct reg_info *ri = &reg_table[o->mem.base];
+                d->base = ri->cls == RC_IP ? OPD_BASE_RIP : (s8)ri->idx;
+            }
+            if (o->mem.index != ZYDIS_REGISTER_NONE) {
+                d->index = (s8)reg_table[o->mem.index].idx;
+                d->shift = (u8)__builtin_ctz(o->mem.scale ? o->mem.scale : 1);
+            }
+            d->val = o->mem.disp.has_displacement ? (u64)o->mem.disp.value : 0;
+            break;
+        default:
+            break;
+        }
     }
-    if (m->index != ZYDIS_REGISTER_NONE) {
-        const struct reg_info *ri = &reg_table[m->index];
-        ea += (c->gpr[ri->idx] & size_mask(ri->bytes)) * m->scale;
-    }
-    if (m->disp.has_displacement)
-        ea += (u64)m->disp.value;
-    return ea & size_mask(i->asize);
 }
 
-u64 opr_read(struct cpu *c, const struct insn *i, int n)
+u64 opr_read_slow(struct cpu *c, const struct insn *i, int n)
 {
     const ZydisDecodedOperand *o = &i->op[n];
     switch (o->type) {
@@ -182,7 +213,7 @@ u64 opr_read(struct cpu *c, const struct insn *i, int n)
     }
 }
 
-void opr_write(struct cpu *c, const struct insn *i, int n, u64 v)
+void opr_write_slow(struct cpu *c, const struct insn *i, int n, u64 v)
 {
     const ZydisDecodedOperand *o = &i->op[n];
     if (o->type == ZYDIS_OPERAND_TYPE_REGISTER)
@@ -332,4 +363,5 @@ void insn_commit(struct cpu *c)
     struct cpu_internal *in = c->in;
     memcpy(in->saved_gpr, c->gpr, sizeof(c->gpr));
     in->saved_rflags = c->rflags;
+    in->snapshot_full = true;
 }

@@ -355,14 +355,14 @@ static inline void check_align(struct cpu *c, u64 lin, unsigned size)
         cpu_fault(c, EXC_AC, 0);
 }
 
-u64 vmem_read(struct cpu *c, int seg, u64 offset, unsigned size)
+u64 vmem_read_slow(struct cpu *c, int seg, u64 offset, unsigned size)
 {
     u64 lin = seg_linear(c, seg, offset, size, false);
     check_align(c, lin, size);
     return lin_read(c, lin, size, 0);
 }
 
-void vmem_write(struct cpu *c, int seg, u64 offset, unsigned size, u64 value)
+void vmem_write_slow(struct cpu *c, int seg, u64 offset, unsigned size, u64 value)
 {
     u64 lin = seg_linear(c, seg, offset, size, true);
     check_align(c, lin, size);

@@ -1,11 +1,16 @@
 /* ACPI tables (ACPI 6.0 specification, chapter 5), built in a host buffer and copied to
  * guest RAM at ACPI_AREA_BASE in the BIOS area, where OSes search for the RSDP:
- *   RSDP (revision 2) -> RSDT and XSDT -> FADT (revision 6), MADT
+ *   RSDP (revision 2) -> RSDT and XSDT -> FADT (revision 6), MADT, HPET, MCFG
  *   FADT -> FACS, DSDT (AML from the small emitter below)
- * The tables describe the machine as built: fixed-hardware blocks (PM1 event/control,
- * PM timer), the reset register, the RTC, the 8042 and the serial port are advertised
- * only if a device owns their ports on the I/O bus, so acpi_build() belongs after the
- * devices are created. */
+ * The tables describe the machine as built: a fixed-hardware register block, a legacy
+ * device, the I/O APIC, the HPET or the PCI host bridge is advertised only if a device
+ * owns its port or MMIO range on the machine's buses, so acpi_build() belongs after the
+ * devices are created.
+ *
+ * acpi_build() also marks reserved in the e820 map what firmware reserves on a PC: the
+ * tables themselves, the PCI ECAM area (Linux uses the MCFG only when the area is
+ * reserved in e820 and as a PNP0C02 motherboard resource in the DSDT; it is both here),
+ * and the I/O APIC, HPET and local APIC pages. */
 #include "dev/dev.h"
 
 #include <stdio.h> /* machine.h uses FILE */
@@ -26,22 +31,32 @@
 #define FADT_REVISION 6
 #define FADT_MINOR_REVISION 0
 #define MADT_REVISION 4
+#define MCFG_REVISION 1
 #define DSDT_REVISION 2 /* 64-bit AML integers */
 
+#define PAGE_SIZE 4096ull
 #define LAPIC_DEFAULT_BASE 0xfee00000u
-#define IOAPIC_BASE 0xfec00000u
-
-/* Fixed-hardware ports, as on QEMU's ICH9 (q35) machine. */
-#define PM1A_EVT_PORT 0x600
-#define PM1A_CNT_PORT 0x604
-#define PM_TMR_PORT 0x608
-#define RESET_PORT 0xcf9
-#define RESET_VALUE 0x06 /* CPU reset + system reset */
-#define SCI_IRQ 9
-#define RTC_PORT 0x70
-#define KBC_PORT 0x60
+/* The PCI memory window ends below the I/O APIC, HPET and LAPIC pages. */
+#define PCI_MMIO_END IOAPIC_MMIO_BASE
+#define PCI_IO_END 0x10000u
 #define COM1_PORT 0x3f8
 #define COM1_IRQ 4
+#define DEBUGEXIT_PORT 0xf4
+#define FWCFG_PORT 0x510
+#define FWCFG_PORTS 12      /* selector, data, DMA address: 0x510-0x51b, as QEMU has it */
+#define ACPI_PM_IO_LEN 0x40 /* the PM I/O space decoded at PM1A_EVT_BLK: 0x600-0x63f */
+
+/* FADT field offsets (ACPI 6.0 table 5-34) */
+enum {
+    FADT_FIRMWARE_CTRL = 36, FADT_DSDT = 40, FADT_PM_PROFILE = 45, FADT_SCI_INT = 46,
+    FADT_SMI_CMD = 48, FADT_PM1A_EVT_BLK = 56, FADT_PM1A_CNT_BLK = 64, FADT_PM_TMR_BLK = 76,
+    FADT_GPE0_BLK = 80, FADT_PM1_EVT_LEN = 88, FADT_PM1_CNT_LEN = 89, FADT_PM_TMR_LEN = 91,
+    FADT_GPE0_BLK_LEN = 92, FADT_P_LVL2_LAT = 96, FADT_P_LVL3_LAT = 98, FADT_CENTURY = 108,
+    FADT_IAPC_BOOT_ARCH = 109, FADT_FLAGS = 112, FADT_RESET_REG = 116, FADT_RESET_VALUE = 128,
+    FADT_MINOR_VERSION = 131, FADT_X_FIRMWARE_CTRL = 132, FADT_X_DSDT = 140,
+    FADT_X_PM1A_EVT_BLK = 148, FADT_X_PM1A_CNT_BLK = 172, FADT_X_PM_TMR_BLK = 208,
+    FADT_X_GPE0_BLK = 220, FADT_HYPERVISOR_VENDOR = 268,
+};
 
 /* FADT flags (ACPI 6.0 table 5-35) */
 enum {
@@ -50,8 +65,10 @@ enum {
     FADT_PWR_BUTTON = 1 << 4, /* no fixed-feature power button */
     FADT_SLP_BUTTON = 1 << 5, /* no fixed-feature sleep button */
     FADT_FIX_RTC = 1 << 6,    /* no RTC wake status in the fixed register space */
+    FADT_TMR_VAL_EXT = 1 << 8,/* the PM timer counts 32 bits */
     FADT_RESET_REG_SUP = 1 << 10,
     FADT_HW_REDUCED_ACPI = 1 << 20,
+    FADT_APIC_PHYSICAL = 1 << 19, /* xAPIC physical destination mode */
 };
 /* IA-PC boot architecture flags (table 5-36) */
 enum {
@@ -60,10 +77,14 @@ enum {
     BOOT_VGA_NOT_PRESENT = 1 << 2,
     BOOT_CMOS_RTC_NOT_PRESENT = 1 << 5,
 };
+/* Logical flat destinations address 8 xAPICs at most; with more CPUs the OS is told to
+ * use physical destinations. */
+#define FLAT_LOGICAL_MAX_CPUS 8
 
 /* MADT structure types and flags */
 enum { MADT_LAPIC = 0, MADT_IOAPIC = 1, MADT_ISO = 2, MADT_LAPIC_NMI = 4 };
 #define MADT_PCAT_COMPAT 1
+#define MADT_ALL_PROCESSORS 0xff
 #define MPS_ACTIVE_HIGH 0x1
 #define MPS_LEVEL 0xc
 
@@ -89,7 +110,7 @@ static u8 checksum(const u8 *p, size_t len)
 
 /* ---- AML emitter (ACPI 6.0 chapter 20) ---- */
 
-#define AML_MAX 4096
+#define AML_MAX 8192
 
 struct aml {
     u8 b[AML_MAX];
@@ -164,6 +185,12 @@ static void aml_integer(struct aml *a, u64 v)
         aml_byte(a, AML_QWORD), aml_bytes(a, p, 8);
 }
 
+static void aml_string(struct aml *a, const char *s)
+{
+    aml_byte(a, AML_STRING);
+    aml_bytes(a, s, strlen(s) + 1);
+}
+
 /* EISA ID compression: three letters of five bits and four hex digits, stored so the
  * bytes read in big-endian order. */
 static u32 eisa_id(const char *id)
@@ -176,6 +203,15 @@ static u32 eisa_id(const char *id)
         v |= d << (4 * (6 - i));
     }
     return __builtin_bswap32(v);
+}
+
+/* EisaId("PNPxxxx") as an AML DWord constant (always the DWord form, as iasl emits it). */
+static void aml_eisa_id(struct aml *a, const char *id)
+{
+    u8 v[4];
+    put(v, eisa_id(id), 4);
+    aml_byte(a, AML_DWORD);
+    aml_bytes(a, v, 4);
 }
 
 /* Objects whose encoding carries a PkgLength: opened before their contents, closed
@@ -211,6 +247,13 @@ static void aml_name_decl(struct aml *a, const char *name)
 {
     aml_byte(a, AML_NAME);
     aml_name(a, name);
+}
+
+/* Name (name, integer) */
+static void aml_name_integer(struct aml *a, const char *name, u64 v)
+{
+    aml_name_decl(a, name);
+    aml_integer(a, v);
 }
 
 static size_t aml_scope(struct aml *a, const char *name)
@@ -250,21 +293,264 @@ static void aml_buffer(struct aml *a, const u8 *data, size_t n)
     aml_close(a, s);
 }
 
-/* Resource template of an ISA device: one I/O range and one edge IRQ (ACPI 6.0 6.4.2). */
-static size_t isa_resources(u8 *r, u16 port, u8 len, u8 irq)
+/* ---- resource templates (ACPI 6.0 section 6.4) ---- */
+
+#define RES_MAX 256
+
+struct res {
+    u8 b[RES_MAX];
+    size_t len;
+};
+
+/* small and large resource descriptor tags */
+enum {
+    RES_IRQ = 0x22,          /* IRQ, 2 bytes: edge-triggered, active-high, exclusive */
+    RES_IO = 0x47,           /* I/O port, 7 bytes */
+    RES_END = 0x79,          /* end tag, 1 byte: checksum */
+    RES_MEM32_FIXED = 0x86,  /* fixed-location 32-bit memory range */
+    RES_DWORD_ADDR = 0x87,
+    RES_WORD_ADDR = 0x88,
+    RES_QWORD_ADDR = 0x8a,
+};
+enum { RES_IO_DECODE16 = 1, RES_MEM_WRITABLE = 1 };
+/* address space descriptors: resource types, general flags, type-specific flags */
+enum { RES_TYPE_MEMORY = 0, RES_TYPE_IO = 1, RES_TYPE_BUS = 2 };
+enum { RES_PRODUCER = 0, RES_MIN_FIXED = 1 << 2, RES_MAX_FIXED = 1 << 3 };
+enum { RES_IO_ENTIRE_RANGE = 3, RES_MEM_READ_WRITE = 1 /* non-cacheable */ };
+
+static u8 *res_add(struct res *r, size_t n)
 {
-    size_t n = 0;
-    r[n++] = 0x47; /* I/O port descriptor, 7 bytes */
-    r[n++] = 0x01; /* decodes 16 address bits */
-    put(r + n, port, 2), n += 2;
-    put(r + n, port, 2), n += 2;
-    r[n++] = 1; /* alignment */
-    r[n++] = len;
-    r[n++] = 0x22; /* IRQ descriptor, 2 bytes: active-high edge */
-    put(r + n, 1u << irq, 2), n += 2;
-    r[n++] = 0x79; /* end tag */
-    r[n++] = 0;    /* checksum 0: treat as valid */
-    return n;
+    if (n > RES_MAX - r->len)
+        nestor_panic("resource template full");
+    u8 *p = r->b + r->len;
+    r->len += n;
+    return p;
+}
+
+/* IO (Decode16, port, port, 1, len): a fixed range of len ports */
+static void res_io(struct res *r, u16 port, u8 len)
+{
+    u8 *p = res_add(r, 8);
+    p[0] = RES_IO;
+    p[1] = RES_IO_DECODE16;
+    put(p + 2, port, 2);
+    put(p + 4, port, 2);
+    p[6] = 1; /* alignment */
+    p[7] = len;
+}
+
+/* IRQNoFlags () { irq }: an ISA interrupt, edge-triggered and active-high */
+static void res_irq(struct res *r, int irq)
+{
+    u8 *p = res_add(r, 3);
+    p[0] = RES_IRQ;
+    put(p + 1, 1u << irq, 2);
+}
+
+static void res_mem32_fixed(struct res *r, u32 base, u32 len, bool writable)
+{
+    u8 *p = res_add(r, 12);
+    p[0] = RES_MEM32_FIXED;
+    put(p + 1, 9, 2);
+    p[3] = writable ? RES_MEM_WRITABLE : 0;
+    put(p + 4, base, 4);
+    put(p + 8, len, 4);
+}
+
+/* A range the device produces for its children (a bridge window), of fixed size and
+ * location [min, max]: WordBusNumber/WordIO, DWordMemory or QWordMemory by width. The
+ * granularity is 0 as the fixed min/max combination requires (table 6-238). */
+static void res_window(struct res *r, u8 type, u8 type_flags, u64 min, u64 max)
+{
+    static const struct { u8 tag; int width; } forms[] = {
+        { RES_WORD_ADDR, 2 }, { RES_DWORD_ADDR, 4 }, { RES_QWORD_ADDR, 8 },
+    };
+    size_t f = max <= 0xffff ? 0 : max <= 0xffffffff ? 1 : 2;
+    int w = forms[f].width;
+    u8 *p = res_add(r, 6 + 5 * (size_t)w);
+    p[0] = forms[f].tag;
+    put(p + 1, 3 + 5 * (u64)w, 2);
+    p[3] = type;
+    p[4] = RES_PRODUCER | RES_MIN_FIXED | RES_MAX_FIXED; /* positive decode */
+    p[5] = type_flags;
+    u64 fields[5] = { 0, min, max, 0, max - min + 1 }; /* granularity, min, max, offset, length */
+    for (int i = 0; i < 5; i++)
+        put(p + 6 + i * w, fields[i], w);
+}
+
+/* The end tag, with the checksum that makes the template's bytes sum to zero. */
+static void res_end(struct res *r)
+{
+    u8 *p = res_add(r, 2);
+    p[0] = RES_END;
+    p[1] = 0;
+    p[1] = checksum(r->b, r->len);
+}
+
+/* Name (_CRS, ResourceTemplate () { ... }) */
+static void aml_crs(struct aml *a, struct res *r)
+{
+    res_end(r);
+    aml_name_decl(a, "_CRS");
+    aml_buffer(a, r->b, r->len);
+}
+
+/* ---- DSDT ---- */
+
+static bool io_owned(struct machine *m, u16 port)
+{
+    return bus_find(&m->io, port) != NULL;
+}
+
+/* Legacy ISA devices, present when a device owns their first port. */
+static const struct isa_device {
+    const char *name, *hid;
+    int uid;                                /* -1: no _UID (one of a kind) */
+    u16 owner_port;
+    struct { u16 port; u8 len; } io[2];     /* len 0: unused */
+    int irq;                                /* -1: none */
+} isa_devices[] = {
+    { "KBD", "PNP0303", -1, KBC_DATA_PORT, { { KBC_DATA_PORT, 1 }, { KBC_CMD_PORT, 1 } }, KBC_KBD_IRQ },
+    /* the i8042's AUX port: nothing is attached, but the port and its IRQ exist */
+    { "MOU", "PNP0F13", -1, KBC_DATA_PORT, { { 0, 0 } }, KBC_AUX_IRQ },
+    { "RTC", "PNP0B00", -1, RTC_INDEX_PORT, { { RTC_INDEX_PORT, 2 } }, RTC_IRQ },
+    { "COM1", "PNP0501", 1, COM1_PORT, { { COM1_PORT, 8 } }, COM1_IRQ },
+};
+
+/* I/O ports of the motherboard (PNP0C02) that no other device describes, so the OS
+ * leaves them alone; present when a device owns the first port. */
+static const struct { u16 port, len; } motherboard_io[] = {
+    { PORT_A, 1 },                          /* fast A20 and fast reset */
+    { DEBUGEXIT_PORT, 1 },
+    { PIC_ELCR_PORT, 2 },
+    { ACPI_PM1A_EVT_BLK, ACPI_PM_IO_LEN },  /* PM1 event/control, PM timer, GPE0 */
+    { ACPI_RESET_PORT, 1 },
+};
+
+static void aml_device_ids(struct aml *a, const char *hid, int uid)
+{
+    aml_name_decl(a, "_HID");
+    aml_eisa_id(a, hid);
+    if (uid >= 0)
+        aml_name_integer(a, "_UID", (u64)uid);
+}
+
+static void build_isa_device(struct aml *a, const struct isa_device *d)
+{
+    size_t dev = aml_device(a, d->name);
+    aml_device_ids(a, d->hid, d->uid);
+    struct res r = { .len = 0 };
+    for (size_t i = 0; i < ARRAY_SIZE(d->io); i++)
+        if (d->io[i].len)
+            res_io(&r, d->io[i].port, d->io[i].len);
+    if (d->irq >= 0)
+        res_irq(&r, d->irq);
+    aml_crs(a, &r);
+    aml_close(a, dev);
+}
+
+/* RAM below 4G ends at the PCI hole, or earlier with less RAM. */
+static u64 low_ram_end(const struct guest_mem *mem)
+{
+    u64 end = 0;
+    for (int i = 0; i < mem->nregions; i++) {
+        const struct mem_region *r = &mem->region[i];
+        if (r->gpa < MEM_4G && r->gpa + r->size > end)
+            end = r->gpa + r->size;
+    }
+    return end;
+}
+
+/* Memory windows over [lo, hi) minus the hole [hole_lo, hole_hi). */
+static void res_memory_windows(struct res *r, u64 lo, u64 hi, u64 hole_lo, u64 hole_hi)
+{
+    u64 below_end = hole_lo < hi ? hole_lo : hi;
+    u64 above_start = hole_hi > lo ? hole_hi : lo;
+    if (lo < below_end)
+        res_window(r, RES_TYPE_MEMORY, RES_MEM_READ_WRITE, lo, below_end - 1);
+    if (above_start < hi)
+        res_window(r, RES_TYPE_MEMORY, RES_MEM_READ_WRITE, above_start, hi - 1);
+}
+
+/* The PCI host bridge: segment 0, buses 0-255 through ECAM. It consumes the
+ * configuration ports 0xcf8-0xcff and passes the rest of the I/O space and the PCI hole
+ * (less ECAM) on to PCI devices. */
+static void build_pci_host_bridge(struct machine *m, struct aml *a)
+{
+    size_t dev = aml_device(a, "PCI0");
+    aml_name_decl(a, "_HID");
+    aml_eisa_id(a, "PNP0A08");
+    aml_name_decl(a, "_CID");
+    aml_eisa_id(a, "PNP0A03");
+    aml_name_integer(a, "_SEG", 0);
+    aml_name_integer(a, "_BBN", 0);
+    aml_name_integer(a, "_UID", 0);
+    struct res r = { .len = 0 };
+    res_window(&r, RES_TYPE_BUS, 0, 0, PCI_ECAM_BUSES - 1);
+    res_io(&r, PCI_CONFIG_ADDR_PORT, 8);
+    res_window(&r, RES_TYPE_IO, RES_IO_ENTIRE_RANGE, 0, PCI_CONFIG_ADDR_PORT - 1);
+    res_window(&r, RES_TYPE_IO, RES_IO_ENTIRE_RANGE, PCI_CONFIG_ADDR_PORT + 8, PCI_IO_END - 1);
+    u64 start = low_ram_end(&m->mem);
+    if (start < MEM_PCI_HOLE_START)
+        start = MEM_PCI_HOLE_START;
+    res_memory_windows(&r, start, PCI_MMIO_END, PCI_ECAM_BASE, PCI_ECAM_BASE + PCI_ECAM_SIZE);
+    aml_crs(a, &r);
+    aml_close(a, dev);
+}
+
+static bool pci_present(struct machine *m)
+{
+    return bus_find(&m->mmio, PCI_ECAM_BASE) != NULL;
+}
+
+static void build_motherboard_resources(struct machine *m, struct aml *a)
+{
+    struct res r = { .len = 0 };
+    bool pci = pci_present(m);
+    if (pci)
+        res_mem32_fixed(&r, (u32)PCI_ECAM_BASE, (u32)PCI_ECAM_SIZE, true);
+    for (size_t i = 0; i < ARRAY_SIZE(motherboard_io); i++) {
+        u16 port = motherboard_io[i].port;
+        /* the host bridge already consumes 0xcf8-0xcff (the reset register 0xcf9) */
+        if (pci && (unsigned)(port - PCI_CONFIG_ADDR_PORT) < 8u)
+            continue;
+        if (io_owned(m, port))
+            res_io(&r, port, (u8)motherboard_io[i].len);
+    }
+    if (r.len == 0)
+        return;
+    size_t dev = aml_device(a, "SYSR");
+    aml_device_ids(a, "PNP0C02", 0);
+    aml_crs(a, &r);
+    aml_close(a, dev);
+}
+
+static void build_hpet_device(struct machine *m, struct aml *a)
+{
+    const struct bus_range *hpet = bus_find(&m->mmio, HPET_MMIO_BASE);
+    if (!hpet)
+        return;
+    size_t dev = aml_device(a, "HPET");
+    aml_device_ids(a, "PNP0103", 0);
+    struct res r = { .len = 0 };
+    res_mem32_fixed(&r, (u32)hpet->start, (u32)hpet->len, false);
+    aml_crs(a, &r);
+    aml_close(a, dev);
+}
+
+/* QEMU's fw_cfg device: Linux's qemu_fw_cfg driver finds the ports through it. */
+static void build_fwcfg_device(struct machine *m, struct aml *a)
+{
+    if (!io_owned(m, FWCFG_PORT))
+        return;
+    size_t dev = aml_device(a, "FWCF");
+    aml_name_decl(a, "_HID");
+    aml_string(a, "QEMU0002");
+    aml_name_integer(a, "_STA", 0xb); /* present, enabled, functioning, not shown in UIs */
+    struct res r = { .len = 0 };
+    res_io(&r, FWCFG_PORT, FWCFG_PORTS);
+    aml_crs(a, &r);
+    aml_close(a, dev);
 }
 
 static void build_dsdt_body(struct machine *m, struct aml *a)
@@ -275,21 +561,14 @@ static void build_dsdt_body(struct machine *m, struct aml *a)
     aml_package_of_integers(a, s5, 4);
 
     size_t sb = aml_scope(a, "\\_SB");
-    if (bus_find(&m->io, COM1_PORT)) {
-        size_t dev = aml_device(a, "COM1");
-        aml_name_decl(a, "_HID");
-        aml_byte(a, AML_DWORD);
-        u8 id[4];
-        put(id, eisa_id("PNP0501"), 4);
-        aml_bytes(a, id, 4);
-        aml_name_decl(a, "_UID");
-        aml_integer(a, 1);
-        u8 res[16];
-        size_t n = isa_resources(res, COM1_PORT, 8, COM1_IRQ);
-        aml_name_decl(a, "_CRS");
-        aml_buffer(a, res, n);
-        aml_close(a, dev);
-    }
+    if (pci_present(m))
+        build_pci_host_bridge(m, a);
+    for (size_t i = 0; i < ARRAY_SIZE(isa_devices); i++)
+        if (io_owned(m, isa_devices[i].owner_port))
+            build_isa_device(a, &isa_devices[i]);
+    build_hpet_device(m, a);
+    build_fwcfg_device(m, a);
+    build_motherboard_resources(m, a);
     aml_close(a, sb);
 }
 
@@ -354,7 +633,7 @@ static size_t build_facs(struct acpi_area *t)
 
 static size_t build_dsdt(struct machine *m, struct acpi_area *t)
 {
-    static struct aml a; /* 4 KiB: kept off the stack */
+    static struct aml a; /* 8 KiB: kept off the stack */
     a.len = 0;
     build_dsdt_body(m, &a);
     size_t off = area_alloc(t, SDT_HEADER_SIZE + a.len, 16);
@@ -365,57 +644,29 @@ static size_t build_dsdt(struct machine *m, struct acpi_area *t)
     return off;
 }
 
-/* A fixed-hardware register block advertised when a device owns its port: the 32-bit
- * field, its length byte and the X_ generic address. */
-static void fadt_block(struct machine *m, u8 *fadt, u16 port, u8 len, u8 access,
-                       int field_off, int len_off, int x_off)
-{
-    if (!bus_find(&m->io, port))
-        return;
-    put(fadt + field_off, port, 4);
-    fadt[len_off] = len;
-    gas_io(fadt + x_off, port, (u8)(len * 8), access);
-}
+/* Fixed-hardware register blocks: the 32-bit port field, its length byte and the X_
+ * generic address, which says the same (address, and length in bits). */
+static const struct fadt_block {
+    u16 port;
+    u8 len, access;
+    u8 field, len_field, x_field;
+} fadt_blocks[] = {
+    /* the PM1 event block holds two 16-bit registers, status and enable */
+    { ACPI_PM1A_EVT_BLK, ACPI_PM1_EVT_LEN, GAS_ACCESS_WORD,
+      FADT_PM1A_EVT_BLK, FADT_PM1_EVT_LEN, FADT_X_PM1A_EVT_BLK },
+    { ACPI_PM1A_CNT_BLK, ACPI_PM1_CNT_LEN, GAS_ACCESS_WORD,
+      FADT_PM1A_CNT_BLK, FADT_PM1_CNT_LEN, FADT_X_PM1A_CNT_BLK },
+    { ACPI_PM_TMR_BLK, ACPI_PM_TMR_LEN, GAS_ACCESS_DWORD,
+      FADT_PM_TMR_BLK, FADT_PM_TMR_LEN, FADT_X_PM_TMR_BLK },
+    /* GPE registers are byte-wide: status bytes, then enable bytes */
+    { ACPI_GPE0_BLK, ACPI_GPE0_BLK_LEN, GAS_ACCESS_BYTE,
+      FADT_GPE0_BLK, FADT_GPE0_BLK_LEN, FADT_X_GPE0_BLK },
+};
 
-static size_t build_fadt(struct machine *m, struct acpi_area *t, size_t facs, size_t dsdt)
-{
-    size_t off = area_alloc(t, FADT_SIZE, 16);
-    u8 *p = t->b + off;
-    sdt_header(p, "FACP", FADT_SIZE, FADT_REVISION);
-    put(p + 36, gpa_of(facs), 4);  /* FIRMWARE_CTRL */
-    put(p + 40, gpa_of(dsdt), 4);  /* DSDT */
-    p[45] = 0;                     /* preferred PM profile: unspecified */
-    put(p + 46, SCI_IRQ, 2);
-    /* SMI_CMD = 0: no SMM, the platform is always in ACPI mode. */
-    /* (PM1 event blocks hold two 16-bit registers) */
-    fadt_block(m, p, PM1A_EVT_PORT, 4, GAS_ACCESS_WORD, 56, 88, 148);
-    fadt_block(m, p, PM1A_CNT_PORT, 2, GAS_ACCESS_WORD, 64, 89, 172);
-    fadt_block(m, p, PM_TMR_PORT, 4, GAS_ACCESS_DWORD, 76, 91, 208);
-    put(p + 96, 101, 2);  /* P_LVL2_LAT > 100: no C2 */
-    put(p + 98, 1001, 2); /* P_LVL3_LAT > 1000: no C3 */
-    bool rtc = bus_find(&m->io, RTC_PORT) != NULL;
-    p[108] = rtc ? 0x32 : 0; /* CMOS century byte */
-    u16 boot = BOOT_VGA_NOT_PRESENT;
-    if (!rtc)
-        boot |= BOOT_CMOS_RTC_NOT_PRESENT;
-    if (bus_find(&m->io, KBC_PORT))
-        boot |= BOOT_8042;
-    if (bus_find(&m->io, COM1_PORT))
-        boot |= BOOT_LEGACY_DEVICES;
-    put(p + 109, boot, 2);
-    u32 flags = FADT_WBINVD | FADT_PROC_C1 | FADT_PWR_BUTTON | FADT_SLP_BUTTON | FADT_FIX_RTC;
-    if (bus_find(&m->io, RESET_PORT))
-        flags |= FADT_RESET_REG_SUP;
-    put(p + 112, flags, 4);
-    gas_io(p + 116, RESET_PORT, 8, GAS_ACCESS_BYTE); /* RESET_REG */
-    p[128] = RESET_VALUE;
-    p[131] = FADT_MINOR_REVISION;
-    put(p + 132, gpa_of(facs), 8); /* X_FIRMWARE_CTRL */
-    put(p + 140, gpa_of(dsdt), 8); /* X_DSDT */
-    memcpy(p + 268, "NESTOR\0\0", 8); /* hypervisor vendor identity */
-    sdt_finish(p);
-    return off;
-}
+/* Ports of the legacy devices whose presence sets IAPC_BOOT_ARCH.LEGACY_DEVICES. */
+static const u16 legacy_device_ports[] = {
+    PIC_MASTER_PORT, PIT_PORT, RTC_INDEX_PORT, KBC_DATA_PORT, COM1_PORT,
+};
 
 static int machine_cpus(const struct machine *m)
 {
@@ -423,15 +674,82 @@ static int machine_cpus(const struct machine *m)
     return n < 1 ? 1 : n > MACHINE_MAX_CPUS ? MACHINE_MAX_CPUS : n;
 }
 
+static size_t build_fadt(struct machine *m, struct acpi_area *t, size_t facs, size_t dsdt)
+{
+    size_t off = area_alloc(t, FADT_SIZE, 16);
+    u8 *p = t->b + off;
+    sdt_header(p, "FACP", FADT_SIZE, FADT_REVISION);
+    put(p + FADT_FIRMWARE_CTRL, gpa_of(facs), 4);
+    put(p + FADT_DSDT, gpa_of(dsdt), 4);
+    p[FADT_PM_PROFILE] = 0; /* unspecified */
+    put(p + FADT_SCI_INT, ACPI_SCI_IRQ, 2);
+    /* SMI_CMD = 0: no SMM, the platform is always in ACPI mode. */
+    put(p + FADT_SMI_CMD, 0, 4);
+    for (size_t i = 0; i < ARRAY_SIZE(fadt_blocks); i++) {
+        const struct fadt_block *b = &fadt_blocks[i];
+        if (!io_owned(m, b->port))
+            continue;
+        put(p + b->field, b->port, 4);
+        p[b->len_field] = b->len;
+        gas_io(p + b->x_field, b->port, (u8)(b->len * 8), b->access);
+    }
+    put(p + FADT_P_LVL2_LAT, 101, 2);  /* > 100: no C2 */
+    put(p + FADT_P_LVL3_LAT, 1001, 2); /* > 1000: no C3 */
+
+    bool rtc = io_owned(m, RTC_INDEX_PORT);
+    p[FADT_CENTURY] = rtc ? RTC_CENTURY_REG : 0;
+    u16 boot = BOOT_VGA_NOT_PRESENT;
+    if (!rtc)
+        boot |= BOOT_CMOS_RTC_NOT_PRESENT;
+    if (io_owned(m, KBC_DATA_PORT))
+        boot |= BOOT_8042;
+    for (size_t i = 0; i < ARRAY_SIZE(legacy_device_ports); i++)
+        if (io_owned(m, legacy_device_ports[i]))
+            boot |= BOOT_LEGACY_DEVICES;
+    put(p + FADT_IAPC_BOOT_ARCH, boot, 2);
+
+    u32 flags = FADT_WBINVD | FADT_PROC_C1 | FADT_SLP_BUTTON | FADT_FIX_RTC;
+    /* the power button is the fixed-feature one, PWRBTN_STS in the PM1 event block */
+    if (!io_owned(m, ACPI_PM1A_EVT_BLK))
+        flags |= FADT_PWR_BUTTON;
+    if (io_owned(m, ACPI_PM_TMR_BLK))
+        flags |= FADT_TMR_VAL_EXT;
+    if (machine_cpus(m) > FLAT_LOGICAL_MAX_CPUS)
+        flags |= FADT_APIC_PHYSICAL;
+    if (io_owned(m, ACPI_RESET_PORT)) {
+        flags |= FADT_RESET_REG_SUP;
+        gas_io(p + FADT_RESET_REG, ACPI_RESET_PORT, 8, GAS_ACCESS_BYTE);
+        p[FADT_RESET_VALUE] = ACPI_RESET_VALUE;
+    }
+    put(p + FADT_FLAGS, flags, 4);
+    p[FADT_MINOR_VERSION] = FADT_MINOR_REVISION;
+    put(p + FADT_X_FIRMWARE_CTRL, gpa_of(facs), 8);
+    put(p + FADT_X_DSDT, gpa_of(dsdt), 8);
+    memcpy(p + FADT_HYPERVISOR_VENDOR, "NESTOR\0\0", 8);
+    sdt_finish(p);
+    return off;
+}
+
+/* Interrupt source overrides: ISA IRQ 0 (PIT) is wired to GSI 2; the SCI is
+ * level-triggered, active high. Flags 0: the ISA default, edge and active high. */
+static const struct { u8 irq; u32 gsi; u16 flags; } madt_overrides[] = {
+    { 0, 2, 0 },
+    { ACPI_SCI_IRQ, ACPI_SCI_IRQ, MPS_ACTIVE_HIGH | MPS_LEVEL },
+};
+
 static size_t build_madt(struct machine *m, struct acpi_area *t)
 {
     int ncpus = machine_cpus(m);
-    size_t len = SDT_HEADER_SIZE + 8 + (size_t)ncpus * 8 + 12 + 2 * 10 + 6;
+    bool ioapic = bus_find(&m->mmio, IOAPIC_MMIO_BASE) != NULL;
+    size_t len = SDT_HEADER_SIZE + 8 + (size_t)ncpus * 8 + 6;
+    if (ioapic)
+        len += 12 + ARRAY_SIZE(madt_overrides) * 10;
     size_t off = area_alloc(t, len, 16);
     u8 *p = t->b + off, *e = p + SDT_HEADER_SIZE + 8;
     sdt_header(p, "APIC", (u32)len, MADT_REVISION);
     put(p + 36, LAPIC_DEFAULT_BASE, 4);
-    put(p + 40, MADT_PCAT_COMPAT, 4);
+    /* PCAT_COMPAT: the 8259 pair is there, and the OS masks it to use the APICs. */
+    put(p + 40, io_owned(m, PIC_MASTER_PORT) ? MADT_PCAT_COMPAT : 0, 4);
     /* Processor local APICs; APIC ID = processor UID = CPU index. */
     for (int i = 0; i < ncpus; i++, e += 8) {
         e[0] = MADT_LAPIC;
@@ -440,32 +758,61 @@ static size_t build_madt(struct machine *m, struct acpi_area *t)
         e[3] = (u8)i;
         put(e + 4, 1, 4); /* enabled */
     }
-    /* The I/O APIC takes the first ID after the CPUs, its inputs GSI 0-23. */
-    e[0] = MADT_IOAPIC;
-    e[1] = 12;
-    e[2] = (u8)ncpus;
-    put(e + 4, IOAPIC_BASE, 4);
-    put(e + 8, 0, 4);
-    e += 12;
-    /* ISA IRQ 0 (PIT) is wired to GSI 2; the SCI is level-triggered, active high. */
-    static const struct { u8 irq; u32 gsi; u16 flags; } overrides[] = {
-        { 0, 2, 0 },
-        { SCI_IRQ, SCI_IRQ, MPS_ACTIVE_HIGH | MPS_LEVEL },
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(overrides); i++, e += 10) {
-        e[0] = MADT_ISO;
-        e[1] = 10;
-        e[2] = 0; /* ISA */
-        e[3] = overrides[i].irq;
-        put(e + 4, overrides[i].gsi, 4);
-        put(e + 8, overrides[i].flags, 2);
+    if (ioapic) {
+        /* IOAPIC_ID is 0 like CPU 0's APIC ID: with xAPICs, interrupt messages travel
+         * on the system bus, where I/O APIC IDs are not LAPIC IDs (QEMU does the same). */
+        e[0] = MADT_IOAPIC;
+        e[1] = 12;
+        e[2] = IOAPIC_ID;
+        e[3] = 0;
+        put(e + 4, IOAPIC_MMIO_BASE, 4);
+        put(e + 8, IOAPIC_GSI_BASE, 4);
+        e += 12;
+        for (size_t i = 0; i < ARRAY_SIZE(madt_overrides); i++, e += 10) {
+            e[0] = MADT_ISO;
+            e[1] = 10;
+            e[2] = 0; /* ISA */
+            e[3] = madt_overrides[i].irq;
+            put(e + 4, madt_overrides[i].gsi, 4);
+            put(e + 8, madt_overrides[i].flags, 2);
+        }
     }
-    /* LINT1 of every processor is the NMI input. */
+    /* LINT1 of every processor is the NMI input (flags 0: conforming to the bus). */
     e[0] = MADT_LAPIC_NMI;
     e[1] = 6;
-    e[2] = 0xff; /* all processors */
+    e[2] = MADT_ALL_PROCESSORS;
     put(e + 3, 0, 2);
     e[5] = 1;
+    sdt_finish(p);
+    return off;
+}
+
+/* The HPET's table comes from the HPET model; 0 when there is no HPET. */
+static size_t build_hpet(struct machine *m, struct acpi_area *t)
+{
+    if (!bus_find(&m->mmio, HPET_MMIO_BASE))
+        return 0;
+    size_t len = 0;
+    hpet_acpi_table(NULL, &len); /* no room: asks for the length */
+    size_t off = area_alloc(t, len, 16);
+    hpet_acpi_table(t->b + off, &len);
+    return off;
+}
+
+/* MCFG (PCI Firmware 3.2 section 4.1.2): one ECAM area, segment 0, buses 0-255. */
+static size_t build_mcfg(struct machine *m, struct acpi_area *t)
+{
+    if (!pci_present(m))
+        return 0;
+    size_t len = SDT_HEADER_SIZE + 8 + 16;
+    size_t off = area_alloc(t, len, 16);
+    u8 *p = t->b + off;
+    sdt_header(p, "MCFG", (u32)len, MCFG_REVISION);
+    u8 *e = p + SDT_HEADER_SIZE + 8;
+    put(e, PCI_ECAM_BASE, 8);
+    put(e + 8, 0, 2);                   /* PCI segment group */
+    e[10] = 0;                          /* start bus */
+    e[11] = (u8)(PCI_ECAM_BUSES - 1);   /* end bus */
     sdt_finish(p);
     return off;
 }
@@ -496,6 +843,16 @@ static void build_rsdp(struct acpi_area *t, size_t rsdp, size_t rsdt, size_t xsd
     p[32] = checksum(p, RSDP_SIZE);
 }
 
+/* MMIO ranges reserved in e820 when a device owns them, as whole pages. */
+static const u64 reserved_mmio[] = { PCI_ECAM_BASE, IOAPIC_MMIO_BASE, HPET_MMIO_BASE };
+
+static void reserve_page_range(struct machine *m, u64 start, u64 len)
+{
+    u64 first = start & ~(PAGE_SIZE - 1);
+    u64 end = (start + len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+    mem_e820_mark(&m->mem, first, end - first, E820_RESERVED);
+}
+
 u64 acpi_build(struct machine *m)
 {
     static struct acpi_area t; /* 64 KiB: kept off the stack */
@@ -504,15 +861,26 @@ u64 acpi_build(struct machine *m)
     size_t rsdp = area_alloc(&t, RSDP_SIZE, 16);
     size_t facs = build_facs(&t);
     size_t dsdt = build_dsdt(m, &t);
-    size_t tables[2];
-    tables[0] = build_fadt(m, &t, facs, dsdt);
-    tables[1] = build_madt(m, &t);
-    size_t rsdt = build_rsdt(&t, tables, 2, false);
-    size_t xsdt = build_rsdt(&t, tables, 2, true);
+    size_t tables[4];
+    int n = 0;
+    tables[n++] = build_fadt(m, &t, facs, dsdt);
+    tables[n++] = build_madt(m, &t);
+    size_t optional[] = { build_hpet(m, &t), build_mcfg(m, &t) };
+    for (size_t i = 0; i < ARRAY_SIZE(optional); i++)
+        if (optional[i]) /* offset 0 is the RSDP's: 0 means absent */
+            tables[n++] = optional[i];
+    size_t rsdt = build_rsdt(&t, tables, n, false);
+    size_t xsdt = build_rsdt(&t, tables, n, true);
     build_rsdp(&t, rsdp, rsdt, xsdt);
 
     if (mem_write(&m->mem, ACPI_AREA_BASE, t.b, t.len) < 0)
         nestor_panic("the BIOS area at %#llx is not RAM", (unsigned long long)ACPI_AREA_BASE);
-    mem_e820_mark(&m->mem, ACPI_AREA_BASE, (t.len + 0xfff) & ~0xfffull, E820_RESERVED);
+    reserve_page_range(m, ACPI_AREA_BASE, t.len);
+    for (size_t i = 0; i < ARRAY_SIZE(reserved_mmio); i++) {
+        const struct bus_range *r = bus_find(&m->mmio, reserved_mmio[i]);
+        if (r)
+            reserve_page_range(m, r->start, r->len);
+    }
+    reserve_page_range(m, LAPIC_DEFAULT_BASE, PAGE_SIZE); /* the MADT's LAPIC address */
     return ACPI_AREA_BASE + rsdp;
 }

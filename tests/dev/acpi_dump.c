@@ -1,5 +1,6 @@
-/* Builds nestor's ACPI tables for a small machine (2 CPUs, the serial port) and writes
- * each one to DIR/SIG.dat, for tests/dev/run.sh to hand to iasl. */
+/* Builds the machine nestor runs (machine_create: 2 CPUs, 512 MiB, all the platform
+ * devices, no kernel) and writes each of its ACPI tables to DIR/SIG.dat, the RSDP to
+ * DIR/RSDP.dat and the e820 map to DIR/e820.txt, for tests/dev/run.sh to hand to iasl. */
 #include <stdio.h>
 #include <string.h>
 
@@ -45,15 +46,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: acpi_dump DIR\n");
         return 2;
     }
-    if (mem_init(&m.mem, 64 * MiB) < 0)
+    struct machine_config cfg = {
+        .ram_size = 512 * MiB,
+        .ncpus = 2,
+        .deterministic = true,
+        .console_in_fd = -1,
+        .console_out_fd = 1,
+    };
+    if (machine_create(&m, &cfg) != 0)
         return 1;
-    bus_init(&m.io, "io");
-    bus_init(&m.mmio, "mmio");
-    clock_init(&m.clock, true);
-    m.ncpus = m.cfg.ncpus = 2;
-    uart_create(&m, 0x3f8, 4, -1, 1);
-    acpi_pm_create(&m);
-    u64 rsdp = acpi_build(&m);
+    u64 rsdp = m.acpi_rsdp;
     const u8 *r = mem_ptr(&m.mem, rsdp, 36);
     if (dump(argv[1], "RSDP", rsdp, 36) || dump_table(argv[1], le(r + 16, 4)) ||
         dump_table(argv[1], le(r + 24, 8)))
@@ -70,5 +72,17 @@ int main(int argc, char **argv)
                 return 1;
         }
     }
+    /* the e820 map the tables go with, for reading next to them */
+    char path[512];
+    snprintf(path, sizeof(path), "%s/e820.txt", argv[1]);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return 1;
+    for (int i = 0; i < m.mem.ne820; i++)
+        fprintf(f, "0x%010llx-0x%010llx type %u\n", (unsigned long long)m.mem.e820[i].addr,
+                (unsigned long long)(m.mem.e820[i].addr + m.mem.e820[i].size - 1), m.mem.e820[i].type);
+    if (fclose(f))
+        return 1;
+    machine_destroy(&m);
     return 0;
 }

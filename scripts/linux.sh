@@ -2,9 +2,11 @@
 # Fetches Debian's own kernel (linux-image-amd64) and busybox-static with apt — download
 # and extract only, nothing is installed into the host — and builds an initramfs.
 #   scripts/linux.sh OUTDIR
-# Produces OUTDIR/vmlinuz and OUTDIR/initramfs.cpio.gz. The initramfs's /init mounts the
+# Produces OUTDIR/vmlinuz, OUTDIR/vmlinux (its uncompressed ELF, for PVH boot) and
+# OUTDIR/initramfs.cpio.gz. The initramfs's /init mounts the
 # usual file systems and starts a shell on the console; with "nestor.script=1" on the
-# kernel command line it instead runs /script (the boot test) and powers off.
+# kernel command line it instead runs /script (the boot test) and powers off (or reboots,
+# with "nestor.reboot=1" too).
 set -euo pipefail
 out=${1:-build/linux}
 mkdir -p "$out/debs"
@@ -33,6 +35,27 @@ if [ ! -f "$out/vmlinuz" ] || [ "$out/debs" -nt "$out/vmlinuz" ]; then
   cp "$out"/kernel/vmlinuz-* "$out/vmlinuz"
 fi
 
+# The uncompressed kernel (an ELF with the PVH entry note): booted through PVH it skips
+# the bzImage's own decompressor. The boot protocol header (2.08+) says where the
+# compressed payload lies: payload_offset (0x248) and payload_length (0x24c), counted
+# from the protected-mode code, which follows the (setup_sects + 1) * 512 setup bytes.
+header_field() { # offset size
+  od -An -t "u$2" --endian=little -j "$1" -N "$2" "$out/vmlinuz" | tr -d ' '
+}
+if [ ! -f "$out/vmlinux" ] || [ "$out/vmlinuz" -nt "$out/vmlinux" ]; then
+  setup_sects=$(header_field $((0x1f1)) 1)
+  [ "$setup_sects" -eq 0 ] && setup_sects=4
+  payload_offset=$(header_field $((0x248)) 4)
+  payload_length=$(header_field $((0x24c)) 4)
+  start=$(( (setup_sects + 1) * 512 + payload_offset ))
+  # the build appends the uncompressed size after the xz stream: --single-stream stops
+  # at the stream's end
+  dd if="$out/vmlinuz" iflag=skip_bytes,count_bytes skip="$start" count="$payload_length" \
+     bs=64K status=none | xz -dc --single-stream > "$out/vmlinux.tmp" ||
+    { echo "linux.sh: the kernel payload is not xz data (needs xz-utils)" >&2; rm -f "$out/vmlinux.tmp"; exit 1; }
+  mv "$out/vmlinux.tmp" "$out/vmlinux"
+fi
+
 root="$out/initramfs-root"
 rm -rf "$root"
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,etc,tmp,root}
@@ -51,6 +74,9 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 echo "nestor initramfs: $(uname -sr), $(grep -c ^processor /proc/cpuinfo) CPU(s)"
 if grep -q 'nestor.script=1' /proc/cmdline; then
   sh /script
+  if grep -q 'nestor.reboot=1' /proc/cmdline; then
+    reboot -f
+  fi
   poweroff -f
 fi
 exec setsid cttyhack sh
@@ -76,4 +102,4 @@ echo "== done"
 SCRIPT
 
 (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet | gzip -9) > "$out/initramfs.cpio.gz"
-echo "linux.sh: $out/vmlinuz ($kpkg) and $out/initramfs.cpio.gz ready"
+echo "linux.sh: $out/vmlinuz and vmlinux ($kpkg) and $out/initramfs.cpio.gz ready"

@@ -96,7 +96,7 @@ static const struct cpuid_feature features[] = {
     /* CPUID.(7,0):EDX */
     F("md_clear", L_STD7, 0, EDX, 10, false, false),
     F("spec_ctrl", L_STD7, 0, EDX, 26, false, false),
-    F("arch_capabilities", L_STD7, 0, EDX, 29, false, false),
+    F("arch_capabilities", L_STD7, 0, EDX, 29, true, false), /* MSR 10Ah */
     /* CPUID.(0xd,1):EAX */
     F("xsaveopt", L_XSAVE, 1, EAX, 0, false, false),
     F("xsavec", L_XSAVE, 1, EAX, 1, false, false),
@@ -159,9 +159,14 @@ static const struct { enum cpuid_fast cf; const char *name; } fast_names[] = {
 };
 
 /* Family/model/stepping signatures (CPUID.1:EAX layout) per vendor: a family-6 Intel
- * core and a family-17h (Zen 2) AMD core. */
+ * core and a family-17h (Zen 2) AMD core.
+ * The Intel model number, 3BH, is one Intel never shipped: operating systems key errata,
+ * split-lock detection, TSC-deadline microcode checks, P-state and PMU drivers on real
+ * model numbers, and each of those would expect MSRs and behaviour of that part. An
+ * unknown family-6 model >= 0FH gets the architectural paths only (PAT, constant TSC and
+ * the other family-6 defaults stay on). */
 static const u32 signature[] = {
-    [VENDOR_INTEL] = (0x6u << 16) | (0x6u << 8) | (0xau << 4) | 0x6u,   /* 06_6AH, stepping 6 */
+    [VENDOR_INTEL] = (0x3u << 16) | (0x6u << 8) | (0xbu << 4) | 0x1u,   /* 06_3BH, stepping 1 */
     [VENDOR_AMD] = (0x8u << 20) | (0x3u << 16) | (0xfu << 8) | (0x1u << 4), /* 17_31H */
 };
 static const char vendor_string[][13] = {

@@ -391,10 +391,12 @@ static void trace_insn(struct cpu *c, const struct insn *i)
 static void step(struct cpu *c)
 {
     struct cpu_internal *in = c->in;
-    /* until the instruction is decoded, only RIP/RFLAGS can need restoring */
-    in->saved_rip = c->rip;
-    in->saved_rflags = c->rflags;
-    in->saved_rsp = c->gpr[R_RSP];
+    /* Until the instruction is decoded, only RIP/RFLAGS can need restoring. Scalar
+     * loads on purpose (see saved_rsp in exec.h): a merged 16-byte load of the just
+     * stored RIP and RFLAGS stalls on store forwarding. */
+    in->saved_rip = __atomic_load_n(&c->rip, __ATOMIC_RELAXED);
+    in->saved_rflags = __atomic_load_n(&c->rflags, __ATOMIC_RELAXED);
+    in->saved_rsp = __atomic_load_n(&c->gpr[R_RSP], __ATOMIC_RELAXED);
     in->snapshot_full = false;
     u8 shadow_before = c->intr_shadow;
     c->intr_shadow = 0;

@@ -61,7 +61,7 @@ struct decode_cache;
 struct cpu_internal {
     jmp_buf fault_jmp;
     /* saved at instruction start, restored on fault */
-    u64 saved_gpr[16], saved_rip, saved_rflags, saved_rsp;
+    u64 saved_gpr[16], saved_rip, saved_rsp, saved_rflags;
     bool snapshot_full; /* saved_gpr holds every GPR (else only saved_rsp) */
     bool rip_written;
     /* exception delivery in progress (for double/triple fault), -1 if none */
@@ -207,6 +207,11 @@ u64 vmem_read_slow(struct cpu *c, int seg, u64 offset, unsigned size);
 void vmem_write_slow(struct cpu *c, int seg, u64 offset, unsigned size, u64 value);
 void vmem_read_bytes(struct cpu *c, int seg, u64 offset, void *buf, unsigned size);
 void vmem_write_bytes(struct cpu *c, int seg, u64 offset, const void *buf, unsigned size);
+/* For bulk string operations: the host address of [offset, offset + *len) through seg,
+ * after every check an access of that range would make, with *len reduced to stay in
+ * one page. NULL when the bulk path cannot be used (MMIO, #AC or data breakpoints
+ * armed): the caller then goes element by element. Faults like an access would. */
+u8 *vmem_span(struct cpu *c, int seg, u64 offset, u64 *len, bool write);
 /* Checks that a write of size bytes would succeed (segment + paging) without writing;
  * for instructions that must not partially commit (e.g. read-modify-write, far stores). */
 void vmem_check_write(struct cpu *c, int seg, u64 offset, unsigned size);
@@ -306,6 +311,31 @@ void cpu_check_io(struct cpu *c, u16 port, unsigned size);
 u32 cpu_io_in(struct cpu *c, u16 port, unsigned size);
 void cpu_io_out(struct cpu *c, u16 port, unsigned size, u32 value);
 
+/* Little-endian loads/stores of 1, 2, 4 or 8 bytes with one access of that width (a
+ * variable-length memcpy into a u64 would store bytes and reload 8: a store-forwarding
+ * stall on every guest memory access). */
+static inline u64 load_le(const u8 *p, unsigned size)
+{
+    switch (size) {
+    case 1: return *p;
+    case 2: { u16 v; __builtin_memcpy(&v, p, 2); return v; }
+    case 4: { u32 v; __builtin_memcpy(&v, p, 4); return v; }
+    case 8: { u64 v; __builtin_memcpy(&v, p, 8); return v; }
+    default: { u64 v = 0; __builtin_memcpy(&v, p, size > 8 ? 8 : size); return v; }
+    }
+}
+
+static inline void store_le(u8 *p, unsigned size, u64 v)
+{
+    switch (size) {
+    case 1: *p = (u8)v; break;
+    case 2: { u16 t = (u16)v; __builtin_memcpy(p, &t, 2); break; }
+    case 4: { u32 t = (u32)v; __builtin_memcpy(p, &t, 4); break; }
+    case 8: __builtin_memcpy(p, &v, 8); break;
+    default: __builtin_memcpy(p, &v, size > 8 ? 8 : size); break;
+    }
+}
+
 /* The fast path of a data access: 64-bit mode, canonical in 48 bits, within one page, a
  * TLB hit on RAM, no alignment check or data breakpoint armed. Else NULL. */
 static inline u8 *vmem_fast(struct cpu *c, int seg, u64 off, unsigned size, bool write)
@@ -325,11 +355,8 @@ static inline u8 *vmem_fast(struct cpu *c, int seg, u64 off, unsigned size, bool
 static inline u64 vmem_read(struct cpu *c, int seg, u64 offset, unsigned size)
 {
     const u8 *p = vmem_fast(c, seg, offset, size, false);
-    if (likely(p != NULL)) {
-        u64 v = 0;
-        __builtin_memcpy(&v, p, size);
-        return v;
-    }
+    if (likely(p != NULL))
+        return load_le(p, size);
     return vmem_read_slow(c, seg, offset, size);
 }
 
@@ -337,7 +364,7 @@ static inline void vmem_write(struct cpu *c, int seg, u64 offset, unsigned size,
 {
     u8 *p = vmem_fast(c, seg, offset, size, true);
     if (likely(p != NULL))
-        __builtin_memcpy(p, &value, size);
+        store_le(p, size, value);
     else
         vmem_write_slow(c, seg, offset, size, value);
 }

@@ -7,6 +7,8 @@
  * progress of elements < k) and runs at most STRING_CHUNK elements per call; if
  * elements remain, RIP stays on the instruction so the loop can take interrupts and
  * come back. */
+#include <string.h>
+
 #include "cpu/exec.h"
 
 #define STRING_CHUNK 4096
@@ -87,6 +89,57 @@ static inline void string_element(struct cpu *c, const struct insn *i, enum stri
     }
 }
 
+/* REP MOVS / REP STOS going forward over RAM: one page at a time with host memory
+ * operations, which is what the element loop would do, element by element. Overlapping
+ * MOVS copies at most the distance between destination and source per step, so the
+ * repeated-pattern result of a forward element copy is kept. Returns false (nothing
+ * done) when the element loop must handle the next element. */
+static bool string_bulk(struct cpu *c, const struct insn *i, enum string_op op, int src_seg) {
+    unsigned n = i->osize, as = i->asize;
+    u64 amask = size_mask(as);
+    u64 count = gpr_read(c, R_RCX, as);
+    if ((c->rflags & FL_DF) || count < 2)
+        return false;
+    u64 di = gpr_read(c, R_RDI, as), si = gpr_read(c, R_RSI, as);
+    u64 len = count > (1u << 20) / n ? (1u << 20) : count * n;
+    /* no wrap-around of the index registers inside the span */
+    if (len - 1 > amask - di)
+        len = amask - di + 1;
+    if (op == STR_MOVS && len - 1 > amask - si)
+        len = amask - si + 1;
+    u8 *src = NULL;
+    if (op == STR_MOVS) {
+        src = vmem_span(c, src_seg, si, &len, false);
+        if (!src)
+            return false;
+    }
+    u8 *dst = vmem_span(c, SEG_ES, di, &len, true);
+    if (!dst)
+        return false;
+    if (op == STR_MOVS && dst > src && (u64)(dst - src) < len)
+        len = (u64)(dst - src); /* forward overlap: copy no more than the distance */
+    len -= len % n;
+    if (len == 0)
+        return false;
+    if (op == STR_MOVS) {
+        memmove(dst, src, len);
+    } else {
+        u64 v = gpr_read(c, R_RAX, n);
+        if (n == 1)
+            memset(dst, (int)v, len);
+        else
+            for (u64 k = 0; k < len; k += n)
+                memcpy(dst + k, &v, n);
+    }
+    u64 elems = len / n;
+    gpr_write(c, R_RDI, as, (di + len) & amask);
+    if (op == STR_MOVS)
+        gpr_write(c, R_RSI, as, (si + len) & amask);
+    gpr_write(c, R_RCX, as, (count - elems) & amask);
+    insn_commit(c);
+    return true;
+}
+
 static inline void string_insn(struct cpu *c, const struct insn *i, enum string_op op) {
     int src_seg = implicit_ds_segment(i);
     /* I/O permission is checked first, even when the count is zero (the port is fixed
@@ -99,6 +152,15 @@ static inline void string_insn(struct cpu *c, const struct insn *i, enum string_
     }
     bool compares = op == STR_CMPS || op == STR_SCAS;
     unsigned as = i->asize;
+    if (op == STR_MOVS || op == STR_STOS) {
+        /* a few pages per call, then back to the loop for interrupts */
+        for (int pages = 0; pages < 16; pages++) {
+            if (!string_bulk(c, i, op, src_seg))
+                break;
+            if (gpr_read(c, R_RCX, as) == 0)
+                return;
+        }
+    }
     for (unsigned k = 0; k < STRING_CHUNK; k++) {
         u64 count = gpr_read(c, R_RCX, as);
         if (count == 0)

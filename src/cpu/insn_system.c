@@ -464,6 +464,10 @@ static void insn_cpuid(struct cpu *c, const struct insn *i)
      * leaves, the APIC enable bit that the LAPIC owns). */
     struct cpuid_result r = cpuid_query(c->model, leaf, sub, (u32)c->id,
                                         c->cr4 & CR4_OSXSAVE, true, c->xcr0);
+    /* Intel enumerates SYSCALL/SYSRET (80000001h:EDX[11]) only in 64-bit mode, the only
+     * mode where it executes them. */
+    if (leaf == 0x80000001u && !is_amd(c) && !cpu_is_long64(c))
+        r.edx &= ~(u32)BIT(11);
     struct cpu_event ev = { .kind = EV_CPUID,
                             .u.cpuid = { leaf, sub, r.eax, r.ebx, r.ecx, r.edx } };
     enum intercept_result res = cpu_intercept(c, &ev);
@@ -744,10 +748,17 @@ static void insn_xsetbv(struct cpu *c, const struct insn *i)
 
 /* ---- port I/O ---- */
 
+/* The port operand: an unsigned 8-bit immediate or DX. */
+static u16 port_operand(struct cpu *c, const struct insn *i, int n)
+{
+    u64 v = opr_read(c, i, n);
+    return (u16)(opr_is_imm(i, n) ? (v & 0xff) : v);
+}
+
 static void insn_in(struct cpu *c, const struct insn *i)
 {
     unsigned size = opr_bytes(i, 0);
-    u16 port = (u16)opr_read(c, i, 1);
+    u16 port = port_operand(c, i, 1);
     cpu_check_io(c, port, size);
     opr_write(c, i, 0, cpu_io_in(c, port, size));
 }
@@ -755,7 +766,7 @@ static void insn_in(struct cpu *c, const struct insn *i)
 static void insn_out(struct cpu *c, const struct insn *i)
 {
     unsigned size = opr_bytes(i, 1);
-    u16 port = (u16)opr_read(c, i, 0);
+    u16 port = port_operand(c, i, 0);
     cpu_check_io(c, port, size);
     cpu_io_out(c, port, size, (u32)opr_read(c, i, 1));
 }

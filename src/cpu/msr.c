@@ -7,9 +7,11 @@
 
 enum {
     MSR_TSC = 0x10,
+    MSR_PLATFORM_ID = 0x17,
     MSR_FEATURE_CONTROL = 0x3a,
     MSR_TSC_ADJUST = 0x3b,
     MSR_BIOS_SIGN_ID = 0x8b,
+    MSR_ARCH_CAPABILITIES = 0x10a,
     MSR_PLATFORM_INFO = 0xce,
     MSR_MTRRCAP = 0xfe,
     MSR_SYSENTER_CS = 0x174,
@@ -45,8 +47,21 @@ enum {
 #define MTRRCAP_VALUE (MTRR_VAR_COUNT | BIT(8) | BIT(10))
 /* MCG_CAP: no error-reporting banks, no MCG_CTL: machine checks never occur. */
 #define MCG_CAP_VALUE 0ull
+/* PLATFORM_ID: platform id 0 in bits 52:50 (microcode updates select on it). */
+#define PLATFORM_ID_VALUE 0ull
+/* Microcode revision the CPUID instruction loads into BIOS_SIGN_ID (Intel: bits 63:32;
+ * AMD's PATCH_LEVEL at the same index: bits 31:0). Nonzero, as on every shipped part. */
+#define MICROCODE_REVISION 1ull
 /* FEATURE_CONTROL: locked with VMX and SMX off, as firmware leaves it. */
 #define FEATURE_CONTROL_VALUE BIT(0)
+/* ARCH_CAPABILITIES: the software CPU executes nothing speculatively, so it reports itself
+ * free of every speculative-execution and data-sampling issue the MSR can express:
+ * RDCL_NO (0), SKIP_L1DFL_VMENTRY (3), SSB_NO (4), MDS_NO (5), IF_PSCHANGE_MC_NO (6),
+ * TAA_NO (8), SBDR_SSDP_NO (13), FBSDP_NO (14), PSDP_NO (15), BHI_NO (20), PBRSB_NO (24),
+ * GDS_NO (26), RFDS_NO (27), ITS_NO (62). */
+#define ARCH_CAPABILITIES_VALUE (BIT(0) | BIT(3) | BIT(4) | BIT(5) | BIT(6) | BIT(8) | BIT(13) | \
+                                 BIT(14) | BIT(15) | BIT(20) | BIT(24) | BIT(26) | BIT(27) | \
+                                 BIT(62))
 /* MISC_ENABLE: fast strings (bit 0, the only writable bit here), BTS and PEBS
  * unavailable (bits 11 and 12). */
 #define MISC_ENABLE_FIXED (BIT(11) | BIT(12))
@@ -86,6 +101,7 @@ static bool has_pat(const struct cpu *c) { return cpu_has(c, CF_PAT); }
 static bool has_lm(const struct cpu *c) { return cpu_has(c, CF_LM); }
 static bool has_mca(const struct cpu *c) { return cpuid_has(c->model, "mca"); }
 static bool has_tsc_adjust(const struct cpu *c) { return cpuid_has(c->model, "tsc_adjust"); }
+static bool has_arch_caps(const struct cpu *c) { return cpuid_has(c->model, "arch_capabilities"); }
 static bool has_tsc_aux(const struct cpu *c) { return cpu_has(c, CF_RDTSCP) || cpu_has(c, CF_RDPID); }
 static bool has_efer(const struct cpu *c)
 {
@@ -122,10 +138,18 @@ static bool wr_tsc_adjust(struct cpu *c, u32 index, u64 v)
 static bool rd_const(u64 value, u64 *v) { *v = value; return true; }
 static bool rd_feature_control(struct cpu *c, u32 i, u64 *v) { (void)c; (void)i; return rd_const(FEATURE_CONTROL_VALUE, v); }
 static bool rd_mtrrcap(struct cpu *c, u32 i, u64 *v) { (void)c; (void)i; return rd_const(MTRRCAP_VALUE, v); }
+static bool rd_arch_caps(struct cpu *c, u32 i, u64 *v) { (void)c; (void)i; return rd_const(ARCH_CAPABILITIES_VALUE, v); }
 static bool rd_mcg_cap(struct cpu *c, u32 i, u64 *v) { (void)c; (void)i; return rd_const(MCG_CAP_VALUE, v); }
 static bool rd_zero(struct cpu *c, u32 i, u64 *v) { (void)c; (void)i; return rd_const(0, v); }
+static bool rd_platform_id(struct cpu *c, u32 i, u64 *v) { (void)c; (void)i; return rd_const(PLATFORM_ID_VALUE, v); }
+static bool rd_ucode_rev(struct cpu *c, u32 i, u64 *v)
+{
+    (void)i;
+    return rd_const(is_intel(c) ? MICROCODE_REVISION << 32 : MICROCODE_REVISION, v);
+}
 
-/* Microcode revision: a write (of 0, by convention) precedes CPUID; writes are ignored. */
+/* Microcode revision: a write (of 0, by convention) precedes CPUID, which reloads the
+ * revision; no update is ever loaded, so writes are ignored. */
 static bool wr_ignore(struct cpu *c, u32 i, u64 v) { (void)c; (void)i; (void)v; return true; }
 
 /* MCG_STATUS: no machine check is ever in progress; software may only clear it. */
@@ -282,9 +306,11 @@ static const struct msr_desc {
     wr_fn wr;
 } msrs[] = {
     { MSR_TSC, MSR_TSC, has_tsc, rd_tsc, wr_tsc },
+    { MSR_PLATFORM_ID, MSR_PLATFORM_ID, is_intel, rd_platform_id, wr_readonly },
     { MSR_FEATURE_CONTROL, MSR_FEATURE_CONTROL, is_intel, rd_feature_control, wr_readonly },
     { MSR_TSC_ADJUST, MSR_TSC_ADJUST, has_tsc_adjust, rd_tsc_adjust, wr_tsc_adjust },
-    { MSR_BIOS_SIGN_ID, MSR_BIOS_SIGN_ID, always, rd_zero, wr_ignore },
+    { MSR_BIOS_SIGN_ID, MSR_BIOS_SIGN_ID, always, rd_ucode_rev, wr_ignore },
+    { MSR_ARCH_CAPABILITIES, MSR_ARCH_CAPABILITIES, has_arch_caps, rd_arch_caps, wr_readonly },
     { MSR_PLATFORM_INFO, MSR_PLATFORM_INFO, is_intel, rd_platform_info, wr_readonly },
     { MSR_MTRRCAP, MSR_MTRRCAP, has_mtrr, rd_mtrrcap, wr_readonly },
     { MSR_SYSENTER_CS, MSR_SYSENTER_EIP, has_sep, rd_sysenter, wr_sysenter },

@@ -284,9 +284,9 @@ u64 lin_read(struct cpu *c, u64 linear, unsigned size, unsigned access)
     if (likely(((linear & 0xfff) + size) <= 4096)) {
         u64 gpa;
         u8 *p = lin_page(c, linear, access, &gpa);
-        u64 v = 0;
+        u64 v;
         if (likely(p != NULL))
-            memcpy(&v, p, size);
+            v = load_le(p, size);
         else
             v = phys_read(c, gpa, size);
         if (unlikely(c->in->dr_data_active) && !(access & ACC_IMPLICIT))
@@ -305,7 +305,7 @@ void lin_write(struct cpu *c, u64 linear, unsigned size, u64 value, unsigned acc
         u64 gpa;
         u8 *p = lin_page(c, linear, access, &gpa);
         if (likely(p != NULL)) {
-            memcpy(p, &value, size);
+            store_le(p, size, value);
         } else {
             phys_write(c, gpa, size, value);
         }
@@ -388,4 +388,17 @@ void vmem_check_write(struct cpu *c, int seg, u64 offset, unsigned size)
     lin_translate(c, lin, ACC_WRITE);
     if (((lin & 0xfff) + size) > 4096)
         lin_translate(c, lin + size - 1, ACC_WRITE);
+}
+
+u8 *vmem_span(struct cpu *c, int seg, u64 offset, u64 *len, bool write)
+{
+    if ((c->rflags & FL_AC) || c->in->dr_data_active || *len == 0)
+        return NULL;
+    u64 lin = seg_linear(c, seg, offset, 1, write);
+    u64 in_page = 4096 - (lin & 0xfff);
+    if (*len > in_page)
+        *len = in_page;
+    seg_linear(c, seg, offset, (unsigned)*len, write);
+    u64 gpa;
+    return lin_page(c, lin, write ? ACC_WRITE : 0, &gpa);
 }

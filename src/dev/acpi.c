@@ -67,8 +67,8 @@ enum {
     FADT_FIX_RTC = 1 << 6,    /* no RTC wake status in the fixed register space */
     FADT_TMR_VAL_EXT = 1 << 8,/* the PM timer counts 32 bits */
     FADT_RESET_REG_SUP = 1 << 10,
-    FADT_HW_REDUCED_ACPI = 1 << 20,
     FADT_APIC_PHYSICAL = 1 << 19, /* xAPIC physical destination mode */
+    FADT_HW_REDUCED_ACPI = 1 << 20,
 };
 /* IA-PC boot architecture flags (table 5-36) */
 enum {

@@ -16,6 +16,11 @@
 
 #define APIC_PAGE_SIZE 4096
 #define SLICE_INSNS 20000u
+/* Real-time mode cuts the slices so that a round ends near the next timer deadline, at
+ * the instruction rate measured over the last rounds: with whole slices a timer could
+ * fire a round late, and a periodic tick (HPET, PIT, the RTC) would merge periods. */
+#define MIN_SLICE_INSNS 100u
+#define INITIAL_INSNS_PER_NS 0.02 /* 20 MIPS until the first rounds are measured */
 
 /* ---- event routing ---- */
 static bool lapic_msr(u32 index)
@@ -212,6 +217,9 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
             return NESTOR_EXIT_GUEST_ERROR;
         }
         m->lapic[i] = lapic_create(m, m->cpu[i], i, i == 0);
+        /* No firmware runs before the kernel, so nestor leaves the MTRRs the way a BIOS
+         * would: enabled, default type write-back, the same on every CPU. */
+        m->cpu[i]->msr_mtrr_def_type = 0xc06;
         if (i > 0)
             cpu_init_signal(m->cpu[i], false);
         if (cfg->trace)
@@ -324,28 +332,47 @@ int machine_run(struct machine *m)
 {
     u64 rounds = 0;
     u64 start_ns = clock_host_ns();
+    double insns_per_ns = INITIAL_INSNS_PER_NS; /* real-time mode: all vCPUs together */
+    int running = m->ncpus;                     /* vCPUs that did not idle last round */
     while (!m->stop) {
         u64 now = clock_now(&m->clock);
         u64 deadline = clock_next_deadline(&m->clock);
         u64 budget = SLICE_INSNS;
-        if (m->clock.deterministic && deadline != CLOCK_NEVER) {
+        if (deadline != CLOCK_NEVER) {
             u64 ns = deadline > now ? deadline - now : 0;
-            u64 insns = ns * 1000 / m->clock.ns_per_kinsn;
-            budget = insns < 1 ? 1 : insns < budget ? insns : budget;
+            if (m->clock.deterministic) {
+                u64 insns = ns * 1000 / m->clock.ns_per_kinsn;
+                budget = insns < 1 ? 1 : insns < budget ? insns : budget;
+            } else {
+                double insns = (double)ns * insns_per_ns / (running > 0 ? running : 1);
+                budget = insns < MIN_SLICE_INSNS ? MIN_SLICE_INSNS
+                         : insns < (double)budget ? (u64)insns : budget;
+            }
         }
-        u64 most = 0;
+        u64 most = 0, total = 0;
+        u64 round_start = m->clock.deterministic ? 0 : clock_host_ns();
         bool all_idle = true;
+        running = 0;
         for (int i = 0; i < m->ncpus && !m->stop; i++) {
             struct cpu *c = m->cpu[i];
             u64 before = c->icount;
             enum cpu_stop_reason r = cpu_run(c, budget);
             u64 ran = c->icount - before;
+            total += ran;
             if (ran > most)
                 most = ran;
-            if (r != STOP_HALTED)
+            if (r != STOP_HALTED) {
                 all_idle = false;
+                running++;
+            }
             if (r == STOP_SHUTDOWN)
                 machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
+        }
+        if (!m->clock.deterministic && total >= MIN_SLICE_INSNS) {
+            /* a moving average over about eight rounds */
+            u64 took = clock_host_ns() - round_start;
+            if (took > 0)
+                insns_per_ns += ((double)total / (double)took - insns_per_ns) / 8;
         }
         clock_advance_insns(&m->clock, most);
         if (m->cfg.max_insns && m->cpu[0]->icount >= m->cfg.max_insns) {

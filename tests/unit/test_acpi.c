@@ -1,6 +1,9 @@
 /* Unit tests of the ACPI tables: built into guest RAM of a hand-made machine, then found
  * the way an OS finds them (RSDP scan of the BIOS area) and checked: signatures, lengths,
- * checksums, pointers, FADT fields and the MADT's entries. */
+ * checksums, pointers, FADT fields, the MADT's entries, HPET and MCFG, the DSDT's
+ * devices and their resource templates, and the e820 reservations. A bare machine (no
+ * devices) checks that only what exists is advertised; the full platform is the set of
+ * devices machine_create() makes. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,8 +23,44 @@ static void setup(void)
     m.ncpus = m.cfg.ncpus = 4;
 }
 
+/* The devices machine_create() makes, in its order. */
+static void create_platform(void)
+{
+    m.pic = pic_create(&m);
+    m.ioapic = ioapic_create(&m);
+    m.pit = pit_create(&m);
+    m.rtc = rtc_create(&m, 0);
+    m.hpet = hpet_create(&m, m.pit, m.rtc);
+    m.acpi_pm = acpi_pm_create(&m);
+    m.pci = pci_create(&m);
+    m.kbc = kbc_create(&m);
+    m.uart = uart_create(&m, 0x3f8, 4, -1, -1);
+    debugexit_create(&m, 0xf4);
+    m.fwcfg = fwcfg_create(&m);
+}
+
 static void teardown(void)
 {
+    if (m.fwcfg)
+        fwcfg_destroy(m.fwcfg);
+    if (m.uart)
+        uart_destroy(m.uart);
+    if (m.kbc)
+        kbc_destroy(m.kbc);
+    if (m.pci)
+        pci_destroy(m.pci);
+    if (m.acpi_pm)
+        acpi_pm_destroy(m.acpi_pm);
+    if (m.hpet)
+        hpet_destroy(m.hpet);
+    if (m.rtc)
+        rtc_destroy(m.rtc);
+    if (m.pit)
+        pit_destroy(m.pit);
+    if (m.ioapic)
+        ioapic_destroy(m.ioapic);
+    if (m.pic)
+        pic_destroy(m.pic);
     mem_destroy(&m.mem);
 }
 
@@ -69,8 +108,16 @@ static u64 scan_rsdp(void)
     return 0;
 }
 
-static void check_tables(u64 rsdp_gpa, const u8 **fadt, const u8 **madt)
+struct tables {
+    u32 n;                   /* entries of the XSDT */
+    const u8 *fadt, *madt, *hpet, *mcfg, *dsdt, *facs;
+};
+
+/* Builds the tables and follows the pointers from the RSDP. */
+static struct tables build(void)
 {
+    u64 rsdp_gpa = acpi_build(&m);
+    cr_assert_eq(rsdp_gpa & 15, 0u);
     cr_assert_eq(scan_rsdp(), rsdp_gpa);
     const u8 *rsdp = mem_ptr(&m.mem, rsdp_gpa, 36);
     cr_assert_eq(sum(rsdp, 20), 0, "ACPI 1.0 checksum");
@@ -78,72 +125,261 @@ static void check_tables(u64 rsdp_gpa, const u8 **fadt, const u8 **madt)
     cr_assert_eq(rsdp[15], 2, "revision");
     cr_assert_eq(le(rsdp + 20, 4), 36u);
 
+    struct tables t = { 0 };
     const u8 *rsdt = table(le(rsdp + 16, 4), "RSDT");
     const u8 *xsdt = table(le(rsdp + 24, 8), "XSDT");
-    u32 n = (u32)(le(xsdt + 4, 4) - 36) / 8;
-    cr_assert_eq(n, 2u);
-    cr_assert_eq((le(rsdt + 4, 4) - 36) / 4, n, "RSDT and XSDT list the same tables");
-    *fadt = *madt = NULL;
-    for (u32 i = 0; i < n; i++) {
+    t.n = (u32)(le(xsdt + 4, 4) - 36) / 8;
+    cr_assert_eq((le(rsdt + 4, 4) - 36) / 4, t.n, "RSDT and XSDT list the same tables");
+    for (u32 i = 0; i < t.n; i++) {
         u64 a = le(xsdt + 36 + 8 * i, 8);
         cr_assert_eq(le(rsdt + 36 + 4 * i, 4), a);
         const u8 *h = mem_ptr(&m.mem, a, 4);
-        if (!memcmp(h, "FACP", 4))
-            *fadt = table(a, "FACP");
-        else if (!memcmp(h, "APIC", 4))
-            *madt = table(a, "APIC");
+        static const char *sigs[] = { "FACP", "APIC", "HPET", "MCFG" };
+        const u8 **slot[] = { &t.fadt, &t.madt, &t.hpet, &t.mcfg };
+        size_t k = 0;
+        while (k < 4 && memcmp(h, sigs[k], 4))
+            k++;
+        cr_assert_lt(k, 4u, "unexpected table %.4s", (const char *)h);
+        cr_assert_null(*slot[k], "%s listed twice", sigs[k]);
+        *slot[k] = table(a, sigs[k]);
     }
-    cr_assert_not_null(*fadt);
-    cr_assert_not_null(*madt);
+    cr_assert_not_null(t.fadt);
+    cr_assert_not_null(t.madt);
+    /* FACS and DSDT, 32- and 64-bit pointers agree */
+    cr_assert_eq(le(t.fadt + 36, 4), le(t.fadt + 132, 8));
+    cr_assert_eq(le(t.fadt + 40, 4), le(t.fadt + 140, 8));
+    t.facs = mem_ptr(&m.mem, le(t.fadt + 36, 4), 64);
+    cr_assert_not_null(t.facs);
+    t.dsdt = table(le(t.fadt + 40, 4), "DSDT");
+    return t;
 }
+
+/* ---- e820 ---- */
+
+static const struct e820_entry *e820_at(u64 addr)
+{
+    for (int i = 0; i < m.mem.ne820; i++)
+        if (addr - m.mem.e820[i].addr < m.mem.e820[i].size)
+            return &m.mem.e820[i];
+    return NULL;
+}
+
+/* Is [addr, addr+size) covered by entries of one type? */
+static bool e820_covers(u64 addr, u64 size, u32 type)
+{
+    for (u64 a = addr; a < addr + size;) {
+        const struct e820_entry *e = e820_at(a);
+        if (!e || e->type != type)
+            return false;
+        a = e->addr + e->size;
+    }
+    return true;
+}
+
+static void assert_e820_sorted_and_disjoint(void)
+{
+    cr_assert_gt(m.mem.ne820, 0);
+    for (int i = 0; i < m.mem.ne820; i++) {
+        cr_assert_gt(m.mem.e820[i].size, 0u, "entry %d is empty", i);
+        if (i)
+            cr_assert_geq(m.mem.e820[i].addr, m.mem.e820[i - 1].addr + m.mem.e820[i - 1].size,
+                          "entry %d overlaps or precedes entry %d", i, i - 1);
+    }
+}
+
+/* ---- AML and resource templates ---- */
+
+static u32 eisa(const char *id)
+{
+    u32 v = (u32)(id[0] - '@') << 26 | (u32)(id[1] - '@') << 21 | (u32)(id[2] - '@') << 16;
+    for (int i = 3; i < 7; i++)
+        v |= (u32)(id[i] >= 'A' ? id[i] - 'A' + 10 : id[i] - '0') << (4 * (6 - i));
+    return __builtin_bswap32(v);
+}
+
+static const u8 *find_bytes(const u8 *p, size_t len, const void *pat, size_t n)
+{
+    for (size_t i = 0; i + n <= len; i++)
+        if (!memcmp(p + i, pat, n))
+            return p + i;
+    return NULL;
+}
+
+/* Offset in the DSDT of Name (_HID, id): an EISA ID ("PNP0A08") or a string ID. */
+static const u8 *find_hid(const u8 *dsdt, const char *id)
+{
+    u8 pat[16] = { 0x08, '_', 'H', 'I', 'D' };
+    size_t n = 5;
+    if (strlen(id) == 7 && !memcmp(id, "PNP", 3)) {
+        u32 v = eisa(id);
+        pat[n++] = 0x0c;
+        memcpy(pat + n, &v, 4), n += 4;
+    } else {
+        pat[n++] = 0x0d;
+        memcpy(pat + n, id, strlen(id) + 1), n += strlen(id) + 1;
+    }
+    u32 len = (u32)le(dsdt + 4, 4);
+    return find_bytes(dsdt + 36, len - 36, pat, n);
+}
+
+static size_t pkg_length(const u8 *p, size_t *bytes)
+{
+    int extra = p[0] >> 6;
+    size_t v = extra ? p[0] & 0xf : p[0] & 0x3f;
+    for (int i = 1; i <= extra; i++)
+        v |= (size_t)p[i] << (4 + 8 * (i - 1));
+    *bytes = (size_t)extra + 1;
+    return v;
+}
+
+struct desc {
+    u8 tag;       /* small: the item name byte with its length; large: the tag byte */
+    const u8 *d;  /* the descriptor's first byte */
+    size_t len;   /* whole descriptor */
+};
+
+struct crs {
+    struct desc desc[16];
+    int n;
+};
+
+/* The _CRS buffer of the device whose _HID is id: walked descriptor by descriptor; it
+ * must fill the buffer exactly and end with an end tag whose checksum zeroes the sum. */
+static struct crs device_crs(const u8 *dsdt, const char *id)
+{
+    const u8 *hid = find_hid(dsdt, id);
+    cr_assert_not_null(hid, "no device with _HID %s", id);
+    u32 dlen = (u32)le(dsdt + 4, 4);
+    const u8 *end = dsdt + dlen;
+    const u8 *crs = find_bytes(hid, (size_t)(end - hid), "\x08_CRS\x11", 6);
+    cr_assert_not_null(crs, "%s has no _CRS buffer", id);
+    const u8 *next_hid = find_bytes(hid + 1, (size_t)(end - hid - 1), "\x08_HID", 5);
+    cr_assert(!next_hid || crs < next_hid, "%s: the _CRS found belongs to the next device", id);
+    size_t plen_bytes, plen = pkg_length(crs + 6, &plen_bytes);
+    const u8 *size_op = crs + 6 + plen_bytes;
+    size_t size = size_op[0] == 0x0a ? size_op[1] : size_op[0] == 0x0b ? (size_t)le(size_op + 1, 2) : 0;
+    cr_assert_gt(size, 0u, "%s: buffer size", id);
+    const u8 *r = size_op + (size_op[0] == 0x0a ? 2 : 3);
+    cr_assert_eq((size_t)(r - (crs + 6)) + size, plen, "%s: PkgLength covers the buffer", id);
+    cr_assert_leq(r + size, end);
+    cr_assert_eq(sum(r, size), 0, "%s: resource template checksum", id);
+
+    struct crs c = { .n = 0 };
+    size_t off = 0;
+    for (;;) {
+        cr_assert_lt(off, size, "%s: no end tag", id);
+        const u8 *d = r + off;
+        size_t dl = d[0] & 0x80 ? 3 + (size_t)le(d + 1, 2) : 1 + (size_t)(d[0] & 7);
+        cr_assert_leq(off + dl, size, "%s: descriptor overruns the buffer", id);
+        if (d[0] == 0x79) {
+            cr_assert_eq(off + dl, size, "%s: bytes after the end tag", id);
+            break;
+        }
+        cr_assert_lt(c.n, 16);
+        c.desc[c.n++] = (struct desc){ d[0], d, dl };
+        off += dl;
+    }
+    return c;
+}
+
+static bool has_io(const struct crs *c, u16 port, u8 len)
+{
+    for (int i = 0; i < c->n; i++) {
+        const u8 *d = c->desc[i].d;
+        if (d[0] == 0x47 && d[1] == 1 && le(d + 2, 2) == port && le(d + 4, 2) == port &&
+            d[6] == 1 && d[7] == len)
+            return true;
+    }
+    return false;
+}
+
+static bool has_irq(const struct crs *c, int irq)
+{
+    for (int i = 0; i < c->n; i++)
+        if (c->desc[i].tag == 0x22 && le(c->desc[i].d + 1, 2) == 1u << irq)
+            return true;
+    return false;
+}
+
+static bool has_mem32_fixed(const struct crs *c, u32 base, u32 len)
+{
+    for (int i = 0; i < c->n; i++) {
+        const u8 *d = c->desc[i].d;
+        if (d[0] == 0x86 && le(d + 1, 2) == 9 && le(d + 4, 4) == base && le(d + 8, 4) == len)
+            return true;
+    }
+    return false;
+}
+
+/* A producer window of an address space descriptor (word/dword/qword): type, min, max. */
+struct window { u8 type; u64 min, max; };
+
+static int windows(const struct crs *c, struct window *w, int max)
+{
+    int n = 0;
+    for (int i = 0; i < c->n && n < max; i++) {
+        const u8 *d = c->desc[i].d;
+        int width = d[0] == 0x88 ? 2 : d[0] == 0x87 ? 4 : d[0] == 0x8a ? 8 : 0;
+        if (!width)
+            continue;
+        cr_assert_eq(le(d + 1, 2), 3u + 5u * (unsigned)width, "address descriptor length");
+        cr_assert_eq(d[4], 0x0c, "producer, positive decode, fixed min and max");
+        u64 gra = le(d + 6, width), min = le(d + 6 + width, width), mx = le(d + 6 + 2 * width, width);
+        u64 tra = le(d + 6 + 3 * width, width), len = le(d + 6 + 4 * width, width);
+        cr_assert_eq(gra, 0u);
+        cr_assert_eq(tra, 0u);
+        cr_assert_eq(len, mx - min + 1, "length of [%#llx, %#llx]", (unsigned long long)min,
+                     (unsigned long long)mx);
+        w[n++] = (struct window){ d[3], min, mx };
+    }
+    return n;
+}
+
+/* ---- the bare machine: only what exists is advertised ---- */
 
 Test(acpi, rsdp_xsdt_rsdt)
 {
-    u64 rsdp = acpi_build(&m);
-    cr_assert_eq(rsdp & 15, 0u);
-    cr_assert(rsdp >= 0xe0000 && rsdp < 0x100000);
-    const u8 *fadt, *madt;
-    check_tables(rsdp, &fadt, &madt);
+    struct tables t = build();
+    cr_assert_eq(t.n, 2u, "no HPET, no PCI: FADT and MADT only");
+    cr_assert_null(t.hpet);
+    cr_assert_null(t.mcfg);
     /* the area is reserved in e820 */
-    bool reserved = false;
-    for (int i = 0; i < m.mem.ne820; i++)
-        if (m.mem.e820[i].addr <= rsdp && rsdp < m.mem.e820[i].addr + m.mem.e820[i].size)
-            reserved = m.mem.e820[i].type == E820_RESERVED;
-    cr_assert(reserved);
+    cr_assert(e820_covers(scan_rsdp(), 36, E820_RESERVED));
+    cr_assert(!e820_covers(PCI_ECAM_BASE, 4096, E820_RESERVED), "no ECAM without PCI");
+    assert_e820_sorted_and_disjoint();
 }
 
 Test(acpi, fadt)
 {
-    const u8 *fadt, *madt;
-    check_tables(acpi_build(&m), &fadt, &madt);
+    struct tables t = build();
+    const u8 *fadt = t.fadt;
     cr_assert_eq(le(fadt + 4, 4), 276u);
     cr_assert_eq(fadt[8], 6, "revision 6");
     u32 flags = (u32)le(fadt + 112, 4);
     cr_assert_eq(flags & (1u << 20), 0u, "not hardware-reduced");
+    cr_assert(flags & (1u << 4), "no PM1 block: no fixed power button");
+    cr_assert_eq(flags & (1u << 8), 0u, "no PM timer: no TMR_VAL_EXT");
+    cr_assert_eq(flags & (1u << 10), 0u, "no reset device: no RESET_REG_SUP");
     cr_assert_eq(le(fadt + 46, 2), 9u, "SCI");
     cr_assert_eq(le(fadt + 76, 4), 0u, "no PM timer device: no PM_TMR_BLK");
     cr_assert_eq(fadt[91], 0);
     cr_assert_eq(fadt[208], 0, "no X_PM_TMR_BLK");
-    /* reset register: I/O port 0xcf9, value 6 */
-    cr_assert_eq(fadt[116], 1);
-    cr_assert_eq(fadt[117], 8);
-    cr_assert_eq(le(fadt + 120, 8), 0xcf9u);
-    cr_assert_eq(fadt[128], 6);
-    /* FACS and DSDT, 32- and 64-bit pointers agree */
-    cr_assert_eq(le(fadt + 36, 4), le(fadt + 132, 8));
-    cr_assert_eq(le(fadt + 40, 4), le(fadt + 140, 8));
-    const u8 *facs = mem_ptr(&m.mem, le(fadt + 36, 4), 64);
-    cr_assert_eq(memcmp(facs, "FACS", 4), 0);
-    cr_assert_eq(le(facs + 4, 4), 64u);
+    cr_assert_eq(le(fadt + 120, 8), 0u, "no RESET_REG");
+    cr_assert_eq(le(fadt + 109, 2), (1u << 2) | (1u << 5), "no VGA, no CMOS RTC, nothing legacy");
+    cr_assert_eq(fadt[108], 0, "no century byte without an RTC");
+    cr_assert_eq(memcmp(t.facs, "FACS", 4), 0);
+    cr_assert_eq(le(t.facs + 4, 4), 64u);
     cr_assert_eq(le(fadt + 36, 4) & 63, 0u, "FACS is 64-byte aligned");
-    const u8 *dsdt = table(le(fadt + 40, 4), "DSDT");
-    u32 dlen = (u32)le(dsdt + 4, 4);
-    /* \_S5 is a package of four */
-    bool s5 = false;
-    for (u32 i = 36; i + 7 < dlen; i++)
-        if (!memcmp(dsdt + i, "\x08\\_S5_\x12", 7))
-            s5 = dsdt[i + 8] == 4;
-    cr_assert(s5, "Name(\\_S5, Package(4){...})");
+    /* \_S5 is a package of four zeros (ACPI_S5_SLP_TYP) */
+    u32 dlen = (u32)le(t.dsdt + 4, 4);
+    const u8 *s5 = find_bytes(t.dsdt + 36, dlen - 36, "\x08\\_S5_\x12", 7);
+    cr_assert_not_null(s5, "Name(\\_S5, Package(){...})");
+    cr_assert_eq(s5[8], 4);
+    cr_assert_eq(memcmp(s5 + 9, "\0\0\0\0", 4), 0);
+    cr_assert_eq(ACPI_S5_SLP_TYP, 0);
+    cr_assert_null(find_hid(t.dsdt, "PNP0A08"), "no PCI host bridge");
+    cr_assert_null(find_hid(t.dsdt, "PNP0103"), "no HPET device");
+    cr_assert_null(find_hid(t.dsdt, "PNP0C02"), "no motherboard resources");
 }
 
 Test(acpi, fadt_follows_the_bus)
@@ -151,21 +387,29 @@ Test(acpi, fadt_follows_the_bus)
     /* with devices on the PM timer and reset ports, both are advertised */
     bus_register(&m.io, 0x608, 4, NULL, NULL, NULL, "pmtimer");
     bus_register(&m.io, 0xcf9, 1, NULL, NULL, NULL, "reset");
-    const u8 *fadt, *madt;
-    check_tables(acpi_build(&m), &fadt, &madt);
+    const u8 *fadt = build().fadt;
     cr_assert_eq(le(fadt + 76, 4), 0x608u);
     cr_assert_eq(fadt[91], 4);
     cr_assert_eq(le(fadt + 208 + 4, 8), 0x608u);
     cr_assert_eq(fadt[208], 1);
     cr_assert_eq(fadt[209], 32);
+    cr_assert(le(fadt + 112, 4) & (1u << 8), "TMR_VAL_EXT");
     cr_assert(le(fadt + 112, 4) & (1u << 10), "RESET_REG_SUP");
+    /* reset register: I/O port 0xcf9, 8 bits, byte access, value 6 */
+    cr_assert_eq(fadt[116], 1);
+    cr_assert_eq(fadt[117], 8);
+    cr_assert_eq(fadt[118], 0);
+    cr_assert_eq(fadt[119], 1);
+    cr_assert_eq(le(fadt + 120, 8), 0xcf9u);
+    cr_assert_eq(fadt[128], 6);
 }
 
 Test(acpi, madt)
 {
-    const u8 *fadt, *madt;
-    check_tables(acpi_build(&m), &fadt, &madt);
+    m.ioapic = ioapic_create(&m);
+    const u8 *madt = build().madt;
     cr_assert_eq(le(madt + 36, 4), 0xfee00000u);
+    cr_assert_eq(le(madt + 40, 4), 0u, "no 8259s: no PCAT_COMPAT");
     u32 len = (u32)le(madt + 4, 4);
     int lapics = 0, ioapics = 0, isos = 0, nmis = 0;
     for (u32 off = 44; off < len;) {
@@ -182,16 +426,17 @@ Test(acpi, madt)
             break;
         case 1:
             cr_assert_eq(e[1], 12);
-            cr_assert_eq(e[2], 4, "I/O APIC ID after the CPUs");
-            cr_assert_eq(le(e + 4, 4), 0xfec00000u);
-            cr_assert_eq(le(e + 8, 4), 0u);
+            cr_assert_eq(e[2], IOAPIC_ID);
+            cr_assert_eq(le(e + 4, 4), IOAPIC_MMIO_BASE);
+            cr_assert_eq(le(e + 8, 4), 0u, "GSI base");
             ioapics++;
             break;
         case 2:
             cr_assert_eq(e[1], 10);
             cr_assert_eq(e[2], 0, "ISA");
             if (e[3] == 0) {
-                cr_assert_eq(le(e + 4, 4), 2u);
+                cr_assert_eq(le(e + 4, 4), 2u, "IRQ0 -> GSI2");
+                cr_assert_eq(le(e + 8, 2), 0u, "conforming: edge, active high");
             } else {
                 cr_assert_eq(e[3], 9);
                 cr_assert_eq(le(e + 4, 4), 9u);
@@ -201,7 +446,8 @@ Test(acpi, madt)
             break;
         case 4:
             cr_assert_eq(e[1], 6);
-            cr_assert_eq(e[2], 0xff);
+            cr_assert_eq(e[2], 0xff, "all processors");
+            cr_assert_eq(le(e + 3, 2), 0u);
             cr_assert_eq(e[5], 1, "LINT1");
             nmis++;
             break;
@@ -216,20 +462,24 @@ Test(acpi, madt)
     cr_assert_eq(nmis, 1);
 }
 
+Test(acpi, madt_without_ioapic_has_no_ioapic_entries)
+{
+    const u8 *madt = build().madt;
+    cr_assert_eq(le(madt + 4, 4), 36u + 8 + 4 * 8 + 6, "LAPICs and the LINT1 NMI only");
+}
+
 Test(acpi, pm1_blocks_advertised_with_the_device)
 {
-    const u8 *fadt, *madt;
-    check_tables(acpi_build(&m), &fadt, &madt);
+    const u8 *fadt = build().fadt;
     cr_assert_eq(le(fadt + 56, 4), 0u, "no PM device: no PM1a event block");
-    struct acpi_pm *pm = acpi_pm_create(&m);
-    check_tables(acpi_build(&m), &fadt, &madt);
+    m.acpi_pm = acpi_pm_create(&m);
+    fadt = build().fadt;
     cr_assert_eq(le(fadt + 56, 4), 0x600u);
     cr_assert_eq(fadt[88], 4);
     cr_assert_eq(le(fadt + 64, 4), 0x604u);
     cr_assert_eq(fadt[89], 2);
     cr_assert_eq(le(fadt + 148 + 4, 8), 0x600u, "X_PM1a_EVT_BLK");
     cr_assert_eq(le(fadt + 172 + 4, 8), 0x604u, "X_PM1a_CNT_BLK");
-    acpi_pm_destroy(pm);
 }
 
 Test(acpi, pm1_registers_and_soft_off)
@@ -252,4 +502,191 @@ Test(acpi, pm1_registers_and_soft_off)
     cr_assert(m.stop, "S5: power off");
     cr_assert_eq(m.exit_status, 0);
     acpi_pm_destroy(pm);
+}
+
+/* ---- the full platform ---- */
+
+Test(acpi, platform_lists_hpet_and_mcfg)
+{
+    create_platform();
+    struct tables t = build();
+    cr_assert_eq(t.n, 4u, "FADT, MADT, HPET, MCFG");
+    cr_assert_not_null(t.hpet);
+    cr_assert_not_null(t.mcfg);
+    /* HPET: the HPET model's own table */
+    u8 expect[64];
+    size_t len = sizeof(expect);
+    hpet_acpi_table(expect, &len);
+    cr_assert_eq(le(t.hpet + 4, 4), len);
+    cr_assert_eq(memcmp(t.hpet, expect, len), 0);
+    cr_assert_eq(t.hpet[40], 0, "system memory");
+    cr_assert_eq(le(t.hpet + 44, 8), HPET_MMIO_BASE);
+    /* MCFG: one ECAM area, segment 0, buses 0-255 */
+    cr_assert_eq(le(t.mcfg + 4, 4), 60u);
+    cr_assert_eq(t.mcfg[8], 1, "revision");
+    cr_assert_eq(le(t.mcfg + 36, 8), 0u, "reserved");
+    cr_assert_eq(le(t.mcfg + 44, 8), PCI_ECAM_BASE);
+    cr_assert_eq(le(t.mcfg + 52, 2), 0u, "segment");
+    cr_assert_eq(t.mcfg[54], 0, "start bus");
+    cr_assert_eq(t.mcfg[55], 255, "end bus");
+}
+
+Test(acpi, platform_fadt)
+{
+    create_platform();
+    const u8 *fadt = build().fadt;
+    cr_assert_eq(le(fadt + 46, 2), ACPI_SCI_IRQ);
+    cr_assert_eq(le(fadt + 48, 4), 0u, "SMI_CMD 0: always in ACPI mode");
+    cr_assert_eq(fadt[52], 0);
+    cr_assert_eq(fadt[53], 0);
+    /* every block: the legacy port and length, and an X_ generic address saying the same */
+    static const struct { u16 port; u8 len; int field, len_field, x_field, access; } blocks[] = {
+        { 0x600, 4, 56, 88, 148, 2 },  /* PM1a_EVT_BLK */
+        { 0x604, 2, 64, 89, 172, 2 },  /* PM1a_CNT_BLK */
+        { 0x608, 4, 76, 91, 208, 3 },  /* PM_TMR_BLK */
+        { 0x620, 4, 80, 92, 220, 1 },  /* GPE0_BLK */
+    };
+    for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++) {
+        cr_assert_eq(le(fadt + blocks[i].field, 4), blocks[i].port);
+        cr_assert_eq(fadt[blocks[i].len_field], blocks[i].len);
+        const u8 *gas = fadt + blocks[i].x_field;
+        cr_assert_eq(gas[0], 1, "system I/O");
+        cr_assert_eq(gas[1], blocks[i].len * 8, "bit width = 8 * length");
+        cr_assert_eq(gas[2], 0);
+        cr_assert_eq(gas[3], blocks[i].access);
+        cr_assert_eq(le(gas + 4, 8), blocks[i].port);
+    }
+    /* no second blocks, no PM2 */
+    cr_assert_eq(le(fadt + 60, 4) | le(fadt + 68, 4) | le(fadt + 72, 4) | le(fadt + 84, 4), 0u);
+    u32 flags = (u32)le(fadt + 112, 4);
+    cr_assert(flags & (1u << 8), "TMR_VAL_EXT");
+    cr_assert(flags & (1u << 10), "RESET_REG_SUP");
+    cr_assert_eq(flags & (1u << 4), 0u, "fixed-feature power button");
+    cr_assert_eq(flags & (1u << 19), 0u, "4 CPUs: flat logical mode is fine");
+    cr_assert_eq(le(fadt + 120, 8), ACPI_RESET_PORT);
+    cr_assert_eq(fadt[128], ACPI_RESET_VALUE);
+    cr_assert_eq(fadt[108], 0x32, "CENTURY");
+    cr_assert_eq(le(fadt + 109, 2), 0x7u, "legacy devices, 8042, no VGA");
+}
+
+Test(acpi, platform_madt_is_pc_compatible)
+{
+    create_platform();
+    const u8 *madt = build().madt;
+    cr_assert_eq(le(madt + 40, 4), 1u, "PCAT_COMPAT");
+    const u8 *io = find_bytes(madt + 44, le(madt + 4, 4) - 44, "\x01\x0c", 2);
+    cr_assert_not_null(io);
+    cr_assert_eq(io[2], IOAPIC_ID);
+}
+
+Test(acpi, many_cpus_use_physical_destinations)
+{
+    m.ncpus = m.cfg.ncpus = 9;
+    cr_assert(le(build().fadt + 112, 4) & (1u << 19));
+}
+
+Test(acpi, platform_e820_reservations)
+{
+    create_platform();
+    build();
+    assert_e820_sorted_and_disjoint();
+    cr_assert(e820_covers(PCI_ECAM_BASE, PCI_ECAM_SIZE, E820_RESERVED), "ECAM");
+    cr_assert(e820_covers(IOAPIC_MMIO_BASE, 4096, E820_RESERVED), "I/O APIC page");
+    cr_assert(e820_covers(HPET_MMIO_BASE, 4096, E820_RESERVED), "HPET page");
+    cr_assert(e820_covers(0xfee00000, 4096, E820_RESERVED), "LAPIC page");
+    cr_assert(e820_covers(0xe0000, 0x20000, E820_RESERVED), "BIOS area with the tables");
+    /* RAM is untouched and the holes between stay holes */
+    cr_assert(e820_covers(0, 0x9fc00, E820_RAM));
+    cr_assert(e820_covers(MiB, 127 * MiB, E820_RAM));
+    cr_assert_null(e820_at(128 * MiB));
+    cr_assert_null(e820_at(PCI_ECAM_BASE - 1));
+    cr_assert_null(e820_at(PCI_ECAM_BASE + PCI_ECAM_SIZE));
+    cr_assert_null(e820_at(0xfec01000));
+    /* building again gives the same map */
+    struct e820_entry before[MEM_MAX_E820];
+    int n = m.mem.ne820;
+    memcpy(before, m.mem.e820, sizeof(before));
+    build();
+    cr_assert_eq(m.mem.ne820, n);
+    cr_assert_eq(memcmp(before, m.mem.e820, (size_t)n * sizeof(before[0])), 0);
+}
+
+Test(acpi, platform_dsdt_legacy_devices)
+{
+    create_platform();
+    const u8 *dsdt = build().dsdt;
+    struct crs kbd = device_crs(dsdt, "PNP0303");
+    cr_assert_eq(kbd.n, 3);
+    cr_assert(has_io(&kbd, 0x60, 1) && has_io(&kbd, 0x64, 1) && has_irq(&kbd, 1));
+    struct crs mou = device_crs(dsdt, "PNP0F13");
+    cr_assert_eq(mou.n, 1);
+    cr_assert(has_irq(&mou, 12));
+    struct crs rtc = device_crs(dsdt, "PNP0B00");
+    cr_assert_eq(rtc.n, 2);
+    cr_assert(has_io(&rtc, 0x70, 2) && has_irq(&rtc, 8));
+    struct crs com1 = device_crs(dsdt, "PNP0501");
+    cr_assert_eq(com1.n, 2);
+    cr_assert(has_io(&com1, 0x3f8, 8) && has_irq(&com1, 4));
+    struct crs hpet = device_crs(dsdt, "PNP0103");
+    cr_assert_eq(hpet.n, 1);
+    cr_assert(has_mem32_fixed(&hpet, (u32)HPET_MMIO_BASE, 0x400));
+    struct crs fwcfg = device_crs(dsdt, "QEMU0002");
+    cr_assert_eq(fwcfg.n, 1);
+    cr_assert(has_io(&fwcfg, 0x510, 12));
+}
+
+Test(acpi, platform_dsdt_motherboard_resources)
+{
+    create_platform();
+    const u8 *dsdt = build().dsdt;
+    struct crs sysr = device_crs(dsdt, "PNP0C02");
+    /* ECAM (Linux's "reserved in ACPI motherboard resources"), and the ports no other
+     * device describes; 0xcf9 is inside the host bridge's 0xcf8-0xcff */
+    cr_assert(has_mem32_fixed(&sysr, (u32)PCI_ECAM_BASE, (u32)PCI_ECAM_SIZE));
+    cr_assert(has_io(&sysr, 0x600, 0x40), "PM blocks");
+    cr_assert(has_io(&sysr, 0x92, 1), "port A");
+    cr_assert(has_io(&sysr, 0xf4, 1), "debug exit");
+    cr_assert(has_io(&sysr, 0x4d0, 2), "ELCR");
+    cr_assert(!has_io(&sysr, 0xcf9, 1));
+    cr_assert_eq(sysr.n, 5);
+}
+
+Test(acpi, motherboard_resources_without_pci_hold_the_reset_port)
+{
+    m.acpi_pm = acpi_pm_create(&m);
+    struct crs sysr = device_crs(build().dsdt, "PNP0C02");
+    cr_assert(has_io(&sysr, 0xcf9, 1));
+    cr_assert(has_io(&sysr, 0x600, 0x40));
+    cr_assert_eq(sysr.n, 2, "no ECAM without PCI");
+}
+
+Test(acpi, platform_dsdt_pci_host_bridge)
+{
+    create_platform();
+    const u8 *dsdt = build().dsdt;
+    const u8 *hid = find_hid(dsdt, "PNP0A08");
+    cr_assert_not_null(hid);
+    u32 cid = eisa("PNP0A03");
+    cr_assert_eq(memcmp(hid + 10, "\x08_CID\x0c", 6), 0);
+    cr_assert_eq(memcmp(hid + 16, &cid, 4), 0);
+    cr_assert_eq(memcmp(hid + 20, "\x08_SEG\x00\x08_BBN\x00\x08_UID\x00", 18), 0);
+    struct crs c = device_crs(dsdt, "PNP0A08");
+    cr_assert(has_io(&c, 0xcf8, 8), "the configuration ports, consumed");
+    struct window w[8];
+    int n = windows(&c, w, 8);
+    cr_assert_eq(n, 5);
+    cr_assert(w[0].type == 2 && w[0].min == 0 && w[0].max == 255, "buses 0-255");
+    cr_assert(w[1].type == 1 && w[1].min == 0 && w[1].max == 0xcf7);
+    cr_assert(w[2].type == 1 && w[2].min == 0xd00 && w[2].max == 0xffff);
+    /* memory: the PCI hole from 3G to the I/O APIC, without ECAM and without RAM */
+    u64 covered = 0;
+    for (int i = 3; i < n; i++) {
+        cr_assert_eq(w[i].type, 0);
+        cr_assert_geq(w[i].min, 0xc0000000u);
+        cr_assert_leq(w[i].max, 0xfebfffffu);
+        cr_assert(w[i].max < PCI_ECAM_BASE || w[i].min >= PCI_ECAM_BASE + PCI_ECAM_SIZE);
+        cr_assert(e820_at(w[i].min) == NULL && e820_at(w[i].max) == NULL, "not in e820");
+        covered += w[i].max - w[i].min + 1;
+    }
+    cr_assert_eq(covered, 0xfec00000u - 0xc0000000u - PCI_ECAM_SIZE);
 }

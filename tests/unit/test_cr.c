@@ -382,3 +382,26 @@ Test(cr, syscall_sysret_roundtrip)
     cr_expect_eq(RUN(0x48, 0x0f, 0x07), EXC_GP);
     cr_expect_eq(c->cpl, 0);
 }
+
+Test(cr, cpuid_instruction)
+{
+    /* Intel enumerates SYSCALL only in 64-bit mode */
+    long64(0);
+    c->gpr[R_RAX] = 0x80000001u;
+    c->gpr[R_RCX] = 0;
+    cr_expect_eq(RUN(0x0f, 0xa2), -1);
+    cr_expect(c->gpr[R_RDX] & BIT(11));
+    cr_expect(c->gpr[R_RDX] & BIT(29), "LM");
+    prot32();
+    c->gpr[R_RAX] = 0x80000001u;
+    cr_expect_eq(RUN(0x0f, 0xa2), -1);
+    cr_expect_not(c->gpr[R_RDX] & BIT(11));
+    cr_expect(c->gpr[R_RDX] & BIT(29), "LM");
+    /* leaf 0 in the low halves, upper halves cleared */
+    long64(0);
+    c->gpr[R_RAX] = 0xffffffff00000000ull;
+    c->gpr[R_RBX] = ~0ull;
+    cr_expect_eq(RUN(0x0f, 0xa2), -1);
+    cr_expect_eq(c->gpr[R_RAX], 0x16u);
+    cr_expect_eq(c->gpr[R_RBX], 0x756e6547u, "\"Genu\"");
+}

@@ -104,6 +104,20 @@ static ulong user_io(ulong port)
     (void)inw((u16)port);
     return 1;
 }
+/* the imm8 forms, with ports >= 0x80 (an unsigned immediate) */
+static ulong user_io_imm(ulong deny)
+{
+    u8 v;
+    if (deny)
+        asm volatile("inb $0x82, %0" : "=a"(v));
+    else
+        asm volatile("inb $0x80, %0\n\toutb %0, $0x81" : "=a"(v));
+    return v;
+}
+static void io_imm_in_user(void *deny)
+{
+    run_user(user_io_imm, (ulong)deny, 0);
+}
 static volatile ulong io_port, io_flags;
 static void io_in_user(void *unused)
 {
@@ -145,6 +159,8 @@ static void check_tr_ldtr_iomap(void)
     e = try_user_io(0x81, 0); /* OUTB 0x81 passes, INW 0x81 needs 0x82 too */
     TEST_ASSERT(e == GP_VECTOR, "I/O bitmap: a 2-byte access needs both bits clear");
     TEST_EQ(try_user_io(0x82, 3ul << 12), NO_EXCEPTION, "IOPL 3 bypasses the bitmap");
+    TEST_EQ(exc_catch(io_imm_in_user, (void *)0), NO_EXCEPTION, "IN/OUT imm8 0x80/0x81 allowed");
+    TEST_EQ(exc_catch(io_imm_in_user, (void *)1), GP_VECTOR, "IN imm8 0x82 denied");
 
     /* back to the runtime's TSS: it is busy, so free it first */
     gdt[SEL_TSS >> 3] &= ~(2ull << 40);
@@ -419,6 +435,28 @@ static void check_sysenter64(void)
             "SYSENTER with SYSENTER_CS = 0");
 }
 
+/* ---- I/O breakpoints (DR7 RW = 10 with CR4.DE) ---- */
+
+static void check_io_breakpoint(void)
+{
+    write_cr4(read_cr4() | CR4_DE);
+    write_dr6(0xffff0ff0);
+    write_dr0(0x80);
+    write_dr7(BIT(0) | (2ul << 16) | (1ul << 18)); /* L0, I/O, 2 bytes: ports 0x80-0x81 */
+    ulong after;
+    asm volatile(ASM_TRY("1f") ASM_LABEL_ADDR("1f", "%0") "outb %%al, $0x81\n1:"
+                 : "=&r"(after) : "a"(0) : "memory");
+    int v = exc_vector();
+    TEST_ASSERT(v == DB_VECTOR && (exc_last.dr6 & 0xf) == 1 && exc_last.ip == after,
+                "I/O breakpoint: #DB trap after OUT with DR6.B0 (vector %d dr6 %#lx)", v,
+                (ulong)exc_last.dr6);
+    write_dr6(0xffff0ff0);
+    asm volatile(ASM_TRY("1f") "outb %%al, $0x82\n1:" ::"a"(0) : "memory");
+    TEST_EQ(exc_vector(), NO_EXCEPTION, "I/O breakpoint: other ports do not match");
+    write_dr7(0x400);
+    write_cr4(read_cr4() & ~CR4_DE);
+}
+
 void test_main(void)
 {
     check_store_tables();
@@ -429,5 +467,6 @@ void test_main(void)
     check_xcr0();
     check_invpcid();
     check_sysenter64();
+    check_io_breakpoint();
     test_done();
 }

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Boots Debian's own kernel on nestor with the test initramfs of scripts/linux.sh, whose
+# /script prints uname, /proc/cpuinfo, /proc/interrupts, a computation, the date and the
+# kernel log, then powers off (or reboots, with nestor.reboot=1). One line per check:
+#   PASS linux:BOOT:CHECK
+#   FAIL linux:BOOT:CHECK: why
+# Boots (run in parallel, two at a time):
+#   pvh-smp1      the uncompressed vmlinux through PVH, 1 vCPU, poweroff
+#   pvh-smp2      the same with 2 vCPUs, ending with reboot -f
+#   bzimage-smp1  the bzImage through the Linux boot protocol, with its own decompressor
+#
+#   tests/linux/run.sh [BOOT...]   all boots, or the named ones
+#   LINUX_TIMEOUT=N                seconds per boot (default 900)
+#   LINUX_RECHECK=1                check the logs of the last run again, without booting
+# Logs: $BUILD/tests/linux/BOOT.log (serial console) and BOOT.err (nestor's stderr).
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+NESTOR=${NESTOR:-$PWD/$BUILD/nestor}
+TIMEOUT=${LINUX_TIMEOUT:-900}
+KDIR=$BUILD/linux
+LOGDIR=$BUILD/tests/linux
+mkdir -p "$LOGDIR"
+
+# name  kernel   vCPUs  ending
+BOOTS=(
+  "pvh-smp1     vmlinux 1 poweroff"
+  "pvh-smp2     vmlinux 2 reboot"
+  "bzimage-smp1 vmlinuz 1 poweroff"
+)
+
+# Kernel log lines (they start with a [seconds] stamp) that are bugs to fix in nestor.
+FORBIDDEN='Oops|\bBUG\b|WARNING|[Uu]nstable|[Ll]ost .*interrupt|[Ss]purious|Call Trace|unchecked MSR access|Firmware Bug|FW BUG|Kernel panic|detected stall|soft lockup'
+# PCI messages that report trouble.
+PCI_TROUBLE='error|fail|conflict|invalid|can.t|cannot|not claimed|bad|disabled'
+
+selected() { # name
+  [ ${#WANT[@]} -eq 0 ] && return 0
+  local w
+  for w in "${WANT[@]}"; do [ "$w" = "$1" ] && return 0; done
+  return 1
+}
+WANT=("$@")
+
+one_line() { head -n "${2:-3}" | tr -d '\r' | tr '\n' '|' | sed 's/|$//; s/|/ | /g' | cut -c1-300; }
+
+# section NAME < log: the lines the script printed after "== NAME", up to the next "== ".
+section() { tr -d '\r' | awk -v s="== $1" '$0 == s { on = 1; next } /^== / { on = 0 } on'; }
+
+boot() { # name kernel ncpus ending
+  local name=$1 kernel=$KDIR/$2 ncpus=$3 ending=$4
+  local log=$LOGDIR/$name.log err=$LOGDIR/$name.err
+  local append="console=ttyS0 nestor.script=1"
+  [ "$ending" = reboot ] && append="$append nestor.reboot=1"
+  local start end rc
+  start=$(date +%s)
+  timeout -k 10 "$TIMEOUT" "$NESTOR" run -m 512M -smp "$ncpus" -kernel "$kernel" \
+      -initrd "$KDIR/initramfs.cpio.gz" -append "$append" </dev/null >"$log" 2>"$err"
+  rc=$?
+  end=$(date +%s)
+  echo "$rc $start $end" >"$LOGDIR/$name.status"
+}
+
+check() { # name kernel ncpus ending
+  local name=$1 ncpus=$3 ending=$4 t=linux:$1
+  local log=$LOGDIR/$name.log err=$LOGDIR/$name.err
+  local rc start end
+  read -r rc start end <"$LOGDIR/$name.status"
+
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    echo "FAIL $t:exit: no $ending within ${TIMEOUT}s | $(tail -n 3 "$log" | one_line)"
+  elif [ "$rc" -ne 0 ]; then
+    echo "FAIL $t:exit: nestor exited with status $rc after $ending | $(one_line <"$err")"
+  elif ! tr -d '\r' <"$log" | grep -qx '== done'; then
+    echo "FAIL $t:exit: status 0 before the script finished | $(tail -n 3 "$log" | one_line)"
+  else
+    echo "PASS $t:exit"
+  fi
+
+  local kernel_lines
+  kernel_lines=$(grep -aE '^\[ *[0-9]+\.[0-9]+\]' "$log" | tr -d '\r')
+
+  local uname
+  uname=$(section uname <"$log")
+  if grep -qE '^Linux .* [0-9]+\.[0-9]+\.[0-9]+-[0-9]+-amd64 .*x86_64' <<<"$uname"; then
+    echo "PASS $t:uname"
+  else
+    echo "FAIL $t:uname: '$(one_line 1 <<<"$uname")'"
+  fi
+
+  local processors
+  processors=$(section cpuinfo <"$log" | grep -c '^processor')
+  if [ "$processors" -eq "$ncpus" ] &&
+     grep -qE "smp: Brought up 1 node, $ncpus CPUs?$" <<<"$(sed 's/^\[[^]]*\] //' <<<"$kernel_lines")"; then
+    echo "PASS $t:cpus-online"
+  else
+    echo "FAIL $t:cpus-online: /proc/cpuinfo lists $processors of $ncpus | $(grep -E 'smp: Brought up|smpboot: .*(failed|stuck)' <<<"$kernel_lines" | one_line)"
+  fi
+
+  # /proc/interrupts: one column per CPU; every CPU took local timer interrupts.
+  local irqs cols loc
+  irqs=$(section interrupts <"$log")
+  cols=$(head -n 1 <<<"$irqs" | wc -w)
+  loc=$(grep -E '^ *LOC:' <<<"$irqs")
+  if [ "$cols" -eq "$ncpus" ] && [ -n "$loc" ] &&
+     awk -v n="$ncpus" '{ for (i = 2; i <= n + 1; i++) if ($i + 0 == 0) exit 1 }' <<<"$loc" &&
+     grep -qE '^ *0:.*timer' <<<"$irqs"; then
+    echo "PASS $t:interrupts"
+  else
+    echo "FAIL $t:interrupts: $cols CPU columns | $(grep -E 'CPU0|^ *0:|LOC:' <<<"$irqs" | one_line)"
+  fi
+
+  if section compute <"$log" | grep -qx 'sum of squares below 1000: 332833500'; then
+    echo "PASS $t:compute"
+  else
+    echo "FAIL $t:compute: '$(section compute <"$log" | one_line 1)'"
+  fi
+
+  # The RTC starts at the host's time and guest time follows host time: the date the
+  # guest prints lies between the start and the end of the run.
+  local shown when
+  shown=$(section date <"$log" | head -n 1)
+  when=$(date -d "$shown" +%s 2>/dev/null || echo 0)
+  if [ "$when" -ge $((start - 2)) ] && [ "$when" -le $((end + 2)) ]; then
+    echo "PASS $t:date"
+  else
+    echo "FAIL $t:date: guest date '$shown' is outside the run ($(date -u -d "@$start" '+%T')-$(date -u -d "@$end" '+%T') UTC)"
+  fi
+
+  local bad
+  bad=$(grep -E "$FORBIDDEN" <<<"$kernel_lines" | awk '!seen[$0]++')
+  if [ -z "$kernel_lines" ]; then
+    echo "FAIL $t:kernel-log: no kernel messages"
+  elif [ -n "$bad" ]; then
+    echo "FAIL $t:kernel-log: $(one_line 4 <<<"$bad")"
+  else
+    echo "PASS $t:kernel-log"
+  fi
+
+  local pci
+  pci=$(grep -i 'pci' <<<"$kernel_lines" | grep -iE "$PCI_TROUBLE")
+  if ! grep -qE 'pci 0000:00:00\.0: \[8086:29c0\]' <<<"$kernel_lines"; then
+    echo "FAIL $t:pci: the host bridge 00:00.0 was not enumerated"
+  elif [ -n "$pci" ]; then
+    echo "FAIL $t:pci: $(one_line 3 <<<"$pci")"
+  else
+    echo "PASS $t:pci"
+  fi
+}
+
+if [ ! -f "$KDIR/vmlinux" ] || [ ! -f "$KDIR/vmlinuz" ] || [ ! -f "$KDIR/initramfs.cpio.gz" ]; then
+  echo "FAIL linux:fetch: $KDIR lacks the kernel or initramfs (scripts/linux.sh $KDIR)"
+  exit 0
+fi
+if [ ! -x "$NESTOR" ]; then
+  echo "FAIL linux:nestor: $NESTOR is not built"
+  exit 0
+fi
+
+# Two boots at a time: each runs on one host thread.
+running=0
+[ "${LINUX_RECHECK:-0}" = 1 ] && BOOTS_TO_RUN=() || BOOTS_TO_RUN=("${BOOTS[@]}")
+for b in "${BOOTS_TO_RUN[@]}"; do
+  read -r name kernel ncpus ending <<<"$b"
+  selected "$name" || continue
+  rm -f "$LOGDIR/$name.status"
+  boot "$name" "$kernel" "$ncpus" "$ending" &
+  running=$((running + 1))
+  if [ "$running" -ge 2 ]; then
+    wait -n
+    running=$((running - 1))
+  fi
+done
+wait
+
+for b in "${BOOTS[@]}"; do
+  read -r name kernel ncpus ending <<<"$b"
+  selected "$name" || continue
+  if [ -f "$LOGDIR/$name.status" ]; then
+    check "$name" "$kernel" "$ncpus" "$ending"
+  else
+    echo "FAIL linux:$name:exit: the boot did not run"
+  fi
+done

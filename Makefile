@@ -51,6 +51,17 @@ bench: $(BUILD)/nestor guests
 run: $(BUILD)/nestor guests
 	$(BUILD)/nestor run $(BUILD)/guest/demo.elf
 
+# Debian's own kernel and busybox-static, fetched with apt (download and extract only),
+# booted to a shell on the serial console. LINUX_KERNEL=vmlinuz boots the bzImage through
+# the Linux boot protocol (its decompressor runs in the guest: slower) instead of the
+# uncompressed vmlinux through PVH.
+LINUX_KERNEL ?= vmlinux
+LINUX_SMP ?= 2
+linux: $(BUILD)/nestor
+	scripts/linux.sh $(BUILD)/linux
+	$(BUILD)/nestor run -m 512M -smp $(LINUX_SMP) -kernel $(BUILD)/linux/$(LINUX_KERNEL) \
+	    -initrd $(BUILD)/linux/initramfs.cpio.gz -append "console=ttyS0"
+
 deps:
 	scripts/deps.sh --ensure
 

@@ -12,6 +12,7 @@ PKGS=(
   libxen-dev                # Xen's public ABI headers (PVH start_info, ELF notes)
   acpica-tools              # iasl: the ACPI table tests disassemble nestor's tables
   cpio                      # make linux: packs the initramfs
+  xz-utils                  # make linux: unpacks the kernel's vmlinux for PVH boot
   binutils                  # objcopy for guest test kernels
   python3                   # test result collection scripts
 )

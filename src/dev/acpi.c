@@ -723,7 +723,9 @@ static size_t build_fadt(struct machine *m, struct acpi_area *t, size_t facs, si
     }
     put(p + FADT_FLAGS, flags, 4);
     p[FADT_MINOR_VERSION] = FADT_MINOR_REVISION;
-    put(p + FADT_X_FIRMWARE_CTRL, gpa_of(facs), 8);
+    /* The FACS is below 4G: FIRMWARE_CTRL holds it, and X_FIRMWARE_CTRL must then be 0
+     * (at most one of the two is set). The DSDT is in both fields, which agree. */
+    put(p + FADT_X_FIRMWARE_CTRL, 0, 8);
     put(p + FADT_X_DSDT, gpa_of(dsdt), 8);
     memcpy(p + FADT_HYPERVISOR_VENDOR, "NESTOR\0\0", 8);
     sdt_finish(p);

@@ -10,6 +10,12 @@
 #
 # Per-test options come from a comment line in the test's source:
 #   /* guest: smp=4 timeout=120 expect=triple-fault mem=256 */
+# Several "guest:" lines (each with its own name=) run the same kernel several times:
+#   /* guest: cpu=max name=cpufeat */
+#   /* guest: cpu=max,-bmi1,-smep name=cpufeat-off */
+# name=RUN names the run (logs RUN.log; `run.sh RUN` runs only it, `run.sh NAME` all runs
+# of NAME.c). cpu=SPEC is passed as -cpu SPEC (QEMU: instead of "max"), and as the
+# kernel command line "cpu=SPEC" so that the test knows what it must find.
 # expect=pass (default): the VM must end with debug-exit status 0 (process status 1) and
 #   print no line starting with FAIL.
 # expect=triple-fault: the last line printed must be "TRIPLE-FAULT-NEXT" and the VM must
@@ -25,10 +31,17 @@ DEFAULT_TIMEOUT=${GUEST_TIMEOUT:-60}
 LOGDIR=$BUILD/guest/logs
 mkdir -p "$LOGDIR"
 
-# value of key in the test's "guest:" comment, or a default
-opt() { # file key default
+# the options of each "guest:" comment line of a source, one run per line (none: one run)
+runs_of() { # file
+  local lines
+  lines=$(sed -n 's/.*guest:\(.*\)\*\/.*/\1/p' "$1")
+  if [ -z "$lines" ]; then echo " "; else echo "$lines"; fi
+}
+
+# value of key in one run's options, or a default
+opt() { # options key default
   local v
-  v=$(sed -n 's/.*guest:\(.*\)\*\/.*/\1/p' "$1" | head -1 | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1)
+  v=$(echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1)
   echo "${v:-$3}"
 }
 
@@ -36,21 +49,25 @@ tail_of() { # log: last lines, on one line
   tail -n 4 "$1" | tr -d '\r' | tr '\n' '|' | sed 's/|$//; s/|/ | /g' | cut -c1-400
 }
 
-run_one() { # name src
-  local name=$1 src=$2 elf=$BUILD/guest/$1.elf log=$LOGDIR/$1.log err=$LOGDIR/$1.err
-  local smp mem timeout expect status why=""
-  smp=$(opt "$src" smp 1)
-  mem=$(opt "$src" mem 128)
-  timeout=$(opt "$src" timeout "$DEFAULT_TIMEOUT")
-  expect=$(opt "$src" expect pass)
+run_one() { # name kernel options
+  local name=$1 elf=$BUILD/guest/$2.elf log=$LOGDIR/$1.log err=$LOGDIR/$1.err
+  local smp mem timeout expect cpu status why=""
+  smp=$(opt "$3" smp 1)
+  mem=$(opt "$3" mem 128)
+  timeout=$(opt "$3" timeout "$DEFAULT_TIMEOUT")
+  expect=$(opt "$3" expect pass)
+  cpu=$(opt "$3" cpu "")
+  local cpu_args=()
+  [ -n "$cpu" ] && cpu_args=(-cpu "$cpu" -append "cpu=$cpu")
   if [ ! -f "$elf" ]; then
     echo "FAIL guest:$name: $elf not built (make guests)"
     return
   fi
   case $RUNNER in
     qemu)
-      timeout "$timeout" qemu-system-x86_64 -accel tcg -M q35 -cpu max -m "$mem" -smp "$smp" \
-        -nographic -no-reboot -monitor none -serial stdio -nic none \
+      [ -z "$cpu" ] && cpu_args=(-cpu max)
+      timeout "$timeout" qemu-system-x86_64 -accel tcg -M q35 "${cpu_args[@]}" -m "$mem" \
+        -smp "$smp" -nographic -no-reboot -monitor none -serial stdio -nic none \
         -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$elf" </dev/null >"$log" 2>"$err"
       status=$? ;;
     nestor)
@@ -60,7 +77,7 @@ run_one() { # name src
       fi
       local args=(-m "${mem}M")
       [ "$smp" != 1 ] && args+=(-smp "$smp")
-      timeout "$timeout" "$NESTOR" run "${args[@]}" "$elf" </dev/null >"$log" 2>"$err"
+      timeout "$timeout" "$NESTOR" run "${args[@]}" "${cpu_args[@]}" "$elf" </dev/null >"$log" 2>"$err"
       status=$? ;;
     *)
       echo "FAIL guest:$name: unknown GUEST_RUNNER=$RUNNER"
@@ -102,11 +119,14 @@ run_one() { # name src
 want=" $* "
 for src in tests/guest/t32/*.c tests/guest/t64/*.c; do
   [ -f "$src" ] || continue
-  name=$(basename "$src" .c)
-  if [ $# -gt 0 ]; then
-    [[ $want == *" $name "* ]] || continue
-  else
-    [ "$(opt "$src" default yes)" = no ] && continue
-  fi
-  run_one "$name" "$src"
+  kernel=$(basename "$src" .c)
+  while IFS= read -r options; do
+    name=$(opt "$options" name "$kernel")
+    if [ $# -gt 0 ]; then
+      [[ $want == *" $kernel "* || $want == *" $name "* ]] || continue
+    else
+      [ "$(opt "$options" default yes)" = no ] && continue
+    fi
+    run_one "$name" "$kernel" "$options"
+  done < <(runs_of "$src")
 done

@@ -4,29 +4,29 @@
 # kernel log, then powers off (or reboots, with nestor.reboot=1). One line per check:
 #   PASS linux:BOOT:CHECK
 #   FAIL linux:BOOT:CHECK: why
-# Boots (run in parallel, two at a time):
+# Boots (two at a time, the longest first):
+#   bzimage-smp1  the bzImage through the Linux boot protocol, with its own decompressor
 #   pvh-smp1      the uncompressed vmlinux through PVH, 1 vCPU, poweroff
 #   pvh-smp2      the same with 2 vCPUs, ending with reboot -f
-#   bzimage-smp1  the bzImage through the Linux boot protocol, with its own decompressor
 #
 #   tests/linux/run.sh [BOOT...]   all boots, or the named ones
-#   LINUX_TIMEOUT=N                seconds per boot (default 900)
+#   LINUX_TIMEOUT=N                seconds per boot (default 600)
 #   LINUX_RECHECK=1                check the logs of the last run again, without booting
 # Logs: $BUILD/tests/linux/BOOT.log (serial console) and BOOT.err (nestor's stderr).
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 NESTOR=${NESTOR:-$PWD/$BUILD/nestor}
-TIMEOUT=${LINUX_TIMEOUT:-900}
+TIMEOUT=${LINUX_TIMEOUT:-600}
 KDIR=$BUILD/linux
 LOGDIR=$BUILD/tests/linux
 mkdir -p "$LOGDIR"
 
 # name  kernel   vCPUs  ending
 BOOTS=(
+  "bzimage-smp1 vmlinuz 1 poweroff"
   "pvh-smp1     vmlinux 1 poweroff"
   "pvh-smp2     vmlinux 2 reboot"
-  "bzimage-smp1 vmlinuz 1 poweroff"
 )
 
 # Kernel log lines (they start with a [seconds] stamp) that are bugs to fix in nestor.

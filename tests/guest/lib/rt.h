@@ -237,6 +237,11 @@ extern u32 mb_magic, mb_info;  /* EAX/EBX at entry */
 extern u32 rt_want_la57;        /* weak, 0: a 64-bit test may define it as 1 */
 extern u32 rt_paging_levels;    /* 0 (32-bit tests), 4 or 5 */
 extern u8 __image_start[], __image_end[];
+/* The multiboot command line ("" if none); the runner passes "cpu=SPEC" there for runs
+ * with a cpu= option. rt_cmdline_value copies the value of the first word "key=value"
+ * into buf (truncated to n-1 characters) and returns whether there is one. */
+const char *rt_cmdline(void);
+bool rt_cmdline_value(const char *key, char *buf, size_t n);
 
 /* ---------------------------------------------------------------- CPU access */
 static inline void outb(u16 port, u8 v) { asm volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }

@@ -1,23 +1,74 @@
 #!/usr/bin/env bash
-# nestor benchmarks: guest instructions retired per second on a CPU-bound guest.
-# Prints one line per benchmark; docs/PERFORMANCE.md records the figures.
+# nestor benchmarks (docs/PERFORMANCE.md records the figures and how they were taken):
+#  1. guest instructions retired per second on a CPU-bound guest (bench.elf), median of
+#     BENCH_RUNS (default 3) runs;
+#  2. Debian's kernel booted to its initramfs script and powered off, process start to
+#     exit, median of BENCH_LINUX_RUNS (default 5): the bzImage through the Linux boot
+#     protocol (decompressor in the guest) and the vmlinux through PVH;
+#  3. the same bzImage and initramfs on QEMU's software emulator (qemu-system-x86_64
+#     -accel tcg, -M pc and -M microvm), when it is installed, and the ratios.
+# BENCH_LINUX=0 skips 2 and 3.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 NESTOR="$BUILD/nestor"
 RUNS=${BENCH_RUNS:-3}
+LRUNS=${BENCH_LINUX_RUNS:-5}
+KDIR="$BUILD/linux"
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# ---- 1. MIPS ----
 mips=()
-for r in $(seq "$RUNS"); do
+for _ in $(seq "$RUNS"); do
   out=$("$NESTOR" run -stats "$BUILD/guest/bench.elf" 2>&1 >/dev/null)
   st=$?
   if [ "$st" -ne 1 ]; then
-    echo "bench: guest failed (exit status $st)"; echo "$out" | tail -5; exit 1
+    echo "bench: bench.elf failed (exit status $st)"; echo "$out" | tail -5; exit 1
   fi
-  m=$(echo "$out" | sed -n 's/.*: \([0-9.]*\) MIPS$/\1/p')
-  mips+=("$m")
+  mips+=("$(echo "$out" | sed -n 's/.*: \([0-9.]*\) MIPS$/\1/p')")
 done
-med=$(printf '%s\n' "${mips[@]}" | median)
-echo "cpu-bound guest (bench.elf): median of $RUNS runs: $med MIPS (runs: ${mips[*]})"
+echo "cpu-bound guest (bench.elf): $(printf '%s\n' "${mips[@]}" | median) MIPS (median of $RUNS: ${mips[*]})"
+
+[ "${BENCH_LINUX:-1}" = 0 ] && exit 0
+
+# ---- 2./3. Linux boot ----
+scripts/linux.sh "$KDIR" >/dev/null || { echo "bench: cannot fetch Debian's kernel"; exit 1; }
+APPEND="console=ttyS0 nestor.script=1"
+
+# time_boot NAME CMD...: prints the median wall seconds of LRUNS boots that print the
+# script's end marker
+time_boot() {
+  local name=$1; shift
+  local t=() s e
+  for _ in $(seq "$LRUNS"); do
+    s=$(date +%s.%N)
+    timeout 1200 "$@" </dev/null >"/tmp/nestor-bench-$name.log" 2>&1
+    e=$(date +%s.%N)
+    if ! grep -q '^== done' "/tmp/nestor-bench-$name.log"; then
+      echo "bench: $name did not finish its boot script (log: /tmp/nestor-bench-$name.log)" >&2
+      echo "failed"; return
+    fi
+    t+=("$(echo "$e - $s" | bc)")
+  done
+  printf '%s\n' "${t[@]}" | median
+}
+
+nb=$(time_boot nestor-bzimage "$NESTOR" run -m 512M -kernel "$KDIR/vmlinuz" -initrd "$KDIR/initramfs.cpio.gz" -append "$APPEND")
+echo "linux boot, nestor, bzImage:          $nb s (median of $LRUNS)"
+np=$(time_boot nestor-pvh "$NESTOR" run -m 512M -kernel "$KDIR/vmlinux" -initrd "$KDIR/initramfs.cpio.gz" -append "$APPEND")
+echo "linux boot, nestor, vmlinux via PVH:  $np s (median of $LRUNS)"
+
+if command -v qemu-system-x86_64 >/dev/null; then
+  qp=$(time_boot qemu-pc qemu-system-x86_64 -accel tcg -M pc -m 512M -nographic -no-reboot \
+        -kernel "$KDIR/vmlinuz" -initrd "$KDIR/initramfs.cpio.gz" -append "$APPEND")
+  echo "linux boot, QEMU TCG -M pc (bzImage): $qp s (median of $LRUNS)"
+  qm=$(time_boot qemu-microvm qemu-system-x86_64 -accel tcg -M microvm -m 512M -nographic -no-reboot \
+        -kernel "$KDIR/vmlinuz" -initrd "$KDIR/initramfs.cpio.gz" -append "$APPEND")
+  echo "linux boot, QEMU TCG -M microvm:      $qm s (median of $LRUNS)"
+  if [ "$nb" != failed ] && [ "$qp" != failed ]; then
+    echo "ratio nestor bzImage / QEMU TCG pc:   $(echo "scale=2; $nb / $qp" | bc)"
+  fi
+else
+  echo "QEMU (qemu-system-x86) is not installed: no comparison"
+fi

@@ -65,7 +65,7 @@ static void handlers_init(void)
 }
 
 /* ---- decode cache ---- */
-#define DCACHE_BITS 12
+#define DCACHE_BITS 15
 #define DCACHE_SIZE (1u << DCACHE_BITS)
 
 struct dcache_entry {

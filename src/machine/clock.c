@@ -25,7 +25,22 @@ u64 clock_now(const struct vclock *k)
 {
     if (k->deterministic)
         return k->det_ns;
-    return clock_host_ns() - k->host_start_ns;
+    u64 host = clock_host_ns() - k->host_start_ns;
+    if (host < k->hold_until_ns)
+        return k->hold_ns;
+    return host - k->stolen_ns;
+}
+
+void clock_exclude_host_time(struct vclock *k, u64 ns)
+{
+    if (k->deterministic || ns == 0)
+        return;
+    u64 now = clock_now(k);
+    k->stolen_ns += ns;
+    /* host - stolen_ns now lies below what the guest may have read already: hold at
+     * `now` until host time makes up the difference */
+    k->hold_ns = now;
+    k->hold_until_ns = now + k->stolen_ns;
 }
 
 void clock_advance_insns(struct vclock *k, u64 insns)

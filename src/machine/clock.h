@@ -1,6 +1,7 @@
 /* The virtual clock behind the TSC and every timer. In deterministic mode time advances
  * only with retired instructions (fixed nanoseconds per instruction), so a run is
- * repeatable; otherwise it follows the host's monotonic clock. */
+ * repeatable; otherwise it follows the host's monotonic clock, less the time the host
+ * kept nestor from running while its vCPUs had work (see clock_exclude_host_time). */
 #ifndef NESTOR_MACHINE_CLOCK_H
 #define NESTOR_MACHINE_CLOCK_H
 
@@ -24,6 +25,9 @@ struct vclock {
     u64 det_ns;         /* deterministic: current time */
     u64 host_start_ns;  /* real time: host monotonic time at start */
     u64 idle_skip_ns;   /* time skipped while every vCPU idled (deterministic) */
+    u64 stolen_ns;      /* real time: host time excluded, see clock_exclude_host_time */
+    u64 hold_ns;        /* real time: clock_now() holds at hold_ns until the host time */
+    u64 hold_until_ns;  /* since start reaches hold_until_ns (no step back) */
     struct clock_timer t[CLOCK_MAX_TIMERS];
     int ntimers;
 };
@@ -34,6 +38,12 @@ u64 clock_now(const struct vclock *k);
 void clock_advance_insns(struct vclock *k, u64 insns);
 /* Jump to time t (deterministic mode idle skip); no-op in real-time mode. */
 void clock_advance_to(struct vclock *k, u64 t);
+/* Real-time mode: the host did not run nestor for ns nanoseconds while the vCPUs had
+ * work (preemption by other host load). Guest time leaves them out, as it would for a
+ * paused VM: a guest that cannot run must not see its own code take that long (soft
+ * lockup and hrtimer hang reports, lost RTC ticks). Guest time never steps back: it
+ * holds still until the excluded time has passed. No-op in deterministic mode. */
+void clock_exclude_host_time(struct vclock *k, u64 ns);
 int clock_timer_new(struct vclock *k, timer_fn fn, void *opaque);
 void clock_timer_arm(struct vclock *k, int id, u64 deadline_ns);
 void clock_timer_disarm(struct vclock *k, int id);

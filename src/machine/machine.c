@@ -21,6 +21,10 @@
  * fire a round late, and a periodic tick (HPET, PIT, the RTC) would merge periods. */
 #define MIN_SLICE_INSNS 100u
 #define INITIAL_INSNS_PER_NS 0.02 /* 20 MIPS until the first rounds are measured */
+/* A round whose host time exceeds the thread's CPU time by more than this lost the host
+ * CPU meanwhile: guest time leaves the difference out (clock_exclude_host_time). Below
+ * it, the difference is measurement noise. */
+#define STEAL_THRESHOLD_NS 50000u
 
 /* ---- event routing ---- */
 static bool lapic_msr(u32 index)
@@ -318,6 +322,13 @@ static bool console_poll(struct machine *m, int timeout_ms)
 }
 
 /* ---- run loop ---- */
+static u64 thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (u64)ts.tv_sec * 1000000000ull + (u64)ts.tv_nsec;
+}
+
 static void print_stats(const struct machine *m, u64 host_ns)
 {
     u64 insns = 0;
@@ -350,7 +361,9 @@ int machine_run(struct machine *m)
             }
         }
         u64 most = 0, total = 0;
-        u64 round_start = m->clock.deterministic ? 0 : clock_host_ns();
+        bool real_time = !m->clock.deterministic;
+        u64 round_host = real_time ? clock_host_ns() : 0;
+        u64 round_cpu = real_time ? thread_cpu_ns() : 0;
         bool all_idle = true;
         running = 0;
         for (int i = 0; i < m->ncpus && !m->stop; i++) {
@@ -368,11 +381,14 @@ int machine_run(struct machine *m)
             if (r == STOP_SHUTDOWN)
                 machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
         }
-        if (!m->clock.deterministic && total >= MIN_SLICE_INSNS) {
-            /* a moving average over about eight rounds */
-            u64 took = clock_host_ns() - round_start;
-            if (took > 0)
-                insns_per_ns += ((double)total / (double)took - insns_per_ns) / 8;
+        if (real_time) {
+            u64 host = clock_host_ns() - round_host, cpu = thread_cpu_ns() - round_cpu;
+            if (host > cpu + STEAL_THRESHOLD_NS)
+                clock_exclude_host_time(&m->clock, host - cpu);
+            /* the rate per CPU nanosecond (guest time leaves the rest out), as a moving
+             * average over about eight rounds */
+            if (total >= MIN_SLICE_INSNS && cpu > 0)
+                insns_per_ns += ((double)total / (double)cpu - insns_per_ns) / 8;
         }
         clock_advance_insns(&m->clock, most);
         if (m->cfg.max_insns && m->cpu[0]->icount >= m->cfg.max_insns) {

@@ -16,7 +16,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
-NESTOR=${NESTOR:-$PWD/$BUILD/nestor}
+NESTOR=${NESTOR:-$(realpath -m "$BUILD/nestor")}
 TIMEOUT=${LINUX_TIMEOUT:-600}
 KDIR=$BUILD/linux
 LOGDIR=$BUILD/tests/linux

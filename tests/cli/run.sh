@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Command-line tests: options, exit statuses, tracing, and the console on a pipe and on a
+# terminal. Prints one line per test: "PASS cli:NAME" or "FAIL cli:NAME: why".
+#   tests/cli/run.sh        (needs $BUILD/nestor and $BUILD/guest/{echo,demo}.elf: make guests)
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+NESTOR=${NESTOR:-$PWD/$BUILD/nestor}
+ECHO_ELF=$BUILD/guest/echo.elf
+DEMO_ELF=$BUILD/guest/demo.elf
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+pass() { echo "PASS cli:$1"; }
+fail() { echo "FAIL cli:$1: $2"; }
+
+# run NAME [nestor args...]: runs nestor with stdin from $TMP/in (empty unless written),
+# leaves stdout/stderr in $TMP/out, $TMP/err and the status in $status
+run() {
+  local name=$1
+  shift
+  [ -f "$TMP/in" ] || : >"$TMP/in"
+  timeout 30 "$NESTOR" "$@" <"$TMP/in" >"$TMP/out" 2>"$TMP/err"
+  status=$?
+  rm -f "$TMP/in"
+}
+first_err() { head -n 1 "$TMP/err" | cut -c1-160; }
+
+# expect NAME STATUS REGEX FILE: the status and a line matching REGEX in FILE (out or err)
+expect() {
+  local name=$1 want=$2 re=$3 file=$4
+  if [ "$status" -ne "$want" ]; then
+    fail "$name" "exit status $status, want $want ($(first_err))"
+  elif ! grep -Eq -- "$re" "$TMP/$file"; then
+    fail "$name" "no line matching '$re' on std$file ($(head -n 2 "$TMP/$file" | tr '\n' '|' | cut -c1-160))"
+  else
+    pass "$name"
+  fi
+}
+
+for f in "$NESTOR" "$ECHO_ELF" "$DEMO_ELF"; do
+  if [ ! -e "$f" ]; then
+    fail setup "$f not built (make && make guests)"
+    exit 0
+  fi
+done
+
+# ---- informational options
+run help --help;                       expect help 0 '^usage: nestor run' out
+grep -q -- '-cpu MODEL' "$TMP/out" || fail help-options "--help does not describe -cpu"
+run version --version;                 expect version 0 '^nestor [0-9]+\.[0-9]+' out
+
+# ---- usage errors: status 2 and a message naming the problem
+run unknown-option run -bogus "$ECHO_ELF";            expect unknown-option 2 'unknown option -bogus' err
+run unknown-command frobnicate;                       expect unknown-command 2 "unknown command 'frobnicate'" err
+run missing-kernel run;                               expect missing-kernel 2 'no kernel' err
+run nonexistent-kernel run "$TMP/nope.elf";           expect nonexistent-kernel 2 'nope\.elf' err
+: >"$TMP/empty.elf"
+run bad-kernel-format run "$TMP/empty.elf";           expect bad-kernel-format 2 'empty\.elf' err
+run option-needs-value run "$ECHO_ELF" -m;            expect option-needs-value 2 '-m needs a value' err
+run bad-memory run -m 12Q "$ECHO_ELF";                expect bad-memory 2 '-m 12Q' err
+run zero-memory run -m 0 "$ECHO_ELF";                 expect zero-memory 2 'RAM|memory|-m' err
+run bad-smp run -smp abc "$ECHO_ELF";                 expect bad-smp 2 '-smp abc' err
+run zero-smp run -smp 0 "$ECHO_ELF";                  expect zero-smp 2 '-smp 0' err
+run huge-smp run -smp 100000 "$ECHO_ELF";             expect huge-smp 2 '-smp 100000' err
+run bad-cpu-model run -cpu pentium9 "$ECHO_ELF";      expect bad-cpu-model 2 "unknown CPU model 'pentium9'" err
+run bad-cpu-feature run -cpu max,+notafeature "$ECHO_ELF"; expect bad-cpu-feature 2 "unknown CPU feature 'notafeature'" err
+run bad-cpu-minus run -cpu max,-notafeature "$ECHO_ELF";   expect bad-cpu-minus 2 "notafeature" err
+run bad-cpu-vendor run -cpu max,vendor=Foo "$ECHO_ELF";    expect bad-cpu-vendor 2 "vendor 'Foo'" err
+run unimplemented-feature run -cpu max,+vmx "$ECHO_ELF";   expect unimplemented-feature 2 "'vmx'.*not implemented" err
+run bad-trace-item run -d bogus "$ECHO_ELF";          expect bad-trace-item 2 "-d bogus" err
+run bad-max-insns run -max-insns lots "$ECHO_ELF";    expect bad-max-insns 2 "-max-insns lots" err
+
+# ---- running guests: exit statuses
+printf 'Q' >"$TMP/in"
+run debug-exit run "$ECHO_ELF";                       expect debug-exit $(((0x42 << 1) | 1)) '^BYE' out
+run max-insns run -max-insns 100000 "$ECHO_ELF";      expect max-insns 4 'stopping after [0-9]+ instructions' err
+# the count is exact: the guest does not run past N (it waits for input forever)
+run max-insns-exact run -max-insns 5000 "$ECHO_ELF";  expect max-insns-exact 4 'stopping after 5000 instructions' err
+run demo-runs run "$DEMO_ELF";                        expect demo-runs 1 '\(correct\)' out
+printf 'Q' >"$TMP/in"
+run kernel-option run -kernel "$ECHO_ELF" -m 64M -smp 2 -cpu qemu64; expect kernel-option 133 '^BYE' out
+
+# ---- tracing
+run trace-insn run -d insn -max-insns 200 "$ECHO_ELF"
+expect trace-insn 4 '^cpu0 [0-9a-f]{4}:[0-9a-f]{16} +(cli|cld|mov|lgdt|xor|lea|jmp|call)\b' err
+printf 'Q' >"$TMP/in"
+run trace-exit run -d exit "$ECHO_ELF"
+expect trace-exit 133 '^cpu0 event io port=0x3f8 size=1 out' err
+grep -q '^cpu0 event io port=0x3fd size=1 in' "$TMP/err" || fail trace-exit-in "-d exit shows no read of the UART status port 0x3fd"
+printf 'Q' >"$TMP/in"
+run trace-file run -d insn,exit -D "$TMP/trace.txt" "$ECHO_ELF"
+if [ "$status" -ne 133 ]; then
+  fail trace-file "exit status $status, want 133 ($(first_err))"
+elif grep -q '^cpu0 ' "$TMP/err"; then
+  fail trace-file "-D given but the trace went to stderr"
+elif ! grep -q '^cpu0 .*  mov' "$TMP/trace.txt" || ! grep -q '^cpu0 event io' "$TMP/trace.txt"; then
+  fail trace-file "$TMP/trace.txt lacks instructions or events"
+else
+  pass trace-file
+fi
+run trace-file-unwritable run -d insn -D "$TMP/no/such/dir/t.txt" "$ECHO_ELF"
+expect trace-file-unwritable 2 'no/such/dir' err
+
+# ---- the console on a pipe: bytes reach the guest unchanged, Ctrl-A is not an escape
+printf 'hello\003\001xQ' >"$TMP/in"
+run stdin-pipe run "$ECHO_ELF"
+expect stdin-pipe 133 '^hello\^03\^01x$' out
+# input ends without 'Q': nestor keeps running the guest (it is not stopped by EOF)
+run stdin-eof run -max-insns 20000000 "$ECHO_ELF"
+expect stdin-eof 4 '^READY' out
+
+# ---- the console on a terminal
+if python3 -c 'import pty, termios' 2>/dev/null; then
+  python3 tests/cli/console_pty.py "$NESTOR" "$ECHO_ELF"
+else
+  fail console-tty "python3 with the pty module is needed"
+fi

@@ -303,9 +303,15 @@ static const struct dcache_entry *decode(struct cpu *c)
                 return e;
             }
         } else {
-            /* crosses a page or runs from MMIO: compare the bytes */
-            fetch(c, lin, buf, e->len);
-            if (memcmp(buf, e->bytes, e->len) == 0) {
+            /* Crosses a page or runs from MMIO: compare the bytes. Those on this page
+             * first: the cached instruction's length says nothing about what is there
+             * now, so the next page is touched only if this page still matches. */
+            unsigned first = e->len < on_page ? e->len : on_page;
+            fetch(c, lin, buf, first);
+            if (memcmp(buf, e->bytes, first) == 0 &&
+                (first == e->len ||
+                 (fetch(c, lin + first, buf + first, e->len - first),
+                  memcmp(buf + first, e->bytes + first, e->len - first) == 0))) {
                 check_cs_limit(c, rip, e->len);
                 return e;
             }

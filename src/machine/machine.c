@@ -349,6 +349,13 @@ int machine_run(struct machine *m)
         u64 now = clock_now(&m->clock);
         u64 deadline = clock_next_deadline(&m->clock);
         u64 budget = SLICE_INSNS;
+        /* -max-insns stops vCPU 0 exactly at the limit */
+        if (m->cfg.max_insns) {
+            u64 done = m->cpu[0]->icount;
+            u64 left = m->cfg.max_insns > done ? m->cfg.max_insns - done : 0;
+            if (left < budget)
+                budget = left ? left : 1;
+        }
         if (deadline != CLOCK_NEVER) {
             u64 ns = deadline > now ? deadline - now : 0;
             if (m->clock.deterministic) {

@@ -1,8 +1,8 @@
 /* Cross-modifying code (SDM 8.1.3): one CPU writes code, signals through a flag in
  * memory, and the other executes a serializing instruction (CPUID) and then the new code.
  * Both directions, with plain stores and with REP MOVSB; the executing CPU has run (and
- * so decoded) the old code every round. Finally CPU 0 spins calling a function until
- * CPU 1 rewrites it: the change must become visible without any handshake.
+ * so decoded) the old code every round. Finally CPU 0 spins (CPUID, call) on a function
+ * until CPU 1 rewrites it at a moment CPU 0 does not know: it must see the change.
  * guest: smp=2 */
 #include "rt.h"
 
@@ -120,8 +120,12 @@ void test_main(void)
     spin_patch = 1;
     u64 end = rdtsc() + 1000000 * tsc_per_us();
     unsigned long calls = 0;
-    while ((got = run(code[0])) == 0 && (s64)(rdtsc() - end) < 0)
+    /* CPUID each time: the SDM guarantees cross-modified code only after the executing
+     * CPU serializes (8.1.3) */
+    while ((got = run(code[0])) == 0 && (s64)(rdtsc() - end) < 0) {
+        serialize();
         calls++;
+    }
     TEST_ASSERT(got == 0x5708, "CPU 0 calling a function in a loop sees CPU 1's rewrite (got %#lx after %lu calls)",
                 got, calls);
     TEST_ASSERT(calls > 0, "... and ran the old code before it (%lu calls)", calls);

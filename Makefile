@@ -42,8 +42,9 @@ include tests/tests.mk
 check: $(BUILD)/nestor test-programs
 	@BUILD=$(BUILD) tests/run.sh
 
+# Same suite; the Linux boots run several times slower under the sanitizers.
 sanitize:
-	$(MAKE) BUILD=build-san SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" OPT=-O1 check
+	LINUX_TIMEOUT=$${LINUX_TIMEOUT:-3000} $(MAKE) BUILD=build-san SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" OPT=-O1 check
 
 bench: $(BUILD)/nestor guests
 	@BUILD=$(BUILD) bench/run.sh

@@ -3,7 +3,7 @@
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-export BUILD NESTOR="$PWD/$BUILD/nestor"
+export BUILD NESTOR="$(realpath -m "$BUILD/nestor")"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 

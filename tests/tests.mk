@@ -12,6 +12,7 @@ $(BUILD)/tests/unit/unit_tests: $(UNIT_OBJS) $(BUILD)/libnestor.a
 ifneq ($(UNIT_SRCS),)
 TEST_PROGRAMS += $(BUILD)/tests/unit/unit_tests
 endif
+-include $(UNIT_OBJS:.o=.d)
 
 -include $(wildcard tests/*/*.mk)
 

@@ -4,6 +4,10 @@
 #include <string.h>
 #include <time.h>
 
+/* Real-time mode: while making up for excluded host time, guest time runs this many
+ * times slower than host time. */
+#define SLOW_DIVISOR 4u
+
 u64 clock_host_ns(void)
 {
     struct timespec ts;
@@ -27,7 +31,7 @@ u64 clock_now(const struct vclock *k)
         return k->det_ns;
     u64 host = clock_host_ns() - k->host_start_ns;
     if (host < k->hold_until_ns)
-        return k->hold_ns;
+        return k->hold_ns + (host - k->hold_start_ns) / SLOW_DIVISOR;
     return host - k->stolen_ns;
 }
 
@@ -35,12 +39,16 @@ void clock_exclude_host_time(struct vclock *k, u64 ns)
 {
     if (k->deterministic || ns == 0)
         return;
-    u64 now = clock_now(k);
+    /* host - stolen_ns would now lie below what the guest may have read already. Guest
+     * time must neither step back nor stand still (consecutive TSC reads differ), so
+     * from here it runs at 1/SLOW_DIVISOR of the host's rate until it meets
+     * host - stolen_ns: v + (t - h) / D = t - S at t = (D (v + S) - h) / (D - 1). */
+    u64 h = clock_host_ns() - k->host_start_ns;
+    u64 v = clock_now(k);
     k->stolen_ns += ns;
-    /* host - stolen_ns now lies below what the guest may have read already: hold at
-     * `now` until host time makes up the difference */
-    k->hold_ns = now;
-    k->hold_until_ns = now + k->stolen_ns;
+    k->hold_start_ns = h;
+    k->hold_ns = v;
+    k->hold_until_ns = (SLOW_DIVISOR * (v + k->stolen_ns) - h) / (SLOW_DIVISOR - 1);
 }
 
 void clock_advance_insns(struct vclock *k, u64 insns)

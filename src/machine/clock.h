@@ -26,8 +26,9 @@ struct vclock {
     u64 host_start_ns;  /* real time: host monotonic time at start */
     u64 idle_skip_ns;   /* time skipped while every vCPU idled (deterministic) */
     u64 stolen_ns;      /* real time: host time excluded, see clock_exclude_host_time */
-    u64 hold_ns;        /* real time: clock_now() holds at hold_ns until the host time */
-    u64 hold_until_ns;  /* since start reaches hold_until_ns (no step back) */
+    u64 hold_start_ns;  /* real time: from host time hold_start_ns (since start) until */
+    u64 hold_until_ns;  /* hold_until_ns, guest time runs slow from hold_ns, making up */
+    u64 hold_ns;        /* for excluded time without stepping back */
     struct clock_timer t[CLOCK_MAX_TIMERS];
     int ntimers;
 };
@@ -41,8 +42,9 @@ void clock_advance_to(struct vclock *k, u64 t);
 /* Real-time mode: the host did not run nestor for ns nanoseconds while the vCPUs had
  * work (preemption by other host load). Guest time leaves them out, as it would for a
  * paused VM: a guest that cannot run must not see its own code take that long (soft
- * lockup and hrtimer hang reports, lost RTC ticks). Guest time never steps back: it
- * holds still until the excluded time has passed. No-op in deterministic mode. */
+ * lockup and hrtimer hang reports, lost RTC ticks). Guest time never steps back nor
+ * stands still: it runs slower until the excluded time is made up. No-op in
+ * deterministic mode. */
 void clock_exclude_host_time(struct vclock *k, u64 ns);
 int clock_timer_new(struct vclock *k, timer_fn fn, void *opaque);
 void clock_timer_arm(struct vclock *k, int id, u64 deadline_ns);

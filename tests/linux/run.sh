@@ -42,7 +42,7 @@ selected() { # name
 }
 WANT=("$@")
 
-one_line() { head -n "${2:-3}" | tr -d '\r' | tr '\n' '|' | sed 's/|$//; s/|/ | /g' | cut -c1-300; }
+one_line() { head -n "${1:-3}" | tr -d '\r' | tr '\n' '|' | sed 's/|$//; s/|/ | /g' | cut -c1-300; }
 
 # section NAME < log: the lines the script printed after "== NAME", up to the next "== ".
 section() { tr -d '\r' | awk -v s="== $1" '$0 == s { on = 1; next } /^== / { on = 0 } on'; }

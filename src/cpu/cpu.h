@@ -188,7 +188,7 @@ struct cpu_event {
         struct { u8 vector; } intr;
         struct { u16 selector; u8 reason; } task;
         struct { u64 tsc; bool rdtscp; } rdtsc;
-        struct { const char *what; } unsupported;
+        struct { const char *what; bool stop; } unsupported;
     } u;
 };
 

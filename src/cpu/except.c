@@ -103,7 +103,7 @@ static void deliver_prot(struct cpu *c, u8 vector, int type, bool has_error, u32
     if (!(g0 & BIT(47)))
         cpu_fault(c, EXC_NP, idt_err);
     if (task_gate)
-        cpu_unimplemented(c, "hardware task switch (task gate in the IDT)");
+        cpu_unsupported_stop(c, "hardware task switch (task gate in the IDT)");
     bool trap_gate = gtype & 1;
     u16 tsel = (u16)(g0 >> 16);
     u64 ip = (g0 & 0xffff) | ((g0 >> 32) & 0xffff0000ull) | ((g1 & 0xffffffffull) << 32);

@@ -165,6 +165,18 @@ _Noreturn void cpu_unimplemented(struct cpu *c, const char *what)
     cpu_fault_noerr(c, EXC_UD);
 }
 
+/* exc_vector value meaning "abandon the instruction, deliver nothing" */
+#define EXC_ABANDON 0xff
+
+_Noreturn void cpu_unsupported_stop(struct cpu *c, const char *what)
+{
+    struct cpu_event ev = { .kind = EV_UNSUPPORTED, .u.unsupported = { what, true } };
+    cpu_intercept(c, &ev);
+    c->in->stop_requested = true;
+    c->in->exc_vector = EXC_ABANDON;
+    longjmp(c->in->fault_jmp, 1);
+}
+
 /* ---- instruction boundary ---- */
 static inline void insn_begin(struct cpu *c)
 {
@@ -473,6 +485,10 @@ enum cpu_stop_reason cpu_run(struct cpu *c, u64 budget)
             c->gpr[R_RSP] = in->saved_rsp;
         c->rip = in->saved_rip;
         c->rflags = in->saved_rflags;
+        if (in->exc_vector == EXC_ABANDON) {
+            in->delivering = -1;
+            return STOP_REQUEST;
+        }
         raise_exception(c, in->exc_vector, in->exc_has_error, in->exc_error);
         if (c->state == CPU_SHUTDOWN)
             return STOP_SHUTDOWN;

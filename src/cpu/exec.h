@@ -136,6 +136,10 @@ _Noreturn void cpu_fault_noerr(struct cpu *c, int vector);           /* without 
 _Noreturn void cpu_page_fault(struct cpu *c, u64 linear, u32 pfec);
 /* Guest used something nestor does not implement: reported once on stderr, #UD to guest. */
 _Noreturn void cpu_unimplemented(struct cpu *c, const char *what);
+/* Guest needs an architectural feature nestor does not support (hardware task switch,
+ * virtual-8086 mode): the instruction is abandoned without effect and the machine stops
+ * with a clear message (EV_UNSUPPORTED with stop set). */
+_Noreturn void cpu_unsupported_stop(struct cpu *c, const char *what);
 
 /* Delivers an event through the IDT in the current mode (interrupt/exception/software
  * interrupt). type: EVT_* below. Used by the loop, INT n/INT3/INTO/INT1 and IRET paths. */

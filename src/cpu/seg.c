@@ -534,7 +534,7 @@ void far_jmp_call(struct cpu *c, bool call, u16 sel, u64 off, unsigned osize, u6
         if (lma)
             break;
         /* privilege checks of the task switch itself belong to the unimplemented part */
-        cpu_unimplemented(c, "hardware task switch");
+        cpu_unsupported_stop(c, "hardware task switch");
     default:
         break;
     }
@@ -694,7 +694,7 @@ void far_iret(struct cpu *c, unsigned osize)
     if (c->rflags & FL_NT) {
         if (lma)
             cpu_fault(c, EXC_GP, 0);
-        cpu_unimplemented(c, "task return (IRET with NT=1)");
+        cpu_unsupported_stop(c, "task return (IRET with NT=1)");
     }
     struct stack_ptr st;
     stk_current(c, &st);
@@ -702,7 +702,7 @@ void far_iret(struct cpu *c, unsigned osize)
     u16 sel = (u16)stk_pop(c, &st, osize);
     u64 fl = stk_pop(c, &st, osize);
     if (!lma && osize == 4 && (fl & FL_VM) && c->cpl == 0)
-        cpu_unimplemented(c, "IRET to virtual-8086 mode");
+        cpu_unsupported_stop(c, "IRET to virtual-8086 mode");
 
     u64 addr, d;
     struct seg cs = return_cs(c, sel, &addr, &d);

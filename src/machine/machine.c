@@ -81,6 +81,14 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
         cpu_dump(c, stderr);
         machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
         return INTERCEPT_STOP;
+    case EV_UNSUPPORTED:
+        if (!ev->u.unsupported.stop)
+            return INTERCEPT_DEFAULT; /* the engine reports it and raises #UD */
+        nestor_log("vCPU %d: the guest needs %s, which nestor does not support: stopping",
+                   c->id, ev->u.unsupported.what);
+        cpu_dump(c, stderr);
+        machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
+        return INTERCEPT_STOP;
     case EV_TASK_SWITCH:
         nestor_log("vCPU %d: the guest asked for a hardware task switch, which nestor does not "
                    "support", c->id);

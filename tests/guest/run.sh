@@ -18,6 +18,8 @@
 # kernel command line "cpu=SPEC" so that the test knows what it must find.
 # expect=pass (default): the VM must end with debug-exit status 0 (process status 1) and
 #   print no line starting with FAIL.
+# expect=unsupported (nestor only): the last line printed must be "UNSUPPORTED-NEXT", nestor
+# must exit with status 4 and say on stderr which feature it does not support.
 # expect=triple-fault: the last line printed must be "TRIPLE-FAULT-NEXT" and the VM must
 #   then stop without a debug-exit: QEMU (-no-reboot) exits 0; nestor must exit non-zero
 #   (the guest cannot reach a debug-exit after the marker except through a FAIL line).
@@ -97,6 +99,19 @@ run_one() { # name kernel options
       why="QEMU exit status $status, want 0 (shutdown)"
     elif [ "$RUNNER" = nestor ] && [ "$status" -ne 4 ]; then
       why="nestor exit status $status, want 4 (guest error: triple fault)"
+    fi
+  elif [ "$expect" = unsupported ]; then
+    # nestor stops the guest with status 4 and names the feature on stderr
+    local last
+    last=$(tr -d '\r' <"$log" | grep -v '^$' | tail -n 1)
+    if [ "$RUNNER" = qemu ]; then
+      why="expect=unsupported is a nestor-only test"
+    elif [[ $last != *UNSUPPORTED-NEXT ]]; then
+      why="did not stop right after UNSUPPORTED-NEXT (status $status)"
+    elif [ "$status" -ne 4 ]; then
+      why="nestor exit status $status, want 4 (unsupported feature)"
+    elif ! grep -q "does not support" "$err"; then
+      why="no 'does not support' message on stderr"
     fi
   elif [ "$status" -ne 1 ]; then
     if [ $((status & 1)) -eq 1 ] && [ "$status" -lt 256 ]; then

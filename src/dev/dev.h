@@ -35,7 +35,7 @@ u64 acpi_build(struct machine *m);
  * create it before acpi_build(), which advertises the blocks whose ports are owned. */
 /* Guest physical area the tables occupy (in the BIOS area, reserved in e820); loaders
  * keep out of it. */
-#define ACPI_AREA_BASE 0xE0000ull
+#define ACPI_AREA_BASE 0xF0000ull /* the F segment, where test kernels scan for the RSDP */
 #define ACPI_AREA_SIZE 0x10000ull
 /* SLP_TYP value of \_S5 (soft off), as QEMU's PM devices decode it; a PM1 control
  * device uses the same constant. */

@@ -120,6 +120,9 @@ static void check_acpi(void)
     TEST_ASSERT(rsdp != NULL, "acpi: RSDP in 0xE0000-0xFFFFF");
     if (!rsdp)
         return;
+    /* Test kernels that scan only the F segment (as firmware like SeaBIOS places it
+     * there) must find it too. */
+    TEST_ASSERT((ulong)rsdp >= 0xf0000, "acpi: RSDP in the F segment (0xF0000-0xFFFFF)");
     if (rsdp[15] >= 2) {
         u32 len;
         memcpy(&len, rsdp + 20, 4);

@@ -78,6 +78,8 @@ struct dcache_entry {
     u32 *page_gen; /* code generation word of the page (NULL: validate by bytes) */
     u32 gen;       /* its value when decoded */
     bool light;    /* light_snapshot[] of its mnemonic */
+    bool same_page_next; /* the next instruction starts on the same page */
+    struct dcache_entry *succ; /* entry last found at next_rip (a hint, always checked) */
     struct insn insn;
 };
 
@@ -290,7 +292,7 @@ static void check_cs_limit(struct cpu *c, u64 rip, unsigned len)
         cpu_fault(c, EXC_GP, 0);
 }
 
-static const struct dcache_entry *decode(struct cpu *c)
+static struct dcache_entry *decode(struct cpu *c)
 {
     struct cpu_internal *in = c->in;
     u64 rip = c->rip;
@@ -301,6 +303,14 @@ static const struct dcache_entry *decode(struct cpu *c)
             cpu_fault(c, EXC_GP, 0);
     }
     unsigned key = decoder_key(c);
+    struct dcache_entry *h = in->hint;
+    if (h && h->rip == rip && h->lin == lin && h->key == key && c->tlb.epoch == in->fetch_epoch &&
+        *h->page_gen == h->gen) {
+        /* same page as the instruction before, translation unchanged, bytes unchanged */
+        if (unlikely(!cpu_is_long64(c)))
+            check_cs_limit(c, rip, h->len);
+        return h;
+    }
     struct dcache_entry *e = &in->dcache->e[dcache_index(lin)];
     u8 buf[15];
     unsigned on_page = 4096 - (lin & 0xfff);
@@ -312,6 +322,9 @@ static const struct dcache_entry *decode(struct cpu *c)
             if (likely(t->page_gen == e->page_gen && *e->page_gen == e->gen)) {
                 if (unlikely(!cpu_is_long64(c)))
                     check_cs_limit(c, rip, e->len);
+                in->fetch_epoch = c->tlb.epoch;
+                if (in->prev)
+                    in->prev->succ = e;
                 return e;
             }
         } else {
@@ -374,12 +387,17 @@ static const struct dcache_entry *decode(struct cpu *c)
     e->fn = handlers[i->d.mnemonic];
     e->light = light_snapshot[i->d.mnemonic];
     e->page_gen = NULL;
+    e->succ = NULL;
+    e->same_page_next = i->d.length < on_page;
     if (i->d.length <= on_page) {
         const struct tlb_entry *t = lin_code_entry(c, lin);
         if (t->page_gen) {
             mem_code_mark(c->mem, t->gpa);
             e->page_gen = t->page_gen;
             e->gen = *t->page_gen;
+            in->fetch_epoch = c->tlb.epoch;
+            if (in->prev)
+                in->prev->succ = e;
         }
     }
     e->lin = lin;
@@ -430,8 +448,10 @@ static void step(struct cpu *c)
             cpu_fault_noerr(c, EXC_DB); /* instruction breakpoint: a fault (the handler sets RF to resume) */
     }
 
-    const struct dcache_entry *e = decode(c);
+    struct dcache_entry *e = decode(c);
     const struct insn *i = &e->insn;
+    in->hint = NULL;
+    in->prev = NULL;
     if (!e->light) {
         memcpy(in->saved_gpr, c->gpr, sizeof(c->gpr));
         in->snapshot_full = true;
@@ -448,8 +468,14 @@ static void step(struct cpu *c)
         cpu_unimplemented(c, ZydisMnemonicGetString(i->d.mnemonic));
     }
     e->fn(c, i);
-    if (!in->rip_written)
+    if (!in->rip_written) {
         c->rip = i->next_rip;
+        /* falls through on its page: the next fetch may use the successor hint */
+        if (e->same_page_next && e->page_gen) {
+            in->prev = e;
+            in->hint = e->succ && e->succ->page_gen == e->page_gen ? e->succ : NULL;
+        }
+    }
     if (!in->rf_written)
         c->rflags &= ~FL_RF;
     c->icount++;

@@ -73,6 +73,12 @@ struct cpu_internal {
     bool tf_at_start;
     ZydisDecoder dec[7][3]; /* [cpu_mode][stack width] */
     struct decode_cache *dcache;
+    /* Next-instruction hint: after an instruction that fell through to the next one on
+     * the same page, the decode-cache entry expected there, usable without a lookup
+     * while the TLB epoch is the one under which that page was last fetched from. */
+    struct dcache_entry *hint;
+    struct dcache_entry *prev;     /* entry just executed, if it fell through on its page */
+    u64 fetch_epoch;
     struct paging_ctx pg;   /* paging parameters derived from CR0/CR3/CR4/EFER */
     bool large_pages_cached;/* a TLB entry came from a large page (INVLPG must flush all) */
     bool dr_data_active;    /* DR7 enables a data breakpoint: memory accesses check it */

@@ -25,6 +25,9 @@ struct tlb_entry {
 struct tlb {
     /* [0] = supervisor accesses, [1] = user accesses (CPL 3 or explicit user) */
     struct tlb_entry e[2][TLB_SIZE];
+    /* Bumped by every flush: a translation checked under one epoch still holds while
+     * the epoch is unchanged (the engine's next-instruction hint relies on it). */
+    u64 epoch;
 };
 
 /* Every flush invalidates by setting all three tags of an entry to TLB_INVALID, in both

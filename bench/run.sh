@@ -6,7 +6,7 @@
 #     exit, median of BENCH_LINUX_RUNS (default 5): the bzImage through the Linux boot
 #     protocol (decompressor in the guest) and the vmlinux through PVH;
 #  3. the same bzImage and initramfs on QEMU's software emulator (qemu-system-x86_64
-#     -accel tcg, -M pc and -M microvm), when it is installed, and the ratios.
+#     -accel tcg -M pc, firmware included), when it is installed, and the ratio.
 # BENCH_LINUX=0 skips 2 and 3.
 set -u
 cd "$(dirname "$0")/.."
@@ -51,7 +51,7 @@ time_boot() {
     fi
     t+=("$(echo "$e - $s" | bc)")
   done
-  printf '%s\n' "${t[@]}" | median
+  printf '%s\n' "${t[@]}" | median | xargs printf '%.1f'
 }
 
 nb=$(time_boot nestor-bzimage "$NESTOR" run -m 512M -kernel "$KDIR/vmlinuz" -initrd "$KDIR/initramfs.cpio.gz" -append "$APPEND")
@@ -63,9 +63,6 @@ if command -v qemu-system-x86_64 >/dev/null; then
   qp=$(time_boot qemu-pc qemu-system-x86_64 -accel tcg -M pc -m 512M -nographic -no-reboot \
         -kernel "$KDIR/vmlinuz" -initrd "$KDIR/initramfs.cpio.gz" -append "$APPEND")
   echo "linux boot, QEMU TCG -M pc (bzImage): $qp s (median of $LRUNS)"
-  qm=$(time_boot qemu-microvm qemu-system-x86_64 -accel tcg -M microvm -m 512M -nographic -no-reboot \
-        -kernel "$KDIR/vmlinuz" -initrd "$KDIR/initramfs.cpio.gz" -append "$APPEND")
-  echo "linux boot, QEMU TCG -M microvm:      $qm s (median of $LRUNS)"
   if [ "$nb" != failed ] && [ "$qp" != failed ]; then
     echo "ratio nestor bzImage / QEMU TCG pc:   $(echo "scale=2; $nb / $qp" | bc)"
   fi

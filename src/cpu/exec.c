@@ -235,6 +235,8 @@ static void take_events(struct cpu *c)
 {
     struct cpu_internal *in = c->in;
     in->check_events = false;
+    in->hint = NULL; /* control may go elsewhere: no hint, no link to what comes next */
+    in->prev = NULL;
     if (c->intr_shadow) {
         in->check_events = true; /* look again after the shadowed instruction */
         return;
@@ -503,8 +505,12 @@ enum cpu_stop_reason cpu_run(struct cpu *c, u64 budget)
     in->check_events = true;
     in->run_end = c->icount + budget;
 
+    in->hint = NULL;
+    in->prev = NULL;
     if (setjmp(in->fault_jmp)) {
         /* A fault: roll back to the instruction start and deliver it. */
+        in->hint = NULL;
+        in->prev = NULL;
         if (in->snapshot_full)
             memcpy(c->gpr, in->saved_gpr, sizeof(c->gpr));
         else

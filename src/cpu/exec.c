@@ -11,7 +11,6 @@
 
 /* ---- handler table (shared by all vCPUs, built once) ---- */
 static insn_fn handlers[ZYDIS_MNEMONIC_MAX_VALUE + 1];
-static bool reported_unimplemented[ZYDIS_MNEMONIC_MAX_VALUE + 1];
 
 /* Instructions whose handlers change no GPR other than RSP before their last possible
  * fault (they read, check, then write one destination; stack operations move RSP only
@@ -160,9 +159,21 @@ _Noreturn void cpu_page_fault(struct cpu *c, u64 linear, u32 pfec)
     cpu_fault(c, EXC_PF, pfec);
 }
 
+/* Reports "what" on stderr the first time it is seen (by text), then raises #UD. */
 _Noreturn void cpu_unimplemented(struct cpu *c, const char *what)
 {
-    struct cpu_event ev = { .kind = EV_UNSUPPORTED, .u.unsupported = { what } };
+    static const char *reported[128];
+    static unsigned nreported;
+    bool seen = false;
+    for (unsigned k = 0; k < nreported && !seen; k++)
+        seen = !strcmp(reported[k], what);
+    if (!seen) {
+        if (nreported < ARRAY_SIZE(reported))
+            reported[nreported++] = what;
+        nestor_log("vCPU %d: the guest used %s at %#llx, which nestor does not implement: #UD",
+                   c->id, what, (unsigned long long)c->rip);
+    }
+    struct cpu_event ev = { .kind = EV_UNSUPPORTED, .u.unsupported = { what, false } };
     cpu_intercept(c, &ev);
     cpu_fault_noerr(c, EXC_UD);
 }
@@ -460,15 +471,8 @@ static void step(struct cpu *c)
     }
     if (unlikely(in->trace_insns))
         trace_insn(c, i);
-    if (unlikely(!e->fn)) {
-        unsigned m = i->d.mnemonic;
-        if (!reported_unimplemented[m]) {
-            reported_unimplemented[m] = true;
-            nestor_log("guest executed %s at %#llx, which nestor does not implement: #UD",
-                       ZydisMnemonicGetString(i->d.mnemonic), (unsigned long long)c->rip);
-        }
+    if (unlikely(!e->fn))
         cpu_unimplemented(c, ZydisMnemonicGetString(i->d.mnemonic));
-    }
     e->fn(c, i);
     if (!in->rip_written) {
         c->rip = i->next_rip;

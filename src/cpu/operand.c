@@ -92,7 +92,7 @@ static u64 reg_read(struct cpu *c, ZydisRegister r)
     case RC_XMM: { u64 v; memcpy(&v, c->fpu.xmm[ri->idx], 8); return v; }
     case RC_X87: { u64 v; memcpy(&v, c->fpu.st[st_phys(c, ri->idx)], 8); return v; }
     case RC_IP: return c->rip;
-    default: nestor_panic("read of unsupported register operand %s", ZydisRegisterGetString(r));
+    default: cpu_unimplemented(c, "an instruction form reading an unsupported register class");
     }
 }
 
@@ -130,7 +130,7 @@ static void reg_write(struct cpu *c, const struct insn *i, ZydisRegister r, u64 
         break;
     default:
         (void)i;
-        nestor_panic("write of unsupported register operand %s", ZydisRegisterGetString(r));
+        cpu_unimplemented(c, "an instruction form writing an unsupported register class");
     }
 }
 
@@ -209,7 +209,7 @@ u64 opr_read_slow(struct cpu *c, const struct insn *i, int n)
     case ZYDIS_OPERAND_TYPE_POINTER:
         return o->ptr.offset;
     default:
-        nestor_panic("operand %d of %s has no value", n, ZydisMnemonicGetString(i->d.mnemonic));
+        cpu_unimplemented(c, "an instruction form with an operand of unsupported kind");
     }
 }
 
@@ -221,7 +221,7 @@ void opr_write_slow(struct cpu *c, const struct insn *i, int n, u64 v)
     else if (o->type == ZYDIS_OPERAND_TYPE_MEMORY)
         vmem_write(c, opr_seg(i, n), opr_ea(c, i, n), o->size / 8, v);
     else
-        nestor_panic("operand %d of %s is not writable", n, ZydisMnemonicGetString(i->d.mnemonic));
+        cpu_unimplemented(c, "an instruction form writing a non-writable operand");
 }
 
 void opr_read_bytes(struct cpu *c, const struct insn *i, int n, void *buf, unsigned bytes)
@@ -232,7 +232,7 @@ void opr_read_bytes(struct cpu *c, const struct insn *i, int n, void *buf, unsig
         return;
     }
     if (o->type != ZYDIS_OPERAND_TYPE_REGISTER)
-        nestor_panic("byte read of non-register operand");
+        cpu_unimplemented(c, "an instruction form reading bytes of an unsupported operand");
     const struct reg_info *ri = &reg_table[o->reg.value];
     switch (ri->cls) {
     case RC_XMM: memcpy(buf, c->fpu.xmm[ri->idx], bytes > 16 ? 16 : bytes); break;
@@ -250,7 +250,7 @@ void opr_write_bytes(struct cpu *c, const struct insn *i, int n, const void *buf
         return;
     }
     if (o->type != ZYDIS_OPERAND_TYPE_REGISTER)
-        nestor_panic("byte write of non-register operand");
+        cpu_unimplemented(c, "an instruction form writing bytes of an unsupported operand");
     const struct reg_info *ri = &reg_table[o->reg.value];
     switch (ri->cls) {
     case RC_XMM: memcpy(c->fpu.xmm[ri->idx], buf, bytes > 16 ? 16 : bytes); break;

@@ -102,6 +102,16 @@ fi
 run trace-file-unwritable run -d insn -D "$TMP/no/such/dir/t.txt" "$ECHO_ELF"
 expect trace-file-unwritable 2 'no/such/dir' err
 
+# ---- an unimplemented instruction: #UD in the guest each time, reported once
+run unimplemented-once run "$BUILD/guest/unimpl.elf"
+if [ "$status" -ne 1 ]; then
+  fail unimplemented-once "exit status $status, want 1 (the guest saw #UD three times)"
+elif [ "$(grep -c 'does not implement' "$TMP/err")" -ne 1 ]; then
+  fail unimplemented-once "want exactly one 'does not implement' report on stderr, got: $(tr '\n' '|' <"$TMP/err" | cut -c1-160)"
+else
+  pass unimplemented-once
+fi
+
 # ---- the console on a pipe: bytes reach the guest unchanged, Ctrl-A is not an escape
 printf 'hello\003\001xQ' >"$TMP/in"
 run stdin-pipe run "$ECHO_ELF"

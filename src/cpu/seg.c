@@ -387,6 +387,24 @@ static void far_real(struct cpu *c, bool call, u16 sel, u64 off, unsigned osize,
     cpu_update_mode(c);
 }
 
+/* The end of a far CALL/JMP that keeps the CPL (directly to a code segment, or through a
+ * call gate to the same privilege): a CALL pushes the return CS:IP on the current stack,
+ * then the descriptor is marked accessed and CS:RIP and the stack pointer committed. */
+static void far_same_privilege(struct cpu *c, bool call, struct seg cs, u64 d, u64 desc_addr,
+                               u64 off, unsigned size, u64 ret_rip)
+{
+    struct stack_ptr st;
+    stk_current(c, &st);
+    if (call) {
+        stk_push(c, &st, c->seg[SEG_CS].sel, size);
+        stk_push(c, &st, ret_rip & size_mask(size), size);
+    }
+    seg_mark_accessed(c, desc_addr, &d);
+    cs.attr = desc_attr(d);
+    commit_cs(c, cs, c->cpl, off);
+    commit_sp(c, &st);
+}
+
 /* To a code segment directly: the CPL never changes. */
 static void far_direct(struct cpu *c, bool call, u16 sel, u64 d, u64 addr, u64 off,
                        unsigned osize, u64 ret_rip)
@@ -401,16 +419,7 @@ static void far_direct(struct cpu *c, bool call, u16 sel, u64 d, u64 addr, u64 o
     off &= size_mask(osize);
     if (!code_offset_ok(c, &cs, off))
         cpu_fault(c, EXC_GP, 0);
-    struct stack_ptr st;
-    stk_current(c, &st);
-    if (call) {
-        stk_push(c, &st, c->seg[SEG_CS].sel, osize);
-        stk_push(c, &st, ret_rip & size_mask(osize), osize);
-    }
-    seg_mark_accessed(c, addr, &d);
-    cs.attr = desc_attr(d);
-    commit_cs(c, cs, cpl, off);
-    commit_sp(c, &st);
+    far_same_privilege(c, call, cs, d, addr, off, osize, ret_rip);
     cpu_update_mode(c);
 }
 
@@ -486,14 +495,7 @@ static void far_gate(struct cpu *c, bool call, u16 sel, const u64 g[2], u64 ret_
         commit_cs(c, cs, dpl, goff);
         commit_sp(c, &ns);
     } else {
-        if (call) {
-            stk_push(c, &st, c->seg[SEG_CS].sel, gsize);
-            stk_push(c, &st, ret_rip & size_mask(gsize), gsize);
-        }
-        seg_mark_accessed(c, taddr, &d);
-        cs.attr = desc_attr(d);
-        commit_cs(c, cs, cpl, goff);
-        commit_sp(c, &st);
+        far_same_privilege(c, call, cs, d, taddr, goff, gsize, ret_rip);
     }
     cpu_update_mode(c);
 }

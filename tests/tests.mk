@@ -12,7 +12,8 @@ $(BUILD)/tests/unit/unit_tests: $(UNIT_OBJS) $(BUILD)/libnestor.a
 ifneq ($(UNIT_SRCS),)
 TEST_PROGRAMS += $(BUILD)/tests/unit/unit_tests
 endif
--include $(UNIT_OBJS:.o=.d)
+# every test object is rebuilt when a header it includes changes
+-include $(wildcard $(BUILD)/tests/*/*.d)
 
 -include $(wildcard tests/*/*.mk)
 

@@ -218,8 +218,6 @@ enum cpu_stop_reason {
     STOP_SHUTDOWN, /* triple fault */
 };
 
-struct cpu_trace; /* opaque trace sink, see cpu_set_trace() */
-
 struct cpu {
     /* architectural registers */
     u64 gpr[16];
@@ -256,7 +254,6 @@ struct cpu {
     void *ops_opaque;
     struct tlb tlb;
     struct cpu_internal *in; /* engine-private state (decode cache, per-insn state) */
-    struct cpu_trace *trace;
 };
 
 /* Creation and reset. cpu_init allocates internals and applies the power-on reset. */

@@ -288,7 +288,7 @@ static inline unsigned decoder_key(const struct cpu *c)
 
 /* Copies up to n instruction bytes at linear into buf; the first page must be readable
  * as code, later ones are only touched if needed (want > bytes on the first page). */
-static unsigned fetch(struct cpu *c, u64 lin, u8 *buf, unsigned want)
+static void fetch(struct cpu *c, u64 lin, u8 *buf, unsigned want)
 {
     unsigned first = 4096 - (lin & 0xfff);
     if (first > want)
@@ -296,7 +296,6 @@ static unsigned fetch(struct cpu *c, u64 lin, u8 *buf, unsigned want)
     lin_read_bytes(c, lin, buf, first, ACC_EXEC);
     if (first < want)
         lin_read_bytes(c, lin + first, buf + first, want - first, ACC_EXEC);
-    return want;
 }
 
 static void check_cs_limit(struct cpu *c, u64 rip, unsigned len)
@@ -310,11 +309,8 @@ static struct dcache_entry *decode(struct cpu *c)
     struct cpu_internal *in = c->in;
     u64 rip = c->rip;
     u64 lin = cpu_is_long64(c) ? rip : (c->seg[SEG_CS].base + rip) & 0xffffffffull;
-    if (cpu_is_long64(c)) {
-        int bits = (c->cr4 & CR4_LA57) ? 57 : 48;
-        if ((u64)((s64)(rip << (64 - bits)) >> (64 - bits)) != rip)
-            cpu_fault(c, EXC_GP, 0);
-    }
+    if (cpu_is_long64(c) && !cpu_canonical(c, rip))
+        cpu_fault(c, EXC_GP, 0);
     unsigned key = decoder_key(c);
     struct dcache_entry *h = in->hint;
     if (h && h->rip == rip && h->lin == lin && h->key == key && c->tlb.epoch == in->fetch_epoch &&

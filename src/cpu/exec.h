@@ -284,8 +284,16 @@ void seg_null_ss(struct seg *s, unsigned cpl);
 void seg_load_null(struct cpu *c, int seg, u16 sel);
 /* Is offset..offset+size-1 inside segment s (expand-up or expand-down)? */
 bool seg_offset_ok(const struct seg *s, u64 offset, unsigned size);
+/* Is a sign-extended from bit bits-1 (canonical for a bits-wide linear address)? */
+static inline bool canonical_bits(u64 a, int bits)
+{
+    return (u64)((s64)(a << (64 - bits)) >> (64 - bits)) == a;
+}
 /* Is linear address a canonical (48 bits, or 57 with CR4.LA57)? */
-bool cpu_canonical(const struct cpu *c, u64 a);
+static inline bool cpu_canonical(const struct cpu *c, u64 a)
+{
+    return canonical_bits(a, (c->cr4 & CR4_LA57) ? 57 : 48);
+}
 /* A stack frames are pushed onto before the registers are committed: the current stack
  * (stk_current) or an inner one being switched to. */
 struct stack_ptr {
@@ -353,7 +361,8 @@ static inline u8 *vmem_fast(struct cpu *c, int seg, u64 off, unsigned size, bool
     if (unlikely(c->mode != MODE_LONG64 || (c->rflags & FL_AC) || c->in->dr_data_active))
         return NULL;
     u64 lin = off + ((seg == SEG_FS || seg == SEG_GS) ? c->seg[seg].base : 0);
-    if (unlikely((u64)((s64)(lin << 16) >> 16) != lin || (lin & 0xfff) + size > 4096))
+    /* 48-bit canonical is canonical under LA57 too; anything else takes the slow path */
+    if (unlikely(!canonical_bits(lin, 48) || (lin & 0xfff) + size > 4096))
         return NULL;
     u64 vpn = lin >> 12;
     const struct tlb_entry *e = &c->tlb.e[c->cpl == 3][vpn & (TLB_SIZE - 1)];

@@ -70,8 +70,7 @@ enum {
 static bool canonical_msr(const struct cpu *c, u64 a)
 {
     /* MSR addresses are checked against the widest linear address the CPU supports. */
-    int bits = cpu_has(c, CF_LA57) ? 57 : 48;
-    return (u64)((s64)(a << (64 - bits)) >> (64 - bits)) == a;
+    return canonical_bits(a, cpu_has(c, CF_LA57) ? 57 : 48);
 }
 
 /* Memory types valid in MTRRs: UC, WC, WT, WP, WB; PAT adds UC- (7). */

@@ -34,12 +34,6 @@ enum {
  * accessed data (what VM entry requires as well). */
 #define V86_ATTR 0xf3u
 
-bool cpu_canonical(const struct cpu *c, u64 a)
-{
-    int bits = (c->cr4 & CR4_LA57) ? 57 : 48;
-    return (u64)((s64)(a << (64 - bits)) >> (64 - bits)) == a;
-}
-
 /* Linear addresses outside IA-32e mode are 32 bits wide. */
 static inline u64 lin_wrap(const struct cpu *c, u64 a)
 {

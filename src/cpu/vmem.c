@@ -13,18 +13,12 @@ static _Noreturn void seg_fault(struct cpu *c, int seg)
     cpu_fault(c, seg == SEG_SS ? EXC_SS : EXC_GP, 0);
 }
 
-static inline bool canonical(const struct cpu *c, u64 a)
-{
-    int bits = (c->cr4 & CR4_LA57) ? 57 : 48;
-    return (u64)((s64)(a << (64 - bits)) >> (64 - bits)) == a;
-}
-
 u64 seg_linear(struct cpu *c, int seg, u64 off, unsigned size, bool write)
 {
     const struct seg *s = &c->seg[seg];
     if (cpu_is_long64(c)) {
         u64 lin = off + ((seg == SEG_FS || seg == SEG_GS) ? s->base : 0);
-        if (unlikely(!canonical(c, lin) || !canonical(c, lin + size - 1)))
+        if (unlikely(!cpu_canonical(c, lin) || !cpu_canonical(c, lin + size - 1)))
             seg_fault(c, seg);
         return lin;
     }
@@ -136,11 +130,10 @@ static struct tlb_entry *tlb_fill(struct cpu *c, u64 linear, unsigned access)
         e = &scratch;
     }
     u64 gpa = r.pa & ~0xfffull;
-    if (e->tag_read != vpn && e->tag_write != vpn && e->tag_exec != vpn) {
+    /* keep the other kinds of access this entry allows only if it is the same page */
+    bool same = (e->tag_read == vpn || e->tag_write == vpn || e->tag_exec == vpn) && e->gpa == gpa;
+    if (!same)
         e->tag_read = e->tag_write = e->tag_exec = TLB_INVALID;
-    } else if (e->gpa != gpa) {
-        e->tag_read = e->tag_write = e->tag_exec = TLB_INVALID;
-    }
     e->gpa = gpa;
     e->host = mem_ptr(c->mem, gpa, 4096);
     e->page_gen = e->host ? mem_page_gen(c->mem, gpa) : NULL;

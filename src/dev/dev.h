@@ -37,9 +37,6 @@ u64 acpi_build(struct machine *m);
  * keep out of it. */
 #define ACPI_AREA_BASE 0xF0000ull /* the F segment, where test kernels scan for the RSDP */
 #define ACPI_AREA_SIZE 0x10000ull
-/* SLP_TYP value of \_S5 (soft off), as QEMU's PM devices decode it; a PM1 control
- * device uses the same constant. */
-#define ACPI_S5_SLP_TYP 0
 
 /* Local APIC, one per vCPU: xAPIC MMIO at the APIC base, x2APIC MSRs, timer (one-shot,
  * periodic, TSC-deadline), IPIs (INIT/SIPI/fixed/NMI), EOI, TPR/PPR priorities. */

@@ -128,6 +128,18 @@ static void acknowledge(struct pic_chip *c, int line)
     }
 }
 
+u8 pic_intr_peek(const struct pic *p)
+{
+    const struct pic_chip *mc = &p->chip[MASTER], *sc = &p->chip[SLAVE];
+    int line = pending_line(mc, true);
+    if (line < 0)
+        return mc->base | 7;
+    if (line != CASCADE_IR)
+        return (u8)(mc->base | line);
+    int sline = pending_line(sc, false);
+    return sline < 0 ? sc->base | 7 : (u8)(sc->base | sline);
+}
+
 u8 pic_intr_ack(struct pic *p)
 {
     struct pic_chip *mc = &p->chip[MASTER], *sc = &p->chip[SLAVE];

@@ -15,7 +15,6 @@
 #include <time.h>
 
 #include "common.h"
-#include "dev/dev.h"
 
 struct machine;
 
@@ -57,7 +56,9 @@ struct machine;
 #define ACPI_SCI_IRQ 9             /* level, active high (MADT override) */
 #define ACPI_RESET_PORT 0xcf9      /* FADT RESET_REG: system I/O, 8 bits; RESET_VALUE 6 */
 #define ACPI_RESET_VALUE 0x06
-/* S5 sleep type: ACPI_S5_SLP_TYP (0) in dev.h, the value of the DSDT's \_S5 package */
+/* SLP_TYP value of \_S5 (soft off), as QEMU's PM devices decode it: the DSDT's \_S5
+ * package and the PM1 control register agree on it. */
+#define ACPI_S5_SLP_TYP 0
 #define ACPI_PM_TIMER_HZ 3579545ull
 
 #define PCI_CONFIG_ADDR_PORT 0xcf8
@@ -80,6 +81,8 @@ bool pic_has_intr(const struct pic *p);
 /* INTA cycle: the vector of the highest-priority request; a spurious IRQ7 (or IRQ15 on
  * the slave) when the request went away before the acknowledge. */
 u8 pic_intr_ack(struct pic *p);
+/* The vector pic_intr_ack() would return now, without acknowledging anything. */
+u8 pic_intr_peek(const struct pic *p);
 /* Observation for tests and tracing: chip 0 master, 1 slave. */
 struct pic_state { u8 irr, isr, imr, elcr, base; };
 struct pic_state pic_get_state(const struct pic *p, int chip);

@@ -59,10 +59,8 @@ void clock_advance_insns(struct vclock *k, u64 insns)
 
 void clock_advance_to(struct vclock *k, u64 t)
 {
-    if (k->deterministic && t > k->det_ns) {
-        k->idle_skip_ns += t - k->det_ns;
+    if (k->deterministic && t > k->det_ns)
         k->det_ns = t;
-    }
 }
 
 int clock_timer_new(struct vclock *k, timer_fn fn, void *opaque)

@@ -24,7 +24,6 @@ struct vclock {
     u64 ns_per_kinsn;   /* deterministic: nanoseconds per 1000 instructions */
     u64 det_ns;         /* deterministic: current time */
     u64 host_start_ns;  /* real time: host monotonic time at start */
-    u64 idle_skip_ns;   /* time skipped while every vCPU idled (deterministic) */
     u64 stolen_ns;      /* real time: host time excluded, see clock_exclude_host_time */
     u64 hold_start_ns;  /* real time: from host time hold_start_ns (since start) until */
     u64 hold_until_ns;  /* hold_until_ns, guest time runs slow from hold_ns, making up */

@@ -89,11 +89,6 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
         cpu_dump(c, stderr);
         machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
         return INTERCEPT_STOP;
-    case EV_TASK_SWITCH:
-        nestor_log("vCPU %d: the guest asked for a hardware task switch, which nestor does not "
-                   "support", c->id);
-        machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
-        return INTERCEPT_STOP;
     default:
         return INTERCEPT_DEFAULT;
     }
@@ -105,7 +100,7 @@ static int intr_pending(struct cpu *c, void *opaque)
     struct machine *m = opaque;
     struct lapic *l = m->lapic[c->id];
     if (m->pic && lapic_extint_pending(l) && pic_has_intr(m->pic))
-        return 0x100; /* some vector: the PIC chooses it at acknowledge time */
+        return pic_intr_peek(m->pic);
     return lapic_intr_pending(l);
 }
 

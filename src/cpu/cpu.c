@@ -78,7 +78,7 @@ static void reset_common(struct cpu *c)
     in->delivering = -1;
     in->dr_exec_active = in->dr_data_active = false;
     in->deferred_db_bits = 0;
-    in->check_events = true;
+    in->exits |= EXIT_CHECK_EVENTS;
     cpu_update_mode(c);
     mmu_update(c);
 }
@@ -121,7 +121,7 @@ void cpu_nmi(struct cpu *c)
 {
     c->nmi_pending = true;
     if (c->in)
-        c->in->check_events = true;
+        c->in->exits |= EXIT_CHECK_EVENTS;
 }
 
 void cpu_update_mode(struct cpu *c)
@@ -136,8 +136,12 @@ void cpu_update_mode(struct cpu *c)
         m = (cs->attr & SEG_ATTR_L) ? MODE_LONG64 : (cs->attr & SEG_ATTR_DB) ? MODE_COMPAT32 : MODE_COMPAT16;
     else
         m = (cs->attr & SEG_ATTR_DB) ? MODE_PROT32 : MODE_PROT16;
+    u8 cpl = m == MODE_REAL ? 0 : m == MODE_V86 ? 3 : (u8)(cs->sel & 3);
+    /* a decoded block belongs to one mode and privilege level */
+    if (c->in && (m != c->mode || cpl != c->cpl))
+        c->in->exits |= EXIT_BLOCK_END;
     c->mode = m;
-    c->cpl = m == MODE_REAL ? 0 : m == MODE_V86 ? 3 : (u8)(cs->sel & 3);
+    c->cpl = cpl;
 }
 
 void cpu_set_rflags(struct cpu *c, u64 value, u64 changeable)
@@ -147,11 +151,13 @@ void cpu_set_rflags(struct cpu *c, u64 value, u64 changeable)
     nf = (nf | FL_FIXED1) & ~(BIT(3) | BIT(5) | BIT(15) | (~0ull << 22));
     c->rflags = nf;
     if (changeable & FL_RF)
-        c->in->rf_written = true;
+        c->in->exits |= EXIT_RF_WRITTEN;
     if ((nf ^ old) & FL_VM)
         cpu_update_mode(c);
     if ((nf & FL_IF) && !(old & FL_IF))
-        c->in->check_events = true;
+        c->in->exits |= EXIT_CHECK_EVENTS;
+    if ((nf ^ old) & FL_TF)
+        c->in->exits |= EXIT_BLOCK_END; /* single-stepping runs instruction by instruction */
 }
 
 enum intercept_result cpu_intercept(struct cpu *c, struct cpu_event *ev)
@@ -161,11 +167,11 @@ enum intercept_result cpu_intercept(struct cpu *c, struct cpu_event *ev)
     /* Nested VMX/SVM will examine the event here before the machine sees it. */
     enum intercept_result r = c->ops->intercept(c, ev, c->ops_opaque);
     if (r == INTERCEPT_STOP) {
-        c->in->stop_requested = true;
+        c->in->exits |= EXIT_STOP;
         r = INTERCEPT_HANDLED;
     }
     /* devices may have raised or cleared interrupts */
-    c->in->check_events = true;
+    c->in->exits |= EXIT_CHECK_EVENTS;
     return r;
 }
 

@@ -34,6 +34,7 @@ void debug_update(struct cpu *c)
 {
     u64 dr7 = c->dr[7];
     bool exec = false, data = false;
+    c->in->exits |= EXIT_BLOCK_END; /* blocks run only without armed breakpoints */
     for (int n = 0; n < 4; n++) {
         if (!bp_enabled(dr7, n))
             continue;

@@ -51,7 +51,7 @@ static void deliver_real(struct cpu *c, u8 vector, u64 flags_image, u64 return_r
     cs->sel = (u16)(entry >> 16);
     cs->base = (u64)cs->sel << 4;
     c->rip = entry & 0xffff;
-    c->in->rip_written = true;
+    c->in->exits |= EXIT_RIP_WRITTEN;
     c->gpr[R_RSP] = st.sp;
     cpu_set_rflags(c, 0, FL_IF | FL_TF | FL_AC);
     cpu_update_mode(c);
@@ -186,7 +186,7 @@ static void deliver_prot(struct cpu *c, u8 vector, int type, bool has_error, u32
     cs.sel = (u16)((tsel & ~3u) | new_cpl);
     c->seg[SEG_CS] = cs;
     c->rip = ip;
-    c->in->rip_written = true;
+    c->in->exits |= EXIT_RIP_WRITTEN;
     c->cpl = (u8)new_cpl;
     cpu_set_rflags(c, 0, DELIVERY_CLEARS | (trap_gate ? 0 : FL_IF));
     cpu_update_mode(c);
@@ -205,5 +205,5 @@ void cpu_deliver(struct cpu *c, u8 vector, int type, bool has_error, u32 error, 
         deliver_prot(c, vector, type, has_error, error, flags_image, return_rip, ext);
     if (type == EVT_NMI)
         c->nmi_blocked = true;
-    c->in->event_delivered = true;
+    c->in->exits |= EXIT_EVENT_DELIVERED;
 }

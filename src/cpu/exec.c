@@ -45,6 +45,30 @@ static const ZydisMnemonic light_snapshot_list[] = {
     ZYDIS_MNEMONIC_LEAVE,
 };
 
+/* Instructions that cannot fault when all their operands are GPRs of their natural size
+ * or immediates (LEA: its address operand is only computed) and there is no LOCK
+ * prefix: no snapshot is taken for them. */
+static bool no_fault[ZYDIS_MNEMONIC_MAX_VALUE + 1];
+static const ZydisMnemonic no_fault_list[] = {
+    ZYDIS_MNEMONIC_MOV, ZYDIS_MNEMONIC_MOVZX, ZYDIS_MNEMONIC_MOVSX, ZYDIS_MNEMONIC_MOVSXD,
+    ZYDIS_MNEMONIC_LEA, ZYDIS_MNEMONIC_ADD, ZYDIS_MNEMONIC_OR, ZYDIS_MNEMONIC_ADC,
+    ZYDIS_MNEMONIC_SBB, ZYDIS_MNEMONIC_AND, ZYDIS_MNEMONIC_SUB, ZYDIS_MNEMONIC_XOR,
+    ZYDIS_MNEMONIC_CMP, ZYDIS_MNEMONIC_TEST, ZYDIS_MNEMONIC_INC, ZYDIS_MNEMONIC_DEC,
+    ZYDIS_MNEMONIC_NEG, ZYDIS_MNEMONIC_NOT, ZYDIS_MNEMONIC_SHL, ZYDIS_MNEMONIC_SHR,
+    ZYDIS_MNEMONIC_SAR, ZYDIS_MNEMONIC_ROL, ZYDIS_MNEMONIC_ROR, ZYDIS_MNEMONIC_IMUL,
+    ZYDIS_MNEMONIC_CDQE, ZYDIS_MNEMONIC_CWDE, ZYDIS_MNEMONIC_CBW, ZYDIS_MNEMONIC_CDQ,
+    ZYDIS_MNEMONIC_CQO, ZYDIS_MNEMONIC_CWD,
+    ZYDIS_MNEMONIC_SETB, ZYDIS_MNEMONIC_SETBE, ZYDIS_MNEMONIC_SETL, ZYDIS_MNEMONIC_SETLE,
+    ZYDIS_MNEMONIC_SETNB, ZYDIS_MNEMONIC_SETNBE, ZYDIS_MNEMONIC_SETNL, ZYDIS_MNEMONIC_SETNLE,
+    ZYDIS_MNEMONIC_SETNO, ZYDIS_MNEMONIC_SETNP, ZYDIS_MNEMONIC_SETNS, ZYDIS_MNEMONIC_SETNZ,
+    ZYDIS_MNEMONIC_SETO, ZYDIS_MNEMONIC_SETP, ZYDIS_MNEMONIC_SETS, ZYDIS_MNEMONIC_SETZ,
+    ZYDIS_MNEMONIC_CMOVB, ZYDIS_MNEMONIC_CMOVBE, ZYDIS_MNEMONIC_CMOVL, ZYDIS_MNEMONIC_CMOVLE,
+    ZYDIS_MNEMONIC_CMOVNB, ZYDIS_MNEMONIC_CMOVNBE, ZYDIS_MNEMONIC_CMOVNL, ZYDIS_MNEMONIC_CMOVNLE,
+    ZYDIS_MNEMONIC_CMOVNO, ZYDIS_MNEMONIC_CMOVNP, ZYDIS_MNEMONIC_CMOVNS, ZYDIS_MNEMONIC_CMOVNZ,
+    ZYDIS_MNEMONIC_CMOVO, ZYDIS_MNEMONIC_CMOVP, ZYDIS_MNEMONIC_CMOVS, ZYDIS_MNEMONIC_CMOVZ,
+    ZYDIS_MNEMONIC_BSWAP, ZYDIS_MNEMONIC_NOP,
+};
+
 static void handlers_init(void)
 {
     static bool done;
@@ -52,6 +76,8 @@ static void handlers_init(void)
         return;
     for (size_t k = 0; k < ARRAY_SIZE(light_snapshot_list); k++)
         light_snapshot[light_snapshot_list[k]] = true;
+    for (size_t k = 0; k < ARRAY_SIZE(no_fault_list); k++)
+        no_fault[no_fault_list[k]] = true;
     insn_register_alu(handlers);
     insn_register_bits(handlers);
     insn_register_string(handlers);
@@ -63,30 +89,68 @@ static void handlers_init(void)
     done = true;
 }
 
-/* ---- decode cache ---- */
-#define DCACHE_BITS 15
-#define DCACHE_SIZE (1u << DCACHE_BITS)
+/* ---- decoded basic blocks ----
+ * A block is the straight-line run of instructions decoded from one start address, on
+ * one page, up to the first branch or system instruction (at most BLOCK_MAX_INSNS). It
+ * is found by a direct-mapped table keyed by linear address, RIP and decoder key, and is
+ * valid while its page's code generation is unchanged (pages holding decoded code lose
+ * direct write access, so the first write to them bumps the generation) and the fetch
+ * translation still holds: rechecked through the TLB whenever the TLB epoch or the CPL
+ * differ from the last check. An instruction that crosses a page boundary, or code
+ * outside RAM, makes a block of its own that is validated by comparing its bytes.
+ * Blocks live in a per-vCPU arena; when it is full, every block is dropped at once. */
+#define BLOCK_MAX_INSNS 32
+#define BLOCK_TABLE_BITS 15
+#define BLOCK_TABLE_SIZE (1u << BLOCK_TABLE_BITS)
+#define BLOCK_ARENA_BYTES (32u << 20)
 
-struct dcache_entry {
-    u64 lin;       /* linear address of the first byte */
-    u64 rip;
-    u8 key;        /* decoder key (mode, stack width); 0xff = empty */
-    u8 len;
-    u8 bytes[15];
-    insn_fn fn;
-    u32 *page_gen; /* code generation word of the page (NULL: validate by bytes) */
+struct block {
+    u64 lin, rip;
+    u32 *page_gen; /* generation word of the code page; NULL: validate bytes[] */
     u32 gen;       /* its value when decoded */
-    bool light;    /* light_snapshot[] of its mnemonic */
-    bool same_page_next; /* the next instruction starts on the same page */
-    struct dcache_entry *succ; /* entry last found at next_rip (a hint, always checked) */
-    struct insn insn;
+    u8 key;        /* decoder key (mode, stack width) */
+    u8 n;          /* instructions */
+    u8 cpl;        /* fetch permission last checked at this CPL ... */
+    u64 epoch;     /* ... and this TLB epoch */
+    u8 bytes[15];  /* the first instruction's bytes (page_gen NULL) */
+    /* blocks that ran next, most recent first: candidates checked before the table */
+    struct block *succ[2];
+    struct insn ins[];
 };
 
-struct decode_cache {
-    struct dcache_entry e[DCACHE_SIZE];
+struct block_cache {
+    struct block *table[BLOCK_TABLE_SIZE];
+    size_t used;
+    u8 arena[BLOCK_ARENA_BYTES];
 };
 
-static inline unsigned dcache_index(u64 lin) { return (unsigned)((lin ^ (lin >> DCACHE_BITS)) & (DCACHE_SIZE - 1)); }
+static inline unsigned block_index(u64 lin)
+{
+    return (unsigned)((lin ^ (lin >> BLOCK_TABLE_BITS)) & (BLOCK_TABLE_SIZE - 1));
+}
+
+/* Space for the largest block at the arena's free end, dropping every block if needed. */
+static struct block *block_alloc(struct cpu *c)
+{
+    struct block_cache *bc = c->in->blocks;
+    size_t max = sizeof(struct block) + BLOCK_MAX_INSNS * sizeof(struct insn);
+    if (bc->used + max > BLOCK_ARENA_BYTES) {
+        memset(bc->table, 0, sizeof(bc->table));
+        bc->used = 0;
+        c->in->block_flushes++;
+        c->in->last_block = NULL;
+    }
+    return (struct block *)(bc->arena + bc->used);
+}
+
+static void block_commit(struct cpu *c, struct block *b)
+{
+    struct block_cache *bc = c->in->blocks;
+    size_t size = sizeof(struct block) + b->n * sizeof(struct insn);
+    bc->used += (size + 15) & ~(size_t)15;
+    bc->table[block_index(b->lin)] = b;
+    c->in->blocks_decoded++;
+}
 
 static const ZydisMachineMode zmode[] = {
     [MODE_REAL] = ZYDIS_MACHINE_MODE_REAL_16,
@@ -119,19 +183,20 @@ int exec_init(struct cpu *c)
                 nestor_panic("Zydis decoder init failed");
         }
     mem_add_code_watcher(c->mem, code_page_marked, c);
-    in->dcache = malloc(sizeof(*in->dcache));
-    if (!in->dcache)
+    /* calloc: the arena's pages are only touched as blocks fill them */
+    in->blocks = calloc(1, sizeof(*in->blocks));
+    if (!in->blocks)
         return -1;
-    for (unsigned i = 0; i < DCACHE_SIZE; i++)
-        in->dcache->e[i].key = 0xff;
+    c->tlb.notify = &in->exits;
+    c->tlb.notify_bits = EXIT_BLOCK_END;
     in->delivering = -1;
     return 0;
 }
 
 void exec_destroy(struct cpu *c)
 {
-    free(c->in->dcache);
-    c->in->dcache = NULL;
+    free(c->in->blocks);
+    c->in->blocks = NULL;
 }
 
 /* ---- faults ---- */
@@ -185,7 +250,7 @@ _Noreturn void cpu_unsupported_stop(struct cpu *c, const char *what)
 {
     struct cpu_event ev = { .kind = EV_UNSUPPORTED, .u.unsupported = { what, true } };
     cpu_intercept(c, &ev);
-    c->in->stop_requested = true;
+    c->in->exits |= EXIT_STOP;
     c->in->exc_vector = EXC_ABANDON;
     longjmp(c->in->fault_jmp, 1);
 }
@@ -245,11 +310,10 @@ static void raise_exception(struct cpu *c, u8 vector, bool has_error, u32 error)
 static void take_events(struct cpu *c)
 {
     struct cpu_internal *in = c->in;
-    in->check_events = false;
-    in->hint = NULL; /* control may go elsewhere: no hint, no link to what comes next */
-    in->prev = NULL;
+    in->exits &= ~EXIT_CHECK_EVENTS;
+    in->last_block = NULL; /* what runs next need not follow the last block */
     if (c->intr_shadow) {
-        in->check_events = true; /* look again after the shadowed instruction */
+        in->exits |= EXIT_CHECK_EVENTS; /* look again after the shadowed instruction */
         return;
     }
     if (c->nmi_pending && !c->nmi_blocked) {
@@ -276,7 +340,7 @@ static void take_events(struct cpu *c)
     in->delivering = v; /* external interrupts are benign for double-fault purposes */
     cpu_deliver(c, (u8)v, EVT_EXT_INTR, false, 0, c->rip);
     in->delivering = -1;
-    in->check_events = true; /* another one may be pending at higher priority */
+    in->exits |= EXIT_CHECK_EVENTS; /* another one may be pending at higher priority */
 }
 
 /* ---- fetch and decode ---- */
@@ -304,71 +368,82 @@ static void check_cs_limit(struct cpu *c, u64 rip, unsigned len)
         cpu_fault(c, EXC_GP, 0);
 }
 
-static struct dcache_entry *decode(struct cpu *c)
+static void insn_unimplemented(struct cpu *c, const struct insn *i)
+{
+    cpu_unimplemented(c, ZydisMnemonicGetString((ZydisMnemonic)i->d.mnemonic));
+}
+
+/* The mask RIP wraps with in the current mode. */
+static u64 rip_mask(const struct cpu *c)
+{
+    switch (c->mode) {
+    case MODE_LONG64: return ~0ull;
+    case MODE_PROT32: case MODE_COMPAT32: return 0xffffffffull;
+    default: return 0xffffull;
+    }
+}
+
+static void insn_setup(struct cpu *c, struct insn *i, const ZydisDecodedInstruction *d,
+                       const ZydisDecodedOperand *op, u64 rip)
+{
+    insn_from_zydis(i, d, op);
+    i->next_rip = (rip + d->length) & rip_mask(c);
+    i->fn = handlers[d->mnemonic] ? handlers[d->mnemonic] : insn_unimplemented;
+    i->light = light_snapshot[d->mnemonic];
+    /* register/immediate forms of plain ALU and move instructions cannot fault */
+    i->nofault = no_fault[d->mnemonic] && !i->lock;
+    for (int n = 0; n < d->operand_count_visible; n++)
+        if (i->opd[n].kind != OPD_GPR && i->opd[n].kind != OPD_IMM &&
+            !(d->mnemonic == ZYDIS_MNEMONIC_LEA && i->opd[n].kind == OPD_MEM))
+            i->nofault = false;
+}
+
+/* Control leaves the straight line after these (or may: system instructions change
+ * modes, flush the TLB, halt): a block ends with them. */
+static bool ends_block(const ZydisDecodedInstruction *d)
+{
+    switch (d->meta.category) {
+    case ZYDIS_CATEGORY_COND_BR: case ZYDIS_CATEGORY_UNCOND_BR: case ZYDIS_CATEGORY_CALL:
+    case ZYDIS_CATEGORY_RET: case ZYDIS_CATEGORY_INTERRUPT: case ZYDIS_CATEGORY_SYSCALL:
+    case ZYDIS_CATEGORY_SYSRET: case ZYDIS_CATEGORY_SYSTEM: case ZYDIS_CATEGORY_IO:
+    case ZYDIS_CATEGORY_IOSTRINGOP:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Decodes the block at rip. The first instruction is fetched with all checks and may
+ * fault; the following ones are read from the same page's host memory and simply end
+ * the block where they would not decode, cross the page or leave the CS limit, so
+ * their faults are raised only if execution reaches them. */
+static struct block *block_decode(struct cpu *c, u64 lin, u64 rip, unsigned key)
 {
     struct cpu_internal *in = c->in;
-    u64 rip = c->rip;
-    u64 lin = cpu_is_long64(c) ? rip : (c->seg[SEG_CS].base + rip) & 0xffffffffull;
-    if (cpu_is_long64(c) && !cpu_canonical(c, rip))
-        cpu_fault(c, EXC_GP, 0);
-    unsigned key = decoder_key(c);
-    struct dcache_entry *h = in->hint;
-    if (h && h->rip == rip && h->lin == lin && h->key == key && c->tlb.epoch == in->fetch_epoch &&
-        *h->page_gen == h->gen) {
-        /* same page as the instruction before, translation unchanged, bytes unchanged */
-        if (unlikely(!cpu_is_long64(c)))
-            check_cs_limit(c, rip, h->len);
-        return h;
-    }
-    struct dcache_entry *e = &in->dcache->e[dcache_index(lin)];
+    struct block *b = block_alloc(c);
+    ZydisDecoder *dec = &in->dec[c->mode][key % 3];
+    ZydisDecodedInstruction zd;
+    ZydisDecodedOperand zop[ZYDIS_MAX_OPERAND_COUNT_VISIBLE];
+    ZydisDecoderContext zctx;
     u8 buf[15];
     unsigned on_page = 4096 - (lin & 0xfff);
+    bool long64 = cpu_is_long64(c);
+    u64 limit = c->seg[SEG_CS].limit;
 
-    if (e->key == key && e->lin == lin && e->rip == rip) {
-        if (likely(e->page_gen != NULL)) {
-            /* same physical page, and no write to it since the decode */
-            const struct tlb_entry *t = lin_code_entry(c, lin);
-            if (likely(t->page_gen == e->page_gen && *e->page_gen == e->gen)) {
-                if (unlikely(!cpu_is_long64(c)))
-                    check_cs_limit(c, rip, e->len);
-                in->fetch_epoch = c->tlb.epoch;
-                if (in->prev)
-                    in->prev->succ = e;
-                return e;
-            }
-        } else {
-            /* Crosses a page or runs from MMIO: compare the bytes. Those on this page
-             * first: the cached instruction's length says nothing about what is there
-             * now, so the next page is touched only if this page still matches. */
-            unsigned first = e->len < on_page ? e->len : on_page;
-            fetch(c, lin, buf, first);
-            if (memcmp(buf, e->bytes, first) == 0 &&
-                (first == e->len ||
-                 (fetch(c, lin + first, buf + first, e->len - first),
-                  memcmp(buf + first, e->bytes + first, e->len - first) == 0))) {
-                check_cs_limit(c, rip, e->len);
-                return e;
-            }
-        }
-    }
-
-    /* Miss: fetch what is on this page (up to 15), decode, and only if the decoder
-     * needs more, touch the next page (which may #PF there). */
-    unsigned avail = on_page < 15 ? on_page : 15;
-    if (!cpu_is_long64(c) && rip <= c->seg[SEG_CS].limit && c->seg[SEG_CS].limit - rip + 1 < avail)
-        avail = (unsigned)(c->seg[SEG_CS].limit - rip + 1);
-    if (!cpu_is_long64(c) && rip > c->seg[SEG_CS].limit)
+    /* First instruction: fetch what is on this page (up to 15), decode, and only if the
+     * decoder needs more, touch the next page (which may #PF there). */
+    if (!long64 && rip > limit)
         cpu_fault(c, EXC_GP, 0);
+    unsigned avail = on_page < 15 ? on_page : 15;
+    if (!long64 && limit - rip + 1 < avail)
+        avail = (unsigned)(limit - rip + 1);
     fetch(c, lin, buf, avail);
-    ZydisDecoder *dec = &in->dec[c->mode][key % 3];
-    e->key = 0xff;
-    ZydisDecoderContext zctx;
-    ZyanStatus st = ZydisDecoderDecodeInstruction(dec, &zctx, buf, avail, &e->insn.d);
+    ZyanStatus st = ZydisDecoderDecodeInstruction(dec, &zctx, buf, avail, &zd);
     if (st == ZYDIS_STATUS_NO_MORE_DATA && avail < 15) {
         if (avail == on_page) {
             fetch(c, lin, buf, 15);
             avail = 15;
-            st = ZydisDecoderDecodeInstruction(dec, &zctx, buf, avail, &e->insn.d);
+            st = ZydisDecoderDecodeInstruction(dec, &zctx, buf, avail, &zd);
         } else {
             cpu_fault(c, EXC_GP, 0); /* runs past the CS limit */
         }
@@ -377,47 +452,125 @@ static struct dcache_entry *decode(struct cpu *c)
         cpu_fault(c, EXC_GP, 0);
     if (ZYAN_FAILED(st))
         cpu_fault_noerr(c, EXC_UD);
-    struct insn *i = &e->insn;
-    memset(i->op, 0, sizeof(i->op));
-    if (ZYAN_FAILED(ZydisDecoderDecodeOperands(dec, &zctx, &i->d, i->op, i->d.operand_count_visible)))
+    if (ZYAN_FAILED(ZydisDecoderDecodeOperands(dec, &zctx, &zd, zop, zd.operand_count_visible)))
         cpu_fault_noerr(c, EXC_UD);
-    check_cs_limit(c, rip, i->d.length);
-    i->osize = (u8)(i->d.operand_width / 8);
-    i->asize = (u8)(i->d.address_width / 8);
-    i->rep = i->d.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE);
-    i->repne = i->d.attributes & ZYDIS_ATTRIB_HAS_REPNE;
-    i->lock = i->d.attributes & ZYDIS_ATTRIB_HAS_LOCK;
-    u64 next = rip + i->d.length;
-    if (c->mode != MODE_LONG64)
-        next &= (c->mode == MODE_REAL || c->mode == MODE_V86 || c->mode == MODE_PROT16 ||
-                 c->mode == MODE_COMPAT16) ? 0xffffull : 0xffffffffull;
-    i->next_rip = next;
-    opr_precompute(i);
-    e->fn = handlers[i->d.mnemonic];
-    e->light = light_snapshot[i->d.mnemonic];
-    e->page_gen = NULL;
-    e->succ = NULL;
-    e->same_page_next = i->d.length < on_page;
-    if (i->d.length <= on_page) {
-        const struct tlb_entry *t = lin_code_entry(c, lin);
-        if (t->page_gen) {
-            mem_code_mark(c->mem, t->gpa);
-            e->page_gen = t->page_gen;
-            e->gen = *t->page_gen;
-            in->fetch_epoch = c->tlb.epoch;
-            if (in->prev)
-                in->prev->succ = e;
+    check_cs_limit(c, rip, zd.length);
+    insn_setup(c, &b->ins[0], &zd, zop, rip);
+    b->lin = lin;
+    b->rip = rip;
+    b->key = (u8)key;
+    b->n = 1;
+    b->page_gen = NULL;
+    b->succ[0] = b->succ[1] = NULL;
+    memcpy(b->bytes, buf, zd.length);
+
+    const struct tlb_entry *t = zd.length <= on_page ? lin_code_entry(c, lin) : NULL;
+    if (t && t->page_gen && t->host) {
+        mem_code_mark(c->mem, t->gpa);
+        b->page_gen = t->page_gen;
+        b->gen = *t->page_gen;
+        b->epoch = c->tlb.epoch;
+        b->cpl = c->cpl;
+        /* the rest of the straight line on this page */
+        const u8 *page = t->host;
+        unsigned off = (unsigned)(lin & 0xfff) + zd.length;
+        u64 r = rip + zd.length;
+        bool more = !ends_block(&zd);
+        while (more && b->n < BLOCK_MAX_INSNS && off < 4096 && (r & rip_mask(c)) == r) {
+            avail = 4096 - off < 15 ? 4096 - off : 15;
+            if (!long64) {
+                if (r > limit)
+                    break;
+                if (limit - r + 1 < avail)
+                    avail = (unsigned)(limit - r + 1);
+            }
+            if (ZYAN_FAILED(ZydisDecoderDecodeInstruction(dec, &zctx, page + off, avail, &zd)) ||
+                ZYAN_FAILED(ZydisDecoderDecodeOperands(dec, &zctx, &zd, zop, zd.operand_count_visible)))
+                break;
+            insn_setup(c, &b->ins[b->n++], &zd, zop, r);
+            more = !ends_block(&zd);
+            off += zd.length;
+            r += zd.length;
         }
     }
-    e->lin = lin;
-    e->rip = rip;
-    e->len = i->d.length;
-    memcpy(e->bytes, buf, e->len);
-    e->key = (u8)key;
-    return e;
+    block_commit(c, b);
+    return b;
 }
 
-static void trace_insn(struct cpu *c, const struct insn *i)
+/* The block at the current RIP, validated (decoded if needed); *runnable: how many of
+ * its instructions lie inside the CS limit (outside 64-bit mode the limit may have
+ * changed since the decode). Faults as fetching the first instruction would. */
+static struct block *block_lookup(struct cpu *c, unsigned *runnable)
+{
+    struct cpu_internal *in = c->in;
+    u64 rip = c->rip;
+    bool long64 = cpu_is_long64(c);
+    u64 lin = long64 ? rip : (c->seg[SEG_CS].base + rip) & 0xffffffffull;
+    if (long64 && !cpu_canonical(c, rip))
+        cpu_fault(c, EXC_GP, 0);
+    unsigned key = decoder_key(c);
+    struct block *prev = in->last_block, *b;
+#define BLOCK_IS(x) ((x) && (x)->lin == lin && (x)->rip == rip && (x)->key == key)
+    if (prev && BLOCK_IS(prev->succ[0]))
+        b = prev->succ[0];
+    else if (prev && BLOCK_IS(prev->succ[1]))
+        b = prev->succ[1];
+    else
+        b = in->blocks->table[block_index(lin)];
+    if (!BLOCK_IS(b)) {
+        b = block_decode(c, lin, rip, key);
+    } else if (likely(b->page_gen != NULL)) {
+        /* same physical page, fetch still allowed, and no write to it since the decode */
+        if (b->epoch != c->tlb.epoch || b->cpl != c->cpl) {
+            const struct tlb_entry *t = lin_code_entry(c, lin);
+            if (t->page_gen != b->page_gen)
+                b = block_decode(c, lin, rip, key);
+            else {
+                b->epoch = c->tlb.epoch;
+                b->cpl = c->cpl;
+            }
+        }
+        if (*b->page_gen != b->gen)
+            b = block_decode(c, lin, rip, key);
+    } else {
+        /* Crosses a page or runs from MMIO: compare the bytes. Those on this page first:
+         * the cached instruction's length says nothing about what is there now, so the
+         * next page is touched only if this page still matches. */
+        unsigned len = b->ins[0].d.length, on_page = 4096 - (lin & 0xfff);
+        unsigned first = len < on_page ? len : on_page;
+        u8 buf[15];
+        fetch(c, lin, buf, first);
+        if (memcmp(buf, b->bytes, first) != 0 ||
+            (first < len && (fetch(c, lin + first, buf + first, len - first),
+                             memcmp(buf + first, b->bytes + first, len - first) != 0)))
+            b = block_decode(c, lin, rip, key);
+    }
+
+#undef BLOCK_IS
+    /* link it as the previous block's most recent successor (prev is NULL again if
+     * decoding dropped every block) */
+    prev = in->last_block;
+    if (prev && prev->succ[0] != b) {
+        prev->succ[1] = prev->succ[0];
+        prev->succ[0] = b;
+    }
+    *runnable = b->n;
+    if (!long64) {
+        u64 r = rip, limit = c->seg[SEG_CS].limit;
+        for (unsigned k = 0; k < b->n; k++) {
+            if (r + b->ins[k].d.length - 1 > limit) {
+                if (k == 0)
+                    cpu_fault(c, EXC_GP, 0);
+                *runnable = k;
+                break;
+            }
+            r += b->ins[k].d.length;
+        }
+    }
+    return b;
+}
+
+static void trace_insn(struct cpu *c, const struct block *b)
 {
     static ZydisFormatter fmt;
     static bool fmt_ready;
@@ -425,30 +578,41 @@ static void trace_insn(struct cpu *c, const struct insn *i)
         ZydisFormatterInit(&fmt, ZYDIS_FORMATTER_STYLE_INTEL);
         fmt_ready = true;
     }
-    char text[128];
-    ZydisFormatterFormatInstruction(&fmt, &i->d, i->op, i->d.operand_count_visible, text,
-                                    sizeof(text), c->rip, NULL);
+    /* the first instruction of a block: its bytes are in b->bytes */
+    ZydisDecodedInstruction zd;
+    ZydisDecodedOperand zop[ZYDIS_MAX_OPERAND_COUNT];
+    char text[128] = "(undecodable)";
+    if (ZYAN_SUCCESS(ZydisDecoderDecodeFull(&c->in->dec[c->mode][b->key % 3], b->bytes,
+                                            b->ins[0].d.length, &zd, zop)))
+        ZydisFormatterFormatInstruction(&fmt, &zd, zop, zd.operand_count_visible, text,
+                                        sizeof(text), c->rip, NULL);
     fprintf(c->in->trace, "cpu%d %04x:%016llx  %s\n", c->id, c->seg[SEG_CS].sel,
             (unsigned long long)c->rip, text);
 }
 
-/* Executes one instruction (the caller has taken events). */
-static void step(struct cpu *c)
+/* Saves what a fault at the start of the next instruction restores. Scalar loads on
+ * purpose: a merged 16-byte load of the just stored RIP and RFLAGS stalls on store
+ * forwarding. */
+static inline void snapshot_light(struct cpu *c)
 {
     struct cpu_internal *in = c->in;
-    /* Until the instruction is decoded, only RIP/RFLAGS can need restoring. Scalar
-     * loads on purpose (see saved_rsp in exec.h): a merged 16-byte load of the just
-     * stored RIP and RFLAGS stalls on store forwarding. */
     in->saved_rip = __atomic_load_n(&c->rip, __ATOMIC_RELAXED);
     in->saved_rflags = __atomic_load_n(&c->rflags, __ATOMIC_RELAXED);
     in->saved_rsp = __atomic_load_n(&c->gpr[R_RSP], __ATOMIC_RELAXED);
     in->snapshot_full = false;
+}
+
+/* Executes one instruction with every per-instruction rule (single-step, breakpoints,
+ * interrupt shadows, RF, tracing); the caller has taken events. */
+static void step(struct cpu *c)
+{
+    struct cpu_internal *in = c->in;
+    snapshot_light(c);
+    in->last_block = NULL;
     u8 shadow_before = c->intr_shadow;
     c->intr_shadow = 0;
     bool tf = (c->rflags & FL_TF) && !shadow_before;
-    in->rip_written = false;
-    in->rf_written = false;
-    in->event_delivered = false;
+    in->exits &= EXIT_CHECK_EVENTS | EXIT_STOP; /* those two persist until the loop acts */
     in->pending_db_bits = 0;
 
     if (unlikely(in->dr_exec_active) && !(c->rflags & FL_RF)) {
@@ -457,35 +621,26 @@ static void step(struct cpu *c)
             cpu_fault_noerr(c, EXC_DB); /* instruction breakpoint: a fault (the handler sets RF to resume) */
     }
 
-    struct dcache_entry *e = decode(c);
-    const struct insn *i = &e->insn;
-    in->hint = NULL;
-    in->prev = NULL;
-    if (!e->light) {
+    unsigned runnable;
+    const struct block *b = block_lookup(c, &runnable);
+    const struct insn *i = &b->ins[0];
+    if (!i->light) {
         memcpy(in->saved_gpr, c->gpr, sizeof(c->gpr));
         in->snapshot_full = true;
     }
     if (unlikely(in->trace_insns))
-        trace_insn(c, i);
-    if (unlikely(!e->fn))
-        cpu_unimplemented(c, ZydisMnemonicGetString(i->d.mnemonic));
-    e->fn(c, i);
-    if (!in->rip_written) {
+        trace_insn(c, b);
+    i->fn(c, i);
+    if (!(in->exits & EXIT_RIP_WRITTEN))
         c->rip = i->next_rip;
-        /* falls through on its page: the next fetch may use the successor hint */
-        if (e->same_page_next && e->page_gen) {
-            in->prev = e;
-            in->hint = e->succ && e->succ->page_gen == e->page_gen ? e->succ : NULL;
-        }
-    }
-    if (!in->rf_written)
+    if (!(in->exits & EXIT_RF_WRITTEN))
         c->rflags &= ~FL_RF;
     c->icount++;
 
     /* traps after the instruction: data breakpoints and single-step */
     u32 db = in->pending_db_bits | in->deferred_db_bits;
     in->deferred_db_bits = 0;
-    if (tf && !in->event_delivered)
+    if (tf && !(in->exits & EXIT_EVENT_DELIVERED))
         db |= BIT(14); /* DR6.BS */
     if (unlikely(db)) {
         if (c->intr_shadow == 2) {
@@ -498,19 +653,65 @@ static void step(struct cpu *c)
     }
 }
 
+/* May the next instructions run as a block? Not while anything watches single
+ * instructions: single-step, RF, an interrupt shadow, armed breakpoints, held-back debug
+ * traps, the instruction trace. Instructions that change any of these end the block
+ * (block_end, rip_written or rf_written). */
+static inline bool block_mode_ok(const struct cpu *c)
+{
+    const struct cpu_internal *in = c->in;
+    return !(c->rflags & (FL_TF | FL_RF)) && !c->intr_shadow && !(c->dr[7] & 0xff) &&
+           !in->deferred_db_bits && !in->trace_insns;
+}
+
+/* Runs up to budget instructions of the block at RIP, stopping after any instruction
+ * that needs the loop's attention (exits: branches, events, writes to decoded code, TLB
+ * flushes, changes of the state the block was decoded for). */
+static void block_run(struct cpu *c, u64 budget)
+{
+    struct cpu_internal *in = c->in;
+    snapshot_light(c); /* the fetch may fault */
+    unsigned n;
+    struct block *b = block_lookup(c, &n);
+    if (n > budget)
+        n = (unsigned)budget;
+    in->last_block = NULL;
+    in->exits &= EXIT_CHECK_EVENTS | EXIT_STOP; /* those two persist until the loop acts */
+    const struct insn *i = b->ins, *end = b->ins + n;
+    for (;;) {
+        if (!i->nofault) {
+            snapshot_light(c);
+            if (!i->light) {
+                memcpy(in->saved_gpr, c->gpr, sizeof(c->gpr));
+                in->snapshot_full = true;
+            }
+        }
+        i->fn(c, i);
+        c->icount++;
+        if (unlikely(in->exits)) {
+            if (!(in->exits & EXIT_RIP_WRITTEN))
+                c->rip = i->next_rip;
+            else if (!(in->exits & ~EXIT_RIP_WRITTEN))
+                in->last_block = b; /* a plain branch: remember where it went */
+            return;
+        }
+        c->rip = i->next_rip;
+        if (++i == end)
+            break;
+    }
+    in->last_block = b;
+}
+
 enum cpu_stop_reason cpu_run(struct cpu *c, u64 budget)
 {
     struct cpu_internal *in = c->in;
-    in->stop_requested = false;
-    in->check_events = true;
+    in->exits = EXIT_CHECK_EVENTS;
     in->run_end = c->icount + budget;
 
-    in->hint = NULL;
-    in->prev = NULL;
+    in->last_block = NULL;
     if (setjmp(in->fault_jmp)) {
         /* A fault: roll back to the instruction start and deliver it. */
-        in->hint = NULL;
-        in->prev = NULL;
+        in->last_block = NULL;
         if (in->snapshot_full)
             memcpy(c->gpr, in->saved_gpr, sizeof(c->gpr));
         else
@@ -524,7 +725,7 @@ enum cpu_stop_reason cpu_run(struct cpu *c, u64 budget)
         raise_exception(c, in->exc_vector, in->exc_has_error, in->exc_error);
         if (c->state == CPU_SHUTDOWN)
             return STOP_SHUTDOWN;
-        if (in->stop_requested)
+        if (in->exits & EXIT_STOP)
             return STOP_REQUEST;
     }
 
@@ -538,13 +739,16 @@ enum cpu_stop_reason cpu_run(struct cpu *c, u64 budget)
             take_events(c);
             if (c->state == CPU_HALTED)
                 return STOP_HALTED;
-        } else if (unlikely(in->check_events || c->nmi_pending)) {
+        } else if (unlikely((in->exits & EXIT_CHECK_EVENTS) || c->nmi_pending)) {
             take_events(c);
         }
-        if (unlikely(in->stop_requested))
+        if (unlikely(in->exits & EXIT_STOP))
             return STOP_REQUEST;
-        step(c);
-        if (unlikely(in->stop_requested))
+        if (likely(block_mode_ok(c)))
+            block_run(c, in->run_end - c->icount);
+        else
+            step(c);
+        if (unlikely(in->exits & EXIT_STOP))
             return STOP_REQUEST;
     }
     return STOP_BUDGET;

@@ -41,50 +41,74 @@ struct opd {
     u64 val;       /* OPD_IMM: value; OPD_MEM: displacement */
 };
 
+/* The parts of Zydis' decoded instruction and operands that handlers use, under Zydis'
+ * own member names: a cached instruction keeps these instead of Zydis' ~730 bytes. */
+struct insn_info {
+    ZydisInstructionAttributes attributes;
+    u16 mnemonic;          /* ZydisMnemonic */
+    u8 length, operand_count_visible, opcode, opcode_map, operand_width, address_width;
+    struct { u8 branch_type; } meta;
+    struct { struct insn_modrm { u8 mod, reg, rm; } modrm; } raw;
+};
+struct insn_operand {
+    u8 type;               /* ZydisOperandType */
+    u16 size;              /* bits */
+    struct { u16 value; } reg;                 /* ZydisRegister */
+    struct { u16 segment; } mem;               /* ZydisRegister after overrides */
+    struct { u16 segment; u32 offset; } ptr;   /* far pointer immediate */
+    struct { union { u64 u; s64 s; } value; } imm;
+};
+
+struct insn;
+typedef void (*insn_fn)(struct cpu *c, const struct insn *i);
+
 struct insn {
-    ZydisDecodedInstruction d;
-    ZydisDecodedOperand op[ZYDIS_MAX_OPERAND_COUNT_VISIBLE];
-    struct opd opd[ZYDIS_MAX_OPERAND_COUNT_VISIBLE];
+    insn_fn fn;        /* handler (an #UD reporter for unimplemented mnemonics) */
     u64 next_rip;      /* rip + length, truncated to the code size */
+    struct opd opd[ZYDIS_MAX_OPERAND_COUNT_VISIBLE];
     u64 amask;         /* address-size mask */
     u8 osize;          /* operand size in bytes (d.operand_width / 8) */
     u8 asize;          /* address size in bytes */
     bool rep, repne, lock;
+    bool light;        /* a fault needs only RIP, RFLAGS and RSP restored (exec.c) */
+    bool nofault;      /* cannot fault at all: no snapshot needed (exec.c) */
+    struct insn_info d;
+    struct insn_operand op[ZYDIS_MAX_OPERAND_COUNT_VISIBLE];
 };
-/* Fills i->opd[] and i->amask from the Zydis operands (operand.c). */
-void opr_precompute(struct insn *i);
-
-typedef void (*insn_fn)(struct cpu *c, const struct insn *i);
+/* Fills i->d, i->op[], i->opd[], sizes and prefixes from Zydis' decoding (operand.c);
+ * fn, light and next_rip are the caller's. */
+void insn_from_zydis(struct insn *i, const ZydisDecodedInstruction *d, const ZydisDecodedOperand *op);
 
 /* ---- engine-private per-vCPU state ---- */
-struct decode_cache;
+enum {
+    EXIT_RIP_WRITTEN = 1u << 0,     /* the instruction set RIP itself (branch, REP restart) */
+    EXIT_RF_WRITTEN = 1u << 1,      /* it set RFLAGS.RF itself (IRET) */
+    EXIT_EVENT_DELIVERED = 1u << 2, /* it delivered an event (INT n): no single-step trap */
+    EXIT_CHECK_EVENTS = 1u << 3,    /* interrupts/NMI may have become deliverable: look now */
+    EXIT_STOP = 1u << 4,            /* the machine asked the vCPU to stop */
+    EXIT_BLOCK_END = 1u << 5,       /* state a decoded block depends on changed (SS, mode,
+                                       CPL, TF, breakpoints): leave the block */
+};
+struct block_cache;
 struct cpu_internal {
     jmp_buf fault_jmp;
     /* saved at instruction start, restored on fault */
     u64 saved_gpr[16], saved_rip, saved_rsp, saved_rflags;
     bool snapshot_full; /* saved_gpr holds every GPR (else only saved_rsp) */
-    bool rip_written;
+    /* Things an instruction did that the loop must act on after it (EXIT_*): one word,
+     * so the block loop tests them all with one compare, and always written whole, so
+     * that test never waits on a partial store. */
+    u32 exits;
     /* exception delivery in progress (for double/triple fault), -1 if none */
     int delivering;
-    bool stop_requested;
     /* debug: set by handlers/memory path when a data breakpoint matched (DR6 B0..B3) */
     u32 pending_db_bits;
-    /* single-step trap pending at the end of this instruction (TF was set at its start) */
-    bool tf_at_start;
     ZydisDecoder dec[7][3]; /* [cpu_mode][stack width] */
-    struct decode_cache *dcache;
-    /* Next-instruction hint: after an instruction that fell through to the next one on
-     * the same page, the decode-cache entry expected there, usable without a lookup
-     * while the TLB epoch is the one under which that page was last fetched from. */
-    struct dcache_entry *hint;
-    struct dcache_entry *prev;     /* entry just executed, if it fell through on its page */
-    u64 fetch_epoch;
+    struct block_cache *blocks;  /* decoded basic blocks (exec.c) */
+    struct block *last_block;    /* the block that just ran to its end, or NULL */
     struct paging_ctx pg;   /* paging parameters derived from CR0/CR3/CR4/EFER */
     bool large_pages_cached;/* a TLB entry came from a large page (INVLPG must flush all) */
     bool dr_data_active;    /* DR7 enables a data breakpoint: memory accesses check it */
-    bool check_events;      /* interrupts/NMI may have become deliverable: look at the boundary */
-    bool rf_written;        /* the instruction set RFLAGS.RF itself (IRET) */
-    bool event_delivered;   /* the instruction delivered an event (INT n): no single-step trap */
     bool dr_exec_active;    /* DR7 enables an instruction breakpoint */
     u32 deferred_db_bits;   /* debug traps held back by a MOV SS / POP SS shadow */
     u64 run_end;            /* icount at which cpu_run() returns */
@@ -96,6 +120,8 @@ struct cpu_internal {
     const struct cpuid_fastbits *fb;
     FILE *trace;
     bool trace_insns, trace_events;
+    /* block cache statistics (-stats) */
+    u64 blocks_decoded, block_flushes;
 };
 
 /* One-time table setup of the operand layer (register classes). */

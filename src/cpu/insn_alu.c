@@ -34,7 +34,7 @@ static inline u64 fl_if(bool cond, u64 flag) { return cond ? flag : 0; }
 
 /* ---- MOV family ---- */
 
-static bool is_cr_or_dr(const ZydisDecodedOperand *op) {
+static bool is_cr_or_dr(const struct insn_operand *op) {
     return op->type == ZYDIS_OPERAND_TYPE_REGISTER && op->reg.value >= ZYDIS_REGISTER_CR0 &&
            op->reg.value <= ZYDIS_REGISTER_DR15;
 }
@@ -367,7 +367,7 @@ static void stack_pointer_set(struct cpu *c, u64 v) {
     c->gpr[R_RSP] = (c->gpr[R_RSP] & ~sm) | (v & sm);
 }
 
-static bool is_seg_reg(const ZydisDecodedOperand *op) {
+static bool is_seg_reg(const struct insn_operand *op) {
     return op->type == ZYDIS_OPERAND_TYPE_REGISTER && op->reg.value >= ZYDIS_REGISTER_ES &&
            op->reg.value <= ZYDIS_REGISTER_GS;
 }

@@ -16,7 +16,7 @@ static bool is_far(const struct insn *i) { return i->d.meta.branch_type == ZYDIS
 /* sel:offset of a far JMP/CALL operand: ptr16:16/32 immediate or m16:16/32/64. */
 static void far_operand(struct cpu *c, const struct insn *i, u16 *sel, u64 *off)
 {
-    const ZydisDecodedOperand *o = &i->op[0];
+    const struct insn_operand *o = &i->op[0];
     if (o->type == ZYDIS_OPERAND_TYPE_POINTER) {
         *sel = o->ptr.segment;
         *off = o->ptr.offset;

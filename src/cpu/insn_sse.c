@@ -48,7 +48,7 @@ static void check_align(struct cpu *c, const struct insn *i, int n, unsigned byt
  * operand's size; zero-padded to 16 bytes. */
 static void src_read(struct cpu *c, const struct insn *i, int n, v128 *v, unsigned align)
 {
-    const ZydisDecodedOperand *o = &i->op[n];
+    const struct insn_operand *o = &i->op[n];
     v->q[0] = v->q[1] = 0;
     if (o->type == ZYDIS_OPERAND_TYPE_MEMORY) {
         unsigned bytes = o->size / 8;

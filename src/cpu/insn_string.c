@@ -174,10 +174,10 @@ static inline void string_insn(struct cpu *c, const struct insn *i, enum string_
             return;
         if (count == 1)
             return;
-        if (unlikely(c->in->stop_requested))
+        if (unlikely(c->in->exits & EXIT_STOP))
             break;
     }
-    c->in->rip_written = true; /* elements remain: execute this instruction again */
+    c->in->exits |= EXIT_RIP_WRITTEN; /* elements remain: execute this instruction again */
 }
 
 static void insn_movs(struct cpu *c, const struct insn *i) { string_insn(c, i, STR_MOVS); }

@@ -55,7 +55,7 @@ static u64 read_edx_eax(const struct cpu *c)
 static void jump_to(struct cpu *c, u64 rip)
 {
     c->rip = rip;
-    c->in->rip_written = true;
+    c->in->exits |= EXIT_RIP_WRITTEN;
 }
 
 /* ---- descriptor-table registers ---- */

@@ -240,7 +240,7 @@ static void x87_begin(struct cpu *c, const struct insn *i)
 {
     fpu_check_x87(c, true);
     struct fpu_state *f = &c->fpu;
-    const struct ZydisDecodedInstructionModRm_ *m = &i->d.raw.modrm;
+    const struct insn_modrm *m = &i->d.raw.modrm;
     f->fop = (u16)(((i->d.opcode & 7) << 8) | (m->mod << 6) | (m->reg << 3) | m->rm);
     f->fip = c->rip;
     f->fcs = c->seg[SEG_CS].sel;

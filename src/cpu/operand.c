@@ -135,9 +135,8 @@ static void reg_write(struct cpu *c, const struct insn *i, ZydisRegister r, u64 
 }
 
 /* ---- operands ---- */
-static int zseg(const struct insn *i, int n)
+static int zseg(ZydisRegister s)
 {
-    ZydisRegister s = i->op[n].mem.segment;
     switch (s) {
     case ZYDIS_REGISTER_ES: return SEG_ES;
     case ZYDIS_REGISTER_CS: return SEG_CS;
@@ -148,57 +147,93 @@ static int zseg(const struct insn *i, int n)
     }
 }
 
-void opr_precompute(struct insn *i)
+/* Operand n's descriptor: the common kinds (GPR of its natural size, immediate, memory)
+ * get everything their inline access needs; the rest stay OPD_OTHER (operand.c's slow
+ * path reads them from i->op[n]). */
+static struct opd opd_from_zydis(const ZydisDecodedOperand *o)
 {
+    struct opd d = { .kind = OPD_OTHER, .base = OPD_BASE_NONE, .index = OPD_BASE_NONE };
+    d.bytes = (u8)(o->size / 8);
+    d.mask = size_mask(d.bytes);
+    switch (o->type) {
+    case ZYDIS_OPERAND_TYPE_REGISTER: {
+        const struct reg_info *ri = &reg_table[o->reg.value];
+        if (ri->cls == RC_GPR && d.bytes == ri->bytes) {
+            d.kind = OPD_GPR;
+            d.reg = ri->idx;
+            /* 32-bit writes zero-extend; 8/16-bit writes merge */
+            d.keep = d.bytes >= 4 ? 0 : ~d.mask;
+        }
+        break;
+    }
+    case ZYDIS_OPERAND_TYPE_IMMEDIATE:
+        d.kind = OPD_IMM;
+        d.val = o->imm.value.u & d.mask;
+        break;
+    case ZYDIS_OPERAND_TYPE_MEMORY:
+        if (o->mem.type != ZYDIS_MEMOP_TYPE_MEM && o->mem.type != ZYDIS_MEMOP_TYPE_AGEN &&
+            o->mem.type != ZYDIS_MEMOP_TYPE_MIB)
+            break;
+        d.kind = OPD_MEM;
+        d.seg = (u8)zseg(o->mem.segment);
+        if (o->mem.base != ZYDIS_REGISTER_NONE) {
+            const struct reg_info *ri = &reg_table[o->mem.base];
+            d.base = ri->cls == RC_IP ? OPD_BASE_RIP : (s8)ri->idx;
+        }
+        if (o->mem.index != ZYDIS_REGISTER_NONE) {
+            d.index = (s8)reg_table[o->mem.index].idx;
+            d.shift = (u8)__builtin_ctz(o->mem.scale ? o->mem.scale : 1);
+        }
+        d.val = o->mem.disp.has_displacement ? (u64)o->mem.disp.value : 0;
+        break;
+    default:
+        break;
+    }
+    return d;
+}
+
+void insn_from_zydis(struct insn *i, const ZydisDecodedInstruction *d, const ZydisDecodedOperand *op)
+{
+    i->d = (struct insn_info){
+        .attributes = d->attributes,
+        .mnemonic = (u16)d->mnemonic,
+        .length = d->length,
+        .operand_count_visible = d->operand_count_visible,
+        .opcode = d->opcode,
+        .opcode_map = (u8)d->opcode_map,
+        .operand_width = d->operand_width,
+        .address_width = d->address_width,
+        .meta.branch_type = (u8)d->meta.branch_type,
+        .raw.modrm = { d->raw.modrm.mod, d->raw.modrm.reg, d->raw.modrm.rm },
+    };
+    i->osize = (u8)(d->operand_width / 8);
+    i->asize = (u8)(d->address_width / 8);
     i->amask = size_mask(i->asize);
+    i->rep = d->attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE);
+    i->repne = d->attributes & ZYDIS_ATTRIB_HAS_REPNE;
+    i->lock = d->attributes & ZYDIS_ATTRIB_HAS_LOCK;
     for (int n = 0; n < ZYDIS_MAX_OPERAND_COUNT_VISIBLE; n++) {
-        const ZydisDecodedOperand *o = &i->op[n];
-        struct opd *d = &i->opd[n];
-        *d = (struct opd){ .kind = OPD_OTHER, .base = OPD_BASE_NONE, .index = OPD_BASE_NONE };
-        if (n >= i->d.operand_count_visible)
+        if (n >= d->operand_count_visible) {
+            i->op[n] = (struct insn_operand){ .type = ZYDIS_OPERAND_TYPE_UNUSED };
+            i->opd[n] = (struct opd){ .kind = OPD_OTHER, .base = OPD_BASE_NONE, .index = OPD_BASE_NONE };
             continue;
-        d->bytes = (u8)(o->size / 8);
-        d->mask = size_mask(d->bytes);
-        switch (o->type) {
-        case ZYDIS_OPERAND_TYPE_REGISTER: {
-            const struct reg_info *ri = &reg_table[o->reg.value];
-            if (ri->cls == RC_GPR && d->bytes == ri->bytes) {
-                d->kind = OPD_GPR;
-                d->reg = ri->idx;
-                /* 32-bit writes zero-extend; 8/16-bit writes merge */
-                d->keep = d->bytes >= 4 ? 0 : ~d->mask;
-            }
-            break;
         }
-        case ZYDIS_OPERAND_TYPE_IMMEDIATE:
-            d->kind = OPD_IMM;
-            d->val = o->imm.value.u & d->mask;
-            break;
-        case ZYDIS_OPERAND_TYPE_MEMORY:
-            if (o->mem.type != ZYDIS_MEMOP_TYPE_MEM && o->mem.type != ZYDIS_MEMOP_TYPE_AGEN &&
-                o->mem.type != ZYDIS_MEMOP_TYPE_MIB)
-                break;
-            d->kind = OPD_MEM;
-            d->seg = (u8)zseg(i, n);
-            if (o->mem.base != ZYDIS_REGISTER_NONE) {
-                const struct reg_info *ri = &reg_table[o->mem.base];
-                d->base = ri->cls == RC_IP ? OPD_BASE_RIP : (s8)ri->idx;
-            }
-            if (o->mem.index != ZYDIS_REGISTER_NONE) {
-                d->index = (s8)reg_table[o->mem.index].idx;
-                d->shift = (u8)__builtin_ctz(o->mem.scale ? o->mem.scale : 1);
-            }
-            d->val = o->mem.disp.has_displacement ? (u64)o->mem.disp.value : 0;
-            break;
-        default:
-            break;
-        }
+        const ZydisDecodedOperand *o = &op[n];
+        i->op[n] = (struct insn_operand){
+            .type = (u8)o->type,
+            .size = o->size,
+            .reg.value = (u16)o->reg.value,
+            .mem.segment = (u16)o->mem.segment,
+            .ptr = { o->ptr.segment, o->ptr.offset },
+            .imm.value.u = o->imm.value.u,
+        };
+        i->opd[n] = opd_from_zydis(o);
     }
 }
 
 u64 opr_read_slow(struct cpu *c, const struct insn *i, int n)
 {
-    const ZydisDecodedOperand *o = &i->op[n];
+    const struct insn_operand *o = &i->op[n];
     switch (o->type) {
     case ZYDIS_OPERAND_TYPE_REGISTER:
         return reg_read(c, o->reg.value) & size_mask(o->size / 8);
@@ -215,7 +250,7 @@ u64 opr_read_slow(struct cpu *c, const struct insn *i, int n)
 
 void opr_write_slow(struct cpu *c, const struct insn *i, int n, u64 v)
 {
-    const ZydisDecodedOperand *o = &i->op[n];
+    const struct insn_operand *o = &i->op[n];
     if (o->type == ZYDIS_OPERAND_TYPE_REGISTER)
         reg_write(c, i, o->reg.value, v);
     else if (o->type == ZYDIS_OPERAND_TYPE_MEMORY)
@@ -226,7 +261,7 @@ void opr_write_slow(struct cpu *c, const struct insn *i, int n, u64 v)
 
 void opr_read_bytes(struct cpu *c, const struct insn *i, int n, void *buf, unsigned bytes)
 {
-    const ZydisDecodedOperand *o = &i->op[n];
+    const struct insn_operand *o = &i->op[n];
     if (o->type == ZYDIS_OPERAND_TYPE_MEMORY) {
         vmem_read_bytes(c, opr_seg(i, n), opr_ea(c, i, n), buf, bytes);
         return;
@@ -244,7 +279,7 @@ void opr_read_bytes(struct cpu *c, const struct insn *i, int n, void *buf, unsig
 
 void opr_write_bytes(struct cpu *c, const struct insn *i, int n, const void *buf, unsigned bytes)
 {
-    const ZydisDecodedOperand *o = &i->op[n];
+    const struct insn_operand *o = &i->op[n];
     if (o->type == ZYDIS_OPERAND_TYPE_MEMORY) {
         vmem_write_bytes(c, opr_seg(i, n), opr_ea(c, i, n), buf, bytes);
         return;
@@ -330,7 +365,7 @@ void cpu_branch(struct cpu *c, u64 target)
             cpu_fault(c, EXC_GP, 0);
     }
     c->rip = target;
-    c->in->rip_written = true;
+    c->in->exits |= EXIT_RIP_WRITTEN;
 }
 
 u64 stack_mask(const struct cpu *c)

@@ -142,6 +142,8 @@ void seg_load(struct cpu *c, int seg, u16 sel)
 {
     if (seg == SEG_CS || seg < SEG_ES || seg > SEG_GS)
         cpu_fault_noerr(c, EXC_UD); /* MOV CS, r/m is undefined */
+    if (seg == SEG_SS)
+        c->in->exits |= EXIT_BLOCK_END; /* the stack width is part of the decoder key */
     struct seg *s = &c->seg[seg];
     if (cpu_is_real(c)) {
         /* Only selector and base change: limits and attributes survive ("unreal" mode),
@@ -332,7 +334,7 @@ static void commit_cs(struct cpu *c, struct seg cs, unsigned cpl, u64 ip)
     cs.sel = (u16)((cs.sel & ~3u) | cpl);
     c->seg[SEG_CS] = cs;
     c->rip = ip;
-    c->in->rip_written = true;
+    c->in->exits |= EXIT_RIP_WRITTEN;
     c->cpl = (u8)cpl;
 }
 
@@ -346,7 +348,7 @@ static void commit_cs_real(struct cpu *c, const struct seg *cs, u64 ip)
 {
     c->seg[SEG_CS] = *cs;
     c->rip = ip;
-    c->in->rip_written = true;
+    c->in->exits |= EXIT_RIP_WRITTEN;
 }
 
 /* Real and virtual-8086 mode: CS = sel, base sel * 16. */

@@ -14,9 +14,16 @@ struct flush_filter {
     bool keep_global;
 };
 
-static void flush_where(struct tlb *t, struct flush_filter f)
+static void flushed(struct tlb *t)
 {
     t->epoch++;
+    if (t->notify)
+        *t->notify |= t->notify_bits;
+}
+
+static void flush_where(struct tlb *t, struct flush_filter f)
+{
+    flushed(t);
     for (unsigned cls = 0; cls < 2; cls++) {
         for (unsigned i = 0; i < TLB_SIZE; i++) {
             struct tlb_entry *e = &t->e[cls][i];
@@ -47,7 +54,7 @@ void tlb_flush_pcid(struct tlb *t, u16 pcid, bool keep_global)
 
 void tlb_flush_page(struct tlb *t, u64 linear)
 {
-    t->epoch++;
+    flushed(t);
     u64 page = linear >> 12;
     for (unsigned cls = 0; cls < 2; cls++) {
         struct tlb_entry *e = &t->e[cls][page & (TLB_SIZE - 1)];

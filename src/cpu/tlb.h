@@ -28,6 +28,10 @@ struct tlb {
     /* Bumped by every flush: a translation checked under one epoch still holds while
      * the epoch is unchanged (the engine's next-instruction hint relies on it). */
     u64 epoch;
+    /* Every flush also sets notify_bits in *notify (when set): the engine's exit word, so
+     * that a decoded block stops after an instruction that changed translations. */
+    u32 *notify;
+    u32 notify_bits;
 };
 
 /* Every flush invalidates by setting all three tags of an entry to TLB_INVALID, in both

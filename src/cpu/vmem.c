@@ -7,6 +7,16 @@
 #include "cpu/exec.h"
 #include "machine/mem.h"
 
+/* A write reached guest RAM page with generation word gen: code decoded from it is
+ * stale, and if the vCPU runs a decoded block it leaves it after this instruction. */
+static void code_written(struct cpu *c, u32 *gen)
+{
+    if (*gen & PAGE_GEN_CODE) {
+        mem_code_write(gen);
+        c->in->exits |= EXIT_BLOCK_END;
+    }
+}
+
 /* ---- segmentation ---- */
 static _Noreturn void seg_fault(struct cpu *c, int seg)
 {
@@ -70,7 +80,7 @@ static int pte_cmpxchg(void *opaque, u64 pa, unsigned size, u64 old, u64 newv)
     if (cur != old)
         return 1;
     memcpy(p, &newv, size);
-    mem_code_write(mem_page_gen(c->mem, pa));
+    code_written(c, mem_page_gen(c->mem, pa));
     return 0;
 }
 
@@ -150,7 +160,7 @@ static struct tlb_entry *tlb_fill(struct cpu *c, u64 linear, unsigned access)
              * write to a page holding decoded code invalidates that code first */
             if (access & ACC_WRITE) {
                 if (e->page_gen)
-                    mem_code_write(e->page_gen);
+                    code_written(c, e->page_gen);
                 e->tag_write = vpn;
             }
         }
@@ -215,9 +225,9 @@ void phys_write(struct cpu *c, u64 gpa, unsigned size, u64 value)
     u8 *p = mem_ptr(c->mem, gpa, size);
     if (p) {
         memcpy(p, &value, size);
-        mem_code_write(mem_page_gen(c->mem, gpa));
+        code_written(c, mem_page_gen(c->mem, gpa));
         if (((gpa & 0xfff) + size) > 4096)
-            mem_code_write(mem_page_gen(c->mem, gpa + size - 1));
+            code_written(c, mem_page_gen(c->mem, gpa + size - 1));
         return;
     }
     struct cpu_event ev = { .kind = EV_MMIO, .u.mmio = { gpa, (u8)size, true, value } };

@@ -15,7 +15,10 @@
  *   either half (also by a store that itself straddles), remapping either page (PTE +
  *   INVLPG), #PF with CR2 = the second page and the error code's P/U/I bits when it is
  *   not present, NX or supervisor-only, and no fault when an instruction ends exactly at
- *   the end of a page that is followed by a not-present one. */
+ *   the end of a page that is followed by a not-present one;
+ * - a translation changed in the middle of straight-line code: the code rewrites the PTE
+ *   of its own page and flushes it (INVLPG, MOV CR3; both serializing), and the very next
+ *   instruction comes from the new frame, 1000 times in a row alternating frames. */
 #include "rt.h"
 
 #define TVA 0x8000000000ull /* test mappings (PML4 slot 1) */
@@ -505,6 +508,70 @@ static void check_straddle(void)
     invlpg(b);
 }
 
+/* ------------------------------------------------ (f) remapping the running page */
+/* selfmap_*: store RDI (a new PTE) to [RSI] (our own PTE), flush the translation of
+ * RDX (our own page), then "mov $imm32, %eax; ret" from whichever frame is mapped now.
+ * The two frames hold the same bytes except the immediate. */
+asm(".pushsection .text.smc, \"ax\"\n"
+    ".globl selfmap_invlpg, selfmap_invlpg_end, selfmap_cr3, selfmap_cr3_end\n"
+    "selfmap_invlpg:\n"
+    "  movq %rdi, (%rsi)\n"
+    "  invlpg (%rdx)\n"
+    "  movl $0x11111111, %eax\n"
+    "  ret\n"
+    "selfmap_invlpg_end:\n"
+    "selfmap_cr3:\n"
+    "  movq %rdi, (%rsi)\n"
+    "  movq %cr3, %rcx\n"
+    "  movq %rcx, %cr3\n"
+    "  movl $0x11111111, %eax\n"
+    "  ret\n"
+    "selfmap_cr3_end:\n"
+    ".popsection\n");
+extern const u8 selfmap_invlpg[], selfmap_invlpg_end[], selfmap_cr3[], selfmap_cr3_end[];
+
+typedef ulong (*selfmap_fn)(u64 pte, u64 *pte_ptr, u64 va);
+
+static void check_remap_running_page(void)
+{
+    static const struct {
+        const char *what;
+        const u8 *start, *end;
+    } forms[] = {
+        { "INVLPG", selfmap_invlpg, selfmap_invlpg_end },
+        { "MOV CR3", selfmap_cr3, selfmap_cr3_end },
+    };
+    u8 *frame[2] = { page_alloc(), page_alloc() };
+    u64 va = PAGE(40);
+    for (size_t f = 0; f < ARRAY_SIZE(forms); f++) {
+        size_t len = (size_t)(forms[f].end - forms[f].start);
+        for (int k = 0; k < 2; k++) {
+            memcpy(frame[k], forms[f].start, len);
+            /* the immediate of "movl $imm32, %eax" is the 4 bytes before the final ret */
+            u32 imm = k == 0 ? 0xaaaa0000u : 0xbbbb0001u;
+            memcpy(frame[k] + len - 5, &imm, 4);
+        }
+        pt_map(&pt, va, (ulong)frame[0], 4096, 4096, PTE_W);
+        u64 *pte = pt_leaf(&pt, va, NULL);
+        invlpg(va);
+        u64 pte_for[2] = { *pte, (*pte & ~0x000ffffffffff000ull) | (ulong)frame[1] };
+        int bad = -1;
+        ulong got = 0, want = 0;
+        for (int i = 0; i < ROUNDS && bad < 0; i++) {
+            int to = (i + 1) & 1; /* running from frame i & 1, switching to the other */
+            asm volatile("" ::: "memory");
+            got = ((selfmap_fn)va)(pte_for[to], pte, va);
+            want = to == 0 ? 0xaaaa0000u : 0xbbbb0001u;
+            if (got != want)
+                bad = i;
+        }
+        TEST_ASSERT(bad < 0, "%s of the running page: the next instruction comes from the new frame: round %d got %#lx, want %#lx",
+                    forms[f].what, bad, got, want);
+        *pte = pte_for[0];
+        invlpg(va);
+    }
+}
+
 void test_main(void)
 {
     pt_init(&pt, rt_paging_levels == 5 ? PT_5LEVEL : PT_4LEVEL);
@@ -516,4 +583,5 @@ void test_main(void)
     check_rewritten_functions();
     check_bulk_strings();
     check_straddle();
+    check_remap_running_page();
 }

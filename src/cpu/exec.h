@@ -35,11 +35,13 @@ struct opd {
     u8 shift;      /* OPD_MEM: log2(scale) */
     s8 base;       /* OPD_MEM: base GPR, OPD_BASE_RIP or OPD_BASE_NONE */
     s8 index;      /* OPD_MEM: index GPR or OPD_BASE_NONE */
-    u8 bytes;      /* operand size */
-    u64 mask;      /* size_mask(bytes) */
-    u64 keep;      /* OPD_GPR writes: bits of the old value that survive (8/16-bit) */
+    u8 bytes;      /* operand size (a GPR's mask and write rule come from it) */
     u64 val;       /* OPD_IMM: value; OPD_MEM: displacement */
 };
+/* size_mask() of an operand size, and the bits of a GPR a write of that size keeps
+ * (8/16-bit writes merge, 32-bit writes zero-extend): tables, so an operand descriptor
+ * stays 16 bytes and two of them share a cache line with the instruction's header. */
+extern u64 opd_mask[256], opd_keep[256];
 
 /* The parts of Zydis' decoded instruction and operands that handlers use, under Zydis'
  * own member names: a cached instruction keeps these instead of Zydis' ~730 bytes. */
@@ -63,15 +65,16 @@ struct insn;
 typedef void (*insn_fn)(struct cpu *c, const struct insn *i);
 
 struct insn {
+    /* what the block loop and the common operands touch first, in one cache line */
     insn_fn fn;        /* handler (an #UD reporter for unimplemented mnemonics) */
     u64 next_rip;      /* rip + length, truncated to the code size */
-    struct opd opd[ZYDIS_MAX_OPERAND_COUNT_VISIBLE];
     u64 amask;         /* address-size mask */
     u8 osize;          /* operand size in bytes (d.operand_width / 8) */
     u8 asize;          /* address size in bytes */
     bool rep, repne, lock;
     bool light;        /* a fault needs only RIP, RFLAGS and RSP restored (exec.c) */
     bool nofault;      /* cannot fault at all: no snapshot needed (exec.c) */
+    struct opd opd[ZYDIS_MAX_OPERAND_COUNT_VISIBLE];
     struct insn_info d;
     struct insn_operand op[ZYDIS_MAX_OPERAND_COUNT_VISIBLE];
 };
@@ -192,11 +195,38 @@ void cpu_set_rflags(struct cpu *c, u64 value, u64 changeable);
 static inline void flags_set(struct cpu *c, u64 mask, u64 value) {
     c->rflags = (c->rflags & ~mask) | (value & mask);
 }
-/* Flag computations for add/sub/logic results of `bytes` size (SDM semantics). */
-u64 flags_add(u64 a, u64 b, u64 carry_in, unsigned bytes);   /* a + b + cin */
-u64 flags_sub(u64 a, u64 b, u64 borrow_in, unsigned bytes);  /* a - b - bin */
-u64 flags_logic(u64 res, unsigned bytes);                     /* CF=OF=0, AF=0 */
-bool parity8(u8 v);
+/* Flag computations for add/sub/logic results of `bytes` size (SDM semantics). Without
+ * branches: carries and overflows are read from the operands' and result's top bits,
+ * since a data-dependent branch per flag mispredicts on real data. */
+static inline bool parity8(u8 v) { return !__builtin_parity(v); }
+static inline u64 flags_szp(u64 res, unsigned bytes)         /* SF, ZF, PF of res */
+{
+    res &= size_mask(bytes);
+    return (u64)(res == 0) << 6 | ((res >> (bytes * 8 - 1)) & 1) << 7 | (u64)parity8((u8)res) << 2;
+}
+static inline u64 flags_add(u64 a, u64 b, u64 cin, unsigned bytes) /* a + b + cin */
+{
+    u64 m = size_mask(bytes);
+    unsigned sh = bytes * 8 - 1;
+    a &= m; b &= m;
+    u64 res = (a + b + cin) & m;
+    u64 carry = (a & b) | ((a ^ b) & ~res);   /* carry out of each bit */
+    u64 ovf = (a ^ res) & (b ^ res);
+    return ((carry >> sh) & 1) | ((ovf >> sh) & 1) << 11 | ((a ^ b ^ res) & FL_AF) |
+           flags_szp(res, bytes);
+}
+static inline u64 flags_sub(u64 a, u64 b, u64 bin, unsigned bytes) /* a - b - bin */
+{
+    u64 m = size_mask(bytes);
+    unsigned sh = bytes * 8 - 1;
+    a &= m; b &= m;
+    u64 res = (a - b - bin) & m;
+    u64 borrow = (~a & b) | (~(a ^ b) & res); /* borrow out of each bit */
+    u64 ovf = (a ^ b) & (a ^ res);
+    return ((borrow >> sh) & 1) | ((ovf >> sh) & 1) << 11 | ((a ^ b ^ res) & FL_AF) |
+           flags_szp(res, bytes);
+}
+static inline u64 flags_logic(u64 res, unsigned bytes) { return flags_szp(res, bytes); } /* CF=OF=AF=0 */
 /* Condition codes 0..15 as in Jcc/SETcc/CMOVcc encodings. */
 bool cond_eval(const struct cpu *c, unsigned cc);
 
@@ -420,7 +450,7 @@ static inline u64 opr_read(struct cpu *c, const struct insn *i, int n)
 {
     const struct opd *o = &i->opd[n];
     switch (o->kind) {
-    case OPD_GPR: return c->gpr[o->reg] & o->mask;
+    case OPD_GPR: return c->gpr[o->reg] & opd_mask[o->bytes];
     case OPD_IMM: return o->val;
     case OPD_MEM: return vmem_read(c, o->seg, opr_ea(c, i, n), o->bytes);
     default: return opr_read_slow(c, i, n);
@@ -431,7 +461,9 @@ static inline void opr_write(struct cpu *c, const struct insn *i, int n, u64 v)
 {
     const struct opd *o = &i->opd[n];
     switch (o->kind) {
-    case OPD_GPR: c->gpr[o->reg] = (c->gpr[o->reg] & o->keep) | (v & o->mask); break;
+    case OPD_GPR:
+        c->gpr[o->reg] = (c->gpr[o->reg] & opd_keep[o->bytes]) | (v & opd_mask[o->bytes]);
+        break;
     case OPD_MEM: vmem_write(c, o->seg, opr_ea(c, i, n), o->bytes, v); break;
     default: opr_write_slow(c, i, n, v); break;
     }

@@ -27,9 +27,6 @@ static inline u64 src_read(struct cpu *c, const struct insn *i, int n, unsigned 
 
 static inline u64 cf(const struct cpu *c) { return c->rflags & FL_CF; }
 
-/* SF, ZF and PF of a result; the other arithmetic flags zero. */
-static inline u64 flags_szp(u64 res, unsigned bytes) { return flags_logic(res, bytes); }
-
 static inline u64 fl_if(bool cond, u64 flag) { return cond ? flag : 0; }
 
 /* ---- MOV family ---- */

@@ -9,8 +9,6 @@ static inline u64 sign_extend(u64 v, unsigned bytes) {
 
 static inline u64 fl_if(bool cond, u64 flag) { return cond ? flag : 0; }
 
-/* SF/ZF/PF of a result, other arithmetic flags clear. */
-static inline u64 flags_szp(u64 res, unsigned bytes) { return flags_logic(res, bytes); }
 
 /* ---- BT family ---- */
 

@@ -48,7 +48,14 @@ static void reg_table_init(void)
     done = true;
 }
 
-void operand_init(void) { reg_table_init(); }
+void operand_init(void)
+{
+    reg_table_init();
+    for (unsigned b = 0; b < 256; b++) {
+        opd_mask[b] = size_mask(b);
+        opd_keep[b] = b >= 4 ? 0 : ~size_mask(b); /* 32-bit writes zero-extend */
+    }
+}
 
 int zreg_index(ZydisRegister r) { return reg_table[r].idx; }
 
@@ -135,6 +142,7 @@ static void reg_write(struct cpu *c, const struct insn *i, ZydisRegister r, u64 
 }
 
 /* ---- operands ---- */
+u64 opd_mask[256], opd_keep[256];
 static int zseg(ZydisRegister s)
 {
     switch (s) {
@@ -154,7 +162,6 @@ static struct opd opd_from_zydis(const ZydisDecodedOperand *o)
 {
     struct opd d = { .kind = OPD_OTHER, .base = OPD_BASE_NONE, .index = OPD_BASE_NONE };
     d.bytes = (u8)(o->size / 8);
-    d.mask = size_mask(d.bytes);
     switch (o->type) {
     case ZYDIS_OPERAND_TYPE_REGISTER: {
         const struct reg_info *ri = &reg_table[o->reg.value];
@@ -162,13 +169,12 @@ static struct opd opd_from_zydis(const ZydisDecodedOperand *o)
             d.kind = OPD_GPR;
             d.reg = ri->idx;
             /* 32-bit writes zero-extend; 8/16-bit writes merge */
-            d.keep = d.bytes >= 4 ? 0 : ~d.mask;
         }
         break;
     }
     case ZYDIS_OPERAND_TYPE_IMMEDIATE:
         d.kind = OPD_IMM;
-        d.val = o->imm.value.u & d.mask;
+        d.val = o->imm.value.u & size_mask(d.bytes);
         break;
     case ZYDIS_OPERAND_TYPE_MEMORY:
         if (o->mem.type != ZYDIS_MEMOP_TYPE_MEM && o->mem.type != ZYDIS_MEMOP_TYPE_AGEN &&
@@ -296,46 +302,6 @@ void opr_write_bytes(struct cpu *c, const struct insn *i, int n, const void *buf
 }
 
 /* ---- flags ---- */
-bool parity8(u8 v) { return !__builtin_parity(v); }
-
-static inline u64 flags_szp(u64 res, unsigned bytes)
-{
-    u64 f = 0;
-    res &= size_mask(bytes);
-    if (!res) f |= FL_ZF;
-    if (res >> (bytes * 8 - 1)) f |= FL_SF;
-    if (parity8((u8)res)) f |= FL_PF;
-    return f;
-}
-
-u64 flags_add(u64 a, u64 b, u64 cin, unsigned bytes)
-{
-    u64 m = size_mask(bytes);
-    a &= m; b &= m;
-    u64 res = (a + b + cin) & m;
-    u64 f = flags_szp(res, bytes);
-    unsigned sh = bytes * 8 - 1;
-    if (res < a || (cin && res == a)) f |= FL_CF;
-    if ((((a ^ res) & (b ^ res)) >> sh) & 1) f |= FL_OF;
-    if ((a ^ b ^ res) & 0x10) f |= FL_AF;
-    return f;
-}
-
-u64 flags_sub(u64 a, u64 b, u64 bin, unsigned bytes)
-{
-    u64 m = size_mask(bytes);
-    a &= m; b &= m;
-    u64 res = (a - b - bin) & m;
-    u64 f = flags_szp(res, bytes);
-    unsigned sh = bytes * 8 - 1;
-    if (a < b || (bin && a == b)) f |= FL_CF;
-    if ((((a ^ b) & (a ^ res)) >> sh) & 1) f |= FL_OF;
-    if ((a ^ b ^ res) & 0x10) f |= FL_AF;
-    return f;
-}
-
-u64 flags_logic(u64 res, unsigned bytes) { return flags_szp(res, bytes); }
-
 bool cond_eval(const struct cpu *c, unsigned cc)
 {
     u64 f = c->rflags;

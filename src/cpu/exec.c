@@ -91,7 +91,9 @@ static void handlers_init(void)
 
 /* ---- decoded basic blocks ----
  * A block is the straight-line run of instructions decoded from one start address, on
- * one page, up to the first branch or system instruction (at most BLOCK_MAX_INSNS). It
+ * one page, up to the first jump, call, return or system instruction (at most
+ * BLOCK_MAX_INSNS). Conditional branches do not end it: not taken, they fall through to
+ * the next instruction of the block; taken, they leave it like any RIP write. It
  * is found by a direct-mapped table keyed by linear address, RIP and decoder key, and is
  * valid while its page's code generation is unchanged (pages holding decoded code lose
  * direct write access, so the first write to them bumps the generation) and the fetch
@@ -389,6 +391,9 @@ static void insn_setup(struct cpu *c, struct insn *i, const ZydisDecodedInstruct
     insn_from_zydis(i, d, op);
     i->next_rip = (rip + d->length) & rip_mask(c);
     i->fn = handlers[d->mnemonic] ? handlers[d->mnemonic] : insn_unimplemented;
+    insn_fn special = insn_alu_specialise(i);
+    if (special)
+        i->fn = special;
     i->light = light_snapshot[d->mnemonic];
     /* register/immediate forms of plain ALU and move instructions cannot fault */
     i->nofault = no_fault[d->mnemonic] && !i->lock;
@@ -403,7 +408,7 @@ static void insn_setup(struct cpu *c, struct insn *i, const ZydisDecodedInstruct
 static bool ends_block(const ZydisDecodedInstruction *d)
 {
     switch (d->meta.category) {
-    case ZYDIS_CATEGORY_COND_BR: case ZYDIS_CATEGORY_UNCOND_BR: case ZYDIS_CATEGORY_CALL:
+    case ZYDIS_CATEGORY_UNCOND_BR: case ZYDIS_CATEGORY_CALL:
     case ZYDIS_CATEGORY_RET: case ZYDIS_CATEGORY_INTERRUPT: case ZYDIS_CATEGORY_SYSCALL:
     case ZYDIS_CATEGORY_SYSRET: case ZYDIS_CATEGORY_SYSTEM: case ZYDIS_CATEGORY_IO:
     case ZYDIS_CATEGORY_IOSTRINGOP:

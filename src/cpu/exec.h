@@ -153,6 +153,8 @@ void insn_register_control(insn_fn *t);  /* insn_control.c: JMP/Jcc/CALL/RET/LOO
 void insn_register_system(insn_fn *t);   /* insn_system.c: MOV CR/DR, descriptor tables, MSRs, CPUID, HLT, SYSCALL, ... */
 void insn_register_x87(insn_fn *t);      /* insn_x87.c */
 void insn_register_sse(insn_fn *t);      /* insn_sse.c: MMX, SSE, SSE2, FXSAVE/XSAVE family */
+/* A handler specialised for this instruction's operand form (insn_alu.c), or NULL. */
+insn_fn insn_alu_specialise(const struct insn *i);
 /* The string forms of MOVSD/CMPSD (A5, A7), which share their mnemonic with SSE2 scalar
  * MOVSD/CMPSD; insn_string.c registers these and forwards the SSE2 forms (other opcode
  * map) to the handler registered before it. A later registrant must do the reverse. */

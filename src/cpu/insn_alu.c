@@ -629,6 +629,118 @@ static void insn_clflush(struct cpu *c, const struct insn *i) {
     lin_translate(c, lin, c->cpl == 3 ? ACC_READ | ACC_USER : ACC_READ);
 }
 
+/* ---- forms specialised at decode time ----
+ * The commonest forms of MOV and the two-operand ALU instructions, with a GPR of its
+ * natural size as destination and a GPR, immediate or memory source (and MOV's stores),
+ * get handlers that skip the generic operand dispatch. Same semantics as the generic
+ * handlers above; insn_alu_specialise() picks them. */
+static inline void alu_to_gpr(struct cpu *c, const struct opd *d, enum alu_op op, u64 b) {
+    unsigned n = d->bytes;
+    u64 m = opd_mask[n], a = c->gpr[d->reg] & m, r, f;
+    b &= m;
+    switch (op) {
+    case ALU_ADD: r = a + b; f = flags_add(a, b, 0, n); break;
+    case ALU_ADC: r = a + b + cf(c); f = flags_add(a, b, cf(c), n); break;
+    case ALU_SUB: case ALU_CMP: r = a - b; f = flags_sub(a, b, 0, n); break;
+    case ALU_SBB: r = a - b - cf(c); f = flags_sub(a, b, cf(c), n); break;
+    case ALU_AND: case ALU_TEST: r = a & b; f = flags_logic(r, n); break;
+    case ALU_OR: r = a | b; f = flags_logic(r, n); break;
+    default: r = a ^ b; f = flags_logic(r, n); break;
+    }
+    if (op != ALU_CMP && op != ALU_TEST)
+        c->gpr[d->reg] = (c->gpr[d->reg] & opd_keep[n]) | (r & m);
+    flags_set(c, FL_ARITH, f);
+}
+
+static inline u64 opd_mem_read(struct cpu *c, const struct insn *i, int n) {
+    const struct opd *o = &i->opd[n];
+    return vmem_read(c, o->seg, opr_ea(c, i, n), o->bytes);
+}
+
+#define ALU_FORMS(name, op)                                                                   \
+    static void name##_rr(struct cpu *c, const struct insn *i) {                              \
+        alu_to_gpr(c, &i->opd[0], op, c->gpr[i->opd[1].reg]);                                 \
+    }                                                                                         \
+    static void name##_ri(struct cpu *c, const struct insn *i) {                              \
+        alu_to_gpr(c, &i->opd[0], op, i->opd[1].val);                                         \
+    }                                                                                         \
+    static void name##_rm(struct cpu *c, const struct insn *i) {                              \
+        alu_to_gpr(c, &i->opd[0], op, opd_mem_read(c, i, 1));                                 \
+    }
+ALU_FORMS(add, ALU_ADD)
+ALU_FORMS(or, ALU_OR)
+ALU_FORMS(adc, ALU_ADC)
+ALU_FORMS(sbb, ALU_SBB)
+ALU_FORMS(and, ALU_AND)
+ALU_FORMS(sub, ALU_SUB)
+ALU_FORMS(xor, ALU_XOR)
+ALU_FORMS(cmp, ALU_CMP)
+ALU_FORMS(test, ALU_TEST)
+#undef ALU_FORMS
+
+static inline void gpr_set(struct cpu *c, const struct opd *d, u64 v) {
+    c->gpr[d->reg] = (c->gpr[d->reg] & opd_keep[d->bytes]) | (v & opd_mask[d->bytes]);
+}
+static void mov_rr(struct cpu *c, const struct insn *i) { gpr_set(c, &i->opd[0], c->gpr[i->opd[1].reg]); }
+static void mov_ri(struct cpu *c, const struct insn *i) { gpr_set(c, &i->opd[0], i->opd[1].val); }
+static void mov_rm(struct cpu *c, const struct insn *i) { gpr_set(c, &i->opd[0], opd_mem_read(c, i, 1)); }
+static void mov_mr(struct cpu *c, const struct insn *i) {
+    const struct opd *d = &i->opd[0];
+    vmem_write(c, d->seg, opr_ea(c, i, 0), d->bytes, c->gpr[i->opd[1].reg] & opd_mask[d->bytes]);
+}
+static void mov_mi(struct cpu *c, const struct insn *i) {
+    const struct opd *d = &i->opd[0];
+    vmem_write(c, d->seg, opr_ea(c, i, 0), d->bytes, i->opd[1].val);
+}
+
+/* Source forms: register, immediate, memory, store of a register, store of an immediate. */
+enum { FORM_RR, FORM_RI, FORM_RM, FORM_MR, FORM_MI, FORM_COUNT };
+static const struct {
+    ZydisMnemonic mn;
+    insn_fn form[FORM_COUNT];
+} specialised[] = {
+    { ZYDIS_MNEMONIC_MOV, { mov_rr, mov_ri, mov_rm, mov_mr, mov_mi } },
+    { ZYDIS_MNEMONIC_ADD, { add_rr, add_ri, add_rm } },
+    { ZYDIS_MNEMONIC_OR, { or_rr, or_ri, or_rm } },
+    { ZYDIS_MNEMONIC_ADC, { adc_rr, adc_ri, adc_rm } },
+    { ZYDIS_MNEMONIC_SBB, { sbb_rr, sbb_ri, sbb_rm } },
+    { ZYDIS_MNEMONIC_AND, { and_rr, and_ri, and_rm } },
+    { ZYDIS_MNEMONIC_SUB, { sub_rr, sub_ri, sub_rm } },
+    { ZYDIS_MNEMONIC_XOR, { xor_rr, xor_ri, xor_rm } },
+    { ZYDIS_MNEMONIC_CMP, { cmp_rr, cmp_ri, cmp_rm } },
+    { ZYDIS_MNEMONIC_TEST, { test_rr, test_ri, test_rm } },
+};
+
+insn_fn insn_alu_specialise(const struct insn *i) {
+    if (i->d.operand_count_visible != 2 || i->lock)
+        return NULL;
+    const struct opd *d = &i->opd[0], *s = &i->opd[1];
+    int form;
+    if (d->kind == OPD_GPR) {
+        if (s->kind == OPD_GPR && s->bytes == d->bytes)
+            form = FORM_RR;
+        else if (s->kind == OPD_IMM && s->bytes == d->bytes)
+            form = FORM_RI;
+        else if (s->kind == OPD_MEM && s->bytes == d->bytes)
+            form = FORM_RM;
+        else
+            return NULL;
+    } else if (d->kind == OPD_MEM && d->bytes <= 8) {
+        if (s->kind == OPD_GPR && s->bytes == d->bytes)
+            form = FORM_MR;
+        else if (s->kind == OPD_IMM && s->bytes == d->bytes)
+            form = FORM_MI;
+        else
+            return NULL;
+    } else {
+        return NULL;
+    }
+    for (size_t k = 0; k < ARRAY_SIZE(specialised); k++)
+        if (specialised[k].mn == i->d.mnemonic)
+            return specialised[k].form[form];
+    return NULL;
+}
+
 void insn_register_alu(insn_fn *t) {
     static const struct { ZydisMnemonic mn; insn_fn fn; } table[] = {
         { ZYDIS_MNEMONIC_MOV, insn_mov },

@@ -289,4 +289,11 @@ void cpu_set_trace(struct cpu *c, void *file /* FILE* */, bool insns, bool event
 /* The current TSC value of this vCPU. */
 u64 cpu_tsc(struct cpu *c);
 
+/* Decode-cache figures for -stats: blocks decoded, and times the block arena filled up
+ * and every block was dropped. */
+struct cpu_block_stats {
+    u64 decoded, flushes;
+};
+struct cpu_block_stats cpu_block_stats(const struct cpu *c);
+
 #endif

@@ -195,6 +195,11 @@ int exec_init(struct cpu *c)
     return 0;
 }
 
+struct cpu_block_stats cpu_block_stats(const struct cpu *c)
+{
+    return (struct cpu_block_stats){ c->in->blocks_decoded, c->in->block_flushes };
+}
+
 void exec_destroy(struct cpu *c)
 {
     free(c->in->blocks);
@@ -390,14 +395,15 @@ static void insn_setup(struct cpu *c, struct insn *i, const ZydisDecodedInstruct
 {
     insn_from_zydis(i, d, op);
     i->next_rip = (rip + d->length) & rip_mask(c);
-    i->fn = handlers[d->mnemonic] ? handlers[d->mnemonic] : insn_unimplemented;
+    i->fn = handlers[d->mnemonic] && d->operand_count_visible <= INSN_MAX_OPERANDS
+                ? handlers[d->mnemonic] : insn_unimplemented;
     insn_fn special = insn_alu_specialise(i);
     if (special)
         i->fn = special;
     i->light = light_snapshot[d->mnemonic];
     /* register/immediate forms of plain ALU and move instructions cannot fault */
     i->nofault = no_fault[d->mnemonic] && !i->lock;
-    for (int n = 0; n < d->operand_count_visible; n++)
+    for (int n = 0; n < d->operand_count_visible && n < INSN_MAX_OPERANDS; n++)
         if (i->opd[n].kind != OPD_GPR && i->opd[n].kind != OPD_IMM &&
             !(d->mnemonic == ZYDIS_MNEMONIC_LEA && i->opd[n].kind == OPD_MEM))
             i->nofault = false;

@@ -64,6 +64,10 @@ struct insn_operand {
 struct insn;
 typedef void (*insn_fn)(struct cpu *c, const struct insn *i);
 
+/* Visible operands an implemented instruction has at most (the legacy and BMI forms;
+ * Zydis' limit of 5 is for AVX forms nestor does not implement). */
+#define INSN_MAX_OPERANDS 3
+
 struct insn {
     /* what the block loop and the common operands touch first, in one cache line */
     insn_fn fn;        /* handler (an #UD reporter for unimplemented mnemonics) */
@@ -74,12 +78,13 @@ struct insn {
     bool rep, repne, lock;
     bool light;        /* a fault needs only RIP, RFLAGS and RSP restored (exec.c) */
     bool nofault;      /* cannot fault at all: no snapshot needed (exec.c) */
-    struct opd opd[ZYDIS_MAX_OPERAND_COUNT_VISIBLE];
+    struct opd opd[INSN_MAX_OPERANDS];
     struct insn_info d;
-    struct insn_operand op[ZYDIS_MAX_OPERAND_COUNT_VISIBLE];
+    struct insn_operand op[INSN_MAX_OPERANDS];
 };
 /* Fills i->d, i->op[], i->opd[], sizes and prefixes from Zydis' decoding (operand.c);
- * fn, light and next_rip are the caller's. */
+ * fn, light and next_rip are the caller's. Operands beyond INSN_MAX_OPERANDS are not
+ * kept: the caller makes such an instruction #UD as unimplemented. */
 void insn_from_zydis(struct insn *i, const ZydisDecodedInstruction *d, const ZydisDecodedOperand *op);
 
 /* ---- engine-private per-vCPU state ---- */

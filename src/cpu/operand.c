@@ -218,7 +218,7 @@ void insn_from_zydis(struct insn *i, const ZydisDecodedInstruction *d, const Zyd
     i->rep = d->attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE);
     i->repne = d->attributes & ZYDIS_ATTRIB_HAS_REPNE;
     i->lock = d->attributes & ZYDIS_ATTRIB_HAS_LOCK;
-    for (int n = 0; n < ZYDIS_MAX_OPERAND_COUNT_VISIBLE; n++) {
+    for (int n = 0; n < INSN_MAX_OPERANDS; n++) {
         if (n >= d->operand_count_visible) {
             i->op[n] = (struct insn_operand){ .type = ZYDIS_OPERAND_TYPE_UNUSED };
             i->opd[n] = (struct opd){ .kind = OPD_OTHER, .base = OPD_BASE_NONE, .index = OPD_BASE_NONE };

@@ -334,12 +334,18 @@ static u64 thread_cpu_ns(void)
 
 static void print_stats(const struct machine *m, u64 host_ns)
 {
-    u64 insns = 0;
-    for (int i = 0; i < m->ncpus; i++)
+    u64 insns = 0, blocks = 0, flushes = 0;
+    for (int i = 0; i < m->ncpus; i++) {
         insns += m->cpu[i]->icount;
+        struct cpu_block_stats b = cpu_block_stats(m->cpu[i]);
+        blocks += b.decoded;
+        flushes += b.flushes;
+    }
     double secs = (double)host_ns / 1e9;
     fprintf(stderr, "nestor: stats: %llu instructions retired in %.3f s: %.1f MIPS\n",
             (unsigned long long)insns, secs, secs > 0 ? (double)insns / secs / 1e6 : 0.0);
+    fprintf(stderr, "nestor: stats: %llu blocks decoded, decode cache dropped %llu times\n",
+            (unsigned long long)blocks, (unsigned long long)flushes);
 }
 
 int machine_run(struct machine *m)

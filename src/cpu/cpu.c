@@ -52,6 +52,8 @@ static void reset_common(struct cpu *c)
     c->gpr[R_RDX] = r1.eax; /* processor signature */
     c->rip = 0xfff0;
     c->rflags = FL_FIXED1;
+    if (c->in)
+        c->in->lz.op = LZ_NONE;
     c->seg[SEG_CS] = (struct seg){ 0xf000, 0xffff0000ull, 0xffff, 0x9b };
     for (int s = 0; s < 6; s++)
         if (s != SEG_CS)
@@ -146,7 +148,7 @@ void cpu_update_mode(struct cpu *c)
 
 void cpu_set_rflags(struct cpu *c, u64 value, u64 changeable)
 {
-    u64 old = c->rflags;
+    u64 old = cpu_flags(c);
     u64 nf = (old & ~changeable) | (value & changeable);
     nf = (nf | FL_FIXED1) & ~(BIT(3) | BIT(5) | BIT(15) | (~0ull << 22));
     c->rflags = nf;
@@ -162,6 +164,7 @@ void cpu_set_rflags(struct cpu *c, u64 value, u64 changeable)
 
 enum intercept_result cpu_intercept(struct cpu *c, struct cpu_event *ev)
 {
+    cpu_flags(c); /* the machine sees exact RFLAGS */
     if (unlikely(c->in->trace_events))
         cpu_trace_event(c, ev);
     /* Nested VMX/SVM will examine the event here before the machine sees it. */
@@ -239,7 +242,7 @@ void cpu_dump(const struct cpu *c, void *file)
     for (int i = 0; i < 16; i++)
         fprintf(f, "  %-3s=%016llx%s", gn[i], (unsigned long long)c->gpr[i], (i % 4 == 3) ? "\n" : "");
     fprintf(f, "  rip=%016llx rflags=%016llx cpl=%u mode=%d\n", (unsigned long long)c->rip,
-            (unsigned long long)c->rflags, c->cpl, c->mode);
+            (unsigned long long)(c->in ? cpu_flags_peek(c) : c->rflags), c->cpl, c->mode);
     for (int s = 0; s < 6; s++)
         fprintf(f, "  %s=%04x base=%016llx limit=%08x attr=%05x\n", sn[s], c->seg[s].sel,
                 (unsigned long long)c->seg[s].base, c->seg[s].limit, c->seg[s].attr);

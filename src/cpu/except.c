@@ -196,7 +196,7 @@ void cpu_deliver(struct cpu *c, u8 vector, int type, bool has_error, u32 error, 
 {
     /* INT n, INT3 and INTO are the program's own; everything else is external to it */
     u32 ext = (type == EVT_SW_INT || type == EVT_SW_EXC) ? 0 : 1;
-    u64 flags_image = c->rflags;
+    u64 flags_image = cpu_flags(c);
     if (type == EVT_HW_EXC && exc_is_fault(vector))
         flags_image |= FL_RF;
     if (cpu_is_real(c))

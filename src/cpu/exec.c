@@ -269,6 +269,7 @@ static inline void insn_begin(struct cpu *c)
     memcpy(in->saved_gpr, c->gpr, sizeof(c->gpr));
     in->saved_rip = c->rip;
     in->saved_rflags = c->rflags;
+    in->saved_lz_op = in->lz.op;
     in->snapshot_full = true;
 }
 
@@ -610,6 +611,7 @@ static inline void snapshot_light(struct cpu *c)
     in->saved_rip = __atomic_load_n(&c->rip, __ATOMIC_RELAXED);
     in->saved_rflags = __atomic_load_n(&c->rflags, __ATOMIC_RELAXED);
     in->saved_rsp = __atomic_load_n(&c->gpr[R_RSP], __ATOMIC_RELAXED);
+    in->saved_lz_op = in->lz.op;
     in->snapshot_full = false;
 }
 
@@ -713,7 +715,16 @@ static void block_run(struct cpu *c, u64 budget)
     in->last_block = b;
 }
 
+static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget);
+
 enum cpu_stop_reason cpu_run(struct cpu *c, u64 budget)
+{
+    enum cpu_stop_reason r = run_loop(c, budget);
+    cpu_flags(c); /* outside the engine RFLAGS is exact */
+    return r;
+}
+
+static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
 {
     struct cpu_internal *in = c->in;
     in->exits = EXIT_CHECK_EVENTS;
@@ -729,6 +740,7 @@ enum cpu_stop_reason cpu_run(struct cpu *c, u64 budget)
             c->gpr[R_RSP] = in->saved_rsp;
         c->rip = in->saved_rip;
         c->rflags = in->saved_rflags;
+        in->lz.op = in->saved_lz_op;
         if (in->exc_vector == EXC_ABANDON) {
             in->delivering = -1;
             return STOP_REQUEST;

@@ -87,6 +87,24 @@ struct insn {
  * kept: the caller makes such an instruction #UD as unimplemented. */
 void insn_from_zydis(struct insn *i, const ZydisDecodedInstruction *d, const ZydisDecodedOperand *op);
 
+/* ---- lazy arithmetic flags ----
+ * Most arithmetic results' flags are overwritten before anything reads them, so the
+ * common ALU instructions record their operands and result instead of computing
+ * CF/PF/AF/ZF/SF/OF. While op != LZ_NONE the arithmetic bits of c->rflags are stale;
+ * cpu_flags() computes and stores them, and every reader of those bits goes through it
+ * (or cpu_flags_peek / cpu_cf). Outside the engine (cpu_run returned, an intercept is
+ * being handled) c->rflags is always exact. A lazy record is the last thing an
+ * instruction does, after its last possible fault, so a fault never leaves one from the
+ * faulting instruction; the snapshot keeps op so that a rollback restores the record
+ * together with the stale bits it goes with. */
+enum { LZ_NONE, LZ_ADD /* and ADC */, LZ_SUB /* and SBB, CMP */, LZ_LOGIC, LZ_INC, LZ_DEC };
+struct lazy_flags {
+    u64 a, b, res;  /* operands and result, masked to the size */
+    u8 op;          /* LZ_* */
+    u8 bytes;       /* operand size */
+    u8 cf;          /* LZ_INC/LZ_DEC: the CF they preserve */
+};
+
 /* ---- engine-private per-vCPU state ---- */
 enum {
     EXIT_RIP_WRITTEN = 1u << 0,     /* the instruction set RIP itself (branch, REP restart) */
@@ -102,7 +120,9 @@ struct cpu_internal {
     jmp_buf fault_jmp;
     /* saved at instruction start, restored on fault */
     u64 saved_gpr[16], saved_rip, saved_rsp, saved_rflags;
+    u8 saved_lz_op;     /* lz.op at instruction start */
     bool snapshot_full; /* saved_gpr holds every GPR (else only saved_rsp) */
+    struct lazy_flags lz;
     /* Things an instruction did that the loop must act on after it (EXIT_*): one word,
      * so the block loop tests them all with one compare, and always written whole, so
      * that test never waits on a partial store. */
@@ -198,42 +218,108 @@ u64 gpr_read8h(const struct cpu *c, int reg);                        /* AH/CH/DH
  * IOPL (POPF/IRET semantics differ: pass the mask of bits the instruction may change). */
 void cpu_set_rflags(struct cpu *c, u64 value, u64 changeable);
 
-/* Sets the arithmetic flags: the bits in `mask` become those of `value`. */
-static inline void flags_set(struct cpu *c, u64 mask, u64 value) {
-    c->rflags = (c->rflags & ~mask) | (value & mask);
-}
 /* Flag computations for add/sub/logic results of `bytes` size (SDM semantics). Without
- * branches: carries and overflows are read from the operands' and result's top bits,
- * since a data-dependent branch per flag mispredicts on real data. */
+ * branches: carries and overflows are read from the operands' and result's top bits
+ * (which also makes them independent of the carry-in), since a data-dependent branch
+ * per flag mispredicts on real data. Operands and result already masked to the size. */
 static inline bool parity8(u8 v) { return !__builtin_parity(v); }
 static inline u64 flags_szp(u64 res, unsigned bytes)         /* SF, ZF, PF of res */
 {
     res &= size_mask(bytes);
     return (u64)(res == 0) << 6 | ((res >> (bytes * 8 - 1)) & 1) << 7 | (u64)parity8((u8)res) << 2;
 }
+static inline u64 carry_add(u64 a, u64 b, u64 res, unsigned bytes)  /* CF of a + b (+ cin) */
+{
+    return (((a & b) | ((a ^ b) & ~res)) >> (bytes * 8 - 1)) & 1;
+}
+static inline u64 borrow_sub(u64 a, u64 b, u64 res, unsigned bytes) /* CF of a - b (- bin) */
+{
+    return (((~a & b) | (~(a ^ b) & res)) >> (bytes * 8 - 1)) & 1;
+}
+static inline u64 flags_add_res(u64 a, u64 b, u64 res, unsigned bytes)
+{
+    u64 ovf = (a ^ res) & (b ^ res);
+    return carry_add(a, b, res, bytes) | ((ovf >> (bytes * 8 - 1)) & 1) << 11 |
+           ((a ^ b ^ res) & FL_AF) | flags_szp(res, bytes);
+}
+static inline u64 flags_sub_res(u64 a, u64 b, u64 res, unsigned bytes)
+{
+    u64 ovf = (a ^ b) & (a ^ res);
+    return borrow_sub(a, b, res, bytes) | ((ovf >> (bytes * 8 - 1)) & 1) << 11 |
+           ((a ^ b ^ res) & FL_AF) | flags_szp(res, bytes);
+}
 static inline u64 flags_add(u64 a, u64 b, u64 cin, unsigned bytes) /* a + b + cin */
 {
     u64 m = size_mask(bytes);
-    unsigned sh = bytes * 8 - 1;
     a &= m; b &= m;
-    u64 res = (a + b + cin) & m;
-    u64 carry = (a & b) | ((a ^ b) & ~res);   /* carry out of each bit */
-    u64 ovf = (a ^ res) & (b ^ res);
-    return ((carry >> sh) & 1) | ((ovf >> sh) & 1) << 11 | ((a ^ b ^ res) & FL_AF) |
-           flags_szp(res, bytes);
+    return flags_add_res(a, b, (a + b + cin) & m, bytes);
 }
 static inline u64 flags_sub(u64 a, u64 b, u64 bin, unsigned bytes) /* a - b - bin */
 {
     u64 m = size_mask(bytes);
-    unsigned sh = bytes * 8 - 1;
     a &= m; b &= m;
-    u64 res = (a - b - bin) & m;
-    u64 borrow = (~a & b) | (~(a ^ b) & res); /* borrow out of each bit */
-    u64 ovf = (a ^ b) & (a ^ res);
-    return ((borrow >> sh) & 1) | ((ovf >> sh) & 1) << 11 | ((a ^ b ^ res) & FL_AF) |
-           flags_szp(res, bytes);
+    return flags_sub_res(a, b, (a - b - bin) & m, bytes);
 }
 static inline u64 flags_logic(u64 res, unsigned bytes) { return flags_szp(res, bytes); } /* CF=OF=AF=0 */
+
+/* The arithmetic flags a lazy record stands for. */
+static inline u64 lazy_arith(const struct lazy_flags *lz)
+{
+    switch (lz->op) {
+    case LZ_ADD: return flags_add_res(lz->a, lz->b, lz->res, lz->bytes);
+    case LZ_SUB: return flags_sub_res(lz->a, lz->b, lz->res, lz->bytes);
+    case LZ_INC: return (flags_add_res(lz->a, 1, lz->res, lz->bytes) & ~FL_CF) | lz->cf;
+    case LZ_DEC: return (flags_sub_res(lz->a, 1, lz->res, lz->bytes) & ~FL_CF) | lz->cf;
+    default: return flags_szp(lz->res, lz->bytes);
+    }
+}
+/* RFLAGS with exact arithmetic flags, computed but not stored. */
+static inline u64 cpu_flags_peek(const struct cpu *c)
+{
+    const struct lazy_flags *lz = &c->in->lz;
+    return lz->op ? (c->rflags & ~FL_ARITH) | lazy_arith(lz) : c->rflags;
+}
+/* RFLAGS with exact arithmetic flags, stored there (the lazy record is consumed). */
+static inline u64 cpu_flags(struct cpu *c)
+{
+    struct lazy_flags *lz = &c->in->lz;
+    if (lz->op) {
+        c->rflags = (c->rflags & ~FL_ARITH) | lazy_arith(lz);
+        lz->op = LZ_NONE;
+    }
+    return c->rflags;
+}
+/* CF alone (ADC, SBB, RCL, INC/DEC's preserved CF), without computing the rest. */
+static inline u64 cpu_cf(const struct cpu *c)
+{
+    const struct lazy_flags *lz = &c->in->lz;
+    switch (lz->op) {
+    case LZ_NONE: return c->rflags & FL_CF;
+    case LZ_ADD: return carry_add(lz->a, lz->b, lz->res, lz->bytes);
+    case LZ_SUB: return borrow_sub(lz->a, lz->b, lz->res, lz->bytes);
+    case LZ_INC: case LZ_DEC: return lz->cf;
+    default: return 0;
+    }
+}
+/* Records an instruction's arithmetic flags lazily: the last thing it does. */
+static inline void flags_lazy(struct cpu *c, u8 op, u64 a, u64 b, u64 res, unsigned bytes)
+{
+    struct lazy_flags *lz = &c->in->lz;
+    lz->a = a;
+    lz->b = b;
+    lz->res = res;
+    lz->bytes = (u8)bytes;
+    lz->op = op;
+}
+/* Sets the arithmetic flags: the bits in `mask` become those of `value`. */
+static inline void flags_set(struct cpu *c, u64 mask, u64 value)
+{
+    if ((mask & FL_ARITH) == FL_ARITH)
+        c->in->lz.op = LZ_NONE; /* all of them replaced */
+    else if (mask & FL_ARITH)
+        cpu_flags(c);           /* some kept: make them exact first */
+    c->rflags = (c->rflags & ~mask) | (value & mask);
+}
 /* Condition codes 0..15 as in Jcc/SETcc/CMOVcc encodings. */
 bool cond_eval(const struct cpu *c, unsigned cc);
 

@@ -25,7 +25,7 @@ static inline u64 src_read(struct cpu *c, const struct insn *i, int n, unsigned 
     return opr_read(c, i, n) & size_mask(bytes);
 }
 
-static inline u64 cf(const struct cpu *c) { return c->rflags & FL_CF; }
+static inline u64 cf(const struct cpu *c) { return cpu_cf(c); }
 
 static inline u64 fl_if(bool cond, u64 flag) { return cond ? flag : 0; }
 
@@ -70,19 +70,20 @@ enum alu_op { ALU_ADD, ALU_OR, ALU_ADC, ALU_SBB, ALU_AND, ALU_SUB, ALU_XOR, ALU_
 static inline void alu_binop(struct cpu *c, const struct insn *i, enum alu_op op) {
     unsigned n = opr_bytes(i, 0);
     u64 m = size_mask(n);
-    u64 a = opr_read(c, i, 0) & m, b = src_read(c, i, 1, n), r, f;
+    u64 a = opr_read(c, i, 0) & m, b = src_read(c, i, 1, n), r;
+    u8 kind;
     switch (op) {
-    case ALU_ADD: r = a + b; f = flags_add(a, b, 0, n); break;
-    case ALU_ADC: r = a + b + cf(c); f = flags_add(a, b, cf(c), n); break;
-    case ALU_SUB: case ALU_CMP: r = a - b; f = flags_sub(a, b, 0, n); break;
-    case ALU_SBB: r = a - b - cf(c); f = flags_sub(a, b, cf(c), n); break;
-    case ALU_AND: case ALU_TEST: r = a & b; f = flags_logic(r, n); break;
-    case ALU_OR: r = a | b; f = flags_logic(r, n); break;
-    default: r = a ^ b; f = flags_logic(r, n); break;
+    case ALU_ADD: r = a + b; kind = LZ_ADD; break;
+    case ALU_ADC: r = a + b + cf(c); kind = LZ_ADD; break;
+    case ALU_SUB: case ALU_CMP: r = a - b; kind = LZ_SUB; break;
+    case ALU_SBB: r = a - b - cf(c); kind = LZ_SUB; break;
+    case ALU_AND: case ALU_TEST: r = a & b; kind = LZ_LOGIC; break;
+    case ALU_OR: r = a | b; kind = LZ_LOGIC; break;
+    default: r = a ^ b; kind = LZ_LOGIC; break;
     }
     if (op != ALU_CMP && op != ALU_TEST)
         opr_write(c, i, 0, r & m);
-    flags_set(c, FL_ARITH, f);
+    flags_lazy(c, kind, a, b, r & m, n);
 }
 
 static void insn_add(struct cpu *c, const struct insn *i) { alu_binop(c, i, ALU_ADD); }
@@ -98,15 +99,19 @@ static void insn_test(struct cpu *c, const struct insn *i) { alu_binop(c, i, ALU
 static void insn_inc(struct cpu *c, const struct insn *i) {
     unsigned n = opr_bytes(i, 0);
     u64 a = opr_read(c, i, 0) & size_mask(n);
+    u64 old_cf = cpu_cf(c); /* CF is preserved */
     opr_write(c, i, 0, (a + 1) & size_mask(n));
-    flags_set(c, FL_ARITH & ~FL_CF, flags_add(a, 1, 0, n)); /* CF is preserved */
+    flags_lazy(c, LZ_INC, a, 1, (a + 1) & size_mask(n), n);
+    c->in->lz.cf = (u8)old_cf;
 }
 
 static void insn_dec(struct cpu *c, const struct insn *i) {
     unsigned n = opr_bytes(i, 0);
     u64 a = opr_read(c, i, 0) & size_mask(n);
+    u64 old_cf = cpu_cf(c); /* CF is preserved */
     opr_write(c, i, 0, (a - 1) & size_mask(n));
-    flags_set(c, FL_ARITH & ~FL_CF, flags_sub(a, 1, 0, n));
+    flags_lazy(c, LZ_DEC, a, 1, (a - 1) & size_mask(n), n);
+    c->in->lz.cf = (u8)old_cf;
 }
 
 static void insn_neg(struct cpu *c, const struct insn *i) {
@@ -127,7 +132,7 @@ static void adx_op(struct cpu *c, const struct insn *i, u64 flag) {
         cpu_fault_noerr(c, EXC_UD);
     unsigned n = opr_bytes(i, 0);
     u64 m = size_mask(n), a = opr_read(c, i, 0) & m, b = opr_read(c, i, 1) & m;
-    u64 cin = (c->rflags & flag) ? 1 : 0;
+    u64 cin = (cpu_flags(c) & flag) ? 1 : 0;
     u64 r = (a + b + cin) & m;
     bool carry = n == 8 ? (r < a || (cin && r == a)) : ((a + b + cin) >> (n * 8)) != 0;
     opr_write(c, i, 0, r);
@@ -145,7 +150,8 @@ static inline void shift_rotate(struct cpu *c, const struct insn *i, enum shift_
     u64 m = size_mask(n);
     u64 a = opr_read(c, i, 0) & m;
     unsigned cnt = (unsigned)src_read(c, i, 1, 1) & (n == 8 ? 63 : 31);
-    u64 r = a, f = c->rflags, carry;
+    /* SHL/SHR/SAR replace every arithmetic flag; rotates keep some (made exact first) */
+    u64 r = a, f = op >= SH_SHL ? c->rflags : cpu_flags(c), carry;
 
     if (cnt == 0) {
         /* No flags change; the destination is still written (32-bit registers zero-extend). */
@@ -206,6 +212,7 @@ static inline void shift_rotate(struct cpu *c, const struct insn *i, enum shift_
     }
     }
     opr_write(c, i, 0, r);
+    c->in->lz.op = LZ_NONE;
     c->rflags = f;
 }
 
@@ -435,7 +442,7 @@ static void lahf_sahf_check(struct cpu *c) {
 static void insn_lahf(struct cpu *c, const struct insn *i) {
     (void)i;
     lahf_sahf_check(c);
-    u64 ah = (c->rflags & (FL_SF | FL_ZF | FL_AF | FL_PF | FL_CF)) | FL_FIXED1;
+    u64 ah = (cpu_flags(c) & (FL_SF | FL_ZF | FL_AF | FL_PF | FL_CF)) | FL_FIXED1;
     gpr_write(c, R_RAX, 2, (ah << 8) | gpr_read(c, R_RAX, 1));
 }
 
@@ -445,9 +452,9 @@ static void insn_sahf(struct cpu *c, const struct insn *i) {
     flags_set(c, FL_SF | FL_ZF | FL_AF | FL_PF | FL_CF, gpr_read8h(c, 0));
 }
 
-static void insn_cmc(struct cpu *c, const struct insn *i) { (void)i; c->rflags ^= FL_CF; }
-static void insn_clc(struct cpu *c, const struct insn *i) { (void)i; c->rflags &= ~FL_CF; }
-static void insn_stc(struct cpu *c, const struct insn *i) { (void)i; c->rflags |= FL_CF; }
+static void insn_cmc(struct cpu *c, const struct insn *i) { (void)i; flags_set(c, FL_CF, ~cpu_cf(c)); }
+static void insn_clc(struct cpu *c, const struct insn *i) { (void)i; flags_set(c, FL_CF, 0); }
+static void insn_stc(struct cpu *c, const struct insn *i) { (void)i; flags_set(c, FL_CF, FL_CF); }
 static void insn_cld(struct cpu *c, const struct insn *i) { (void)i; c->rflags &= ~FL_DF; }
 static void insn_std(struct cpu *c, const struct insn *i) { (void)i; c->rflags |= FL_DF; }
 
@@ -487,12 +494,12 @@ static void insn_cmpxchg8b(struct cpu *c, const struct insn *i) {
     u64 cmp = (gpr_read(c, R_RDX, 4) << 32) | gpr_read(c, R_RAX, 4);
     if (mem == cmp) {
         opr_write(c, i, 0, (gpr_read(c, R_RCX, 4) << 32) | gpr_read(c, R_RBX, 4));
-        c->rflags |= FL_ZF;
+        flags_set(c, FL_ZF, FL_ZF);
     } else {
         opr_write(c, i, 0, mem);
         gpr_write(c, R_RAX, 4, mem & 0xffffffffu);
         gpr_write(c, R_RDX, 4, mem >> 32);
-        c->rflags &= ~FL_ZF;
+        flags_set(c, FL_ZF, 0);
     }
 }
 
@@ -510,12 +517,12 @@ static void insn_cmpxchg16b(struct cpu *c, const struct insn *i) {
     if (mem[0] == c->gpr[R_RAX] && mem[1] == c->gpr[R_RDX]) {
         u64 nv[2] = { c->gpr[R_RBX], c->gpr[R_RCX] };
         opr_write_bytes(c, i, 0, nv, 16);
-        c->rflags |= FL_ZF;
+        flags_set(c, FL_ZF, FL_ZF);
     } else {
         opr_write_bytes(c, i, 0, mem, 16);
         c->gpr[R_RAX] = mem[0];
         c->gpr[R_RDX] = mem[1];
-        c->rflags &= ~FL_ZF;
+        flags_set(c, FL_ZF, 0);
     }
 }
 
@@ -532,7 +539,7 @@ static void insn_bswap(struct cpu *c, const struct insn *i) {
 static void insn_daa(struct cpu *c, const struct insn *i) {
     (void)i;
     u64 al = gpr_read(c, R_RAX, 1), old_al = al;
-    bool old_cf = c->rflags & FL_CF, af = c->rflags & FL_AF, carry;
+    bool old_cf = cpu_flags(c) & FL_CF, af = c->rflags & FL_AF, carry;
     if ((al & 0xf) > 9 || af) {
         al = (al + 6) & 0xff;
         af = true;
@@ -549,7 +556,7 @@ static void insn_daa(struct cpu *c, const struct insn *i) {
 static void insn_das(struct cpu *c, const struct insn *i) {
     (void)i;
     u64 al = gpr_read(c, R_RAX, 1), old_al = al;
-    bool old_cf = c->rflags & FL_CF, af = c->rflags & FL_AF, carry = false;
+    bool old_cf = cpu_flags(c) & FL_CF, af = c->rflags & FL_AF, carry = false;
     if ((al & 0xf) > 9 || af) {
         carry = old_cf || al < 6;
         al = (al - 6) & 0xff;
@@ -567,7 +574,7 @@ static void insn_das(struct cpu *c, const struct insn *i) {
 
 static void ascii_adjust(struct cpu *c, bool add) { /* AAA, AAS */
     u64 ax = gpr_read(c, R_RAX, 2);
-    bool adjust = (ax & 0xf) > 9 || (c->rflags & FL_AF);
+    bool adjust = (ax & 0xf) > 9 || (cpu_flags(c) & FL_AF);
     if (adjust) /* AAA: AX += 0x106; AAS: AX -= 6, AH -= 1 (the AL borrow reaches AH) */
         ax = add ? ax + 0x106 : ax - 6 - 0x100;
     ax = (ax & 0xff00) | (ax & 0x0f);
@@ -636,20 +643,21 @@ static void insn_clflush(struct cpu *c, const struct insn *i) {
  * handlers above; insn_alu_specialise() picks them. */
 static inline void alu_to_gpr(struct cpu *c, const struct opd *d, enum alu_op op, u64 b) {
     unsigned n = d->bytes;
-    u64 m = opd_mask[n], a = c->gpr[d->reg] & m, r, f;
+    u64 m = opd_mask[n], a = c->gpr[d->reg] & m, r;
+    u8 kind;
     b &= m;
     switch (op) {
-    case ALU_ADD: r = a + b; f = flags_add(a, b, 0, n); break;
-    case ALU_ADC: r = a + b + cf(c); f = flags_add(a, b, cf(c), n); break;
-    case ALU_SUB: case ALU_CMP: r = a - b; f = flags_sub(a, b, 0, n); break;
-    case ALU_SBB: r = a - b - cf(c); f = flags_sub(a, b, cf(c), n); break;
-    case ALU_AND: case ALU_TEST: r = a & b; f = flags_logic(r, n); break;
-    case ALU_OR: r = a | b; f = flags_logic(r, n); break;
-    default: r = a ^ b; f = flags_logic(r, n); break;
+    case ALU_ADD: r = a + b; kind = LZ_ADD; break;
+    case ALU_ADC: r = a + b + cf(c); kind = LZ_ADD; break;
+    case ALU_SUB: case ALU_CMP: r = a - b; kind = LZ_SUB; break;
+    case ALU_SBB: r = a - b - cf(c); kind = LZ_SUB; break;
+    case ALU_AND: case ALU_TEST: r = a & b; kind = LZ_LOGIC; break;
+    case ALU_OR: r = a | b; kind = LZ_LOGIC; break;
+    default: r = a ^ b; kind = LZ_LOGIC; break;
     }
     if (op != ALU_CMP && op != ALU_TEST)
         c->gpr[d->reg] = (c->gpr[d->reg] & opd_keep[n]) | (r & m);
-    flags_set(c, FL_ARITH, f);
+    flags_lazy(c, kind, a, b, r & m, n);
 }
 
 static inline u64 opd_mem_read(struct cpu *c, const struct insn *i, int n) {

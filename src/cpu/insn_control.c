@@ -89,7 +89,7 @@ static void insn_loop(struct cpu *c, const struct insn *i)
 {
     u64 count = (gpr_read(c, R_RCX, i->asize) - 1) & size_mask(i->asize);
     gpr_write(c, R_RCX, i->asize, count);
-    bool zf = c->rflags & FL_ZF;
+    bool zf = cpu_flags(c) & FL_ZF;
     bool taken = count != 0;
     if (i->d.mnemonic == ZYDIS_MNEMONIC_LOOPE)
         taken = taken && zf;
@@ -128,7 +128,7 @@ static void insn_into(struct cpu *c, const struct insn *i)
 {
     if (cpu_is_long64(c))
         cpu_fault_noerr(c, EXC_UD);
-    if (c->rflags & FL_OF)
+    if (cpu_flags(c) & FL_OF)
         software_exception(c, i, EXC_OF, EVT_SW_EXC);
 }
 

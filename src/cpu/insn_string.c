@@ -170,7 +170,7 @@ static inline void string_insn(struct cpu *c, const struct insn *i, enum string_
         insn_commit(c);
         /* REPE stops when ZF = 0, REPNE when ZF = 1 (CMPS/SCAS only; for the other
          * instructions F2 repeats like F3). */
-        if (compares && ((i->repne && (c->rflags & FL_ZF)) || (!i->repne && !(c->rflags & FL_ZF))))
+        if (compares && ((i->repne && (cpu_flags(c) & FL_ZF)) || (!i->repne && !(cpu_flags(c) & FL_ZF))))
             return;
         if (count == 1)
             return;

@@ -533,7 +533,7 @@ static void insn_pushf(struct cpu *c, const struct insn *i)
     if (cpu_is_v86(c) && iopl(c) < 3)
         gp0(c);
     /* the image never shows VM or RF */
-    u64 v = c->rflags & ~(FL_VM | FL_RF);
+    u64 v = cpu_flags(c) & ~(FL_VM | FL_RF);
     cpu_push(c, v & size_mask(i->osize), i->osize);
 }
 
@@ -584,7 +584,7 @@ static void insn_syscall(struct cpu *c, const struct insn *i)
     if (c->efer & EFER_LMA) {
         u64 target = cpu_is_long64(c) ? c->msr_lstar : c->msr_cstar;
         gpr_write(c, R_RCX, 8, i->next_rip);
-        gpr_write(c, R_R11, 8, c->rflags & ~FL_RF);
+        gpr_write(c, R_R11, 8, cpu_flags(c) & ~FL_RF);
         cpu_set_rflags(c, 0, c->msr_sfmask | FL_RF);
         set_flat(c, SEG_CS, cs, ATTR_CODE64(0));
         set_flat(c, SEG_SS, (u16)(cs + 8), ATTR_DATA32(0));

@@ -302,9 +302,36 @@ void opr_write_bytes(struct cpu *c, const struct insn *i, int n, const void *buf
 }
 
 /* ---- flags ---- */
+/* Conditions straight from a CMP/SUB/SBB or logic record (the usual flag producers
+ * before a Jcc/SETcc/CMOVcc): only the flags the condition needs are computed. */
+static bool cond_from_lazy(const struct lazy_flags *lz, unsigned cc)
+{
+    unsigned sh = lz->bytes * 8 - 1;
+    u64 res = lz->res;
+    bool sub = lz->op == LZ_SUB;
+    bool zf = res == 0, sf = (res >> sh) & 1;
+    bool of = sub && ((((lz->a ^ lz->b) & (lz->a ^ res)) >> sh) & 1);
+    bool cf = sub && borrow_sub(lz->a, lz->b, res, lz->bytes);
+    bool r;
+    switch (cc >> 1) {
+    case 0: r = of; break;
+    case 1: r = cf; break;
+    case 2: r = zf; break;
+    case 3: r = cf || zf; break;
+    case 4: r = sf; break;
+    case 5: r = parity8((u8)res); break;
+    case 6: r = sf != of; break;
+    default: r = zf || sf != of; break;
+    }
+    return (cc & 1) ? !r : r;
+}
+
 bool cond_eval(const struct cpu *c, unsigned cc)
 {
-    u64 f = c->rflags;
+    const struct lazy_flags *lz = &c->in->lz;
+    if (lz->op == LZ_SUB || lz->op == LZ_LOGIC)
+        return cond_from_lazy(lz, cc);
+    u64 f = cpu_flags_peek(c);
     bool r;
     switch (cc >> 1) {
     case 0: r = f & FL_OF; break;                               /* O */
@@ -364,5 +391,6 @@ void insn_commit(struct cpu *c)
     struct cpu_internal *in = c->in;
     memcpy(in->saved_gpr, c->gpr, sizeof(c->gpr));
     in->saved_rflags = c->rflags;
+    in->saved_lz_op = in->lz.op;
     in->snapshot_full = true;
 }

@@ -253,7 +253,7 @@ struct cpu {
     const struct cpu_ops *ops;
     void *ops_opaque;
     struct tlb tlb;
-    struct cpu_internal *in; /* engine-private state (decode cache, per-insn state) */
+    struct cpu_internal *in; /* engine-private state (block cache, per-insn state) */
 };
 
 /* Creation and reset. cpu_init allocates internals and applies the power-on reset. */

@@ -1,8 +1,10 @@
-/* The execution loop: at each instruction boundary take pending events, then fetch,
- * decode (Zydis, through a decode cache validated against the bytes in memory, so
- * self-modifying code and page remapping are always seen), dispatch by mnemonic, and
- * on a fault roll back to the instruction start and deliver the exception, escalating
- * to double fault and shutdown as the SDM's exception classes say. */
+/* The execution loop: take pending events, then run the decoded block at RIP (Zydis
+ * decodes a straight line of instructions once; the block stays valid while its page's
+ * bytes and fetch translation do, so self-modifying code and remapping are always seen),
+ * or, while anything watches single instructions (TF, RF, breakpoints, interrupt
+ * shadows, tracing), one instruction with every per-instruction rule. A fault rolls back
+ * to the instruction start and is delivered, escalating to double fault and shutdown as
+ * the SDM's exception classes say. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -532,17 +534,18 @@ static struct block *block_lookup(struct cpu *c, unsigned *runnable)
     if (!BLOCK_IS(b)) {
         b = block_decode(c, lin, rip, key);
     } else if (likely(b->page_gen != NULL)) {
-        /* same physical page, fetch still allowed, and no write to it since the decode */
+        /* same physical page, fetch still allowed, and no write to it since the decode
+         * (a fresh decode needs neither check, and may not be on one RAM page at all) */
+        bool valid = true;
         if (b->epoch != c->tlb.epoch || b->cpl != c->cpl) {
             const struct tlb_entry *t = lin_code_entry(c, lin);
-            if (t->page_gen != b->page_gen)
-                b = block_decode(c, lin, rip, key);
-            else {
+            valid = t->page_gen == b->page_gen;
+            if (valid) {
                 b->epoch = c->tlb.epoch;
                 b->cpl = c->cpl;
             }
         }
-        if (*b->page_gen != b->gen)
+        if (!valid || *b->page_gen != b->gen)
             b = block_decode(c, lin, rip, key);
     } else {
         /* Crosses a page or runs from MMIO: compare the bytes. Those on this page first:

@@ -1,17 +1,22 @@
 /* Engine-internal interface of src/cpu/: what instruction handlers, exception delivery
  * and the memory path share. Nothing outside src/cpu/ includes this.
  *
- * Execution model. The loop fetches and decodes one instruction (Zydis), looks its
- * mnemonic up in a table of handlers and calls it. A handler reads operands, computes,
- * and writes results. Any fault (cpu_fault) longjmps back to the loop, which restores
- * the general registers, RIP and RFLAGS saved at the start of the instruction and
- * delivers the exception: handlers never need to undo anything they did to GPRs/RIP/
+ * Execution model. Instructions are decoded (Zydis) into compact struct insn records,
+ * a straight line of them per block, each with its handler (chosen by mnemonic, or a
+ * variant specialised for its operand form) and precomputed operand descriptors. The
+ * loop calls the handlers one after the other; a handler reads operands, computes, and
+ * writes results. After each one the loop tests one word, in->exits (EXIT_*): a handler
+ * that branches, delivers an event, changes what the block was decoded for (mode, CPL,
+ * SS, TF, breakpoints), writes to decoded code or flushes the TLB sets a bit there, and
+ * the loop leaves the block. Any fault (cpu_fault) longjmps back to the loop, which
+ * restores the general registers, RIP and RFLAGS saved at the start of the instruction
+ * and delivers the exception: handlers never need to undo anything they did to GPRs/RIP/
  * RFLAGS. Memory writes and segment/control register loads must do all their checks
  * before changing state (vmem_write checks every page of an access before storing).
  *
  * RIP: before the handler runs, c->rip still points at the instruction; i->next_rip is
  * the address of the next one. The loop sets c->rip = i->next_rip after a handler returns
- * unless the handler set in->rip_written (branches call cpu_branch()). */
+ * unless the handler set EXIT_RIP_WRITTEN (branches call cpu_branch()). */
 #ifndef NESTOR_CPU_EXEC_H
 #define NESTOR_CPU_EXEC_H
 
@@ -154,7 +159,7 @@ struct cpu_internal {
 
 /* One-time table setup of the operand layer (register classes). */
 void operand_init(void);
-/* Decoders, decode cache and handler table of a vCPU (exec.c). */
+/* Decoders, block cache and handler table of a vCPU (exec.c). */
 int exec_init(struct cpu *c);
 void exec_destroy(struct cpu *c);
 /* Exception class for double-fault escalation: 0 benign, 1 contributory, 2 page fault. */

@@ -26,7 +26,7 @@ struct tlb {
     /* [0] = supervisor accesses, [1] = user accesses (CPL 3 or explicit user) */
     struct tlb_entry e[2][TLB_SIZE];
     /* Bumped by every flush: a translation checked under one epoch still holds while
-     * the epoch is unchanged (the engine's next-instruction hint relies on it). */
+     * the epoch is unchanged (decoded blocks skip the fetch check while it is). */
     u64 epoch;
     /* Every flush also sets notify_bits in *notify (when set): the engine's exit word, so
      * that a decoded block stops after an instruction that changed translations. */

@@ -18,7 +18,9 @@
  *   the end of a page that is followed by a not-present one;
  * - a translation changed in the middle of straight-line code: the code rewrites the PTE
  *   of its own page and flushes it (INVLPG, MOV CR3; both serializing), and the very next
- *   instruction comes from the new frame, 1000 times in a row alternating frames. */
+ *   instruction comes from the new frame, 1000 times in a row alternating frames;
+ * - remapping a page so that the instruction at an address that ran before now
+ *   straddles into the next page (and back). */
 #include "rt.h"
 
 #define TVA 0x8000000000ull /* test mappings (PML4 slot 1) */
@@ -572,6 +574,40 @@ static void check_remap_running_page(void)
     }
 }
 
+/* ------------------------------------------------ (g) remapped into a straddle */
+static void check_remap_into_straddle(void)
+{
+    u8 *fa = page_alloc(), *fb = page_alloc(), *fnext = page_alloc();
+    u64 va = PAGE(50), next = PAGE(51), entry = va + 4094;
+    memset(fa, 0xcc, 4096);
+    memset(fb, 0xcc, 4096);
+    fa[4094] = 0x31, fa[4095] = 0xc0;  /* xor %eax, %eax (ends at the page end) */
+    fb[4094] = 0xb8, fb[4095] = 0x5a;  /* mov $0x9090905a, %eax (3 bytes on the next page) */
+    static const u8 tail[] = { 0x90, 0x90, 0x90, 0xc3 }; /* 3 NOPs (or imm bytes), ret */
+    memcpy(fnext, tail, sizeof(tail));
+    pt_map(&pt, va, (ulong)fa, 4096, 4096, 0);
+    pt_map(&pt, next, (ulong)fnext, 4096, 4096, 0);
+    u64 *pte = pt_leaf(&pt, va, NULL);
+    invlpg(va), invlpg(next);
+    u64 pte_a = *pte, pte_b = (*pte & ~0x000ffffffffff000ull) | (ulong)fb;
+    int bad = -1;
+    ulong got = 0;
+    for (int i = 0; i < 100 && bad < 0; i++) {
+        if ((got = call(entry, 0)) != 0)
+            bad = 3 * i;
+        *pte = pte_b;
+        invlpg(va);
+        if ((got = call(entry, 0)) != 0x9090905a)
+            bad = 3 * i + 1;
+        *pte = pte_a;
+        invlpg(va);
+        if ((got = call(entry, 0)) != 0)
+            bad = 3 * i + 2;
+    }
+    TEST_ASSERT(bad < 0, "an address whose instruction fits its page, remapped so that it straddles, and back: case %d got %#lx",
+                bad, got);
+}
+
 void test_main(void)
 {
     pt_init(&pt, rt_paging_levels == 5 ? PT_5LEVEL : PT_4LEVEL);
@@ -584,4 +620,5 @@ void test_main(void)
     check_bulk_strings();
     check_straddle();
     check_remap_running_page();
+    check_remap_into_straddle();
 }

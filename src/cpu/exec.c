@@ -14,72 +14,44 @@
 /* ---- handler table (shared by all vCPUs, built once) ---- */
 static insn_fn handlers[ZYDIS_MNEMONIC_MAX_VALUE + 1];
 
-/* Instructions whose handlers change no GPR other than RSP before their last possible
- * fault (they read, check, then write one destination; stack operations move RSP only
- * after the access). A fault in them needs only RIP, RFLAGS and RSP restored, so the
- * loop saves just those instead of every GPR. */
-static bool light_snapshot[ZYDIS_MNEMONIC_MAX_VALUE + 1];
-static const ZydisMnemonic light_snapshot_list[] = {
-    ZYDIS_MNEMONIC_MOV, ZYDIS_MNEMONIC_MOVZX, ZYDIS_MNEMONIC_MOVSX, ZYDIS_MNEMONIC_MOVSXD,
-    ZYDIS_MNEMONIC_LEA, ZYDIS_MNEMONIC_ADD, ZYDIS_MNEMONIC_OR, ZYDIS_MNEMONIC_ADC,
-    ZYDIS_MNEMONIC_SBB, ZYDIS_MNEMONIC_AND, ZYDIS_MNEMONIC_SUB, ZYDIS_MNEMONIC_XOR,
-    ZYDIS_MNEMONIC_CMP, ZYDIS_MNEMONIC_TEST, ZYDIS_MNEMONIC_INC, ZYDIS_MNEMONIC_DEC,
-    ZYDIS_MNEMONIC_NEG, ZYDIS_MNEMONIC_NOT, ZYDIS_MNEMONIC_SHL, ZYDIS_MNEMONIC_SHR,
-    ZYDIS_MNEMONIC_SAR, ZYDIS_MNEMONIC_ROL, ZYDIS_MNEMONIC_ROR, ZYDIS_MNEMONIC_IMUL,
-    ZYDIS_MNEMONIC_MUL, ZYDIS_MNEMONIC_DIV, ZYDIS_MNEMONIC_IDIV, ZYDIS_MNEMONIC_PUSH,
-    ZYDIS_MNEMONIC_POP, ZYDIS_MNEMONIC_CALL, ZYDIS_MNEMONIC_RET, ZYDIS_MNEMONIC_JMP,
-    ZYDIS_MNEMONIC_JB, ZYDIS_MNEMONIC_JBE, ZYDIS_MNEMONIC_JL, ZYDIS_MNEMONIC_JLE,
-    ZYDIS_MNEMONIC_JNB, ZYDIS_MNEMONIC_JNBE, ZYDIS_MNEMONIC_JNL, ZYDIS_MNEMONIC_JNLE,
-    ZYDIS_MNEMONIC_JNO, ZYDIS_MNEMONIC_JNP, ZYDIS_MNEMONIC_JNS, ZYDIS_MNEMONIC_JNZ,
-    ZYDIS_MNEMONIC_JO, ZYDIS_MNEMONIC_JP, ZYDIS_MNEMONIC_JS, ZYDIS_MNEMONIC_JZ,
-    ZYDIS_MNEMONIC_SETB, ZYDIS_MNEMONIC_SETBE, ZYDIS_MNEMONIC_SETL, ZYDIS_MNEMONIC_SETLE,
-    ZYDIS_MNEMONIC_SETNB, ZYDIS_MNEMONIC_SETNBE, ZYDIS_MNEMONIC_SETNL, ZYDIS_MNEMONIC_SETNLE,
-    ZYDIS_MNEMONIC_SETNO, ZYDIS_MNEMONIC_SETNP, ZYDIS_MNEMONIC_SETNS, ZYDIS_MNEMONIC_SETNZ,
-    ZYDIS_MNEMONIC_SETO, ZYDIS_MNEMONIC_SETP, ZYDIS_MNEMONIC_SETS, ZYDIS_MNEMONIC_SETZ,
-    ZYDIS_MNEMONIC_CMOVB, ZYDIS_MNEMONIC_CMOVBE, ZYDIS_MNEMONIC_CMOVL, ZYDIS_MNEMONIC_CMOVLE,
-    ZYDIS_MNEMONIC_CMOVNB, ZYDIS_MNEMONIC_CMOVNBE, ZYDIS_MNEMONIC_CMOVNL, ZYDIS_MNEMONIC_CMOVNLE,
-    ZYDIS_MNEMONIC_CMOVNO, ZYDIS_MNEMONIC_CMOVNP, ZYDIS_MNEMONIC_CMOVNS, ZYDIS_MNEMONIC_CMOVNZ,
-    ZYDIS_MNEMONIC_CMOVO, ZYDIS_MNEMONIC_CMOVP, ZYDIS_MNEMONIC_CMOVS, ZYDIS_MNEMONIC_CMOVZ,
-    ZYDIS_MNEMONIC_BT, ZYDIS_MNEMONIC_BTS, ZYDIS_MNEMONIC_BTR, ZYDIS_MNEMONIC_BTC,
-    ZYDIS_MNEMONIC_BSF, ZYDIS_MNEMONIC_BSR, ZYDIS_MNEMONIC_NOP, ZYDIS_MNEMONIC_CDQE,
-    ZYDIS_MNEMONIC_CWDE, ZYDIS_MNEMONIC_CBW, ZYDIS_MNEMONIC_CDQ, ZYDIS_MNEMONIC_CQO,
-    ZYDIS_MNEMONIC_CWD, ZYDIS_MNEMONIC_POPCNT, ZYDIS_MNEMONIC_LZCNT, ZYDIS_MNEMONIC_TZCNT,
-    ZYDIS_MNEMONIC_LEAVE,
+/* What the loop needs to save before an instruction, by mnemonic:
+ * L: its handler changes no GPR other than RSP before its last possible fault (it reads,
+ *    checks, then writes one destination; stack operations move RSP only after the
+ *    access), so a fault needs only RIP, RFLAGS and RSP restored, not every GPR;
+ * N: it cannot fault at all when every operand is a GPR of its natural size or an
+ *    immediate (LEA: its address operand is only computed) and there is no LOCK prefix,
+ *    so no snapshot is taken for such a form. */
+enum { L = 1, N = 2 };
+static u8 snapshot_rule[ZYDIS_MNEMONIC_MAX_VALUE + 1];
+#define R(mn, rule) { ZYDIS_MNEMONIC_##mn, rule }
+static const struct { ZydisMnemonic mn; u8 rule; } snapshot_rules[] = {
+    R(MOV, L|N), R(MOVZX, L|N), R(MOVSX, L|N), R(MOVSXD, L|N),
+    R(LEA, L|N), R(ADD, L|N), R(OR, L|N), R(ADC, L|N), R(SBB, L|N), R(AND, L|N),
+    R(SUB, L|N), R(XOR, L|N), R(CMP, L|N), R(TEST, L|N), R(INC, L|N), R(DEC, L|N),
+    R(NEG, L|N), R(NOT, L|N), R(SHL, L|N), R(SHR, L|N), R(SAR, L|N), R(ROL, L|N),
+    R(ROR, L|N), R(IMUL, L|N), R(MUL, L), R(DIV, L), R(IDIV, L), R(PUSH, L), R(POP, L),
+    R(CALL, L), R(RET, L), R(JMP, L), R(JB, L), R(JBE, L), R(JL, L), R(JLE, L), R(JNB, L),
+    R(JNBE, L), R(JNL, L), R(JNLE, L), R(JNO, L), R(JNP, L), R(JNS, L), R(JNZ, L),
+    R(JO, L), R(JP, L), R(JS, L), R(JZ, L), R(SETB, L|N), R(SETBE, L|N), R(SETL, L|N),
+    R(SETLE, L|N), R(SETNB, L|N), R(SETNBE, L|N), R(SETNL, L|N), R(SETNLE, L|N),
+    R(SETNO, L|N), R(SETNP, L|N), R(SETNS, L|N), R(SETNZ, L|N), R(SETO, L|N), R(SETP, L|N),
+    R(SETS, L|N), R(SETZ, L|N), R(CMOVB, L|N), R(CMOVBE, L|N), R(CMOVL, L|N),
+    R(CMOVLE, L|N), R(CMOVNB, L|N), R(CMOVNBE, L|N), R(CMOVNL, L|N), R(CMOVNLE, L|N),
+    R(CMOVNO, L|N), R(CMOVNP, L|N), R(CMOVNS, L|N), R(CMOVNZ, L|N), R(CMOVO, L|N),
+    R(CMOVP, L|N), R(CMOVS, L|N), R(CMOVZ, L|N), R(BT, L), R(BTS, L), R(BTR, L), R(BTC, L),
+    R(BSF, L), R(BSR, L), R(NOP, L|N), R(CDQE, L|N), R(CWDE, L|N), R(CBW, L|N),
+    R(CDQ, L|N), R(CQO, L|N), R(CWD, L|N), R(POPCNT, L), R(LZCNT, L), R(TZCNT, L),
+    R(LEAVE, L), R(BSWAP, N),
 };
-
-/* Instructions that cannot fault when all their operands are GPRs of their natural size
- * or immediates (LEA: its address operand is only computed) and there is no LOCK
- * prefix: no snapshot is taken for them. */
-static bool no_fault[ZYDIS_MNEMONIC_MAX_VALUE + 1];
-static const ZydisMnemonic no_fault_list[] = {
-    ZYDIS_MNEMONIC_MOV, ZYDIS_MNEMONIC_MOVZX, ZYDIS_MNEMONIC_MOVSX, ZYDIS_MNEMONIC_MOVSXD,
-    ZYDIS_MNEMONIC_LEA, ZYDIS_MNEMONIC_ADD, ZYDIS_MNEMONIC_OR, ZYDIS_MNEMONIC_ADC,
-    ZYDIS_MNEMONIC_SBB, ZYDIS_MNEMONIC_AND, ZYDIS_MNEMONIC_SUB, ZYDIS_MNEMONIC_XOR,
-    ZYDIS_MNEMONIC_CMP, ZYDIS_MNEMONIC_TEST, ZYDIS_MNEMONIC_INC, ZYDIS_MNEMONIC_DEC,
-    ZYDIS_MNEMONIC_NEG, ZYDIS_MNEMONIC_NOT, ZYDIS_MNEMONIC_SHL, ZYDIS_MNEMONIC_SHR,
-    ZYDIS_MNEMONIC_SAR, ZYDIS_MNEMONIC_ROL, ZYDIS_MNEMONIC_ROR, ZYDIS_MNEMONIC_IMUL,
-    ZYDIS_MNEMONIC_CDQE, ZYDIS_MNEMONIC_CWDE, ZYDIS_MNEMONIC_CBW, ZYDIS_MNEMONIC_CDQ,
-    ZYDIS_MNEMONIC_CQO, ZYDIS_MNEMONIC_CWD,
-    ZYDIS_MNEMONIC_SETB, ZYDIS_MNEMONIC_SETBE, ZYDIS_MNEMONIC_SETL, ZYDIS_MNEMONIC_SETLE,
-    ZYDIS_MNEMONIC_SETNB, ZYDIS_MNEMONIC_SETNBE, ZYDIS_MNEMONIC_SETNL, ZYDIS_MNEMONIC_SETNLE,
-    ZYDIS_MNEMONIC_SETNO, ZYDIS_MNEMONIC_SETNP, ZYDIS_MNEMONIC_SETNS, ZYDIS_MNEMONIC_SETNZ,
-    ZYDIS_MNEMONIC_SETO, ZYDIS_MNEMONIC_SETP, ZYDIS_MNEMONIC_SETS, ZYDIS_MNEMONIC_SETZ,
-    ZYDIS_MNEMONIC_CMOVB, ZYDIS_MNEMONIC_CMOVBE, ZYDIS_MNEMONIC_CMOVL, ZYDIS_MNEMONIC_CMOVLE,
-    ZYDIS_MNEMONIC_CMOVNB, ZYDIS_MNEMONIC_CMOVNBE, ZYDIS_MNEMONIC_CMOVNL, ZYDIS_MNEMONIC_CMOVNLE,
-    ZYDIS_MNEMONIC_CMOVNO, ZYDIS_MNEMONIC_CMOVNP, ZYDIS_MNEMONIC_CMOVNS, ZYDIS_MNEMONIC_CMOVNZ,
-    ZYDIS_MNEMONIC_CMOVO, ZYDIS_MNEMONIC_CMOVP, ZYDIS_MNEMONIC_CMOVS, ZYDIS_MNEMONIC_CMOVZ,
-    ZYDIS_MNEMONIC_BSWAP, ZYDIS_MNEMONIC_NOP,
-};
+#undef R
 
 static void handlers_init(void)
 {
     static bool done;
     if (done)
         return;
-    for (size_t k = 0; k < ARRAY_SIZE(light_snapshot_list); k++)
-        light_snapshot[light_snapshot_list[k]] = true;
-    for (size_t k = 0; k < ARRAY_SIZE(no_fault_list); k++)
-        no_fault[no_fault_list[k]] = true;
+    for (size_t k = 0; k < ARRAY_SIZE(snapshot_rules); k++)
+        snapshot_rule[snapshot_rules[k].mn] = snapshot_rules[k].rule;
     insn_register_alu(handlers);
     insn_register_bits(handlers);
     insn_register_string(handlers);
@@ -403,9 +375,9 @@ static void insn_setup(struct cpu *c, struct insn *i, const ZydisDecodedInstruct
     insn_fn special = insn_alu_specialise(i);
     if (special)
         i->fn = special;
-    i->light = light_snapshot[d->mnemonic];
+    i->light = snapshot_rule[d->mnemonic] & L;
     /* register/immediate forms of plain ALU and move instructions cannot fault */
-    i->nofault = no_fault[d->mnemonic] && !i->lock;
+    i->nofault = (snapshot_rule[d->mnemonic] & N) && !i->lock;
     for (int n = 0; n < d->operand_count_visible && n < INSN_MAX_OPERANDS; n++)
         if (i->opd[n].kind != OPD_GPR && i->opd[n].kind != OPD_IMM &&
             !(d->mnemonic == ZYDIS_MNEMONIC_LEA && i->opd[n].kind == OPD_MEM))

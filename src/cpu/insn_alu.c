@@ -67,23 +67,28 @@ static void insn_xchg(struct cpu *c, const struct insn *i) {
 
 enum alu_op { ALU_ADD, ALU_OR, ALU_ADC, ALU_SBB, ALU_AND, ALU_SUB, ALU_XOR, ALU_CMP, ALU_TEST };
 
+/* The result of a op b (unmasked), and the kind of lazy flag record it leaves. */
+static inline u64 alu_compute(const struct cpu *c, enum alu_op op, u64 a, u64 b, u8 *kind) {
+    switch (op) {
+    case ALU_ADD: *kind = LZ_ADD; return a + b;
+    case ALU_ADC: *kind = LZ_ADD; return a + b + cf(c);
+    case ALU_SUB: case ALU_CMP: *kind = LZ_SUB; return a - b;
+    case ALU_SBB: *kind = LZ_SUB; return a - b - cf(c);
+    case ALU_AND: case ALU_TEST: *kind = LZ_LOGIC; return a & b;
+    case ALU_OR: *kind = LZ_LOGIC; return a | b;
+    default: *kind = LZ_LOGIC; return a ^ b;
+    }
+}
+
 static inline void alu_binop(struct cpu *c, const struct insn *i, enum alu_op op) {
     unsigned n = opr_bytes(i, 0);
     u64 m = size_mask(n);
-    u64 a = opr_read(c, i, 0) & m, b = src_read(c, i, 1, n), r;
+    u64 a = opr_read(c, i, 0) & m, b = src_read(c, i, 1, n);
     u8 kind;
-    switch (op) {
-    case ALU_ADD: r = a + b; kind = LZ_ADD; break;
-    case ALU_ADC: r = a + b + cf(c); kind = LZ_ADD; break;
-    case ALU_SUB: case ALU_CMP: r = a - b; kind = LZ_SUB; break;
-    case ALU_SBB: r = a - b - cf(c); kind = LZ_SUB; break;
-    case ALU_AND: case ALU_TEST: r = a & b; kind = LZ_LOGIC; break;
-    case ALU_OR: r = a | b; kind = LZ_LOGIC; break;
-    default: r = a ^ b; kind = LZ_LOGIC; break;
-    }
+    u64 r = alu_compute(c, op, a, b, &kind) & m;
     if (op != ALU_CMP && op != ALU_TEST)
-        opr_write(c, i, 0, r & m);
-    flags_lazy(c, kind, a, b, r & m, n);
+        opr_write(c, i, 0, r);
+    flags_lazy(c, kind, a, b, r, n);
 }
 
 static void insn_add(struct cpu *c, const struct insn *i) { alu_binop(c, i, ALU_ADD); }
@@ -643,21 +648,13 @@ static void insn_clflush(struct cpu *c, const struct insn *i) {
  * handlers above; insn_alu_specialise() picks them. */
 static inline void alu_to_gpr(struct cpu *c, const struct opd *d, enum alu_op op, u64 b) {
     unsigned n = d->bytes;
-    u64 m = opd_mask[n], a = c->gpr[d->reg] & m, r;
+    u64 m = opd_mask[n], a = c->gpr[d->reg] & m;
     u8 kind;
     b &= m;
-    switch (op) {
-    case ALU_ADD: r = a + b; kind = LZ_ADD; break;
-    case ALU_ADC: r = a + b + cf(c); kind = LZ_ADD; break;
-    case ALU_SUB: case ALU_CMP: r = a - b; kind = LZ_SUB; break;
-    case ALU_SBB: r = a - b - cf(c); kind = LZ_SUB; break;
-    case ALU_AND: case ALU_TEST: r = a & b; kind = LZ_LOGIC; break;
-    case ALU_OR: r = a | b; kind = LZ_LOGIC; break;
-    default: r = a ^ b; kind = LZ_LOGIC; break;
-    }
+    u64 r = alu_compute(c, op, a, b, &kind) & m;
     if (op != ALU_CMP && op != ALU_TEST)
-        c->gpr[d->reg] = (c->gpr[d->reg] & opd_keep[n]) | (r & m);
-    flags_lazy(c, kind, a, b, r & m, n);
+        c->gpr[d->reg] = (c->gpr[d->reg] & opd_keep[n]) | r;
+    flags_lazy(c, kind, a, b, r, n);
 }
 
 static inline u64 opd_mem_read(struct cpu *c, const struct insn *i, int n) {

@@ -580,9 +580,8 @@ static void trace_insn(struct cpu *c, const struct block *b)
 /* Saves what a fault at the start of the next instruction restores. Scalar loads on
  * purpose: a merged 16-byte load of the just stored RIP and RFLAGS stalls on store
  * forwarding. */
-static inline void snapshot_light(struct cpu *c)
+static inline void snapshot_light(struct cpu *c, struct cpu_internal *in)
 {
-    struct cpu_internal *in = c->in;
     in->saved_rip = __atomic_load_n(&c->rip, __ATOMIC_RELAXED);
     in->saved_rflags = __atomic_load_n(&c->rflags, __ATOMIC_RELAXED);
     in->saved_rsp = __atomic_load_n(&c->gpr[R_RSP], __ATOMIC_RELAXED);
@@ -595,7 +594,7 @@ static inline void snapshot_light(struct cpu *c)
 static void step(struct cpu *c)
 {
     struct cpu_internal *in = c->in;
-    snapshot_light(c);
+    snapshot_light(c, in);
     in->last_block = NULL;
     u8 shadow_before = c->intr_shadow;
     c->intr_shadow = 0;
@@ -658,7 +657,7 @@ static inline bool block_mode_ok(const struct cpu *c)
 static void block_run(struct cpu *c, u64 budget)
 {
     struct cpu_internal *in = c->in;
-    snapshot_light(c); /* the fetch may fault */
+    snapshot_light(c, in); /* the fetch may fault */
     unsigned n;
     struct block *b = block_lookup(c, &n);
     if (n > budget)
@@ -668,7 +667,7 @@ static void block_run(struct cpu *c, u64 budget)
     const struct insn *i = b->ins, *end = b->ins + n;
     for (;;) {
         if (!i->nofault) {
-            snapshot_light(c);
+            snapshot_light(c, in);
             if (!i->light) {
                 memcpy(in->saved_gpr, c->gpr, sizeof(c->gpr));
                 in->snapshot_full = true;

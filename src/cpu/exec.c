@@ -18,17 +18,20 @@ static insn_fn handlers[ZYDIS_MNEMONIC_MAX_VALUE + 1];
  * L: its handler changes no GPR other than RSP before its last possible fault (it reads,
  *    checks, then writes one destination; stack operations move RSP only after the
  *    access), so a fault needs only RIP, RFLAGS and RSP restored, not every GPR;
+ * M: with GPR, immediate and memory operands only, it changes nothing at all before its
+ *    last possible fault (memory is read and checked first, registers and the lazy flag
+ *    record written last), so a fault has nothing to undo;
  * N: it cannot fault at all when every operand is a GPR of its natural size or an
  *    immediate (LEA: its address operand is only computed) and there is no LOCK prefix,
  *    so no snapshot is taken for such a form. */
-enum { L = 1, N = 2 };
+enum { L = 1, N = 2, M = 4 };
 static u8 snapshot_rule[ZYDIS_MNEMONIC_MAX_VALUE + 1];
 #define R(mn, rule) { ZYDIS_MNEMONIC_##mn, rule }
 static const struct { ZydisMnemonic mn; u8 rule; } snapshot_rules[] = {
-    R(MOV, L|N), R(MOVZX, L|N), R(MOVSX, L|N), R(MOVSXD, L|N),
-    R(LEA, L|N), R(ADD, L|N), R(OR, L|N), R(ADC, L|N), R(SBB, L|N), R(AND, L|N),
-    R(SUB, L|N), R(XOR, L|N), R(CMP, L|N), R(TEST, L|N), R(INC, L|N), R(DEC, L|N),
-    R(NEG, L|N), R(NOT, L|N), R(SHL, L|N), R(SHR, L|N), R(SAR, L|N), R(ROL, L|N),
+    R(MOV, L|M|N), R(MOVZX, L|M|N), R(MOVSX, L|M|N), R(MOVSXD, L|M|N),
+    R(LEA, L|N), R(ADD, L|M|N), R(OR, L|M|N), R(ADC, L|M|N), R(SBB, L|M|N), R(AND, L|M|N),
+    R(SUB, L|M|N), R(XOR, L|M|N), R(CMP, L|M|N), R(TEST, L|M|N), R(INC, L|M|N), R(DEC, L|M|N),
+    R(NEG, L|M|N), R(NOT, L|M|N), R(SHL, L|N), R(SHR, L|N), R(SAR, L|N), R(ROL, L|N),
     R(ROR, L|N), R(IMUL, L|N), R(MUL, L), R(DIV, L), R(IDIV, L), R(PUSH, L), R(POP, L),
     R(CALL, L), R(RET, L), R(JMP, L), R(JB, L), R(JBE, L), R(JL, L), R(JLE, L), R(JNB, L),
     R(JNBE, L), R(JNL, L), R(JNLE, L), R(JNO, L), R(JNP, L), R(JNS, L), R(JNZ, L),
@@ -245,6 +248,7 @@ static inline void insn_begin(struct cpu *c)
     in->saved_rflags = c->rflags;
     in->saved_lz_op = in->lz.op;
     in->snapshot_full = true;
+    in->restore_none = false;
 }
 
 /* Vectors with an error code among the exceptions (SDM Vol. 3A, Table 6-1). */
@@ -375,13 +379,18 @@ static void insn_setup(struct cpu *c, struct insn *i, const ZydisDecodedInstruct
     insn_fn special = insn_alu_specialise(i);
     if (special)
         i->fn = special;
-    i->light = snapshot_rule[d->mnemonic] & L;
-    /* register/immediate forms of plain ALU and move instructions cannot fault */
-    i->nofault = (snapshot_rule[d->mnemonic] & N) && !i->lock;
-    for (int n = 0; n < d->operand_count_visible && n < INSN_MAX_OPERANDS; n++)
-        if (i->opd[n].kind != OPD_GPR && i->opd[n].kind != OPD_IMM &&
-            !(d->mnemonic == ZYDIS_MNEMONIC_LEA && i->opd[n].kind == OPD_MEM))
-            i->nofault = false;
+    u8 rule = snapshot_rule[d->mnemonic];
+    bool reg_imm = true, reg_imm_mem = true; /* the operand kinds N and M require */
+    for (int n = 0; n < d->operand_count_visible && n < INSN_MAX_OPERANDS; n++) {
+        u8 k = i->opd[n].kind;
+        reg_imm &= k == OPD_GPR || k == OPD_IMM ||
+                   (d->mnemonic == ZYDIS_MNEMONIC_LEA && k == OPD_MEM);
+        reg_imm_mem &= k == OPD_GPR || k == OPD_IMM || k == OPD_MEM;
+    }
+    i->snap = (rule & N) && reg_imm && !i->lock ? SNAP_NONE
+              : (rule & M) && reg_imm_mem       ? SNAP_MARK
+              : (rule & L)                      ? SNAP_LIGHT
+                                                : SNAP_FULL;
 }
 
 /* Control leaves the straight line after these (or may: system instructions change
@@ -587,6 +596,7 @@ static inline void snapshot_light(struct cpu *c, struct cpu_internal *in)
     in->saved_rsp = __atomic_load_n(&c->gpr[R_RSP], __ATOMIC_RELAXED);
     in->saved_lz_op = in->lz.op;
     in->snapshot_full = false;
+    in->restore_none = false;
 }
 
 /* Executes one instruction with every per-instruction rule (single-step, breakpoints,
@@ -611,7 +621,7 @@ static void step(struct cpu *c)
     unsigned runnable;
     const struct block *b = block_lookup(c, &runnable);
     const struct insn *i = &b->ins[0];
-    if (!i->light) {
+    if (i->snap == SNAP_FULL) {
         memcpy(in->saved_gpr, c->gpr, sizeof(c->gpr));
         in->snapshot_full = true;
     }
@@ -666,9 +676,11 @@ static void block_run(struct cpu *c, u64 budget)
     in->exits &= EXIT_CHECK_EVENTS | EXIT_STOP; /* those two persist until the loop acts */
     const struct insn *i = b->ins, *end = b->ins + n;
     for (;;) {
-        if (!i->nofault) {
+        if (i->snap == SNAP_MARK) {
+            in->restore_none = true;
+        } else if (i->snap != SNAP_NONE) {
             snapshot_light(c, in);
-            if (!i->light) {
+            if (i->snap == SNAP_FULL) {
                 memcpy(in->saved_gpr, c->gpr, sizeof(c->gpr));
                 in->snapshot_full = true;
             }
@@ -708,13 +720,16 @@ static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
     if (setjmp(in->fault_jmp)) {
         /* A fault: roll back to the instruction start and deliver it. */
         in->last_block = NULL;
-        if (in->snapshot_full)
-            memcpy(c->gpr, in->saved_gpr, sizeof(c->gpr));
-        else
-            c->gpr[R_RSP] = in->saved_rsp;
-        c->rip = in->saved_rip;
-        c->rflags = in->saved_rflags;
-        in->lz.op = in->saved_lz_op;
+        if (!in->restore_none) {
+            if (in->snapshot_full)
+                memcpy(c->gpr, in->saved_gpr, sizeof(c->gpr));
+            else
+                c->gpr[R_RSP] = in->saved_rsp;
+            c->rip = in->saved_rip;
+            c->rflags = in->saved_rflags;
+            in->lz.op = in->saved_lz_op;
+        }
+        in->restore_none = false;
         if (in->exc_vector == EXC_ABANDON) {
             in->delivering = -1;
             return STOP_REQUEST;

@@ -73,6 +73,15 @@ typedef void (*insn_fn)(struct cpu *c, const struct insn *i);
  * Zydis' limit of 5 is for AVX forms nestor does not implement). */
 #define INSN_MAX_OPERANDS 3
 
+/* What a fault in an instruction has to undo, so what the loop saves before it. */
+enum {
+    SNAP_NONE,   /* it cannot fault: nothing */
+    SNAP_MARK,   /* it changes nothing before its last possible fault: nothing to undo,
+                    the loop only notes that (in->restore_none) */
+    SNAP_LIGHT,  /* RIP, RFLAGS and RSP */
+    SNAP_FULL,   /* every GPR too */
+};
+
 struct insn {
     /* what the block loop and the common operands touch first, in one cache line */
     insn_fn fn;        /* handler (an #UD reporter for unimplemented mnemonics) */
@@ -81,14 +90,13 @@ struct insn {
     u8 osize;          /* operand size in bytes (d.operand_width / 8) */
     u8 asize;          /* address size in bytes */
     bool rep, repne, lock;
-    bool light;        /* a fault needs only RIP, RFLAGS and RSP restored (exec.c) */
-    bool nofault;      /* cannot fault at all: no snapshot needed (exec.c) */
+    u8 snap;           /* what the loop saves before it runs (SNAP_*, exec.c) */
     struct opd opd[INSN_MAX_OPERANDS];
     struct insn_info d;
     struct insn_operand op[INSN_MAX_OPERANDS];
 };
 /* Fills i->d, i->op[], i->opd[], sizes and prefixes from Zydis' decoding (operand.c);
- * fn, light and next_rip are the caller's. Operands beyond INSN_MAX_OPERANDS are not
+ * fn, snap and next_rip are the caller's. Operands beyond INSN_MAX_OPERANDS are not
  * kept: the caller makes such an instruction #UD as unimplemented. */
 void insn_from_zydis(struct insn *i, const ZydisDecodedInstruction *d, const ZydisDecodedOperand *op);
 
@@ -127,6 +135,8 @@ struct cpu_internal {
     u64 saved_gpr[16], saved_rip, saved_rsp, saved_rflags;
     u8 saved_lz_op;     /* lz.op at instruction start */
     bool snapshot_full; /* saved_gpr holds every GPR (else only saved_rsp) */
+    bool restore_none;  /* the instruction running changes nothing before it may fault
+                           (SNAP_MARK): a fault restores nothing, saved_* are older */
     struct lazy_flags lz;
     /* Things an instruction did that the loop must act on after it (EXIT_*): one word,
      * so the block loop tests them all with one compare, and always written whole, so

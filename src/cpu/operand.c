@@ -393,4 +393,5 @@ void insn_commit(struct cpu *c)
     in->saved_rflags = c->rflags;
     in->saved_lz_op = in->lz.op;
     in->snapshot_full = true;
+    in->restore_none = false;
 }

@@ -131,6 +131,45 @@ static void check_across_fault(void)
     TEST_EQ(v, PF_VECTOR, "ROL's store to a read-only page faults");
     TEST_EQ(exc_last.flags & ARITH, FL_CF | FL_SF | FL_AF, "that #PF frame holds the CMP's flags");
     TEST_EQ(f & ARITH, FL_CF | FL_SF | FL_AF, "and they are still there after the fault");
+
+    /* Faults in the middle of straight-line code: what ran before stays done, the
+     * faulting instruction leaves no trace (registers, flags, memory), whatever it is:
+     * a load-and-add from an unmapped page, a read-modify-write whose store hits the
+     * read-only page (ADD, INC). */
+    static const struct {
+        const char *what;
+        int form;
+    } forms[] = { { "ADD from an unmapped page", 0 }, { "ADD to a read-only page", 1 },
+                  { "INC of a read-only page", 2 } };
+    *(volatile u32 *)ro = 0x1234;
+    for (size_t k = 0; k < ARRAY_SIZE(forms); k++) {
+        ulong ecx = 0, rip = 0;
+        switch (forms[k].form) {
+        case 0:
+            asm volatile("mov $3, %%eax; cmp $5, %%eax; mov $77, %%ecx\n\t" ASM_TRY("1f")
+                         "2: add (%3), %%ecx\n"
+                         "1: pushfq; pop %0; lea 2b(%%rip), %2"
+                         : "=r"(f), "=c"(ecx), "=r"(rip) : "r"(unmapped) : "rax", "cc", "memory");
+            break;
+        case 1:
+            asm volatile("mov $3, %%eax; cmp $5, %%eax; mov $77, %%ecx\n\t" ASM_TRY("1f")
+                         "2: add %%ecx, (%3)\n"
+                         "1: pushfq; pop %0; lea 2b(%%rip), %2"
+                         : "=r"(f), "=c"(ecx), "=r"(rip) : "r"(ro_va) : "rax", "cc", "memory");
+            break;
+        default:
+            asm volatile("mov $3, %%eax; cmp $5, %%eax; mov $77, %%ecx\n\t" ASM_TRY("1f")
+                         "2: incl (%3)\n"
+                         "1: pushfq; pop %0; lea 2b(%%rip), %2"
+                         : "=r"(f), "=c"(ecx), "=r"(rip) : "r"(ro_va) : "rax", "cc", "memory");
+            break;
+        }
+        v = exc_vector();
+        TEST_ASSERT(v == PF_VECTOR && exc_last.ip == rip && ecx == 77 &&
+                        (f & ARITH) == (FL_CF | FL_SF | FL_AF) && *(volatile u32 *)ro == 0x1234,
+                    "%s: #PF at the instruction (vector %d, ip %s), ECX kept (%lu), CMP's flags kept (%#lx), memory unchanged",
+                    forms[k].what, v, exc_last.ip == rip ? "right" : "wrong", ecx, (ulong)(f & ARITH));
+    }
 }
 
 void test_main(void)

@@ -335,8 +335,6 @@ static inline void flags_set(struct cpu *c, u64 mask, u64 value)
         cpu_flags(c);           /* some kept: make them exact first */
     c->rflags = (c->rflags & ~mask) | (value & mask);
 }
-/* Condition codes 0..15 as in Jcc/SETcc/CMOVcc encodings. */
-bool cond_eval(const struct cpu *c, unsigned cc);
 
 /* ---- operands (decoded by Zydis) ---- */
 /* Size of operand n in bytes. */
@@ -371,8 +369,6 @@ int opr_gpr(const struct insn *i, int n, bool *hi8);
 /* Zydis register -> index within its class (XMM3 -> 3, ST2 -> 2, CR4 -> 4, ES -> SEG_ES). */
 int zreg_index(ZydisRegister r);
 
-/* Branch target helper: sets RIP (checking CS limit / canonical form) and marks it written. */
-void cpu_branch(struct cpu *c, u64 target);
 
 /* ---- virtual memory (segmentation + paging) ---- */
 /* Access through a segment: limit/type/privilege checks (#GP/#SS), canonical checks in
@@ -575,6 +571,66 @@ static inline void opr_write(struct cpu *c, const struct insn *i, int n, u64 v)
     case OPD_MEM: vmem_write(c, o->seg, opr_ea(c, i, n), o->bytes, v); break;
     default: opr_write_slow(c, i, n, v); break;
     }
+}
+
+/* Condition codes 0..15 as in Jcc/SETcc/CMOVcc encodings (inline: every Jcc asks). */
+/* Conditions straight from a CMP/SUB/SBB or logic record (the usual flag producers
+ * before a Jcc/SETcc/CMOVcc): only the flags the condition needs are computed. */
+static inline bool cond_from_lazy(const struct lazy_flags *lz, unsigned cc)
+{
+    unsigned sh = lz->bytes * 8 - 1;
+    u64 res = lz->res;
+    bool sub = lz->op == LZ_SUB;
+    bool zf = res == 0, sf = (res >> sh) & 1;
+    bool of = sub && ((((lz->a ^ lz->b) & (lz->a ^ res)) >> sh) & 1);
+    bool cf = sub && borrow_sub(lz->a, lz->b, res, lz->bytes);
+    bool r;
+    switch (cc >> 1) {
+    case 0: r = of; break;
+    case 1: r = cf; break;
+    case 2: r = zf; break;
+    case 3: r = cf || zf; break;
+    case 4: r = sf; break;
+    case 5: r = parity8((u8)res); break;
+    case 6: r = sf != of; break;
+    default: r = zf || sf != of; break;
+    }
+    return (cc & 1) ? !r : r;
+}
+
+static inline bool cond_eval(const struct cpu *c, unsigned cc)
+{
+    const struct lazy_flags *lz = &c->in->lz;
+    if (lz->op == LZ_SUB || lz->op == LZ_LOGIC)
+        return cond_from_lazy(lz, cc);
+    u64 f = cpu_flags_peek(c);
+    bool r;
+    switch (cc >> 1) {
+    case 0: r = f & FL_OF; break;                               /* O */
+    case 1: r = f & FL_CF; break;                               /* B */
+    case 2: r = f & FL_ZF; break;                               /* Z */
+    case 3: r = f & (FL_CF | FL_ZF); break;                     /* BE */
+    case 4: r = f & FL_SF; break;                               /* S */
+    case 5: r = f & FL_PF; break;                               /* P */
+    case 6: r = !(f & FL_SF) != !(f & FL_OF); break;            /* L */
+    default: r = (f & FL_ZF) || (!(f & FL_SF) != !(f & FL_OF)); /* LE */
+    }
+    return (cc & 1) ? !r : r;
+}
+
+/* Branch target helper: sets RIP (checking CS limit / canonical form) and marks it written. */
+static inline void cpu_branch(struct cpu *c, u64 target)
+{
+    if (c->mode == MODE_LONG64) {
+        if (!canonical_bits(target, (c->cr4 & CR4_LA57) ? 57 : 48))
+            cpu_fault(c, EXC_GP, 0);
+    } else {
+        target &= 0xffffffffull;
+        if (target > c->seg[SEG_CS].limit)
+            cpu_fault(c, EXC_GP, 0);
+    }
+    c->rip = target;
+    c->in->exits |= EXIT_RIP_WRITTEN;
 }
 
 /* Mode predicates */

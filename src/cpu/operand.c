@@ -301,66 +301,7 @@ void opr_write_bytes(struct cpu *c, const struct insn *i, int n, const void *buf
     }
 }
 
-/* ---- flags ---- */
-/* Conditions straight from a CMP/SUB/SBB or logic record (the usual flag producers
- * before a Jcc/SETcc/CMOVcc): only the flags the condition needs are computed. */
-static bool cond_from_lazy(const struct lazy_flags *lz, unsigned cc)
-{
-    unsigned sh = lz->bytes * 8 - 1;
-    u64 res = lz->res;
-    bool sub = lz->op == LZ_SUB;
-    bool zf = res == 0, sf = (res >> sh) & 1;
-    bool of = sub && ((((lz->a ^ lz->b) & (lz->a ^ res)) >> sh) & 1);
-    bool cf = sub && borrow_sub(lz->a, lz->b, res, lz->bytes);
-    bool r;
-    switch (cc >> 1) {
-    case 0: r = of; break;
-    case 1: r = cf; break;
-    case 2: r = zf; break;
-    case 3: r = cf || zf; break;
-    case 4: r = sf; break;
-    case 5: r = parity8((u8)res); break;
-    case 6: r = sf != of; break;
-    default: r = zf || sf != of; break;
-    }
-    return (cc & 1) ? !r : r;
-}
-
-bool cond_eval(const struct cpu *c, unsigned cc)
-{
-    const struct lazy_flags *lz = &c->in->lz;
-    if (lz->op == LZ_SUB || lz->op == LZ_LOGIC)
-        return cond_from_lazy(lz, cc);
-    u64 f = cpu_flags_peek(c);
-    bool r;
-    switch (cc >> 1) {
-    case 0: r = f & FL_OF; break;                               /* O */
-    case 1: r = f & FL_CF; break;                               /* B */
-    case 2: r = f & FL_ZF; break;                               /* Z */
-    case 3: r = f & (FL_CF | FL_ZF); break;                     /* BE */
-    case 4: r = f & FL_SF; break;                               /* S */
-    case 5: r = f & FL_PF; break;                               /* P */
-    case 6: r = !(f & FL_SF) != !(f & FL_OF); break;            /* L */
-    default: r = (f & FL_ZF) || (!(f & FL_SF) != !(f & FL_OF)); /* LE */
-    }
-    return (cc & 1) ? !r : r;
-}
-
 /* ---- control flow and stack ---- */
-void cpu_branch(struct cpu *c, u64 target)
-{
-    if (cpu_is_long64(c)) {
-        if (!cpu_canonical(c, target))
-            cpu_fault(c, EXC_GP, 0);
-    } else {
-        target &= 0xffffffffull;
-        if (target > c->seg[SEG_CS].limit)
-            cpu_fault(c, EXC_GP, 0);
-    }
-    c->rip = target;
-    c->in->exits |= EXIT_RIP_WRITTEN;
-}
-
 u64 stack_mask(const struct cpu *c)
 {
     if (cpu_is_long64(c))

@@ -13,8 +13,20 @@ run_part() { # name, command...
   "$@" 2>&1 | tee -a "$log" | grep -E '^(FAIL|PASS)' | grep -v '^PASS' || true
 }
 
+# Criterion's TAP lines: "ok - name" (2.4 numbers none) or "ok 12 - name"; a runner that
+# dies or exits non-zero is a failure of its own.
+unit_tests() {
+  local out st
+  out=$("$BUILD/tests/unit/unit_tests" --tap -j2 2>&1); st=$?
+  printf '%s\n' "$out" | sed -E -n -e 's/^ok ([0-9]+ )?- (.*)/PASS unit:\2/p' \
+                                  -e 's/^not ok ([0-9]+ )?- (.*)/FAIL unit:\2/p'
+  [ "$st" -eq 0 ] || echo "FAIL unit: the unit test runner exited with status $st"
+}
+
 if [ -x "$BUILD/tests/unit/unit_tests" ]; then
-  run_part unit bash -c "'$BUILD/tests/unit/unit_tests' --tap -j2 2>&1 | sed -n -e 's/^ok [0-9]* - \(.*\)/PASS unit:\1/p' -e 's/^not ok [0-9]* - \(.*\)/FAIL unit:\1/p'"
+  run_part unit unit_tests
+else
+  echo "FAIL unit: $BUILD/tests/unit/unit_tests not built" | tee -a "$log"
 fi
 for r in tests/*/run.sh; do
   [ -x "$r" ] || continue

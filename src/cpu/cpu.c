@@ -15,6 +15,7 @@ int cpu_init(struct cpu *c, int id, struct guest_mem *mem, struct cpuid_model *m
     c->model = model;
     c->ops = ops;
     c->ops_opaque = opaque;
+    tlb_init(&c->tlb);
     c->in = calloc(1, sizeof(*c->in));
     if (!c->in)
         return -1;

@@ -21,19 +21,48 @@ static void flushed(struct tlb *t)
         *t->notify |= t->notify_bits;
 }
 
+static struct tlb_entry *live_entry(struct tlb *t, unsigned k)
+{
+    return &t->e[t->live[k] / TLB_SIZE][t->live[k] % TLB_SIZE];
+}
+
+void tlb_init(struct tlb *t)
+{
+    for (unsigned cls = 0; cls < 2; cls++)
+        for (unsigned i = 0; i < TLB_SIZE; i++) {
+            invalidate(&t->e[cls][i]);
+            t->e[cls][i].listed = false;
+        }
+    t->nlive = 0;
+    flushed(t);
+}
+
+struct tlb_entry *tlb_entry_for_fill(struct tlb *t, unsigned cls, u64 vpn)
+{
+    unsigned idx = (unsigned)(vpn & (TLB_SIZE - 1));
+    struct tlb_entry *e = &t->e[cls][idx];
+    if (!e->listed) {
+        e->listed = true;
+        t->live[t->nlive++] = (u16)(cls * TLB_SIZE + idx);
+    }
+    return e;
+}
+
+/* Only listed entries can be valid; the ones a flush empties leave the list. */
 static void flush_where(struct tlb *t, struct flush_filter f)
 {
     flushed(t);
-    for (unsigned cls = 0; cls < 2; cls++) {
-        for (unsigned i = 0; i < TLB_SIZE; i++) {
-            struct tlb_entry *e = &t->e[cls][i];
-            if (f.match_pcid && e->pcid != f.pcid)
-                continue;
-            if (f.keep_global && e->global)
-                continue;
-            invalidate(e);
+    unsigned keep = 0;
+    for (unsigned k = 0; k < t->nlive; k++) {
+        struct tlb_entry *e = live_entry(t, k);
+        if ((f.match_pcid && e->pcid != f.pcid) || (f.keep_global && e->global)) {
+            t->live[keep++] = t->live[k];
+            continue;
         }
+        invalidate(e);
+        e->listed = false;
     }
+    t->nlive = keep;
 }
 
 void tlb_flush_all(struct tlb *t)
@@ -65,10 +94,9 @@ void tlb_flush_page(struct tlb *t, u64 linear)
 
 void tlb_drop_write(struct tlb *t, u64 gpa_page)
 {
-    for (int cls = 0; cls < 2; cls++)
-        for (unsigned i = 0; i < TLB_SIZE; i++) {
-            struct tlb_entry *e = &t->e[cls][i];
-            if (e->tag_write != TLB_INVALID && e->gpa == gpa_page)
-                e->tag_write = TLB_INVALID;
-        }
+    for (unsigned k = 0; k < t->nlive; k++) {
+        struct tlb_entry *e = live_entry(t, k);
+        if (e->tag_write != TLB_INVALID && e->gpa == gpa_page)
+            e->tag_write = TLB_INVALID;
+    }
 }

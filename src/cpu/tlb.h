@@ -20,6 +20,7 @@ struct tlb_entry {
     u64 gpa;       /* guest physical page address */
     u16 pcid;
     bool global;
+    bool listed;   /* in struct tlb's live list */
 };
 
 struct tlb {
@@ -32,10 +33,19 @@ struct tlb {
      * that a decoded block stops after an instruction that changed translations. */
     u32 *notify;
     u32 notify_bits;
+    /* The slots ([class * TLB_SIZE + index]) filled since a flush last emptied them:
+     * flushes visit only these, so a MOV CR3 costs what the address space used, not
+     * the whole array. */
+    u16 live[2 * TLB_SIZE];
+    unsigned nlive;
 };
 
 /* Every flush invalidates by setting all three tags of an entry to TLB_INVALID, in both
- * privilege classes. A zero-filled struct tlb is NOT empty: call tlb_flush_all first. */
+ * privilege classes. A zero-filled struct tlb is NOT empty: call tlb_init first. */
+void tlb_init(struct tlb *t);
+/* The entry for linear page vpn in class cls (0 supervisor, 1 user), about to be filled
+ * by a walk's result: every fill goes through here so that flushes find it. */
+struct tlb_entry *tlb_entry_for_fill(struct tlb *t, unsigned cls, u64 vpn);
 void tlb_flush_all(struct tlb *t);
 /* Withdraws direct write access to guest physical page gpa_page (it now holds code). */
 void tlb_drop_write(struct tlb *t, u64 gpa_page);

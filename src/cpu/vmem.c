@@ -133,11 +133,13 @@ static struct tlb_entry *tlb_fill(struct cpu *c, u64 linear, unsigned access)
     if (r.fault != PAGING_OK)
         cpu_page_fault(c, linear, r.pfec);
     u64 vpn = linear >> 12;
-    struct tlb_entry *e = &c->tlb.e[cls][vpn & (TLB_SIZE - 1)];
+    struct tlb_entry *e;
     if (access & ACC_NO_AD) {
         /* a peek: do not cache, hand back a scratch entry */
         static _Thread_local struct tlb_entry scratch;
         e = &scratch;
+    } else {
+        e = tlb_entry_for_fill(&c->tlb, cls, vpn);
     }
     u64 gpa = r.pa & ~0xfffull;
     /* keep the other kinds of access this entry allows only if it is the same page */

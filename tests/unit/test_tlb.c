@@ -10,7 +10,7 @@ static void setup(void)
 {
     tlb = calloc(1, sizeof(*tlb));
     cr_assert(tlb);
-    tlb_flush_all(tlb);
+    tlb_init(tlb);
 }
 
 static void teardown(void)
@@ -26,7 +26,8 @@ static struct tlb_entry *slot(unsigned cls, u64 linear)
 /* Fills the entry for linear in class cls as the engine would after a walk. */
 static void fill(unsigned cls, u64 linear, u16 pcid, bool global)
 {
-    struct tlb_entry *e = slot(cls, linear);
+    struct tlb_entry *e = tlb_entry_for_fill(tlb, cls, linear >> 12);
+    cr_assert_eq(e, slot(cls, linear));
     e->tag_read = e->tag_write = e->tag_exec = linear >> 12;
     e->pcid = pcid;
     e->global = global;
@@ -128,4 +129,43 @@ Test(tlb, flush_pcid)
     tlb_flush_pcid(tlb, 1, false);
     cr_assert(!cached(0, 0x2000));
     cr_assert(cached(1, 0x3000));
+}
+
+/* Flushes visit only the slots filled since they were last emptied (the live list):
+ * whatever a flush keeps must stay reachable by the next one, and refilled slots too. */
+Test(tlb, kept_entries_stay_flushable)
+{
+    fill(0, 0x1000, 0, true);
+    fill(0, 0x2000, 0, false);
+    tlb_flush_nonglobal(tlb);
+    cr_assert_eq(tlb->nlive, 1, "only the global entry is still listed");
+    cr_assert(cached(0, 0x1000));
+    tlb_flush_all(tlb);
+    cr_assert(!cached(0, 0x1000), "the kept global entry is flushed later");
+    cr_assert_eq(tlb->nlive, 0);
+}
+
+Test(tlb, refilled_slot_is_listed_again)
+{
+    fill(1, 0x9000, 0, false);
+    tlb_flush_all(tlb);
+    fill(1, 0x9000, 0, false);
+    fill(1, 0x9000, 0, false); /* a second fill of a listed slot lists it once */
+    cr_assert_eq(tlb->nlive, 1);
+    tlb_flush_nonglobal(tlb);
+    cr_assert(!cached(1, 0x9000));
+}
+
+Test(tlb, drop_write_reaches_listed_entries)
+{
+    fill(0, 0x3000, 0, false);             /* gpa 0x1000 */
+    fill(1, 0x4000, 0, true);              /* gpa 0x1000 */
+    struct tlb_entry *other = tlb_entry_for_fill(tlb, 0, 0x5);
+    other->tag_write = 0x5;
+    other->gpa = 0x2000;
+    tlb_drop_write(tlb, 0x1000);
+    cr_assert_eq(slot(0, 0x3000)->tag_write, TLB_INVALID);
+    cr_assert_eq(slot(1, 0x4000)->tag_write, TLB_INVALID);
+    cr_assert_eq(slot(0, 0x3000)->tag_read, 0x3, "reads still allowed");
+    cr_assert_eq(other->tag_write, 0x5, "another frame keeps its write access");
 }

@@ -144,26 +144,18 @@ static void check_across_fault(void)
     *(volatile u32 *)ro = 0x1234;
     for (size_t k = 0; k < ARRAY_SIZE(forms); k++) {
         ulong ecx = 0, rip = 0;
+        /* CMP 3 - 5, ECX = 77, then the faulting instruction (label 2) */
+#define FAULT_MIDLINE(insn, ptr)                                                          \
+    asm volatile("mov $3, %%eax; cmp $5, %%eax; mov $77, %%ecx\n\t" ASM_TRY("1f")          \
+                 "2: " insn "\n"                                                           \
+                 "1: pushfq; pop %0; lea 2b(%%rip), %2"                                    \
+                 : "=r"(f), "=c"(ecx), "=r"(rip) : "r"(ptr) : "rax", "cc", "memory")
         switch (forms[k].form) {
-        case 0:
-            asm volatile("mov $3, %%eax; cmp $5, %%eax; mov $77, %%ecx\n\t" ASM_TRY("1f")
-                         "2: add (%3), %%ecx\n"
-                         "1: pushfq; pop %0; lea 2b(%%rip), %2"
-                         : "=r"(f), "=c"(ecx), "=r"(rip) : "r"(unmapped) : "rax", "cc", "memory");
-            break;
-        case 1:
-            asm volatile("mov $3, %%eax; cmp $5, %%eax; mov $77, %%ecx\n\t" ASM_TRY("1f")
-                         "2: add %%ecx, (%3)\n"
-                         "1: pushfq; pop %0; lea 2b(%%rip), %2"
-                         : "=r"(f), "=c"(ecx), "=r"(rip) : "r"(ro_va) : "rax", "cc", "memory");
-            break;
-        default:
-            asm volatile("mov $3, %%eax; cmp $5, %%eax; mov $77, %%ecx\n\t" ASM_TRY("1f")
-                         "2: incl (%3)\n"
-                         "1: pushfq; pop %0; lea 2b(%%rip), %2"
-                         : "=r"(f), "=c"(ecx), "=r"(rip) : "r"(ro_va) : "rax", "cc", "memory");
-            break;
+        case 0: FAULT_MIDLINE("add (%3), %%ecx", unmapped); break;
+        case 1: FAULT_MIDLINE("add %%ecx, (%3)", ro_va); break;
+        default: FAULT_MIDLINE("incl (%3)", ro_va); break;
         }
+#undef FAULT_MIDLINE
         v = exc_vector();
         TEST_ASSERT(v == PF_VECTOR && exc_last.ip == rip && ecx == 77 &&
                         (f & ARITH) == (FL_CF | FL_SF | FL_AF) && *(volatile u32 *)ro == 0x1234,

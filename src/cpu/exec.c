@@ -661,44 +661,50 @@ static inline bool block_mode_ok(const struct cpu *c)
            !in->deferred_db_bits && !in->trace_insns;
 }
 
-/* Runs up to budget instructions of the block at RIP, stopping after any instruction
- * that needs the loop's attention (exits: branches, events, writes to decoded code, TLB
- * flushes, changes of the state the block was decoded for). */
-static void block_run(struct cpu *c, u64 budget)
+/* Runs decoded blocks from RIP until the budget (icount reaching in->run_end) is used or
+ * an instruction needs the loop's attention: anything in the exit word but a plain
+ * branch (events, writes to decoded code, TLB flushes, changes of the state blocks are
+ * decoded for or that single-instruction mode watches). Plain branches and blocks run
+ * to their end go straight on to the next block. */
+static void block_run(struct cpu *c)
 {
     struct cpu_internal *in = c->in;
-    snapshot_light(c, in); /* the fetch may fault */
-    unsigned n;
-    struct block *b = block_lookup(c, &n);
-    if (n > budget)
-        n = (unsigned)budget;
-    in->last_block = NULL;
     in->exits &= EXIT_CHECK_EVENTS | EXIT_STOP; /* those two persist until the loop acts */
-    const struct insn *i = b->ins, *end = b->ins + n;
-    for (;;) {
-        if (i->snap == SNAP_MARK) {
-            in->restore_none = true;
-        } else if (i->snap != SNAP_NONE) {
-            snapshot_light(c, in);
-            if (i->snap == SNAP_FULL) {
-                memcpy(in->saved_gpr, c->gpr, sizeof(c->gpr));
-                in->snapshot_full = true;
+    while (c->icount < in->run_end) {
+        snapshot_light(c, in); /* the fetch may fault */
+        unsigned n;
+        struct block *b = block_lookup(c, &n);
+        if (n > in->run_end - c->icount)
+            n = (unsigned)(in->run_end - c->icount);
+        in->last_block = NULL;
+        const struct insn *i = b->ins, *end = b->ins + n;
+        for (;;) {
+            if (i->snap == SNAP_MARK) {
+                in->restore_none = true;
+            } else if (i->snap != SNAP_NONE) {
+                snapshot_light(c, in);
+                if (i->snap == SNAP_FULL) {
+                    memcpy(in->saved_gpr, c->gpr, sizeof(c->gpr));
+                    in->snapshot_full = true;
+                }
             }
+            i->fn(c, i);
+            c->icount++;
+            if (unlikely(in->exits)) {
+                if (!(in->exits & EXIT_RIP_WRITTEN))
+                    c->rip = i->next_rip;
+                if (in->exits != EXIT_RIP_WRITTEN)
+                    return;
+                /* a plain branch: remember where it went, and go on there */
+                in->exits = 0;
+                break;
+            }
+            c->rip = i->next_rip;
+            if (++i == end)
+                break;
         }
-        i->fn(c, i);
-        c->icount++;
-        if (unlikely(in->exits)) {
-            if (!(in->exits & EXIT_RIP_WRITTEN))
-                c->rip = i->next_rip;
-            else if (!(in->exits & ~EXIT_RIP_WRITTEN))
-                in->last_block = b; /* a plain branch: remember where it went */
-            return;
-        }
-        c->rip = i->next_rip;
-        if (++i == end)
-            break;
+        in->last_block = b;
     }
-    in->last_block = b;
 }
 
 static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget);
@@ -757,7 +763,7 @@ static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
         if (unlikely(in->exits & EXIT_STOP))
             return STOP_REQUEST;
         if (likely(block_mode_ok(c)))
-            block_run(c, in->run_end - c->icount);
+            block_run(c);
         else
             step(c);
         if (unlikely(in->exits & EXIT_STOP))

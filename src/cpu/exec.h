@@ -40,7 +40,8 @@ struct opd {
     u8 shift;      /* OPD_MEM: log2(scale) */
     s8 base;       /* OPD_MEM: base GPR, OPD_BASE_RIP or OPD_BASE_NONE */
     s8 index;      /* OPD_MEM: index GPR or OPD_BASE_NONE */
-    u8 bytes;      /* operand size (a GPR's mask and write rule come from it) */
+    u8 bytes;      /* operand size (a GPR's mask and write rule come from it); modulo 256:
+                      FXSAVE's 512-byte area reads 0, its handler knows its own length */
     u64 val;       /* OPD_IMM: value; OPD_MEM: displacement */
 };
 /* size_mask() of an operand size, and the bits of a GPR a write of that size keeps
@@ -337,8 +338,9 @@ static inline void flags_set(struct cpu *c, u64 mask, u64 value)
 }
 
 /* ---- operands (decoded by Zydis) ---- */
-/* Size of operand n in bytes. */
-static inline unsigned opr_bytes(const struct insn *i, int n) { return i->op[n].size / 8; }
+/* Size of operand n in bytes (read from the instruction's first cache line; see
+ * struct opd for operands over 255 bytes). */
+static inline unsigned opr_bytes(const struct insn *i, int n) { return i->opd[n].bytes; }
 /* Reads operand n (register of any class, memory, immediate), zero-extended.
  * Immediates come sign-extended to the operand size as the instruction defines. */
 u64 opr_read_slow(struct cpu *c, const struct insn *i, int n);
@@ -363,7 +365,7 @@ static inline u64 opr_ea(struct cpu *c, const struct insn *i, int n)
 static inline int opr_seg(const struct insn *i, int n) { return i->opd[n].seg; }
 static inline bool opr_is_mem(const struct insn *i, int n) { return i->op[n].type == ZYDIS_OPERAND_TYPE_MEMORY; }
 static inline bool opr_is_reg(const struct insn *i, int n) { return i->op[n].type == ZYDIS_OPERAND_TYPE_REGISTER; }
-static inline bool opr_is_imm(const struct insn *i, int n) { return i->op[n].type == ZYDIS_OPERAND_TYPE_IMMEDIATE; }
+static inline bool opr_is_imm(const struct insn *i, int n) { return i->opd[n].kind == OPD_IMM; }
 /* Register operand n as a GPR index (R_*), or -1 if not a GPR; *hi8 set for AH..BH. */
 int opr_gpr(const struct insn *i, int n, bool *hi8);
 /* Zydis register -> index within its class (XMM3 -> 3, ST2 -> 2, CR4 -> 4, ES -> SEG_ES). */
@@ -401,11 +403,6 @@ u64 phys_read(struct cpu *c, u64 gpa, unsigned size);
 void phys_write(struct cpu *c, u64 gpa, unsigned size, u64 value);
 /* Segment base + offset with the checks vmem_* do, returning the linear address. */
 u64 seg_linear(struct cpu *c, int seg, u64 offset, unsigned size, bool write);
-/* Stack helpers using SS, the stack address size (SS.B / 64-bit) and operand size. */
-void cpu_push(struct cpu *c, u64 v, unsigned bytes);
-u64 cpu_pop(struct cpu *c, unsigned bytes);
-/* Stack address-size mask: 0xffff, 0xffffffff or all-ones. */
-u64 stack_mask(const struct cpu *c);
 /* Recomputes paging parameters and flushes the TLB (after CR0/CR3/CR4/EFER changes). */
 void mmu_update(struct cpu *c);
 
@@ -631,6 +628,32 @@ static inline void cpu_branch(struct cpu *c, u64 target)
     }
     c->rip = target;
     c->in->exits |= EXIT_RIP_WRITTEN;
+}
+
+/* Stack address-size mask: 0xffff, 0xffffffff or all-ones. */
+static inline u64 stack_mask(const struct cpu *c)
+{
+    if (c->mode == MODE_LONG64)
+        return ~0ull;
+    return (c->seg[SEG_SS].attr & SEG_ATTR_DB) ? 0xffffffffull : 0xffffull;
+}
+/* Stack helpers using SS, the stack address size (SS.B / 64-bit) and operand size; RSP
+ * changes only after the access succeeded. */
+static inline void cpu_push(struct cpu *c, u64 v, unsigned bytes)
+{
+    u64 sm = stack_mask(c);
+    u64 rsp = c->gpr[R_RSP];
+    u64 nsp = (rsp - bytes) & sm;
+    vmem_write(c, SEG_SS, nsp, bytes, v);
+    c->gpr[R_RSP] = (rsp & ~sm) | nsp;
+}
+static inline u64 cpu_pop(struct cpu *c, unsigned bytes)
+{
+    u64 sm = stack_mask(c);
+    u64 rsp = c->gpr[R_RSP];
+    u64 v = vmem_read(c, SEG_SS, rsp & sm, bytes);
+    c->gpr[R_RSP] = (rsp & ~sm) | ((rsp + bytes) & sm);
+    return v;
 }
 
 /* Mode predicates */

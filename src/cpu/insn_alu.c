@@ -716,7 +716,51 @@ static const struct {
     { ZYDIS_MNEMONIC_TEST, { test_rr, test_ri, test_rm } },
 };
 
+/* Forms whose operands differ in size, and the stack's: LEA, MOVZX/MOVSX into a GPR from
+ * a GPR or memory, PUSH/POP of a GPR of the operand size. */
+static void lea_r(struct cpu *c, const struct insn *i) { gpr_set(c, &i->opd[0], opr_ea(c, i, 1)); }
+static void movzx_rr(struct cpu *c, const struct insn *i) {
+    gpr_set(c, &i->opd[0], c->gpr[i->opd[1].reg] & opd_mask[i->opd[1].bytes]);
+}
+static void movzx_rm(struct cpu *c, const struct insn *i) { gpr_set(c, &i->opd[0], opd_mem_read(c, i, 1)); }
+static void movsx_rr(struct cpu *c, const struct insn *i) {
+    gpr_set(c, &i->opd[0], sign_extend(c->gpr[i->opd[1].reg], i->opd[1].bytes));
+}
+static void movsx_rm(struct cpu *c, const struct insn *i) {
+    gpr_set(c, &i->opd[0], sign_extend(opd_mem_read(c, i, 1), i->opd[1].bytes));
+}
+static void push_r(struct cpu *c, const struct insn *i) {
+    cpu_push(c, c->gpr[i->opd[0].reg] & opd_mask[i->osize], i->osize);
+}
+static void pop_r(struct cpu *c, const struct insn *i) {
+    /* RSP moves first: POP RSP leaves the popped value */
+    gpr_set(c, &i->opd[0], cpu_pop(c, i->osize));
+}
+
+static insn_fn specialise_sized(const struct insn *i) {
+    const struct opd *d = &i->opd[0], *s = &i->opd[1];
+    if (d->kind != OPD_GPR || i->lock)
+        return NULL;
+    switch (i->d.mnemonic) {
+    case ZYDIS_MNEMONIC_LEA:
+        return s->kind == OPD_MEM ? lea_r : NULL;
+    case ZYDIS_MNEMONIC_MOVZX:
+        return s->kind == OPD_GPR ? movzx_rr : s->kind == OPD_MEM ? movzx_rm : NULL;
+    case ZYDIS_MNEMONIC_MOVSX: case ZYDIS_MNEMONIC_MOVSXD:
+        return s->kind == OPD_GPR ? movsx_rr : s->kind == OPD_MEM ? movsx_rm : NULL;
+    case ZYDIS_MNEMONIC_PUSH:
+        return i->d.operand_count_visible == 1 && d->bytes == i->osize ? push_r : NULL;
+    case ZYDIS_MNEMONIC_POP:
+        return i->d.operand_count_visible == 1 && d->bytes == i->osize ? pop_r : NULL;
+    default:
+        return NULL;
+    }
+}
+
 insn_fn insn_alu_specialise(const struct insn *i) {
+    insn_fn f = specialise_sized(i);
+    if (f)
+        return f;
     if (i->d.operand_count_visible != 2 || i->lock)
         return NULL;
     const struct opd *d = &i->opd[0], *s = &i->opd[1];

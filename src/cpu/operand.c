@@ -302,31 +302,6 @@ void opr_write_bytes(struct cpu *c, const struct insn *i, int n, const void *buf
 }
 
 /* ---- control flow and stack ---- */
-u64 stack_mask(const struct cpu *c)
-{
-    if (cpu_is_long64(c))
-        return ~0ull;
-    return (c->seg[SEG_SS].attr & SEG_ATTR_DB) ? 0xffffffffull : 0xffffull;
-}
-
-void cpu_push(struct cpu *c, u64 v, unsigned bytes)
-{
-    u64 sm = stack_mask(c);
-    u64 rsp = c->gpr[R_RSP];
-    u64 nsp = (rsp - bytes) & sm;
-    vmem_write(c, SEG_SS, nsp, bytes, v);
-    c->gpr[R_RSP] = (rsp & ~sm) | nsp;
-}
-
-u64 cpu_pop(struct cpu *c, unsigned bytes)
-{
-    u64 sm = stack_mask(c);
-    u64 rsp = c->gpr[R_RSP];
-    u64 v = vmem_read(c, SEG_SS, rsp & sm, bytes);
-    c->gpr[R_RSP] = (rsp & ~sm) | ((rsp + bytes) & sm);
-    return v;
-}
-
 void insn_commit(struct cpu *c)
 {
     struct cpu_internal *in = c->in;

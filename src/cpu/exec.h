@@ -92,6 +92,7 @@ struct insn {
     u8 asize;          /* address size in bytes */
     bool rep, repne, lock;
     u8 snap;           /* what the loop saves before it runs (SNAP_*, exec.c) */
+    u8 cc;             /* Jcc/SETcc/CMOVcc: the condition, the opcode's low nibble */
     struct opd opd[INSN_MAX_OPERANDS];
     struct insn_info d;
     struct insn_operand op[INSN_MAX_OPERANDS];

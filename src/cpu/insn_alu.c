@@ -150,17 +150,23 @@ static void insn_adox(struct cpu *c, const struct insn *i) { adx_op(c, i, FL_OF)
 
 enum shift_op { SH_ROL, SH_ROR, SH_RCL, SH_RCR, SH_SHL, SH_SHR, SH_SAR };
 
-static inline void shift_rotate(struct cpu *c, const struct insn *i, enum shift_op op) {
+/* gpr_dst: operand 0 is known at decode to be a GPR of its natural size (the specialised
+ * forms below), read and written directly. */
+static inline void shift_rotate(struct cpu *c, const struct insn *i, enum shift_op op, bool gpr_dst) {
     unsigned n = opr_bytes(i, 0), bits = n * 8;
     u64 m = size_mask(n);
-    u64 a = opr_read(c, i, 0) & m;
+    const struct opd *d = &i->opd[0];
+#define SHIFT_DST_WRITE(v)                                                                \
+    (gpr_dst ? (void)(c->gpr[d->reg] = (c->gpr[d->reg] & opd_keep[n]) | ((v) & m))        \
+             : opr_write(c, i, 0, (v)))
+    u64 a = (gpr_dst ? c->gpr[d->reg] : opr_read(c, i, 0)) & m;
     unsigned cnt = (unsigned)src_read(c, i, 1, 1) & (n == 8 ? 63 : 31);
     /* SHL/SHR/SAR replace every arithmetic flag; rotates keep some (made exact first) */
     u64 r = a, f = op >= SH_SHL ? c->rflags : cpu_flags(c), carry;
 
     if (cnt == 0) {
         /* No flags change; the destination is still written (32-bit registers zero-extend). */
-        opr_write(c, i, 0, a);
+        SHIFT_DST_WRITE(a);
         return;
     }
     switch (op) {
@@ -216,18 +222,26 @@ static inline void shift_rotate(struct cpu *c, const struct insn *i, enum shift_
         break;
     }
     }
-    opr_write(c, i, 0, r);
+    SHIFT_DST_WRITE(r);
+#undef SHIFT_DST_WRITE
     c->in->lz.op = LZ_NONE;
     c->rflags = f;
 }
 
-static void insn_rol(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_ROL); }
-static void insn_ror(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_ROR); }
-static void insn_rcl(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_RCL); }
-static void insn_rcr(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_RCR); }
-static void insn_shl(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_SHL); }
-static void insn_shr(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_SHR); }
-static void insn_sar(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_SAR); }
+static void insn_rol(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_ROL, false); }
+static void rol_r(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_ROL, true); }
+static void insn_ror(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_ROR, false); }
+static void ror_r(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_ROR, true); }
+static void insn_rcl(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_RCL, false); }
+static void rcl_r(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_RCL, true); }
+static void insn_rcr(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_RCR, false); }
+static void rcr_r(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_RCR, true); }
+static void insn_shl(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_SHL, false); }
+static void shl_r(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_SHL, true); }
+static void insn_shr(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_SHR, false); }
+static void shr_r(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_SHR, true); }
+static void insn_sar(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_SAR, false); }
+static void sar_r(struct cpu *c, const struct insn *i) { shift_rotate(c, i, SH_SAR, true); }
 
 /* SHLD/SHRD. For 16-bit operands with a count above 16 the SDM leaves the result
  * undefined; nestor shifts the 48-bit pattern dest:src:dest (deterministic, untested). */
@@ -717,7 +731,7 @@ static const struct {
 };
 
 /* Forms whose operands differ in size, and the stack's: LEA, MOVZX/MOVSX into a GPR from
- * a GPR or memory, PUSH/POP of a GPR of the operand size. */
+ * a GPR or memory, PUSH/POP of a GPR of the operand size, shifts and rotates of a GPR. */
 static void lea_r(struct cpu *c, const struct insn *i) { gpr_set(c, &i->opd[0], opr_ea(c, i, 1)); }
 static void movzx_rr(struct cpu *c, const struct insn *i) {
     gpr_set(c, &i->opd[0], c->gpr[i->opd[1].reg] & opd_mask[i->opd[1].bytes]);
@@ -750,6 +764,13 @@ static insn_fn specialise_sized(const struct insn *i) {
         return s->kind == OPD_GPR ? movsx_rr : s->kind == OPD_MEM ? movsx_rm : NULL;
     case ZYDIS_MNEMONIC_PUSH:
         return i->d.operand_count_visible == 1 && d->bytes == i->osize ? push_r : NULL;
+    case ZYDIS_MNEMONIC_ROL: return rol_r;
+    case ZYDIS_MNEMONIC_ROR: return ror_r;
+    case ZYDIS_MNEMONIC_RCL: return rcl_r;
+    case ZYDIS_MNEMONIC_RCR: return rcr_r;
+    case ZYDIS_MNEMONIC_SHL: return shl_r;
+    case ZYDIS_MNEMONIC_SHR: return shr_r;
+    case ZYDIS_MNEMONIC_SAR: return sar_r;
     case ZYDIS_MNEMONIC_POP:
         return i->d.operand_count_visible == 1 && d->bytes == i->osize ? pop_r : NULL;
     default:

@@ -226,7 +226,7 @@ static void insn_movbe(struct cpu *c, const struct insn *i) {
 /* ---- SETcc / CMOVcc: the condition is the low nibble of the opcode (0F 9x / 0F 4x) ---- */
 
 static void insn_setcc(struct cpu *c, const struct insn *i) {
-    opr_write(c, i, 0, cond_eval(c, i->d.opcode & 0xf));
+    opr_write(c, i, 0, cond_eval(c, i->cc));
 }
 
 static void insn_cmovcc(struct cpu *c, const struct insn *i) {
@@ -235,7 +235,7 @@ static void insn_cmovcc(struct cpu *c, const struct insn *i) {
     /* The source is read (and may fault) whatever the condition; a 32-bit destination is
      * written (zero-extended) even when the condition is false. */
     u64 v = opr_read(c, i, 1);
-    if (cond_eval(c, i->d.opcode & 0xf))
+    if (cond_eval(c, i->cc))
         opr_write(c, i, 0, v);
     else if (opr_bytes(i, 0) == 4)
         opr_write(c, i, 0, opr_read(c, i, 0));

@@ -74,7 +74,7 @@ static void insn_ret(struct cpu *c, const struct insn *i)
 /* Jcc: the condition is the low nibble of the opcode (70+cc, 0F 80+cc). */
 static void insn_jcc(struct cpu *c, const struct insn *i)
 {
-    if (cond_eval(c, i->d.opcode & 0xf))
+    if (cond_eval(c, i->cc))
         cpu_branch(c, rel_target(i));
 }
 

@@ -212,6 +212,7 @@ void insn_from_zydis(struct insn *i, const ZydisDecodedInstruction *d, const Zyd
         .meta.branch_type = (u8)d->meta.branch_type,
         .raw.modrm = { d->raw.modrm.mod, d->raw.modrm.reg, d->raw.modrm.rm },
     };
+    i->cc = d->opcode & 0xf;
     i->osize = (u8)(d->operand_width / 8);
     i->asize = (u8)(d->address_width / 8);
     i->amask = size_mask(i->asize);

@@ -240,15 +240,22 @@ _Noreturn void cpu_unsupported_stop(struct cpu *c, const char *what)
 }
 
 /* ---- instruction boundary ---- */
-static inline void insn_begin(struct cpu *c)
+/* The full snapshot: every GPR, RFLAGS and the lazy flag record (see exec.h). */
+void insn_commit(struct cpu *c)
 {
     struct cpu_internal *in = c->in;
     memcpy(in->saved_gpr, c->gpr, sizeof(c->gpr));
-    in->saved_rip = c->rip;
     in->saved_rflags = c->rflags;
     in->saved_lz_op = in->lz.op;
     in->snapshot_full = true;
     in->restore_none = false;
+}
+
+/* A full snapshot at an event or trap boundary: RIP too. */
+static inline void insn_begin(struct cpu *c)
+{
+    c->in->saved_rip = c->rip;
+    insn_commit(c);
 }
 
 /* Vectors with an error code among the exceptions (SDM Vol. 3A, Table 6-1). */

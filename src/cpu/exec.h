@@ -546,6 +546,19 @@ static inline void vmem_write(struct cpu *c, int seg, u64 offset, unsigned size,
         vmem_write_slow(c, seg, offset, size, value);
 }
 
+/* The kinds of operand descriptor, for handlers that know an operand's kind from
+ * decode time (the specialised forms): a GPR write with x86's width rules (8/16-bit
+ * writes merge, 32-bit ones zero-extend) and a memory read of the operand's size. */
+static inline void opd_gpr_write(struct cpu *c, const struct opd *o, u64 v)
+{
+    c->gpr[o->reg] = (c->gpr[o->reg] & opd_keep[o->bytes]) | (v & opd_mask[o->bytes]);
+}
+static inline u64 opr_mem_read(struct cpu *c, const struct insn *i, int n)
+{
+    const struct opd *o = &i->opd[n];
+    return vmem_read(c, o->seg, opr_ea(c, i, n), o->bytes);
+}
+
 /* Operand access: inline for GPRs, immediates and memory; everything else (segment,
  * control, debug, MMX, XMM, x87 registers, high-byte registers) in operand.c. */
 static inline u64 opr_read(struct cpu *c, const struct insn *i, int n)
@@ -554,7 +567,7 @@ static inline u64 opr_read(struct cpu *c, const struct insn *i, int n)
     switch (o->kind) {
     case OPD_GPR: return c->gpr[o->reg] & opd_mask[o->bytes];
     case OPD_IMM: return o->val;
-    case OPD_MEM: return vmem_read(c, o->seg, opr_ea(c, i, n), o->bytes);
+    case OPD_MEM: return opr_mem_read(c, i, n);
     default: return opr_read_slow(c, i, n);
     }
 }
@@ -563,64 +576,65 @@ static inline void opr_write(struct cpu *c, const struct insn *i, int n, u64 v)
 {
     const struct opd *o = &i->opd[n];
     switch (o->kind) {
-    case OPD_GPR:
-        c->gpr[o->reg] = (c->gpr[o->reg] & opd_keep[o->bytes]) | (v & opd_mask[o->bytes]);
-        break;
+    case OPD_GPR: opd_gpr_write(c, o, v); break;
     case OPD_MEM: vmem_write(c, o->seg, opr_ea(c, i, n), o->bytes, v); break;
     default: opr_write_slow(c, i, n, v); break;
     }
 }
 
-/* Condition codes 0..15 as in Jcc/SETcc/CMOVcc encodings (inline: every Jcc asks). */
-/* Conditions straight from a CMP/SUB/SBB or logic record (the usual flag producers
- * before a Jcc/SETcc/CMOVcc): only the flags the condition needs are computed. */
-static inline bool cond_from_lazy(const struct lazy_flags *lz, unsigned cc)
+/* The five flags conditions test. From a CMP/SUB/SBB or logic record (the usual
+ * producers before a Jcc/SETcc/CMOVcc) they come straight from its operands and result,
+ * without materialising RFLAGS. */
+struct cond_flags {
+    bool of, cf, zf, sf, pf;
+};
+static inline struct cond_flags cond_flags_of(const struct cpu *c)
 {
-    unsigned sh = lz->bytes * 8 - 1;
-    u64 res = lz->res;
-    bool sub = lz->op == LZ_SUB;
-    bool zf = res == 0, sf = (res >> sh) & 1;
-    bool of = sub && ((((lz->a ^ lz->b) & (lz->a ^ res)) >> sh) & 1);
-    bool cf = sub && borrow_sub(lz->a, lz->b, res, lz->bytes);
+    const struct lazy_flags *lz = &c->in->lz;
+    if (lz->op == LZ_SUB || lz->op == LZ_LOGIC) {
+        unsigned sh = lz->bytes * 8 - 1;
+        bool sub = lz->op == LZ_SUB;
+        return (struct cond_flags){
+            .of = sub && ((((lz->a ^ lz->b) & (lz->a ^ lz->res)) >> sh) & 1),
+            .cf = sub && borrow_sub(lz->a, lz->b, lz->res, lz->bytes),
+            .zf = lz->res == 0,
+            .sf = (lz->res >> sh) & 1,
+            .pf = parity8((u8)lz->res),
+        };
+    }
+    u64 f = cpu_flags_peek(c);
+    return (struct cond_flags){ f & FL_OF, f & FL_CF, f & FL_ZF, f & FL_SF, f & FL_PF };
+}
+/* Condition codes 0..15 as in Jcc/SETcc/CMOVcc encodings (inline: every Jcc asks). */
+static inline bool cond_eval(const struct cpu *c, unsigned cc)
+{
+    struct cond_flags f = cond_flags_of(c);
     bool r;
     switch (cc >> 1) {
-    case 0: r = of; break;
-    case 1: r = cf; break;
-    case 2: r = zf; break;
-    case 3: r = cf || zf; break;
-    case 4: r = sf; break;
-    case 5: r = parity8((u8)res); break;
-    case 6: r = sf != of; break;
-    default: r = zf || sf != of; break;
+    case 0: r = f.of; break;                    /* O */
+    case 1: r = f.cf; break;                    /* B */
+    case 2: r = f.zf; break;                    /* Z */
+    case 3: r = f.cf || f.zf; break;            /* BE */
+    case 4: r = f.sf; break;                    /* S */
+    case 5: r = f.pf; break;                    /* P */
+    case 6: r = f.sf != f.of; break;            /* L */
+    default: r = f.zf || f.sf != f.of; break;   /* LE */
     }
     return (cc & 1) ? !r : r;
 }
 
-static inline bool cond_eval(const struct cpu *c, unsigned cc)
-{
-    const struct lazy_flags *lz = &c->in->lz;
-    if (lz->op == LZ_SUB || lz->op == LZ_LOGIC)
-        return cond_from_lazy(lz, cc);
-    u64 f = cpu_flags_peek(c);
-    bool r;
-    switch (cc >> 1) {
-    case 0: r = f & FL_OF; break;                               /* O */
-    case 1: r = f & FL_CF; break;                               /* B */
-    case 2: r = f & FL_ZF; break;                               /* Z */
-    case 3: r = f & (FL_CF | FL_ZF); break;                     /* BE */
-    case 4: r = f & FL_SF; break;                               /* S */
-    case 5: r = f & FL_PF; break;                               /* P */
-    case 6: r = !(f & FL_SF) != !(f & FL_OF); break;            /* L */
-    default: r = (f & FL_ZF) || (!(f & FL_SF) != !(f & FL_OF)); /* LE */
-    }
-    return (cc & 1) ? !r : r;
-}
+/* Mode predicates */
+static inline bool cpu_is_long64(const struct cpu *c) { return c->mode == MODE_LONG64; }
+static inline bool cpu_is_real(const struct cpu *c) { return c->mode == MODE_REAL; }
+static inline bool cpu_is_v86(const struct cpu *c) { return c->mode == MODE_V86; }
+static inline bool cpu_is_prot(const struct cpu *c) { return c->mode != MODE_REAL && c->mode != MODE_V86; }
+static inline bool cpu_has(const struct cpu *c, enum cpuid_fast f) { return c->in->fb->has[f]; }
 
 /* Branch target helper: sets RIP (checking CS limit / canonical form) and marks it written. */
 static inline void cpu_branch(struct cpu *c, u64 target)
 {
-    if (c->mode == MODE_LONG64) {
-        if (!canonical_bits(target, (c->cr4 & CR4_LA57) ? 57 : 48))
+    if (cpu_is_long64(c)) {
+        if (!cpu_canonical(c, target))
             cpu_fault(c, EXC_GP, 0);
     } else {
         target &= 0xffffffffull;
@@ -634,7 +648,7 @@ static inline void cpu_branch(struct cpu *c, u64 target)
 /* Stack address-size mask: 0xffff, 0xffffffff or all-ones. */
 static inline u64 stack_mask(const struct cpu *c)
 {
-    if (c->mode == MODE_LONG64)
+    if (cpu_is_long64(c))
         return ~0ull;
     return (c->seg[SEG_SS].attr & SEG_ATTR_DB) ? 0xffffffffull : 0xffffull;
 }
@@ -656,13 +670,6 @@ static inline u64 cpu_pop(struct cpu *c, unsigned bytes)
     c->gpr[R_RSP] = (rsp & ~sm) | ((rsp + bytes) & sm);
     return v;
 }
-
-/* Mode predicates */
-static inline bool cpu_is_long64(const struct cpu *c) { return c->mode == MODE_LONG64; }
-static inline bool cpu_is_real(const struct cpu *c) { return c->mode == MODE_REAL; }
-static inline bool cpu_is_v86(const struct cpu *c) { return c->mode == MODE_V86; }
-static inline bool cpu_is_prot(const struct cpu *c) { return c->mode != MODE_REAL && c->mode != MODE_V86; }
-static inline bool cpu_has(const struct cpu *c, enum cpuid_fast f) { return c->in->fb->has[f]; }
 
 /* x87/SSE helpers needed by the control path (device-not-available checks). */
 void fpu_reset(struct cpu *c);   /* FNINIT state */

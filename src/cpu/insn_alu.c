@@ -156,9 +156,7 @@ static inline void shift_rotate(struct cpu *c, const struct insn *i, enum shift_
     unsigned n = opr_bytes(i, 0), bits = n * 8;
     u64 m = size_mask(n);
     const struct opd *d = &i->opd[0];
-#define SHIFT_DST_WRITE(v)                                                                \
-    (gpr_dst ? (void)(c->gpr[d->reg] = (c->gpr[d->reg] & opd_keep[n]) | ((v) & m))        \
-             : opr_write(c, i, 0, (v)))
+#define SHIFT_DST_WRITE(v) (gpr_dst ? opd_gpr_write(c, d, (v)) : opr_write(c, i, 0, (v)))
     u64 a = (gpr_dst ? c->gpr[d->reg] : opr_read(c, i, 0)) & m;
     unsigned cnt = (unsigned)src_read(c, i, 1, 1) & (n == 8 ? 63 : 31);
     /* SHL/SHR/SAR replace every arithmetic flag; rotates keep some (made exact first) */
@@ -667,14 +665,10 @@ static inline void alu_to_gpr(struct cpu *c, const struct opd *d, enum alu_op op
     b &= m;
     u64 r = alu_compute(c, op, a, b, &kind) & m;
     if (op != ALU_CMP && op != ALU_TEST)
-        c->gpr[d->reg] = (c->gpr[d->reg] & opd_keep[n]) | r;
+        opd_gpr_write(c, d, r);
     flags_lazy(c, kind, a, b, r, n);
 }
 
-static inline u64 opd_mem_read(struct cpu *c, const struct insn *i, int n) {
-    const struct opd *o = &i->opd[n];
-    return vmem_read(c, o->seg, opr_ea(c, i, n), o->bytes);
-}
 
 #define ALU_FORMS(name, op)                                                                   \
     static void name##_rr(struct cpu *c, const struct insn *i) {                              \
@@ -684,7 +678,7 @@ static inline u64 opd_mem_read(struct cpu *c, const struct insn *i, int n) {
         alu_to_gpr(c, &i->opd[0], op, i->opd[1].val);                                         \
     }                                                                                         \
     static void name##_rm(struct cpu *c, const struct insn *i) {                              \
-        alu_to_gpr(c, &i->opd[0], op, opd_mem_read(c, i, 1));                                 \
+        alu_to_gpr(c, &i->opd[0], op, opr_mem_read(c, i, 1));                                 \
     }
 ALU_FORMS(add, ALU_ADD)
 ALU_FORMS(or, ALU_OR)
@@ -697,12 +691,9 @@ ALU_FORMS(cmp, ALU_CMP)
 ALU_FORMS(test, ALU_TEST)
 #undef ALU_FORMS
 
-static inline void gpr_set(struct cpu *c, const struct opd *d, u64 v) {
-    c->gpr[d->reg] = (c->gpr[d->reg] & opd_keep[d->bytes]) | (v & opd_mask[d->bytes]);
-}
-static void mov_rr(struct cpu *c, const struct insn *i) { gpr_set(c, &i->opd[0], c->gpr[i->opd[1].reg]); }
-static void mov_ri(struct cpu *c, const struct insn *i) { gpr_set(c, &i->opd[0], i->opd[1].val); }
-static void mov_rm(struct cpu *c, const struct insn *i) { gpr_set(c, &i->opd[0], opd_mem_read(c, i, 1)); }
+static void mov_rr(struct cpu *c, const struct insn *i) { opd_gpr_write(c, &i->opd[0], c->gpr[i->opd[1].reg]); }
+static void mov_ri(struct cpu *c, const struct insn *i) { opd_gpr_write(c, &i->opd[0], i->opd[1].val); }
+static void mov_rm(struct cpu *c, const struct insn *i) { opd_gpr_write(c, &i->opd[0], opr_mem_read(c, i, 1)); }
 static void mov_mr(struct cpu *c, const struct insn *i) {
     const struct opd *d = &i->opd[0];
     vmem_write(c, d->seg, opr_ea(c, i, 0), d->bytes, c->gpr[i->opd[1].reg] & opd_mask[d->bytes]);
@@ -732,23 +723,23 @@ static const struct {
 
 /* Forms whose operands differ in size, and the stack's: LEA, MOVZX/MOVSX into a GPR from
  * a GPR or memory, PUSH/POP of a GPR of the operand size, shifts and rotates of a GPR. */
-static void lea_r(struct cpu *c, const struct insn *i) { gpr_set(c, &i->opd[0], opr_ea(c, i, 1)); }
+static void lea_r(struct cpu *c, const struct insn *i) { opd_gpr_write(c, &i->opd[0], opr_ea(c, i, 1)); }
 static void movzx_rr(struct cpu *c, const struct insn *i) {
-    gpr_set(c, &i->opd[0], c->gpr[i->opd[1].reg] & opd_mask[i->opd[1].bytes]);
+    opd_gpr_write(c, &i->opd[0], c->gpr[i->opd[1].reg] & opd_mask[i->opd[1].bytes]);
 }
-static void movzx_rm(struct cpu *c, const struct insn *i) { gpr_set(c, &i->opd[0], opd_mem_read(c, i, 1)); }
+static void movzx_rm(struct cpu *c, const struct insn *i) { opd_gpr_write(c, &i->opd[0], opr_mem_read(c, i, 1)); }
 static void movsx_rr(struct cpu *c, const struct insn *i) {
-    gpr_set(c, &i->opd[0], sign_extend(c->gpr[i->opd[1].reg], i->opd[1].bytes));
+    opd_gpr_write(c, &i->opd[0], sign_extend(c->gpr[i->opd[1].reg], i->opd[1].bytes));
 }
 static void movsx_rm(struct cpu *c, const struct insn *i) {
-    gpr_set(c, &i->opd[0], sign_extend(opd_mem_read(c, i, 1), i->opd[1].bytes));
+    opd_gpr_write(c, &i->opd[0], sign_extend(opr_mem_read(c, i, 1), i->opd[1].bytes));
 }
 static void push_r(struct cpu *c, const struct insn *i) {
     cpu_push(c, c->gpr[i->opd[0].reg] & opd_mask[i->osize], i->osize);
 }
 static void pop_r(struct cpu *c, const struct insn *i) {
     /* RSP moves first: POP RSP leaves the popped value */
-    gpr_set(c, &i->opd[0], cpu_pop(c, i->osize));
+    opd_gpr_write(c, &i->opd[0], cpu_pop(c, i->osize));
 }
 
 static insn_fn specialise_sized(const struct insn *i) {

@@ -303,12 +303,3 @@ void opr_write_bytes(struct cpu *c, const struct insn *i, int n, const void *buf
 }
 
 /* ---- control flow and stack ---- */
-void insn_commit(struct cpu *c)
-{
-    struct cpu_internal *in = c->in;
-    memcpy(in->saved_gpr, c->gpr, sizeof(c->gpr));
-    in->saved_rflags = c->rflags;
-    in->saved_lz_op = in->lz.op;
-    in->snapshot_full = true;
-    in->restore_none = false;
-}

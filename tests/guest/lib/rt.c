@@ -260,6 +260,46 @@ int wrmsr_safe(u32 msr, u64 v)
     return exc_vector();
 }
 
+/* ---------------------------------------------------------------- guarded accesses */
+int try_read(ulong va, ulong *out)
+{
+    ulong v = 0;
+    asm volatile(ASM_TRY("1f") "mov (%1), %0\n1:" : "+r"(v) : "r"(va) : "memory");
+    if (out)
+        *out = v;
+    return exc_vector();
+}
+
+int try_write(ulong va, ulong v)
+{
+    asm volatile(ASM_TRY("1f") "mov %1, (%0)\n1:" ::"r"(va), "r"(v) : "memory");
+    return exc_vector();
+}
+
+/* A fault inside the callee resumes at the label with the callee's stack: the stack
+ * pointer is restored from a register the call does not touch. */
+int try_exec(ulong va)
+{
+#ifdef __x86_64__
+    asm volatile(ASM_TRY("1f") "mov %%rsp, %%r11\n\tcall *%0\n1:\tmov %%r11, %%rsp"
+                 ::"r"(va) : "r11", "rax", "memory");
+#else
+    asm volatile(ASM_TRY("1f") "mov %%esp, %%esi\n\tcall *%0\n1:\tmov %%esi, %%esp"
+                 ::"r"(va) : "esi", "eax", "memory");
+#endif
+    return exc_vector();
+}
+
+void emit_mov_ret(volatile u8 *p, u32 v)
+{
+    p[0] = 0xb8;
+    p[1] = (u8)v;
+    p[2] = (u8)(v >> 8);
+    p[3] = (u8)(v >> 16);
+    p[4] = (u8)(v >> 24);
+    p[5] = 0xc3;
+}
+
 bool cpu_has(u32 leaf, u32 sub, int reg, int bit)
 {
     u32 max = cpuid(leaf & 0xffff0000u).a;

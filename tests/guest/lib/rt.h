@@ -301,6 +301,14 @@ static inline void wrmsr(u32 msr, u64 v)
 /* rdmsr/wrmsr that report a #GP instead of taking it: return the vector or NO_EXCEPTION */
 int rdmsr_safe(u32 msr, u64 *v);
 int wrmsr_safe(u32 msr, u64 v);
+
+/* Register-width accesses that may fault: the vector taken (NO_EXCEPTION if none; the
+ * details in exc_last). try_exec calls the code at va, which must return. */
+int try_read(ulong va, ulong *out);
+int try_write(ulong va, ulong v);
+int try_exec(ulong va);
+/* Writes "mov $v, %eax; ret" at p (self-modifying code tests). */
+void emit_mov_ret(volatile u8 *p, u32 v);
 static inline u64 rdtsc(void)
 {
     u32 lo, hi;

@@ -6,25 +6,6 @@
 #define TVA 0xc0000000u
 static u8 *frames[4];
 
-static int try_read(ulong va, u32 *out)
-{
-    u32 v = 0;
-    asm volatile(ASM_TRY("1f") "movl (%1), %0\n1:" : "+r"(v) : "r"(va) : "memory");
-    if (out)
-        *out = v;
-    return exc_vector();
-}
-static int try_write(ulong va, u32 v)
-{
-    asm volatile(ASM_TRY("1f") "movl %1, (%0)\n1:" ::"r"(va), "r"(v) : "memory");
-    return exc_vector();
-}
-static int try_exec(ulong va)
-{
-    asm volatile(ASM_TRY("1f") "mov %%esp, %%esi\n\tcall *%0\n1:\tmov %%esi, %%esp"
-                 ::"r"(va) : "esi", "eax", "memory");
-    return exc_vector();
-}
 static ulong user_write(ulong va) { return (ulong)try_write(va, 1) | ((ulong)exc_last.error << 8); }
 static ulong user_read(ulong va) { return (ulong)try_read(va, NULL) | ((ulong)exc_last.error << 8); }
 
@@ -41,7 +22,7 @@ static void expect_pf(struct page_table *pt, int v, u32 pfec, ulong cr2, const c
 static void common_checks(struct page_table *pt)
 {
     const char *name = pt->format == PT_PAE ? "PAE" : "32-bit";
-    u32 v;
+    ulong v;
     ulong va = TVA;
     /* TVA lies in the identity map's large pages: mapping a 4K page there splits it
      * into a page table; then clear the PTE */

@@ -41,13 +41,6 @@ static ulong call(ulong va, ulong arg)
     return ((ulong(*)(ulong))va)(arg);
 }
 
-static void emit_mov_ret(volatile u8 *p, u32 v)
-{
-    p[0] = 0xb8;
-    for (int i = 0; i < 4; i++)
-        p[1 + i] = (u8)(v >> (8 * i));
-    p[5] = 0xc3;
-}
 
 static void check_next_instruction(void)
 {

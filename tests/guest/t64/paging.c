@@ -11,25 +11,6 @@ static struct page_table pt;  /* identity map, U=1: the tests run on it */
 static struct page_table spt; /* identity map, U=0: for SMEP/SMAP */
 static u8 *frames[8];
 
-static int try_read(u64 va, u64 *out)
-{
-    u64 v = 0;
-    asm volatile(ASM_TRY("1f") "movq (%1), %0\n1:" : "+r"(v) : "r"(va) : "memory");
-    if (out)
-        *out = v;
-    return exc_vector();
-}
-static int try_write(u64 va, u64 v)
-{
-    asm volatile(ASM_TRY("1f") "movq %1, (%0)\n1:" ::"r"(va), "r"(v) : "memory");
-    return exc_vector();
-}
-static int try_exec(u64 va)
-{
-    asm volatile(ASM_TRY("1f") "mov %%rsp, %%r11\n\tcall *%0\n1:\tmov %%r11, %%rsp"
-                 ::"r"(va) : "r11", "rax", "memory");
-    return exc_vector();
-}
 
 static void expect_pf(int v, u64 pfec, u64 cr2, const char *what)
 {

@@ -36,16 +36,6 @@ static ulong call(u64 va, ulong arg)
     return ((code_fn)va)(arg);
 }
 
-/* "mov $v, %eax; ret" */
-static void emit_mov_ret(volatile u8 *p, u32 v)
-{
-    p[0] = 0xb8;
-    p[1] = (u8)v;
-    p[2] = (u8)(v >> 8);
-    p[3] = (u8)(v >> 16);
-    p[4] = (u8)(v >> 24);
-    p[5] = 0xc3;
-}
 
 /* a value that differs in every byte from one round to the next */
 static u32 round_value(int i, int salt) { return (u32)(i + 1) * 0x9e3779b1u ^ (u32)salt * 0x01010101u; }

@@ -13,15 +13,6 @@ static volatile u32 posted, taken;     /* round numbers: writer -> executor, exe
 static volatile u32 ap_seen[ROUNDS + 1];
 static volatile int ap_done, spin_patch;
 
-static void emit_mov_ret(volatile u8 *p, u32 v)
-{
-    p[0] = 0xb8;
-    p[1] = (u8)v;
-    p[2] = (u8)(v >> 8);
-    p[3] = (u8)(v >> 16);
-    p[4] = (u8)(v >> 24);
-    p[5] = 0xc3;
-}
 
 static void copy_mov_ret(u8 *dst, u32 v)
 {

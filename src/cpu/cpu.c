@@ -75,12 +75,12 @@ static void reset_common(struct cpu *c)
     c->msr_debugctl = 0;
     c->msr_pat = 0x0007040600070406ull;
     c->nmi_pending = c->nmi_blocked = false;
-    c->intr_shadow = 0;
+    c->intr_shadow = SHADOW_NONE;
     c->state = CPU_RUNNING;
     struct cpu_internal *in = c->in;
     in->delivering = -1;
     in->dr_exec_active = in->dr_data_active = false;
-    in->deferred_db_bits = 0;
+    in->held_db_bits = 0;
     in->exits |= EXIT_CHECK_EVENTS;
     cpu_update_mode(c);
     mmu_update(c);

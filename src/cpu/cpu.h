@@ -152,6 +152,9 @@ enum cpu_run_state {
     CPU_SHUTDOWN,        /* triple fault: the machine stops */
 };
 
+/* Kinds of interrupt shadow (struct cpu.intr_shadow). */
+enum { SHADOW_NONE, SHADOW_STI, SHADOW_MOV_SS };
+
 /* ---- the interception interface ---- */
 enum cpu_event_kind {
     EV_IO,           /* IN/OUT/INS/OUTS, one element */
@@ -243,7 +246,8 @@ struct cpu {
     u8 cpl;
     enum cpu_run_state state;
     bool nmi_pending, nmi_blocked;
-    /* Interrupt shadow after STI / MOV SS / POP SS: holds for one instruction. */
+    /* Interrupt shadow after STI / MOV SS / POP SS: holds for one instruction
+     * (SHADOW_*); delivering an event ends it. */
     u8 intr_shadow;
     u64 icount; /* instructions retired */
     int id;     /* APIC id / index */

@@ -303,6 +303,11 @@ static int apply_option(struct cpuid_model *m, const char *item, char *err, size
             return fail(err, errlen, "'%s': the value must be on or off", item);
     }
 
+    /* properties of the engine, not CPUID features */
+    if (strcmp(key, "fep") == 0) {
+        m->fep = on;
+        return 0;
+    }
     int idx = feature_lookup(key);
     if (idx < 0)
         return fail(err, errlen, "unknown CPU feature '%s'", key);

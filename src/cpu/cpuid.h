@@ -42,6 +42,9 @@ struct cpuid_model {
     u32 bus_khz;                      /* LAPIC timer / crystal frequency */
     int ncpus;
     char model_name[49];
+    /* Not a CPUID feature: UD2 followed by "kvm" or "xen" is KVM's/Xen's forced-emulation
+     * prefix (option "fep"; the engine skips it and runs the instruction after it). */
+    bool fep;
     struct cpuid_fastbits fast;       /* derived from enabled[] */
 };
 
@@ -51,7 +54,8 @@ struct cpuid_model {
 /* The table of every feature nestor knows the name of. */
 const struct cpuid_feature *cpuid_feature_table(int *count);
 
-/* Parses QEMU's -cpu syntax: MODEL[,+feat|,-feat|,feat|,feat=on|off|,vendor=...]... (models: max, qemu64)
+/* Parses QEMU's -cpu syntax: MODEL[,+feat|,-feat|,feat|,feat=on|off|,vendor=...]... (models: max, qemu64);
+ * "fep" (also +fep, fep=on) turns on the forced-emulation prefixes, not a feature bit.
  * Returns 0, or -1 with a clear message in err (unknown model or feature, or a feature
  * that nestor does not implement). */
 int cpuid_model_parse(struct cpuid_model *m, const char *spec, char *err, size_t errlen);

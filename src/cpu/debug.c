@@ -54,6 +54,15 @@ void debug_set_dr6(struct cpu *c, u32 bits)
      * cleared by the processor (SDM 17.2.3). */
     c->dr[6] = (c->dr[6] & ~(u64)DR6_B_MASK) | (bits & DR6_B_MASK) | (bits & DR6_STICKY) |
                DR6_FIXED1;
+}
+
+void debug_db_delivered(struct cpu *c)
+{
+    /* Data breakpoints held back by MOV SS / POP SS are reported with this #DB, not by
+     * another one later (only data breakpoints are ever held: the single-step trap
+     * after MOV SS is suppressed, SDM Vol. 3A 6.8.3). */
+    c->dr[6] |= c->in->held_db_bits & DR6_B_MASK;
+    c->in->held_db_bits = 0;
     /* Entering the #DB handler clears GD so that it can use the debug registers. */
     c->dr[7] &= ~DR7_GD;
 }

@@ -205,5 +205,13 @@ void cpu_deliver(struct cpu *c, u8 vector, int type, bool has_error, u32 error, 
         deliver_prot(c, vector, type, has_error, error, flags_image, return_rip, ext);
     if (type == EVT_NMI)
         c->nmi_blocked = true;
+    /* a #DB exception takes the debug traps a MOV SS held back (INT 1 is not one) */
+    if (vector == EXC_DB && (type == EVT_HW_EXC || type == EVT_PRIV_SW_EXC))
+        debug_db_delivered(c);
+    /* Delivery ends an interrupt shadow (SDM Vol. 3A 6.8.3) and the halt state: HLT
+     * resumes on an interrupt, an NMI or a debug exception (its single-step trap). */
+    c->intr_shadow = SHADOW_NONE;
+    if (c->state == CPU_HALTED)
+        c->state = CPU_RUNNING;
     c->in->exits |= EXIT_EVENT_DELIVERED;
 }

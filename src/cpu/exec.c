@@ -169,6 +169,7 @@ int exec_init(struct cpu *c)
     c->tlb.notify = &in->exits;
     c->tlb.notify_bits = EXIT_BLOCK_END;
     in->delivering = -1;
+    in->fep_icount = ~0ull;
     return 0;
 }
 
@@ -305,7 +306,10 @@ static void take_events(struct cpu *c)
     struct cpu_internal *in = c->in;
     in->exits &= ~EXIT_CHECK_EVENTS;
     in->last_block = NULL; /* what runs next need not follow the last block */
-    if (c->intr_shadow) {
+    /* Not in an interrupt shadow, nor before a debug trap held back by MOV SS that an
+     * event delivery made due (step() delivers it first: traps on the previous
+     * instruction come before NMIs and interrupts) */
+    if (c->intr_shadow || in->held_db_bits) {
         in->exits |= EXIT_CHECK_EVENTS; /* look again after the shadowed instruction */
         return;
     }
@@ -366,21 +370,11 @@ static void insn_unimplemented(struct cpu *c, const struct insn *i)
     cpu_unimplemented(c, ZydisMnemonicGetString((ZydisMnemonic)i->d.mnemonic));
 }
 
-/* The mask RIP wraps with in the current mode. */
-static u64 rip_mask(const struct cpu *c)
-{
-    switch (c->mode) {
-    case MODE_LONG64: return ~0ull;
-    case MODE_PROT32: case MODE_COMPAT32: return 0xffffffffull;
-    default: return 0xffffull;
-    }
-}
-
 static void insn_setup(struct cpu *c, struct insn *i, const ZydisDecodedInstruction *d,
                        const ZydisDecodedOperand *op, u64 rip)
 {
     insn_from_zydis(i, d, op);
-    i->next_rip = (rip + d->length) & rip_mask(c);
+    i->next_rip = (rip + d->length) & cpu_rip_mask(c);
     i->fn = handlers[d->mnemonic] && d->operand_count_visible <= INSN_MAX_OPERANDS
                 ? handlers[d->mnemonic] : insn_unimplemented;
     insn_fn special = insn_alu_specialise(i);
@@ -478,7 +472,7 @@ static struct block *block_decode(struct cpu *c, u64 lin, u64 rip, unsigned key)
         unsigned off = (unsigned)(lin & 0xfff) + zd.length;
         u64 r = rip + zd.length;
         bool more = !ends_block(&zd);
-        while (more && b->n < BLOCK_MAX_INSNS && off < 4096 && (r & rip_mask(c)) == r) {
+        while (more && b->n < BLOCK_MAX_INSNS && off < 4096 && (r & cpu_rip_mask(c)) == r) {
             avail = 4096 - off < 15 ? 4096 - off : 15;
             if (!long64) {
                 if (r > limit)
@@ -607,49 +601,78 @@ static inline void snapshot_light(struct cpu *c, struct cpu_internal *in)
 }
 
 /* Executes one instruction with every per-instruction rule (single-step, breakpoints,
- * interrupt shadows, RF, tracing); the caller has taken events. */
+ * interrupt shadows, RF, tracing); the caller has taken events.
+ *
+ * MOV SS / POP SS (SDM Vol. 3A 6.8.3): the single-step trap that would follow it is
+ * suppressed; data breakpoints it hit are held until the boundary after the next
+ * instruction (with that instruction's own traps, in one #DB), or until an event the
+ * next instruction raises has been delivered: a #DB takes them into its DR6
+ * (debug_db_delivered), after any other event they are delivered at the handler's
+ * first instruction. Intel also suppresses an instruction breakpoint on the next
+ * instruction, as if RF were 1; AMD does not. */
 static void step(struct cpu *c)
 {
     struct cpu_internal *in = c->in;
     snapshot_light(c, in);
     in->last_block = NULL;
     u8 shadow_before = c->intr_shadow;
-    c->intr_shadow = 0;
-    bool tf = (c->rflags & FL_TF) && !shadow_before;
+    c->intr_shadow = SHADOW_NONE;
     in->exits &= EXIT_CHECK_EVENTS | EXIT_STOP; /* those two persist until the loop acts */
     in->pending_db_bits = 0;
 
-    if (unlikely(in->dr_exec_active) && !(c->rflags & FL_RF)) {
-        u64 lin = cpu_is_long64(c) ? c->rip : (c->seg[SEG_CS].base + c->rip) & 0xffffffffull;
-        if (debug_check_exec(c, lin))
-            cpu_fault_noerr(c, EXC_DB); /* instruction breakpoint: a fault (the handler sets RF to resume) */
+    if (unlikely(in->held_db_bits) && shadow_before != SHADOW_MOV_SS) {
+        /* an event delivered by the shadowed instruction ended the shadow: the held
+         * traps are due now, at its handler's first instruction */
+        u32 held = in->held_db_bits;
+        in->held_db_bits = 0;
+        insn_begin(c);
+        debug_raise_trap(c, held);
     }
+    bool tf = c->rflags & FL_TF;
+    bool code_bp = in->dr_exec_active && !(c->rflags & FL_RF) &&
+                   !(shadow_before == SHADOW_MOV_SS && c->model->vendor != VENDOR_AMD);
 
-    unsigned runnable;
-    const struct block *b = block_lookup(c, &runnable);
-    const struct insn *i = &b->ins[0];
-    if (i->snap == SNAP_FULL) {
-        memcpy(in->saved_gpr, c->gpr, sizeof(c->gpr));
-        in->snapshot_full = true;
+    const struct insn *i;
+    for (;;) {
+        if (unlikely(code_bp)) {
+            u64 lin = cpu_is_long64(c) ? c->rip : (c->seg[SEG_CS].base + c->rip) & 0xffffffffull;
+            if (debug_check_exec(c, lin))
+                cpu_fault_noerr(c, EXC_DB); /* instruction breakpoint: a fault (the handler sets RF to resume) */
+        }
+        unsigned runnable;
+        const struct block *b = block_lookup(c, &runnable);
+        i = &b->ins[0];
+        if (i->snap == SNAP_FULL) {
+            memcpy(in->saved_gpr, c->gpr, sizeof(c->gpr));
+            in->snapshot_full = true;
+        }
+        if (unlikely(in->trace_insns))
+            trace_insn(c, b);
+        i->fn(c, i);
+        c->icount++;
+        if (!(in->exits & EXIT_RIP_WRITTEN))
+            c->rip = i->next_rip;
+        if (likely(i->d.mnemonic != ZYDIS_MNEMONIC_UD2))
+            break;
+        /* A UD2 that returns was a forced-emulation prefix (insn_system.c): the
+         * instruction after it runs now, at the same boundary (no events, no traps in
+         * between), and a fault in it reports its own address. */
+        in->exits &= ~EXIT_RIP_WRITTEN;
+        snapshot_light(c, in);
     }
-    if (unlikely(in->trace_insns))
-        trace_insn(c, b);
-    i->fn(c, i);
-    if (!(in->exits & EXIT_RIP_WRITTEN))
-        c->rip = i->next_rip;
     if (!(in->exits & EXIT_RF_WRITTEN))
         c->rflags &= ~FL_RF;
-    c->icount++;
 
     /* traps after the instruction: data breakpoints and single-step */
-    u32 db = in->pending_db_bits | in->deferred_db_bits;
-    in->deferred_db_bits = 0;
-    if (tf && !(in->exits & EXIT_EVENT_DELIVERED))
-        db |= BIT(14); /* DR6.BS */
+    u32 db = in->pending_db_bits | in->held_db_bits;
+    in->held_db_bits = 0;
+    bool loads_ss = c->intr_shadow == SHADOW_MOV_SS;
+    bool step_trap = (in->exits & EXIT_TF_AT_END) ? (c->rflags & FL_TF) != 0 : tf;
+    if (step_trap && !loads_ss && !(in->exits & EXIT_EVENT_DELIVERED))
+        db |= DR6_BS;
     if (unlikely(db)) {
-        if (c->intr_shadow == 2) {
-            /* MOV SS / POP SS hold debug traps until after the next instruction */
-            in->deferred_db_bits = db;
+        if (loads_ss) {
+            in->held_db_bits = db;
         } else {
             insn_begin(c);
             debug_raise_trap(c, db);
@@ -665,7 +688,7 @@ static inline bool block_mode_ok(const struct cpu *c)
 {
     const struct cpu_internal *in = c->in;
     return !(c->rflags & (FL_TF | FL_RF)) && !c->intr_shadow && !(c->dr[7] & 0xff) &&
-           !in->deferred_db_bits && !in->trace_insns;
+           !in->held_db_bits && !in->trace_insns;
 }
 
 /* Runs decoded blocks from RIP until the budget (icount reaching in->run_end) is used or
@@ -769,10 +792,16 @@ static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
         }
         if (unlikely(in->exits & EXIT_STOP))
             return STOP_REQUEST;
-        if (likely(block_mode_ok(c)))
+        if (likely(block_mode_ok(c))) {
             block_run(c);
-        else
+            /* SYSCALL or SYSRET that left TF set traps right after itself */
+            if (unlikely(in->exits & EXIT_TF_AT_END) && (c->rflags & FL_TF)) {
+                insn_begin(c);
+                debug_raise_trap(c, DR6_BS);
+            }
+        } else {
             step(c);
+        }
         if (unlikely(in->exits & EXIT_STOP))
             return STOP_REQUEST;
     }

@@ -129,7 +129,11 @@ enum {
     EXIT_STOP = 1u << 4,            /* the machine asked the vCPU to stop */
     EXIT_BLOCK_END = 1u << 5,       /* state a decoded block depends on changed (SS, mode,
                                        CPL, TF, breakpoints): leave the block */
+    EXIT_TF_AT_END = 1u << 6,       /* a single-step trap follows this instruction if TF is
+                                       1 at its end, not at its start (SYSCALL, SYSRET) */
 };
+/* DR6.BS: the single-step bit of a debug trap */
+#define DR6_BS BIT(14)
 struct block_cache;
 struct cpu_internal {
     jmp_buf fault_jmp;
@@ -155,7 +159,12 @@ struct cpu_internal {
     bool large_pages_cached;/* a TLB entry came from a large page (INVLPG must flush all) */
     bool dr_data_active;    /* DR7 enables a data breakpoint: memory accesses check it */
     bool dr_exec_active;    /* DR7 enables an instruction breakpoint */
-    u32 deferred_db_bits;   /* debug traps held back by a MOV SS / POP SS shadow */
+    /* Data breakpoints hit by a MOV SS / POP SS (DR6 B0-B3): held until the boundary
+     * after the next instruction, or folded into a #DB delivered before then (debug.c) */
+    u32 held_db_bits;
+    /* The instruction right after a forced-emulation prefix (insn_system.c) starts at
+     * this RIP with this icount: a second prefix there is an ordinary #UD */
+    u64 fep_rip, fep_icount;
     u64 run_end;            /* icount at which cpu_run() returns */
     /* exception raised by cpu_fault, delivered by the loop */
     u8 exc_vector;
@@ -180,9 +189,25 @@ int exc_class(int vector);
 _Noreturn void debug_raise_trap(struct cpu *c, u32 dr6_bits);
 /* Recomputes in->dr_exec_active / dr_data_active from DR7 (debug.c). */
 void debug_update(struct cpu *c);
-/* Updates DR6 for a debug exception with the given bits (B0-B3 replaced, BD/BS/BT set)
- * and clears DR7.GD as #DB delivery does; the caller raises the #DB (debug.c). */
+/* Updates DR6 for a debug exception with the given bits (B0-B3 replaced, BD/BS/BT set);
+ * the caller raises the #DB, whose delivery clears DR7.GD (debug.c). */
 void debug_set_dr6(struct cpu *c, u32 dr6_bits);
+/* A #DB exception (not INT 1) was delivered: debug traps held back by MOV SS / POP SS
+ * are reported in its DR6 instead of later, and DR7.GD is cleared (debug.c). */
+void debug_db_delivered(struct cpu *c);
+/* Reads size bytes at a linear address as a data read at the current CPL would, without
+ * faulting and without setting accessed/dirty bits: false if some byte does not
+ * translate or is not RAM (vmem.c). For probes, not for instruction semantics. */
+bool lin_peek(struct cpu *c, u64 linear, void *buf, unsigned size);
+/* The mask RIP wraps with in the current mode. */
+static inline u64 cpu_rip_mask(const struct cpu *c)
+{
+    switch (c->mode) {
+    case MODE_LONG64: return ~0ull;
+    case MODE_PROT32: case MODE_COMPAT32: return 0xffffffffull;
+    default: return 0xffffull;
+    }
+}
 /* I/O breakpoints (DR7 RW = 10 with CR4.DE): adds matches to in->pending_db_bits. */
 void debug_check_io(struct cpu *c, u16 port, unsigned size);
 

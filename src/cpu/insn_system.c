@@ -7,6 +7,8 @@
  *
  * Where Intel and AMD differ (SYSCALL/SYSRET outside 64-bit mode, SYSENTER/SYSEXIT in
  * IA-32e mode) the behaviour follows the vendor of the CPU model. */
+#include <string.h>
+
 #include "cpu/exec.h"
 
 static _Noreturn void gp0(struct cpu *c) { cpu_fault(c, EXC_GP, 0); }
@@ -524,7 +526,7 @@ static void insn_sti(struct cpu *c, const struct insn *i)
         gp0(c);
     if (!(c->rflags & FL_IF)) {
         cpu_set_rflags(c, FL_IF, FL_IF);
-        c->intr_shadow = 1; /* interrupts wait until after the next instruction */
+        c->intr_shadow = SHADOW_STI; /* interrupts wait until after the next instruction */
     }
 }
 
@@ -573,6 +575,9 @@ static void set_flat(struct cpu *c, int seg, u16 sel, u32 attr)
     cpu_set_seg(c, seg, sel, 0, 0xffffffffu, attr);
 }
 
+/* SYSCALL and SYSRET load RFLAGS (through SFMASK, from R11): a single-step trap follows
+ * them if TF is 1 at their end, whatever it was at their start (kernel entry with TF
+ * masked does not trap; a SYSRET that sets TF traps in the user's code). */
 static void insn_syscall(struct cpu *c, const struct insn *i)
 {
     if (!(c->efer & EFER_SCE) || !cpu_has(c, CF_SYSCALL))
@@ -580,6 +585,7 @@ static void insn_syscall(struct cpu *c, const struct insn *i)
     /* Intel: 64-bit mode only. AMD: also compatibility and legacy mode. */
     if (!cpu_is_long64(c) && !is_amd(c))
         ud(c);
+    c->in->exits |= EXIT_TF_AT_END;
     u16 cs = (u16)(c->msr_star >> 32) & 0xfffc;
     if (c->efer & EFER_LMA) {
         u64 target = cpu_is_long64(c) ? c->msr_lstar : c->msr_cstar;
@@ -605,6 +611,7 @@ static void insn_sysret(struct cpu *c, const struct insn *i)
     if (!cpu_is_long64(c) && !(is_amd(c) && cpu_is_prot(c)))
         ud(c);
     require_cpl0(c);
+    c->in->exits |= EXIT_TF_AT_END;
     u16 base = (u16)(c->msr_star >> 48);
     if (c->efer & EFER_LMA) {
         bool to64 = i->osize == 8;
@@ -794,6 +801,38 @@ static void insn_ud(struct cpu *c, const struct insn *i)
     ud(c);
 }
 
+/* KVM's and Xen's forced-emulation prefixes (-cpu ...,fep): UD2 followed by the bytes
+ * "kvm" or "xen". Those hypervisors check for them when UD2 raises #UD and then emulate
+ * the instruction after them; nestor emulates every instruction, so the prefix only has
+ * to be skipped: RIP moves past its 5 bytes and the instruction there runs at once, at
+ * the same instruction boundary (the loop, exec.c, treats a UD2 whose handler returns
+ * that way: no events or traps in between, no instruction retired for the prefix, a
+ * fault reporting the instruction's own address, instruction breakpoints checked on
+ * it). As in KVM, the bytes are read like data at the current CPL, a signature that
+ * cannot be read is no prefix, and a prefix right after a prefix is an ordinary #UD. */
+static void insn_ud2(struct cpu *c, const struct insn *i)
+{
+    static const char kvm[3] = { 'k', 'v', 'm' }, xen[3] = { 'x', 'e', 'n' };
+    struct cpu_internal *in = c->in;
+    if (!c->model->fep || (c->rip == in->fep_rip && c->icount == in->fep_icount))
+        ud(c);
+    u64 mask = cpu_rip_mask(c);
+    u8 sig[3];
+    for (unsigned k = 0; k < 3; k++) {
+        u64 ip = (i->next_rip + k) & mask;
+        u64 lin = cpu_is_long64(c) ? ip : (c->seg[SEG_CS].base + ip) & 0xffffffffull;
+        if ((cpu_is_long64(c) && !cpu_canonical(c, lin)) || !lin_peek(c, lin, &sig[k], 1))
+            ud(c);
+    }
+    if (memcmp(sig, kvm, 3) != 0 && memcmp(sig, xen, 3) != 0)
+        ud(c);
+    c->icount--; /* the loop counts every handler; the prefix retires nothing */
+    c->rip = (i->next_rip + 3) & mask;
+    in->exits |= EXIT_RIP_WRITTEN;
+    in->fep_rip = c->rip;
+    in->fep_icount = c->icount + 1;
+}
+
 void insn_register_system(insn_fn *t)
 {
     static const struct { ZydisMnemonic m; insn_fn fn; } table[] = {
@@ -828,7 +867,7 @@ void insn_register_system(insn_fn *t)
         { ZYDIS_MNEMONIC_IN, insn_in },              { ZYDIS_MNEMONIC_OUT, insn_out },
         { ZYDIS_MNEMONIC_VMCALL, insn_hypercall },   { ZYDIS_MNEMONIC_VMMCALL, insn_hypercall },
         { ZYDIS_MNEMONIC_UD0, insn_ud },             { ZYDIS_MNEMONIC_UD1, insn_ud },
-        { ZYDIS_MNEMONIC_UD2, insn_ud },
+        { ZYDIS_MNEMONIC_UD2, insn_ud2 },
         { ZYDIS_MNEMONIC_MONITOR, insn_ud },         { ZYDIS_MNEMONIC_MWAIT, insn_ud },
         { ZYDIS_MNEMONIC_MONITORX, insn_ud },        { ZYDIS_MNEMONIC_MWAITX, insn_ud },
         { ZYDIS_MNEMONIC_RSM, insn_ud },

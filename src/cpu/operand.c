@@ -125,7 +125,7 @@ static void reg_write(struct cpu *c, const struct insn *i, ZydisRegister r, u64 
         seg_load(c, ri->idx, (u16)v);
         /* MOV SS / POP SS inhibit interrupts and debug traps for one instruction */
         if (ri->idx == SEG_SS)
-            c->intr_shadow = 2;
+            c->intr_shadow = SHADOW_MOV_SS;
         break;
     case RC_CR: cpu_write_cr(c, ri->idx, v); break;
     case RC_DR: cpu_write_dr(c, ri->idx, v); break;

@@ -207,6 +207,30 @@ const struct tlb_entry *lin_code_entry(struct cpu *c, u64 linear)
     return e;
 }
 
+bool lin_peek(struct cpu *c, u64 linear, void *buf, unsigned size)
+{
+    struct cpu_internal *in = c->in;
+    u8 *out = buf;
+    while (size) {
+        unsigned n = 4096 - (unsigned)(linear & 0xfff);
+        if (n > size)
+            n = size;
+        struct paging_result r;
+        in->pg.ac = c->rflags & FL_AC;
+        paging_walk(&in->pg, linear, ACC_NO_AD | (c->cpl == 3 ? ACC_USER : 0), &r);
+        if (r.fault != PAGING_OK)
+            return false;
+        const u8 *p = mem_ptr(c->mem, r.pa, n);
+        if (!p)
+            return false;
+        memcpy(out, p, n);
+        out += n;
+        linear += n;
+        size -= n;
+    }
+    return true;
+}
+
 /* ---- physical ---- */
 u64 phys_read(struct cpu *c, u64 gpa, unsigned size)
 {

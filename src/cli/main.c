@@ -26,6 +26,8 @@ static void usage(FILE *f)
             "  -smp N           number of vCPUs, default 1\n"
             "  -cpu MODEL[,+feat|,-feat|,vendor=V]...\n"
             "                   CPU model: max (default) or qemu64, with /proc/cpuinfo feature names\n"
+            "                   ,fep: UD2 followed by \"kvm\" or \"xen\" is KVM's/Xen's forced-emulation\n"
+            "                   prefix: skipped, the instruction after it runs (for their test kernels)\n"
             "  -icount          deterministic mode: time advances with retired instructions\n"
             "  -d ITEMS         trace: comma-separated list of 'insn' (executed instructions)\n"
             "                   and 'exit' (every event leaving the CPU)\n"

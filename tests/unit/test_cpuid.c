@@ -95,6 +95,33 @@ Test(cpuid, vendor_option)
     cr_expect_eq(e1.eax, r1.eax);
 }
 
+Test(cpuid, fep_option)
+{
+    /* "fep" is a property of the engine, not a CPUID bit: every leaf stays the same */
+    static const u32 leaves[] = { 0, 1, 7, 0xd, 0x40000000u, 0x80000000u, 0x80000001u,
+                                  0x80000008u };
+    struct cpuid_result plain[sizeof leaves / sizeof leaves[0]];
+    cr_assert_eq(parse("max"), 0, "%s", err);
+    cr_expect_not(m.fep, "off by default");
+    for (size_t k = 0; k < sizeof leaves / sizeof leaves[0]; k++)
+        plain[k] = q(leaves[k], 0);
+    static const char *const on[] = { "max,fep", "max,+fep", "max,fep=on", "qemu64,fep" };
+    for (size_t k = 0; k < sizeof on / sizeof on[0]; k++) {
+        cr_assert_eq(parse(on[k]), 0, "%s", err);
+        cr_expect(m.fep, "%s", on[k]);
+    }
+    cr_assert_eq(parse("max,fep"), 0, "%s", err);
+    for (size_t k = 0; k < sizeof leaves / sizeof leaves[0]; k++) {
+        struct cpuid_result r = q(leaves[k], 0);
+        cr_expect(!memcmp(&r, &plain[k], sizeof r), "leaf %#x changed with fep", leaves[k]);
+    }
+    cr_assert_eq(parse("max,fep,-fep"), 0, "%s", err);
+    cr_expect_not(m.fep);
+    cr_assert_eq(parse("max,fep=off"), 0, "%s", err);
+    cr_expect_not(m.fep);
+    cr_expect_eq(parse("max,fep=maybe"), -1);
+}
+
 Test(cpuid, errors)
 {
     cr_expect_eq(parse("pentium9000"), -1);

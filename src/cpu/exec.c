@@ -306,9 +306,9 @@ static void take_events(struct cpu *c)
     struct cpu_internal *in = c->in;
     in->exits &= ~EXIT_CHECK_EVENTS;
     in->last_block = NULL; /* what runs next need not follow the last block */
-    /* Not in an interrupt shadow, nor before a debug trap held back by MOV SS that an
-     * event delivery made due (step() delivers it first: traps on the previous
-     * instruction come before NMIs and interrupts) */
+    /* Nothing is taken in an interrupt shadow, nor while a debug trap that MOV SS held
+     * back is due (step() raises it first: traps of the previous instruction come
+     * before NMIs and interrupts) */
     if (c->intr_shadow || in->held_db_bits) {
         in->exits |= EXIT_CHECK_EVENTS; /* look again after the shadowed instruction */
         return;

@@ -195,10 +195,6 @@ void debug_set_dr6(struct cpu *c, u32 dr6_bits);
 /* A #DB exception (not INT 1) was delivered: debug traps held back by MOV SS / POP SS
  * are reported in its DR6 instead of later, and DR7.GD is cleared (debug.c). */
 void debug_db_delivered(struct cpu *c);
-/* Reads size bytes at a linear address as a data read at the current CPL would, without
- * faulting and without setting accessed/dirty bits: false if some byte does not
- * translate or is not RAM (vmem.c). For probes, not for instruction semantics. */
-bool lin_peek(struct cpu *c, u64 linear, void *buf, unsigned size);
 /* The mask RIP wraps with in the current mode. */
 static inline u64 cpu_rip_mask(const struct cpu *c)
 {
@@ -419,6 +415,10 @@ u64 lin_read(struct cpu *c, u64 linear, unsigned size, unsigned access);
 void lin_write(struct cpu *c, u64 linear, unsigned size, u64 value, unsigned access);
 void lin_read_bytes(struct cpu *c, u64 linear, void *buf, unsigned size, unsigned access);
 void lin_write_bytes(struct cpu *c, u64 linear, const void *buf, unsigned size, unsigned access);
+/* Reads size bytes at a linear address as a data read at the current CPL would, without
+ * faulting and without setting accessed/dirty bits: false if some byte does not
+ * translate or is not RAM (vmem.c). For probes, not for instruction semantics. */
+bool lin_peek(struct cpu *c, u64 linear, void *buf, unsigned size);
 /* The TLB entry for fetching code at a linear address (fetch permission checked, faults
  * raised). Its page_gen is NULL if the code is not in RAM. */
 const struct tlb_entry *lin_code_entry(struct cpu *c, u64 linear);

@@ -821,7 +821,7 @@ static void insn_ud2(struct cpu *c, const struct insn *i)
     for (unsigned k = 0; k < 3; k++) {
         u64 ip = (i->next_rip + k) & mask;
         u64 lin = cpu_is_long64(c) ? ip : (c->seg[SEG_CS].base + ip) & 0xffffffffull;
-        if ((cpu_is_long64(c) && !cpu_canonical(c, lin)) || !lin_peek(c, lin, &sig[k], 1))
+        if (!lin_peek(c, lin, &sig[k], 1))
             ud(c);
     }
     if (memcmp(sig, kvm, 3) != 0 && memcmp(sig, xen, 3) != 0)

@@ -215,6 +215,8 @@ bool lin_peek(struct cpu *c, u64 linear, void *buf, unsigned size)
         unsigned n = 4096 - (unsigned)(linear & 0xfff);
         if (n > size)
             n = size;
+        if ((c->efer & EFER_LMA) && !cpu_canonical(c, linear))
+            return false;
         struct paging_result r;
         in->pg.ac = c->rflags & FL_AC;
         paging_walk(&in->pg, linear, ACC_NO_AD | (c->cpl == 3 ? ACC_USER : 0), &r);

@@ -117,6 +117,26 @@ static void check_fep_on(void)
     exc_set_handler(DB_VECTOR, NULL);
 
     TEST_EQ(run_user(user_fep, 41, 0), 42, "the prefix works at CPL 3");
+
+    /* at the end of a page whose next page is not mapped: a signature running into it
+     * is no prefix (#UD, not #PF); a whole one makes the fetch of the next instruction
+     * fault there */
+    static struct page_table pt;
+    pt_init(&pt, rt_paging_levels == 5 ? PT_5LEVEL : PT_4LEVEL);
+    pt_map_identity(&pt, PTE_W | PTE_U);
+    u8 *frame = page_alloc();
+    ulong va = 0x140000000ul; /* above the identity map; va + 4096 stays unmapped */
+    pt_map(&pt, va, (ulong)frame, 4096, 4096, PTE_W);
+    pt_activate(&pt, 0);
+    memcpy(frame + 4094, "\x0f\x0b", 2);
+    TEST_EQ(try_exec(va + 4094), UD_VECTOR, "signature on an unmapped page: #UD");
+    TEST_EQ(exc_last.ip, va + 4094, "... at the ud2");
+    memcpy(frame + 4091, "\x0f\x0bkvm", 5);
+    TEST_EQ(try_exec(va + 4091), PF_VECTOR, "prefix at a page end, next page unmapped: #PF");
+    TEST_ASSERT(exc_last.ip == va + 4096 && exc_last.cr2 == va + 4096,
+                "... fetching the instruction after the prefix (ip %#lx cr2 %#lx)",
+                (ulong)exc_last.ip, (ulong)exc_last.cr2);
+    pt_activate(&rt_boot_pt, 0);
 }
 
 /* Is "fep" one of the comma-separated items of the -cpu string? */

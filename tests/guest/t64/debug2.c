@@ -4,7 +4,7 @@
  * Intel suppresses an instruction breakpoint on the next instruction, AMD does not),
  * single-step over STI; HLT (the trap after HLT ends the halt state), and SYSCALL/SYSRET,
  * which trap on TF at their end rather than at their start, in 64-bit and (AMD only)
- * compatibility mode.
+ * compatibility mode, while SYSENTER, which keeps TF, traps at the kernel entry.
  * QEMU TCG: ICEBP raises #UD there and DR7.GD is not implemented; its data breakpoints
  * and code breakpoints do not follow the MOV SS rules, so those checks are skipped. */
 /* guest: name=debug2 */
@@ -311,6 +311,23 @@ asm(".text\n"
     "  int $0x7f\n"
     ".code64\n");
 
+/* SYSENTER leaves TF alone (it clears VM, IF and RF): with TF set, the single-step trap
+ * comes at the kernel's entry point, at CPL 0 */
+extern u8 se_entry[], se_user[];
+asm(".text\n"
+    "se_entry:\n"
+    "  sysexitq\n"
+    "se_user:\n"
+    "  mov %rsp, %rcx\n"
+    "  lea se_user_ret(%rip), %rdx\n"
+    "  pushfq\n"
+    "  orq $0x100, (%rsp)\n"
+    "  popfq\n"
+    "  sysenter\n"
+    "se_user_ret: nop\n"
+    "  mov $0x5a, %eax\n"
+    "  int $0x7f\n");
+
 static ulong run_sc_user(const u8 *ip, u16 cs)
 {
     return run_user_raw((ulong)ip, 0, FL_TF, cs, SEL_UDATA, (ulong)user_stack + sizeof(user_stack));
@@ -383,6 +400,29 @@ static void check_syscall_tf(void)
     wrmsr(MSR_EFER, efer);
 }
 
+static void check_sysenter_tf(void)
+{
+    if (!HAS_SEP() || is_amd()) {
+        test_skip("SYSENTER with TF: SYSENTER is #UD in long mode on AMD");
+        return;
+    }
+    u64 cs = rdmsr(MSR_SYSENTER_CS), esp = rdmsr(MSR_SYSENTER_ESP), eip = rdmsr(MSR_SYSENTER_EIP);
+    wrmsr(MSR_SYSENTER_CS, SEL_KCODE64);
+    wrmsr(MSR_SYSENTER_ESP, (ulong)kernel_stack + sizeof(kernel_stack));
+    wrmsr(MSR_SYSENTER_EIP, (ulong)se_entry);
+    reset_events();
+    clear_tf = true;
+    ulong r = run_user_raw((ulong)se_user, 0, 0, SEL_UCODE64, SEL_UDATA,
+                           (ulong)user_stack + sizeof(user_stack));
+    TEST_ASSERT(r == 0x5a && nev == 1 && ev[0].rip == (ulong)se_entry &&
+                    ev[0].cs == SEL_KCODE64 && (ev[0].dr6 & DR6_BS),
+                "SYSENTER with TF: #DB at the kernel entry, CPL 0 (%d events, first at %#lx "
+                "cs %#lx)", nev, (ulong)ev[0].rip, (ulong)ev[0].cs);
+    wrmsr(MSR_SYSENTER_CS, cs);
+    wrmsr(MSR_SYSENTER_ESP, esp);
+    wrmsr(MSR_SYSENTER_EIP, eip);
+}
+
 void test_main(void)
 {
     exc_set_handler(DB_VECTOR, db_handler);
@@ -391,4 +431,5 @@ void test_main(void)
     check_movss_code_bp();
     check_sti_hlt();
     check_syscall_tf();
+    check_sysenter_tf();
 }

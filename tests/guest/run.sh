@@ -68,6 +68,9 @@ run_one() { # name kernel options
   case $RUNNER in
     qemu)
       [ -z "$cpu" ] && cpu_args=(-cpu max)
+      # nestor-only -cpu properties (fep) are not QEMU's: the kernel still sees them in
+      # its command line and skips what QEMU lacks
+      [ -n "$cpu" ] && cpu_args=(-cpu "$(echo "$cpu" | sed 's/,fep\(=on\)*//g')" -append "cpu=$cpu")
       timeout "$timeout" qemu-system-x86_64 -accel tcg -M q35 "${cpu_args[@]}" -m "$mem" \
         -smp "$smp" -nographic -no-reboot -monitor none -serial stdio -nic none \
         -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$elf" </dev/null >"$log" 2>"$err"

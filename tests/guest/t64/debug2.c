@@ -138,6 +138,21 @@ asm(".text\n"
     "sti_hlt_l4: cli\n"
     "  ret\n");
 
+/* POP SS (valid outside 64-bit mode) behaves as MOV SS: in compatibility mode at CPL 0,
+ * entered by a far call */
+extern u8 pss_compat[], pss_after[];
+asm(".text\n"
+    ".code32\n"
+    "pss_compat:\n"
+    "  push %ss\n"
+    "  pushf\n"
+    "  orl $0x100, (%esp)\n"
+    "  popf\n"
+    "  pop %ss\n"
+    "  .byte 0xf1\n"
+    "pss_after: lret\n"
+    ".code64\n");
+
 static bool ev_is(int k, const u8 *rip, ulong dr6_bits)
 {
     return ev[k].rip == (ulong)rip && (ev[k].dr6 & (0xf | DR6_BD | DR6_BS)) == dr6_bits;
@@ -176,6 +191,16 @@ static void check_movss_single_step(void)
                 "then single-steps (%d events)", nev);
     TEST_EQ(read_dr7() & DR7_GD, 0, "DR7.GD cleared by the #DB");
     write_dr7(0);
+
+    reset_events();
+    clear_tf = true;
+    struct { u32 off; u16 sel; } __attribute__((packed)) far = {(u32)(ulong)pss_compat, SEL_KCODE32};
+    asm volatile("lcall *%0" :: "m"(far) : "memory");
+    if (nev != 1)
+        show_events("pop ss; icebp");
+    TEST_ASSERT(nev == 1 && ev_is(0, pss_after, 0),
+                "TF + POP SS + ICEBP (compatibility mode): one #DB, after the ICEBP, without "
+                "BS (%d events)", nev);
 }
 
 static volatile int bp_count, ud_count;

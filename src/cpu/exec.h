@@ -447,7 +447,8 @@ static inline bool canonical_bits(u64 a, int bits)
 {
     return (u64)((s64)(a << (64 - bits)) >> (64 - bits)) == a;
 }
-/* Is linear address a canonical (48 bits, or 57 with CR4.LA57)? */
+/* Is linear address a canonical for the current paging mode (48 bits, or 57 with
+ * CR4.LA57)? This is the check of addresses about to be used: memory operands, RIP, RSP. */
 static inline bool cpu_canonical(const struct cpu *c, u64 a)
 {
     return canonical_bits(a, (c->cr4 & CR4_LA57) ? 57 : 48);
@@ -629,6 +630,18 @@ static inline bool cpu_is_real(const struct cpu *c) { return c->mode == MODE_REA
 static inline bool cpu_is_v86(const struct cpu *c) { return c->mode == MODE_V86; }
 static inline bool cpu_is_prot(const struct cpu *c) { return c->mode != MODE_REAL && c->mode != MODE_V86; }
 static inline bool cpu_has(const struct cpu *c, enum cpuid_fast f) { return c->in->fb->has[f]; }
+
+/* The processor's linear-address width: 57 bits when the model has LA57, else 48. */
+static inline int cpu_linear_width(const struct cpu *c) { return cpu_has(c, CF_LA57) ? 57 : 48; }
+/* Is a canonical in the processor's linear-address width, whatever CR4.LA57 says? The
+ * check of addresses stored for later use rather than used now: the MSRs that hold
+ * linear addresses, FS/GS bases written by WRFSBASE/WRGSBASE, the GDTR/IDTR bases of
+ * LGDT/LIDT, the LDTR/TR bases of LLDT/LTR, and INVPCID's address (SDM Vol. 3A 4.1.1 on
+ * processors with 5-level paging). */
+static inline bool cpu_canonical_max(const struct cpu *c, u64 a)
+{
+    return canonical_bits(a, cpu_linear_width(c));
+}
 
 /* Branch target helper: sets RIP (checking CS limit / canonical form) and marks it written. */
 static inline void cpu_branch(struct cpu *c, u64 target)

@@ -70,7 +70,7 @@ static void insn_lgdt_lidt(struct cpu *c, const struct insn *i)
     u64 base;
     if (cpu_is_long64(c)) {
         base = vmem_read(c, seg, (ea + 2) & amask, 8);
-        if (!cpu_canonical(c, base))
+        if (!cpu_canonical_max(c, base))
             gp0(c);
     } else {
         base = vmem_read(c, seg, (ea + 2) & amask, 4);
@@ -120,7 +120,7 @@ static struct seg system_segment(struct cpu *c, u16 sel, const u64 desc[2])
         if ((desc[1] >> 40) & 0x1f)
             cpu_fault(c, EXC_GP, sel & 0xfffc);
         s.base |= (desc[1] & 0xffffffffull) << 32;
-        if (!cpu_canonical(c, s.base))
+        if (!cpu_canonical_max(c, s.base))
             cpu_fault(c, EXC_GP, sel & 0xfffc);
     }
     return s;
@@ -372,7 +372,7 @@ static void insn_invpcid(struct cpu *c, const struct insn *i)
     }
     switch (type) {
     case 0: /* one address in one PCID */
-        if (!cpu_canonical(c, addr))
+        if (!cpu_canonical_max(c, addr))
             gp0(c);
         flush_linear(c, addr);
         break;
@@ -711,7 +711,7 @@ static void insn_wrfsgsbase(struct cpu *c, const struct insn *i)
     fsgsbase_checks(c);
     int seg = i->d.mnemonic == ZYDIS_MNEMONIC_WRFSBASE ? SEG_FS : SEG_GS;
     u64 v = opr_read(c, i, 0);
-    if (!cpu_canonical(c, v))
+    if (!cpu_canonical_max(c, v))
         gp0(c);
     c->seg[seg].base = v;
 }

@@ -67,12 +67,6 @@ enum {
 #define MISC_ENABLE_FIXED (BIT(11) | BIT(12))
 #define MISC_ENABLE_WRITABLE BIT(0)
 
-static bool canonical_msr(const struct cpu *c, u64 a)
-{
-    /* MSR addresses are checked against the widest linear address the CPU supports. */
-    return canonical_bits(a, cpu_has(c, CF_LA57) ? 57 : 48);
-}
-
 /* Memory types valid in MTRRs: UC, WC, WT, WP, WB; PAT adds UC- (7). */
 static bool mtrr_type_ok(u64 t) { return t == 0 || t == 1 || t == 4 || t == 5 || t == 6; }
 static bool pat_type_ok(u64 t) { return mtrr_type_ok(t) || t == 7; }
@@ -196,7 +190,7 @@ static u64 *sysenter_field(struct cpu *c, u32 index)
 static bool rd_sysenter(struct cpu *c, u32 i, u64 *v) { *v = *sysenter_field(c, i); return true; }
 static bool wr_sysenter(struct cpu *c, u32 i, u64 v)
 {
-    if (i != MSR_SYSENTER_CS && !canonical_msr(c, v))
+    if (i != MSR_SYSENTER_CS && !cpu_canonical_max(c, v))
         return false;
     *sysenter_field(c, i) = v;
     return true;
@@ -290,7 +284,7 @@ static bool wr_field(struct cpu *c, u32 i, u64 v)
             return false;
         break;
     default: /* LSTAR, CSTAR and the bases hold linear addresses */
-        if (!canonical_msr(c, v))
+        if (!cpu_canonical_max(c, v))
             return false;
         break;
     }

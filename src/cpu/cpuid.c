@@ -8,6 +8,7 @@
  * Topology: the ncpus vCPUs are the cores of one package, one thread per core; APIC id
  * = vCPU index. Caches: 32K L1d/L1i per core, 1M L2 per core, 16M L3 per package. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu/cpuid.h"
@@ -285,6 +286,15 @@ static int apply_option(struct cpuid_model *m, const char *item, char *err, size
         memcpy(key, item, klen);
         key[klen] = 0;
         value = *eq ? eq + 1 : "on";
+        if (strcmp(key, "phys-bits") == 0 || strcmp(key, "phys_bits") == 0) {
+            char *end;
+            unsigned long n = strtoul(value, &end, 10);
+            if (end == value || *end || n < CPUID_MIN_PHYS_BITS || n > CPUID_MAX_PHYS_BITS)
+                return fail(err, errlen, "phys-bits=%s: the physical address width must be "
+                            "a number of bits from 32 to 52", value);
+            m->phys_bits = (u8)n;
+            return 0;
+        }
         if (strcmp(key, "vendor") == 0) {
             for (size_t v = 0; v < ARRAY_SIZE(vendor_string); v++) {
                 if (strcmp(value, vendor_string[v]) == 0) {
@@ -340,6 +350,7 @@ int cpuid_model_parse(struct cpuid_model *m, const char *spec, char *err, size_t
     nm.tsc_khz = DEFAULT_TSC_KHZ;
     nm.bus_khz = DEFAULT_BUS_KHZ;
     nm.ncpus = 1;
+    nm.phys_bits = CPUID_DEFAULT_PHYS_BITS;
     snprintf(nm.model_name, sizeof(nm.model_name), "%s", models[mi].model_name);
     for (size_t f = 0; f < ARRAY_SIZE(features); f++) {
         bool in_base = models[mi].base == BASE_MAX ? features[f].implemented
@@ -614,7 +625,7 @@ struct cpuid_result cpuid_query(const struct cpuid_model *m, u32 leaf, u32 suble
         r.edx = features_of(m, L_EXT7, 0, CPUID_EDX);
         break;
     case 0x80000008u:
-        r.eax = CPUID_PHYS_ADDR_BITS | (m->fast.has[CF_LA57] ? 57u : 48u) << 8;
+        r.eax = m->phys_bits | (m->fast.has[CF_LA57] ? 57u : 48u) << 8;
         r.ebx = features_of(m, L_EXT8, 0, CPUID_EBX);
         if (!intel)
             r.ecx = (ncpus - 1) | core_bits(m) << 12;

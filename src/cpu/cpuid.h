@@ -41,17 +41,22 @@ struct cpuid_model {
     u32 tsc_khz;                      /* advertised TSC frequency */
     u32 bus_khz;                      /* LAPIC timer / crystal frequency */
     int ncpus;
+    u8 phys_bits;                     /* MAXPHYADDR: phys-bits=N, CPUID 80000008h:EAX[7:0] */
     char model_name[49];
     struct cpuid_fastbits fast;       /* derived from enabled[] */
 };
 
-/* Physical and linear address widths the model reports in CPUID 0x80000008. */
-#define CPUID_PHYS_ADDR_BITS 40
+/* The physical-address width (MAXPHYADDR) of a model without phys-bits=N, and the range
+ * phys-bits accepts (QEMU's: 32 to 52, the architectural maximum). */
+#define CPUID_DEFAULT_PHYS_BITS 40
+#define CPUID_MIN_PHYS_BITS 32
+#define CPUID_MAX_PHYS_BITS 52
 
 /* The table of every feature nestor knows the name of. */
 const struct cpuid_feature *cpuid_feature_table(int *count);
 
-/* Parses QEMU's -cpu syntax: MODEL[,+feat|,-feat|,feat|,feat=on|off|,vendor=...]... (models: max, qemu64)
+/* Parses QEMU's -cpu syntax: MODEL[,+feat|,-feat|,feat|,feat=on|off|,vendor=...|,phys-bits=N]...
+ * (models: max, qemu64)
  * Returns 0, or -1 with a clear message in err (unknown model or feature, or a feature
  * that nestor does not implement). */
 int cpuid_model_parse(struct cpuid_model *m, const char *spec, char *err, size_t errlen);

@@ -115,7 +115,7 @@ static void load_cr3(struct cpu *c, u64 v)
         /* Bit 63 with PCIDE: do not invalidate the new PCID's entries; never stored. */
         if (c->cr4 & CR4_PCIDE)
             v &= ~BIT(63);
-        if (v >> CPUID_PHYS_ADDR_BITS)
+        if (v >> c->model->phys_bits)
             gp0(c);
     } else {
         v &= 0xffffffffull;

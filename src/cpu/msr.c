@@ -79,9 +79,10 @@ static bool bytes_ok(u64 v, bool (*type_ok)(u64))
     return true;
 }
 
-static u64 phys_reserved(void)
+/* Address bits at and above MAXPHYADDR: reserved in MTRR bases and masks. */
+static u64 phys_reserved(const struct cpu *c)
 {
-    return ~0ull << CPUID_PHYS_ADDR_BITS;
+    return ~0ull << c->model->phys_bits;
 }
 
 /* ---- presence ---- */
@@ -201,10 +202,10 @@ static bool wr_mtrr_var(struct cpu *c, u32 i, u64 v)
 {
     unsigned n = i - MSR_MTRR_PHYS_FIRST;
     if (n % 2 == 0) { /* PHYSBASE: type, base */
-        if ((v & 0xf00) || (v & phys_reserved()) || !mtrr_type_ok(v & 0xff))
+        if ((v & 0xf00) || (v & phys_reserved(c)) || !mtrr_type_ok(v & 0xff))
             return false;
     } else {          /* PHYSMASK: valid bit 11, mask */
-        if ((v & 0x7ff) || (v & phys_reserved()))
+        if ((v & 0x7ff) || (v & phys_reserved(c)))
             return false;
     }
     c->msr_mtrr_var[n] = v;

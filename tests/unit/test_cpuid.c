@@ -239,3 +239,22 @@ Test(cpuid, xsave_and_tsc_leaves)
     cr_expect_eq(q(0x40000000u, 0).eax, 0x40000001u);
     cr_expect(BITSET(q(1, 0).ecx, 31));
 }
+
+Test(cpuid, phys_bits_option)
+{
+    cr_assert_eq(parse("max"), 0, "%s", err);
+    cr_expect_eq(m.phys_bits, 40, "default MAXPHYADDR");
+    cr_expect_eq(q(0x80000008u, 0).eax, 40u | 57u << 8);
+    cr_assert_eq(parse("max,phys-bits=36"), 0, "%s", err);
+    cr_expect_eq(q(0x80000008u, 0).eax & 0xff, 36u);
+    cr_assert_eq(parse("qemu64,phys-bits=52"), 0, "%s", err);
+    cr_expect_eq(q(0x80000008u, 0).eax, 52u | 48u << 8);
+    cr_assert_eq(parse("max,phys-bits=32,-la57"), 0, "%s", err);
+    cr_expect_eq(q(0x80000008u, 0).eax, 32u | 48u << 8);
+    static const char *const bad[] = { "max,phys-bits=31", "max,phys-bits=53", "max,phys-bits=",
+                                       "max,phys-bits=4x", "max,phys-bits=-40" };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        cr_expect_eq(parse(bad[k]), -1, "%s accepted", bad[k]);
+        cr_expect(strstr(err, "32 to 52") != NULL, "%s: message '%s'", bad[k], err);
+    }
+}

@@ -65,7 +65,10 @@ static const struct cpuid_feature features[] = {
     F("avx", L_STD1, 0, ECX, 28, false, false),
     F("f16c", L_STD1, 0, ECX, 29, false, false),
     F("rdrand", L_STD1, 0, ECX, 30, false, false),
-    F("hypervisor", L_STD1, 0, ECX, 31, true, false),
+    /* On in every model, as QEMU sets it: the guest runs on a virtual machine monitor.
+     * Its leaves from 40000000h say which one (nestor, no paravirtual interface) unless
+     * -hypervisor hides the bit, and them with it, to look like bare metal. */
+    F("hypervisor", L_STD1, 0, ECX, 31, true, true),
     /* CPUID.6:EAX */
     F("arat", L_STD6, 0, EAX, 2, true, false), /* the LAPIC timer never stops */
     /* CPUID.(7,0):EBX */
@@ -179,6 +182,10 @@ static const u32 max_basic_leaf[] = { [VENDOR_INTEL] = 0x16, [VENDOR_AMD] = 0xd 
 #define MAX_EXT_LEAF 0x80000008u
 #define HV_BASE_LEAF 0x40000000u
 #define HV_MAX_LEAF 0x40000001u
+/* Without a paravirtual interface the leaves read as QEMU's TCG lays them out for a guest
+ * without KVM, Xen or Hyper-V: 40000000h gives the highest hypervisor leaf (40000001h)
+ * and the VMM's signature (nestor's own, so that no guest takes it for another VMM and
+ * uses that VMM's interfaces); 40000001h, the feature leaf, is all zero. */
 static const char hv_signature[13] = "NestorNestor";
 
 /* XSAVE components the engine implements: x87 and SSE. The image is the 512-byte
@@ -355,10 +362,6 @@ int cpuid_model_parse(struct cpuid_model *m, const char *spec, char *err, size_t
     for (size_t f = 0; f < ARRAY_SIZE(features); f++) {
         bool in_base = models[mi].base == BASE_MAX ? features[f].implemented
                                                    : features[f].baseline;
-        /* "hypervisor" is never on by default: a guest seeing it looks for a hypervisor
-         * interface, which the Xen/Hyper-V layers turn on together with the bit. */
-        if (strcmp(features[f].name, "hypervisor") == 0)
-            in_base = false;
         nm.enabled[f] = in_base && features[f].implemented;
     }
 

@@ -92,7 +92,7 @@ void cpu_reset(struct cpu *c)
     reset_common(c);
     fpu_power_on(c);
     c->msr_tsc_aux = 0;
-    c->msr_misc_enable = 1; /* fast strings */
+    c->msr_misc_enable = cpu_misc_enable_reset(c);
     c->msr_tsc_adjust = 0;
     c->tsc_offset = 0;
     c->msr_mtrr_def_type = 0;

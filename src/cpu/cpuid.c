@@ -48,7 +48,7 @@ static const struct cpuid_feature features[] = {
     /* CPUID.1:ECX */
     F("pni", L_STD1, 0, ECX, 0, false, true), /* SSE3 */
     F("pclmulqdq", L_STD1, 0, ECX, 1, false, false),
-    F("monitor", L_STD1, 0, ECX, 3, false, false),
+    F("monitor", L_STD1, 0, ECX, 3, true, false), /* MONITOR/MWAIT, leaf 5 */
     F("vmx", L_STD1, 0, ECX, 5, false, false),
     F("ssse3", L_STD1, 0, ECX, 9, false, false),
     F("fma", L_STD1, 0, ECX, 12, false, false),
@@ -558,6 +558,15 @@ struct cpuid_result cpuid_query(const struct cpuid_model *m, u32 leaf, u32 suble
         if (intel)
             r = leaf4(m, subleaf);
         break;
+    case 5: /* MONITOR/MWAIT: the monitor line is a cache line; MWAIT takes ECX[0]
+             * (interrupts as break events) and Intel reports one C1 sub-state, the
+             * HLT-like wait every hint gets */
+        if (features_of(m, 1, 0, CPUID_ECX) & BIT(3)) {
+            r.eax = r.ebx = CACHE_LINE;
+            r.ecx = BIT(0) | BIT(1);
+            r.edx = intel ? 1u << 4 : 0;
+        }
+        break;
     case 6:
         r.eax = features_of(m, 6, 0, CPUID_EAX);
         break;
@@ -634,7 +643,29 @@ struct cpuid_result cpuid_query(const struct cpuid_model *m, u32 leaf, u32 suble
             r.ecx = (ncpus - 1) | core_bits(m) << 12;
         break;
     default:
-        break; /* reserved leaves inside the range (3, 5, 8-0xa, 0xc, 0xe-0x14): zero */
+        break; /* reserved leaves inside the range (3, 8-0xa, 0xc, 0xe-0x14): zero */
     }
     return r;
+}
+
+u32 cpuid_misc_enable_leaf(const struct cpuid_model *m, u32 leaf, u64 misc_enable)
+{
+    if (m->vendor != VENDOR_INTEL || !(misc_enable & MISC_ENABLE_LIMIT_CPUID))
+        return leaf;
+    /* the out-of-range rule, with 2 as the highest basic leaf */
+    bool basic = leaf < HV_BASE_LEAF;
+    return (basic && leaf > 2) || !leaf_exists(m, leaf) ? 2 : leaf;
+}
+
+void cpuid_misc_enable_adjust(const struct cpuid_model *m, u32 leaf, u64 misc_enable,
+                              struct cpuid_result *r)
+{
+    if (m->vendor != VENDOR_INTEL)
+        return;
+    if (leaf == 0 && (misc_enable & MISC_ENABLE_LIMIT_CPUID))
+        r->eax = 2;
+    if (leaf == 1 && !(misc_enable & MISC_ENABLE_MWAIT))
+        r->ecx &= ~(u32)BIT(3);
+    if (leaf == 0x80000001u && (misc_enable & MISC_ENABLE_XD_DISABLE))
+        r->edx &= ~(u32)BIT(20);
 }

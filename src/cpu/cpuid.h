@@ -75,4 +75,17 @@ struct cpuid_result { u32 eax, ebx, ecx, edx; };
 struct cpuid_result cpuid_query(const struct cpuid_model *m, u32 leaf, u32 subleaf,
                                 u32 apic_id, bool osxsave, bool apic_enabled, u64 xcr0);
 
+/* IA32_MISC_ENABLE (Intel, SDM Vol. 4 table 2-2) bits that change what CPUID reports:
+ * MONITOR/MWAIT enable (clear: CPUID.1:ECX.MONITOR is 0), limit CPUID maxval (CPUID.0:EAX
+ * reads 2), XD bit disable (CPUID.80000001h:EDX.NX is 0). */
+#define MISC_ENABLE_MWAIT (1ull << 18)
+#define MISC_ENABLE_LIMIT_CPUID (1ull << 22)
+#define MISC_ENABLE_XD_DISABLE (1ull << 34)
+/* The leaf CPUID answers for leaf under misc_enable: with the maxval limit an Intel CPU
+ * treats basic leaves above 2 as out of range, answering with leaf 2. */
+u32 cpuid_misc_enable_leaf(const struct cpuid_model *m, u32 leaf, u64 misc_enable);
+/* Applies misc_enable's other effects to the answer r for leaf (Intel only). */
+void cpuid_misc_enable_adjust(const struct cpuid_model *m, u32 leaf, u64 misc_enable,
+                              struct cpuid_result *r);
+
 #endif

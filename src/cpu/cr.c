@@ -184,7 +184,8 @@ bool cpu_efer_valid(const struct cpu *c, u64 value)
         allowed |= EFER_SCE;
     if (cpu_has(c, CF_LM))
         allowed |= EFER_LME;
-    if (cpu_has(c, CF_NX))
+    /* IA32_MISC_ENABLE.XD_DISABLE takes NX away (and CPUID's NX bit with it) */
+    if (cpu_has(c, CF_NX) && !(c->msr_misc_enable & MISC_ENABLE_XD_DISABLE))
         allowed |= EFER_NXE;
     if (value & ~allowed)
         return false;

@@ -364,6 +364,10 @@ static inline u64 opr_ea(struct cpu *c, const struct insn *i, int n)
 }
 /* Segment of memory operand n (SEG_*), after override prefixes. */
 static inline int opr_seg(const struct insn *i, int n) { return i->opd[n].seg; }
+/* Segment of an implicit DS-relative address (string sources, XLAT, MASKMOV, MONITOR):
+ * DS unless an override prefix names another (Zydis reports no override for the
+ * prefixes 64-bit mode ignores). */
+int insn_ds_segment(const struct insn *i);
 static inline bool opr_is_mem(const struct insn *i, int n) { return i->op[n].type == ZYDIS_OPERAND_TYPE_MEMORY; }
 static inline bool opr_is_reg(const struct insn *i, int n) { return i->op[n].type == ZYDIS_OPERAND_TYPE_REGISTER; }
 static inline bool opr_is_imm(const struct insn *i, int n) { return i->opd[n].kind == OPD_IMM; }
@@ -478,6 +482,12 @@ void cpu_load_cr(struct cpu *c, int cr, u64 value);
 /* EFER: may value be written now (reserved bits, features, LME while paging)? And the
  * write itself (#GP(0) if invalid), with the flushes it needs (cr.c). */
 bool cpu_efer_valid(const struct cpu *c, u64 value);
+/* A vCPU halted in MWAIT: has the monitored page been written, or (with MWAIT's ECX[0])
+ * a masked interrupt arrived? If so it runs again (insn_system.c). */
+bool cpu_mwait_ends(struct cpu *c);
+/* IA32_MISC_ENABLE at power-on (msr.c): fast strings, thermal control, and MONITOR/MWAIT
+ * enabled where the model has them. */
+u64 cpu_misc_enable_reset(const struct cpu *c);
 void cpu_load_efer(struct cpu *c, u64 value);
 /* MSR access with the engine's own MSRs; others go to the intercept. false = #GP. */
 bool cpu_rdmsr(struct cpu *c, u32 index, u64 *value);

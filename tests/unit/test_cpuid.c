@@ -272,3 +272,53 @@ Test(cpuid, phys_bits_option)
         cr_expect(strstr(err, "32 to 52") != NULL, "%s: message '%s'", bad[k], err);
     }
 }
+
+Test(cpuid, monitor_leaf5)
+{
+    cr_assert_eq(parse("max"), 0, "%s", err);
+    cr_expect(BITSET(q(1, 0).ecx, 3), "max has MONITOR");
+    struct cpuid_result r = q(5, 0);
+    cr_expect_eq(r.eax, 64u);
+    cr_expect_eq(r.ebx, 64u);
+    cr_expect_eq(r.ecx, 3u, "extensions enumerated, interrupts as break events");
+    cr_expect_eq(r.edx, 0x10u, "one C1 sub-state");
+    cr_assert_eq(parse("max,-monitor"), 0, "%s", err);
+    r = q(5, 0);
+    cr_expect(r.eax == 0 && r.ebx == 0 && r.ecx == 0 && r.edx == 0);
+    cr_assert_eq(parse("qemu64"), 0, "%s", err);
+    cr_expect_not(BITSET(q(1, 0).ecx, 3), "qemu64 has no MONITOR");
+}
+
+Test(cpuid, misc_enable_effects)
+{
+    cr_assert_eq(parse("max"), 0, "%s", err);
+    u64 on = MISC_ENABLE_MWAIT;
+    cr_expect_eq(cpuid_misc_enable_leaf(&m, 7, on), 7u);
+    cr_expect_eq(cpuid_misc_enable_leaf(&m, 2, on | MISC_ENABLE_LIMIT_CPUID), 2u);
+    cr_expect_eq(cpuid_misc_enable_leaf(&m, 3, on | MISC_ENABLE_LIMIT_CPUID), 2u);
+    cr_expect_eq(cpuid_misc_enable_leaf(&m, 0x16, on | MISC_ENABLE_LIMIT_CPUID), 2u);
+    cr_expect_eq(cpuid_misc_enable_leaf(&m, 0x40000000u, on | MISC_ENABLE_LIMIT_CPUID),
+                 0x40000000u, "the hypervisor leaves stay");
+    cr_expect_eq(cpuid_misc_enable_leaf(&m, 0x40000005u, on | MISC_ENABLE_LIMIT_CPUID), 2u,
+                 "out of range: the highest basic leaf, now 2");
+    cr_expect_eq(cpuid_misc_enable_leaf(&m, 0x80000001u, on | MISC_ENABLE_LIMIT_CPUID),
+                 0x80000001u);
+    struct cpuid_result r = q(0, 0);
+    cpuid_misc_enable_adjust(&m, 0, on | MISC_ENABLE_LIMIT_CPUID, &r);
+    cr_expect_eq(r.eax, 2u);
+    r = q(1, 0);
+    cpuid_misc_enable_adjust(&m, 1, on, &r);
+    cr_expect(BITSET(r.ecx, 3));
+    cpuid_misc_enable_adjust(&m, 1, 0, &r);
+    cr_expect_not(BITSET(r.ecx, 3), "bit 18 clear hides MONITOR");
+    r = q(0x80000001u, 0);
+    cr_expect(BITSET(r.edx, 20));
+    cpuid_misc_enable_adjust(&m, 0x80000001u, on | MISC_ENABLE_XD_DISABLE, &r);
+    cr_expect_not(BITSET(r.edx, 20), "XD disable hides NX");
+    /* AMD has no IA32_MISC_ENABLE */
+    cr_assert_eq(parse("max,vendor=AuthenticAMD"), 0, "%s", err);
+    cr_expect_eq(cpuid_misc_enable_leaf(&m, 7, MISC_ENABLE_LIMIT_CPUID), 7u);
+    r = q(1, 0);
+    cpuid_misc_enable_adjust(&m, 1, 0, &r);
+    cr_expect(BITSET(r.ecx, 3));
+}

@@ -52,6 +52,7 @@ static void reset_common(struct cpu *c)
     struct cpuid_result r1 = cpuid_query(c->model, 1, 0, (u32)c->id, false, true, 0);
     c->gpr[R_RDX] = r1.eax; /* processor signature */
     c->rip = 0xfff0;
+    c->mwait = c->monitor_armed = false;
     c->rflags = FL_FIXED1;
     if (c->in)
         c->in->lz.op = LZ_NONE;

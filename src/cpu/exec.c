@@ -765,6 +765,7 @@ static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
             take_events(c);
             if (c->state == CPU_HALTED && !(c->mwait && cpu_mwait_ends(c)))
                 return STOP_HALTED;
+            c->mwait = false; /* awake, whatever ended the wait */
         } else if (unlikely((in->exits & EXIT_CHECK_EVENTS) || c->nmi_pending)) {
             take_events(c);
         }

@@ -491,7 +491,7 @@ static void insn_hlt(struct cpu *c, const struct insn *i)
     struct cpu_event ev = { .kind = EV_HLT };
     if (cpu_intercept(c, &ev) == INTERCEPT_DEFAULT) {
         c->state = CPU_HALTED;
-        c->mwait = false;
+        c->mwait = false; /* an HLT, whatever ended the last MWAIT */
     }
 }
 
@@ -565,7 +565,6 @@ bool cpu_mwait_ends(struct cpu *c)
                        c->ops->intr_pending(c, c->ops_opaque) >= 0;
     if (!monitor_triggered(c) && !masked_intr)
         return false;
-    c->mwait = false;
     c->state = CPU_RUNNING;
     return true;
 }

@@ -52,6 +52,7 @@ static void reset_common(struct cpu *c)
     struct cpuid_result r1 = cpuid_query(c->model, 1, 0, (u32)c->id, false, true, 0);
     c->gpr[R_RDX] = r1.eax; /* processor signature */
     c->rip = 0xfff0;
+    c->mwait = c->monitor_armed = false;
     c->rflags = FL_FIXED1;
     if (c->in)
         c->in->lz.op = LZ_NONE;
@@ -92,7 +93,7 @@ void cpu_reset(struct cpu *c)
     reset_common(c);
     fpu_power_on(c);
     c->msr_tsc_aux = 0;
-    c->msr_misc_enable = 1; /* fast strings */
+    c->msr_misc_enable = cpu_misc_enable_reset(c);
     c->msr_tsc_adjust = 0;
     c->tsc_offset = 0;
     c->msr_mtrr_def_type = 0;

@@ -249,6 +249,13 @@ struct cpu {
     /* Interrupt shadow after STI / MOV SS / POP SS: holds for one instruction
      * (SHADOW_*); delivering an event ends it. */
     u8 intr_shadow;
+    /* MONITOR/MWAIT: the armed line's physical address and the write generation of its
+     * page when MONITOR armed it (a write to the page moves the generation on); mwait:
+     * the vCPU is CPU_HALTED in MWAIT rather than HLT, mwait_break_on_intr: ECX[0] of
+     * that MWAIT, a masked interrupt ends the wait too. */
+    bool monitor_armed, mwait, mwait_break_on_intr;
+    u64 monitor_gpa;
+    u32 monitor_gen;
     u64 icount; /* instructions retired */
     int id;     /* APIC id / index */
 

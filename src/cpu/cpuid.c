@@ -8,6 +8,7 @@
  * Topology: the ncpus vCPUs are the cores of one package, one thread per core; APIC id
  * = vCPU index. Caches: 32K L1d/L1i per core, 1M L2 per core, 16M L3 per package. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu/cpuid.h"
@@ -47,7 +48,7 @@ static const struct cpuid_feature features[] = {
     /* CPUID.1:ECX */
     F("pni", L_STD1, 0, ECX, 0, false, true), /* SSE3 */
     F("pclmulqdq", L_STD1, 0, ECX, 1, false, false),
-    F("monitor", L_STD1, 0, ECX, 3, false, false),
+    F("monitor", L_STD1, 0, ECX, 3, true, false), /* MONITOR/MWAIT, leaf 5 */
     F("vmx", L_STD1, 0, ECX, 5, false, false),
     F("ssse3", L_STD1, 0, ECX, 9, false, false),
     F("fma", L_STD1, 0, ECX, 12, false, false),
@@ -64,7 +65,10 @@ static const struct cpuid_feature features[] = {
     F("avx", L_STD1, 0, ECX, 28, false, false),
     F("f16c", L_STD1, 0, ECX, 29, false, false),
     F("rdrand", L_STD1, 0, ECX, 30, false, false),
-    F("hypervisor", L_STD1, 0, ECX, 31, true, false),
+    /* On in every model, as QEMU sets it: the guest runs on a virtual machine monitor.
+     * Its leaves from 40000000h say which one (nestor, no paravirtual interface) unless
+     * -hypervisor hides the bit, and them with it, to look like bare metal. */
+    F("hypervisor", L_STD1, 0, ECX, 31, true, true),
     /* CPUID.6:EAX */
     F("arat", L_STD6, 0, EAX, 2, true, false), /* the LAPIC timer never stops */
     /* CPUID.(7,0):EBX */
@@ -178,6 +182,10 @@ static const u32 max_basic_leaf[] = { [VENDOR_INTEL] = 0x16, [VENDOR_AMD] = 0xd 
 #define MAX_EXT_LEAF 0x80000008u
 #define HV_BASE_LEAF 0x40000000u
 #define HV_MAX_LEAF 0x40000001u
+/* Without a paravirtual interface the leaves read as QEMU's TCG lays them out for a guest
+ * without KVM, Xen or Hyper-V: 40000000h gives the highest hypervisor leaf (40000001h)
+ * and the VMM's signature (nestor's own, so that no guest takes it for another VMM and
+ * uses that VMM's interfaces); 40000001h, the feature leaf, is all zero. */
 static const char hv_signature[13] = "NestorNestor";
 
 /* XSAVE components the engine implements: x87 and SSE. The image is the 512-byte
@@ -285,6 +293,15 @@ static int apply_option(struct cpuid_model *m, const char *item, char *err, size
         memcpy(key, item, klen);
         key[klen] = 0;
         value = *eq ? eq + 1 : "on";
+        if (strcmp(key, "phys-bits") == 0 || strcmp(key, "phys_bits") == 0) {
+            char *end;
+            unsigned long n = strtoul(value, &end, 10);
+            if (end == value || *end || n < CPUID_MIN_PHYS_BITS || n > CPUID_MAX_PHYS_BITS)
+                return fail(err, errlen, "phys-bits=%s: the physical address width must be "
+                            "a number of bits from 32 to 52", value);
+            m->phys_bits = (u8)n;
+            return 0;
+        }
         if (strcmp(key, "vendor") == 0) {
             for (size_t v = 0; v < ARRAY_SIZE(vendor_string); v++) {
                 if (strcmp(value, vendor_string[v]) == 0) {
@@ -345,14 +362,11 @@ int cpuid_model_parse(struct cpuid_model *m, const char *spec, char *err, size_t
     nm.tsc_khz = DEFAULT_TSC_KHZ;
     nm.bus_khz = DEFAULT_BUS_KHZ;
     nm.ncpus = 1;
+    nm.phys_bits = CPUID_DEFAULT_PHYS_BITS;
     snprintf(nm.model_name, sizeof(nm.model_name), "%s", models[mi].model_name);
     for (size_t f = 0; f < ARRAY_SIZE(features); f++) {
         bool in_base = models[mi].base == BASE_MAX ? features[f].implemented
                                                    : features[f].baseline;
-        /* "hypervisor" is never on by default: a guest seeing it looks for a hypervisor
-         * interface, which the Xen/Hyper-V layers turn on together with the bit. */
-        if (strcmp(features[f].name, "hypervisor") == 0)
-            in_base = false;
         nm.enabled[f] = in_base && features[f].implemented;
     }
 
@@ -549,6 +563,15 @@ struct cpuid_result cpuid_query(const struct cpuid_model *m, u32 leaf, u32 suble
         if (intel)
             r = leaf4(m, subleaf);
         break;
+    case 5: /* MONITOR/MWAIT: the monitor line is a cache line; MWAIT takes ECX[0]
+             * (interrupts as break events) and Intel reports one C1 sub-state, the
+             * HLT-like wait every hint gets */
+        if (features_of(m, 1, 0, CPUID_ECX) & BIT(3)) {
+            r.eax = r.ebx = CACHE_LINE;
+            r.ecx = BIT(0) | BIT(1);
+            r.edx = intel ? 1u << 4 : 0;
+        }
+        break;
     case 6:
         r.eax = features_of(m, 6, 0, CPUID_EAX);
         break;
@@ -619,13 +642,35 @@ struct cpuid_result cpuid_query(const struct cpuid_model *m, u32 leaf, u32 suble
         r.edx = features_of(m, L_EXT7, 0, CPUID_EDX);
         break;
     case 0x80000008u:
-        r.eax = CPUID_PHYS_ADDR_BITS | (m->fast.has[CF_LA57] ? 57u : 48u) << 8;
+        r.eax = m->phys_bits | (m->fast.has[CF_LA57] ? 57u : 48u) << 8;
         r.ebx = features_of(m, L_EXT8, 0, CPUID_EBX);
         if (!intel)
             r.ecx = (ncpus - 1) | core_bits(m) << 12;
         break;
     default:
-        break; /* reserved leaves inside the range (3, 5, 8-0xa, 0xc, 0xe-0x14): zero */
+        break; /* reserved leaves inside the range (3, 8-0xa, 0xc, 0xe-0x14): zero */
     }
     return r;
+}
+
+u32 cpuid_misc_enable_leaf(const struct cpuid_model *m, u32 leaf, u64 misc_enable)
+{
+    if (m->vendor != VENDOR_INTEL || !(misc_enable & MISC_ENABLE_LIMIT_CPUID))
+        return leaf;
+    /* the out-of-range rule, with 2 as the highest basic leaf */
+    bool basic = leaf < HV_BASE_LEAF;
+    return (basic && leaf > 2) || !leaf_exists(m, leaf) ? 2 : leaf;
+}
+
+void cpuid_misc_enable_adjust(const struct cpuid_model *m, u32 leaf, u64 misc_enable,
+                              struct cpuid_result *r)
+{
+    if (m->vendor != VENDOR_INTEL)
+        return;
+    if (leaf == 0 && (misc_enable & MISC_ENABLE_LIMIT_CPUID))
+        r->eax = 2;
+    if (leaf == 1 && !(misc_enable & MISC_ENABLE_MWAIT))
+        r->ecx &= ~(u32)BIT(3);
+    if (leaf == 0x80000001u && (misc_enable & MISC_ENABLE_XD_DISABLE))
+        r->edx &= ~(u32)BIT(20);
 }

@@ -41,6 +41,7 @@ struct cpuid_model {
     u32 tsc_khz;                      /* advertised TSC frequency */
     u32 bus_khz;                      /* LAPIC timer / crystal frequency */
     int ncpus;
+    u8 phys_bits;                     /* MAXPHYADDR: phys-bits=N, CPUID 80000008h:EAX[7:0] */
     char model_name[49];
     /* Not a CPUID feature: UD2 followed by "kvm" or "xen" is KVM's/Xen's forced-emulation
      * prefix (option "fep"; the engine skips it and runs the instruction after it). */
@@ -48,14 +49,18 @@ struct cpuid_model {
     struct cpuid_fastbits fast;       /* derived from enabled[] */
 };
 
-/* Physical and linear address widths the model reports in CPUID 0x80000008. */
-#define CPUID_PHYS_ADDR_BITS 40
+/* The physical-address width (MAXPHYADDR) of a model without phys-bits=N, and the range
+ * phys-bits accepts (QEMU's: 32 to 52, the architectural maximum). */
+#define CPUID_DEFAULT_PHYS_BITS 40
+#define CPUID_MIN_PHYS_BITS 32
+#define CPUID_MAX_PHYS_BITS 52
 
 /* The table of every feature nestor knows the name of. */
 const struct cpuid_feature *cpuid_feature_table(int *count);
 
-/* Parses QEMU's -cpu syntax: MODEL[,+feat|,-feat|,feat|,feat=on|off|,vendor=...]... (models: max, qemu64);
- * "fep" (also +fep, fep=on) turns on the forced-emulation prefixes, not a feature bit.
+/* Parses QEMU's -cpu syntax: MODEL[,+feat|,-feat|,feat|,feat=on|off|,vendor=...|,phys-bits=N]...
+ * (models: max, qemu64); "fep" (also +fep, fep=on) turns on the forced-emulation prefixes,
+ * not a feature bit.
  * Returns 0, or -1 with a clear message in err (unknown model or feature, or a feature
  * that nestor does not implement). */
 int cpuid_model_parse(struct cpuid_model *m, const char *spec, char *err, size_t errlen);
@@ -73,5 +78,18 @@ const struct cpuid_fastbits *cpuid_fast(const struct cpuid_model *m);
 struct cpuid_result { u32 eax, ebx, ecx, edx; };
 struct cpuid_result cpuid_query(const struct cpuid_model *m, u32 leaf, u32 subleaf,
                                 u32 apic_id, bool osxsave, bool apic_enabled, u64 xcr0);
+
+/* IA32_MISC_ENABLE (Intel, SDM Vol. 4 table 2-2) bits that change what CPUID reports:
+ * MONITOR/MWAIT enable (clear: CPUID.1:ECX.MONITOR is 0), limit CPUID maxval (CPUID.0:EAX
+ * reads 2), XD bit disable (CPUID.80000001h:EDX.NX is 0). */
+#define MISC_ENABLE_MWAIT (1ull << 18)
+#define MISC_ENABLE_LIMIT_CPUID (1ull << 22)
+#define MISC_ENABLE_XD_DISABLE (1ull << 34)
+/* The leaf CPUID answers for leaf under misc_enable: with the maxval limit an Intel CPU
+ * treats basic leaves above 2 as out of range, answering with leaf 2. */
+u32 cpuid_misc_enable_leaf(const struct cpuid_model *m, u32 leaf, u64 misc_enable);
+/* Applies misc_enable's other effects to the answer r for leaf (Intel only). */
+void cpuid_misc_enable_adjust(const struct cpuid_model *m, u32 leaf, u64 misc_enable,
+                              struct cpuid_result *r);
 
 #endif

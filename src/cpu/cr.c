@@ -115,7 +115,7 @@ static void load_cr3(struct cpu *c, u64 v)
         /* Bit 63 with PCIDE: do not invalidate the new PCID's entries; never stored. */
         if (c->cr4 & CR4_PCIDE)
             v &= ~BIT(63);
-        if (v >> CPUID_PHYS_ADDR_BITS)
+        if (v >> c->model->phys_bits)
             gp0(c);
     } else {
         v &= 0xffffffffull;
@@ -184,7 +184,8 @@ bool cpu_efer_valid(const struct cpu *c, u64 value)
         allowed |= EFER_SCE;
     if (cpu_has(c, CF_LM))
         allowed |= EFER_LME;
-    if (cpu_has(c, CF_NX))
+    /* IA32_MISC_ENABLE.XD_DISABLE takes NX away (and CPUID's NX bit with it) */
+    if (cpu_has(c, CF_NX) && !(c->msr_misc_enable & MISC_ENABLE_XD_DISABLE))
         allowed |= EFER_NXE;
     if (value & ~allowed)
         return false;

@@ -783,10 +783,12 @@ static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
                 return STOP_SHUTDOWN;
             if (c->state == CPU_WAIT_FOR_SIPI)
                 return STOP_HALTED;
-            /* halted: an unmasked interrupt or NMI wakes it */
+            /* halted: an unmasked interrupt or NMI wakes it (in MWAIT, also a write to
+             * the monitored line or a masked interrupt) */
             take_events(c);
-            if (c->state == CPU_HALTED)
+            if (c->state == CPU_HALTED && !(c->mwait && cpu_mwait_ends(c)))
                 return STOP_HALTED;
+            c->mwait = false; /* awake, whatever ended the wait */
         } else if (unlikely((in->exits & EXIT_CHECK_EVENTS) || c->nmi_pending)) {
             take_events(c);
         }

@@ -385,6 +385,10 @@ static inline u64 opr_ea(struct cpu *c, const struct insn *i, int n)
 }
 /* Segment of memory operand n (SEG_*), after override prefixes. */
 static inline int opr_seg(const struct insn *i, int n) { return i->opd[n].seg; }
+/* Segment of an implicit DS-relative address (string sources, XLAT, MASKMOV, MONITOR):
+ * DS unless an override prefix names another (Zydis reports no override for the
+ * prefixes 64-bit mode ignores). */
+int insn_ds_segment(const struct insn *i);
 static inline bool opr_is_mem(const struct insn *i, int n) { return i->op[n].type == ZYDIS_OPERAND_TYPE_MEMORY; }
 static inline bool opr_is_reg(const struct insn *i, int n) { return i->op[n].type == ZYDIS_OPERAND_TYPE_REGISTER; }
 static inline bool opr_is_imm(const struct insn *i, int n) { return i->opd[n].kind == OPD_IMM; }
@@ -472,7 +476,8 @@ static inline bool canonical_bits(u64 a, int bits)
 {
     return (u64)((s64)(a << (64 - bits)) >> (64 - bits)) == a;
 }
-/* Is linear address a canonical (48 bits, or 57 with CR4.LA57)? */
+/* Is linear address a canonical for the current paging mode (48 bits, or 57 with
+ * CR4.LA57)? This is the check of addresses about to be used: memory operands, RIP, RSP. */
 static inline bool cpu_canonical(const struct cpu *c, u64 a)
 {
     return canonical_bits(a, (c->cr4 & CR4_LA57) ? 57 : 48);
@@ -502,6 +507,12 @@ void cpu_load_cr(struct cpu *c, int cr, u64 value);
 /* EFER: may value be written now (reserved bits, features, LME while paging)? And the
  * write itself (#GP(0) if invalid), with the flushes it needs (cr.c). */
 bool cpu_efer_valid(const struct cpu *c, u64 value);
+/* A vCPU halted in MWAIT: has the monitored page been written, or (with MWAIT's ECX[0])
+ * a masked interrupt arrived? If so it runs again (insn_system.c). */
+bool cpu_mwait_ends(struct cpu *c);
+/* IA32_MISC_ENABLE at power-on (msr.c): fast strings, thermal control, and MONITOR/MWAIT
+ * enabled where the model has them. */
+u64 cpu_misc_enable_reset(const struct cpu *c);
 void cpu_load_efer(struct cpu *c, u64 value);
 /* MSR access with the engine's own MSRs; others go to the intercept. false = #GP. */
 bool cpu_rdmsr(struct cpu *c, u32 index, u64 *value);
@@ -654,6 +665,18 @@ static inline bool cpu_is_real(const struct cpu *c) { return c->mode == MODE_REA
 static inline bool cpu_is_v86(const struct cpu *c) { return c->mode == MODE_V86; }
 static inline bool cpu_is_prot(const struct cpu *c) { return c->mode != MODE_REAL && c->mode != MODE_V86; }
 static inline bool cpu_has(const struct cpu *c, enum cpuid_fast f) { return c->in->fb->has[f]; }
+
+/* The processor's linear-address width: 57 bits when the model has LA57, else 48. */
+static inline int cpu_linear_width(const struct cpu *c) { return cpu_has(c, CF_LA57) ? 57 : 48; }
+/* Is a canonical in the processor's linear-address width, whatever CR4.LA57 says? The
+ * check of addresses stored for later use rather than used now: the MSRs that hold
+ * linear addresses, FS/GS bases written by WRFSBASE/WRGSBASE, the GDTR/IDTR bases of
+ * LGDT/LIDT, the LDTR/TR bases of LLDT/LTR, and INVPCID's address (SDM Vol. 3A 4.1.1 on
+ * processors with 5-level paging). */
+static inline bool cpu_canonical_max(const struct cpu *c, u64 a)
+{
+    return canonical_bits(a, cpu_linear_width(c));
+}
 
 /* Branch target helper: sets RIP (checking CS limit / canonical form) and marks it written. */
 static inline void cpu_branch(struct cpu *c, u64 target)

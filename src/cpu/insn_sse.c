@@ -563,15 +563,7 @@ static void insn_maskmov(struct cpu *c, const struct insn *i)
     src_read(c, i, 0, &data, 0);
     src_read(c, i, 1, &mask, 0);
     unsigned bytes = mmx ? 8 : 16;
-    static const struct { u64 attr; int seg; } overrides[] = {
-        { ZYDIS_ATTRIB_HAS_SEGMENT_ES, SEG_ES }, { ZYDIS_ATTRIB_HAS_SEGMENT_CS, SEG_CS },
-        { ZYDIS_ATTRIB_HAS_SEGMENT_SS, SEG_SS }, { ZYDIS_ATTRIB_HAS_SEGMENT_FS, SEG_FS },
-        { ZYDIS_ATTRIB_HAS_SEGMENT_GS, SEG_GS },
-    };
-    int seg = SEG_DS;
-    for (size_t k = 0; k < ARRAY_SIZE(overrides); k++)
-        if (i->d.attributes & overrides[k].attr)
-            seg = overrides[k].seg;
+    int seg = insn_ds_segment(i);
     u64 addr = c->gpr[R_RDI] & size_mask(i->asize);
     if (mmx)
         fpu_mmx_enter(c);

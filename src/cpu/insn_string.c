@@ -13,22 +13,6 @@
 
 #define STRING_CHUNK 4096
 
-/* Segment of an implicit DS-relative memory operand: DS unless an override prefix names
- * another (Zydis reports no override for the prefixes 64-bit mode ignores). */
-static int implicit_ds_segment(const struct insn *i) {
-    static const struct { ZydisInstructionAttributes attr; int seg; } overrides[] = {
-        { ZYDIS_ATTRIB_HAS_SEGMENT_ES, SEG_ES }, { ZYDIS_ATTRIB_HAS_SEGMENT_CS, SEG_CS },
-        { ZYDIS_ATTRIB_HAS_SEGMENT_SS, SEG_SS }, { ZYDIS_ATTRIB_HAS_SEGMENT_FS, SEG_FS },
-        { ZYDIS_ATTRIB_HAS_SEGMENT_GS, SEG_GS },
-    };
-    if (likely(!(i->d.attributes & ZYDIS_ATTRIB_HAS_SEGMENT)))
-        return SEG_DS;
-    for (size_t k = 0; k < ARRAY_SIZE(overrides); k++)
-        if (i->d.attributes & overrides[k].attr)
-            return overrides[k].seg;
-    return SEG_DS;
-}
-
 enum string_op { STR_MOVS, STR_CMPS, STR_SCAS, STR_LODS, STR_STOS, STR_INS, STR_OUTS };
 
 /* Advances index register reg by one element in the direction DF says. */
@@ -141,7 +125,7 @@ static bool string_bulk(struct cpu *c, const struct insn *i, enum string_op op, 
 }
 
 static inline void string_insn(struct cpu *c, const struct insn *i, enum string_op op) {
-    int src_seg = implicit_ds_segment(i);
+    int src_seg = insn_ds_segment(i);
     /* I/O permission is checked first, even when the count is zero (the port is fixed
      * for the whole instruction). */
     if (op == STR_INS || op == STR_OUTS)
@@ -215,7 +199,7 @@ void insn_string_cmpsd(struct cpu *c, const struct insn *i) {
 
 static void insn_xlat(struct cpu *c, const struct insn *i) {
     u64 ea = (gpr_read(c, R_RBX, i->asize) + gpr_read(c, R_RAX, 1)) & size_mask(i->asize);
-    gpr_write(c, R_RAX, 1, vmem_read(c, implicit_ds_segment(i), ea, 1));
+    gpr_write(c, R_RAX, 1, vmem_read(c, insn_ds_segment(i), ea, 1));
 }
 
 void insn_register_string(insn_fn *t) {

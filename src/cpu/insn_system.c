@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cpu/exec.h"
+#include "machine/mem.h"
 
 static _Noreturn void gp0(struct cpu *c) { cpu_fault(c, EXC_GP, 0); }
 static _Noreturn void ud(struct cpu *c) { cpu_fault_noerr(c, EXC_UD); }
@@ -72,7 +73,7 @@ static void insn_lgdt_lidt(struct cpu *c, const struct insn *i)
     u64 base;
     if (cpu_is_long64(c)) {
         base = vmem_read(c, seg, (ea + 2) & amask, 8);
-        if (!cpu_canonical(c, base))
+        if (!cpu_canonical_max(c, base))
             gp0(c);
     } else {
         base = vmem_read(c, seg, (ea + 2) & amask, 4);
@@ -122,7 +123,7 @@ static struct seg system_segment(struct cpu *c, u16 sel, const u64 desc[2])
         if ((desc[1] >> 40) & 0x1f)
             cpu_fault(c, EXC_GP, sel & 0xfffc);
         s.base |= (desc[1] & 0xffffffffull) << 32;
-        if (!cpu_canonical(c, s.base))
+        if (!cpu_canonical_max(c, s.base))
             cpu_fault(c, EXC_GP, sel & 0xfffc);
     }
     return s;
@@ -374,7 +375,7 @@ static void insn_invpcid(struct cpu *c, const struct insn *i)
     }
     switch (type) {
     case 0: /* one address in one PCID */
-        if (!cpu_canonical(c, addr))
+        if (!cpu_canonical_max(c, addr))
             gp0(c);
         flush_linear(c, addr);
         break;
@@ -462,10 +463,12 @@ static void insn_cpuid(struct cpu *c, const struct insn *i)
 {
     (void)i;
     u32 leaf = (u32)gpr_read(c, R_RAX, 4), sub = (u32)gpr_read(c, R_RCX, 4);
-    /* The model's answer is offered to the intercept, which may replace it (hypervisor
-     * leaves, the APIC enable bit that the LAPIC owns). */
-    struct cpuid_result r = cpuid_query(c->model, leaf, sub, (u32)c->id,
+    /* The model's answer, as IA32_MISC_ENABLE shapes it, is offered to the intercept,
+     * which may replace it (hypervisor leaves, the APIC enable bit that the LAPIC owns). */
+    u32 asked = cpuid_misc_enable_leaf(c->model, leaf, c->msr_misc_enable);
+    struct cpuid_result r = cpuid_query(c->model, asked, sub, (u32)c->id,
                                         c->cr4 & CR4_OSXSAVE, true, c->xcr0);
+    cpuid_misc_enable_adjust(c->model, asked, c->msr_misc_enable, &r);
     /* Intel enumerates SYSCALL/SYSRET (80000001h:EDX[11]) only in 64-bit mode, the only
      * mode where it executes them. */
     if (leaf == 0x80000001u && !is_amd(c) && !cpu_is_long64(c))
@@ -488,8 +491,84 @@ static void insn_hlt(struct cpu *c, const struct insn *i)
     (void)i;
     require_cpl0(c);
     struct cpu_event ev = { .kind = EV_HLT };
-    if (cpu_intercept(c, &ev) == INTERCEPT_DEFAULT)
+    if (cpu_intercept(c, &ev) == INTERCEPT_DEFAULT) {
         c->state = CPU_HALTED;
+        c->mwait = false; /* an HLT, whatever ended the last MWAIT */
+    }
+}
+
+/* ---- MONITOR / MWAIT ----
+ * MONITOR arms a write monitor on the line at DS:rAX; MWAIT then waits like HLT until
+ * the line is written (by any vCPU or device), an interrupt or NMI arrives (with ECX[0]
+ * a masked interrupt too), or INIT; it returns at once when the monitor is not armed or
+ * already triggered. A write anywhere in the line's 4K page ends the wait: the monitor
+ * watches the page's write generation (the one that keeps decoded code coherent), and a
+ * wake-up without a write to the line itself is one the SDM allows (software re-checks
+ * its condition). MWAIT's hints (EAX) name C-states; every one waits the same way. */
+#define MONITOR_LINE 64u
+
+/* #UD unless MONITOR/MWAIT exist and are enabled (CPUID.1:ECX.MONITOR as the guest
+ * sees it, IA32_MISC_ENABLE[18] on Intel), at CPL 0 and outside virtual-8086 mode. */
+static void monitor_checks(struct cpu *c)
+{
+    if (!cpuid_has(c->model, "monitor") || cpu_is_v86(c) || c->cpl != 0 ||
+        (!is_amd(c) && !(c->msr_misc_enable & MISC_ENABLE_MWAIT)))
+        ud(c);
+}
+
+static u32 *monitor_page_gen(struct cpu *c)
+{
+    return mem_page_gen(c->mem, c->monitor_gpa);
+}
+
+static bool monitor_triggered(struct cpu *c)
+{
+    u32 *gen = monitor_page_gen(c);
+    return gen && *gen != c->monitor_gen;
+}
+
+static void insn_monitor(struct cpu *c, const struct insn *i)
+{
+    monitor_checks(c);
+    u64 ext = cpu_is_long64(c) ? c->gpr[R_RCX] : (c->gpr[R_RCX] & 0xffffffffull);
+    u64 ea = gpr_read(c, R_RAX, i->asize);
+    u64 lin = seg_linear(c, insn_ds_segment(i), ea, 1, false);
+    u64 gpa = lin_translate(c, lin, ACC_READ);
+    if (ext != 0) /* no MONITOR extensions exist */
+        gp0(c);
+    c->monitor_gpa = gpa & ~(u64)(MONITOR_LINE - 1);
+    c->monitor_armed = true;
+    /* every write to the page now goes where the generation is kept */
+    mem_code_mark(c->mem, c->monitor_gpa);
+    u32 *gen = monitor_page_gen(c);
+    c->monitor_gen = gen ? *gen : 0; /* not RAM: no write can trigger it */
+}
+
+static void insn_mwait(struct cpu *c, const struct insn *i)
+{
+    (void)i;
+    monitor_checks(c);
+    u64 ext = cpu_is_long64(c) ? c->gpr[R_RCX] : (c->gpr[R_RCX] & 0xffffffffull);
+    if (ext >> 1) /* only ECX[0], interrupts as break events, is defined (CPUID.5:ECX) */
+        gp0(c);
+    bool armed = c->monitor_armed && !monitor_triggered(c);
+    c->monitor_armed = false;
+    if (!armed)
+        return;
+    c->mwait = true;
+    c->mwait_break_on_intr = ext & 1;
+    c->state = CPU_HALTED;
+    c->in->exits |= EXIT_BLOCK_END;
+}
+
+bool cpu_mwait_ends(struct cpu *c)
+{
+    bool masked_intr = c->mwait_break_on_intr && c->ops->intr_pending &&
+                       c->ops->intr_pending(c, c->ops_opaque) >= 0;
+    if (!monitor_triggered(c) && !masked_intr)
+        return false;
+    c->state = CPU_RUNNING;
+    return true;
 }
 
 static void insn_pause(struct cpu *c, const struct insn *i)
@@ -718,7 +797,7 @@ static void insn_wrfsgsbase(struct cpu *c, const struct insn *i)
     fsgsbase_checks(c);
     int seg = i->d.mnemonic == ZYDIS_MNEMONIC_WRFSBASE ? SEG_FS : SEG_GS;
     u64 v = opr_read(c, i, 0);
-    if (!cpu_canonical(c, v))
+    if (!cpu_canonical_max(c, v))
         gp0(c);
     c->seg[seg].base = v;
 }
@@ -793,7 +872,7 @@ static void insn_hypercall(struct cpu *c, const struct insn *i)
         ud(c);
 }
 
-/* Undefined on purpose (UD0/UD1/UD2), absent from every model (MONITOR/MWAIT), or only
+/* Undefined on purpose (UD0/UD1/UD2), absent from every model (AMD's MONITORX/MWAITX), or only
  * defined in system-management mode, which nestor never enters (RSM). */
 static void insn_ud(struct cpu *c, const struct insn *i)
 {
@@ -852,6 +931,7 @@ void insn_register_system(insn_fn *t)
         { ZYDIS_MNEMONIC_RDPID, insn_rdpid },        { ZYDIS_MNEMONIC_RDPMC, insn_rdpmc },
         { ZYDIS_MNEMONIC_CPUID, insn_cpuid },
         { ZYDIS_MNEMONIC_HLT, insn_hlt },            { ZYDIS_MNEMONIC_PAUSE, insn_pause },
+        { ZYDIS_MNEMONIC_MONITOR, insn_monitor },    { ZYDIS_MNEMONIC_MWAIT, insn_mwait },
         { ZYDIS_MNEMONIC_CLI, insn_cli },            { ZYDIS_MNEMONIC_STI, insn_sti },
         { ZYDIS_MNEMONIC_PUSHF, insn_pushf },        { ZYDIS_MNEMONIC_PUSHFD, insn_pushf },
         { ZYDIS_MNEMONIC_PUSHFQ, insn_pushf },
@@ -868,7 +948,6 @@ void insn_register_system(insn_fn *t)
         { ZYDIS_MNEMONIC_VMCALL, insn_hypercall },   { ZYDIS_MNEMONIC_VMMCALL, insn_hypercall },
         { ZYDIS_MNEMONIC_UD0, insn_ud },             { ZYDIS_MNEMONIC_UD1, insn_ud },
         { ZYDIS_MNEMONIC_UD2, insn_ud2 },
-        { ZYDIS_MNEMONIC_MONITOR, insn_ud },         { ZYDIS_MNEMONIC_MWAIT, insn_ud },
         { ZYDIS_MNEMONIC_MONITORX, insn_ud },        { ZYDIS_MNEMONIC_MWAITX, insn_ud },
         { ZYDIS_MNEMONIC_RSM, insn_ud },
     };

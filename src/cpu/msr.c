@@ -62,16 +62,24 @@ enum {
 #define ARCH_CAPABILITIES_VALUE (BIT(0) | BIT(3) | BIT(4) | BIT(5) | BIT(6) | BIT(8) | BIT(13) | \
                                  BIT(14) | BIT(15) | BIT(20) | BIT(24) | BIT(26) | BIT(27) | \
                                  BIT(62))
-/* MISC_ENABLE: fast strings (bit 0, the only writable bit here), BTS and PEBS
- * unavailable (bits 11 and 12). */
-#define MISC_ENABLE_FIXED (BIT(11) | BIT(12))
-#define MISC_ENABLE_WRITABLE BIT(0)
-
-static bool canonical_msr(const struct cpu *c, u64 a)
-{
-    /* MSR addresses are checked against the widest linear address the CPU supports. */
-    return canonical_bits(a, cpu_has(c, CF_LA57) ? 57 : 48);
-}
+/* IA32_MISC_ENABLE (SDM Vol. 4 table 2-2). Read/write: fast strings (0), automatic
+ * thermal control (3), Enhanced SpeedStep (16), MONITOR/MWAIT (18, with MONITOR in the
+ * model), limit CPUID maxval (22), xTPR messages disable (23), XD disable (34, with NX
+ * in the model); they only store, except 18, 22 and 34, which change CPUID (and 34 makes
+ * EFER.NXE reserved). Read-only status: performance monitoring available (7, writes
+ * ignored), BTS and PEBS unavailable (11, 12: a write that changes them is #GP). Every
+ * other bit is reserved (#GP). */
+#define MISC_ENABLE_FAST_STRINGS BIT(0)
+#define MISC_ENABLE_AUTO_THERMAL BIT(3)
+#define MISC_ENABLE_PERFMON BIT(7)
+#define MISC_ENABLE_BTS_UNAVAIL BIT(11)
+#define MISC_ENABLE_PEBS_UNAVAIL BIT(12)
+#define MISC_ENABLE_EIST BIT(16)
+#define MISC_ENABLE_XTPR_DISABLE BIT(23)
+#define MISC_ENABLE_WRITABLE (MISC_ENABLE_FAST_STRINGS | MISC_ENABLE_AUTO_THERMAL | \
+                              MISC_ENABLE_EIST | MISC_ENABLE_MWAIT | MISC_ENABLE_LIMIT_CPUID | \
+                              MISC_ENABLE_XTPR_DISABLE | MISC_ENABLE_XD_DISABLE)
+#define MISC_ENABLE_STATUS (MISC_ENABLE_BTS_UNAVAIL | MISC_ENABLE_PEBS_UNAVAIL)
 
 /* Memory types valid in MTRRs: UC, WC, WT, WP, WB; PAT adds UC- (7). */
 static bool mtrr_type_ok(u64 t) { return t == 0 || t == 1 || t == 4 || t == 5 || t == 6; }
@@ -85,9 +93,10 @@ static bool bytes_ok(u64 v, bool (*type_ok)(u64))
     return true;
 }
 
-static u64 phys_reserved(void)
+/* Address bits at and above MAXPHYADDR: reserved in MTRR bases and masks. */
+static u64 phys_reserved(const struct cpu *c)
 {
-    return ~0ull << CPUID_PHYS_ADDR_BITS;
+    return ~0ull << c->model->phys_bits;
 }
 
 /* ---- presence ---- */
@@ -163,16 +172,49 @@ static bool rd_platform_info(struct cpu *c, u32 i, u64 *v)
     return true;
 }
 
+/* The architectural PMU exists when CPUID leaf 0Ah reports a version. */
+static bool pmu_available(const struct cpu *c)
+{
+    return (cpuid_query(c->model, 0xa, 0, (u32)c->id, false, true, 0).eax & 0xff) != 0;
+}
+
+static u64 misc_enable_status(const struct cpu *c)
+{
+    return MISC_ENABLE_STATUS | (pmu_available(c) ? MISC_ENABLE_PERFMON : 0);
+}
+
+u64 cpu_misc_enable_reset(const struct cpu *c)
+{
+    u64 v = MISC_ENABLE_FAST_STRINGS | MISC_ENABLE_AUTO_THERMAL;
+    if (cpuid_has(c->model, "monitor"))
+        v |= MISC_ENABLE_MWAIT;
+    return v;
+}
+
 static bool rd_misc_enable(struct cpu *c, u32 i, u64 *v)
 {
     (void)i;
-    *v = (c->msr_misc_enable & MISC_ENABLE_WRITABLE) | MISC_ENABLE_FIXED;
+    *v = c->msr_misc_enable | misc_enable_status(c);
     return true;
 }
 static bool wr_misc_enable(struct cpu *c, u32 i, u64 v)
 {
     (void)i;
-    /* the other bits are read-only here: writes of them are ignored */
+    u64 changed = v ^ (c->msr_misc_enable | misc_enable_status(c));
+    if ((v & ~(MISC_ENABLE_WRITABLE | MISC_ENABLE_STATUS | MISC_ENABLE_PERFMON)) ||
+        (changed & MISC_ENABLE_STATUS))
+        return false;
+    /* MONITOR/MWAIT can be enabled only where they exist, the CPUID limit only when
+     * there are leaves above 2, XD disabled only where there is an XD bit and while
+     * EFER.NXE does not use it (the SDM leaves that case undefined; nestor refuses it so
+     * that NXE is never set while reserved). */
+    if ((changed & MISC_ENABLE_MWAIT) && !cpuid_has(c->model, "monitor"))
+        return false;
+    if ((v & MISC_ENABLE_LIMIT_CPUID) &&
+        cpuid_query(c->model, 0, 0, (u32)c->id, false, true, 0).eax <= 2)
+        return false;
+    if ((v & MISC_ENABLE_XD_DISABLE) && (!cpu_has(c, CF_NX) || (c->efer & EFER_NXE)))
+        return false;
     c->msr_misc_enable = v & MISC_ENABLE_WRITABLE;
     return true;
 }
@@ -196,7 +238,7 @@ static u64 *sysenter_field(struct cpu *c, u32 index)
 static bool rd_sysenter(struct cpu *c, u32 i, u64 *v) { *v = *sysenter_field(c, i); return true; }
 static bool wr_sysenter(struct cpu *c, u32 i, u64 v)
 {
-    if (i != MSR_SYSENTER_CS && !canonical_msr(c, v))
+    if (i != MSR_SYSENTER_CS && !cpu_canonical_max(c, v))
         return false;
     *sysenter_field(c, i) = v;
     return true;
@@ -207,10 +249,10 @@ static bool wr_mtrr_var(struct cpu *c, u32 i, u64 v)
 {
     unsigned n = i - MSR_MTRR_PHYS_FIRST;
     if (n % 2 == 0) { /* PHYSBASE: type, base */
-        if ((v & 0xf00) || (v & phys_reserved()) || !mtrr_type_ok(v & 0xff))
+        if ((v & 0xf00) || (v & phys_reserved(c)) || !mtrr_type_ok(v & 0xff))
             return false;
     } else {          /* PHYSMASK: valid bit 11, mask */
-        if ((v & 0x7ff) || (v & phys_reserved()))
+        if ((v & 0x7ff) || (v & phys_reserved(c)))
             return false;
     }
     c->msr_mtrr_var[n] = v;
@@ -290,7 +332,7 @@ static bool wr_field(struct cpu *c, u32 i, u64 v)
             return false;
         break;
     default: /* LSTAR, CSTAR and the bases hold linear addresses */
-        if (!canonical_msr(c, v))
+        if (!cpu_canonical_max(c, v))
             return false;
         break;
     }

@@ -198,6 +198,21 @@ static struct opd opd_from_zydis(const ZydisDecodedOperand *o)
     return d;
 }
 
+int insn_ds_segment(const struct insn *i)
+{
+    static const struct { ZydisInstructionAttributes attr; int seg; } overrides[] = {
+        { ZYDIS_ATTRIB_HAS_SEGMENT_ES, SEG_ES }, { ZYDIS_ATTRIB_HAS_SEGMENT_CS, SEG_CS },
+        { ZYDIS_ATTRIB_HAS_SEGMENT_SS, SEG_SS }, { ZYDIS_ATTRIB_HAS_SEGMENT_FS, SEG_FS },
+        { ZYDIS_ATTRIB_HAS_SEGMENT_GS, SEG_GS },
+    };
+    if (likely(!(i->d.attributes & ZYDIS_ATTRIB_HAS_SEGMENT)))
+        return SEG_DS;
+    for (size_t k = 0; k < ARRAY_SIZE(overrides); k++)
+        if (i->d.attributes & overrides[k].attr)
+            return overrides[k].seg;
+    return SEG_DS;
+}
+
 void insn_from_zydis(struct insn *i, const ZydisDecodedInstruction *d, const ZydisDecodedOperand *op)
 {
     i->d = (struct insn_info){

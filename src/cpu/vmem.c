@@ -99,7 +99,7 @@ void mmu_update(struct cpu *c)
     }
     pg->fmt = fmt;
     pg->root = c->cr3;
-    pg->maxphyaddr = 40;
+    pg->maxphyaddr = c->model->phys_bits;
     pg->wp = c->cr0 & CR0_WP;
     pg->pse = c->cr4 & CR4_PSE;
     pg->nxe = c->efer & EFER_NXE;

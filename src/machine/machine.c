@@ -211,6 +211,14 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
         return NESTOR_EXIT_USAGE;
     }
     m->model.ncpus = cfg->ncpus;
+    /* Every byte of RAM must be addressable within the guest's MAXPHYADDR. */
+    u64 ram_end = mem_ram_end(cfg->ram_size);
+    if (ram_end - 1 > MASK(m->model.phys_bits)) {
+        nestor_log("-m %lluM places RAM up to %#llx, beyond the %u-bit physical address "
+                   "space of -cpu phys-bits=%u", (unsigned long long)(cfg->ram_size / MiB),
+                   (unsigned long long)ram_end, m->model.phys_bits, m->model.phys_bits);
+        return NESTOR_EXIT_USAGE;
+    }
     if (mem_init(&m->mem, cfg->ram_size) < 0)
         return NESTOR_EXIT_USAGE;
     bus_init(&m->io, "io");

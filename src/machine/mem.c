@@ -38,6 +38,11 @@ static void add_e820(struct guest_mem *m, u64 addr, u64 size, u32 type)
     m->e820[m->ne820++] = (struct e820_entry){ addr, size, type };
 }
 
+u64 mem_ram_end(u64 ram_size)
+{
+    return ram_size > MEM_PCI_HOLE_START ? MEM_4G + (ram_size - MEM_PCI_HOLE_START) : ram_size;
+}
+
 int mem_init(struct guest_mem *m, u64 ram_size)
 {
     memset(m, 0, sizeof(*m));

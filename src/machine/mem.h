@@ -69,6 +69,9 @@ void mem_add_code_watcher(struct guest_mem *m, void (*fn)(void *opaque, u64 gpa_
 /* Lays out ram_size bytes of RAM as a PC and builds the e820 map. Returns 0 or -1 with
  * a message on stderr (size too small or too large for the host). */
 int mem_init(struct guest_mem *m, u64 ram_size);
+/* The end of the RAM mem_init lays out for ram_size bytes: RAM beyond the PCI hole
+ * continues at 4G. */
+u64 mem_ram_end(u64 ram_size);
 void mem_destroy(struct guest_mem *m);
 
 /* Host pointer for [gpa, gpa+len) if the whole range lies in one RAM/ROM region, else NULL. */

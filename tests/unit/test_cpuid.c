@@ -28,10 +28,7 @@ Test(cpuid, max_has_every_implemented_feature)
     const struct cpuid_feature *f = cpuid_feature_table(&n);
     cr_assert_gt(n, 50);
     for (int k = 0; k < n; k++) {
-        if (strcmp(f[k].name, "hypervisor") == 0)
-            cr_expect_not(m.enabled[k], "hypervisor is off by default");
-        else
-            cr_expect_eq(m.enabled[k], f[k].implemented, "max: %s", f[k].name);
+        cr_expect_eq(m.enabled[k], f[k].implemented, "max: %s", f[k].name);
     }
     cr_expect_eq(m.vendor, VENDOR_INTEL);
     cr_expect_eq(m.ncpus, 1);
@@ -48,11 +45,12 @@ Test(cpuid, qemu64_baseline)
     static const char *const on[] = { "fpu", "de", "pse", "tsc", "msr", "pae", "mce", "cx8",
                                       "apic", "sep", "mtrr", "pge", "mca", "cmov", "pat",
                                       "pse36", "clflush", "mmx", "fxsr", "sse", "sse2",
-                                      "syscall", "nx", "lm", "lahf_lm", "cx16" };
+                                      "syscall", "nx", "lm", "lahf_lm", "cx16",
+                                      "hypervisor" };
     for (size_t k = 0; k < sizeof on / sizeof on[0]; k++)
         cr_expect(cpuid_has(&m, on[k]), "qemu64 lacks %s", on[k]);
     static const char *const off[] = { "pcid", "smep", "smap", "la57", "x2apic", "pdpe1gb",
-                                       "rdtscp", "fsgsbase", "svm", "pni", "hypervisor" };
+                                       "rdtscp", "fsgsbase", "svm", "pni" };
     for (size_t k = 0; k < sizeof off / sizeof off[0]; k++)
         cr_expect_not(cpuid_has(&m, off[k]), "qemu64 has %s", off[k]);
 }
@@ -68,10 +66,10 @@ Test(cpuid, feature_options)
     cr_expect(cpuid_fast(&m)->has[CF_PCID]);
     cr_expect_not(cpuid_fast(&m)->has[CF_NX]);
     /* QEMU spellings */
-    cr_assert_eq(parse("max,-tsc-deadline,-lahf-lm,hypervisor=on"), 0, "%s", err);
+    cr_assert_eq(parse("max,-tsc-deadline,-lahf-lm,hypervisor=off"), 0, "%s", err);
     cr_expect_not(cpuid_has(&m, "tsc_deadline_timer"));
     cr_expect_not(cpuid_has(&m, "lahf_lm"));
-    cr_expect(cpuid_has(&m, "hypervisor"));
+    cr_expect_not(cpuid_has(&m, "hypervisor"));
 }
 
 Test(cpuid, vendor_option)
@@ -153,9 +151,9 @@ Test(cpuid, leaf0_and_out_of_range)
     memcpy(s + 8, &r.ecx, 4);
     cr_expect_str_eq(s, "GenuineIntel");
     /* Intel answers leaves above the maximum with the highest basic leaf */
-    struct cpuid_result hi = q(0x16, 0), past = q(0x17, 0), hv = q(0x40000000u, 0);
+    struct cpuid_result hi = q(0x16, 0), past = q(0x17, 0), hv = q(0x40000002u, 0);
     cr_expect(memcmp(&hi, &past, sizeof hi) == 0);
-    cr_expect(memcmp(&hi, &hv, sizeof hi) == 0);
+    cr_expect(memcmp(&hi, &hv, sizeof hi) == 0, "past the highest hypervisor leaf");
     struct cpuid_result ext = q(0x80000000u, 0);
     cr_expect_eq(ext.eax, 0x80000008u);
     struct cpuid_result beyond = q(0x80000009u, 0);
@@ -261,8 +259,93 @@ Test(cpuid, xsave_and_tsc_leaves)
     cr_expect_eq(q(0x16, 0).eax, m.tsc_khz / 1000);
     cr_assert_eq(parse("max,-xsave"), 0, "%s", err);
     cr_expect_eq(q(0xd, 0).eax, 0u);
-    /* hypervisor leaves appear with the hypervisor bit */
-    cr_assert_eq(parse("max,+hypervisor"), 0, "%s", err);
-    cr_expect_eq(q(0x40000000u, 0).eax, 0x40000001u);
+    /* the hypervisor bit and leaves are on by default, as QEMU has them: leaf 40000000h
+     * names the highest hypervisor leaf and the signature, 40000001h is empty */
+    cr_assert_eq(parse("max"), 0, "%s", err);
     cr_expect(BITSET(q(1, 0).ecx, 31));
+    struct cpuid_result hv = q(0x40000000u, 0);
+    cr_expect_eq(hv.eax, 0x40000001u);
+    char sig[13] = { 0 };
+    memcpy(sig, &hv.ebx, 4);
+    memcpy(sig + 4, &hv.ecx, 4);
+    memcpy(sig + 8, &hv.edx, 4);
+    cr_expect_str_eq(sig, "NestorNestor");
+    struct cpuid_result hv1 = q(0x40000001u, 0);
+    cr_expect(hv1.eax == 0 && hv1.ebx == 0 && hv1.ecx == 0 && hv1.edx == 0);
+    /* -hypervisor: bare metal, no hypervisor leaves (Intel: the highest basic leaf) */
+    cr_assert_eq(parse("max,-hypervisor"), 0, "%s", err);
+    cr_expect_not(BITSET(q(1, 0).ecx, 31));
+    struct cpuid_result top = q(0x16, 0), none = q(0x40000000u, 0);
+    cr_expect(memcmp(&top, &none, sizeof top) == 0);
+    cr_assert_eq(parse("qemu64"), 0, "%s", err);
+    cr_expect(BITSET(q(1, 0).ecx, 31), "qemu64 has it too");
+}
+
+Test(cpuid, phys_bits_option)
+{
+    cr_assert_eq(parse("max"), 0, "%s", err);
+    cr_expect_eq(m.phys_bits, 40, "default MAXPHYADDR");
+    cr_expect_eq(q(0x80000008u, 0).eax, 40u | 57u << 8);
+    cr_assert_eq(parse("max,phys-bits=36"), 0, "%s", err);
+    cr_expect_eq(q(0x80000008u, 0).eax & 0xff, 36u);
+    cr_assert_eq(parse("qemu64,phys-bits=52"), 0, "%s", err);
+    cr_expect_eq(q(0x80000008u, 0).eax, 52u | 48u << 8);
+    cr_assert_eq(parse("max,phys-bits=32,-la57"), 0, "%s", err);
+    cr_expect_eq(q(0x80000008u, 0).eax, 32u | 48u << 8);
+    static const char *const bad[] = { "max,phys-bits=31", "max,phys-bits=53", "max,phys-bits=",
+                                       "max,phys-bits=4x", "max,phys-bits=-40" };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        cr_expect_eq(parse(bad[k]), -1, "%s accepted", bad[k]);
+        cr_expect(strstr(err, "32 to 52") != NULL, "%s: message '%s'", bad[k], err);
+    }
+}
+
+Test(cpuid, monitor_leaf5)
+{
+    cr_assert_eq(parse("max"), 0, "%s", err);
+    cr_expect(BITSET(q(1, 0).ecx, 3), "max has MONITOR");
+    struct cpuid_result r = q(5, 0);
+    cr_expect_eq(r.eax, 64u);
+    cr_expect_eq(r.ebx, 64u);
+    cr_expect_eq(r.ecx, 3u, "extensions enumerated, interrupts as break events");
+    cr_expect_eq(r.edx, 0x10u, "one C1 sub-state");
+    cr_assert_eq(parse("max,-monitor"), 0, "%s", err);
+    r = q(5, 0);
+    cr_expect(r.eax == 0 && r.ebx == 0 && r.ecx == 0 && r.edx == 0);
+    cr_assert_eq(parse("qemu64"), 0, "%s", err);
+    cr_expect_not(BITSET(q(1, 0).ecx, 3), "qemu64 has no MONITOR");
+}
+
+Test(cpuid, misc_enable_effects)
+{
+    cr_assert_eq(parse("max"), 0, "%s", err);
+    u64 on = MISC_ENABLE_MWAIT;
+    cr_expect_eq(cpuid_misc_enable_leaf(&m, 7, on), 7u);
+    cr_expect_eq(cpuid_misc_enable_leaf(&m, 2, on | MISC_ENABLE_LIMIT_CPUID), 2u);
+    cr_expect_eq(cpuid_misc_enable_leaf(&m, 3, on | MISC_ENABLE_LIMIT_CPUID), 2u);
+    cr_expect_eq(cpuid_misc_enable_leaf(&m, 0x16, on | MISC_ENABLE_LIMIT_CPUID), 2u);
+    cr_expect_eq(cpuid_misc_enable_leaf(&m, 0x40000000u, on | MISC_ENABLE_LIMIT_CPUID),
+                 0x40000000u, "the hypervisor leaves stay");
+    cr_expect_eq(cpuid_misc_enable_leaf(&m, 0x40000005u, on | MISC_ENABLE_LIMIT_CPUID), 2u,
+                 "out of range: the highest basic leaf, now 2");
+    cr_expect_eq(cpuid_misc_enable_leaf(&m, 0x80000001u, on | MISC_ENABLE_LIMIT_CPUID),
+                 0x80000001u);
+    struct cpuid_result r = q(0, 0);
+    cpuid_misc_enable_adjust(&m, 0, on | MISC_ENABLE_LIMIT_CPUID, &r);
+    cr_expect_eq(r.eax, 2u);
+    r = q(1, 0);
+    cpuid_misc_enable_adjust(&m, 1, on, &r);
+    cr_expect(BITSET(r.ecx, 3));
+    cpuid_misc_enable_adjust(&m, 1, 0, &r);
+    cr_expect_not(BITSET(r.ecx, 3), "bit 18 clear hides MONITOR");
+    r = q(0x80000001u, 0);
+    cr_expect(BITSET(r.edx, 20));
+    cpuid_misc_enable_adjust(&m, 0x80000001u, on | MISC_ENABLE_XD_DISABLE, &r);
+    cr_expect_not(BITSET(r.edx, 20), "XD disable hides NX");
+    /* AMD has no IA32_MISC_ENABLE */
+    cr_assert_eq(parse("max,vendor=AuthenticAMD"), 0, "%s", err);
+    cr_expect_eq(cpuid_misc_enable_leaf(&m, 7, MISC_ENABLE_LIMIT_CPUID), 7u);
+    r = q(1, 0);
+    cpuid_misc_enable_adjust(&m, 1, 0, &r);
+    cr_expect(BITSET(r.ecx, 3));
 }

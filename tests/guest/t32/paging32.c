@@ -1,6 +1,9 @@
 /* Paging from 32-bit protected mode: 32-bit paging with 4K and 4M (PSE) pages, then
  * PAE with 4K and 2M pages and NX: not-present, R/W with CR0.WP, U/S, reserved bits
- * (exact error codes and CR2), accessed/dirty bits, INVLPG, and PDPTE checks at CR3 load. */
+ * (exact error codes and CR2), accessed/dirty bits, INVLPG, and PDPTE checks at CR3 load.
+ * The reserved address bits follow MAXPHYADDR: a second run has -cpu phys-bits=36.
+ * guest: name=paging32 */
+/* guest: cpu=max,phys-bits=36 name=paging32-36 */
 #include "rt.h"
 
 #define TVA 0xc0000000u

@@ -140,7 +140,7 @@ void pc_testdev_destroy(struct pc_testdev *t)
 #define IOTEST_IOSIZE 128   /* and those of the portio tests here in BAR1 */
 #define IOTEST_DATAMATCH 0xfa
 #define IOTEST_NOMATCH 0xce
-#define IOTEST_NAME_MAX 24
+#define IOTEST_NAME_MAX 32 /* "portio-datamatch-eventfd" and its NUL fit */
 
 /* The header the guest reads, byte by byte. */
 enum {

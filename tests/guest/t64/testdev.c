@@ -356,7 +356,11 @@ static int run_tests(const struct accessor *a, const char *prefix)
         for (; i < 31 && (name[i] = (char)rd8(a, 16 + (u32)i)); i++)
             ;
         name[i] = 0;
-        TEST_EQ(strncmp(name, prefix, strlen(prefix)), 0, name);
+        static const char *const kinds[3] = { "-no-eventfd", "-wildcard-eventfd",
+                                              "-datamatch-eventfd" };
+        TEST_ASSERT(t < 3 && strncmp(name, prefix, strlen(prefix)) == 0 &&
+                        strcmp(name + strlen(prefix), kinds[t]) == 0,
+                    "test %d is named %s%s: '%s'", t, prefix, t < 3 ? kinds[t] : "?", name);
         for (int k = 0; k < 16; k++)
             wr8(a, off, sig);
         wr8(a, off, (u8)~sig); /* a datamatch test ignores other data */

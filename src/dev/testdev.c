@@ -9,8 +9,9 @@
  *   ports 0xe8-0xeb   the data register again, accessed a byte at a time (QEMU splits
  *                     wider accesses there; the bytes that reach the register are the same)
  *   ports 0x2000-0x2017  interrupt lines: a byte write of v to 0x2000+n drives line n
- *                     (ISA IRQ 0-15, I/O APIC inputs 16-23) to v != 0; other sizes are
- *                     ignored, as QEMU accepts only byte accesses there
+ *                     (ISA IRQ 0-15, I/O APIC inputs 16-23, where QEMU asserts that the
+ *                     line is an ISA one and aborts) to v != 0; other sizes are ignored,
+ *                     as QEMU accepts only byte accesses there
  *   MMIO 0xff000000   64 KiB of plain memory behind the MMIO path, so that test kernels can
  *                     run any instruction on memory that is not RAM
  * pci-testdev (QEMU's hw/misc/pci-testdev.c), Red Hat 1b36:0005, class 00ff:

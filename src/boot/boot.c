@@ -267,16 +267,55 @@ void boot_layout_init(struct boot_layout *l, struct machine *m, const char *path
     l->m = m;
     l->path = path;
     l->nused = 0;
-    layout_add(l, 0, BOOT_AREA_END, "the loader's low-memory area");
     if (m->acpi_rsdp)
         layout_add(l, m->acpi_rsdp, m->acpi_rsdp + 36, "the ACPI RSDP"); /* ACPI 2.0 length */
+}
+
+/* What a PC has where there is no RAM, for messages. */
+static const struct {
+    u64 start, end;
+    const char *what;
+} pc_holes[] = {
+    { MEM_LOW_END - 0x400, MEM_LOW_END, "the extended BIOS data area" },
+    { MEM_LOW_END, 0xc0000, "the VGA window" },
+    { 0xc0000, MEM_BIOS_START, "the option ROM area" },
+    { MEM_BIOS_START, MEM_HIGH_START, "the BIOS area (ACPI tables)" },
+    { MEM_PCI_HOLE_START, MEM_4G, "the PCI hole" },
+};
+
+/* Names what is at addr, which is not usable RAM. */
+static void describe_non_ram(struct machine *m, u64 addr, char *buf, size_t n)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(pc_holes); i++) {
+        if (addr >= pc_holes[i].start && addr < pc_holes[i].end) {
+            snprintf(buf, n, "in %s [0x%llx, 0x%llx)", pc_holes[i].what,
+                     (unsigned long long)pc_holes[i].start, (unsigned long long)pc_holes[i].end);
+            return;
+        }
+    }
+    u64 top = 0;
+    for (int i = 0; i < m->mem.ne820; i++)
+        if (m->mem.e820[i].type == E820_RAM && m->mem.e820[i].addr + m->mem.e820[i].size > top)
+            top = m->mem.e820[i].addr + m->mem.e820[i].size;
+    if (addr >= top)
+        snprintf(buf, n, "beyond the end of guest RAM (%llu MiB, see -m)",
+                 (unsigned long long)(m->mem.ram_size / MiB));
+    else
+        snprintf(buf, n, "in a hole of the memory map");
 }
 
 int boot_layout_claim(struct boot_layout *l, u64 start, u64 end, const char *what)
 {
     if (end <= start || !boot_is_usable_ram(l->m, start, end - start)) {
-        nestor_log("%s: %s [0x%llx, 0x%llx) is not in guest RAM", l->path, what,
-                   (unsigned long long)start, (unsigned long long)end);
+        /* the first address that is not RAM: the end of the RAM run from start */
+        u64 bad = end <= start ? start : boot_ram_run_end(l->m, start);
+        if (bad >= end && end > start)
+            bad = start;
+        char where[96];
+        describe_non_ram(l->m, bad, where, sizeof where);
+        nestor_log("%s: %s [0x%llx, 0x%llx) is not in guest RAM: 0x%llx is %s", l->path, what,
+                   (unsigned long long)start, (unsigned long long)end, (unsigned long long)bad,
+                   where);
         return -1;
     }
     const struct boot_range *r = layout_conflict(l, start, end);
@@ -354,6 +393,15 @@ int boot_layout_alloc(struct boot_layout *l, u64 size, u64 align, u64 lo, u64 hi
     return 0;
 }
 
+int boot_layout_alloc_prefer(struct boot_layout *l, u64 size, u64 align, u64 prefer_lo, u64 hi,
+                             const char *what, u64 *out)
+{
+    u64 p;
+    if (prefer_lo > BOOT_DATA_LOW && boot_layout_find(l, size, align, prefer_lo, hi, false, &p))
+        return boot_layout_alloc(l, size, align, p, hi, false, what, out);
+    return boot_layout_alloc(l, size, align, BOOT_DATA_LOW, hi, false, what, out);
+}
+
 /* ---- entry state ---- */
 
 /* Attributes in the VMX access-rights layout of struct seg. */
@@ -374,35 +422,47 @@ static u64 gdt_descriptor(u32 base, u32 limit, u32 attr)
 }
 
 /* Identity map of [0, 4 GiB) with 2 MiB pages: one PML4 entry, four PDPT entries, four
- * page directories. */
-static int write_identity_map(struct machine *m)
+ * page directories, in the six pages at `tables`. */
+static void write_identity_map(struct machine *m, u64 tables)
 {
     enum { PTE_P = 1, PTE_RW = 2, PTE_PS = 0x80 };
+    u64 pml4 = tables, pdpt = tables + BOOT_PAGE, pd = tables + 2 * BOOT_PAGE;
     u8 page[BOOT_PAGE];
     memset(page, 0, sizeof page);
-    boot_wr64(page, BOOT_PDPT_ADDR | PTE_P | PTE_RW);
-    if (mem_write(&m->mem, BOOT_PML4_ADDR, page, sizeof page))
-        return -1;
+    boot_wr64(page, pdpt | PTE_P | PTE_RW);
+    bool bad = mem_write(&m->mem, pml4, page, sizeof page) != 0;
     memset(page, 0, sizeof page);
     for (int i = 0; i < 4; i++)
-        boot_wr64(page + 8 * i, (BOOT_PD_ADDR + i * BOOT_PAGE) | PTE_P | PTE_RW);
-    if (mem_write(&m->mem, BOOT_PDPT_ADDR, page, sizeof page))
-        return -1;
-    for (u64 pd = 0; pd < 4; pd++) {
+        boot_wr64(page + 8 * i, (pd + i * BOOT_PAGE) | PTE_P | PTE_RW);
+    bad |= mem_write(&m->mem, pdpt, page, sizeof page) != 0;
+    for (u64 d = 0; d < 4; d++) {
         for (u64 i = 0; i < 512; i++)
-            boot_wr64(page + 8 * i, ((pd * 512 + i) << 21) | PTE_P | PTE_RW | PTE_PS);
-        if (mem_write(&m->mem, BOOT_PD_ADDR + pd * BOOT_PAGE, page, sizeof page))
-            return -1;
+            boot_wr64(page + 8 * i, ((d * 512 + i) << 21) | PTE_P | PTE_RW | PTE_PS);
+        bad |= mem_write(&m->mem, pd + d * BOOT_PAGE, page, sizeof page) != 0;
     }
+    if (bad)
+        nestor_panic("boot: placed page tables at 0x%llx not writable", (unsigned long long)tables);
+}
+
+int boot_entry_place(struct boot_layout *l, enum boot_entry_mode mode, struct boot_entry *e)
+{
+    *e = (struct boot_entry){ .mode = mode };
+    if (boot_layout_alloc(l, BOOT_PAGE, BOOT_PAGE, BOOT_DATA_LOW, MEM_4G, false, "the boot GDT",
+                          &e->gdt))
+        return -1;
+    if (mode == BOOT_ENTRY_LONG64 &&
+        boot_layout_alloc(l, BOOT_TABLE_PAGES * BOOT_PAGE, BOOT_PAGE, BOOT_DATA_LOW, MEM_4G, false,
+                          "the boot page tables", &e->tables))
+        return -1;
     return 0;
 }
 
-int boot_enter(struct machine *m, enum boot_entry_mode mode, u64 entry, const char *path)
+void boot_enter(struct machine *m, const struct boot_entry *e, u64 rip)
 {
     struct cpu *c = m->cpu[0];
     if (!c)
         nestor_panic("boot: the machine has no boot vCPU");
-    bool long64 = mode == BOOT_ENTRY_LONG64;
+    bool long64 = e->mode == BOOT_ENTRY_LONG64;
     u32 code_attr = long64 ? ATTR_CODE64 : ATTR_CODE32;
 
     u8 gdt[5 * 8];
@@ -410,21 +470,19 @@ int boot_enter(struct machine *m, enum boot_entry_mode mode, u64 entry, const ch
     boot_wr64(gdt + BOOT_SEL_CODE, gdt_descriptor(0, 0xffffffff, code_attr));
     boot_wr64(gdt + BOOT_SEL_DATA, gdt_descriptor(0, 0xffffffff, ATTR_DATA));
     boot_wr64(gdt + BOOT_SEL_TSS, gdt_descriptor(0, TSS32_LIMIT, ATTR_TSS32_BUSY));
-    if (mem_write(&m->mem, BOOT_GDT_ADDR, gdt, sizeof gdt) ||
-        (long64 && write_identity_map(m))) {
-        nestor_log("%s: guest RAM below 0x%llx is missing: the loader needs it", path,
-                   (unsigned long long)BOOT_AREA_END);
-        return -1;
-    }
+    if (mem_write(&m->mem, e->gdt, gdt, sizeof gdt))
+        nestor_panic("boot: placed GDT at 0x%llx not writable", (unsigned long long)e->gdt);
+    if (long64)
+        write_identity_map(m, e->tables);
 
     memset(c->gpr, 0, sizeof c->gpr);
-    c->rip = entry;
+    c->rip = rip;
     c->rflags = FL_FIXED1;
     c->cr0 = CR0_PE | CR0_ET | (long64 ? CR0_PG : 0);
-    c->cr3 = long64 ? BOOT_PML4_ADDR : 0;
+    c->cr3 = long64 ? e->tables : 0;
     c->cr4 = long64 ? CR4_PAE : 0;
     c->efer = long64 ? EFER_LME | EFER_LMA : 0;
-    c->gdtr = (struct dtr){ .base = BOOT_GDT_ADDR, .limit = sizeof gdt - 1 };
+    c->gdtr = (struct dtr){ .base = e->gdt, .limit = sizeof gdt - 1 };
     cpu_set_seg(c, SEG_CS, BOOT_SEL_CODE, 0, 0xffffffff, code_attr);
     static const int data_segs[] = { SEG_DS, SEG_ES, SEG_FS, SEG_GS, SEG_SS };
     for (size_t i = 0; i < ARRAY_SIZE(data_segs); i++)
@@ -432,5 +490,4 @@ int boot_enter(struct machine *m, enum boot_entry_mode mode, u64 entry, const ch
     c->tr = (struct seg){ .sel = BOOT_SEL_TSS, .base = 0, .limit = TSS32_LIMIT,
                           .attr = ATTR_TSS32_BUSY };
     cpu_update_mode(c);
-    return 0;
 }

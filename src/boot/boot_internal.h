@@ -1,29 +1,22 @@
-/* Internals shared by the loaders of src/boot/: the loader's fixed low-memory area, the
- * placement of boot data in guest RAM, and the entry state of the boot vCPU.
+/* Internals shared by the loaders of src/boot/: the placement of the kernel and of the
+ * loader's own boot data in guest RAM, and the entry state of the boot vCPU.
  *
- * Low-memory layout owned by the loader (identical for every format):
- *   [0x0000, 0x1000)  left alone (real-mode IVT and BIOS data area); keeping it free also
- *                     means no boot structure ever sits at physical address 0, which the
- *                     boot protocols use to mean "absent"
- *   0x1000            boot GDT: 0x10 code (32- or 64-bit), 0x18 flat data, 0x20 32-bit TSS
- *   0x2000            PML4 of the identity map (64-bit entries only)
- *   0x3000            PDPT
- *   0x4000-0x7fff     four page directories of 2 MiB pages: identity map of [0, 4 GiB)
- *   0x8000            Linux boot_params ("zero page")
- *   0x9000            end of the loader's area; boot data that floats (command lines,
- *                     information structures) is placed from here or above the kernel.
- * An image that wants to load into [0, BOOT_AREA_END) is refused with a message. */
+ * Nothing in low memory is fixed. A kernel may load anywhere in RAM (as QEMU's loaders
+ * allow, test kernels load at 0x8000 and below); the loader first claims what the image
+ * needs (segments, bss, modules the protocol places at given addresses), then puts its own
+ * structures (boot GDT, identity page tables, information blocks, command lines) in RAM
+ * that is still free: from BOOT_DATA_LOW up where the protocol has no other preference,
+ * so that with a kernel at 1 MiB they sit where they always did (GDT 0x1000, page tables
+ * 0x2000-0x7fff, Linux boot_params 0x8000). Page 0 is never used for boot data: it holds
+ * the real-mode IVT and BDA, and the boot protocols read address 0 as "absent".
+ * An image that needs what is not RAM (the EBDA, the VGA window, the BIOS area with the
+ * ACPI tables, the PCI hole, beyond -m) or overlaps itself is refused with a message. */
 #ifndef NESTOR_BOOT_BOOT_INTERNAL_H
 #define NESTOR_BOOT_BOOT_INTERNAL_H
 
 #include "boot/boot.h"
 
-#define BOOT_GDT_ADDR 0x1000ull
-#define BOOT_PML4_ADDR 0x2000ull
-#define BOOT_PDPT_ADDR 0x3000ull
-#define BOOT_PD_ADDR 0x4000ull
-#define BOOT_ZERO_PAGE_ADDR 0x8000ull
-#define BOOT_AREA_END 0x9000ull
+#define BOOT_DATA_LOW 0x1000ull
 
 #define BOOT_PAGE 0x1000ull
 
@@ -44,10 +37,24 @@ enum boot_entry_mode {
     BOOT_ENTRY_LONG64,
 };
 
-/* Writes the boot GDT (and, for long mode, the identity page tables) and puts the BSP
- * (m->cpu[0]) in the entry state above with RIP = entry. The caller then sets the
- * registers its protocol passes values in. Returns 0, or -1 with a message. */
-int boot_enter(struct machine *m, enum boot_entry_mode mode, u64 entry, const char *path);
+struct boot_layout;
+
+/* Where the entry structures of a mode live: the boot GDT (one page) and, for long mode,
+ * six pages of identity-map tables (PML4, PDPT, four page directories). */
+struct boot_entry {
+    enum boot_entry_mode mode;
+    u64 gdt;
+    u64 tables;
+};
+#define BOOT_TABLE_PAGES 6
+
+/* Reserves the entry structures of `mode` in free RAM below 4 GiB, lowest first from
+ * BOOT_DATA_LOW. Loaders call it right after claiming the image. 0, or -1 with a message. */
+int boot_entry_place(struct boot_layout *l, enum boot_entry_mode mode, struct boot_entry *e);
+/* Writes the boot GDT (and, for long mode, the identity page tables) placed by
+ * boot_entry_place() and puts the BSP (m->cpu[0]) in the entry state above with
+ * RIP = rip. The caller then sets the registers its protocol passes values in. */
+void boot_enter(struct machine *m, const struct boot_entry *e, u64 rip);
 
 /* ---- placement of boot data ---- */
 struct boot_range {
@@ -57,7 +64,7 @@ struct boot_range {
 
 #define BOOT_LAYOUT_MAX 64
 
-/* Physical ranges already taken (loader area, RSDP, kernel, modules...). New data is
+/* Physical ranges already taken (RSDP, kernel, modules, boot data...). New data is
  * placed in e820 RAM that is not taken. */
 struct boot_layout {
     struct machine *m;
@@ -66,7 +73,7 @@ struct boot_layout {
     int nused;
 };
 
-/* Starts a layout with the loader's low area and the RSDP taken. */
+/* Starts a layout with the RSDP taken. */
 void boot_layout_init(struct boot_layout *l, struct machine *m, const char *path);
 /* Marks [start, end) taken (start < end). Returns 0, or -1 with a message naming `what`
  * when the range is not usable RAM or overlaps something already taken. */
@@ -79,6 +86,10 @@ bool boot_layout_find(const struct boot_layout *l, u64 size, u64 align, u64 lo, 
  * with a message naming `what`. */
 int boot_layout_alloc(struct boot_layout *l, u64 size, u64 align, u64 lo, u64 hi,
                       bool highest, const char *what, u64 *out);
+/* Lowest place in [prefer_lo, hi), else lowest in [BOOT_DATA_LOW, hi): for data a protocol
+ * would rather see above the kernel, but which may go below it when there is no room. */
+int boot_layout_alloc_prefer(struct boot_layout *l, u64 size, u64 align, u64 prefer_lo, u64 hi,
+                             const char *what, u64 *out);
 
 /* True if [start, start+size) is covered by e820 RAM entries and is guest RAM. */
 bool boot_is_usable_ram(struct machine *m, u64 start, u64 size);

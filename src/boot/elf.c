@@ -280,15 +280,19 @@ int boot_elf(struct machine *m, const struct boot_image *k, const struct boot_im
                    "%s", k->path, initrd ? "an initrd" : "a command line");
         return NESTOR_EXIT_USAGE;
     }
+    struct boot_layout layout;
+    boot_layout_init(&layout, m, k->path);
     struct elf_info info;
-    if (elf_load(m, k, &info))
+    struct boot_entry boot;
+    if (elf_load_into(&layout, k, &info))
         return NESTOR_EXIT_USAGE;
     if (info.entry >= MEM_4G) {
         nestor_log("%s: ELF entry point 0x%llx is above 4 GiB, outside the identity map the "
                    "kernel is entered with", k->path, (unsigned long long)info.entry);
         return NESTOR_EXIT_USAGE;
     }
-    if (boot_enter(m, info.is64 ? BOOT_ENTRY_LONG64 : BOOT_ENTRY_PROT32, info.entry, k->path))
+    if (boot_entry_place(&layout, info.is64 ? BOOT_ENTRY_LONG64 : BOOT_ENTRY_PROT32, &boot))
         return NESTOR_EXIT_USAGE;
+    boot_enter(m, &boot, info.entry);
     return 0;
 }

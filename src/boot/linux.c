@@ -11,11 +11,12 @@
  * GDT, and interrupts off.
  *
  * Placement:
- *   boot_params (zero page)  BOOT_ZERO_PAGE_ADDR (0x8000), in the loader's low area
- *   command line             lowest free RAM in [BOOT_AREA_END, 0xA0000)
  *   protected-mode kernel    pref_address (0x100000 before 2.10); a relocatable kernel
  *                            that does not fit there goes to the lowest kernel_alignment-
  *                            aligned free RAM from 1 MiB; init_size bytes are reserved
+ *   boot GDT, page tables    lowest free RAM from BOOT_DATA_LOW (0x1000-0x7fff usually)
+ *   boot_params (zero page)  the next free page (0x8000 usually)
+ *   command line             lowest free RAM in [BOOT_DATA_LOW, 0xA0000)
  *   initrd                   highest page-aligned free RAM below initrd_addr_max + 1 */
 #include <string.h>
 
@@ -161,14 +162,18 @@ int boot_linux(struct machine *m, const struct boot_image *k, const struct boot_
             return NESTOR_EXIT_USAGE;
     }
 
-    u64 cmd_addr, initrd_addr = 0;
-    if (boot_layout_alloc(&layout, strlen(cmd) + 1, 16, BOOT_AREA_END, MEM_LOW_END, false,
+    struct boot_entry boot;
+    u64 bp_addr, cmd_addr, initrd_addr = 0;
+    if (boot_entry_place(&layout, long64 ? BOOT_ENTRY_LONG64 : BOOT_ENTRY_PROT32, &boot) ||
+        boot_layout_alloc(&layout, BP_SIZE, BOOT_PAGE, BOOT_DATA_LOW, MEM_4G, false,
+                          "the boot_params", &bp_addr) ||
+        boot_layout_alloc(&layout, strlen(cmd) + 1, 16, BOOT_DATA_LOW, MEM_LOW_END, false,
                           "the command line", &cmd_addr))
         return NESTOR_EXIT_USAGE;
     if (initrd) {
         u64 max = version >= PROTO(2, 3) ? boot_rd32(d + HDR_INITRD_ADDR_MAX) : OLD_INITRD_ADDR_MAX;
         u64 hi = max + 1 < MEM_4G ? max + 1 : MEM_4G;
-        if (boot_layout_alloc(&layout, initrd->size ? initrd->size : 1, BOOT_PAGE, BOOT_AREA_END,
+        if (boot_layout_alloc(&layout, initrd->size ? initrd->size : 1, BOOT_PAGE, BOOT_DATA_LOW,
                               hi, true, "the initrd", &initrd_addr))
             return NESTOR_EXIT_USAGE;
     }
@@ -205,18 +210,9 @@ int boot_linux(struct machine *m, const struct boot_image *k, const struct boot_
         mem_write(mem, cmd_addr, cmd, strlen(cmd) + 1) ||
         (initrd && mem_write(mem, initrd_addr, initrd->data, initrd->size)))
         nestor_panic("boot: allocated Linux boot areas not writable");
-    if (mem_write(mem, BOOT_ZERO_PAGE_ADDR, bp, sizeof bp)) {
-        nestor_log("%s: guest RAM at 0x%llx for boot_params is missing", path,
-                   (unsigned long long)BOOT_ZERO_PAGE_ADDR);
-        return NESTOR_EXIT_USAGE;
-    }
-    if (long64) {
-        if (boot_enter(m, BOOT_ENTRY_LONG64, load + KERNEL_ENTRY64_OFFSET, path))
-            return NESTOR_EXIT_USAGE;
-    } else {
-        if (boot_enter(m, BOOT_ENTRY_PROT32, load, path))
-            return NESTOR_EXIT_USAGE;
-    }
-    m->cpu[0]->gpr[R_RSI] = BOOT_ZERO_PAGE_ADDR;
+    if (mem_write(mem, bp_addr, bp, sizeof bp))
+        nestor_panic("boot: allocated boot_params not writable");
+    boot_enter(m, &boot, long64 ? load + KERNEL_ENTRY64_OFFSET : load);
+    m->cpu[0]->gpr[R_RSI] = bp_addr;
     return 0;
 }

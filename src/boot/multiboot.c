@@ -1,9 +1,11 @@
 /* Multiboot v1 (Multiboot Specification 0.6.96).
  *
  * The image is an ELF (ELF32, or ELF64 loaded by the physical addresses of its PT_LOAD
- * segments, a common extension) or anything with the a.out kludge (header flag 16). The
- * information structure, its strings and memory map, and the modules are placed above
- * the kernel image, page-aligned, in e820 RAM below 4 GiB.
+ * segments, a common extension) or anything with the a.out kludge (header flag 16), at
+ * any address in RAM (low memory included: kvm-unit-tests' realmode test loads at 0x8000).
+ * The information structure, its strings and memory map, and the modules are placed above
+ * the kernel image, page-aligned, in e820 RAM below 4 GiB; where there is no room above
+ * it, below it in RAM the image does not use. The boot GDT goes to the lowest free page.
  *
  * Machine state on entry (spec section 3.2): EAX = 0x2BADB002, EBX = physical address of
  * the information structure, 32-bit protected mode with paging off, CS a flat 32-bit code
@@ -205,8 +207,11 @@ int multiboot_load(struct machine *m, const struct boot_image *k,
     struct boot_layout layout;
     boot_layout_init(&layout, m, k->path);
     u64 entry, kernel_end;
+    struct boot_entry boot;
     if (aout ? load_aout(&layout, k, hdr, scan.offset, &entry, &kernel_end)
              : load_elf_kernel(&layout, k, &entry, &kernel_end))
+        return NESTOR_EXIT_USAGE;
+    if (boot_entry_place(&layout, BOOT_ENTRY_PROT32, &boot))
         return NESTOR_EXIT_USAGE;
     u64 lo = boot_align_up(kernel_end, BOOT_PAGE), hi = MEM_4G;
 
@@ -222,8 +227,8 @@ int multiboot_load(struct machine *m, const struct boot_image *k,
     for (int i = 0; i < nmods; i++)
         block_size += strlen(mods[i].string) + 1;
     u64 block_addr;
-    if (boot_layout_alloc(&layout, block_size, BOOT_PAGE, lo, hi, false,
-                          "the multiboot information", &block_addr))
+    if (boot_layout_alloc_prefer(&layout, block_size, BOOT_PAGE, lo, hi,
+                                 "the multiboot information", &block_addr))
         return NESTOR_EXIT_USAGE;
     u8 *block = calloc(1, block_size);
     if (!block) {
@@ -238,8 +243,8 @@ int multiboot_load(struct machine *m, const struct boot_image *k,
         char what[48];
         snprintf(what, sizeof what, "multiboot module %d", i);
         /* an empty module still gets a distinct page: mod_start == mod_end */
-        if (boot_layout_alloc(&layout, img->size ? img->size : 1, BOOT_PAGE, lo, hi, false,
-                              what, &addr)) {
+        if (boot_layout_alloc_prefer(&layout, img->size ? img->size : 1, BOOT_PAGE, lo, hi,
+                                     what, &addr)) {
             free(block);
             return NESTOR_EXIT_USAGE;
         }
@@ -284,8 +289,7 @@ int multiboot_load(struct machine *m, const struct boot_image *k,
     free(block);
     if (rc)
         nestor_panic("boot: allocated multiboot information not writable");
-    if (boot_enter(m, BOOT_ENTRY_PROT32, entry, k->path))
-        return NESTOR_EXIT_USAGE;
+    boot_enter(m, &boot, entry);
     m->cpu[0]->gpr[R_RAX] = MB_BOOTLOADER_MAGIC;
     m->cpu[0]->gpr[R_RBX] = block_addr;
     return 0;

@@ -2,9 +2,10 @@
  * point in the note XEN_ELFNOTE_PHYS32_ENTRY (owner "Xen") and receives an hvm_start_info
  * (xen/arch-x86/hvm/start_info.h, from libxen-dev) whose address is in EBX.
  *
- * Placement: start_info, the memory map, the module list and the command line form one
- * block at the lowest free RAM from BOOT_AREA_END; the initrd (module 0) goes as high as
- * possible below 4 GiB, page-aligned. All addresses are below 4 GiB, as Xen does.
+ * Placement: the kernel's segments where its ELF says; the boot GDT, then start_info, the
+ * memory map, the module list and the command line (one block) at the lowest free RAM
+ * from BOOT_DATA_LOW; the initrd (module 0) as high as possible below 4 GiB, page-aligned.
+ * All addresses are below 4 GiB, as Xen does.
  *
  * Entry state, as the ABI lists it: 32-bit protected mode, paging off, CR0 = PE (ET is
  * read-only 1), CR4 = 0, CS flat 32-bit code, DS/ES/SS flat data, TR a busy 32-bit TSS
@@ -48,12 +49,13 @@ int boot_pvh(struct machine *m, const struct boot_image *k, const struct boot_im
     struct boot_layout layout;
     boot_layout_init(&layout, m, k->path);
     struct elf_info info;
-    if (elf_load_into(&layout, k, &info))
+    struct boot_entry boot;
+    if (elf_load_into(&layout, k, &info) || boot_entry_place(&layout, BOOT_ENTRY_PROT32, &boot))
         return NESTOR_EXIT_USAGE;
 
     u64 initrd_addr = 0;
     if (initrd && boot_layout_alloc(&layout, initrd->size ? initrd->size : 1, BOOT_PAGE,
-                                    BOOT_AREA_END, MEM_4G, true, "the initrd", &initrd_addr))
+                                    BOOT_DATA_LOW, MEM_4G, true, "the initrd", &initrd_addr))
         return NESTOR_EXIT_USAGE;
 
     int nmap = m->mem.ne820, nmods = initrd ? 1 : 0;
@@ -62,7 +64,7 @@ int boot_pvh(struct machine *m, const struct boot_image *k, const struct boot_im
     u64 cmdline_off = modlist_off + (u64)nmods * sizeof(struct hvm_modlist_entry);
     u64 block_size = cmdline_off + (cmdline ? strlen(cmdline) + 1 : 0);
     u64 block_addr;
-    if (boot_layout_alloc(&layout, block_size, 8, BOOT_AREA_END, MEM_4G, false,
+    if (boot_layout_alloc(&layout, block_size, 8, BOOT_DATA_LOW, MEM_4G, false,
                           "the PVH start_info", &block_addr))
         return NESTOR_EXIT_USAGE;
     u8 *block = calloc(1, block_size);
@@ -102,8 +104,7 @@ int boot_pvh(struct machine *m, const struct boot_image *k, const struct boot_im
     if (rc)
         nestor_panic("boot: allocated start_info area not writable");
 
-    if (boot_enter(m, BOOT_ENTRY_PROT32, entry, k->path))
-        return NESTOR_EXIT_USAGE;
+    boot_enter(m, &boot, entry);
     m->cpu[0]->gpr[R_RBX] = block_addr;
     return 0;
 }

@@ -29,6 +29,10 @@ static void usage(FILE *f)
             "                   phys-bits=N: physical address width (MAXPHYADDR), 32-52, default 40\n"
             "                   ,fep: UD2 followed by \"kvm\" or \"xen\" is KVM's/Xen's forced-emulation\n"
             "                   prefix: skipped, the instruction after it runs (for their test kernels)\n"
+            "  -device NAME[,prop=value...]\n"
+            "                   add a device, as QEMU names them: isa-debug-exit[,iobase=P][,iosize=N]\n"
+            "                   (QEMU's defaults 0x501/2; without one, nestor has it at 0xf4/4),\n"
+            "                   pc-testdev, pci-testdev[,addr=SLOT]\n"
             "  -icount          deterministic mode: time advances with retired instructions\n"
             "  -d ITEMS         trace: comma-separated list of 'insn' (executed instructions)\n"
             "                   and 'exit' (every event leaving the CPU)\n"
@@ -39,7 +43,7 @@ static void usage(FILE *f)
             "                   accepted for QEMU compatibility (this is how nestor always runs)\n"
             "\n"
             "The serial port COM1 is the console on standard input/output. A guest write of V\n"
-            "to port 0xf4 ends nestor with exit status (V << 1) | 1. Poweroff or reset gives 0;\n"
+            "to the debug-exit port (0xf4) ends nestor with exit status (V << 1) | 1. Poweroff or reset gives 0;\n"
             "a triple fault gives 4 and a dump of the vCPU state; bad options or images give 2.\n");
 }
 
@@ -129,6 +133,13 @@ static int cmd_run(int argc, char **argv)
                 return NESTOR_EXIT_USAGE;
             }
             cfg.ncpus = (int)n;
+        } else if (!strcmp(a, "-device")) {
+            NEED_VALUE;
+            if (cfg.ndevices == MACHINE_MAX_DEVICES) {
+                fprintf(stderr, "nestor: more than %d -device options\n", MACHINE_MAX_DEVICES);
+                return NESTOR_EXIT_USAGE;
+            }
+            cfg.devices[cfg.ndevices++] = v;
         } else if (!strcmp(a, "-cpu")) {
             NEED_VALUE;
             cfg.cpu_spec = v;

@@ -17,8 +17,22 @@ bool uart_can_receive(const struct uart *u);
 /* Level of the UART's interrupt line as the ISA bus sees it (IER, IIR, MCR.OUT2). */
 bool uart_irq_level(const struct uart *u);
 
-/* QEMU isa-debug-exit at 0xf4: a write of v stops the machine with status (v << 1) | 1. */
-void debugexit_create(struct machine *m, u16 port);
+/* QEMU's isa-debug-exit at ports [port, port+size): a write of v stops the machine with
+ * status (v << 1) | 1. nestor has one at 0xf4 (4 ports) unless -device isa-debug-exit
+ * says where (QEMU's defaults then: iobase 0x501, iosize 2). Returns 0, or -1 with a
+ * message when the ports are taken. */
+int debugexit_create(struct machine *m, u16 port, u16 size);
+#define DEBUGEXIT_DEFAULT_PORT 0xf4
+#define DEBUGEXIT_DEFAULT_SIZE 4
+
+/* QEMU's test devices (src/dev/testdev.c): pc-testdev (ports 0xe0-0xeb, IRQ lines at
+ * 0x2000-0x2017, 64 KiB of MMIO at PC_TESTDEV_IOMEM_BASE) and pci-testdev (1b36:0005 in
+ * PCI slot `slot`, BAR0 4 KiB memory, BAR1 256 I/O ports). */
+#define PC_TESTDEV_IOMEM_BASE 0xff000000ull
+struct pc_testdev *pc_testdev_create(struct machine *m);
+void pc_testdev_destroy(struct pc_testdev *t);
+struct pci_testdev *pci_testdev_create(struct machine *m, int slot);
+void pci_testdev_destroy(struct pci_testdev *d);
 
 /* fw_cfg at 0x510 (selector) / 0x511 (data), with DMA at 0x514, as QEMU has it. */
 struct fwcfg *fwcfg_create(struct machine *m);

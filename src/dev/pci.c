@@ -23,6 +23,7 @@ struct pci_bus {
     struct machine *m;
     u32 addr; /* 0xcf8 */
     struct pci_device *dev[256];
+    u64 next_io, next_mem; /* firmware's BAR assignment */
 };
 
 static void put16(u8 *p, u16 v) { p[0] = (u8)v; p[1] = (u8)(v >> 8); }
@@ -45,6 +46,41 @@ u32 pci_config_read(struct pci_bus *b, u8 bus, u8 devfn, u16 offset, unsigned si
     return v;
 }
 
+#define PCI_COMMAND 0x04
+#define PCI_COMMAND_IO BIT(0)
+#define PCI_COMMAND_MEMORY BIT(1)
+#define PCI_BAR0 0x10
+
+/* Registers each BAR's range where config space puts it now: decoding enabled in the
+ * command register, an address other than 0, and the range within the address space
+ * (64 KiB of I/O ports, 4 GiB for a 32-bit memory BAR); else nowhere. */
+static void pci_update_bars(struct pci_device *d)
+{
+    struct machine *m = d->bus->m;
+    u16 cmd = (u16)(d->config[PCI_COMMAND] | d->config[PCI_COMMAND + 1] << 8);
+    for (int i = 0; i < PCI_NUM_BARS; i++) {
+        struct pci_bar *bar = &d->bar[i];
+        if (bar->kind == PCI_BAR_NONE)
+            continue;
+        bool io = bar->kind == PCI_BAR_IO;
+        const u8 *r = d->config + PCI_BAR0 + 4 * i;
+        u64 addr = (u32)(r[0] | r[1] << 8 | r[2] << 16 | (u32)r[3] << 24) & (io ? ~3u : ~15u);
+        u64 limit = io ? 0x10000 : 0x100000000ull;
+        bool on = (cmd & (io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY)) && addr != 0 &&
+                  addr + bar->size <= limit;
+        u64 want = on ? addr : 0;
+        if (want == bar->mapped)
+            continue;
+        struct bus *bus = io ? &m->io : &m->mmio;
+        if (bar->mapped)
+            bus_unregister(bus, bar->mapped, bar->opaque);
+        if (want)
+            bus_register_overlay(bus, want, bar->size, bar->read, bar->write, bar->opaque,
+                                 bar->name);
+        bar->mapped = want;
+    }
+}
+
 void pci_config_write(struct pci_bus *b, u8 bus, u8 devfn, u16 offset, unsigned size, u32 value)
 {
     struct pci_device *d = find(b, bus, devfn);
@@ -58,6 +94,9 @@ void pci_config_write(struct pci_bus *b, u8 bus, u8 devfn, u16 offset, unsigned 
         d->config[off] = (u8)((d->config[off] & keep) | (v & d->wmask[off]) |
                               (d->config[off] & d->w1cmask[off] & ~v));
     }
+    /* the command register (decode enables) or a BAR changed: decode where it says */
+    if (n && offset < 0x28 && offset + n > 0x04)
+        pci_update_bars(d);
     if (d->ops && d->ops->config_written)
         d->ops->config_written(d, offset, n);
 }
@@ -73,8 +112,41 @@ struct pci_device *pci_register_device(struct pci_bus *b, u8 devfn,
     d->devfn = devfn;
     d->ops = ops;
     d->opaque = opaque;
+    d->bus = b;
     b->dev[devfn] = d;
     return d;
+}
+
+int pci_free_slot(struct pci_bus *b)
+{
+    for (int slot = 1; slot < 32; slot++)
+        if (!b->dev[PCI_DEVFN(slot, 0)])
+            return slot;
+    return -1;
+}
+
+void pci_device_add_bar(struct pci_device *d, int bar, enum pci_bar_kind kind, u64 size,
+                        u64 (*rd)(void *, u64, unsigned), void (*wr)(void *, u64, unsigned, u64),
+                        void *opaque, const char *name)
+{
+    struct pci_bus *b = d->bus;
+    bool io = kind == PCI_BAR_IO;
+    if (bar < 0 || bar >= PCI_NUM_BARS || (size & (size - 1)) || size < (io ? 4u : 16u))
+        nestor_panic("pci: bad BAR %d of %llu bytes for %s", bar, (unsigned long long)size, name);
+    u64 *next = io ? &b->next_io : &b->next_mem;
+    u64 addr = (*next + size - 1) & ~(size - 1);
+    u64 limit = io ? 0x10000 : PCI_ECAM_BASE;
+    if (addr + size > limit)
+        nestor_panic("pci: no room for BAR %d of %s", bar, name);
+    *next = addr + size;
+    d->bar[bar] = (struct pci_bar){ kind, size, rd, wr, opaque, name, 0 };
+    u8 *r = d->config + PCI_BAR0 + 4 * bar;
+    put32(r, (u32)addr | (io ? 1u : 0u)); /* bit 0: I/O space indicator */
+    put32(d->wmask + PCI_BAR0 + 4 * bar, (u32)~(size - 1) & (io ? ~3u : ~15u));
+    u16 enable = io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY;
+    d->config[PCI_COMMAND] |= (u8)enable;
+    d->wmask[PCI_COMMAND] |= (u8)enable;
+    pci_update_bars(d);
 }
 
 /* ---- configuration mechanism #1 ---- */
@@ -156,6 +228,8 @@ struct pci_bus *pci_create(struct machine *m)
     if (!b)
         nestor_panic("out of memory");
     b->m = m;
+    b->next_io = PCI_IO_ALLOC_BASE;
+    b->next_mem = PCI_MEM_ALLOC_BASE;
     add_host_bridge(b);
     bus_register(&m->io, PCI_CONFIG_ADDR_PORT, 1, addr_read, addr_write, b, "pci-addr");
     bus_register(&m->io, PCI_CONFIG_DATA_PORT, 4, data_read, data_write, b, "pci-data");

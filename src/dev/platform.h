@@ -134,16 +134,32 @@ u32 acpi_pm_timer(struct acpi_pm *pm); /* current PM timer value */
 #define PCI_DEVFN(dev, fn) ((u8)(((dev) << 3) | (fn)))
 
 struct pci_device;
+struct pci_bus;
 struct pci_device_ops {
     /* Called after the guest changed config space bytes [offset, offset+size): BARs,
      * the command register. May be NULL. */
     void (*config_written)(struct pci_device *d, u16 offset, unsigned size);
 };
 
+/* A base address register: the range the device decodes where the guest puts it. */
+enum pci_bar_kind { PCI_BAR_NONE, PCI_BAR_IO, PCI_BAR_MEM32 };
+struct pci_bar {
+    enum pci_bar_kind kind;
+    u64 size;
+    u64 (*read)(void *opaque, u64 offset, unsigned size);
+    void (*write)(void *opaque, u64 offset, unsigned size, u64 value);
+    void *opaque;
+    const char *name;
+    u64 mapped; /* address the range is registered at, 0 = not decoded */
+};
+#define PCI_NUM_BARS 6
+
 struct pci_device {
     u8 devfn;
     const struct pci_device_ops *ops;
     void *opaque;
+    struct pci_bus *bus;
+    struct pci_bar bar[PCI_NUM_BARS];
     u8 config[PCI_CONFIG_SIZE]; /* contents as the guest reads them */
     u8 wmask[PCI_CONFIG_SIZE];  /* bits the guest may write */
     u8 w1cmask[PCI_CONFIG_SIZE];/* bits a guest write of 1 clears (status registers) */
@@ -155,6 +171,18 @@ void pci_destroy(struct pci_bus *b);
  * wmask and w1cmask). NULL if devfn is taken. */
 struct pci_device *pci_register_device(struct pci_bus *b, u8 devfn,
                                        const struct pci_device_ops *ops, void *opaque);
+/* The first free device number on bus 0 (function 0), or -1 when all 32 are taken. */
+int pci_free_slot(struct pci_bus *b);
+/* Gives d the BAR `bar` (0-5): `size` bytes (a power of two; I/O at least 4, memory at
+ * least 16) decoded by rd/wr. As firmware would, nestor assigns it an address in the
+ * windows the DSDT gives PCI (I/O from PCI_IO_ALLOC_BASE, memory from the PCI hole) and
+ * enables decoding in the command register; the guest may move or disable it. Where a
+ * BAR overlaps a platform device, the platform device answers. */
+void pci_device_add_bar(struct pci_device *d, int bar, enum pci_bar_kind kind, u64 size,
+                        u64 (*rd)(void *, u64, unsigned), void (*wr)(void *, u64, unsigned, u64),
+                        void *opaque, const char *name);
+#define PCI_IO_ALLOC_BASE 0xc000u
+#define PCI_MEM_ALLOC_BASE 0xc0000000ull
 /* Config space access by bus/devfn/offset as the guest sees it (absent: all-ones). */
 u32 pci_config_read(struct pci_bus *b, u8 bus, u8 devfn, u16 offset, unsigned size);
 void pci_config_write(struct pci_bus *b, u8 bus, u8 devfn, u16 offset, unsigned size, u32 value);

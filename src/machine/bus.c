@@ -15,17 +15,42 @@ void bus_register(struct bus *b, u64 start, u64 len, bus_read_fn rd, bus_write_f
     if (b->n >= BUS_MAX_RANGES)
         nestor_panic("%s bus full registering %s", b->kind, name);
     for (int i = 0; i < b->n; i++)
-        if (start < b->r[i].start + b->r[i].len && b->r[i].start < start + len)
+        if (!b->r[i].overlay && start < b->r[i].start + b->r[i].len && b->r[i].start < start + len)
             nestor_panic("%s range of %s overlaps %s", b->kind, name, b->r[i].name);
-    b->r[b->n++] = (struct bus_range){ start, len, rd, wr, opaque, name };
+    b->r[b->n++] = (struct bus_range){ start, len, rd, wr, opaque, name, false };
+}
+
+void bus_register_overlay(struct bus *b, u64 start, u64 len, bus_read_fn rd, bus_write_fn wr,
+                          void *opaque, const char *name)
+{
+    if (b->n >= BUS_MAX_RANGES)
+        nestor_panic("%s bus full registering %s", b->kind, name);
+    b->r[b->n++] = (struct bus_range){ start, len, rd, wr, opaque, name, true };
+}
+
+void bus_unregister(struct bus *b, u64 start, const void *opaque)
+{
+    for (int i = 0; i < b->n; i++) {
+        if (b->r[i].start == start && b->r[i].opaque == opaque) {
+            memmove(&b->r[i], &b->r[i + 1], (size_t)(b->n - i - 1) * sizeof b->r[0]);
+            b->n--;
+            return;
+        }
+    }
 }
 
 const struct bus_range *bus_find(const struct bus *b, u64 addr)
 {
-    for (int i = 0; i < b->n; i++)
-        if (addr - b->r[i].start < b->r[i].len)
-            return &b->r[i];
-    return NULL;
+    const struct bus_range *overlay = NULL;
+    for (int i = 0; i < b->n; i++) {
+        if (addr - b->r[i].start < b->r[i].len) {
+            if (!b->r[i].overlay)
+                return &b->r[i];
+            if (!overlay)
+                overlay = &b->r[i];
+        }
+    }
+    return overlay;
 }
 
 u64 bus_read(struct bus *b, u64 addr, unsigned size)

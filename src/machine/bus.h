@@ -19,6 +19,9 @@ struct bus_range {
     bus_write_fn write;
     void *opaque;
     const char *name;
+    /* A range the guest places (a PCI BAR): it may overlap anything, and the fixed
+     * ranges of the platform win where it does, as PCI decodes below the chipset. */
+    bool overlay;
 };
 
 #define BUS_MAX_RANGES 64
@@ -34,6 +37,11 @@ void bus_init(struct bus *b, const char *kind);
 /* Registers a range; overlapping an existing range is a nestor bug (panics). */
 void bus_register(struct bus *b, u64 start, u64 len, bus_read_fn rd, bus_write_fn wr,
                   void *opaque, const char *name);
+/* Registers or removes a guest-placed range (see bus_range.overlay); removal names the
+ * range by its start and opaque. */
+void bus_register_overlay(struct bus *b, u64 start, u64 len, bus_read_fn rd, bus_write_fn wr,
+                          void *opaque, const char *name);
+void bus_unregister(struct bus *b, u64 start, const void *opaque);
 const struct bus_range *bus_find(const struct bus *b, u64 addr);
 u64 bus_read(struct bus *b, u64 addr, unsigned size);
 void bus_write(struct bus *b, u64 addr, unsigned size, u64 value);

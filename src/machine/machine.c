@@ -196,6 +196,171 @@ void machine_apic_send(struct machine *m, const struct apic_msg *msg)
     }
 }
 
+/* ---- -device ---- */
+#define DEVICE_MAX_PROPS 8
+
+struct device_opts {
+    char buf[256];
+    const char *name;
+    int n;
+    const char *key[DEVICE_MAX_PROPS], *value[DEVICE_MAX_PROPS];
+};
+
+/* "NAME,key=value,..." into o (pointing into o->buf). 0, or -1 with a message. */
+static int device_parse(const char *spec, struct device_opts *o)
+{
+    if (strlen(spec) >= sizeof o->buf) {
+        nestor_log("-device %s: too long", spec);
+        return -1;
+    }
+    strcpy(o->buf, spec);
+    o->n = 0;
+    char *save = NULL;
+    o->name = strtok_r(o->buf, ",", &save);
+    if (!o->name) {
+        nestor_log("-device '%s': no device name", spec);
+        return -1;
+    }
+    for (char *t = strtok_r(NULL, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(t, '=');
+        if (!eq || eq == t || o->n == DEVICE_MAX_PROPS) {
+            nestor_log("-device %s: '%s' is not a property=value", spec, t);
+            return -1;
+        }
+        *eq = 0;
+        o->key[o->n] = t;
+        o->value[o->n++] = eq + 1;
+    }
+    return 0;
+}
+
+static const char *device_prop(const struct device_opts *o, const char *key)
+{
+    const char *v = NULL;
+    for (int i = 0; i < o->n; i++)
+        if (!strcmp(o->key[i], key))
+            v = o->value[i]; /* the last one counts, as in QEMU */
+    return v;
+}
+
+/* A number property (C syntax: 0x.. hex, decimal) within [0, max]; *out keeps its default
+ * when the property is absent. 0, or -1 with a message. */
+static int device_prop_num(const struct device_opts *o, const char *key, u64 max, u64 *out)
+{
+    const char *v = device_prop(o, key);
+    if (!v)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 0);
+    if (errno || end == v || *end || v[0] == '-' || n > max) {
+        nestor_log("-device %s: %s=%s is not a number from 0 to 0x%llx", o->name, key, v,
+                   (unsigned long long)max);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static int add_debugexit(struct machine *m, const struct device_opts *o)
+{
+    u64 base = 0x501, size = 2; /* QEMU's defaults */
+    if (device_prop_num(o, "iobase", 0xffff, &base) || device_prop_num(o, "iosize", 0x10000, &size))
+        return -1;
+    return debugexit_create(m, (u16)base, (u16)size);
+}
+
+static int add_pc_testdev(struct machine *m, const struct device_opts *o)
+{
+    (void)o;
+    if (m->pc_testdev) {
+        nestor_log("-device pc-testdev: only one (its ports are fixed)");
+        return -1;
+    }
+    m->pc_testdev = pc_testdev_create(m);
+    return 0;
+}
+
+/* QEMU's PCI address property: "SLOT[.FUNCTION]" in hex. */
+static int add_pci_testdev(struct machine *m, const struct device_opts *o)
+{
+    if (m->pci_testdev) {
+        nestor_log("-device pci-testdev: nestor has at most one");
+        return -1;
+    }
+    int slot = pci_free_slot(m->pci);
+    const char *addr = device_prop(o, "addr");
+    if (addr) {
+        char *end;
+        unsigned long s = strtoul(addr, &end, 16), fn = 0;
+        if (end != addr && *end == '.')
+            fn = strtoul(end + 1, &end, 16);
+        if (end == addr || *end || s == 0 || s > 31 || fn != 0) {
+            nestor_log("-device pci-testdev: addr=%s: a slot from 1 to 1f (function 0)", addr);
+            return -1;
+        }
+        if (pci_config_read(m->pci, 0, PCI_DEVFN(s, 0), 0, 2) != 0xffff) {
+            nestor_log("-device pci-testdev: PCI slot %lx is taken", s);
+            return -1;
+        }
+        slot = (int)s;
+    }
+    if (slot < 0) {
+        nestor_log("-device pci-testdev: no free PCI slot");
+        return -1;
+    }
+    m->pci_testdev = pci_testdev_create(m, slot);
+    return 0;
+}
+
+static const struct device_type {
+    const char *name;
+    const char *props[3]; /* besides "id", which every device takes */
+    int (*add)(struct machine *m, const struct device_opts *o);
+} device_types[] = {
+    { "isa-debug-exit", { "iobase", "iosize" }, add_debugexit },
+    { "pc-testdev", { NULL }, add_pc_testdev },
+    { "pci-testdev", { "addr" }, add_pci_testdev },
+};
+
+static int add_device(struct machine *m, const struct device_opts *o)
+{
+    const struct device_type *t = NULL;
+    for (size_t i = 0; i < ARRAY_SIZE(device_types); i++)
+        if (!strcmp(device_types[i].name, o->name))
+            t = &device_types[i];
+    if (!t) {
+        nestor_log("-device %s: unknown device (nestor has isa-debug-exit, pc-testdev, "
+                   "pci-testdev)", o->name);
+        return -1;
+    }
+    for (int i = 0; i < o->n; i++) {
+        bool known = !strcmp(o->key[i], "id");
+        for (size_t k = 0; k < ARRAY_SIZE(t->props) && t->props[k]; k++)
+            known |= !strcmp(o->key[i], t->props[k]);
+        if (!known) {
+            nestor_log("-device %s: unknown property '%s'", o->name, o->key[i]);
+            return -1;
+        }
+    }
+    return t->add(m, o);
+}
+
+/* The -device options; without an isa-debug-exit among them, nestor's own at 0xf4. */
+static int add_devices(struct machine *m, const struct machine_config *cfg)
+{
+    bool debugexit = false;
+    for (int i = 0; i < cfg->ndevices; i++) {
+        struct device_opts o;
+        if (device_parse(cfg->devices[i], &o) || add_device(m, &o))
+            return -1;
+        debugexit |= !strcmp(o.name, "isa-debug-exit");
+    }
+    if (!debugexit && debugexit_create(m, DEBUGEXIT_DEFAULT_PORT, DEBUGEXIT_DEFAULT_SIZE))
+        return -1;
+    return 0;
+}
+
 /* ---- construction ---- */
 int machine_create(struct machine *m, const struct machine_config *cfg)
 {
@@ -251,8 +416,9 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
     m->pci = pci_create(m);
     m->kbc = kbc_create(m);
     m->uart = uart_create(m, 0x3f8, 4, cfg->console_in_fd, cfg->console_out_fd);
-    debugexit_create(m, 0xf4);
     m->fwcfg = fwcfg_create(m);
+    if (add_devices(m, cfg))
+        return NESTOR_EXIT_USAGE;
     /* the tables describe the devices above, so they come last */
     m->acpi_rsdp = acpi_build(m);
     if (cfg->kernel) {
@@ -279,6 +445,10 @@ void machine_destroy(struct machine *m)
         kbc_destroy(m->kbc);
     if (m->pci)
         pci_destroy(m->pci);
+    if (m->pc_testdev)
+        pc_testdev_destroy(m->pc_testdev);
+    if (m->pci_testdev)
+        pci_testdev_destroy(m->pci_testdev);
     if (m->acpi_pm)
         acpi_pm_destroy(m->acpi_pm);
     if (m->hpet)

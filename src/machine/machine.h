@@ -25,6 +25,10 @@ struct hpet;
 struct acpi_pm;
 struct pci_bus;
 struct kbc;
+struct pc_testdev;
+struct pci_testdev;
+
+#define MACHINE_MAX_DEVICES 16
 
 struct machine_config {
     u64 ram_size;
@@ -33,6 +37,9 @@ struct machine_config {
     const char *kernel;
     const char *initrd;
     const char *append;
+    /* -device NAME[,prop=value...] options, as QEMU spells them */
+    const char *devices[MACHINE_MAX_DEVICES];
+    int ndevices;
     bool deterministic;
     FILE *trace;              /* NULL: no trace */
     bool trace_insns, trace_events;
@@ -65,6 +72,8 @@ struct machine {
     struct acpi_pm *acpi_pm;
     struct pci_bus *pci;
     struct kbc *kbc;
+    struct pc_testdev *pc_testdev;   /* -device pc-testdev */
+    struct pci_testdev *pci_testdev; /* -device pci-testdev */
     bool stop;
     int exit_status;          /* status the process exits with when the guest stops */
     u64 acpi_rsdp;            /* physical address of the RSDP */

@@ -160,6 +160,29 @@ def main():
     write("bzImage", bzimage(kernel=kernel))
     write("bzImage_old", bzimage(version=0x0201, kernel=kernel))
 
+    # multiboot kernels in low memory, where nestor's boot GDT and page tables used to be
+    # fixed: a.out at 0x8000 with bss to 0x20000 (kvm-unit-tests' realmode.flat loads at
+    # 32K), and an ELF32 whose segment covers [0x1000, 0x9000). Their code checks the MBI
+    # lies outside the image: cmp ebx, end; jb fail (nothing may sit on the image).
+    def mb_low_code(end):
+        return checked(
+            (bytes([0x3D]) + struct.pack("<I", 0x2BADB002), JNE),
+            (bytes([0x81, 0xFB]) + struct.pack("<I", end) + bytes([0x0F, 0x93, 0xC0])  # setae al
+             + bytes([0x84, 0xC0]), JZ),                                               # test al,al
+        )
+    code = mb_low_code(0x20000)
+    write("mb_low_8000.bin", mb_header(0x10003, (0x8000, 0x8000, 0, 0x20000, 0x8000 + hdr_len))
+          + code + b"\xcc" * 0x3000)
+    text = mb_header(0x3) + mb_low_code(0x9000)
+    write("mb_low_1000.elf", elf(False, 0x1000 + 12, [(0x1000, 0x1000, text, 0x8000)]))
+    # plain ELF64 at 0x1000: the identity page tables must go elsewhere
+    write("plain64_low.elf", elf(True, 0x1000, [(0x1000, 0x1000, PLAIN64_CODE, 0x8000)]))
+    # images over what is not RAM
+    write("mb_bios.bin", mb_header(0x10003, (0xE0000, 0xE0000, 0, 0, 0xE0000 + hdr_len)) + MB_CODE)
+    write("mb_ebda.bin", mb_header(0x10003, (0x9F000, 0x9F000, 0, 0xA0000, 0x9F000 + hdr_len))
+          + MB_CODE)
+    write("mb_vga.elf", elf(False, 0xA0000 + 12, [(0xA0000, 0xA0000, text, 0x1000)]))
+
     write("plain64.elf", elf(True, 0x400000, [(0x400000, 0x400000, PLAIN64_CODE, 0x1000)]))
     write("plain32.elf", elf(False, 0x400000, [(0x400000, 0x400000, PLAIN32_CODE, 0x1000)]))
     # p_filesz > p_memsz

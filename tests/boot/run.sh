@@ -65,6 +65,11 @@ check mb-bad-checksum    2 "bad checksum"                "$t/mb_badsum.bin"
 check mb-truncated       2 "truncated multiboot image"   "$t/mb_truncated.bin"
 check mb-missing-module  2 "cannot open multiboot module" -initrd "$t/does-not-exist" "$t/mb_aout.bin"
 check elf-with-append    2 "cannot receive"              -append "x" "$t/plain64.elf"
+check mb-over-bios-area  2 "in the BIOS area (ACPI tables)" "$t/mb_bios.bin"
+check mb-over-ebda       2 "in the extended BIOS data area" "$t/mb_ebda.bin"
+check mb-over-vga        2 "in the VGA window"           "$t/mb_vga.elf"
+check pvh-beyond-ram     2 "beyond the end of guest RAM" -m 16M "$t/pvh.elf"
+check mb-module-no-room  2 "no room in guest RAM for multiboot module" -m 16M -initrd "$t/three_mib,$t/three_mib,$t/three_mib,$t/three_mib,$t/three_mib,$t/three_mib" "$t/mb_low_8000.bin"
 check initrd-missing     2 "cannot open initrd"          -initrd "$t/does-not-exist" "$t/bzImage"
 
 # kernels of every format, entered per their protocol
@@ -74,3 +79,7 @@ check run-pvh             33 "" -initrd "$t/garbage" -append "console=ttyS0" "$t
 check run-bzimage-64      33 "" -initrd "$t/garbage" -append "console=ttyS0" "$t/bzImage"
 check run-plain-elf64     33 "" "$t/plain64.elf"
 check run-plain-elf32     33 "" "$t/plain32.elf"
+# kernels in low memory: the loader's structures move out of their way
+check run-multiboot-low-8000 33 "" -initrd "$t/garbage" "$t/mb_low_8000.bin"
+check run-multiboot-low-1000 33 "" "$t/mb_low_1000.elf"
+check run-plain-elf64-low    33 "" "$t/plain64_low.elf"

@@ -48,6 +48,7 @@ done
 # ---- informational options
 run help --help;                       expect help 0 '^usage: nestor run' out
 grep -q -- '-cpu MODEL' "$TMP/out" || fail help-options "--help does not describe -cpu"
+grep -q -- '-device NAME' "$TMP/out" || fail help-device "--help does not describe -device"
 run version --version;                 expect version 0 '^nestor [0-9]+\.[0-9]+' out
 
 # ---- usage errors: status 2 and a message naming the problem
@@ -73,6 +74,13 @@ run bad-phys-bits-hi run -cpu max,phys-bits=53 "$ECHO_ELF"; expect bad-phys-bits
 run ram-beyond-phys-bits run -m 4G -cpu max,phys-bits=32 "$ECHO_ELF"; expect ram-beyond-phys-bits 2 "beyond the 32-bit physical address space" err
 run bad-trace-item run -d bogus "$ECHO_ELF";          expect bad-trace-item 2 "-d bogus" err
 run bad-max-insns run -max-insns lots "$ECHO_ELF";    expect bad-max-insns 2 "-max-insns lots" err
+run unknown-device run -device frob "$ECHO_ELF";      expect unknown-device 2 "-device frob: unknown device" err
+run unknown-device-prop run -device pc-testdev,size=4 "$ECHO_ELF"; expect unknown-device-prop 2 "unknown property 'size'" err
+run device-prop-syntax run -device pci-testdev,addr "$ECHO_ELF";  expect device-prop-syntax 2 "'addr' is not a property=value" err
+run device-bad-number run -device isa-debug-exit,iobase=0x1ffff "$ECHO_ELF"; expect device-bad-number 2 "iobase=0x1ffff is not a number" err
+run device-port-taken run -device isa-debug-exit,iobase=0x3f8 "$ECHO_ELF"; expect device-port-taken 2 "port 0x3f8 belongs to uart" err
+run device-slot-bad run -device pci-testdev,addr=0 "$ECHO_ELF"; expect device-slot-bad 2 "addr=0" err
+run device-twice run -device pc-testdev -device pc-testdev "$ECHO_ELF"; expect device-twice 2 "only one" err
 
 # ---- running guests: exit statuses
 printf 'Q' >"$TMP/in"

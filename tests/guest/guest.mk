@@ -36,11 +36,15 @@ $(GUEST_OUT)/t64/%.o: $(GUEST_DIR)/t64/%.c
 	@mkdir -p $(dir $@)
 	$(GUEST_CC) -m64 $(GUEST_CFLAGS) -MMD -MP -c $< -o $@
 
-$(addprefix $(GUEST_OUT)/,$(addsuffix .elf,$(GUEST_T32))): $(GUEST_OUT)/%.elf: $(GUEST_OUT)/t32/%.o $(GUEST_LIB32) $(GUEST_DIR)/lib/link32.ld
-	$(GUEST_CC) -m32 $(GUEST_LDFLAGS) -T $(GUEST_DIR)/lib/link32.ld -o $@ $< $(GUEST_LIB32)
+# A test may bring its own linker script next to it (t32/NAME.ld, t64/NAME.ld), e.g. to
+# load somewhere else than 1 MiB; else lib/link32.ld or lib/link64.ld.
+guest_ld = $(firstword $(wildcard $(GUEST_DIR)/$(1)/$(2).ld) $(GUEST_DIR)/lib/link$(3).ld)
 
-$(GUEST_OUT)/%.elf64: $(GUEST_OUT)/t64/%.o $(GUEST_LIB64) $(GUEST_DIR)/lib/link64.ld
-	$(GUEST_CC) -m64 $(GUEST_LDFLAGS) -T $(GUEST_DIR)/lib/link64.ld -o $@ $< $(GUEST_LIB64)
+$(addprefix $(GUEST_OUT)/,$(addsuffix .elf,$(GUEST_T32))): $(GUEST_OUT)/%.elf: $(GUEST_OUT)/t32/%.o $(GUEST_LIB32) $(GUEST_DIR)/lib/link32.ld $(wildcard $(GUEST_DIR)/t32/*.ld)
+	$(GUEST_CC) -m32 $(GUEST_LDFLAGS) -T $(call guest_ld,t32,$*,32) -o $@ $< $(GUEST_LIB32)
+
+$(GUEST_OUT)/%.elf64: $(GUEST_OUT)/t64/%.o $(GUEST_LIB64) $(GUEST_DIR)/lib/link64.ld $(wildcard $(GUEST_DIR)/t64/*.ld)
+	$(GUEST_CC) -m64 $(GUEST_LDFLAGS) -T $(call guest_ld,t64,$*,64) -o $@ $< $(GUEST_LIB64)
 $(addprefix $(GUEST_OUT)/,$(addsuffix .elf,$(GUEST_T64))): $(GUEST_OUT)/%.elf: $(GUEST_OUT)/%.elf64
 	objcopy -O elf32-i386 $< $@
 

@@ -16,6 +16,9 @@
 # name=RUN names the run (logs RUN.log; `run.sh RUN` runs only it, `run.sh NAME` all runs
 # of NAME.c). cpu=SPEC is passed as -cpu SPEC (QEMU: instead of "max"), and as the
 # kernel command line "cpu=SPEC" so that the test knows what it must find.
+# device=SPEC (may repeat) is passed as -device SPEC to nestor and QEMU; a run that names
+# an isa-debug-exit replaces QEMU's default one (iobase=0xf4,iosize=4) and nestor's.
+# append=WORD (may repeat) adds WORD to the kernel command line.
 # expect=pass (default): the VM must end with debug-exit status 0 (process status 1) and
 #   print no line starting with FAIL.
 # expect=unsupported (nestor only): the last line printed must be "UNSUPPORTED-NEXT", nestor
@@ -47,6 +50,11 @@ opt() { # options key default
   echo "${v:-$3}"
 }
 
+# every value of key in one run's options, one per line
+opts() { # options key
+  echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+
 tail_of() { # log: last lines, on one line
   tail -n 4 "$1" | tr -d '\r' | tr '\n' '|' | sed 's/|$//; s/|/ | /g' | cut -c1-400
 }
@@ -59,21 +67,33 @@ run_one() { # name kernel options
   timeout=$(opt "$3" timeout "$DEFAULT_TIMEOUT")
   expect=$(opt "$3" expect pass)
   cpu=$(opt "$3" cpu "")
-  local cpu_args=()
-  [ -n "$cpu" ] && cpu_args=(-cpu "$cpu" -append "cpu=$cpu")
+  local cpu_args=() dev_args=() cmdline=() own_exit=0 d a
+  while IFS= read -r d; do
+    [ -n "$d" ] || continue
+    dev_args+=(-device "$d")
+    [[ $d == isa-debug-exit* ]] && own_exit=1
+  done < <(opts "$3" device)
+  [ -n "$cpu" ] && cmdline+=("cpu=$cpu")
+  while IFS= read -r a; do [ -n "$a" ] && cmdline+=("$a"); done < <(opts "$3" append)
+  [ -n "$cpu" ] && cpu_args=(-cpu "$cpu")
+  [ ${#cmdline[@]} -gt 0 ] && cpu_args+=(-append "${cmdline[*]}")
   if [ ! -f "$elf" ]; then
     echo "FAIL guest:$name: $elf not built (make guests)"
     return
   fi
   case $RUNNER in
     qemu)
-      [ -z "$cpu" ] && cpu_args=(-cpu max)
-      # nestor-only -cpu properties (fep) are not QEMU's: the kernel still sees them in
-      # its command line and skips what QEMU lacks
-      [ -n "$cpu" ] && cpu_args=(-cpu "$(echo "$cpu" | sed 's/,fep\(=on\)*//g')" -append "cpu=$cpu")
+      if [ -z "$cpu" ]; then
+        cpu_args=(-cpu max "${cpu_args[@]}")
+      else
+        # nestor-only -cpu properties (fep) are not QEMU's: the kernel still sees them in
+        # its command line and skips what QEMU lacks
+        cpu_args[1]=$(echo "$cpu" | sed 's/,fep\(=on\)*//g')
+      fi
+      [ "$own_exit" = 0 ] && dev_args+=(-device isa-debug-exit,iobase=0xf4,iosize=0x04)
       timeout "$timeout" qemu-system-x86_64 -accel tcg -M q35 "${cpu_args[@]}" -m "$mem" \
         -smp "$smp" -nographic -no-reboot -monitor none -serial stdio -nic none \
-        -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$elf" </dev/null >"$log" 2>"$err"
+        "${dev_args[@]}" -kernel "$elf" </dev/null >"$log" 2>"$err"
       status=$? ;;
     nestor)
       if [ ! -x "$NESTOR" ]; then
@@ -82,7 +102,8 @@ run_one() { # name kernel options
       fi
       local args=(-m "${mem}M")
       [ "$smp" != 1 ] && args+=(-smp "$smp")
-      timeout "$timeout" "$NESTOR" run "${args[@]}" "${cpu_args[@]}" "$elf" </dev/null >"$log" 2>"$err"
+      timeout "$timeout" "$NESTOR" run "${args[@]}" "${cpu_args[@]}" "${dev_args[@]}" "$elf" \
+        </dev/null >"$log" 2>"$err"
       status=$? ;;
     *)
       echo "FAIL guest:$name: unknown GUEST_RUNNER=$RUNNER"

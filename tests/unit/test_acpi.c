@@ -35,7 +35,7 @@ static void create_platform(void)
     m.pci = pci_create(&m);
     m.kbc = kbc_create(&m);
     m.uart = uart_create(&m, 0x3f8, 4, -1, -1);
-    debugexit_create(&m, 0xf4);
+    debugexit_create(&m, 0xf4, 4);
     m.fwcfg = fwcfg_create(&m);
 }
 

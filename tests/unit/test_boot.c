@@ -476,6 +476,114 @@ Test(boot, multiboot_malformed)
     cr_assert_eq(boot_multiboot(m, &ki, &huge, NULL), NESTOR_EXIT_USAGE);
 }
 
+/* ---- kernels in low memory: the loader's own structures go where the image is not ---- */
+
+/* An a.out-kludge image of `size` file bytes plus `bss` at `base`, header at offset 0x40. */
+static size_t make_aout_at(u8 *out, size_t size, u32 base, u32 bss)
+{
+    size_t n = make_aout(out, size, bss, 0x80);
+    u8 *h = out + 0x40;
+    put32(h + 12, base + 0x40);
+    put32(h + 16, base);
+    put32(h + 20, (u32)(base + size));
+    put32(h + 24, (u32)(base + size + bss));
+    put32(h + 28, base + 0x80);
+    return n;
+}
+
+static bool disjoint(u64 a, u64 alen, u64 b, u64 blen) { return a + alen <= b || b + blen <= a; }
+
+Test(boot, multiboot_low_at_0x8000)
+{
+    static u8 k[0x3000];
+    size_t n = make_aout_at(k, sizeof k, 0x8000, 0x5000); /* [0x8000, 0x10000) */
+    static u8 mod[3000];
+    memset(mod, 0x77, sizeof mod);
+    struct boot_image ki = img(k, n, "realmode.flat"), rd = img(mod, sizeof mod, "m");
+    cr_assert_eq(boot_multiboot(m, &ki, &rd, "x"), 0);
+    expect_prot32(0x8080);
+    expect_bytes(0x8000, k, n);
+    for (u64 a = 0x8000 + n; a < 0x10000; a += 0x80)
+        cr_assert_eq(g8(a), 0, "bss at 0x%llx", (unsigned long long)a);
+    u64 mbi = bsp->gpr[R_RBX];
+    expect_mbi_common(mbi, 0x10000, "realmode.flat", "x");
+    u64 mods = g32(mbi + 24);
+    expect_bytes(g32(mods), mod, sizeof mod);
+    cr_assert(disjoint(bsp->gdtr.base, 0x28, 0x8000, 0x8000), "GDT at 0x%llx in the image",
+              (unsigned long long)bsp->gdtr.base);
+    cr_assert(disjoint(bsp->gdtr.base, 0x28, mbi, 0x1000));
+}
+
+Test(boot, multiboot_filling_low_memory)
+{
+    /* [0x1000, 0x9fc00): every byte of conventional RAM the loader used to keep for itself */
+    static u8 k[0x9fc00 - 0x1000];
+    size_t n = make_aout_at(k, sizeof k, 0x1000, 0);
+    struct boot_image ki = img(k, n, "low.bin");
+    cr_assert_eq(boot_multiboot(m, &ki, NULL, NULL), 0);
+    expect_prot32(0x1080);
+    expect_bytes(0x1000, k, n);
+    cr_assert_geq(bsp->gdtr.base, 0x100000);
+    cr_assert_geq(bsp->gpr[R_RBX], 0x100000);
+    expect_mbi_common(bsp->gpr[R_RBX], 0x9fc00, "low.bin", NULL);
+    /* at 0: allowed as well (the image's business), boot data still never in page 0 */
+    n = make_aout_at(k, 0x2000, 0, 0x1000);
+    ki = img(k, n, "zero.bin");
+    cr_assert_eq(boot_multiboot(m, &ki, NULL, NULL), 0);
+    expect_prot32(0x80);
+    cr_assert_geq(bsp->gdtr.base, 0x3000);
+}
+
+Test(boot, multiboot_data_below_a_kernel_that_fills_high_ram)
+{
+    /* kernel from 1 MiB to the end of RAM: information and module go below it */
+    static u8 k[0x1000];
+    size_t n = make_aout_at(k, sizeof k, 0x100000, (u32)(RAM - 0x100000 - sizeof k));
+    static u8 mod[100];
+    struct boot_image ki = img(k, n, "big.bin"), rd = img(mod, sizeof mod, "m");
+    cr_assert_eq(boot_multiboot(m, &ki, &rd, NULL), 0);
+    u64 mbi = bsp->gpr[R_RBX];
+    cr_assert_lt(mbi, 0xa0000);
+    cr_assert_geq(mbi, 0x1000);
+    cr_assert_lt(g32(g32(mbi + 24)), 0xa0000);
+    /* one byte more and the module cannot fit anywhere */
+    static u8 huge[0x9fc00];
+    rd = img(huge, sizeof huge, "huge");
+    cr_redirect_stderr();
+    cr_assert_eq(boot_multiboot(m, &ki, &rd, NULL), NESTOR_EXIT_USAGE);
+}
+
+Test(boot, multiboot_refuses_what_is_not_ram)
+{
+    static u8 k[0x2000];
+    static const u32 bases[] = { 0x9f000, 0xa0000, 0xc8000, 0xe0000, 0xf0000, RAM - 0x1000,
+                                 0xc0000000u };
+    cr_redirect_stderr();
+    for (size_t i = 0; i < ARRAY_SIZE(bases); i++) {
+        size_t n = make_aout_at(k, sizeof k, bases[i], 0);
+        struct boot_image ki = img(k, n, "bad.bin");
+        cr_assert_eq(boot_multiboot(m, &ki, NULL, NULL), NESTOR_EXIT_USAGE, "base 0x%x", bases[i]);
+    }
+}
+
+Test(boot, plain_elf64_low_moves_the_page_tables)
+{
+    /* the image covers 0x1000-0x11000, where the GDT and page tables used to be fixed */
+    static u8 text[0x100], k[0x1000];
+    memset(text, 0x90, sizeof text);
+    struct segspec s = { 0x1000, 0x1000, text, sizeof text, 0x10000 };
+    size_t n = make_elf(k, sizeof k, true, 0x1010, &s, 1, NULL, 0);
+    struct boot_image ki = img(k, n, "low64");
+    cr_assert_eq(boot_elf(m, &ki, NULL, NULL), 0);
+    expect_long64(0x1010);
+    expect_bytes(0x1000, text, sizeof text);
+    for (u64 a = 0x1000 + sizeof text; a < 0x11000; a += 0x100)
+        cr_assert_eq(g8(a), 0);
+    cr_assert(disjoint(bsp->cr3, 6 * 0x1000, 0x1000, 0x10000));
+    cr_assert(disjoint(bsp->gdtr.base, 0x28, 0x1000, 0x10000));
+    cr_assert(disjoint(bsp->gdtr.base, 0x28, bsp->cr3, 6 * 0x1000));
+}
+
 /* ---- PVH ---- */
 
 static size_t make_pvh(u8 *k, size_t cap, const u8 *text, size_t text_len, u64 entry,
@@ -505,7 +613,8 @@ Test(boot, pvh_elf64)
     expect_prot32(0x1000040);
     expect_bytes(0x1000000, text, sizeof text);
     u64 si = bsp->gpr[R_RBX];
-    cr_assert_geq(si, 0x9000);
+    cr_assert_geq(si, 0x1000);
+    cr_assert(si >= bsp->gdtr.base + 0x1000 || si + 0x1000 <= bsp->gdtr.base, "start_info on the GDT");
     cr_assert_eq(g32(si), 0x336ec578);
     cr_assert_eq(g32(si + 4), 1);
     cr_assert_eq(g32(si + 8), 0);
@@ -597,7 +706,9 @@ static size_t make_bzimage(u8 *k, size_t cap, const struct bz *b, size_t kernel_
     return setup + kernel_len;
 }
 
-#define BP 0x8000ull
+/* boot_params: the loader puts it in the first free page after its GDT and page tables,
+ * 0x8000 with a kernel at 1 MiB and a 64-bit entry; tests read it through RSI. */
+static u64 BP;
 
 Test(boot, linux_bzimage_64bit)
 {
@@ -610,7 +721,8 @@ Test(boot, linux_bzimage_64bit)
     struct boot_image ki = img(k, n, "bzImage"), ri = img(rd, sizeof rd, "initrd");
     cr_assert_eq(boot_linux(m, &ki, &ri, "console=ttyS0"), 0);
     expect_long64(0x1000000 + 0x200);
-    cr_assert_eq(bsp->gpr[R_RSI], BP);
+    BP = bsp->gpr[R_RSI];
+    cr_assert_eq(BP, 0x8000);
     expect_identity_mapped(BP);
     expect_bytes(0x1000000, k + 5 * 512, 0x1800);
     /* the kernel's header copied, then the loader's fields */
@@ -647,7 +759,10 @@ Test(boot, linux_bzimage_32bit_entry_and_relocation)
     struct boot_image ki = img(k, n, "old-bzImage");
     cr_assert_eq(boot_linux(m, &ki, NULL, NULL), 0);
     expect_prot32(0x100000);
-    cr_assert_eq(bsp->gpr[R_RSI], BP);
+    BP = bsp->gpr[R_RSI];
+    cr_assert_geq(BP, 0x1000);
+    cr_assert_eq(BP & 0xfff, 0);
+    cr_assert_neq(BP, bsp->gdtr.base);
     cr_assert_eq(bsp->gpr[R_RBX] | bsp->gpr[R_RBP] | bsp->gpr[R_RDI], 0);
     cr_assert_eq(g32(BP + 0x218), 0);
     cr_assert_eq(g64(BP + 0x70), 0); /* acpi_rsdp_addr is 2.14+ */
@@ -659,6 +774,7 @@ Test(boot, linux_bzimage_32bit_entry_and_relocation)
     n = make_bzimage(k, sizeof k, &r, 0x800);
     ki = img(k, n, "reloc");
     cr_assert_eq(boot_linux(m, &ki, NULL, "a"), 0);
+    BP = bsp->gpr[R_RSI];
     u32 load = g32(BP + 0x214);
     cr_assert_eq(load & 0x1fffff, 0);
     cr_assert_geq(load, 0x100000);
@@ -771,7 +887,12 @@ Test(boot, elf_malformed)
     bad.paddr = 0xa0000; /* VGA hole */
     n = make_elf(k, sizeof k, true, 0x400000, &bad, 1, NULL, 0);
     cr_assert_eq(boot_elf(m, &ki, NULL, NULL), NESTOR_EXIT_USAGE);
-    bad.paddr = 0x2000; /* the loader's page tables */
+    bad.paddr = 0x9f000; /* runs into the EBDA */
+    bad.memsz = 0x2000;
+    n = make_elf(k, sizeof k, true, 0x400000, &bad, 1, NULL, 0);
+    cr_assert_eq(boot_elf(m, &ki, NULL, NULL), NESTOR_EXIT_USAGE);
+    bad = s;
+    bad.paddr = 0xe0000; /* the BIOS area with the ACPI tables */
     n = make_elf(k, sizeof k, true, 0x400000, &bad, 1, NULL, 0);
     cr_assert_eq(boot_elf(m, &ki, NULL, NULL), NESTOR_EXIT_USAGE);
     bad.paddr = 0xfffffffffffff000ull; /* wraps */

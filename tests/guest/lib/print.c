@@ -236,10 +236,12 @@ void test_skip(const char *fmt, ...)
     printf("SKIP %s\n", msg);
 }
 
+u16 rt_exit_port = 0xf4;
+
 void guest_exit(int code)
 {
     cli();
-    outb(0xf4, (u8)code);
+    outb(rt_exit_port, (u8)code);
     /* no debug-exit device: stop here */
     for (;;)
         asm volatile("cli; hlt");

@@ -228,6 +228,8 @@ void test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 NORETURN void test_done(void);
 /* Ends the VM via debug-exit: status (code << 1) | 1. */
 NORETURN void guest_exit(int code);
+/* The debug-exit port guest_exit writes: 0xf4 unless a test moved the device. */
+extern u16 rt_exit_port;
 /* Fatal: prints "FAIL msg" and exits with code 0x7e. */
 NORETURN void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -44,7 +44,7 @@ static const struct { ZydisMnemonic mn; u8 rule; } snapshot_rules[] = {
     R(CMOVP, L|N), R(CMOVS, L|N), R(CMOVZ, L|N), R(BT, L), R(BTS, L), R(BTR, L), R(BTC, L),
     R(BSF, L), R(BSR, L), R(NOP, L|N), R(CDQE, L|N), R(CWDE, L|N), R(CBW, L|N),
     R(CDQ, L|N), R(CQO, L|N), R(CWD, L|N), R(POPCNT, L), R(LZCNT, L), R(TZCNT, L),
-    R(LEAVE, L), R(BSWAP, N),
+    R(LEAVE, L), R(BSWAP, N), R(SALC, L|N),
 };
 #undef R
 
@@ -148,6 +148,21 @@ static void code_page_marked(void *opaque, u64 gpa_page)
     tlb_drop_write(&c->tlb, gpa_page);
 }
 
+void exec_decoder_init(ZydisDecoder *dec, ZydisMachineMode mode, ZydisStackWidth width)
+{
+    /* MPX, CET and CLDEMOTE reuse encodings of the hint-NOP space (0F 1A, 0F 1B, 0F 1C,
+     * 0F 1E): without those features, which the model never has, a processor executes
+     * them as NOP, which is what Zydis decodes them as with its modes for them off. */
+    static const ZydisDecoderMode nop_space_modes[] = {
+        ZYDIS_DECODER_MODE_MPX, ZYDIS_DECODER_MODE_CET, ZYDIS_DECODER_MODE_CLDEMOTE,
+    };
+    if (ZYAN_FAILED(ZydisDecoderInit(dec, mode, width)))
+        nestor_panic("Zydis decoder init failed");
+    for (size_t k = 0; k < ARRAY_SIZE(nop_space_modes); k++)
+        if (ZYAN_FAILED(ZydisDecoderEnableMode(dec, nop_space_modes[k], ZYAN_FALSE)))
+            nestor_panic("Zydis decoder mode setup failed");
+}
+
 int exec_init(struct cpu *c)
 {
     handlers_init();
@@ -158,8 +173,7 @@ int exec_init(struct cpu *c)
             ZydisStackWidth sw = m == MODE_LONG64 ? ZYDIS_STACK_WIDTH_64
                                  : s == 0         ? ZYDIS_STACK_WIDTH_16
                                                   : ZYDIS_STACK_WIDTH_32;
-            if (ZYAN_FAILED(ZydisDecoderInit(&in->dec[m][s], zmode[m], sw)))
-                nestor_panic("Zydis decoder init failed");
+            exec_decoder_init(&in->dec[m][s], zmode[m], sw);
         }
     mem_add_code_watcher(c->mem, code_page_marked, c);
     /* calloc: the arena's pages are only touched as blocks fill them */
@@ -361,6 +375,12 @@ static void check_cs_limit(struct cpu *c, u64 rip, unsigned len)
         cpu_fault(c, EXC_GP, 0);
 }
 
+insn_fn exec_handler(const ZydisDecodedInstruction *d)
+{
+    handlers_init();
+    return d->operand_count_visible <= INSN_MAX_OPERANDS ? handlers[d->mnemonic] : NULL;
+}
+
 static void insn_unimplemented(struct cpu *c, const struct insn *i)
 {
     cpu_unimplemented(c, ZydisMnemonicGetString((ZydisMnemonic)i->d.mnemonic));
@@ -381,8 +401,8 @@ static void insn_setup(struct cpu *c, struct insn *i, const ZydisDecodedInstruct
 {
     insn_from_zydis(i, d, op);
     i->next_rip = (rip + d->length) & rip_mask(c);
-    i->fn = handlers[d->mnemonic] && d->operand_count_visible <= INSN_MAX_OPERANDS
-                ? handlers[d->mnemonic] : insn_unimplemented;
+    insn_fn fn = exec_handler(d);
+    i->fn = fn ? fn : insn_unimplemented;
     insn_fn special = insn_alu_specialise(i);
     if (special)
         i->fn = special;

@@ -469,6 +469,13 @@ static void insn_sahf(struct cpu *c, const struct insn *i) {
     flags_set(c, FL_SF | FL_ZF | FL_AF | FL_PF | FL_CF, gpr_read8h(c, 0));
 }
 
+/* SALC (D6, outside 64-bit mode, where the decoder rejects it): AL = CF ? FFh : 0,
+ * flags unchanged. Intel documented it late, but every Intel and AMD CPU executes it. */
+static void insn_salc(struct cpu *c, const struct insn *i) {
+    (void)i;
+    gpr_write(c, R_RAX, 1, cpu_cf(c) ? 0xff : 0);
+}
+
 static void insn_cmc(struct cpu *c, const struct insn *i) { (void)i; flags_set(c, FL_CF, ~cpu_cf(c)); }
 static void insn_clc(struct cpu *c, const struct insn *i) { (void)i; flags_set(c, FL_CF, 0); }
 static void insn_stc(struct cpu *c, const struct insn *i) { (void)i; flags_set(c, FL_CF, FL_CF); }
@@ -852,6 +859,7 @@ void insn_register_alu(insn_fn *t) {
         { ZYDIS_MNEMONIC_POPAD, insn_popa },
         { ZYDIS_MNEMONIC_LAHF, insn_lahf },
         { ZYDIS_MNEMONIC_SAHF, insn_sahf },
+        { ZYDIS_MNEMONIC_SALC, insn_salc },
         { ZYDIS_MNEMONIC_CMC, insn_cmc },
         { ZYDIS_MNEMONIC_CLC, insn_clc },
         { ZYDIS_MNEMONIC_STC, insn_stc },

@@ -653,8 +653,9 @@ static void insn_sfence(struct cpu *c, const struct insn *i) {
 
 /* CLFLUSH/CLFLUSHOPT: no cache to flush, but the access is checked like a byte load
  * (segment and page faults), without touching the memory (it may be MMIO). */
+/* CLFLUSH (0F AE /7) and CLFLUSHOPT (66 0F AE /7): each #UDs without its own feature. */
 static void insn_clflush(struct cpu *c, const struct insn *i) {
-    if (!cpu_has(c, CF_CLFLUSH))
+    if (!cpu_has(c, i->d.mnemonic == ZYDIS_MNEMONIC_CLFLUSHOPT ? CF_CLFLUSHOPT : CF_CLFLUSH))
         cpu_fault_noerr(c, EXC_UD);
     u64 lin = seg_linear(c, opr_seg(i, 0), opr_ea(c, i, 0), 1, false);
     lin_translate(c, lin, c->cpl == 3 ? ACC_READ | ACC_USER : ACC_READ);

@@ -224,6 +224,23 @@ for x in ('nop', 'xchg ax, ax', 'nop dword ptr [rax]', 'nop word ptr [rax+rax*1+
     F(x, ptr=['rbx'])
 F('.byte 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00', name='nop 8 bytes (0f 1f 84)')
 F('.byte 0x0f, 0x0d, 0x03', name='prefetch [rbx] (0f 0d /0)', ptr=['rbx'])
+# the hint-NOP space holding MPX, CLDEMOTE and CET encodings: NOPs on a CPU without them
+for b, what in (('0x0f, 0x1a, 0x03', 'bndldx bnd0, [rbx] (0f 1a /r)'),
+                ('0x66, 0x0f, 0x1a, 0x03', 'bndmov bnd0, [rbx] (66 0f 1a /r)'),
+                ('0xf3, 0x0f, 0x1a, 0x0b', 'bndcl bnd1, [rbx] (f3 0f 1a /r)'),
+                ('0xf2, 0x0f, 0x1a, 0xc1', 'bndcu bnd0, rcx (f2 0f 1a c1)'),
+                ('0x66, 0x0f, 0x1a, 0xe1', 'bndmov bnd4, bnd1 (66 0f 1a e1)'),
+                ('0x0f, 0x1b, 0x03', 'bndstx [rbx], bnd0 (0f 1b /r)'),
+                ('0xf3, 0x0f, 0x1b, 0x03', 'bndmk bnd0, [rbx] (f3 0f 1b /r)'),
+                ('0xf2, 0x0f, 0x1b, 0xc0', 'bndcn bnd0, rax (f2 0f 1b c0)'),
+                ('0x0f, 0x1c, 0x03', 'cldemote [rbx] (0f 1c /0)'),
+                ('0xf3, 0x0f, 0x1e, 0xc9', 'rdsspd ecx (f3 0f 1e c9)'),
+                ('0xf3, 0x48, 0x0f, 0x1e, 0xc9', 'rdsspq rcx (f3 48 0f 1e c9)'),
+                ('0x0f, 0x19, 0x03', 'nop [rbx] (0f 19 /r)'),
+                ('0x0f, 0x1d, 0xc1', 'nop ecx (0f 1d c1)'),
+                ('0x0f, 0x18, 0x23', 'prefetch hint [rbx] (0f 18 /4)')):
+    F('.byte ' + b, name=what, ptr=['rbx'])
+F('.byte 0xd6', name='salc (d6)', mode=32)
 
 # ---- SETcc / CMOVcc ----
 CC = ('o', 'no', 'b', 'nb', 'z', 'nz', 'be', 'nbe', 's', 'ns', 'p', 'np', 'l', 'nl', 'le', 'nle')

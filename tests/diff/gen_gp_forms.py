@@ -241,6 +241,10 @@ for b, what in (('0x0f, 0x1a, 0x03', 'bndldx bnd0, [rbx] (0f 1a /r)'),
                 ('0x0f, 0x18, 0x23', 'prefetch hint [rbx] (0f 18 /4)')):
     F('.byte ' + b, name=what, ptr=['rbx'])
 F('.byte 0xd6', name='salc (d6)', mode=32)
+# ARPL (63, 32-bit code): raises the RPL of a 16-bit destination, ZF says whether it did
+F('arpl ax, cx', mode=32)
+F('arpl word ptr [ebx+2], dx', mode=32)
+F('.byte 0x66, 0x63, 0xd1', name='arpl cx, dx (66 63 d1)', mode=32)
 
 # ---- SETcc / CMOVcc ----
 CC = ('o', 'no', 'b', 'nb', 'z', 'nz', 'be', 'nbe', 's', 'ns', 'p', 'np', 'l', 'nl', 'le', 'nle')

@@ -11,7 +11,7 @@
  * set (a newer Zydis) that the table below does not classify fails too.
  *
  * Then every distinct form found (mnemonic, ISA set, prefixes, operand kinds and sizes)
- * runs once on an engine vCPU in real, 32-bit protected and 64-bit mode: an advertised
+ * runs once on an engine vCPU in the mode it was decoded in: an advertised
  * form must neither end in the engine's "not implemented" report (a handler that lacks
  * the form) nor raise #UD (unless the architecture says so in that state: UD0-2, RSM,
  * the vendors' SYSCALL/SYSENTER rules), and a form whose feature the model does not
@@ -391,7 +391,8 @@ static void enter_mode(const struct cpuid_model *m, ZydisMachineMode mode)
     if (m->fast.has[CF_FSGSBASE])
         cr4 |= CR4_FSGSBASE;
     c->efer = m->fast.has[CF_SYSCALL] ? EFER_SCE : 0;
-    if (mode == ZYDIS_MACHINE_MODE_LONG_64) {
+    bool wide = mode == ZYDIS_MACHINE_MODE_LEGACY_32 || mode == ZYDIS_MACHINE_MODE_LONG_COMPAT_32;
+    if (mode == ZYDIS_MACHINE_MODE_LONG_64 || mode == ZYDIS_MACHINE_MODE_LONG_COMPAT_32) {
         cr_assert_eq(mem_write_u64(&mem, PML4, PDPT | 7), 0);
         cr_assert_eq(mem_write_u64(&mem, PDPT, PD | 7), 0);
         for (u64 k = 0; k < RAM >> 21; k++) /* 2M pages: qemu64 has no 1G pages */
@@ -400,28 +401,33 @@ static void enter_mode(const struct cpuid_model *m, ZydisMachineMode mode)
         c->cr4 = cr4 | CR4_PAE;
         c->efer |= EFER_LME | EFER_LMA | EFER_NXE;
         c->cr0 = CR0_PE | CR0_PG | CR0_ET | CR0_NE | CR0_MP;
-        cpu_set_seg(c, SEG_CS, 0x08, 0, 0xffffffff, 0xa09b);
-        for (int s = SEG_ES; s <= SEG_GS; s++)
-            if (s != SEG_CS)
-                cpu_set_seg(c, s, 0x10, 0, 0xffffffff, 0xc093);
+        cpu_set_seg(c, SEG_CS, 0x08, 0, 0xffffffff, wide ? 0xc09b : 0xa09b);
         c->rip = CODE;
-    } else if (mode == ZYDIS_MACHINE_MODE_LEGACY_32) {
-        c->cr0 = CR0_PE | CR0_ET | CR0_NE | CR0_MP;
-        c->cr4 = cr4;
-        cpu_set_seg(c, SEG_CS, 0x08, 0, 0xffffffff, 0xc09b);
-        for (int s = SEG_ES; s <= SEG_GS; s++)
-            if (s != SEG_CS)
-                cpu_set_seg(c, s, 0x10, 0, 0xffffffff, 0xc093);
-        c->rip = CODE;
-    } else {
+    } else if (mode == ZYDIS_MACHINE_MODE_REAL_16) {
         c->cr0 = CR0_ET | CR0_NE | CR0_MP;
         c->cr4 = cr4;
         cpu_set_seg(c, SEG_CS, CODE >> 4, CODE, 0xffff, 0x9b);
-        for (int s = SEG_ES; s <= SEG_GS; s++)
-            if (s != SEG_CS)
-                cpu_set_seg(c, s, 0, 0, 0xffff, 0x93);
         c->rip = 0;
+    } else { /* protected mode, 32- or 16-bit code */
+        c->cr0 = CR0_PE | CR0_ET | CR0_NE | CR0_MP;
+        c->cr4 = cr4;
+        if (wide) {
+            cpu_set_seg(c, SEG_CS, 0x08, 0, 0xffffffff, 0xc09b);
+            c->rip = CODE;
+        } else {
+            cpu_set_seg(c, SEG_CS, 0x08, CODE, 0xffff, 0x9b);
+            c->rip = 0;
+        }
     }
+    /* data and stack: flat; 16-bit code gets a 16-bit stack, as the decoder assumed */
+    for (int s = SEG_ES; s <= SEG_GS; s++)
+        if (s != SEG_CS) {
+            if (mode == ZYDIS_MACHINE_MODE_REAL_16)
+                cpu_set_seg(c, s, 0, 0, 0xffff, 0x93);
+            else
+                cpu_set_seg(c, s, 0x10, 0, 0xffffffff,
+                            mode == ZYDIS_MACHINE_MODE_LEGACY_16 ? 0x8093 : 0xc093);
+        }
     cpu_update_mode(c);
     mmu_update(c);
 }
@@ -445,6 +451,7 @@ static bool runs_without_feature(ZydisMnemonic mn)
 static bool ud_when_advertised(const struct cpuid_model *m, const struct form *f)
 {
     bool long64 = modes[f->mode].mode == ZYDIS_MACHINE_MODE_LONG_64;
+    bool longmode = long64 || modes[f->mode].mode == ZYDIS_MACHINE_MODE_LONG_COMPAT_32;
     switch (f->mnemonic) {
     case ZYDIS_MNEMONIC_UD0: case ZYDIS_MNEMONIC_UD1: case ZYDIS_MNEMONIC_UD2:
         return true;
@@ -453,7 +460,7 @@ static bool ud_when_advertised(const struct cpuid_model *m, const struct form *f
     case ZYDIS_MNEMONIC_SYSCALL: case ZYDIS_MNEMONIC_SYSRET: /* Intel: 64-bit mode only */
         return m->vendor == VENDOR_INTEL && !long64;
     case ZYDIS_MNEMONIC_SYSENTER: case ZYDIS_MNEMONIC_SYSEXIT: /* AMD: not in long mode */
-        return m->vendor == VENDOR_AMD && long64;
+        return m->vendor == VENDOR_AMD && longmode;
     default:
         return false;
     }
@@ -471,9 +478,7 @@ static void run_forms(const char *spec)
     for (unsigned k = 0; k < FORMS_MAX; k++) {
         const struct form *f = &forms[k];
         ZydisMachineMode mode = modes[f->mode].mode;
-        if (!f->len || !f->has_handler || !isa_need[f->set].feature[0] ||
-            (mode != ZYDIS_MACHINE_MODE_REAL_16 && mode != ZYDIS_MACHINE_MODE_LEGACY_32 &&
-             mode != ZYDIS_MACHINE_MODE_LONG_64))
+        if (!f->len || !f->has_handler || !isa_need[f->set].feature[0])
             continue;
         bool adv = advertised(&m, (ZydisMnemonic)f->mnemonic, (ZydisISASet)f->set);
         if (!adv && runs_without_feature((ZydisMnemonic)f->mnemonic))

@@ -181,6 +181,17 @@ for x in ('push eax', 'push esp', 'push 0x7f', 'push dword ptr [ebx]', 'pop edx'
     F(x, mode=32)
 F('pop es', mode=32, setup='setup_stack_zero')
 F('pop ds', mode=32, setup='setup_stack_zero')
+# ENTER with nesting levels (the level is taken modulo 32; RBP points into the buffer, so
+# the frame pointers copied from [RBP-8k] are the buffer's), LEAVE
+for x in ('enter 0x20, 0', 'enter 0x10, 1', 'enter 0x18, 2', 'enter 0, 5', 'enter 0x1234, 31',
+          'leave'):
+    F(x, ptr=['rbp'])
+F('.byte 0xc8, 0x08, 0x00, 0x21', name='enter 8, 33 (level mod 32)', ptr=['rbp'])
+F('.byte 0x66, 0xc8, 0x10, 0x00, 0x03', name='enterw 16, 3 (66 c8)', ptr=['rbp'])
+F('.byte 0x66, 0xc9', name='leavew (66 c9)', ptr=['rbp'])
+for x in ('enter 0x10, 3', 'enter 0, 1', 'leave'):
+    F(x, mode=32, ptr=['rbp'])
+F('.byte 0x66, 0xc8, 0x04, 0x00, 0x02', name='enterw 4, 2 (66 c8) [32]', mode=32, ptr=['rbp'])
 
 # ---- flags ----
 for x in ('lahf', 'sahf', 'cmc', 'clc', 'stc', 'cld', 'std'):

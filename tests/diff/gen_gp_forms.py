@@ -193,6 +193,17 @@ for x in ('enter 0x10, 3', 'enter 0, 1', 'leave'):
     F(x, mode=32, ptr=['rbp'])
 F('.byte 0x66, 0xc8, 0x04, 0x00, 0x02', name='enterw 4, 2 (66 c8) [32]', mode=32, ptr=['rbp'])
 
+# ---- LOOPcc / JrCXZ: with displacement 0 both ways reach the next instruction, so the
+# harness compares the count register they decrement (RCX, ECX or CX by address size)
+for b, what in (('0xe2, 0x00', 'loop +0 (rcx)'), ('0xe1, 0x00', 'loope +0 (rcx)'),
+                ('0xe0, 0x00', 'loopne +0 (rcx)'), ('0x67, 0xe2, 0x00', 'loop +0 (67: ecx)'),
+                ('0x67, 0xe1, 0x00', 'loope +0 (67: ecx)'), ('0xe3, 0x00', 'jrcxz +0'),
+                ('0x67, 0xe3, 0x00', 'jecxz +0 (67)')):
+    F('.byte ' + b, name=what)
+for b, what in (('0xe2, 0x00', 'loop +0 (ecx) [32]'), ('0x67, 0xe2, 0x00', 'loop +0 (67: cx) [32]'),
+                ('0x67, 0xe0, 0x00', 'loopne +0 (67: cx) [32]'), ('0x67, 0xe3, 0x00', 'jcxz +0 (67) [32]')):
+    F('.byte ' + b, name=what, mode=32)
+
 # ---- flags ----
 for x in ('lahf', 'sahf', 'cmc', 'clc', 'stc', 'cld', 'std'):
     F(x)

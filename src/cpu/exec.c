@@ -148,7 +148,8 @@ static void code_page_marked(void *opaque, u64 gpa_page)
     tlb_drop_write(&c->tlb, gpa_page);
 }
 
-void exec_decoder_init(ZydisDecoder *dec, ZydisMachineMode mode, ZydisStackWidth width)
+void exec_decoder_init(ZydisDecoder *dec, ZydisMachineMode mode, ZydisStackWidth width,
+                       enum cpuid_vendor vendor)
 {
     /* MPX, CET and CLDEMOTE reuse encodings of the hint-NOP space (0F 1A, 0F 1B, 0F 1C,
      * 0F 1E): without those features, which the model never has, a processor executes
@@ -161,6 +162,11 @@ void exec_decoder_init(ZydisDecoder *dec, ZydisMachineMode mode, ZydisStackWidth
     for (size_t k = 0; k < ARRAY_SIZE(nop_space_modes); k++)
         if (ZYAN_FAILED(ZydisDecoderEnableMode(dec, nop_space_modes[k], ZYAN_FALSE)))
             nestor_panic("Zydis decoder mode setup failed");
+    /* AMD honours 66h on near branches in 64-bit mode: E8, E9 and 0F 8x take a rel16
+     * (see amd_near_branch for the rest) */
+    if (ZYAN_FAILED(ZydisDecoderEnableMode(dec, ZYDIS_DECODER_MODE_AMD_BRANCHES,
+                                           vendor == VENDOR_AMD)))
+        nestor_panic("Zydis decoder mode setup failed");
 }
 
 int exec_init(struct cpu *c)
@@ -173,7 +179,7 @@ int exec_init(struct cpu *c)
             ZydisStackWidth sw = m == MODE_LONG64 ? ZYDIS_STACK_WIDTH_64
                                  : s == 0         ? ZYDIS_STACK_WIDTH_16
                                                   : ZYDIS_STACK_WIDTH_32;
-            exec_decoder_init(&in->dec[m][s], zmode[m], sw);
+            exec_decoder_init(&in->dec[m][s], zmode[m], sw, c->model->vendor);
         }
     mem_add_code_watcher(c->mem, code_page_marked, c);
     /* calloc: the arena's pages are only touched as blocks fill them */
@@ -396,10 +402,37 @@ static u64 rip_mask(const struct cpu *c)
     }
 }
 
+/* Near branches in 64-bit mode: Intel forces a 64-bit operand size and ignores 66h
+ * (SDM Vol. 1, "Branching in 64-bit mode"); AMD takes 66h (without REX.W) as a 16-bit
+ * operand size (APM Vol. 1, "Branching in 64-Bit Mode"): RIP is truncated to 16 bits,
+ * CALL/RET push/pop 2 bytes, an indirect target is a word. Zydis' AMD mode gives the
+ * rel16 forms that; the other near branches get it here. */
+static void amd_near_branch(const struct cpu *c, struct insn *i, const ZydisDecodedInstruction *d)
+{
+    if (c->model->vendor != VENDOR_AMD || d->machine_mode != ZYDIS_MACHINE_MODE_LONG_64 ||
+        !(d->attributes & ZYDIS_ATTRIB_HAS_OPERANDSIZE) || d->raw.rex.W ||
+        (d->meta.branch_type != ZYDIS_BRANCH_TYPE_SHORT &&
+         d->meta.branch_type != ZYDIS_BRANCH_TYPE_NEAR))
+        return;
+    switch (d->meta.category) {
+    case ZYDIS_CATEGORY_COND_BR: case ZYDIS_CATEGORY_UNCOND_BR:
+    case ZYDIS_CATEGORY_CALL: case ZYDIS_CATEGORY_RET:
+        break;
+    default:
+        return;
+    }
+    i->osize = 2;
+    if (d->operand_count_visible && i->op[0].type != ZYDIS_OPERAND_TYPE_IMMEDIATE) {
+        i->op[0].size = 16; /* FF /2, FF /4: a word target */
+        i->opd[0].bytes = 2;
+    }
+}
+
 static void insn_setup(struct cpu *c, struct insn *i, const ZydisDecodedInstruction *d,
                        const ZydisDecodedOperand *op, u64 rip)
 {
     insn_from_zydis(i, d, op);
+    amd_near_branch(c, i, d);
     i->next_rip = (rip + d->length) & rip_mask(c);
     insn_fn fn = exec_handler(d);
     i->fn = fn ? fn : insn_unimplemented;

@@ -44,7 +44,7 @@ static const struct { ZydisMnemonic mn; u8 rule; } snapshot_rules[] = {
     R(CMOVP, L|N), R(CMOVS, L|N), R(CMOVZ, L|N), R(BT, L), R(BTS, L), R(BTR, L), R(BTC, L),
     R(BSF, L), R(BSR, L), R(NOP, L|N), R(CDQE, L|N), R(CWDE, L|N), R(CBW, L|N),
     R(CDQ, L|N), R(CQO, L|N), R(CWD, L|N), R(POPCNT, L), R(LZCNT, L), R(TZCNT, L),
-    R(LEAVE, L), R(BSWAP, N),
+    R(LEAVE, L), R(BSWAP, N), R(SALC, L|N),
 };
 #undef R
 
@@ -148,6 +148,27 @@ static void code_page_marked(void *opaque, u64 gpa_page)
     tlb_drop_write(&c->tlb, gpa_page);
 }
 
+void exec_decoder_init(ZydisDecoder *dec, ZydisMachineMode mode, ZydisStackWidth width,
+                       enum cpuid_vendor vendor)
+{
+    /* MPX, CET and CLDEMOTE reuse encodings of the hint-NOP space (0F 1A, 0F 1B, 0F 1C,
+     * 0F 1E): without those features, which the model never has, a processor executes
+     * them as NOP, which is what Zydis decodes them as with its modes for them off. */
+    static const ZydisDecoderMode nop_space_modes[] = {
+        ZYDIS_DECODER_MODE_MPX, ZYDIS_DECODER_MODE_CET, ZYDIS_DECODER_MODE_CLDEMOTE,
+    };
+    if (ZYAN_FAILED(ZydisDecoderInit(dec, mode, width)))
+        nestor_panic("Zydis decoder init failed");
+    for (size_t k = 0; k < ARRAY_SIZE(nop_space_modes); k++)
+        if (ZYAN_FAILED(ZydisDecoderEnableMode(dec, nop_space_modes[k], ZYAN_FALSE)))
+            nestor_panic("Zydis decoder mode setup failed");
+    /* AMD honours 66h on near branches in 64-bit mode: E8, E9 and 0F 8x take a rel16
+     * (see amd_near_branch for the rest) */
+    if (ZYAN_FAILED(ZydisDecoderEnableMode(dec, ZYDIS_DECODER_MODE_AMD_BRANCHES,
+                                           vendor == VENDOR_AMD)))
+        nestor_panic("Zydis decoder mode setup failed");
+}
+
 int exec_init(struct cpu *c)
 {
     handlers_init();
@@ -158,8 +179,7 @@ int exec_init(struct cpu *c)
             ZydisStackWidth sw = m == MODE_LONG64 ? ZYDIS_STACK_WIDTH_64
                                  : s == 0         ? ZYDIS_STACK_WIDTH_16
                                                   : ZYDIS_STACK_WIDTH_32;
-            if (ZYAN_FAILED(ZydisDecoderInit(&in->dec[m][s], zmode[m], sw)))
-                nestor_panic("Zydis decoder init failed");
+            exec_decoder_init(&in->dec[m][s], zmode[m], sw, c->model->vendor);
         }
     mem_add_code_watcher(c->mem, code_page_marked, c);
     /* calloc: the arena's pages are only touched as blocks fill them */
@@ -365,18 +385,51 @@ static void check_cs_limit(struct cpu *c, u64 rip, unsigned len)
         cpu_fault(c, EXC_GP, 0);
 }
 
+insn_fn exec_handler(const ZydisDecodedInstruction *d)
+{
+    handlers_init();
+    return d->operand_count_visible <= INSN_MAX_OPERANDS ? handlers[d->mnemonic] : NULL;
+}
+
 static void insn_unimplemented(struct cpu *c, const struct insn *i)
 {
     cpu_unimplemented(c, ZydisMnemonicGetString((ZydisMnemonic)i->d.mnemonic));
+}
+
+/* Near branches in 64-bit mode: Intel forces a 64-bit operand size and ignores 66h
+ * (SDM Vol. 1, "Branching in 64-bit mode"); AMD takes 66h (without REX.W) as a 16-bit
+ * operand size (APM Vol. 1, "Branching in 64-Bit Mode"): RIP is truncated to 16 bits,
+ * CALL/RET push/pop 2 bytes, an indirect target is a word. Zydis' AMD mode gives the
+ * rel16 forms that; the other near branches get it here. */
+static void amd_near_branch(const struct cpu *c, struct insn *i, const ZydisDecodedInstruction *d)
+{
+    if (c->model->vendor != VENDOR_AMD || d->machine_mode != ZYDIS_MACHINE_MODE_LONG_64 ||
+        !(d->attributes & ZYDIS_ATTRIB_HAS_OPERANDSIZE) || d->raw.rex.W ||
+        (d->meta.branch_type != ZYDIS_BRANCH_TYPE_SHORT &&
+         d->meta.branch_type != ZYDIS_BRANCH_TYPE_NEAR))
+        return;
+    switch (d->meta.category) {
+    case ZYDIS_CATEGORY_COND_BR: case ZYDIS_CATEGORY_UNCOND_BR:
+    case ZYDIS_CATEGORY_CALL: case ZYDIS_CATEGORY_RET:
+        break;
+    default:
+        return;
+    }
+    i->osize = 2;
+    if (d->operand_count_visible && i->op[0].type != ZYDIS_OPERAND_TYPE_IMMEDIATE) {
+        i->op[0].size = 16; /* FF /2, FF /4: a word target */
+        i->opd[0].bytes = 2;
+    }
 }
 
 static void insn_setup(struct cpu *c, struct insn *i, const ZydisDecodedInstruction *d,
                        const ZydisDecodedOperand *op, u64 rip)
 {
     insn_from_zydis(i, d, op);
+    amd_near_branch(c, i, d);
     i->next_rip = (rip + d->length) & cpu_rip_mask(c);
-    i->fn = handlers[d->mnemonic] && d->operand_count_visible <= INSN_MAX_OPERANDS
-                ? handlers[d->mnemonic] : insn_unimplemented;
+    insn_fn fn = exec_handler(d);
+    i->fn = fn ? fn : insn_unimplemented;
     insn_fn special = insn_alu_specialise(i);
     if (special)
         i->fn = special;

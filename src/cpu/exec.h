@@ -183,6 +183,13 @@ void operand_init(void);
 /* Decoders, block cache and handler table of a vCPU (exec.c). */
 int exec_init(struct cpu *c);
 void exec_destroy(struct cpu *c);
+/* Sets up a Zydis decoder the way the engine decodes for a CPU of this vendor (exec.c). */
+void exec_decoder_init(ZydisDecoder *dec, ZydisMachineMode mode, ZydisStackWidth width,
+                       enum cpuid_vendor vendor);
+/* The handler the engine runs for an instruction Zydis decoded as d, or NULL when it
+ * does not implement it (the instruction then raises #UD through cpu_unimplemented).
+ * Decode time only; tests/unit/test_opcode_audit.c checks it against the CPU model. */
+insn_fn exec_handler(const ZydisDecodedInstruction *d);
 /* Exception class for double-fault escalation: 0 benign, 1 contributory, 2 page fault. */
 int exc_class(int vector);
 /* Sets DR6 for the given trap bits (B0-B3, BS, BD) and raises #DB (debug.c). */

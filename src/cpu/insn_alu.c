@@ -469,6 +469,13 @@ static void insn_sahf(struct cpu *c, const struct insn *i) {
     flags_set(c, FL_SF | FL_ZF | FL_AF | FL_PF | FL_CF, gpr_read8h(c, 0));
 }
 
+/* SALC (D6, outside 64-bit mode, where the decoder rejects it): AL = CF ? FFh : 0,
+ * flags unchanged. Intel documented it late, but every Intel and AMD CPU executes it. */
+static void insn_salc(struct cpu *c, const struct insn *i) {
+    (void)i;
+    gpr_write(c, R_RAX, 1, cpu_cf(c) ? 0xff : 0);
+}
+
 static void insn_cmc(struct cpu *c, const struct insn *i) { (void)i; flags_set(c, FL_CF, ~cpu_cf(c)); }
 static void insn_clc(struct cpu *c, const struct insn *i) { (void)i; flags_set(c, FL_CF, 0); }
 static void insn_stc(struct cpu *c, const struct insn *i) { (void)i; flags_set(c, FL_CF, FL_CF); }
@@ -646,8 +653,9 @@ static void insn_sfence(struct cpu *c, const struct insn *i) {
 
 /* CLFLUSH/CLFLUSHOPT: no cache to flush, but the access is checked like a byte load
  * (segment and page faults), without touching the memory (it may be MMIO). */
+/* CLFLUSH (0F AE /7) and CLFLUSHOPT (66 0F AE /7): each #UDs without its own feature. */
 static void insn_clflush(struct cpu *c, const struct insn *i) {
-    if (!cpu_has(c, CF_CLFLUSH))
+    if (!cpu_has(c, i->d.mnemonic == ZYDIS_MNEMONIC_CLFLUSHOPT ? CF_CLFLUSHOPT : CF_CLFLUSH))
         cpu_fault_noerr(c, EXC_UD);
     u64 lin = seg_linear(c, opr_seg(i, 0), opr_ea(c, i, 0), 1, false);
     lin_translate(c, lin, c->cpl == 3 ? ACC_READ | ACC_USER : ACC_READ);
@@ -852,6 +860,7 @@ void insn_register_alu(insn_fn *t) {
         { ZYDIS_MNEMONIC_POPAD, insn_popa },
         { ZYDIS_MNEMONIC_LAHF, insn_lahf },
         { ZYDIS_MNEMONIC_SAHF, insn_sahf },
+        { ZYDIS_MNEMONIC_SALC, insn_salc },
         { ZYDIS_MNEMONIC_CMC, insn_cmc },
         { ZYDIS_MNEMONIC_CLC, insn_clc },
         { ZYDIS_MNEMONIC_STC, insn_stc },

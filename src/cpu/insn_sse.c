@@ -630,9 +630,12 @@ static void insn_shuffle(struct cpu *c, const struct insn *i)
     }
 }
 
+/* PEXTRW: 0F C5 (SSE/SSE2, to a GPR) and 66 0F 3A 15 (SSE4.1, to a GPR or m16), which
+ * #UDs while the model lacks SSE4.1. */
 static void insn_pextrw(struct cpu *c, const struct insn *i)
 {
-    bool mmx = simd_prologue(c, i, CF_SSE, CF_SSE2);
+    bool sse41 = i->d.opcode_map == ZYDIS_OPCODE_MAP_0F3A;
+    bool mmx = simd_prologue(c, i, CF_SSE, sse41 ? CF_SSE41 : CF_SSE2);
     v128 s;
     src_read(c, i, 1, &s, 0);
     unsigned k = (unsigned)i->op[2].imm.value.u & (mmx ? 3 : 7);

@@ -181,6 +181,28 @@ for x in ('push eax', 'push esp', 'push 0x7f', 'push dword ptr [ebx]', 'pop edx'
     F(x, mode=32)
 F('pop es', mode=32, setup='setup_stack_zero')
 F('pop ds', mode=32, setup='setup_stack_zero')
+# ENTER with nesting levels (the level is taken modulo 32; RBP points into the buffer, so
+# the frame pointers copied from [RBP-8k] are the buffer's), LEAVE
+for x in ('enter 0x20, 0', 'enter 0x10, 1', 'enter 0x18, 2', 'enter 0, 5', 'enter 0x1234, 31',
+          'leave'):
+    F(x, ptr=['rbp'])
+F('.byte 0xc8, 0x08, 0x00, 0x21', name='enter 8, 33 (level mod 32)', ptr=['rbp'])
+F('.byte 0x66, 0xc8, 0x10, 0x00, 0x03', name='enterw 16, 3 (66 c8)', ptr=['rbp'])
+F('.byte 0x66, 0xc9', name='leavew (66 c9)', ptr=['rbp'])
+for x in ('enter 0x10, 3', 'enter 0, 1', 'leave'):
+    F(x, mode=32, ptr=['rbp'])
+F('.byte 0x66, 0xc8, 0x04, 0x00, 0x02', name='enterw 4, 2 (66 c8) [32]', mode=32, ptr=['rbp'])
+
+# ---- LOOPcc / JrCXZ: with displacement 0 both ways reach the next instruction, so the
+# harness compares the count register they decrement (RCX, ECX or CX by address size)
+for b, what in (('0xe2, 0x00', 'loop +0 (rcx)'), ('0xe1, 0x00', 'loope +0 (rcx)'),
+                ('0xe0, 0x00', 'loopne +0 (rcx)'), ('0x67, 0xe2, 0x00', 'loop +0 (67: ecx)'),
+                ('0x67, 0xe1, 0x00', 'loope +0 (67: ecx)'), ('0xe3, 0x00', 'jrcxz +0'),
+                ('0x67, 0xe3, 0x00', 'jecxz +0 (67)')):
+    F('.byte ' + b, name=what)
+for b, what in (('0xe2, 0x00', 'loop +0 (ecx) [32]'), ('0x67, 0xe2, 0x00', 'loop +0 (67: cx) [32]'),
+                ('0x67, 0xe0, 0x00', 'loopne +0 (67: cx) [32]'), ('0x67, 0xe3, 0x00', 'jcxz +0 (67) [32]')):
+    F('.byte ' + b, name=what, mode=32)
 
 # ---- flags ----
 for x in ('lahf', 'sahf', 'cmc', 'clc', 'stc', 'cld', 'std'):
@@ -224,6 +246,27 @@ for x in ('nop', 'xchg ax, ax', 'nop dword ptr [rax]', 'nop word ptr [rax+rax*1+
     F(x, ptr=['rbx'])
 F('.byte 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00', name='nop 8 bytes (0f 1f 84)')
 F('.byte 0x0f, 0x0d, 0x03', name='prefetch [rbx] (0f 0d /0)', ptr=['rbx'])
+# the hint-NOP space holding MPX, CLDEMOTE and CET encodings: NOPs on a CPU without them
+for b, what in (('0x0f, 0x1a, 0x03', 'bndldx bnd0, [rbx] (0f 1a /r)'),
+                ('0x66, 0x0f, 0x1a, 0x03', 'bndmov bnd0, [rbx] (66 0f 1a /r)'),
+                ('0xf3, 0x0f, 0x1a, 0x0b', 'bndcl bnd1, [rbx] (f3 0f 1a /r)'),
+                ('0xf2, 0x0f, 0x1a, 0xc1', 'bndcu bnd0, rcx (f2 0f 1a c1)'),
+                ('0x66, 0x0f, 0x1a, 0xe1', 'bndmov bnd4, bnd1 (66 0f 1a e1)'),
+                ('0x0f, 0x1b, 0x03', 'bndstx [rbx], bnd0 (0f 1b /r)'),
+                ('0xf3, 0x0f, 0x1b, 0x03', 'bndmk bnd0, [rbx] (f3 0f 1b /r)'),
+                ('0xf2, 0x0f, 0x1b, 0xc0', 'bndcn bnd0, rax (f2 0f 1b c0)'),
+                ('0x0f, 0x1c, 0x03', 'cldemote [rbx] (0f 1c /0)'),
+                ('0xf3, 0x0f, 0x1e, 0xc9', 'rdsspd ecx (f3 0f 1e c9)'),
+                ('0xf3, 0x48, 0x0f, 0x1e, 0xc9', 'rdsspq rcx (f3 48 0f 1e c9)'),
+                ('0x0f, 0x19, 0x03', 'nop [rbx] (0f 19 /r)'),
+                ('0x0f, 0x1d, 0xc1', 'nop ecx (0f 1d c1)'),
+                ('0x0f, 0x18, 0x23', 'prefetch hint [rbx] (0f 18 /4)')):
+    F('.byte ' + b, name=what, ptr=['rbx'])
+F('.byte 0xd6', name='salc (d6)', mode=32)
+# ARPL (63, 32-bit code): raises the RPL of a 16-bit destination, ZF says whether it did
+F('arpl ax, cx', mode=32)
+F('arpl word ptr [ebx+2], dx', mode=32)
+F('.byte 0x66, 0x63, 0xd1', name='arpl cx, dx (66 63 d1)', mode=32)
 
 # ---- SETcc / CMOVcc ----
 CC = ('o', 'no', 'b', 'nb', 'z', 'nz', 'be', 'nbe', 's', 'ns', 'p', 'np', 'l', 'nl', 'le', 'nle')

@@ -1,6 +1,6 @@
 /* 32-bit-only instructions and 32-bit exception cases: BCD adjustments (DAA, DAS, AAA,
  * AAS, AAM, AAD; AAM 0 -> #DE), INTO (#OF), BOUND (#BR), PUSHA/POPA, ENTER/LEAVE,
- * SYSENTER/SYSEXIT, and error codes pushed in 32-bit frames. */
+ * SYSENTER/SYSEXIT, SALC, and error codes pushed in 32-bit frames. */
 #include "rt.h"
 
 static void check_bcd(void)
@@ -142,8 +142,30 @@ static void check_error_codes(void)
     asm volatile("mov %0, %%ds" ::"r"(SEL_KDATA));
 }
 
+/* SALC (D6): AL = CF ? FFh : 00h, the other bits of EAX and every flag unchanged. */
+static void check_salc(void)
+{
+    u32 a = 0x12345600, fl_before, fl_after;
+    /* 80h - 81h: CF=1, SF=1, AF=1, PF=1; SALC keeps them all */
+    asm volatile("movl $0x80, %%edx\n\tcmpb $0x81, %%dl\n\t"
+                 "pushf; pop %1\n\t.byte 0xd6\n\tpushf; pop %2"
+                 : "+a"(a), "=&r"(fl_before), "=&r"(fl_after) :: "edx", "cc");
+    TEST_ASSERT(fl_before & FL_CF, "the CF=1 case has CF set");
+    TEST_EQ(a, 0x123456ffu, "SALC with CF=1: AL = FF, rest of EAX kept");
+    TEST_EQ(fl_after, fl_before, "SALC with CF=1: flags unchanged");
+    /* 81h - 80h: CF=0, ZF=0, OF=0 */
+    a = 0xabcdef77;
+    asm volatile("movl $0x81, %%edx\n\tcmpb $0x80, %%dl\n\t"
+                 "pushf; pop %1\n\t.byte 0xd6\n\tpushf; pop %2"
+                 : "+a"(a), "=&r"(fl_before), "=&r"(fl_after) :: "edx", "cc");
+    TEST_ASSERT(!(fl_before & FL_CF), "the CF=0 case has CF clear");
+    TEST_EQ(a, 0xabcdef00u, "SALC with CF=0: AL = 0, rest of EAX kept");
+    TEST_EQ(fl_after, fl_before, "SALC with CF=0: flags unchanged");
+}
+
 void test_main(void)
 {
+    check_salc();
     check_bcd();
     check_into_bound();
     check_stack_insns();

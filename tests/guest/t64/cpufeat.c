@@ -13,7 +13,7 @@
  * t32/cpufeat32.c compiles this file for 32-bit protected mode (where CR4.LA57 can be
  * set when the CPU has it, and CR4.PCIDE never).
  * guest: cpu=max name=cpufeat */
-/* guest: cpu=max,-bmi1,-bmi2,-popcnt,-abm,-movbe,-rdtscp,-rdpid,-cx16,-adx,-invpcid,-smep,-smap,-la57,-pcid,-fsgsbase,-xsave,-umip,-x2apic,-pdpe1gb,-nx,-syscall name=cpufeat-off */
+/* guest: cpu=max,-bmi1,-bmi2,-popcnt,-abm,-movbe,-rdtscp,-rdpid,-cx16,-adx,-invpcid,-smep,-smap,-la57,-pcid,-fsgsbase,-xsave,-umip,-x2apic,-pdpe1gb,-nx,-syscall,-clflushopt name=cpufeat-off */
 /* guest: cpu=max,vendor=AuthenticAMD name=cpufeat-amd */
 /* guest: cpu=qemu64 name=cpufeat-qemu64 */
 #include "rt.h"
@@ -32,11 +32,11 @@ static const struct feature features[] = {
     { "la57", 7, 0, ECX, 16 },     { "pcid", 1, 0, ECX, 17 },      { "fsgsbase", 7, 0, EBX, 0 },
     { "xsave", 1, 0, ECX, 26 },    { "umip", 7, 0, ECX, 2 },       { "x2apic", 1, 0, ECX, 21 },
     { "pdpe1gb", 0x80000001, 0, EDX, 26 }, { "nx", 0x80000001, 0, EDX, 20 },
-    { "syscall", 0x80000001, 0, EDX, 11 },
+    { "syscall", 0x80000001, 0, EDX, 11 }, { "clflushopt", 7, 0, EBX, 23 },
 };
 enum feat_id {
     BMI1, BMI2, POPCNT, ABM, MOVBE, RDTSCP, RDPID, CX16, ADX, INVPCID, SMEP, SMAP, LA57,
-    PCID, FSGSBASE, XSAVE, UMIP, X2APIC, PDPE1GB, NX, SYSCALL, NFEAT
+    PCID, FSGSBASE, XSAVE, UMIP, X2APIC, PDPE1GB, NX, SYSCALL, CLFLUSHOPT, NFEAT
 };
 _Static_assert(ARRAY_SIZE(features) == NFEAT, "feature table and ids agree");
 
@@ -226,6 +226,12 @@ static int probe_invpcid(void)
     asm volatile(ASM_TRY("1f") "invpcid %0, %1\n1:" :: "m"(desc), "r"((ulong)2) : "memory");
     return exc_vector();
 }
+static int probe_clflushopt(void)
+{
+    static u8 line[64] ALIGNED(64);
+    asm volatile(ASM_TRY("1f") "clflushopt %0\n1:" : "+m"(line) :: "memory");
+    return exc_vector();
+}
 static int probe_xgetbv(void)
 {
     asm volatile(ASM_TRY("1f") "xgetbv\n1:" :: "c"(0) : "eax", "edx", "memory");
@@ -264,6 +270,7 @@ static const struct {
     { CX16, "CMPXCHG16B", probe_cx16 },
 #endif
     { ADX, "ADCX", probe_adx },        { INVPCID, "INVPCID", probe_invpcid },
+    { CLFLUSHOPT, "CLFLUSHOPT", probe_clflushopt },
 };
 
 static void check_instructions(void)

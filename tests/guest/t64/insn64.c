@@ -126,6 +126,22 @@ static void check_sse2(void)
     static u8 mis[32] ALIGNED(16);
     asm volatile(ASM_TRY("1f") "movdqa 8(%0), %%xmm0\n1:" ::"r"(mis) : "memory");
     TEST_EQ(exc_vector(), GP_VECTOR, "movdqa: misaligned operand #GP");
+    /* PEXTRW has an SSE2 form (66 0F C5) and an SSE4.1 form (66 0F 3A 15) that may
+     * store to memory: the latter is #UD without SSE4.1 */
+    static u16 words[8] ALIGNED(16) = { 0x1111, 0x2222, 0x3333, 0x4444, 0x5555, 0x6666, 0x7777, 0x8888 };
+    u32 w = 0;
+    asm volatile("movdqa %1, %%xmm2\n\tpextrw $5, %%xmm2, %0" : "=r"(w) : "m"(words));
+    TEST_EQ(w, 0x6666, "SSE2: pextrw (66 0F C5) word 5");
+    u16 stored = 0;
+    asm volatile(ASM_TRY("1f") "movdqa %1, %%xmm2\n\t"
+                 ".byte 0x66, 0x0f, 0x3a, 0x15, 0x10, 0x06\n1:" /* pextrw $6, %xmm2, (%rax) */
+                 :: "a"(&stored), "m"(words) : "memory");
+    int v = exc_vector();
+    if (cpu_has(1, 0, 2, 19))
+        TEST_ASSERT(v == NO_EXCEPTION && stored == 0x7777,
+                    "SSE4.1: pextrw to memory (66 0F 3A 15) stores word 6 (vector %d, %#x)", v, stored);
+    else
+        TEST_EQ(v, UD_VECTOR, "no SSE4.1: pextrw 66 0F 3A 15 raises #UD");
 }
 
 static void check_fxsave_xsave(void)

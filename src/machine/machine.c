@@ -44,8 +44,9 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
             ev->u.io.value = (u32)bus_read(&m->io, ev->u.io.port, ev->u.io.size);
         return m->stop ? INTERCEPT_STOP : INTERCEPT_HANDLED;
     case EV_MMIO: {
+        /* The APIC page is per vCPU: each one's accesses reach its own LAPIC. */
         u64 base = lapic_base(apic) & ~0xfffull;
-        if (lapic_hw_enabled(apic) && ev->u.mmio.gpa - base < APIC_PAGE_SIZE) {
+        if (lapic_mmio_decoded(apic) && ev->u.mmio.gpa - base < APIC_PAGE_SIZE) {
             if (ev->u.mmio.write)
                 lapic_mmio_write(apic, ev->u.mmio.gpa - base, ev->u.mmio.size, ev->u.mmio.value);
             else
@@ -67,6 +68,13 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
             return lapic_msr_write(apic, ev->u.msr.index, ev->u.msr.value) ? INTERCEPT_HANDLED
                                                                              : INTERCEPT_FAULT;
         return INTERCEPT_FAULT;
+    case EV_CPUID:
+        /* The engine answers from the model with the APIC present; the APIC flag
+         * follows this vCPU's APIC base MSR. */
+        if (lapic_hw_enabled(apic))
+            return INTERCEPT_DEFAULT;
+        cpuid_apply_apic_enable(ev->u.cpuid.leaf, false, &ev->u.cpuid.edx);
+        return INTERCEPT_HANDLED;
     case EV_CR_ACCESS:
         if (ev->u.cr.cr != 8)
             return INTERCEPT_DEFAULT;
@@ -165,6 +173,10 @@ void machine_apic_send(struct machine *m, const struct apic_msg *msg)
     }
     for (int i = 0; i < m->ncpus; i++) {
         if (lowest >= 0 && i != lowest)
+            continue;
+        /* A globally disabled APIC is as if absent (SDM 10.4.3): it takes no message,
+         * INIT, SIPI and NMI included, even through a shorthand. */
+        if (!lapic_hw_enabled(m->lapic[i]))
             continue;
         bool hit;
         switch (msg->shorthand) {

@@ -9,13 +9,14 @@
 #   GUEST_VERBOSE=1                   also print each test's serial output
 #
 # Per-test options come from a comment line in the test's source:
-#   /* guest: smp=4 timeout=120 expect=triple-fault mem=256 */
+#   /* guest: smp=4 timeout=120 expect=triple-fault mem=256 icount=yes */
 # Several "guest:" lines (each with its own name=) run the same kernel several times:
 #   /* guest: cpu=max name=cpufeat */
 #   /* guest: cpu=max,-bmi1,-smep name=cpufeat-off */
 # name=RUN names the run (logs RUN.log; `run.sh RUN` runs only it, `run.sh NAME` all runs
 # of NAME.c). cpu=SPEC is passed as -cpu SPEC (QEMU: instead of "max"), and as the
-# kernel command line "cpu=SPEC" so that the test knows what it must find.
+# kernel command line "cpu=SPEC" so that the test knows what it must find. icount=yes
+# runs nestor with -icount and adds "icount=1" to the command line (QEMU: ignored).
 # expect=pass (default): the VM must end with debug-exit status 0 (process status 1) and
 #   print no line starting with FAIL.
 # expect=unsupported (nestor only): the last line printed must be "UNSUPPORTED-NEXT", nestor
@@ -53,14 +54,18 @@ tail_of() { # log: last lines, on one line
 
 run_one() { # name kernel options
   local name=$1 elf=$BUILD/guest/$2.elf log=$LOGDIR/$1.log err=$LOGDIR/$1.err
-  local smp mem timeout expect cpu status why=""
+  local smp mem timeout expect cpu icount status why=""
   smp=$(opt "$3" smp 1)
   mem=$(opt "$3" mem 128)
   timeout=$(opt "$3" timeout "$DEFAULT_TIMEOUT")
   expect=$(opt "$3" expect pass)
   cpu=$(opt "$3" cpu "")
-  local cpu_args=()
-  [ -n "$cpu" ] && cpu_args=(-cpu "$cpu" -append "cpu=$cpu")
+  icount=$(opt "$3" icount no)
+  local cpu_args=() append=""
+  [ -n "$cpu" ] && cpu_args=(-cpu "$cpu") && append="cpu=$cpu"
+  # icount=yes: nestor runs with -icount and tells the kernel (QEMU runs as usual)
+  [ "$icount" = yes ] && [ "$RUNNER" = nestor ] && cpu_args+=(-icount) && append="${append:+$append }icount=1"
+  [ -n "$append" ] && cpu_args+=(-append "$append")
   if [ ! -f "$elf" ]; then
     echo "FAIL guest:$name: $elf not built (make guests)"
     return

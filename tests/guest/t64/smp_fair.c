@@ -18,7 +18,11 @@
 #include "rt.h"
 
 #define ROUNDS 500
-#define MAX_AVG_SPINS 64      /* PAUSE-loop iterations per round trip, on average */
+/* PAUSE-loop iterations per round trip, on average: where both sides spin, each gives
+ * way after a short PAUSE loop (nestor: 16 PAUSEs); where an interrupt answers, the
+ * receiver runs right after the message and the sender hardly spins at all. */
+#define MAX_SPINS_BOTH 64
+#define MAX_SPINS_MESSAGE 8
 #define MAX_ICOUNT_NS 2000    /* -icount: guest ns per round trip */
 #define BSP_VECTOR 0x50
 #define AP_VECTOR 0x51
@@ -83,7 +87,7 @@ static void ap_main(int index)
 
 static u64 per_round_ns(u64 ticks) { return ticks * 1000 / tsc_per_us() / ROUNDS; }
 
-static void check(const char *what, u64 spins, u64 ticks)
+static void check(const char *what, u64 spins, u64 ticks, u64 max_spins)
 {
     u64 avg = spins / ROUNDS, ns = per_round_ns(ticks);
     printf("%s: %d round trips, %llu PAUSE-loop iterations and %llu ns per round trip\n",
@@ -92,8 +96,8 @@ static void check(const char *what, u64 spins, u64 ticks)
         test_skip("%s: bounds not checked on QEMU TCG (host threads)", what);
         return;
     }
-    TEST_ASSERT(avg <= MAX_AVG_SPINS, "%s: at most %d PAUSE-loop iterations per round trip (%llu)",
-                what, MAX_AVG_SPINS, (unsigned long long)avg);
+    TEST_ASSERT(avg <= max_spins, "%s: at most %llu PAUSE-loop iterations per round trip (%llu)",
+                what, (unsigned long long)max_spins, (unsigned long long)avg);
     char mode[8];
     if (rt_cmdline_value("icount", mode, sizeof(mode)))
         TEST_ASSERT(ns <= MAX_ICOUNT_NS, "%s: -icount: at most %d ns per round trip (%llu)",
@@ -125,7 +129,7 @@ void test_main(void)
         }
     }
     u64 t = rdtsc() - t0;
-    check("flag", spins + ap_spins, t);
+    check("flag", spins + ap_spins, t, MAX_SPINS_BOTH);
     part = PART_IPI;
 
     spins = 0;
@@ -140,7 +144,7 @@ void test_main(void)
         }
         cli();
     }
-    check("ipi", spins, rdtsc() - t0);
+    check("ipi", spins, rdtsc() - t0, MAX_SPINS_MESSAGE);
     part = PART_NMI;
 
     spins = 0;
@@ -153,7 +157,7 @@ void test_main(void)
         }
         nmi_flag = 0;
     }
-    check("nmi", spins, rdtsc() - t0);
+    check("nmi", spins, rdtsc() - t0, MAX_SPINS_MESSAGE);
 
     spins = 0;
     ap_spins = 0;
@@ -168,7 +172,7 @@ void test_main(void)
             spins++;
         }
     }
-    check("lock", spins + ap_spins, rdtsc() - t0);
+    check("lock", spins + ap_spins, rdtsc() - t0, MAX_SPINS_BOTH);
 
     part = PART_HLT;
     t0 = rdtsc();
@@ -180,6 +184,6 @@ void test_main(void)
             asm volatile("sti; hlt; cli");
     }
     TEST_EQ(bsp_got - start, ROUNDS, "ipi-hlt: every IPI answered");
-    check("ipi-hlt", 0, rdtsc() - t0);
+    check("ipi-hlt", 0, rdtsc() - t0, 0);
     part = PART_DONE;
 }

@@ -6,7 +6,11 @@
 #     exit, median of BENCH_LINUX_RUNS (default 5): the bzImage through the Linux boot
 #     protocol (decompressor in the guest) and the vmlinux through PVH;
 #  3. the same bzImage and initramfs on QEMU's software emulator (qemu-system-x86_64
-#     -accel tcg -M pc, firmware included), when it is installed, and the ratio.
+#     -accel tcg -M pc, firmware included), when it is installed, and the ratio;
+#  4. handshakes between two vCPUs (ipibench.elf, -smp 2): an IPI answered by an IPI with
+#     the sender waiting in HLT or in a PAUSE loop, and a shared flag with both sides in
+#     PAUSE loops; guest time per round trip, median of BENCH_RUNS runs, and the same
+#     once with -icount (guest time = instructions: the same figures on every machine).
 # BENCH_LINUX=0 skips 2 and 3.
 set -u
 cd "$(dirname "$0")/.."
@@ -29,6 +33,26 @@ for _ in $(seq "$RUNS"); do
   mips+=("$(echo "$out" | sed -n 's/.*: \([0-9.]*\) MIPS$/\1/p')")
 done
 echo "cpu-bound guest (bench.elf): $(printf '%s\n' "${mips[@]}" | median) MIPS (median of $RUNS: ${mips[*]})"
+
+# ---- 4. handshakes between two vCPUs ----
+ipi_runs=()
+for _ in $(seq "$RUNS"); do
+  out=$("$NESTOR" run -smp 2 "$BUILD/guest/ipibench.elf" 2>&1)
+  st=$?
+  if [ "$st" -ne 1 ]; then
+    echo "bench: ipibench.elf failed (exit status $st)"; echo "$out" | tail -5; exit 1
+  fi
+  ipi_runs+=("$out")
+done
+icount_out=$("$NESTOR" run -icount -smp 2 "$BUILD/guest/ipibench.elf" 2>&1)
+for mode in ipi-hlt ipi-pause flag-pause; do
+  # "ipibench: MODE N round trips in T us: NS ns per round trip, R per second"
+  ns=$(for o in "${ipi_runs[@]}"; do echo "$o"; done |
+       sed -n "s/^ipibench: $mode .*: \([0-9]*\) ns per round trip.*/\1/p" | median)
+  ins=$(echo "$icount_out" | sed -n "s/^ipibench: $mode .*: \([0-9]*\) ns per round trip.*/\1/p")
+  printf 'two vCPUs, %-10s round trip: %s ns (median of %s); -icount: %s ns of guest time\n' \
+    "$mode" "$ns" "$RUNS" "$ins"
+done
 
 [ "${BENCH_LINUX:-1}" = 0 ] && exit 0
 

@@ -128,6 +128,22 @@ void cpu_nmi(struct cpu *c)
         c->in->exits |= EXIT_CHECK_EVENTS;
 }
 
+bool cpu_runnable(struct cpu *c)
+{
+    switch (c->state) {
+    case CPU_RUNNING:
+        return true;
+    case CPU_HALTED:
+        /* what take_events() wakes a halted CPU for */
+        if (c->nmi_pending && !c->nmi_blocked)
+            return true;
+        return (c->rflags & FL_IF) && c->ops->intr_pending &&
+               c->ops->intr_pending(c, c->ops_opaque) >= 0;
+    default:
+        return false;
+    }
+}
+
 void cpu_update_mode(struct cpu *c)
 {
     enum cpu_mode m;

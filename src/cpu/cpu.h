@@ -281,6 +281,9 @@ void cpu_nmi(struct cpu *c);
 
 /* Runs until the budget is used or something stops it. */
 enum cpu_stop_reason cpu_run(struct cpu *c, u64 budget);
+/* Would cpu_run() execute anything now: running, or halted with an NMI or an unmasked
+ * interrupt to wake it? For the scheduler, outside cpu_run() of this vCPU. */
+bool cpu_runnable(struct cpu *c);
 
 /* Recomputes c->mode and c->cpl and flushes what depends on them. Call after changing
  * CR0/CR4/EFER/CS/EFLAGS.VM from outside the engine (loaders). */

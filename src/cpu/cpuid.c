@@ -520,6 +520,12 @@ static bool leaf_exists(const struct cpuid_model *m, u32 leaf)
     return leaf >= 0x80000000u && leaf <= MAX_EXT_LEAF;
 }
 
+void cpuid_apply_apic_enable(u32 leaf, bool apic_enabled, u32 *edx)
+{
+    if (!apic_enabled && (leaf == 1 || leaf == 0x80000001u))
+        *edx &= ~(u32)BIT(9);
+}
+
 struct cpuid_result cpuid_query(const struct cpuid_model *m, u32 leaf, u32 subleaf,
                                 u32 apic_id, bool osxsave, bool apic_enabled, u64 xcr0)
 {
@@ -549,8 +555,7 @@ struct cpuid_result cpuid_query(const struct cpuid_model *m, u32 leaf, u32 suble
         r.edx = features_of(m, 1, 0, CPUID_EDX);
         if (osxsave && m->fast.has[CF_XSAVE])
             r.ecx |= BIT(27);
-        if (!apic_enabled)
-            r.edx &= ~(u32)BIT(9);
+        cpuid_apply_apic_enable(leaf, apic_enabled, &r.edx);
         if (ncpus > 1) { /* HTT: EBX[23:16] is valid (addressable logical ids) */
             r.edx |= BIT(28);
             r.ebx |= (1u << core_bits(m)) << 16;
@@ -616,8 +621,7 @@ struct cpuid_result cpuid_query(const struct cpuid_model *m, u32 leaf, u32 suble
         if (!intel) {
             r.eax = signature[v];
             r.edx |= features_of(m, 1, 0, CPUID_EDX) & AMD_EXT1_EDX_MIRROR;
-            if (!apic_enabled)
-                r.edx &= ~(u32)BIT(9);
+            cpuid_apply_apic_enable(leaf, apic_enabled, &r.edx);
             if (ncpus > 1)
                 r.ecx |= BIT(1); /* CmpLegacy: cores, not threads */
         }

@@ -79,6 +79,11 @@ const struct cpuid_fastbits *cpuid_fast(const struct cpuid_model *m);
 struct cpuid_result { u32 eax, ebx, ecx, edx; };
 struct cpuid_result cpuid_query(const struct cpuid_model *m, u32 leaf, u32 subleaf,
                                 u32 apic_id, bool osxsave, bool apic_enabled, u64 xcr0);
+/* The APIC feature flag (leaf 1 EDX[9], and AMD's copy in leaf 80000001h EDX[9]) follows
+ * the vCPU's IA32_APIC_BASE global enable bit (SDM 10.4.3): with the APIC disabled it is
+ * cleared in edx, the answer for leaf. The LAPIC's owner applies this to the engine's
+ * answer when the APIC is disabled. */
+void cpuid_apply_apic_enable(u32 leaf, bool apic_enabled, u32 *edx);
 
 /* IA32_MISC_ENABLE (Intel, SDM Vol. 4 table 2-2) bits that change what CPUID reports:
  * MONITOR/MWAIT enable (clear: CPUID.1:ECX.MONITOR is 0), limit CPUID maxval (CPUID.0:EAX

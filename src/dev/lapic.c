@@ -150,10 +150,13 @@ struct lapic {
 
     /* Timer: the count was start_count at start_ns and then decrements at
      * bus_khz / divisor; periodic mode reloads initial_count. next_expiry is the
-     * elapsed-tick count of the next expiry not yet signalled (~0: none). */
+     * elapsed-tick count of the next expiry not yet signalled (~0: none). counting is
+     * false once a count has stopped at 0 for good (a one-shot count that reached 0 and
+     * was then switched to periodic): only writing the initial count starts it again. */
     u32 initial_count, divide;
     u64 start_ns;
     u32 start_count;
+    bool counting;
     u64 next_expiry;
     u64 tsc_deadline;
     int timer;
@@ -182,6 +185,14 @@ static bool sw_enabled(const struct lapic *l)
 u64 lapic_base(const struct lapic *l)
 {
     return l->base;
+}
+
+/* The xAPIC page belongs to the LAPIC only while it is enabled in xAPIC mode: in x2APIC
+ * mode the MMIO interface behaves as that of a globally disabled APIC (SDM 10.12.2), and
+ * a disabled APIC is as if absent (10.4.3), so the address is ordinary memory space. */
+bool lapic_mmio_decoded(const struct lapic *l)
+{
+    return lapic_hw_enabled(l) && !x2apic_mode(l);
 }
 
 /* Highest set vector of a 256-bit register, or -1. */
@@ -326,7 +337,7 @@ static u64 ticks_to_ns(const struct lapic *l, u64 ticks)
 
 static bool count_timer_running(const struct lapic *l)
 {
-    return timer_mode(l) != TIMER_TSC_DEADLINE && l->initial_count != 0;
+    return timer_mode(l) != TIMER_TSC_DEADLINE && l->initial_count != 0 && l->counting;
 }
 
 /* Elapsed ticks since start at time now. */
@@ -373,6 +384,7 @@ static void timer_start(struct lapic *l, u32 count)
 {
     l->start_ns = clock_now(&l->m->clock);
     l->start_count = count;
+    l->counting = count != 0;
     l->next_expiry = count ? count : ~0ull;
     if (!count_timer_running(l))
         l->next_expiry = ~0ull;
@@ -405,6 +417,47 @@ static void timer_expired(void *opaque, u64 now)
         return;
     }
     lvt_signal(l, LVT_TIMER);
+    l->next_expiry = expiry_after(l, e);
+    timer_arm_next(l);
+}
+
+/* Signals an expiry that is due but that the clock has not reported yet (timers run
+ * between instruction slices): a register write that changes the timer must find the
+ * expiries before it already signalled, through the LVT entry they happened under. */
+static void timer_catch_up(struct lapic *l)
+{
+    if (timer_mode(l) == TIMER_TSC_DEADLINE || l->next_expiry == ~0ull)
+        return;
+    u64 e = timer_elapsed(l, clock_now(&l->m->clock));
+    if (e < l->next_expiry)
+        return;
+    lvt_signal(l, LVT_TIMER);
+    l->next_expiry = expiry_after(l, e);
+    timer_arm_next(l);
+}
+
+/* One-shot <-> periodic (the LVT already holds the new mode, old_mode is the previous
+ * one). The count goes on from where it is; a one-shot count that has reached 0 stays at
+ * 0 in periodic mode until the initial count is written again. */
+static void timer_switch_mode(struct lapic *l, unsigned old_mode)
+{
+    if (!count_timer_running(l))
+        return;
+    u64 e = timer_elapsed(l, clock_now(&l->m->clock));
+    if (e >= l->start_count) {
+        if (old_mode != TIMER_PERIODIC) {
+            l->counting = false; /* the one-shot count is 0 and stays there */
+            l->next_expiry = ~0ull;
+            timer_arm_next(l);
+            return;
+        }
+        /* Periodic -> one-shot after at least one reload: count down the current
+         * period from its reload, then stop. */
+        u64 reload = l->start_count + (e - l->start_count) / l->initial_count * l->initial_count;
+        l->start_ns += ticks_to_ns(l, reload);
+        l->start_count = l->initial_count;
+        e -= reload;
+    }
     l->next_expiry = expiry_after(l, e);
     timer_arm_next(l);
 }
@@ -453,6 +506,7 @@ static void reset_registers(struct lapic *l)
     memset(l->irr, 0, sizeof(l->irr));
     l->initial_count = l->divide = 0;
     l->start_count = 0;
+    l->counting = false;
     l->next_expiry = ~0ull;
     l->tsc_deadline = 0;
     l->extint_msg = false;
@@ -710,11 +764,15 @@ static void lvt_write(struct lapic *l, int lvt, u32 v)
         writable |= 2u << LVT_TIMER_MODE_SHIFT;
     if (!sw_enabled(l))
         v |= LVT_MASKED; /* masks cannot be cleared while software-disabled */
+    if (lvt == LVT_TIMER)
+        timer_catch_up(l);
     u32 old = l->lvt[lvt];
     l->lvt[lvt] = (old & ~writable) | (v & writable);
     if (lvt == LVT_TIMER) {
         unsigned old_mode = (old >> LVT_TIMER_MODE_SHIFT) & 3;
-        unsigned new_mode = (l->lvt[lvt] >> LVT_TIMER_MODE_SHIFT) & 3;
+        unsigned new_mode = timer_mode(l);
+        if (old_mode == 3)
+            old_mode = TIMER_ONESHOT; /* reserved: counts as one-shot */
         if ((old_mode == TIMER_TSC_DEADLINE) != (new_mode == TIMER_TSC_DEADLINE)) {
             /* Entering or leaving TSC-deadline mode disarms the timer (SDM 10.5.4.1). */
             l->initial_count = 0;
@@ -722,12 +780,7 @@ static void lvt_write(struct lapic *l, int lvt, u32 v)
             l->next_expiry = ~0ull;
             clock_timer_disarm(&l->m->clock, l->timer);
         } else if (old_mode != new_mode) {
-            /* one-shot <-> periodic: the count goes on from where it is; an expiry
-             * that is due but not yet signalled stays due. */
-            u64 e = timer_elapsed(l, clock_now(&l->m->clock));
-            if (l->next_expiry == ~0ull || l->next_expiry > e)
-                l->next_expiry = expiry_after(l, e);
-            timer_arm_next(l);
+            timer_switch_mode(l, old_mode);
         }
     }
     if (lvt == LVT_LINT0 || lvt == LVT_LINT1)
@@ -773,10 +826,12 @@ static void reg_write(struct lapic *l, unsigned r, u32 v)
     case REG_TIMER_INITIAL:
         if (timer_mode(l) == TIMER_TSC_DEADLINE)
             break; /* ignored in TSC-deadline mode */
+        timer_catch_up(l);
         l->initial_count = v;
         timer_start(l, v);
         break;
     case REG_TIMER_DIVIDE: {
+        timer_catch_up(l);
         u32 current = timer_current(l);
         l->divide = v & 0xb;
         timer_rebase(l, current);
@@ -796,10 +851,11 @@ static void reg_write(struct lapic *l, unsigned r, u32 v)
 
 /* Registers sit at 16-byte-aligned offsets and are accessed as aligned 32-bit words.
  * Narrower reads within the word return its bytes; other writes are dropped (SDM 10.4.1
- * leaves them undefined). In x2APIC mode or when disabled the page is not decoded. */
+ * leaves them undefined). The machine routes the page here only while
+ * lapic_mmio_decoded(). */
 u64 lapic_mmio_read(struct lapic *l, u64 offset, unsigned size)
 {
-    if (x2apic_mode(l) || !lapic_hw_enabled(l) || offset >= 0x1000)
+    if (!lapic_mmio_decoded(l) || offset >= 0x1000)
         return 0;
     unsigned r = (unsigned)(offset >> 4), byte = offset & 0xf;
     if (r >= REG_COUNT || !(regs[r] & XR)) {
@@ -814,7 +870,7 @@ u64 lapic_mmio_read(struct lapic *l, u64 offset, unsigned size)
 
 void lapic_mmio_write(struct lapic *l, u64 offset, unsigned size, u64 value)
 {
-    if (x2apic_mode(l) || !lapic_hw_enabled(l) || offset >= 0x1000)
+    if (!lapic_mmio_decoded(l) || offset >= 0x1000)
         return;
     unsigned r = (unsigned)(offset >> 4);
     if (r >= REG_COUNT || !(regs[r] & XW)) {

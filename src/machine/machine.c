@@ -25,8 +25,47 @@
  * CPU meanwhile: guest time leaves the difference out (clock_exclude_host_time). Below
  * it, the difference is measurement noise. */
 #define STEAL_THRESHOLD_NS 50000u
+/* A PAUSE loop (PAUSEs at most PAUSE_LOOP_GAP instructions apart, as a spin-wait loop
+ * issues them) of PAUSE_LOOP_WINDOW PAUSEs ends the vCPU's pass when another vCPU could
+ * run: what it waits for can only come from elsewhere (cf. VMX pause-loop exiting). */
+#define PAUSE_LOOP_GAP 64u
+#define PAUSE_LOOP_WINDOW 16u
 
 /* ---- event routing ---- */
+/* A handled event; the vCPU leaves cpu_run() after the instruction if the machine stops
+ * or another vCPU should run first (see machine_run). */
+static enum intercept_result handled(const struct machine *m)
+{
+    return m->stop || m->end_pass ? INTERCEPT_STOP : INTERCEPT_HANDLED;
+}
+
+/* Could a vCPU other than self run now? */
+static bool other_vcpu_runnable(struct machine *m, int self)
+{
+    for (int i = 0; i < m->ncpus; i++)
+        if (i != self && cpu_runnable(m->cpu[i]))
+            return true;
+    return false;
+}
+
+/* PAUSE: counts the vCPU's PAUSE loop; at PAUSE_LOOP_WINDOW its pass ends if another
+ * vCPU could run, and it waits until some other vCPU has made progress. */
+static enum intercept_result pause_loop(struct machine *m, struct cpu *c)
+{
+    struct vcpu_sched *s = &m->sched[c->id];
+    if (c->icount - s->last_pause > PAUSE_LOOP_GAP)
+        s->pause_run = 0;
+    s->last_pause = c->icount;
+    if (++s->pause_run < PAUSE_LOOP_WINDOW)
+        return INTERCEPT_DEFAULT;
+    s->pause_run = 0;
+    if (m->ncpus == 1 || !other_vcpu_runnable(m, c->id))
+        return INTERCEPT_DEFAULT;
+    s->waiting = true;
+    m->stat_pause_waits++;
+    return INTERCEPT_STOP;
+}
+
 static bool lapic_msr(u32 index)
 {
     return index == 0x1b || index == 0x6e0 || (index >= 0x800 && index <= 0x8ff);
@@ -42,10 +81,11 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
             bus_write(&m->io, ev->u.io.port, ev->u.io.size, ev->u.io.value);
         else
             ev->u.io.value = (u32)bus_read(&m->io, ev->u.io.port, ev->u.io.size);
-        return m->stop ? INTERCEPT_STOP : INTERCEPT_HANDLED;
+        return handled(m);
     case EV_MMIO: {
+        /* The APIC page is per vCPU: each one's accesses reach its own LAPIC. */
         u64 base = lapic_base(apic) & ~0xfffull;
-        if (lapic_hw_enabled(apic) && ev->u.mmio.gpa - base < APIC_PAGE_SIZE) {
+        if (lapic_mmio_decoded(apic) && ev->u.mmio.gpa - base < APIC_PAGE_SIZE) {
             if (ev->u.mmio.write)
                 lapic_mmio_write(apic, ev->u.mmio.gpa - base, ev->u.mmio.size, ev->u.mmio.value);
             else
@@ -55,7 +95,7 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
         } else {
             ev->u.mmio.value = bus_read(&m->mmio, ev->u.mmio.gpa, ev->u.mmio.size);
         }
-        return m->stop ? INTERCEPT_STOP : INTERCEPT_HANDLED;
+        return handled(m);
     }
     case EV_MSR_READ:
         if (lapic_msr(ev->u.msr.index))
@@ -64,9 +104,16 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
         return INTERCEPT_FAULT;
     case EV_MSR_WRITE:
         if (lapic_msr(ev->u.msr.index))
-            return lapic_msr_write(apic, ev->u.msr.index, ev->u.msr.value) ? INTERCEPT_HANDLED
+            return lapic_msr_write(apic, ev->u.msr.index, ev->u.msr.value) ? handled(m)
                                                                              : INTERCEPT_FAULT;
         return INTERCEPT_FAULT;
+    case EV_CPUID:
+        /* The engine answers from the model with the APIC present; the APIC flag
+         * follows this vCPU's APIC base MSR. */
+        if (lapic_hw_enabled(apic))
+            return INTERCEPT_DEFAULT;
+        cpuid_apply_apic_enable(ev->u.cpuid.leaf, false, &ev->u.cpuid.edx);
+        return INTERCEPT_HANDLED;
     case EV_CR_ACCESS:
         if (ev->u.cr.cr != 8)
             return INTERCEPT_DEFAULT;
@@ -76,6 +123,8 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
         else
             ev->u.cr.value = lapic_get_tpr(apic);
         return INTERCEPT_HANDLED;
+    case EV_PAUSE:
+        return pause_loop(m, c);
     case EV_SHUTDOWN:
         nestor_log("vCPU %d: triple fault, the guest is shut down", c->id);
         cpu_dump(c, stderr);
@@ -166,6 +215,10 @@ void machine_apic_send(struct machine *m, const struct apic_msg *msg)
     for (int i = 0; i < m->ncpus; i++) {
         if (lowest >= 0 && i != lowest)
             continue;
+        /* A globally disabled APIC is as if absent (SDM 10.4.3): it takes no message,
+         * INIT, SIPI and NMI included, even through a shorthand. */
+        if (!lapic_hw_enabled(m->lapic[i]))
+            continue;
         bool hit;
         switch (msg->shorthand) {
         case 1: hit = i == msg->src; break;                /* self */
@@ -175,6 +228,12 @@ void machine_apic_send(struct machine *m, const struct apic_msg *msg)
         }
         if (!hit)
             continue;
+        /* Another vCPU gets something to do: the sender's pass ends after this
+         * instruction, so that the target runs next (machine_run). */
+        if (m->running >= 0 && i != m->running && !m->end_pass) {
+            m->end_pass = true;
+            m->stat_message_ends++;
+        }
         struct cpu *c = m->cpu[i];
         switch (msg->delivery) {
         case APIC_DM_INIT:
@@ -390,6 +449,7 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
     bus_init(&m->mmio, "mmio");
     clock_init(&m->clock, cfg->deterministic);
     m->ncpus = cfg->ncpus;
+    m->running = -1;
     for (int i = 0; i < m->ncpus; i++) {
         m->cpu[i] = calloc(1, sizeof(struct cpu));
         if (!m->cpu[i] || cpu_init(m->cpu[i], i, &m->mem, &m->model, &machine_cpu_ops, m) < 0) {
@@ -524,6 +584,57 @@ static void print_stats(const struct machine *m, u64 host_ns)
             (unsigned long long)insns, secs, secs > 0 ? (double)insns / secs / 1e6 : 0.0);
     fprintf(stderr, "nestor: stats: %llu blocks decoded, decode cache dropped %llu times\n",
             (unsigned long long)blocks, (unsigned long long)flushes);
+    if (m->ncpus > 1)
+        fprintf(stderr, "nestor: stats: %llu rounds, %llu vCPU runs; passes ended by %llu PAUSE "
+                        "loops, %llu interrupt messages\n",
+                (unsigned long long)m->stat_rounds, (unsigned long long)m->stat_runs,
+                (unsigned long long)m->stat_pause_waits, (unsigned long long)m->stat_message_ends);
+}
+
+/* One round: every vCPU may retire up to budget instructions, in passes over the vCPUs
+ * in order. A vCPU's pass ends when its budget is used, when it halts, right after it
+ * gave another vCPU something to do (an interrupt message: that one runs next instead
+ * of after the rest of the sender's slice), or in a PAUSE loop while another vCPU could
+ * run: then it waits, and gets another pass only once some other vCPU has retired
+ * instructions. Passes go on while they retire instructions. Virtual time advances by
+ * the most any vCPU retired (they ran side by side), so a vCPU that gives up the rest of
+ * its slice loses no guest time, and a spin-wait handshake between vCPUs costs each side
+ * a few loop iterations per step instead of a slice. Every decision depends only on the
+ * instructions executed: -icount runs repeat exactly. */
+static void run_round(struct machine *m, u64 budget)
+{
+    for (int i = 0; i < m->ncpus; i++) {
+        m->sched[i].ran = 0;
+        m->sched[i].waiting = false;
+    }
+    m->stat_rounds++;
+    bool progress = true;
+    while (progress && !m->stop) {
+        progress = false;
+        for (int i = 0; i < m->ncpus && !m->stop; i++) {
+            struct vcpu_sched *s = &m->sched[i];
+            struct cpu *c = m->cpu[i];
+            if (s->ran >= budget || (s->waiting && s->wait_mark == m->progress))
+                continue;
+            s->waiting = false;
+            m->running = i;
+            m->end_pass = false;
+            m->stat_runs++;
+            u64 before = c->icount;
+            enum cpu_stop_reason r = cpu_run(c, budget - s->ran);
+            m->running = -1;
+            m->end_pass = false;
+            u64 ran = c->icount - before;
+            s->ran += ran;
+            if (ran) {
+                m->progress++;
+                progress = true;
+            }
+            s->wait_mark = m->progress;
+            if (r == STOP_SHUTDOWN)
+                machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
+        }
+    }
 }
 
 int machine_run(struct machine *m)
@@ -558,23 +669,23 @@ int machine_run(struct machine *m)
         bool real_time = !m->clock.deterministic;
         u64 round_host = real_time ? clock_host_ns() : 0;
         u64 round_cpu = real_time ? thread_cpu_ns() : 0;
+        run_round(m, budget);
         bool all_idle = true;
         running = 0;
-        for (int i = 0; i < m->ncpus && !m->stop; i++) {
-            struct cpu *c = m->cpu[i];
-            u64 before = c->icount;
-            enum cpu_stop_reason r = cpu_run(c, budget);
-            u64 ran = c->icount - before;
+        for (int i = 0; i < m->ncpus; i++) {
+            u64 ran = m->sched[i].ran;
             total += ran;
             if (ran > most)
                 most = ran;
-            if (r != STOP_HALTED) {
-                all_idle = false;
+            if (ran)
                 running++;
-            }
-            if (r == STOP_SHUTDOWN)
-                machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
+            if (cpu_runnable(m->cpu[i]))
+                all_idle = false;
         }
+        /* A runnable vCPU retires instructions in its pass; a round without any (a
+         * wake-up the CPU then refused) waits like an idle one rather than spin. */
+        if (total == 0)
+            all_idle = true;
         if (real_time) {
             u64 host = clock_host_ns() - round_host, cpu = thread_cpu_ns() - round_cpu;
             if (host > cpu + STEAL_THRESHOLD_NS)

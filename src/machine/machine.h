@@ -53,6 +53,15 @@ struct machine_config {
     void *console_opaque;
 };
 
+/* A vCPU's scheduling state (see machine_run: rounds of passes). */
+struct vcpu_sched {
+    u64 ran;          /* instructions retired in the current round */
+    bool waiting;     /* its pass ended in a PAUSE loop: it waits for another vCPU */
+    u64 wait_mark;    /* m->progress when it began to wait */
+    u64 last_pause;   /* icount at its last PAUSE */
+    u32 pause_run;    /* PAUSEs in its current PAUSE loop */
+};
+
 struct machine {
     struct machine_config cfg;
     struct guest_mem mem;
@@ -74,6 +83,11 @@ struct machine {
     struct kbc *kbc;
     struct pc_testdev *pc_testdev;   /* -device pc-testdev */
     struct pci_testdev *pci_testdev; /* -device pci-testdev */
+    struct vcpu_sched sched[MACHINE_MAX_CPUS];
+    int running;              /* the vCPU in cpu_run(), or -1 */
+    bool end_pass;            /* the running vCPU made another one runnable: let it run */
+    u64 progress;             /* passes that retired instructions, this run */
+    u64 stat_rounds, stat_runs, stat_pause_waits, stat_message_ends; /* for -stats */
     bool stop;
     int exit_status;          /* status the process exits with when the guest stops */
     u64 acpi_rsdp;            /* physical address of the RSDP */

@@ -9,7 +9,7 @@
 #   GUEST_VERBOSE=1                   also print each test's serial output
 #
 # Per-test options come from a comment line in the test's source:
-#   /* guest: smp=4 timeout=120 expect=triple-fault mem=256 */
+#   /* guest: smp=4 timeout=120 expect=triple-fault mem=256 icount=yes */
 # Several "guest:" lines (each with its own name=) run the same kernel several times:
 #   /* guest: cpu=max name=cpufeat */
 #   /* guest: cpu=max,-bmi1,-smep name=cpufeat-off */
@@ -19,6 +19,7 @@
 # device=SPEC (may repeat) is passed as -device SPEC to nestor and QEMU; a run that names
 # an isa-debug-exit replaces QEMU's default one (iobase=0xf4,iosize=4) and nestor's.
 # append=WORD (may repeat) adds WORD to the kernel command line.
+# icount=yes runs nestor with -icount and adds "icount=1" to the command line (QEMU: ignored).
 # expect=pass (default): the VM must end with debug-exit status 0 (process status 1) and
 #   print no line starting with FAIL.
 # expect=unsupported (nestor only): the last line printed must be "UNSUPPORTED-NEXT", nestor
@@ -61,19 +62,25 @@ tail_of() { # log: last lines, on one line
 
 run_one() { # name kernel options
   local name=$1 elf=$BUILD/guest/$2.elf log=$LOGDIR/$1.log err=$LOGDIR/$1.err
-  local smp mem timeout expect cpu status why=""
+  local smp mem timeout expect cpu icount status why=""
   smp=$(opt "$3" smp 1)
   mem=$(opt "$3" mem 128)
   timeout=$(opt "$3" timeout "$DEFAULT_TIMEOUT")
   expect=$(opt "$3" expect pass)
   cpu=$(opt "$3" cpu "")
-  local cpu_args=() dev_args=() cmdline=() own_exit=0 d a
+  icount=$(opt "$3" icount no)
+  local cpu_args=() dev_args=() cmdline=() nestor_args=() own_exit=0 d a
   while IFS= read -r d; do
     [ -n "$d" ] || continue
     dev_args+=(-device "$d")
     [[ $d == isa-debug-exit* ]] && own_exit=1
   done < <(opts "$3" device)
   [ -n "$cpu" ] && cmdline+=("cpu=$cpu")
+  # icount=yes: nestor runs with -icount and tells the kernel (QEMU runs as usual)
+  if [ "$icount" = yes ] && [ "$RUNNER" = nestor ]; then
+    nestor_args+=(-icount)
+    cmdline+=(icount=1)
+  fi
   while IFS= read -r a; do [ -n "$a" ] && cmdline+=("$a"); done < <(opts "$3" append)
   [ -n "$cpu" ] && cpu_args=(-cpu "$cpu")
   [ ${#cmdline[@]} -gt 0 ] && cpu_args+=(-append "${cmdline[*]}")
@@ -102,7 +109,7 @@ run_one() { # name kernel options
       fi
       local args=(-m "${mem}M")
       [ "$smp" != 1 ] && args+=(-smp "$smp")
-      timeout "$timeout" "$NESTOR" run "${args[@]}" "${cpu_args[@]}" "${dev_args[@]}" "$elf" \
+      timeout "$timeout" "$NESTOR" run "${args[@]}" "${nestor_args[@]}" "${cpu_args[@]}" "${dev_args[@]}" "$elf" \
         </dev/null >"$log" 2>"$err"
       status=$? ;;
     *)

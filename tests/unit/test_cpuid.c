@@ -181,6 +181,16 @@ Test(cpuid, leaf1_state_dependent_bits)
     struct cpuid_result r2 = cpuid_query(&m, 1, 0, 0, false, true, 1);
     cr_expect_not(BITSET(r2.ecx, 27));
     cr_expect(BITSET(r2.edx, 9));
+    u32 edx = r2.edx;
+    cpuid_apply_apic_enable(1, true, &edx);
+    cr_expect_eq(edx, r2.edx, "enabled: unchanged");
+    cpuid_apply_apic_enable(1, false, &edx);
+    cr_expect_eq(edx, r2.edx & ~(u32)BIT(9), "disabled: only the APIC flag cleared");
+    edx = ~0u;
+    cpuid_apply_apic_enable(7, false, &edx);
+    cr_expect_eq(edx, ~0u, "other leaves untouched");
+    cpuid_apply_apic_enable(0x80000001u, false, &edx);
+    cr_expect_eq(edx, ~(u32)BIT(9), "AMD's copy in 80000001h");
     m.ncpus = 1;
     struct cpuid_result r3 = q(1, 0);
     cr_expect_not(BITSET(r3.edx, 28));

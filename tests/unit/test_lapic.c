@@ -231,6 +231,105 @@ Test(lapic, periodic_timer)
     cr_assert(!irr_has(0x41));
 }
 
+Test(lapic, oneshot_at_zero_then_periodic_stays_zero)
+{
+    enable();
+    wr(0x3e0, 0xb);
+    wr(0x320, 0x44);
+    wr(0x380, 100);          /* 1 us */
+    run_until(2000);
+    cr_assert_eq(lapic_intr_ack(apic), 0x44);
+    wr(0xb0, 0);
+    wr(0x320, 0x20000 | 0x44); /* periodic now */
+    cr_assert_eq(rd(0x390), 0u, "the count stays 0");
+    cr_assert_eq(clock_next_deadline(&m.clock), CLOCK_NEVER, "nothing armed");
+    run_until(10000);
+    cr_assert(!irr_has(0x44));
+    cr_assert_eq(rd(0x390), 0u);
+    wr(0x3e0, 0x0);          /* a divisor change does not start it either */
+    run_until(20000);
+    cr_assert_eq(rd(0x390), 0u);
+    wr(0x3e0, 0xb);
+    wr(0x380, 100);          /* the initial count does */
+    run_until(21000);
+    cr_assert(irr_has(0x44));
+    cr_assert_eq(rd(0x390), 100u, "reloaded");
+}
+
+Test(lapic, oneshot_to_periodic_while_counting_goes_on)
+{
+    enable();
+    wr(0x3e0, 0xb);
+    wr(0x320, 0x44);
+    wr(0x380, 100);
+    run_until(500);
+    wr(0x320, 0x20000 | 0x44);
+    cr_assert_eq(rd(0x390), 50u);
+    run_until(1000);
+    cr_assert(irr_has(0x44));
+    lapic_intr_ack(apic);
+    wr(0xb0, 0);
+    run_until(2000);
+    cr_assert(irr_has(0x44), "periodic from the switch on");
+}
+
+Test(lapic, periodic_to_oneshot_runs_out_the_period)
+{
+    enable();
+    wr(0x3e0, 0xb);
+    wr(0x320, 0x20000 | 0x45);
+    wr(0x380, 100);          /* period 1 us */
+    run_until(2300);         /* two reloads, 30 ticks into the third period */
+    cr_assert_eq(lapic_intr_ack(apic), 0x45);
+    wr(0xb0, 0);
+    wr(0x320, 0x45);         /* one-shot */
+    cr_assert_eq(rd(0x390), 70u, "the current period goes on");
+    run_until(2999);
+    cr_assert(!irr_has(0x45));
+    run_until(3000);
+    cr_assert(irr_has(0x45), "fires when the period runs out");
+    cr_assert_eq(rd(0x390), 0u);
+    lapic_intr_ack(apic);
+    wr(0xb0, 0);
+    run_until(10000);
+    cr_assert(!irr_has(0x45), "and only once");
+    cr_assert_eq(rd(0x390), 0u);
+}
+
+Test(lapic, due_expiry_is_signalled_before_a_timer_write)
+{
+    enable();
+    wr(0x3e0, 0xb);
+    wr(0x320, 0x46);
+    wr(0x380, 100);
+    clock_advance_to(&m.clock, 1500); /* expired at 1000; the clock has not run timers */
+    wr(0x320, 0x10046);               /* masking now does not undo it */
+    cr_assert(irr_has(0x46));
+    lapic_intr_ack(apic);
+    wr(0xb0, 0);
+    wr(0x320, 0x46);
+    wr(0x380, 100);
+    clock_advance_to(&m.clock, 3000);
+    wr(0x3e0, 0x0);                   /* nor does a divisor change */
+    cr_assert(irr_has(0x46));
+    run_until(10000);
+    lapic_intr_ack(apic);
+    wr(0xb0, 0);
+    cr_assert(!irr_has(0x46), "signalled once");
+}
+
+Test(lapic, mmio_page_decoded_only_in_xapic_mode)
+{
+    const u64 base = 0xfee00000ull | BIT(8);
+    cr_assert(lapic_mmio_decoded(apic));
+    cr_assert(lapic_msr_write(apic, 0x1b, base | BIT(11) | BIT(10)));
+    cr_assert(!lapic_mmio_decoded(apic), "x2APIC mode");
+    cr_assert(lapic_msr_write(apic, 0x1b, base));
+    cr_assert(!lapic_mmio_decoded(apic), "disabled");
+    cr_assert(lapic_msr_write(apic, 0x1b, base | BIT(11)));
+    cr_assert(lapic_mmio_decoded(apic));
+}
+
 Test(lapic, divide_configuration)
 {
     /* divide values 0000..1011 -> divisor */

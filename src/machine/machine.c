@@ -418,17 +418,25 @@ void machine_destroy(struct machine *m)
 }
 
 /* ---- console input ---- */
-/* Reads what is available on the console without blocking; returns false at EOF. */
+static void host_sleep_ms(int ms)
+{
+    if (ms > 0) {
+        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Reads what is available on the console, waiting up to timeout_ms (-1: until input)
+ * for it; without console input it just waits. Returns false at EOF. */
 static bool console_poll(struct machine *m, int timeout_ms)
 {
     int fd = m->cfg.console_in_fd;
-    if (fd < 0 || !m->uart)
+    if (fd < 0 || !m->uart) {
+        host_sleep_ms(timeout_ms);
         return false;
+    }
     if (!uart_can_receive(m->uart)) {
-        if (timeout_ms > 0) {
-            struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L };
-            nanosleep(&ts, NULL);
-        }
+        host_sleep_ms(timeout_ms);
         return true;
     }
     struct pollfd p = { fd, POLLIN, 0 };

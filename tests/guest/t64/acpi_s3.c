@@ -5,8 +5,11 @@
  * mode gone), with RAM kept, WAK_STS and RTC_STS set, the RTC still running with its
  * alarm state, the local APIC back in its power-on state, and the other CPU waiting
  * for a SIPI. The real-mode stub records its entry state and climbs back to long mode.
+ * A second sleep sets the X_Firmware_Waking_Vector too, which takes precedence: the CPU
+ * must then start there in flat 32-bit protected mode with paging off.
  * QEMU wakes through SeaBIOS's resume path, which leaves its own values in the segment
- * and general registers: only what the ACPI specification fixes is checked.
+ * and general registers: only what the ACPI specification fixes is checked; SeaBIOS
+ * takes only the real-mode vector, so the second sleep is skipped there.
  * guest: smp=2 timeout=60 */
 #include "rt.h"
 
@@ -16,7 +19,10 @@
 enum {
     S_EAX = 0x00, S_CS = 0x20, S_CR0 = 0x30, S_CR4 = 0x34, S_EFLAGS = 0x38, S_IP = 0x3c,
     S_EFER = 0x40, S_GDTR = 0x50,
+    /* the 32-bit stub's record */
+    S32_CR0 = 0x60, S32_EFLAGS = 0x64, S32_EFER = 0x68, S32_MARK = 0x6c,
 };
+#define MARK32 0x32323232u
 #define SIPI_PAGE 0x7000u     /* a second stub for the AP's SIPI */
 #define SIPI_FLAG 0x7100u
 
@@ -29,7 +35,7 @@ enum {
 #define RTC_B_BINARY 0x04
 #define RTC_C_AF 0x20
 
-extern u8 blob_start[], blob_end[], blob_ip_mark[], sipi_start[], sipi_end[];
+extern u8 blob_start[], blob_end[], blob_ip_mark[], sipi_start[], sipi_end[], s3_wake32[];
 /* Writes value to PM1a_CNT; returns 1 after the wake, 0 if the machine did not sleep. */
 int s3_sleep(u32 port, u32 value);
 
@@ -89,6 +95,19 @@ asm(".pushsection .rodata\n"
 
     ".text\n"
     ".code32\n"
+    /* the X_Firmware_Waking_Vector: flat 32-bit protected mode, paging off */
+    "s3_wake32:\n"
+    "  movl %cr0, %eax\n"
+    "  movl %eax, 0x6260\n"
+    "  movl $0x61f0, %esp\n"
+    "  pushfl\n"
+    "  popl 0x6264\n"
+    "  movl $0xc0000080, %ecx\n"
+    "  rdmsr\n"
+    "  movl %eax, 0x6268\n"
+    "  movl $0x32323232, 0x626c\n"
+    "  lgdtl 0x6250\n"
+    "  ljmp $0x08, $s3_resume32\n"
     "s3_resume32:\n"
     "  movw $0x18, %ax\n"
     "  movw %ax, %ds\n"
@@ -166,6 +185,10 @@ static void cmos_write(u8 index, u8 v)
 static int from_rtc(u8 v, bool binary) { return binary ? v : (v >> 4) * 10 + (v & 0xf); }
 static u8 to_rtc(int v, bool binary) { return binary ? (u8)v : (u8)((v / 10) << 4 | v % 10); }
 
+/* Programs the RTC alarm secs ahead of the time of day t0 (any hour, AIE on), enables
+ * RTC_EN, clears PM1_STS and sleeps; returns s3_sleep's result. */
+static int sleep_until_alarm(u32 pm1a_evt, u32 pm1a_cnt, int slp_typ, int t0, int secs);
+
 /* The RTC's time of day in seconds (24-hour mode), read outside an update cycle. */
 static int rtc_seconds(void)
 {
@@ -196,6 +219,20 @@ static int dsdt_s3_slp_typ(const struct acpi_header *dsdt)
         return -1;
     }
     return -1;
+}
+
+static int sleep_until_alarm(u32 pm1a_evt, u32 pm1a_cnt, int slp_typ, int t0, int secs)
+{
+    bool bin = cmos_read(0x0b) & RTC_B_BINARY;
+    int at = t0 + secs;
+    cmos_write(0x01, to_rtc(at % 60, bin));
+    cmos_write(0x03, to_rtc(at / 60 % 60, bin));
+    cmos_write(0x05, 0xc0); /* don't care */
+    cmos_write(0x0b, cmos_read(0x0b) | RTC_B_AIE);
+    (void)cmos_read(0x0c);
+    outw((u16)(pm1a_evt + 2), PM1_EN_RTC);
+    outw((u16)pm1a_evt, 0xffff);
+    return s3_sleep(pm1a_cnt, (u32)slp_typ << 10 | PM1_CNT_SLP_EN);
 }
 
 static volatile u32 pattern[16384];
@@ -242,19 +279,9 @@ void test_main(void)
     if (*(u32 *)(facs + 4) >= 32)
         *(u64 *)(facs + 24) = 0; /* no X_Firmware_Waking_Vector: real mode */
 
-    /* the RTC alarm 2 seconds ahead (any hour), AIE on; RTC_EN on, status clear */
+    /* the RTC alarm 2 seconds ahead */
     int t0 = rtc_seconds();
-    bool bin = cmos_read(0x0b) & RTC_B_BINARY;
-    int at = t0 + 2;
-    cmos_write(0x01, to_rtc(at % 60, bin));
-    cmos_write(0x03, to_rtc(at / 60 % 60, bin));
-    cmos_write(0x05, 0xc0); /* don't care */
-    cmos_write(0x0b, cmos_read(0x0b) | RTC_B_AIE);
-    (void)cmos_read(0x0c);
-    outw((u16)(pm1a_evt + 2), PM1_EN_RTC);
-    outw((u16)pm1a_evt, 0xffff);
-
-    int woke = s3_sleep(pm1a_cnt, (u32)slp_typ << 10 | PM1_CNT_SLP_EN);
+    int woke = sleep_until_alarm(pm1a_evt, pm1a_cnt, slp_typ, t0, 2);
     TEST_EQ(woke, 1, "the machine slept and woke through the FACS waking vector");
     if (!woke)
         return;
@@ -304,4 +331,28 @@ void test_main(void)
     while (*(volatile u16 *)(ulong)SIPI_FLAG != 0xa5a5 && (s64)(rdtsc() - end) < 0)
         pause();
     TEST_EQ(*(volatile u16 *)(ulong)SIPI_FLAG, 0xa5a5, "the AP was waiting for a SIPI after the wake");
+
+    /* the X_Firmware_Waking_Vector takes precedence: 32-bit protected mode */
+    if (on_qemu_tcg()) {
+        test_skip("SeaBIOS wakes through the real-mode vector only");
+        return;
+    }
+    if (*(u32 *)(facs + 4) < 32 || facs[32] < 1) {
+        test_skip("FACS version %u has no X_Firmware_Waking_Vector", facs[32]);
+        return;
+    }
+    *(u64 *)(facs + 24) = (ulong)s3_wake32;
+    *(u32 *)(facs + 36) = 0; /* OSPM flags: no 64BIT_WAKE_F */
+    t0 = rtc_seconds();
+    woke = sleep_until_alarm(pm1a_evt, pm1a_cnt, slp_typ, t0, 1);
+    TEST_EQ(woke, 1, "slept and woke through the X_Firmware_Waking_Vector");
+    if (!woke)
+        return;
+    rt_reinit_cpu();
+    TEST_EQ(*(const u32 *)(save + S32_MARK), MARK32, "wake: entered at the X vector");
+    u32 cr0_32 = *(const u32 *)(save + S32_CR0);
+    TEST_EQ(cr0_32 & (CR0_PE | CR0_PG), CR0_PE, "X vector: protected mode, paging off");
+    TEST_EQ(*(const u32 *)(save + S32_EFLAGS) & FL_IF, 0, "X vector: interrupts disabled");
+    TEST_EQ(*(const u32 *)(save + S32_EFER) & (EFER_LME | EFER_LMA), 0, "X vector: long mode off");
+    TEST_ASSERT(inw((u16)pm1a_evt) & PM1_STS_WAK, "PM1_STS.WAK_STS after the second wake");
 }

@@ -14,7 +14,7 @@
 #   /* guest: cpu=max name=cpufeat */
 #   /* guest: cpu=max,-bmi1,-smep name=cpufeat-off */
 # name=RUN names the run (logs RUN.log; `run.sh RUN` runs only it, `run.sh NAME` all runs
-# of NAME.c). cpu=SPEC is passed as -cpu SPEC (QEMU: instead of "max"), and as the
+# of NAME.c). icount=1 runs nestor with -icount (QEMU: ignored). cpu=SPEC is passed as -cpu SPEC (QEMU: instead of "max"), and as the
 # kernel command line "cpu=SPEC" so that the test knows what it must find.
 # expect=pass (default): the VM must end with debug-exit status 0 (process status 1) and
 #   print no line starting with FAIL.
@@ -79,6 +79,7 @@ run_one() { # name kernel options
       fi
       local args=(-m "${mem}M")
       [ "$smp" != 1 ] && args+=(-smp "$smp")
+      [ "$(opt "$3" icount 0)" = 1 ] && args+=(-icount)
       timeout "$timeout" "$NESTOR" run "${args[@]}" "${cpu_args[@]}" "$elf" </dev/null >"$log" 2>"$err"
       status=$? ;;
     *)

@@ -10,7 +10,9 @@
  * QEMU wakes through SeaBIOS's resume path, which leaves its own values in the segment
  * and general registers: only what the ACPI specification fixes is checked; SeaBIOS
  * takes only the real-mode vector, so the second sleep is skipped there.
- * guest: smp=2 timeout=60 */
+ * With -icount the clock jumps to the alarm while the machine sleeps.
+ * guest: smp=2 timeout=60 name=acpi_s3 */
+/* guest: smp=2 timeout=60 icount=1 name=acpi_s3-icount */
 #include "rt.h"
 
 #define BLOB 0x6000u          /* the waking stub (real-mode segment 0x600) */

@@ -4,6 +4,7 @@
  * button always wakes; a wake event already standing ends the sleep at once). */
 #include <criterion/criterion.h>
 
+#include "dev/dev.h"
 #include "platform_fixture.h"
 
 #define SEC 1000000000ull
@@ -158,4 +159,62 @@ Test(acpi_pm, rtc_alarm_sets_rtc_sts_while_running)
     advance(m, 3 * SEC);
     cr_assert(inw(m, PM1_STS) & STS_RTC, "RTC_STS, an SCI source with RTC_EN");
     cr_assert(!m->wake_requested && !m->suspended);
+}
+
+/* What loses power in S3 comes back in its power-on state: the PIC, I/O APIC, PIT, HPET,
+ * UART and i8042 of a full platform; the RTC's time and NVRAM stay. */
+Test(acpi_pm, devices_without_power_come_back_reset)
+{
+    m->pic = pic_create(m);
+    m->ioapic = ioapic_create(m);
+    m->pit = pit_create(m);
+    m->hpet = hpet_create(m, m->pit, m->rtc);
+    m->uart = uart_create(m, 0x3f8, 4, -1, -1);
+    m->kbc = kbc_create(m);
+
+    /* PIC: remapped, IRQ0 unmasked; I/O APIC pin 2 unmasked; PIT counter 0 running;
+     * HPET enabled with legacy replacement; UART at 115200 8N1 with interrupts; the
+     * i8042 command byte changed; an NVRAM byte written */
+    static const u8 icw[][2] = { {0x20, 0x11}, {0x21, 0x20}, {0x21, 0x04}, {0x21, 0x01}, {0x21, 0xfe} };
+    for (unsigned i = 0; i < sizeof(icw) / sizeof(icw[0]); i++)
+        outb(m, icw[i][0], icw[i][1]);
+    mmio_wr32(m, IOAPIC_MMIO_BASE, 0x10 + 2 * 2);
+    mmio_wr32(m, IOAPIC_MMIO_BASE + 0x10, 0x30);
+    outb(m, 0x43, 0x34);
+    outb(m, 0x40, 0x00);
+    outb(m, 0x40, 0x10);
+    mmio_wr64(m, HPET_MMIO_BASE + 0x10, 3);
+    outb(m, 0x3fb, 0x83);
+    outb(m, 0x3f8, 1);
+    outb(m, 0x3f9, 0);
+    outb(m, 0x3fb, 0x03);
+    outb(m, 0x3f9, 0x0f);
+    outb(m, 0x64, 0x60);
+    outb(m, 0x60, 0x00);
+    cmos_set(0x40, 0x5a);
+    advance(m, SEC / 10);
+
+    sleep_s3();
+
+    cr_assert_eq(inb(m, 0x21), 0xff, "PIC: every line masked again");
+    cr_assert_eq(ioapic_redirection(m->ioapic, 2) & (1u << 16), 1u << 16, "I/O APIC: pin 2 masked");
+    cr_assert_eq(mmio_rd64(m, HPET_MMIO_BASE + 0x10), 0u, "HPET: halted, no legacy replacement");
+    cr_assert_eq(mmio_rd64(m, HPET_MMIO_BASE + 0xf0), 0u, "HPET: main counter 0");
+    cr_assert_eq(inb(m, 0x3f9), 0, "UART: IER 0");
+    cr_assert_eq(inb(m, 0x3fb), 0, "UART: LCR 0");
+    outb(m, 0x3fb, 0x80);
+    cr_assert_eq(inb(m, 0x3f8) | inb(m, 0x3f9) << 8, 12, "UART: divisor as a BIOS leaves it");
+    outb(m, 0x3fb, 0x00);
+    outb(m, 0x64, 0x20);
+    cr_assert_eq(inb(m, 0x60), 0x65, "i8042: command byte as a BIOS leaves it");
+    outb(m, 0x43, 0xe2); /* read-back: status of counter 0 */
+    cr_assert_eq(inb(m, 0x40) & 0x40, 0x40, "PIT: counter 0 has no count (null count)");
+    cr_assert_eq(cmos(0x40), 0x5a, "CMOS NVRAM kept");
+
+    kbc_destroy(m->kbc);
+    uart_destroy(m->uart);
+    hpet_destroy(m->hpet);
+    pit_destroy(m->pit);
+    ioapic_destroy(m->ioapic);
+    pic_destroy(m->pic);
 }

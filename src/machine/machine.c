@@ -317,9 +317,9 @@ static void wait_suspended(struct machine *m)
         else
             console_poll(m, -1);
     } else {
-        console_poll(m, deadline == CLOCK_NEVER ? -1
-                        : deadline <= now       ? 0
-                                                : (int)((deadline - now + 999999) / 1000000));
+        /* at most a second at a time: the next round looks again */
+        u64 ms = deadline <= now ? 0 : (deadline - now + 999999) / 1000000;
+        console_poll(m, deadline == CLOCK_NEVER ? -1 : (int)(ms < 1000 ? ms : 1000));
     }
     clock_run_timers(&m->clock);
     machine_power_transitions(m);

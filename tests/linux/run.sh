@@ -68,6 +68,19 @@ boot() { # name kernel ncpus ending
 
 is_s3_boot() { [[ " $S3_BOOTS " == *" $1 "* ]]; }
 
+# Kernel log lines (stdin) less, for an S3 boot, the one message Linux itself causes
+# while it suspends: an HPET-emulated RTC tick (64 Hz while the wake alarm is armed)
+# that arrives after Linux suspended its device interrupts is replayed on resume, and
+# Linux counts "lost" ticks against the HPET counter it restarted from 0 meanwhile.
+s3_known_lines() { # name
+  if is_s3_boot "$1"; then
+    awk '/PM: suspend entry/ { s = 1 } /PM: suspend exit/ { s = 0 }
+         !(s && /\] hpet: Lost [0-9]+ RTC interrupts$/)'
+  else
+    cat
+  fi
+}
+
 # ACPI S3: the kernel offers "deep" sleep, enters and leaves it (CPUs taken offline and
 # back), the RTC alarm wakes it about 2 s later, and the script goes on.
 check_s3() { # name ncpus log
@@ -158,7 +171,7 @@ check() { # name kernel ncpus ending
   fi
 
   local bad
-  bad=$(grep -E "$FORBIDDEN" <<<"$kernel_lines" | awk '!seen[$0]++')
+  bad=$(s3_known_lines "$name" <<<"$kernel_lines" | grep -E "$FORBIDDEN" | awk '!seen[$0]++')
   if [ -z "$kernel_lines" ]; then
     echo "FAIL $t:kernel-log: no kernel messages"
   elif [ -n "$bad" ]; then

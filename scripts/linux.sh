@@ -6,7 +6,7 @@
 # OUTDIR/initramfs.cpio.gz. The initramfs's /init mounts the
 # usual file systems and starts a shell on the console; with "nestor.script=1" on the
 # kernel command line it instead runs /script (the boot test) and powers off (or reboots,
-# with "nestor.reboot=1" too).
+# with "nestor.reboot=1" too); "nestor.s3=1" adds a suspend to RAM woken by the RTC.
 set -euo pipefail
 out=${1:-build/linux}
 mkdir -p "$out/debs"
@@ -96,6 +96,16 @@ while [ $i -lt 1000 ]; do s=$((s + i * i)); i=$((i + 1)); done
 echo "sum of squares below 1000: $s"
 echo "== date"
 date
+# ACPI S3 with nestor.s3=1: suspend to RAM, woken 2 s later by the RTC alarm
+if grep -q 'nestor.s3=1' /proc/cmdline; then
+  echo "== suspend"
+  cat /sys/power/mem_sleep
+  echo 0 > /sys/class/rtc/rtc0/wakealarm
+  echo +2 > /sys/class/rtc/rtc0/wakealarm
+  before=$(date +%s)
+  if echo mem > /sys/power/state; then echo "suspend: resumed"; else echo "suspend: failed"; fi
+  echo "suspend: slept $(($(date +%s) - before)) s"
+fi
 echo "== dmesg"
 dmesg
 echo "== done"

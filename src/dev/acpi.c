@@ -555,7 +555,13 @@ static void build_fwcfg_device(struct machine *m, struct aml *a)
 
 static void build_dsdt_body(struct machine *m, struct aml *a)
 {
-    /* \_S5: sleep type values for soft-off, written to PM1a/b_CNT.SLP_TYP. */
+    /* \_S3 (suspend to RAM) and \_S5 (soft-off): the sleep type values written to
+     * PM1a/b_CNT.SLP_TYP, when the PM control register is there to take them. */
+    if (io_owned(m, ACPI_PM1A_CNT_BLK)) {
+        static const u64 s3[4] = { ACPI_S3_SLP_TYP, ACPI_S3_SLP_TYP, 0, 0 };
+        aml_name_decl(a, "\\_S3");
+        aml_package_of_integers(a, s3, 4);
+    }
     static const u64 s5[4] = { ACPI_S5_SLP_TYP, ACPI_S5_SLP_TYP, 0, 0 };
     aml_name_decl(a, "\\_S5");
     aml_package_of_integers(a, s5, 4);
@@ -627,6 +633,8 @@ static size_t build_facs(struct acpi_area *t)
     u8 *p = t->b + off;
     memcpy(p, "FACS", 4);
     put(p + 4, FACS_SIZE, 4);
+    /* Flags 0: no S4BIOS_REQ, no 64-bit waking environment (64BIT_WAKE_SUPPORTED_F);
+     * the firmware waking vectors are read on wake from S3 (machine_wake). */
     p[32] = 2; /* version */
     return off;
 }
@@ -708,7 +716,10 @@ static size_t build_fadt(struct machine *m, struct acpi_area *t, size_t facs, si
             boot |= BOOT_LEGACY_DEVICES;
     put(p + FADT_IAPC_BOOT_ARCH, boot, 2);
 
-    u32 flags = FADT_WBINVD | FADT_PROC_C1 | FADT_SLP_BUTTON | FADT_FIX_RTC;
+    /* RTC_STS/RTC_EN are in the PM1 event block (FIX_RTC clear) when it is there */
+    u32 flags = FADT_WBINVD | FADT_PROC_C1 | FADT_SLP_BUTTON;
+    if (!io_owned(m, ACPI_PM1A_EVT_BLK))
+        flags |= FADT_FIX_RTC;
     /* the power button is the fixed-feature one, PWRBTN_STS in the PM1 event block */
     if (!io_owned(m, ACPI_PM1A_EVT_BLK))
         flags |= FADT_PWR_BUTTON;
@@ -862,6 +873,7 @@ u64 acpi_build(struct machine *m)
     /* The RSDP first: OSes scan the BIOS area on 16-byte boundaries. */
     size_t rsdp = area_alloc(&t, RSDP_SIZE, 16);
     size_t facs = build_facs(&t);
+    m->acpi_facs = gpa_of(facs);
     size_t dsdt = build_dsdt(m, &t);
     size_t tables[4];
     int n = 0;

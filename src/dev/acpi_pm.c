@@ -5,7 +5,14 @@
  * nestor has no firmware and no SMI handler: the hardware is always in ACPI mode
  * (SCI_EN reads 1; the FADT's SMI_CMD is 0). Sleeping into S5 (SLP_EN with SLP_TYP =
  * ACPI_S5_SLP_TYP) powers the machine off, and a reset stops it too, both with status 0,
- * as QEMU does with -no-reboot. Other sleep states do nothing: the DSDT offers only \_S5.
+ * as QEMU does with -no-reboot. SLP_TYP = ACPI_S3_SLP_TYP suspends to RAM
+ * (machine_suspend); other sleep types do nothing: the DSDT offers only \_S3 and \_S5.
+ *
+ * Wake from S3 (ACPI 6.x 4.8.3.1, the PM1 status and enable bits): the power button
+ * wakes whatever PWRBTN_EN says; the RTC alarm (RTC_STS, set when the RTC raises its
+ * alarm interrupt, which needs the RTC's AIE) wakes only with RTC_EN. On wake WAK_STS is
+ * set. These registers live in the resume well and keep their state across S3; TMR_EN
+ * and GBL_EN (core well: the PM timer's and the global lock's SCI sources) come back 0.
  *
  * The PM timer is computed from virtual time. TMR_STS (bit 31 of the counter changed)
  * is brought up to date when observed; a virtual timer is armed only for the SCI, while
@@ -23,6 +30,12 @@ enum {
     STS_TMR = 1 << 0, STS_BM = 1 << 4, STS_GBL = 1 << 5, STS_PWRBTN = 1 << 8,
     STS_SLPBTN = 1 << 9, STS_RTC = 1 << 10, STS_PCIEXP_WAKE = 1 << 14, STS_WAK = 1 << 15,
 };
+/* status bits that wake the machine from S3 when set, and their enable bits (the power
+ * button's PWRBTN_EN only gates its SCI, not the wake) */
+#define WAKE_ALWAYS STS_PWRBTN
+#define WAKE_ENABLED STS_RTC
+/* enable bits of the core well, cleared when the machine sleeps */
+#define EN_CORE_WELL (STS_TMR | STS_GBL)
 #define EN_WRITABLE (STS_TMR | STS_GBL | STS_PWRBTN | STS_SLPBTN | STS_RTC | STS_PCIEXP_WAKE)
 /* the status bits that raise an SCI when enabled */
 #define SCI_EVENTS (STS_TMR | STS_GBL | STS_PWRBTN | STS_SLPBTN | STS_RTC)
@@ -88,16 +101,48 @@ static void pm_timer(void *opaque, u64 now)
     update(opaque);
 }
 
-void acpi_pm_power_button(struct acpi_pm *pm)
+/* Does a wake event stand (a wake status bit set whose wake is enabled)? */
+static bool wake_event(const struct acpi_pm *pm)
 {
-    pm->sts |= STS_PWRBTN;
+    return (pm->sts & WAKE_ALWAYS) || (pm->sts & pm->en & WAKE_ENABLED);
+}
+
+/* A status bit was set by an event: it raises an SCI when enabled, and wakes a
+ * sleeping machine when it is a wake event. */
+static void fixed_event(struct acpi_pm *pm, u16 status)
+{
+    pm->sts |= status;
+    update(pm);
+    if (wake_event(pm))
+        machine_wake(pm->m); /* no-op unless the machine sleeps */
+}
+
+void acpi_pm_power_button(struct acpi_pm *pm) { fixed_event(pm, STS_PWRBTN); }
+
+void acpi_pm_rtc_alarm(struct acpi_pm *pm) { fixed_event(pm, STS_RTC); }
+
+void acpi_pm_sleep(struct acpi_pm *pm)
+{
+    pm->en &= (u16)~EN_CORE_WELL;
+    update(pm);
+}
+
+void acpi_pm_resume(struct acpi_pm *pm)
+{
+    pm->sts |= STS_WAK;
     update(pm);
 }
 
 static void enter_sleep_state(struct acpi_pm *pm, unsigned slp_typ)
 {
-    if (slp_typ == ACPI_S5_SLP_TYP)
+    if (slp_typ == ACPI_S5_SLP_TYP) {
         machine_request_stop(pm->m, NESTOR_EXIT_OK);
+    } else if (slp_typ == ACPI_S3_SLP_TYP) {
+        machine_suspend(pm->m);
+        /* a wake event that stands already ends the sleep at once, as on hardware */
+        if (wake_event(pm))
+            machine_wake(pm->m);
+    }
 }
 
 /* ---- PM1 event/control and PM timer (0x600-0x60b) ---- */

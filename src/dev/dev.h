@@ -11,6 +11,7 @@ struct cpu;
 /* 16550A UART at 0x3f8 (COM1), IRQ 4, on the console file descriptors. */
 struct uart *uart_create(struct machine *m, u16 base, int irq, int in_fd, int out_fd);
 void uart_destroy(struct uart *u);
+void uart_reset(struct uart *u); /* power-on state (waking from ACPI S3) */
 /* Feeds console input bytes (from the machine's stdin poller). */
 void uart_receive(struct uart *u, const u8 *buf, size_t len);
 bool uart_can_receive(const struct uart *u);
@@ -79,6 +80,8 @@ u8 lapic_get_tpr(const struct lapic *l);
 void lapic_set_lint(struct lapic *l, int pin, bool level);
 /* INIT received: registers back to their power-up state except the ID and base MSR. */
 void lapic_init_signal(struct lapic *l);
+/* Power-on reset (waking from ACPI S3): the ID and base MSR too, xAPIC mode. */
+void lapic_reset(struct lapic *l);
 /* ExtINT: the CPU's INTR input is asserted through this LAPIC (LINT0/LINT1 in ExtINT
  * mode, an ExtINT message, or LINT0 while the LAPIC is disabled); the vector comes from
  * the 8259 PIC, and the machine calls lapic_extint_ack() when the CPU takes it. */

@@ -365,6 +365,21 @@ void hpet_acpi_table(u8 *buf, size_t *len)
     *len = LEN;
 }
 
+void hpet_reset(struct hpet *h)
+{
+    set_config(h, 0); /* halted, legacy replacement off: the PIT and RTC get IRQ0/8 back */
+    for (int n = 0; n < HPET_TIMERS; n++) {
+        struct hpet_timer *t = &h->t[n];
+        drive(h, n, -1, false);
+        clock_timer_disarm(&h->m->clock, t->clk);
+        int clk = t->clk;
+        *t = (struct hpet_timer){ .irq = -1, .cmp = ~0ull, .clk = clk };
+    }
+    h->isr = 0;
+    h->counter_base = 0;
+    h->base_ns = now_ns(h);
+}
+
 struct hpet *hpet_create(struct machine *m, struct pit *pit, struct rtc *rtc)
 {
     struct hpet *h = calloc(1, sizeof(*h));

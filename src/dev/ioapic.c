@@ -193,15 +193,22 @@ static void mmio_write(void *opaque, u64 offset, unsigned size, u64 value)
         ioapic_eoi(io, (u8)value);
 }
 
+/* Power-on state; the input levels are the wires' and stay. */
+void ioapic_reset(struct ioapic *io)
+{
+    io->id = IOAPIC_ID;
+    io->regsel = 0;
+    for (int pin = 0; pin < IOAPIC_PINS; pin++)
+        io->rte[pin] = RTE_MASKED;
+}
+
 struct ioapic *ioapic_create(struct machine *m)
 {
     struct ioapic *io = calloc(1, sizeof(*io));
     if (!io)
         nestor_panic("out of memory");
     io->m = m;
-    io->id = IOAPIC_ID;
-    for (int pin = 0; pin < IOAPIC_PINS; pin++)
-        io->rte[pin] = RTE_MASKED;
+    ioapic_reset(io);
     bus_register(&m->mmio, IOAPIC_MMIO_BASE, MMIO_SIZE, mmio_read, mmio_write, io, "ioapic");
     return io;
 }

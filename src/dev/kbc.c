@@ -314,18 +314,31 @@ static void port_a_write(void *opaque, u64 offset, unsigned size, u64 value)
     k->port_a = (u8)value & 0x02;
 }
 
+/* as a BIOS leaves it: self-test passed, translation on, keyboard interrupt on, AUX
+ * disabled; A20 enabled, reset line high */
+static void power_on(struct kbc *k)
+{
+    k->cmd_byte = CB_KBD_INT | CB_SYS | CB_AUX_DISABLE | CB_XLATE;
+    k->status_flags = STS_SYS;
+    k->out_port = OP_RESET_N | OP_A20;
+    k->port_a = 0x02;
+    k->pending_cmd = k->kbd_pending_cmd = k->kbd_last = 0;
+    k->qhead = k->qlen = 0;
+}
+
+void kbc_reset(struct kbc *k)
+{
+    power_on(k);
+    update_irqs(k);
+}
+
 struct kbc *kbc_create(struct machine *m)
 {
     struct kbc *k = calloc(1, sizeof(*k));
     if (!k)
         nestor_panic("out of memory");
     k->m = m;
-    /* as a BIOS leaves it: self-test passed, translation on, keyboard interrupt on,
-     * AUX disabled; A20 enabled, reset line high */
-    k->cmd_byte = CB_KBD_INT | CB_SYS | CB_AUX_DISABLE | CB_XLATE;
-    k->status_flags = STS_SYS;
-    k->out_port = OP_RESET_N | OP_A20;
-    k->port_a = 0x02;
+    power_on(k);
     bus_register(&m->io, KBC_DATA_PORT, 1, kbc_data_read, kbc_data_write, k, "i8042-data");
     bus_register(&m->io, KBC_CMD_PORT, 1, kbc_status_read, kbc_command_write, k, "i8042-cmd");
     bus_register(&m->io, PORT_A, 1, port_a_read, port_a_write, k, "port-a");

@@ -520,6 +520,18 @@ void lapic_init_signal(struct lapic *l)
     reset_registers(l);
 }
 
+void lapic_reset(struct lapic *l)
+{
+    l->id = l->initial_id << 24;
+    l->base = BASE_DEFAULT | BASE_EN | (l->base & BASE_BSP); /* xAPIC mode */
+    reset_registers(l);
+    /* As firmware leaves a PC (and as QEMU's APIC starts): the boot CPU's LINT0 passes
+     * the PIC's interrupts through (ExtINT, unmasked), so a kernel that never touches
+     * the APIC still receives PIC interrupts. */
+    if (l->base & BASE_BSP)
+        l->lvt[LVT_LINT0] = APIC_DM_EXTINT << 8;
+}
+
 struct lapic *lapic_create(struct machine *m, struct cpu *cpu, int id, bool bsp)
 {
     struct lapic *l = calloc(1, sizeof(*l));
@@ -536,13 +548,8 @@ struct lapic *lapic_create(struct machine *m, struct cpu *cpu, int id, bool bsp)
     if (phys_bits < 32 || phys_bits > 52)
         phys_bits = 36;
     l->base_reserved = ~MASK(phys_bits) | MASK(8) | BIT(9) | (l->x2apic_supported ? 0 : BASE_EXTD);
-    l->base = BASE_DEFAULT | BASE_EN | (bsp ? BASE_BSP : 0);
-    reset_registers(l);
-    /* As firmware leaves a PC (and as QEMU's APIC starts): the boot CPU's LINT0 passes
-     * the PIC's interrupts through (ExtINT, unmasked), so a kernel that never touches
-     * the APIC still receives PIC interrupts. */
-    if (bsp)
-        l->lvt[LVT_LINT0] = APIC_DM_EXTINT << 8;
+    l->base = bsp ? BASE_BSP : 0;
+    lapic_reset(l);
     return l;
 }
 

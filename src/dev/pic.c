@@ -323,18 +323,34 @@ struct pic_state pic_get_state(const struct pic *p, int chip)
     return (struct pic_state){ c->irr, c->isr, c->imr, c->elcr, c->base };
 }
 
-struct pic *pic_create(struct machine *m)
+/* The state a PC BIOS leaves, over the input lines' levels (wires, not PIC state). */
+static void power_on(struct pic *p)
 {
-    struct pic *p = calloc(1, sizeof(*p));
-    if (!p)
-        nestor_panic("out of memory");
-    p->m = m;
+    u8 lines[2] = { p->chip[MASTER].line, p->chip[SLAVE].line };
+    memset(p->chip, 0, sizeof(p->chip));
+    p->chip[MASTER].line = lines[MASTER];
+    p->chip[SLAVE].line = lines[SLAVE];
     p->chip[MASTER].elcr_mask = 0xf8; /* IRQ0-2 are edge only */
     p->chip[SLAVE].elcr_mask = 0xde;  /* IRQ8 and IRQ13 are edge only */
     /* the state a PC BIOS leaves: real-mode vector bases, every line masked */
     p->chip[MASTER].base = 0x08;
     p->chip[SLAVE].base = 0x70;
     p->chip[MASTER].imr = p->chip[SLAVE].imr = 0xff;
+}
+
+void pic_reset(struct pic *p)
+{
+    power_on(p);
+    update(p);
+}
+
+struct pic *pic_create(struct machine *m)
+{
+    struct pic *p = calloc(1, sizeof(*p));
+    if (!p)
+        nestor_panic("out of memory");
+    p->m = m;
+    power_on(p);
     bus_register(&m->io, PIC_MASTER_PORT, 2, master_read, master_write, p, "pic-master");
     bus_register(&m->io, PIC_SLAVE_PORT, 2, slave_read, slave_write, p, "pic-slave");
     bus_register(&m->io, PIC_ELCR_PORT, 2, elcr_read, elcr_write, p, "pic-elcr");

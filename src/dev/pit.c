@@ -512,12 +512,10 @@ static void port_b_write(void *opaque, u64 offset, unsigned size, u64 value)
     set_gate(&p->c[2], value & 1, now_tick(p));
 }
 
-struct pit *pit_create(struct machine *m)
+static void power_on(struct pit *p)
 {
-    struct pit *p = calloc(1, sizeof(*p));
-    if (!p)
-        nestor_panic("out of memory");
-    p->m = m;
+    memset(p->c, 0, sizeof(p->c));
+    p->port_b = 0;
     for (int i = 0; i < 3; i++) {
         struct pit_counter *c = &p->c[i];
         c->gate = i != 2; /* gates 0 and 1 are tied high; gate 2 is port 0x61 bit 0 */
@@ -525,6 +523,24 @@ struct pit *pit_create(struct machine *m)
         c->out_frozen = false; /* undefined at power-up; low matches IRQ0's line */
         c->null_until = NEVER;
     }
+}
+
+void pit_reset(struct pit *p)
+{
+    power_on(p);
+    clock_timer_disarm(&p->m->clock, p->timer);
+    if (p->irq_level)
+        set_irq(p, false);
+    p->irq_eval_tick = now_tick(p);
+}
+
+struct pit *pit_create(struct machine *m)
+{
+    struct pit *p = calloc(1, sizeof(*p));
+    if (!p)
+        nestor_panic("out of memory");
+    p->m = m;
+    power_on(p);
     p->irq_connected = true;
     p->timer = clock_timer_new(&m->clock, irq_timer, p);
     bus_register(&m->io, PIT_PORT, 4, pit_read, pit_write, p, "pit");

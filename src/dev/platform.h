@@ -8,7 +8,8 @@
  * 16-23 GSIs of the I/O APIC; `level` is the asserted state of the line. The machine
  * fans ISA IRQs out to pic_set_irq() and ioapic_set_irq() (ISA IRQ0 -> GSI 2, as the
  * MADT's interrupt source override says). All timing follows the machine's virtual
- * clock (m->clock). */
+ * clock (m->clock). *_reset() puts a device back in its power-on state (waking from ACPI
+ * S3, which the PIC, I/O APIC, PIT, HPET and i8042 do not survive). */
 #ifndef NESTOR_DEV_PLATFORM_H
 #define NESTOR_DEV_PLATFORM_H
 
@@ -59,6 +60,8 @@ struct machine;
 /* SLP_TYP value of \_S5 (soft off), as QEMU's PM devices decode it: the DSDT's \_S5
  * package and the PM1 control register agree on it. */
 #define ACPI_S5_SLP_TYP 0
+/* SLP_TYP of \_S3 (suspend to RAM), QEMU's value too */
+#define ACPI_S3_SLP_TYP 1
 #define ACPI_PM_TIMER_HZ 3579545ull
 
 #define PCI_CONFIG_ADDR_PORT 0xcf8
@@ -74,6 +77,7 @@ struct machine;
  * when a CPU takes the ExtINT, the machine calls pic_intr_ack() for the vector. */
 struct pic *pic_create(struct machine *m);
 void pic_destroy(struct pic *p);
+void pic_reset(struct pic *p);
 /* ISA IRQ 0-15 input line (IRQ2 is the cascade and cannot be raised from outside). */
 void pic_set_irq(struct pic *p, int irq, bool level);
 /* The master's INT output. */
@@ -90,6 +94,7 @@ struct pic_state pic_get_state(const struct pic *p, int chip);
 /* ---- I/O APIC at IOAPIC_MMIO_BASE: 24 pins, version 0x20 (with the EOI register) ---- */
 struct ioapic *ioapic_create(struct machine *m);
 void ioapic_destroy(struct ioapic *io);
+void ioapic_reset(struct ioapic *io);
 /* Electrical level of input pin 0-23; the entry's polarity bit says which level asserts
  * the pin (active-high lines: level = asserted). */
 void ioapic_set_irq(struct ioapic *io, int pin, bool level);
@@ -100,6 +105,7 @@ u64 ioapic_redirection(const struct ioapic *io, int pin); /* for tests and traci
 /* ---- 8254 PIT at 0x40-0x43 and port 0x61 (counter 0 -> IRQ0, counter 2 -> port 0x61) ---- */
 struct pit *pit_create(struct machine *m);
 void pit_destroy(struct pit *p);
+void pit_reset(struct pit *p);
 /* The HPET's legacy replacement disconnects the PIT's IRQ0 output. */
 void pit_connect_irq(struct pit *p, bool connected);
 /* OUT of counter 0-2 at the current virtual time. */
@@ -118,6 +124,7 @@ bool rtc_nmi_masked(const struct rtc *r);
 /* ---- HPET at HPET_MMIO_BASE (1 KiB): 3 timers, 64-bit counter, legacy replacement ---- */
 struct hpet *hpet_create(struct machine *m, struct pit *pit, struct rtc *rtc);
 void hpet_destroy(struct hpet *h);
+void hpet_reset(struct hpet *h);
 /* The ACPI "HPET" table for this HPET. On entry *len is the room in buf; on return it is
  * the table's length (nothing is written when the room is too small). */
 void hpet_acpi_table(u8 *buf, size_t *len);
@@ -125,8 +132,13 @@ void hpet_acpi_table(u8 *buf, size_t *len);
 /* ---- ACPI PM registers, SCI, reset register 0xcf9 ---- */
 struct acpi_pm *acpi_pm_create(struct machine *m);
 void acpi_pm_destroy(struct acpi_pm *pm);
-/* The power button was pressed (PWRBTN_STS; an SCI if enabled). */
+/* The power button was pressed (PWRBTN_STS; an SCI if enabled; wakes from S3). */
 void acpi_pm_power_button(struct acpi_pm *pm);
+/* The RTC raised its alarm interrupt (RTC_STS; an SCI, or a wake from S3, with RTC_EN). */
+void acpi_pm_rtc_alarm(struct acpi_pm *pm);
+/* The machine enters S3 (core-well enables go off) / wakes from it (WAK_STS). */
+void acpi_pm_sleep(struct acpi_pm *pm);
+void acpi_pm_resume(struct acpi_pm *pm);
 u32 acpi_pm_timer(struct acpi_pm *pm); /* current PM timer value */
 
 /* ---- PCI host bridge (Q35 MCH 8086:29c0 at 00.0), mechanism #1 and ECAM ---- */
@@ -191,5 +203,6 @@ void pci_config_write(struct pci_bus *b, u8 bus, u8 devfn, u16 offset, unsigned 
  * port with nothing attached on IRQ12 ---- */
 struct kbc *kbc_create(struct machine *m);
 void kbc_destroy(struct kbc *k);
+void kbc_reset(struct kbc *k);
 
 #endif

@@ -9,7 +9,9 @@
  * virtual time since base_ns (an update boundary). Status flags (periodic, alarm,
  * update-ended) are brought up to date from virtual time whenever they are observed; a
  * virtual timer runs only while an enabled interrupt could newly raise IRQ8.
- * Daylight-saving (register B bit 0) is not implemented: the clock keeps UTC as given. */
+ * Daylight-saving (register B bit 0) is not implemented: the clock keeps UTC as given.
+ * The RTC is battery-backed: it keeps running, with its alarm, while the machine sleeps
+ * in S3, and its alarm interrupt is an ACPI wake event (acpi_pm_rtc_alarm). */
 #include "dev/platform.h"
 
 #include <stdio.h> /* machine.h uses FILE */
@@ -59,6 +61,7 @@ struct rtc {
     u64 flags_eval_ns;    /* register C flags are up to date until here */
     u8 flags;             /* PF, AF, UF */
     bool irq_connected, irq_level;
+    bool alarm_irq;       /* the alarm interrupt condition (AF and AIE), last seen */
     int timer;
 };
 
@@ -258,18 +261,26 @@ static void update_irq(struct rtc *r)
         r->irq_level = level;
         machine_set_irq(r->m, RTC_IRQ, level);
     }
-    u64 next = NEVER;
     u8 b = r->cmos[REG_B];
-    if (!irqf(r) && divider_running(r)) {
+    /* the alarm interrupt (AF with AIE) also sets the ACPI PM's RTC_STS, on its rising
+     * edge: a wake event from S3, and an SCI with RTC_EN */
+    bool alarm = (r->flags & C_AF) && (b & B_AIE);
+    if (alarm && !r->alarm_irq && r->m->acpi_pm)
+        acpi_pm_rtc_alarm(r->m->acpi_pm);
+    r->alarm_irq = alarm;
+    u64 next = NEVER;
+    if (divider_running(r)) {
         u64 period = periodic_ticks(r);
-        if ((b & B_PIE) && period && !(r->flags & C_PF)) {
+        bool line_free = !irqf(r);
+        if (line_free && (b & B_PIE) && period && !(r->flags & C_PF)) {
             u64 k = divider_ticks(r, now) / period + 1;
             next = (u64)r->base_ns + ticks_to_ns(k * period, RTC_HZ);
         }
         if (clock_running(r)) {
             s64 s = secs_at(r, now);
-            if ((b & B_UIE) && !(r->flags & C_UF))
+            if (line_free && (b & B_UIE) && !(r->flags & C_UF))
                 next = min_u64(next, secs_to_ns(r, (u64)(s + 1)));
+            /* the alarm is timed even while IRQ8 is already high: RTC_STS needs it */
             if ((b & B_AIE) && !(r->flags & C_AF)) {
                 u64 a = next_alarm(r, s);
                 if (a != NEVER)

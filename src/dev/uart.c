@@ -346,6 +346,22 @@ static void uart_write(void *opaque, u64 offset, unsigned size, u64 value)
     update_irq(u);
 }
 
+static void power_on(struct uart *u)
+{
+    u->ier = u->lcr = u->mcr = u->lsr_errors = u->scr = u->fcr = 0;
+    u->rx_head = u->rx_count = 0;
+    u->thr_ipending = u->timeout_ipending = false;
+    u->divisor = 12; /* 9600 baud, as a PC BIOS leaves COM1 */
+    u->msr = MSR_CONNECTED;
+}
+
+void uart_reset(struct uart *u)
+{
+    power_on(u);
+    clock_timer_disarm(&u->m->clock, u->timeout_timer);
+    update_irq(u);
+}
+
 struct uart *uart_create(struct machine *m, u16 base, int irq, int in_fd, int out_fd)
 {
     struct uart *u = calloc(1, sizeof(*u));
@@ -356,8 +372,7 @@ struct uart *uart_create(struct machine *m, u16 base, int irq, int in_fd, int ou
     u->irq = irq;
     u->in_fd = in_fd;
     u->out_fd = out_fd;
-    u->divisor = 12; /* 9600 baud, as a PC BIOS leaves COM1 */
-    u->msr = MSR_CONNECTED;
+    power_on(u);
     u->timeout_timer = clock_timer_new(&m->clock, timeout_expired, u);
     bus_register(&m->io, base, 8, uart_read, uart_write, u, "uart");
     return u;

@@ -36,7 +36,7 @@
  * or another vCPU should run first (see machine_run). */
 static enum intercept_result handled(const struct machine *m)
 {
-    return m->stop || m->end_pass ? INTERCEPT_STOP : INTERCEPT_HANDLED;
+    return m->stop || m->end_pass || m->sleep_requested ? INTERCEPT_STOP : INTERCEPT_HANDLED;
 }
 
 /* Could a vCPU other than self run now? */
@@ -420,6 +420,135 @@ static int add_devices(struct machine *m, const struct machine_config *cfg)
     return 0;
 }
 
+/* ---- ACPI S3 ---- */
+/* FACS fields (ACPI 6.x table 5-37) */
+enum { FACS_WAKING_VECTOR = 12, FACS_X_WAKING_VECTOR = 24 };
+#define MTRR_DEF_TYPE_FIRMWARE 0xc06 /* MTRRs enabled, default type write-back */
+
+void machine_suspend(struct machine *m)
+{
+    if (!m->suspended)
+        m->sleep_requested = true;
+}
+
+void machine_wake(struct machine *m)
+{
+    if (m->suspended || m->sleep_requested)
+        m->wake_requested = true;
+}
+
+/* What firmware leaves a processor with when it hands over to the OS's waking vector
+ * (ACPI 6.x 5.2.10, "Firmware Waking Vector"): caches on, interrupts off, and with the
+ * 32-bit vector real mode at CS = vector >> 4, IP = vector & 0xf; with the
+ * X_Firmware_Waking_Vector (when non-zero) 32-bit protected mode, paging off, flat
+ * segments, EIP = the vector. The 64-bit environment is not offered (the FACS leaves
+ * 64BIT_WAKE_SUPPORTED_F clear), so OSPM's 64BIT_WAKE_F is not looked at. */
+static void start_at_waking_vector(struct machine *m, struct cpu *c)
+{
+    u32 vector = 0;
+    u64 xvector = 0;
+    if (mem_read_u32(&m->mem, m->acpi_facs + FACS_WAKING_VECTOR, &vector) < 0 ||
+        mem_read_u64(&m->mem, m->acpi_facs + FACS_X_WAKING_VECTOR, &xvector) < 0)
+        vector = 0, xvector = 0;
+    c->cr0 = CR0_ET;
+    if (xvector) {
+        /* flat 4 GiB code (32-bit, execute/read, accessed) and data (read/write) */
+        c->cr0 |= CR0_PE;
+        for (int s = 0; s < 6; s++)
+            cpu_set_seg(c, s, s == SEG_CS ? 0x08 : 0x10, 0, 0xffffffffu,
+                        s == SEG_CS ? 0xc09b : 0xc093);
+        c->rip = (u32)xvector;
+    } else {
+        /* a real-mode far jump to vector >> 4 : vector & 0xf (an address below 1 MiB) */
+        u16 cs = (u16)(vector >> 4);
+        cpu_set_seg(c, SEG_CS, cs, (u64)cs << 4, 0xffff, 0x9b);
+        c->rip = vector & 0xf;
+    }
+    cpu_update_mode(c);
+}
+
+/* The machine loses power except for RAM and the resume well. */
+static void power_down(struct machine *m)
+{
+    if (m->pic)
+        pic_reset(m->pic);
+    if (m->ioapic)
+        ioapic_reset(m->ioapic);
+    if (m->hpet)
+        hpet_reset(m->hpet); /* before the PIT: it gives IRQ0 back to it */
+    if (m->pit)
+        pit_reset(m->pit);
+    if (m->uart)
+        uart_reset(m->uart);
+    if (m->kbc)
+        kbc_reset(m->kbc);
+    for (int i = 0; i < m->ncpus; i++)
+        if (m->lapic[i])
+            lapic_reset(m->lapic[i]);
+    if (m->acpi_pm)
+        acpi_pm_sleep(m->acpi_pm);
+}
+
+/* Power comes back: the processors start from RESET, as after power-on (the TSC from 0,
+ * the MTRRs as firmware restores them), the boot processor at the waking vector. */
+static void power_up(struct machine *m)
+{
+    for (int i = 0; i < m->ncpus; i++) {
+        struct cpu *c = m->cpu[i];
+        u64 icount = c->icount; /* nestor's count, not architectural state */
+        cpu_reset(c);
+        c->icount = icount;
+        c->msr_mtrr_def_type = MTRR_DEF_TYPE_FIRMWARE;
+        c->tsc_offset = -(s64)cpu_tsc(c);
+        if (i == 0)
+            start_at_waking_vector(m, c);
+        else
+            cpu_init_signal(c, false);
+    }
+    if (m->acpi_pm)
+        acpi_pm_resume(m->acpi_pm);
+}
+
+void machine_power_transitions(struct machine *m)
+{
+    if (m->sleep_requested) {
+        m->sleep_requested = false;
+        m->suspended = true;
+        power_down(m);
+    }
+    if (m->suspended && m->wake_requested) {
+        m->suspended = m->wake_requested = false;
+        power_up(m);
+    }
+}
+
+static bool console_poll(struct machine *m, int timeout_ms);
+
+/* Nothing runs while suspended: time goes on to the next timer (a wake alarm), on the
+ * host's clock by sleeping, with -icount by a jump. */
+static void wait_suspended(struct machine *m)
+{
+    u64 deadline = clock_next_deadline(&m->clock), now = clock_now(&m->clock);
+    bool input = m->cfg.console_in_fd >= 0;
+    if (deadline == CLOCK_NEVER && !input) {
+        nestor_log("the machine is suspended (ACPI S3) and nothing can wake it: stopping");
+        machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
+        return;
+    }
+    if (m->clock.deterministic) {
+        if (deadline != CLOCK_NEVER)
+            clock_advance_to(&m->clock, deadline);
+        else
+            console_poll(m, -1);
+    } else {
+        /* at most a second at a time: the next round looks again */
+        u64 ms = deadline <= now ? 0 : (deadline - now + 999999) / 1000000;
+        console_poll(m, deadline == CLOCK_NEVER ? -1 : (int)(ms < 1000 ? ms : 1000));
+    }
+    clock_run_timers(&m->clock);
+    machine_power_transitions(m);
+}
+
 /* ---- construction ---- */
 int machine_create(struct machine *m, const struct machine_config *cfg)
 {
@@ -459,7 +588,7 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
         m->lapic[i] = lapic_create(m, m->cpu[i], i, i == 0);
         /* No firmware runs before the kernel, so nestor leaves the MTRRs the way a BIOS
          * would: enabled, default type write-back, the same on every CPU. */
-        m->cpu[i]->msr_mtrr_def_type = 0xc06;
+        m->cpu[i]->msr_mtrr_def_type = MTRR_DEF_TYPE_FIRMWARE;
         if (i > 0)
             cpu_init_signal(m->cpu[i], false);
         if (cfg->trace)
@@ -527,17 +656,25 @@ void machine_destroy(struct machine *m)
 }
 
 /* ---- console input ---- */
-/* Reads what is available on the console without blocking; returns false at EOF. */
+static void host_sleep_ms(int ms)
+{
+    if (ms > 0) {
+        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Reads what is available on the console, waiting up to timeout_ms (-1: until input)
+ * for it; without console input it just waits. Returns false at EOF. */
 static bool console_poll(struct machine *m, int timeout_ms)
 {
     int fd = m->cfg.console_in_fd;
-    if (fd < 0 || !m->uart)
+    if (fd < 0 || !m->uart) {
+        host_sleep_ms(timeout_ms);
         return false;
+    }
     if (!uart_can_receive(m->uart)) {
-        if (timeout_ms > 0) {
-            struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L };
-            nanosleep(&ts, NULL);
-        }
+        host_sleep_ms(timeout_ms);
         return true;
     }
     struct pollfd p = { fd, POLLIN, 0 };
@@ -609,9 +746,9 @@ static void run_round(struct machine *m, u64 budget)
     }
     m->stat_rounds++;
     bool progress = true;
-    while (progress && !m->stop) {
+    while (progress && !m->stop && !m->sleep_requested) {
         progress = false;
-        for (int i = 0; i < m->ncpus && !m->stop; i++) {
+        for (int i = 0; i < m->ncpus && !m->stop && !m->sleep_requested; i++) {
             struct vcpu_sched *s = &m->sched[i];
             struct cpu *c = m->cpu[i];
             if (s->ran >= budget || (s->waiting && s->wait_mark == m->progress))
@@ -644,6 +781,10 @@ int machine_run(struct machine *m)
     double insns_per_ns = INITIAL_INSNS_PER_NS; /* real-time mode: all vCPUs together */
     int running = m->ncpus;                     /* vCPUs that did not idle last round */
     while (!m->stop) {
+        if (m->suspended) {
+            wait_suspended(m);
+            continue;
+        }
         u64 now = clock_now(&m->clock);
         u64 deadline = clock_next_deadline(&m->clock);
         u64 budget = SLICE_INSNS;
@@ -707,6 +848,10 @@ int machine_run(struct machine *m)
             all_idle = false;
         if (m->stop)
             break;
+        if (m->sleep_requested) {
+            machine_power_transitions(m);
+            continue;
+        }
         if (all_idle) {
             deadline = clock_next_deadline(&m->clock);
             now = clock_now(&m->clock);

@@ -91,6 +91,9 @@ struct machine {
     bool stop;
     int exit_status;          /* status the process exits with when the guest stops */
     u64 acpi_rsdp;            /* physical address of the RSDP */
+    u64 acpi_facs;            /* physical address of the FACS (the OS's waking vectors) */
+    /* ACPI S3: requested by the guest (done between rounds), in effect, wake requested */
+    bool sleep_requested, suspended, wake_requested;
 };
 
 /* Builds the machine (RAM, devices, CPUs, ACPI, fw_cfg) and loads the kernel.
@@ -101,6 +104,21 @@ void machine_destroy(struct machine *m);
 int machine_run(struct machine *m);
 /* Devices ask the machine to stop with a status (debug-exit, poweroff, triple fault). */
 void machine_request_stop(struct machine *m, int status);
+/* ACPI S3, suspend to RAM (the PM device calls it for SLP_TYP = S3 with SLP_EN). The
+ * vCPU stops after the instruction; between rounds the machine then powers down what
+ * loses power in S3 on a PC (the processors and their local APICs, the PIC, I/O APIC,
+ * PIT, HPET, UART, i8042) and keeps RAM and the battery-backed or resume-well devices
+ * (the RTC with its alarm, the ACPI PM registers, fw_cfg). No vCPU runs while the machine
+ * is suspended; virtual time goes on. */
+void machine_suspend(struct machine *m);
+/* Wakes a machine that is suspended (or about to be) in S3: the ACPI PM device on a wake
+ * event, a control command. Between rounds the devices come back in their power-on
+ * state, WAK_STS is set, the boot vCPU starts at the FACS waking vector as firmware
+ * leaves it, the others wait for a SIPI. A no-op for a running machine. */
+void machine_wake(struct machine *m);
+/* Carries out a requested suspend, then a requested wake, where no vCPU runs (the run
+ * loop calls it between rounds). */
+void machine_power_transitions(struct machine *m);
 /* Raise/lower an ISA IRQ line (routes to PIC/IOAPIC when present, else LAPIC LINT0). */
 void machine_set_irq(struct machine *m, int irq, bool level);
 /* Deliver an interrupt message (from LAPIC IPIs, IOAPIC, MSI) to the destination CPUs. */

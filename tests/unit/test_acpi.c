@@ -482,6 +482,15 @@ Test(acpi, pm1_blocks_advertised_with_the_device)
     cr_assert_eq(fadt[89], 2);
     cr_assert_eq(le(fadt + 148 + 4, 8), 0x600u, "X_PM1a_EVT_BLK");
     cr_assert_eq(le(fadt + 172 + 4, 8), 0x604u, "X_PM1a_CNT_BLK");
+    cr_assert_eq(le(fadt + 112, 4) & (1u << 6), 0u, "RTC_STS in PM1: FIX_RTC clear");
+    /* \_S3: Package() { ACPI_S3_SLP_TYP, ACPI_S3_SLP_TYP, 0, 0 } (OneOp: 1) */
+    struct tables t = build();
+    u32 dlen = (u32)le(t.dsdt + 4, 4);
+    const u8 *s3 = find_bytes(t.dsdt + 36, dlen - 36, "\x08\\_S3_\x12", 7);
+    cr_assert_not_null(s3, "Name(\\_S3, Package(){...}) with the PM control register");
+    cr_assert_eq(ACPI_S3_SLP_TYP, 1);
+    cr_assert_eq(s3[8], 4);
+    cr_assert_eq(memcmp(s3 + 9, "\1\1\0\0", 4), 0);
 }
 
 Test(acpi, pm1_registers_and_soft_off)
@@ -496,8 +505,8 @@ Test(acpi, pm1_registers_and_soft_off)
     /* SLP_TYP without SLP_EN only sets the type */
     bus_write(&m.io, 0x604, 2, (ACPI_S5_SLP_TYP << 10) | 1);
     cr_assert(!m.stop);
-    /* a sleep type that is not S5 does nothing */
-    bus_write(&m.io, 0x604, 2, ((ACPI_S5_SLP_TYP + 1) << 10) | (1 << 13));
+    /* a sleep type that is neither S3 nor S5 does nothing */
+    bus_write(&m.io, 0x604, 2, (2 << 10) | (1 << 13));
     cr_assert(!m.stop);
     cr_assert_eq(bus_read(&m.io, 0x604, 2) & (1 << 13), 0u, "SLP_EN is write-only");
     bus_write(&m.io, 0x604, 2, (ACPI_S5_SLP_TYP << 10) | (1 << 13));

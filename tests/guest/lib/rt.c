@@ -156,6 +156,17 @@ void rt_start(void)
     test_done();
 }
 
+/* After the boot CPU went through RESET (a wake from ACPI S3) and the test brought it
+ * back into the runtime's mode, GDT and page tables: what rt_start set up again. */
+void rt_reinit_cpu(void)
+{
+    serial_init();
+    pic_quiesce();
+    tss_init();
+    idt_load();
+    fpu_enable();
+}
+
 /* Per-AP set-up (called by smp.c on each AP before its ap_main). */
 void smp_ap_init_cpu(void)
 {

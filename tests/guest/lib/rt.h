@@ -520,6 +520,9 @@ struct acpi_header {
 } __attribute__((packed));
 /* RSDP in 0xE0000-0xFFFFF (checksum verified), or NULL. */
 const void *acpi_find_rsdp(void);
+/* After a wake from ACPI S3, once the test is back in the runtime's mode, GDT and page
+ * tables: the serial port, PIC, TSS, IDT and FPU set-up of rt_start again. */
+void rt_reinit_cpu(void);
 /* A table by signature via the XSDT (or RSDT), checksum verified, or NULL. */
 const struct acpi_header *acpi_find_table(const char *sig);
 u8 acpi_checksum(const void *p, u32 len);

@@ -524,28 +524,34 @@ void machine_power_transitions(struct machine *m)
 
 static bool console_poll(struct machine *m, int timeout_ms);
 
-/* Nothing runs while suspended: time goes on to the next timer (a wake alarm), on the
- * host's clock by sleeping, with -icount by a jump. */
-static void wait_suspended(struct machine *m)
+/* Nothing runs (every vCPU idle, or the machine suspended): time goes on to the next
+ * timer, on the host's clock by waiting for it or for console input (a second at most:
+ * the loop then looks again), with -icount by a jump. false: nothing can ever wake it. */
+static bool wait_for_wakeup(struct machine *m)
 {
     u64 deadline = clock_next_deadline(&m->clock), now = clock_now(&m->clock);
-    bool input = m->cfg.console_in_fd >= 0;
-    if (deadline == CLOCK_NEVER && !input) {
+    if (deadline == CLOCK_NEVER && m->cfg.console_in_fd < 0)
+        return false;
+    if (deadline == CLOCK_NEVER) {
+        console_poll(m, -1);
+    } else if (m->clock.deterministic) {
+        clock_advance_to(&m->clock, deadline);
+    } else {
+        u64 ms = deadline <= now ? 0 : (deadline - now + 999999) / 1000000;
+        console_poll(m, (int)(ms < 1000 ? ms : 1000));
+    }
+    clock_run_timers(&m->clock);
+    return true;
+}
+
+/* Suspended: no vCPU runs until a wake event (an RTC alarm, the power button). */
+static void wait_suspended(struct machine *m)
+{
+    if (!wait_for_wakeup(m)) {
         nestor_log("the machine is suspended (ACPI S3) and nothing can wake it: stopping");
         machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
         return;
     }
-    if (m->clock.deterministic) {
-        if (deadline != CLOCK_NEVER)
-            clock_advance_to(&m->clock, deadline);
-        else
-            console_poll(m, -1);
-    } else {
-        /* at most a second at a time: the next round looks again */
-        u64 ms = deadline <= now ? 0 : (deadline - now + 999999) / 1000000;
-        console_poll(m, deadline == CLOCK_NEVER ? -1 : (int)(ms < 1000 ? ms : 1000));
-    }
-    clock_run_timers(&m->clock);
     machine_power_transitions(m);
 }
 
@@ -852,31 +858,15 @@ int machine_run(struct machine *m)
             machine_power_transitions(m);
             continue;
         }
-        if (all_idle) {
-            deadline = clock_next_deadline(&m->clock);
-            now = clock_now(&m->clock);
-            bool input = m->cfg.console_in_fd >= 0;
-            if (deadline == CLOCK_NEVER && !input) {
-                nestor_log("every vCPU is halted and nothing can wake them: stopping");
-                for (int i = 0; i < m->ncpus; i++)
-                    if (m->cpu[i]->state == CPU_HALTED)
-                        cpu_dump(m->cpu[i], stderr);
-                machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
-                break;
-            }
-            if (m->clock.deterministic) {
-                if (deadline != CLOCK_NEVER)
-                    clock_advance_to(&m->clock, deadline);
-                else
-                    console_poll(m, -1);
-            } else {
-                int ms = deadline == CLOCK_NEVER ? -1
-                         : deadline <= now       ? 0
-                                                 : (int)((deadline - now + 999999) / 1000000);
-                console_poll(m, ms);
-            }
-            clock_run_timers(&m->clock);
-        } else if ((++rounds & 15) == 0) {
+        if (all_idle && !wait_for_wakeup(m)) {
+            nestor_log("every vCPU is halted and nothing can wake them: stopping");
+            for (int i = 0; i < m->ncpus; i++)
+                if (m->cpu[i]->state == CPU_HALTED)
+                    cpu_dump(m->cpu[i], stderr);
+            machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
+            break;
+        }
+        if (!all_idle && (++rounds & 15) == 0) {
             console_poll(m, 0);
         }
     }

@@ -334,6 +334,15 @@ DEF_DR(2)
 DEF_DR(3)
 DEF_DR(6)
 DEF_DR(7)
+/* DR6 status and DR7 control bits (SDM Vol. 3B 18.2) */
+#define DR6_B(n) BIT(n)
+#define DR6_BD BIT(13)
+#define DR6_BS BIT(14)
+#define DR6_RESET 0xffff0ff0ul
+#define DR7_L(n) BIT(2 * (n))
+#define DR7_RW(n, rw) ((ulong)(rw) << (16 + 4 * (n)))
+#define DR7_LEN(n, len) ((ulong)(len) << (18 + 4 * (n)))
+#define DR7_GD BIT(13)
 static inline u64 read_xcr0(void) { u32 lo, hi; asm volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0)); return lo | ((u64)hi << 32); }
 static inline void write_xcr0(u64 v) { asm volatile("xsetbv" ::"c"(0), "a"((u32)v), "d"((u32)(v >> 32))); }
 static inline ulong read_flags(void) { ulong f; asm volatile("pushf; pop %0" : "=r"(f)); return f; }

@@ -11,15 +11,6 @@
 /* guest: cpu=max,vendor=AuthenticAMD name=debug2-amd */
 #include "rt.h"
 
-#define DR6_B(n) BIT(n)
-#define DR6_BD BIT(13)
-#define DR6_BS BIT(14)
-#define DR6_RESET 0xffff0ff0ul
-#define DR7_L(n) BIT(2 * (n))
-#define DR7_RW(n, rw) ((ulong)(rw) << (16 + 4 * (n)))
-#define DR7_LEN(n, len) ((ulong)(len) << (18 + 4 * (n)))
-#define DR7_GD BIT(13)
-
 struct db_event { ulong rip, cs, dr6; };
 static volatile struct db_event ev[16];
 static volatile int nev;

@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "cpu/cpuid.h"
+#include "cpu/pmu.h"
 #include "cpu/tlb.h"
 
 struct guest_mem;
@@ -171,6 +172,7 @@ enum cpu_event_kind {
     EV_SHUTDOWN,     /* triple fault */
     EV_PAUSE,
     EV_UNSUPPORTED,  /* guest used something the engine does not implement */
+    EV_PMI,          /* a performance counter overflowed with its interrupt enabled */
     EV_KIND_COUNT
 };
 
@@ -237,6 +239,7 @@ struct cpu {
     u64 msr_tsc_aux, msr_pat, msr_misc_enable, msr_tsc_adjust, msr_debugctl;
     u64 msr_mtrr_def_type, msr_mtrr_fixed[11], msr_mtrr_var[16];
     s64 tsc_offset; /* TSC = now * freq + tsc_offset */
+    struct pmu pmu; /* performance counters (pmu.h) */
 
     /* derived and run state */
     enum cpu_mode mode;

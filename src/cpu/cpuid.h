@@ -42,6 +42,7 @@ struct cpuid_model {
     u32 bus_khz;                      /* LAPIC timer / crystal frequency */
     int ncpus;
     char model_name[49];
+    bool pmu;                         /* performance monitoring (pmu.h); -cpu pmu=on|off */
     struct cpuid_fastbits fast;       /* derived from enabled[] */
 };
 

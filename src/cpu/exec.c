@@ -400,6 +400,21 @@ static void insn_setup(struct cpu *c, struct insn *i, const ZydisDecodedInstruct
                                                 : SNAP_FULL;
 }
 
+/* Branch instructions as the PMU counts them (pmu.c): every instruction that may
+ * transfer control, conditional or not, near or far, software interrupts, the fast
+ * system calls and their returns. */
+static bool is_branch(const ZydisDecodedInstruction *d)
+{
+    switch (d->meta.category) {
+    case ZYDIS_CATEGORY_COND_BR: case ZYDIS_CATEGORY_UNCOND_BR: case ZYDIS_CATEGORY_CALL:
+    case ZYDIS_CATEGORY_RET: case ZYDIS_CATEGORY_INTERRUPT: case ZYDIS_CATEGORY_SYSCALL:
+    case ZYDIS_CATEGORY_SYSRET:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* Control leaves the straight line after these (or may: system instructions change
  * modes, flush the TLB, halt): a block ends with them. */
 static bool ends_block(const ZydisDecodedInstruction *d)
@@ -458,6 +473,7 @@ static struct block *block_decode(struct cpu *c, u64 lin, u64 rip, unsigned key)
         cpu_fault_noerr(c, EXC_UD);
     check_cs_limit(c, rip, zd.length);
     insn_setup(c, &b->ins[0], &zd, zop, rip);
+    b->ins[0].br_prefix = is_branch(&zd);
     b->lin = lin;
     b->rip = rip;
     b->key = (u8)key;
@@ -489,7 +505,9 @@ static struct block *block_decode(struct cpu *c, u64 lin, u64 rip, unsigned key)
             if (ZYAN_FAILED(ZydisDecoderDecodeInstruction(dec, &zctx, page + off, avail, &zd)) ||
                 ZYAN_FAILED(ZydisDecoderDecodeOperands(dec, &zctx, &zd, zop, zd.operand_count_visible)))
                 break;
-            insn_setup(c, &b->ins[b->n++], &zd, zop, r);
+            insn_setup(c, &b->ins[b->n], &zd, zop, r);
+            b->ins[b->n].br_prefix = (u8)(b->ins[b->n - 1].br_prefix + is_branch(&zd));
+            b->n++;
             more = !ends_block(&zd);
             off += zd.length;
             r += zd.length;
@@ -634,12 +652,16 @@ static void step(struct cpu *c)
     }
     if (unlikely(in->trace_insns))
         trace_insn(c, b);
+    in->blk = b;
+    in->blk_icount0 = c->icount;
     i->fn(c, i);
     if (!(in->exits & EXIT_RIP_WRITTEN))
         c->rip = i->next_rip;
     if (!(in->exits & EXIT_RF_WRITTEN))
         c->rflags &= ~FL_RF;
     c->icount++;
+    in->branches += i->br_prefix;
+    in->blk = NULL;
 
     /* traps after the instruction: data breakpoints and single-step */
     u32 db = in->pending_db_bits | in->deferred_db_bits;
@@ -684,7 +706,9 @@ static void block_run(struct cpu *c)
         if (n > in->run_end - c->icount)
             n = (unsigned)(in->run_end - c->icount);
         in->last_block = NULL;
-        const struct insn *i = b->ins, *end = b->ins + n;
+        in->blk = b;
+        in->blk_icount0 = c->icount;
+        const struct insn *i = b->ins, *last = b->ins + n - 1;
         for (;;) {
             if (i->snap == SNAP_MARK) {
                 in->restore_none = true;
@@ -700,39 +724,90 @@ static void block_run(struct cpu *c)
             if (unlikely(in->exits)) {
                 if (!(in->exits & EXIT_RIP_WRITTEN))
                     c->rip = i->next_rip;
-                if (in->exits != EXIT_RIP_WRITTEN)
+                if (in->exits != EXIT_RIP_WRITTEN) {
+                    in->branches += i->br_prefix;
+                    in->blk = NULL;
                     return;
+                }
                 /* a plain branch: remember where it went, and go on there */
                 in->exits = 0;
                 break;
             }
             c->rip = i->next_rip;
-            if (++i == end)
+            if (i == last)
                 break;
+            i++;
         }
+        in->branches += i->br_prefix;
+        in->blk = NULL;
         in->last_block = b;
     }
 }
 
 static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget);
 
+void exec_retired(const struct cpu *c, bool with_current, u64 *insns, u64 *branches)
+{
+    const struct cpu_internal *in = c->in;
+    *insns = c->icount - in->rep_restarts;
+    *branches = in->branches;
+    if (in->blk) {
+        /* inside a block: add its instructions that retired before this one */
+        u64 k = c->icount - in->blk_icount0;
+        if (with_current) {
+            *insns += 1;
+            *branches += in->blk->ins[k].br_prefix;
+        } else if (k) {
+            *branches += in->blk->ins[k - 1].br_prefix;
+        }
+    }
+}
+
+void exec_set_pmu_deadline(struct cpu *c, u64 insns)
+{
+    struct cpu_internal *in = c->in;
+    /* icount runs ahead of retired instructions by the REP restarts so far: stopping at
+     * the icount the target corresponds to now is on time or early */
+    in->pmu_end = insns ? insns + in->rep_restarts : ~0ull;
+    in->run_end = in->budget_end < in->pmu_end ? in->budget_end : in->pmu_end;
+}
+
 enum cpu_stop_reason cpu_run(struct cpu *c, u64 budget)
 {
+    pmu_poll(c); /* cycle counters advance with the clock between runs */
     enum cpu_stop_reason r = run_loop(c, budget);
     cpu_flags(c); /* outside the engine RFLAGS is exact */
     return r;
+}
+
+/* The loop stopped before the budget's end: at the PMU's stop, where a counter may
+ * overflow. The PMU accounts, raises its interrupt if due and sets the next stop. */
+static bool pmu_stop_reached(struct cpu *c)
+{
+    if (c->icount >= c->in->budget_end)
+        return false;
+    pmu_poll(c);
+    return true;
 }
 
 static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
 {
     struct cpu_internal *in = c->in;
     in->exits = EXIT_CHECK_EVENTS;
-    in->run_end = c->icount + budget;
+    in->budget_end = c->icount + budget;
+    in->run_end = in->budget_end < in->pmu_end ? in->budget_end : in->pmu_end;
 
     in->last_block = NULL;
     if (setjmp(in->fault_jmp)) {
-        /* A fault: roll back to the instruction start and deliver it. */
+        /* A fault: roll back to the instruction start and deliver it. The block's
+         * instructions before the faulting one retired. */
         in->last_block = NULL;
+        if (in->blk) {
+            u64 k = c->icount - in->blk_icount0;
+            if (k)
+                in->branches += in->blk->ins[k - 1].br_prefix;
+            in->blk = NULL;
+        }
         if (!in->restore_none) {
             if (in->snapshot_full)
                 memcpy(c->gpr, in->saved_gpr, sizeof(c->gpr));
@@ -754,7 +829,7 @@ static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
             return STOP_REQUEST;
     }
 
-    while (c->icount < in->run_end) {
+    while (c->icount < in->run_end || pmu_stop_reached(c)) {
         if (unlikely(c->state != CPU_RUNNING)) {
             if (c->state == CPU_SHUTDOWN)
                 return STOP_SHUTDOWN;
@@ -764,6 +839,7 @@ static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
             take_events(c);
             if (c->state == CPU_HALTED)
                 return STOP_HALTED;
+            pmu_run_state_changed(c);
         } else if (unlikely((in->exits & EXIT_CHECK_EVENTS) || c->nmi_pending)) {
             take_events(c);
         }

@@ -93,6 +93,7 @@ struct insn {
     bool rep, repne, lock;
     u8 snap;           /* what the loop saves before it runs (SNAP_*, exec.c) */
     u8 cc;             /* Jcc/SETcc/CMOVcc: the condition, the opcode's low nibble */
+    u8 br_prefix;      /* branch instructions in its block up to and including it */
     struct opd opd[INSN_MAX_OPERANDS];
     struct insn_info d;
     struct insn_operand op[INSN_MAX_OPERANDS];
@@ -131,6 +132,7 @@ enum {
                                        CPL, TF, breakpoints): leave the block */
 };
 struct block_cache;
+struct block;
 struct cpu_internal {
     jmp_buf fault_jmp;
     /* saved at instruction start, restored on fault */
@@ -156,7 +158,16 @@ struct cpu_internal {
     bool dr_data_active;    /* DR7 enables a data breakpoint: memory accesses check it */
     bool dr_exec_active;    /* DR7 enables an instruction breakpoint */
     u32 deferred_db_bits;   /* debug traps held back by a MOV SS / POP SS shadow */
-    u64 run_end;            /* icount at which cpu_run() returns */
+    u64 run_end;            /* icount at which the loop stops: budget_end or pmu_end */
+    u64 budget_end;         /* icount at which cpu_run() returns */
+    u64 pmu_end;            /* icount at which the PMU wants a look (~0: never) */
+    /* Retired-event counts the PMU derives its counters from (pmu.h): branch
+     * instructions of the blocks left so far; executions of REP string instructions
+     * that stopped to be resumed (icount counts each, the instruction retires once);
+     * the block running and icount at its start (NULL between instructions). */
+    u64 branches, rep_restarts;
+    const struct block *blk;
+    u64 blk_icount0;
     /* exception raised by cpu_fault, delivered by the loop */
     u8 exc_vector;
     bool exc_has_error;
@@ -202,6 +213,13 @@ insn_fn insn_alu_specialise(const struct insn *i);
  * map) to the handler registered before it. A later registrant must do the reverse. */
 void insn_string_movsd(struct cpu *c, const struct insn *i);
 void insn_string_cmpsd(struct cpu *c, const struct insn *i);
+
+/* Retired instructions and branch instructions so far (pmu.c); with_current: inside an
+ * instruction, count it as retired too. */
+void exec_retired(const struct cpu *c, bool with_current, u64 *insns, u64 *branches);
+/* Stop the loop when the retired-instruction count reaches insns (0: no stop) and call
+ * pmu_poll(). */
+void exec_set_pmu_deadline(struct cpu *c, u64 insns);
 
 /* Makes the current register state the one a later fault in this instruction restores
  * (REP string instructions: progress of completed iterations survives a fault). */

@@ -76,6 +76,9 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
         else
             ev->u.cr.value = lapic_get_tpr(apic);
         return INTERCEPT_HANDLED;
+    case EV_PMI:
+        lapic_pmi(apic);
+        return INTERCEPT_HANDLED;
     case EV_SHUTDOWN:
         nestor_log("vCPU %d: triple fault, the guest is shut down", c->id);
         cpu_dump(c, stderr);

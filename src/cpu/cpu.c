@@ -146,11 +146,16 @@ void cpu_update_mode(struct cpu *c)
     /* a decoded block belongs to one mode and privilege level */
     if (c->in && (m != c->mode || cpl != c->cpl))
         c->in->exits |= EXIT_BLOCK_END;
+    c->mode = m;
+    cpu_set_cpl(c, cpl);
+}
+
+void cpu_set_cpl(struct cpu *c, u8 cpl)
+{
     /* counters filter by CPL: what ran so far counted at the old one */
     bool pmu_cpl = c->pmu.enabled && cpl != c->cpl;
     if (unlikely(pmu_cpl))
         pmu_sync(c);
-    c->mode = m;
     c->cpl = cpl;
     if (unlikely(pmu_cpl))
         pmu_refresh(c);

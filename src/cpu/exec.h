@@ -249,6 +249,9 @@ u64 gpr_read(const struct cpu *c, int reg, unsigned bytes);          /* low byte
 void gpr_write(struct cpu *c, int reg, unsigned bytes, u64 v);       /* 4-byte writes zero-extend */
 u64 gpr_read8h(const struct cpu *c, int reg);                        /* AH/CH/DH/BH: reg 0..3 */
 
+/* Sets the CPL (the performance counters filter by it: pmu.h). */
+void cpu_set_cpl(struct cpu *c, u8 cpl);
+
 /* Changes RFLAGS with the architectural rules for which bits are writable at this CPL and
  * IOPL (POPF/IRET semantics differ: pass the mask of bits the instruction may change). */
 void cpu_set_rflags(struct cpu *c, u64 value, u64 changeable);

@@ -695,7 +695,8 @@ static inline bool block_mode_ok(const struct cpu *c)
  * branch (events, writes to decoded code, TLB flushes, changes of the state blocks are
  * decoded for or that single-instruction mode watches). Plain branches and blocks run
  * to their end go straight on to the next block. */
-static void block_run(struct cpu *c)
+static inline __attribute__((always_inline)) void block_run_with(struct cpu *c,
+                                                                  const bool pmu_counts)
 {
     struct cpu_internal *in = c->in;
     in->exits &= EXIT_CHECK_EVENTS | EXIT_STOP; /* those two persist until the loop acts */
@@ -706,8 +707,10 @@ static void block_run(struct cpu *c)
         if (n > in->run_end - c->icount)
             n = (unsigned)(in->run_end - c->icount);
         in->last_block = NULL;
-        in->blk = b;
-        in->blk_icount0 = c->icount;
+        if (pmu_counts) {
+            in->blk = b;
+            in->blk_icount0 = c->icount;
+        }
         const struct insn *i = b->ins, *last = b->ins + n - 1;
         for (;;) {
             if (i->snap == SNAP_MARK) {
@@ -725,8 +728,10 @@ static void block_run(struct cpu *c)
                 if (!(in->exits & EXIT_RIP_WRITTEN))
                     c->rip = i->next_rip;
                 if (in->exits != EXIT_RIP_WRITTEN) {
-                    in->branches += i->br_prefix;
-                    in->blk = NULL;
+                    if (pmu_counts) {
+                        in->branches += i->br_prefix;
+                        in->blk = NULL;
+                    }
                     return;
                 }
                 /* a plain branch: remember where it went, and go on there */
@@ -738,29 +743,40 @@ static void block_run(struct cpu *c)
                 break;
             i++;
         }
-        in->branches += i->br_prefix;
-        in->blk = NULL;
+        if (pmu_counts) {
+            in->branches += i->br_prefix;
+            in->blk = NULL;
+        }
         in->last_block = b;
     }
 }
+
+/* The block loop as it is, and with the bookkeeping the performance counters need while
+ * one is enabled (pmu.h): which block runs, and the branches of those that ran. Enabling
+ * or disabling the first/last counter ends the block, so the loop switches. */
+static void block_run(struct cpu *c) { block_run_with(c, false); }
+static void block_run_counted(struct cpu *c) { block_run_with(c, true); }
 
 static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget);
 
 void exec_retired(const struct cpu *c, bool with_current, u64 *insns, u64 *branches)
 {
     const struct cpu_internal *in = c->in;
-    *insns = c->icount - in->rep_restarts;
+    *insns = c->icount - in->rep_restarts + with_current;
     *branches = in->branches;
     if (in->blk) {
-        /* inside a block: add its instructions that retired before this one */
+        /* inside a block: add its branches that retired before this instruction */
         u64 k = c->icount - in->blk_icount0;
-        if (with_current) {
-            *insns += 1;
+        if (with_current)
             *branches += in->blk->ins[k].br_prefix;
-        } else if (k) {
+        else if (k)
             *branches += in->blk->ins[k - 1].br_prefix;
-        }
     }
+}
+
+bool exec_in_insn(const struct cpu *c)
+{
+    return c->in->blk != NULL;
 }
 
 void exec_set_pmu_deadline(struct cpu *c, u64 insns)
@@ -845,10 +861,14 @@ static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
         }
         if (unlikely(in->exits & EXIT_STOP))
             return STOP_REQUEST;
-        if (likely(block_mode_ok(c)))
-            block_run(c);
-        else
+        if (likely(block_mode_ok(c))) {
+            if (likely(!c->pmu.enabled))
+                block_run(c);
+            else
+                block_run_counted(c);
+        } else {
             step(c);
+        }
         if (unlikely(in->exits & EXIT_STOP))
             return STOP_REQUEST;
     }

@@ -214,12 +214,17 @@ insn_fn insn_alu_specialise(const struct insn *i);
 void insn_string_movsd(struct cpu *c, const struct insn *i);
 void insn_string_cmpsd(struct cpu *c, const struct insn *i);
 
-/* Retired instructions and branch instructions so far (pmu.c); with_current: inside an
- * instruction, count it as retired too. */
+/* Retired instructions and branch instructions so far (pmu.c); with_current: the caller
+ * runs inside an instruction, count it as retired too. Branches are tracked while a
+ * counter is enabled (and in single-instruction mode). */
 void exec_retired(const struct cpu *c, bool with_current, u64 *insns, u64 *branches);
+/* Inside an instruction? Known while branches are tracked (else false). */
+bool exec_in_insn(const struct cpu *c);
 /* Stop the loop when the retired-instruction count reaches insns (0: no stop) and call
  * pmu_poll(). */
 void exec_set_pmu_deadline(struct cpu *c, u64 insns);
+/* Leave the running block after this instruction. */
+static inline void exec_block_end(struct cpu *c) { c->in->exits |= EXIT_BLOCK_END; }
 
 /* Makes the current register state the one a later fault in this instruction restores
  * (REP string instructions: progress of completed iterations survives a fault). */

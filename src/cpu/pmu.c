@@ -151,6 +151,7 @@ static bool ring_ok(unsigned rings, u8 cpl) { return rings & (cpl == 0 ? 1u : 2u
 void pmu_refresh(struct cpu *c)
 {
     struct pmu *p = &c->pmu;
+    bool was_enabled = p->enabled != 0;
     p->enabled = p->counting = p->pmi = 0;
     p->running = c->state == CPU_RUNNING;
     if (!c->model->pmu) {
@@ -201,6 +202,9 @@ void pmu_refresh(struct cpu *c)
             left = n;
     }
     exec_set_pmu_deadline(c, left ? p->mark_insns + left : 0);
+    /* the engine tracks branches only while a counter is enabled (exec.c) */
+    if (was_enabled != (p->enabled != 0))
+        exec_block_end(c);
 }
 
 /* A counter wrapped: overflow status (Intel), and the PMI if it asks for one. */
@@ -254,10 +258,11 @@ static void sync_counts(struct cpu *c, bool with_current)
     }
 }
 
-/* Synchronisation before a change: starts a fresh mark when nothing counted. */
+/* Before a change of CPL: inside an instruction (SYSCALL, IRET, INT n) or between them
+ * (event delivery). While a counter is enabled the engine knows which. */
 void pmu_sync(struct cpu *c)
 {
-    sync_counts(c, true);
+    sync_counts(c, exec_in_insn(c));
 }
 
 void pmu_run_state_changed(struct cpu *c)

@@ -26,6 +26,7 @@ static void usage(FILE *f)
             "  -smp N           number of vCPUs, default 1\n"
             "  -cpu MODEL[,+feat|,-feat|,vendor=V]...\n"
             "                   CPU model: max (default) or qemu64, with /proc/cpuinfo feature names\n"
+            "                   pmu=on|off: performance counters (on in max, off in qemu64)\n"
             "  -icount          deterministic mode: time advances with retired instructions\n"
             "  -d ITEMS         trace: comma-separated list of 'insn' (executed instructions)\n"
             "                   and 'exit' (every event leaving the CPU)\n"

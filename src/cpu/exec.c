@@ -265,6 +265,14 @@ static bool exc_has_error_code(int v)
            v == EXC_PF || v == EXC_AC || v == EXC_CP;
 }
 
+/* An exception or interrupt was delivered: AMD's instruction and branch counters count it
+ * (pmu.c), and may overflow here. */
+static inline void event_counted(struct cpu *c)
+{
+    if (unlikely(c->pmu.enabled))
+        pmu_poll(c);
+}
+
 /* Delivers a hardware exception, escalating per the double-fault rules. Faults raised
  * while delivering come back here through the loop's setjmp with in->delivering set. */
 static void raise_exception(struct cpu *c, u8 vector, bool has_error, u32 error)
@@ -295,7 +303,9 @@ static void raise_exception(struct cpu *c, u8 vector, bool has_error, u32 error)
     if (vector == EXC_PF)
         c->cr2 = in->exc_cr2;
     in->delivering = vector;
+    in->events_delivered++;
     cpu_deliver(c, vector, EVT_HW_EXC, has_error && exc_has_error_code(vector), error, c->rip);
+    event_counted(c);
     in->delivering = -1;
 }
 
@@ -314,7 +324,9 @@ static void take_events(struct cpu *c)
         c->state = CPU_RUNNING;
         insn_begin(c);
         in->delivering = EXC_NMI;
+        in->events_delivered++;
         cpu_deliver(c, EXC_NMI, EVT_NMI, false, 0, c->rip);
+        event_counted(c);
         in->delivering = -1;
         c->nmi_blocked = true;
         return;
@@ -331,7 +343,9 @@ static void take_events(struct cpu *c)
     c->state = CPU_RUNNING;
     insn_begin(c);
     in->delivering = v; /* external interrupts are benign for double-fault purposes */
+    in->events_delivered++;
     cpu_deliver(c, (u8)v, EVT_EXT_INTR, false, 0, c->rip);
+    event_counted(c);
     in->delivering = -1;
     in->exits |= EXIT_CHECK_EVENTS; /* another one may be pending at higher priority */
 }
@@ -759,9 +773,11 @@ static void block_run_counted(struct cpu *c) { block_run_with(c, true); }
 
 static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget);
 
-void exec_retired(const struct cpu *c, bool with_current, u64 *insns, u64 *branches)
+void exec_retired(const struct cpu *c, bool with_current, u64 *insns, u64 *branches,
+                  u64 *events)
 {
     const struct cpu_internal *in = c->in;
+    *events = in->events_delivered;
     *insns = c->icount - in->rep_restarts + with_current;
     *branches = in->branches;
     if (in->blk) {
@@ -779,12 +795,10 @@ bool exec_in_insn(const struct cpu *c)
     return c->in->blk != NULL;
 }
 
-void exec_set_pmu_deadline(struct cpu *c, u64 insns)
+void exec_set_pmu_deadline(struct cpu *c, u64 icount)
 {
     struct cpu_internal *in = c->in;
-    /* icount runs ahead of retired instructions by the REP restarts so far: stopping at
-     * the icount the target corresponds to now is on time or early */
-    in->pmu_end = insns ? insns + in->rep_restarts : ~0ull;
+    in->pmu_end = icount ? icount : ~0ull;
     in->run_end = in->budget_end < in->pmu_end ? in->budget_end : in->pmu_end;
 }
 

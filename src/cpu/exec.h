@@ -164,8 +164,9 @@ struct cpu_internal {
     /* Retired-event counts the PMU derives its counters from (pmu.h): branch
      * instructions of the blocks left so far; executions of REP string instructions
      * that stopped to be resumed (icount counts each, the instruction retires once);
-     * the block running and icount at its start (NULL between instructions). */
-    u64 branches, rep_restarts;
+     * hardware events delivered through the IDT (exceptions, NMIs, interrupts); the block
+     * running and icount at its start (NULL between instructions). */
+    u64 branches, rep_restarts, events_delivered;
     const struct block *blk;
     u64 blk_icount0;
     /* exception raised by cpu_fault, delivered by the loop */
@@ -214,15 +215,16 @@ insn_fn insn_alu_specialise(const struct insn *i);
 void insn_string_movsd(struct cpu *c, const struct insn *i);
 void insn_string_cmpsd(struct cpu *c, const struct insn *i);
 
-/* Retired instructions and branch instructions so far (pmu.c); with_current: the caller
- * runs inside an instruction, count it as retired too. Branches are tracked while a
- * counter is enabled (and in single-instruction mode). */
-void exec_retired(const struct cpu *c, bool with_current, u64 *insns, u64 *branches);
+/* Retired instructions and branch instructions so far, and exceptions, NMIs and
+ * interrupts delivered (pmu.c); with_current: the caller runs inside an instruction,
+ * count it as retired too. Branches are tracked while a counter is enabled (and in
+ * single-instruction mode). */
+void exec_retired(const struct cpu *c, bool with_current, u64 *insns, u64 *branches,
+                  u64 *events);
 /* Inside an instruction? Known while branches are tracked (else false). */
 bool exec_in_insn(const struct cpu *c);
-/* Stop the loop when the retired-instruction count reaches insns (0: no stop) and call
- * pmu_poll(). */
-void exec_set_pmu_deadline(struct cpu *c, u64 insns);
+/* Stop the loop when icount reaches this (0: no stop) and call pmu_poll(). */
+void exec_set_pmu_deadline(struct cpu *c, u64 icount);
 /* Leave the running block after this instruction. */
 static inline void exec_block_end(struct cpu *c) { c->in->exits |= EXIT_BLOCK_END; }
 

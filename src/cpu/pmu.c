@@ -7,7 +7,8 @@
  * C0H/00H instructions retired, 3CH/01H unhalted reference cycles, C4H/00H branch
  * instructions retired; the LLC and branch-mispredict events are reported unavailable.
  * AMD (family 17h): 076H cycles not in halt, 0C0H retired instructions, 0C2H retired
- * branch instructions. A branch instruction is one that may transfer control: Jcc (taken
+ * branch instructions, both of which also count each exception and interrupt (NMI,
+ * external interrupt) delivered, as AMD's processor reference says. A branch instruction is one that may transfer control: Jcc (taken
  * or not), LOOPcc, JrCXZ, JMP, CALL, RET, far JMP/CALL/RET, IRET, INT n/INT3/INT1/INTO,
  * SYSCALL/SYSRET/SYSENTER/SYSEXIT. A REP string instruction is one instruction however
  * many iterations it runs; a faulting instruction does not retire. Cycles run at the TSC
@@ -146,6 +147,19 @@ static unsigned gp_count(const struct cpu *c)
 /* Counts at this CPL? rings: bit 0 = CPL 0 (OS), bit 1 = CPL 1-3 (USR). */
 static bool ring_ok(unsigned rings, u8 cpl) { return rings & (cpl == 0 ? 1u : 2u); }
 
+/* The engine's counts as this vendor's events count them: AMD's retired-instruction and
+ * retired-branch events also count every exception and interrupt, each as one (PPR for
+ * AMD family 17h, PMCx0C0 and PMCx0C2). */
+static void retired(const struct cpu *c, bool with_current, u64 *insns, u64 *branches)
+{
+    u64 events;
+    exec_retired(c, with_current, insns, branches, &events);
+    if (!intel(c)) {
+        *insns += events;
+        *branches += events;
+    }
+}
+
 /* Recomputes what each counter counts and which count now, and where the engine must
  * stop for the next overflow interrupt. */
 void pmu_refresh(struct cpu *c)
@@ -201,7 +215,15 @@ void pmu_refresh(struct cpu *c)
         if (!left || n < left)
             left = n;
     }
-    exec_set_pmu_deadline(c, left ? p->mark_insns + left : 0);
+    u64 stop = 0;
+    if (left) {
+        /* where icount will be when that many more have retired (REP resumptions and
+         * delivered events make the two differ; the engine polls after events) */
+        u64 now, br;
+        retired(c, false, &now, &br);
+        stop = c->icount + (p->mark_insns - now) + left;
+    }
+    exec_set_pmu_deadline(c, stop);
     /* the engine tracks branches only while a counter is enabled (exec.c) */
     if (was_enabled != (p->enabled != 0))
         exec_block_end(c);
@@ -223,8 +245,8 @@ static void overflowed(struct cpu *c, unsigned k, bool *pmi)
 static void sync_counts(struct cpu *c, bool with_current)
 {
     struct pmu *p = &c->pmu;
-    u64 insns, branches, ns = c->ops->now_ns(c, c->ops_opaque);
-    exec_retired(c, with_current, &insns, &branches);
+    u64 insns, branches, ns = c->ops->now_ns ? c->ops->now_ns(c, c->ops_opaque) : p->mark_ns;
+    retired(c, with_current, &insns, &branches);
     /* An instruction counted in advance that then faulted leaves a mark ahead of the
      * count: nothing to add until the count passes it. */
     s64 di = (s64)(insns - p->mark_insns), db = (s64)(branches - p->mark_branches);
@@ -288,7 +310,7 @@ void pmu_reset(struct cpu *c)
     /* GLOBAL_CTRL's general-purpose enables are set at reset so that software written
      * for version 1, which knows only the event selects, counts. */
     p->global_ctrl = BIT(INTEL_GP) - 1;
-    exec_retired(c, false, &p->mark_insns, &p->mark_branches);
+    retired(c, false, &p->mark_insns, &p->mark_branches);
     pmu_refresh(c);
 }
 

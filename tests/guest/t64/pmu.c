@@ -4,7 +4,8 @@
  * counters: the MSRs and their reserved bits, exact counts of instructions and branch
  * instructions retired for known instruction sequences (REP string = one instruction, a
  * faulting instruction does not retire, the enabling WRMSR is not counted and the
- * disabling one is), USR/OS filtering, unhalted cycles, RDPMC and CR4.PCE, and the
+ * disabling one is; AMD counts each exception as an instruction and a branch), USR/OS
+ * filtering, unhalted cycles, RDPMC and CR4.PCE, and the
  * overflow interrupt through the LVT performance-counter entry at the exact instruction
  * (fixed and NMI delivery). QEMU's TCG has no PMU: the test skips where CPUID shows none.
  * guest: cpu=max name=pmu-intel */
@@ -338,7 +339,12 @@ static void check_rings(void)
                 (unsigned long long)a[2], (unsigned long long)b[2]);
     user_counts(10, a, true);
     TEST_EQ(exc_last.vector, UD_VECTOR, "the user code ended in #UD");
-    TEST_EQ(a[0], 2 * 10 + 1, "USR: the faulting UD2 does not retire");
+    if (pmu.intel)
+        TEST_EQ(a[0], 2 * 10 + 1, "USR: the faulting UD2 does not retire");
+    else /* AMD's PMCx0C0 counts each exception as one instruction */
+        TEST_EQ(a[0], 2 * 10 + 2, "USR: the faulting UD2 does not retire, its #UD counts as one");
+    if (!pmu.intel)
+        TEST_EQ(a[1], 10 + 1, "USR: AMD's PMCx0C2 counts the #UD as a branch");
 }
 
 /* ---- RDPMC ---- */

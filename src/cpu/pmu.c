@@ -289,8 +289,13 @@ void pmu_sync(struct cpu *c)
 
 void pmu_run_state_changed(struct cpu *c)
 {
-    if ((c->state == CPU_RUNNING) == c->pmu.running)
+    bool running = c->state == CPU_RUNNING;
+    if (running == c->pmu.running)
         return;
+    if (!c->pmu.enabled) { /* nothing counts: the enabling WRMSR starts from its own mark */
+        c->pmu.running = running;
+        return;
+    }
     sync_counts(c, false);
     pmu_refresh(c);
 }

@@ -153,8 +153,9 @@ check() { # name kernel ncpus ending
 # The performance counters: the kernel's perf driver takes the PMU, the NMI watchdog runs
 # on it without complaint, and user-mode instructions counted with perf_event_open around
 # loops of N and 2N iterations of "dec; jnz" (tests/linux/perfcount.c) differ by exactly
-# 2N.
-PMU_TROUBLE='no PMU driver|unsupported|Broken PMU|Failed to access perfctr|hard LOCKUP|NMI received for unknown reason|Dazed and confused|NMI handler .* took too long'
+# 2N. (The kernel's INFO that an NMI handler "took too long" measures time, which
+# follows the host's clock: it reports a loaded host, not a fault, and is not checked.)
+PMU_TROUBLE='no PMU driver|unsupported|Broken PMU|Failed to access perfctr|hard LOCKUP|NMI received for unknown reason|Dazed and confused'
 check_pmu() { # name log
   local t=linux:$1 log=$2 kl
   kl=$(grep -aE '^\[ *[0-9]+\.[0-9]+\]' "$log" | tr -d '\r' | sed 's/^\[[^]]*\] //')

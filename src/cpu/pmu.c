@@ -251,9 +251,13 @@ static void sync_counts(struct cpu *c, bool with_current)
      * count: nothing to add until the count passes it. */
     s64 di = (s64)(insns - p->mark_insns), db = (s64)(branches - p->mark_branches);
     s64 dt = (s64)(ns - p->mark_ns);
-    u64 dcycles = dt > 0 ? (u64)((unsigned __int128)(u64)dt * c->model->tsc_khz / 1000000u) : 0;
-    /* cycles are converted from whole nanoseconds: keep the remainder for next time */
-    u64 used_ns = dt > 0 ? (u64)((unsigned __int128)dcycles * 1000000u / c->model->tsc_khz) : 0;
+    u64 khz = c->model->tsc_khz, dcycles = 0, used_ns = dt > 0 ? (u64)dt : 0;
+    if (dt > 0 && khz) {
+        /* cycles at the TSC rate; the part of a nanosecond short of a whole cycle is
+         * left for next time */
+        dcycles = (u64)((unsigned __int128)(u64)dt * khz / 1000000u);
+        used_ns = (u64)((unsigned __int128)dcycles * 1000000u / khz);
+    }
     bool pmi = false;
     for (unsigned k = 0; k < PMU_COUNTERS; k++) {
         if (!(p->counting & BIT(k)))
@@ -269,12 +273,14 @@ static void sync_counts(struct cpu *c, bool with_current)
         p->mark_insns = insns;
     if (db >= 0)
         p->mark_branches = branches;
-    if (dt > 0)
-        p->mark_ns += used_ns;
+    p->mark_ns += used_ns;
     if (pmi) {
-        /* Freeze_PerfMon_On_PMI: the PMI clears the global enables (SDM 18.4.7) */
-        if (intel(c) && (c->msr_debugctl & DEBUGCTL_FREEZE_PERFMON_ON_PMI))
+        /* Freeze_PerfMon_On_PMI: the PMI clears the global enables (SDM Vol. 3B,
+         * "Freezing LBR and Performance Counters on PMI") */
+        if (intel(c) && (c->msr_debugctl & DEBUGCTL_FREEZE_PERFMON_ON_PMI)) {
             p->global_ctrl = 0;
+            pmu_refresh(c);
+        }
         struct cpu_event ev = { .kind = EV_PMI };
         cpu_intercept(c, &ev);
     }

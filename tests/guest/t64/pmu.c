@@ -104,6 +104,33 @@ static NOINLINE void seq_branches(u32 msr, u64 v)
                  : "+a"(lo), "+d"(hi) : "c"(msr) : "r10", "r11", "memory", "cc");
 }
 
+/* Far transfers at CPL 0: a far RET and an IRETQ to the next instruction, with what sets
+ * them up: 18 instructions, 2 branches. */
+static NOINLINE void seq_far(u32 msr, u64 v)
+{
+    u32 lo = (u32)v, hi = (u32)(v >> 32);
+    asm volatile("wrmsr\n\t"
+                 "lea 1f(%%rip), %%r10\n\t"
+                 "mov %%cs, %%r11d\n\t"
+                 "push %%r11\n\t"
+                 "push %%r10\n\t"
+                 "lretq\n"
+                 "1:\tmov %%rsp, %%r10\n\t"
+                 "mov %%ss, %%r11d\n\t"
+                 "push %%r11\n\t"
+                 "push %%r10\n\t"
+                 "pushfq\n\t"
+                 "mov %%cs, %%r11d\n\t"
+                 "push %%r11\n\t"
+                 "lea 2f(%%rip), %%r10\n\t"
+                 "push %%r10\n\t"
+                 "iretq\n"
+                 "2:\txor %%eax, %%eax\n\t"
+                 "xor %%edx, %%edx\n\t"
+                 "wrmsr"
+                 : "+a"(lo), "+d"(hi) : "c"(msr) : "r10", "r11", "memory", "cc");
+}
+
 /* A REP LODSB over 10000 bytes (several resumptions inside the engine) is one
  * instruction: mov, mov, mov, rep lodsb, mov, xor, xor, wrmsr: 8 instructions. */
 static NOINLINE void seq_rep(u32 msr, u64 v)
@@ -137,7 +164,16 @@ asm(".pushsection .text\n"
     "1:\tdec %rcx\n\t"
     "jnz 1b\n\t"
     "ud2\n"
+    /* one or two SYSCALLs (the kernel side is one SYSRETQ), then INT 0x7f */
+    "user_syscall2:\n\t"
+    "syscall\n"
+    "user_syscall1:\n\t"
+    "syscall\n\t"
+    "int $0x7f\n"
+    "pmu_sysret:\n\t"
+    "sysretq\n"
     ".popsection");
+extern char user_syscall1[], user_syscall2[], pmu_sysret[];
 
 static ulong run_user_code(char *code, u64 n)
 {
@@ -251,6 +287,12 @@ static void check_counts(void)
     seq_branches(sel_msr(2), br);
     TEST_EQ(count(2), 5, "branches retired: call, ret, jmp, not-taken jnz, jmp *reg");
     pmu_clear();
+    seq_far(sel_msr(0), ins);
+    TEST_EQ(count(0), 18, "instructions retired: far RET, IRETQ and their set-up");
+    pmu_clear();
+    seq_far(sel_msr(1), br);
+    TEST_EQ(count(1), 2, "branches retired: far RET and IRETQ are branches");
+    pmu_clear();
     seq_rep(sel_msr(0), ins);
     TEST_EQ(count(0), 8, "REP LODSB of 10000 bytes is one instruction");
     pmu_clear();
@@ -326,6 +368,22 @@ static void user_counts(u64 n, u64 out[3], bool fault)
         out[k] = count((unsigned)k);
 }
 
+/* Counters 0/1: instructions/branches at CPL 3; counter 2: instructions at CPL 0; the user
+ * code makes SYSCALLs that the kernel answers with SYSRETQ. */
+static void syscall_counts(char *code, u64 out[3])
+{
+    pmu_clear();
+    wrmsr(sel_msr(0), SEL_EN | SEL_USR | pmu.ev_insns);
+    wrmsr(sel_msr(1), SEL_EN | SEL_USR | pmu.ev_branches);
+    wrmsr(sel_msr(2), SEL_EN | SEL_OS | pmu.ev_insns);
+    run_user_code(code, 0);
+    wrmsr(sel_msr(2), 0);
+    wrmsr(sel_msr(1), 0);
+    wrmsr(sel_msr(0), 0);
+    for (int k = 0; k < 3; k++)
+        out[k] = count((unsigned)k);
+}
+
 static void check_rings(void)
 {
     u64 a[3], b[3];
@@ -337,6 +395,20 @@ static void check_rings(void)
     TEST_EQ(b[1], 20 + 1, "USR: branches for n = 20");
     TEST_ASSERT(a[2] > 0 && a[2] == b[2], "OS: the kernel's part is the same whatever the user loop (%llu, %llu)",
                 (unsigned long long)a[2], (unsigned long long)b[2]);
+    /* SYSCALL counts at the caller's CPL and SYSRET at the kernel's: each instruction
+     * under the privilege level it starts at */
+    u64 efer = rdmsr(MSR_EFER);
+    wrmsr(MSR_EFER, efer | EFER_SCE);
+    wrmsr(MSR_STAR, ((u64)(SEL_UCODE32 & ~3) << 48) | ((u64)SEL_KCODE64 << 32));
+    wrmsr(MSR_LSTAR, (ulong)pmu_sysret);
+    wrmsr(MSR_FMASK, 0);
+    syscall_counts(user_syscall1, a);
+    syscall_counts(user_syscall2, b);
+    wrmsr(MSR_EFER, efer);
+    TEST_EQ(a[0], 2, "USR: SYSCALL and INT 0x7f");
+    TEST_EQ(b[0], 3, "USR: two SYSCALLs and INT 0x7f");
+    TEST_EQ(b[1], 3, "USR: SYSCALL and INT n are branches");
+    TEST_EQ(b[2] - a[2], 1, "OS: one more SYSRETQ, counted at CPL 0");
     user_counts(10, a, true);
     TEST_EQ(exc_last.vector, UD_VECTOR, "the user code ended in #UD");
     if (pmu.intel)

@@ -239,7 +239,6 @@ struct cpu {
     u64 msr_tsc_aux, msr_pat, msr_misc_enable, msr_tsc_adjust, msr_debugctl;
     u64 msr_mtrr_def_type, msr_mtrr_fixed[11], msr_mtrr_var[16];
     s64 tsc_offset; /* TSC = now * freq + tsc_offset */
-    struct pmu pmu; /* performance counters (pmu.h) */
 
     /* derived and run state */
     enum cpu_mode mode;
@@ -257,6 +256,7 @@ struct cpu {
     void *ops_opaque;
     struct tlb tlb;
     struct cpu_internal *in; /* engine-private state (block cache, per-insn state) */
+    struct pmu pmu;          /* performance counters (pmu.h), after what the loop uses */
 };
 
 /* Creation and reset. cpu_init allocates internals and applies the power-on reset. */

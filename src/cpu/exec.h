@@ -159,16 +159,6 @@ struct cpu_internal {
     bool dr_exec_active;    /* DR7 enables an instruction breakpoint */
     u32 deferred_db_bits;   /* debug traps held back by a MOV SS / POP SS shadow */
     u64 run_end;            /* icount at which the loop stops: budget_end or pmu_end */
-    u64 budget_end;         /* icount at which cpu_run() returns */
-    u64 pmu_end;            /* icount at which the PMU wants a look (~0: never) */
-    /* Retired-event counts the PMU derives its counters from (pmu.h): branch
-     * instructions of the blocks left so far; executions of REP string instructions
-     * that stopped to be resumed (icount counts each, the instruction retires once);
-     * hardware events delivered through the IDT (exceptions, NMIs, interrupts); the block
-     * running and icount at its start (NULL between instructions). */
-    u64 branches, rep_restarts, events_delivered;
-    const struct block *blk;
-    u64 blk_icount0;
     /* exception raised by cpu_fault, delivered by the loop */
     u8 exc_vector;
     bool exc_has_error;
@@ -179,6 +169,16 @@ struct cpu_internal {
     bool trace_insns, trace_events;
     /* block cache statistics (-stats) */
     u64 blocks_decoded, block_flushes;
+    u64 budget_end;         /* icount at which cpu_run() returns */
+    u64 pmu_end;            /* icount at which the PMU wants a look (~0: never) */
+    /* Retired-event counts the PMU derives its counters from (pmu.h): branch
+     * instructions of the blocks left so far; executions of REP string instructions
+     * that stopped to be resumed (icount counts each, the instruction retires once);
+     * hardware events delivered through the IDT (exceptions, NMIs, interrupts); the block
+     * running and icount at its start (NULL between instructions). */
+    u64 branches, rep_restarts, events_delivered;
+    const struct block *blk;
+    u64 blk_icount0;
 };
 
 /* One-time table setup of the operand layer (register classes). */

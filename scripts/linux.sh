@@ -66,6 +66,11 @@ for tool in sh mount umount cat echo uname date poweroff reboot sleep ls dmesg g
   ln -sf busybox "$root/bin/$tool"
 done
 
+# The PMU check's program (tests/linux/perfcount.c), a static binary from the host's gcc.
+repo=$(cd "$(dirname "$0")/.." && pwd)
+gcc -static -O2 -o "$root/bin/perfcount" "$repo/tests/linux/perfcount.c" ||
+  { echo "linux.sh: cannot build tests/linux/perfcount.c (gcc -static, libc6-dev)" >&2; exit 1; }
+
 cat > "$root/init" <<'INIT'
 #!/bin/sh
 mount -t proc proc /proc
@@ -94,6 +99,8 @@ echo "== compute"
 i=0; s=0
 while [ $i -lt 1000 ]; do s=$((s + i * i)); i=$((i + 1)); done
 echo "sum of squares below 1000: $s"
+echo "== perf"
+/bin/perfcount 100000
 echo "== date"
 date
 # ACPI S3 with nestor.s3=1: suspend to RAM, woken 2 s later by the RTC alarm

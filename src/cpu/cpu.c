@@ -100,6 +100,7 @@ void cpu_reset(struct cpu *c)
     memset(c->msr_mtrr_fixed, 0, sizeof(c->msr_mtrr_fixed));
     memset(c->msr_mtrr_var, 0, sizeof(c->msr_mtrr_var));
     c->icount = 0;
+    pmu_reset(c);
 }
 
 void cpu_init_signal(struct cpu *c, bool is_bsp)
@@ -109,6 +110,7 @@ void cpu_init_signal(struct cpu *c, bool is_bsp)
     reset_common(c);
     c->fpu = keep;
     c->state = is_bsp ? CPU_RUNNING : CPU_WAIT_FOR_SIPI;
+    pmu_run_state_changed(c);
 }
 
 void cpu_sipi(struct cpu *c, u8 vector)
@@ -119,6 +121,7 @@ void cpu_sipi(struct cpu *c, u8 vector)
     c->rip = 0;
     c->state = CPU_RUNNING;
     cpu_update_mode(c);
+    pmu_run_state_changed(c);
 }
 
 void cpu_nmi(struct cpu *c)
@@ -161,7 +164,18 @@ void cpu_update_mode(struct cpu *c)
     if (c->in && (m != c->mode || cpl != c->cpl))
         c->in->exits |= EXIT_BLOCK_END;
     c->mode = m;
+    cpu_set_cpl(c, cpl);
+}
+
+void cpu_set_cpl(struct cpu *c, u8 cpl)
+{
+    /* counters filter by CPL: what ran so far counted at the old one */
+    bool pmu_cpl = c->pmu.enabled && cpl != c->cpl;
+    if (unlikely(pmu_cpl))
+        pmu_sync(c);
     c->cpl = cpl;
+    if (unlikely(pmu_cpl))
+        pmu_refresh(c);
 }
 
 void cpu_set_rflags(struct cpu *c, u64 value, u64 changeable)
@@ -209,6 +223,7 @@ static const char *const event_names[EV_KIND_COUNT] = {
     [EV_DR_ACCESS] = "dr", [EV_RDTSC] = "rdtsc", [EV_HYPERCALL] = "hypercall",
     [EV_EXCEPTION] = "exception", [EV_INTERRUPT] = "interrupt", [EV_TASK_SWITCH] = "task-switch",
     [EV_SHUTDOWN] = "shutdown", [EV_PAUSE] = "pause", [EV_UNSUPPORTED] = "unsupported",
+    [EV_PMI] = "pmi",
 };
 
 void cpu_trace_event(struct cpu *c, const struct cpu_event *ev)

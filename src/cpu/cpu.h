@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "cpu/cpuid.h"
+#include "cpu/pmu.h"
 #include "cpu/tlb.h"
 
 struct guest_mem;
@@ -174,6 +175,7 @@ enum cpu_event_kind {
     EV_SHUTDOWN,     /* triple fault */
     EV_PAUSE,
     EV_UNSUPPORTED,  /* guest used something the engine does not implement */
+    EV_PMI,          /* a performance counter overflowed with its interrupt enabled */
     EV_KIND_COUNT
 };
 
@@ -265,6 +267,7 @@ struct cpu {
     void *ops_opaque;
     struct tlb tlb;
     struct cpu_internal *in; /* engine-private state (block cache, per-insn state) */
+    struct pmu pmu;          /* performance counters (pmu.h), after what the loop uses */
 };
 
 /* Creation and reset. cpu_init allocates internals and applies the power-on reset. */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cpu/cpuid.h"
+#include "cpu/pmu.h"
 
 enum { L_STD1 = 1, L_STD6 = 6, L_STD7 = 7, L_XSAVE = 0xd, L_EXT1 = 0x80000001u,
        L_EXT7 = 0x80000007u, L_EXT8 = 0x80000008u };
@@ -122,6 +123,7 @@ static const struct cpuid_feature features[] = {
     F("abm", L_EXT1, 0, ECX, 5, true, false), /* LZCNT */
     F("sse4a", L_EXT1, 0, ECX, 6, false, false),
     F("3dnowprefetch", L_EXT1, 0, ECX, 8, true, false), /* PREFETCHW */
+    F("perfctr_core", L_EXT1, 0, ECX, 23, true, false), /* AMD core counters (pmu.c) */
     /* CPUID.80000007h:EDX bit 8, the invariant TSC; Linux derives constant_tsc and
      * nonstop_tsc from it ("invtsc" and "nonstop_tsc" are accepted as aliases). */
     F("constant_tsc", L_EXT7, 0, EDX, 8, true, false),
@@ -303,6 +305,15 @@ static int apply_option(struct cpuid_model *m, const char *item, char *err, size
             m->phys_bits = (u8)n;
             return 0;
         }
+        if (strcmp(key, "pmu") == 0) { /* QEMU's property: the performance counters */
+            if (strcmp(value, "on") == 0 || strcmp(value, "true") == 0)
+                m->pmu = true;
+            else if (strcmp(value, "off") == 0 || strcmp(value, "false") == 0)
+                m->pmu = false;
+            else
+                return fail(err, errlen, "'%s': the value must be on or off", item);
+            return 0;
+        }
         if (strcmp(key, "vendor") == 0) {
             for (size_t v = 0; v < ARRAY_SIZE(vendor_string); v++) {
                 if (strcmp(value, vendor_string[v]) == 0) {
@@ -365,6 +376,7 @@ int cpuid_model_parse(struct cpuid_model *m, const char *spec, char *err, size_t
     nm.ncpus = 1;
     nm.phys_bits = CPUID_DEFAULT_PHYS_BITS;
     snprintf(nm.model_name, sizeof(nm.model_name), "%s", models[mi].model_name);
+    nm.pmu = models[mi].base == BASE_MAX; /* QEMU's qemu64 has none under TCG */
     for (size_t f = 0; f < ARRAY_SIZE(features); f++) {
         bool in_base = models[mi].base == BASE_MAX ? features[f].implemented
                                                    : features[f].baseline;
@@ -374,6 +386,9 @@ int cpuid_model_parse(struct cpuid_model *m, const char *spec, char *err, size_t
     for (char *item = strtok_r(NULL, ",", &save); item; item = strtok_r(NULL, ",", &save))
         if (apply_option(&nm, item, err, errlen) != 0)
             return -1;
+    /* the core counter extension is part of the PMU */
+    if (!nm.pmu)
+        nm.enabled[feature_index("perfctr_core")] = false;
 
     cpuid_model_finish(&nm);
     *m = nm;
@@ -589,6 +604,9 @@ struct cpuid_result cpuid_query(const struct cpuid_model *m, u32 leaf, u32 suble
             r.edx = features_of(m, 7, 0, CPUID_EDX);
         }
         break;
+    case 0xa:
+        r = pmu_cpuid_leaf_0xa(m);
+        break;
     case 0xb:
         r = leaf_0xb(m, subleaf, apic_id);
         break;
@@ -618,6 +636,8 @@ struct cpuid_result cpuid_query(const struct cpuid_model *m, u32 leaf, u32 suble
     case 0x80000001u:
         r.ecx = features_of(m, L_EXT1, 0, CPUID_ECX);
         r.edx = features_of(m, L_EXT1, 0, CPUID_EDX);
+        if (intel)
+            r.ecx &= ~(u32)BIT(23); /* PerfCtrExtCore is AMD's; reserved on Intel */
         if (!intel) {
             r.eax = signature[v];
             r.edx |= features_of(m, 1, 0, CPUID_EDX) & AMD_EXT1_EDX_MIRROR;
@@ -653,7 +673,7 @@ struct cpuid_result cpuid_query(const struct cpuid_model *m, u32 leaf, u32 suble
             r.ecx = (ncpus - 1) | core_bits(m) << 12;
         break;
     default:
-        break; /* reserved leaves inside the range (3, 8-0xa, 0xc, 0xe-0x14): zero */
+        break; /* reserved leaves inside the range (3, 8, 9, 0xc, 0xe-0x14): zero */
     }
     return r;
 }

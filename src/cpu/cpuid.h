@@ -44,6 +44,7 @@ struct cpuid_model {
     int ncpus;
     u8 phys_bits;                     /* MAXPHYADDR: phys-bits=N, CPUID 80000008h:EAX[7:0] */
     char model_name[49];
+    bool pmu;                         /* performance monitoring (pmu.h); -cpu pmu=on|off */
     /* Not a CPUID feature: UD2 followed by "kvm" or "xen" is KVM's/Xen's forced-emulation
      * prefix (option "fep"; the engine skips it and runs the instruction after it). */
     bool fep;

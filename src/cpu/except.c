@@ -187,7 +187,7 @@ static void deliver_prot(struct cpu *c, u8 vector, int type, bool has_error, u32
     c->seg[SEG_CS] = cs;
     c->rip = ip;
     c->in->exits |= EXIT_RIP_WRITTEN;
-    c->cpl = (u8)new_cpl;
+    cpu_set_cpl(c, (u8)new_cpl);
     cpu_set_rflags(c, 0, DELIVERY_CLEARS | (trap_gate ? 0 : FL_IF));
     cpu_update_mode(c);
 }

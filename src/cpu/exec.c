@@ -286,6 +286,14 @@ static bool exc_has_error_code(int v)
            v == EXC_PF || v == EXC_AC || v == EXC_CP;
 }
 
+/* An exception or interrupt was delivered: AMD's instruction and branch counters count it
+ * (pmu.c), and may overflow here. */
+static inline void event_counted(struct cpu *c)
+{
+    if (unlikely(c->pmu.enabled))
+        pmu_poll(c);
+}
+
 /* Delivers a hardware exception, escalating per the double-fault rules. Faults raised
  * while delivering come back here through the loop's setjmp with in->delivering set. */
 static void raise_exception(struct cpu *c, u8 vector, bool has_error, u32 error)
@@ -316,7 +324,9 @@ static void raise_exception(struct cpu *c, u8 vector, bool has_error, u32 error)
     if (vector == EXC_PF)
         c->cr2 = in->exc_cr2;
     in->delivering = vector;
+    in->events_delivered++;
     cpu_deliver(c, vector, EVT_HW_EXC, has_error && exc_has_error_code(vector), error, c->rip);
+    event_counted(c);
     in->delivering = -1;
 }
 
@@ -338,7 +348,9 @@ static void take_events(struct cpu *c)
         c->state = CPU_RUNNING;
         insn_begin(c);
         in->delivering = EXC_NMI;
+        in->events_delivered++;
         cpu_deliver(c, EXC_NMI, EVT_NMI, false, 0, c->rip);
+        event_counted(c);
         in->delivering = -1;
         c->nmi_blocked = true;
         return;
@@ -355,7 +367,9 @@ static void take_events(struct cpu *c)
     c->state = CPU_RUNNING;
     insn_begin(c);
     in->delivering = v; /* external interrupts are benign for double-fault purposes */
+    in->events_delivered++;
     cpu_deliver(c, (u8)v, EVT_EXT_INTR, false, 0, c->rip);
+    event_counted(c);
     in->delivering = -1;
     in->exits |= EXIT_CHECK_EVENTS; /* another one may be pending at higher priority */
 }
@@ -447,6 +461,21 @@ static void insn_setup(struct cpu *c, struct insn *i, const ZydisDecodedInstruct
                                                 : SNAP_FULL;
 }
 
+/* Branch instructions as the PMU counts them (pmu.c): every instruction that may
+ * transfer control, conditional or not, near or far, software interrupts, the fast
+ * system calls and their returns. */
+static bool is_branch(const ZydisDecodedInstruction *d)
+{
+    switch (d->meta.category) {
+    case ZYDIS_CATEGORY_COND_BR: case ZYDIS_CATEGORY_UNCOND_BR: case ZYDIS_CATEGORY_CALL:
+    case ZYDIS_CATEGORY_RET: case ZYDIS_CATEGORY_INTERRUPT: case ZYDIS_CATEGORY_SYSCALL:
+    case ZYDIS_CATEGORY_SYSRET:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* Control leaves the straight line after these (or may: system instructions change
  * modes, flush the TLB, halt): a block ends with them. */
 static bool ends_block(const ZydisDecodedInstruction *d)
@@ -505,6 +534,7 @@ static struct block *block_decode(struct cpu *c, u64 lin, u64 rip, unsigned key)
         cpu_fault_noerr(c, EXC_UD);
     check_cs_limit(c, rip, zd.length);
     insn_setup(c, &b->ins[0], &zd, zop, rip);
+    b->ins[0].br_prefix = is_branch(&zd);
     b->lin = lin;
     b->rip = rip;
     b->key = (u8)key;
@@ -536,7 +566,9 @@ static struct block *block_decode(struct cpu *c, u64 lin, u64 rip, unsigned key)
             if (ZYAN_FAILED(ZydisDecoderDecodeInstruction(dec, &zctx, page + off, avail, &zd)) ||
                 ZYAN_FAILED(ZydisDecoderDecodeOperands(dec, &zctx, &zd, zop, zd.operand_count_visible)))
                 break;
-            insn_setup(c, &b->ins[b->n++], &zd, zop, r);
+            insn_setup(c, &b->ins[b->n], &zd, zop, r);
+            b->ins[b->n].br_prefix = (u8)(b->ins[b->n - 1].br_prefix + is_branch(&zd));
+            b->n++;
             more = !ends_block(&zd);
             off += zd.length;
             r += zd.length;
@@ -701,8 +733,12 @@ static void step(struct cpu *c)
         }
         if (unlikely(in->trace_insns))
             trace_insn(c, b);
+        in->blk = b;
+        in->blk_icount0 = c->icount;
         i->fn(c, i);
         c->icount++;
+        in->branches += i->br_prefix;
+        in->blk = NULL;
         if (!(in->exits & EXIT_RIP_WRITTEN))
             c->rip = i->next_rip;
         if (likely(i->d.mnemonic != ZYDIS_MNEMONIC_UD2))
@@ -749,7 +785,8 @@ static inline bool block_mode_ok(const struct cpu *c)
  * branch (events, writes to decoded code, TLB flushes, changes of the state blocks are
  * decoded for or that single-instruction mode watches). Plain branches and blocks run
  * to their end go straight on to the next block. */
-static void block_run(struct cpu *c)
+static inline __attribute__((always_inline)) void block_run_with(struct cpu *c,
+                                                                  const bool pmu_counts)
 {
     struct cpu_internal *in = c->in;
     in->exits &= EXIT_CHECK_EVENTS | EXIT_STOP; /* those two persist until the loop acts */
@@ -760,7 +797,11 @@ static void block_run(struct cpu *c)
         if (n > in->run_end - c->icount)
             n = (unsigned)(in->run_end - c->icount);
         in->last_block = NULL;
-        const struct insn *i = b->ins, *end = b->ins + n;
+        if (pmu_counts) {
+            in->blk = b;
+            in->blk_icount0 = c->icount;
+        }
+        const struct insn *i = b->ins, *last = b->ins + n - 1;
         for (;;) {
             if (i->snap == SNAP_MARK) {
                 in->restore_none = true;
@@ -776,39 +817,103 @@ static void block_run(struct cpu *c)
             if (unlikely(in->exits)) {
                 if (!(in->exits & EXIT_RIP_WRITTEN))
                     c->rip = i->next_rip;
-                if (in->exits != EXIT_RIP_WRITTEN)
+                if (in->exits != EXIT_RIP_WRITTEN) {
+                    if (pmu_counts) {
+                        in->branches += i->br_prefix;
+                        in->blk = NULL;
+                    }
                     return;
+                }
                 /* a plain branch: remember where it went, and go on there */
                 in->exits = 0;
                 break;
             }
             c->rip = i->next_rip;
-            if (++i == end)
+            if (i == last)
                 break;
+            i++;
+        }
+        if (pmu_counts) {
+            in->branches += i->br_prefix;
+            in->blk = NULL;
         }
         in->last_block = b;
     }
 }
 
+/* The block loop as it is, and with the bookkeeping the performance counters need while
+ * one is enabled (pmu.h): which block runs, and the branches of those that ran. Enabling
+ * or disabling the first/last counter ends the block, so the loop switches. */
+static void block_run(struct cpu *c) { block_run_with(c, false); }
+static void block_run_counted(struct cpu *c) { block_run_with(c, true); }
+
 static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget);
+
+void exec_retired(const struct cpu *c, bool with_current, u64 *insns, u64 *branches,
+                  u64 *events)
+{
+    const struct cpu_internal *in = c->in;
+    *events = in->events_delivered;
+    *insns = c->icount - in->rep_restarts + with_current;
+    *branches = in->branches;
+    if (in->blk) {
+        /* inside a block: add its branches that retired before this instruction */
+        u64 k = c->icount - in->blk_icount0;
+        if (with_current)
+            *branches += in->blk->ins[k].br_prefix;
+        else if (k)
+            *branches += in->blk->ins[k - 1].br_prefix;
+    }
+}
+
+bool exec_in_insn(const struct cpu *c)
+{
+    return c->in->blk != NULL;
+}
+
+void exec_set_pmu_deadline(struct cpu *c, u64 icount)
+{
+    struct cpu_internal *in = c->in;
+    in->pmu_end = icount ? icount : ~0ull;
+    in->run_end = in->budget_end < in->pmu_end ? in->budget_end : in->pmu_end;
+}
 
 enum cpu_stop_reason cpu_run(struct cpu *c, u64 budget)
 {
+    pmu_poll(c); /* cycle counters advance with the clock between runs */
     enum cpu_stop_reason r = run_loop(c, budget);
     cpu_flags(c); /* outside the engine RFLAGS is exact */
     return r;
+}
+
+/* The loop stopped before the budget's end: at the PMU's stop, where a counter may
+ * overflow. The PMU accounts, raises its interrupt if due and sets the next stop. */
+static bool pmu_stop_reached(struct cpu *c)
+{
+    if (c->icount >= c->in->budget_end)
+        return false;
+    pmu_poll(c);
+    return true;
 }
 
 static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
 {
     struct cpu_internal *in = c->in;
     in->exits = EXIT_CHECK_EVENTS;
-    in->run_end = c->icount + budget;
+    in->budget_end = c->icount + budget;
+    in->run_end = in->budget_end < in->pmu_end ? in->budget_end : in->pmu_end;
 
     in->last_block = NULL;
     if (setjmp(in->fault_jmp)) {
-        /* A fault: roll back to the instruction start and deliver it. */
+        /* A fault: roll back to the instruction start and deliver it. The block's
+         * instructions before the faulting one retired. */
         in->last_block = NULL;
+        if (in->blk) {
+            u64 k = c->icount - in->blk_icount0;
+            if (k)
+                in->branches += in->blk->ins[k - 1].br_prefix;
+            in->blk = NULL;
+        }
         if (!in->restore_none) {
             if (in->snapshot_full)
                 memcpy(c->gpr, in->saved_gpr, sizeof(c->gpr));
@@ -830,7 +935,7 @@ static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
             return STOP_REQUEST;
     }
 
-    while (c->icount < in->run_end) {
+    while (c->icount < in->run_end || pmu_stop_reached(c)) {
         if (unlikely(c->state != CPU_RUNNING)) {
             if (c->state == CPU_SHUTDOWN)
                 return STOP_SHUTDOWN;
@@ -842,13 +947,17 @@ static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
             if (c->state == CPU_HALTED && !(c->mwait && cpu_mwait_ends(c)))
                 return STOP_HALTED;
             c->mwait = false; /* awake, whatever ended the wait */
+            pmu_run_state_changed(c);
         } else if (unlikely((in->exits & EXIT_CHECK_EVENTS) || c->nmi_pending)) {
             take_events(c);
         }
         if (unlikely(in->exits & EXIT_STOP))
             return STOP_REQUEST;
         if (likely(block_mode_ok(c))) {
-            block_run(c);
+            if (likely(!c->pmu.enabled))
+                block_run(c);
+            else
+                block_run_counted(c);
             /* SYSCALL or SYSRET that left TF set traps right after itself */
             if (unlikely(in->exits & EXIT_TF_AT_END) && (c->rflags & FL_TF)) {
                 insn_begin(c);

@@ -93,6 +93,7 @@ struct insn {
     bool rep, repne, lock;
     u8 snap;           /* what the loop saves before it runs (SNAP_*, exec.c) */
     u8 cc;             /* Jcc/SETcc/CMOVcc: the condition, the opcode's low nibble */
+    u8 br_prefix;      /* branch instructions in its block up to and including it */
     struct opd opd[INSN_MAX_OPERANDS];
     struct insn_info d;
     struct insn_operand op[INSN_MAX_OPERANDS];
@@ -135,6 +136,7 @@ enum {
 /* DR6.BS: the single-step bit of a debug trap */
 #define DR6_BS BIT(14)
 struct block_cache;
+struct block;
 struct cpu_internal {
     jmp_buf fault_jmp;
     /* saved at instruction start, restored on fault */
@@ -165,7 +167,7 @@ struct cpu_internal {
     /* The instruction right after a forced-emulation prefix (insn_system.c) starts at
      * this RIP with this icount: a second prefix there is an ordinary #UD */
     u64 fep_rip, fep_icount;
-    u64 run_end;            /* icount at which cpu_run() returns */
+    u64 run_end;            /* icount at which the loop stops: budget_end or pmu_end */
     /* exception raised by cpu_fault, delivered by the loop */
     u8 exc_vector;
     bool exc_has_error;
@@ -176,6 +178,16 @@ struct cpu_internal {
     bool trace_insns, trace_events;
     /* block cache statistics (-stats) */
     u64 blocks_decoded, block_flushes;
+    u64 budget_end;         /* icount at which cpu_run() returns */
+    u64 pmu_end;            /* icount at which the PMU wants a look (~0: never) */
+    /* Retired-event counts the PMU derives its counters from (pmu.h): branch
+     * instructions of the blocks left so far; executions of REP string instructions
+     * that stopped to be resumed (icount counts each, the instruction retires once);
+     * hardware events delivered through the IDT (exceptions, NMIs, interrupts); the block
+     * running and icount at its start (NULL between instructions). */
+    u64 branches, rep_restarts, events_delivered;
+    const struct block *blk;
+    u64 blk_icount0;
 };
 
 /* One-time table setup of the operand layer (register classes). */
@@ -231,6 +243,19 @@ insn_fn insn_alu_specialise(const struct insn *i);
 void insn_string_movsd(struct cpu *c, const struct insn *i);
 void insn_string_cmpsd(struct cpu *c, const struct insn *i);
 
+/* Retired instructions and branch instructions so far, and exceptions, NMIs and
+ * interrupts delivered (pmu.c); with_current: the caller runs inside an instruction,
+ * count it as retired too. Branches are tracked while a counter is enabled (and in
+ * single-instruction mode). */
+void exec_retired(const struct cpu *c, bool with_current, u64 *insns, u64 *branches,
+                  u64 *events);
+/* Inside an instruction? Known while branches are tracked (else false). */
+bool exec_in_insn(const struct cpu *c);
+/* Stop the loop when icount reaches this (0: no stop) and call pmu_poll(). */
+void exec_set_pmu_deadline(struct cpu *c, u64 icount);
+/* Leave the running block after this instruction. */
+static inline void exec_block_end(struct cpu *c) { c->in->exits |= EXIT_BLOCK_END; }
+
 /* Makes the current register state the one a later fault in this instruction restores
  * (REP string instructions: progress of completed iterations survives a fault). */
 void insn_commit(struct cpu *c);
@@ -258,6 +283,9 @@ static inline u64 size_mask(unsigned bytes) { return bytes >= 8 ? ~0ull : (1ull 
 u64 gpr_read(const struct cpu *c, int reg, unsigned bytes);          /* low bytes of a GPR */
 void gpr_write(struct cpu *c, int reg, unsigned bytes, u64 v);       /* 4-byte writes zero-extend */
 u64 gpr_read8h(const struct cpu *c, int reg);                        /* AH/CH/DH/BH: reg 0..3 */
+
+/* Sets the CPL (the performance counters filter by it: pmu.h). */
+void cpu_set_cpl(struct cpu *c, u8 cpl);
 
 /* Changes RFLAGS with the architectural rules for which bits are writable at this CPL and
  * IOPL (POPF/IRET semantics differ: pass the mask of bits the instruction may change). */

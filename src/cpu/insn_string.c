@@ -162,6 +162,7 @@ static inline void string_insn(struct cpu *c, const struct insn *i, enum string_
             break;
     }
     c->in->exits |= EXIT_RIP_WRITTEN; /* elements remain: execute this instruction again */
+    c->in->rep_restarts++;            /* (it retires once, at the end: pmu.c) */
 }
 
 static void insn_movs(struct cpu *c, const struct insn *i) { string_insn(c, i, STR_MOVS); }

@@ -452,9 +452,14 @@ static void insn_rdpid(struct cpu *c, const struct insn *i)
 static void insn_rdpmc(struct cpu *c, const struct insn *i)
 {
     (void)i;
-    /* No performance counters are advertised (CPUID leaf 0Ah is empty): every counter
-     * index in ECX is invalid. */
-    gp0(c);
+    /* CPL > 0 (virtual-8086 mode included) needs CR4.PCE; an invalid index is #GP too */
+    if (c->cpl > 0 && !(c->cr4 & CR4_PCE))
+        gp0(c);
+    u64 v;
+    if (!pmu_rdpmc(c, (u32)gpr_read(c, R_RCX, 4), &v))
+        gp0(c);
+    gpr_write(c, R_RAX, 4, (u32)v);
+    gpr_write(c, R_RDX, 4, (u32)(v >> 32));
 }
 
 /* ---- CPUID, HLT, PAUSE ---- */
@@ -494,6 +499,7 @@ static void insn_hlt(struct cpu *c, const struct insn *i)
     if (cpu_intercept(c, &ev) == INTERCEPT_DEFAULT) {
         c->state = CPU_HALTED;
         c->mwait = false; /* an HLT, whatever ended the last MWAIT */
+        pmu_run_state_changed(c); /* unhalted cycles stop */
     }
 }
 

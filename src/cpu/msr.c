@@ -172,15 +172,9 @@ static bool rd_platform_info(struct cpu *c, u32 i, u64 *v)
     return true;
 }
 
-/* The architectural PMU exists when CPUID leaf 0Ah reports a version. */
-static bool pmu_available(const struct cpu *c)
-{
-    return (cpuid_query(c->model, 0xa, 0, (u32)c->id, false, true, 0).eax & 0xff) != 0;
-}
-
 static u64 misc_enable_status(const struct cpu *c)
 {
-    return MISC_ENABLE_STATUS | (pmu_available(c) ? MISC_ENABLE_PERFMON : 0);
+    return MISC_ENABLE_STATUS | (pmu_available(c->model) ? MISC_ENABLE_PERFMON : 0);
 }
 
 u64 cpu_misc_enable_reset(const struct cpu *c)
@@ -223,8 +217,8 @@ static bool rd_debugctl(struct cpu *c, u32 i, u64 *v) { (void)i; *v = c->msr_deb
 static bool wr_debugctl(struct cpu *c, u32 i, u64 v)
 {
     (void)i;
-    /* LBR and BTF are not implemented: only 0 is accepted */
-    if (v != 0)
+    /* LBR and BTF are not implemented: only 0 and the PMU's freeze bit are accepted */
+    if (v & ~pmu_debugctl_bits(c))
         return false;
     c->msr_debugctl = v;
     return true;
@@ -369,6 +363,14 @@ static const struct msr_desc {
     { MSR_STAR, MSR_SFMASK, has_lm, rd_field, wr_field },
     { MSR_FS_BASE, MSR_KERNEL_GS_BASE, has_lm, rd_field, wr_field },
     { MSR_TSC_AUX, MSR_TSC_AUX, has_tsc_aux, rd_field, wr_field },
+    /* performance monitoring (pmu.c): Intel IA32_PMCx, PERFEVTSELx, FIXED_CTRx, the
+     * fixed and global controls; AMD's legacy and core-extension counters */
+    { 0xc1, 0xc4, pmu_intel_msrs, pmu_rdmsr, pmu_wrmsr },
+    { 0x186, 0x189, pmu_intel_msrs, pmu_rdmsr, pmu_wrmsr },
+    { 0x309, 0x30b, pmu_intel_msrs, pmu_rdmsr, pmu_wrmsr },
+    { 0x38d, 0x390, pmu_intel_msrs, pmu_rdmsr, pmu_wrmsr },
+    { 0xc0010000u, 0xc0010007u, pmu_amd_msrs, pmu_rdmsr, pmu_wrmsr },
+    { 0xc0010200u, 0xc001020bu, pmu_amd_ext_msrs, pmu_rdmsr, pmu_wrmsr },
 };
 
 static const struct msr_desc *msr_find(const struct cpu *c, u32 index)

@@ -335,7 +335,7 @@ static void commit_cs(struct cpu *c, struct seg cs, unsigned cpl, u64 ip)
     c->seg[SEG_CS] = cs;
     c->rip = ip;
     c->in->exits |= EXIT_RIP_WRITTEN;
-    c->cpl = (u8)cpl;
+    cpu_set_cpl(c, (u8)cpl);
 }
 
 static void commit_sp(struct cpu *c, const struct stack_ptr *s)

@@ -78,6 +78,9 @@ void lapic_set_tpr(struct lapic *l, u8 tpr_4bit);
 u8 lapic_get_tpr(const struct lapic *l);
 /* LINT0/LINT1 pins (ExtINT from the PIC, NMI). */
 void lapic_set_lint(struct lapic *l, int pin, bool level);
+/* A performance counter overflowed with its interrupt on: the LVT performance-counter
+ * entry signals (fixed or NMI); Intel's APIC then masks the entry. */
+void lapic_pmi(struct lapic *l);
 /* INIT received: registers back to their power-up state except the ID and base MSR. */
 void lapic_init_signal(struct lapic *l);
 /* Power-on reset (waking from ACPI S3): the ID and base MSR too, xAPIC mode. */

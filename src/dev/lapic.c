@@ -655,6 +655,18 @@ void lapic_set_lint(struct lapic *l, int pin, bool level)
         lvt_signal(l, LVT_LINT0 + pin);
 }
 
+void lapic_pmi(struct lapic *l)
+{
+    if (!lapic_hw_enabled(l))
+        return;
+    bool delivered = !(l->lvt[LVT_PERF] & LVT_MASKED);
+    lvt_signal(l, LVT_PERF);
+    /* Intel processors set the mask bit when they deliver a PMI (the handler unmasks
+     * it); AMD's leave the entry as it is. */
+    if (delivered && l->m->model.vendor == VENDOR_INTEL)
+        l->lvt[LVT_PERF] |= LVT_MASKED;
+}
+
 static void eoi(struct lapic *l)
 {
     int v = highest_vector(l->isr);

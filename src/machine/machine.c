@@ -125,6 +125,9 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
         return INTERCEPT_HANDLED;
     case EV_PAUSE:
         return pause_loop(m, c);
+    case EV_PMI:
+        lapic_pmi(apic);
+        return INTERCEPT_HANDLED;
     case EV_SHUTDOWN:
         nestor_log("vCPU %d: triple fault, the guest is shut down", c->id);
         cpu_dump(c, stderr);

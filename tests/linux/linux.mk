@@ -5,7 +5,7 @@
 # registry cannot be reached, make goes on and run.sh reports the Linux tests as failed.
 LINUX_DIR := $(BUILD)/linux
 
-$(LINUX_DIR)/.fetched: scripts/linux.sh
+$(LINUX_DIR)/.fetched: scripts/linux.sh tests/linux/perfcount.c
 	@mkdir -p $(LINUX_DIR)
 	@if scripts/linux.sh $(LINUX_DIR); then touch $@; \
 	 else echo "linux.mk: fetching Debian's kernel failed: the Linux tests will fail" >&2; fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Boots Debian's own kernel on nestor with the test initramfs of scripts/linux.sh, whose
-# /script prints uname, /proc/cpuinfo, /proc/interrupts, a computation, the date and the
-# kernel log, then powers off (or reboots, with nestor.reboot=1). One line per check:
+# /script prints uname, /proc/cpuinfo, /proc/interrupts, a computation, exact
+# performance-counter counts, the date and the kernel log, then powers off (or reboots, with nestor.reboot=1). One line per check:
 #   PASS linux:BOOT:CHECK
 #   FAIL linux:BOOT:CHECK: why
 # Boots (two at a time, the longest first):
@@ -181,6 +181,7 @@ check() { # name kernel ncpus ending
   fi
 
   is_s3_boot "$name" && check_s3 "$name" "$ncpus" "$log"
+  check_pmu "$name" "$log"
 
   local pci
   pci=$(grep -i 'pci' <<<"$kernel_lines" | grep -iE "$PCI_TROUBLE")
@@ -190,6 +191,32 @@ check() { # name kernel ncpus ending
     echo "FAIL $t:pci: $(one_line 3 <<<"$pci")"
   else
     echo "PASS $t:pci"
+  fi
+}
+
+# The performance counters: the kernel's perf driver takes the PMU, the NMI watchdog runs
+# on it without complaint, and user-mode instructions counted with perf_event_open around
+# loops of N and 2N iterations of "dec; jnz" (tests/linux/perfcount.c) differ by exactly
+# 2N. (The kernel's INFO that an NMI handler "took too long" measures time, which
+# follows the host's clock: it reports a loaded host, not a fault, and is not checked.)
+PMU_TROUBLE='no PMU driver|unsupported|Broken PMU|Failed to access perfctr|hard LOCKUP|NMI received for unknown reason|Dazed and confused'
+check_pmu() { # name log
+  local t=linux:$1 log=$2 kl
+  kl=$(grep -aE '^\[ *[0-9]+\.[0-9]+\]' "$log" | tr -d '\r' | sed 's/^\[[^]]*\] //')
+  if grep -qE '^Performance Events: .*(Intel|AMD) PMU driver\.$' <<<"$kl" &&
+     grep -qx 'NMI watchdog: Enabled. Permanently consumes one hw-PMU counter.' <<<"$kl" &&
+     ! grep -qiE "$PMU_TROUBLE" <<<"$kl"; then
+    echo "PASS $t:pmu-driver"
+  else
+    echo "FAIL $t:pmu-driver: $(grep -iE 'Performance Events|NMI watchdog|PMU|LOCKUP|NMI' <<<"$kl" | one_line 3)"
+  fi
+  local perf n1 c1 n2 c2
+  perf=$(section perf <"$log")
+  read -r n1 c1 n2 c2 < <(sed -n 's/^instructions, loop of \([0-9]*\): \([0-9]*\)$/\1 \2/p' <<<"$perf" | tr '\n' ' ')
+  if [ -n "${c2:-}" ] && [ "$n2" -eq $((2 * n1)) ] && [ $((c2 - c1)) -eq $((2 * n1)) ]; then
+    echo "PASS $t:perf-exact"
+  else
+    echo "FAIL $t:perf-exact: $(one_line 3 <<<"$perf")"
   fi
 }
 

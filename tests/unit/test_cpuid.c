@@ -359,3 +359,31 @@ Test(cpuid, misc_enable_effects)
     cpuid_misc_enable_adjust(&m, 1, 0, &r);
     cr_expect(BITSET(r.ecx, 3));
 }
+
+/* The PMU (pmu.c): on in max, off in qemu64, pmu=on|off; leaf 0Ah for Intel, the AMD
+ * core extension bit only with vendor AMD and a PMU. */
+Test(cpuid, pmu_option_and_leaves)
+{
+    cr_assert_eq(parse("max"), 0, "%s", err);
+    cr_expect(m.pmu);
+    struct cpuid_result a = q(0xa, 0);
+    cr_expect_eq(a.eax, 0x07300402u, "version 2, 4 counters, 48 bits, 7 events");
+    cr_expect_eq(a.ebx, 0x58u, "LLC references/misses and branch mispredicts unavailable");
+    cr_expect_eq(a.edx, 0x603u, "3 fixed counters of 48 bits");
+    cr_expect_not(BITSET(q(0x80000001u, 0).ecx, 23), "PerfCtrExtCore is not Intel's");
+    cr_assert_eq(parse("max,pmu=off"), 0, "%s", err);
+    cr_expect_not(m.pmu);
+    a = q(0xa, 0);
+    cr_expect_eq(a.eax | a.ebx | a.ecx | a.edx, 0u, "pmu=off: leaf 0Ah empty");
+    cr_assert_eq(parse("qemu64"), 0, "%s", err);
+    cr_expect_not(m.pmu, "qemu64 has no PMU");
+    cr_assert_eq(parse("qemu64,pmu=on"), 0, "%s", err);
+    cr_expect(m.pmu);
+    cr_assert_eq(parse("max,vendor=AuthenticAMD"), 0, "%s", err);
+    a = q(0xa, 0);
+    cr_expect_eq(a.eax | a.ebx | a.ecx | a.edx, 0u, "AMD: leaf 0Ah reserved");
+    cr_expect(BITSET(q(0x80000001u, 0).ecx, 23), "AMD: PerfCtrExtCore");
+    cr_assert_eq(parse("max,vendor=AuthenticAMD,pmu=off"), 0, "%s", err);
+    cr_expect_not(BITSET(q(0x80000001u, 0).ecx, 23), "no PMU: no core extension either");
+    cr_expect_neq(parse("max,pmu=maybe"), 0);
+}

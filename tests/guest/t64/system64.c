@@ -313,8 +313,8 @@ static void check_msrs(void)
     TEST_EQ(e, GP_VECTOR, "non-canonical KERNEL_GS_BASE: #GP");
     e = wrmsr_safe(MSR_FMASK, BIT(32));
     TEST_EQ(e, GP_VECTOR, "FMASK bits 63:32: #GP");
-    TRY("rdpmc", "c"(0));
-    TEST_EQ(exc_vector(), GP_VECTOR, "RDPMC without performance counters: #GP");
+    TRY("rdpmc", "c"(0x100));
+    TEST_EQ(exc_vector(), GP_VECTOR, "RDPMC of a counter that does not exist: #GP");
 }
 
 /* ---- XCR0 ---- */

@@ -49,7 +49,12 @@ WANT=("$@")
 one_line() { head -n "${1:-3}" | tr -d '\r' | tr '\n' '|' | sed 's/|$//; s/|/ | /g' | cut -c1-300; }
 
 # section NAME < log: the lines the script printed after "== NAME", up to the next "== ".
-section() { tr -d '\r' | awk -v s="== $1" '$0 == s { on = 1; next } /^== / { on = 0 } on'; }
+# Kernel messages on the console ("[ seconds] ...") may fall between the script's lines:
+# they are left out.
+section() {
+  tr -d '\r' | awk -v s="== $1" '$0 == s { on = 1; next } /^== / { on = 0 }
+                                  /^\[ *[0-9]+\.[0-9]+\] / { next } on'
+}
 
 boot() { # name kernel ncpus ending
   local name=$1 kernel=$KDIR/$2 ncpus=$3 ending=$4

@@ -1,0 +1,394 @@
+/* Xen's HVM interface: identification, hypercall page, the hypercall dispatcher and the
+ * hypercalls implemented so far. Facts follow Xen 4.17 (xen/arch/x86/cpuid.c,
+ * xen/arch/x86/hvm/hypercall.c, xen/arch/x86/msr.c, xen/common/kernel.c,
+ * xen/drivers/char/console.c); every structure and constant is the public header's. */
+#include "hv/xen/xen.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cpu/cpu.h"
+#include "machine/mem.h"
+
+#define __XEN_INTERFACE_VERSION__ 0x00040e00 /* the 4.14+ interface, as Linux uses it */
+#include <xen/xen.h>
+#include <xen/version.h>
+#include <xen/features.h>
+#include <xen/arch-x86/cpuid.h>
+
+/* Leaves Xen answers without viridian: its own from the base, to 0x400001ff. */
+#define XEN_CPUID_LAST 0x400001ffu
+/* The MSR whose write places the hypercall page: 0x40000000, 0x40000200 with viridian;
+ * Xen owns the range up to 0x400002ff (other indices #GP). */
+#define XEN_MSR_LAST 0x400002ffu
+#define HYPERCALL_PAGE_SIZE 4096u
+#define HYPERCALL_STUB_SIZE 32u
+/* Xen's default TSC mode (TSC_MODE_DEFAULT in xen/include/asm-x86/time.h, not public):
+ * the guest reads the TSC natively when it is safe, as nestor's virtual TSC always is. */
+#define TSC_MODE_DEFAULT 0u
+
+struct xen {
+    struct xen_config cfg;
+    struct xen_host host;
+    u32 base;      /* first CPUID leaf */
+    u32 msr_base;  /* hypercall-page MSR */
+    u32 time_mul;  /* TSC ticks to ns: (ticks << shift) * mul >> 32, as Xen's time scale */
+    s8 time_shift;
+};
+
+/* ---- option ---- */
+int xen_parse_option(struct xen_config *cfg, const char *spec, char *err, size_t errlen)
+{
+    *cfg = (struct xen_config){ .enabled = true, .major = 4, .minor = 17, .domid = 1 };
+    strcpy(cfg->extraversion, ".0");
+    if (!spec || !*spec)
+        return 0;
+    char *copy = strdup(spec), *save = NULL;
+    int rc = 0;
+    for (char *t = strtok_r(copy, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
+        char *end;
+        if (!strncmp(t, "version=", 8)) {
+            const char *v = t + 8;
+            unsigned long maj = strtoul(v, &end, 10);
+            if (end == v || *end != '.' || maj > 0xffff) {
+                rc = -1;
+                break;
+            }
+            v = end + 1;
+            unsigned long min = strtoul(v, &end, 10);
+            /* Xen's extraversion is the rest, ".0" when only MAJOR.MINOR is given */
+            if (end == v || min > 0xffff || strlen(end) >= sizeof(cfg->extraversion)) {
+                rc = -1;
+                break;
+            }
+            cfg->major = (u16)maj;
+            cfg->minor = (u16)min;
+            strcpy(cfg->extraversion, *end ? end : ".0");
+        } else if (!strncmp(t, "domid=", 6)) {
+            /* a domU's id: not dom0, below DOMID_FIRST_RESERVED */
+            unsigned long d = strtoul(t + 6, &end, 0);
+            if (end == t + 6 || *end || d == 0 || d >= DOMID_FIRST_RESERVED) {
+                rc = -1;
+                break;
+            }
+            cfg->domid = (u16)d;
+        } else {
+            rc = -1;
+        }
+    }
+    if (rc)
+        snprintf(err, errlen, "-xen %s: expected version=MAJOR.MINOR[EXTRA] and/or domid=N "
+                 "(1 to %u)", spec, DOMID_FIRST_RESERVED - 1);
+    free(copy);
+    return rc;
+}
+
+/* ---- creation ---- */
+/* Xen's set_time_scale(): shift and 32-bit fraction with ns = ((ticks << shift) * mul)
+ * >> 32 (a right shift for negative shift). */
+static void time_scale(u64 ticks_per_sec, u32 *mul, s8 *shift)
+{
+    u64 tps = ticks_per_sec;
+    int s = 0;
+    while (tps > 2000000000ull) {
+        tps >>= 1;
+        s--;
+    }
+    u32 tps32 = (u32)tps;
+    while (tps32 <= 1000000000u) {
+        tps32 <<= 1;
+        s++;
+    }
+    *mul = (u32)((1000000000ull << 32) / tps32);
+    *shift = (s8)s;
+}
+
+struct xen *xen_create(const struct xen_config *cfg, const struct xen_host *host, u32 base)
+{
+    struct xen *x = calloc(1, sizeof(*x));
+    if (!x)
+        return NULL;
+    x->cfg = *cfg;
+    x->host = *host;
+    x->base = base;
+    x->msr_base = base == XEN_CPUID_FIRST_LEAF ? 0x40000000u : 0x40000200u;
+    time_scale((u64)host->tsc_khz * 1000, &x->time_mul, &x->time_shift);
+    return x;
+}
+
+void xen_destroy(struct xen *x)
+{
+    free(x);
+}
+
+/* ---- CPUID ---- */
+bool xen_cpuid(struct xen *x, const struct cpu *c, u32 leaf, u32 subleaf, u32 r[4])
+{
+    if (leaf < x->base || leaf > XEN_CPUID_LAST)
+        return false;
+    r[0] = r[1] = r[2] = r[3] = 0;
+    switch (leaf - x->base) {
+    case 0:
+        r[0] = x->base + XEN_CPUID_MAX_NUM_LEAVES;
+        r[1] = XEN_CPUID_SIGNATURE_EBX;
+        r[2] = XEN_CPUID_SIGNATURE_ECX;
+        r[3] = XEN_CPUID_SIGNATURE_EDX;
+        break;
+    case 1:
+        r[0] = (u32)x->cfg.major << 16 | x->cfg.minor;
+        break;
+    case 2: /* one hypercall page, its MSR; no PV-only feature flags */
+        r[0] = 1;
+        r[1] = x->msr_base;
+        break;
+    case 3: /* time */
+        switch (subleaf) {
+        case 0: /* bit 0: TSC not emulated; 1: TSC safe (invariant); 2: RDTSCP */
+            r[0] = BIT(1) | (x->host.rdtscp ? BIT(2) : 0);
+            r[1] = TSC_MODE_DEFAULT;
+            r[2] = x->host.tsc_khz;
+            r[3] = 0; /* incarnation: never migrated */
+            break;
+        case 1: /* the system time at TSC 0 (0: the vCPU's TSC starts with virtual time)
+                 * and the TSC-to-ns scale */
+            r[2] = x->time_mul;
+            r[3] = (u32)(s32)x->time_shift;
+            break;
+        case 2: /* the physical CPU's kHz: nestor's CPU is the virtual one */
+            r[0] = x->host.tsc_khz;
+            break;
+        }
+        break;
+    case 4: /* HVM leaf: no APIC/x2APIC acceleration (software CPU), no per-vCPU upcall
+             * vector yet (event channels are not implemented) */
+        if (subleaf == 0) {
+            r[0] = XEN_HVM_CPUID_VCPU_ID_PRESENT | XEN_HVM_CPUID_DOMID_PRESENT;
+            r[1] = (u32)c->id;
+            r[2] = x->cfg.domid;
+        }
+        break;
+    default: /* leaf 5 is PV-only: zero for HVM, as are leaves past the maximum */
+        break;
+    }
+    return true;
+}
+
+/* ---- MSRs ---- */
+bool xen_msr_owned(const struct xen *x, u32 index)
+{
+    return index >= x->msr_base && index <= XEN_MSR_LAST;
+}
+
+bool xen_msr_read(struct xen *x, struct cpu *c, u32 index, u64 *value)
+{
+    (void)x, (void)c, (void)index, (void)value;
+    return false; /* Xen's MSRs are write-only */
+}
+
+/* Xen's HVM hypercall page: 32-byte stubs "mov $N, %eax; vmcall (or vmmcall); ret", the
+ * rest int3, and ud2 for __HYPERVISOR_iret, which HVM guests cannot use. The stubs are
+ * the same in 16-, 32- and 64-bit code: the mode at each call selects the ABI. */
+static void fill_hypercall_page(const struct xen *x, u8 *page)
+{
+    memset(page, 0xcc, HYPERCALL_PAGE_SIZE);
+    for (u32 i = 0; i < HYPERCALL_PAGE_SIZE / HYPERCALL_STUB_SIZE; i++) {
+        u8 *p = page + i * HYPERCALL_STUB_SIZE;
+        if (i == __HYPERVISOR_iret) {
+            p[0] = 0x0f, p[1] = 0x0b;
+            continue;
+        }
+        p[0] = 0xb8;
+        memcpy(p + 1, &i, 4);
+        p[5] = 0x0f, p[6] = 0x01, p[7] = x->host.amd ? 0xd9 : 0xc1;
+        p[8] = 0xc3;
+    }
+}
+
+bool xen_msr_write(struct xen *x, struct cpu *c, u32 index, u64 value)
+{
+    if (index != x->msr_base)
+        return false;
+    /* bits 11:0 are the page's index among the leaf-2 pages (one), the rest its GPA;
+     * a frame that is not RAM is refused with #GP as Xen does */
+    if (value & 0xfff)
+        return false;
+    u64 gpa = value & ~0xfffull;
+    if (!mem_ptr(c->mem, gpa, HYPERCALL_PAGE_SIZE))
+        return false;
+    u8 page[HYPERCALL_PAGE_SIZE];
+    fill_hypercall_page(x, page);
+    return mem_write(c->mem, gpa, page, sizeof(page)) == 0;
+}
+
+/* ---- hypercalls ---- */
+/* One call in flight: the vCPU, its ABI (compat: 32-bit layouts and registers) and the
+ * arguments. */
+struct xcall {
+    struct xen *x;
+    struct cpu *c;
+    bool compat;
+    u64 arg[5];
+};
+
+static int copy_from(struct xcall *k, u64 gva, void *buf, size_t len)
+{
+    return cpu_copy_guest(k->c, gva, buf, len, false) ? -EFAULT : 0;
+}
+
+static int copy_to(struct xcall *k, u64 gva, const void *buf, size_t len)
+{
+    return cpu_copy_guest(k->c, gva, (void *)buf, len, true) ? -EFAULT : 0;
+}
+
+/* XENVER_get_features, submap 0: what nestor honours for an HVM domU. Translated
+ * physmap, writable page tables and a ring-0 kernel are the HVM machine itself. Not
+ * (yet): the callback vector, pirqs, the safe pvclock, vNUMA. */
+static const u32 features_submap0 = BIT(XENFEAT_writable_page_tables) |
+                                    BIT(XENFEAT_auto_translated_physmap) |
+                                    BIT(XENFEAT_supervisor_mode_kernel);
+
+/* What XSM's dummy policy answers a domU for the privileged sub-ops */
+static const char xen_deny[] = "<denied>";
+
+static long do_xen_version(struct xcall *k)
+{
+    struct xen *x = k->x;
+    u64 arg = k->arg[1];
+    switch ((int)k->arg[0]) {
+    case XENVER_version:
+        return (long)((u32)x->cfg.major << 16 | x->cfg.minor);
+    case XENVER_extraversion: {
+        xen_extraversion_t v = { 0 };
+        strcpy(v, x->cfg.extraversion);
+        return copy_to(k, arg, v, sizeof(v));
+    }
+    case XENVER_compile_info: {
+        xen_compile_info_t info = { 0 };
+        snprintf(info.compiler, sizeof(info.compiler), "%s", "nestor");
+        snprintf(info.compile_by, sizeof(info.compile_by), "%s", "nestor");
+        snprintf(info.compile_domain, sizeof(info.compile_domain), "%s", "nestor");
+        snprintf(info.compile_date, sizeof(info.compile_date), "%s", __DATE__);
+        return copy_to(k, arg, &info, sizeof(info));
+    }
+    case XENVER_capabilities: {
+        /* 64-bit Xen with HVM, no 32-bit PV */
+        xen_capabilities_info_t caps = { 0 };
+        strcpy(caps, "xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64 ");
+        return copy_to(k, arg, caps, sizeof(caps));
+    }
+    case XENVER_changeset: {
+        xen_changeset_info_t cs = { 0 };
+        strcpy(cs, "nestor");
+        return copy_to(k, arg, cs, sizeof(cs));
+    }
+    case XENVER_platform_parameters: {
+        /* virt_start (where a PV guest's hypervisor hole starts) is 0 for HVM; its type,
+         * xen_ulong_t, is 32 bits wide in the x86_32 ABI */
+        if (k->compat) {
+            u32 v = 0;
+            return copy_to(k, arg, &v, sizeof(v));
+        }
+        xen_platform_parameters_t p = { 0 };
+        return copy_to(k, arg, &p, sizeof(p));
+    }
+    case XENVER_get_features: {
+        xen_feature_info_t fi;
+        if (copy_from(k, arg, &fi, sizeof(fi)))
+            return -EFAULT;
+        if (fi.submap_idx != 0)
+            return -EINVAL;
+        fi.submap = features_submap0;
+        return copy_to(k, arg, &fi, sizeof(fi));
+    }
+    case XENVER_pagesize:
+        return arg ? -EINVAL : 4096;
+    case XENVER_guest_handle: {
+        xen_domain_handle_t h = { 0 }; /* no toolstack gave the domain a UUID */
+        return copy_to(k, arg, h, sizeof(h));
+    }
+    case XENVER_commandline:
+        return copy_to(k, arg, xen_deny, sizeof(xen_deny));
+    case XENVER_build_id:
+        return -EPERM;
+    default:
+        return -ENOSYS;
+    }
+}
+
+/* console_io: nestor's guest is the console domain (Xen's is_console), so it may write
+ * to and read from the hypervisor console, which is nestor's. Writes go out in chunks
+ * as they are read; a bad buffer ends the write with -EFAULT. No input reaches the
+ * hypervisor console: reads return 0 characters. */
+static long do_console_io(struct xcall *k)
+{
+    u32 count = (u32)k->arg[1];
+    u64 buf = k->arg[2];
+    switch ((int)k->arg[0]) {
+    case CONSOLEIO_write: {
+        char chunk[128];
+        while (count) {
+            u32 n = count < sizeof(chunk) ? count : (u32)sizeof(chunk);
+            if (copy_from(k, buf, chunk, n))
+                return -EFAULT;
+            if (k->x->host.console_fd >= 0) {
+                ssize_t w = write(k->x->host.console_fd, chunk, n);
+                (void)w; /* a closed console loses the output, as a serial line would */
+            }
+            buf += n;
+            count -= n;
+        }
+        return 0;
+    }
+    case CONSOLEIO_read:
+        if ((s32)count < 0)
+            return -E2BIG;
+        return 0;
+    default:
+        return -ENOSYS;
+    }
+}
+
+/* The dispatch table: Xen's hvm_hypercall_table for what is implemented. Each handler
+ * takes both ABIs (k->compat selects the 32-bit layouts). Numbers without an entry are
+ * -ENOSYS: memory_op, hvm_op, vcpu_op, sched_op, event_channel_op, grant_table_op,
+ * physdev_op, set_timer_op, vm_assist, multicall are the next steps. */
+struct hypercall {
+    const char *name;
+    long (*fn)(struct xcall *k);
+    u8 nargs;
+};
+
+static const struct hypercall hypercalls[] = {
+    [__HYPERVISOR_xen_version] = { "xen_version", do_xen_version, 2 },
+    [__HYPERVISOR_console_io] = { "console_io", do_console_io, 3 },
+};
+#define NR_HYPERCALLS (sizeof(hypercalls) / sizeof(hypercalls[0]))
+
+/* Argument registers: 64-bit rdi, rsi, rdx, r10, r8; 32-bit ebx, ecx, edx, esi, edi. */
+static const u8 args64[5] = { R_RDI, R_RSI, R_RDX, R_R10, R_R8 };
+static const u8 args32[5] = { R_RBX, R_RCX, R_RDX, R_RSI, R_RDI };
+
+void xen_hypercall(struct xen *x, struct cpu *c)
+{
+    bool long64 = c->mode == MODE_LONG64;
+    /* Xen's hvm_hypercall: the number is RAX in 64-bit mode, EAX otherwise; any CPL but 0
+     * is refused, and virtual-8086 mode always; real mode has no CPL to check. */
+    u64 nr = long64 ? c->gpr[R_RAX] : (u32)c->gpr[R_RAX];
+    long ret;
+    if (c->mode == MODE_V86 || (c->mode != MODE_REAL && c->cpl != 0)) {
+        ret = -EPERM;
+    } else if (nr >= NR_HYPERCALLS || !hypercalls[nr].fn) {
+        ret = -ENOSYS;
+    } else {
+        struct xcall k = { .x = x, .c = c, .compat = !long64 };
+        const u8 *regs = long64 ? args64 : args32;
+        for (unsigned i = 0; i < hypercalls[nr].nargs; i++)
+            k.arg[i] = long64 ? c->gpr[regs[i]] : (u32)c->gpr[regs[i]];
+        ret = hypercalls[nr].fn(&k);
+    }
+    /* 64-bit: the full RAX; otherwise EAX, as a 32-bit register write */
+    c->gpr[R_RAX] = long64 ? (u64)ret : (u32)ret;
+}

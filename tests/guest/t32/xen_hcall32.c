@@ -1,0 +1,115 @@
+/* -xen in 32-bit protected mode: the hypercall page works unchanged, the 32-bit ABI
+ * (number in EAX, arguments in EBX, ECX, EDX, ESI, EDI), compat layouts (a 4-byte
+ * xen_ulong_t in platform_parameters), pointers as physical addresses without paging and
+ * through 32-bit paging with it, -EFAULT for MMIO, addresses beyond RAM and a range that
+ * would wrap past 4 GiB; CPL 3 is refused. QEMU TCG has no Xen interface: skipped there.
+ * guest: xen=yes name=xen_hcall32 */
+/* guest: xen=yes cpu=max,vendor=AuthenticAMD name=xen_hcall32-amd */
+#include "rt.h"
+
+#include <stdint.h>
+#define __XEN_INTERFACE_VERSION__ 0x00040e00
+#include <xen/xen.h>
+#include <xen/version.h>
+#include <xen/features.h>
+#include <xen/arch-x86/cpuid.h>
+
+#define EPERM 1
+#define EFAULT 14
+#define ENOSYS 38
+
+static u8 *hpage;
+static bool amd;
+
+static long hc_page(u32 nr, u32 a1, u32 a2, u32 a3)
+{
+    long r;
+    void *stub = hpage + nr * 32;
+    asm volatile("call *%[stub]" : "=a"(r), "+b"(a1), "+c"(a2), "+d"(a3) : [stub] "r"(stub) : "memory");
+    return r;
+}
+
+static long hc_raw(u32 nr, u32 a1, u32 a2, u32 a3)
+{
+    long r;
+    if (amd)
+        asm volatile("vmmcall" : "=a"(r) : "a"(nr), "b"(a1), "c"(a2), "d"(a3) : "memory");
+    else
+        asm volatile("vmcall" : "=a"(r) : "a"(nr), "b"(a1), "c"(a2), "d"(a3) : "memory");
+    return r;
+}
+
+static ulong user_version(ulong nr)
+{
+    return (ulong)hc_raw(nr, XENVER_version, 0, 0);
+}
+
+static u8 buf[64];
+
+static void check_calls(const char *how)
+{
+    TEST_EQ(hc_page(__HYPERVISOR_xen_version, XENVER_version, 0, 0), 4 << 16 | 17, "version");
+    memset(buf, 0xaa, sizeof(buf));
+    TEST_EQ(hc_page(__HYPERVISOR_xen_version, XENVER_platform_parameters, (u32)buf, 0), 0,
+            "platform_parameters");
+    TEST_ASSERT(buf[0] == 0 && buf[3] == 0 && buf[4] == 0xaa,
+                "%s: platform_parameters writes the 4-byte compat layout", how);
+    memset(buf, 0xaa, sizeof(buf));
+    TEST_EQ(hc_raw(__HYPERVISOR_xen_version, XENVER_extraversion, (u32)buf, 0), 0, "extraversion");
+    TEST_ASSERT(!strcmp((char *)buf, ".0") && buf[15] == 0 && buf[16] == 0xaa,
+                "%s: extraversion \".0\" in 16 bytes", how);
+    xen_feature_info_t fi = { 0, 0 };
+    TEST_EQ(hc_page(__HYPERVISOR_xen_version, XENVER_get_features, (u32)&fi, 0), 0, "get_features");
+    TEST_EQ(fi.submap, BIT(XENFEAT_writable_page_tables) | BIT(XENFEAT_auto_translated_physmap) |
+                           BIT(XENFEAT_supervisor_mode_kernel), "get_features submap 0");
+    static const char msg[] = "xen console_io from 32-bit code\n";
+    TEST_EQ(hc_page(__HYPERVISOR_console_io, CONSOLEIO_write, sizeof(msg) - 1, (u32)msg), 0,
+            "console_io write");
+}
+
+void test_main(void)
+{
+    struct cpuid_regs sig = cpuid(0x40000000);
+    if (sig.b != XEN_CPUID_SIGNATURE_EBX) {
+        if (on_qemu_tcg()) {
+            test_skip("QEMU TCG has no Xen interface");
+            return;
+        }
+        panic("no Xen signature at 40000000h");
+    }
+    amd = cpuid(0).b == 0x68747541;
+    hpage = page_alloc();
+    TEST_EQ(wrmsr_safe(0x40000000, (u32)hpage), NO_EXCEPTION, "hypercall page placed from 32-bit code");
+    TEST_ASSERT(hpage[0] == 0xb8 && hpage[32 * 17 + 1] == 17 &&
+                hpage[32 * 17 + 7] == (amd ? 0xd9 : 0xc1) && hpage[32 * 17 + 8] == 0xc3 &&
+                hpage[32 * __HYPERVISOR_iret] == 0x0f && hpage[32 * __HYPERVISOR_iret + 1] == 0x0b,
+                "the same page format as from 64-bit code");
+    check_calls("no paging");
+
+    TEST_EQ(hc_page(__HYPERVISOR_xen_version, XENVER_extraversion, 0xfee00000, 0), -EFAULT,
+            "the LAPIC page: -EFAULT");
+    TEST_EQ(hc_page(__HYPERVISOR_xen_version, XENVER_extraversion, 0x40000000, 0), -EFAULT,
+            "beyond RAM: -EFAULT");
+    TEST_EQ(hc_page(__HYPERVISOR_xen_version, XENVER_extraversion, 0xfffffff8, 0), -EFAULT,
+            "wrapping past 4 GiB: -EFAULT");
+    TEST_EQ(hc_page(__HYPERVISOR_console_io, CONSOLEIO_write, 0x100, 0xffffff80), -EFAULT,
+            "console_io write wrapping past 4 GiB: -EFAULT");
+    TEST_EQ(hc_page(60, 0, 0, 0), -ENOSYS, "number 60: -ENOSYS");
+    TEST_EQ((long)run_user(user_version, __HYPERVISOR_xen_version, 0), -EPERM, "CPL 3: -EPERM");
+
+    /* with 32-bit paging, pointers are linear: buf seen at another address */
+    struct page_table pt;
+    pt_init(&pt, PT_32BIT);
+    pt_map_identity(&pt, PTE_W | PTE_U);
+    u8 *alias = (u8 *)0x40000000;
+    u32 page = (u32)buf & ~0xfffu;
+    pt_map(&pt, (u32)alias, page, 4096, 4096, PTE_W);
+    pt_activate(&pt, 0);
+    check_calls("32-bit paging");
+    memset(buf, 0xaa, sizeof(buf));
+    TEST_EQ(hc_page(__HYPERVISOR_xen_version, XENVER_extraversion, (u32)alias + ((u32)buf & 0xfff), 0),
+            0, "extraversion through an alias mapping");
+    TEST_ASSERT(!strcmp((char *)buf, ".0"), "written through the guest's page tables");
+    TEST_EQ(hc_page(__HYPERVISOR_xen_version, XENVER_extraversion, 0x40001000, 0), -EFAULT,
+            "unmapped linear address: -EFAULT");
+}

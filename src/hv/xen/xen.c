@@ -47,41 +47,43 @@ int xen_parse_option(struct xen_config *cfg, const char *spec, char *err, size_t
     if (!spec || !*spec)
         return 0;
     char *copy = strdup(spec), *save = NULL;
-    int rc = 0;
-    for (char *t = strtok_r(copy, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
+    const char *why = NULL, *bad = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t && !why; t = strtok_r(NULL, ",", &save)) {
         char *end;
+        bad = t;
         if (!strncmp(t, "version=", 8)) {
             const char *v = t + 8;
-            unsigned long maj = strtoul(v, &end, 10);
-            if (end == v || *end != '.' || maj > 0xffff) {
-                rc = -1;
-                break;
+            unsigned long maj = strtoul(v, &end, 10), min = 0;
+            bool ok = end != v && *end == '.' && maj <= 0xffff;
+            if (ok) {
+                v = end + 1;
+                min = strtoul(v, &end, 10);
+                ok = end != v && min <= 0xffff;
             }
-            v = end + 1;
-            unsigned long min = strtoul(v, &end, 10);
             /* Xen's extraversion is the rest, ".0" when only MAJOR.MINOR is given */
-            if (end == v || min > 0xffff || strlen(end) >= sizeof(cfg->extraversion)) {
-                rc = -1;
-                break;
+            if (!ok)
+                why = "the version is MAJOR.MINOR[EXTRA], e.g. 4.17 or 4.17.3";
+            else if (strlen(end) >= sizeof(cfg->extraversion))
+                why = "the extra version (after MAJOR.MINOR) has at most 15 characters";
+            else {
+                cfg->major = (u16)maj;
+                cfg->minor = (u16)min;
+                strcpy(cfg->extraversion, *end ? end : ".0");
             }
-            cfg->major = (u16)maj;
-            cfg->minor = (u16)min;
-            strcpy(cfg->extraversion, *end ? end : ".0");
         } else if (!strncmp(t, "domid=", 6)) {
             /* a domU's id: not dom0, below DOMID_FIRST_RESERVED */
             unsigned long d = strtoul(t + 6, &end, 0);
-            if (end == t + 6 || *end || d == 0 || d >= DOMID_FIRST_RESERVED) {
-                rc = -1;
-                break;
-            }
-            cfg->domid = (u16)d;
+            if (end == t + 6 || *end || d == 0 || d >= DOMID_FIRST_RESERVED)
+                why = "the domain id is a number from 1 to 32751";
+            else
+                cfg->domid = (u16)d;
         } else {
-            rc = -1;
+            why = "unknown property (version=, domid=)";
         }
     }
-    if (rc)
-        snprintf(err, errlen, "-xen %s: expected version=MAJOR.MINOR[EXTRA] and/or domid=N "
-                 "(1 to %u)", spec, DOMID_FIRST_RESERVED - 1);
+    if (why)
+        snprintf(err, errlen, "-xen %s: %s", bad, why);
+    int rc = why ? -1 : 0;
     free(copy);
     return rc;
 }

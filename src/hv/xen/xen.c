@@ -17,6 +17,7 @@
 #include <xen/xen.h>
 #include <xen/version.h>
 #include <xen/features.h>
+#include <xen/memory.h>
 #include <xen/arch-x86/cpuid.h>
 
 /* Leaves Xen answers without viridian: its own from the base, to 0x400001ff. */
@@ -353,9 +354,90 @@ static long do_console_io(struct xcall *k)
     }
 }
 
+/* ---- memory_op ---- */
+/* memory_op's command: the op in bits 5:0, a continuation's start extent above (Xen's
+ * MEMOP_CMD_MASK / MEMOP_EXTENT_SHIFT, which the public header keeps to Xen itself) */
+#define MEMOP_CMD_MASK 0x3fu
+/* An e820 entry as XENMEM_memory_map returns it: the BIOS INT 15h E820 layout (packed:
+ * u64 address, u64 size, u32 type), which the public header names but does not define */
+#define E820_ENTRY_SIZE 20u
+#define E820_RAM 1u
+
+static u64 ram_pages(const struct cpu *c)
+{
+    u64 n = 0;
+    for (int i = 0; i < c->mem->ne820; i++)
+        if (c->mem->e820[i].type == E820_RAM)
+            n += c->mem->e820[i].size >> 12;
+    return n;
+}
+
+/* The domain a domid_t names: this guest (DOMID_SELF or its own id), dom0 (where
+ * nestor's backends are: it exists, and a domU may not look at it), or none. */
+static long own_domain(const struct xen *x, u16 domid)
+{
+    if (domid == DOMID_SELF || domid == x->cfg.domid)
+        return 0;
+    return domid == 0 ? -EPERM : -ESRCH;
+}
+
+static long memory_map(struct xcall *k, u64 arg)
+{
+    /* struct xen_memory_map: nr_entries, then the buffer handle (a 32-bit pointer right
+     * after it in the compat layout, an aligned 64-bit one natively) */
+    u32 nr;
+    u64 buffer;
+    size_t handle_off = k->compat ? 4 : offsetof(struct xen_memory_map, buffer);
+    if (copy_from(k, arg, &nr, sizeof(nr)))
+        return -EFAULT;
+    if (k->compat) {
+        u32 b;
+        if (copy_from(k, arg + handle_off, &b, sizeof(b)))
+            return -EFAULT;
+        buffer = b;
+    } else if (copy_from(k, arg + handle_off, &buffer, sizeof(buffer))) {
+        return -EFAULT;
+    }
+    const struct guest_mem *mem = k->c->mem;
+    if (nr > (u32)mem->ne820)
+        nr = (u32)mem->ne820;
+    for (u32 i = 0; i < nr; i++) {
+        u8 e[E820_ENTRY_SIZE];
+        memcpy(e, &mem->e820[i].addr, 8);
+        memcpy(e + 8, &mem->e820[i].size, 8);
+        memcpy(e + 16, &mem->e820[i].type, 4);
+        if (copy_to(k, buffer + i * E820_ENTRY_SIZE, e, sizeof(e)))
+            return -EFAULT;
+    }
+    return copy_to(k, arg, &nr, sizeof(nr));
+}
+
+/* The sub-ops of an HVM domU. Reservations: every RAM page is the domain's, and
+ * without ballooning (not yet) the maximum is what it has. Not yet: add_to_physmap
+ * (shared_info, grant frames), remove_from_physmap, decrease_reservation,
+ * populate_physmap: -ENOSYS. */
+static long do_memory_op(struct xcall *k)
+{
+    u64 arg = k->arg[1];
+    switch ((u32)k->arg[0] & MEMOP_CMD_MASK) {
+    case XENMEM_current_reservation:
+    case XENMEM_maximum_reservation: {
+        domid_t domid;
+        if (copy_from(k, arg, &domid, sizeof(domid)))
+            return -EFAULT;
+        long rc = own_domain(k->x, domid);
+        return rc ? rc : (long)ram_pages(k->c);
+    }
+    case XENMEM_memory_map:
+        return memory_map(k, arg);
+    default:
+        return -ENOSYS;
+    }
+}
+
 /* The dispatch table: Xen's hvm_hypercall_table for what is implemented. Each handler
  * takes both ABIs (k->compat selects the 32-bit layouts). Numbers without an entry are
- * -ENOSYS: memory_op, hvm_op, vcpu_op, sched_op, event_channel_op, grant_table_op,
+ * -ENOSYS: hvm_op, vcpu_op, sched_op, event_channel_op, grant_table_op,
  * physdev_op, set_timer_op, vm_assist, multicall are the next steps. */
 struct hypercall {
     const char *name;
@@ -364,6 +446,7 @@ struct hypercall {
 };
 
 static const struct hypercall hypercalls[] = {
+    [__HYPERVISOR_memory_op] = { "memory_op", do_memory_op, 2 },
     [__HYPERVISOR_xen_version] = { "xen_version", do_xen_version, 2 },
     [__HYPERVISOR_console_io] = { "console_io", do_console_io, 3 },
 };

@@ -12,6 +12,7 @@
 #include <xen/xen.h>
 #include <xen/version.h>
 #include <xen/features.h>
+#include <xen/memory.h>
 #include <xen/arch-x86/cpuid.h>
 
 #define EPERM 1
@@ -67,6 +68,33 @@ static void check_calls(const char *how)
             "console_io write");
 }
 
+/* XENMEM_memory_map in the compat layout: nr_entries and a 32-bit buffer pointer (8 bytes;
+ * the native struct is 16) */
+static void test_memory_map(void)
+{
+    static u8 map[20 * 32];
+    static u32 mm[4];
+    memset(map, 0xaa, sizeof(map));
+    mm[0] = 32;
+    mm[1] = (u32)map;
+    mm[2] = mm[3] = 0xdeadbeef; /* where a native handle would be */
+    TEST_EQ(hc_page(__HYPERVISOR_memory_op, XENMEM_memory_map, (u32)mm, 0), 0, "memory_map (compat)");
+    TEST_ASSERT(mm[0] >= 2 && mm[0] < 32 && map[20 * mm[0]] == 0xaa && mm[2] == 0xdeadbeef,
+                "memory_map: %u entries through the 32-bit handle", mm[0]);
+    u64 ram = 0;
+    for (u32 i = 0; i < mm[0]; i++) {
+        u32 type;
+        u64 size;
+        memcpy(&size, map + 20 * i + 8, 8);
+        memcpy(&type, map + 20 * i + 16, 4);
+        if (type == 1)
+            ram += size >> 12;
+    }
+    u16 self = DOMID_SELF;
+    TEST_EQ(hc_page(__HYPERVISOR_memory_op, XENMEM_current_reservation, (u32)&self, 0), (long)ram,
+            "current_reservation: the RAM pages of the map");
+}
+
 void test_main(void)
 {
     struct cpuid_regs sig = cpuid(0x40000000);
@@ -94,6 +122,7 @@ void test_main(void)
             "wrapping past 4 GiB: -EFAULT");
     TEST_EQ(hc_page(__HYPERVISOR_console_io, CONSOLEIO_write, 0x100, 0xffffff80), -EFAULT,
             "console_io write wrapping past 4 GiB: -EFAULT");
+    test_memory_map();
     TEST_EQ(hc_page(60, 0, 0, 0), -ENOSYS, "number 60: -ENOSYS");
     TEST_EQ((long)run_user(user_version, __HYPERVISOR_xen_version, 0), -EPERM, "CPL 3: -EPERM");
 

@@ -17,11 +17,13 @@
 #include <xen/xen.h>
 #include <xen/version.h>
 #include <xen/features.h>
+#include <xen/memory.h>
 #include <xen/arch-x86/cpuid.h>
 
 #define EPERM 1
 #define EFAULT 14
 #define EINVAL 22
+#define ESRCH 3
 #define ENOSYS 38
 
 static inline u64 get_cr3(void)
@@ -257,6 +259,57 @@ static void test_console(void)
             "console_io write of a non-canonical buffer: -EFAULT");
 }
 
+struct e820 {
+    u64 addr, size;
+    u32 type;
+} __attribute__((packed));
+
+static void test_memory_op(u32 domid)
+{
+    static struct e820 map[32];
+    memset(map, 0xaa, sizeof(map));
+    struct xen_memory_map mm = { .nr_entries = 32 };
+    set_xen_guest_handle(mm.buffer, map);
+    TEST_EQ(hc_page(__HYPERVISOR_memory_op, XENMEM_memory_map, (u64)&mm, 0), 0, "memory_map");
+    TEST_ASSERT(mm.nr_entries >= 2 && mm.nr_entries < 32, "memory_map: %u entries", mm.nr_entries);
+    u64 ram = 0;
+    bool has_1m = false, sorted = true;
+    for (u32 i = 0; i < mm.nr_entries; i++) {
+        if (map[i].type == 1) {
+            ram += map[i].size >> 12;
+            has_1m |= map[i].addr <= 0x100000 && map[i].addr + map[i].size > 0x100000;
+        }
+        if (i && map[i].addr < map[i - 1].addr + map[i - 1].size)
+            sorted = false;
+    }
+    TEST_ASSERT(has_1m && sorted, "memory_map: 20-byte entries, sorted, RAM at 1 MiB");
+    TEST_ASSERT(((u8 *)map)[20 * mm.nr_entries] == 0xaa, "memory_map: nothing past the last entry");
+    domid_t self = DOMID_SELF, own = (domid_t)domid, dom0 = 0, other = 5;
+    TEST_EQ(hc_page(__HYPERVISOR_memory_op, XENMEM_current_reservation, (u64)&self, 0), (long)ram,
+            "current_reservation: the RAM pages of the memory map");
+    TEST_EQ(hc_page(__HYPERVISOR_memory_op, XENMEM_maximum_reservation, (u64)&own, 0), (long)ram,
+            "maximum_reservation of its own domid: the same (no ballooning)");
+    TEST_EQ(hc_page(__HYPERVISOR_memory_op, XENMEM_current_reservation, (u64)&dom0, 0), -EPERM,
+            "current_reservation of dom0: -EPERM");
+    TEST_EQ(hc_page(__HYPERVISOR_memory_op, XENMEM_current_reservation, (u64)&other, 0), -ESRCH,
+            "current_reservation of a domain that does not exist: -ESRCH");
+    TEST_EQ(hc_page(__HYPERVISOR_memory_op, XENMEM_current_reservation, 0x8000000000000000ull, 0),
+            -EFAULT, "current_reservation with a non-canonical domid pointer: -EFAULT");
+
+    memset(map, 0xaa, sizeof(map));
+    mm.nr_entries = 1;
+    TEST_EQ(hc_page(__HYPERVISOR_memory_op, XENMEM_memory_map, (u64)&mm, 0), 0, "memory_map, room for 1");
+    TEST_ASSERT(mm.nr_entries == 1 && ((u8 *)map)[20] == 0xaa && map[0].addr == 0,
+                "memory_map: one entry written, the first");
+    mm.nr_entries = 32;
+    set_xen_guest_handle(mm.buffer, (void *)0xfee00000ull);
+    TEST_EQ(hc_page(__HYPERVISOR_memory_op, XENMEM_memory_map, (u64)&mm, 0), -EFAULT,
+            "memory_map into MMIO: -EFAULT");
+    TEST_EQ(hc_page(__HYPERVISOR_memory_op, XENMEM_memory_map, 0xfee00000ull, 0), -EFAULT,
+            "memory_map with its struct in MMIO: -EFAULT");
+    TEST_EQ(hc_page(__HYPERVISOR_memory_op, 63, 0, 0), -ENOSYS, "unknown memory_op: -ENOSYS");
+}
+
 /* A 4K-mapped page at BAD_VA whose successor is not mapped, a read-only one after a gap */
 #define BAD_VA 0x200000000ull
 #define RO_VA (BAD_VA + 0x2000)
@@ -364,5 +417,6 @@ void test_main(void)
     test_dispatch(want_version);
     test_version_subops(extra);
     test_console();
+    test_memory_op(domid);
     test_bad_pointers(want_version);
 }

@@ -621,6 +621,14 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
                                  .rdtscp = m->model.fast.has[CF_RDTSCP],
                                  .tsc_khz = m->model.tsc_khz,
                                  .console_fd = cfg->console_out_fd };
+        /* the wall clock at virtual time 0, as the RTC starts (a fixed date with -icount) */
+        if (cfg->deterministic) {
+            host.boot_wall_ns = 1767225600ull * 1000000000ull;
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            host.boot_wall_ns = (u64)ts.tv_sec * 1000000000ull + (u64)ts.tv_nsec;
+        }
         if (!(m->xen = xen_create(&cfg->xen, &host, 0x40000000u))) {
             nestor_log("out of host memory creating the Xen interface");
             return NESTOR_EXIT_GUEST_ERROR;

@@ -19,6 +19,7 @@
 #include <xen/features.h>
 #include <xen/memory.h>
 #include <xen/arch-x86/cpuid.h>
+#include <xen/foreign/x86_32.h>
 
 /* Leaves Xen answers without viridian: its own from the base, to 0x400001ff. */
 #define XEN_CPUID_LAST 0x400001ffu
@@ -38,6 +39,12 @@ struct xen {
     u32 msr_base;  /* hypercall-page MSR */
     u32 time_mul;  /* TSC ticks to ns: (ticks << shift) * mul >> 32, as Xen's time scale */
     s8 time_shift;
+    /* The shared_info layout, latched from the guest's mode when it places the hypercall
+     * page (Xen's has_32bit_shinfo): 32-bit (x86_32) unless in 64-bit mode then. */
+    bool shinfo_32;
+    /* Where the guest placed shared_info (XENMEM_add_to_physmap), if it did */
+    bool shinfo_placed;
+    u64 shinfo_gpa;
 };
 
 /* ---- option ---- */
@@ -191,6 +198,60 @@ bool xen_msr_read(struct xen *x, struct cpu *c, u32 index, u64 *value)
     return false; /* Xen's MSRs are write-only */
 }
 
+/* ---- shared_info ----
+ * The page lives in the guest frame the guest chose (as under KVM's Xen emulation):
+ * nestor keeps its fields current there through the bounds-checked guest memory. */
+
+/* Offsets of the wall-clock fields in the latched layout. In the x86_32 layout
+ * wc_sec_hi is the word after arch.p2m_generation (xen.h puts it in arch_shared_info
+ * for __i386__; foreign/x86_32.h keeps that under a macro no compiler defines). */
+struct wc_offsets { size_t version, sec, nsec, sec_hi; };
+
+static struct wc_offsets wc_offsets(const struct xen *x)
+{
+    if (x->shinfo_32)
+        return (struct wc_offsets){
+            offsetof(struct shared_info_x86_32, wc_version),
+            offsetof(struct shared_info_x86_32, wc_sec),
+            offsetof(struct shared_info_x86_32, wc_nsec),
+            offsetof(struct shared_info_x86_32, arch) +
+                offsetof(struct arch_shared_info_x86_32, p2m_generation) + sizeof(uint32_t),
+        };
+    return (struct wc_offsets){ offsetof(struct shared_info, wc_version),
+                                offsetof(struct shared_info, wc_sec),
+                                offsetof(struct shared_info, wc_nsec),
+                                offsetof(struct shared_info, wc_sec_hi) };
+}
+
+/* The wall clock at system time 0, with Xen's version protocol: the version is odd
+ * while the fields change. */
+static void write_wallclock(struct xen *x, struct guest_mem *mem)
+{
+    if (!x->shinfo_placed)
+        return;
+    struct wc_offsets o = wc_offsets(x);
+    u64 base = x->shinfo_gpa;
+    u32 version = 0;
+    mem_read_u32(mem, base + o.version, &version);
+    u64 sec = x->host.boot_wall_ns / 1000000000ull;
+    mem_write_u32(mem, base + o.version, (version + 1) | 1);
+    mem_write_u32(mem, base + o.sec, (u32)sec);
+    mem_write_u32(mem, base + o.nsec, (u32)(x->host.boot_wall_ns % 1000000000ull));
+    mem_write_u32(mem, base + o.sec_hi, (u32)(sec >> 32));
+    mem_write_u32(mem, base + o.version, ((version + 1) | 1) + 1);
+}
+
+/* Xen's hvm_latch_shinfo_size(): the guest's mode now decides the layout; a change
+ * rewrites the wall clock where the new layout has it. */
+static void latch_shinfo_layout(struct xen *x, struct cpu *c)
+{
+    bool is32 = c->mode != MODE_LONG64;
+    if (is32 != x->shinfo_32) {
+        x->shinfo_32 = is32;
+        write_wallclock(x, c->mem);
+    }
+}
+
 /* Xen's HVM hypercall page: 32-byte stubs "mov $N, %eax; vmcall (or vmmcall); ret", the
  * rest int3, and ud2 for __HYPERVISOR_iret, which HVM guests cannot use. The stubs are
  * the same in 16-, 32- and 64-bit code: the mode at each call selects the ABI. */
@@ -223,7 +284,10 @@ bool xen_msr_write(struct xen *x, struct cpu *c, u32 index, u64 value)
         return false;
     u8 page[HYPERCALL_PAGE_SIZE];
     fill_hypercall_page(x, page);
-    return mem_write(c->mem, gpa, page, sizeof(page)) == 0;
+    if (mem_write(c->mem, gpa, page, sizeof(page)))
+        return false;
+    latch_shinfo_layout(x, c);
+    return true;
 }
 
 /* ---- hypercalls ---- */
@@ -381,6 +445,58 @@ static long own_domain(const struct xen *x, u16 domid)
     return domid == 0 ? -EPERM : -ESRCH;
 }
 
+/* XENMEM_add_to_physmap: struct xen_add_to_physmap natively; in the 32-bit layout idx
+ * (xen_ulong_t) and gpfn (xen_pfn_t) are 32-bit words at 8 and 12 (16 bytes). Only the
+ * shared_info space so far: the page moves to the frame gpfn, taking its contents along.
+ * nestor keeps it in guest RAM, so gpfn must be a RAM frame (-EINVAL otherwise; Xen
+ * would map it anywhere) and a frame it leaves stays RAM (Xen leaves a hole). */
+static long add_to_physmap(struct xcall *k, u64 arg)
+{
+    struct xen *x = k->x;
+    struct xen_add_to_physmap a = { 0 };
+    if (k->compat) {
+        u8 b[16];
+        if (copy_from(k, arg, b, sizeof(b)))
+            return -EFAULT;
+        u32 idx, gpfn;
+        memcpy(&a.domid, b, 2);
+        memcpy(&a.size, b + 2, 2);
+        memcpy(&a.space, b + 4, 4);
+        memcpy(&idx, b + 8, 4);
+        memcpy(&gpfn, b + 12, 4);
+        a.idx = idx;
+        a.gpfn = gpfn;
+    } else if (copy_from(k, arg, &a, sizeof(a))) {
+        return -EFAULT;
+    }
+    if (a.space == XENMAPSPACE_gmfn_foreign)
+        return -ENOSYS; /* only through add_to_physmap_batch, as in Xen */
+    long rc = own_domain(x, a.domid);
+    if (rc)
+        return rc;
+    if (a.space != XENMAPSPACE_shared_info)
+        return -ENOSYS; /* grant frames, gmfn moves, device MMIO: not yet */
+    if (a.idx != 0)
+        return -EINVAL;
+    struct guest_mem *mem = k->c->mem;
+    if (a.gpfn > MASK(52 - 12) || !mem_ptr(mem, a.gpfn << 12, 4096))
+        return -EINVAL;
+    u64 gpa = a.gpfn << 12;
+    if (x->shinfo_placed && x->shinfo_gpa == gpa)
+        return 0;
+    u8 page[4096] = { 0 };
+    if (x->shinfo_placed && mem_read(mem, x->shinfo_gpa, page, sizeof(page)))
+        return -EINVAL;
+    bool first = !x->shinfo_placed;
+    if (mem_write(mem, gpa, page, sizeof(page)))
+        return -EINVAL;
+    x->shinfo_placed = true;
+    x->shinfo_gpa = gpa;
+    if (first)
+        write_wallclock(x, mem);
+    return 0;
+}
+
 static long memory_map(struct xcall *k, u64 arg)
 {
     /* struct xen_memory_map: nr_entries, then the buffer handle (a 32-bit pointer right
@@ -413,9 +529,10 @@ static long memory_map(struct xcall *k, u64 arg)
 }
 
 /* The sub-ops of an HVM domU. Reservations: every RAM page is the domain's, and
- * without ballooning (not yet) the maximum is what it has. Not yet: add_to_physmap
- * (shared_info, grant frames), remove_from_physmap, decrease_reservation,
- * populate_physmap: -ENOSYS. */
+ * without ballooning (not yet) the maximum is what it has, less the frame shared_info
+ * covers (Xen frees the RAM page there; nestor's frames left behind stay RAM). Not yet: add_to_physmap for other spaces,
+ * add_to_physmap_batch, remove_from_physmap, decrease_reservation, populate_physmap:
+ * -ENOSYS. */
 static long do_memory_op(struct xcall *k)
 {
     u64 arg = k->arg[1];
@@ -426,10 +543,15 @@ static long do_memory_op(struct xcall *k)
         if (copy_from(k, arg, &domid, sizeof(domid)))
             return -EFAULT;
         long rc = own_domain(k->x, domid);
-        return rc ? rc : (long)ram_pages(k->c);
+        return rc ? rc : (long)(ram_pages(k->c) - k->x->shinfo_placed);
     }
     case XENMEM_memory_map:
         return memory_map(k, arg);
+    case XENMEM_add_to_physmap:
+        /* a continuation's start extent must fit the 16-bit size field */
+        if ((u32)k->arg[0] >> 6 > 0xffff)
+            return -EDOM;
+        return add_to_physmap(k, arg);
     default:
         return -ENOSYS;
     }

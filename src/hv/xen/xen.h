@@ -30,6 +30,7 @@ struct xen_host {
     bool rdtscp;      /* the CPU model has RDTSCP (time leaf) */
     u32 tsc_khz;      /* the guest TSC frequency */
     int console_fd;   /* console_io writes go here */
+    u64 boot_wall_ns; /* the wall-clock time (ns since the Unix epoch) at virtual time 0 */
 };
 
 /* base: the first CPUID leaf, 0x40000000, or 0x40000100 when Hyper-V's leaves take the

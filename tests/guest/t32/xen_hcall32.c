@@ -14,6 +14,7 @@
 #include <xen/features.h>
 #include <xen/memory.h>
 #include <xen/arch-x86/cpuid.h>
+#include <xen/foreign/x86_32.h>
 
 #define EPERM 1
 #define EFAULT 14
@@ -95,6 +96,21 @@ static void test_memory_map(void)
             "current_reservation: the RAM pages of the map");
 }
 
+/* shared_info in the x86_32 layout, latched when 32-bit code placed the hypercall page:
+ * the wall clock where a 32-bit guest's struct has it */
+static void test_shared_info(void)
+{
+    u8 *p = page_alloc();
+    memset(p, 0xaa, 4096);
+    u32 a[4] = { DOMID_SELF | (0u << 16), XENMAPSPACE_shared_info, 0, (u32)p >> 12 };
+    TEST_EQ(hc_page(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, (u32)a, 0), 0,
+            "shared_info placed (16-byte compat struct)");
+    struct shared_info_x86_32 *si = (void *)p;
+    TEST_EQ(si->wc_version, 2, "x86_32 layout: wc_version");
+    TEST_ASSERT(si->wc_sec > 1600000000u && si->wc_nsec < 1000000000u,
+                "x86_32 layout: wall clock %u s %u ns", si->wc_sec, si->wc_nsec);
+}
+
 void test_main(void)
 {
     struct cpuid_regs sig = cpuid(0x40000000);
@@ -123,6 +139,7 @@ void test_main(void)
     TEST_EQ(hc_page(__HYPERVISOR_console_io, CONSOLEIO_write, 0x100, 0xffffff80), -EFAULT,
             "console_io write wrapping past 4 GiB: -EFAULT");
     test_memory_map();
+    test_shared_info();
     TEST_EQ(hc_page(60, 0, 0, 0), -ENOSYS, "number 60: -ENOSYS");
     TEST_EQ((long)run_user(user_version, __HYPERVISOR_xen_version, 0), -EPERM, "CPL 3: -EPERM");
 

@@ -24,6 +24,7 @@
 #define EFAULT 14
 #define EINVAL 22
 #define ESRCH 3
+#define EDOM 33
 #define ENOSYS 38
 
 static inline u64 get_cr3(void)
@@ -259,6 +260,8 @@ static void test_console(void)
             "console_io write of a non-canonical buffer: -EFAULT");
 }
 
+static void test_shared_info(u32 domid, long ram_pages);
+
 struct e820 {
     u64 addr, size;
     u32 type;
@@ -308,6 +311,60 @@ static void test_memory_op(u32 domid)
     TEST_EQ(hc_page(__HYPERVISOR_memory_op, XENMEM_memory_map, 0xfee00000ull, 0), -EFAULT,
             "memory_map with its struct in MMIO: -EFAULT");
     TEST_EQ(hc_page(__HYPERVISOR_memory_op, 63, 0, 0), -ENOSYS, "unknown memory_op: -ENOSYS");
+    test_shared_info(domid, (long)ram);
+}
+
+static long add_shinfo(domid_t domid, unsigned space, u64 idx, u64 gpfn)
+{
+    struct xen_add_to_physmap a = { .domid = domid, .space = space, .idx = idx, .gpfn = gpfn };
+    return hc_page(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, (u64)&a, 0);
+}
+
+static void test_shared_info(u32 domid, long ram_pages)
+{
+    u8 *p1 = page_alloc(), *p2 = page_alloc();
+    memset(p1, 0xaa, 4096);
+    memset(p2, 0xaa, 4096);
+    TEST_EQ(add_shinfo(DOMID_SELF, XENMAPSPACE_shared_info, 1, (u64)p1 >> 12), -EINVAL,
+            "shared_info index 1: -EINVAL");
+    TEST_EQ(add_shinfo(0, XENMAPSPACE_shared_info, 0, (u64)p1 >> 12), -EPERM, "for dom0: -EPERM");
+    TEST_EQ(add_shinfo(9, XENMAPSPACE_shared_info, 0, (u64)p1 >> 12), -ESRCH, "for domain 9: -ESRCH");
+    TEST_EQ(add_shinfo(DOMID_SELF, XENMAPSPACE_gmfn_foreign, 0, (u64)p1 >> 12), -ENOSYS,
+            "gmfn_foreign outside the batch: -ENOSYS");
+    TEST_EQ(add_shinfo(DOMID_SELF, XENMAPSPACE_shared_info, 0, 0xfee00), -EINVAL,
+            "onto the LAPIC frame: -EINVAL (nestor keeps shared_info in RAM)");
+    TEST_EQ(add_shinfo(DOMID_SELF, XENMAPSPACE_shared_info, 0, ~0ull), -EINVAL, "gpfn ~0: -EINVAL");
+    struct xen_add_to_physmap a = { .domid = DOMID_SELF, .space = XENMAPSPACE_shared_info,
+                                    .gpfn = (u64)p1 >> 12 };
+    TEST_EQ(hc_page(__HYPERVISOR_memory_op, XENMEM_add_to_physmap | (0x10000u << 6), (u64)&a, 0),
+            -EDOM, "a start extent beyond 16 bits: -EDOM");
+    TEST_ASSERT(all(p1, 4096, 0xaa), "refused calls left the frame alone");
+
+    TEST_EQ(add_shinfo((domid_t)domid, XENMAPSPACE_shared_info, 0, (u64)p1 >> 12), 0,
+            "shared_info placed (own domid)");
+    struct shared_info *si = (void *)p1;
+    TEST_EQ(si->wc_version, 2, "wc_version even after one update");
+    TEST_ASSERT(si->wc_sec > 1600000000u && si->wc_nsec < 1000000000u && si->wc_sec_hi == 0,
+                "wall clock at system time 0: %u s %u ns", si->wc_sec, si->wc_nsec);
+    TEST_ASSERT(all(p1, offsetof(struct shared_info, wc_version), 0) &&
+                all(p1 + sizeof(*si), 4096 - sizeof(*si), 0),
+                "the rest of the page is Xen's fresh page: zero");
+    domid_t self = DOMID_SELF;
+    TEST_EQ(hc_page(__HYPERVISOR_memory_op, XENMEM_current_reservation, (u64)&self, 0), ram_pages - 1,
+            "current_reservation: the frame under shared_info is no longer RAM of the domain");
+
+    si->evtchn_mask[3] = 0x1234;
+    u32 sec = si->wc_sec;
+    TEST_EQ(add_shinfo(DOMID_SELF, XENMAPSPACE_shared_info, 0, (u64)p1 >> 12), 0, "same frame again");
+    TEST_EQ(si->wc_version, 2, "same frame: nothing rewritten");
+    TEST_EQ(add_shinfo(DOMID_SELF, XENMAPSPACE_shared_info, 0, (u64)p2 >> 12), 0, "moved");
+    struct shared_info *s2 = (void *)p2;
+    TEST_ASSERT(s2->evtchn_mask[3] == 0x1234 && s2->wc_sec == sec && s2->wc_version == 2,
+                "the page's contents moved with it");
+    TEST_EQ(hc_page(__HYPERVISOR_memory_op, XENMEM_current_reservation, (u64)&self, 0), ram_pages - 1,
+            "current_reservation: still one frame under shared_info");
+    TEST_EQ(add_shinfo(DOMID_SELF, XENMAPSPACE_grant_table, 0, (u64)p1 >> 12), -ENOSYS,
+            "grant table frames: not yet");
 }
 
 /* A 4K-mapped page at BAD_VA whose successor is not mapped, a read-only one after a gap */

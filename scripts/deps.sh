@@ -9,7 +9,8 @@ PKGS=(
   make gcc clang            # compilers: the tree builds warning-free with both
   libzydis-dev              # x86 instruction decoder used by the CPU engine
   libcriterion-dev          # host-side unit tests
-  libxen-dev                # Xen's public ABI headers (PVH start_info, ELF notes)
+  libxen-dev                # Xen's public ABI headers (PVH start_info, ELF notes, hypercalls)
+  libclang-rt-14-dev        # libFuzzer and clang's ASan/UBSan runtimes: the fuzz targets
   acpica-tools              # iasl: the ACPI table tests disassemble nestor's tables
   cpio                      # make linux: packs the initramfs
   xz-utils                  # make linux: unpacks the kernel's vmlinux for PVH boot

@@ -34,6 +34,9 @@ static void usage(FILE *f)
             "                   add a device, as QEMU names them: isa-debug-exit[,iobase=P][,iosize=N]\n"
             "                   (QEMU's defaults 0x501/2; without one, nestor has it at 0xf4/4),\n"
             "                   pc-testdev, pci-testdev[,addr=SLOT]\n"
+            "  -xen [version=MAJOR.MINOR[EXTRA]][,domid=N]\n"
+            "                   present Xen's HVM interface (CPUID leaves, hypercall page,\n"
+            "                   hypercalls) as Xen 4.17.0 shows it to domain 1 (the defaults)\n"
             "  -icount          deterministic mode: time advances with retired instructions\n"
             "  -d ITEMS         trace: comma-separated list of 'insn' (executed instructions)\n"
             "                   and 'exit' (every event leaving the CPU)\n"
@@ -144,6 +147,14 @@ static int cmd_run(int argc, char **argv)
         } else if (!strcmp(a, "-cpu")) {
             NEED_VALUE;
             cfg.cpu_spec = v;
+        } else if (!strcmp(a, "-xen")) {
+            /* an optional value: version=...,domid=... */
+            const char *spec = v && v[0] != '-' && strchr(v, '=') ? argv[++i] : NULL;
+            char err[160];
+            if (xen_parse_option(&cfg.xen, spec, err, sizeof(err)) < 0) {
+                fprintf(stderr, "nestor: %s\n", err);
+                return NESTOR_EXIT_USAGE;
+            }
         } else if (!strcmp(a, "-icount")) {
             cfg.deterministic = true;
             /* QEMU's -icount takes an argument (shift=N,...); accept and ignore it */

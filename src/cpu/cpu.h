@@ -297,6 +297,13 @@ void cpu_set_seg(struct cpu *c, int seg, u16 sel, u64 base, u32 limit, u32 attr)
 /* The one interception path; see above. Inside the engine only. */
 enum intercept_result cpu_intercept(struct cpu *c, struct cpu_event *ev);
 
+/* Copies len bytes between buf and the guest's linear address space as the guest's own
+ * page tables map it (the one page walker, current mode and CPL, A/D bits set), for a
+ * hypervisor interface's hypercall arguments. Returns 0, or -1 if any byte is not
+ * reachable (non-canonical, not mapped, not writable for a copy to the guest, not RAM):
+ * then part of a copy to the guest may have been done. Never raises a guest fault. */
+int cpu_copy_guest(struct cpu *c, u64 linear, void *buf, size_t len, bool to_guest);
+
 /* Prints the register state (used on triple fault and for traces). */
 void cpu_dump(const struct cpu *c, void *file /* FILE* */);
 

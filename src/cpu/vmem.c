@@ -433,3 +433,44 @@ u8 *vmem_span(struct cpu *c, int seg, u64 offset, u64 *len, bool write)
     u64 gpa;
     return lin_page(c, lin, write ? ACC_WRITE : 0, &gpa);
 }
+
+/* ---- hypervisor-interface copies ----
+ * A hypervisor interface (Xen's hypercalls) reads and writes its guest's arguments by
+ * linear address, as the guest's kernel sees them: the one page walker with the vCPU's
+ * current paging mode, as a supervisor data access at the current CPL (EFLAGS.AC for
+ * SMAP as the guest left it), accessed and dirty bits set as the processor would. Each
+ * page is walked before any byte of it is copied; only RAM is reachable (mem_read /
+ * mem_write are bounds-checked and see code written). Nothing faults into the guest:
+ * the caller turns -1 into its own error (-EFAULT for Xen). Outside 64-bit paging the
+ * linear address space ends at 4 GiB. */
+int cpu_copy_guest(struct cpu *c, u64 linear, void *buf, size_t len, bool to_guest)
+{
+    struct cpu_internal *in = c->in;
+    u8 *p = buf;
+    bool lma = c->efer & EFER_LMA;
+    if (!lma && (linear > 0xffffffffull || len > 0x100000000ull - linear))
+        return -1;
+    while (len) {
+        size_t n = 4096 - (size_t)(linear & 0xfff);
+        if (n > len)
+            n = len;
+        if (lma && !cpu_canonical(c, linear))
+            return -1;
+        struct paging_result r;
+        in->pg.ac = c->rflags & FL_AC;
+        paging_walk(&in->pg, linear, (to_guest ? ACC_WRITE : ACC_READ) | (c->cpl == 3 ? ACC_USER : 0), &r);
+        if (r.fault != PAGING_OK)
+            return -1;
+        if (to_guest) {
+            if (!mem_ptr(c->mem, r.pa, n) || mem_write(c->mem, r.pa, p, n) < 0)
+                return -1;
+            in->exits |= EXIT_BLOCK_END; /* the write may have hit decoded code */
+        } else if (mem_read(c->mem, r.pa, p, n) < 0) {
+            return -1;
+        }
+        p += n;
+        linear += n;
+        len -= n;
+    }
+    return 0;
+}

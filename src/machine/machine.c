@@ -98,22 +98,44 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
         return handled(m);
     }
     case EV_MSR_READ:
+        if (m->xen && xen_msr_owned(m->xen, ev->u.msr.index))
+            return xen_msr_read(m->xen, c, ev->u.msr.index, &ev->u.msr.value) ? INTERCEPT_HANDLED
+                                                                             : INTERCEPT_FAULT;
         if (lapic_msr(ev->u.msr.index))
             return lapic_msr_read(apic, ev->u.msr.index, &ev->u.msr.value) ? INTERCEPT_HANDLED
                                                                              : INTERCEPT_FAULT;
         return INTERCEPT_FAULT;
     case EV_MSR_WRITE:
+        if (m->xen && xen_msr_owned(m->xen, ev->u.msr.index))
+            return xen_msr_write(m->xen, c, ev->u.msr.index, ev->u.msr.value) ? handled(m)
+                                                                            : INTERCEPT_FAULT;
         if (lapic_msr(ev->u.msr.index))
             return lapic_msr_write(apic, ev->u.msr.index, ev->u.msr.value) ? handled(m)
                                                                              : INTERCEPT_FAULT;
         return INTERCEPT_FAULT;
-    case EV_CPUID:
+    case EV_CPUID: {
+        /* The hypervisor interface owns its leaves (a Hyper-V one would come first, at
+         * 40000000h, with Xen's moved to 40000100h); with the hypervisor bit hidden
+         * there are none. */
+        u32 hv[4];
+        if (m->xen && m->model.fast.has[CF_HYPERVISOR] &&
+            xen_cpuid(m->xen, c, ev->u.cpuid.leaf, ev->u.cpuid.subleaf, hv)) {
+            ev->u.cpuid.eax = hv[0], ev->u.cpuid.ebx = hv[1];
+            ev->u.cpuid.ecx = hv[2], ev->u.cpuid.edx = hv[3];
+            return INTERCEPT_HANDLED;
+        }
         /* The engine answers from the model with the APIC present; the APIC flag
          * follows this vCPU's APIC base MSR. */
         if (lapic_hw_enabled(apic))
             return INTERCEPT_DEFAULT;
         cpuid_apply_apic_enable(ev->u.cpuid.leaf, false, &ev->u.cpuid.edx);
         return INTERCEPT_HANDLED;
+    }
+    case EV_HYPERCALL:
+        if (!m->xen)
+            return INTERCEPT_DEFAULT; /* #UD */
+        xen_hypercall(m->xen, c);
+        return handled(m);
     case EV_CR_ACCESS:
         if (ev->u.cr.cr != 8)
             return INTERCEPT_DEFAULT;
@@ -603,6 +625,24 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
         if (cfg->trace)
             cpu_set_trace(m->cpu[i], cfg->trace, cfg->trace_insns, cfg->trace_events);
     }
+    if (cfg->xen.enabled) {
+        struct xen_host host = { .amd = m->model.vendor == VENDOR_AMD,
+                                 .rdtscp = m->model.fast.has[CF_RDTSCP],
+                                 .tsc_khz = m->model.tsc_khz,
+                                 .console_fd = cfg->console_out_fd };
+        /* the wall clock at virtual time 0, as the RTC starts (a fixed date with -icount) */
+        if (cfg->deterministic) {
+            host.boot_wall_ns = 1767225600ull * 1000000000ull;
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            host.boot_wall_ns = (u64)ts.tv_sec * 1000000000ull + (u64)ts.tv_nsec;
+        }
+        if (!(m->xen = xen_create(&cfg->xen, &host, 0x40000000u))) {
+            nestor_log("out of host memory creating the Xen interface");
+            return NESTOR_EXIT_GUEST_ERROR;
+        }
+    }
     m->io.report_unowned = m->mmio.report_unowned = cfg->trace && cfg->trace_events;
     m->pic = pic_create(m);
     m->ioapic = ioapic_create(m);
@@ -629,6 +669,8 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
 
 void machine_destroy(struct machine *m)
 {
+    if (m->xen)
+        xen_destroy(m->xen);
     for (int i = 0; i < m->ncpus; i++) {
         if (m->lapic[i])
             lapic_destroy(m->lapic[i]);

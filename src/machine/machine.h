@@ -11,6 +11,7 @@
 #include "machine/bus.h"
 #include "machine/clock.h"
 #include "machine/mem.h"
+#include "hv/xen/xen.h"
 
 #define MACHINE_MAX_CPUS 64
 
@@ -51,6 +52,7 @@ struct machine_config {
      * *quit to end the run with status 0. NULL: input goes to the guest unchanged. */
     size_t (*console_filter)(void *opaque, u8 *buf, size_t n, bool *quit);
     void *console_opaque;
+    struct xen_config xen;    /* -xen: the Xen HVM interface */
 };
 
 /* A vCPU's scheduling state (see machine_run: rounds of passes). */
@@ -83,6 +85,7 @@ struct machine {
     struct kbc *kbc;
     struct pc_testdev *pc_testdev;   /* -device pc-testdev */
     struct pci_testdev *pci_testdev; /* -device pci-testdev */
+    struct xen *xen;                 /* -xen: the hypervisor interface, or NULL */
     struct vcpu_sched sched[MACHINE_MAX_CPUS];
     int running;              /* the vCPU in cpu_run(), or -1 */
     bool end_pass;            /* the running vCPU made another one runnable: let it run */

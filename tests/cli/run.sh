@@ -49,6 +49,7 @@ done
 run help --help;                       expect help 0 '^usage: nestor run' out
 grep -q -- '-cpu MODEL' "$TMP/out" || fail help-options "--help does not describe -cpu"
 grep -q -- '-device NAME' "$TMP/out" || fail help-device "--help does not describe -device"
+grep -q -- '-xen \[version' "$TMP/out" || fail help-xen "--help does not describe -xen"
 run version --version;                 expect version 0 '^nestor [0-9]+\.[0-9]+' out
 
 # ---- usage errors: status 2 and a message naming the problem
@@ -72,6 +73,9 @@ run unimplemented-feature run -cpu max,+vmx "$ECHO_ELF";   expect unimplemented-
 run bad-phys-bits run -cpu max,phys-bits=31 "$ECHO_ELF";  expect bad-phys-bits 2 "phys-bits=31.*32 to 52" err
 run bad-phys-bits-hi run -cpu max,phys-bits=53 "$ECHO_ELF"; expect bad-phys-bits-hi 2 "phys-bits=53.*32 to 52" err
 run ram-beyond-phys-bits run -m 4G -cpu max,phys-bits=32 "$ECHO_ELF"; expect ram-beyond-phys-bits 2 "beyond the 32-bit physical address space" err
+run bad-xen-version run -xen version=4 "$ECHO_ELF";  expect bad-xen-version 2 "-xen version=4: the version is MAJOR.MINOR" err
+run bad-xen-domid run -xen domid=0 "$ECHO_ELF";      expect bad-xen-domid 2 "-xen domid=0: the domain id is a number from 1 to 32751" err
+run bad-xen-property run -xen foo=1 "$ECHO_ELF";     expect bad-xen-property 2 "-xen foo=1: unknown property" err
 run bad-trace-item run -d bogus "$ECHO_ELF";          expect bad-trace-item 2 "-d bogus" err
 run bad-max-insns run -max-insns lots "$ECHO_ELF";    expect bad-max-insns 2 "-max-insns lots" err
 run unknown-device run -device frob "$ECHO_ELF";      expect unknown-device 2 "-device frob: unknown device" err

@@ -20,6 +20,8 @@
 # an isa-debug-exit replaces QEMU's default one (iobase=0xf4,iosize=4) and nestor's.
 # append=WORD (may repeat) adds WORD to the kernel command line.
 # icount=yes runs nestor with -icount and adds "icount=1" to the command line (QEMU: ignored).
+# xen=yes runs nestor with -xen, xen=SPEC with -xen SPEC (e.g. xen=domid=7,version=4.13);
+#   the command line gets "xen=yes" or "xen=SPEC" (QEMU: ignored; the kernel finds no Xen).
 # expect=pass (default): the VM must end with debug-exit status 0 (process status 1) and
 #   print no line starting with FAIL.
 # expect=unsupported (nestor only): the last line printed must be "UNSUPPORTED-NEXT", nestor
@@ -62,13 +64,14 @@ tail_of() { # log: last lines, on one line
 
 run_one() { # name kernel options
   local name=$1 elf=$BUILD/guest/$2.elf log=$LOGDIR/$1.log err=$LOGDIR/$1.err
-  local smp mem timeout expect cpu icount status why=""
+  local smp mem timeout expect cpu icount xen status why=""
   smp=$(opt "$3" smp 1)
   mem=$(opt "$3" mem 128)
   timeout=$(opt "$3" timeout "$DEFAULT_TIMEOUT")
   expect=$(opt "$3" expect pass)
   cpu=$(opt "$3" cpu "")
   icount=$(opt "$3" icount no)
+  xen=$(opt "$3" xen "")
   local cpu_args=() dev_args=() cmdline=() nestor_args=() own_exit=0 d a
   while IFS= read -r d; do
     [ -n "$d" ] || continue
@@ -80,6 +83,11 @@ run_one() { # name kernel options
   if [ "$icount" = yes ] && [ "$RUNNER" = nestor ]; then
     nestor_args+=(-icount)
     cmdline+=(icount=1)
+  fi
+  if [ -n "$xen" ] && [ "$RUNNER" = nestor ]; then
+    nestor_args+=(-xen)
+    [ "$xen" != yes ] && nestor_args+=("$xen")
+    cmdline+=("xen=$xen")
   fi
   while IFS= read -r a; do [ -n "$a" ] && cmdline+=("$a"); done < <(opts "$3" append)
   [ -n "$cpu" ] && cpu_args=(-cpu "$cpu")

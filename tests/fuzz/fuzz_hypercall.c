@@ -1,0 +1,162 @@
+/* libFuzzer target: Xen's hypercall dispatcher with arbitrary numbers, argument
+ * registers, CPU modes and CPLs, and argument blocks in guest memory, plus the
+ * hypercall-page MSR and the CPUID leaves. The guest has 16 MiB of RAM mapped by 4-level
+ * page tables with holes (not present, read-only, MMIO, beyond RAM); argument registers
+ * are steered towards the interesting addresses. Nothing may crash, leak or touch host
+ * memory outside guest RAM (ASan/UBSan). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/exec.h"
+#include "hv/xen/xen.h"
+#include "machine/mem.h"
+
+#define RAM (16 * MiB)
+#define PML4 0x1000u
+#define PDPT 0x2000u
+#define PD 0x3000u
+#define PT 0x4000u
+#define DATA 0x200000u   /* the argument block, mapped by 2M page 1 */
+#define DATA_SIZE 8192u
+
+static struct guest_mem mem;
+static struct cpuid_model model;
+static struct cpu cpu, *c = &cpu;
+static struct xen *xen;
+
+static enum intercept_result intercept(struct cpu *cp, struct cpu_event *ev, void *opaque)
+{
+    (void)cp, (void)ev, (void)opaque;
+    return INTERCEPT_DEFAULT;
+}
+static u64 now_ns(struct cpu *cp, void *opaque)
+{
+    (void)cp, (void)opaque;
+    return 0;
+}
+static const struct cpu_ops ops = { .intercept = intercept, .now_ns = now_ns };
+
+static void w64(u64 a, u64 v)
+{
+    if (mem_write_u64(&mem, a, v))
+        abort();
+}
+
+static void init_once(void)
+{
+    char err[128];
+    if (cpuid_model_parse(&model, "max", err, sizeof err) || mem_init(&mem, RAM) ||
+        cpu_init(c, 0, &mem, &model, &ops, NULL))
+        abort();
+    struct xen_config cfg;
+    if (xen_parse_option(&cfg, NULL, err, sizeof err))
+        abort();
+    struct xen_host host = { .amd = false, .rdtscp = true, .tsc_khz = 2000000, .console_fd = -1 };
+    xen = xen_create(&cfg, &host, 0x40000000u);
+    if (!xen)
+        abort();
+}
+
+/* Page tables: 0-2M by 4K pages (some absent, read-only, user, MMIO, beyond RAM), 2M-16M
+ * by 2M pages, 1 GiB+ absent. */
+static void build_tables(void)
+{
+    w64(PML4, PDPT | 7);
+    w64(PDPT, PD | 7);
+    w64(PD, PT | 7);
+    for (u64 i = 1; i < 8; i++)
+        w64(PD + 8 * i, (i << 21) | 0x83);
+    for (u64 i = 0; i < 512; i++) {
+        u64 e = (i << 12) | 3;
+        switch (i % 8) {
+        case 3: e = 0; break;                          /* not present */
+        case 4: e = (i << 12) | 1; break;              /* read-only */
+        case 5: e = (i << 12) | 7; break;              /* user */
+        case 6: e = 0xfee00000ull | 3; break;          /* MMIO */
+        case 7: e = ((u64)RAM + (i << 12)) | 3; break; /* beyond RAM */
+        }
+        w64(PT + 8 * i, e);
+    }
+}
+
+static u64 take(const u8 **p, size_t *n, unsigned bytes)
+{
+    u64 v = 0;
+    for (unsigned i = 0; i < bytes && *n; i++, (*p)++, (*n)--)
+        v |= (u64)**p << (8 * i);
+    return v;
+}
+
+/* An argument: small numbers, pointers into the data block, page edges, holes,
+ * non-canonical, or raw 64 bits. */
+static u64 steer(u64 raw)
+{
+    switch (raw & 7) {
+    case 0: return (raw >> 3) & 0xff;
+    case 1: case 2: return DATA + ((raw >> 3) % DATA_SIZE);
+    case 3: return ((raw >> 3) & 0x1ff) << 12 | ((raw >> 12) & 1 ? 0xff8 : 0);
+    case 4: return 0x8000000000000000ull | (raw >> 3);
+    case 5: return 0x40000000ull + ((raw >> 3) & 0xffff);
+    default: return raw;
+    }
+}
+
+int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
+{
+    static bool ready;
+    if (!ready) {
+        init_once();
+        ready = true;
+    }
+    build_tables();
+    u64 ctl = take(&data, &size, 2);
+    /* mode: 64-bit, compatibility, 32-bit paged, 32-bit flat, real; CPL from 2 bits */
+    unsigned mode = ctl % 5, cpl = (ctl >> 3) & 3;
+    c->cr4 = CR4_PAE;
+    c->efer = EFER_LME | EFER_LMA | EFER_NXE;
+    c->cr0 = CR0_PE | CR0_PG | CR0_ET | CR0_NE | ((ctl >> 5) & 1 ? CR0_WP : 0);
+    c->cr3 = PML4;
+    c->rflags = FL_FIXED1 | ((ctl >> 6) & 1 ? FL_AC : 0);
+    u32 cs_attr = 0xa09b, ss_attr = 0xc093;
+    if (mode == 1) {
+        cs_attr = 0xc09b;
+    } else if (mode >= 2) {
+        c->efer = 0;
+        cs_attr = 0xc09b;
+        if (mode == 3)
+            c->cr0 &= ~CR0_PG;
+        if (mode == 2) {
+            c->cr4 = 0; /* 32-bit paging: 4M pages off, tables reinterpreted: fine */
+        }
+        if (mode == 4) {
+            c->cr0 = CR0_ET;
+            cpl = 0;
+        }
+    }
+    cpu_set_seg(c, SEG_CS, (u16)(0x08 | cpl), 0, 0xffffffff, cs_attr | cpl << 5);
+    cpu_set_seg(c, SEG_SS, (u16)(0x10 | cpl), 0, 0xffffffff, ss_attr | cpl << 5);
+    cpu_update_mode(c);
+    mmu_update(c);
+
+    u64 nr = take(&data, &size, 1);
+    if (ctl & 0x100)
+        nr |= take(&data, &size, 8);
+    c->gpr[R_RAX] = nr;
+    static const u8 regs[] = { R_RDI, R_RSI, R_RDX, R_R10, R_R8, R_RBX, R_RCX };
+    for (unsigned i = 0; i < sizeof(regs); i++)
+        c->gpr[regs[i]] = steer(take(&data, &size, 8));
+    /* the rest is the argument block */
+    size_t n = size < DATA_SIZE ? size : DATA_SIZE;
+    if (mem_write(&mem, DATA, data, n))
+        abort();
+
+    xen_hypercall(xen, c);
+    if (ctl & 0x200)
+        xen_msr_write(xen, c, 0x40000000u + (u32)((ctl >> 10) & 3), steer(c->gpr[R_RBX]));
+    if (ctl & 0x1000) {
+        u32 r[4];
+        xen_cpuid(xen, c, 0x40000000u + (u32)(nr & 0x1ff), (u32)c->gpr[R_RCX], r);
+    }
+    return 0;
+}

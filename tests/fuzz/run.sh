@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Bounded, seeded runs of every libFuzzer target (built by `make`, see fuzz.mk): one
+# "PASS fuzz:NAME" or "FAIL fuzz:NAME: why" line each. `make fuzz` runs them longer.
+set -u
+cd "$(dirname "$0")/../.."
+FUZZ_BUILD=build-fuzz
+RUNS=${FUZZ_RUNS:-20000}
+for src in tests/fuzz/fuzz_*.c; do
+  name=$(basename "$src" .c)
+  short=${name#fuzz_}
+  bin=$FUZZ_BUILD/fuzz/$name
+  if [ ! -x "$bin" ]; then
+    echo "FAIL fuzz:$short: $bin not built"
+    continue
+  fi
+  log=$FUZZ_BUILD/fuzz/$name.log
+  if "$bin" -runs="$RUNS" -seed=1 -max_len=4096 >"$log" 2>&1; then
+    echo "PASS fuzz:$short ($RUNS runs, seed 1)"
+  else
+    echo "FAIL fuzz:$short: $(grep -m1 -E 'ERROR|runtime error|deadly' "$log" | cut -c1-200) (see $log)"
+  fi
+done

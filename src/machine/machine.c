@@ -629,7 +629,9 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
         struct xen_host host = { .amd = m->model.vendor == VENDOR_AMD,
                                  .rdtscp = m->model.fast.has[CF_RDTSCP],
                                  .tsc_khz = m->model.tsc_khz,
-                                 .console_fd = cfg->console_out_fd };
+                                 .console_fd = cfg->console_out_fd,
+                                 .cpus = m->cpu,
+                                 .ncpus = m->ncpus };
         /* the wall clock at virtual time 0, as the RTC starts (a fixed date with -icount) */
         if (cfg->deterministic) {
             host.boot_wall_ns = 1767225600ull * 1000000000ull;

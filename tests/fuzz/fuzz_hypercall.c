@@ -52,7 +52,9 @@ static void init_once(void)
     struct xen_config cfg;
     if (xen_parse_option(&cfg, NULL, err, sizeof err))
         abort();
-    struct xen_host host = { .amd = false, .rdtscp = true, .tsc_khz = 2000000, .console_fd = -1 };
+    static struct cpu *const cpus[1] = { &cpu };
+    struct xen_host host = { .amd = false, .rdtscp = true, .tsc_khz = 2000000, .console_fd = -1,
+                             .cpus = cpus, .ncpus = 1 };
     xen = xen_create(&cfg, &host, 0x40000000u);
     if (!xen)
         abort();

@@ -18,6 +18,7 @@
 #include <xen/version.h>
 #include <xen/features.h>
 #include <xen/memory.h>
+#include <xen/vcpu.h>
 #include <xen/arch-x86/cpuid.h>
 #include <xen/foreign/x86_32.h>
 
@@ -45,6 +46,13 @@ struct xen {
     /* Where the guest placed shared_info (XENMEM_add_to_physmap), if it did */
     bool shinfo_placed;
     u64 shinfo_gpa;
+    /* Per vCPU (host.ncpus of them): where the guest registered its vcpu_info
+     * (VCPUOP_register_vcpu_info), if it did; until then vCPUs 0..31 use their slot in
+     * shared_info and the others have none. */
+    struct xen_vcpu {
+        bool info_registered;
+        u64 info_gpa;
+    } *vcpu;
 };
 
 /* ---- option ---- */
@@ -121,6 +129,11 @@ struct xen *xen_create(const struct xen_config *cfg, const struct xen_host *host
     struct xen *x = calloc(1, sizeof(*x));
     if (!x)
         return NULL;
+    x->vcpu = calloc(host->ncpus > 0 ? (size_t)host->ncpus : 1, sizeof(*x->vcpu));
+    if (!x->vcpu) {
+        free(x);
+        return NULL;
+    }
     x->cfg = *cfg;
     x->host = *host;
     x->base = base;
@@ -131,6 +144,8 @@ struct xen *xen_create(const struct xen_config *cfg, const struct xen_host *host
 
 void xen_destroy(struct xen *x)
 {
+    if (x)
+        free(x->vcpu);
     free(x);
 }
 
@@ -557,9 +572,94 @@ static long do_memory_op(struct xcall *k)
     }
 }
 
+/* ---- vcpu_op ---- */
+/* Offsets in vcpu_info of the latched layout: evtchn_pending_sel is a xen_ulong_t, 32
+ * bits wide after 2 bytes of padding in the x86_32 layout. */
+static size_t vcpu_info_pending_sel(const struct xen *x, size_t *width)
+{
+    *width = x->shinfo_32 ? sizeof(uint32_t) : sizeof(xen_ulong_t);
+    return x->shinfo_32 ? offsetof(struct vcpu_info_x86_32, evtchn_pending_sel)
+                        : offsetof(struct vcpu_info, evtchn_pending_sel);
+}
+
+/* The guest-physical address of vCPU id's vcpu_info: the registered one, else its slot
+ * in shared_info (vCPUs below XEN_LEGACY_MAX_VCPUS, once shared_info is placed). */
+static bool vcpu_info_gpa(const struct xen *x, int id, u64 *gpa)
+{
+    if (x->vcpu[id].info_registered) {
+        *gpa = x->vcpu[id].info_gpa;
+        return true;
+    }
+    if (!x->shinfo_placed || id >= XEN_LEGACY_MAX_VCPUS)
+        return false;
+    *gpa = x->shinfo_gpa + (x->shinfo_32
+                                ? offsetof(struct shared_info_x86_32, vcpu_info) +
+                                      (size_t)id * sizeof(struct vcpu_info_x86_32)
+                                : offsetof(struct shared_info, vcpu_info) +
+                                      (size_t)id * sizeof(struct vcpu_info));
+    return true;
+}
+
+/* VCPUOP_register_vcpu_info, as Xen's map_vcpu_info(): the whole native vcpu_info must
+ * fit in the page (-EINVAL), once per vCPU (-EINVAL again), by the vCPU itself or for
+ * one that is down (-EINVAL for another running one), in a RAM frame (-EINVAL). The
+ * new area takes the contents of the vCPU's shared_info slot (zeros with the upcall
+ * masked for a vCPU that had none), then all events are marked pending so the guest
+ * rescans them. */
+static long register_vcpu_info(struct xcall *k, int id, u64 arg)
+{
+    struct xen *x = k->x;
+    struct vcpu_register_vcpu_info info;
+    if (copy_from(k, arg, &info, sizeof(info)))
+        return -EFAULT;
+    if (info.offset > 4096 - sizeof(struct vcpu_info))
+        return -EINVAL;
+    if (x->vcpu[id].info_registered)
+        return -EINVAL;
+    if (id != k->c->id && x->host.cpus[id]->state != CPU_WAIT_FOR_SIPI)
+        return -EINVAL;
+    struct guest_mem *mem = k->c->mem;
+    if (info.mfn > MASK(52 - 12) || !mem_ptr(mem, info.mfn << 12, 4096))
+        return -EINVAL;
+    u64 gpa = (info.mfn << 12) + info.offset;
+    u8 area[sizeof(struct vcpu_info)] = { 0 };
+    size_t len = x->shinfo_32 ? sizeof(struct vcpu_info_x86_32) : sizeof(struct vcpu_info);
+    u64 old;
+    if (vcpu_info_gpa(x, id, &old)) {
+        if (mem_read(mem, old, area, len))
+            return -EINVAL;
+    } else if (id >= XEN_LEGACY_MAX_VCPUS) {
+        area[offsetof(struct vcpu_info, evtchn_upcall_mask)] = 1;
+    }
+    area[offsetof(struct vcpu_info, evtchn_upcall_pending)] = 1;
+    size_t width, sel = vcpu_info_pending_sel(x, &width);
+    memset(area + sel, 0xff, width);
+    if (mem_write(mem, gpa, area, len))
+        return -EINVAL;
+    x->vcpu[id].info_registered = true;
+    x->vcpu[id].info_gpa = gpa;
+    return 0;
+}
+
+/* vcpu_op(cmd, vcpuid, arg): a vCPU the domain does not have is -ENOENT (Xen's
+ * domain_vcpu()). Not yet: runstate areas, the secondary time area, timers,
+ * get_physid, send_nmi (-ENOSYS, as Xen answers the sub-ops an HVM guest may not use). */
+static long do_vcpu_op(struct xcall *k)
+{
+    u32 id = (u32)k->arg[1];
+    if (id >= (u32)k->x->host.ncpus)
+        return -ENOENT;
+    switch ((int)k->arg[0]) {
+    case VCPUOP_register_vcpu_info:
+        return register_vcpu_info(k, (int)id, k->arg[2]);
+    default:
+        return -ENOSYS;
+    }
+}
+
 /* The dispatch table: Xen's hvm_hypercall_table for what is implemented. Each handler
  * takes both ABIs (k->compat selects the 32-bit layouts). Numbers without an entry are
- * -ENOSYS: hvm_op, vcpu_op, sched_op, event_channel_op, grant_table_op,
+ * -ENOSYS: hvm_op, sched_op, event_channel_op, grant_table_op,
  * physdev_op, set_timer_op, vm_assist, multicall are the next steps. */
 struct hypercall {
     const char *name;
@@ -571,6 +671,7 @@ static const struct hypercall hypercalls[] = {
     [__HYPERVISOR_memory_op] = { "memory_op", do_memory_op, 2 },
     [__HYPERVISOR_xen_version] = { "xen_version", do_xen_version, 2 },
     [__HYPERVISOR_console_io] = { "console_io", do_console_io, 3 },
+    [__HYPERVISOR_vcpu_op] = { "vcpu_op", do_vcpu_op, 3 },
 };
 #define NR_HYPERCALLS (sizeof(hypercalls) / sizeof(hypercalls[0]))
 

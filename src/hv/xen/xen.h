@@ -31,6 +31,10 @@ struct xen_host {
     u32 tsc_khz;      /* the guest TSC frequency */
     int console_fd;   /* console_io writes go here */
     u64 boot_wall_ns; /* the wall-clock time (ns since the Unix epoch) at virtual time 0 */
+    /* the domain's vCPUs, by id: vcpu_op names them (one that waits for its SIPI is
+     * down, as Xen's HVM vCPUs are until started) */
+    struct cpu *const *cpus;
+    int ncpus;
 };
 
 /* base: the first CPUID leaf, 0x40000000, or 0x40000100 when Hyper-V's leaves take the

@@ -212,7 +212,11 @@ enum intercept_result cpu_intercept(struct cpu *c, struct cpu_event *ev)
 
 u64 cpu_tsc(struct cpu *c)
 {
-    u64 ns = c->ops->now_ns(c, c->ops_opaque);
+    return cpu_tsc_at(c, c->ops->now_ns(c, c->ops_opaque));
+}
+
+u64 cpu_tsc_at(const struct cpu *c, u64 ns)
+{
     unsigned __int128 t = (unsigned __int128)ns * c->model->tsc_khz / 1000000u;
     return (u64)t + (u64)c->tsc_offset;
 }

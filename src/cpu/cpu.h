@@ -312,6 +312,8 @@ void cpu_set_trace(struct cpu *c, void *file /* FILE* */, bool insns, bool event
 
 /* The current TSC value of this vCPU. */
 u64 cpu_tsc(struct cpu *c);
+/* The TSC value at virtual time ns (pairs a TSC with the time it was read at). */
+u64 cpu_tsc_at(const struct cpu *c, u64 ns);
 
 /* Decode-cache figures for -stats: blocks decoded, and times the block arena filled up
  * and every block was dropped. */

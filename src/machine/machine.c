@@ -628,6 +628,8 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
     if (cfg->xen.enabled) {
         struct xen_host host = { .amd = m->model.vendor == VENDOR_AMD,
                                  .rdtscp = m->model.fast.has[CF_RDTSCP],
+                                 .tsc_stable = m->model.fast.has[CF_CONSTANT_TSC] &&
+                                               m->model.fast.has[CF_NONSTOP_TSC],
                                  .tsc_khz = m->model.tsc_khz,
                                  .console_fd = cfg->console_out_fd,
                                  .cpus = m->cpu,
@@ -810,6 +812,8 @@ static void run_round(struct machine *m, u64 budget)
             m->running = i;
             m->end_pass = false;
             m->stat_runs++;
+            if (m->xen)
+                xen_vcpu_resume(m->xen, c);
             u64 before = c->icount;
             enum cpu_stop_reason r = cpu_run(c, budget - s->ran);
             m->running = -1;

@@ -433,6 +433,8 @@ static long do_console_io(struct xcall *k)
     }
 }
 
+static void update_time(struct xen *x, struct cpu *c);
+
 /* ---- memory_op ---- */
 /* memory_op's command: the op in bits 5:0, a continuation's start extent above (Xen's
  * MEMOP_CMD_MASK / MEMOP_EXTENT_SHIFT, which the public header keeps to Xen itself) */
@@ -509,6 +511,9 @@ static long add_to_physmap(struct xcall *k, u64 arg)
     x->shinfo_gpa = gpa;
     if (first)
         write_wallclock(x, mem);
+    for (int i = 0; i < x->host.ncpus; i++)
+        if (!x->vcpu[i].info_registered)
+            update_time(x, x->host.cpus[i]);
     return 0;
 }
 
@@ -600,6 +605,41 @@ static bool vcpu_info_gpa(const struct xen *x, int id, u64 *gpa)
     return true;
 }
 
+/* vcpu_time_info (pvclock) of vCPU c in its vcpu_info, as Xen's
+ * update_vcpu_system_time(): the TSC and the virtual clock's ns now, the scale from TSC
+ * ticks to ns, TSC_STABLE when the model's TSC is invariant; the version is odd while
+ * the fields change. The layout is the same in both ABIs; only its place differs. */
+static void update_time(struct xen *x, struct cpu *c)
+{
+    u64 gpa;
+    if (!vcpu_info_gpa(x, c->id, &gpa))
+        return;
+    gpa += x->shinfo_32 ? offsetof(struct vcpu_info_x86_32, time)
+                        : offsetof(struct vcpu_info, time);
+    struct guest_mem *mem = c->mem;
+    u32 version = 0;
+    mem_read_u32(mem, gpa + offsetof(struct vcpu_time_info, version), &version);
+    /* one reading of the clock for both: the pair must describe the same instant */
+    u64 now = c->ops->now_ns(c, c->ops_opaque);
+    struct vcpu_time_info t = {
+        .version = (version + 1) | 1,
+        .tsc_timestamp = cpu_tsc_at(c, now),
+        .system_time = now,
+        .tsc_to_system_mul = x->time_mul,
+        .tsc_shift = x->time_shift,
+        .flags = x->host.tsc_stable ? XEN_PVCLOCK_TSC_STABLE_BIT : 0,
+    };
+    mem_write_u32(mem, gpa + offsetof(struct vcpu_time_info, version), t.version);
+    mem_write(mem, gpa + offsetof(struct vcpu_time_info, tsc_timestamp), &t.tsc_timestamp,
+              sizeof(t) - offsetof(struct vcpu_time_info, tsc_timestamp));
+    mem_write_u32(mem, gpa + offsetof(struct vcpu_time_info, version), t.version + 1);
+}
+
+void xen_vcpu_resume(struct xen *x, struct cpu *c)
+{
+    update_time(x, c);
+}
+
 /* VCPUOP_register_vcpu_info, as Xen's map_vcpu_info(): the whole native vcpu_info must
  * fit in the page (-EINVAL), once per vCPU (-EINVAL again), by the vCPU itself or for
  * one that is down (-EINVAL for another running one), in a RAM frame (-EINVAL). The
@@ -638,6 +678,7 @@ static long register_vcpu_info(struct xcall *k, int id, u64 arg)
         return -EINVAL;
     x->vcpu[id].info_registered = true;
     x->vcpu[id].info_gpa = gpa;
+    update_time(x, x->host.cpus[id]);
     return 0;
 }
 

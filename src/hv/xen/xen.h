@@ -28,6 +28,7 @@ int xen_parse_option(struct xen_config *cfg, const char *spec, char *err, size_t
 struct xen_host {
     bool amd;         /* the CPU vendor: VMMCALL rather than VMCALL in the hypercall page */
     bool rdtscp;      /* the CPU model has RDTSCP (time leaf) */
+    bool tsc_stable;  /* the CPU model's TSC is invariant (constant and nonstop) */
     u32 tsc_khz;      /* the guest TSC frequency */
     int console_fd;   /* console_io writes go here */
     u64 boot_wall_ns; /* the wall-clock time (ns since the Unix epoch) at virtual time 0 */
@@ -51,5 +52,9 @@ bool xen_msr_read(struct xen *x, struct cpu *c, u32 index, u64 *value);
 bool xen_msr_write(struct xen *x, struct cpu *c, u32 index, u64 value);
 /* A VMCALL/VMMCALL of vCPU c: performs the hypercall, result in RAX. */
 void xen_hypercall(struct xen *x, struct cpu *c);
+/* Before vCPU c runs again (each entry into cpu_run): brings its vcpu_time_info up to
+ * date with the virtual clock and its TSC, as Xen does before returning to a guest
+ * whose time base changed. */
+void xen_vcpu_resume(struct xen *x, struct cpu *c);
 
 #endif

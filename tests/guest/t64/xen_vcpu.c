@@ -56,11 +56,71 @@ static struct shared_info *shinfo;
  * 0xc0de0000 + id, upcall mask 0), every event pending. */
 static void check_copied(const struct vcpu_info *vi, u32 id)
 {
-    TEST_ASSERT(vi->arch.cr2 == 0xc0de0000u + id && vi->evtchn_upcall_mask == 0 &&
-                    vi->time.version == 0x10 + id,
+    TEST_ASSERT(vi->arch.cr2 == 0xc0de0000u + id && vi->evtchn_upcall_mask == 0,
                 "vCPU %u: the shared_info slot's contents moved to the new area", id);
     TEST_ASSERT(vi->evtchn_upcall_pending == 1 && vi->evtchn_pending_sel == ~0ul,
                 "vCPU %u: upcall pending, every selector bit set (rescan)", id);
+}
+
+/* ---- pvclock ---- */
+static u32 tsc_khz;
+
+static u64 scale(u64 delta, u32 mul, signed char shift)
+{
+    delta = shift >= 0 ? delta << shift : delta >> -shift;
+    return (u64)(((unsigned __int128)delta * mul) >> 32);
+}
+
+/* System time now by the pvclock protocol (Linux's pvclock_clocksource_read); the TSC
+ * read it used in *tsc */
+static u64 pvclock_read(volatile struct vcpu_time_info *t, u64 *tsc)
+{
+    u32 v;
+    u64 ns;
+    do {
+        v = t->version;
+        asm volatile("" ::: "memory");
+        *tsc = rdtsc();
+        ns = t->system_time + scale(*tsc - t->tsc_timestamp, t->tsc_to_system_mul, (signed char)t->tsc_shift);
+        asm volatile("" ::: "memory");
+    } while ((v & 1) || v != t->version);
+    return ns;
+}
+
+/* The time area of a vcpu_info: current, scaled for the TSC, monotonic, and the same
+ * time the TSC gives (the TSC counts from virtual time 0 at tsc_khz). */
+static void check_pvclock(volatile struct vcpu_time_info *t, const char *where)
+{
+    bool stable = cpuid(0x80000007).d & BIT(8);
+    TEST_ASSERT(!(t->version & 1) && t->version >= 2, "%s: version even, updated (%u)", where,
+                t->version);
+    TEST_ASSERT(t->flags == (stable ? XEN_PVCLOCK_TSC_STABLE_BIT : 0),
+                "%s: flags %x: TSC_STABLE as the invariant TSC says", where, t->flags);
+    /* Xen's scale for 2 GHz: exactly one half */
+    if (tsc_khz == 2000000)
+        TEST_ASSERT(t->tsc_to_system_mul == 0x80000000u && t->tsc_shift == 0,
+                    "%s: 2 GHz scale: mul 2^31, shift 0", where);
+    u64 stamp = t->tsc_timestamp, prev = 0, tsc;
+    bool mono = true, close = true;
+    s64 worst = 0;
+    for (int i = 0; i < 20000; i++) {
+        u64 ns = pvclock_read(t, &tsc);
+        u64 want = tsc / tsc_khz * 1000000u + tsc % tsc_khz * 1000000u / tsc_khz;
+        s64 d = (s64)(ns - want);
+        if (d < 0)
+            d = -d;
+        if (d > worst)
+            worst = d;
+        close &= d <= 2;
+        mono &= ns >= prev;
+        prev = ns;
+        if (i % 1000 == 0)
+            udelay(500);
+    }
+    TEST_ASSERT(mono, "%s: pvclock monotonic over 20000 reads", where);
+    TEST_ASSERT(close, "%s: pvclock time = TSC time within 2 ns (worst %lld ns)", where,
+                (long long)worst);
+    TEST_ASSERT(t->tsc_timestamp != stamp, "%s: brought up to date while the guest runs", where);
 }
 
 static u8 *area[3];
@@ -117,7 +177,7 @@ static void test_many(void)
     TEST_EQ(reg_info(32, (u64)area[1] >> 12, 0x80), 0, "register for vCPU 32 (no shared_info slot)");
     const struct vcpu_info *vi = (void *)(area[1] + 0x80);
     TEST_ASSERT(vi->evtchn_upcall_mask == 1 && vi->evtchn_upcall_pending == 1 &&
-                    vi->evtchn_pending_sel == ~0ul && vi->arch.cr2 == 0 && vi->time.version == 0,
+                    vi->evtchn_pending_sel == ~0ul && vi->arch.cr2 == 0,
                 "vCPU 32: a fresh vcpu_info, upcall masked, every event pending");
     TEST_EQ(reg_info(31, (u64)area[1] >> 12, 0xc0), 0, "register for vCPU 31 (the last slot)");
     check_copied((void *)(area[1] + 0xc0), 31);
@@ -134,6 +194,8 @@ void test_main(void)
         panic("no Xen signature at 40000000h");
     }
     amd = cpuid(0).b == 0x68747541; /* "Auth" */
+    tsc_khz = cpuid(XEN_CPUID_FIRST_LEAF + 3).c; /* the time leaf, subleaf 0 */
+    TEST_ASSERT(tsc_khz != 0, "TSC kHz from the time leaf: %u", tsc_khz);
     rt_cmdline_value("run", run, sizeof(run));
     for (int i = 0; i < 3; i++) {
         area[i] = page_alloc();
@@ -148,10 +210,10 @@ void test_main(void)
     shinfo = (void *)page;
     for (u32 i = 0; i < XEN_LEGACY_MAX_VCPUS; i++) {
         shinfo->vcpu_info[i].arch.cr2 = 0xc0de0000u + i;
-        shinfo->vcpu_info[i].time.version = 0x10 + i;
         shinfo->vcpu_info[i].evtchn_pending_sel = 0x5;
     }
 
+    check_pvclock(&shinfo->vcpu_info[0].time, "shared_info slot of vCPU 0");
     TEST_EQ(hc(__HYPERVISOR_vcpu_op, 99, 0, 0), -ENOSYS, "unknown vcpu_op: -ENOSYS");
     TEST_EQ(hc(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_info, 0, 0x8000000000000000ull), -EFAULT,
             "a non-canonical argument: -EFAULT");
@@ -166,6 +228,10 @@ void test_main(void)
 
     TEST_EQ(reg_info(0, mfn, 4096 - 64), 0, "vCPU 0: the last 64 bytes of a page");
     check_copied((void *)(area[0] + 4096 - 64), 0);
+    struct vcpu_info *vi0 = (void *)(area[0] + 4096 - 64);
+    u32 slot_version = shinfo->vcpu_info[0].time.version;
+    check_pvclock(&vi0->time, "registered vcpu_info of vCPU 0");
+    TEST_EQ(shinfo->vcpu_info[0].time.version, slot_version, "the old slot is no longer updated");
     TEST_ASSERT(all(area[0], 4096 - 64, 0xaa), "vCPU 0: nothing before its area written");
     TEST_EQ(reg_info(0, mfn, 0), -EINVAL, "vCPU 0 a second time: -EINVAL");
     TEST_ASSERT(all(area[0], 4096 - 64, 0xaa), "and nothing written");

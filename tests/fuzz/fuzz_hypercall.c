@@ -24,6 +24,8 @@ static struct guest_mem mem;
 static struct cpuid_model model;
 static struct cpu cpu, *c = &cpu;
 static struct xen *xen;
+static struct xen_config xen_cfg;
+static struct xen_host xen_host;
 
 static enum intercept_result intercept(struct cpu *cp, struct cpu_event *ev, void *opaque)
 {
@@ -49,13 +51,12 @@ static void init_once(void)
     if (cpuid_model_parse(&model, "max", err, sizeof err) || mem_init(&mem, RAM) ||
         cpu_init(c, 0, &mem, &model, &ops, NULL))
         abort();
-    struct xen_config cfg;
-    if (xen_parse_option(&cfg, NULL, err, sizeof err))
+    if (xen_parse_option(&xen_cfg, NULL, err, sizeof err))
         abort();
     static struct cpu *const cpus[1] = { &cpu };
-    struct xen_host host = { .amd = false, .rdtscp = true, .tsc_khz = 2000000, .console_fd = -1,
-                             .cpus = cpus, .ncpus = 1 };
-    xen = xen_create(&cfg, &host, 0x40000000u);
+    xen_host = (struct xen_host){ .amd = false, .rdtscp = true, .tsc_stable = true,
+                                  .tsc_khz = 2000000, .console_fd = -1, .cpus = cpus, .ncpus = 1 };
+    xen = xen_create(&xen_cfg, &xen_host, 0x40000000u);
     if (!xen)
         abort();
 }
@@ -153,7 +154,15 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
     if (mem_write(&mem, DATA, data, n))
         abort();
 
+    /* a fresh interface now and then: registrations (vcpu_info) are once per vCPU */
+    if (ctl & 0x4000) {
+        xen_destroy(xen);
+        if (!(xen = xen_create(&xen_cfg, &xen_host, 0x40000000u)))
+            abort();
+    }
     xen_hypercall(xen, c);
+    if (ctl & 0x2000)
+        xen_vcpu_resume(xen, c);
     if (ctl & 0x200)
         xen_msr_write(xen, c, 0x40000000u + (u32)((ctl >> 10) & 3), steer(c->gpr[R_RBX]));
     if (ctl & 0x1000) {

@@ -346,7 +346,13 @@ static void test_shared_info(u32 domid, long ram_pages)
     TEST_EQ(si->wc_version, 2, "wc_version even after one update");
     TEST_ASSERT(si->wc_sec > 1600000000u && si->wc_nsec < 1000000000u && si->wc_sec_hi == 0,
                 "wall clock at system time 0: %u s %u ns", si->wc_sec, si->wc_nsec);
-    TEST_ASSERT(all(p1, offsetof(struct shared_info, wc_version), 0) &&
+    /* vCPU 0's pvclock (the only vCPU) is written when the page is placed */
+    size_t t0 = offsetof(struct shared_info, vcpu_info[0].time),
+           t1 = t0 + sizeof(struct vcpu_time_info);
+    u32 tv = si->vcpu_info[0].time.version;
+    TEST_ASSERT(tv >= 2 && !(tv & 1) && si->vcpu_info[0].time.tsc_to_system_mul,
+                "vCPU 0's time info written (version %u, even)", tv);
+    TEST_ASSERT(all(p1, t0, 0) && all(p1 + t1, offsetof(struct shared_info, wc_version) - t1, 0) &&
                 all(p1 + sizeof(*si), 4096 - sizeof(*si), 0),
                 "the rest of the page is Xen's fresh page: zero");
     domid_t self = DOMID_SELF;

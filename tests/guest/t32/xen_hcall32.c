@@ -13,10 +13,12 @@
 #include <xen/version.h>
 #include <xen/features.h>
 #include <xen/memory.h>
+#include <xen/vcpu.h>
 #include <xen/arch-x86/cpuid.h>
 #include <xen/foreign/x86_32.h>
 
 #define EPERM 1
+#define ENOENT 2
 #define EFAULT 14
 #define ENOSYS 38
 
@@ -109,6 +111,33 @@ static void test_shared_info(void)
     TEST_EQ(si->wc_version, 2, "x86_32 layout: wc_version");
     TEST_ASSERT(si->wc_sec > 1600000000u && si->wc_nsec < 1000000000u,
                 "x86_32 layout: wall clock %u s %u ns", si->wc_sec, si->wc_nsec);
+    /* vCPU 0's pvclock where the 48-byte x86_32 vcpu_info has it */
+    u32 tv = si->vcpu_info[0].time.version;
+    TEST_ASSERT(tv >= 2 && !(tv & 1) && si->vcpu_info[0].time.tsc_to_system_mul != 0,
+                "x86_32 layout: vCPU 0's time info (version %u)", tv);
+
+    /* register_vcpu_info from 32-bit code: the same 16-byte struct, the 48-byte x86_32
+     * vcpu_info (32-bit selector word) written, nothing after it */
+    u8 *v = page_alloc();
+    memset(v, 0xaa, 4096);
+    si->vcpu_info[0].arch.cr2 = 0x1234;
+    u32 r[4] = { (u32)v >> 12, 0, 4096 - 64, 0 };
+    TEST_EQ(hc_page(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_info, 1, (u32)r), -ENOENT,
+            "register_vcpu_info for vCPU 1 of 1: -ENOENT");
+    TEST_EQ(hc_page(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_info, 0, (u32)r), 0,
+            "register_vcpu_info (compat)");
+    struct vcpu_info_x86_32 *vi = (void *)(v + 4096 - 64);
+    TEST_ASSERT(vi->evtchn_upcall_pending == 1 && vi->evtchn_pending_sel == 0xffffffffu &&
+                    vi->arch.cr2 == 0x1234,
+                "x86_32 vcpu_info: the slot's contents, every selector bit pending");
+    tv = vi->time.version;
+    TEST_ASSERT(tv >= 2 && !(tv & 1) && vi->time.tsc_to_system_mul != 0 &&
+                    vi->time.tsc_timestamp != 0,
+                "x86_32 vcpu_info: its time info (version %u)", tv);
+    bool rest = true;
+    for (u32 i = 4096 - 64 + sizeof(*vi); i < 4096; i++)
+        rest &= v[i] == 0xaa;
+    TEST_ASSERT(rest, "nothing written past the 48 bytes");
 }
 
 void test_main(void)

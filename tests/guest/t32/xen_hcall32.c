@@ -111,13 +111,13 @@ static void test_shared_info(void)
     TEST_EQ(si->wc_version, 2, "x86_32 layout: wc_version");
     TEST_ASSERT(si->wc_sec > 1600000000u && si->wc_nsec < 1000000000u,
                 "x86_32 layout: wall clock %u s %u ns", si->wc_sec, si->wc_nsec);
-    /* vCPU 0's pvclock where the 48-byte x86_32 vcpu_info has it */
+    /* vCPU 0's pvclock where the x86_32 vcpu_info has it (offset 32 of its 64 bytes) */
     u32 tv = si->vcpu_info[0].time.version;
     TEST_ASSERT(tv >= 2 && !(tv & 1) && si->vcpu_info[0].time.tsc_to_system_mul != 0,
                 "x86_32 layout: vCPU 0's time info (version %u)", tv);
 
-    /* register_vcpu_info from 32-bit code: the same 16-byte struct, the 48-byte x86_32
-     * vcpu_info (32-bit selector word at offset 4, time at 16) */
+    /* register_vcpu_info from 32-bit code: the same 16-byte struct, the x86_32
+     * vcpu_info (64 bytes as natively, the 32-bit selector word at 4, time at 32) */
     u8 *v = page_alloc();
     memset(v, 0xaa, 4096);
     si->vcpu_info[0].arch.cr2 = 0x1234;

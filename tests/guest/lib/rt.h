@@ -334,6 +334,25 @@ DEF_DR(2)
 DEF_DR(3)
 DEF_DR(6)
 DEF_DR(7)
+/* A raw Xen hypercall with up to three arguments, VMCALL (or VMMCALL with amd), in the
+ * current mode's convention: RDI, RSI, RDX in 64-bit code, EBX, ECX, EDX in 32-bit code. */
+static inline long xen_hypercall3(bool amd, ulong nr, ulong a1, ulong a2, ulong a3)
+{
+    long r;
+#ifdef __x86_64__
+    if (amd)
+        asm volatile("vmmcall" : "=a"(r) : "a"(nr), "D"(a1), "S"(a2), "d"(a3) : "memory");
+    else
+        asm volatile("vmcall" : "=a"(r) : "a"(nr), "D"(a1), "S"(a2), "d"(a3) : "memory");
+#else
+    if (amd)
+        asm volatile("vmmcall" : "=a"(r) : "a"(nr), "b"(a1), "c"(a2), "d"(a3) : "memory");
+    else
+        asm volatile("vmcall" : "=a"(r) : "a"(nr), "b"(a1), "c"(a2), "d"(a3) : "memory");
+#endif
+    return r;
+}
+
 /* DR6 status and DR7 control bits (SDM Vol. 3B 18.2) */
 #define DR6_B(n) BIT(n)
 #define DR6_BD BIT(13)

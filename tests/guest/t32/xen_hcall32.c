@@ -35,12 +35,7 @@ static long hc_page(u32 nr, u32 a1, u32 a2, u32 a3)
 
 static long hc_raw(u32 nr, u32 a1, u32 a2, u32 a3)
 {
-    long r;
-    if (amd)
-        asm volatile("vmmcall" : "=a"(r) : "a"(nr), "b"(a1), "c"(a2), "d"(a3) : "memory");
-    else
-        asm volatile("vmcall" : "=a"(r) : "a"(nr), "b"(a1), "c"(a2), "d"(a3) : "memory");
-    return r;
+    return xen_hypercall3(amd, nr, a1, a2, a3);
 }
 
 static ulong user_version(ulong nr)

@@ -28,12 +28,7 @@ static bool amd;
 
 static long hc(u64 nr, u64 a1, u64 a2, u64 a3)
 {
-    long r;
-    if (amd)
-        asm volatile("vmmcall" : "=a"(r) : "a"(nr), "D"(a1), "S"(a2), "d"(a3) : "memory");
-    else
-        asm volatile("vmcall" : "=a"(r) : "a"(nr), "D"(a1), "S"(a2), "d"(a3) : "memory");
-    return r;
+    return xen_hypercall3(amd, nr, a1, a2, a3);
 }
 
 static long reg_info(u32 vcpu, u64 mfn, u32 offset)

@@ -207,30 +207,44 @@ const struct tlb_entry *lin_code_entry(struct cpu *c, u64 linear)
     return e;
 }
 
-bool lin_peek(struct cpu *c, u64 linear, void *buf, unsigned size)
+/* Copies len bytes between buf and the linear address space page by page, each page
+ * walked (one page walker, the vCPU's current paging mode, ACC_USER added at CPL 3,
+ * EFLAGS.AC for SMAP) before any byte of it is copied; only RAM is reachable and
+ * nothing faults into the guest. -1 if some byte does not translate or is not RAM. */
+static int linear_copy(struct cpu *c, u64 linear, void *buf, size_t len, unsigned access,
+                       bool to_guest)
 {
     struct cpu_internal *in = c->in;
-    u8 *out = buf;
-    while (size) {
-        unsigned n = 4096 - (unsigned)(linear & 0xfff);
-        if (n > size)
-            n = size;
-        if ((c->efer & EFER_LMA) && !cpu_canonical(c, linear))
-            return false;
+    u8 *p = buf;
+    bool lma = c->efer & EFER_LMA;
+    while (len) {
+        size_t n = 4096 - (size_t)(linear & 0xfff);
+        if (n > len)
+            n = len;
+        if (lma && !cpu_canonical(c, linear))
+            return -1;
         struct paging_result r;
         in->pg.ac = c->rflags & FL_AC;
-        paging_walk(&in->pg, linear, ACC_NO_AD | (c->cpl == 3 ? ACC_USER : 0), &r);
+        paging_walk(&in->pg, linear, access | (c->cpl == 3 ? ACC_USER : 0), &r);
         if (r.fault != PAGING_OK)
-            return false;
-        const u8 *p = mem_ptr(c->mem, r.pa, n);
-        if (!p)
-            return false;
-        memcpy(out, p, n);
-        out += n;
+            return -1;
+        if (to_guest) {
+            if (!mem_ptr(c->mem, r.pa, n) || mem_write(c->mem, r.pa, p, n) < 0)
+                return -1;
+            in->exits |= EXIT_BLOCK_END; /* the write may have hit decoded code */
+        } else if (mem_read(c->mem, r.pa, p, n) < 0) {
+            return -1;
+        }
+        p += n;
         linear += n;
-        size -= n;
+        len -= n;
     }
-    return true;
+    return 0;
+}
+
+bool lin_peek(struct cpu *c, u64 linear, void *buf, unsigned size)
+{
+    return linear_copy(c, linear, buf, size, ACC_READ | ACC_NO_AD, false) == 0;
 }
 
 /* ---- physical ---- */
@@ -445,32 +459,7 @@ u8 *vmem_span(struct cpu *c, int seg, u64 offset, u64 *len, bool write)
  * linear address space ends at 4 GiB. */
 int cpu_copy_guest(struct cpu *c, u64 linear, void *buf, size_t len, bool to_guest)
 {
-    struct cpu_internal *in = c->in;
-    u8 *p = buf;
-    bool lma = c->efer & EFER_LMA;
-    if (!lma && (linear > 0xffffffffull || len > 0x100000000ull - linear))
+    if (!(c->efer & EFER_LMA) && (linear > 0xffffffffull || len > 0x100000000ull - linear))
         return -1;
-    while (len) {
-        size_t n = 4096 - (size_t)(linear & 0xfff);
-        if (n > len)
-            n = len;
-        if (lma && !cpu_canonical(c, linear))
-            return -1;
-        struct paging_result r;
-        in->pg.ac = c->rflags & FL_AC;
-        paging_walk(&in->pg, linear, (to_guest ? ACC_WRITE : ACC_READ) | (c->cpl == 3 ? ACC_USER : 0), &r);
-        if (r.fault != PAGING_OK)
-            return -1;
-        if (to_guest) {
-            if (!mem_ptr(c->mem, r.pa, n) || mem_write(c->mem, r.pa, p, n) < 0)
-                return -1;
-            in->exits |= EXIT_BLOCK_END; /* the write may have hit decoded code */
-        } else if (mem_read(c->mem, r.pa, p, n) < 0) {
-            return -1;
-        }
-        p += n;
-        linear += n;
-        len -= n;
-    }
-    return 0;
+    return linear_copy(c, linear, buf, len, to_guest ? ACC_WRITE : ACC_READ, to_guest);
 }

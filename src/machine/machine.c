@@ -198,6 +198,67 @@ static u64 now_ns(struct cpu *c, void *opaque)
 
 static const struct cpu_ops machine_cpu_ops = { route_event, intr_pending, intr_ack, now_ns };
 
+/* ---- what the Xen interface asks of the machine (struct xen_host_ops) ---- */
+static void xen_set_gsi(void *opaque, int gsi, bool level)
+{
+    machine_set_irq(opaque, gsi, level);
+}
+
+/* PCI INTx: pin p of device d on GSI 16 + (d + p) % 4, the usual swizzle onto the four
+ * PCI interrupt lines of the I/O APIC. */
+static void xen_set_pci_intx(void *opaque, u8 devfn, int pin, bool level)
+{
+    machine_set_irq(opaque, 16 + ((devfn >> 3) + pin) % 4, level);
+}
+
+static void xen_deliver_vector(void *opaque, int vcpu, u8 vector)
+{
+    struct machine *m = opaque;
+    if (vcpu < 0 || vcpu >= m->ncpus)
+        return;
+    lapic_deliver(m->lapic[vcpu], vector, APIC_DM_FIXED, false);
+    machine_kick(m, vcpu);
+}
+
+static void xen_kick(void *opaque, int vcpu)
+{
+    machine_kick(opaque, vcpu);
+}
+
+static u64 xen_now_ns(void *opaque)
+{
+    struct machine *m = opaque;
+    return clock_now(&m->clock);
+}
+
+static int xen_timer_new(void *opaque, void (*fn)(void *arg, u64 now_ns), void *arg)
+{
+    struct machine *m = opaque;
+    return clock_timer_new(&m->clock, fn, arg);
+}
+
+static void xen_timer_arm(void *opaque, int timer, u64 deadline_ns)
+{
+    struct machine *m = opaque;
+    clock_timer_arm(&m->clock, timer, deadline_ns);
+}
+
+static void xen_timer_disarm(void *opaque, int timer)
+{
+    struct machine *m = opaque;
+    clock_timer_disarm(&m->clock, timer);
+}
+
+static void xen_stop(void *opaque, int status)
+{
+    machine_request_stop(opaque, status);
+}
+
+static const struct xen_host_ops machine_xen_ops = {
+    xen_set_gsi, xen_set_pci_intx, xen_deliver_vector, xen_kick, xen_now_ns,
+    xen_timer_new, xen_timer_arm, xen_timer_disarm, xen_stop,
+};
+
 /* ---- interrupts between devices and CPUs ---- */
 void machine_request_stop(struct machine *m, int status)
 {
@@ -215,6 +276,14 @@ void machine_set_irq(struct machine *m, int irq, bool level)
         pic_set_irq(m->pic, irq, level);
     if (m->ioapic && irq < IOAPIC_PINS)
         ioapic_set_irq(m->ioapic, irq == 0 ? 2 : irq, level);
+}
+
+void machine_kick(struct machine *m, int vcpu)
+{
+    if (m->running >= 0 && vcpu != m->running && !m->end_pass) {
+        m->end_pass = true;
+        m->stat_message_ends++;
+    }
 }
 
 void machine_eoi_broadcast(struct machine *m, u8 vector)
@@ -255,10 +324,7 @@ void machine_apic_send(struct machine *m, const struct apic_msg *msg)
             continue;
         /* Another vCPU gets something to do: the sender's pass ends after this
          * instruction, so that the target runs next (machine_run). */
-        if (m->running >= 0 && i != m->running && !m->end_pass) {
-            m->end_pass = true;
-            m->stat_message_ends++;
-        }
+        machine_kick(m, i);
         struct cpu *c = m->cpu[i];
         switch (msg->delivery) {
         case APIC_DM_INIT:
@@ -626,7 +692,9 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
             cpu_set_trace(m->cpu[i], cfg->trace, cfg->trace_insns, cfg->trace_events);
     }
     if (cfg->xen.enabled) {
-        struct xen_host host = { .amd = m->model.vendor == VENDOR_AMD,
+        struct xen_host host = { .ops = &machine_xen_ops,
+                                 .opaque = m,
+                                 .amd = m->model.vendor == VENDOR_AMD,
                                  .rdtscp = m->model.fast.has[CF_RDTSCP],
                                  .tsc_stable = m->model.fast.has[CF_CONSTANT_TSC] &&
                                                m->model.fast.has[CF_NONSTOP_TSC],

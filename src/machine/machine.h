@@ -127,6 +127,9 @@ void machine_set_irq(struct machine *m, int irq, bool level);
 /* Deliver an interrupt message (from LAPIC IPIs, IOAPIC, MSI) to the destination CPUs. */
 struct apic_msg { u32 dest; u8 vector; u8 delivery; bool logical; bool level; u8 shorthand; int src; };
 void machine_apic_send(struct machine *m, const struct apic_msg *msg);
+/* vCPU vcpu was given something to do by the running one (an interrupt message, an
+ * event): the running vCPU's pass ends after this instruction so that it runs next. */
+void machine_kick(struct machine *m, int vcpu);
 /* A LAPIC's EOI of a level-triggered vector, broadcast to the I/O APIC. */
 void machine_eoi_broadcast(struct machine *m, u8 vector);
 

@@ -39,6 +39,41 @@ static u64 now_ns(struct cpu *cp, void *opaque)
 }
 static const struct cpu_ops ops = { .intercept = intercept, .now_ns = now_ns };
 
+/* The machine behind the interface: interrupt lines and vectors go nowhere, the clock
+ * stands at 0, timers exist and are never due, a stop request is recorded. */
+#define FUZZ_TIMERS 256
+static int ntimers;
+static void host_set_gsi(void *o, int gsi, bool level) { (void)o, (void)gsi, (void)level; }
+static void host_set_pci_intx(void *o, u8 devfn, int pin, bool level)
+{
+    (void)o, (void)devfn, (void)pin, (void)level;
+}
+static void host_deliver_vector(void *o, int vcpu, u8 vector) { (void)o, (void)vcpu, (void)vector; }
+static void host_kick(void *o, int vcpu) { (void)o, (void)vcpu; }
+static u64 host_now_ns(void *o) { (void)o; return 0; }
+static int host_timer_new(void *o, void (*fn)(void *, u64), void *arg)
+{
+    (void)o, (void)fn, (void)arg;
+    return ntimers < FUZZ_TIMERS ? ntimers++ : -1;
+}
+static void host_timer_arm(void *o, int t, u64 d)
+{
+    (void)o, (void)d;
+    if (t < 0 || t >= ntimers)
+        abort();
+}
+static void host_timer_disarm(void *o, int t)
+{
+    (void)o;
+    if (t < 0 || t >= ntimers)
+        abort();
+}
+static void host_stop(void *o, int status) { (void)o, (void)status; }
+static const struct xen_host_ops host_ops = {
+    host_set_gsi, host_set_pci_intx, host_deliver_vector, host_kick, host_now_ns,
+    host_timer_new, host_timer_arm, host_timer_disarm, host_stop,
+};
+
 static void w64(u64 a, u64 v)
 {
     if (mem_write_u64(&mem, a, v))
@@ -54,7 +89,7 @@ static void init_once(void)
     if (xen_parse_option(&xen_cfg, NULL, err, sizeof err))
         abort();
     static struct cpu *const cpus[1] = { &cpu };
-    xen_host = (struct xen_host){ .amd = false, .rdtscp = true, .tsc_stable = true,
+    xen_host = (struct xen_host){ .ops = &host_ops, .amd = false, .rdtscp = true, .tsc_stable = true,
                                   .tsc_khz = 2000000, .console_fd = -1, .cpus = cpus, .ncpus = 1 };
     xen = xen_create(&xen_cfg, &xen_host, 0x40000000u);
     if (!xen)
@@ -157,6 +192,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
     /* a fresh interface now and then: registrations (vcpu_info) are once per vCPU */
     if (ctl & 0x4000) {
         xen_destroy(xen);
+        ntimers = 0; /* the old interface's timers went with it */
         if (!(xen = xen_create(&xen_cfg, &xen_host, 0x40000000u)))
             abort();
     }

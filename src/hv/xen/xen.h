@@ -24,8 +24,33 @@ struct xen_config {
  * a message in err. */
 int xen_parse_option(struct xen_config *cfg, const char *spec, char *err, size_t errlen);
 
+/* What the interface asks of its machine (each may be called from a hypercall, from a
+ * timer callback or from the machine's run loop). */
+struct xen_host_ops {
+    /* the level of a GSI of the I/O APIC (0-15 are the ISA IRQs, also on the 8259) */
+    void (*set_gsi)(void *opaque, int gsi, bool level);
+    /* the INTx line pin (0 = INTA) of PCI function devfn on bus 0, routed as the
+     * platform routes PCI interrupts */
+    void (*set_pci_intx)(void *opaque, u8 devfn, int pin, bool level);
+    /* a fixed, edge-triggered interrupt with this vector at vCPU vcpu's local APIC */
+    void (*deliver_vector)(void *opaque, int vcpu, u8 vector);
+    /* vCPU vcpu has something new to act on (an upcall to take, a polled port became
+     * pending): if it is halted it re-examines its wake conditions, and it runs soon */
+    void (*kick)(void *opaque, int vcpu);
+    /* the virtual clock (ns) and timers on it: timer_new returns an id (or -1), fn runs
+     * from the machine's loop when the deadline passes */
+    u64 (*now_ns)(void *opaque);
+    int (*timer_new)(void *opaque, void (*fn)(void *arg, u64 now_ns), void *arg);
+    void (*timer_arm)(void *opaque, int timer, u64 deadline_ns);
+    void (*timer_disarm)(void *opaque, int timer);
+    /* the guest ends: status is nestor's exit status (0 poweroff/reboot, 4 crash) */
+    void (*stop)(void *opaque, int status);
+};
+
 /* What the interface needs of its machine. */
 struct xen_host {
+    const struct xen_host_ops *ops;
+    void *opaque;
     bool amd;         /* the CPU vendor: VMMCALL rather than VMCALL in the hypercall page */
     bool rdtscp;      /* the CPU model has RDTSCP (time leaf) */
     bool tsc_stable;  /* the CPU model's TSC is invariant (constant and nonstop) */

@@ -1,0 +1,19 @@
+/* sched_op and set_timer_op (xen/common/sched/core.c): yield, block, poll, shutdown,
+ * watchdog, the single-shot timer. */
+#include "hv/xen/xen_internal.h"
+
+#include <xen/sched.h>
+
+/* Not implemented yet: -ENOSYS, as before this file existed. */
+long xen_do_sched_op(struct xcall *k)
+{
+    (void)k;
+    return -ENOSYS;
+}
+
+/* Not implemented yet: -ENOSYS, as before this file existed. */
+long xen_do_set_timer_op(struct xcall *k)
+{
+    (void)k;
+    return -ENOSYS;
+}

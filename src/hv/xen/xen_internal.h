@@ -1,0 +1,104 @@
+/* Inside the Xen interface: the state every part shares and the helpers they use. Each
+ * part of the ABI has its file: xen.c (identification, the hypercall page, dispatch,
+ * xen_version, console_io), memory.c (memory_op), vcpu.c (vcpu_op, vcpu_info, pvclock,
+ * runstate, vm_assist), evtchn.c (event_channel_op and the upcall paths), hvm.c
+ * (hvm_op), sched.c (sched_op, set_timer_op), gnttab.c (grant_table_op and the host's
+ * grant access), physdev.c (physdev_op and pirqs). */
+#ifndef NESTOR_HV_XEN_XEN_INTERNAL_H
+#define NESTOR_HV_XEN_XEN_INTERNAL_H
+
+#include <errno.h>
+#include <stddef.h>
+
+#include "hv/xen/xen.h"
+#include "cpu/cpu.h"
+#include "machine/mem.h"
+
+#define __XEN_INTERFACE_VERSION__ 0x00040e00 /* the 4.14+ interface, as Linux uses it */
+#include <xen/xen.h>
+#include <xen/foreign/x86_32.h>
+
+struct xen_evtchn;
+struct xen_gnttab;
+
+/* Per vCPU (host.ncpus of them) */
+struct xen_vcpu {
+    /* where the guest registered its vcpu_info (VCPUOP_register_vcpu_info), if it did;
+     * until then vCPUs 0..31 use their slot in shared_info and the others have none */
+    bool info_registered;
+    u64 info_gpa;
+    /* ---- timers, runstate, the secondary time area (vcpu.c, sched.c) ---- */
+    /* ---- event channels and upcalls (evtchn.c, hvm.c) ---- */
+};
+
+struct xen {
+    struct xen_config cfg;
+    struct xen_host host;
+    u32 base;      /* first CPUID leaf */
+    u32 msr_base;  /* hypercall-page MSR */
+    u32 time_mul;  /* TSC ticks to ns: (ticks << shift) * mul >> 32, as Xen's time scale */
+    s8 time_shift;
+    /* The shared_info layout, latched from the guest's mode when it places the hypercall
+     * page (Xen's has_32bit_shinfo): 32-bit (x86_32) unless in 64-bit mode then. */
+    bool shinfo_32;
+    /* Where the guest placed shared_info (XENMEM_add_to_physmap), if it did */
+    bool shinfo_placed;
+    u64 shinfo_gpa;
+    struct xen_vcpu *vcpu;
+    /* ---- event channels and upcalls (evtchn.c, hvm.c) ---- */
+    struct xen_evtchn *evtchn;
+    /* ---- grant tables (gnttab.c) ---- */
+    struct xen_gnttab *gnttab;
+    /* ---- timers, runstate, shutdown (vcpu.c, sched.c) ---- */
+    /* ---- pirqs (physdev.c) ---- */
+};
+
+/* One call in flight: the vCPU, its ABI (compat: 32-bit layouts and registers) and the
+ * arguments. */
+struct xcall {
+    struct xen *x;
+    struct cpu *c;
+    bool compat;
+    u64 arg[6];
+};
+
+/* The one way to guest memory named by a hypercall argument: a linear address of the
+ * calling vCPU, through its page tables (cpu_copy_guest). 0 or -EFAULT. */
+int xen_copy_from(struct xcall *k, u64 gva, void *buf, size_t len);
+int xen_copy_to(struct xcall *k, u64 gva, const void *buf, size_t len);
+
+/* The domain a domid_t names: 0 for this guest (DOMID_SELF or its own id), -EPERM for
+ * dom0 (it exists, a domU may not look at it), -ESRCH otherwise. */
+long xen_own_domain(const struct xen *x, u16 domid);
+
+/* shared_info: the wall clock with its version protocol (xen.c) */
+void xen_write_wallclock(struct xen *x, struct guest_mem *mem);
+/* The guest-physical address of vCPU id's vcpu_info (vcpu.c), if it has one. */
+bool xen_vcpu_info_gpa(const struct xen *x, int id, u64 *gpa);
+/* Brings vCPU c's vcpu_time_info up to date (vcpu.c). */
+void xen_update_time(struct xen *x, struct cpu *c);
+
+/* The parts' lifetimes: create returns 0 or -ENOMEM (xen_create calls them in order and
+ * destroys what was made on failure); destroy takes a part that may not exist. */
+int xen_evtchn_create(struct xen *x);
+void xen_evtchn_destroy(struct xen *x);
+int xen_gnttab_create(struct xen *x);
+void xen_gnttab_destroy(struct xen *x);
+
+/* The hypercalls, one handler per number; each takes both ABIs (k->compat). */
+long xen_do_memory_op(struct xcall *k);
+long xen_do_vcpu_op(struct xcall *k);
+long xen_do_event_channel_op(struct xcall *k);
+long xen_do_hvm_op(struct xcall *k);
+long xen_do_sched_op(struct xcall *k);
+long xen_do_set_timer_op(struct xcall *k);
+long xen_do_grant_table_op(struct xcall *k);
+long xen_do_physdev_op(struct xcall *k);
+long xen_do_vm_assist(struct xcall *k);
+long xen_do_multicall(struct xcall *k);
+
+/* Performs hypercall nr for vCPU c in the ABI compat says, with its argument registers
+ * (the multicall entries use it too). */
+long xen_call(struct xen *x, struct cpu *c, bool compat, u64 nr, const u64 args[6]);
+
+#endif

@@ -17,3 +17,9 @@ long xen_do_set_timer_op(struct xcall *k)
     (void)k;
     return -ENOSYS;
 }
+
+/* Until SCHEDOP_poll exists no vCPU polls. */
+void xen_sched_port_pending(struct xen *x, u32 port)
+{
+    (void)x, (void)port;
+}

@@ -85,6 +85,23 @@ void xen_evtchn_destroy(struct xen *x);
 int xen_gnttab_create(struct xen *x);
 void xen_gnttab_destroy(struct xen *x);
 
+/* ---- between the parts ---- */
+/* evtchn.c: marks port pending as if its other end signalled it (an interdomain port
+ * from a backend, a pirq's port) and runs the upcall if the guest is to get one.
+ * Returns 0, or -EINVAL for a port that is not open. */
+int xen_evtchn_set_pending(struct xen *x, u32 port);
+/* evtchn.c: raises virq (VIRQ_TIMER, VIRQ_DEBUG...) on vCPU vcpu if the guest bound it
+ * there; nothing otherwise. */
+void xen_evtchn_send_virq(struct xen *x, int vcpu, u32 virq);
+/* evtchn.c: whether port exists and is pending (SCHEDOP_poll). */
+bool xen_evtchn_is_pending(struct xen *x, u32 port);
+/* sched.c: port became pending: a vCPU polling it (SCHEDOP_poll) wakes. */
+void xen_sched_port_pending(struct xen *x, u32 port);
+/* physdev.c: EVTCHNOP_bind_pirq / close of a pirq port: the pirq now signals port
+ * (0 or -EINVAL for a pirq the domain has not mapped, -EBUSY if bound) / no longer does. */
+int xen_pirq_bind(struct xen *x, u32 pirq, u32 port);
+void xen_pirq_unbind(struct xen *x, u32 pirq);
+
 /* The hypercalls, one handler per number; each takes both ABIs (k->compat). */
 long xen_do_memory_op(struct xcall *k);
 long xen_do_vcpu_op(struct xcall *k);

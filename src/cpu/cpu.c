@@ -228,6 +228,7 @@ static const char *const event_names[EV_KIND_COUNT] = {
     [EV_EXCEPTION] = "exception", [EV_INTERRUPT] = "interrupt", [EV_TASK_SWITCH] = "task-switch",
     [EV_SHUTDOWN] = "shutdown", [EV_PAUSE] = "pause", [EV_UNSUPPORTED] = "unsupported",
     [EV_PMI] = "pmi",
+    [EV_TSC_WRITTEN] = "tsc-written",
 };
 
 void cpu_trace_event(struct cpu *c, const struct cpu_event *ev)

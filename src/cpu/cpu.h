@@ -176,6 +176,7 @@ enum cpu_event_kind {
     EV_PAUSE,
     EV_UNSUPPORTED,  /* guest used something the engine does not implement */
     EV_PMI,          /* a performance counter overflowed with its interrupt enabled */
+    EV_TSC_WRITTEN,  /* WRMSR changed the TSC (IA32_TSC, IA32_TSC_ADJUST): after the write */
     EV_KIND_COUNT
 };
 

@@ -123,6 +123,14 @@ typedef bool (*wr_fn)(struct cpu *c, u32 index, u64 v);
 
 static bool wr_readonly(struct cpu *c, u32 index, u64 v) { (void)c; (void)index; (void)v; return false; }
 
+/* Owners of a view of time built on this vCPU's TSC (Xen's pvclock) hear of a change
+ * before the guest can read the TSC again. */
+static void tsc_written(struct cpu *c)
+{
+    struct cpu_event ev = { .kind = EV_TSC_WRITTEN };
+    cpu_intercept(c, &ev);
+}
+
 static bool rd_tsc(struct cpu *c, u32 index, u64 *v) { (void)index; *v = cpu_tsc(c); return true; }
 static bool wr_tsc(struct cpu *c, u32 index, u64 v)
 {
@@ -131,6 +139,7 @@ static bool wr_tsc(struct cpu *c, u32 index, u64 v)
     u64 delta = v - cpu_tsc(c);
     c->tsc_offset += (s64)delta;
     c->msr_tsc_adjust += delta;
+    tsc_written(c);
     return true;
 }
 
@@ -140,6 +149,7 @@ static bool wr_tsc_adjust(struct cpu *c, u32 index, u64 v)
     (void)index;
     c->tsc_offset += (s64)(v - c->msr_tsc_adjust);
     c->msr_tsc_adjust = v;
+    tsc_written(c);
     return true;
 }
 

@@ -150,6 +150,10 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
     case EV_PMI:
         lapic_pmi(apic);
         return INTERCEPT_HANDLED;
+    case EV_TSC_WRITTEN:
+        if (m->xen)
+            xen_tsc_written(m->xen, c);
+        return INTERCEPT_HANDLED;
     case EV_SHUTDOWN:
         nestor_log("vCPU %d: triple fault, the guest is shut down", c->id);
         cpu_dump(c, stderr);

@@ -277,6 +277,11 @@ bool xen_msr_write(struct xen *x, struct cpu *c, u32 index, u64 value)
     return true;
 }
 
+void xen_tsc_written(struct xen *x, struct cpu *c)
+{
+    xen_update_time(x, c);
+}
+
 /* ---- hypercalls ---- */
 int xen_copy_from(struct xcall *k, u64 gva, void *buf, size_t len)
 {
@@ -288,12 +293,15 @@ int xen_copy_to(struct xcall *k, u64 gva, const void *buf, size_t len)
     return cpu_copy_guest(k->c, gva, (void *)buf, len, true) ? -EFAULT : 0;
 }
 
-/* XENVER_get_features, submap 0: what nestor honours for an HVM domU. Translated
- * physmap, writable page tables and a ring-0 kernel are the HVM machine itself. Not
- * (yet): the callback vector, pirqs, the safe pvclock, vNUMA. */
+/* XENVER_get_features, submap 0: what nestor honours for an HVM domU, as Xen's
+ * kernel.c builds it. Translated physmap, writable page tables and a ring-0 kernel are
+ * the HVM machine itself; the pvclock is safe because a write of the TSC re-bases it
+ * (xen_tsc_written). Not (yet): the callback vector, pirqs, vNUMA
+ * (memory_op_vnode_supported: XENMEM_get_vnumainfo is not implemented). */
 static const u32 features_submap0 = BIT(XENFEAT_writable_page_tables) |
                                     BIT(XENFEAT_auto_translated_physmap) |
-                                    BIT(XENFEAT_supervisor_mode_kernel);
+                                    BIT(XENFEAT_supervisor_mode_kernel) |
+                                    BIT(XENFEAT_hvm_safe_pvclock);
 
 /* What XSM's dummy policy answers a domU for the privileged sub-ops */
 static const char xen_deny[] = "<denied>";

@@ -82,4 +82,8 @@ void xen_hypercall(struct xen *x, struct cpu *c);
  * whose time base changed. */
 void xen_vcpu_resume(struct xen *x, struct cpu *c);
 
+/* vCPU c's TSC was written (WRMSR TSC or TSC_ADJUST): its pvclock is brought up to
+ * date before the guest reads the TSC again, as Xen does when a guest sets its TSC. */
+void xen_tsc_written(struct xen *x, struct cpu *c);
+
 #endif

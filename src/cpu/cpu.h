@@ -288,6 +288,12 @@ enum cpu_stop_reason cpu_run(struct cpu *c, u64 budget);
 /* Would cpu_run() execute anything now: running, or halted with an NMI or an unmasked
  * interrupt to wake it? For the scheduler, outside cpu_run() of this vCPU. */
 bool cpu_runnable(struct cpu *c);
+/* A hypervisor interface blocks the vCPU after the current instruction (Xen's
+ * SCHEDOP_block and SCHEDOP_poll): it halts as HLT does, waking on an unmasked
+ * interrupt or NMI, or with any_interrupt on a masked one too (as MWAIT with ECX[0]),
+ * or when cpu_unblock() says so. */
+void cpu_block(struct cpu *c, bool any_interrupt);
+void cpu_unblock(struct cpu *c);
 
 /* Recomputes c->mode and c->cpl and flushes what depends on them. Call after changing
  * CR0/CR4/EFER/CS/EFLAGS.VM from outside the engine (loaders). */

@@ -567,6 +567,23 @@ static void insn_mwait(struct cpu *c, const struct insn *i)
     c->in->exits |= EXIT_BLOCK_END;
 }
 
+void cpu_block(struct cpu *c, bool any_interrupt)
+{
+    c->mwait = any_interrupt;
+    c->mwait_break_on_intr = any_interrupt;
+    c->state = CPU_HALTED;
+    if (c->in)
+        c->in->exits |= EXIT_BLOCK_END;
+}
+
+void cpu_unblock(struct cpu *c)
+{
+    if (c->state == CPU_HALTED) {
+        c->state = CPU_RUNNING;
+        c->mwait = false;
+    }
+}
+
 bool cpu_mwait_ends(struct cpu *c)
 {
     bool masked_intr = c->mwait_break_on_intr && c->ops->intr_pending &&

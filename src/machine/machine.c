@@ -888,6 +888,8 @@ static void run_round(struct machine *m, u64 budget)
                 xen_vcpu_resume(m->xen, c);
             u64 before = c->icount;
             enum cpu_stop_reason r = cpu_run(c, budget - s->ran);
+            if (m->xen)
+                xen_vcpu_ran(m->xen, c);
             m->running = -1;
             m->end_pass = false;
             u64 ran = c->icount - before;

@@ -104,7 +104,7 @@ struct xen *xen_create(const struct xen_config *cfg, const struct xen_host *host
     x->base = base;
     x->msr_base = base == XEN_CPUID_FIRST_LEAF ? 0x40000000u : 0x40000200u;
     time_scale((u64)host->tsc_khz * 1000, &x->time_mul, &x->time_shift);
-    if (!x->vcpu || xen_evtchn_create(x) || xen_gnttab_create(x)) {
+    if (!x->vcpu || xen_time_create(x) || xen_evtchn_create(x) || xen_gnttab_create(x)) {
         xen_destroy(x);
         return NULL;
     }

@@ -35,7 +35,7 @@ struct xen_host_ops {
     /* a fixed, edge-triggered interrupt with this vector at vCPU vcpu's local APIC */
     void (*deliver_vector)(void *opaque, int vcpu, u8 vector);
     /* vCPU vcpu has something new to act on (an upcall to take, a polled port became
-     * pending): if it is halted it re-examines its wake conditions, and it runs soon */
+     * pending): it runs soon (the running vCPU's pass ends; -1: end it regardless) */
     void (*kick)(void *opaque, int vcpu);
     /* the virtual clock (ns) and timers on it: timer_new returns an id (or -1), fn runs
      * from the machine's loop when the deadline passes */
@@ -81,6 +81,9 @@ void xen_hypercall(struct xen *x, struct cpu *c);
  * date with the virtual clock and its TSC, as Xen does before returning to a guest
  * whose time base changed. */
 void xen_vcpu_resume(struct xen *x, struct cpu *c);
+/* After vCPU c's pass (cpu_run returned): its runstate follows its run state (running,
+ * blocked while halted, offline while it waits for its SIPI). */
+void xen_vcpu_ran(struct xen *x, struct cpu *c);
 
 /* vCPU c's TSC was written (WRMSR TSC or TSC_ADJUST): its pvclock is brought up to
  * date before the guest reads the TSC again, as Xen does when a guest sets its TSC. */

@@ -19,6 +19,9 @@
 #include <xen/foreign/x86_32.h>
 
 struct xen_evtchn;
+
+/* Xen's NR_DOMAIN_WATCHDOG_TIMERS (xen/include/xen/sched.h, not public) */
+#define NR_XEN_WATCHDOGS 2
 struct xen_gnttab;
 
 /* Per vCPU (host.ncpus of them) */
@@ -28,6 +31,23 @@ struct xen_vcpu {
     bool info_registered;
     u64 info_gpa;
     /* ---- timers, runstate, the secondary time area (vcpu.c, sched.c) ---- */
+    struct xen *x;
+    int id;
+    /* runstate accounting (RUNSTATE_*), kept from the vCPU's run state at each pass */
+    int rs_state;
+    u64 rs_entry_ns;
+    u64 rs_time[4];
+    /* guest-virtual areas Xen keeps current: the runstate and the secondary time info
+     * (0: none) */
+    u64 runstate_gva;
+    u64 time_area_gva;
+    /* timers on the virtual clock: single-shot, periodic, poll timeout */
+    int sshot_timer, periodic_timer, poll_timer;
+    u64 periodic_ns, periodic_next;
+    /* blocked by SCHEDOP_block or SCHEDOP_poll; polling: the one port polled, or -1 for
+     * several */
+    bool blocked, polling;
+    s64 poll_port;
     /* ---- event channels and upcalls (evtchn.c, hvm.c) ---- */
 };
 
@@ -50,6 +70,11 @@ struct xen {
     /* ---- grant tables (gnttab.c) ---- */
     struct xen_gnttab *gnttab;
     /* ---- timers, runstate, shutdown (vcpu.c, sched.c) ---- */
+    u32 vm_assist;          /* VMASST_TYPE_* bits the guest enabled */
+    u32 shutdown_code;      /* SCHEDOP_shutdown_code: the reason the next suspend gives */
+    bool shutdown_code_set;
+    int watchdog_timer[NR_XEN_WATCHDOGS];
+    bool watchdog_used[NR_XEN_WATCHDOGS];
     /* ---- pirqs (physdev.c) ---- */
 };
 
@@ -80,6 +105,7 @@ void xen_update_time(struct xen *x, struct cpu *c);
 
 /* The parts' lifetimes: create returns 0 or -ENOMEM (xen_create calls them in order and
  * destroys what was made on failure); destroy takes a part that may not exist. */
+int xen_time_create(struct xen *x); /* vcpu.c, sched.c: the timers */
 int xen_evtchn_create(struct xen *x);
 void xen_evtchn_destroy(struct xen *x);
 int xen_gnttab_create(struct xen *x);
@@ -95,6 +121,16 @@ int xen_evtchn_set_pending(struct xen *x, u32 port);
 void xen_evtchn_send_virq(struct xen *x, int vcpu, u32 virq);
 /* evtchn.c: whether port exists and is pending (SCHEDOP_poll). */
 bool xen_evtchn_is_pending(struct xen *x, u32 port);
+/* evtchn.c: the number of ports the domain's event-channel ABI has (Xen's
+ * max_evtchns): a port at or above it is -EINVAL. */
+u32 xen_evtchn_max_ports(const struct xen *x);
+/* vcpu.c: arms vCPU id's single-shot timer (VIRQ_TIMER) at system time deadline, 0
+ * stops it (set_timer_op, VCPUOP_set_singleshot_timer). */
+void xen_set_singleshot(struct xen *x, int id, u64 deadline);
+/* sched.c: the domain's watchdog timers (xen_time_create calls it). */
+int xen_watchdog_create(struct xen *x);
+/* sched.c: ends a SCHEDOP_poll or SCHEDOP_block of vCPU id (an event for it). */
+void xen_sched_wake(struct xen *x, int id);
 /* sched.c: port became pending: a vCPU polling it (SCHEDOP_poll) wakes. */
 void xen_sched_port_pending(struct xen *x, u32 port);
 /* physdev.c: EVTCHNOP_bind_pirq / close of a pirq port: the pirq now signals port

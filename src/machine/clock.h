@@ -7,7 +7,7 @@
 
 #include "common.h"
 
-#define CLOCK_MAX_TIMERS 64
+#define CLOCK_MAX_TIMERS 512 /* per vCPU: the LAPIC timer, Xen's three */
 #define CLOCK_NEVER (~0ull)
 
 typedef void (*timer_fn)(void *opaque, u64 now_ns);

@@ -17,6 +17,11 @@
 #include <xen/xen.h>
 #include <xen/version.h>
 #include <xen/features.h>
+
+/* What nestor's Xen honours for an HVM domU (XENVER_get_features submap 0) */
+#define XEN_HVM_FEATURES                                                                 \
+    (BIT(XENFEAT_writable_page_tables) | BIT(XENFEAT_auto_translated_physmap) |          \
+     BIT(XENFEAT_supervisor_mode_kernel) | BIT(XENFEAT_hvm_safe_pvclock))
 #include <xen/memory.h>
 #include <xen/arch-x86/cpuid.h>
 
@@ -208,9 +213,8 @@ static void test_version_subops(const char *extra)
 
     xen_feature_info_t fi = { .submap_idx = 0, .submap = 0xdeadbeef };
     TEST_EQ(hc_page(__HYPERVISOR_xen_version, XENVER_get_features, (u64)&fi, 0), 0, "get_features");
-    TEST_EQ(fi.submap, BIT(XENFEAT_writable_page_tables) | BIT(XENFEAT_auto_translated_physmap) |
-                           BIT(XENFEAT_supervisor_mode_kernel),
-            "submap 0: translated physmap, writable page tables, ring-0 kernel");
+    TEST_EQ(fi.submap, XEN_HVM_FEATURES,
+            "submap 0: translated physmap, writable page tables, ring-0 kernel, safe pvclock");
     fi.submap_idx = 1;
     fi.submap = 0x1234;
     TEST_EQ(hc_page(__HYPERVISOR_xen_version, XENVER_get_features, (u64)&fi, 0), -EINVAL,
@@ -416,8 +420,7 @@ static void test_bad_pointers(u32 want_version)
     asm volatile("mov %0, %%cr0" ::"r"(cr0 & ~BIT(16)) : "memory");
     TEST_EQ(hc_page(__HYPERVISOR_xen_version, XENVER_get_features, RO_VA + 0x10, 0), 0,
             "with CR0.WP clear the same call writes the read-only page");
-    TEST_EQ(f->submap, BIT(XENFEAT_writable_page_tables) | BIT(XENFEAT_auto_translated_physmap) |
-                           BIT(XENFEAT_supervisor_mode_kernel), "and the features are there");
+    TEST_EQ(f->submap, XEN_HVM_FEATURES, "and the features are there");
     asm volatile("mov %0, %%cr0" ::"r"(cr0) : "memory");
     TEST_EQ(hc_page(__HYPERVISOR_xen_version, XENVER_extraversion, BAD_VA + 0xff8, 0), -EFAULT,
             "extraversion crossing into an unmapped page: -EFAULT");

@@ -124,6 +124,12 @@ void cpu_sipi(struct cpu *c, u8 vector)
     pmu_run_state_changed(c);
 }
 
+void cpu_check_events(struct cpu *c)
+{
+    if (c->in)
+        c->in->exits |= EXIT_CHECK_EVENTS;
+}
+
 void cpu_nmi(struct cpu *c)
 {
     c->nmi_pending = true;

@@ -282,6 +282,9 @@ void cpu_init_signal(struct cpu *c, bool is_bsp);
 /* Startup IPI with the given vector: CS=vector<<8, IP=0, real mode. */
 void cpu_sipi(struct cpu *c, u8 vector);
 void cpu_nmi(struct cpu *c);
+/* An interrupt source outside the LAPIC (a hypervisor interface's upcall) may have
+ * become pending: the vCPU looks before its next instruction. */
+void cpu_check_events(struct cpu *c);
 
 /* Runs until the budget is used or something stops it. */
 enum cpu_stop_reason cpu_run(struct cpu *c, u64 budget);

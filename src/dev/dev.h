@@ -71,6 +71,10 @@ int lapic_intr_pending(struct lapic *l);
 int lapic_intr_ack(struct lapic *l);
 /* Accepts an interrupt message (from another LAPIC, the IOAPIC or MSI). */
 void lapic_deliver(struct lapic *l, u8 vector, u8 delivery_mode, bool level);
+/* A hypervisor sets a fixed, edge-triggered vector in IRR directly (Xen's per-vCPU
+ * upcall vector, vlapic_set_irq): unlike a message, it is taken even while the APIC is
+ * software-disabled, and is delivered once the APIC is enabled. */
+void lapic_inject(struct lapic *l, u8 vector);
 /* Does this LAPIC match destination dest (physical/logical, flat/cluster, x2APIC)? */
 bool lapic_match_dest(const struct lapic *l, u32 dest, bool logical);
 /* CR8 <-> TPR */

@@ -607,6 +607,12 @@ void lapic_deliver(struct lapic *l, u8 vector, u8 delivery_mode, bool level)
     }
 }
 
+void lapic_inject(struct lapic *l, u8 vector)
+{
+    if (lapic_hw_enabled(l) && vector >= 16)
+        accept_fixed(l, vector, false);
+}
+
 bool lapic_extint_pending(const struct lapic *l)
 {
     if (!lapic_hw_enabled(l))

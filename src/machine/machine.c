@@ -177,6 +177,11 @@ static int intr_pending(struct cpu *c, void *opaque)
 {
     struct machine *m = opaque;
     struct lapic *l = m->lapic[c->id];
+    if (m->xen) {
+        int v = xen_intr_pending(m->xen, c);
+        if (v >= 0)
+            return v;
+    }
     if (m->pic && lapic_extint_pending(l) && pic_has_intr(m->pic))
         return pic_intr_peek(m->pic);
     return lapic_intr_pending(l);
@@ -186,6 +191,12 @@ static int intr_ack(struct cpu *c, void *opaque)
 {
     struct machine *m = opaque;
     struct lapic *l = m->lapic[c->id];
+    if (m->xen) {
+        /* the callback vector needs no acknowledge: it stays while the upcall is pending */
+        int v = xen_intr_pending(m->xen, c);
+        if (v >= 0)
+            return v;
+    }
     if (m->pic && lapic_extint_pending(l) && pic_has_intr(m->pic)) {
         lapic_extint_ack(l);
         return pic_intr_ack(m->pic);
@@ -220,7 +231,8 @@ static void xen_deliver_vector(void *opaque, int vcpu, u8 vector)
     struct machine *m = opaque;
     if (vcpu < 0 || vcpu >= m->ncpus)
         return;
-    lapic_deliver(m->lapic[vcpu], vector, APIC_DM_FIXED, false);
+    lapic_inject(m->lapic[vcpu], vector);
+    cpu_check_events(m->cpu[vcpu]);
     machine_kick(m, vcpu);
 }
 
@@ -333,12 +345,18 @@ void machine_apic_send(struct machine *m, const struct apic_msg *msg)
         switch (msg->delivery) {
         case APIC_DM_INIT:
             /* the vCPU then waits for a SIPI (the BSP too: nestor has no firmware
-             * for it to restart into) */
+             * for it to restart into). Under Xen an INIT to a vCPU that never ran
+             * changes nothing (vlapic_init_sipi_one: "nothing to do if the VCPU is
+             * already reset"): what the guest set up for it beforehand, such as an
+             * upcall vector already pending in its LAPIC, stays. */
             cpu_init_signal(c, false);
-            lapic_init_signal(m->lapic[i]);
+            if (!m->xen || m->started[i])
+                lapic_init_signal(m->lapic[i]);
             break;
         case APIC_DM_STARTUP:
             cpu_sipi(c, msg->vector);
+            if (c->state == CPU_RUNNING)
+                m->started[i] = true;
             break;
         case APIC_DM_NMI:
             cpu_nmi(c);
@@ -687,6 +705,7 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
             return NESTOR_EXIT_GUEST_ERROR;
         }
         m->lapic[i] = lapic_create(m, m->cpu[i], i, i == 0);
+        m->started[i] = i == 0;
         /* No firmware runs before the kernel, so nestor leaves the MTRRs the way a BIOS
          * would: enabled, default type write-back, the same on every CPU. */
         m->cpu[i]->msr_mtrr_def_type = MTRR_DEF_TYPE_FIRMWARE;

@@ -87,6 +87,7 @@ struct machine {
     struct pci_testdev *pci_testdev; /* -device pci-testdev */
     struct xen *xen;                 /* -xen: the hypervisor interface, or NULL */
     struct vcpu_sched sched[MACHINE_MAX_CPUS];
+    bool started[MACHINE_MAX_CPUS];  /* the vCPU has run (the BSP, an AP after its SIPI) */
     int running;              /* the vCPU in cpu_run(), or -1 */
     bool end_pass;            /* the running vCPU made another one runnable: let it run */
     u64 progress;             /* passes that retired instructions, this run */

@@ -265,6 +265,7 @@ static long register_vcpu_info(struct xcall *k, int id, u64 arg)
     x->vcpu[id].info_registered = true;
     x->vcpu[id].info_gpa = gpa;
     xen_update_time(x, x->host.cpus[id]);
+    xen_evtchn_inject(x, id);
     return 0;
 }
 

@@ -108,6 +108,7 @@ struct xen *xen_create(const struct xen_config *cfg, const struct xen_host *host
         xen_destroy(x);
         return NULL;
     }
+    xen_hvm_params_init(x);
     return x;
 }
 
@@ -159,10 +160,11 @@ bool xen_cpuid(struct xen *x, const struct cpu *c, u32 leaf, u32 subleaf, u32 r[
             break;
         }
         break;
-    case 4: /* HVM leaf: no APIC/x2APIC acceleration (software CPU), no per-vCPU upcall
-             * vector yet (event channels are not implemented) */
+    case 4: /* HVM leaf: no APIC/x2APIC acceleration (software CPU); the per-vCPU upcall
+             * vector (HVMOP_set_evtchn_upcall_vector) */
         if (subleaf == 0) {
-            r[0] = XEN_HVM_CPUID_VCPU_ID_PRESENT | XEN_HVM_CPUID_DOMID_PRESENT;
+            r[0] = XEN_HVM_CPUID_VCPU_ID_PRESENT | XEN_HVM_CPUID_DOMID_PRESENT |
+                   XEN_HVM_CPUID_UPCALL_VECTOR;
             r[1] = (u32)c->id;
             r[2] = x->cfg.domid;
         }
@@ -230,7 +232,7 @@ void xen_write_wallclock(struct xen *x, struct guest_mem *mem)
 
 /* Xen's hvm_latch_shinfo_size(): the guest's mode now decides the layout; a change
  * rewrites the wall clock where the new layout has it. */
-static void latch_shinfo_layout(struct xen *x, struct cpu *c)
+void xen_latch_shinfo(struct xen *x, struct cpu *c)
 {
     bool is32 = c->mode != MODE_LONG64;
     if (is32 != x->shinfo_32) {
@@ -273,7 +275,7 @@ bool xen_msr_write(struct xen *x, struct cpu *c, u32 index, u64 value)
     fill_hypercall_page(x, page);
     if (mem_write(c->mem, gpa, page, sizeof(page)))
         return false;
-    latch_shinfo_layout(x, c);
+    xen_latch_shinfo(x, c);
     return true;
 }
 
@@ -296,12 +298,14 @@ int xen_copy_to(struct xcall *k, u64 gva, const void *buf, size_t len)
 /* XENVER_get_features, submap 0: what nestor honours for an HVM domU, as Xen's
  * kernel.c builds it. Translated physmap, writable page tables and a ring-0 kernel are
  * the HVM machine itself; the pvclock is safe because a write of the TSC re-bases it
- * (xen_tsc_written). Not (yet): the callback vector, pirqs, vNUMA
+ * (xen_tsc_written); the callback vector is HVM_PARAM_CALLBACK_IRQ's vector kind.
+ * Not (yet): pirqs, vNUMA
  * (memory_op_vnode_supported: XENMEM_get_vnumainfo is not implemented). */
 static const u32 features_submap0 = BIT(XENFEAT_writable_page_tables) |
                                     BIT(XENFEAT_auto_translated_physmap) |
                                     BIT(XENFEAT_supervisor_mode_kernel) |
-                                    BIT(XENFEAT_hvm_safe_pvclock);
+                                    BIT(XENFEAT_hvm_safe_pvclock) |
+                                    BIT(XENFEAT_hvm_callback_vector);
 
 /* What XSM's dummy policy answers a domU for the privileged sub-ops */
 static const char xen_deny[] = "<denied>";

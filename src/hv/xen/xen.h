@@ -85,6 +85,25 @@ void xen_vcpu_resume(struct xen *x, struct cpu *c);
  * blocked while halted, offline while it waits for its SIPI). */
 void xen_vcpu_ran(struct xen *x, struct cpu *c);
 
+/* The callback vector (HVM_PARAM_CALLBACK_IRQ of the vector type): the vector vCPU c
+ * takes now as an interrupt, ahead of the PIC and its LAPIC, while its event upcall is
+ * pending, or -1. For the GSI and PCI INTx kinds it lowers the line once vCPU 0's upcall
+ * is no longer pending, before the interrupt controllers are asked. The machine calls it
+ * wherever it looks for a vCPU's pending interrupt. */
+int xen_intr_pending(struct xen *x, struct cpu *c);
+
+/* Domain 0's ends of interdomain event channels, for nestor's backends (the guest's
+ * PV devices). notify runs when the guest signals the channel. alloc_unbound makes a
+ * dom0 port that the guest binds with EVTCHNOP_bind_interdomain; bind connects to a
+ * guest port the guest allocated for dom0 (alloc_unbound with remote_dom 0) and sets it
+ * pending. Both return the dom0 port or -ENOSPC/-EINVAL. notify signals the guest's end;
+ * close frees a dom0 port (the guest's end waits for a new binding). */
+typedef void (*xen_host_notify_fn)(void *opaque, u32 host_port);
+int xen_evtchn_host_alloc_unbound(struct xen *x, xen_host_notify_fn notify, void *opaque);
+int xen_evtchn_host_bind(struct xen *x, u32 guest_port, xen_host_notify_fn notify, void *opaque);
+int xen_evtchn_host_notify(struct xen *x, u32 host_port);
+void xen_evtchn_host_close(struct xen *x, u32 host_port);
+
 /* vCPU c's TSC was written (WRMSR TSC or TSC_ADJUST): its pvclock is brought up to
  * date before the guest reads the TSC again, as Xen does when a guest sets its TSC. */
 void xen_tsc_written(struct xen *x, struct cpu *c);

@@ -17,6 +17,7 @@
 #define __XEN_INTERFACE_VERSION__ 0x00040e00 /* the 4.14+ interface, as Linux uses it */
 #include <xen/xen.h>
 #include <xen/foreign/x86_32.h>
+#include <xen/hvm/params.h>
 
 struct xen_evtchn;
 
@@ -75,6 +76,8 @@ struct xen {
     bool shutdown_code_set;
     int watchdog_timer[NR_XEN_WATCHDOGS];
     bool watchdog_used[NR_XEN_WATCHDOGS];
+    /* ---- HVM parameters (hvm.c) ---- */
+    u64 hvm_param[HVM_NR_PARAMS];
     /* ---- pirqs (physdev.c) ---- */
 };
 
@@ -129,6 +132,17 @@ u32 xen_evtchn_max_ports(const struct xen *x);
 void xen_set_singleshot(struct xen *x, int id, u64 deadline);
 /* sched.c: the domain's watchdog timers (xen_time_create calls it). */
 int xen_watchdog_create(struct xen *x);
+/* evtchn.c: HVM_PARAM_CALLBACK_IRQ's value takes effect; HVMOP_set_evtchn_upcall_vector
+ * (0: none) */
+void xen_evtchn_set_callback_via(struct xen *x, u64 via);
+void xen_evtchn_set_upcall_vector(struct xen *x, int vcpu, u8 vector);
+/* evtchn.c: a pending upcall of vCPU vcpu is signalled again (Xen's arch_evtchn_inject) */
+void xen_evtchn_inject(struct xen *x, int vcpu);
+/* hvm.c: the parameters as the toolstack leaves them (xen_create calls it) */
+void xen_hvm_params_init(struct xen *x);
+/* xen.c: the shared_info layout follows the guest's mode now (Xen's
+ * hvm_latch_shinfo_size, also when the callback is set) */
+void xen_latch_shinfo(struct xen *x, struct cpu *c);
 /* sched.c: ends a SCHEDOP_poll or SCHEDOP_block of vCPU id (an event for it). */
 void xen_sched_wake(struct xen *x, int id);
 /* sched.c: port became pending: a vCPU polling it (SCHEDOP_poll) wakes. */

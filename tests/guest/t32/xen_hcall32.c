@@ -16,7 +16,8 @@
 /* What nestor's Xen honours for an HVM domU (XENVER_get_features submap 0) */
 #define XEN_HVM_FEATURES                                                                 \
     (BIT(XENFEAT_writable_page_tables) | BIT(XENFEAT_auto_translated_physmap) |          \
-     BIT(XENFEAT_supervisor_mode_kernel) | BIT(XENFEAT_hvm_safe_pvclock))
+     BIT(XENFEAT_supervisor_mode_kernel) | BIT(XENFEAT_hvm_safe_pvclock) |       \
+     BIT(XENFEAT_hvm_callback_vector))
 #include <xen/memory.h>
 #include <xen/vcpu.h>
 #include <xen/arch-x86/cpuid.h>

@@ -21,7 +21,8 @@
 /* What nestor's Xen honours for an HVM domU (XENVER_get_features submap 0) */
 #define XEN_HVM_FEATURES                                                                 \
     (BIT(XENFEAT_writable_page_tables) | BIT(XENFEAT_auto_translated_physmap) |          \
-     BIT(XENFEAT_supervisor_mode_kernel) | BIT(XENFEAT_hvm_safe_pvclock))
+     BIT(XENFEAT_supervisor_mode_kernel) | BIT(XENFEAT_hvm_safe_pvclock) |       \
+     BIT(XENFEAT_hvm_callback_vector))
 #include <xen/memory.h>
 #include <xen/arch-x86/cpuid.h>
 
@@ -110,8 +111,8 @@ static void test_cpuid(u32 want_version, u32 domid)
     TEST_EQ(r.d, 0, "40000003h.1: shift 0");
     TEST_EQ(cpuid2(0x40000003, 2).a, 2000000, "40000003h.2: CPU kHz");
     r = cpuid2(0x40000004, 0);
-    TEST_EQ(r.a, XEN_HVM_CPUID_VCPU_ID_PRESENT | XEN_HVM_CPUID_DOMID_PRESENT,
-            "40000004h: vCPU id and domid present, no acceleration or upcall vector claimed");
+    TEST_EQ(r.a, XEN_HVM_CPUID_VCPU_ID_PRESENT | XEN_HVM_CPUID_DOMID_PRESENT | XEN_HVM_CPUID_UPCALL_VECTOR,
+            "40000004h: vCPU id and domid present, the per-vCPU upcall vector, no acceleration");
     TEST_EQ(r.b, 0, "40000004h: vCPU id 0");
     TEST_EQ(r.c, domid, "40000004h: domid");
     r = cpuid2(0x40000004, 1);

@@ -8,6 +8,12 @@
 #   bzimage-smp1  the bzImage through the Linux boot protocol, with its own decompressor
 #   pvh-smp1      the uncompressed vmlinux through PVH, 1 vCPU, poweroff
 #   pvh-smp2      the same with 2 vCPUs, ending with reboot -f
+# and as a Xen guest (-xen), each with the event upcall path and event-channel ABI it
+# asks of Linux:
+#   xen-hvm-smp1  the bzImage as an HVM guest: callback vector, FIFO events
+#   xen-hvm-smp2  the same with 2 vCPUs and 2-level events (xen.fifo_events=0), reboot
+#   xen-pvh-smp2  the vmlinux as a PVH guest, 2 vCPUs: callback vector, FIFO events
+# (Linux takes the per-vCPU upcall vector that Xen 4.17 offers in each of them.)
 # The boots in S3_BOOTS also suspend to RAM (ACPI S3) and are woken by the RTC alarm.
 #
 #   tests/linux/run.sh [BOOT...]   all boots, or the named ones
@@ -23,11 +29,14 @@ KDIR=$BUILD/linux
 LOGDIR=$BUILD/tests/linux
 mkdir -p "$LOGDIR"
 
-# name  kernel   vCPUs  ending
+# name        kernel   vCPUs  ending    Xen: - (none), or upcall path,event ABI
 BOOTS=(
-  "bzimage-smp1 vmlinuz 1 poweroff"
-  "pvh-smp1     vmlinux 1 poweroff"
-  "pvh-smp2     vmlinux 2 reboot"
+  "bzimage-smp1 vmlinuz 1     poweroff  -"
+  "xen-hvm-smp1 vmlinuz 1     poweroff  vector,fifo"
+  "xen-hvm-smp2 vmlinuz 2     reboot    vector,2l"
+  "pvh-smp1     vmlinux 1     poweroff  -"
+  "pvh-smp2     vmlinux 2     reboot    -"
+  "xen-pvh-smp2 vmlinux 2     poweroff  vector,fifo"
 )
 
 # Boots whose script suspends to RAM (nestor.s3=1): the second CPU goes offline and back.
@@ -49,22 +58,31 @@ WANT=("$@")
 one_line() { head -n "${1:-3}" | tr -d '\r' | tr '\n' '|' | sed 's/|$//; s/|/ | /g' | cut -c1-300; }
 
 # section NAME < log: the lines the script printed after "== NAME", up to the next "== ".
-# Kernel messages on the console ("[ seconds] ...") may fall between the script's lines:
-# they are left out.
+# Kernel messages on the console ("[ seconds] ...") may fall between the script's lines,
+# or right after the start of one (before its newline): they are left out.
 section() {
-  tr -d '\r' | awk -v s="== $1" '$0 == s { on = 1; next } /^== / { on = 0 }
-                                  /^\[ *[0-9]+\.[0-9]+\] / { next } on'
+  tr -d '\r' | awk -v s="== $1" '/^\[ *[0-9]+\.[0-9]+\] / { next }
+                                  { sub(/\[ *[0-9]+\.[0-9]+\] .*$/, "") }
+                                  $0 == s { on = 1; next } /^== / { on = 0 } on'
 }
 
-boot() { # name kernel ncpus ending
-  local name=$1 kernel=$KDIR/$2 ncpus=$3 ending=$4
+boot() { # name kernel ncpus ending xen
+  local name=$1 kernel=$KDIR/$2 ncpus=$3 ending=$4 xen=$5
   local log=$LOGDIR/$name.log err=$LOGDIR/$name.err
-  local append="console=ttyS0 nestor.script=1"
+  local append="console=ttyS0 nestor.script=1" args=()
   [ "$ending" = reboot ] && append="$append nestor.reboot=1"
   is_s3_boot "$name" && append="$append nestor.s3=1"
+  if [ "$xen" != - ]; then
+    args=(-xen)
+    case $xen in *,2l) append="$append xen.fifo_events=0" ;; esac
+    case $xen in
+      intx,*) append="$append xen_no_vector_callback" ;;
+      pic,*) append="$append xen_no_vector_callback noapic" ;;
+    esac
+  fi
   local start end rc
   start=$(date +%s)
-  timeout -k 10 "$TIMEOUT" "$NESTOR" run -m 512M -smp "$ncpus" -kernel "$kernel" \
+  timeout -k 10 "$TIMEOUT" "$NESTOR" run -m 512M -smp "$ncpus" "${args[@]}" -kernel "$kernel" \
       -initrd "$KDIR/initramfs.cpio.gz" -append "$append" </dev/null >"$log" 2>"$err"
   rc=$?
   end=$(date +%s)
@@ -109,8 +127,59 @@ check_s3() { # name ncpus log
   fi
 }
 
-check() { # name kernel ncpus ending
-  local name=$1 ncpus=$3 ending=$4 t=linux:$1
+# A Xen guest (-xen): Linux finds Xen 4.17 as an HVM or PVH guest, takes the Xen
+# clocksource (the pvclock), the event-channel ABI and upcall path it was asked for.
+check_xen() { # name kernel xen log
+  local t=linux:$1 kernel=$2 xen=$3 log=$4 kl irqs
+  kl=$(grep -aE '^\[ *[0-9]+\.[0-9]+\]' "$log" | tr -d '\r' | sed 's/^\[[^]]*\] //')
+  irqs=$(section interrupts <"$log")
+  local booting='Booting paravirtualized kernel on Xen HVM'
+  [ "$kernel" = vmlinux ] && booting='Booting kernel on Xen PVH'
+  if grep -qx 'Hypervisor detected: Xen HVM' <<<"$kl" && grep -qx 'Xen version 4.17.' <<<"$kl" &&
+     grep -qx "$booting" <<<"$kl"; then
+    echo "PASS $t:xen"
+  else
+    echo "FAIL $t:xen: want Xen 4.17, '$booting' | $(grep -iE 'hypervisor|xen version|booting' <<<"$kl" | one_line)"
+  fi
+  if grep -qx 'clocksource: Switched to clocksource xen' <<<"$kl"; then
+    echo "PASS $t:xen-clocksource"
+  else
+    echo "FAIL $t:xen-clocksource: $(grep -E 'clocksource: Switched|xen.*(clock|time)' <<<"$kl" | one_line)"
+  fi
+  local abi='xen:events: Using FIFO-based ABI'
+  [ "${xen#*,}" = 2l ] && abi='xen:events: Using 2-level ABI'
+  if grep -qx "$abi" <<<"$kl"; then
+    echo "PASS $t:xen-events"
+  else
+    echo "FAIL $t:xen-events: want '$abi' | $(grep -E 'xen:events' <<<"$kl" | one_line)"
+  fi
+  # the upcalls arrived by the path asked for: the callback vector's HYP count, or the
+  # platform device's interrupt line through the I/O APIC or the 8259
+  local row
+  case ${xen%,*} in
+    vector)
+      row=$(grep -E '^ *HYP:' <<<"$irqs")
+      if grep -qx 'xen:events: Xen HVM callback vector for event delivery is enabled' <<<"$kl" &&
+         awk '{ s = 0; for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i; exit !(s > 0) }' <<<"$row"; then
+        echo "PASS $t:xen-callback"
+      else
+        echo "FAIL $t:xen-callback: vector callback | $(grep -iE 'callback' <<<"$kl" | one_line 2) | $row"
+      fi ;;
+    intx|pic)
+      local chip=IO-APIC
+      [ "${xen%,*}" = pic ] && chip=XT-PIC
+      row=$(grep -E 'xen-platform-pci' <<<"$irqs")
+      if ! grep -q 'callback vector' <<<"$kl" && grep -q "$chip" <<<"$row" &&
+         awk '{ s = 0; for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i; exit !(s > 0) }' <<<"$row"; then
+        echo "PASS $t:xen-callback"
+      else
+        echo "FAIL $t:xen-callback: want xen-platform-pci interrupts through $chip | ${row:-no such line} | $(grep -iE 'callback' <<<"$kl" | one_line 2)"
+      fi ;;
+  esac
+}
+
+check() { # name kernel ncpus ending xen
+  local name=$1 ncpus=$3 ending=$4 xen=$5 t=linux:$1
   local log=$LOGDIR/$name.log err=$LOGDIR/$name.err
   local rc start end
   read -r rc start end <"$LOGDIR/$name.status"
@@ -150,12 +219,20 @@ check() { # name kernel ncpus ending
   irqs=$(section interrupts <"$log")
   cols=$(head -n 1 <<<"$irqs" | wc -w)
   loc=$(grep -E '^ *LOC:' <<<"$irqs")
-  if [ "$cols" -eq "$ncpus" ] && [ -n "$loc" ] &&
-     awk -v n="$ncpus" '{ for (i = 2; i <= n + 1; i++) if ($i + 0 == 0) exit 1 }' <<<"$loc" &&
-     grep -qE '^ *0:.*timer' <<<"$irqs"; then
+  # A Xen guest's clock events are each CPU's VIRQ_TIMER (row timerN), not its LAPIC
+  # timer: there, CPU N's own column of timerN counts instead of LOC.
+  local ticks_ok=1 i
+  if [ "$xen" != - ]; then
+    for ((i = 0; i < ncpus; i++)); do
+      awk -v c=$((i + 2)) -v row="timer$i" '$NF == row && $c + 0 > 0 { f = 1 } END { exit !f }' <<<"$irqs" || ticks_ok=0
+    done
+  elif [ -z "$loc" ] || ! awk -v n="$ncpus" '{ for (i = 2; i <= n + 1; i++) if ($i + 0 == 0) exit 1 }' <<<"$loc"; then
+    ticks_ok=0
+  fi
+  if [ "$cols" -eq "$ncpus" ] && [ "$ticks_ok" = 1 ] && grep -qE '^ *0:.*timer' <<<"$irqs"; then
     echo "PASS $t:interrupts"
   else
-    echo "FAIL $t:interrupts: $cols CPU columns | $(grep -E 'CPU0|^ *0:|LOC:' <<<"$irqs" | one_line)"
+    echo "FAIL $t:interrupts: $cols CPU columns | $(grep -E 'CPU0|^ *0:|LOC:|timer[0-9]' <<<"$irqs" | one_line 5)"
   fi
 
   if section compute <"$log" | grep -qx 'sum of squares below 1000: 332833500'; then
@@ -186,6 +263,7 @@ check() { # name kernel ncpus ending
   fi
 
   is_s3_boot "$name" && check_s3 "$name" "$ncpus" "$log"
+  [ "$xen" != - ] && check_xen "$name" "$2" "$xen" "$log"
   check_pmu "$name" "$log"
 
   local pci
@@ -238,10 +316,10 @@ fi
 running=0
 [ "${LINUX_RECHECK:-0}" = 1 ] && BOOTS_TO_RUN=() || BOOTS_TO_RUN=("${BOOTS[@]}")
 for b in "${BOOTS_TO_RUN[@]}"; do
-  read -r name kernel ncpus ending <<<"$b"
+  read -r name kernel ncpus ending xen <<<"$b"
   selected "$name" || continue
   rm -f "$LOGDIR/$name.status"
-  boot "$name" "$kernel" "$ncpus" "$ending" &
+  boot "$name" "$kernel" "$ncpus" "$ending" "$xen" &
   running=$((running + 1))
   if [ "$running" -ge 2 ]; then
     wait -n
@@ -251,10 +329,10 @@ done
 wait
 
 for b in "${BOOTS[@]}"; do
-  read -r name kernel ncpus ending <<<"$b"
+  read -r name kernel ncpus ending xen <<<"$b"
   selected "$name" || continue
   if [ -f "$LOGDIR/$name.status" ]; then
-    check "$name" "$kernel" "$ncpus" "$ending"
+    check "$name" "$kernel" "$ncpus" "$ending" "$xen"
   else
     echo "FAIL linux:$name:exit: the boot did not run"
   fi

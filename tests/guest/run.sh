@@ -29,6 +29,9 @@
 # expect=triple-fault: the last line printed must be "TRIPLE-FAULT-NEXT" and the VM must
 #   then stop without a debug-exit: QEMU (-no-reboot) exits 0; nestor must exit non-zero
 #   (the guest cannot reach a debug-exit after the marker except through a FAIL line).
+# expect=exit-N (nestor only): the last line printed must be "SHUTDOWN-NEXT" and nestor
+#   must then exit with status N on the guest's own request (a Xen SCHEDOP_shutdown, a
+#   watchdog), with no FAIL line.
 # Logs go to $BUILD/guest/logs/NAME.log (serial output) and NAME.err (the VMM's stderr).
 set -u
 cd "$(dirname "$0")/../.."
@@ -138,6 +141,18 @@ run_one() { # name kernel options
       why="QEMU exit status $status, want 0 (shutdown)"
     elif [ "$RUNNER" = nestor ] && [ "$status" -ne 4 ]; then
       why="nestor exit status $status, want 4 (guest error: triple fault)"
+    fi
+  elif [[ $expect == exit-* ]]; then
+    local last
+    last=$(tr -d '\r' <"$log" | grep -v '^$' | tail -n 1)
+    if [ "$RUNNER" = qemu ]; then
+      why="expect=$expect is a nestor-only test"
+    elif [ "$fails" -ne 0 ]; then
+      why="$fails FAIL line(s): $(tr -d '\r' <"$log" | grep '^FAIL' | head -n 3 | tr '\n' ';')"
+    elif [[ $last != *SHUTDOWN-NEXT ]]; then
+      why="did not stop right after SHUTDOWN-NEXT (status $status)"
+    elif [ "$status" -ne "${expect#exit-}" ]; then
+      why="nestor exit status $status, want ${expect#exit-}"
     fi
   elif [ "$expect" = unsupported ]; then
     # nestor stops the guest with status 4 and names the feature on stderr

@@ -339,6 +339,18 @@ static void res_io(struct res *r, u16 port, u8 len)
     p[7] = len;
 }
 
+/* Interrupt (ResourceConsumer, Level, ActiveHigh, Shared) { gsi }: the extended
+ * interrupt descriptor (ACPI 6.0 6.4.3.6) */
+static void res_ext_irq(struct res *r, u32 gsi)
+{
+    u8 *p = res_add(r, 9);
+    p[0] = 0x89;
+    put(p + 1, 6, 2);
+    p[3] = 0x01 | 0x08; /* consumer, shared; level (bit 1 clear), active-high (bit 2 clear) */
+    p[4] = 1;
+    put(p + 5, gsi, 4);
+}
+
 /* IRQNoFlags () { irq }: an ISA interrupt, edge-triggered and active-high */
 static void res_irq(struct res *r, int irq)
 {
@@ -472,6 +484,52 @@ static void res_memory_windows(struct res *r, u64 lo, u64 hi, u64 hole_lo, u64 h
         res_window(r, RES_TYPE_MEMORY, RES_MEM_READ_WRITE, above_start, hi - 1);
 }
 
+/* The PCI interrupt links GSIA-GSID: each wired to one I/O APIC input (pci_intx_gsi),
+ * level-triggered and active-high; nothing to choose (_PRS = _CRS, _SRS accepts it). */
+static void build_pci_links(struct aml *a)
+{
+    for (int n = 0; n < PCI_INTX_LINKS; n++) {
+        char name[5] = { 'G', 'S', 'I', (char)('A' + n), 0 };
+        size_t dev = aml_device(a, name);
+        aml_device_ids(a, "PNP0C0F", n);
+        struct res r = { .len = 0 };
+        res_ext_irq(&r, (u32)pci_intx_gsi(0, n));
+        res_end(&r);
+        aml_name_decl(a, "_PRS");
+        aml_buffer(a, r.b, r.len);
+        aml_name_decl(a, "_CRS");
+        aml_buffer(a, r.b, r.len);
+        static const u8 method[] = { 0x14 /* MethodOp */ };
+        size_t m = aml_open(a, method, sizeof(method));
+        aml_name(a, "_SRS");
+        aml_byte(a, 1); /* one argument, not serialized */
+        aml_close(a, m);
+        aml_close(a, dev);
+    }
+}
+
+/* _PRT: INTA-INTD of slots 1-31 to their links */
+static void build_pci_routing(struct aml *a)
+{
+    static const u8 package[] = { AML_PACKAGE };
+    aml_name_decl(a, "_PRT");
+    size_t outer = aml_open(a, package, sizeof(package));
+    aml_byte(a, 31 * 4);
+    for (int slot = 1; slot < 32; slot++) {
+        for (int pin = 0; pin < 4; pin++) {
+            char link[5] = { 'G', 'S', 'I', (char)('A' + (pci_intx_gsi(slot, pin) - 16)), 0 };
+            size_t e = aml_open(a, package, sizeof(package));
+            aml_byte(a, 4);
+            aml_integer(a, (u64)slot << 16 | 0xffff);
+            aml_integer(a, (u64)pin);
+            aml_name(a, link);
+            aml_integer(a, 0);
+            aml_close(a, e);
+        }
+    }
+    aml_close(a, outer);
+}
+
 /* The PCI host bridge: segment 0, buses 0-255 through ECAM. It consumes the
  * configuration ports 0xcf8-0xcff and passes the rest of the I/O space and the PCI hole
  * (less ECAM) on to PCI devices. */
@@ -495,7 +553,9 @@ static void build_pci_host_bridge(struct machine *m, struct aml *a)
         start = MEM_PCI_HOLE_START;
     res_memory_windows(&r, start, PCI_MMIO_END, PCI_ECAM_BASE, PCI_ECAM_BASE + PCI_ECAM_SIZE);
     aml_crs(a, &r);
+    build_pci_routing(a);
     aml_close(a, dev);
+    build_pci_links(a);
 }
 
 static bool pci_present(struct machine *m)

@@ -35,6 +35,13 @@ void pc_testdev_destroy(struct pc_testdev *t);
 struct pci_testdev *pci_testdev_create(struct machine *m, int slot);
 void pci_testdev_destroy(struct pci_testdev *d);
 
+/* The Xen platform PCI device 5853:0001 (with -xen; src/dev/xen_platform.c): in the first
+ * free PCI slot, with the fixed I/O ports 0x10-0x1f of Xen's PV-driver protocol; its
+ * debug log goes to console_fd. */
+struct xen_platform *xen_platform_create(struct machine *m, int console_fd);
+void xen_platform_destroy(struct xen_platform *p);
+u8 xen_platform_devfn(const struct xen_platform *p);
+
 /* fw_cfg at 0x510 (selector) / 0x511 (data), with DMA at 0x514, as QEMU has it. */
 struct fwcfg *fwcfg_create(struct machine *m);
 void fwcfg_destroy(struct fwcfg *f);

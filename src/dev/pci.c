@@ -117,6 +117,11 @@ struct pci_device *pci_register_device(struct pci_bus *b, u8 devfn,
     return d;
 }
 
+int pci_intx_gsi(int slot, int pin)
+{
+    return 16 + (slot + pin) % PCI_INTX_LINKS;
+}
+
 int pci_free_slot(struct pci_bus *b)
 {
     for (int slot = 1; slot < 32; slot++)

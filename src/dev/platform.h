@@ -195,6 +195,12 @@ void pci_device_add_bar(struct pci_device *d, int bar, enum pci_bar_kind kind, u
                         void *opaque, const char *name);
 #define PCI_IO_ALLOC_BASE 0xc000u
 #define PCI_MEM_ALLOC_BASE 0xc0000000ull
+/* PCI INTx routing: pin (0 = INTA) of a function in slot reaches I/O APIC input
+ * 16 + (slot + pin) % 4, level-triggered and active-high, through the DSDT's interrupt
+ * link devices GSIA-GSID (as QEMU's q35 has them); the line is driven with
+ * machine_set_irq(). */
+#define PCI_INTX_LINKS 4
+int pci_intx_gsi(int slot, int pin);
 /* Config space access by bus/devfn/offset as the guest sees it (absent: all-ones). */
 u32 pci_config_read(struct pci_bus *b, u8 bus, u8 devfn, u16 offset, unsigned size);
 void pci_config_write(struct pci_bus *b, u8 bus, u8 devfn, u16 offset, unsigned size, u32 value);

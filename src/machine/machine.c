@@ -219,11 +219,10 @@ static void xen_set_gsi(void *opaque, int gsi, bool level)
     machine_set_irq(opaque, gsi, level);
 }
 
-/* PCI INTx: pin p of device d on GSI 16 + (d + p) % 4, the usual swizzle onto the four
- * PCI interrupt lines of the I/O APIC. */
+/* PCI INTx: the GSI the platform's routing gives the pin (pci_intx_gsi) */
 static void xen_set_pci_intx(void *opaque, u8 devfn, int pin, bool level)
 {
-    machine_set_irq(opaque, 16 + ((devfn >> 3) + pin) % 4, level);
+    machine_set_irq(opaque, pci_intx_gsi(devfn >> 3, pin), level);
 }
 
 static void xen_deliver_vector(void *opaque, int vcpu, u8 vector)
@@ -752,6 +751,8 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
     m->fwcfg = fwcfg_create(m);
     if (add_devices(m, cfg))
         return NESTOR_EXIT_USAGE;
+    if (m->xen && cfg->xen.platform)
+        m->xen_platform = xen_platform_create(m, cfg->console_out_fd);
     /* the tables describe the devices above, so they come last */
     m->acpi_rsdp = acpi_build(m);
     if (cfg->kernel) {
@@ -784,6 +785,8 @@ void machine_destroy(struct machine *m)
         pc_testdev_destroy(m->pc_testdev);
     if (m->pci_testdev)
         pci_testdev_destroy(m->pci_testdev);
+    if (m->xen_platform)
+        xen_platform_destroy(m->xen_platform);
     if (m->acpi_pm)
         acpi_pm_destroy(m->acpi_pm);
     if (m->hpet)

@@ -28,6 +28,7 @@ struct pci_bus;
 struct kbc;
 struct pc_testdev;
 struct pci_testdev;
+struct xen_platform;
 
 #define MACHINE_MAX_DEVICES 16
 
@@ -86,6 +87,7 @@ struct machine {
     struct pc_testdev *pc_testdev;   /* -device pc-testdev */
     struct pci_testdev *pci_testdev; /* -device pci-testdev */
     struct xen *xen;                 /* -xen: the hypervisor interface, or NULL */
+    struct xen_platform *xen_platform; /* -xen: its platform PCI device */
     struct vcpu_sched sched[MACHINE_MAX_CPUS];
     bool started[MACHINE_MAX_CPUS];  /* the vCPU has run (the BSP, an AP after its SIPI) */
     int running;              /* the vCPU in cpu_run(), or -1 */

@@ -62,8 +62,10 @@ int xen_parse_option(struct xen_config *cfg, const char *spec, char *err, size_t
                 why = "the domain id is a number from 1 to 32751";
             else
                 cfg->domid = (u16)d;
+        } else if (!strcmp(t, "platform=on") || !strcmp(t, "platform=off")) {
+            cfg->platform = t[9] == 'o' && t[10] == 'n';
         } else {
-            why = "unknown property (version=, domid=)";
+            why = "unknown property (version=, domid=, platform=on|off)";
         }
     }
     if (why)

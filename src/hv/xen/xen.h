@@ -13,12 +13,14 @@
 struct cpu;
 struct xen;
 
-/* -xen [version=MAJOR.MINOR[EXTRA]][,domid=N] */
+/* -xen [version=MAJOR.MINOR[EXTRA]][,domid=N][,platform=on|off] */
 struct xen_config {
     bool enabled;
     u16 major, minor;        /* XENVER_version: default 4.17 */
     char extraversion[16];   /* XENVER_extraversion: default ".0" */
     u16 domid;               /* the guest's own domain id: default 1 */
+    bool platform;           /* platform=on: the Xen platform PCI device (default off
+                                until grant tables exist: Linux's driver needs them) */
 };
 /* Fills cfg from the option's value (NULL or "" = the defaults). Returns 0, or -1 with
  * a message in err. */

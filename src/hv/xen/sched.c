@@ -121,6 +121,7 @@ static long shutdown_domain(struct xen *x, u32 reason)
     case SHUTDOWN_poweroff:
     case SHUTDOWN_reboot:
     case SHUTDOWN_soft_reset:
+        x->shut_down = true;
         x->host.ops->stop(x->host.opaque, NESTOR_EXIT_OK);
         return 0;
     case SHUTDOWN_suspend:
@@ -130,6 +131,7 @@ static long shutdown_domain(struct xen *x, u32 reason)
     default:
         nestor_log("Xen: the guest shut down with reason %u (%s)%s", reason, name,
                    reason == SHUTDOWN_crash ? ": it crashed" : "");
+        x->shut_down = true;
         x->host.ops->stop(x->host.opaque, NESTOR_EXIT_GUEST_ERROR);
         return 0;
     }

@@ -49,6 +49,7 @@ struct xen_vcpu {
      * several */
     bool blocked, polling;
     s64 poll_port;
+    bool in_multicall;      /* a multicall runs: a nested one is refused */
     /* ---- event channels and upcalls (evtchn.c, hvm.c) ---- */
 };
 
@@ -72,6 +73,7 @@ struct xen {
     struct xen_gnttab *gnttab;
     /* ---- timers, runstate, shutdown (vcpu.c, sched.c) ---- */
     u32 vm_assist;          /* VMASST_TYPE_* bits the guest enabled */
+    bool shut_down;         /* the domain shut down: nothing more runs */
     u32 shutdown_code;      /* SCHEDOP_shutdown_code: the reason the next suspend gives */
     bool shutdown_code_set;
     int watchdog_timer[NR_XEN_WATCHDOGS];

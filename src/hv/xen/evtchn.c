@@ -495,10 +495,11 @@ int xen_evtchn_host_bind(struct xen *x, u32 guest_port, xen_host_notify_fn notif
     for (u32 hp = 1; hp < HOST_PORTS; hp++) {
         if (e->host[hp].used)
             continue;
+        /* as bind_interdomain, the binder's own new port is the one marked pending:
+         * the guest's end is not signalled */
         e->host[hp] = (struct host_port){ true, true, guest_port, notify, opaque };
         e->ports[guest_port].state = ECS_INTERDOMAIN;
         e->ports[guest_port].remote_port = hp;
-        port_set_pending(x, guest_port);
         return (int)hp;
     }
     return -ENOSPC;
@@ -876,10 +877,11 @@ static long ev_op(struct xen *x, struct cpu *c, u32 cmd, union ev_arg *a, bool *
         return ev_expand_array(x, a->expand_array.array_gfn);
     case EVTCHNOP_set_priority: {
         struct evtchn_set_priority *sp = &a->set_priority;
-        if (!e->fifo)
-            return -ENOSYS;
+        /* the port first, then whether the ABI has priorities (evtchn_set_priority) */
         if (!port_valid(x, sp->port))
             return -EINVAL;
+        if (!e->fifo)
+            return -ENOSYS;
         if (sp->priority > EVTCHN_FIFO_PRIORITY_MIN)
             return -EINVAL;
         e->ports[sp->port].priority = (u8)sp->priority;

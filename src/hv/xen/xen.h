@@ -97,8 +97,8 @@ int xen_intr_pending(struct xen *x, struct cpu *c);
 /* Domain 0's ends of interdomain event channels, for nestor's backends (the guest's
  * PV devices). notify runs when the guest signals the channel. alloc_unbound makes a
  * dom0 port that the guest binds with EVTCHNOP_bind_interdomain; bind connects to a
- * guest port the guest allocated for dom0 (alloc_unbound with remote_dom 0) and sets it
- * pending. Both return the dom0 port or -ENOSPC/-EINVAL. notify signals the guest's end;
+ * guest port the guest allocated for dom0 (alloc_unbound with remote_dom 0), leaving it
+ * as it is (Xen marks only the binder's new port pending). Both return the dom0 port or -ENOSPC/-EINVAL. notify signals the guest's end;
  * close frees a dom0 port (the guest's end waits for a new binding). */
 typedef void (*xen_host_notify_fn)(void *opaque, u32 host_port);
 int xen_evtchn_host_alloc_unbound(struct xen *x, xen_host_notify_fn notify, void *opaque);

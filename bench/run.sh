@@ -11,6 +11,9 @@
 #     the sender waiting in HLT or in a PAUSE loop, and a shared flag with both sides in
 #     PAUSE loops; guest time per round trip, median of BENCH_RUNS runs, and the same
 #     once with -icount (guest time = instructions: the same figures on every machine).
+#  5. the Xen interface (xenbench.elf, -xen): a hypercall round trip (raw VMCALL and
+#     through the hypercall page) and an event-channel send to its upcall handler, guest
+#     time per operation, median of BENCH_RUNS runs.
 # BENCH_LINUX=0 skips 2 and 3.
 set -u
 cd "$(dirname "$0")/.."
@@ -52,6 +55,23 @@ for mode in ipi-hlt ipi-pause flag-pause; do
   ins=$(echo "$icount_out" | sed -n "s/^ipibench: $mode .*: \([0-9]*\) ns per round trip.*/\1/p")
   printf 'two vCPUs, %-10s round trip: %s ns (median of %s); -icount: %s ns of guest time\n' \
     "$mode" "$ns" "$RUNS" "$ins"
+done
+
+# ---- 5. the Xen interface ----
+xen_runs=()
+for _ in $(seq "$RUNS"); do
+  out=$("$NESTOR" run -xen "$BUILD/guest/xenbench.elf" 2>&1)
+  st=$?
+  if [ "$st" -ne 1 ]; then
+    echo "bench: xenbench.elf failed (exit status $st)"; echo "$out" | tail -5; exit 1
+  fi
+  xen_runs+=("$out")
+done
+for what in hypercall page "evtchn send-to-upcall"; do
+  # "xenbench: WHAT N in T us: NS ns each"
+  ns=$(for o in "${xen_runs[@]}"; do echo "$o"; done |
+       sed -n "s/^xenbench: $what [0-9]* in .*: \([0-9]*\) ns each.*/\1/p" | median)
+  printf 'Xen %-22s %s ns (median of %s)\n' "$what:" "$ns" "$RUNS"
 done
 
 [ "${BENCH_LINUX:-1}" = 0 ] && exit 0

@@ -334,3 +334,18 @@ bool on_qemu_tcg(void)
     struct cpuid_regs r = cpuid(0x40000000);
     return !memcmp(&r.b, "TCGT", 4) && !memcmp(&r.c, "CGTC", 4) && !memcmp(&r.d, "GTCG", 4);
 }
+
+bool xen_test_start(bool *amd)
+{
+    char spec[64];
+    /* "XenV" of "XenVMMXenVMM" in EBX */
+    if (!rt_cmdline_value("xen", spec, sizeof(spec)) || cpuid(0x40000000).b != 0x566e6558u) {
+        if (on_qemu_tcg()) {
+            test_skip("QEMU TCG has no Xen interface");
+            return false;
+        }
+        panic("no Xen signature at 40000000h");
+    }
+    *amd = cpuid(0).b == 0x68747541; /* "Auth" */
+    return true;
+}

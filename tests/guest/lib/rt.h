@@ -353,6 +353,12 @@ static inline long xen_hypercall3(bool amd, ulong nr, ulong a1, ulong a2, ulong 
     return r;
 }
 
+/* The start of a -xen test: true when Xen's interface is there (the runner passes
+ * "xen=..." and CPUID 40000000h says "XenVMMXenVMM"), *amd then telling
+ * xen_hypercall3 which instruction to use. On QEMU TCG, which has no Xen interface, the
+ * test is skipped (false); anywhere else a missing interface is a panic. */
+bool xen_test_start(bool *amd);
+
 /* DR6 status and DR7 control bits (SDM Vol. 3B 18.2) */
 #define DR6_B(n) BIT(n)
 #define DR6_BD BIT(13)

@@ -71,15 +71,8 @@ static long set_priority(u32 port, u32 prio)
 
 void test_main(void)
 {
-    char spec[64] = "";
-    if (!rt_cmdline_value("xen", spec, sizeof(spec)) || cpuid(0x40000000).b != XEN_CPUID_SIGNATURE_EBX) {
-        if (on_qemu_tcg()) {
-            test_skip("QEMU TCG has no Xen interface");
-            return;
-        }
-        panic("no Xen signature at 40000000h");
-    }
-    amd = cpuid(0).b == 0x68747541; /* "Auth" */
+    if (!xen_test_start(&amd))
+        return;
     u8 *page = page_alloc();
     struct xen_add_to_physmap a = { .domid = DOMID_SELF, .space = XENMAPSPACE_shared_info,
                                     .gpfn = (u64)page >> 12 };

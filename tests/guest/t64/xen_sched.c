@@ -266,15 +266,9 @@ static void shutdown_run(const char *how)
 
 void test_main(void)
 {
-    char spec[64] = "", how[16] = "";
-    if (!rt_cmdline_value("xen", spec, sizeof(spec)) || cpuid(0x40000000).b != XEN_CPUID_SIGNATURE_EBX) {
-        if (on_qemu_tcg()) {
-            test_skip("QEMU TCG has no Xen interface");
-            return;
-        }
-        panic("no Xen signature at 40000000h");
-    }
-    amd = cpuid(0).b == 0x68747541; /* "Auth" */
+    char how[16] = "";
+    if (!xen_test_start(&amd))
+        return;
     if (rt_cmdline_value("shutdown", how, sizeof(how))) {
         shutdown_run(how);
         return;

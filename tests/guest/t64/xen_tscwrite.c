@@ -15,6 +15,8 @@
 #include <xen/memory.h>
 #include <xen/arch-x86/cpuid.h>
 
+#include "xen_pvclock.h"
+
 #define MSR_TSC 0x10
 #define MSR_TSC_ADJUST 0x3b
 
@@ -23,28 +25,6 @@ static bool amd;
 static long hc(u64 nr, u64 a1, u64 a2, u64 a3)
 {
     return xen_hypercall3(amd, nr, a1, a2, a3);
-}
-
-static u64 scale(u64 delta, u32 mul, signed char shift)
-{
-    delta = shift >= 0 ? delta << shift : delta >> -shift;
-    return (u64)(((unsigned __int128)delta * mul) >> 32);
-}
-
-/* System time by the pvclock protocol (Linux's pvclock_clocksource_read), and the TSC
- * value it was computed from */
-static u64 pvclock_read_tsc(volatile struct vcpu_time_info *t, u64 *tsc)
-{
-    u32 v;
-    u64 ns;
-    do {
-        v = t->version;
-        asm volatile("" ::: "memory");
-        *tsc = rdtsc();
-        ns = t->system_time + scale(*tsc - t->tsc_timestamp, t->tsc_to_system_mul, (signed char)t->tsc_shift);
-        asm volatile("" ::: "memory");
-    } while ((v & 1) || v != t->version);
-    return ns;
 }
 
 static u64 pvclock_read(volatile struct vcpu_time_info *t)
@@ -72,15 +52,8 @@ static void write_tsc_adjust(s64 delta) { wrmsr(MSR_TSC_ADJUST, rdmsr(MSR_TSC_AD
 
 void test_main(void)
 {
-    char spec[64] = "";
-    if (!rt_cmdline_value("xen", spec, sizeof(spec)) || cpuid(0x40000000).b != XEN_CPUID_SIGNATURE_EBX) {
-        if (on_qemu_tcg()) {
-            test_skip("QEMU TCG has no Xen interface");
-            return;
-        }
-        panic("no Xen signature at 40000000h");
-    }
-    amd = cpuid(0).b == 0x68747541; /* "Auth" */
+    if (!xen_test_start(&amd))
+        return;
     xen_feature_info_t fi = { .submap_idx = 0 };
     TEST_EQ(hc(__HYPERVISOR_xen_version, XENVER_get_features, (u64)&fi, 0), 0, "get_features");
     TEST_ASSERT(fi.submap & BIT(XENFEAT_hvm_safe_pvclock), "XENFEAT_hvm_safe_pvclock advertised");

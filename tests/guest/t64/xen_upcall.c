@@ -216,15 +216,8 @@ static void test_pic(void)
 
 void test_main(void)
 {
-    char spec[64] = "";
-    if (!rt_cmdline_value("xen", spec, sizeof(spec)) || cpuid(0x40000000).b != XEN_CPUID_SIGNATURE_EBX) {
-        if (on_qemu_tcg()) {
-            test_skip("QEMU TCG has no Xen interface");
-            return;
-        }
-        panic("no Xen signature at 40000000h");
-    }
-    amd = cpuid(0).b == 0x68747541; /* "Auth" */
+    if (!xen_test_start(&amd))
+        return;
     xen_feature_info_t fi = { .submap_idx = 0 };
     TEST_EQ(hc(__HYPERVISOR_xen_version, XENVER_get_features, (u64)&fi, 0), 0, "get_features");
     TEST_ASSERT(fi.submap & BIT(XENFEAT_hvm_callback_vector), "XENFEAT_hvm_callback_vector");

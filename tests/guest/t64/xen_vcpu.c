@@ -19,6 +19,8 @@
 #include <xen/vcpu.h>
 #include <xen/arch-x86/cpuid.h>
 
+#include "xen_pvclock.h"
+
 #define EFAULT 14
 #define EINVAL 22
 #define ENOENT 2
@@ -60,27 +62,6 @@ static void check_copied(const struct vcpu_info *vi, u32 id)
 /* ---- pvclock ---- */
 static u32 tsc_khz;
 
-static u64 scale(u64 delta, u32 mul, signed char shift)
-{
-    delta = shift >= 0 ? delta << shift : delta >> -shift;
-    return (u64)(((unsigned __int128)delta * mul) >> 32);
-}
-
-/* System time now by the pvclock protocol (Linux's pvclock_clocksource_read); the TSC
- * read it used in *tsc */
-static u64 pvclock_read(volatile struct vcpu_time_info *t, u64 *tsc)
-{
-    u32 v;
-    u64 ns;
-    do {
-        v = t->version;
-        asm volatile("" ::: "memory");
-        *tsc = rdtsc();
-        ns = t->system_time + scale(*tsc - t->tsc_timestamp, t->tsc_to_system_mul, (signed char)t->tsc_shift);
-        asm volatile("" ::: "memory");
-    } while ((v & 1) || v != t->version);
-    return ns;
-}
 
 /* The time area of a vcpu_info: current, scaled for the TSC, monotonic, and the same
  * time the TSC gives (the TSC counts from virtual time 0 at tsc_khz). */
@@ -99,7 +80,7 @@ static void check_pvclock(volatile struct vcpu_time_info *t, const char *where)
     bool mono = true, close = true;
     s64 worst = 0;
     for (int i = 0; i < 20000; i++) {
-        u64 ns = pvclock_read(t, &tsc);
+        u64 ns = pvclock_read_tsc(t, &tsc);
         u64 want = tsc / tsc_khz * 1000000u + tsc % tsc_khz * 1000000u / tsc_khz;
         s64 d = (s64)(ns - want);
         if (d < 0)
@@ -180,15 +161,9 @@ static void test_many(void)
 
 void test_main(void)
 {
-    char spec[64] = "", run[16] = "";
-    if (!rt_cmdline_value("xen", spec, sizeof(spec)) || cpuid(0x40000000).b != XEN_CPUID_SIGNATURE_EBX) {
-        if (on_qemu_tcg()) {
-            test_skip("QEMU TCG has no Xen interface");
-            return;
-        }
-        panic("no Xen signature at 40000000h");
-    }
-    amd = cpuid(0).b == 0x68747541; /* "Auth" */
+    char run[16] = "";
+    if (!xen_test_start(&amd))
+        return;
     tsc_khz = cpuid(XEN_CPUID_FIRST_LEAF + 3).c; /* the time leaf, subleaf 0 */
     TEST_ASSERT(tsc_khz != 0, "TSC kHz from the time leaf: %u", tsc_khz);
     rt_cmdline_value("run", run, sizeof(run));

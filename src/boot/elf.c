@@ -72,8 +72,11 @@ static const char *elf_parse(const struct boot_image *k, struct elf_hdr *h)
         h->shentsize = boot_rd16(d + offsetof(Elf32_Ehdr, e_shentsize));
         h->shnum = boot_rd16(d + offsetof(Elf32_Ehdr, e_shnum));
     }
-    if (h->machine != (h->is64 ? EM_X86_64 : EM_386))
-        return h->is64 ? "ELF64 image is not for x86-64" : "ELF32 image is not for i386";
+    /* An ELF32 file may carry x86-64 code (EM_X86_64): Xen's own 64-bit test kernels
+     * ship so, entered in 32-bit mode like any ELF32 kernel and switching to long mode
+     * themselves; Xen's loader takes them. */
+    if (h->is64 ? h->machine != EM_X86_64 : (h->machine != EM_386 && h->machine != EM_X86_64))
+        return h->is64 ? "ELF64 image is not for x86-64" : "ELF32 image is not for i386 or x86-64";
     if (h->type != ET_EXEC && h->type != ET_DYN)
         return "ELF image is not an executable";
     if (h->phnum == PN_XNUM)

@@ -850,6 +850,19 @@ Test(boot, plain_elf32_and_elf64)
     cr_assert_eq(boot_elf(m, &ki, NULL, NULL), 0);
     expect_long64(0x400020);
 
+    /* ELF32 with x86-64 code (Xen's 64-bit test kernels): loaded and entered as ELF32;
+     * an ELF32 for another machine is refused */
+    n = make_elf(k, sizeof k, false, 0x400030, &s, 1, NULL, 0);
+    put16(k + 18, EM_X86_64);
+    ki = img(k, n, "plain32-x86-64");
+    cr_assert_eq(boot_elf(m, &ki, NULL, NULL), 0);
+    expect_prot32(0x400030);
+    expect_bytes(0x400000, text, sizeof text);
+    put16(k + 18, EM_ARM);
+    ki = img(k, n, "plain32-arm");
+    cr_assert_eq(boot_elf(m, &ki, NULL, NULL), NESTOR_EXIT_USAGE);
+
+    n = make_elf(k, sizeof k, true, 0x400020, &s, 1, NULL, 0);
     const char *p = tmpfile_with("plain64", k, n);
     cr_assert_eq(boot_load_kernel(m, p, NULL, NULL), 0);
     expect_long64(0x400020);

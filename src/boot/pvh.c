@@ -106,5 +106,6 @@ int boot_pvh(struct machine *m, const struct boot_image *k, const struct boot_im
 
     boot_enter(m, &boot, entry);
     m->cpu[0]->gpr[R_RBX] = block_addr;
+    m->booted_pvh = true;
     return 0;
 }

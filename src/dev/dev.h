@@ -40,6 +40,8 @@ void pci_testdev_destroy(struct pci_testdev *d);
  * debug log goes to console_fd. */
 struct xen_platform *xen_platform_create(struct machine *m, int console_fd);
 void xen_platform_destroy(struct xen_platform *p);
+/* Takes the device away again (a PVH guest has no device model, so no platform device). */
+void xen_platform_remove(struct xen_platform *p);
 u8 xen_platform_devfn(const struct xen_platform *p);
 
 /* fw_cfg at 0x510 (selector) / 0x511 (data), with DMA at 0x514, as QEMU has it. */

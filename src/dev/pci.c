@@ -242,6 +242,14 @@ struct pci_bus *pci_create(struct machine *m)
     return b;
 }
 
+void pci_unregister_device(struct pci_device *d)
+{
+    d->config[PCI_COMMAND] &= (u8)~(PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+    pci_update_bars(d); /* no BAR decodes any more */
+    d->bus->dev[d->devfn] = NULL;
+    free(d);
+}
+
 void pci_destroy(struct pci_bus *b)
 {
     for (int i = 0; i < 256; i++)

@@ -183,6 +183,8 @@ void pci_destroy(struct pci_bus *b);
  * wmask and w1cmask). NULL if devfn is taken. */
 struct pci_device *pci_register_device(struct pci_bus *b, u8 devfn,
                                        const struct pci_device_ops *ops, void *opaque);
+/* Takes a function off bus 0 again (its BARs stop decoding) and frees it. */
+void pci_unregister_device(struct pci_device *d);
 /* The first free device number on bus 0 (function 0), or -1 when all 32 are taken. */
 int pci_free_slot(struct pci_bus *b);
 /* Gives d the BAR `bar` (0-5): `size` bytes (a power of two; I/O at least 4, memory at

@@ -170,3 +170,10 @@ void xen_platform_destroy(struct xen_platform *p)
 {
     free(p);
 }
+
+void xen_platform_remove(struct xen_platform *p)
+{
+    bus_unregister(&p->m->io, XEN_PLATFORM_PORT, p);
+    pci_unregister_device(p->pci);
+    free(p);
+}

@@ -269,9 +269,30 @@ static void xen_stop(void *opaque, int status)
     machine_request_stop(opaque, status);
 }
 
+static void flush_all_tlbs(struct machine *m)
+{
+    for (int i = 0; i < m->ncpus; i++)
+        tlb_flush_all(&m->cpu[i]->tlb);
+}
+
+static int xen_map_page(void *opaque, u64 gpa, u8 *host, u32 *gen)
+{
+    struct machine *m = opaque;
+    int r = mem_overlay_map(&m->mem, gpa, host, gen);
+    flush_all_tlbs(m);
+    return r;
+}
+
+static void xen_unmap_page(void *opaque, u8 *host)
+{
+    struct machine *m = opaque;
+    mem_overlay_unmap(&m->mem, host);
+    flush_all_tlbs(m);
+}
+
 static const struct xen_host_ops machine_xen_ops = {
     xen_set_gsi, xen_set_pci_intx, xen_deliver_vector, xen_kick, xen_now_ns,
-    xen_timer_new, xen_timer_arm, xen_timer_disarm, xen_stop,
+    xen_timer_new, xen_timer_arm, xen_timer_disarm, xen_stop, xen_map_page, xen_unmap_page,
 };
 
 /* ---- interrupts between devices and CPUs ---- */
@@ -759,6 +780,11 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
         int r = boot_load_kernel(m, cfg->kernel, cfg->initrd, cfg->append);
         if (r)
             return r;
+    }
+    /* Xen gives a PVH domain no device model, hence no platform device */
+    if (m->xen_platform && m->booted_pvh) {
+        xen_platform_remove(m->xen_platform);
+        m->xen_platform = NULL;
     }
     return 0;
 }

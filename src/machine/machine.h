@@ -97,6 +97,7 @@ struct machine {
     bool stop;
     int exit_status;          /* status the process exits with when the guest stops */
     u64 acpi_rsdp;            /* physical address of the RSDP */
+    bool booted_pvh;          /* the kernel was entered through its PVH entry */
     u64 acpi_facs;            /* physical address of the FACS (the OS's waking vectors) */
     /* ACPI S3: requested by the guest (done between rounds), in effect, wake requested */
     bool sleep_requested, suspended, wake_requested;

@@ -93,12 +93,59 @@ void mem_destroy(struct guest_mem *m)
 
 static const struct mem_region *find(const struct guest_mem *m, u64 gpa)
 {
+    if (m->noverlay && gpa - m->overlay_lo <= m->overlay_hi - m->overlay_lo)
+        for (int i = 0; i < m->noverlay; i++)
+            if (gpa - m->overlay[i].gpa < 4096)
+                return &m->overlay[i];
     for (int i = 0; i < m->nregions; i++) {
         const struct mem_region *r = &m->region[i];
         if (gpa - r->gpa < r->size)
             return r;
     }
     return NULL;
+}
+
+static void overlay_bounds(struct guest_mem *m)
+{
+    m->overlay_lo = ~0ull;
+    m->overlay_hi = 0;
+    for (int i = 0; i < m->noverlay; i++) {
+        if (m->overlay[i].gpa < m->overlay_lo)
+            m->overlay_lo = m->overlay[i].gpa;
+        if (m->overlay[i].gpa + 4095 > m->overlay_hi)
+            m->overlay_hi = m->overlay[i].gpa + 4095;
+    }
+}
+
+void mem_overlay_unmap(struct guest_mem *m, u8 *host)
+{
+    for (int i = 0; i < m->noverlay; i++) {
+        if (m->overlay[i].host != host)
+            continue;
+        mem_code_write(m->overlay[i].page_gen); /* code decoded from it is gone */
+        m->overlay[i] = m->overlay[--m->noverlay];
+        overlay_bounds(m);
+        return;
+    }
+}
+
+int mem_overlay_map(struct guest_mem *m, u64 gpa, u8 *host, u32 *gen)
+{
+    if (gpa & 0xfff)
+        return -1;
+    mem_overlay_unmap(m, host);
+    for (int i = 0; i < m->noverlay; i++) /* one page per frame: a new one replaces it */
+        if (m->overlay[i].gpa == gpa)
+            mem_overlay_unmap(m, m->overlay[i].host);
+    if (m->noverlay >= MEM_MAX_OVERLAYS)
+        return -1;
+    /* code decoded from what was there is gone: the page now holds other bytes */
+    u32 *old = mem_page_gen(m, gpa);
+    if (old)
+        mem_code_write(old);
+    m->overlay[m->noverlay++] = (struct mem_region){ gpa, 4096, host, MEM_RAM, gen };
+    overlay_bounds(m);
+    return 0;
 }
 
 u8 *mem_ptr(struct guest_mem *m, u64 gpa, u64 len)

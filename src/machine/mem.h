@@ -32,6 +32,7 @@ struct e820_entry {
 };
 
 #define MEM_MAX_REGIONS 8
+#define MEM_MAX_OVERLAYS 160
 #define MEM_MAX_E820 16
 #define MEM_MAX_WATCHERS 64
 
@@ -39,6 +40,13 @@ struct guest_mem {
     u64 ram_size;                 /* bytes of RAM the user asked for (-m) */
     struct mem_region region[MEM_MAX_REGIONS];
     int nregions;
+    /* Pages a hypervisor interface maps into the guest-physical space (Xen's grant
+     * frames): each a 4 KiB region of its own memory, found before RAM (it replaces what
+     * was there) and wherever it is placed, RAM or not; [overlay_lo, overlay_hi] bounds
+     * them so that other lookups skip the list. */
+    struct mem_region overlay[MEM_MAX_OVERLAYS];
+    int noverlay;
+    u64 overlay_lo, overlay_hi;
     struct e820_entry e820[MEM_MAX_E820];
     int ne820;
     /* Who must hear when a page starts holding decoded code (vCPU TLBs drop their
@@ -93,6 +101,13 @@ int mem_write_u8(struct guest_mem *m, u64 gpa, u8 v);
 int mem_write_u16(struct guest_mem *m, u64 gpa, u16 v);
 int mem_write_u32(struct guest_mem *m, u64 gpa, u32 v);
 int mem_write_u64(struct guest_mem *m, u64 gpa, u64 v);
+
+/* Maps the 4 KiB page host (with its code-generation word *gen) at gpa, replacing what
+ * was there (RAM or nothing), or moves it there if host is mapped already; unmap takes it
+ * away. The caller flushes the vCPUs' TLBs. 0, or -1 when gpa is not page-aligned or the
+ * list is full. */
+int mem_overlay_map(struct guest_mem *m, u64 gpa, u8 *host, u32 *gen);
+void mem_overlay_unmap(struct guest_mem *m, u8 *host);
 
 /* Marks [addr, addr+size) with an e820 type (used for ACPI tables, reserved areas). */
 void mem_e820_mark(struct guest_mem *m, u64 addr, u64 size, u32 type);

@@ -69,9 +69,20 @@ static void host_timer_disarm(void *o, int t)
         abort();
 }
 static void host_stop(void *o, int status) { (void)o, (void)status; }
+/* pages mapped into the guest-physical space go into the harness's guest memory */
+static int host_map_page(void *o, u64 gpa, u8 *host, u32 *gen)
+{
+    (void)o;
+    return mem_overlay_map(&mem, gpa, host, gen);
+}
+static void host_unmap_page(void *o, u8 *host)
+{
+    (void)o;
+    mem_overlay_unmap(&mem, host);
+}
 static const struct xen_host_ops host_ops = {
     host_set_gsi, host_set_pci_intx, host_deliver_vector, host_kick, host_now_ns,
-    host_timer_new, host_timer_arm, host_timer_disarm, host_stop,
+    host_timer_new, host_timer_arm, host_timer_disarm, host_stop, host_map_page, host_unmap_page,
 };
 
 static void w64(u64 a, u64 v)

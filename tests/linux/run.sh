@@ -128,7 +128,8 @@ check_s3() { # name ncpus log
 }
 
 # A Xen guest (-xen): Linux finds Xen 4.17 as an HVM or PVH guest, takes the Xen
-# clocksource (the pvclock), the event-channel ABI and upcall path it was asked for.
+# clocksource (the pvclock), the event-channel ABI and upcall path it was asked for, and
+# sets up grant tables (HVM: through the platform PCI device's driver).
 check_xen() { # name kernel xen log
   local t=linux:$1 kernel=$2 xen=$3 log=$4 kl irqs
   kl=$(grep -aE '^\[ *[0-9]+\.[0-9]+\]' "$log" | tr -d '\r' | sed 's/^\[[^]]*\] //')
@@ -176,6 +177,12 @@ check_xen() { # name kernel xen log
         echo "FAIL $t:xen-callback: want xen-platform-pci interrupts through $chip | ${row:-no such line} | $(grep -iE 'callback' <<<"$kl" | one_line 2)"
       fi ;;
   esac
+  if grep -qx 'xen:grant_table: Grant tables using version 1 layout' <<<"$kl" &&
+     grep -qx 'Grant table initialized' <<<"$kl"; then
+    echo "PASS $t:xen-grant-tables"
+  else
+    echo "FAIL $t:xen-grant-tables: $(grep -iE 'grant' <<<"$kl" | one_line)"
+  fi
 }
 
 check() { # name kernel ncpus ending xen

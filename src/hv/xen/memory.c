@@ -62,8 +62,10 @@ static long add_to_physmap(struct xcall *k, u64 arg)
     long rc = xen_own_domain(x, a.domid);
     if (rc)
         return rc;
+    if (a.space == XENMAPSPACE_grant_table)
+        return xen_gnttab_map_frame(x, a.idx, a.gpfn);
     if (a.space != XENMAPSPACE_shared_info)
-        return -ENOSYS; /* grant frames, gmfn moves, device MMIO: not yet */
+        return -ENOSYS; /* gmfn moves, device MMIO: not yet */
     if (a.idx != 0)
         return -EINVAL;
     struct guest_mem *mem = k->c->mem;

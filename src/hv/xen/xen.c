@@ -27,7 +27,7 @@
 /* ---- option ---- */
 int xen_parse_option(struct xen_config *cfg, const char *spec, char *err, size_t errlen)
 {
-    *cfg = (struct xen_config){ .enabled = true, .major = 4, .minor = 17, .domid = 1 };
+    *cfg = (struct xen_config){ .enabled = true, .major = 4, .minor = 17, .domid = 1, .platform = true };
     strcpy(cfg->extraversion, ".0");
     if (!spec || !*spec)
         return 0;

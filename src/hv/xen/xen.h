@@ -19,8 +19,8 @@ struct xen_config {
     u16 major, minor;        /* XENVER_version: default 4.17 */
     char extraversion[16];   /* XENVER_extraversion: default ".0" */
     u16 domid;               /* the guest's own domain id: default 1 */
-    bool platform;           /* platform=on: the Xen platform PCI device (default off
-                                until grant tables exist: Linux's driver needs them) */
+    bool platform;           /* the Xen platform PCI device (default on, as xl gives an
+                                HVM domain; platform=off leaves it out) */
 };
 /* Fills cfg from the option's value (NULL or "" = the defaults). Returns 0, or -1 with
  * a message in err. */
@@ -47,6 +47,11 @@ struct xen_host_ops {
     void (*timer_disarm)(void *opaque, int timer);
     /* the guest ends: status is nestor's exit status (0 poweroff/reboot, 4 crash) */
     void (*stop)(void *opaque, int status);
+    /* a page of the interface's own (a grant frame) appears at guest-physical gpa,
+     * replacing what was there, or moves there; unmap takes it away (every vCPU's TLB
+     * is flushed). map returns 0 or -1 (no room). */
+    int (*map_page)(void *opaque, u64 gpa, u8 *host, u32 *gen);
+    void (*unmap_page)(void *opaque, u8 *host);
 };
 
 /* What the interface needs of its machine. */

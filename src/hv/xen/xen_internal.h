@@ -142,6 +142,9 @@ void xen_evtchn_set_upcall_vector(struct xen *x, int vcpu, u8 vector);
 void xen_evtchn_inject(struct xen *x, int vcpu);
 /* hvm.c: the parameters as the toolstack leaves them (xen_create calls it) */
 void xen_hvm_params_init(struct xen *x);
+/* gnttab.c: XENMEM_add_to_physmap of a grant frame (XENMAPSPACE_grant_table): 0 or
+ * -EINVAL */
+long xen_gnttab_map_frame(struct xen *x, u64 idx, u64 gfn);
 /* xen.c: the shared_info layout follows the guest's mode now (Xen's
  * hvm_latch_shinfo_size, also when the callback is set) */
 void xen_latch_shinfo(struct xen *x, struct cpu *c);

@@ -1,11 +1,11 @@
-/* -xen platform=on: the Xen platform PCI device as Xen's device model gives it to an HVM
+/* -xen: the Xen platform PCI device as Xen's device model gives it to an HVM
  * guest: 5853:0001 with the same subsystem ids, revision 1, class ff80, INTA routed by
  * the DSDT's links, BAR0 256 I/O ports, BAR1 16 MiB prefetchable memory; the fixed
  * ports 0x10 (magic 0x49d2, unplug, platform flags) and 0x12 (protocol version 1, product
- * number, the debug log that reaches nestor's console). Without platform=on none of it is
+ * number, the debug log that reaches nestor's console). With platform=off none of it is
  * there. QEMU TCG has no Xen platform device here: the test skips there.
- * guest: xen=platform=on name=xen_platform */
-/* guest: xen=yes append=absent=1 name=xen_platform-absent */
+ * guest: xen=yes name=xen_platform */
+/* guest: xen=platform=off append=absent=1 name=xen_platform-absent */
 #include "rt.h"
 
 static u32 cfg_read(int dev, int reg)
@@ -39,7 +39,7 @@ void test_main(void)
         panic("run without -xen");
     }
     if (rt_cmdline_value("absent", absent, sizeof(absent))) {
-        TEST_EQ(find_platform(), -1, "without platform=on: no 5853:0001 on bus 0");
+        TEST_EQ(find_platform(), -1, "with platform=off: no 5853:0001 on bus 0");
         TEST_EQ(inw(0x10), 0xffff, "and port 0x10 is nobody's");
         return;
     }

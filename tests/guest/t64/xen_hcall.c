@@ -369,8 +369,8 @@ static void test_shared_info(u32 domid, long ram_pages)
                 "the page's contents moved with it");
     TEST_EQ(hc_page(__HYPERVISOR_memory_op, XENMEM_current_reservation, (u64)&self, 0), ram_pages - 1,
             "current_reservation: still one frame under shared_info");
-    TEST_EQ(add_shinfo(DOMID_SELF, XENMAPSPACE_grant_table, 0, (u64)p1 >> 12), -ENOSYS,
-            "grant table frames: not yet");
+    TEST_EQ(add_shinfo(DOMID_SELF, XENMAPSPACE_gmfn, 0, (u64)p1 >> 12), -ENOSYS,
+            "moving a RAM frame (gmfn): not yet");
 }
 
 /* A 4K-mapped page at BAD_VA whose successor is not mapped, a read-only one after a gap */

@@ -45,8 +45,12 @@ static int h_timer_new(void *o, void (*fn)(void *, u64), void *arg) { (void)o, (
 static void h_timer_arm(void *o, int t, u64 d) { (void)o, (void)t, (void)d; }
 static void h_timer_disarm(void *o, int t) { (void)o, (void)t; }
 static void h_stop(void *o, int s) { (void)o, (void)s; }
+/* no page is mapped into guest-physical space in these tests */
+static int h_map_page(void *o, u64 gpa, u8 *host, u32 *gen) { (void)o, (void)gpa, (void)host, (void)gen; return -1; }
+static void h_unmap_page(void *o, u8 *host) { (void)o, (void)host; }
 static const struct xen_host_ops host_ops = { h_gsi, h_intx, h_vector, h_kick, h_now,
-                                              h_timer_new, h_timer_arm, h_timer_disarm, h_stop };
+                                              h_timer_new, h_timer_arm, h_timer_disarm, h_stop,
+                                              h_map_page, h_unmap_page };
 
 /* the backend's callback: which dom0 port the guest signalled, how often */
 static u32 notified_port, notified;

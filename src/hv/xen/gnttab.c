@@ -54,10 +54,13 @@ void xen_gnttab_destroy(struct xen *x)
     struct xen_gnttab *g = x->gnttab;
     if (!g)
         return;
-    for (u32 i = 0; i < MAX_GRANT_FRAMES; i++)
-        free(g->frame[i].page);
-    for (u32 i = 0; i < MAX_STATUS_FRAMES; i++)
-        free(g->status[i].page);
+    /* the guest-physical space lets go of the pages before they are freed */
+    for (u32 i = 0; i < MAX_GRANT_FRAMES + MAX_STATUS_FRAMES; i++) {
+        struct gframe *f = i < MAX_GRANT_FRAMES ? &g->frame[i] : &g->status[i - MAX_GRANT_FRAMES];
+        if (f->mapped && x->host.ops->unmap_page)
+            x->host.ops->unmap_page(x->host.opaque, f->page);
+        free(f->page);
+    }
     free(g);
     x->gnttab = NULL;
 }

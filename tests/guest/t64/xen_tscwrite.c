@@ -4,7 +4,9 @@
  * by the amount the TSC moved. This is what makes the pvclock "safe" for an HVM guest
  * (XENFEAT_hvm_safe_pvclock, which Linux requires before it uses the Xen clocksource).
  * QEMU TCG has no Xen interface: the test skips there.
- * guest: xen=yes name=xen_tscwrite */
+ * Runs with -icount: guest time then follows instructions alone, so a host that
+ * preempts nestor between two reads cannot make a step look like a jump.
+ * guest: xen=yes icount=yes name=xen_tscwrite */
 #include "rt.h"
 
 #include <stdint.h>

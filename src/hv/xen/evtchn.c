@@ -541,11 +541,6 @@ void xen_evtchn_host_close(struct xen *x, u32 hp)
 }
 
 /* ---- event_channel_op ---- */
-static long domain_self(const struct xen *x, u16 dom)
-{
-    return xen_own_domain(x, dom);
-}
-
 static long ev_close(struct xen *x, u32 port)
 {
     struct xen_evtchn *e = x->evtchn;
@@ -684,14 +679,14 @@ union ev_arg {
 };
 
 /* The sub-op proper; out says whether the structure goes back to the guest. */
-static long ev_op(struct xen *x, struct cpu *c, u32 cmd, union ev_arg *a, bool *out)
+static long ev_op(struct xen *x, u32 cmd, union ev_arg *a, bool *out)
 {
     struct xen_evtchn *e = x->evtchn;
     long rc;
     switch (cmd) {
     case EVTCHNOP_alloc_unbound: {
         struct evtchn_alloc_unbound *u = &a->alloc_unbound;
-        if ((rc = domain_self(x, u->dom)))
+        if ((rc = xen_own_domain(x, u->dom)))
             return rc;
         u16 remote = u->remote_dom == DOMID_SELF ? x->cfg.domid : u->remote_dom;
         if (remote != x->cfg.domid && remote != 0)
@@ -812,7 +807,7 @@ static long ev_op(struct xen *x, struct cpu *c, u32 cmd, union ev_arg *a, bool *
     }
     case EVTCHNOP_status: {
         struct evtchn_status *s = &a->status;
-        if ((rc = domain_self(x, s->dom)))
+        if ((rc = xen_own_domain(x, s->dom)))
             return rc;
         if (!port_valid(x, s->port))
             return -EINVAL;
@@ -866,7 +861,7 @@ static long ev_op(struct xen *x, struct cpu *c, u32 cmd, union ev_arg *a, bool *
         return 0;
     case EVTCHNOP_reset:
     case 14: /* EVTCHNOP_reset_cont */
-        if ((rc = domain_self(x, a->reset.dom)))
+        if ((rc = xen_own_domain(x, a->reset.dom)))
             return rc;
         return ev_reset(x);
     case EVTCHNOP_init_control:
@@ -888,7 +883,6 @@ static long ev_op(struct xen *x, struct cpu *c, u32 cmd, union ev_arg *a, bool *
         return 0;
     }
     default:
-        (void)c;
         return -ENOSYS;
     }
 }
@@ -905,7 +899,7 @@ long xen_do_event_channel_op(struct xcall *k)
     if (xen_copy_from(k, k->arg[1], &a, ev_arg_size[cmd]))
         return -EFAULT;
     bool out = false;
-    long rc = ev_op(k->x, k->c, cmd, &a, &out);
+    long rc = ev_op(k->x, cmd, &a, &out);
     if (out && xen_copy_to(k, k->arg[1], &a, ev_arg_size[cmd]))
         return -EFAULT;
     /* an upcall this vCPU raised for itself is looked at before its next instruction */

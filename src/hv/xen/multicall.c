@@ -1,4 +1,6 @@
 /* multicall (xen/common/multicall.c): a batch of hypercalls in one. */
+#include <string.h>
+
 #include "hv/xen/xen_internal.h"
 #include "cpu/exec.h"
 
@@ -50,26 +52,17 @@ long xen_do_multicall(struct xcall *k)
         u64 entry = list + (u64)i * size;
         if (k->compat)
             entry = (u32)entry;
-        u64 op, args[6];
-        if (k->compat) {
-            struct multicall_entry_x86_32 e;
-            if (xen_copy_from(k, entry, &e, sizeof(e))) {
-                rc = -EFAULT;
-                break;
-            }
-            op = e.op;
-            for (int a = 0; a < 6; a++)
-                args[a] = e.args[a];
-        } else {
-            struct multicall_entry e;
-            if (xen_copy_from(k, entry, &e, sizeof(e))) {
-                rc = -EFAULT;
-                break;
-            }
-            op = e.op;
-            for (int a = 0; a < 6; a++)
-                args[a] = e.args[a];
+        /* an entry is op, result, args[6], each a word of the ABI's width */
+        unsigned w = k->compat ? 4 : 8;
+        u8 raw[sizeof(struct multicall_entry)];
+        if (xen_copy_from(k, entry, raw, size)) {
+            rc = -EFAULT;
+            break;
         }
+        u64 op = 0, args[6] = { 0 };
+        memcpy(&op, raw, w);
+        for (int a = 0; a < 6; a++)
+            memcpy(&args[a], raw + (2 + a) * w, w);
         long result = xen_call(x, k->c, k->compat, op, args);
         if (k->compat) {
             uint32_t r32 = (uint32_t)result;

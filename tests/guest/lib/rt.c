@@ -346,6 +346,7 @@ bool xen_test_start(bool *amd)
         }
         panic("no Xen signature at 40000000h");
     }
-    *amd = cpuid(0).b == 0x68747541; /* "Auth" */
+    if (amd)
+        *amd = cpuid(0).b == 0x68747541; /* "Auth" */
     return true;
 }

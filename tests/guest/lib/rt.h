@@ -354,7 +354,7 @@ static inline long xen_hypercall3(bool amd, ulong nr, ulong a1, ulong a2, ulong 
 }
 
 /* The start of a -xen test: true when Xen's interface is there (the runner passes
- * "xen=..." and CPUID 40000000h says "XenVMMXenVMM"), *amd then telling
+ * "xen=..." and CPUID 40000000h says "XenVMMXenVMM"), *amd (unless NULL) then telling
  * xen_hypercall3 which instruction to use. On QEMU TCG, which has no Xen interface, the
  * test is skipped (false); anywhere else a missing interface is a panic. */
 bool xen_test_start(bool *amd);

@@ -65,13 +65,8 @@ static void consume(void)
 
 void test_main(void)
 {
-    if (cpuid(0x40000000).b != XEN_CPUID_SIGNATURE_EBX) {
-        if (on_qemu_tcg()) {
-            test_skip("QEMU TCG has no Xen interface");
-            return;
-        }
-        panic("no Xen signature at 40000000h");
-    }
+    if (!xen_test_start(NULL))
+        return;
     hpage = page_alloc();
     TEST_EQ(wrmsr_safe(0x40000000, (u32)hpage), NO_EXCEPTION, "hypercall page placed from 32-bit code");
     u8 *p = page_alloc();

@@ -46,14 +46,8 @@ static struct multicall_entry entry(unsigned long op, unsigned long a0, unsigned
 
 void test_main(void)
 {
-    if (cpuid(0x40000000).b != XEN_CPUID_SIGNATURE_EBX) {
-        if (on_qemu_tcg()) {
-            test_skip("QEMU TCG has no Xen interface");
-            return;
-        }
-        panic("no Xen signature at 40000000h");
-    }
-    amd = cpuid(0).b == 0x68747541; /* "Auth" */
+    if (!xen_test_start(&amd))
+        return;
 
     /* vm_assist */
     TEST_EQ(hc(__HYPERVISOR_vm_assist, VMASST_CMD_enable, VMASST_TYPE_runstate_update_flag, 0), 0,

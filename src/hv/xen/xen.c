@@ -435,6 +435,14 @@ static const struct hypercall hypercalls[] = {
     [__HYPERVISOR_event_channel_op] = { "event_channel_op", xen_do_event_channel_op, 2 },
     [__HYPERVISOR_physdev_op] = { "physdev_op", xen_do_physdev_op, 2 },
     [__HYPERVISOR_hvm_op] = { "hvm_op", xen_do_hvm_op, 2 },
+    [__HYPERVISOR_platform_op] = { "platform_op", xen_do_platform_op, 1 },
+    [__HYPERVISOR_sysctl] = { "sysctl", xen_do_sysctl, 1 },
+    [__HYPERVISOR_domctl] = { "domctl", xen_do_domctl, 1 },
+    [XEN_HYPERCALL_PAGING_DOMCTL_CONT] = { "paging_domctl_cont", xen_do_paging_domctl_cont, 1 },
+    [__HYPERVISOR_dm_op] = { "dm_op", xen_do_dm_op, 3 },
+    [__HYPERVISOR_hypfs_op] = { "hypfs_op", xen_do_hypfs_op, 5 },
+    [__HYPERVISOR_mmuext_op] = { "mmuext_op", xen_do_mmuext_op, 4 },
+    [__HYPERVISOR_xenpmu_op] = { "xenpmu_op", xen_do_xenpmu_op, 2 },
 };
 #define NR_HYPERCALLS (sizeof(hypercalls) / sizeof(hypercalls[0]))
 

@@ -168,6 +168,18 @@ long xen_do_grant_table_op(struct xcall *k);
 long xen_do_physdev_op(struct xcall *k);
 long xen_do_vm_assist(struct xcall *k);
 long xen_do_multicall(struct xcall *k);
+/* control.c: the toolstack's and dom0's calls, refused as Xen refuses a domU */
+long xen_do_platform_op(struct xcall *k);
+long xen_do_sysctl(struct xcall *k);
+long xen_do_domctl(struct xcall *k);
+long xen_do_paging_domctl_cont(struct xcall *k);
+long xen_do_dm_op(struct xcall *k);
+long xen_do_hypfs_op(struct xcall *k);
+long xen_do_mmuext_op(struct xcall *k);
+long xen_do_xenpmu_op(struct xcall *k);
+/* Xen's number for paging_domctl_cont, an x86 architecture call that the public
+ * headers do not name (xen/arch/x86/include/asm/hypercall.h) */
+#define XEN_HYPERCALL_PAGING_DOMCTL_CONT __HYPERVISOR_arch_1
 
 /* Performs hypercall nr for vCPU c in the ABI compat says, with its argument registers
  * (the multicall entries use it too). */

@@ -353,6 +353,28 @@ static inline long xen_hypercall3(bool amd, ulong nr, ulong a1, ulong a2, ulong 
     return r;
 }
 
+/* The same with five arguments: R10 and R8 (64-bit), ESI and EDI (32-bit) after the
+ * first three. */
+static inline long xen_hypercall5(bool amd, ulong nr, ulong a1, ulong a2, ulong a3, ulong a4,
+                                  ulong a5)
+{
+    long r;
+#ifdef __x86_64__
+    register ulong r10 asm("r10") = a4;
+    register ulong r8 asm("r8") = a5;
+    if (amd)
+        asm volatile("vmmcall" : "=a"(r) : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8) : "memory");
+    else
+        asm volatile("vmcall" : "=a"(r) : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8) : "memory");
+#else
+    if (amd)
+        asm volatile("vmmcall" : "=a"(r) : "a"(nr), "b"(a1), "c"(a2), "d"(a3), "S"(a4), "D"(a5) : "memory");
+    else
+        asm volatile("vmcall" : "=a"(r) : "a"(nr), "b"(a1), "c"(a2), "d"(a3), "S"(a4), "D"(a5) : "memory");
+#endif
+    return r;
+}
+
 /* The start of a -xen test: true when Xen's interface is there (the runner passes
  * "xen=..." and CPUID 40000000h says "XenVMMXenVMM"), *amd (unless NULL) then telling
  * xen_hypercall3 which instruction to use. On QEMU TCG, which has no Xen interface, the

@@ -474,12 +474,12 @@ static long memory_map(struct xcall *k, u64 arg)
 }
 
 /* XENMEM_get_pod_target / set_pod_target (x86's arch_memory_op): the toolstack's; a
- * domU's own id is -EPERM, DOMID_SELF is not accepted (-EINVAL). The struct has the
- * same layout in both ABIs (domid at 24). */
+ * domU's own id is -EPERM, DOMID_SELF is not accepted (-EINVAL). The fields lie alike in
+ * both ABIs (domid at 32); the x86_32 struct ends 4 bytes earlier (36 bytes). */
 static long pod_target(struct xcall *k, u64 arg)
 {
     struct xen_pod_target t;
-    if (xen_copy_from(k, arg, &t, sizeof(t)))
+    if (xen_copy_from(k, arg, &t, k->compat ? 36 : sizeof(t)))
         return -EFAULT;
     if (t.domid >= DOMID_RESERVED_FIRST)
         return -EINVAL;

@@ -205,17 +205,17 @@ static void test_balloon(void)
     TEST_ASSERT(page_is(B + 100, 0) && page_is(B + 511, 0), "2 MiB of zeroes");
     TEST_EQ(count(XENMEM_current_reservation), tot, "all back");
 
-    /* a long call (16 MiB, more than one round of work) continues until it is done */
-    u64 many[8];
+    /* a long call (24 MiB, more than one round of work) continues until it is done */
+    u64 many[12];
     u64 C = ((fwcfg_ram_size() - 0x3000000ull) >> 12) & ~511ull;
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 12; i++)
         many[i] = C + 512 * i;
-    at(C + 8 * 512 - 1)[0] = 0x99;
-    TEST_EQ(resv(XENMEM_decrease_reservation, many, 8, 9, 0, DOMID_SELF), 8, "decrease 8 extents of 2 MiB");
-    TEST_EQ(count(XENMEM_current_reservation), tot - 4096, "4096 pages fewer");
-    TEST_ASSERT(page_is(C, 0xffffffffu) && page_is(C + 8 * 512 - 1, 0xffffffffu), "16 MiB of nothing");
-    TEST_EQ(resv(XENMEM_populate_physmap, many, 8, 9, 0, DOMID_SELF), 8, "populate them");
-    TEST_ASSERT(page_is(C + 8 * 512 - 1, 0), "zeroed");
+    at(C + 12 * 512 - 1)[0] = 0x99;
+    TEST_EQ(resv(XENMEM_decrease_reservation, many, 12, 9, 0, DOMID_SELF), 12, "decrease 12 extents of 2 MiB");
+    TEST_EQ(count(XENMEM_current_reservation), tot - 6144, "6144 pages fewer");
+    TEST_ASSERT(page_is(C, 0xffffffffu) && page_is(C + 12 * 512 - 1, 0xffffffffu), "24 MiB of nothing");
+    TEST_EQ(resv(XENMEM_populate_physmap, many, 12, 9, 0, DOMID_SELF), 12, "populate them");
+    TEST_ASSERT(page_is(C + 12 * 512 - 1, 0), "zeroed");
     TEST_EQ(count(XENMEM_current_reservation), tot, "all back");
 
     /* increase_reservation: pages of the domain in no frame */

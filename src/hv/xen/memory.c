@@ -365,9 +365,11 @@ static bool decrease_one(struct xcall *k, u64 gfn, u32 order)
     return true;
 }
 
-/* Xen's populate_physmap for an HVM domU: 2^order fresh, zeroed pages at gfn (aligned to
- * the extent, within the guest's physical width), within max_pages; what the frames held
- * leaves them (domain RAM stays the domain's, in no frame, as in Xen). */
+/* Xen's populate_physmap for an HVM domU: 2^order fresh, zeroed pages from gfn on (Xen's
+ * p2m maps an unaligned extent page by page), within max_pages; what the frames held
+ * leaves them (domain RAM stays the domain's, in no frame, as in Xen). An extent beyond
+ * the guest's physical width ends the call (Xen's p2m refuses it; nestor allocates
+ * nothing for it). */
 static bool populate_one(struct xcall *k, u64 gfn, u32 order, u32 flags)
 {
     struct guest_mem *m = gmem(k);
@@ -376,7 +378,7 @@ static bool populate_one(struct xcall *k, u64 gfn, u32 order, u32 flags)
         return false; /* PoD on oneself: refused */
     if (tot_pages(k->x, m) + n > max_pages(m))
         return false;
-    if ((gfn & (n - 1)) || !gfn_ok(k, gfn + n - 1) || gfn + n - 1 < gfn)
+    if (!gfn_ok(k, gfn + n - 1) || gfn + n - 1 < gfn)
         return false;
     for (u64 j = 0; j < n; j++) {
         clear_frame(k->x, m, gfn + j, true);

@@ -1,6 +1,6 @@
 /* -xen: memory_op as Xen 4.17 answers an HVM domU that balloons and moves its pages:
  * decrease_reservation (the frame then holds nothing: reads all-ones, writes dropped),
- * populate_physmap (a fresh zeroed page; within max_pages, aligned extents of order <= 9),
+ * populate_physmap (a fresh zeroed page; within max_pages, extents of order <= 9),
  * increase_reservation (pages in no frame), the counts current/maximum_reservation and
  * maximum_gpfn report, the extent list, mem_flags, continuations in the command's upper
  * bits; add_to_physmap of RAM pages (gmfn, gmfn_range), add_to_physmap_batch with its
@@ -187,7 +187,7 @@ static void test_balloon(void)
     TEST_EQ(resv(XENMEM_increase_reservation, NULL, 1, 0, 0, DOMID_SELF), 0,
             "increase_reservation beyond max_pages: 0 extents");
 
-    /* extent orders: 9 at most, aligned */
+    /* extent orders: 9 at most */
     u64 big[1] = { B };
     fill(B + 100, 0x42);
     TEST_EQ(resv(XENMEM_decrease_reservation, big, 1, 10, 0, DOMID_SELF), 0, "decrease of order 10: 0");
@@ -195,8 +195,11 @@ static void test_balloon(void)
     TEST_EQ(count(XENMEM_current_reservation), tot - 512, "512 pages fewer");
     TEST_ASSERT(page_is(B, 0xffffffffu) && page_is(B + 511, 0xffffffffu), "2 MiB of nothing");
     u64 odd[1] = { B + 1 };
-    TEST_EQ(resv(XENMEM_populate_physmap, odd, 1, 1, 0, DOMID_SELF), 0,
-            "populate of order 1 at an odd frame: 0");
+    TEST_EQ(resv(XENMEM_populate_physmap, odd, 1, 1, 0, DOMID_SELF), 1,
+            "populate of order 1 at an odd frame (Xen maps it page by page)");
+    TEST_ASSERT(page_is(B, 0xffffffffu) && page_is(B + 1, 0) && page_is(B + 2, 0) &&
+                page_is(B + 3, 0xffffffffu), "frames B+1 and B+2");
+    TEST_EQ(resv(XENMEM_decrease_reservation, odd, 1, 1, 0, DOMID_SELF), 1, "and back");
     TEST_EQ(resv(XENMEM_populate_physmap, big, 1, 10, 0, DOMID_SELF), 0, "populate of order 10: 0");
     u64 far[1] = { 1ull << 40 };
     TEST_EQ(resv(XENMEM_populate_physmap, far, 1, 0, 0, DOMID_SELF), 0,

@@ -113,6 +113,21 @@ if grep -q 'nestor.s3=1' /proc/cmdline; then
   if echo mem > /sys/power/state; then echo "suspend: resumed"; else echo "suspend: failed"; fi
   echo "suspend: slept $(($(date +%s) - before)) s"
 fi
+# Xen's balloon driver (a Xen guest): 16 MiB given back to the hypervisor
+# (decrease_reservation) and taken again (populate_physmap)
+xb=/sys/devices/system/xen_memory/xen_memory0
+if [ -d $xb ]; then
+  echo "== balloon"
+  full=$(cat $xb/info/current_kb)
+  balloon_to() { # kB: the target, then up to 30 s for the driver to reach it
+    echo "$1" > $xb/target_kb
+    n=0
+    while [ "$(cat $xb/info/current_kb)" != "$1" ] && [ $n -lt 30 ]; do sleep 1; n=$((n + 1)); done
+    echo "balloon: target $1 kB, current $(cat $xb/info/current_kb) kB"
+  }
+  balloon_to $((full - 16384))
+  balloon_to "$full"
+fi
 echo "== dmesg"
 dmesg
 echo "== done"

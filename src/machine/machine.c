@@ -269,8 +269,11 @@ static void xen_stop(void *opaque, int status)
     machine_request_stop(opaque, status);
 }
 
-static void flush_all_tlbs(struct machine *m)
+/* The guest-physical map changed (a page placed, moved, given back): no vCPU may keep
+ * a translation to what was there (the code decoded from it is retired by guest_mem). */
+static void flush_all_tlbs(void *opaque)
 {
+    struct machine *m = opaque;
     for (int i = 0; i < m->ncpus; i++)
         tlb_flush_all(&m->cpu[i]->tlb);
 }
@@ -278,16 +281,13 @@ static void flush_all_tlbs(struct machine *m)
 static int xen_map_page(void *opaque, u64 gpa, u8 *host, u32 *gen)
 {
     struct machine *m = opaque;
-    int r = mem_overlay_map(&m->mem, gpa, host, gen);
-    flush_all_tlbs(m);
-    return r;
+    return mem_overlay_map(&m->mem, gpa, host, gen);
 }
 
 static void xen_unmap_page(void *opaque, u8 *host)
 {
     struct machine *m = opaque;
     mem_overlay_unmap(&m->mem, host);
-    flush_all_tlbs(m);
 }
 
 static const struct xen_host_ops machine_xen_ops = {
@@ -713,6 +713,7 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
     }
     if (mem_init(&m->mem, cfg->ram_size) < 0)
         return NESTOR_EXIT_USAGE;
+    mem_set_map_listener(&m->mem, flush_all_tlbs, m);
     bus_init(&m->io, "io");
     bus_init(&m->mmio, "mmio");
     clock_init(&m->clock, cfg->deterministic);

@@ -70,6 +70,9 @@ int mem_init(struct guest_mem *m, u64 ram_size)
         add_region(m, MEM_4G, ram_size - MEM_PCI_HOLE_START, MEM_RAM) < 0)
         goto fail;
 
+    for (int i = 0; i < m->nregions; i++)
+        m->ram_frames += m->region[i].size >> 12;
+    m->max_gfn = (mem_ram_end(ram_size) >> 12) - 1;
     add_e820(m, 0, 0x9fc00, E820_RAM);
     add_e820(m, 0x9fc00, MEM_LOW_END - 0x9fc00, E820_RESERVED); /* EBDA */
     add_e820(m, MEM_BIOS_START, MEM_HIGH_START - MEM_BIOS_START, E820_RESERVED);
@@ -89,14 +92,104 @@ void mem_destroy(struct guest_mem *m)
         munmap(m->region[i].page_gen, m->region[i].size / 4096 * sizeof(u32));
     }
     m->nregions = 0;
+    for (u32 i = 0; i < m->nframe_slots; i++)
+        if (m->frame[i].gfn != MEM_NO_GFN && m->frame[i].own)
+            munmap(m->frame[i].host, 4096);
+    free(m->frame);
+    m->frame = NULL;
+    m->nframe_slots = m->nframes = 0;
+    for (u32 i = 0; i < m->ngen_all; i++)
+        free(m->gen_all[i]);
+    free(m->gen_all);
+    free(m->gen_free);
+    m->gen_all = m->gen_free = NULL;
+    m->ngen_all = m->ngen_free = m->gen_all_cap = m->gen_free_cap = 0;
 }
 
-static const struct mem_region *find(const struct guest_mem *m, u64 gpa)
+/* ---- the frame table ---- */
+static u32 slot_of(u64 gfn, u32 nslots)
 {
-    if (m->noverlay && gpa - m->overlay_lo <= m->overlay_hi - m->overlay_lo)
-        for (int i = 0; i < m->noverlay; i++)
-            if (gpa - m->overlay[i].gpa < 4096)
-                return &m->overlay[i];
+    return (u32)((gfn * 0x9e3779b97f4a7c15ull) >> 32) & (nslots - 1);
+}
+
+static struct mem_frame *frame_find(const struct guest_mem *m, u64 gfn)
+{
+    if (!m->nframes)
+        return NULL;
+    for (u32 i = slot_of(gfn, m->nframe_slots);; i = (i + 1) & (m->nframe_slots - 1)) {
+        struct mem_frame *f = &m->frame[i];
+        if (f->gfn == gfn)
+            return f;
+        if (f->gfn == MEM_NO_GFN)
+            return NULL;
+    }
+}
+
+static int frame_table_grow(struct guest_mem *m)
+{
+    u32 n = m->nframe_slots ? m->nframe_slots * 2 : 64;
+    struct mem_frame *t = malloc(sizeof(*t) * n);
+    if (!t)
+        return -1;
+    for (u32 i = 0; i < n; i++)
+        t[i].gfn = MEM_NO_GFN;
+    for (u32 i = 0; i < m->nframe_slots; i++) {
+        const struct mem_frame *f = &m->frame[i];
+        if (f->gfn == MEM_NO_GFN)
+            continue;
+        u32 j = slot_of(f->gfn, n);
+        while (t[j].gfn != MEM_NO_GFN)
+            j = (j + 1) & (n - 1);
+        t[j] = *f;
+    }
+    free(m->frame);
+    m->frame = t;
+    m->nframe_slots = n;
+    return 0;
+}
+
+/* The entry of gfn, made (absent, not lent) if there is none; NULL when out of memory */
+static struct mem_frame *frame_get(struct guest_mem *m, u64 gfn)
+{
+    struct mem_frame *f = frame_find(m, gfn);
+    if (f)
+        return f;
+    if ((m->nframes + 1) * 2 > m->nframe_slots && frame_table_grow(m) < 0)
+        return NULL;
+    u32 i = slot_of(gfn, m->nframe_slots);
+    while (m->frame[i].gfn != MEM_NO_GFN)
+        i = (i + 1) & (m->nframe_slots - 1);
+    m->frame[i] = (struct mem_frame){ gfn, NULL, NULL, MEM_NO_GFN, MEM_FRAME_NONE, false, false };
+    m->nframes++;
+    u64 gpa = gfn << 12;
+    if (m->nframes == 1 || gpa < m->frame_lo)
+        m->frame_lo = gpa;
+    if (m->nframes == 1 || gpa + 4095 > m->frame_hi)
+        m->frame_hi = gpa + 4095;
+    return &m->frame[i];
+}
+
+/* Deletes an entry (backward-shift deletion keeps every probe chain whole) */
+static void frame_delete(struct guest_mem *m, struct mem_frame *f)
+{
+    u32 mask = m->nframe_slots - 1, i = (u32)(f - m->frame), j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (m->frame[j].gfn == MEM_NO_GFN)
+            break;
+        u32 home = slot_of(m->frame[j].gfn, m->nframe_slots);
+        /* the entry at j may move to i if its home is not cyclically in (i, j] */
+        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+            m->frame[i] = m->frame[j];
+            i = j;
+        }
+    }
+    m->frame[i].gfn = MEM_NO_GFN;
+    m->nframes--;
+}
+
+static const struct mem_region *region_of(const struct guest_mem *m, u64 gpa)
+{
     for (int i = 0; i < m->nregions; i++) {
         const struct mem_region *r = &m->region[i];
         if (gpa - r->gpa < r->size)
@@ -105,77 +198,303 @@ static const struct mem_region *find(const struct guest_mem *m, u64 gpa)
     return NULL;
 }
 
-static void overlay_bounds(struct guest_mem *m)
+/* What the guest-physical address gpa reaches: a host pointer, its page's generation
+ * word, and how many bytes from gpa on are reached the same way (contiguously). False:
+ * nothing (MMIO, a hole). */
+struct span {
+    u8 *host;
+    u32 *gen;
+    u64 len;
+};
+
+static bool lookup(const struct guest_mem *m, u64 gpa, struct span *s)
 {
-    m->overlay_lo = ~0ull;
-    m->overlay_hi = 0;
-    for (int i = 0; i < m->noverlay; i++) {
-        if (m->overlay[i].gpa < m->overlay_lo)
-            m->overlay_lo = m->overlay[i].gpa;
-        if (m->overlay[i].gpa + 4095 > m->overlay_hi)
-            m->overlay_hi = m->overlay[i].gpa + 4095;
+    bool near_frames = m->nframes && gpa - m->frame_lo <= m->frame_hi - m->frame_lo;
+    if (near_frames) {
+        const struct mem_frame *f = frame_find(m, gpa >> 12);
+        if (f) {
+            if (!f->host)
+                return false;
+            s->host = f->host + (gpa & 0xfff);
+            s->gen = f->gen;
+            s->len = 4096 - (gpa & 0xfff);
+            return true;
+        }
     }
+    const struct mem_region *r = region_of(m, gpa);
+    if (!r)
+        return false;
+    u64 off = gpa - r->gpa;
+    s->host = r->host + off;
+    s->gen = &r->page_gen[off >> 12];
+    s->len = r->size - off;
+    /* a run of region pages stops where the frame table may have an entry */
+    if (near_frames)
+        s->len = 4096 - (gpa & 0xfff);
+    else if (m->nframes && gpa < m->frame_lo && s->len > m->frame_lo - gpa)
+        s->len = m->frame_lo - gpa;
+    return true;
+}
+
+/* ---- generation words of pages guest_mem allocates ---- */
+static u32 *gen_alloc(struct guest_mem *m)
+{
+    if (m->ngen_free)
+        return m->gen_free[--m->ngen_free];
+    if (m->ngen_all == m->gen_all_cap) {
+        u32 cap = m->gen_all_cap ? m->gen_all_cap * 2 : 64;
+        u32 **a = realloc(m->gen_all, sizeof(*a) * cap);
+        if (!a)
+            return NULL;
+        m->gen_all = a;
+        m->gen_all_cap = cap;
+        /* the free list never holds more than all of them */
+        u32 **f = realloc(m->gen_free, sizeof(*f) * cap);
+        if (!f)
+            return NULL;
+        m->gen_free = f;
+        m->gen_free_cap = cap;
+    }
+    u32 *g = calloc(1, sizeof(*g));
+    if (g)
+        m->gen_all[m->ngen_all++] = g;
+    return g;
+}
+
+/* A page leaves a frame: code decoded from it there is stale. The word only grows, so a
+ * reused one never matches an old block's generation. */
+static void gen_retire(u32 *gen)
+{
+    *gen = (*gen + 2) & ~PAGE_GEN_CODE;
+}
+
+static void map_changed(struct guest_mem *m)
+{
+    if (m->map_changed)
+        m->map_changed(m->map_changed_opaque);
+}
+
+void mem_set_map_listener(struct guest_mem *m, void (*fn)(void *opaque), void *opaque)
+{
+    m->map_changed = fn;
+    m->map_changed_opaque = opaque;
+}
+
+/* A page as the map holds it: a region's own page (region: the frame it belongs to) or
+ * another (region MEM_NO_GFN), with its generation word */
+struct page_ref {
+    u8 *host;
+    u32 *gen;
+    u64 region;
+    u8 kind;
+    bool own;
+};
+
+static struct page_ref page_at(const struct guest_mem *m, u64 gfn)
+{
+    const struct mem_frame *f = frame_find(m, gfn);
+    if (f)
+        return (struct page_ref){ f->host, f->gen, f->from, f->kind, f->own };
+    const struct mem_region *r = gfn <= MASK(52 - 12) ? region_of(m, gfn << 12) : NULL;
+    if (!r)
+        return (struct page_ref){ NULL, NULL, MEM_NO_GFN, MEM_FRAME_NONE, false };
+    u64 off = (gfn << 12) - r->gpa;
+    return (struct page_ref){ r->host + off, &r->page_gen[off >> 12], gfn, MEM_FRAME_RAM, false };
+}
+
+/* Frame gfn holds page p from now on (its own region page: the entry goes). 0 or -1. */
+static int set_page(struct guest_mem *m, u64 gfn, struct page_ref p)
+{
+    struct mem_frame *f;
+    if (p.host && p.region == gfn) {
+        if ((f = frame_find(m, gfn)))
+            frame_delete(m, f);
+        return 0;
+    }
+    if (p.host && p.region != MEM_NO_GFN) {
+        if (!(f = frame_get(m, p.region)))
+            return -1;
+        f->lent = true;
+    }
+    if (!(f = frame_get(m, gfn)))
+        return -1;
+    f->host = p.host;
+    f->gen = p.gen;
+    f->from = p.host ? p.region : MEM_NO_GFN;
+    f->kind = p.host ? p.kind : MEM_FRAME_NONE;
+    f->own = p.host && p.own;
+    /* outside the regions, holding nothing is having no entry */
+    if (!p.host && !f->lent && !region_of(m, gfn << 12))
+        frame_delete(m, f);
+    if (p.host && gfn > m->max_gfn)
+        m->max_gfn = gfn;
+    return 0;
+}
+
+static const struct page_ref NO_PAGE = { NULL, NULL, MEM_NO_GFN, MEM_FRAME_NONE, false };
+
+/* A RAM page goes back to the host: its contents are gone (a region page reads as zero
+ * when it is used again) */
+static void page_release(struct guest_mem *m, struct page_ref p)
+{
+    gen_retire(p.gen);
+    if (p.own) {
+        munmap(p.host, 4096);
+        m->gen_free[m->ngen_free++] = p.gen;
+        return;
+    }
+    madvise(p.host, 4096, MADV_DONTNEED);
+    struct mem_frame *home = frame_find(m, p.region);
+    if (home) {
+        home->lent = false;
+        if (!home->host && !region_of(m, p.region << 12))
+            frame_delete(m, home);
+    }
+}
+
+enum mem_frame_kind mem_frame_at(const struct guest_mem *m, u64 gfn, u8 **host)
+{
+    struct page_ref p = page_at(m, gfn);
+    if (host)
+        *host = p.host;
+    return p.host ? (enum mem_frame_kind)p.kind : MEM_FRAME_NONE;
+}
+
+enum mem_frame_kind mem_frame_remove(struct guest_mem *m, u64 gfn, u8 **host)
+{
+    struct page_ref p = page_at(m, gfn);
+    if (host)
+        *host = p.host;
+    if (!p.host)
+        return MEM_FRAME_NONE;
+    /* the map first (it may need memory for the hole's entry), then the page */
+    if (set_page(m, gfn, NO_PAGE) < 0)
+        return MEM_FRAME_NONE;
+    if (p.kind == MEM_FRAME_RAM) {
+        page_release(m, p);
+        m->ram_frames--;
+    } else {
+        gen_retire(p.gen);
+    }
+    map_changed(m);
+    return (enum mem_frame_kind)p.kind;
+}
+
+int mem_frame_populate(struct guest_mem *m, u64 gfn)
+{
+    const struct mem_frame *f = frame_find(m, gfn);
+    struct page_ref p = page_at(m, gfn);
+    if (p.host)
+        return -1; /* the caller removes what is there first */
+    if (region_of(m, gfn << 12) && !(f && f->lent)) {
+        /* the region's own page comes back (released: zero) */
+        const struct mem_region *r = region_of(m, gfn << 12);
+        u64 off = (gfn << 12) - r->gpa;
+        p = (struct page_ref){ r->host + off, &r->page_gen[off >> 12], gfn, MEM_FRAME_RAM, false };
+    } else {
+        u8 *h = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (h == MAP_FAILED)
+            return -1;
+        u32 *g = gen_alloc(m);
+        if (!g) {
+            munmap(h, 4096);
+            return -1;
+        }
+        p = (struct page_ref){ h, g, MEM_NO_GFN, MEM_FRAME_RAM, true };
+    }
+    if (set_page(m, gfn, p) < 0) {
+        if (p.own) {
+            munmap(p.host, 4096);
+            m->gen_free[m->ngen_free++] = p.gen;
+        }
+        return -1;
+    }
+    m->ram_frames++;
+    map_changed(m);
+    return 0;
+}
+
+int mem_frame_move(struct guest_mem *m, u64 from, u64 to)
+{
+    struct page_ref p = page_at(m, from);
+    if (!p.host || page_at(m, to).host)
+        return -1;
+    /* the page keeps its generation word: code decoded from it stays valid */
+    if (set_page(m, to, p) < 0)
+        return -1;
+    if (set_page(m, from, NO_PAGE) < 0) {
+        set_page(m, to, NO_PAGE);
+        return -1;
+    }
+    map_changed(m);
+    return 0;
+}
+
+int mem_frame_place(struct guest_mem *m, u64 gfn, u8 *host, u32 *gen)
+{
+    if (page_at(m, gfn).host)
+        return -1;
+    if (set_page(m, gfn, (struct page_ref){ host, gen, MEM_NO_GFN, MEM_FRAME_FOREIGN, false }) < 0)
+        return -1;
+    map_changed(m);
+    return 0;
+}
+
+u64 mem_frame_of(const struct guest_mem *m, const u8 *host)
+{
+    for (u32 i = 0; m->nframes && i < m->nframe_slots; i++)
+        if (m->frame[i].gfn != MEM_NO_GFN && m->frame[i].host == host &&
+            m->frame[i].kind == MEM_FRAME_FOREIGN)
+            return m->frame[i].gfn;
+    return MEM_NO_GFN;
 }
 
 void mem_overlay_unmap(struct guest_mem *m, u8 *host)
 {
-    for (int i = 0; i < m->noverlay; i++) {
-        if (m->overlay[i].host != host)
-            continue;
-        mem_code_write(m->overlay[i].page_gen); /* code decoded from it is gone */
-        m->overlay[i] = m->overlay[--m->noverlay];
-        overlay_bounds(m);
-        return;
-    }
+    u64 gfn = mem_frame_of(m, host);
+    if (gfn != MEM_NO_GFN)
+        mem_frame_remove(m, gfn, NULL);
 }
 
 int mem_overlay_map(struct guest_mem *m, u64 gpa, u8 *host, u32 *gen)
 {
-    if (gpa & 0xfff)
+    if ((gpa & 0xfff) || (gpa >> 12) > MASK(52 - 12))
         return -1;
+    u64 gfn = gpa >> 12;
+    if (mem_frame_of(m, host) == gfn)
+        return 0;
     mem_overlay_unmap(m, host);
-    for (int i = 0; i < m->noverlay; i++) /* one page per frame: a new one replaces it */
-        if (m->overlay[i].gpa == gpa)
-            mem_overlay_unmap(m, m->overlay[i].host);
-    if (m->noverlay >= MEM_MAX_OVERLAYS)
-        return -1;
-    /* code decoded from what was there is gone: the page now holds other bytes */
-    u32 *old = mem_page_gen(m, gpa);
-    if (old)
-        mem_code_write(old);
-    m->overlay[m->noverlay++] = (struct mem_region){ gpa, 4096, host, MEM_RAM, gen };
-    overlay_bounds(m);
-    return 0;
+    mem_frame_remove(m, gfn, NULL);
+    return mem_frame_place(m, gfn, host, gen);
 }
 
 u8 *mem_ptr(struct guest_mem *m, u64 gpa, u64 len)
 {
-    const struct mem_region *r = find(m, gpa);
-    if (!r || len > r->size - (gpa - r->gpa))
+    struct span s;
+    if (!lookup(m, gpa, &s) || len > s.len)
         return NULL;
-    return r->host + (gpa - r->gpa);
+    return s.host;
 }
 
 bool mem_is_ram(const struct guest_mem *m, u64 gpa, u64 len)
 {
     /* A range may span adjacent regions (e.g. 0xFFFFF..0x100000). */
     while (len) {
-        const struct mem_region *r = find(m, gpa);
-        if (!r)
+        struct span s;
+        if (!lookup(m, gpa, &s))
             return false;
-        u64 avail = r->size - (gpa - r->gpa);
-        if (avail >= len)
+        if (s.len >= len)
             return true;
-        gpa += avail;
-        len -= avail;
+        gpa += s.len;
+        len -= s.len;
     }
     return true;
 }
 
 u32 *mem_page_gen(struct guest_mem *m, u64 gpa)
 {
-    const struct mem_region *r = find(m, gpa);
-    return r ? &r->page_gen[(gpa - r->gpa) >> 12] : NULL;
+    struct span s;
+    return lookup(m, gpa, &s) ? s.gen : NULL;
 }
 
 void mem_code_mark(struct guest_mem *m, u64 gpa)
@@ -211,14 +530,13 @@ static int copy(struct guest_mem *m, u64 gpa, void *buf, const void *src, u64 le
     if (!mem_is_ram(m, gpa, len))
         return -1;
     while (len) {
-        const struct mem_region *r = find(m, gpa);
-        u64 off = gpa - r->gpa, n = r->size - off;
-        if (n > len)
-            n = len;
+        struct span s;
+        lookup(m, gpa, &s);
+        u64 n = s.len < len ? s.len : len;
         if (buf)
-            memcpy(buf, r->host + off, n), buf = (u8 *)buf + n;
+            memcpy(buf, s.host, n), buf = (u8 *)buf + n;
         else
-            memcpy(r->host + off, src, n), src = (const u8 *)src + n;
+            memcpy(s.host, src, n), src = (const u8 *)src + n;
         gpa += n;
         len -= n;
     }
@@ -246,11 +564,10 @@ int mem_fill(struct guest_mem *m, u64 gpa, u8 byte, u64 len)
         return -1;
     code_written(m, gpa, len);
     while (len) {
-        const struct mem_region *r = find(m, gpa);
-        u64 off = gpa - r->gpa, n = r->size - off;
-        if (n > len)
-            n = len;
-        memset(r->host + off, byte, n);
+        struct span s;
+        lookup(m, gpa, &s);
+        u64 n = s.len < len ? s.len : len;
+        memset(s.host, byte, n);
         gpa += n;
         len -= n;
     }

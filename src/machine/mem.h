@@ -32,21 +32,45 @@ struct e820_entry {
 };
 
 #define MEM_MAX_REGIONS 8
-#define MEM_MAX_OVERLAYS 160
 #define MEM_MAX_E820 16
 #define MEM_MAX_WATCHERS 64
+
+/* The guest-physical map where it differs from the RAM layout, page by page (Xen's p2m
+ * for an HVM domain, whose guest gives pages back and moves them): a frame of a region
+ * that holds nothing (absent: its accesses go to the MMIO path, where nothing answers),
+ * or any frame holding a page other than the region's own (a RAM page moved there or
+ * populated outside the regions, or a page of a hypervisor interface, e.g. Xen's
+ * shared_info and grant frames). A sparse open-addressed table by frame number. */
+enum mem_frame_kind { MEM_FRAME_NONE, MEM_FRAME_RAM, MEM_FRAME_FOREIGN };
+struct mem_frame {
+    u64 gfn;          /* MEM_NO_GFN: a free slot */
+    u8 *host;         /* the page, or NULL: absent */
+    u32 *gen;         /* its code-generation word */
+    u64 from;         /* a region page moved here: the frame it belongs to, else MEM_NO_GFN */
+    u8 kind;          /* enum mem_frame_kind of the page (NONE when absent) */
+    bool own;         /* a RAM page guest_mem allocated (not a region's) */
+    bool lent;        /* this frame's own region page is in use at another frame */
+};
+#define MEM_NO_GFN (~0ull)
 
 struct guest_mem {
     u64 ram_size;                 /* bytes of RAM the user asked for (-m) */
     struct mem_region region[MEM_MAX_REGIONS];
     int nregions;
-    /* Pages a hypervisor interface maps into the guest-physical space (Xen's grant
-     * frames): each a 4 KiB region of its own memory, found before RAM (it replaces what
-     * was there) and wherever it is placed, RAM or not; [overlay_lo, overlay_hi] bounds
-     * them so that other lookups skip the list. */
-    struct mem_region overlay[MEM_MAX_OVERLAYS];
-    int noverlay;
-    u64 overlay_lo, overlay_hi;
+    struct mem_frame *frame;      /* the frame table: nframe_slots slots, a power of 2 */
+    u32 nframe_slots, nframes;
+    u64 frame_lo, frame_hi;       /* every entry's gpa lies in [frame_lo, frame_hi] */
+    u64 ram_frames;               /* frames holding RAM (Xen's tot_pages, less pages not mapped) */
+    u64 max_gfn;                  /* the highest frame that ever held a page */
+    /* generation words of pages guest_mem allocated, reused (never freed while the
+     * machine lives: a stale decoded block may still compare its pointer) */
+    u32 **gen_free;
+    u32 ngen_free, gen_free_cap;
+    u32 **gen_all;
+    u32 ngen_all, gen_all_cap;
+    /* told after every change of the map (the machine flushes every vCPU's TLB) */
+    void (*map_changed)(void *opaque);
+    void *map_changed_opaque;
     struct e820_entry e820[MEM_MAX_E820];
     int ne820;
     /* Who must hear when a page starts holding decoded code (vCPU TLBs drop their
@@ -102,10 +126,30 @@ int mem_write_u16(struct guest_mem *m, u64 gpa, u16 v);
 int mem_write_u32(struct guest_mem *m, u64 gpa, u32 v);
 int mem_write_u64(struct guest_mem *m, u64 gpa, u64 v);
 
-/* Maps the 4 KiB page host (with its code-generation word *gen) at gpa, replacing what
- * was there (RAM or nothing), or moves it there if host is mapped already; unmap takes it
- * away. The caller flushes the vCPUs' TLBs. 0, or -1 when gpa is not page-aligned or the
- * list is full. */
+/* ---- the frame map (Xen's physmap operations for a guest that balloons) ---- */
+/* What frame gfn holds: MEM_FRAME_RAM (a RAM page), MEM_FRAME_FOREIGN (a hypervisor
+ * page: *host says which), or MEM_FRAME_NONE (absent, or outside RAM). */
+enum mem_frame_kind mem_frame_at(const struct guest_mem *m, u64 gfn, u8 **host);
+/* Frame gfn holds nothing from now on: a RAM page there is given back to the host, a
+ * foreign page is only unhooked. Returns what was there (host: a foreign page's). */
+enum mem_frame_kind mem_frame_remove(struct guest_mem *m, u64 gfn, u8 **host);
+/* Frame gfn (holding nothing: the caller removed it) gets a zeroed RAM page. 0, or -1
+ * when something is there or the host has no memory for it. */
+int mem_frame_populate(struct guest_mem *m, u64 gfn);
+/* The RAM page at from moves to frame to (holding nothing), from then holds nothing.
+ * 0, or -1 (nothing at from, something at to, no memory for the table). */
+int mem_frame_move(struct guest_mem *m, u64 from, u64 to);
+/* The foreign page host (with its code-generation word) is placed at frame gfn (holding
+ * nothing). 0 or -1 (something is there, no host memory for the table). */
+int mem_frame_place(struct guest_mem *m, u64 gfn, u8 *host, u32 *gen);
+/* Where the foreign page host is, or MEM_NO_GFN. */
+u64 mem_frame_of(const struct guest_mem *m, const u8 *host);
+/* Who hears of every change of the map (the machine: every vCPU's TLB is flushed). */
+void mem_set_map_listener(struct guest_mem *m, void (*fn)(void *opaque), void *opaque);
+
+/* A hypervisor page placed at gpa the simple way (Xen's grant frames): it leaves the
+ * frame where it was (a hole now), and whatever gpa held goes (RAM is freed). unmap takes
+ * it out of the map. 0, or -1 when gpa is not page-aligned or out of memory. */
 int mem_overlay_map(struct guest_mem *m, u64 gpa, u8 *host, u32 *gen);
 void mem_overlay_unmap(struct guest_mem *m, u8 *host);
 

@@ -2,8 +2,10 @@
  * registers, CPU modes and CPLs, and argument blocks in guest memory, plus the
  * hypercall-page MSR and the CPUID leaves. The guest has 16 MiB of RAM mapped by 4-level
  * page tables with holes (not present, read-only, MMIO, beyond RAM); argument registers
- * are steered towards the interesting addresses. Nothing may crash, leak or touch host
- * memory outside guest RAM (ASan/UBSan). */
+ * are steered towards the interesting addresses. Before the call, a few memory_op
+ * reservation calls with extent lists of frames in and around RAM (decrease, populate,
+ * increase, gmfn moves) leave the physical map full of holes, moved and foreign pages.
+ * Nothing may crash, leak or touch host memory outside guest RAM (ASan/UBSan). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,11 @@
 #define PT 0x4000u
 #define DATA 0x200000u   /* the argument block, mapped by 2M page 1 */
 #define DATA_SIZE 8192u
+/* memory_op's sub-ops (xen/memory.h, which this harness does not include) */
+#define XENMEM_increase_reservation_ 0u
+#define XENMEM_decrease_reservation_ 1u
+#define XENMEM_populate_physmap_ 6u
+#define XENMEM_add_to_physmap_ 7u
 
 static struct guest_mem mem;
 static struct cpuid_model model;
@@ -85,6 +92,13 @@ static const struct xen_host_ops host_ops = {
     host_timer_new, host_timer_arm, host_timer_disarm, host_stop, host_map_page, host_unmap_page,
 };
 
+/* the map changed: the vCPU's translations go (the machine flushes every vCPU's TLB) */
+static void map_changed(void *o)
+{
+    (void)o;
+    tlb_flush_all(&cpu.tlb);
+}
+
 static void w64(u64 a, u64 v)
 {
     if (mem_write_u64(&mem, a, v))
@@ -97,6 +111,7 @@ static void init_once(void)
     if (cpuid_model_parse(&model, "max", err, sizeof err) || mem_init(&mem, RAM) ||
         cpu_init(c, 0, &mem, &model, &ops, NULL))
         abort();
+    mem_set_map_listener(&mem, map_changed, NULL);
     if (xen_parse_option(&xen_cfg, NULL, err, sizeof err))
         abort();
     static struct cpu *const cpus[1] = { &cpu };
@@ -105,6 +120,19 @@ static void init_once(void)
     xen = xen_create(&xen_cfg, &xen_host, 0x40000000u);
     if (!xen)
         abort();
+}
+
+/* The harness's own frames (page tables, the argument block) hold RAM again if a call
+ * took them away */
+static void restore_frames(void)
+{
+    static const u64 mine[] = { PML4 >> 12, PDPT >> 12, PD >> 12, PT >> 12, DATA >> 12, (DATA >> 12) + 1 };
+    for (unsigned i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
+        if (mem_frame_at(&mem, mine[i], NULL) != MEM_FRAME_RAM) {
+            mem_frame_remove(&mem, mine[i], NULL);
+            if (mem_frame_populate(&mem, mine[i]))
+                abort();
+        }
 }
 
 /* Page tables: 0-2M by 4K pages (some absent, read-only, user, MMIO, beyond RAM), 2M-16M
@@ -158,6 +186,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
         init_once();
         ready = true;
     }
+    restore_frames();
     build_tables();
     u64 ctl = take(&data, &size, 2);
     /* mode: 64-bit, compatibility, 32-bit paged, 32-bit flat, real; CPL from 2 bits */
@@ -199,6 +228,46 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
     size_t n = size < DATA_SIZE ? size : DATA_SIZE;
     if (mem_write(&mem, DATA, data, n))
         abort();
+
+    /* memory_op state first: up to 3 reservation calls or gmfn moves on frames of RAM,
+     * of the hole above it and of the PCI hole, in the guest's current mode */
+    u64 pre = 1 + ((ctl >> 8) & 3);
+    if (ctl & 0x8000)
+        for (u64 n = 0; n < pre && size >= 8; n++) {
+            u64 w = take(&data, &size, 8);
+            static const u32 ops_[] = { XENMEM_decrease_reservation_, XENMEM_populate_physmap_,
+                                        XENMEM_increase_reservation_, XENMEM_add_to_physmap_ };
+            u32 op = ops_[w & 3], order = (w >> 2) & 1 ? (u32)((w >> 3) & 0xf) : 0;
+            u64 list = DATA + DATA_SIZE - 64, gfn = (w >> 8) % 0x1400;
+            if ((w >> 7) & 1)
+                gfn = 0xd0000 + (gfn & 0xf);
+            for (int e = 0; e < 8; e++)
+                if (mem_write_u64(&mem, list + 8 * e, gfn + (u64)e * ((w >> 24) & 7)))
+                    abort();
+            u64 saved[16];
+            memcpy(saved, c->gpr, sizeof(saved));
+            u8 res[32] = { 0 };
+            if (op == XENMEM_add_to_physmap_) {
+                u16 dom = 0x7ff0, sz = (u16)((w >> 40) & 7);
+                u32 space = (w >> 43) & 1 ? 3 : 2;
+                u64 idx = (w >> 44) % 0x1400;
+                memcpy(res, &dom, 2), memcpy(res + 2, &sz, 2), memcpy(res + 4, &space, 4);
+                memcpy(res + 8, &idx, 8), memcpy(res + 16, &gfn, 8);
+            } else {
+                u64 nr = 1 + ((w >> 40) & 7);
+                u16 dom = 0x7ff0;
+                memcpy(res, &list, 8), memcpy(res + 8, &nr, 8), memcpy(res + 16, &order, 4);
+                memcpy(res + 24, &dom, 2);
+            }
+            if (mem_write(&mem, DATA + DATA_SIZE - 128, res, sizeof(res)))
+                abort();
+            c->gpr[R_RAX] = 12; /* __HYPERVISOR_memory_op */
+            c->gpr[R_RDI] = c->gpr[R_RBX] = op;
+            c->gpr[R_RSI] = c->gpr[R_RCX] = DATA + DATA_SIZE - 128;
+            xen_hypercall(xen, c);
+            memcpy(c->gpr, saved, sizeof(saved));
+            restore_frames();
+        }
 
     /* a fresh interface now and then: registrations (vcpu_info) are once per vCPU */
     if (ctl & 0x4000) {

@@ -183,6 +183,16 @@ check_xen() { # name kernel xen log
   else
     echo "FAIL $t:xen-grant-tables: $(grep -iE 'grant' <<<"$kl" | one_line)"
   fi
+  # the balloon driver gave 16 MiB back (decrease_reservation) and took it again
+  # (populate_physmap), each time reaching its target
+  local bal
+  bal=$(section balloon <"$log")
+  if [ "$(grep -cE '^balloon: target ([0-9]+) kB, current \1 kB$' <<<"$bal")" -eq 2 ] &&
+     ! grep -qiE 'xen.?balloon.*(fail|error|cannot|warn)' <<<"$kl"; then
+    echo "PASS $t:xen-balloon"
+  else
+    echo "FAIL $t:xen-balloon: $(one_line 2 <<<"$bal") | $(grep -iE 'balloon' <<<"$kl" | one_line 2)"
+  fi
 }
 
 check() { # name kernel ncpus ending xen

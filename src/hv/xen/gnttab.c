@@ -251,3 +251,17 @@ long xen_do_grant_table_op(struct xcall *k)
     }
     return -ENOSYS;
 }
+
+/* A frame that memory_op took out of the physical space (removed, or another page put at
+ * its gfn): whichever of the table's frames was placed at gfn and is not there now is
+ * placed nowhere. */
+void xen_gnttab_frame_gone(struct xen *x, u64 gfn)
+{
+    struct xen_gnttab *g = x->gnttab;
+    struct guest_mem *mem = x->host.ncpus ? x->host.cpus[0]->mem : NULL;
+    for (u32 i = 0; g && i < MAX_GRANT_FRAMES + MAX_STATUS_FRAMES; i++) {
+        struct gframe *f = i < MAX_GRANT_FRAMES ? &g->frame[i] : &g->status[i - MAX_GRANT_FRAMES];
+        if (f->mapped && f->gfn == gfn && (!mem || mem_ptr(mem, gfn << 12, 4096) != f->page))
+            f->mapped = false;
+    }
+}

@@ -118,6 +118,7 @@ void xen_destroy(struct xen *x)
 {
     if (!x)
         return;
+    xen_memory_destroy(x);
     xen_gnttab_destroy(x);
     xen_evtchn_destroy(x);
     free(x->vcpu);

@@ -66,6 +66,10 @@ struct xen {
     /* Where the guest placed shared_info (XENMEM_add_to_physmap), if it did */
     bool shinfo_placed;
     u64 shinfo_gpa;
+    /* ---- memory (memory.c) ---- */
+    u8 *shinfo_page;        /* Xen's shared_info page, a frame of the physical map when placed */
+    u32 shinfo_gen;         /* its code-generation word */
+    u64 mem_unmapped;       /* pages the domain owns in no frame (Xen's tot_pages counts them) */
     struct xen_vcpu *vcpu;
     /* ---- event channels and upcalls (evtchn.c, hvm.c) ---- */
     struct xen_evtchn *evtchn;
@@ -115,6 +119,7 @@ int xen_evtchn_create(struct xen *x);
 void xen_evtchn_destroy(struct xen *x);
 int xen_gnttab_create(struct xen *x);
 void xen_gnttab_destroy(struct xen *x);
+void xen_memory_destroy(struct xen *x); /* memory.c: shared_info leaves the map */
 
 /* ---- between the parts ---- */
 /* evtchn.c: marks port pending as if its other end signalled it (an interdomain port
@@ -145,6 +150,9 @@ void xen_hvm_params_init(struct xen *x);
 /* gnttab.c: XENMEM_add_to_physmap of a grant frame (XENMAPSPACE_grant_table): 0 or
  * -EINVAL */
 long xen_gnttab_map_frame(struct xen *x, u64 idx, u64 gfn);
+/* gnttab.c: a grant or status frame placed at gfn is no longer there (memory_op removed
+ * it or put another page there): the table knows it as placed nowhere. */
+void xen_gnttab_frame_gone(struct xen *x, u64 gfn);
 /* xen.c: the shared_info layout follows the guest's mode now (Xen's
  * hvm_latch_shinfo_size, also when the callback is set) */
 void xen_latch_shinfo(struct xen *x, struct cpu *c);

@@ -815,7 +815,8 @@ static int host_copy(struct xen *x, u32 gref, u32 off, u8 *buf, u32 len, bool to
     s16 rc = acquire_guest(x, gref, 0, !to_guest, true, &b);
     if (rc != GNTST_okay)
         return rc;
-    if (off < b.off || len > 4096 || off + len > (u32)b.off + b.len || off + len > 4096) {
+    u64 end = (u64)off + len;
+    if (off < b.off || end > (u64)b.off + b.len || end > 4096) {
         rc = GNTST_bad_copy_arg;
     } else if (to_guest) {
         memmove(b.page + off, buf, len);
@@ -841,6 +842,8 @@ int xen_gnttab_host_copy_to(struct xen *x, u32 gref, u32 off, const void *buf, u
 int xen_gnttab_host_grant(struct xen *x, u8 *page, bool readonly)
 {
     struct xen_gnttab *g = x->gnttab;
+    if (!page)
+        return -EINVAL;
     for (u32 r = 0; r < DOM0_GRANTS; r++) {
         struct dom0_grant *d = &g->dom0[r];
         if ((d->flags & GTF_type_mask) == GTF_invalid && !d->act.pin) {

@@ -133,7 +133,7 @@ int xen_gnttab_host_copy_from(struct xen *x, u32 gref, u32 off, void *buf, u32 l
 int xen_gnttab_host_copy_to(struct xen *x, u32 gref, u32 off, const void *buf, u32 len);
 /* Domain 0's own grants to the guest (a page of the host's, 4096 bytes): the guest
  * reaches them with GNTTABOP_copy naming domain 0, and through its own transitive
- * grants. grant returns the reference or -ENOSPC; end_grant returns 0, -EBUSY while
+ * grants. grant returns the reference, -ENOSPC, or -EINVAL without a page; end_grant returns 0, -EBUSY while
  * the guest uses it, -EINVAL for a reference not granted. */
 int xen_gnttab_host_grant(struct xen *x, u8 *page, bool readonly);
 int xen_gnttab_host_end_grant(struct xen *x, u32 gref);

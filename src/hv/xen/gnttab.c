@@ -9,8 +9,9 @@
  * entries, sub-page and transitive grants, the busy bits), swap_grant_ref, transfer and
  * cache_flush as Xen answers an HVM domU; the host's access to granted pages for nestor's
  * backends, which are domain 0 (xen_gnttab_host_*, with dom0's own small grant table
- * for pages it grants to the guest). dump_table is -ENOSYS as in Xen 4.17.
- * Not yet: map_grant_ref, unmap_grant_ref, unmap_and_replace (-ENOSYS). */
+ * for pages it grants to the guest); map_grant_ref of the guest's own grants and of
+ * dom0's with GNTMAP_host_map (writable mappings only, each page in one place),
+ * unmap_grant_ref and unmap_and_replace. dump_table is -ENOSYS as in Xen 4.17. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,7 @@ struct active {
     u32 pin;
     u16 domid;      /* the domain the pins are for */
     u16 start, length; /* the granted bytes of the page */
+    bool sub_page;  /* a v2 sub-page or transitive grant: never mapped */
     bool trans;     /* a v2 transitive grant: the bytes are dom0's grant trans_gref */
     u32 trans_gref;
     u8 *page;       /* the host bytes of the granted page */
@@ -68,6 +70,7 @@ struct active {
 struct dom0_grant {
     u16 flags, domid;
     u8 *page;
+    u32 gen;        /* the page's code-generation word while the guest maps it */
     struct active act;
 };
 
@@ -78,6 +81,19 @@ struct host_map {
     u32 gref;
 };
 
+/* The guest's own mappings of grants (map_grant_ref with GNTMAP_host_map), by handle:
+ * Xen's maptrack. Each is a page overlay in the guest-physical space, of which the
+ * machine has a bounded number; 64 handles, then GNTST_no_device_space. */
+#define MAX_GUEST_MAPS 64u
+struct guest_map {
+    u32 flags;      /* GNTMAP_*; 0: the handle is free */
+    u16 dom;
+    u32 ref;
+    u64 gpa;        /* where it is mapped */
+    u64 maddr;      /* the dev_bus_addr map_grant_ref returned */
+    u8 *page;
+};
+
 struct xen_gnttab {
     u32 version;
     u32 nr_frames;
@@ -86,6 +102,7 @@ struct xen_gnttab {
     struct active active[MAX_ENTRIES];
     struct dom0_grant dom0[DOM0_GRANTS];
     struct host_map host_map[MAX_HOST_MAPS];
+    struct guest_map guest_map[MAX_GUEST_MAPS];
 };
 
 static u32 status_frames(u32 nr_frames)
@@ -108,7 +125,11 @@ void xen_gnttab_destroy(struct xen *x)
     struct xen_gnttab *g = x->gnttab;
     if (!g)
         return;
-    /* the guest-physical space lets go of the pages before they are freed */
+    /* the guest-physical space lets go of the pages before they are freed, and of the
+     * grants the guest mapped */
+    for (u32 i = 0; i < MAX_GUEST_MAPS; i++)
+        if (g->guest_map[i].flags && x->host.ops->unmap_page)
+            x->host.ops->unmap_page(x->host.opaque, g->guest_map[i].page);
     for (u32 i = 0; i < MAX_GRANT_FRAMES + MAX_STATUS_FRAMES; i++) {
         struct gframe *f = i < MAX_GRANT_FRAMES ? &g->frame[i] : &g->status[i - MAX_GRANT_FRAMES];
         if (f->mapped && x->host.ops->unmap_page)
@@ -436,7 +457,7 @@ static void fixup_status(struct gframe *sf, u16 *status, const struct active *ac
  * self-referential, other domains do not exist); it is followed one level only
  * (allow_transitive is false for the referent, as Xen does). */
 static s16 acquire_guest(struct xen *x, u32 ref, u16 ldom, bool readonly, bool allow_transitive,
-                         struct grant_bytes *b)
+                         bool mapflag, struct grant_bytes *b)
 {
     struct xen_gnttab *g = x->gnttab;
     if (ref >= nr_entries(g))
@@ -447,7 +468,7 @@ static s16 acquire_guest(struct xen *x, u32 ref, u16 ldom, bool readonly, bool a
     u16 *status = status_word(g, ref, &sf);
     if (!e || !status)
         return GNTST_general_error;
-    if (act->pin && (act->domid != ldom || (act->pin & PIN_OVERFLOW)))
+    if (act->pin && (act->domid != ldom || (act->pin & PIN_OVERFLOW) || (mapflag && act->sub_page)))
         return GNTST_general_error;
     u32 old_pin = act->pin;
     bool v2 = g->version == 2;
@@ -455,7 +476,7 @@ static s16 acquire_guest(struct xen *x, u32 ref, u16 ldom, bool readonly, bool a
     s16 rc;
     /* a pinned entry stays what it was when pinned, whatever the guest wrote since */
     bool transitive = old_pin ? act->trans
-                              : v2 && (HDR_FLAGS(load32(e)) & GTF_type_mask) == GTF_transitive;
+                              : !mapflag && v2 && (HDR_FLAGS(load32(e)) & GTF_type_mask) == GTF_transitive;
     if (transitive) {
         if (need_status && (rc = set_status_v2(f, e, sf, status, act, readonly, false, ldom)) != GNTST_okay)
             return rc;
@@ -477,16 +498,17 @@ static s16 acquire_guest(struct xen *x, u32 ref, u16 ldom, bool readonly, bool a
         }
         if (!old_pin) {
             *act = (struct active){ .domid = ldom, .start = tb.off, .length = tb.len,
-                                    .trans = true, .trans_gref = trans_gref, .page = tb.page,
+                                    .sub_page = true, .trans = true, .trans_gref = trans_gref, .page = tb.page,
                                     .gpa = tb.gpa };
         }
     } else if (need_status) {
-        rc = v2 ? set_status_v2(f, e, sf, status, act, readonly, false, ldom)
-                : set_status_v1(f, e, act, readonly, false, ldom);
+        rc = v2 ? set_status_v2(f, e, sf, status, act, readonly, mapflag, ldom)
+                : set_status_v1(f, e, act, readonly, mapflag, ldom);
         if (rc != GNTST_okay)
             return rc;
         u64 gfn;
         u16 start = 0, length = 4096;
+        bool sub_page = false;
         if (!v2) {
             gfn = ((const grant_entry_v1_t *)e)->frame;
         } else {
@@ -496,6 +518,7 @@ static s16 acquire_guest(struct xen *x, u32 ref, u16 ldom, bool readonly, bool a
                 /* Xen keeps the offset in a 15-bit field */
                 start = e2->sub_page.page_off & 0x7fff;
                 length = e2->sub_page.length;
+                sub_page = true;
             } else {
                 gfn = e2->full_page.frame;
             }
@@ -508,8 +531,8 @@ static s16 acquire_guest(struct xen *x, u32 ref, u16 ldom, bool readonly, bool a
             return rc;
         }
         if (!act->pin)
-            *act = (struct active){ .domid = ldom, .start = start, .length = length, .page = page,
-                                    .gpa = gpa };
+            *act = (struct active){ .domid = ldom, .start = start, .length = length,
+                                    .sub_page = sub_page, .page = page, .gpa = gpa };
     }
     act->pin += readonly ? PIN_HSTR : PIN_HSTW;
     pin_result(act, b);
@@ -573,7 +596,7 @@ static s16 pin_side(struct xen *x, u64 u, u16 domid, bool is_gref, bool readonly
         if (rc == GNTST_okay)
             cb->side = SIDE_DOM0_GRANT;
     } else {
-        rc = acquire_guest(x, cb->ref, x->cfg.domid, readonly, true, &cb->b);
+        rc = acquire_guest(x, cb->ref, x->cfg.domid, readonly, true, false, &cb->b);
         if (rc == GNTST_okay)
             cb->side = SIDE_GUEST_GRANT;
     }
@@ -782,7 +805,7 @@ int xen_gnttab_host_map(struct xen *x, u32 gref, bool writable, u32 *handle, str
     if (h == MAX_HOST_MAPS)
         return GNTST_no_device_space;
     struct grant_bytes b;
-    s16 rc = acquire_guest(x, gref, 0, !writable, true, &b);
+    s16 rc = acquire_guest(x, gref, 0, !writable, true, false, &b);
     if (rc != GNTST_okay)
         return rc;
     /* a sub-page grant beyond its page (Xen keeps the range as given) is not handed out */
@@ -812,7 +835,7 @@ int xen_gnttab_host_unmap(struct xen *x, u32 handle)
 static int host_copy(struct xen *x, u32 gref, u32 off, u8 *buf, u32 len, bool to_guest)
 {
     struct grant_bytes b;
-    s16 rc = acquire_guest(x, gref, 0, !to_guest, true, &b);
+    s16 rc = acquire_guest(x, gref, 0, !to_guest, true, false, &b);
     if (rc != GNTST_okay)
         return rc;
     u64 end = (u64)off + len;
@@ -942,6 +965,147 @@ static long set_version(struct xen *x, u32 version)
     return 0;
 }
 
+/* ---- map_grant_ref, unmap_grant_ref, unmap_and_replace ---- */
+/* Whether page is in the guest-physical space as an overlay already (a grant or status
+ * frame, a grant the guest mapped): the overlays are keyed by their page, which can be
+ * in one place only. */
+static bool page_overlaid(const struct xen_gnttab *g, const u8 *page)
+{
+    for (u32 i = 0; i < MAX_GRANT_FRAMES; i++)
+        if (g->frame[i].page == page)
+            return true;
+    for (u32 i = 0; i < MAX_STATUS_FRAMES; i++)
+        if (g->status[i].page == page)
+            return true;
+    for (u32 i = 0; i < MAX_GUEST_MAPS; i++)
+        if (g->guest_map[i].flags && g->guest_map[i].page == page)
+            return true;
+    return false;
+}
+
+/* Xen's map_grant_ref for an HVM domU, in its order: no mapping asked for
+ * (GNTST_bad_gntref); device, application or PTE mappings, which an HVM domain cannot
+ * have (GNTST_general_error); the domain by its id (DOMID_SELF is no id here:
+ * GNTST_bad_domain); a handle (GNTST_no_device_space); the entry (as for a copy, but
+ * neither sub-page nor transitive grants); then create_grant_p2m_mapping: only
+ * GNTMAP_host_map with GNTMAP_readonly, at the frame host_addr names.
+ * What nestor cannot do (its guest-physical overlays are writable pages, each in one
+ * place): a read-only mapping, and a page that is in the physical space as an overlay
+ * already (a second mapping of the same page, a grant-table frame) are
+ * GNTST_general_error. The machine address (dev_bus_addr) of the guest's page is its
+ * guest-physical address; dom0's pages have none (0). */
+static s16 map_one(struct xen *x, const struct gnttab_map_grant_ref *op, u32 *handle, u64 *maddr)
+{
+    struct xen_gnttab *g = x->gnttab;
+    if (!(op->flags & (GNTMAP_device_map | GNTMAP_host_map)))
+        return GNTST_bad_gntref;
+    if (op->flags & (GNTMAP_device_map | GNTMAP_application_map | GNTMAP_contains_pte))
+        return GNTST_general_error;
+    bool self = op->dom == x->cfg.domid;
+    if (!self && op->dom != 0)
+        return GNTST_bad_domain;
+    u32 h;
+    for (h = 0; h < MAX_GUEST_MAPS && g->guest_map[h].flags; h++)
+        ;
+    if (h == MAX_GUEST_MAPS)
+        return GNTST_no_device_space;
+    bool readonly = op->flags & GNTMAP_readonly;
+    struct grant_bytes b;
+    s16 rc = self ? acquire_guest(x, op->ref, x->cfg.domid, readonly, false, true, &b)
+                  : acquire_dom0(g, op->ref, x->cfg.domid, readonly, &b);
+    if (rc != GNTST_okay)
+        return rc;
+    u64 gpa = op->host_addr & ~0xfffull;
+    u32 *gen = b.gpa != NO_GPA ? mem_page_gen(guest_mem(x), b.gpa) : &g->dom0[op->ref].gen;
+    if ((op->flags & ~(u32)GNTMAP_readonly) != GNTMAP_host_map || readonly || b.off || b.len != 4096 ||
+        gpa > MASK(52) || page_overlaid(g, b.page) || !gen ||
+        x->host.ops->map_page(x->host.opaque, gpa, b.page, gen)) {
+        if (self)
+            release_guest(x, op->ref, readonly);
+        else
+            release_dom0(g, op->ref, readonly);
+        return GNTST_general_error;
+    }
+    *maddr = b.gpa != NO_GPA ? b.gpa : 0;
+    g->guest_map[h] = (struct guest_map){ .flags = op->flags, .dom = op->dom, .ref = op->ref,
+                                          .gpa = gpa, .maddr = *maddr, .page = b.page };
+    *handle = h;
+    return GNTST_okay;
+}
+
+/* Xen's unmap_common + unmap_common_complete for an HVM domU: the handle; a
+ * dev_bus_addr that is not the mapping's (GNTST_general_error); a host_addr of 0 leaves
+ * the mapping as it is (Xen unmaps only what is named); replace_grant_p2m_mapping refuses
+ * a new_addr (unmap_and_replace is for PV) and a frame that is not this mapping's. */
+static s16 unmap_one(struct xen *x, u64 host_addr, u64 dev_bus_addr, u32 handle, u64 new_addr)
+{
+    struct xen_gnttab *g = x->gnttab;
+    if (handle >= MAX_GUEST_MAPS || !g->guest_map[handle].flags)
+        return GNTST_bad_handle;
+    struct guest_map *m = &g->guest_map[handle];
+    if (dev_bus_addr && dev_bus_addr != m->maddr)
+        return GNTST_general_error;
+    if (!host_addr || !(m->flags & GNTMAP_host_map))
+        return GNTST_okay;
+    if (new_addr || host_addr >> 12 != m->gpa >> 12)
+        return GNTST_general_error;
+    x->host.ops->unmap_page(x->host.opaque, m->page);
+    bool readonly = m->flags & GNTMAP_readonly;
+    if (m->dom == 0)
+        release_dom0(g, m->ref, readonly);
+    else
+        release_guest(x, m->ref, readonly);
+    *m = (struct guest_map){ 0 };
+    return GNTST_okay;
+}
+
+/* map_grant_ref and the two unmaps: the same 32- and 24-byte layouts in both ABIs */
+static long map_batch(struct xcall *k, u32 cmd, u64 uop, u32 count)
+{
+    for (u32 i = 0; i < count; i++) {
+        if (preempt(k, cmd, uop, i, count, sizeof(struct gnttab_map_grant_ref)))
+            return __HYPERVISOR_grant_table_op;
+        u64 a = op_addr(k, uop, i, sizeof(struct gnttab_map_grant_ref));
+        struct gnttab_map_grant_ref op;
+        if (xen_copy_from(k, a, &op, sizeof(op)))
+            return -EFAULT;
+        u32 handle = op.handle;
+        u64 maddr = op.dev_bus_addr;
+        op.status = map_one(k->x, &op, &handle, &maddr);
+        op.handle = handle;
+        op.dev_bus_addr = maddr;
+        if (xen_copy_to(k, a, &op, sizeof(op)))
+            return -EFAULT;
+    }
+    return 0;
+}
+
+static long unmap_batch(struct xcall *k, u32 cmd, u64 uop, u32 count, bool replace)
+{
+    _Static_assert(sizeof(struct gnttab_unmap_grant_ref) == sizeof(struct gnttab_unmap_and_replace),
+                   "the two unmaps' layouts");
+    for (u32 i = 0; i < count; i++) {
+        if (preempt(k, cmd, uop, i, count, sizeof(struct gnttab_unmap_grant_ref)))
+            return __HYPERVISOR_grant_table_op;
+        u64 a = op_addr(k, uop, i, sizeof(struct gnttab_unmap_grant_ref));
+        s16 status;
+        if (replace) {
+            struct gnttab_unmap_and_replace op;
+            if (xen_copy_from(k, a, &op, sizeof(op)))
+                return -EFAULT;
+            status = unmap_one(k->x, op.host_addr, 0, op.handle, op.new_addr);
+        } else {
+            struct gnttab_unmap_grant_ref op;
+            if (xen_copy_from(k, a, &op, sizeof(op)))
+                return -EFAULT;
+            status = unmap_one(k->x, op.host_addr, op.dev_bus_addr, op.handle, 0);
+        }
+        if (xen_copy_to(k, a + offsetof(struct gnttab_unmap_grant_ref, status), &status, 2))
+            return -EFAULT;
+    }
+    return 0;
+}
+
 /* A batch of count structures of size bytes at uop, each done by one; Xen's loops
  * for swap_grant_ref, transfer and cache_flush (copy above): an unreadable or
  * unwritable structure ends the batch with -EFAULT. */
@@ -1029,6 +1193,12 @@ long xen_do_grant_table_op(struct xcall *k)
         break;
     }
     switch (cmd & GNTTABOP_CMD_MASK) {
+    case GNTTABOP_map_grant_ref:
+        return map_batch(k, cmd, arg, count);
+    case GNTTABOP_unmap_grant_ref:
+        return unmap_batch(k, cmd, arg, count, false);
+    case GNTTABOP_unmap_and_replace:
+        return unmap_batch(k, cmd, arg, count, true);
     case GNTTABOP_copy:
         return gnttab_copy(k, cmd, arg, count);
     case GNTTABOP_swap_grant_ref:

@@ -4,8 +4,10 @@
  * domain granted, GTF_readonly for a destination, the frame being memory), the busy
  * bits left clear afterwards, the bounds (GNTST_bad_copy_arg across the page, a sub-page
  * grant's range), per-operation status in a batch, -EFAULT, -EINVAL for a negative count
- * or upper command bits, a batch of 300 through continuations; swap_grant_ref, transfer,
- * cache_flush and set_version's busy/reserved-entry rules; dump_table is -ENOSYS.
+ * or upper command bits, a batch of 300 through continuations; map_grant_ref of the
+ * guest's own grants into its physical space with unmap_grant_ref and unmap_and_replace
+ * (HVM: host mappings only), swap_grant_ref, transfer, cache_flush and set_version's
+ * busy/reserved-entry rules; dump_table is -ENOSYS.
  * Built for 64-bit here and for the x86_32 ABI (32-bit xen_pfn_t in the structures) by
  * t32/xen_gntcopy32.c. QEMU TCG has no Xen interface: the test skips there.
  * guest: xen=yes name=xen_gntcopy */
@@ -50,6 +52,8 @@ static long map_frame(xen_ulong_t idx, xen_pfn_t gfn)
 #define TABLE_GFN 0xd0000u
 #define STATUS_GFN 0xd0001u
 #define EMPTY_GFN 0xd0002u
+#define MAP_GFN 0xd0003u   /* where grants are mapped */
+#define MAP2_GFN 0xd0004u
 
 static volatile grant_entry_v1_t *v1 = (volatile grant_entry_v1_t *)(ulong)(TABLE_GFN << 12);
 static volatile grant_entry_v2_t *v2 = (volatile grant_entry_v2_t *)(ulong)(TABLE_GFN << 12);
@@ -298,6 +302,110 @@ static void test_other_ops(void)
     TEST_EQ(gnttab(GNTTABOP_dump_table, &cf, 1), -ENOSYS, "dump_table: -ENOSYS as in Xen 4.17");
 }
 
+static struct gnttab_map_grant_ref mop(u32 ref, u16 dom, u32 flags, u32 gfn)
+{
+    return (struct gnttab_map_grant_ref){ .host_addr = (u64)gfn << 12, .flags = flags, .ref = ref,
+                                          .dom = dom, .status = 99, .handle = 0xdead };
+}
+
+static int map1(struct gnttab_map_grant_ref *m)
+{
+    TEST_EQ(gnttab(GNTTABOP_map_grant_ref, m, 1), 0, "map_grant_ref returns 0");
+    return m->status;
+}
+
+static int unmap1(u64 host_addr, u64 dev_bus_addr, u32 handle)
+{
+    struct gnttab_unmap_grant_ref u = { .host_addr = host_addr, .dev_bus_addr = dev_bus_addr,
+                                        .handle = handle, .status = 99 };
+    TEST_EQ(gnttab(GNTTABOP_unmap_grant_ref, &u, 1), 0, "unmap_grant_ref returns 0");
+    return u.status;
+}
+
+static void test_map(void)
+{
+    volatile u8 *at = (volatile u8 *)(ulong)(MAP_GFN << 12);
+    fill();
+    grant_v1(50, GTF_permit_access, self_id, src);
+    TEST_EQ(at[0], 0xff, "nothing at the mapping's place before");
+    struct gnttab_map_grant_ref m = mop(50, self_id, GNTMAP_host_map, MAP_GFN);
+    TEST_EQ(map1(&m), GNTST_okay, "map the guest's own grant");
+    u32 h = m.handle;
+    TEST_EQ(m.dev_bus_addr, (ulong)src, "its machine address: the page's physical one");
+    TEST_ASSERT(at[0] == src[0] && at[4095] == src[4095], "the granted page is there");
+    at[7] = 0x99;
+    TEST_EQ(src[7], 0x99, "the same memory");
+    TEST_EQ(v1[50].flags, GTF_permit_access | GTF_reading | GTF_writing, "busy while mapped");
+    TEST_EQ(copy1(op(gfn_of(dst), DOMID_SELF, 0, 50, DOMID_SELF, 0, 8, GNTCOPY_dest_gref)), GNTST_okay,
+            "a copy to it while mapped");
+    TEST_EQ(v1[50].flags, GTF_permit_access | GTF_reading | GTF_writing, "the mapping's pin stays");
+
+    /* the refusals, in Xen's order */
+    m = mop(50, self_id, 0, MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_bad_gntref, "no mapping kind: bad gntref");
+    m = mop(50, self_id, GNTMAP_host_map | GNTMAP_device_map, MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_general_error, "a device mapping in an HVM domain: general error");
+    m = mop(50, 9, GNTMAP_host_map | GNTMAP_device_map, MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_general_error, "checked before the domain");
+    m = mop(50, self_id, GNTMAP_host_map | GNTMAP_application_map, MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_general_error, "an application mapping: general error");
+    m = mop(50, self_id, GNTMAP_host_map | GNTMAP_contains_pte, MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_general_error, "a PTE address: general error");
+    m = mop(50, DOMID_SELF, GNTMAP_host_map, MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_bad_domain, "DOMID_SELF is not a domain id here: bad domain");
+    m = mop(50, 9, GNTMAP_host_map, MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_bad_domain, "no such domain");
+    m = mop(512, self_id, GNTMAP_host_map, MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_bad_gntref, "ref 512: bad gntref");
+    m = mop(0, 0, GNTMAP_host_map, MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_general_error, "dom0's grant 0, not granted to us");
+    grant_v1(51, GTF_permit_access, 0, dst);
+    m = mop(51, self_id, GNTMAP_host_map, MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_general_error, "a grant to dom0: general error");
+    grant_v1(51, GTF_permit_access | GTF_sub_page, self_id, dst);
+    m = mop(51, self_id, GNTMAP_host_map, MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_general_error, "GTF_sub_page set: not mappable");
+    grant_v1(51, GTF_permit_access, self_id, (void *)(ulong)(EMPTY_GFN << 12));
+    m = mop(51, self_id, GNTMAP_host_map, MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_bad_page, "a frame that is not memory: bad page");
+    TEST_EQ(v1[51].flags, GTF_permit_access, "no busy bit left");
+    grant_v1(51, GTF_permit_access, self_id, dst);
+    m = mop(51, self_id, GNTMAP_host_map | (1u << 16), MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_general_error, "other flag bits: not a plain host mapping");
+    TEST_EQ(v1[51].flags, GTF_permit_access, "and the pin undone");
+
+    /* while mapped, the entry is in use */
+    struct gnttab_swap_grant_ref sw = { 50, 51, 99 };
+    gnttab(GNTTABOP_swap_grant_ref, &sw, 1);
+    TEST_EQ(sw.status, GNTST_eagain, "swap of a mapped entry: eagain");
+    struct gnttab_set_version sv = { .version = 2 };
+    TEST_EQ(gnttab(GNTTABOP_set_version, &sv, 1), -EBUSY, "set_version while mapped: -EBUSY");
+
+    /* unmaps */
+    TEST_EQ(unmap1((u64)MAP_GFN << 12, 0, 63), GNTST_bad_handle, "a free handle");
+    TEST_EQ(unmap1((u64)MAP_GFN << 12, 0, 9999), GNTST_bad_handle, "a handle beyond the table");
+    TEST_EQ(unmap1((u64)MAP_GFN << 12, 0x1000, h), GNTST_general_error, "another dev_bus_addr");
+    TEST_EQ(unmap1((u64)MAP2_GFN << 12, 0, h), GNTST_general_error, "another frame");
+    TEST_EQ(unmap1(0, 0, h), GNTST_okay, "host_addr 0: nothing unmapped");
+    TEST_EQ(at[0], src[0], "still mapped");
+    struct gnttab_unmap_and_replace ur = { .host_addr = (u64)MAP_GFN << 12, .new_addr = (u64)MAP2_GFN << 12,
+                                           .handle = h, .status = 99 };
+    TEST_EQ(gnttab(GNTTABOP_unmap_and_replace, &ur, 1), 0, "unmap_and_replace");
+    TEST_EQ(ur.status, GNTST_general_error, "with a new address: for PV only");
+    TEST_EQ(unmap1((u64)MAP_GFN << 12 | 0x123, (ulong)src, h), GNTST_okay, "unmapped");
+    TEST_EQ(at[0], 0xff, "gone from the physical space");
+    TEST_EQ(v1[50].flags, GTF_permit_access, "not busy any more");
+    TEST_EQ(unmap1((u64)MAP_GFN << 12, 0, h), GNTST_bad_handle, "unmapped twice");
+
+    m = mop(50, self_id, GNTMAP_host_map, MAP_GFN);
+    TEST_EQ(map1(&m), GNTST_okay, "mapped again");
+    ur = (struct gnttab_unmap_and_replace){ .host_addr = (u64)MAP_GFN << 12, .handle = m.handle, .status = 99 };
+    TEST_EQ(gnttab(GNTTABOP_unmap_and_replace, &ur, 1), 0, "unmap_and_replace without a new address");
+    TEST_EQ(ur.status, GNTST_okay, "is an unmap");
+    TEST_EQ(at[0], 0xff, "gone");
+    TEST_EQ(v1[50].flags, GTF_permit_access, "not busy");
+}
+
 static void test_v2(void)
 {
     /* entries survive a version change only among the 8 reserved ones */
@@ -370,6 +478,22 @@ static void test_v2(void)
     TEST_EQ(copy1(op(256, DOMID_SELF, 0, gfn_of(dst), DOMID_SELF, 0, 8, GNTCOPY_source_gref)), GNTST_bad_gntref,
             "v2: ref 256, one frame of 256 entries: bad gntref");
 
+    /* maps in version 2: full-page grants only */
+    struct gnttab_map_grant_ref m = mop(30, self_id, GNTMAP_host_map, MAP_GFN);
+    TEST_EQ(map1(&m), GNTST_okay, "v2: map a full-page grant");
+    TEST_EQ(st2[30], GTF_reading | GTF_writing, "v2: busy in the status word");
+    TEST_EQ(unmap1((u64)MAP_GFN << 12, 0, m.handle), GNTST_okay, "v2: unmapped");
+    TEST_EQ(st2[30], 0, "v2: not busy");
+    m = mop(31, self_id, GNTMAP_host_map, MAP_GFN);
+    TEST_EQ(map1(&m), GNTST_general_error, "v2: a sub-page grant cannot be mapped");
+    m = mop(32, self_id, GNTMAP_host_map, MAP_GFN);
+    TEST_EQ(map1(&m), GNTST_general_error, "v2: nor a transitive one");
+    TEST_EQ(st2[31] | st2[32], 0, "no busy bit left");
+    /* nestor's page overlays are writable and in one place each */
+    m = mop(30, self_id, GNTMAP_host_map | GNTMAP_readonly, MAP_GFN);
+    TEST_EQ(map1(&m), GNTST_general_error, "nestor: a read-only mapping is refused");
+    TEST_EQ(st2[30], 0, "and its pin undone");
+
     /* swap in version 2 moves the status words along */
     st2[40] = GTF_reading;
     v2[40].hdr.flags = GTF_permit_access;
@@ -406,5 +530,6 @@ void test_main(void)
     test_grants_v1();
     test_batches();
     test_other_ops();
+    test_map();
     test_v2();
 }

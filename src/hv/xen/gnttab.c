@@ -940,7 +940,7 @@ static long set_version(struct xen *x, u32 version)
             continue;
         memset(sf->page, 0, 4096);
         mem_code_write(&sf->gen);
-        if (version == 1 && sf->mapped) {
+        if (version == 1 && sf->mapped && x->host.ops->unmap_page) {
             x->host.ops->unmap_page(x->host.opaque, sf->page);
             sf->mapped = false;
         }
@@ -1018,7 +1018,7 @@ static s16 map_one(struct xen *x, const struct gnttab_map_grant_ref *op, u32 *ha
     u64 gpa = op->host_addr & ~0xfffull;
     u32 *gen = b.gpa != NO_GPA ? mem_page_gen(guest_mem(x), b.gpa) : &g->dom0[op->ref].gen;
     if ((op->flags & ~(u32)GNTMAP_readonly) != GNTMAP_host_map || readonly || b.off || b.len != 4096 ||
-        gpa > MASK(52) || page_overlaid(g, b.page) || !gen ||
+        gpa > MASK(52) || page_overlaid(g, b.page) || !gen || !x->host.ops->map_page ||
         x->host.ops->map_page(x->host.opaque, gpa, b.page, gen)) {
         if (self)
             release_guest(x, op->ref, readonly);
@@ -1049,7 +1049,8 @@ static s16 unmap_one(struct xen *x, u64 host_addr, u64 dev_bus_addr, u32 handle,
         return GNTST_okay;
     if (new_addr || host_addr >> 12 != m->gpa >> 12)
         return GNTST_general_error;
-    x->host.ops->unmap_page(x->host.opaque, m->page);
+    if (x->host.ops->unmap_page)
+        x->host.ops->unmap_page(x->host.opaque, m->page);
     bool readonly = m->flags & GNTMAP_readonly;
     if (m->dom == 0)
         release_dom0(g, m->ref, readonly);

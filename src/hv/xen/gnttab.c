@@ -391,6 +391,15 @@ static s16 guest_frame(struct xen *x, u64 gfn, u8 **page, u64 *gpa)
     return *page ? GNTST_okay : GNTST_bad_page;
 }
 
+/* A guest page (not one of dom0's) was written behind the vCPUs' TLBs: code decoded
+ * from it is stale. It may have left the physical space since it was pinned. */
+static void page_written(struct xen *x, u64 gpa)
+{
+    u32 *gen = gpa != NO_GPA ? mem_page_gen(guest_mem(x), gpa) : NULL;
+    if (gen)
+        mem_code_write(gen);
+}
+
 /* The bytes a pin gives access to */
 struct grant_bytes {
     u8 *page;
@@ -550,7 +559,7 @@ static void release_guest(struct xen *x, u32 ref, bool readonly)
     if (status)
         fixup_status(sf, status, act, readonly);
     if (!readonly && act->gpa != NO_GPA)
-        mem_code_write(mem_page_gen(guest_mem(x), act->gpa)); /* it may hold new code */
+        page_written(x, act->gpa); /* it may hold new code */
     if (act->trans)
         release_dom0(g, act->trans_gref, readonly);
     if (!act->pin)
@@ -645,8 +654,7 @@ static s16 copy_one(struct xen *x, const struct copy_op *op)
     }
     if (rc == GNTST_okay) {
         memmove(dst.b.page + op->dst_off, src.b.page + op->src_off, op->len);
-        if (dst.b.gpa != NO_GPA)
-            mem_code_write(mem_page_gen(guest_mem(x), dst.b.gpa));
+        page_written(x, dst.b.gpa);
     }
     unpin_side(x, &src);
     unpin_side(x, &dst);
@@ -843,8 +851,7 @@ static int host_copy(struct xen *x, u32 gref, u32 off, u8 *buf, u32 len, bool to
         rc = GNTST_bad_copy_arg;
     } else if (to_guest) {
         memmove(b.page + off, buf, len);
-        if (b.gpa != NO_GPA)
-            mem_code_write(mem_page_gen(guest_mem(x), b.gpa));
+        page_written(x, b.gpa);
     } else {
         memmove(buf, b.page + off, len);
     }

@@ -122,7 +122,8 @@ void xen_evtchn_host_close(struct xen *x, u32 host_port);
  * beyond what is granted), GNTST_no_device_space (out of handles), GNTST_bad_handle.
  * host_map keeps the grant in use until host_unmap and gives the page's bytes and the
  * granted range within it (all of it but for a v2 sub-page grant); the backend stays
- * within [offset, offset + length). host_copy_from/to pin it for one copy. */
+ * within [offset, offset + length); code the guest decoded from a page written through
+ * a writable mapping is invalidated at the unmap. host_copy_from/to pin it for one copy. */
 struct xen_grant_mapping {
     u8 *page;           /* the page's 4096 bytes */
     u16 offset, length; /* the granted part */

@@ -1000,7 +1000,8 @@ static bool page_overlaid(const struct xen_gnttab *g, const u8 *page)
  * place): a read-only mapping, and a page that is in the physical space as an overlay
  * already (a second mapping of the same page, a grant-table frame) are
  * GNTST_general_error. The machine address (dev_bus_addr) of the guest's page is its
- * guest-physical address; dom0's pages have none (0). */
+ * guest-physical address; dom0's pages have none (0). A mapping over RAM hides it until
+ * the unmap, after which the RAM is there again (Xen leaves the frame empty). */
 static s16 map_one(struct xen *x, const struct gnttab_map_grant_ref *op, u32 *handle, u64 *maddr)
 {
     struct xen_gnttab *g = x->gnttab;

@@ -248,6 +248,25 @@ static void test_batches(void)
     TEST_ASSERT(copied(0, 0, 3900), "all their bytes");
     TEST_EQ(v1[10].flags, GTF_permit_access, "no busy bit left");
 
+    /* inside a multicall the batch runs to its end (no continuation of its own) */
+    fill();
+    for (int i = 0; i < 200; i++)
+        ops[i] = op(10, DOMID_SELF, (u16)(i * 20), gfn_of(dst), DOMID_SELF, (u16)(i * 20), 20,
+                    GNTCOPY_source_gref);
+    static struct multicall_entry mc[2];
+    mc[0] = (struct multicall_entry){ .op = __HYPERVISOR_grant_table_op,
+                                      .args = { GNTTABOP_copy, (ulong)ops, 200 } };
+    mc[1] = (struct multicall_entry){ .op = __HYPERVISOR_grant_table_op,
+                                      .args = { GNTTABOP_copy, (ulong)ops, 0x80000000u } };
+    TEST_EQ(hc(__HYPERVISOR_multicall, (ulong)mc, 2, 0), 0, "a multicall of two copies");
+    TEST_ASSERT(mc[0].result == 0 && (long)mc[1].result == -EINVAL, "results 0 and -EINVAL (%ld, %ld)",
+                (long)mc[0].result, (long)mc[1].result);
+    ok = 0;
+    for (int i = 0; i < 200; i++)
+        ok += ops[i].status == GNTST_okay;
+    TEST_EQ(ok, 200, "all 200 done in the multicall");
+    TEST_ASSERT(copied(0, 0, 4000), "all their bytes");
+
     TEST_EQ(gnttab(GNTTABOP_copy, ops, 0), 0, "count 0");
     TEST_EQ(gnttab(GNTTABOP_copy, ops, 0x80000000u), -EINVAL, "a negative count: -EINVAL");
     TEST_EQ(gnttab(GNTTABOP_copy | 1u << 12, ops, 1), -EINVAL, "upper command bits: -EINVAL");

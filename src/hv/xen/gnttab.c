@@ -352,7 +352,7 @@ static s16 set_status_v1(struct gframe *f, u8 *e, const struct active *act, bool
 /* Xen's _set_status_v2: the busy bits are in the status word, which the guest cannot
  * lock with the header: set them, then read the header again and back out if it changed
  * under us. Transitive grants pass (copies only, not mapflag). */
-static s16 set_status_v2(struct gframe *f, u8 *e, struct gframe *sf, u16 *status,
+static s16 set_status_v2(u8 *e, struct gframe *sf, u16 *status,
                          const struct active *act, bool readonly, bool mapflag, u16 ldom)
 {
     u16 mask = GTF_type_mask | (mapflag ? GTF_sub_page : 0);
@@ -376,7 +376,6 @@ static s16 set_status_v2(struct gframe *f, u8 *e, struct gframe *sf, u16 *status
         return GNTST_general_error;
     }
 #undef V2_GRANTS
-    (void)f;
     return GNTST_okay;
 }
 
@@ -487,7 +486,7 @@ static s16 acquire_guest(struct xen *x, u32 ref, u16 ldom, bool readonly, bool a
     bool transitive = old_pin ? act->trans
                               : !mapflag && v2 && (HDR_FLAGS(load32(e)) & GTF_type_mask) == GTF_transitive;
     if (transitive) {
-        if (need_status && (rc = set_status_v2(f, e, sf, status, act, readonly, false, ldom)) != GNTST_okay)
+        if (need_status && (rc = set_status_v2(e, sf, status, act, readonly, false, ldom)) != GNTST_okay)
             return rc;
         const grant_entry_v2_t *e2 = (const grant_entry_v2_t *)e;
         u16 trans_domid = 0;
@@ -511,7 +510,7 @@ static s16 acquire_guest(struct xen *x, u32 ref, u16 ldom, bool readonly, bool a
                                     .gpa = tb.gpa };
         }
     } else if (need_status) {
-        rc = v2 ? set_status_v2(f, e, sf, status, act, readonly, mapflag, ldom)
+        rc = v2 ? set_status_v2(e, sf, status, act, readonly, mapflag, ldom)
                 : set_status_v1(f, e, act, readonly, mapflag, ldom);
         if (rc != GNTST_okay)
             return rc;

@@ -5,7 +5,12 @@
  * are steered towards the interesting addresses. Before the call, a few memory_op
  * reservation calls with extent lists of frames in and around RAM (decrease, populate,
  * increase, gmfn moves) leave the physical map full of holes, moved and foreign pages.
- * Nothing may crash, leak or touch host memory outside guest RAM (ASan/UBSan). */
+ * Grant tables: with bit 15 of the control word the call is a grant_table_op with a real
+ * sub-op, and the guest's grant frame 0 (placed in RAM, version 1 or 2) holds entries
+ * made from the input with their frames steered to RAM, the table, dom0 and the guest's
+ * ids, so copies, maps and the busy-bit protocol run deep; dom0 (nestor's backends) has
+ * granted two pages, and the host side (xen_gnttab_host_*) maps and copies a grant after
+ * the call. Nothing may crash, leak or touch host memory outside guest RAM (ASan/UBSan). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +18,11 @@
 #include "cpu/exec.h"
 #include "hv/xen/xen.h"
 #include "machine/mem.h"
+
+#define __XEN_INTERFACE_VERSION__ 0x00040e00
+#include <xen/xen.h>
+#include <xen/memory.h>
+#include <xen/grant_table.h>
 
 #define RAM (16 * MiB)
 #define PML4 0x1000u
@@ -26,6 +36,9 @@
 #define XENMEM_decrease_reservation_ 1u
 #define XENMEM_populate_physmap_ 6u
 #define XENMEM_add_to_physmap_ 7u
+#define SCRATCH 0x5000u   /* hypercall arguments of the harness's own */
+#define TABLE 0x400000u   /* grant frame 0 (replacing a RAM page of 2M page 2) */
+#define STATUS 0x401000u  /* v2 status frame 0 */
 
 static struct guest_mem mem;
 static struct cpuid_model model;
@@ -126,7 +139,8 @@ static void init_once(void)
  * took them away */
 static void restore_frames(void)
 {
-    static const u64 mine[] = { PML4 >> 12, PDPT >> 12, PD >> 12, PT >> 12, DATA >> 12, (DATA >> 12) + 1 };
+    static const u64 mine[] = { PML4 >> 12, PDPT >> 12, PD >> 12, PT >> 12, DATA >> 12,
+                                (DATA >> 12) + 1, SCRATCH >> 12 };
     for (unsigned i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
         if (mem_frame_at(&mem, mine[i], NULL) != MEM_FRAME_RAM) {
             mem_frame_remove(&mem, mine[i], NULL);
@@ -155,6 +169,155 @@ static void build_tables(void)
         }
         w64(PT + 8 * i, e);
     }
+}
+
+/* A hypercall of the harness's own from 32-bit flat protected mode (arguments at
+ * SCRATCH, as x86_32 layouts) */
+static long own_call(u32 nr, u32 a1, const void *arg, size_t len, u32 a3)
+{
+    c->cr0 = CR0_PE | CR0_ET | CR0_NE;
+    c->cr4 = 0;
+    c->efer = 0;
+    cpu_set_seg(c, SEG_CS, 0x08, 0, 0xffffffff, 0xc09b);
+    cpu_set_seg(c, SEG_SS, 0x10, 0, 0xffffffff, 0xc093);
+    cpu_update_mode(c);
+    mmu_update(c);
+    if (mem_write(&mem, SCRATCH, arg, len))
+        abort();
+    c->gpr[R_RAX] = nr;
+    c->gpr[R_RBX] = a1;
+    c->gpr[R_RCX] = SCRATCH;
+    c->gpr[R_RDX] = a3;
+    xen_hypercall(xen, c);
+    return (long)(s32)c->gpr[R_RAX];
+}
+
+/* The grant table's state for this input: version, frames placed, dom0's grants (once
+ * per interface), entries from the input with steered frame numbers */
+static bool gnt_ready;
+static u32 gnt_version;
+static u8 dom0_pages[2][4096];
+
+static void grant_state(bool v2, const u8 *in, size_t n)
+{
+    /* grant frame 0 is at TABLE (again, if a memory_op of an earlier input took it away) */
+    if (!gnt_ready || mem_frame_at(&mem, TABLE >> 12, NULL) != MEM_FRAME_FOREIGN) {
+        u32 ap[4] = { DOMID_SELF, XENMAPSPACE_grant_table, 0, TABLE >> 12 };
+        if (own_call(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ap, sizeof(ap), 0))
+            abort();
+    }
+    if (!gnt_ready) {
+        if (xen_gnttab_host_grant(xen, dom0_pages[0], false) < 0 ||
+            xen_gnttab_host_grant(xen, dom0_pages[1], true) < 0)
+            abort();
+        gnt_ready = true;
+        gnt_version = 1;
+    }
+    u32 want = v2 ? 2 : 1;
+    if (want != gnt_version) {
+        u32 sv = want;
+        if (own_call(__HYPERVISOR_grant_table_op, GNTTABOP_set_version, &sv, 4, 1) == 0) {
+            gnt_version = want;
+            u32 ap[4] = { DOMID_SELF, XENMAPSPACE_grant_table, XENMAPIDX_grant_table_status, STATUS >> 12 };
+            if (want == 2 && own_call(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ap, sizeof(ap), 0))
+                abort();
+        }
+    }
+    /* entries: the input's bytes, frames steered (v1: the u32 at 4; v2: the u64 at 8,
+     * also a transitive entry's gref), domids towards dom0 and the guest */
+    u8 page[4096] = { 0 };
+    memcpy(page, in, n < sizeof(page) ? n : sizeof(page));
+    unsigned size = gnt_version == 1 ? 8 : 16;
+    for (unsigned e = 0; e < sizeof(page); e += size) {
+        u8 *p = page + e;
+        if (!(p[2] & 0x80))
+            p[2] = p[2] & 1, p[3] = 0; /* domid 0 or 1 (the guest) */
+        if (!(p[1] & 0x80)) /* mostly permit_access or transitive, few other bits */
+            p[0] = (p[0] & 0x1c) | (p[0] & 0x20 ? GTF_transitive : GTF_permit_access), p[1] &= 1;
+        u64 frame;
+        unsigned at = gnt_version == 1 ? 4 : 8, w = gnt_version == 1 ? 4 : 8;
+        frame = 0;
+        memcpy(&frame, p + at, w);
+        if (!(frame >> (8 * w - 1))) {
+            static const u64 near[4] = { DATA >> 12, (DATA >> 12) + 1, TABLE >> 12, SCRATCH >> 12 };
+            frame = frame & 8 ? frame % (RAM >> 12) : near[frame & 3];
+            memcpy(p + at, &frame, w);
+        }
+    }
+    if (mem_write(&mem, TABLE, page, sizeof(page)))
+        abort();
+}
+
+/* The operations at the argument block's offset off made plausible: domains among
+ * DOMID_SELF, the guest's id and dom0, small references, frames near the data, offsets
+ * and lengths mostly within a page (copy: native or x86_32 layout; map_grant_ref). */
+static void steer_ops(u64 off, bool compat)
+{
+    static const u16 doms[4] = { DOMID_SELF, 1, 0, DOMID_SELF };
+    static const u64 frames[4] = { DATA >> 12, (DATA >> 12) + 1, TABLE >> 12, 0xd0000 };
+    u32 cmd = (u32)c->gpr[R_RDI] & 0xfff;
+    size_t size = cmd == GNTTABOP_copy ? (compat ? 24 : sizeof(struct gnttab_copy))
+                                       : sizeof(struct gnttab_map_grant_ref);
+    if (cmd != GNTTABOP_copy && cmd != GNTTABOP_map_grant_ref)
+        return;
+    for (u64 a = DATA + off; a + size <= DATA + DATA_SIZE && a < DATA + off + 8 * size; a += size) {
+        u8 b[sizeof(struct gnttab_copy)];
+        if (mem_read(&mem, a, b, size))
+            abort();
+        if (cmd == GNTTABOP_map_grant_ref) {
+            struct gnttab_map_grant_ref m;
+            memcpy(&m, b, sizeof(m));
+            if (!(m.flags & 0x80000000u)) {
+                m.flags = GNTMAP_host_map | (m.flags & 1 ? GNTMAP_readonly : 0);
+                m.dom = doms[m.dom & 3] == DOMID_SELF ? 1 : doms[m.dom & 3];
+                m.ref %= 64;
+                m.host_addr = (frames[m.host_addr & 3] + (m.host_addr >> 8 & 7)) << 12;
+            }
+            memcpy(b, &m, sizeof(m));
+        } else {
+            /* source and dest: the reference or frame, the domid, the offset */
+            unsigned side = compat ? 8 : 16, w = compat ? 4 : 8;
+            for (unsigned i = 0; i < 2; i++) {
+                u8 *p = b + i * side;
+                if (p[w] & 0x80)
+                    continue;
+                u64 u = 0;
+                memcpy(&u, p, w);
+                u = u & 4 ? u % 64 : frames[u & 3];
+                memcpy(p, &u, w);
+                memcpy(p + w, &doms[p[w] & 3], 2);
+                p[w + 3] &= 0x0f; /* offset below 4096 */
+            }
+            b[2 * side + 1] &= 0x0f; /* len below 4096 */
+        }
+        if (mem_write(&mem, a, b, size))
+            abort();
+    }
+}
+
+/* dom0's side after the call: map a grant (touching its first and last granted byte),
+ * copy from or to one */
+static void host_side(u64 ops)
+{
+    u32 gref = (u32)(ops & 0x3ff), off = (u32)(ops >> 10 & 0x1fff), len = (u32)(ops >> 23 & 0x1fff);
+    bool writable = ops >> 36 & 1;
+    u32 h;
+    struct xen_grant_mapping m;
+    if (xen_gnttab_host_map(xen, gref, writable, &h, &m) == 0) {
+        volatile u8 *b = m.page;
+        if (m.length) {
+            u8 first = b[m.offset], last = b[m.offset + m.length - 1];
+            if (writable)
+                b[m.offset] = last, b[m.offset + m.length - 1] = first;
+        }
+        if (!(ops >> 37 & 1) && xen_gnttab_host_unmap(xen, h))
+            abort();
+    }
+    static u8 buf[8192];
+    if (ops >> 38 & 1)
+        xen_gnttab_host_copy_to(xen, gref, off, buf, len);
+    else
+        xen_gnttab_host_copy_from(xen, gref, off, buf, len);
 }
 
 static u64 take(const u8 **p, size_t *n, unsigned bytes)
@@ -189,6 +352,18 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
     restore_frames();
     build_tables();
     u64 ctl = take(&data, &size, 2);
+    bool grants = ctl & 0x8000;
+    u64 gops = grants ? take(&data, &size, 8) : 0;
+    /* a fresh interface now and then: registrations (vcpu_info) are once per vCPU */
+    if (ctl & 0x4000) {
+        xen_destroy(xen);
+        ntimers = 0; /* the old interface's timers went with it */
+        gnt_ready = false;
+        if (!(xen = xen_create(&xen_cfg, &xen_host, 0x40000000u)))
+            abort();
+    }
+    if (grants)
+        grant_state(ctl & 0x80, data, size);
     /* mode: 64-bit, compatibility, 32-bit paged, 32-bit flat, real; CPL from 2 bits */
     unsigned mode = ctl % 5, cpl = (ctl >> 3) & 3;
     c->cr4 = CR4_PAE;
@@ -224,15 +399,24 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
     static const u8 regs[] = { R_RDI, R_RSI, R_RDX, R_R10, R_R8, R_RBX, R_RCX };
     for (unsigned i = 0; i < sizeof(regs); i++)
         c->gpr[regs[i]] = steer(take(&data, &size, 8));
+    if (grants) {
+        /* grant_table_op(cmd, the argument block, a small count) in either ABI */
+        c->gpr[R_RAX] = __HYPERVISOR_grant_table_op;
+        c->gpr[R_RDI] = c->gpr[R_RBX] = gops % 14 | (gops & 0x100 ? 1u << 12 : 0);
+        c->gpr[R_RSI] = c->gpr[R_RCX] = DATA + (gops >> 9 & 0x3f) * 8;
+        c->gpr[R_RDX] = gops >> 15 & 0x7 ? gops >> 15 & 0xf : c->gpr[R_RDX];
+    }
     /* the rest is the argument block */
     size_t n = size < DATA_SIZE ? size : DATA_SIZE;
     if (mem_write(&mem, DATA, data, n))
         abort();
+    if (grants)
+        steer_ops(c->gpr[R_RSI] - DATA, mode != 0);
 
     /* memory_op state first: up to 3 reservation calls or gmfn moves on frames of RAM,
      * of the hole above it and of the PCI hole, in the guest's current mode */
     u64 pre = 1 + ((ctl >> 8) & 3);
-    if (ctl & 0x8000)
+    if (ctl & 0x80)
         for (u64 n = 0; n < pre && size >= 8; n++) {
             u64 w = take(&data, &size, 8);
             static const u32 ops_[] = { XENMEM_decrease_reservation_, XENMEM_populate_physmap_,
@@ -268,15 +452,9 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
             memcpy(c->gpr, saved, sizeof(saved));
             restore_frames();
         }
-
-    /* a fresh interface now and then: registrations (vcpu_info) are once per vCPU */
-    if (ctl & 0x4000) {
-        xen_destroy(xen);
-        ntimers = 0; /* the old interface's timers went with it */
-        if (!(xen = xen_create(&xen_cfg, &xen_host, 0x40000000u)))
-            abort();
-    }
     xen_hypercall(xen, c);
+    if (grants)
+        host_side(gops >> 19);
     if (ctl & 0x2000)
         xen_vcpu_resume(xen, c);
     if (ctl & 0x200)

@@ -3,13 +3,20 @@
  * XENMEM_add_to_physmap (XENMAPSPACE_grant_table; status frames with
  * XENMAPIDX_grant_table_status in version 2), where they replace whatever was at that
  * frame. The table starts with one frame and grows, up to the toolstack's default of 64,
- * as frames are placed or asked for. Implemented: query_size, setup_table, set_version,
- * get_version, get_status_frames. Not yet (-ENOSYS): copy, map/unmap, transfer and the
- * host's access to granted pages. */
+ * as frames are placed or asked for.
+ * Implemented: query_size, setup_table, set_version (busy entries, the reserved entries
+ * kept across a change), get_version, get_status_frames, copy (every flag, v1 and v2
+ * entries, sub-page and transitive grants, the busy bits), swap_grant_ref, transfer and
+ * cache_flush as Xen answers an HVM domU; the host's access to granted pages for nestor's
+ * backends, which are domain 0 (xen_gnttab_host_*, with dom0's own small grant table
+ * for pages it grants to the guest); map_grant_ref of the guest's own grants and of
+ * dom0's with GNTMAP_host_map (writable mappings only, each page in one place),
+ * unmap_grant_ref and unmap_and_replace. dump_table is -ENOSYS as in Xen 4.17. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "hv/xen/xen_internal.h"
+#include "cpu/exec.h"
 
 #include <xen/grant_table.h>
 #include <xen/memory.h>
@@ -27,11 +34,75 @@ struct gframe {
     u64 gfn;
 };
 
+/* Entries per frame: 8-byte v1 entries, 16-byte v2 entries, 2-byte v2 status words */
+#define V1_PER_FRAME (4096u / sizeof(grant_entry_v1_t))
+#define V2_PER_FRAME (4096u / sizeof(grant_entry_v2_t))
+#define STATUS_PER_FRAME (4096u / sizeof(grant_status_t))
+#define MAX_ENTRIES (MAX_GRANT_FRAMES * V1_PER_FRAME)
+
+/* Xen's active entry pin counts (struct active_grant_entry, not public): writable and
+ * read-only host mappings, writable and read-only device mappings, 8 bits each */
+#define PIN_HSTW 0x1u
+#define PIN_HSTR 0x100u
+#define PIN_DEVW 0x10000u
+#define PIN_WMASK 0x00ff00ffu /* the writable counts (host, device) */
+#define PIN_OVERFLOW 0x80808080u
+
+/* Xen's active entry: while an entry is pinned (a copy in progress, a host mapping), what
+ * it granted is fixed here; the guest's entry is not looked at again but for its flags. */
+struct active {
+    u32 pin;
+    u16 domid;      /* the domain the pins are for */
+    u16 start, length; /* the granted bytes of the page */
+    bool sub_page;  /* a v2 sub-page or transitive grant: never mapped */
+    bool trans;     /* a v2 transitive grant: the bytes are dom0's grant trans_gref */
+    u32 trans_gref;
+    u8 *page;       /* the host bytes of the granted page */
+    u64 gpa;        /* its guest-physical address, or NO_GPA (a page of dom0's) */
+};
+#define NO_GPA (~0ull)
+
+/* dom0's grant table: nestor's backends are domain 0, and the pages they grant to the
+ * guest (xen_gnttab_host_grant) are the host's own. A v1-style header (flags, domid) and
+ * the page; the guest reaches them by GNTTABOP_copy with domid 0 and through transitive
+ * grants. */
+#define DOM0_GRANTS 512u
+struct dom0_grant {
+    u16 flags, domid;
+    u8 *page;
+    u32 gen;        /* the page's code-generation word while the guest maps it */
+    struct active act;
+};
+
+/* The host's mappings of guest grants (xen_gnttab_host_map), by handle */
+#define MAX_HOST_MAPS 1024u
+struct host_map {
+    bool used, writable;
+    u32 gref;
+};
+
+/* The guest's own mappings of grants (map_grant_ref with GNTMAP_host_map), by handle:
+ * Xen's maptrack. Each is a page overlay in the guest-physical space, of which the
+ * machine has a bounded number; 64 handles, then GNTST_no_device_space. */
+#define MAX_GUEST_MAPS 64u
+struct guest_map {
+    u32 flags;      /* GNTMAP_*; 0: the handle is free */
+    u16 dom;
+    u32 ref;
+    u64 gpa;        /* where it is mapped */
+    u64 maddr;      /* the dev_bus_addr map_grant_ref returned */
+    u8 *page;
+};
+
 struct xen_gnttab {
     u32 version;
     u32 nr_frames;
     struct gframe frame[MAX_GRANT_FRAMES];
     struct gframe status[MAX_STATUS_FRAMES];
+    struct active active[MAX_ENTRIES];
+    struct dom0_grant dom0[DOM0_GRANTS];
+    struct host_map host_map[MAX_HOST_MAPS];
+    struct guest_map guest_map[MAX_GUEST_MAPS];
 };
 
 static u32 status_frames(u32 nr_frames)
@@ -54,7 +125,11 @@ void xen_gnttab_destroy(struct xen *x)
     struct xen_gnttab *g = x->gnttab;
     if (!g)
         return;
-    /* the guest-physical space lets go of the pages before they are freed */
+    /* the guest-physical space lets go of the pages before they are freed, and of the
+     * grants the guest mapped */
+    for (u32 i = 0; i < MAX_GUEST_MAPS; i++)
+        if (g->guest_map[i].flags && x->host.ops->unmap_page)
+            x->host.ops->unmap_page(x->host.opaque, g->guest_map[i].page);
     for (u32 i = 0; i < MAX_GRANT_FRAMES + MAX_STATUS_FRAMES; i++) {
         struct gframe *f = i < MAX_GRANT_FRAMES ? &g->frame[i] : &g->status[i - MAX_GRANT_FRAMES];
         if (f->mapped && x->host.ops->unmap_page)
@@ -187,8 +262,925 @@ static long get_status_frames(struct xcall *k, u64 arg)
     return xen_copy_to(k, arg + 6, &status, 2);
 }
 
-/* grant_table_op(cmd, uop, count): the sub-ops below take exactly one structure
- * (count 1, else -EINVAL, as Xen's) */
+/* ---- entries, busy bits, pins ----
+ * The guest may change its entries at any time (another vCPU): a header is read once as
+ * one 32-bit word (flags and domid), validated, and updated with compare-and-exchange,
+ * retried a few times and then refused as Xen does (a guest that keeps changing its entry
+ * cannot hold Xen in a loop). */
+#define CMPXCHG_RETRIES 4
+
+static u32 nr_entries(const struct xen_gnttab *g)
+{
+    return g->nr_frames * (g->version == 1 ? V1_PER_FRAME : V2_PER_FRAME);
+}
+
+static struct guest_mem *guest_mem(const struct xen *x)
+{
+    return x->host.cpus[0]->mem;
+}
+
+/* The shared entry of ref (below nr_entries) and the frame that holds it; NULL when
+ * there is no memory for the frame */
+static u8 *entry(struct xen_gnttab *g, u32 ref, struct gframe **fr)
+{
+    u32 per = g->version == 1 ? V1_PER_FRAME : V2_PER_FRAME;
+    struct gframe *f = &g->frame[ref / per];
+    u8 *page = frame_page(f);
+    *fr = f;
+    return page ? page + (ref % per) * (4096 / per) : NULL;
+}
+
+/* Where ref's GTF_reading/GTF_writing live: the header's flags in v1, the status word
+ * in v2 */
+static u16 *status_word(struct xen_gnttab *g, u32 ref, struct gframe **fr)
+{
+    if (g->version == 1)
+        return (u16 *)entry(g, ref, fr);
+    struct gframe *f = &g->status[ref / STATUS_PER_FRAME];
+    u8 *page = frame_page(f);
+    *fr = f;
+    return page ? (u16 *)page + ref % STATUS_PER_FRAME : NULL;
+}
+
+static u32 load32(const u8 *p)
+{
+    return __atomic_load_n((const u32 *)p, __ATOMIC_ACQUIRE);
+}
+
+static void clear_flags(struct gframe *f, u16 *status, u16 flags)
+{
+    __atomic_fetch_and(status, (u16)~flags, __ATOMIC_SEQ_CST);
+    mem_code_write(&f->gen);
+}
+
+static void set_flags(struct gframe *f, u16 *status, u16 flags)
+{
+    __atomic_fetch_or(status, flags, __ATOMIC_SEQ_CST);
+    mem_code_write(&f->gen);
+}
+
+#define HDR_FLAGS(h) ((u16)(h))
+#define HDR_DOMID(h) ((u16)((h) >> 16))
+
+/* Xen's _set_status_v1: check the entry grants ldom access (permit_access; with mapflag
+ * not sub-page) unless already pinned, and set GTF_reading (and GTF_writing unless
+ * readonly, refused for a GTF_readonly grant) in the same compare-and-exchange. */
+static s16 set_status_v1(struct gframe *f, u8 *e, const struct active *act, bool readonly,
+                         bool mapflag, u16 ldom)
+{
+    u16 mask = GTF_type_mask | (mapflag ? GTF_sub_page : 0);
+    u32 cur = load32(e);
+    for (int retries = 0;; retries++) {
+        if (!act->pin && ((HDR_FLAGS(cur) & mask) != GTF_permit_access || HDR_DOMID(cur) != ldom))
+            return GNTST_general_error;
+        u32 want = cur | GTF_reading;
+        if (!readonly) {
+            want |= GTF_writing;
+            if (HDR_FLAGS(cur) & GTF_readonly)
+                return GNTST_general_error;
+        }
+        if (__atomic_compare_exchange_n((u32 *)e, &cur, want, false, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST)) {
+            mem_code_write(&f->gen);
+            return GNTST_okay;
+        }
+        if (retries == CMPXCHG_RETRIES)
+            return GNTST_general_error; /* the entry is unstable */
+    }
+}
+
+/* Xen's _set_status_v2: the busy bits are in the status word, which the guest cannot
+ * lock with the header: set them, then read the header again and back out if it changed
+ * under us. Transitive grants pass (copies only, not mapflag). */
+static s16 set_status_v2(u8 *e, struct gframe *sf, u16 *status,
+                         const struct active *act, bool readonly, bool mapflag, u16 ldom)
+{
+    u16 mask = GTF_type_mask | (mapflag ? GTF_sub_page : 0);
+    u32 h = load32(e);
+#define V2_GRANTS(h)                                                                        \
+    ((HDR_FLAGS(h) & mask) == GTF_permit_access ||                                         \
+     (!mapflag && (HDR_FLAGS(h) & mask) == GTF_transitive))
+    if (!act->pin && (!V2_GRANTS(h) || HDR_DOMID(h) != ldom))
+        return GNTST_general_error;
+    if (!readonly && (HDR_FLAGS(h) & GTF_readonly))
+        return GNTST_general_error;
+    set_flags(sf, status, readonly ? GTF_reading : GTF_reading | GTF_writing);
+    h = load32(e);
+    if (!act->pin) {
+        if (!V2_GRANTS(h) || HDR_DOMID(h) != ldom || (!readonly && (HDR_FLAGS(h) & GTF_readonly))) {
+            clear_flags(sf, status, GTF_reading | GTF_writing);
+            return GNTST_general_error;
+        }
+    } else if (HDR_FLAGS(h) & GTF_readonly) {
+        clear_flags(sf, status, GTF_writing);
+        return GNTST_general_error;
+    }
+#undef V2_GRANTS
+    return GNTST_okay;
+}
+
+/* A frame of the guest's own (get_paged_frame): its bytes, GNTST_bad_page if it is not
+ * memory the guest has */
+static s16 guest_frame(struct xen *x, u64 gfn, u8 **page, u64 *gpa)
+{
+    if (gfn > MASK(52 - 12))
+        return GNTST_bad_page;
+    *gpa = gfn << 12;
+    *page = mem_ptr(guest_mem(x), *gpa, 4096);
+    return *page ? GNTST_okay : GNTST_bad_page;
+}
+
+/* A guest page (not one of dom0's) was written behind the vCPUs' TLBs: code decoded
+ * from it is stale. It may have left the physical space since it was pinned. */
+static void page_written(struct xen *x, u64 gpa)
+{
+    u32 *gen = gpa != NO_GPA ? mem_page_gen(guest_mem(x), gpa) : NULL;
+    if (gen)
+        mem_code_write(gen);
+}
+
+/* The bytes a pin gives access to */
+struct grant_bytes {
+    u8 *page;
+    u64 gpa;
+    u16 off, len;
+};
+
+static void pin_result(const struct active *act, struct grant_bytes *b)
+{
+    *b = (struct grant_bytes){ act->page, act->gpa, act->start, act->length };
+}
+
+/* dom0's grants (acquire_grant_for_copy on domain 0's table): ref for ldom */
+static s16 acquire_dom0(struct xen_gnttab *g, u32 ref, u16 ldom, bool readonly, struct grant_bytes *b)
+{
+    if (ref >= DOM0_GRANTS)
+        return GNTST_bad_gntref;
+    struct dom0_grant *d = &g->dom0[ref];
+    struct active *act = &d->act;
+    if (act->pin && (act->domid != ldom || (act->pin & PIN_OVERFLOW)))
+        return GNTST_general_error;
+    if (!act->pin || (!readonly && !(act->pin & PIN_WMASK))) {
+        if (!act->pin && ((d->flags & GTF_type_mask) != GTF_permit_access || d->domid != ldom))
+            return GNTST_general_error;
+        if (!readonly && (d->flags & GTF_readonly))
+            return GNTST_general_error;
+        d->flags |= readonly ? GTF_reading : GTF_reading | GTF_writing;
+        if (!act->pin)
+            *act = (struct active){ .domid = ldom, .start = 0, .length = 4096, .page = d->page,
+                                    .gpa = NO_GPA };
+    }
+    act->pin += readonly ? PIN_HSTR : PIN_HSTW;
+    pin_result(act, b);
+    return GNTST_okay;
+}
+
+static void release_dom0(struct xen_gnttab *g, u32 ref, bool readonly)
+{
+    struct dom0_grant *d = &g->dom0[ref];
+    struct active *act = &d->act;
+    act->pin -= readonly ? PIN_HSTR : PIN_HSTW;
+    if (!readonly && !(act->pin & PIN_WMASK))
+        d->flags &= (u16)~GTF_writing;
+    if (!act->pin)
+        d->flags &= (u16)~GTF_reading;
+}
+
+/* The busy bits a failed or dropped pin leaves behind: GTF_writing without a writable
+ * pin, GTF_reading without any (Xen's unlock_out_clear / fixup_status_for_copy_pin) */
+static void fixup_status(struct gframe *sf, u16 *status, const struct active *act, bool readonly)
+{
+    u16 clear = 0;
+    if (!readonly && !(act->pin & PIN_WMASK))
+        clear |= GTF_writing;
+    if (!act->pin)
+        clear |= GTF_reading;
+    if (clear)
+        clear_flags(sf, status, clear);
+}
+
+/* Xen's acquire_grant_for_copy on the guest's table: ldom (the guest itself, or 0 for
+ * nestor's backends) pins ref for reading or writing. A v2 transitive grant names a
+ * grant of another domain, which can only be dom0's here (the guest's own id is
+ * self-referential, other domains do not exist); it is followed one level only
+ * (allow_transitive is false for the referent, as Xen does). */
+static s16 acquire_guest(struct xen *x, u32 ref, u16 ldom, bool readonly, bool allow_transitive,
+                         bool mapflag, struct grant_bytes *b)
+{
+    struct xen_gnttab *g = x->gnttab;
+    if (ref >= nr_entries(g))
+        return GNTST_bad_gntref;
+    struct active *act = &g->active[ref];
+    struct gframe *f, *sf;
+    u8 *e = entry(g, ref, &f);
+    u16 *status = status_word(g, ref, &sf);
+    if (!e || !status)
+        return GNTST_general_error;
+    if (act->pin && (act->domid != ldom || (act->pin & PIN_OVERFLOW) || (mapflag && act->sub_page)))
+        return GNTST_general_error;
+    u32 old_pin = act->pin;
+    bool v2 = g->version == 2;
+    bool need_status = !old_pin || (!readonly && !(old_pin & PIN_WMASK));
+    s16 rc;
+    /* a pinned entry stays what it was when pinned, whatever the guest wrote since */
+    bool transitive = old_pin ? act->trans
+                              : !mapflag && v2 && (HDR_FLAGS(load32(e)) & GTF_type_mask) == GTF_transitive;
+    if (transitive) {
+        if (need_status && (rc = set_status_v2(e, sf, status, act, readonly, false, ldom)) != GNTST_okay)
+            return rc;
+        const grant_entry_v2_t *e2 = (const grant_entry_v2_t *)e;
+        u16 trans_domid = 0;
+        u32 trans_gref = act->trans_gref;
+        if (!old_pin) {
+            trans_domid = __atomic_load_n(&e2->transitive.trans_domid, __ATOMIC_ACQUIRE);
+            trans_gref = __atomic_load_n(&e2->transitive.gref, __ATOMIC_ACQUIRE);
+        }
+        struct grant_bytes tb;
+        if (!allow_transitive || trans_domid != 0)
+            rc = GNTST_general_error; /* no further level; self-referential or no such domain */
+        else
+            rc = acquire_dom0(g, trans_gref, x->cfg.domid, readonly, &tb);
+        if (rc != GNTST_okay) {
+            fixup_status(sf, status, act, readonly);
+            return rc;
+        }
+        if (!old_pin) {
+            *act = (struct active){ .domid = ldom, .start = tb.off, .length = tb.len,
+                                    .sub_page = true, .trans = true, .trans_gref = trans_gref, .page = tb.page,
+                                    .gpa = tb.gpa };
+        }
+    } else if (need_status) {
+        rc = v2 ? set_status_v2(e, sf, status, act, readonly, mapflag, ldom)
+                : set_status_v1(f, e, act, readonly, mapflag, ldom);
+        if (rc != GNTST_okay)
+            return rc;
+        u64 gfn;
+        u16 start = 0, length = 4096;
+        bool sub_page = false;
+        if (!v2) {
+            gfn = ((const grant_entry_v1_t *)e)->frame;
+        } else {
+            const grant_entry_v2_t *e2 = (const grant_entry_v2_t *)e;
+            if (HDR_FLAGS(load32(e)) & GTF_sub_page) {
+                gfn = e2->sub_page.frame;
+                /* Xen keeps the offset in a 15-bit field */
+                start = e2->sub_page.page_off & 0x7fff;
+                length = e2->sub_page.length;
+                sub_page = true;
+            } else {
+                gfn = e2->full_page.frame;
+            }
+        }
+        u8 *page;
+        u64 gpa;
+        rc = guest_frame(x, gfn, &page, &gpa);
+        if (rc != GNTST_okay) {
+            fixup_status(sf, status, act, readonly);
+            return rc;
+        }
+        if (!act->pin)
+            *act = (struct active){ .domid = ldom, .start = start, .length = length,
+                                    .sub_page = sub_page, .page = page, .gpa = gpa };
+    }
+    act->pin += readonly ? PIN_HSTR : PIN_HSTW;
+    pin_result(act, b);
+    return GNTST_okay;
+}
+
+/* Xen's release_grant_for_copy */
+static void release_guest(struct xen *x, u32 ref, bool readonly)
+{
+    struct xen_gnttab *g = x->gnttab;
+    struct active *act = &g->active[ref];
+    struct gframe *sf;
+    u16 *status = status_word(g, ref, &sf);
+    act->pin -= readonly ? PIN_HSTR : PIN_HSTW;
+    if (status)
+        fixup_status(sf, status, act, readonly);
+    if (!readonly && act->gpa != NO_GPA)
+        page_written(x, act->gpa); /* it may hold new code */
+    if (act->trans)
+        release_dom0(g, act->trans_gref, readonly);
+    if (!act->pin)
+        act->trans = false;
+}
+
+/* ---- GNTTABOP_copy ---- */
+/* One side of a copy: the guest's frame (gmfn), or a grant of the guest's table or of
+ * dom0's, pinned for the copy */
+enum copy_side { SIDE_NONE, SIDE_FRAME, SIDE_GUEST_GRANT, SIDE_DOM0_GRANT };
+struct copy_buf {
+    enum copy_side side;
+    bool readonly;
+    u32 ref;
+    struct grant_bytes b;
+};
+
+/* Xen's gnttab_copy_lock_domain: a frame only of DOMID_SELF (not even by the guest's
+ * own id), a grant of any domain that exists (the guest, dom0) */
+static s16 copy_domain(const struct xen *x, u16 domid, bool is_gref)
+{
+    if (!is_gref && domid != DOMID_SELF)
+        return GNTST_permission_denied;
+    bool self = domid == DOMID_SELF || domid == x->cfg.domid;
+    return self || domid == 0 ? GNTST_okay : GNTST_bad_domain;
+}
+
+static s16 pin_side(struct xen *x, u64 u, u16 domid, bool is_gref, bool readonly, struct copy_buf *cb)
+{
+    s16 rc;
+    cb->readonly = readonly;
+    if (!is_gref) {
+        rc = guest_frame(x, u, &cb->b.page, &cb->b.gpa);
+        cb->b.off = 0;
+        cb->b.len = 4096;
+        if (rc == GNTST_okay)
+            cb->side = SIDE_FRAME;
+        return rc;
+    }
+    cb->ref = (u32)u;
+    if (domid == 0) {
+        rc = acquire_dom0(x->gnttab, cb->ref, x->cfg.domid, readonly, &cb->b);
+        if (rc == GNTST_okay)
+            cb->side = SIDE_DOM0_GRANT;
+    } else {
+        rc = acquire_guest(x, cb->ref, x->cfg.domid, readonly, true, false, &cb->b);
+        if (rc == GNTST_okay)
+            cb->side = SIDE_GUEST_GRANT;
+    }
+    return rc;
+}
+
+static void unpin_side(struct xen *x, struct copy_buf *cb)
+{
+    if (cb->side == SIDE_GUEST_GRANT)
+        release_guest(x, cb->ref, cb->readonly);
+    else if (cb->side == SIDE_DOM0_GRANT)
+        release_dom0(x->gnttab, cb->ref, cb->readonly);
+    cb->side = SIDE_NONE;
+}
+
+/* One copy operation, decoded from either layout */
+struct copy_op {
+    u64 src, dst;          /* ref or gmfn */
+    u16 src_dom, src_off, dst_dom, dst_off;
+    u16 len, flags;
+};
+
+/* Xen's gnttab_copy_one: the domains, then the source and the destination pinned, then
+ * the bounds: within the page (GNTST_bad_copy_arg), within what each grant gives
+ * (GNTST_general_error: a sub-page grant's range). Xen keeps the pins from one operation
+ * to the next while they name the same buffers; pinning each time is the same to the
+ * guest, whose entries cannot change during the hypercall. */
+static s16 copy_one(struct xen *x, const struct copy_op *op)
+{
+    bool src_gref = op->flags & GNTCOPY_source_gref, dst_gref = op->flags & GNTCOPY_dest_gref;
+    s16 rc = copy_domain(x, op->src_dom, src_gref);
+    if (rc == GNTST_okay)
+        rc = copy_domain(x, op->dst_dom, dst_gref);
+    if (rc != GNTST_okay)
+        return rc;
+    struct copy_buf src = { 0 }, dst = { 0 };
+    rc = pin_side(x, op->src, op->src_dom, src_gref, true, &src);
+    if (rc == GNTST_okay)
+        rc = pin_side(x, op->dst, op->dst_dom, dst_gref, false, &dst);
+    if (rc == GNTST_okay) {
+        if (op->src_off + op->len > 4096 || op->dst_off + op->len > 4096)
+            rc = GNTST_bad_copy_arg;
+        else if (op->src_off < src.b.off || op->src_off + op->len > src.b.off + src.b.len ||
+                 op->dst_off < dst.b.off || op->dst_off + op->len > dst.b.off + dst.b.len)
+            rc = GNTST_general_error;
+    }
+    if (rc == GNTST_okay) {
+        memmove(dst.b.page + op->dst_off, src.b.page + op->src_off, op->len);
+        page_written(x, dst.b.gpa);
+    }
+    unpin_side(x, &src);
+    unpin_side(x, &dst);
+    return rc;
+}
+
+/* The x86_32 layout: Xen's compat gnttab_copy, with a 32-bit xen_pfn_t in the union */
+struct gnttab_copy_x86_32 {
+    struct {
+        uint32_t u;
+        domid_t domid;
+        uint16_t offset;
+    } source, dest;
+    uint16_t len, flags;
+    int16_t status;
+};
+_Static_assert(sizeof(struct gnttab_copy_x86_32) == 24, "x86_32 gnttab_copy");
+
+static bool read_copy_op(struct xcall *k, u64 addr, struct copy_op *op)
+{
+    if (k->compat) {
+        struct gnttab_copy_x86_32 c;
+        if (xen_copy_from(k, addr, &c, sizeof(c)))
+            return false;
+        *op = (struct copy_op){ c.source.u, c.dest.u, c.source.domid, c.source.offset,
+                                c.dest.domid, c.dest.offset, c.len, c.flags };
+        return true;
+    }
+    struct gnttab_copy c;
+    if (xen_copy_from(k, addr, &c, sizeof(c)))
+        return false;
+    *op = (struct copy_op){ c.source.u.gmfn, c.dest.u.gmfn, c.source.domid, c.source.offset,
+                            c.dest.domid, c.dest.offset, c.len, c.flags };
+    return true;
+}
+
+/* ---- batches ---- */
+/* Operations done before a batch yields to the machine's loop (Xen's
+ * hypercall_preempt_check): the vCPU then executes the VMCALL/VMMCALL again with the
+ * argument registers moved past what was done, as Xen's continuation does, so a batch of
+ * any length stalls neither timers nor other vCPUs. Within a multicall the batch runs to
+ * its end (nestor's multicall has no continuation for its entries). */
+#define GNTTAB_BATCH 128u
+
+/* Whether the batch yields after i operations; then the continuation is set up */
+static bool preempt(struct xcall *k, u32 cmd, u64 uop, u32 i, u32 count, size_t size)
+{
+    struct cpu *c = k->c;
+    if (i == 0 || i % GNTTAB_BATCH || i == count || k->x->vcpu[c->id].in_multicall)
+        return false;
+    u64 rest = uop + (u64)i * size;
+    c->gpr[k->compat ? R_RBX : R_RDI] = cmd;
+    c->gpr[k->compat ? R_RCX : R_RSI] = k->compat ? (u32)rest : rest;
+    c->gpr[R_RDX] = count - i;
+    cpu_branch(c, c->rip);
+    return true;
+}
+
+static u64 op_addr(const struct xcall *k, u64 uop, u32 i, size_t size)
+{
+    u64 a = uop + (u64)i * size;
+    return k->compat ? (u32)a : a;
+}
+
+static long gnttab_copy(struct xcall *k, u32 cmd, u64 uop, u32 count)
+{
+    size_t size = k->compat ? sizeof(struct gnttab_copy_x86_32) : sizeof(struct gnttab_copy);
+    size_t status_off = k->compat ? offsetof(struct gnttab_copy_x86_32, status)
+                                  : offsetof(struct gnttab_copy, status);
+    for (u32 i = 0; i < count; i++) {
+        if (preempt(k, cmd, uop, i, count, size))
+            return __HYPERVISOR_grant_table_op;
+        u64 a = op_addr(k, uop, i, size);
+        struct copy_op op;
+        if (!read_copy_op(k, a, &op))
+            return -EFAULT;
+        s16 status = copy_one(k->x, &op);
+        if (xen_copy_to(k, a + status_off, &status, sizeof(status)))
+            return -EFAULT;
+    }
+    return 0;
+}
+
+/* ---- swap_grant_ref, transfer, cache_flush ---- */
+/* Xen's swap_grant_ref: two entries of the guest's table (and their v2 status words)
+ * change places; refused while either is pinned (GNTST_eagain) */
+static s16 swap_grant_ref(struct xen *x, u32 a, u32 b)
+{
+    struct xen_gnttab *g = x->gnttab;
+    if (a >= nr_entries(g) || b >= nr_entries(g))
+        return GNTST_bad_gntref;
+    if (a == b)
+        return GNTST_okay;
+    if (g->active[a].pin || g->active[b].pin)
+        return GNTST_eagain;
+    struct gframe *fa, *fb, *sa, *sb;
+    u8 *ea = entry(g, a, &fa), *eb = entry(g, b, &fb);
+    u16 *ta = status_word(g, a, &sa), *tb = status_word(g, b, &sb);
+    if (!ea || !eb || !ta || !tb)
+        return GNTST_general_error;
+    size_t size = g->version == 1 ? sizeof(grant_entry_v1_t) : sizeof(grant_entry_v2_t);
+    u8 tmp[sizeof(grant_entry_v2_t)];
+    memcpy(tmp, ea, size);
+    memcpy(ea, eb, size);
+    memcpy(eb, tmp, size);
+    if (g->version == 2) {
+        u16 t = *ta;
+        *ta = *tb;
+        *tb = t;
+        mem_code_write(&sa->gen);
+        mem_code_write(&sb->gen);
+    }
+    mem_code_write(&fa->gen);
+    mem_code_write(&fb->gen);
+    return GNTST_okay;
+}
+
+/* Xen's gnttab_transfer for an HVM domain: a frame that is not the guest's is
+ * GNTST_bad_page; any other fails in steal_page(), which refuses a translated
+ * (paging_mode_external) domain's pages: GNTST_general_error. ("only PV guests can use
+ * this operation", grant_table.h.) */
+static s16 transfer_one(struct xen *x, u64 gfn)
+{
+    u8 *page;
+    u64 gpa;
+    return guest_frame(x, gfn, &page, &gpa) == GNTST_okay ? GNTST_general_error : GNTST_bad_page;
+}
+
+/* Xen's cache_flush for x86: the range within a page, known op bits; nothing to do for
+ * an empty range or no op (GNTTAB_CACHE_SOURCE_GREF is among the unknown bits Xen's
+ * first check refuses). The address is a machine
+ * address: nestor's machine frames are the guest's physical ones. A page the guest owns
+ * is flushed (a software CPU has no cache to write back, so nothing is done); x86 cannot
+ * invalidate without writing back: INVAL alone is -EOPNOTSUPP. */
+static long cache_flush_one(struct xen *x, const struct gnttab_cache_flush *cf)
+{
+    if (cf->offset >= 4096 || cf->length > 4096 || cf->offset + cf->length > 4096 ||
+        (cf->op & ~(GNTTAB_CACHE_INVAL | GNTTAB_CACHE_CLEAN)))
+        return -EINVAL;
+    if (cf->length == 0 || cf->op == 0)
+        return 0;
+    u8 *page;
+    u64 gpa;
+    if (guest_frame(x, cf->a.dev_bus_addr >> 12, &page, &gpa) != GNTST_okay)
+        return -EINVAL; /* not a valid machine frame */
+    return cf->op == GNTTAB_CACHE_INVAL ? -EOPNOTSUPP : 0;
+}
+
+/* ---- the host's side: nestor's backends are domain 0 ---- */
+int xen_gnttab_host_map(struct xen *x, u32 gref, bool writable, u32 *handle, struct xen_grant_mapping *m)
+{
+    struct xen_gnttab *g = x->gnttab;
+    u32 h;
+    for (h = 0; h < MAX_HOST_MAPS && g->host_map[h].used; h++)
+        ;
+    if (h == MAX_HOST_MAPS)
+        return GNTST_no_device_space;
+    struct grant_bytes b;
+    s16 rc = acquire_guest(x, gref, 0, !writable, true, false, &b);
+    if (rc != GNTST_okay)
+        return rc;
+    /* a sub-page grant beyond its page (Xen keeps the range as given) is not handed out */
+    if (b.off + b.len > 4096) {
+        release_guest(x, gref, !writable);
+        return GNTST_general_error;
+    }
+    g->host_map[h] = (struct host_map){ .used = true, .writable = writable, .gref = gref };
+    *handle = h;
+    *m = (struct xen_grant_mapping){ .page = b.page, .offset = b.off, .length = b.len };
+    return GNTST_okay;
+}
+
+int xen_gnttab_host_unmap(struct xen *x, u32 handle)
+{
+    struct xen_gnttab *g = x->gnttab;
+    if (handle >= MAX_HOST_MAPS || !g->host_map[handle].used)
+        return GNTST_bad_handle;
+    struct host_map *hm = &g->host_map[handle];
+    release_guest(x, hm->gref, !hm->writable);
+    hm->used = false;
+    return GNTST_okay;
+}
+
+/* A copy between the host and a grant: the grant pinned for the copy only, the range
+ * within what it grants */
+static int host_copy(struct xen *x, u32 gref, u32 off, u8 *buf, u32 len, bool to_guest)
+{
+    struct grant_bytes b;
+    s16 rc = acquire_guest(x, gref, 0, !to_guest, true, false, &b);
+    if (rc != GNTST_okay)
+        return rc;
+    u64 end = (u64)off + len;
+    if (off < b.off || end > (u64)b.off + b.len || end > 4096) {
+        rc = GNTST_bad_copy_arg;
+    } else if (to_guest) {
+        memmove(b.page + off, buf, len);
+        page_written(x, b.gpa);
+    } else {
+        memmove(buf, b.page + off, len);
+    }
+    release_guest(x, gref, !to_guest);
+    return rc;
+}
+
+int xen_gnttab_host_copy_from(struct xen *x, u32 gref, u32 off, void *buf, u32 len)
+{
+    return host_copy(x, gref, off, buf, len, false);
+}
+
+int xen_gnttab_host_copy_to(struct xen *x, u32 gref, u32 off, const void *buf, u32 len)
+{
+    return host_copy(x, gref, off, (u8 *)buf, len, true);
+}
+
+int xen_gnttab_host_grant(struct xen *x, u8 *page, bool readonly)
+{
+    struct xen_gnttab *g = x->gnttab;
+    if (!page)
+        return -EINVAL;
+    for (u32 r = 0; r < DOM0_GRANTS; r++) {
+        struct dom0_grant *d = &g->dom0[r];
+        if ((d->flags & GTF_type_mask) == GTF_invalid && !d->act.pin) {
+            *d = (struct dom0_grant){ .flags = GTF_permit_access | (readonly ? GTF_readonly : 0),
+                                      .domid = x->cfg.domid, .page = page };
+            return (int)r;
+        }
+    }
+    return -ENOSPC;
+}
+
+int xen_gnttab_host_end_grant(struct xen *x, u32 gref)
+{
+    struct xen_gnttab *g = x->gnttab;
+    if (gref >= DOM0_GRANTS || (g->dom0[gref].flags & GTF_type_mask) == GTF_invalid)
+        return -EINVAL;
+    struct dom0_grant *d = &g->dom0[gref];
+    if (d->act.pin || (d->flags & (GTF_reading | GTF_writing)))
+        return -EBUSY;
+    *d = (struct dom0_grant){ 0 };
+    return 0;
+}
+
+/* ---- set_version ---- */
+/* Xen's gnttab_set_version: the same version is nothing to do; entries in use (pinned)
+ * beyond the 8 reserved ones make it -EBUSY; v2 entries the v1 layout cannot hold among
+ * the reserved ones (a frame above 32 bits, a transitive grant) are -ERANGE; the table is
+ * cleared but for the reserved entries, which are converted (the toolstack's grants for
+ * xenstore and the console). */
+static long set_version(struct xen *x, u32 version)
+{
+    struct xen_gnttab *g = x->gnttab;
+    if (version != 1 && version != 2)
+        return -EINVAL;
+    if (version == g->version)
+        return 0;
+    for (u32 i = GNTTAB_NR_RESERVED_ENTRIES; i < nr_entries(g); i++)
+        if (g->active[i].pin)
+            return -EBUSY;
+    grant_entry_v1_t keep[GNTTAB_NR_RESERVED_ENTRIES] = { 0 };
+    for (u32 i = 0; i < GNTTAB_NR_RESERVED_ENTRIES; i++) {
+        struct gframe *f, *sf;
+        u8 *e = entry(g, i, &f);
+        if (!e)
+            return -ENOMEM;
+        if (g->version == 1) {
+            memcpy(&keep[i], e, sizeof(keep[i]));
+            continue;
+        }
+        grant_entry_v2_t e2;
+        memcpy(&e2, e, sizeof(e2));
+        u16 type = e2.hdr.flags & GTF_type_mask;
+        if ((type == GTF_permit_access && (e2.full_page.frame >> 32)) || type == GTF_transitive)
+            return -ERANGE;
+        if (type == GTF_permit_access) {
+            u16 *st = status_word(g, i, &sf);
+            keep[i] = (grant_entry_v1_t){ .flags = (u16)(e2.hdr.flags | (st ? *st : 0)),
+                                          .domid = e2.hdr.domid, .frame = (u32)e2.full_page.frame };
+        }
+    }
+    for (u32 i = 0; i < g->nr_frames; i++)
+        if (g->frame[i].page) {
+            memset(g->frame[i].page, 0, 4096);
+            mem_code_write(&g->frame[i].gen);
+        }
+    /* status frames: cleared for version 2; version 1 has none, and Xen takes them out
+     * of the guest-physical space (gnttab_unpopulate_status_frames) */
+    for (u32 i = 0; i < MAX_STATUS_FRAMES; i++) {
+        struct gframe *sf = &g->status[i];
+        if (!sf->page)
+            continue;
+        memset(sf->page, 0, 4096);
+        mem_code_write(&sf->gen);
+        if (version == 1 && sf->mapped && x->host.ops->unmap_page) {
+            x->host.ops->unmap_page(x->host.opaque, sf->page);
+            sf->mapped = false;
+        }
+    }
+    g->version = version;
+    for (u32 i = 0; i < GNTTAB_NR_RESERVED_ENTRIES; i++) {
+        struct gframe *f, *sf;
+        u8 *e = entry(g, i, &f);
+        if (version == 1) {
+            memcpy(e, &keep[i], sizeof(keep[i]));
+            continue;
+        }
+        grant_entry_v2_t e2 = { 0 };
+        e2.hdr.flags = keep[i].flags & (u16)~(GTF_reading | GTF_writing);
+        e2.hdr.domid = keep[i].domid;
+        e2.full_page.frame = keep[i].frame;
+        memcpy(e, &e2, sizeof(e2));
+        u16 *st = status_word(g, i, &sf);
+        if (st)
+            *st = keep[i].flags & (GTF_reading | GTF_writing);
+    }
+    return 0;
+}
+
+/* ---- map_grant_ref, unmap_grant_ref, unmap_and_replace ---- */
+/* Whether page is in the guest-physical space as an overlay already (a grant or status
+ * frame, a grant the guest mapped): the overlays are keyed by their page, which can be
+ * in one place only. */
+static bool page_overlaid(const struct xen_gnttab *g, const u8 *page)
+{
+    for (u32 i = 0; i < MAX_GRANT_FRAMES; i++)
+        if (g->frame[i].page == page)
+            return true;
+    for (u32 i = 0; i < MAX_STATUS_FRAMES; i++)
+        if (g->status[i].page == page)
+            return true;
+    for (u32 i = 0; i < MAX_GUEST_MAPS; i++)
+        if (g->guest_map[i].flags && g->guest_map[i].page == page)
+            return true;
+    return false;
+}
+
+/* Xen's map_grant_ref for an HVM domU, in its order: no mapping asked for
+ * (GNTST_bad_gntref); device, application or PTE mappings, which an HVM domain cannot
+ * have (GNTST_general_error); the domain by its id (DOMID_SELF is no id here:
+ * GNTST_bad_domain); a handle (GNTST_no_device_space); the entry (as for a copy, but
+ * neither sub-page nor transitive grants); then create_grant_p2m_mapping: only
+ * GNTMAP_host_map with GNTMAP_readonly, at the frame host_addr names.
+ * What nestor cannot do (its guest-physical overlays are writable pages, each in one
+ * place): a read-only mapping, and a page that is in the physical space as an overlay
+ * already (a second mapping of the same page, a grant-table frame) are
+ * GNTST_general_error. The machine address (dev_bus_addr) of the guest's page is its
+ * guest-physical address; dom0's pages have none (0). A mapping over RAM hides it until
+ * the unmap, after which the RAM is there again (Xen leaves the frame empty). */
+static s16 map_one(struct xen *x, const struct gnttab_map_grant_ref *op, u32 *handle, u64 *maddr)
+{
+    struct xen_gnttab *g = x->gnttab;
+    if (!(op->flags & (GNTMAP_device_map | GNTMAP_host_map)))
+        return GNTST_bad_gntref;
+    if (op->flags & (GNTMAP_device_map | GNTMAP_application_map | GNTMAP_contains_pte))
+        return GNTST_general_error;
+    bool self = op->dom == x->cfg.domid;
+    if (!self && op->dom != 0)
+        return GNTST_bad_domain;
+    u32 h;
+    for (h = 0; h < MAX_GUEST_MAPS && g->guest_map[h].flags; h++)
+        ;
+    if (h == MAX_GUEST_MAPS)
+        return GNTST_no_device_space;
+    bool readonly = op->flags & GNTMAP_readonly;
+    struct grant_bytes b;
+    s16 rc = self ? acquire_guest(x, op->ref, x->cfg.domid, readonly, false, true, &b)
+                  : acquire_dom0(g, op->ref, x->cfg.domid, readonly, &b);
+    if (rc != GNTST_okay)
+        return rc;
+    u64 gpa = op->host_addr & ~0xfffull;
+    u32 *gen = b.gpa != NO_GPA ? mem_page_gen(guest_mem(x), b.gpa) : &g->dom0[op->ref].gen;
+    if ((op->flags & ~(u32)GNTMAP_readonly) != GNTMAP_host_map || readonly || b.off || b.len != 4096 ||
+        gpa > MASK(52) || page_overlaid(g, b.page) || !gen || !x->host.ops->map_page ||
+        x->host.ops->map_page(x->host.opaque, gpa, b.page, gen)) {
+        if (self)
+            release_guest(x, op->ref, readonly);
+        else
+            release_dom0(g, op->ref, readonly);
+        return GNTST_general_error;
+    }
+    *maddr = b.gpa != NO_GPA ? b.gpa : 0;
+    g->guest_map[h] = (struct guest_map){ .flags = op->flags, .dom = op->dom, .ref = op->ref,
+                                          .gpa = gpa, .maddr = *maddr, .page = b.page };
+    *handle = h;
+    return GNTST_okay;
+}
+
+/* Xen's unmap_common + unmap_common_complete for an HVM domU: the handle; a
+ * dev_bus_addr that is not the mapping's (GNTST_general_error); a host_addr of 0 leaves
+ * the mapping as it is (Xen unmaps only what is named); replace_grant_p2m_mapping refuses
+ * a new_addr (unmap_and_replace is for PV) and a frame that is not this mapping's. */
+static s16 unmap_one(struct xen *x, u64 host_addr, u64 dev_bus_addr, u32 handle, u64 new_addr)
+{
+    struct xen_gnttab *g = x->gnttab;
+    if (handle >= MAX_GUEST_MAPS || !g->guest_map[handle].flags)
+        return GNTST_bad_handle;
+    struct guest_map *m = &g->guest_map[handle];
+    if (dev_bus_addr && dev_bus_addr != m->maddr)
+        return GNTST_general_error;
+    if (!host_addr || !(m->flags & GNTMAP_host_map))
+        return GNTST_okay;
+    if (new_addr || host_addr >> 12 != m->gpa >> 12)
+        return GNTST_general_error;
+    if (x->host.ops->unmap_page)
+        x->host.ops->unmap_page(x->host.opaque, m->page);
+    bool readonly = m->flags & GNTMAP_readonly;
+    if (m->dom == 0)
+        release_dom0(g, m->ref, readonly);
+    else
+        release_guest(x, m->ref, readonly);
+    *m = (struct guest_map){ 0 };
+    return GNTST_okay;
+}
+
+/* map_grant_ref and the two unmaps: the same 32- and 24-byte layouts in both ABIs */
+static long map_batch(struct xcall *k, u32 cmd, u64 uop, u32 count)
+{
+    for (u32 i = 0; i < count; i++) {
+        if (preempt(k, cmd, uop, i, count, sizeof(struct gnttab_map_grant_ref)))
+            return __HYPERVISOR_grant_table_op;
+        u64 a = op_addr(k, uop, i, sizeof(struct gnttab_map_grant_ref));
+        struct gnttab_map_grant_ref op;
+        if (xen_copy_from(k, a, &op, sizeof(op)))
+            return -EFAULT;
+        u32 handle = op.handle;
+        u64 maddr = op.dev_bus_addr;
+        op.status = map_one(k->x, &op, &handle, &maddr);
+        op.handle = handle;
+        op.dev_bus_addr = maddr;
+        if (xen_copy_to(k, a, &op, sizeof(op)))
+            return -EFAULT;
+    }
+    return 0;
+}
+
+static long unmap_batch(struct xcall *k, u32 cmd, u64 uop, u32 count, bool replace)
+{
+    _Static_assert(sizeof(struct gnttab_unmap_grant_ref) == sizeof(struct gnttab_unmap_and_replace),
+                   "the two unmaps' layouts");
+    for (u32 i = 0; i < count; i++) {
+        if (preempt(k, cmd, uop, i, count, sizeof(struct gnttab_unmap_grant_ref)))
+            return __HYPERVISOR_grant_table_op;
+        u64 a = op_addr(k, uop, i, sizeof(struct gnttab_unmap_grant_ref));
+        s16 status;
+        if (replace) {
+            struct gnttab_unmap_and_replace op;
+            if (xen_copy_from(k, a, &op, sizeof(op)))
+                return -EFAULT;
+            status = unmap_one(k->x, op.host_addr, 0, op.handle, op.new_addr);
+        } else {
+            struct gnttab_unmap_grant_ref op;
+            if (xen_copy_from(k, a, &op, sizeof(op)))
+                return -EFAULT;
+            status = unmap_one(k->x, op.host_addr, op.dev_bus_addr, op.handle, 0);
+        }
+        if (xen_copy_to(k, a + offsetof(struct gnttab_unmap_grant_ref, status), &status, 2))
+            return -EFAULT;
+    }
+    return 0;
+}
+
+/* A batch of count structures of size bytes at uop, each done by one; Xen's loops
+ * for swap_grant_ref, transfer and cache_flush (copy above): an unreadable or
+ * unwritable structure ends the batch with -EFAULT. */
+static long swap_batch(struct xcall *k, u32 cmd, u64 uop, u32 count)
+{
+    for (u32 i = 0; i < count; i++) {
+        if (preempt(k, cmd, uop, i, count, sizeof(struct gnttab_swap_grant_ref)))
+            return __HYPERVISOR_grant_table_op;
+        u64 a = op_addr(k, uop, i, sizeof(struct gnttab_swap_grant_ref));
+        struct gnttab_swap_grant_ref op;
+        if (xen_copy_from(k, a, &op, sizeof(op)))
+            return -EFAULT;
+        op.status = swap_grant_ref(k->x, op.ref_a, op.ref_b);
+        if (xen_copy_to(k, a + offsetof(struct gnttab_swap_grant_ref, status), &op.status, 2))
+            return -EFAULT;
+    }
+    return 0;
+}
+
+/* transfer: xen_pfn_t mfn, domid, ref, status; in the x86_32 layout the frame is 32 bits
+ * (mfn 0, domid 4, ref 8, status 12: 16 bytes) */
+static long transfer_batch(struct xcall *k, u32 cmd, u64 uop, u32 count)
+{
+    size_t size = k->compat ? 16 : sizeof(struct gnttab_transfer);
+    size_t status_off = k->compat ? 12 : offsetof(struct gnttab_transfer, status);
+    for (u32 i = 0; i < count; i++) {
+        if (preempt(k, cmd, uop, i, count, size))
+            return __HYPERVISOR_grant_table_op;
+        u64 a = op_addr(k, uop, i, size);
+        u8 raw[sizeof(struct gnttab_transfer)];
+        if (xen_copy_from(k, a, raw, size))
+            return -EFAULT;
+        u64 gfn = 0;
+        memcpy(&gfn, raw, k->compat ? 4 : 8);
+        s16 status = transfer_one(k->x, gfn);
+        if (xen_copy_to(k, a + status_off, &status, 2))
+            return -EFAULT;
+    }
+    return 0;
+}
+
+/* cache_flush: the same 16-byte layout in both ABIs. Xen carries a grant-reference
+ * cursor in the command's upper bits for a search nestor never needs (the page is the
+ * guest's own), so no continuation of that kind is made. */
+static long cache_flush_batch(struct xcall *k, u32 cmd, u64 uop, u32 count)
+{
+    for (u32 i = 0; i < count; i++) {
+        if (preempt(k, cmd, uop, i, count, sizeof(struct gnttab_cache_flush)))
+            return __HYPERVISOR_grant_table_op;
+        struct gnttab_cache_flush cf;
+        if (xen_copy_from(k, op_addr(k, uop, i, sizeof(cf)), &cf, sizeof(cf)))
+            return -EFAULT;
+        long rc = cache_flush_one(k->x, &cf);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Xen's GNTTABOP_CONTINUATION_ARG_SHIFT: the command's bits above 11 carry a
+ * continuation's state, for cache_flush only */
+#define GNTTABOP_CMD_MASK 0xfffu
+
+/* grant_table_op(cmd, uop, count), as Xen's do_grant_table_op: a negative count (as an
+ * int) is -EINVAL, as are upper command bits but for cache_flush; the query sub-ops take
+ * exactly one structure (count 1, else -EINVAL); set_version and get_version ignore the
+ * count. dump_table is no longer in Xen 4.17 (-ENOSYS). */
 long xen_do_grant_table_op(struct xcall *k)
 {
     struct xen *x = k->x;
@@ -196,19 +1188,33 @@ long xen_do_grant_table_op(struct xcall *k)
     u32 cmd = (u32)k->arg[0];
     u64 arg = k->arg[1];
     u32 count = (u32)k->arg[2];
-    switch (cmd) {
+    if ((s32)count < 0)
+        return -EINVAL;
+    if ((cmd & GNTTABOP_CMD_MASK) != GNTTABOP_cache_flush && (cmd & ~GNTTABOP_CMD_MASK))
+        return -EINVAL;
+    switch (cmd & GNTTABOP_CMD_MASK) {
     case GNTTABOP_query_size:
     case GNTTABOP_setup_table:
-    case GNTTABOP_set_version:
-    case GNTTABOP_get_version:
     case GNTTABOP_get_status_frames:
         if (count != 1)
             return -EINVAL;
         break;
-    default:
-        return -ENOSYS;
     }
-    switch (cmd) {
+    switch (cmd & GNTTABOP_CMD_MASK) {
+    case GNTTABOP_map_grant_ref:
+        return map_batch(k, cmd, arg, count);
+    case GNTTABOP_unmap_grant_ref:
+        return unmap_batch(k, cmd, arg, count, false);
+    case GNTTABOP_unmap_and_replace:
+        return unmap_batch(k, cmd, arg, count, true);
+    case GNTTABOP_copy:
+        return gnttab_copy(k, cmd, arg, count);
+    case GNTTABOP_swap_grant_ref:
+        return swap_batch(k, cmd, arg, count);
+    case GNTTABOP_transfer:
+        return transfer_batch(k, cmd, arg, count);
+    case GNTTABOP_cache_flush:
+        return cache_flush_batch(k, cmd, arg, count);
     case GNTTABOP_query_size: {
         struct gnttab_query_size q;
         if (xen_copy_from(k, arg, &q, sizeof(q)))
@@ -226,11 +1232,7 @@ long xen_do_grant_table_op(struct xcall *k)
         struct gnttab_set_version v;
         if (xen_copy_from(k, arg, &v, sizeof(v)))
             return -EFAULT;
-        long rc = 0;
-        if (v.version != 1 && v.version != 2)
-            rc = -EINVAL;
-        else
-            g->version = v.version;
+        long rc = set_version(x, v.version);
         v.version = g->version;
         if (xen_copy_to(k, arg, &v, sizeof(v)))
             return -EFAULT;

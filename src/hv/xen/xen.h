@@ -111,6 +111,34 @@ int xen_evtchn_host_bind(struct xen *x, u32 guest_port, xen_host_notify_fn notif
 int xen_evtchn_host_notify(struct xen *x, u32 host_port);
 void xen_evtchn_host_close(struct xen *x, u32 host_port);
 
+/* Domain 0's access to the guest's grants, for nestor's backends, through Xen's grant
+ * protocol: the entry must grant domain 0 access (GTF_permit_access, or a v2 transitive
+ * grant naming one of dom0's own grants), writable unless GTF_readonly; the guest sees
+ * GTF_reading/GTF_writing (v1 flags, v2 status word) while the grant is in use. The
+ * granted frame is the guest's memory (never a host address the guest names). The
+ * results are GNTST_* codes (grant_table.h): GNTST_okay (0), GNTST_bad_gntref,
+ * GNTST_general_error (not granted to dom0, read-only, the entry changing under us),
+ * GNTST_bad_page (the frame is not the guest's memory), GNTST_bad_copy_arg (a range
+ * beyond what is granted), GNTST_no_device_space (out of handles), GNTST_bad_handle.
+ * host_map keeps the grant in use until host_unmap and gives the page's bytes and the
+ * granted range within it (all of it but for a v2 sub-page grant); the backend stays
+ * within [offset, offset + length); code the guest decoded from a page written through
+ * a writable mapping is invalidated at the unmap. host_copy_from/to pin it for one copy. */
+struct xen_grant_mapping {
+    u8 *page;           /* the page's 4096 bytes */
+    u16 offset, length; /* the granted part */
+};
+int xen_gnttab_host_map(struct xen *x, u32 gref, bool writable, u32 *handle, struct xen_grant_mapping *m);
+int xen_gnttab_host_unmap(struct xen *x, u32 handle);
+int xen_gnttab_host_copy_from(struct xen *x, u32 gref, u32 off, void *buf, u32 len);
+int xen_gnttab_host_copy_to(struct xen *x, u32 gref, u32 off, const void *buf, u32 len);
+/* Domain 0's own grants to the guest (a page of the host's, 4096 bytes): the guest
+ * reaches them with GNTTABOP_copy naming domain 0, and through its own transitive
+ * grants. grant returns the reference, -ENOSPC, or -EINVAL without a page; end_grant returns 0, -EBUSY while
+ * the guest uses it, -EINVAL for a reference not granted. */
+int xen_gnttab_host_grant(struct xen *x, u8 *page, bool readonly);
+int xen_gnttab_host_end_grant(struct xen *x, u32 gref);
+
 /* vCPU c's TSC was written (WRMSR TSC or TSC_ADJUST): its pvclock is brought up to
  * date before the guest reads the TSC again, as Xen does when a guest sets its TSC. */
 void xen_tsc_written(struct xen *x, struct cpu *c);

@@ -12,6 +12,11 @@
 #include "hv/xen/xen.h"
 #include "machine/mem.h"
 
+#define __XEN_INTERFACE_VERSION__ 0x00040e00
+#include <xen/xen.h>
+#include <xen/hvm/hvm_op.h>
+#include <xen/hvm/params.h>
+
 #define RAM (16 * MiB)
 #define PML4 0x1000u
 #define PDPT 0x2000u
@@ -80,9 +85,16 @@ static void host_unmap_page(void *o, u8 *host)
     (void)o;
     mem_overlay_unmap(&mem, host);
 }
+static void host_set_ioapic_input(void *o, int gsi, bool level)
+{
+    (void)o;
+    if (gsi < 0 || gsi >= 24 || level > 1)
+        abort();
+}
 static const struct xen_host_ops host_ops = {
     host_set_gsi, host_set_pci_intx, host_deliver_vector, host_kick, host_now_ns,
     host_timer_new, host_timer_arm, host_timer_disarm, host_stop, host_map_page, host_unmap_page,
+    host_set_ioapic_input,
 };
 
 static void w64(u64 a, u64 v)
@@ -101,9 +113,33 @@ static void init_once(void)
         abort();
     static struct cpu *const cpus[1] = { &cpu };
     xen_host = (struct xen_host){ .ops = &host_ops, .amd = false, .rdtscp = true, .tsc_stable = true,
-                                  .tsc_khz = 2000000, .console_fd = -1, .cpus = cpus, .ncpus = 1 };
+                                  .tsc_khz = 2000000, .console_fd = -1, .cpus = cpus, .ncpus = 1,
+                                  .nr_gsis = 24 };
     xen = xen_create(&xen_cfg, &xen_host, 0x40000000u);
     if (!xen)
+        abort();
+}
+
+/* The vector callback, set by the guest's own hypercall (from real mode, 32-bit
+ * registers): PHYSDEVOP_map_pirq needs it, so the pirq paths are reached. */
+#define PRIME_ARG 0x300000u
+static void prime_vector_callback(void)
+{
+    struct xen_hvm_param p = { .domid = DOMID_SELF, .index = HVM_PARAM_CALLBACK_IRQ,
+                               .value = (u64)HVM_PARAM_CALLBACK_TYPE_VECTOR << 56 | 0xf3 };
+    if (mem_write(&mem, PRIME_ARG, &p, sizeof(p)))
+        abort();
+    c->cr0 = CR0_ET;
+    c->efer = 0;
+    cpu_set_seg(c, SEG_CS, 0, 0, 0xffff, 0x9b);
+    cpu_set_seg(c, SEG_SS, 0, 0, 0xffff, 0x93);
+    cpu_update_mode(c);
+    mmu_update(c);
+    c->gpr[R_RAX] = __HYPERVISOR_hvm_op;
+    c->gpr[R_RBX] = HVMOP_set_param;
+    c->gpr[R_RCX] = PRIME_ARG;
+    xen_hypercall(xen, c);
+    if (c->gpr[R_RAX] != 0)
         abort();
 }
 
@@ -156,10 +192,21 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
     static bool ready;
     if (!ready) {
         init_once();
+        prime_vector_callback();
         ready = true;
     }
-    build_tables();
     u64 ctl = take(&data, &size, 2);
+    /* a fresh interface now and then: registrations (vcpu_info) are once per vCPU; half
+     * of them get the vector callback at once (the pirq paths need it) */
+    if (ctl & 0x4000) {
+        xen_destroy(xen);
+        ntimers = 0; /* the old interface's timers went with it */
+        if (!(xen = xen_create(&xen_cfg, &xen_host, 0x40000000u)))
+            abort();
+        if (ctl & 0x8000)
+            prime_vector_callback();
+    }
+    build_tables();
     /* mode: 64-bit, compatibility, 32-bit paged, 32-bit flat, real; CPL from 2 bits */
     unsigned mode = ctl % 5, cpl = (ctl >> 3) & 3;
     c->cr4 = CR4_PAE;
@@ -195,18 +242,17 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
     static const u8 regs[] = { R_RDI, R_RSI, R_RDX, R_R10, R_R8, R_RBX, R_RCX };
     for (unsigned i = 0; i < sizeof(regs); i++)
         c->gpr[regs[i]] = steer(take(&data, &size, 8));
+    /* a device line changes level before the call (GSIs -1..24: out of range too), so
+     * that mapped pirqs are signalled and level lines re-signal at EOI */
+    if (ctl & 0x80) {
+        u64 line = take(&data, &size, 1);
+        xen_gsi_set(xen, (int)(line % 26) - 1, line >> 7);
+    }
     /* the rest is the argument block */
     size_t n = size < DATA_SIZE ? size : DATA_SIZE;
     if (mem_write(&mem, DATA, data, n))
         abort();
 
-    /* a fresh interface now and then: registrations (vcpu_info) are once per vCPU */
-    if (ctl & 0x4000) {
-        xen_destroy(xen);
-        ntimers = 0; /* the old interface's timers went with it */
-        if (!(xen = xen_create(&xen_cfg, &xen_host, 0x40000000u)))
-            abort();
-    }
     xen_hypercall(xen, c);
     if (ctl & 0x2000)
         xen_vcpu_resume(xen, c);

@@ -16,6 +16,9 @@
 #include <xen/xen.h>
 #include <xen/hvm/hvm_op.h>
 #include <xen/hvm/params.h>
+#include <xen/event_channel.h>
+#include <xen/memory.h>
+#include <xen/physdev.h>
 
 #define RAM (16 * MiB)
 #define PML4 0x1000u
@@ -88,7 +91,8 @@ static void host_unmap_page(void *o, u8 *host)
 static void host_set_ioapic_input(void *o, int gsi, bool level)
 {
     (void)o;
-    if (gsi < 0 || gsi >= 24 || level > 1)
+    (void)level;
+    if (gsi < 0 || gsi >= 24)
         abort();
 }
 static const struct xen_host_ops host_ops = {
@@ -120,14 +124,14 @@ static void init_once(void)
         abort();
 }
 
-/* The vector callback, set by the guest's own hypercall (from real mode, 32-bit
- * registers): PHYSDEVOP_map_pirq needs it, so the pirq paths are reached. */
+/* State for the deep paths, made by the guest's own hypercalls (from real mode, 32-bit
+ * registers, the argument at PRIME_ARG): the vector callback, which PHYSDEVOP_map_pirq
+ * needs, and GSIs 5 (ISA) and 20 (level) mapped to pirqs and bound to ports, so that
+ * driven lines signal them and eoi re-signals. */
 #define PRIME_ARG 0x300000u
-static void prime_vector_callback(void)
+static long guest_call(u32 nr, u32 cmd, const void *arg, size_t len)
 {
-    struct xen_hvm_param p = { .domid = DOMID_SELF, .index = HVM_PARAM_CALLBACK_IRQ,
-                               .value = (u64)HVM_PARAM_CALLBACK_TYPE_VECTOR << 56 | 0xf3 };
-    if (mem_write(&mem, PRIME_ARG, &p, sizeof(p)))
+    if (mem_write(&mem, PRIME_ARG, arg, len))
         abort();
     c->cr0 = CR0_ET;
     c->efer = 0;
@@ -135,12 +139,37 @@ static void prime_vector_callback(void)
     cpu_set_seg(c, SEG_SS, 0, 0, 0xffff, 0x93);
     cpu_update_mode(c);
     mmu_update(c);
-    c->gpr[R_RAX] = __HYPERVISOR_hvm_op;
-    c->gpr[R_RBX] = HVMOP_set_param;
+    c->gpr[R_RAX] = nr;
+    c->gpr[R_RBX] = cmd;
     c->gpr[R_RCX] = PRIME_ARG;
     xen_hypercall(xen, c);
-    if (c->gpr[R_RAX] != 0)
+    return (long)(s32)c->gpr[R_RAX];
+}
+
+static void prime_call(u32 nr, u32 cmd, const void *arg, size_t len)
+{
+    if (guest_call(nr, cmd, arg, len))
         abort();
+}
+
+static void prime_pirqs(void)
+{
+    struct xen_hvm_param p = { .domid = DOMID_SELF, .index = HVM_PARAM_CALLBACK_IRQ,
+                               .value = (u64)HVM_PARAM_CALLBACK_TYPE_VECTOR << 56 | 0xf3 };
+    prime_call(__HYPERVISOR_hvm_op, HVMOP_set_param, &p, sizeof(p));
+    /* shared_info, so that the ports' events reach its bitmaps (x86_32 add_to_physmap:
+     * domid and size, space, idx, gpfn) */
+    u32 shinfo[4] = { DOMID_SELF, XENMAPSPACE_shared_info, 0, 0x310000u >> 12 };
+    prime_call(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, shinfo, sizeof(shinfo));
+    static const int gsis[] = { 5, 20 };
+    for (unsigned i = 0; i < 2; i++) {
+        /* the x86_32 layout: 36 bytes, table_base (0) at 28 */
+        struct physdev_map_pirq m = { .domid = DOMID_SELF, .type = MAP_PIRQ_TYPE_GSI,
+                                      .index = gsis[i], .pirq = -1 };
+        prime_call(__HYPERVISOR_physdev_op, PHYSDEVOP_map_pirq, &m, 36);
+        struct evtchn_bind_pirq b = { .pirq = 16 + i };
+        prime_call(__HYPERVISOR_event_channel_op, EVTCHNOP_bind_pirq, &b, sizeof(b));
+    }
 }
 
 /* Page tables: 0-2M by 4K pages (some absent, read-only, user, MMIO, beyond RAM), 2M-16M
@@ -192,19 +221,31 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
     static bool ready;
     if (!ready) {
         init_once();
-        prime_vector_callback();
+        prime_pirqs();
         ready = true;
     }
     u64 ctl = take(&data, &size, 2);
     /* a fresh interface now and then: registrations (vcpu_info) are once per vCPU; half
-     * of them get the vector callback at once (the pirq paths need it) */
+     * of them get mapped and bound pirqs at once (prime_pirqs) */
     if (ctl & 0x4000) {
         xen_destroy(xen);
         ntimers = 0; /* the old interface's timers went with it */
         if (!(xen = xen_create(&xen_cfg, &xen_host, 0x40000000u)))
             abort();
         if (ctl & 0x8000)
-            prime_vector_callback();
+            prime_pirqs();
+    }
+    /* a device line changes level (GSIs -1..24: out of range too; 5 and 20 often, the
+     * primed pirqs'), so that mapped pirqs are signalled, and the guest may EOI a pirq
+     * near the primed ones at once (a level line still high signals again) */
+    if (ctl & 0x80) {
+        u64 line = take(&data, &size, 1);
+        int gsi = line & 0x40 ? ((line & 1) ? 20 : 5) : (int)(line % 26) - 1;
+        xen_gsi_set(xen, gsi, line >> 7);
+        if (line & 0x20) {
+            struct physdev_eoi e = { .irq = 16 + (u32)(line >> 1 & 3) };
+            guest_call(__HYPERVISOR_physdev_op, PHYSDEVOP_eoi, &e, sizeof(e));
+        }
     }
     build_tables();
     /* mode: 64-bit, compatibility, 32-bit paged, 32-bit flat, real; CPL from 2 bits */
@@ -242,12 +283,6 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
     static const u8 regs[] = { R_RDI, R_RSI, R_RDX, R_R10, R_R8, R_RBX, R_RCX };
     for (unsigned i = 0; i < sizeof(regs); i++)
         c->gpr[regs[i]] = steer(take(&data, &size, 8));
-    /* a device line changes level before the call (GSIs -1..24: out of range too), so
-     * that mapped pirqs are signalled and level lines re-signal at EOI */
-    if (ctl & 0x80) {
-        u64 line = take(&data, &size, 1);
-        xen_gsi_set(xen, (int)(line % 26) - 1, line >> 7);
-    }
     /* the rest is the argument block */
     size_t n = size < DATA_SIZE ? size : DATA_SIZE;
     if (mem_write(&mem, DATA, data, n))

@@ -214,15 +214,25 @@ static u64 now_ns(struct cpu *c, void *opaque)
 static const struct cpu_ops machine_cpu_ops = { route_event, intr_pending, intr_ack, now_ns };
 
 /* ---- what the Xen interface asks of the machine (struct xen_host_ops) ---- */
+static void set_irq_line(struct machine *m, int irq, bool level, bool device);
+/* The callback's GSI or INTx line is Xen's own: it reaches the interrupt controllers
+ * directly, never as a pirq (hvm_set_callback_irq_level) */
 static void xen_set_gsi(void *opaque, int gsi, bool level)
 {
-    machine_set_irq(opaque, gsi, level);
+    set_irq_line(opaque, gsi, level, false);
 }
 
 /* PCI INTx: the GSI the platform's routing gives the pin (pci_intx_gsi) */
 static void xen_set_pci_intx(void *opaque, u8 devfn, int pin, bool level)
 {
-    machine_set_irq(opaque, pci_intx_gsi(devfn >> 3, pin), level);
+    set_irq_line(opaque, pci_intx_gsi(devfn >> 3, pin), level, false);
+}
+
+static void xen_set_ioapic_input(void *opaque, int gsi, bool level)
+{
+    struct machine *m = opaque;
+    if (m->ioapic && gsi >= 0 && gsi < IOAPIC_PINS)
+        ioapic_set_irq(m->ioapic, gsi, level);
 }
 
 static void xen_deliver_vector(void *opaque, int vcpu, u8 vector)
@@ -293,6 +303,7 @@ static void xen_unmap_page(void *opaque, u8 *host)
 static const struct xen_host_ops machine_xen_ops = {
     xen_set_gsi, xen_set_pci_intx, xen_deliver_vector, xen_kick, xen_now_ns,
     xen_timer_new, xen_timer_arm, xen_timer_disarm, xen_stop, xen_map_page, xen_unmap_page,
+    xen_set_ioapic_input,
 };
 
 /* ---- interrupts between devices and CPUs ---- */
@@ -304,14 +315,24 @@ void machine_request_stop(struct machine *m, int status)
     }
 }
 
-void machine_set_irq(struct machine *m, int irq, bool level)
+static void set_irq_line(struct machine *m, int irq, bool level, bool device)
 {
     /* ISA IRQs go to both controllers, as on a PC; IRQ0 is wired to IOAPIC pin 2 (the
-     * MADT's interrupt source override). PCI GSIs 16-23 reach only the IOAPIC. */
+     * MADT's interrupt source override). PCI GSIs 16-23 reach only the IOAPIC. A
+     * device's GSI that a Xen guest mapped to a pirq is its event channel instead of
+     * the IOAPIC input. */
+    int gsi = irq == 0 ? 2 : irq;
     if (irq < 16 && m->pic)
         pic_set_irq(m->pic, irq, level);
+    if (device && m->xen && xen_gsi_set(m->xen, gsi, level))
+        return;
     if (m->ioapic && irq < IOAPIC_PINS)
-        ioapic_set_irq(m->ioapic, irq == 0 ? 2 : irq, level);
+        ioapic_set_irq(m->ioapic, gsi, level);
+}
+
+void machine_set_irq(struct machine *m, int irq, bool level)
+{
+    set_irq_line(m, irq, level, true);
 }
 
 void machine_kick(struct machine *m, int vcpu)
@@ -745,7 +766,8 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
                                  .tsc_khz = m->model.tsc_khz,
                                  .console_fd = cfg->console_out_fd,
                                  .cpus = m->cpu,
-                                 .ncpus = m->ncpus };
+                                 .ncpus = m->ncpus,
+                                 .nr_gsis = IOAPIC_PINS };
         /* the wall clock at virtual time 0, as the RTC starts (a fixed date with -icount) */
         if (cfg->deterministic) {
             host.boot_wall_ns = 1767225600ull * 1000000000ull;
@@ -783,6 +805,8 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
             return r;
     }
     /* Xen gives a PVH domain no device model, hence no platform device */
+    if (m->xen && m->booted_pvh)
+        xen_set_pvh(m->xen);
     if (m->xen_platform && m->booted_pvh) {
         xen_platform_remove(m->xen_platform);
         m->xen_platform = NULL;

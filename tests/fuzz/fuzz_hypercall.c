@@ -23,6 +23,10 @@
 #include <xen/xen.h>
 #include <xen/memory.h>
 #include <xen/grant_table.h>
+#include <xen/hvm/hvm_op.h>
+#include <xen/hvm/params.h>
+#include <xen/event_channel.h>
+#include <xen/physdev.h>
 
 #define RAM (16 * MiB)
 #define PML4 0x1000u
@@ -100,9 +104,17 @@ static void host_unmap_page(void *o, u8 *host)
     (void)o;
     mem_overlay_unmap(&mem, host);
 }
+static void host_set_ioapic_input(void *o, int gsi, bool level)
+{
+    (void)o;
+    (void)level;
+    if (gsi < 0 || gsi >= 24)
+        abort();
+}
 static const struct xen_host_ops host_ops = {
     host_set_gsi, host_set_pci_intx, host_deliver_vector, host_kick, host_now_ns,
     host_timer_new, host_timer_arm, host_timer_disarm, host_stop, host_map_page, host_unmap_page,
+    host_set_ioapic_input,
 };
 
 /* the map changed: the vCPU's translations go (the machine flushes every vCPU's TLB) */
@@ -129,24 +141,73 @@ static void init_once(void)
         abort();
     static struct cpu *const cpus[1] = { &cpu };
     xen_host = (struct xen_host){ .ops = &host_ops, .amd = false, .rdtscp = true, .tsc_stable = true,
-                                  .tsc_khz = 2000000, .console_fd = -1, .cpus = cpus, .ncpus = 1 };
+                                  .tsc_khz = 2000000, .console_fd = -1, .cpus = cpus, .ncpus = 1,
+                                  .nr_gsis = 24 };
     xen = xen_create(&xen_cfg, &xen_host, 0x40000000u);
     if (!xen)
         abort();
 }
 
+#define PRIME_ARG 0x300000u /* the argument of the guest's own priming calls */
 /* The harness's own frames (page tables, the argument block) hold RAM again if a call
  * took them away */
 static void restore_frames(void)
 {
     static const u64 mine[] = { PML4 >> 12, PDPT >> 12, PD >> 12, PT >> 12, DATA >> 12,
-                                (DATA >> 12) + 1, SCRATCH >> 12 };
+                                (DATA >> 12) + 1, SCRATCH >> 12, PRIME_ARG >> 12 };
     for (unsigned i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
         if (mem_frame_at(&mem, mine[i], NULL) != MEM_FRAME_RAM) {
             mem_frame_remove(&mem, mine[i], NULL);
             if (mem_frame_populate(&mem, mine[i]))
                 abort();
         }
+}
+
+/* State for the deep paths, made by the guest's own hypercalls (from real mode, 32-bit
+ * registers, the argument at PRIME_ARG): the vector callback, which PHYSDEVOP_map_pirq
+ * needs, and GSIs 5 (ISA) and 20 (level) mapped to pirqs and bound to ports, so that
+ * driven lines signal them and eoi re-signals. */
+static long guest_call(u32 nr, u32 cmd, const void *arg, size_t len)
+{
+    if (mem_write(&mem, PRIME_ARG, arg, len))
+        abort();
+    c->cr0 = CR0_ET;
+    c->efer = 0;
+    cpu_set_seg(c, SEG_CS, 0, 0, 0xffff, 0x9b);
+    cpu_set_seg(c, SEG_SS, 0, 0, 0xffff, 0x93);
+    cpu_update_mode(c);
+    mmu_update(c);
+    c->gpr[R_RAX] = nr;
+    c->gpr[R_RBX] = cmd;
+    c->gpr[R_RCX] = PRIME_ARG;
+    xen_hypercall(xen, c);
+    return (long)(s32)c->gpr[R_RAX];
+}
+
+static void prime_call(u32 nr, u32 cmd, const void *arg, size_t len)
+{
+    if (guest_call(nr, cmd, arg, len))
+        abort();
+}
+
+static void prime_pirqs(void)
+{
+    struct xen_hvm_param p = { .domid = DOMID_SELF, .index = HVM_PARAM_CALLBACK_IRQ,
+                               .value = (u64)HVM_PARAM_CALLBACK_TYPE_VECTOR << 56 | 0xf3 };
+    prime_call(__HYPERVISOR_hvm_op, HVMOP_set_param, &p, sizeof(p));
+    /* shared_info, so that the ports' events reach its bitmaps (x86_32 add_to_physmap:
+     * domid and size, space, idx, gpfn) */
+    u32 shinfo[4] = { DOMID_SELF, XENMAPSPACE_shared_info, 0, 0x310000u >> 12 };
+    prime_call(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, shinfo, sizeof(shinfo));
+    static const int gsis[] = { 5, 20 };
+    for (unsigned i = 0; i < 2; i++) {
+        /* the x86_32 layout: 36 bytes, table_base (0) at 28 */
+        struct physdev_map_pirq m = { .domid = DOMID_SELF, .type = MAP_PIRQ_TYPE_GSI,
+                                      .index = gsis[i], .pirq = -1 };
+        prime_call(__HYPERVISOR_physdev_op, PHYSDEVOP_map_pirq, &m, 36);
+        struct evtchn_bind_pirq b = { .pirq = 16 + i };
+        prime_call(__HYPERVISOR_event_channel_op, EVTCHNOP_bind_pirq, &b, sizeof(b));
+    }
 }
 
 /* Page tables: 0-2M by 4K pages (some absent, read-only, user, MMIO, beyond RAM), 2M-16M
@@ -347,6 +408,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
     static bool ready;
     if (!ready) {
         init_once();
+        prime_pirqs();
         ready = true;
     }
     restore_frames();
@@ -361,9 +423,23 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
         gnt_ready = false;
         if (!(xen = xen_create(&xen_cfg, &xen_host, 0x40000000u)))
             abort();
+        if (ctl & 0x8000)
+            prime_pirqs(); /* half of them get mapped and bound pirqs at once */
     }
     if (grants)
         grant_state(ctl & 0x80, data, size);
+    /* a device line changes level (GSIs -1..24: out of range too; 5 and 20 often, the
+     * primed pirqs'), so that mapped pirqs are signalled, and the guest may EOI a pirq
+     * near the primed ones at once (a level line still high signals again) */
+    if (ctl & 0x80) {
+        u64 line = take(&data, &size, 1);
+        int gsi = line & 0x40 ? ((line & 1) ? 20 : 5) : (int)(line % 26) - 1;
+        xen_gsi_set(xen, gsi, line >> 7);
+        if (line & 0x20) {
+            struct physdev_eoi e = { .irq = 16 + (u32)(line >> 1 & 3) };
+            guest_call(__HYPERVISOR_physdev_op, PHYSDEVOP_eoi, &e, sizeof(e));
+        }
+    }
     /* mode: 64-bit, compatibility, 32-bit paged, 32-bit flat, real; CPL from 2 bits */
     unsigned mode = ctl % 5, cpl = (ctl >> 3) & 3;
     c->cr4 = CR4_PAE;

@@ -177,6 +177,26 @@ check_xen() { # name kernel xen log
         echo "FAIL $t:xen-callback: want xen-platform-pci interrupts through $chip | ${row:-no such line} | $(grep -iE 'callback' <<<"$kl" | one_line 2)"
       fi ;;
   esac
+  # pirqs (XENFEAT_hvm_pirqs): an HVM guest with the vector callback registers its GSIs
+  # as pirqs, as on Xen 4.17 (the SCI, GSI 9, takes the first: pirq 16); the serial line
+  # and the SCI are xen-pirq interrupts, the serial one delivered. A PVH domain and an
+  # HVM one without the vector callback have none.
+  local pirq_rows
+  pirq_rows=$(grep -E 'xen-pirq' <<<"$irqs")
+  if [ "$kernel" = vmlinuz ] && [ "${xen%,*}" = vector ]; then
+    if grep -qx 'xen: --> pirq=16 -> irq=9 (gsi=9)' <<<"$kl" &&
+       grep -qE 'xen-pirq +9-ioapic-level +acpi$' <<<"$pirq_rows" &&
+       awk '/xen-pirq +4-ioapic-edge +ttyS0$/ { s = 0; for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i; f = s > 0 }
+            END { exit !f }' <<<"$pirq_rows"; then
+      echo "PASS $t:xen-pirqs"
+    else
+      echo "FAIL $t:xen-pirqs: want the SCI as pirq 16, acpi and ttyS0 (with interrupts) as xen-pirq | $(grep -E 'pirq=' <<<"$kl" | one_line 2) | $(grep -E 'ttyS0|acpi' <<<"$irqs" | one_line 2)"
+    fi
+  elif [ -z "$pirq_rows" ] && ! grep -q 'pirq=' <<<"$kl"; then
+    echo "PASS $t:xen-pirqs"
+  else
+    echo "FAIL $t:xen-pirqs: no pirqs expected here | $(one_line 2 <<<"$pirq_rows")"
+  fi
   if grep -qx 'xen:grant_table: Grant tables using version 1 layout' <<<"$kl" &&
      grep -qx 'Grant table initialized' <<<"$kl"; then
     echo "PASS $t:xen-grant-tables"

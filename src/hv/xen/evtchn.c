@@ -464,6 +464,11 @@ void xen_evtchn_set_callback_via(struct xen *x, u64 via)
         cpu_check_events(x->host.cpus[i]);
 }
 
+bool xen_evtchn_vector_callback(const struct xen *x)
+{
+    return x->evtchn->via_type == VIA_VECTOR || x->evtchn->upcall_vector[0];
+}
+
 /* As Xen, the new vector is asserted at once if an upcall is already pending (the
  * guest may have registered its vcpu_info, which marks one, before it chose the vector) */
 void xen_evtchn_set_upcall_vector(struct xen *x, int vcpu, u8 vector)
@@ -765,14 +770,14 @@ static long ev_op(struct xen *x, u32 cmd, union ev_arg *a, bool *out)
         return 0;
     }
     case EVTCHNOP_bind_pirq: {
+        /* evtchn_bind_pirq(): the pirq's checks, then a port (for vCPU 0); an HVM
+         * domain's BIND_PIRQ__WILL_SHARE changes nothing (no machine IRQ is shared) */
         struct evtchn_bind_pirq *b = &a->bind_pirq;
+        if ((rc = xen_pirq_bind_check(x, b->pirq)))
+            return rc;
         if ((rc = alloc_port(x)) < 0)
             return rc;
-        long r = xen_pirq_bind(x, b->pirq, (u32)rc);
-        if (r) {
-            e->ports[rc] = (struct port){ .state = ECS_FREE };
-            return r;
-        }
+        xen_pirq_bind(x, b->pirq, (u32)rc);
         e->ports[rc].state = ECS_PIRQ;
         e->ports[rc].virq_pirq = b->pirq;
         b->port = (u32)rc;

@@ -106,7 +106,8 @@ struct xen *xen_create(const struct xen_config *cfg, const struct xen_host *host
     x->base = base;
     x->msr_base = base == XEN_CPUID_FIRST_LEAF ? 0x40000000u : 0x40000200u;
     time_scale((u64)host->tsc_khz * 1000, &x->time_mul, &x->time_shift);
-    if (!x->vcpu || xen_time_create(x) || xen_evtchn_create(x) || xen_gnttab_create(x)) {
+    if (!x->vcpu || xen_time_create(x) || xen_evtchn_create(x) || xen_gnttab_create(x) ||
+        xen_pirq_create(x)) {
         xen_destroy(x);
         return NULL;
     }
@@ -119,6 +120,7 @@ void xen_destroy(struct xen *x)
     if (!x)
         return;
     xen_memory_destroy(x);
+    xen_pirq_destroy(x);
     xen_gnttab_destroy(x);
     xen_evtchn_destroy(x);
     free(x->vcpu);
@@ -301,8 +303,8 @@ int xen_copy_to(struct xcall *k, u64 gva, const void *buf, size_t len)
 /* XENVER_get_features, submap 0: what nestor honours for an HVM domU, as Xen's
  * kernel.c builds it. Translated physmap, writable page tables and a ring-0 kernel are
  * the HVM machine itself; the pvclock is safe because a write of the TSC re-bases it
- * (xen_tsc_written); the callback vector is HVM_PARAM_CALLBACK_IRQ's vector kind.
- * Not (yet): pirqs, vNUMA
+ * (xen_tsc_written); the callback vector is HVM_PARAM_CALLBACK_IRQ's vector kind;
+ * pirqs for an HVM domain, not a PVH one (has_pirq: physdev.c). Not (yet): vNUMA
  * (memory_op_vnode_supported: XENMEM_get_vnumainfo is not implemented). */
 static const u32 features_submap0 = BIT(XENFEAT_writable_page_tables) |
                                     BIT(XENFEAT_auto_translated_physmap) |
@@ -360,7 +362,7 @@ static long do_xen_version(struct xcall *k)
             return -EFAULT;
         if (fi.submap_idx != 0)
             return -EINVAL;
-        fi.submap = features_submap0;
+        fi.submap = features_submap0 | (xen_has_pirqs(x) ? BIT(XENFEAT_hvm_pirqs) : 0);
         return xen_copy_to(k, arg, &fi, sizeof(fi));
     }
     case XENVER_pagesize:

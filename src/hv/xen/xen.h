@@ -52,6 +52,9 @@ struct xen_host_ops {
      * is flushed). map returns 0 or -1 (no room). */
     int (*map_page)(void *opaque, u64 gpa, u8 *host, u32 *gen);
     void (*unmap_page)(void *opaque, u8 *host);
+    /* the I/O APIC input of a GSI alone (not the 8259): a GSI the guest maps to a pirq
+     * leaves its input low, one it unmaps gets the line's level back */
+    void (*set_ioapic_input)(void *opaque, int gsi, bool level);
 };
 
 /* What the interface needs of its machine. */
@@ -68,6 +71,7 @@ struct xen_host {
      * down, as Xen's HVM vCPUs are until started) */
     struct cpu *const *cpus;
     int ncpus;
+    int nr_gsis;      /* the I/O APIC's inputs (GSIs 0..nr_gsis-1): pirqs map them */
 };
 
 /* base: the first CPUID leaf, 0x40000000, or 0x40000100 when Hyper-V's leaves take the
@@ -138,6 +142,17 @@ int xen_gnttab_host_copy_to(struct xen *x, u32 gref, u32 off, const void *buf, u
  * the guest uses it, -EINVAL for a reference not granted. */
 int xen_gnttab_host_grant(struct xen *x, u8 *page, bool readonly);
 int xen_gnttab_host_end_grant(struct xen *x, u32 gref);
+
+/* A device's interrupt line, I/O APIC input gsi (ISA IRQ 0 is GSI 2), changes level;
+ * the machine calls it for every device line, before the I/O APIC. If the guest mapped
+ * the GSI to a pirq (PHYSDEVOP_map_pirq), the line is the pirq's: a rising edge
+ * signals its event channel and the result is true: the I/O APIC input is left alone
+ * (low). false: the line goes to the I/O APIC as without Xen. The 8259 takes its ISA
+ * lines either way. */
+bool xen_gsi_set(struct xen *x, int gsi, bool level);
+/* The guest was entered through PVH: a PVH domain has no pirqs (libxl gives it no
+ * emulated devices but the LAPIC, hence no XEN_X86_EMU_USE_PIRQ). */
+void xen_set_pvh(struct xen *x);
 
 /* vCPU c's TSC was written (WRMSR TSC or TSC_ADJUST): its pvclock is brought up to
  * date before the guest reads the TSC again, as Xen does when a guest sets its TSC. */

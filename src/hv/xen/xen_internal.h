@@ -85,6 +85,7 @@ struct xen {
     /* ---- HVM parameters (hvm.c) ---- */
     u64 hvm_param[HVM_NR_PARAMS];
     /* ---- pirqs (physdev.c) ---- */
+    struct xen_pirqs *pirqs;
 };
 
 /* One call in flight: the vCPU, its ABI (compat: 32-bit layouts and registers) and the
@@ -120,6 +121,8 @@ void xen_evtchn_destroy(struct xen *x);
 int xen_gnttab_create(struct xen *x);
 void xen_gnttab_destroy(struct xen *x);
 void xen_memory_destroy(struct xen *x); /* memory.c: shared_info leaves the map */
+int xen_pirq_create(struct xen *x);
+void xen_pirq_destroy(struct xen *x);
 
 /* ---- between the parts ---- */
 /* evtchn.c: marks port pending as if its other end signalled it (an interdomain port
@@ -161,9 +164,18 @@ void xen_sched_wake(struct xen *x, int id);
 /* sched.c: port became pending: a vCPU polling it (SCHEDOP_poll) wakes. */
 void xen_sched_port_pending(struct xen *x, u32 port);
 /* physdev.c: EVTCHNOP_bind_pirq / close of a pirq port: the pirq now signals port
- * (0 or -EINVAL for a pirq the domain has not mapped, -EBUSY if bound) / no longer does. */
+ * (0, or -EINVAL for a pirq beyond the domain's, -EEXIST if bound: an HVM domain may
+ * bind a pirq it has not mapped, as in Xen) / no longer does. bind_check gives bind's
+ * answer without binding, so that its errors come before the port's allocation. */
 int xen_pirq_bind(struct xen *x, u32 pirq, u32 port);
 void xen_pirq_unbind(struct xen *x, u32 pirq);
+int xen_pirq_bind_check(struct xen *x, u32 pirq);
+/* physdev.c: whether the domain has pirqs (Xen's has_pirq: HVM, not PVH), for
+ * XENFEAT_hvm_pirqs */
+bool xen_has_pirqs(const struct xen *x);
+/* evtchn.c: Xen's is_hvm_pv_evtchn_domain(): the callback vector or vCPU 0's upcall
+ * vector carries the domain's events (PHYSDEVOP_map_pirq needs it) */
+bool xen_evtchn_vector_callback(const struct xen *x);
 
 /* The hypercalls, one handler per number; each takes both ABIs (k->compat). */
 long xen_do_memory_op(struct xcall *k);

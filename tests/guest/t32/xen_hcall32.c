@@ -17,7 +17,7 @@
 #define XEN_HVM_FEATURES                                                                 \
     (BIT(XENFEAT_writable_page_tables) | BIT(XENFEAT_auto_translated_physmap) |          \
      BIT(XENFEAT_supervisor_mode_kernel) | BIT(XENFEAT_hvm_safe_pvclock) |       \
-     BIT(XENFEAT_hvm_callback_vector))
+     BIT(XENFEAT_hvm_callback_vector) | BIT(XENFEAT_hvm_pirqs))
 #include <xen/memory.h>
 #include <xen/vcpu.h>
 #include <xen/arch-x86/cpuid.h>

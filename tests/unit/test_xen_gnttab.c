@@ -53,9 +53,10 @@ static void h_stop(void *o, int s) { (void)o, (void)s; }
 /* grant frames go into the guest-physical space as on the machine */
 static int h_map_page(void *o, u64 gpa, u8 *page, u32 *gen) { (void)o; return mem_overlay_map(&mem, gpa, page, gen); }
 static void h_unmap_page(void *o, u8 *page) { (void)o; mem_overlay_unmap(&mem, page); }
+static void h_ioapic_input(void *o, int gsi, bool level) { (void)o, (void)gsi, (void)level; }
 static const struct xen_host_ops host_ops = { h_gsi, h_intx, h_vector, h_kick, h_now,
                                               h_timer_new, h_timer_arm, h_timer_disarm, h_stop,
-                                              h_map_page, h_unmap_page };
+                                              h_map_page, h_unmap_page, h_ioapic_input };
 
 static long hcall(u32 nr, u32 a1, const void *arg, size_t len, void *out, u32 a3)
 {

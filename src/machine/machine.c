@@ -75,6 +75,8 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
 {
     struct machine *m = opaque;
     struct lapic *apic = m->lapic[c->id];
+    if (m->xen) /* as Xen at each VM exit */
+        xen_maybe_deassert_callback(m->xen);
     switch (ev->kind) {
     case EV_IO:
         if (ev->u.io.write)
@@ -219,10 +221,11 @@ static void xen_set_gsi(void *opaque, int gsi, bool level)
     machine_set_irq(opaque, gsi, level);
 }
 
-/* PCI INTx: the GSI the platform's routing gives the pin (pci_intx_gsi) */
+/* PCI INTx: the wire of that device's pin, routed as the platform routes it */
 static void xen_set_pci_intx(void *opaque, u8 devfn, int pin, bool level)
 {
-    machine_set_irq(opaque, pci_intx_gsi(devfn >> 3, pin), level);
+    struct machine *m = opaque;
+    pci_set_intx(m->pci, devfn, pin, level);
 }
 
 static void xen_deliver_vector(void *opaque, int vcpu, u8 vector)
@@ -304,14 +307,46 @@ void machine_request_stop(struct machine *m, int status)
     }
 }
 
+/* ISA IRQs go to both controllers, as on a PC; IRQ0 is wired to IOAPIC pin 2 (the
+ * MADT's interrupt source override). GSIs 16-23 reach only the IOAPIC. PCI INTx adds
+ * its own drivers to the IOAPIC's inputs 16-19 and, through the router, to 8259 inputs;
+ * each input sees the OR of its drivers. */
+static void drive_pic(struct machine *m, int irq)
+{
+    if (m->pic)
+        pic_set_irq(m->pic, irq, ((m->irq_level | m->pci_isa_irqs) >> irq) & 1);
+}
+
+static void drive_ioapic(struct machine *m, int pin)
+{
+    if (!m->ioapic)
+        return;
+    u32 from = pin == 2 ? BIT(0) | BIT(2) : pin == 0 ? 0 : BIT(pin);
+    ioapic_set_irq(m->ioapic, pin, ((m->irq_level | m->pci_gsis) & from) != 0);
+}
+
 void machine_set_irq(struct machine *m, int irq, bool level)
 {
-    /* ISA IRQs go to both controllers, as on a PC; IRQ0 is wired to IOAPIC pin 2 (the
-     * MADT's interrupt source override). PCI GSIs 16-23 reach only the IOAPIC. */
-    if (irq < 16 && m->pic)
-        pic_set_irq(m->pic, irq, level);
-    if (m->ioapic && irq < IOAPIC_PINS)
-        ioapic_set_irq(m->ioapic, irq == 0 ? 2 : irq, level);
+    if (irq < 0 || irq >= IOAPIC_PINS)
+        return;
+    m->irq_level = level ? m->irq_level | BIT(irq) : m->irq_level & ~(u32)BIT(irq);
+    if (irq < 16)
+        drive_pic(m, irq);
+    drive_ioapic(m, irq == 0 ? 2 : irq);
+}
+
+void machine_set_pci_lines(struct machine *m, u32 gsis, u16 isa_irqs)
+{
+    u32 gsi_change = m->pci_gsis ^ gsis;
+    u16 isa_change = m->pci_isa_irqs ^ isa_irqs;
+    m->pci_gsis = gsis;
+    m->pci_isa_irqs = isa_irqs;
+    for (int n = 0; n < IOAPIC_PINS; n++)
+        if (gsi_change & BIT(n))
+            drive_ioapic(m, n);
+    for (int n = 0; n < 16; n++)
+        if (isa_change & BIT(n))
+            drive_pic(m, n);
 }
 
 void machine_kick(struct machine *m, int vcpu)
@@ -774,6 +809,8 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
         return NESTOR_EXIT_USAGE;
     if (m->xen && cfg->xen.platform)
         m->xen_platform = xen_platform_create(m, cfg->console_out_fd);
+    /* firmware's PCI interrupt routing, once the devices are on the bus */
+    pic_set_elcr(m->pic, pci_firmware_irq_setup(m->pci));
     /* the tables describe the devices above, so they come last */
     m->acpi_rsdp = acpi_build(m);
     if (cfg->kernel) {

@@ -6,7 +6,7 @@
 #   FAIL linux:BOOT:CHECK: why
 # Boots (two at a time, the longest first):
 #   bzimage-smp1  the bzImage through the Linux boot protocol, with its own decompressor
-#   pvh-smp1      the uncompressed vmlinux through PVH, 1 vCPU, poweroff
+#   pvh-smp1      the uncompressed vmlinux through PVH, 1 vCPU, poweroff, with noapic
 #   pvh-smp2      the same with 2 vCPUs, ending with reboot -f
 # and as a Xen guest (-xen), each with the event upcall path and event-channel ABI it
 # asks of Linux:

@@ -208,6 +208,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
             abort();
     }
     xen_hypercall(xen, c);
+    xen_maybe_deassert_callback(xen); /* the machine's next exit: a GSI/INTx line drops */
     if (ctl & 0x2000)
         xen_vcpu_resume(xen, c);
     if (ctl & 0x200)

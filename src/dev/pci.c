@@ -133,12 +133,12 @@ int pci_intx_pirq(int slot, int pin)
 }
 
 /* ---- the PCI interrupt router: PIRQA-D to the I/O APIC and the 8259 ----
- * Intel ICH9 datasheet 13.1.17/13.1.20 "PIRQ[n]_ROUT": bit 7 IRQEN (1: the PIRQ is not
- * routed to the 8259), bits 3:0 the ISA IRQ, of which 3-7, 9-12, 14 and 15 are valid
- * (the others are reserved: not routed); bits 6:4 are reserved and read 0. PIRQA-D
- * also reach I/O APIC inputs 16-19 unconditionally (13.5 "APIC": PIRQ[A-H] on 16-23).
- * No function's INTx reaches PIRQE-H here (the HPET has I/O APIC inputs 20-23), so
- * their registers only hold what the guest writes. */
+ * The ICH9 datasheet's LPC registers PIRQ[A-D]_ROUT (0x60-0x63) and PIRQ[E-H]_ROUT
+ * (0x68-0x6b): bit 7 IRQEN (1: the PIRQ is not routed to the 8259), bits 3:0 the ISA
+ * IRQ, of which 3-7, 9-12, 14 and 15 are valid (the others are reserved: not routed);
+ * bits 6:4 are reserved and read 0. The I/O APIC has PIRQA-H on its inputs 16-23
+ * whatever the routing. No function's INTx reaches PIRQE-H here (the HPET has I/O APIC
+ * inputs 20-23), so their registers only hold what the guest writes. */
 #define PIRQ_ROUT_A 0x60    /* PIRQA-D_ROUT */
 #define PIRQ_ROUT_E 0x68    /* PIRQE-H_ROUT */
 #define PIRQ_ROUT_DISABLE 0x80
@@ -360,8 +360,6 @@ struct pci_bus *pci_create(struct machine *m)
 
 void pci_unregister_device(struct pci_device *d)
 {
-    for (int pin = 0; pin < 4; pin++) /* a function taken away drives no wire */
-        pci_set_intx(d->bus, d->devfn, pin, false);
     d->config[PCI_COMMAND] &= (u8)~(PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
     pci_update_bars(d); /* no BAR decodes any more */
     d->bus->dev[d->devfn] = NULL;

@@ -410,8 +410,7 @@ void xen_evtchn_send_virq(struct xen *x, int vcpu, u32 virq)
         port_set_pending(x, port);
 }
 
-/* ---- the callback vector: taken like an interrupt while the vCPU's upcall is pending,
- * ahead of the PIC and the LAPIC (Xen's hvm_vcpu_has_pending_irq) ---- */
+/* ---- the GSI / PCI INTx callback line ---- */
 /* Xen's hvm_maybe_deassert_evtchn_irq(): the line drops once vCPU 0's upcall is no
  * longer pending */
 void xen_maybe_deassert_callback(struct xen *x)
@@ -423,6 +422,8 @@ void xen_maybe_deassert_callback(struct xen *x)
     }
 }
 
+/* ---- the callback vector: taken like an interrupt while the vCPU's upcall is pending,
+ * ahead of the PIC and the LAPIC (Xen's hvm_vcpu_has_pending_irq) ---- */
 int xen_intr_pending(struct xen *x, struct cpu *c)
 {
     struct xen_evtchn *e = x->evtchn;

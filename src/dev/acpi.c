@@ -110,7 +110,7 @@ static u8 checksum(const u8 *p, size_t len)
 
 /* ---- AML emitter (ACPI 6.0 chapter 20) ---- */
 
-#define AML_MAX 8192
+#define AML_MAX 16384
 
 struct aml {
     u8 b[AML_MAX];
@@ -122,7 +122,13 @@ enum {
     AML_DWORD = 0x0c, AML_STRING = 0x0d, AML_QWORD = 0x0e, AML_SCOPE = 0x10,
     AML_BUFFER = 0x11, AML_PACKAGE = 0x12, AML_EXT = 0x5b, AML_EXT_DEVICE = 0x82,
     AML_ROOT = '\\', AML_DUAL_NAME = 0x2e, AML_MULTI_NAME = 0x2f, AML_ONES = 0xff,
+    AML_METHOD = 0x14, AML_ARG0 = 0x68, AML_STORE = 0x70, AML_AND = 0x7b,
+    AML_OR = 0x7d, AML_CREATE_DWORD_FIELD = 0x8a, AML_LLESS = 0x95, AML_IF = 0xa0,
+    AML_RETURN = 0xa4, AML_NULL_NAME = 0x00,
+    AML_EXT_OP_REGION = 0x80, AML_EXT_FIELD = 0x81, /* after AML_EXT */
 };
+enum { AML_REGION_PCI_CONFIG = 0x02 };
+enum { AML_FIELD_BYTE_ACC = 0x01 }; /* NoLock, Preserve */
 
 static void aml_bytes(struct aml *a, const void *p, size_t n)
 {
@@ -341,15 +347,23 @@ static void res_io(struct res *r, u16 port, u8 len)
 
 /* Interrupt (ResourceConsumer, Level, ActiveHigh, Shared) { gsi }: the extended
  * interrupt descriptor (ACPI 6.0 6.4.3.6) */
+static void res_ext_irqs(struct res *r, const u32 *irqs, int n)
+{
+    u8 *p = res_add(r, 5 + 4 * (size_t)n);
+    p[0] = 0x89;
+    put(p + 1, 2 + 4 * (u64)n, 2);
+    p[3] = 0x01 | 0x08; /* consumer, shared; level (bit 1 clear), active-high (bit 2 clear) */
+    p[4] = (u8)n;
+    for (int i = 0; i < n; i++)
+        put(p + 5 + 4 * i, irqs[i], 4);
+}
+
 static void res_ext_irq(struct res *r, u32 gsi)
 {
-    u8 *p = res_add(r, 9);
-    p[0] = 0x89;
-    put(p + 1, 6, 2);
-    p[3] = 0x01 | 0x08; /* consumer, shared; level (bit 1 clear), active-high (bit 2 clear) */
-    p[4] = 1;
-    put(p + 5, gsi, 4);
+    res_ext_irqs(r, &gsi, 1);
 }
+/* where the first interrupt number of that descriptor is, for CreateDWordField */
+#define RES_EXT_IRQ_NUMBER 5
 
 /* IRQNoFlags () { irq }: an ISA interrupt, edge-triggered and active-high */
 static void res_irq(struct res *r, int irq)
@@ -484,9 +498,49 @@ static void res_memory_windows(struct res *r, u64 lo, u64 hi, u64 hole_lo, u64 h
         res_window(r, RES_TYPE_MEMORY, RES_MEM_READ_WRITE, above_start, hi - 1);
 }
 
-/* The PCI interrupt links GSIA-GSID: each wired to one I/O APIC input (pci_intx_gsi),
- * level-triggered and active-high; nothing to choose (_PRS = _CRS, _SRS accepts it). */
-static void build_pci_links(struct aml *a)
+/* ---- PCI interrupt routing ----
+ * The OS tells the DSDT its interrupt model through \_PIC (0: 8259 PIC, 1: I/O APIC),
+ * recorded in \PICF; the host bridge's _PRT then gives INTA-INTD of each slot either
+ * the links GSIA-GSID (APIC mode: I/O APIC inputs 16-19, fixed) or the links LNKA-LNKD
+ * (PIC mode: an ISA IRQ chosen by the OS and programmed into the router registers
+ * PIRQA-D_ROUT of the LPC bridge 00:1f.0, which the links read and write through a
+ * PCI_Config operation region), as QEMU's q35 DSDT has it. Pin p of slot s is on
+ * PIRQ (s + p) % 4 in both (pci_intx_pirq). */
+
+/* The ISA IRQs a link may take in PIC mode: the ones no ISA device of this PC uses
+ * (QEMU's choice too); firmware leaves 10 and 11 programmed. */
+static const u32 link_isa_irqs[] = { 5, 10, 11 };
+
+#define ROUTER_PATH "\\_SB.PCI0.LPC.PRQ" /* + A-D */
+#define PIRQ_ROUT_DISABLE 0x80
+#define PIRQ_ROUT_IRQ 0x0f
+
+static size_t aml_method(struct aml *a, const char *name, int nargs, bool serialized)
+{
+    static const u8 op[] = { AML_METHOD };
+    size_t s = aml_open(a, op, sizeof(op));
+    aml_name(a, name);
+    aml_byte(a, (u8)(nargs | (serialized ? 0x08 : 0)));
+    return s;
+}
+
+/* If (predicate) { ... }: the predicate's bytes follow, then the body, then aml_close */
+static size_t aml_if(struct aml *a)
+{
+    static const u8 op[] = { AML_IF };
+    return aml_open(a, op, sizeof(op));
+}
+
+static void aml_router_field(struct aml *a, int n)
+{
+    char path[] = ROUTER_PATH "A";
+    path[sizeof(path) - 2] = (char)('A' + n);
+    aml_name(a, path);
+}
+
+/* The links GSIA-GSID: each wired to one I/O APIC input (pci_intx_gsi), level-triggered
+ * and active-high; nothing to choose (_PRS = _CRS, _SRS accepts it). */
+static void build_gsi_links(struct aml *a)
 {
     for (int n = 0; n < PCI_INTX_LINKS; n++) {
         char name[5] = { 'G', 'S', 'I', (char)('A' + n), 0 };
@@ -499,25 +553,92 @@ static void build_pci_links(struct aml *a)
         aml_buffer(a, r.b, r.len);
         aml_name_decl(a, "_CRS");
         aml_buffer(a, r.b, r.len);
-        static const u8 method[] = { 0x14 /* MethodOp */ };
-        size_t m = aml_open(a, method, sizeof(method));
-        aml_name(a, "_SRS");
-        aml_byte(a, 1); /* one argument, not serialized */
+        aml_close(a, aml_method(a, "_SRS", 1, false));
+        aml_close(a, dev);
+    }
+}
+
+/* The links LNKA-LNKD over the router registers, with two helpers as QEMU has them:
+ *   Method (IQST, 1) { If (And (Arg0, 0x80)) { Return (0x09) } Return (0x0B) }
+ *     _STA: present and functioning, enabled unless the register's bit 7 disables it
+ *   Method (IQCR, 1, Serialized) { Name (PRR0, ResourceTemplate () { Interrupt (...) {0} })
+ *       CreateDWordField (PRR0, 5, PRRI)
+ *       If (LLess (Arg0, 0x80)) { And (Arg0, 0x0F, PRRI) }  Return (PRR0) }
+ *     _CRS: the routed IRQ, or none (0) while disabled
+ * and in each link _PRS, _STA, _CRS, _DIS (sets bit 7) and _SRS (writes the IRQ of the
+ * chosen descriptor, which clears bit 7). */
+static void build_pic_links(struct aml *a)
+{
+    size_t m = aml_method(a, "IQST", 1, false);
+    size_t i = aml_if(a);
+    aml_byte(a, AML_AND), aml_byte(a, AML_ARG0), aml_integer(a, PIRQ_ROUT_DISABLE);
+    aml_byte(a, AML_NULL_NAME);
+    aml_byte(a, AML_RETURN), aml_integer(a, 0x09);
+    aml_close(a, i);
+    aml_byte(a, AML_RETURN), aml_integer(a, 0x0b);
+    aml_close(a, m);
+
+    m = aml_method(a, "IQCR", 1, true);
+    struct res r = { .len = 0 };
+    res_ext_irq(&r, 0);
+    res_end(&r);
+    aml_name_decl(a, "PRR0");
+    aml_buffer(a, r.b, r.len);
+    aml_byte(a, AML_CREATE_DWORD_FIELD), aml_name(a, "PRR0");
+    aml_integer(a, RES_EXT_IRQ_NUMBER), aml_name(a, "PRRI");
+    i = aml_if(a);
+    aml_byte(a, AML_LLESS), aml_byte(a, AML_ARG0), aml_integer(a, PIRQ_ROUT_DISABLE);
+    aml_byte(a, AML_AND), aml_byte(a, AML_ARG0), aml_integer(a, PIRQ_ROUT_IRQ);
+    aml_name(a, "PRRI");
+    aml_close(a, i);
+    aml_byte(a, AML_RETURN), aml_name(a, "PRR0");
+    aml_close(a, m);
+
+    for (int n = 0; n < PCI_INTX_LINKS; n++) {
+        char name[5] = { 'L', 'N', 'K', (char)('A' + n), 0 };
+        size_t dev = aml_device(a, name);
+        aml_device_ids(a, "PNP0C0F", n);
+        struct res prs = { .len = 0 };
+        res_ext_irqs(&prs, link_isa_irqs, (int)ARRAY_SIZE(link_isa_irqs));
+        res_end(&prs);
+        aml_name_decl(a, "_PRS");
+        aml_buffer(a, prs.b, prs.len);
+        /* Method (_STA) { Return (IQST (PRQn)) } */
+        m = aml_method(a, "_STA", 0, false);
+        aml_byte(a, AML_RETURN), aml_name(a, "IQST"), aml_router_field(a, n);
+        aml_close(a, m);
+        /* Method (_DIS) { Or (PRQn, 0x80, PRQn) } */
+        m = aml_method(a, "_DIS", 0, false);
+        aml_byte(a, AML_OR), aml_router_field(a, n), aml_integer(a, PIRQ_ROUT_DISABLE);
+        aml_router_field(a, n);
+        aml_close(a, m);
+        /* Method (_CRS) { Return (IQCR (PRQn)) } */
+        m = aml_method(a, "_CRS", 0, false);
+        aml_byte(a, AML_RETURN), aml_name(a, "IQCR"), aml_router_field(a, n);
+        aml_close(a, m);
+        /* Method (_SRS, 1, Serialized) { CreateDWordField (Arg0, 5, PRRI)
+         *                                Store (PRRI, PRQn) } */
+        m = aml_method(a, "_SRS", 1, true);
+        aml_byte(a, AML_CREATE_DWORD_FIELD), aml_byte(a, AML_ARG0);
+        aml_integer(a, RES_EXT_IRQ_NUMBER), aml_name(a, "PRRI");
+        aml_byte(a, AML_STORE), aml_name(a, "PRRI"), aml_router_field(a, n);
         aml_close(a, m);
         aml_close(a, dev);
     }
 }
 
-/* _PRT: INTA-INTD of slots 1-31 to their links */
-static void build_pci_routing(struct aml *a)
+/* Name (name, Package () { Package () { slot << 16 | 0xffff, pin, link, 0 } ... }):
+ * INTA-INTD of slots 1-31 to the links prefix A-D */
+static void build_routing_table(struct aml *a, const char *name, const char *prefix)
 {
     static const u8 package[] = { AML_PACKAGE };
-    aml_name_decl(a, "_PRT");
+    aml_name_decl(a, name);
     size_t outer = aml_open(a, package, sizeof(package));
     aml_byte(a, 31 * 4);
     for (int slot = 1; slot < 32; slot++) {
         for (int pin = 0; pin < 4; pin++) {
-            char link[5] = { 'G', 'S', 'I', (char)('A' + (pci_intx_gsi(slot, pin) - 16)), 0 };
+            char link[5] = { prefix[0], prefix[1], prefix[2],
+                             (char)('A' + pci_intx_pirq(slot, pin)), 0 };
             size_t e = aml_open(a, package, sizeof(package));
             aml_byte(a, 4);
             aml_integer(a, (u64)slot << 16 | 0xffff);
@@ -528,6 +649,55 @@ static void build_pci_routing(struct aml *a)
         }
     }
     aml_close(a, outer);
+}
+
+static bool router_present(struct machine *m)
+{
+    return pci_config_read(m->pci, 0, PCI_DEVFN(PCI_LPC_SLOT, 0), 0, 2) == 0x8086;
+}
+
+/* In the host bridge: the tables, _PRT choosing one by \PICF, and the LPC bridge with
+ * its router registers:
+ *   Method (_PRT) { If (\PICF) { Return (PRTA) } Return (PRTP) }
+ *   Device (LPC) { Name (_ADR, 0x001F0000)
+ *       OperationRegion (PIRQ, PCI_Config, 0x60, 0x0C)
+ *       Field (PIRQ, ByteAcc, NoLock, Preserve) { PRQA, 8, PRQB, 8, PRQC, 8, PRQD, 8 } }
+ * Without the router there is only the APIC mode's table. */
+static void build_pci_routing(struct machine *m, struct aml *a)
+{
+    if (!router_present(m)) {
+        build_routing_table(a, "_PRT", "GSI");
+        return;
+    }
+    build_routing_table(a, "PRTA", "GSI");
+    build_routing_table(a, "PRTP", "LNK");
+    size_t meth = aml_method(a, "_PRT", 0, false);
+    size_t i = aml_if(a);
+    aml_name(a, "\\PICF");
+    aml_byte(a, AML_RETURN), aml_name(a, "PRTA");
+    aml_close(a, i);
+    aml_byte(a, AML_RETURN), aml_name(a, "PRTP");
+    aml_close(a, meth);
+
+    size_t dev = aml_device(a, "LPC");
+    aml_name_integer(a, "_ADR", (u64)PCI_LPC_SLOT << 16);
+    static const u8 region[] = { AML_EXT, AML_EXT_OP_REGION };
+    aml_bytes(a, region, sizeof(region));
+    aml_name(a, "PIRQ");
+    aml_byte(a, AML_REGION_PCI_CONFIG);
+    aml_integer(a, 0x60);
+    aml_integer(a, PCI_INTX_LINKS);
+    static const u8 field[] = { AML_EXT, AML_EXT_FIELD };
+    size_t f = aml_open(a, field, sizeof(field));
+    aml_name(a, "PIRQ");
+    aml_byte(a, AML_FIELD_BYTE_ACC);
+    for (int n = 0; n < PCI_INTX_LINKS; n++) {
+        char name[5] = { 'P', 'R', 'Q', (char)('A' + n), 0 };
+        aml_name(a, name);
+        aml_byte(a, 8); /* bits */
+    }
+    aml_close(a, f);
+    aml_close(a, dev);
 }
 
 /* The PCI host bridge: segment 0, buses 0-255 through ECAM. It consumes the
@@ -553,9 +723,11 @@ static void build_pci_host_bridge(struct machine *m, struct aml *a)
         start = MEM_PCI_HOLE_START;
     res_memory_windows(&r, start, PCI_MMIO_END, PCI_ECAM_BASE, PCI_ECAM_BASE + PCI_ECAM_SIZE);
     aml_crs(a, &r);
-    build_pci_routing(a);
+    build_pci_routing(m, a);
     aml_close(a, dev);
-    build_pci_links(a);
+    build_gsi_links(a);
+    if (router_present(m))
+        build_pic_links(a);
 }
 
 static bool pci_present(struct machine *m)
@@ -625,6 +797,14 @@ static void build_dsdt_body(struct machine *m, struct aml *a)
     static const u64 s5[4] = { ACPI_S5_SLP_TYP, ACPI_S5_SLP_TYP, 0, 0 };
     aml_name_decl(a, "\\_S5");
     aml_package_of_integers(a, s5, 4);
+    /* the OS's interrupt model (ACPI 6.0 5.8.1): Method (\_PIC, 1) { Store (Arg0, \PICF) },
+     * 0 (the 8259) until the OS says otherwise */
+    if (pci_present(m) && router_present(m)) {
+        aml_name_integer(a, "\\PICF", 0);
+        size_t pic = aml_method(a, "\\_PIC", 1, false);
+        aml_byte(a, AML_STORE), aml_byte(a, AML_ARG0), aml_name(a, "\\PICF");
+        aml_close(a, pic);
+    }
 
     size_t sb = aml_scope(a, "\\_SB");
     if (pci_present(m))

@@ -24,6 +24,11 @@ struct pci_bus {
     u32 addr; /* 0xcf8 */
     struct pci_device *dev[256];
     u64 next_io, next_mem; /* firmware's BAR assignment */
+    /* PCI INTx wires: the asserted pins (bit n = INTA + n) of each function, and how
+     * many asserted pins drive each PIRQ (they are wired-OR, as open-drain lines are) */
+    u8 intx[256];
+    u8 pirq_drivers[PCI_INTX_LINKS];
+    struct pci_device *lpc; /* the interrupt router, 00:1f.0 */
 };
 
 static void put16(u8 *p, u16 v) { p[0] = (u8)v; p[1] = (u8)(v >> 8); }
@@ -119,7 +124,117 @@ struct pci_device *pci_register_device(struct pci_bus *b, u8 devfn,
 
 int pci_intx_gsi(int slot, int pin)
 {
-    return 16 + (slot + pin) % PCI_INTX_LINKS;
+    return 16 + pci_intx_pirq(slot, pin);
+}
+
+int pci_intx_pirq(int slot, int pin)
+{
+    return (slot + pin) % PCI_INTX_LINKS;
+}
+
+/* ---- the PCI interrupt router: PIRQA-D to the I/O APIC and the 8259 ----
+ * The ICH9 datasheet's LPC registers PIRQ[A-D]_ROUT (0x60-0x63) and PIRQ[E-H]_ROUT
+ * (0x68-0x6b): bit 7 IRQEN (1: the PIRQ is not routed to the 8259), bits 3:0 the ISA
+ * IRQ, of which 3-7, 9-12, 14 and 15 are valid (the others are reserved: not routed);
+ * bits 6:4 are reserved and read 0. The I/O APIC has PIRQA-H on its inputs 16-23
+ * whatever the routing. No function's INTx reaches PIRQE-H here (the HPET has I/O APIC
+ * inputs 20-23), so their registers only hold what the guest writes. */
+#define PIRQ_ROUT_A 0x60    /* PIRQA-D_ROUT */
+#define PIRQ_ROUT_E 0x68    /* PIRQE-H_ROUT */
+#define PIRQ_ROUT_DISABLE 0x80
+#define PIRQ_ROUT_IRQ 0x0f
+#define PIRQ_ROUT_WMASK 0x8f
+#define PIRQ_ISA_IRQS 0xdef8u /* IRQ 3-7, 9-12, 14, 15 */
+
+/* The ISA IRQ the router gives PIRQ n, or -1 when it is not routed to the 8259. */
+static int pirq_isa_irq(const struct pci_bus *b, int n)
+{
+    if (!b->lpc)
+        return -1;
+    u8 rout = b->lpc->config[PIRQ_ROUT_A + n];
+    int irq = rout & PIRQ_ROUT_IRQ;
+    return !(rout & PIRQ_ROUT_DISABLE) && (PIRQ_ISA_IRQS & (1u << irq)) ? irq : -1;
+}
+
+/* Drives the interrupt controllers' inputs from the PIRQs: I/O APIC input 16 + n while
+ * PIRQ n is asserted, and the 8259 input its router register selects. */
+static void update_lines(struct pci_bus *b)
+{
+    u32 gsis = 0;
+    u16 isa_irqs = 0;
+    for (int n = 0; n < PCI_INTX_LINKS; n++) {
+        if (!b->pirq_drivers[n])
+            continue;
+        gsis |= 1u << (16 + n);
+        int irq = pirq_isa_irq(b, n);
+        if (irq >= 0)
+            isa_irqs |= (u16)(1u << irq);
+    }
+    machine_set_pci_lines(b->m, gsis, isa_irqs);
+}
+
+void pci_set_intx(struct pci_bus *b, u8 devfn, int pin, bool level)
+{
+    u8 bit = (u8)(1u << (pin & 3));
+    if (!!(b->intx[devfn] & bit) == level)
+        return;
+    b->intx[devfn] ^= bit;
+    int n = pci_intx_pirq(devfn >> 3, pin & 3);
+    b->pirq_drivers[n] = (u8)(b->pirq_drivers[n] + (level ? 1 : -1));
+    update_lines(b);
+}
+
+static void lpc_config_written(struct pci_device *d, u16 offset, unsigned size)
+{
+    if (offset < PIRQ_ROUT_A + PCI_INTX_LINKS && offset + size > PIRQ_ROUT_A)
+        update_lines(d->bus);
+}
+
+static const struct pci_device_ops lpc_ops = { lpc_config_written };
+
+/* 00:1f.0: the ICH9 LPC bridge (as on QEMU's q35) with its PCI interrupt router, at
+ * the power-on values; firmware programs it (pci_firmware_irq_setup). It decodes no
+ * other register: the ACPI PM block, the HPET and the legacy devices sit at fixed
+ * addresses and no base register moves them. */
+static void add_lpc_bridge(struct pci_bus *b)
+{
+    struct pci_device *d = pci_register_device(b, PCI_DEVFN(PCI_LPC_SLOT, 0), &lpc_ops, NULL);
+    put16(d->config + 0x00, 0x8086);      /* vendor: Intel */
+    put16(d->config + 0x02, 0x2918);      /* device: 82801IB (ICH9) LPC interface */
+    put16(d->config + 0x04, 0x0007);      /* command: I/O, memory, bus master (hardwired) */
+    put16(d->config + 0x06, 0x0200);      /* status: medium DEVSEL timing */
+    put32(d->config + 0x08, 0x06010002);  /* class: ISA bridge; revision 2 */
+    d->config[0x0e] = 0x00;               /* header type 0, single function */
+    put16(d->config + 0x2c, 0x8086);      /* subsystem vendor */
+    put16(d->config + 0x2e, 0x2918);      /* subsystem */
+    put16(d->w1cmask + 0x06, 0xf900);     /* status: parity, aborts, SERR */
+    for (int n = 0; n < 4; n++) {
+        d->config[PIRQ_ROUT_A + n] = d->config[PIRQ_ROUT_E + n] = PIRQ_ROUT_DISABLE;
+        d->wmask[PIRQ_ROUT_A + n] = d->wmask[PIRQ_ROUT_E + n] = PIRQ_ROUT_WMASK;
+    }
+    b->lpc = d;
+}
+
+/* What SeaBIOS does for a q35 machine (mch_isa_bridge_setup, pci_bios_init_device):
+ * PIRQA-H to ISA IRQs 10, 10, 11, 11 (twice), those IRQs level-triggered, and each
+ * function with an interrupt pin told its IRQ in the Interrupt Line register. */
+u16 pci_firmware_irq_setup(struct pci_bus *b)
+{
+    static const u8 pci_irqs[PCI_INTX_LINKS] = { 10, 10, 11, 11 };
+    u16 level = 0;
+    for (int n = 0; n < 4; n++) {
+        u8 irq = pci_irqs[n % PCI_INTX_LINKS];
+        pci_config_write(b, 0, PCI_DEVFN(PCI_LPC_SLOT, 0), (u16)(PIRQ_ROUT_A + n), 1, irq);
+        pci_config_write(b, 0, PCI_DEVFN(PCI_LPC_SLOT, 0), (u16)(PIRQ_ROUT_E + n), 1, irq);
+        level |= (u16)(1u << irq);
+    }
+    for (int devfn = 0; devfn < 256; devfn++) {
+        struct pci_device *d = b->dev[devfn];
+        u8 pin = d ? d->config[0x3d] : 0;
+        if (pin >= 1 && pin <= 4)
+            d->config[0x3c] = pci_irqs[pci_intx_pirq(devfn >> 3, pin - 1)];
+    }
+    return level;
 }
 
 int pci_free_slot(struct pci_bus *b)
@@ -236,6 +351,7 @@ struct pci_bus *pci_create(struct machine *m)
     b->next_io = PCI_IO_ALLOC_BASE;
     b->next_mem = PCI_MEM_ALLOC_BASE;
     add_host_bridge(b);
+    add_lpc_bridge(b);
     bus_register(&m->io, PCI_CONFIG_ADDR_PORT, 1, addr_read, addr_write, b, "pci-addr");
     bus_register(&m->io, PCI_CONFIG_DATA_PORT, 4, data_read, data_write, b, "pci-data");
     bus_register(&m->mmio, PCI_ECAM_BASE, PCI_ECAM_SIZE, ecam_read, ecam_write, b, "pci-ecam");

@@ -317,6 +317,11 @@ static void elcr_write(void *opaque, u64 offset, unsigned size, u64 value)
     update(p);
 }
 
+void pic_set_elcr(struct pic *p, u16 level_irqs)
+{
+    elcr_write(p, 0, 2, level_irqs);
+}
+
 struct pic_state pic_get_state(const struct pic *p, int chip)
 {
     const struct pic_chip *c = &p->chip[chip & 1];

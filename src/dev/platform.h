@@ -80,6 +80,9 @@ void pic_destroy(struct pic *p);
 void pic_reset(struct pic *p);
 /* ISA IRQ 0-15 input line (IRQ2 is the cascade and cannot be raised from outside). */
 void pic_set_irq(struct pic *p, int irq, bool level);
+/* Firmware programs the ELCR: these IRQs level-triggered (others edge; the edge-only
+ * lines stay edge). */
+void pic_set_elcr(struct pic *p, u16 level_irqs);
 /* The master's INT output. */
 bool pic_has_intr(const struct pic *p);
 /* INTA cycle: the vector of the highest-priority request; a spurious IRQ7 (or IRQ15 on
@@ -197,12 +200,22 @@ void pci_device_add_bar(struct pci_device *d, int bar, enum pci_bar_kind kind, u
                         void *opaque, const char *name);
 #define PCI_IO_ALLOC_BASE 0xc000u
 #define PCI_MEM_ALLOC_BASE 0xc0000000ull
-/* PCI INTx routing: pin (0 = INTA) of a function in slot reaches I/O APIC input
- * 16 + (slot + pin) % 4, level-triggered and active-high, through the DSDT's interrupt
- * link devices GSIA-GSID (as QEMU's q35 has them); the line is driven with
- * machine_set_irq(). */
+/* PCI INTx routing: pin (0 = INTA) of a function in slot drives PIRQ (slot + pin) % 4
+ * (A-D; the pins of all functions are wired-OR), which reaches I/O APIC input 16 + that,
+ * level-triggered and active-high (the DSDT's links GSIA-GSID in APIC mode, as QEMU's
+ * q35 has them), and the 8259 input its router register in the ICH9 LPC bridge at
+ * 00:1f.0 selects (PIRQx_ROUT, the DSDT's links LNKA-LNKD in PIC mode). */
 #define PCI_INTX_LINKS 4
+#define PCI_LPC_SLOT 31
+int pci_intx_pirq(int slot, int pin);
 int pci_intx_gsi(int slot, int pin);
+/* A function's INTx pin is asserted or not (any devfn: Xen's callback drives the wire
+ * of a device number whether or not a device is there). */
+void pci_set_intx(struct pci_bus *b, u8 devfn, int pin, bool level);
+/* Firmware's interrupt setup (as SeaBIOS programs a q35): the router registers and each
+ * function's Interrupt Line register; returns the ISA IRQs that must be level-triggered
+ * in the ELCR (pic_set_elcr). Call once the devices are on the bus. */
+u16 pci_firmware_irq_setup(struct pci_bus *b);
 /* Config space access by bus/devfn/offset as the guest sees it (absent: all-ones). */
 u32 pci_config_read(struct pci_bus *b, u8 bus, u8 devfn, u16 offset, unsigned size);
 void pci_config_write(struct pci_bus *b, u8 bus, u8 devfn, u16 offset, unsigned size, u32 value);

@@ -75,6 +75,8 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
 {
     struct machine *m = opaque;
     struct lapic *apic = m->lapic[c->id];
+    if (m->xen) /* as Xen at each VM exit */
+        xen_maybe_deassert_callback(m->xen);
     switch (ev->kind) {
     case EV_IO:
         if (ev->u.io.write)
@@ -214,25 +216,38 @@ static u64 now_ns(struct cpu *c, void *opaque)
 static const struct cpu_ops machine_cpu_ops = { route_event, intr_pending, intr_ack, now_ns };
 
 /* ---- what the Xen interface asks of the machine (struct xen_host_ops) ---- */
-static void set_irq_line(struct machine *m, int irq, bool level, bool device);
-/* The callback's GSI or INTx line is Xen's own: it reaches the interrupt controllers
+static void drive_pic(struct machine *m, int irq);
+static void drive_ioapic(struct machine *m, int pin);
+/* The callback's GSI form is Xen's own line: it reaches the interrupt controllers
  * directly, never as a pirq (hvm_set_callback_irq_level) */
 static void xen_set_gsi(void *opaque, int gsi, bool level)
 {
-    set_irq_line(opaque, gsi, level, false);
+    struct machine *m = opaque;
+    if (gsi < 0 || gsi >= IOAPIC_PINS)
+        return;
+    m->xen_cb_lines = level ? m->xen_cb_lines | BIT(gsi) : m->xen_cb_lines & ~(u32)BIT(gsi);
+    if (gsi < 16)
+        drive_pic(m, gsi);
+    drive_ioapic(m, gsi);
 }
 
-/* PCI INTx: the GSI the platform's routing gives the pin (pci_intx_gsi) */
+/* PCI INTx: the wire of that device's pin, routed as the platform routes it (and, as in
+ * Xen's __hvm_pci_intx_assert, a pirq's if the guest mapped its GSI) */
 static void xen_set_pci_intx(void *opaque, u8 devfn, int pin, bool level)
 {
-    set_irq_line(opaque, pci_intx_gsi(devfn >> 3, pin), level, false);
+    struct machine *m = opaque;
+    pci_set_intx(m->pci, devfn, pin, level);
 }
 
+/* A GSI was mapped to a pirq or unmapped: its I/O APIC input is driven again (held low
+ * while the pirq has it); the level the interface passes is the one the machine's own
+ * drivers give */
 static void xen_set_ioapic_input(void *opaque, int gsi, bool level)
 {
+    (void)level;
     struct machine *m = opaque;
-    if (m->ioapic && gsi >= 0 && gsi < IOAPIC_PINS)
-        ioapic_set_irq(m->ioapic, gsi, level);
+    if (gsi >= 0 && gsi < IOAPIC_PINS)
+        drive_ioapic(m, gsi);
 }
 
 static void xen_deliver_vector(void *opaque, int vcpu, u8 vector)
@@ -315,24 +330,51 @@ void machine_request_stop(struct machine *m, int status)
     }
 }
 
-static void set_irq_line(struct machine *m, int irq, bool level, bool device)
+/* ISA IRQs go to both controllers, as on a PC; IRQ0 is wired to IOAPIC pin 2 (the
+ * MADT's interrupt source override). GSIs 16-23 reach only the IOAPIC. PCI INTx adds
+ * its own drivers to the IOAPIC's inputs 16-19 and, through the router, to 8259 inputs;
+ * each input sees the OR of its drivers. A GSI that a Xen guest mapped to a pirq is
+ * that pirq's event channel instead of its I/O APIC input (xen_gsi_set); the 8259 still
+ * sees its ISA lines, and Xen's own callback line stays a line. */
+static void drive_pic(struct machine *m, int irq)
 {
-    /* ISA IRQs go to both controllers, as on a PC; IRQ0 is wired to IOAPIC pin 2 (the
-     * MADT's interrupt source override). PCI GSIs 16-23 reach only the IOAPIC. A
-     * device's GSI that a Xen guest mapped to a pirq is its event channel instead of
-     * the IOAPIC input. */
-    int gsi = irq == 0 ? 2 : irq;
-    if (irq < 16 && m->pic)
-        pic_set_irq(m->pic, irq, level);
-    if (device && m->xen && xen_gsi_set(m->xen, gsi, level))
-        return;
-    if (m->ioapic && irq < IOAPIC_PINS)
-        ioapic_set_irq(m->ioapic, gsi, level);
+    if (m->pic)
+        pic_set_irq(m->pic, irq, ((m->irq_level | m->pci_isa_irqs | m->xen_cb_lines) >> irq) & 1);
+}
+
+static void drive_ioapic(struct machine *m, int pin)
+{
+    u32 from = pin == 2 ? BIT(0) | BIT(2) : pin == 0 ? 0 : BIT(pin);
+    bool level = ((m->irq_level | m->pci_gsis) & from) != 0;
+    if (m->xen && xen_gsi_set(m->xen, pin, level))
+        level = false;
+    level |= (m->xen_cb_lines >> pin) & 1;
+    if (m->ioapic)
+        ioapic_set_irq(m->ioapic, pin, level);
 }
 
 void machine_set_irq(struct machine *m, int irq, bool level)
 {
-    set_irq_line(m, irq, level, true);
+    if (irq < 0 || irq >= IOAPIC_PINS)
+        return;
+    m->irq_level = level ? m->irq_level | BIT(irq) : m->irq_level & ~(u32)BIT(irq);
+    if (irq < 16)
+        drive_pic(m, irq);
+    drive_ioapic(m, irq == 0 ? 2 : irq);
+}
+
+void machine_set_pci_lines(struct machine *m, u32 gsis, u16 isa_irqs)
+{
+    u32 gsi_change = m->pci_gsis ^ gsis;
+    u16 isa_change = m->pci_isa_irqs ^ isa_irqs;
+    m->pci_gsis = gsis;
+    m->pci_isa_irqs = isa_irqs;
+    for (int n = 0; n < IOAPIC_PINS; n++)
+        if (gsi_change & BIT(n))
+            drive_ioapic(m, n);
+    for (int n = 0; n < 16; n++)
+        if (isa_change & BIT(n))
+            drive_pic(m, n);
 }
 
 void machine_kick(struct machine *m, int vcpu)
@@ -797,6 +839,8 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
         return NESTOR_EXIT_USAGE;
     if (m->xen && cfg->xen.platform)
         m->xen_platform = xen_platform_create(m, cfg->console_out_fd);
+    /* firmware's PCI interrupt routing, once the devices are on the bus */
+    pic_set_elcr(m->pic, pci_firmware_irq_setup(m->pci));
     /* the tables describe the devices above, so they come last */
     m->acpi_rsdp = acpi_build(m);
     if (cfg->kernel) {

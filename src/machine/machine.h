@@ -83,6 +83,10 @@ struct machine {
     struct hpet *hpet;
     struct acpi_pm *acpi_pm;
     struct pci_bus *pci;
+    u32 irq_level;            /* lines raised through machine_set_irq (bit n = line n) */
+    u32 pci_gsis;             /* I/O APIC inputs and ... */
+    u16 pci_isa_irqs;         /* ... 8259 inputs driven by PCI INTx (machine_set_pci_lines) */
+    u32 xen_cb_lines;         /* GSIs the Xen callback line (GSI form) drives */
     struct kbc *kbc;
     struct pc_testdev *pc_testdev;   /* -device pc-testdev */
     struct pci_testdev *pci_testdev; /* -device pci-testdev */
@@ -128,6 +132,10 @@ void machine_wake(struct machine *m);
 void machine_power_transitions(struct machine *m);
 /* Raise/lower an ISA IRQ line (routes to PIC/IOAPIC when present, else LAPIC LINT0). */
 void machine_set_irq(struct machine *m, int irq, bool level);
+/* The lines PCI INTx drives now (the PCI interrupt router's outputs): I/O APIC inputs
+ * (bit n = GSI n) and 8259 inputs (bit n = ISA IRQ n). Each controller input is the OR
+ * of these and of the machine_set_irq() sources of the same line. */
+void machine_set_pci_lines(struct machine *m, u32 gsis, u16 isa_irqs);
 /* Deliver an interrupt message (from LAPIC IPIs, IOAPIC, MSI) to the destination CPUs. */
 struct apic_msg { u32 dest; u8 vector; u8 delivery; bool logical; bool level; u8 shorthand; int src; };
 void machine_apic_send(struct machine *m, const struct apic_msg *msg);

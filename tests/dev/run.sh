@@ -71,3 +71,23 @@ for t in APIC DSDT FACP FACS HPET MCFG RSDT XSDT; do
   fi
   echo "PASS $name"
 done
+
+# ACPICA's interpreter runs the DSDT's PCI interrupt links (tests/dev/pci_links.asl):
+# what iasl cannot check, that _SRS, _CRS, _DIS and _STA agree through the router
+# register.
+if command -v acpiexec >/dev/null 2>&1; then
+  name=dev:acpiexec-pci-links
+  cp tests/dev/pci_links.asl "$tmp/"
+  out=$(cd "$tmp" && iasl pci_links.asl 2>&1)
+  if [ ! -f "$tmp/pci_links.aml" ]; then
+    echo "FAIL $name: pci_links.asl does not compile: $(problems <<<"$out")"
+  else
+    out=$(cd "$tmp" && acpiexec -b 'evaluate \TRTE' DSDT.dat pci_links.aml 2>&1)
+    got=$(sed -n 's/^ *\[Integer\] = \([0-9A-F]*\)$/\1/p' <<<"$out")
+    if [ "$got" = 0000000000000000 ] && ! grep -qiE 'error|exception' <<<"$out"; then
+      echo "PASS $name"
+    else
+      echo "FAIL $name: \\TRTE = ${got:-none} (bits: failed checks) | $(grep -iE 'error|exception' <<<"$out" | head -2 | tr '\n' ' ')"
+    fi
+  fi
+fi

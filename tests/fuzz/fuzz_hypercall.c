@@ -529,6 +529,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
             restore_frames();
         }
     xen_hypercall(xen, c);
+    xen_maybe_deassert_callback(xen); /* the machine's next exit: a GSI/INTx line drops */
     if (grants)
         host_side(gops >> 19);
     if (ctl & 0x2000)

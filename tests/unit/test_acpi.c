@@ -704,3 +704,101 @@ Test(acpi, platform_dsdt_pci_host_bridge)
     }
     cr_assert_eq(covered, 0xfec00000u - 0xc0000000u - PCI_ECAM_SIZE);
 }
+
+/* ---- PCI interrupt routing in the DSDT: \_PIC, the two _PRT tables, the links ---- */
+
+/* The routing table Name (name, Package (124) { Package (4) { addr, pin, link, 0 } }):
+ * each entry's link, checked against pin p of slot s on PIRQ (s + p) % 4. */
+static void check_routing_table(const u8 *dsdt, const char *name, const char *prefix)
+{
+    u32 dlen = (u32)le(dsdt + 4, 4);
+    u8 pat[6] = { 0x08, (u8)name[0], (u8)name[1], (u8)name[2], (u8)name[3], 0x12 };
+    const u8 *p = find_bytes(dsdt + 36, dlen - 36, pat, 6);
+    cr_assert_not_null(p, "Name (%s, Package ...)", name);
+    size_t nb;
+    pkg_length(p + 6, &nb);
+    p += 6 + nb;
+    cr_assert_eq(*p++, 124, "%s: INTA-INTD of slots 1-31", name);
+    for (int slot = 1; slot < 32; slot++) {
+        for (int pin = 0; pin < 4; pin++) {
+            cr_assert_eq(*p++, 0x12, "%s: an entry package", name);
+            pkg_length(p, &nb);
+            p += nb;
+            cr_assert_eq(*p++, 4);
+            cr_assert_eq(*p++, 0x0c, "the address as a DWord");
+            cr_assert_eq(le(p, 4), (u64)slot << 16 | 0xffff);
+            p += 4;
+            if (pin <= 1) {
+                cr_assert_eq(*p++, pin, "pin Zero/One");
+            } else {
+                cr_assert_eq(p[0], 0x0a);
+                cr_assert_eq(p[1], pin);
+                p += 2;
+            }
+            char link[4] = { prefix[0], prefix[1], prefix[2], (char)('A' + (slot + pin) % 4) };
+            cr_assert_eq(memcmp(p, link, 4), 0, "%s: slot %d pin %d on %.4s", name, slot, pin, link);
+            p += 4;
+            cr_assert_eq(*p++, 0, "source index 0");
+        }
+    }
+}
+
+Test(acpi, platform_dsdt_pci_interrupt_routing)
+{
+    create_platform();
+    const u8 *dsdt = build().dsdt;
+    u32 dlen = (u32)le(dsdt + 4, 4);
+    const u8 *body = dsdt + 36;
+    size_t blen = dlen - 36;
+    /* Name (\PICF, Zero); Method (\_PIC, 1) { Store (Arg0, \PICF) } */
+    cr_assert_not_null(find_bytes(body, blen, "\x08\\PICF\x00", 7), "PICF starts at 0 (PIC)");
+    const u8 *pic = find_bytes(body, blen, "\\_PIC\x01\x70\x68\\PICF", 13);
+    cr_assert_not_null(pic, "\\_PIC stores its argument in \\PICF");
+    cr_assert_eq(pic[-2], 0x14, "\\_PIC is a method");
+    /* Method (_PRT) { If (\PICF) { Return (PRTA) } Return (PRTP) } */
+    const u8 *prt = find_bytes(body, blen, "_PRT\x00\xa0", 6);
+    cr_assert_not_null(prt, "_PRT is a method that tests");
+    cr_assert_eq(prt[-2], 0x14);
+    size_t nb;
+    pkg_length(prt + 6, &nb);
+    cr_assert_eq(memcmp(prt + 6 + nb, "\\PICF\xa4PRTA\xa4PRTP", 15), 0,
+                 "APIC mode: PRTA, else PRTP");
+    check_routing_table(dsdt, "PRTA", "GSI");
+    check_routing_table(dsdt, "PRTP", "LNK");
+    /* the router registers: Device (LPC) at 00:1f.0, PCI_Config 0x60-0x63 as PRQA-PRQD */
+    const u8 *lpc = find_bytes(body, blen, "LPC_\x08_ADR\x0c\x00\x00\x1f\x00", 14);
+    cr_assert_not_null(lpc, "Device (LPC) { Name (_ADR, 0x001F0000) ...");
+    cr_assert_not_null(find_bytes(lpc, blen - (size_t)(lpc - body),
+                                  "\x5b\x80PIRQ\x02\x0a\x60\x0a\x04", 11),
+                       "OperationRegion (PIRQ, PCI_Config, 0x60, 4)");
+    cr_assert_not_null(find_bytes(lpc, blen - (size_t)(lpc - body),
+                                  "PIRQ\x01PRQA\x08PRQB\x08PRQC\x08PRQD\x08", 25),
+                       "Field (PIRQ, ByteAcc) { PRQA, 8 ... PRQD, 8 }");
+    /* LNKA-LNKD: _HID PNP0C0F, _UID n, _PRS { 5, 10, 11 }, and methods on PRQn */
+    for (int n = 0; n < 4; n++) {
+        char dev[10] = { 'L', 'N', 'K', (char)('A' + n), 0x08, '_', 'H', 'I', 'D', 0 };
+        const u8 *d = find_bytes(body, blen, dev, 9); /* the device, not a _PRT entry */
+        dev[4] = 0;
+        cr_assert_not_null(d, "%s", dev);
+        u32 hid = eisa("PNP0C0F");
+        cr_assert_eq(memcmp(d + 4, "\x08_HID\x0c", 6), 0);
+        cr_assert_eq(memcmp(d + 10, &hid, 4), 0, "%s is a PCI interrupt link", dev);
+        const u8 *prs = find_bytes(d, blen - (size_t)(d - body), "\x08_PRS\x11", 6);
+        cr_assert_not_null(prs);
+        pkg_length(prs + 6, &nb);
+        const u8 *irq = prs + 6 + nb + 2; /* after BufferSize (ByteConst) */
+        static const u8 want[] = { 0x89, 14, 0, 0x09, 3, 5, 0, 0, 0, 10, 0, 0, 0, 11, 0, 0, 0 };
+        cr_assert_eq(memcmp(irq, want, sizeof(want)), 0,
+                     "%s: _PRS Interrupt (Consumer, Level, ActiveHigh, Shared) { 5, 10, 11 }", dev);
+        u8 field[] = "\\/\x04_SB_PCI0LPC_PRQ?";
+        field[sizeof(field) - 2] = (u8)('A' + n);
+        size_t flen = sizeof(field) - 1;
+        u8 sta[32] = "_STA\x00\xa4IQST", srs[48] = "_SRS\x09\x8a\x68\x0a\x05PRRI\x70PRRI";
+        memcpy(sta + 10, field, flen);
+        memcpy(srs + 18, field, flen);
+        cr_assert_not_null(find_bytes(d, blen - (size_t)(d - body), sta, 10 + flen),
+                           "%s: _STA from IQST (PRQ%c)", dev, 'A' + n);
+        cr_assert_not_null(find_bytes(d, blen - (size_t)(d - body), srs, 18 + flen),
+                           "%s: _SRS stores the descriptor's IRQ into PRQ%c", dev, 'A' + n);
+    }
+}

@@ -225,3 +225,82 @@ Test(pci, i8042_output_port_reset)
     outb(m, 0x60, 0x02);
     cr_assert(m->stop);
 }
+
+/* ---- the ICH9 LPC bridge's PCI interrupt router (00:1f.0) ---- */
+
+static void cfg1_write8(u8 dev, u8 reg, u8 v)
+{
+    outl(m, 0xcf8, 0x80000000u | (u32)dev << 11 | (reg & 0xfc));
+    outb(m, (u16)(0xcfc + (reg & 3)), v);
+}
+
+Test(pci, lpc_router_power_on_and_writable_bits)
+{
+    cr_assert_eq(cfg1_read(31, 0x00, 4), 0x29188086u, "ICH9 LPC interface");
+    cr_assert_eq(cfg1_read(31, 0x0a, 2), 0x0601u, "ISA bridge");
+    for (u8 r = 0; r < 4; r++) {
+        cr_assert_eq(cfg1_read(31, 0x60 + r, 1), 0x80u, "PIRQ%c_ROUT: not routed", 'A' + r);
+        cr_assert_eq(cfg1_read(31, 0x68 + r, 1), 0x80u, "PIRQ%c_ROUT: not routed", 'E' + r);
+    }
+    cfg1_write8(31, 0x62, 0xff);
+    cr_assert_eq(cfg1_read(31, 0x62, 1), 0x8fu, "bits 6:4 reserved");
+    cfg1_write8(31, 0x6b, 0x0b);
+    cr_assert_eq(cfg1_read(31, 0x6b, 1), 0x0bu);
+    cr_assert_eq(cfg1_read(31, 0x64, 4), 0u, "nothing between the two groups");
+}
+
+Test(pci, intx_wired_or_onto_pirqs_and_the_router)
+{
+    m->pci = pci;
+    m->pic = pic_create(m);
+    m->ioapic = ioapic_create(m);
+    pic_set_elcr(m->pic, 1u << 5 | 1u << 11);
+    /* slot 1 INTA and slot 2 INTD share PIRQB (I/O APIC input 17) */
+    pci_set_intx(pci, PCI_DEVFN(1, 0), 0, true);
+    pci_set_intx(pci, PCI_DEVFN(2, 0), 3, true);
+    cr_assert_eq(m->pci_gsis, 1u << 17, "PIRQB on GSI 17");
+    cr_assert_eq(m->pci_isa_irqs, 0, "not routed to the 8259 at power-on");
+    pci_set_intx(pci, PCI_DEVFN(1, 0), 0, false);
+    cr_assert_eq(m->pci_gsis, 1u << 17, "still driven by the other function");
+    pci_set_intx(pci, PCI_DEVFN(2, 0), 3, true);
+    cr_assert_eq(m->pci_gsis, 1u << 17, "asserting twice counts once");
+
+    cfg1_write8(31, 0x61, 5);
+    cr_assert_eq(m->pci_isa_irqs, 1u << 5, "PIRQB routed to IRQ 5 while asserted");
+    cr_assert(pic_get_state(m->pic, 0).irr & (1u << 5), "the 8259 sees the level at IRQ 5");
+    machine_set_irq(m, 5, true); /* an ISA source on the same line */
+    cfg1_write8(31, 0x61, 0x85);
+    cr_assert_eq(m->pci_isa_irqs, 0, "bit 7: not routed");
+    cr_assert(pic_get_state(m->pic, 0).irr & (1u << 5), "the ISA source still drives IRQ 5");
+    machine_set_irq(m, 5, false);
+    cr_assert_eq(pic_get_state(m->pic, 0).irr & (1u << 5), 0, "IRQ 5 low with neither");
+    for (int irq = 0; irq < 16; irq++) {
+        cfg1_write8(31, 0x61, (u8)irq);
+        bool valid = irq >= 3 && irq != 8 && irq != 13;
+        cr_assert_eq(m->pci_isa_irqs, valid ? 1u << irq : 0u, "route to IRQ %d", irq);
+    }
+    cfg1_write8(31, 0x61, 11);
+    cr_assert(pic_get_state(m->pic, 1).irr & (1u << 3), "rerouted to IRQ 11 on the slave");
+    pci_set_intx(pci, PCI_DEVFN(2, 0), 3, false);
+    cr_assert_eq(m->pci_gsis, 0u, "PIRQB released by its last driver");
+    cr_assert_eq(m->pci_isa_irqs, 0u);
+    cr_assert_eq(pic_get_state(m->pic, 1).irr & (1u << 3), 0, "IRQ 11 low again");
+    ioapic_destroy(m->ioapic);
+    pic_destroy(m->pic);
+    m->pic = NULL;
+    m->ioapic = NULL;
+}
+
+Test(pci, firmware_irq_setup_as_seabios)
+{
+    struct pci_device *d = pci_register_device(pci, PCI_DEVFN(6, 0), NULL, NULL);
+    d->config[0x3d] = 2; /* INTB: PIRQ (6 + 1) % 4 = D */
+    cr_assert_eq(pci_firmware_irq_setup(pci), 1u << 10 | 1u << 11, "IRQ 10 and 11 level");
+    static const u8 want[4] = { 10, 10, 11, 11 };
+    for (u8 r = 0; r < 4; r++) {
+        cr_assert_eq(cfg1_read(31, 0x60 + r, 1), want[r]);
+        cr_assert_eq(cfg1_read(31, 0x68 + r, 1), want[r]);
+    }
+    cr_assert_eq(cfg1_read(6, 0x3c, 1), 11u, "Interrupt Line: PIRQD's IRQ");
+    cr_assert_eq(cfg1_read(0, 0x3c, 1), 0u, "no pin, no line");
+}

@@ -410,18 +410,26 @@ void xen_evtchn_send_virq(struct xen *x, int vcpu, u32 virq)
         port_set_pending(x, port);
 }
 
+/* ---- the GSI / PCI INTx callback line ---- */
+/* Xen's hvm_maybe_deassert_evtchn_irq(): the line drops once vCPU 0's upcall is no
+ * longer pending */
+void xen_maybe_deassert_callback(struct xen *x)
+{
+    struct xen_evtchn *e = x->evtchn;
+    if (e->via_asserted && !upcall_pending(x, 0)) {
+        e->via_asserted = false;
+        set_via_line(x, false);
+    }
+}
+
 /* ---- the callback vector: taken like an interrupt while the vCPU's upcall is pending,
  * ahead of the PIC and the LAPIC (Xen's hvm_vcpu_has_pending_irq) ---- */
 int xen_intr_pending(struct xen *x, struct cpu *c)
 {
     struct xen_evtchn *e = x->evtchn;
     if (e->via_type == VIA_GSI || e->via_type == VIA_PCI_INTX) {
-        /* Xen's hvm_maybe_deassert_evtchn_irq(): the line drops once vCPU 0's upcall is
-         * no longer pending, before the interrupt controllers are asked again */
-        if (e->via_asserted && !upcall_pending(x, 0)) {
-            e->via_asserted = false;
-            set_via_line(x, false);
-        }
+        /* before the interrupt controllers are asked again */
+        xen_maybe_deassert_callback(x);
         return -1;
     }
     if (e->via_type != VIA_VECTOR || e->upcall_vector[c->id] || !upcall_pending(x, c->id))

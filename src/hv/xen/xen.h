@@ -102,6 +102,12 @@ void xen_vcpu_ran(struct xen *x, struct cpu *c);
  * is no longer pending, before the interrupt controllers are asked. The machine calls it
  * wherever it looks for a vCPU's pending interrupt. */
 int xen_intr_pending(struct xen *x, struct cpu *c);
+/* Xen's hvm_maybe_deassert_evtchn_irq(), which Xen runs at every VM exit: the GSI or
+ * PCI INTx callback line drops once vCPU 0's upcall is no longer pending. The machine
+ * calls it for every event out of the CPU, before a device sees the access (so that a
+ * guest that cleared evtchn_upcall_pending and then EOIs or unmasks the line at the
+ * 8259 or the I/O APIC does not see it again). */
+void xen_maybe_deassert_callback(struct xen *x);
 
 /* Domain 0's ends of interdomain event channels, for nestor's backends (the guest's
  * PV devices). notify runs when the guest signals the channel. alloc_unbound makes a

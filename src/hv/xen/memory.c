@@ -47,15 +47,11 @@ long xen_own_domain(const struct xen *x, u16 domid)
 /* Xen's max_page, the host's highest RAM frame + 1 (XENMEM_maximum_ram_page, and the
  * address width an allocation can be held to). nestor's machine has no memory of its
  * own beyond the guest's: the pages Xen would allocate from are the RAM layout's, so the
- * end of its highest region is the machine's max_page (a populated frame above it holds
- * a page that has a guest frame but no machine address). */
+ * end of the RAM layout is the machine's max_page (a populated frame above it holds a
+ * page that has a guest frame but no machine address). */
 static u64 host_max_page(const struct guest_mem *m)
 {
-    u64 top = 0;
-    for (int i = 0; i < m->nregions; i++)
-        if ((m->region[i].gpa + m->region[i].size) >> 12 > top)
-            top = (m->region[i].gpa + m->region[i].size) >> 12;
-    return top;
+    return mem_ram_end(m->ram_size) >> 12;
 }
 
 /* Xen's allocator given XENMEMF_address_bits(bits) (MEMF_bits): nestor's pages have no

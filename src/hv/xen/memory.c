@@ -879,21 +879,18 @@ static long machphys_mfn_list(struct xcall *k, u64 arg)
     return xen_copy_to(k, arg + (k->compat ? 8 : 16), &none, 4) ? -EFAULT : 0;
 }
 
-/* The sub-ops of an HVM domU, in Xen 4.17's order: hvm_memory_op's refusals, then
- * do_memory_op's common ops (by the op, the command's upper bits their start extent),
- * then x86's arch_memory_op (by the whole command). Answered -ENOSYS as Xen's default
- * build answers: the numbers without an op (8, translate_gpfn_list, is gone), the
- * sharing and paging ops and their counts (CONFIG_MEM_SHARING and CONFIG_MEM_PAGING are
- * off in 4.17 unless UNSUPPORTED is on), machphys_mapping and machine_memory_map (an
- * HVM guest has no machine-to-phys window or machine map: hvm_memory_op). */
+/* The sub-ops of an HVM domU, in Xen 4.17's order: do_memory_op's common ops (by the
+ * op, the command's upper bits their start extent), then x86's arch_memory_op (by the
+ * whole command). -ENOSYS, as Xen's default build answers: the numbers without an op (8,
+ * translate_gpfn_list, is gone), the sharing and paging ops and their counts
+ * (CONFIG_MEM_SHARING and CONFIG_MEM_PAGING are off in 4.17 unless UNSUPPORTED is on),
+ * machphys_mapping and machine_memory_map (hvm_memory_op refuses them before anything:
+ * an HVM guest has no machine-to-phys window and no machine map). */
 long xen_do_memory_op(struct xcall *k)
 {
     u32 cmd = (u32)k->arg[0], op = cmd & MEMOP_CMD_MASK, start = cmd >> MEMOP_EXTENT_SHIFT;
     u64 arg = k->arg[1];
     switch (op) {
-    case XENMEM_machine_memory_map:
-    case XENMEM_machphys_mapping:
-        return -ENOSYS;
     case XENMEM_increase_reservation:
     case XENMEM_decrease_reservation:
     case XENMEM_populate_physmap:
@@ -950,7 +947,8 @@ long xen_do_memory_op(struct xcall *k)
     case XENMEM_get_pod_target:
     case XENMEM_set_pod_target:
         return pod_target(k, arg);
-    default: /* sharing_op, paging_op, get_sharing_*: not built in; unknown numbers */
+    default: /* machine_memory_map, machphys_mapping, sharing_op, paging_op,
+              * get_sharing_*; unknown numbers */
         return -ENOSYS;
     }
 }

@@ -93,16 +93,18 @@ static void test_exchange(u32 A)
     /* the translation's checks come first */
     in[0] = A + 16;
     out[0] = A, out[1] = A + 1;
-    xch(e, in, 2, 0, out, 1, 1, 1);
+    xch(e, (u32 *)BAD, 2, 0, out, 1, 1, 1);
     TEST_EQ(memop(XENMEM_exchange, e), -EINVAL, "nr_exchanged inside an output chunk: -EINVAL");
     xch(e, in, 1024, 0, out, 1, 10, 0);
     TEST_EQ(memop(XENMEM_exchange, e), -E2BIG, "orders 0 and 10: -E2BIG (before -EPERM)");
     xch(e, in, 1, 10, out, 1, 10, 0);
     TEST_EQ(memop(XENMEM_exchange, e), -EPERM, "orders 10 and 10: -EPERM");
-    xch(e, in, 0x10000000u, 4, out, 0x10000000u, 4, 0);
+    xch(e, (u32 *)BAD, 0x10000000u, 4, out, 0, 4, 0); /* both 2^32 pages: 0 */
     TEST_EQ(memop(XENMEM_exchange, e), -EINVAL, "a size that overflows 32 bits: -EINVAL");
     xch(e, (u32 *)BAD, 1, 0, out, 1, 0, 0);
     TEST_EQ(memop(XENMEM_exchange, e), -EFAULT, "an unreadable input list: -EFAULT");
+    xch(e, (u32 *)BAD, 1, 10, out, 1, 10, 0);
+    TEST_EQ(memop(XENMEM_exchange, e), -EFAULT, "the translation reads it before -EPERM");
     TEST_EQ(memop(XENMEM_exchange, (void *)BAD), -EFAULT, "a bad pointer: -EFAULT");
 
     /* order 1 for two of order 0, back; the second of two extents a hole: -EINVAL, and

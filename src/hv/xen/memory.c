@@ -697,6 +697,7 @@ static long exchange(struct xcall *k, u64 arg, u32 start)
         if (delta > 0)
             piece <<= delta;
         struct exchange all = e;
+        u64 from = e.nr_exchanged;
         do { /* at least one piece: an empty exchange is checked too */
             u64 end = e.nr_exchanged + piece < all.in.nr_extents ? e.nr_exchanged + piece
                                                                   : all.in.nr_extents;
@@ -712,6 +713,10 @@ static long exchange(struct xcall *k, u64 arg, u32 start)
                 return rc;
             if (write_exchanged(k, arg, e.nr_exchanged))
                 return -EFAULT;
+            /* between pieces too (Xen's compat loop checks for preemption there) */
+            if (((e.nr_exchanged - from) << all.in.order) >= MEMOP_PAGE_BUDGET &&
+                e.nr_exchanged < all.in.nr_extents && !k->x->vcpu[k->c->id].in_multicall)
+                preempt = true;
         } while (!preempt && e.nr_exchanged < all.in.nr_extents);
     }
     if (rc || !preempt)

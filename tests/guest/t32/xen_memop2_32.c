@@ -2,8 +2,8 @@
  * Xen's compat_memory_op does differently: exchange (44 bytes: two 20-byte reservations,
  * nr_exchanged at 40; 32-bit frame numbers) with the translation's own checks (an
  * nr_exchanged inside an output chunk, sizes that overflow 32 bits, -E2BIG for an order
- * difference its buffer cannot hold) and nr_exchanged given back only for a piece that
- * succeeded; claim_pages (not translated: -ENOSYS); acquire_resource (its frame list read
+ * difference its buffer cannot hold), its pieces (5000 pages: ten), and nr_exchanged
+ * given back only for a piece that succeeded; claim_pages (not translated: -ENOSYS); acquire_resource (its frame list read
  * before the -EACCES); get_vnumainfo (copied before the start extent is looked at);
  * reserved_device_memory_map, the machphys list, set_memory_map and memory_map with their
  * 32-bit handles. Words where the native layout would have its fields hold garbage.
@@ -121,6 +121,34 @@ static void test_exchange(u32 A)
     TEST_EQ(count(XENMEM_current_reservation), tot - 2, "reservation unchanged");
 }
 
+/* 5000 pages of order 0 in place: ten pieces of Xen's translation (507 extents each),
+ * the call continuing between them */
+static u32 many[5000];
+
+static void test_pieces(u32 base)
+{
+    long tot = count(XENMEM_current_reservation);
+    for (u32 i = 0; i < 5000; i++) {
+        many[i] = base + i;
+        at(base + i)[i & 1023] = 0x600d0000u | i;
+    }
+    u32 e[12];
+    xch(e, many, 5000, 0, many, 5000, 0, 0);
+    TEST_EQ(memop(XENMEM_exchange, e), 0, "5000 pages in place (compat)");
+    TEST_EQ(e[10], 5000, "nr_exchanged 5000");
+    bool zero = true;
+    for (u32 i = 0; i < 5000; i++)
+        zero = zero && at(base + i)[i & 1023] == 0;
+    TEST_ASSERT(zero, "every page zeroed");
+    TEST_EQ(count(XENMEM_current_reservation), tot, "reservation unchanged");
+    e[10] = 4990;
+    at(base + 4989)[4989 & 1023] = 1;
+    at(base + 4990)[4990 & 1023] = 1;
+    TEST_EQ(memop(XENMEM_exchange, e), 0, "from nr_exchanged 4990 (the last piece)");
+    TEST_ASSERT(at(base + 4989)[4989 & 1023] == 1 && at(base + 4990)[4990 & 1023] == 0,
+                "only the last 10");
+}
+
 static void test_others(void)
 {
     TEST_EQ(memop(XENMEM_maximum_ram_page, 0), (long)(fwcfg_ram_size() >> 12), "maximum_ram_page");
@@ -169,5 +197,6 @@ void test_main(void)
     if (!xen_test_start(&amd))
         return;
     test_exchange((u32)((fwcfg_ram_size() - 0x1000000ull) >> 12));
+    test_pieces((u32)((fwcfg_ram_size() - 0x3000000ull) >> 12));
     test_others();
 }

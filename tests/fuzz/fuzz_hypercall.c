@@ -4,7 +4,8 @@
  * page tables with holes (not present, read-only, MMIO, beyond RAM); argument registers
  * are steered towards the interesting addresses. Before the call, a few memory_op
  * reservation calls with extent lists of frames in and around RAM (decrease, populate,
- * increase, gmfn moves) leave the physical map full of holes, moved and foreign pages.
+ * increase, gmfn moves, exchanges) leave the physical map full of holes, moved and
+ * foreign pages.
  * Grant tables: with bit 15 of the control word the call is a grant_table_op with a real
  * sub-op, and the guest's grant frame 0 (placed in RAM, version 1 or 2) holds entries
  * made from the input with their frames steered to RAM, the table, dom0 and the guest's
@@ -40,6 +41,7 @@
 #define XENMEM_decrease_reservation_ 1u
 #define XENMEM_populate_physmap_ 6u
 #define XENMEM_add_to_physmap_ 7u
+#define XENMEM_exchange_ 11u
 #define SCRATCH 0x5000u   /* hypercall arguments of the harness's own */
 #define TABLE 0x400000u   /* grant frame 0 (replacing a RAM page of 2M page 2) */
 #define STATUS 0x401000u  /* v2 status frame 0 */
@@ -381,6 +383,50 @@ static void host_side(u64 ops)
         xen_gnttab_host_copy_from(xen, gref, off, buf, len);
 }
 
+/* memory_op's exchange as the call itself (the command in RDI/EBX, the struct at
+ * RSI/ECX in the data block): the struct made plausible from its own bytes in the
+ * caller's layout (x86_32: 20-byte reservations, nr_exchanged at 40): DOMID_SELF, the
+ * guest's id, dom0 or domain 9, orders 0-15, 1-8 input extents and as many output
+ * extents as the sizes need (or one more), nr_exchanged 0-3, both lists 8 frames at the
+ * block's end in and around RAM, so the chunks, their checks and continuations run.
+ * A NULL argument (short inputs have one) becomes an exchange at the block's start, or
+ * further on by the third argument, which memory_op does not have (even: so that NULL
+ * is still passed with an odd one). */
+static void steer_exchange(bool compat)
+{
+    if (!(compat ? c->gpr[R_RCX] : c->gpr[R_RSI]) && !(c->gpr[R_RDX] & 1)) {
+        c->gpr[R_RDI] = c->gpr[R_RBX] = XENMEM_exchange_;
+        c->gpr[R_RSI] = c->gpr[R_RCX] = DATA + (c->gpr[R_RDX] >> 1 & 0x3f) * 8;
+    }
+    u64 arg = compat ? c->gpr[R_RCX] & 0xffffffffu : c->gpr[R_RSI];
+    u32 cmd = (u32)(compat ? c->gpr[R_RBX] : c->gpr[R_RDI]);
+    unsigned w = compat ? 4 : 8, rs = compat ? 20 : 32, len = compat ? 44 : 72;
+    u64 list = DATA + DATA_SIZE - 64;
+    if (cmd != XENMEM_exchange_ || arg < DATA || arg + len > list)
+        return;
+    u8 b[72];
+    if (mem_read(&mem, arg, b, len))
+        abort();
+    static const u16 doms[4] = { DOMID_SELF, 1, 0, 9 };
+    u64 nr = 1 + (b[w] & 7), out_nr;
+    u32 order = b[2 * w] & 0xf, out_order = b[rs + 2 * w] & 0xf;
+    out_nr = ((nr << order) >> out_order) + (b[rs + w] >> 7);
+    u16 dom = doms[b[2 * w + 8] & 3], out_dom = b[2 * w + 8] & 0x80 ? doms[b[rs + 2 * w + 8] & 3] : dom;
+    u64 done = b[2 * rs] & 3, gfn = (u64)b[1] << 4 | (b[2] & 0xf), out_list = list + w * (b[rs + 1] & 3);
+    memcpy(b, &list, w), memcpy(b + w, &nr, w), memcpy(b + 2 * w, &order, 4);
+    memcpy(b + 2 * w + 8, &dom, 2);
+    memcpy(b + rs, &out_list, w), memcpy(b + rs + w, &out_nr, w), memcpy(b + rs + 2 * w, &out_order, 4);
+    memcpy(b + rs + 2 * w + 8, &out_dom, 2);
+    memcpy(b + 2 * rs, &done, w);
+    if (mem_write(&mem, arg, b, len))
+        abort();
+    for (int e = 0; e < 8; e++) {
+        u64 f = b[3] & 0x80 ? 0xd0000 + (u64)e : gfn + (u64)e * (b[3] & 3) * (1ull << order);
+        if (mem_write(&mem, list + (u64)e * w, &f, w))
+            abort();
+    }
+}
+
 static u64 take(const u8 **p, size_t *n, unsigned bytes)
 {
     u64 v = 0;
@@ -488,9 +534,12 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
         abort();
     if (grants)
         steer_ops(c->gpr[R_RSI] - DATA, mode != 0);
+    if (c->gpr[R_RAX] == 12) /* __HYPERVISOR_memory_op */
+        steer_exchange(mode != 0);
 
-    /* memory_op state first: up to 3 reservation calls or gmfn moves on frames of RAM,
-     * of the hole above it and of the PCI hole, in the guest's current mode */
+    /* memory_op state first: up to 3 reservation calls, gmfn moves or exchanges (bit 27:
+     * the list's extents for extents of another order, in place) on frames of RAM, of the
+     * hole above it and of the PCI hole, in the guest's current mode */
     u64 pre = 1 + ((ctl >> 8) & 3);
     if (ctl & 0x80)
         for (u64 n = 0; n < pre && size >= 8; n++) {
@@ -506,8 +555,21 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
                     abort();
             u64 saved[16];
             memcpy(saved, c->gpr, sizeof(saved));
-            u8 res[32] = { 0 };
-            if (op == XENMEM_add_to_physmap_) {
+            u8 res[72] = { 0 };
+            if ((w >> 27) & 1) {
+                /* struct xen_memory_exchange: in, out (the list from entry 0-3 on, an
+                 * order that may or may not match the sizes), nr_exchanged 0-3 */
+                op = XENMEM_exchange_;
+                u64 nr = 1 + ((w >> 40) & 7), out_list = list + 8 * ((w >> 32) & 3);
+                u32 out_order = (u32)((w >> 28) & 0xf);
+                u64 out_nr = (nr << order) >> out_order, done = (w >> 34) & 3;
+                u16 dom = 0x7ff0;
+                memcpy(res, &list, 8), memcpy(res + 8, &nr, 8), memcpy(res + 16, &order, 4);
+                memcpy(res + 24, &dom, 2);
+                memcpy(res + 32, &out_list, 8), memcpy(res + 40, &out_nr, 8);
+                memcpy(res + 48, &out_order, 4), memcpy(res + 56, &dom, 2);
+                memcpy(res + 64, &done, 8);
+            } else if (op == XENMEM_add_to_physmap_) {
                 u16 dom = 0x7ff0, sz = (u16)((w >> 40) & 7);
                 u32 space = (w >> 43) & 1 ? 3 : 2;
                 u64 idx = (w >> 44) % 0x1400;
@@ -519,11 +581,12 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
                 memcpy(res, &list, 8), memcpy(res + 8, &nr, 8), memcpy(res + 16, &order, 4);
                 memcpy(res + 24, &dom, 2);
             }
-            if (mem_write(&mem, DATA + DATA_SIZE - 128, res, sizeof(res)))
+            u64 arg = DATA + DATA_SIZE - 64 - sizeof(res);
+            if (mem_write(&mem, arg, res, sizeof(res)))
                 abort();
             c->gpr[R_RAX] = 12; /* __HYPERVISOR_memory_op */
             c->gpr[R_RDI] = c->gpr[R_RBX] = op;
-            c->gpr[R_RSI] = c->gpr[R_RCX] = DATA + DATA_SIZE - 128;
+            c->gpr[R_RSI] = c->gpr[R_RCX] = arg;
             xen_hypercall(xen, c);
             memcpy(c->gpr, saved, sizeof(saved));
             restore_frames();

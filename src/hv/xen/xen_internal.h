@@ -70,6 +70,11 @@ struct xen {
     u8 *shinfo_page;        /* Xen's shared_info page, a frame of the physical map when placed */
     u32 shinfo_gen;         /* its code-generation word */
     u64 mem_unmapped;       /* pages the domain owns in no frame (Xen's tot_pages counts them) */
+    /* the memory map the domain set for itself (XENMEM_set_memory_map: e820 entries of
+     * 20 bytes), which XENMEM_memory_map reports from then on instead of nestor's */
+    bool memmap_set;
+    u32 memmap_nr;
+    u8 *memmap;
     struct xen_vcpu *vcpu;
     /* ---- event channels and upcalls (evtchn.c, hvm.c) ---- */
     struct xen_evtchn *evtchn;

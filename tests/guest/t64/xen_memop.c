@@ -415,7 +415,6 @@ static void test_remove(void)
     TEST_EQ(memop(XENMEM_set_pod_target, &t), -EPERM, "set_pod_target of itself: -EPERM");
     t.domid = 9;
     TEST_EQ(memop(XENMEM_get_pod_target, &t), -ESRCH, "of domain 9: -ESRCH");
-    TEST_EQ(memop(XENMEM_exchange, &t), -ENOSYS, "exchange: not implemented, -ENOSYS");
 }
 
 /* Code in a frame is the code of the page there now: every vCPU's translations and the

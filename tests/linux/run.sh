@@ -273,7 +273,9 @@ check() { # name kernel ncpus ending xen
   # /proc/interrupts: one column per CPU; every CPU took local timer interrupts.
   local irqs cols loc
   irqs=$(section interrupts <"$log")
-  cols=$(head -n 1 <<<"$irqs" | wc -w)
+  # (the header row by its name: a kernel message cut out of the capture can leave an
+  # empty line before it)
+  cols=$(grep -m1 -E '^ *CPU0( |$)' <<<"$irqs" | wc -w)
   loc=$(grep -E '^ *LOC:' <<<"$irqs")
   # A Xen guest's clock events are each CPU's VIRQ_TIMER (row timerN), not its LAPIC
   # timer: there, CPU N's own column of timerN counts instead of LOC.

@@ -50,6 +50,8 @@ struct mem_frame {
     u8 kind;          /* enum mem_frame_kind of the page (NONE when absent) */
     bool own;         /* a RAM page guest_mem allocated (not a region's) */
     bool lent;        /* this frame's own region page is in use at another frame */
+    bool readonly;    /* a read-only frame (a foreign page placed so: Xen's
+                       * p2m_grant_map_ro): reads reach the page, writes do not */
 };
 #define MEM_NO_GFN (~0ull)
 
@@ -106,12 +108,19 @@ int mem_init(struct guest_mem *m, u64 ram_size);
 u64 mem_ram_end(u64 ram_size);
 void mem_destroy(struct guest_mem *m);
 
-/* Host pointer for [gpa, gpa+len) if the whole range lies in one RAM/ROM region, else NULL. */
+/* Host pointer for [gpa, gpa+len) if the whole range lies in one RAM/ROM region, else
+ * NULL. For reading: a read-only frame's page is returned too. */
 u8 *mem_ptr(struct guest_mem *m, u64 gpa, u64 len);
+/* The same for writing: NULL also when the page is a read-only frame. */
+u8 *mem_ptr_write(struct guest_mem *m, u64 gpa, u64 len);
+/* The page holding gpa: host pointer (NULL: not RAM), its code-generation word and
+ * whether it is a read-only frame, in one look-up (the vCPU's TLB fill). */
+u8 *mem_page(struct guest_mem *m, u64 gpa, u32 **gen, bool *readonly);
 /* True if [gpa, gpa+len) is entirely RAM. */
 bool mem_is_ram(const struct guest_mem *m, u64 gpa, u64 len);
 
-/* Bounds-checked copies. Return 0, or -1 if any byte is not RAM (nothing is copied then). */
+/* Bounds-checked copies. Return 0, or -1 if any byte is not RAM, or for a write (and
+ * fill) lies in a read-only frame (nothing is copied then). */
 int mem_read(struct guest_mem *m, u64 gpa, void *buf, u64 len);
 int mem_write(struct guest_mem *m, u64 gpa, const void *buf, u64 len);
 int mem_fill(struct guest_mem *m, u64 gpa, u8 byte, u64 len);
@@ -142,15 +151,22 @@ int mem_frame_move(struct guest_mem *m, u64 from, u64 to);
 /* The foreign page host (with its code-generation word) is placed at frame gfn (holding
  * nothing). 0 or -1 (something is there, no host memory for the table). */
 int mem_frame_place(struct guest_mem *m, u64 gfn, u8 *host, u32 *gen);
+/* The same, the frame read-only if readonly: mem_write, mem_fill and mem_ptr_write
+ * refuse it, the vCPU's TLB never holds a write translation to it (a guest write is the
+ * machine's to answer: Xen injects #GP(0)), reads work. */
+int mem_frame_place_prot(struct guest_mem *m, u64 gfn, u8 *host, u32 *gen, bool readonly);
+/* Whether frame gfn holds a page read-only */
+bool mem_frame_readonly(const struct guest_mem *m, u64 gfn);
 /* Where the foreign page host is, or MEM_NO_GFN. */
 u64 mem_frame_of(const struct guest_mem *m, const u8 *host);
 /* Who hears of every change of the map (the machine: every vCPU's TLB is flushed). */
 void mem_set_map_listener(struct guest_mem *m, void (*fn)(void *opaque), void *opaque);
 
 /* A hypervisor page placed at gpa the simple way (Xen's grant frames): it leaves the
- * frame where it was (a hole now), and whatever gpa held goes (RAM is freed). unmap takes
- * it out of the map. 0, or -1 when gpa is not page-aligned or out of memory. */
-int mem_overlay_map(struct guest_mem *m, u64 gpa, u8 *host, u32 *gen);
+ * frame where it was (a hole now), and whatever gpa held goes (RAM is freed); read-only
+ * if readonly (see mem_frame_place_prot). unmap takes it out of the map. 0, or -1 when
+ * gpa is not page-aligned or out of memory. */
+int mem_overlay_map(struct guest_mem *m, u64 gpa, u8 *host, u32 *gen, bool readonly);
 void mem_overlay_unmap(struct guest_mem *m, u8 *host);
 
 /* Marks [addr, addr+size) with an e820 type (used for ACPI tables, reserved areas). */

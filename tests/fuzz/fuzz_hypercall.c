@@ -94,10 +94,10 @@ static void host_timer_disarm(void *o, int t)
 }
 static void host_stop(void *o, int status) { (void)o, (void)status; }
 /* pages mapped into the guest-physical space go into the harness's guest memory */
-static int host_map_page(void *o, u64 gpa, u8 *host, u32 *gen)
+static int host_map_page(void *o, u64 gpa, u8 *host, u32 *gen, bool readonly)
 {
     (void)o;
-    return mem_overlay_map(&mem, gpa, host, gen);
+    return mem_overlay_map(&mem, gpa, host, gen, readonly);
 }
 static void host_unmap_page(void *o, u8 *host)
 {
@@ -356,6 +356,22 @@ static void steer_ops(u64 off, bool compat)
     }
 }
 
+/* After the call: every frame map_grant_ref may have placed read-only (GNTMAP_readonly)
+ * is readable and refuses every write */
+static void check_readonly_frames(void)
+{
+    static const u64 bases[3] = { DATA >> 12, TABLE >> 12, 0xd0000 };
+    for (unsigned i = 0; i < 3; i++)
+        for (u64 gfn = bases[i]; gfn < bases[i] + 9; gfn++) {
+            if (!mem_frame_readonly(&mem, gfn))
+                continue;
+            u8 v;
+            if (!mem_ptr(&mem, gfn << 12, 4096) || mem_ptr_write(&mem, gfn << 12, 1) ||
+                mem_read_u8(&mem, gfn << 12, &v) || !mem_write_u8(&mem, gfn << 12, v))
+                abort();
+        }
+}
+
 /* dom0's side after the call: map a grant (touching its first and last granted byte),
  * copy from or to one */
 static void host_side(u64 ops)
@@ -530,8 +546,10 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
         }
     xen_hypercall(xen, c);
     xen_maybe_deassert_callback(xen); /* the machine's next exit: a GSI/INTx line drops */
-    if (grants)
+    if (grants) {
+        check_readonly_frames();
         host_side(gops >> 19);
+    }
     if (ctl & 0x2000)
         xen_vcpu_resume(xen, c);
     if (ctl & 0x200)

@@ -10,7 +10,7 @@
  * cache_flush as Xen answers an HVM domU; the host's access to granted pages for nestor's
  * backends, which are domain 0 (xen_gnttab_host_*, with dom0's own small grant table
  * for pages it grants to the guest); map_grant_ref of the guest's own grants and of
- * dom0's with GNTMAP_host_map (writable mappings only, each page in one place),
+ * dom0's with GNTMAP_host_map (writable or read-only, each page in one place),
  * unmap_grant_ref and unmap_and_replace. dump_table is -ENOSYS as in Xen 4.17. */
 #include <stdlib.h>
 #include <string.h>
@@ -179,7 +179,7 @@ long xen_gnttab_map_frame(struct xen *x, u64 idx, u64 gfn)
     if (gfn > MASK(52 - 12) || !x->host.ops->map_page)
         return -EINVAL;
     u8 *page = frame_page(f);
-    if (!page || x->host.ops->map_page(x->host.opaque, gfn << 12, page, &f->gen))
+    if (!page || x->host.ops->map_page(x->host.opaque, gfn << 12, page, &f->gen, false))
         return -EINVAL;
     f->mapped = true;
     f->gfn = gfn;
@@ -994,11 +994,12 @@ static bool page_overlaid(const struct xen_gnttab *g, const u8 *page)
  * have (GNTST_general_error); the domain by its id (DOMID_SELF is no id here:
  * GNTST_bad_domain); a handle (GNTST_no_device_space); the entry (as for a copy, but
  * neither sub-page nor transitive grants); then create_grant_p2m_mapping: only
- * GNTMAP_host_map with GNTMAP_readonly, at the frame host_addr names.
- * What nestor cannot do (its guest-physical overlays are writable pages, each in one
- * place): a read-only mapping, and a page that is in the physical space as an overlay
- * already (a second mapping of the same page, a grant-table frame) are
- * GNTST_general_error. The machine address (dev_bus_addr) of the guest's page is its
+ * GNTMAP_host_map with GNTMAP_readonly, at the frame host_addr names. GNTMAP_readonly
+ * places the page as a read-only frame (p2m_grant_map_ro): the guest reads it, a write
+ * is #GP(0) (see tlb_fill), and a hypercall's copy into it fails (-EFAULT).
+ * What nestor cannot do (its guest-physical overlays are each in one place): a page that
+ * is in the physical space as an overlay already (a second mapping of the same page, a
+ * grant-table frame) is GNTST_general_error. The machine address (dev_bus_addr) of the guest's page is its
  * guest-physical address; dom0's pages have none (0). A mapping over RAM hides it until
  * the unmap, after which the RAM is there again (Xen leaves the frame empty). */
 static s16 map_one(struct xen *x, const struct gnttab_map_grant_ref *op, u32 *handle, u64 *maddr)
@@ -1024,9 +1025,9 @@ static s16 map_one(struct xen *x, const struct gnttab_map_grant_ref *op, u32 *ha
         return rc;
     u64 gpa = op->host_addr & ~0xfffull;
     u32 *gen = b.gpa != NO_GPA ? mem_page_gen(guest_mem(x), b.gpa) : &g->dom0[op->ref].gen;
-    if ((op->flags & ~(u32)GNTMAP_readonly) != GNTMAP_host_map || readonly || b.off || b.len != 4096 ||
+    if ((op->flags & ~(u32)GNTMAP_readonly) != GNTMAP_host_map || b.off || b.len != 4096 ||
         gpa > MASK(52) || page_overlaid(g, b.page) || !gen || !x->host.ops->map_page ||
-        x->host.ops->map_page(x->host.opaque, gpa, b.page, gen)) {
+        x->host.ops->map_page(x->host.opaque, gpa, b.page, gen, readonly)) {
         if (self)
             release_guest(x, op->ref, readonly);
         else

@@ -6,7 +6,8 @@
  * grant's range), per-operation status in a batch, -EFAULT, -EINVAL for a negative count
  * or upper command bits, a batch of 300 through continuations; map_grant_ref of the
  * guest's own grants into its physical space with unmap_grant_ref and unmap_and_replace
- * (HVM: host mappings only), swap_grant_ref, transfer, cache_flush and set_version's
+ * (HVM: host mappings only; read-only ones readable, a write #GP(0), a hypercall's
+ * copy into one -EFAULT), swap_grant_ref, transfer, cache_flush and set_version's
  * busy/reserved-entry rules; dump_table is -ENOSYS.
  * Built for 64-bit here and for the x86_32 ABI (32-bit xen_pfn_t in the structures) by
  * t32/xen_gntcopy32.c. QEMU TCG has no Xen interface: the test skips there.
@@ -19,6 +20,7 @@
 #include <xen/xen.h>
 #include <xen/memory.h>
 #include <xen/grant_table.h>
+#include <xen/version.h>
 
 #define EINVAL 22
 #define EFAULT 14
@@ -425,6 +427,46 @@ static void test_map(void)
     TEST_EQ(v1[50].flags, GTF_permit_access, "not busy");
 }
 
+/* GNTMAP_readonly: Xen places the page as p2m_grant_map_ro. Reads see it; a write
+ * faults in the nested page table, and Xen 4.17's emulator refuses a grant frame
+ * (hvm_translate_get_page: HVMTRANS_unhandleable), so the guest gets #GP(0) and the page
+ * is unchanged; a hypercall's copy_to_guest into it fails the same way (-EFAULT). */
+static void test_map_ro(void)
+{
+    volatile u8 *at = (volatile u8 *)(ulong)(MAP2_GFN << 12);
+    fill();
+    grant_v1(52, GTF_permit_access, self_id, src);
+    struct gnttab_map_grant_ref m = mop(52, self_id, GNTMAP_host_map | GNTMAP_readonly, MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_okay, "a read-only mapping of the guest's own grant");
+    TEST_EQ(v1[52].flags, GTF_permit_access | GTF_reading, "read-pinned only");
+    TEST_ASSERT(at[0] == src[0] && at[4095] == src[4095], "readable: the granted page");
+    TEST_EQ(try_write((ulong)(at + 8), 0x55), 13, "a write to it: #GP");
+    TEST_EQ(exc_last.error, 0, "#GP(0)");
+    TEST_EQ(src[8], (u8)(8 * 7 + 1), "the page unchanged");
+    TEST_EQ(try_write((ulong)(at + 8), 0x55), 13, "again: no write translation was kept");
+    src[9] = 0x42;
+    TEST_EQ(at[9], 0x42, "still the same memory as the owner writes it");
+    TEST_EQ(hc(__HYPERVISOR_xen_version, XENVER_extraversion, (ulong)(at + 64), 0), -EFAULT,
+            "a hypercall writing its result into it: -EFAULT");
+    TEST_EQ(at[64], (u8)(64 * 7 + 1), "nothing written");
+    xen_extraversion_t ev;
+    TEST_EQ(hc(__HYPERVISOR_xen_version, XENVER_extraversion, (ulong)ev, 0), 0, "the same into RAM works");
+    TEST_EQ(unmap1((u64)MAP2_GFN << 12, 0, m.handle), GNTST_okay, "unmapped");
+    TEST_EQ(v1[52].flags, GTF_permit_access, "not busy");
+    TEST_EQ(at[0], 0xff, "gone");
+
+    grant_v1(52, GTF_permit_access | GTF_readonly, self_id, src);
+    m = mop(52, self_id, GNTMAP_host_map, MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_general_error, "a read-only grant mapped writable: general error");
+    m = mop(52, self_id, GNTMAP_host_map | GNTMAP_readonly, MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_okay, "a read-only grant mapped read-only");
+    TEST_EQ(at[1], src[1], "readable");
+    TEST_EQ(try_write((ulong)(at + 1), 0), 13, "not writable: #GP");
+    TEST_EQ(unmap1((u64)MAP2_GFN << 12, 0, m.handle), GNTST_okay, "unmapped");
+    TEST_EQ(v1[52].flags, GTF_permit_access | GTF_readonly, "not busy");
+    v1[52].flags = 0;
+}
+
 static void test_v2(void)
 {
     /* entries survive a version change only among the 8 reserved ones */
@@ -508,10 +550,12 @@ static void test_v2(void)
     m = mop(32, self_id, GNTMAP_host_map, MAP_GFN);
     TEST_EQ(map1(&m), GNTST_general_error, "v2: nor a transitive one");
     TEST_EQ(st2[31] | st2[32], 0, "no busy bit left");
-    /* nestor's page overlays are writable and in one place each */
     m = mop(30, self_id, GNTMAP_host_map | GNTMAP_readonly, MAP_GFN);
-    TEST_EQ(map1(&m), GNTST_general_error, "nestor: a read-only mapping is refused");
-    TEST_EQ(st2[30], 0, "and its pin undone");
+    TEST_EQ(map1(&m), GNTST_okay, "v2: a read-only mapping");
+    TEST_EQ(st2[30], GTF_reading, "v2: read-busy in the status word");
+    TEST_EQ(try_write((ulong)(MAP_GFN << 12), 0), 13, "v2: a write to it: #GP");
+    TEST_EQ(unmap1((u64)MAP_GFN << 12, 0, m.handle), GNTST_okay, "v2: unmapped");
+    TEST_EQ(st2[30], 0, "v2: not busy");
 
     /* swap in version 2 moves the status words along */
     st2[40] = GTF_reading;
@@ -550,5 +594,6 @@ void test_main(void)
     test_batches();
     test_other_ops();
     test_map();
+    test_map_ro();
     test_v2();
 }

@@ -261,8 +261,10 @@ static u8 dom0_pages[2][4096];
 
 static void grant_state(bool v2, const u8 *in, size_t n)
 {
-    /* grant frame 0 is at TABLE (again, if a memory_op of an earlier input took it away) */
-    if (!gnt_ready || mem_frame_at(&mem, TABLE >> 12, NULL) != MEM_FRAME_FOREIGN) {
+    /* grant frame 0 is at TABLE (again, if a memory_op or a read-only grant mapping of
+     * an earlier input took its place) */
+    if (!gnt_ready || mem_frame_at(&mem, TABLE >> 12, NULL) != MEM_FRAME_FOREIGN ||
+        mem_frame_readonly(&mem, TABLE >> 12)) {
         u32 ap[4] = { DOMID_SELF, XENMAPSPACE_grant_table, 0, TABLE >> 12 };
         if (own_call(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ap, sizeof(ap), 0))
             abort();

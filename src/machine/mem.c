@@ -98,6 +98,11 @@ void mem_destroy(struct guest_mem *m)
     free(m->frame);
     m->frame = NULL;
     m->nframe_slots = m->nframes = 0;
+    for (u32 i = 0; i < m->nkept; i++)
+        munmap(m->kept[i], 4096);
+    free(m->kept);
+    m->kept = NULL;
+    m->nkept = m->kept_cap = 0;
     for (u32 i = 0; i < m->ngen_all; i++)
         free(m->gen_all[i]);
     free(m->gen_all);
@@ -382,6 +387,38 @@ enum mem_frame_kind mem_frame_remove(struct guest_mem *m, u64 gfn, u8 **host)
     }
     map_changed(m);
     return (enum mem_frame_kind)p.kind;
+}
+
+int mem_frame_detach(struct guest_mem *m, u64 gfn, u8 **host, u32 **gen)
+{
+    struct page_ref p = page_at(m, gfn);
+    if (!p.host || p.kind != MEM_FRAME_RAM)
+        return -1;
+    if (p.own && m->nkept == m->kept_cap) {
+        u32 cap = m->kept_cap ? m->kept_cap * 2 : 16;
+        u8 **k = realloc(m->kept, sizeof(*k) * cap);
+        if (!k)
+            return -1;
+        m->kept = k;
+        m->kept_cap = cap;
+    }
+    /* a region page stays lent for good: its frame gets another page when populated */
+    if (p.region != MEM_NO_GFN) {
+        struct mem_frame *home = frame_get(m, p.region);
+        if (!home)
+            return -1;
+        home->lent = true;
+    }
+    if (set_page(m, gfn, NO_PAGE) < 0)
+        return -1;
+    if (p.own)
+        m->kept[m->nkept++] = p.host;
+    m->ram_frames--;
+    gen_retire(p.gen); /* code decoded from it at gfn is stale */
+    *host = p.host;
+    *gen = p.gen;
+    map_changed(m);
+    return 0;
 }
 
 int mem_frame_populate(struct guest_mem *m, u64 gfn)

@@ -70,6 +70,10 @@ struct guest_mem {
     u32 ngen_free, gen_free_cap;
     u32 **gen_all;
     u32 ngen_all, gen_all_cap;
+    /* pages guest_mem allocated that left the map kept (mem_frame_detach): unmapped
+     * when the machine goes */
+    u8 **kept;
+    u32 nkept, kept_cap;
     /* told after every change of the map (the machine flushes every vCPU's TLB) */
     void (*map_changed)(void *opaque);
     void *map_changed_opaque;
@@ -142,6 +146,12 @@ enum mem_frame_kind mem_frame_at(const struct guest_mem *m, u64 gfn, u8 **host);
 /* Frame gfn holds nothing from now on: a RAM page there is given back to the host, a
  * foreign page is only unhooked. Returns what was there (host: a foreign page's). */
 enum mem_frame_kind mem_frame_remove(struct guest_mem *m, u64 gfn, u8 **host);
+/* The RAM page at frame gfn leaves it (a hole from then on) but is not given back: its
+ * bytes stay where they are for whoever holds them (a hypervisor interface that places
+ * the page elsewhere as a foreign page: Xen's grant mappings) until mem_destroy, and its
+ * region's frame never uses it again. *host and *gen: the page. 0, or -1 (no RAM page
+ * there, no host memory for the bookkeeping). */
+int mem_frame_detach(struct guest_mem *m, u64 gfn, u8 **host, u32 **gen);
 /* Frame gfn (holding nothing: the caller removed it) gets a zeroed RAM page. 0, or -1
  * when something is there or the host has no memory for it. */
 int mem_frame_populate(struct guest_mem *m, u64 gfn);

@@ -179,6 +179,39 @@ Test(mem_frames, readonly_frames)
     cr_assert_not(mem_frame_readonly(&mem, ro));
 }
 
+Test(mem_frames, detached_pages_stay)
+{
+    u64 a = 0x300, b = 0xd0010;
+    u8 *host;
+    u32 *gen;
+    u64 ram = mem.ram_frames;
+    *mem_ptr(&mem, a << 12, 1) = 0x77;
+    *mem_page_gen(&mem, a << 12) = PAGE_GEN_CODE;
+    cr_assert_eq(mem_frame_detach(&mem, a, &host, &gen), 0);
+    cr_assert_eq(host[0], 0x77, "the page keeps its bytes");
+    cr_assert_eq(*gen & PAGE_GEN_CODE, 0, "code decoded from it at its frame is stale");
+    cr_assert_null(mem_ptr(&mem, a << 12, 1), "its frame is a hole");
+    cr_assert_eq(mem.ram_frames, ram - 1);
+    cr_assert_eq(mem_frame_detach(&mem, a, &host, &gen), -1, "nothing there now");
+    cr_assert_eq(mem_frame_place(&mem, b, host, gen), 0, "placed elsewhere as a foreign page");
+    cr_assert_eq(mem_ptr(&mem, b << 12, 1)[0], 0x77);
+    cr_assert_eq(mem_frame_populate(&mem, a), 0);
+    u8 *fresh = mem_ptr(&mem, a << 12, 4096);
+    cr_assert_neq(fresh, host, "its frame gets another page");
+    cr_assert_eq(fresh[0], 0);
+    cr_assert_eq(host[0], 0x77, "the detached page untouched");
+    cr_assert_eq(mem_frame_remove(&mem, b, NULL), MEM_FRAME_FOREIGN, "unhooked, not given back");
+    cr_assert_eq(host[0], 0x77);
+    /* a page guest_mem allocated, detached: kept until mem_destroy (ASan sees the rest) */
+    cr_assert_eq(mem_frame_detach(&mem, a, &host, &gen), 0);
+    cr_assert_eq(mem.nkept, 1);
+    host[4095] = 1;
+    static u8 page[4096];
+    static u32 pgen;
+    cr_assert_eq(mem_frame_place(&mem, a, page, &pgen), 0);
+    cr_assert_eq(mem_frame_detach(&mem, a, &host, &gen), -1, "a foreign page is not detached");
+}
+
 Test(mem_frames, thousands_of_holes)
 {
     u64 ram = mem.ram_frames;

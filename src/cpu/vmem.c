@@ -139,8 +139,8 @@ static struct tlb_entry *tlb_fill(struct cpu *c, u64 linear, unsigned access)
     u8 *host = mem_page(c->mem, gpa, &page_gen, &readonly);
     /* A write to a read-only frame (Xen's p2m_grant_map_ro, the only kind): the nested
      * page fault Xen 4.17 turns into #GP(0) (its emulator refuses grant frames), after the
-     * guest's own walk succeeded. Only a write fill gets here, so it costs TLB misses
-     * only: a read fill never sets tag_write. */
+     * guest's own walk succeeded. A read fill never sets tag_write, so every write to
+     * such a page comes through a write fill: the check costs TLB misses only. */
     if (unlikely(readonly) && (access & ACC_WRITE))
         cpu_fault(c, EXC_GP, 0);
     u64 vpn = linear >> 12;

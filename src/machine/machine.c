@@ -303,10 +303,10 @@ static void flush_all_tlbs(void *opaque)
         tlb_flush_all(&m->cpu[i]->tlb);
 }
 
-static int xen_map_page(void *opaque, u64 gpa, u8 *host, u32 *gen, bool readonly)
+static int xen_map_page(void *opaque, u64 gpa, u8 *host, u32 *gen)
 {
     struct machine *m = opaque;
-    return mem_overlay_map(&m->mem, gpa, host, gen, readonly);
+    return mem_overlay_map(&m->mem, gpa, host, gen);
 }
 
 static void xen_unmap_page(void *opaque, u8 *host)

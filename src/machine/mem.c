@@ -510,19 +510,16 @@ void mem_overlay_unmap(struct guest_mem *m, u8 *host)
         mem_frame_remove(m, gfn, NULL);
 }
 
-int mem_overlay_map(struct guest_mem *m, u64 gpa, u8 *host, u32 *gen, bool readonly)
+int mem_overlay_map(struct guest_mem *m, u64 gpa, u8 *host, u32 *gen)
 {
     if ((gpa & 0xfff) || (gpa >> 12) > MASK(52 - 12))
         return -1;
     u64 gfn = gpa >> 12;
-    if (mem_frame_of(m, host) == gfn) {
-        frame_find(m, gfn)->readonly = readonly;
-        map_changed(m);
+    if (mem_frame_of(m, host) == gfn)
         return 0;
-    }
     mem_overlay_unmap(m, host);
     mem_frame_remove(m, gfn, NULL);
-    return mem_frame_place_prot(m, gfn, host, gen, readonly);
+    return mem_frame_place(m, gfn, host, gen);
 }
 
 u8 *mem_ptr(struct guest_mem *m, u64 gpa, u64 len)

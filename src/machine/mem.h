@@ -162,8 +162,8 @@ int mem_frame_move(struct guest_mem *m, u64 from, u64 to);
  * nothing). 0 or -1 (something is there, no host memory for the table). */
 int mem_frame_place(struct guest_mem *m, u64 gfn, u8 *host, u32 *gen);
 /* The same, the frame read-only if readonly: mem_write, mem_fill and mem_ptr_write
- * refuse it, the vCPU's TLB never holds a write translation to it (a guest write is the
- * machine's to answer: Xen injects #GP(0)), reads work. */
+ * refuse it, the vCPU's TLB fill refuses a write to it (#GP(0), as Xen answers a write
+ * to a read-only grant mapping), reads work. */
 int mem_frame_place_prot(struct guest_mem *m, u64 gfn, u8 *host, u32 *gen, bool readonly);
 /* Whether frame gfn holds a page read-only */
 bool mem_frame_readonly(const struct guest_mem *m, u64 gfn);
@@ -173,10 +173,9 @@ u64 mem_frame_of(const struct guest_mem *m, const u8 *host);
 void mem_set_map_listener(struct guest_mem *m, void (*fn)(void *opaque), void *opaque);
 
 /* A hypervisor page placed at gpa the simple way (Xen's grant frames): it leaves the
- * frame where it was (a hole now), and whatever gpa held goes (RAM is freed); read-only
- * if readonly (see mem_frame_place_prot). unmap takes it out of the map. 0, or -1 when
- * gpa is not page-aligned or out of memory. */
-int mem_overlay_map(struct guest_mem *m, u64 gpa, u8 *host, u32 *gen, bool readonly);
+ * frame where it was (a hole now), and whatever gpa held goes (RAM is freed). unmap takes
+ * it out of the map. 0, or -1 when gpa is not page-aligned or out of memory. */
+int mem_overlay_map(struct guest_mem *m, u64 gpa, u8 *host, u32 *gen);
 void mem_overlay_unmap(struct guest_mem *m, u8 *host);
 
 /* Marks [addr, addr+size) with an e820 type (used for ACPI tables, reserved areas). */

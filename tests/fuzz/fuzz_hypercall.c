@@ -94,10 +94,10 @@ static void host_timer_disarm(void *o, int t)
 }
 static void host_stop(void *o, int status) { (void)o, (void)status; }
 /* pages mapped into the guest-physical space go into the harness's guest memory */
-static int host_map_page(void *o, u64 gpa, u8 *host, u32 *gen, bool readonly)
+static int host_map_page(void *o, u64 gpa, u8 *host, u32 *gen)
 {
     (void)o;
-    return mem_overlay_map(&mem, gpa, host, gen, readonly);
+    return mem_overlay_map(&mem, gpa, host, gen);
 }
 static void host_unmap_page(void *o, u8 *host)
 {

@@ -118,7 +118,7 @@ Test(mem_frames, foreign_pages_anywhere)
     cr_assert_eq(mem_frame_of(&mem, page), hole);
     cr_assert_eq(mem.max_gfn, hole);
     u64 ram = mem.ram_frames;
-    cr_assert_eq(mem_overlay_map(&mem, 0x100ull << 12, page, &gen, false), 0, "moved over RAM");
+    cr_assert_eq(mem_overlay_map(&mem, 0x100ull << 12, page, &gen), 0, "moved over RAM");
     cr_assert_eq(mem.ram_frames, ram - 1, "the RAM page there is freed");
     cr_assert_null(mem_ptr(&mem, hole << 12, 1), "the frame it left holds nothing");
     cr_assert_eq(mem.nframes, 1);
@@ -135,7 +135,8 @@ Test(mem_frames, readonly_frames)
     static u32 gen;
     u64 ro = 0x200; /* over RAM */
     memset(page, 0x5a, sizeof(page));
-    cr_assert_eq(mem_overlay_map(&mem, ro << 12, page, &gen, true), 0);
+    cr_assert_eq(mem_frame_remove(&mem, ro, NULL), MEM_FRAME_RAM);
+    cr_assert_eq(mem_frame_place_prot(&mem, ro, page, &gen, true), 0);
     cr_assert(mem_frame_readonly(&mem, ro));
     cr_assert_not(mem_frame_readonly(&mem, ro + 1), "RAM beside it is writable");
     cr_assert_eq(mem_ptr(&mem, ro << 12, 4096), page, "readable");
@@ -158,13 +159,14 @@ Test(mem_frames, readonly_frames)
     cr_assert_eq(page[8], 0x5a, "the page unchanged");
     cr_assert_eq(mem_write(&mem, (ro + 1) << 12, buf, sizeof(buf)), 0, "the next frame is written");
 
+    cr_assert_eq(mem_frame_remove(&mem, ro, NULL), MEM_FRAME_FOREIGN);
     int before = changes;
-    cr_assert_eq(mem_overlay_map(&mem, ro << 12, page, &gen, false), 0, "made writable in place");
+    cr_assert_eq(mem_frame_place_prot(&mem, ro, page, &gen, false), 0, "placed writable");
     cr_assert_gt(changes, before, "the TLBs are told");
     cr_assert_not(mem_frame_readonly(&mem, ro));
     cr_assert_eq(mem_write(&mem, (ro << 12) + 8, buf, sizeof(buf)), 0);
     cr_assert_eq(page[8], 0x11);
-    mem_overlay_unmap(&mem, page);
+    cr_assert_eq(mem_frame_remove(&mem, ro, NULL), MEM_FRAME_FOREIGN);
     cr_assert_not(mem_frame_readonly(&mem, ro), "an empty frame is not read-only");
 
     /* placed read-only in a hole; a RAM page moved or populated there later is writable */

@@ -46,7 +46,7 @@ static void h_timer_arm(void *o, int t, u64 d) { (void)o, (void)t, (void)d; }
 static void h_timer_disarm(void *o, int t) { (void)o, (void)t; }
 static void h_stop(void *o, int s) { (void)o, (void)s; }
 /* no page is mapped into guest-physical space in these tests */
-static int h_map_page(void *o, u64 gpa, u8 *host, u32 *gen, bool ro) { (void)o, (void)gpa, (void)host, (void)gen, (void)ro; return -1; }
+static int h_map_page(void *o, u64 gpa, u8 *host, u32 *gen) { (void)o, (void)gpa, (void)host, (void)gen; return -1; }
 static void h_unmap_page(void *o, u8 *host) { (void)o, (void)host; }
 static void h_ioapic(void *o, int gsi, bool level) { (void)o, (void)gsi, (void)level; }
 static const struct xen_host_ops host_ops = { h_gsi, h_intx, h_vector, h_kick, h_now,

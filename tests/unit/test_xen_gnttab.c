@@ -51,7 +51,7 @@ static void h_timer_arm(void *o, int t, u64 d) { (void)o, (void)t, (void)d; }
 static void h_timer_disarm(void *o, int t) { (void)o, (void)t; }
 static void h_stop(void *o, int s) { (void)o, (void)s; }
 /* grant frames go into the guest-physical space as on the machine */
-static int h_map_page(void *o, u64 gpa, u8 *page, u32 *gen, bool ro) { (void)o; return mem_overlay_map(&mem, gpa, page, gen, ro); }
+static int h_map_page(void *o, u64 gpa, u8 *page, u32 *gen) { (void)o; return mem_overlay_map(&mem, gpa, page, gen); }
 static void h_unmap_page(void *o, u8 *page) { (void)o; mem_overlay_unmap(&mem, page); }
 static void h_ioapic_input(void *o, int gsi, bool level) { (void)o, (void)gsi, (void)level; }
 static const struct xen_host_ops host_ops = { h_gsi, h_intx, h_vector, h_kick, h_now,

@@ -51,7 +51,7 @@ static int h_timer_new(void *o, void (*fn)(void *, u64), void *arg) { (void)o, (
 static void h_timer_arm(void *o, int t, u64 d) { (void)o, (void)t, (void)d; }
 static void h_timer_disarm(void *o, int t) { (void)o, (void)t; }
 static void h_stop(void *o, int s) { (void)o, (void)s; }
-static int h_map_page(void *o, u64 gpa, u8 *hp, u32 *gen, bool ro) { (void)o, (void)gpa, (void)hp, (void)gen, (void)ro; return -1; }
+static int h_map_page(void *o, u64 gpa, u8 *hp, u32 *gen) { (void)o, (void)gpa, (void)hp, (void)gen; return -1; }
 static void h_unmap_page(void *o, u8 *hp) { (void)o, (void)hp; }
 /* the I/O APIC inputs as the interface drives them */
 static int ioapic_calls;

@@ -182,7 +182,7 @@ long xen_gnttab_map_frame(struct xen *x, u64 idx, u64 gfn)
     if (gfn > MASK(52 - 12) || !x->host.ops->map_page)
         return -EINVAL;
     u8 *page = frame_page(f);
-    if (!page || x->host.ops->map_page(x->host.opaque, gfn << 12, page, &f->gen, false))
+    if (!page || x->host.ops->map_page(x->host.opaque, gfn << 12, page, &f->gen))
         return -EINVAL;
     f->mapped = true;
     f->gfn = gfn;

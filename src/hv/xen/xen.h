@@ -49,9 +49,8 @@ struct xen_host_ops {
     void (*stop)(void *opaque, int status);
     /* a page of the interface's own (a grant frame) appears at guest-physical gpa,
      * replacing what was there, or moves there; unmap takes it away (every vCPU's TLB
-     * is flushed), read-only if readonly (a GNTMAP_readonly grant mapping). map returns 0
-     * or -1 (no room). */
-    int (*map_page)(void *opaque, u64 gpa, u8 *host, u32 *gen, bool readonly);
+     * is flushed). map returns 0 or -1 (no room). */
+    int (*map_page)(void *opaque, u64 gpa, u8 *host, u32 *gen);
     void (*unmap_page)(void *opaque, u8 *host);
     /* the I/O APIC input of a GSI alone (not the 8259): a GSI the guest maps to a pirq
      * leaves its input low, one it unmaps gets the line's level back */

@@ -59,7 +59,7 @@ struct active {
     u32 trans_gref;
     u8 *page;       /* the host bytes of the granted page */
     u64 gpa;        /* its guest-physical address, or NO_GPA (a page of dom0's) */
-    u32 *gen;       /* a guest page's code-generation word (it keeps it where it goes) */
+    u32 *gen;       /* the page's code-generation word (a guest page keeps it where it goes) */
 };
 #define NO_GPA (~0ull)
 
@@ -393,11 +393,10 @@ static s16 guest_frame(struct xen *x, u64 gfn, u8 **page, u64 *gpa)
     return *page ? GNTST_okay : GNTST_bad_page;
 }
 
-/* A guest page (not one of dom0's) was written behind the vCPUs' TLBs: code decoded
- * from it is stale. It may have left the physical space since it was pinned. */
-static void page_written(struct xen *x, u64 gpa)
+/* A page was written behind the vCPUs' TLBs: code decoded from it is stale. The page's
+ * own word, wherever the page is now (a mapping of its grant moves it). */
+static void page_written(u32 *gen)
 {
-    u32 *gen = gpa != NO_GPA ? mem_page_gen(guest_mem(x), gpa) : NULL;
     if (gen)
         mem_code_write(gen);
 }
@@ -406,12 +405,14 @@ static void page_written(struct xen *x, u64 gpa)
 struct grant_bytes {
     u8 *page;
     u64 gpa;
+    u32 *gen; /* the page's code-generation word */
     u16 off, len;
 };
 
 static void pin_result(const struct active *act, struct grant_bytes *b)
 {
-    *b = (struct grant_bytes){ act->page, act->gpa, act->start, act->length };
+    *b = (struct grant_bytes){ .page = act->page, .gpa = act->gpa, .gen = act->gen,
+                               .off = act->start, .len = act->length };
 }
 
 /* dom0's grants (acquire_grant_for_copy on domain 0's table): ref for ldom */
@@ -431,7 +432,7 @@ static s16 acquire_dom0(struct xen_gnttab *g, u32 ref, u16 ldom, bool readonly, 
         d->flags |= readonly ? GTF_reading : GTF_reading | GTF_writing;
         if (!act->pin)
             *act = (struct active){ .domid = ldom, .start = 0, .length = 4096, .page = d->page,
-                                    .gpa = NO_GPA };
+                                    .gpa = NO_GPA, .gen = &d->gen };
     }
     act->pin += readonly ? PIN_HSTR : PIN_HSTW;
     pin_result(act, b);
@@ -510,7 +511,7 @@ static s16 acquire_guest(struct xen *x, u32 ref, u16 ldom, bool readonly, bool a
         if (!old_pin) {
             *act = (struct active){ .domid = ldom, .start = tb.off, .length = tb.len,
                                     .sub_page = true, .trans = true, .trans_gref = trans_gref, .page = tb.page,
-                                    .gpa = tb.gpa };
+                                    .gpa = tb.gpa, .gen = tb.gen };
         }
     } else if (need_status) {
         rc = v2 ? set_status_v2(e, sf, status, act, readonly, mapflag, ldom)
@@ -562,8 +563,8 @@ static void release_guest(struct xen *x, u32 ref, bool readonly)
     act->pin -= readonly ? PIN_HSTR : PIN_HSTW;
     if (status)
         fixup_status(sf, status, act, readonly);
-    if (!readonly && act->gpa != NO_GPA)
-        page_written(x, act->gpa); /* it may hold new code */
+    if (!readonly)
+        page_written(act->gen); /* it may hold new code */
     if (act->trans)
         release_dom0(g, act->trans_gref, readonly);
     if (!act->pin)
@@ -597,6 +598,7 @@ static s16 pin_side(struct xen *x, u64 u, u16 domid, bool is_gref, bool readonly
     cb->readonly = readonly;
     if (!is_gref) {
         rc = guest_frame(x, u, &cb->b.page, &cb->b.gpa);
+        cb->b.gen = rc == GNTST_okay ? mem_page_gen(guest_mem(x), cb->b.gpa) : NULL;
         cb->b.off = 0;
         cb->b.len = 4096;
         if (rc == GNTST_okay)
@@ -658,7 +660,7 @@ static s16 copy_one(struct xen *x, const struct copy_op *op)
     }
     if (rc == GNTST_okay) {
         memmove(dst.b.page + op->dst_off, src.b.page + op->src_off, op->len);
-        page_written(x, dst.b.gpa);
+        page_written(dst.b.gen);
     }
     unpin_side(x, &src);
     unpin_side(x, &dst);
@@ -855,7 +857,7 @@ static int host_copy(struct xen *x, u32 gref, u32 off, u8 *buf, u32 len, bool to
         rc = GNTST_bad_copy_arg;
     } else if (to_guest) {
         memmove(b.page + off, buf, len);
-        page_written(x, b.gpa);
+        page_written(b.gen);
     } else {
         memmove(buf, b.page + off, len);
     }

@@ -448,6 +448,14 @@ static void test_map(void)
     at[100] = 0x99;
     TEST_EQ(at2[100], 0x99, "the same memory");
     TEST_EQ(tot_pages(), tot, "nothing counted twice");
+    /* code run from the mapping, then replaced by a grant copy into the (moved) page */
+    emit_mov_ret(at + 256, 0x1111);
+    TEST_EQ(((u32(*)(void))(ulong)(at + 256))(), 0x1111, "code in the mapping runs");
+    emit_mov_ret(src + 256, 0x2222);
+    TEST_EQ(copy1(op(gfn_of(src), DOMID_SELF, 256, 50, DOMID_SELF, 256, 6, GNTCOPY_dest_gref)), GNTST_okay,
+            "new code copied into the grant");
+    TEST_EQ(((u32(*)(void))(ulong)(at2 + 256))(), 0x2222, "runs at the other mapping");
+    TEST_EQ(((u32(*)(void))(ulong)(at + 256))(), 0x2222, "and the old code decoded at the first is stale");
 
     /* while mapped, the entry is in use */
     struct gnttab_swap_grant_ref sw = { 50, 51, 99 };

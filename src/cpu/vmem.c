@@ -72,7 +72,8 @@ static int pte_read(void *opaque, u64 pa, unsigned size, u64 *val)
 static int pte_cmpxchg(void *opaque, u64 pa, unsigned size, u64 old, u64 newv)
 {
     struct cpu *c = opaque;
-    u8 *p = mem_ptr(c->mem, pa, size);
+    /* a page table in a read-only frame: the flag update is lost like on open bus */
+    u8 *p = mem_ptr_write(c->mem, pa, size);
     if (!p)
         return -1;
     u64 cur = 0;
@@ -132,6 +133,16 @@ static struct tlb_entry *tlb_fill(struct cpu *c, u64 linear, unsigned access)
     paging_walk(&in->pg, linear, access, &r);
     if (r.fault != PAGING_OK)
         cpu_page_fault(c, linear, r.pfec);
+    u64 gpa = r.pa & ~0xfffull;
+    u32 *page_gen = NULL;
+    bool readonly = false;
+    u8 *host = mem_page(c->mem, gpa, &page_gen, &readonly);
+    /* A write to a read-only frame (Xen's p2m_grant_map_ro, the only kind): the nested
+     * page fault Xen 4.17 turns into #GP(0) (its emulator refuses grant frames), after the
+     * guest's own walk succeeded. A read fill never sets tag_write, so every write to
+     * such a page comes through a write fill: the check costs TLB misses only. */
+    if (unlikely(readonly) && (access & ACC_WRITE))
+        cpu_fault(c, EXC_GP, 0);
     u64 vpn = linear >> 12;
     struct tlb_entry *e;
     if (access & ACC_NO_AD) {
@@ -141,14 +152,13 @@ static struct tlb_entry *tlb_fill(struct cpu *c, u64 linear, unsigned access)
     } else {
         e = tlb_entry_for_fill(&c->tlb, cls, vpn);
     }
-    u64 gpa = r.pa & ~0xfffull;
     /* keep the other kinds of access this entry allows only if it is the same page */
     bool same = (e->tag_read == vpn || e->tag_write == vpn || e->tag_exec == vpn) && e->gpa == gpa;
     if (!same)
         e->tag_read = e->tag_write = e->tag_exec = TLB_INVALID;
     e->gpa = gpa;
-    e->host = mem_ptr(c->mem, gpa, 4096);
-    e->page_gen = e->host ? mem_page_gen(c->mem, gpa) : NULL;
+    e->host = host;
+    e->page_gen = host ? page_gen : NULL;
     e->global = r.global;
     e->pcid = (c->cr4 & CR4_PCIDE) ? (c->cr3 & 0xfff) : 0;
     /* A supervisor entry for a user page under SMAP depends on EFLAGS.AC: never cache it. */
@@ -264,7 +274,8 @@ u64 phys_read(struct cpu *c, u64 gpa, unsigned size)
 
 void phys_write(struct cpu *c, u64 gpa, unsigned size, u64 value)
 {
-    u8 *p = mem_ptr(c->mem, gpa, size);
+    /* a read-only frame is not written: the write goes where nothing answers */
+    u8 *p = mem_ptr_write(c->mem, gpa, size);
     if (p) {
         memcpy(p, &value, size);
         code_written(c, mem_page_gen(c->mem, gpa));

@@ -98,6 +98,11 @@ void mem_destroy(struct guest_mem *m)
     free(m->frame);
     m->frame = NULL;
     m->nframe_slots = m->nframes = 0;
+    for (u32 i = 0; i < m->nkept; i++)
+        munmap(m->kept[i], 4096);
+    free(m->kept);
+    m->kept = NULL;
+    m->nkept = m->kept_cap = 0;
     for (u32 i = 0; i < m->ngen_all; i++)
         free(m->gen_all[i]);
     free(m->gen_all);
@@ -159,7 +164,7 @@ static struct mem_frame *frame_get(struct guest_mem *m, u64 gfn)
     u32 i = slot_of(gfn, m->nframe_slots);
     while (m->frame[i].gfn != MEM_NO_GFN)
         i = (i + 1) & (m->nframe_slots - 1);
-    m->frame[i] = (struct mem_frame){ gfn, NULL, NULL, MEM_NO_GFN, MEM_FRAME_NONE, false, false };
+    m->frame[i] = (struct mem_frame){ gfn, NULL, NULL, MEM_NO_GFN, MEM_FRAME_NONE, false, false, false };
     m->nframes++;
     u64 gpa = gfn << 12;
     if (m->nframes == 1 || gpa < m->frame_lo)
@@ -205,6 +210,7 @@ struct span {
     u8 *host;
     u32 *gen;
     u64 len;
+    bool readonly; /* a read-only frame: writes must not reach host */
 };
 
 static bool lookup(const struct guest_mem *m, u64 gpa, struct span *s)
@@ -218,6 +224,7 @@ static bool lookup(const struct guest_mem *m, u64 gpa, struct span *s)
             s->host = f->host + (gpa & 0xfff);
             s->gen = f->gen;
             s->len = 4096 - (gpa & 0xfff);
+            s->readonly = f->readonly;
             return true;
         }
     }
@@ -228,6 +235,7 @@ static bool lookup(const struct guest_mem *m, u64 gpa, struct span *s)
     s->host = r->host + off;
     s->gen = &r->page_gen[off >> 12];
     s->len = r->size - off;
+    s->readonly = false;
     /* a run of region pages stops where the frame table may have an entry */
     if (near_frames)
         s->len = 4096 - (gpa & 0xfff);
@@ -323,6 +331,7 @@ static int set_page(struct guest_mem *m, u64 gfn, struct page_ref p)
     f->from = p.host ? p.region : MEM_NO_GFN;
     f->kind = p.host ? p.kind : MEM_FRAME_NONE;
     f->own = p.host && p.own;
+    f->readonly = false;
     /* outside the regions, holding nothing is having no entry */
     if (!p.host && !f->lent && !region_of(m, gfn << 12))
         frame_delete(m, f);
@@ -380,6 +389,38 @@ enum mem_frame_kind mem_frame_remove(struct guest_mem *m, u64 gfn, u8 **host)
     return (enum mem_frame_kind)p.kind;
 }
 
+int mem_frame_detach(struct guest_mem *m, u64 gfn, u8 **host, u32 **gen)
+{
+    struct page_ref p = page_at(m, gfn);
+    if (!p.host || p.kind != MEM_FRAME_RAM)
+        return -1;
+    if (p.own && m->nkept == m->kept_cap) {
+        u32 cap = m->kept_cap ? m->kept_cap * 2 : 16;
+        u8 **k = realloc(m->kept, sizeof(*k) * cap);
+        if (!k)
+            return -1;
+        m->kept = k;
+        m->kept_cap = cap;
+    }
+    /* a region page stays lent for good: its frame gets another page when populated */
+    if (p.region != MEM_NO_GFN) {
+        struct mem_frame *home = frame_get(m, p.region);
+        if (!home)
+            return -1;
+        home->lent = true;
+    }
+    if (set_page(m, gfn, NO_PAGE) < 0)
+        return -1;
+    if (p.own)
+        m->kept[m->nkept++] = p.host;
+    m->ram_frames--;
+    gen_retire(p.gen); /* code decoded from it at gfn is stale */
+    *host = p.host;
+    *gen = p.gen;
+    map_changed(m);
+    return 0;
+}
+
 int mem_frame_populate(struct guest_mem *m, u64 gfn)
 {
     const struct mem_frame *f = frame_find(m, gfn);
@@ -432,12 +473,25 @@ int mem_frame_move(struct guest_mem *m, u64 from, u64 to)
 
 int mem_frame_place(struct guest_mem *m, u64 gfn, u8 *host, u32 *gen)
 {
+    return mem_frame_place_prot(m, gfn, host, gen, false);
+}
+
+int mem_frame_place_prot(struct guest_mem *m, u64 gfn, u8 *host, u32 *gen, bool readonly)
+{
     if (page_at(m, gfn).host)
         return -1;
     if (set_page(m, gfn, (struct page_ref){ host, gen, MEM_NO_GFN, MEM_FRAME_FOREIGN, false }) < 0)
         return -1;
+    /* set_page made the entry: a foreign page always has one */
+    frame_find(m, gfn)->readonly = readonly;
     map_changed(m);
     return 0;
+}
+
+bool mem_frame_readonly(const struct guest_mem *m, u64 gfn)
+{
+    const struct mem_frame *f = frame_find(m, gfn);
+    return f && f->host && f->readonly;
 }
 
 u64 mem_frame_of(const struct guest_mem *m, const u8 *host)
@@ -476,12 +530,31 @@ u8 *mem_ptr(struct guest_mem *m, u64 gpa, u64 len)
     return s.host;
 }
 
-bool mem_is_ram(const struct guest_mem *m, u64 gpa, u64 len)
+u8 *mem_ptr_write(struct guest_mem *m, u64 gpa, u64 len)
+{
+    struct span s;
+    if (!lookup(m, gpa, &s) || len > s.len || s.readonly)
+        return NULL;
+    return s.host;
+}
+
+u8 *mem_page(struct guest_mem *m, u64 gpa, u32 **gen, bool *readonly)
+{
+    struct span s;
+    if (!lookup(m, gpa & ~0xfffull, &s) || s.len < 4096)
+        return NULL;
+    *gen = s.gen;
+    *readonly = s.readonly;
+    return s.host;
+}
+
+/* Whether [gpa, gpa+len) is all RAM (and, for a write, none of it a read-only frame) */
+static bool reachable(const struct guest_mem *m, u64 gpa, u64 len, bool write)
 {
     /* A range may span adjacent regions (e.g. 0xFFFFF..0x100000). */
     while (len) {
         struct span s;
-        if (!lookup(m, gpa, &s))
+        if (!lookup(m, gpa, &s) || (write && s.readonly))
             return false;
         if (s.len >= len)
             return true;
@@ -489,6 +562,11 @@ bool mem_is_ram(const struct guest_mem *m, u64 gpa, u64 len)
         len -= s.len;
     }
     return true;
+}
+
+bool mem_is_ram(const struct guest_mem *m, u64 gpa, u64 len)
+{
+    return reachable(m, gpa, len, false);
 }
 
 u32 *mem_page_gen(struct guest_mem *m, u64 gpa)
@@ -527,7 +605,7 @@ static void code_written(struct guest_mem *m, u64 gpa, u64 len)
 
 static int copy(struct guest_mem *m, u64 gpa, void *buf, const void *src, u64 len)
 {
-    if (!mem_is_ram(m, gpa, len))
+    if (!reachable(m, gpa, len, !buf))
         return -1;
     while (len) {
         struct span s;
@@ -560,7 +638,7 @@ int mem_write(struct guest_mem *m, u64 gpa, const void *buf, u64 len)
 
 int mem_fill(struct guest_mem *m, u64 gpa, u8 byte, u64 len)
 {
-    if (!mem_is_ram(m, gpa, len))
+    if (!reachable(m, gpa, len, true))
         return -1;
     code_written(m, gpa, len);
     while (len) {

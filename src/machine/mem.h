@@ -50,6 +50,8 @@ struct mem_frame {
     u8 kind;          /* enum mem_frame_kind of the page (NONE when absent) */
     bool own;         /* a RAM page guest_mem allocated (not a region's) */
     bool lent;        /* this frame's own region page is in use at another frame */
+    bool readonly;    /* a read-only frame (a foreign page placed so: Xen's
+                       * p2m_grant_map_ro): reads reach the page, writes do not */
 };
 #define MEM_NO_GFN (~0ull)
 
@@ -68,6 +70,10 @@ struct guest_mem {
     u32 ngen_free, gen_free_cap;
     u32 **gen_all;
     u32 ngen_all, gen_all_cap;
+    /* pages guest_mem allocated that left the map kept (mem_frame_detach): unmapped
+     * when the machine goes */
+    u8 **kept;
+    u32 nkept, kept_cap;
     /* told after every change of the map (the machine flushes every vCPU's TLB) */
     void (*map_changed)(void *opaque);
     void *map_changed_opaque;
@@ -106,12 +112,19 @@ int mem_init(struct guest_mem *m, u64 ram_size);
 u64 mem_ram_end(u64 ram_size);
 void mem_destroy(struct guest_mem *m);
 
-/* Host pointer for [gpa, gpa+len) if the whole range lies in one RAM/ROM region, else NULL. */
+/* Host pointer for [gpa, gpa+len) if the whole range lies in one RAM/ROM region, else
+ * NULL. For reading: a read-only frame's page is returned too. */
 u8 *mem_ptr(struct guest_mem *m, u64 gpa, u64 len);
+/* The same for writing: NULL also when the page is a read-only frame. */
+u8 *mem_ptr_write(struct guest_mem *m, u64 gpa, u64 len);
+/* The page holding gpa: host pointer (NULL: not RAM), its code-generation word and
+ * whether it is a read-only frame, in one look-up (the vCPU's TLB fill). */
+u8 *mem_page(struct guest_mem *m, u64 gpa, u32 **gen, bool *readonly);
 /* True if [gpa, gpa+len) is entirely RAM. */
 bool mem_is_ram(const struct guest_mem *m, u64 gpa, u64 len);
 
-/* Bounds-checked copies. Return 0, or -1 if any byte is not RAM (nothing is copied then). */
+/* Bounds-checked copies. Return 0, or -1 if any byte is not RAM, or for a write (and
+ * fill) lies in a read-only frame (nothing is copied then). */
 int mem_read(struct guest_mem *m, u64 gpa, void *buf, u64 len);
 int mem_write(struct guest_mem *m, u64 gpa, const void *buf, u64 len);
 int mem_fill(struct guest_mem *m, u64 gpa, u8 byte, u64 len);
@@ -133,6 +146,12 @@ enum mem_frame_kind mem_frame_at(const struct guest_mem *m, u64 gfn, u8 **host);
 /* Frame gfn holds nothing from now on: a RAM page there is given back to the host, a
  * foreign page is only unhooked. Returns what was there (host: a foreign page's). */
 enum mem_frame_kind mem_frame_remove(struct guest_mem *m, u64 gfn, u8 **host);
+/* The RAM page at frame gfn leaves it (a hole from then on) but is not given back: its
+ * bytes stay where they are for whoever holds them (a hypervisor interface that places
+ * the page elsewhere as a foreign page: Xen's grant mappings) until mem_destroy, and its
+ * region's frame never uses it again. *host and *gen: the page. 0, or -1 (no RAM page
+ * there, no host memory for the bookkeeping). */
+int mem_frame_detach(struct guest_mem *m, u64 gfn, u8 **host, u32 **gen);
 /* Frame gfn (holding nothing: the caller removed it) gets a zeroed RAM page. 0, or -1
  * when something is there or the host has no memory for it. */
 int mem_frame_populate(struct guest_mem *m, u64 gfn);
@@ -142,6 +161,12 @@ int mem_frame_move(struct guest_mem *m, u64 from, u64 to);
 /* The foreign page host (with its code-generation word) is placed at frame gfn (holding
  * nothing). 0 or -1 (something is there, no host memory for the table). */
 int mem_frame_place(struct guest_mem *m, u64 gfn, u8 *host, u32 *gen);
+/* The same, the frame read-only if readonly: mem_write, mem_fill and mem_ptr_write
+ * refuse it, the vCPU's TLB fill refuses a write to it (#GP(0), as Xen answers a write
+ * to a read-only grant mapping), reads work. */
+int mem_frame_place_prot(struct guest_mem *m, u64 gfn, u8 *host, u32 *gen, bool readonly);
+/* Whether frame gfn holds a page read-only */
+bool mem_frame_readonly(const struct guest_mem *m, u64 gfn);
 /* Where the foreign page host is, or MEM_NO_GFN. */
 u64 mem_frame_of(const struct guest_mem *m, const u8 *host);
 /* Who hears of every change of the map (the machine: every vCPU's TLB is flushed). */

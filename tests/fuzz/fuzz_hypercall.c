@@ -263,8 +263,10 @@ static u8 dom0_pages[2][4096];
 
 static void grant_state(bool v2, const u8 *in, size_t n)
 {
-    /* grant frame 0 is at TABLE (again, if a memory_op of an earlier input took it away) */
-    if (!gnt_ready || mem_frame_at(&mem, TABLE >> 12, NULL) != MEM_FRAME_FOREIGN) {
+    /* grant frame 0 is at TABLE (again, if a memory_op or a read-only grant mapping of
+     * an earlier input took its place) */
+    if (!gnt_ready || mem_frame_at(&mem, TABLE >> 12, NULL) != MEM_FRAME_FOREIGN ||
+        mem_frame_readonly(&mem, TABLE >> 12)) {
         u32 ap[4] = { DOMID_SELF, XENMAPSPACE_grant_table, 0, TABLE >> 12 };
         if (own_call(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ap, sizeof(ap), 0))
             abort();
@@ -356,6 +358,22 @@ static void steer_ops(u64 off, bool compat)
         if (mem_write(&mem, a, b, size))
             abort();
     }
+}
+
+/* After the call: every frame map_grant_ref may have placed read-only (GNTMAP_readonly)
+ * is readable and refuses every write */
+static void check_readonly_frames(void)
+{
+    static const u64 bases[3] = { DATA >> 12, TABLE >> 12, 0xd0000 };
+    for (unsigned i = 0; i < 3; i++)
+        for (u64 gfn = bases[i]; gfn < bases[i] + 9; gfn++) {
+            if (!mem_frame_readonly(&mem, gfn))
+                continue;
+            u8 v;
+            if (!mem_ptr(&mem, gfn << 12, 4096) || mem_ptr_write(&mem, gfn << 12, 1) ||
+                mem_read_u8(&mem, gfn << 12, &v) || !mem_write_u8(&mem, gfn << 12, v))
+                abort();
+        }
 }
 
 /* dom0's side after the call: map a grant (touching its first and last granted byte),
@@ -593,8 +611,10 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
         }
     xen_hypercall(xen, c);
     xen_maybe_deassert_callback(xen); /* the machine's next exit: a GSI/INTx line drops */
-    if (grants)
+    if (grants) {
+        check_readonly_frames();
         host_side(gops >> 19);
+    }
     if (ctl & 0x2000)
         xen_vcpu_resume(xen, c);
     if (ctl & 0x200)

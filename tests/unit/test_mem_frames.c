@@ -129,6 +129,91 @@ Test(mem_frames, foreign_pages_anywhere)
     cr_assert_eq(mem_frame_of(&mem, page), MEM_NO_GFN);
 }
 
+Test(mem_frames, readonly_frames)
+{
+    static u8 page[4096];
+    static u32 gen;
+    u64 ro = 0x200; /* over RAM */
+    memset(page, 0x5a, sizeof(page));
+    cr_assert_eq(mem_frame_remove(&mem, ro, NULL), MEM_FRAME_RAM);
+    cr_assert_eq(mem_frame_place_prot(&mem, ro, page, &gen, true), 0);
+    cr_assert(mem_frame_readonly(&mem, ro));
+    cr_assert_not(mem_frame_readonly(&mem, ro + 1), "RAM beside it is writable");
+    cr_assert_eq(mem_ptr(&mem, ro << 12, 4096), page, "readable");
+    cr_assert_null(mem_ptr_write(&mem, ro << 12, 1), "not writable");
+    cr_assert_not_null(mem_ptr_write(&mem, (ro + 1) << 12, 4096));
+    u32 *g;
+    bool readonly = false;
+    cr_assert_eq(mem_page(&mem, (ro << 12) + 100, &g, &readonly), page);
+    cr_assert(readonly);
+    cr_assert_eq(g, &gen);
+    u8 buf[16];
+    cr_assert_eq(mem_read(&mem, (ro << 12) + 8, buf, sizeof(buf)), 0);
+    cr_assert_eq(buf[0], 0x5a);
+    memset(buf, 0x11, sizeof(buf));
+    cr_assert_eq(mem_write(&mem, (ro << 12) + 8, buf, sizeof(buf)), -1, "a write is refused");
+    cr_assert_eq(mem_write(&mem, (ro << 12) - 8, buf, sizeof(buf)), -1, "also one that starts in RAM");
+    cr_assert_eq(*(u8 *)mem_ptr(&mem, (ro << 12) - 8, 1), 0, "and nothing of it is written");
+    cr_assert_eq(mem_fill(&mem, (ro << 12) + 4000, 0, 200), -1, "a fill too");
+    cr_assert_eq(mem_write_u32(&mem, (ro << 12) + 4, 7), -1);
+    cr_assert_eq(page[8], 0x5a, "the page unchanged");
+    cr_assert_eq(mem_write(&mem, (ro + 1) << 12, buf, sizeof(buf)), 0, "the next frame is written");
+
+    cr_assert_eq(mem_frame_remove(&mem, ro, NULL), MEM_FRAME_FOREIGN);
+    int before = changes;
+    cr_assert_eq(mem_frame_place_prot(&mem, ro, page, &gen, false), 0, "placed writable");
+    cr_assert_gt(changes, before, "the TLBs are told");
+    cr_assert_not(mem_frame_readonly(&mem, ro));
+    cr_assert_eq(mem_write(&mem, (ro << 12) + 8, buf, sizeof(buf)), 0);
+    cr_assert_eq(page[8], 0x11);
+    cr_assert_eq(mem_frame_remove(&mem, ro, NULL), MEM_FRAME_FOREIGN);
+    cr_assert_not(mem_frame_readonly(&mem, ro), "an empty frame is not read-only");
+
+    /* placed read-only in a hole; a RAM page moved or populated there later is writable */
+    u64 hole = 0xd0000;
+    cr_assert_eq(mem_frame_place_prot(&mem, hole, page, &gen, true), 0);
+    cr_assert(mem_frame_readonly(&mem, hole));
+    cr_assert_eq(mem_frame_remove(&mem, hole, NULL), MEM_FRAME_FOREIGN);
+    cr_assert_eq(mem_frame_populate(&mem, hole), 0);
+    cr_assert_not(mem_frame_readonly(&mem, hole));
+    cr_assert_not_null(mem_ptr_write(&mem, hole << 12, 4096));
+    cr_assert_eq(mem_frame_place(&mem, ro, page, &gen), 0, "mem_frame_place: writable");
+    cr_assert_not(mem_frame_readonly(&mem, ro));
+}
+
+Test(mem_frames, detached_pages_stay)
+{
+    u64 a = 0x300, b = 0xd0010;
+    u8 *host;
+    u32 *gen;
+    u64 ram = mem.ram_frames;
+    *mem_ptr(&mem, a << 12, 1) = 0x77;
+    *mem_page_gen(&mem, a << 12) = PAGE_GEN_CODE;
+    cr_assert_eq(mem_frame_detach(&mem, a, &host, &gen), 0);
+    cr_assert_eq(host[0], 0x77, "the page keeps its bytes");
+    cr_assert_eq(*gen & PAGE_GEN_CODE, 0, "code decoded from it at its frame is stale");
+    cr_assert_null(mem_ptr(&mem, a << 12, 1), "its frame is a hole");
+    cr_assert_eq(mem.ram_frames, ram - 1);
+    cr_assert_eq(mem_frame_detach(&mem, a, &host, &gen), -1, "nothing there now");
+    cr_assert_eq(mem_frame_place(&mem, b, host, gen), 0, "placed elsewhere as a foreign page");
+    cr_assert_eq(mem_ptr(&mem, b << 12, 1)[0], 0x77);
+    cr_assert_eq(mem_frame_populate(&mem, a), 0);
+    u8 *fresh = mem_ptr(&mem, a << 12, 4096);
+    cr_assert_neq(fresh, host, "its frame gets another page");
+    cr_assert_eq(fresh[0], 0);
+    cr_assert_eq(host[0], 0x77, "the detached page untouched");
+    cr_assert_eq(mem_frame_remove(&mem, b, NULL), MEM_FRAME_FOREIGN, "unhooked, not given back");
+    cr_assert_eq(host[0], 0x77);
+    /* a page guest_mem allocated, detached: kept until mem_destroy (ASan sees the rest) */
+    cr_assert_eq(mem_frame_detach(&mem, a, &host, &gen), 0);
+    cr_assert_eq(mem.nkept, 1);
+    host[4095] = 1;
+    static u8 page[4096];
+    static u32 pgen;
+    cr_assert_eq(mem_frame_place(&mem, a, page, &pgen), 0);
+    cr_assert_eq(mem_frame_detach(&mem, a, &host, &gen), -1, "a foreign page is not detached");
+}
+
 Test(mem_frames, thousands_of_holes)
 {
     u64 ram = mem.ram_frames;

@@ -385,3 +385,65 @@ Test(xen_gnttab_host, transitive_and_dom0_grants)
     cr_assert_arr_eq(got, dom0_page, 32);
     cr_assert_eq(xen_gnttab_host_grant(xen, NULL, false), -EINVAL, "no page");
 }
+
+/* map_grant_ref's placement (guest_physmap_add_entry): a grant-table frame the guest
+ * granted to itself leaves the frame it was placed at (Xen removes the page's old p2m
+ * entry) and the table knows it is placed nowhere; a page of dom0's mapped twice is at
+ * both frames, and an unmap takes only its own frame. */
+static s16 map_grant(u32 ref, u16 dom, u32 flags, u64 gpa, u32 *handle)
+{
+    struct gnttab_map_grant_ref m = { .host_addr = gpa, .flags = flags, .ref = ref, .dom = dom };
+    cr_assert_eq(hcall(__HYPERVISOR_grant_table_op, GNTTABOP_map_grant_ref, &m, sizeof(m), &m, 1), 0);
+    *handle = m.handle;
+    return m.status;
+}
+
+static s16 unmap_grant(u64 gpa, u32 handle)
+{
+    struct gnttab_unmap_grant_ref u = { .host_addr = gpa, .handle = handle };
+    cr_assert_eq(hcall(__HYPERVISOR_grant_table_op, GNTTABOP_unmap_grant_ref, &u, sizeof(u), &u, 1), 0);
+    return u.status;
+}
+
+Test(xen_gnttab_host, guest_maps_place_pages)
+{
+    u64 frame1 = TABLE + 0x2000, g1 = 0xd0010000ull, g2 = 0xd0011000ull;
+    u32 ap[4] = { DOMID_SELF, XENMAPSPACE_grant_table, 1, (u32)(frame1 >> 12) };
+    cr_assert_eq(hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, &ap, sizeof(ap), NULL, 0), 0);
+    cr_assert_eq(mem_write_u32(&mem, frame1 + 64, 0x12345678), 0);
+    u8 *page;
+    cr_assert_eq(mem_frame_at(&mem, frame1 >> 12, &page), MEM_FRAME_FOREIGN);
+    v1_entry(5, GTF_permit_access, SELF, (u32)(frame1 >> 12));
+    u32 h, h2;
+    cr_assert_eq(map_grant(5, SELF, GNTMAP_host_map, g1, &h), GNTST_okay);
+    cr_assert_eq(mem_frame_at(&mem, frame1 >> 12, NULL), MEM_FRAME_NONE, "the grant frame left its frame");
+    cr_assert_eq(mem_ptr(&mem, g1, 4096), page, "it is at the mapping's");
+    cr_assert_eq(map_grant(5, SELF, GNTMAP_host_map | GNTMAP_readonly, g2, &h2), GNTST_okay,
+                 "mapped again (the pinned page)");
+    cr_assert_eq(mem_ptr(&mem, g2, 4096), page);
+    cr_assert(mem_frame_readonly(&mem, g2 >> 12) && !mem_frame_readonly(&mem, g1 >> 12));
+    cr_assert_eq(unmap_grant(g1, h), GNTST_okay);
+    cr_assert_null(mem_ptr(&mem, g1, 1), "a hole");
+    cr_assert_eq(mem_ptr(&mem, g2, 4096), page, "the other mapping stays");
+    cr_assert_eq(unmap_grant(g2, h2), GNTST_okay);
+    cr_assert_null(mem_ptr(&mem, g2, 1));
+    /* placed again: it was nowhere, so add_to_physmap puts it back and its bytes are there */
+    cr_assert_eq(hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, &ap, sizeof(ap), NULL, 0), 0);
+    u32 v;
+    cr_assert_eq(mem_read_u32(&mem, frame1 + 64, &v), 0);
+    cr_assert_eq(v, 0x12345678);
+
+    static u8 dom0_page[4096];
+    dom0_page[9] = 0x44;
+    int ref = xen_gnttab_host_grant(xen, dom0_page, false);
+    cr_assert_geq(ref, 0);
+    cr_assert_eq(map_grant((u32)ref, 0, GNTMAP_host_map, g1, &h), GNTST_okay);
+    cr_assert_eq(map_grant((u32)ref, 0, GNTMAP_host_map, g2, &h2), GNTST_okay, "dom0's page at a second frame");
+    cr_assert_eq(mem_ptr(&mem, g1, 4096), dom0_page);
+    cr_assert_eq(mem_ptr(&mem, g2, 4096), dom0_page);
+    cr_assert_eq(map_grant((u32)ref, 0, GNTMAP_host_map, g2, &h), GNTST_general_error,
+                 "over a mapping: refused (Xen crashes the domain)");
+    cr_assert_eq(unmap_grant(g2, h2), GNTST_okay);
+    cr_assert_eq(mem_ptr(&mem, g1, 4096), dom0_page, "only its own frame unmapped");
+    cr_assert_null(mem_ptr(&mem, g2, 1));
+}

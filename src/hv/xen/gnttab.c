@@ -10,7 +10,7 @@
  * cache_flush as Xen answers an HVM domU; the host's access to granted pages for nestor's
  * backends, which are domain 0 (xen_gnttab_host_*, with dom0's own small grant table
  * for pages it grants to the guest); map_grant_ref of the guest's own grants and of
- * dom0's with GNTMAP_host_map (writable mappings only, each page in one place),
+ * dom0's with GNTMAP_host_map (writable or read-only, a page at several frames),
  * unmap_grant_ref and unmap_and_replace. dump_table is -ENOSYS as in Xen 4.17. */
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +59,7 @@ struct active {
     u32 trans_gref;
     u8 *page;       /* the host bytes of the granted page */
     u64 gpa;        /* its guest-physical address, or NO_GPA (a page of dom0's) */
+    u32 *gen;       /* the page's code-generation word (a guest page keeps it where it goes) */
 };
 #define NO_GPA (~0ull)
 
@@ -110,6 +111,8 @@ static u32 status_frames(u32 nr_frames)
     return (nr_frames * (4096 / 16) * 2 + 4095) / 4096;
 }
 
+static void guest_map_remove(struct xen *x, const struct guest_map *m);
+
 int xen_gnttab_create(struct xen *x)
 {
     x->gnttab = calloc(1, sizeof(*x->gnttab));
@@ -127,9 +130,9 @@ void xen_gnttab_destroy(struct xen *x)
         return;
     /* the guest-physical space lets go of the pages before they are freed, and of the
      * grants the guest mapped */
-    for (u32 i = 0; i < MAX_GUEST_MAPS; i++)
-        if (g->guest_map[i].flags && x->host.ops->unmap_page)
-            x->host.ops->unmap_page(x->host.opaque, g->guest_map[i].page);
+    for (u32 i = 0; i < MAX_GUEST_MAPS && x->host.ncpus; i++)
+        if (g->guest_map[i].flags)
+            guest_map_remove(x, &g->guest_map[i]);
     for (u32 i = 0; i < MAX_GRANT_FRAMES + MAX_STATUS_FRAMES; i++) {
         struct gframe *f = i < MAX_GRANT_FRAMES ? &g->frame[i] : &g->status[i - MAX_GRANT_FRAMES];
         if (f->mapped && x->host.ops->unmap_page)
@@ -390,11 +393,10 @@ static s16 guest_frame(struct xen *x, u64 gfn, u8 **page, u64 *gpa)
     return *page ? GNTST_okay : GNTST_bad_page;
 }
 
-/* A guest page (not one of dom0's) was written behind the vCPUs' TLBs: code decoded
- * from it is stale. It may have left the physical space since it was pinned. */
-static void page_written(struct xen *x, u64 gpa)
+/* A page was written behind the vCPUs' TLBs: code decoded from it is stale. The page's
+ * own word, wherever the page is now (a mapping of its grant moves it). */
+static void page_written(u32 *gen)
 {
-    u32 *gen = gpa != NO_GPA ? mem_page_gen(guest_mem(x), gpa) : NULL;
     if (gen)
         mem_code_write(gen);
 }
@@ -403,12 +405,14 @@ static void page_written(struct xen *x, u64 gpa)
 struct grant_bytes {
     u8 *page;
     u64 gpa;
+    u32 *gen; /* the page's code-generation word */
     u16 off, len;
 };
 
 static void pin_result(const struct active *act, struct grant_bytes *b)
 {
-    *b = (struct grant_bytes){ act->page, act->gpa, act->start, act->length };
+    *b = (struct grant_bytes){ .page = act->page, .gpa = act->gpa, .gen = act->gen,
+                               .off = act->start, .len = act->length };
 }
 
 /* dom0's grants (acquire_grant_for_copy on domain 0's table): ref for ldom */
@@ -428,7 +432,7 @@ static s16 acquire_dom0(struct xen_gnttab *g, u32 ref, u16 ldom, bool readonly, 
         d->flags |= readonly ? GTF_reading : GTF_reading | GTF_writing;
         if (!act->pin)
             *act = (struct active){ .domid = ldom, .start = 0, .length = 4096, .page = d->page,
-                                    .gpa = NO_GPA };
+                                    .gpa = NO_GPA, .gen = &d->gen };
     }
     act->pin += readonly ? PIN_HSTR : PIN_HSTW;
     pin_result(act, b);
@@ -507,7 +511,7 @@ static s16 acquire_guest(struct xen *x, u32 ref, u16 ldom, bool readonly, bool a
         if (!old_pin) {
             *act = (struct active){ .domid = ldom, .start = tb.off, .length = tb.len,
                                     .sub_page = true, .trans = true, .trans_gref = trans_gref, .page = tb.page,
-                                    .gpa = tb.gpa };
+                                    .gpa = tb.gpa, .gen = tb.gen };
         }
     } else if (need_status) {
         rc = v2 ? set_status_v2(e, sf, status, act, readonly, mapflag, ldom)
@@ -531,16 +535,18 @@ static s16 acquire_guest(struct xen *x, u32 ref, u16 ldom, bool readonly, bool a
                 gfn = e2->full_page.frame;
             }
         }
-        u8 *page;
-        u64 gpa;
-        rc = guest_frame(x, gfn, &page, &gpa);
-        if (rc != GNTST_okay) {
+        /* a pinned entry keeps its page (Xen's act->mfn), even if the frame it was
+         * found at holds something else now (a mapping of the grant took it away) */
+        u8 *page = NULL;
+        u64 gpa = NO_GPA;
+        if (!old_pin && (rc = guest_frame(x, gfn, &page, &gpa)) != GNTST_okay) {
             fixup_status(sf, status, act, readonly);
             return rc;
         }
-        if (!act->pin)
+        if (!old_pin)
             *act = (struct active){ .domid = ldom, .start = start, .length = length,
-                                    .sub_page = sub_page, .page = page, .gpa = gpa };
+                                    .sub_page = sub_page, .page = page, .gpa = gpa,
+                                    .gen = mem_page_gen(guest_mem(x), gpa) };
     }
     act->pin += readonly ? PIN_HSTR : PIN_HSTW;
     pin_result(act, b);
@@ -557,8 +563,8 @@ static void release_guest(struct xen *x, u32 ref, bool readonly)
     act->pin -= readonly ? PIN_HSTR : PIN_HSTW;
     if (status)
         fixup_status(sf, status, act, readonly);
-    if (!readonly && act->gpa != NO_GPA)
-        page_written(x, act->gpa); /* it may hold new code */
+    if (!readonly)
+        page_written(act->gen); /* it may hold new code */
     if (act->trans)
         release_dom0(g, act->trans_gref, readonly);
     if (!act->pin)
@@ -592,6 +598,7 @@ static s16 pin_side(struct xen *x, u64 u, u16 domid, bool is_gref, bool readonly
     cb->readonly = readonly;
     if (!is_gref) {
         rc = guest_frame(x, u, &cb->b.page, &cb->b.gpa);
+        cb->b.gen = rc == GNTST_okay ? mem_page_gen(guest_mem(x), cb->b.gpa) : NULL;
         cb->b.off = 0;
         cb->b.len = 4096;
         if (rc == GNTST_okay)
@@ -653,7 +660,7 @@ static s16 copy_one(struct xen *x, const struct copy_op *op)
     }
     if (rc == GNTST_okay) {
         memmove(dst.b.page + op->dst_off, src.b.page + op->src_off, op->len);
-        page_written(x, dst.b.gpa);
+        page_written(dst.b.gen);
     }
     unpin_side(x, &src);
     unpin_side(x, &dst);
@@ -850,7 +857,7 @@ static int host_copy(struct xen *x, u32 gref, u32 off, u8 *buf, u32 len, bool to
         rc = GNTST_bad_copy_arg;
     } else if (to_guest) {
         memmove(b.page + off, buf, len);
-        page_written(x, b.gpa);
+        page_written(b.gen);
     } else {
         memmove(buf, b.page + off, len);
     }
@@ -972,21 +979,58 @@ static long set_version(struct xen *x, u32 version)
 }
 
 /* ---- map_grant_ref, unmap_grant_ref, unmap_and_replace ---- */
-/* Whether page is in the guest-physical space as an overlay already (a grant or status
- * frame, a grant the guest mapped): the overlays are keyed by their page, which can be
- * in one place only. */
-static bool page_overlaid(const struct xen_gnttab *g, const u8 *page)
+/* The guest's mapping at frame gfn that is still there, or NULL */
+static const struct guest_map *mapping_at(struct xen *x, u64 gfn)
 {
-    for (u32 i = 0; i < MAX_GRANT_FRAMES; i++)
-        if (g->frame[i].page == page)
-            return true;
-    for (u32 i = 0; i < MAX_STATUS_FRAMES; i++)
-        if (g->status[i].page == page)
-            return true;
+    const struct xen_gnttab *g = x->gnttab;
+    u8 *page;
+    if (mem_frame_at(guest_mem(x), gfn, &page) != MEM_FRAME_FOREIGN)
+        return NULL;
     for (u32 i = 0; i < MAX_GUEST_MAPS; i++)
-        if (g->guest_map[i].flags && g->guest_map[i].page == page)
-            return true;
-    return false;
+        if (g->guest_map[i].flags && g->guest_map[i].gpa >> 12 == gfn && g->guest_map[i].page == page)
+            return &g->guest_map[i];
+    return NULL;
+}
+
+/* A mapping leaves the physical space: its frame holds nothing (Xen's
+ * replace_grant_p2m_mapping: p2m invalid, whatever was there before is not back). The
+ * frame is checked to hold the mapping still: a memory_op may have replaced it. */
+static void guest_map_remove(struct xen *x, const struct guest_map *m)
+{
+    if (mapping_at(x, m->gpa >> 12) == m)
+        mem_frame_remove(guest_mem(x), m->gpa >> 12, NULL);
+}
+
+/* A page of Xen's left frame gfn: its owner learns it */
+static void xen_page_left(struct xen *x, u64 gfn, const u8 *page)
+{
+    if (page == x->shinfo_page)
+        x->shinfo_placed = false;
+    else
+        xen_gnttab_frame_gone(x, gfn);
+}
+
+/* guest_physmap_add_entry's first step at a frame: what it holds leaves it. A RAM page
+ * stays the domain's (tot_pages counts it: x->mem_unmapped) in no frame; a page of
+ * Xen's is unhooked. 0, or -1 (no host memory for it). */
+static int frame_vacate(struct xen *x, u64 gfn)
+{
+    struct guest_mem *mem = guest_mem(x);
+    u8 *page;
+    u32 *gen;
+    switch (mem_frame_at(mem, gfn, &page)) {
+    case MEM_FRAME_RAM:
+        if (mem_frame_detach(mem, gfn, &page, &gen))
+            return -1;
+        x->mem_unmapped++;
+        return 0;
+    case MEM_FRAME_FOREIGN:
+        mem_frame_remove(mem, gfn, NULL);
+        xen_page_left(x, gfn, page);
+        return 0;
+    default:
+        return 0;
+    }
 }
 
 /* Xen's map_grant_ref for an HVM domU, in its order: no mapping asked for
@@ -995,12 +1039,17 @@ static bool page_overlaid(const struct xen_gnttab *g, const u8 *page)
  * GNTST_bad_domain); a handle (GNTST_no_device_space); the entry (as for a copy, but
  * neither sub-page nor transitive grants); then create_grant_p2m_mapping: only
  * GNTMAP_host_map with GNTMAP_readonly, at the frame host_addr names.
- * What nestor cannot do (its guest-physical overlays are writable pages, each in one
- * place): a read-only mapping, and a page that is in the physical space as an overlay
- * already (a second mapping of the same page, a grant-table frame) are
- * GNTST_general_error. The machine address (dev_bus_addr) of the guest's page is its
- * guest-physical address; dom0's pages have none (0). A mapping over RAM hides it until
- * the unmap, after which the RAM is there again (Xen leaves the frame empty). */
+ * GNTMAP_readonly places the page as a read-only frame (p2m_grant_map_ro): the guest
+ * reads it, a write is #GP(0) (see tlb_fill), a hypercall's copy into it fails (-EFAULT).
+ * guest_physmap_add_entry: a RAM page at the frame leaves it but stays the domain's
+ * (tot_pages keeps counting it: x->mem_unmapped); a page of Xen's there is unhooked; a
+ * grant mapping there is Xen's domain_crash (here: GNTST_general_error, nothing
+ * changed). A page of the guest's own (RAM or a page of Xen's it placed: its grant
+ * frames, shared_info) leaves the frame it is at (Xen removes the page's old p2m entry,
+ * the one its m2p names), staying the domain's; a page already mapped (a second mapping
+ * of a grant) or dom0's is at every frame it is mapped at. The machine address
+ * (dev_bus_addr) of the guest's page is its guest-physical address; dom0's pages have
+ * none (0). */
 static s16 map_one(struct xen *x, const struct gnttab_map_grant_ref *op, u32 *handle, u64 *maddr)
 {
     struct xen_gnttab *g = x->gnttab;
@@ -1022,11 +1071,16 @@ static s16 map_one(struct xen *x, const struct gnttab_map_grant_ref *op, u32 *ha
                   : acquire_dom0(g, op->ref, x->cfg.domid, readonly, &b);
     if (rc != GNTST_okay)
         return rc;
-    u64 gpa = op->host_addr & ~0xfffull;
-    u32 *gen = b.gpa != NO_GPA ? mem_page_gen(guest_mem(x), b.gpa) : &g->dom0[op->ref].gen;
-    if ((op->flags & ~(u32)GNTMAP_readonly) != GNTMAP_host_map || readonly || b.off || b.len != 4096 ||
-        gpa > MASK(52) || page_overlaid(g, b.page) || !gen || !x->host.ops->map_page ||
-        x->host.ops->map_page(x->host.opaque, gpa, b.page, gen)) {
+    struct guest_mem *mem = guest_mem(x);
+    u64 gpa = op->host_addr & ~0xfffull, gfn = gpa >> 12;
+    u32 *gen = self ? g->active[op->ref].gen : &g->dom0[op->ref].gen;
+    u8 *there;
+    /* the page at the frame the guest has it at (Xen's m2p), unless that is a mapping */
+    bool at_own = b.gpa != NO_GPA && mem_frame_at(mem, b.gpa >> 12, &there) != MEM_FRAME_NONE &&
+                  there == b.page && !mapping_at(x, b.gpa >> 12);
+    if ((op->flags & ~(u32)GNTMAP_readonly) != GNTMAP_host_map || b.off || b.len != 4096 ||
+        gpa > MASK(52) || !gen || mapping_at(x, gfn) || (at_own && frame_vacate(x, b.gpa >> 12)) ||
+        frame_vacate(x, gfn) || mem_frame_place_prot(mem, gfn, b.page, gen, readonly)) {
         if (self)
             release_guest(x, op->ref, readonly);
         else
@@ -1056,8 +1110,7 @@ static s16 unmap_one(struct xen *x, u64 host_addr, u64 dev_bus_addr, u32 handle,
         return GNTST_okay;
     if (new_addr || host_addr >> 12 != m->gpa >> 12)
         return GNTST_general_error;
-    if (x->host.ops->unmap_page)
-        x->host.ops->unmap_page(x->host.opaque, m->page);
+    guest_map_remove(x, m);
     bool readonly = m->flags & GNTMAP_readonly;
     if (m->dom == 0)
         release_dom0(g, m->ref, readonly);

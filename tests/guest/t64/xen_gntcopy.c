@@ -6,7 +6,8 @@
  * grant's range), per-operation status in a batch, -EFAULT, -EINVAL for a negative count
  * or upper command bits, a batch of 300 through continuations; map_grant_ref of the
  * guest's own grants into its physical space with unmap_grant_ref and unmap_and_replace
- * (HVM: host mappings only), swap_grant_ref, transfer, cache_flush and set_version's
+ * (HVM: host mappings only; read-only ones readable, a write #GP(0), a hypercall's
+ * copy into one -EFAULT), swap_grant_ref, transfer, cache_flush and set_version's
  * busy/reserved-entry rules; dump_table is -ENOSYS.
  * Built for 64-bit here and for the x86_32 ABI (32-bit xen_pfn_t in the structures) by
  * t32/xen_gntcopy32.c. QEMU TCG has no Xen interface: the test skips there.
@@ -19,6 +20,7 @@
 #include <xen/xen.h>
 #include <xen/memory.h>
 #include <xen/grant_table.h>
+#include <xen/version.h>
 
 #define EINVAL 22
 #define EFAULT 14
@@ -341,22 +343,66 @@ static int unmap1(u64 host_addr, u64 dev_bus_addr, u32 handle)
     return u.status;
 }
 
+static long tot_pages(void)
+{
+    domid_t self = DOMID_SELF;
+    return hc(__HYPERVISOR_memory_op, XENMEM_current_reservation, (ulong)&self, 0);
+}
+
+/* A page the guest gave up (its frame a hole) comes back: populate_physmap */
+static void repopulate(const void *p)
+{
+    xen_pfn_t gfn = gfn_of(p);
+    struct xen_memory_reservation r = { .nr_extents = 1, .extent_order = 0, .domid = DOMID_SELF };
+    set_xen_guest_handle(r.extent_start, &gfn);
+    TEST_EQ(hc(__HYPERVISOR_memory_op, XENMEM_populate_physmap, (ulong)&r, 0), 1, "its frame populated again");
+}
+
+/* Pages given back at the start, so that there is room (max_pages) for the pages the
+ * mapping tests populate again: the pages they lose stay counted, as in Xen */
+static void make_room(unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        xen_pfn_t gfn = gfn_of(page_alloc());
+        struct xen_memory_reservation r = { .nr_extents = 1, .extent_order = 0, .domid = DOMID_SELF };
+        set_xen_guest_handle(r.extent_start, &gfn);
+        TEST_EQ(hc(__HYPERVISOR_memory_op, XENMEM_decrease_reservation, (ulong)&r, 0), 1, "a page given back");
+    }
+}
+
+static u8 *mp; /* the page the mapping tests grant */
+
+static void fill_mp(void)
+{
+    for (int i = 0; i < 4096; i++)
+        mp[i] = (u8)(i * 5 + 3);
+}
+
+/* map_grant_ref as create_grant_p2m_mapping and guest_physmap_add_entry do it: the
+ * guest's own page leaves the frame it was at (its old p2m entry is removed) and is the
+ * domain's still (tot_pages unchanged); a second mapping of the grant puts the same page
+ * at a second frame; an unmap leaves a hole (replace_grant_p2m_mapping), and neither the
+ * page nor what was under the mapping comes back. */
 static void test_map(void)
 {
-    volatile u8 *at = (volatile u8 *)(ulong)(MAP_GFN << 12);
-    fill();
-    grant_v1(50, GTF_permit_access, self_id, src);
+    volatile u8 *at = (volatile u8 *)(ulong)(MAP_GFN << 12), *at2 = (volatile u8 *)(ulong)(MAP2_GFN << 12);
+    volatile u8 *own = mp;
+    fill_mp();
+    grant_v1(50, GTF_permit_access, self_id, mp);
+    long tot = tot_pages();
     TEST_EQ(at[0], 0xff, "nothing at the mapping's place before");
     struct gnttab_map_grant_ref m = mop(50, self_id, GNTMAP_host_map, MAP_GFN);
     TEST_EQ(map1(&m), GNTST_okay, "map the guest's own grant");
     u32 h = m.handle;
-    TEST_EQ(m.dev_bus_addr, (ulong)src, "its machine address: the page's physical one");
-    TEST_ASSERT(at[0] == src[0] && at[4095] == src[4095], "the granted page is there");
-    at[7] = 0x99;
-    TEST_EQ(src[7], 0x99, "the same memory");
+    TEST_EQ(m.dev_bus_addr, (ulong)mp, "its machine address: the page's physical one");
+    TEST_ASSERT(at[0] == 3 && at[4095] == (u8)(4095 * 5 + 3), "the granted page is there");
+    TEST_EQ(own[0], 0xff, "and no longer at its own frame (Xen removes its old p2m entry)");
+    TEST_EQ(tot_pages(), tot, "the domain's still: tot_pages unchanged");
     TEST_EQ(v1[50].flags, GTF_permit_access | GTF_reading | GTF_writing, "busy while mapped");
-    TEST_EQ(copy1(op(gfn_of(dst), DOMID_SELF, 0, 50, DOMID_SELF, 0, 8, GNTCOPY_dest_gref)), GNTST_okay,
-            "a copy to it while mapped");
+    fill();
+    TEST_EQ(copy1(op(gfn_of(src), DOMID_SELF, 0, 50, DOMID_SELF, 0, 8, GNTCOPY_dest_gref)), GNTST_okay,
+            "a copy to it while mapped (the pinned page)");
+    TEST_EQ(at[7], src[7], "arrives in the mapping");
     TEST_EQ(v1[50].flags, GTF_permit_access | GTF_reading | GTF_writing, "the mapping's pin stays");
 
     /* the refusals, in Xen's order */
@@ -392,6 +438,24 @@ static void test_map(void)
     m = mop(51, self_id, GNTMAP_host_map | (1u << 16), MAP2_GFN);
     TEST_EQ(map1(&m), GNTST_general_error, "other flag bits: not a plain host mapping");
     TEST_EQ(v1[51].flags, GTF_permit_access, "and the pin undone");
+    TEST_EQ(at2[0], 0xff, "nothing placed");
+
+    /* a second mapping of the grant: the same page at two frames */
+    m = mop(50, self_id, GNTMAP_host_map, MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_okay, "the grant mapped a second time");
+    u32 h2 = m.handle;
+    TEST_EQ(at2[4095], (u8)(4095 * 5 + 3), "the same page there");
+    at[100] = 0x99;
+    TEST_EQ(at2[100], 0x99, "the same memory");
+    TEST_EQ(tot_pages(), tot, "nothing counted twice");
+    /* code run from the mapping, then replaced by a grant copy into the (moved) page */
+    emit_mov_ret(at + 256, 0x1111);
+    TEST_EQ(((u32(*)(void))(ulong)(at + 256))(), 0x1111, "code in the mapping runs");
+    emit_mov_ret(src + 256, 0x2222);
+    TEST_EQ(copy1(op(gfn_of(src), DOMID_SELF, 256, 50, DOMID_SELF, 256, 6, GNTCOPY_dest_gref)), GNTST_okay,
+            "new code copied into the grant");
+    TEST_EQ(((u32(*)(void))(ulong)(at2 + 256))(), 0x2222, "runs at the other mapping");
+    TEST_EQ(((u32(*)(void))(ulong)(at + 256))(), 0x2222, "and the old code decoded at the first is stale");
 
     /* while mapped, the entry is in use */
     struct gnttab_swap_grant_ref sw = { 50, 51, 99 };
@@ -406,23 +470,93 @@ static void test_map(void)
     TEST_EQ(unmap1((u64)MAP_GFN << 12, 0x1000, h), GNTST_general_error, "another dev_bus_addr");
     TEST_EQ(unmap1((u64)MAP2_GFN << 12, 0, h), GNTST_general_error, "another frame");
     TEST_EQ(unmap1(0, 0, h), GNTST_okay, "host_addr 0: nothing unmapped");
-    TEST_EQ(at[0], src[0], "still mapped");
+    TEST_EQ(at[100], 0x99, "still mapped");
     struct gnttab_unmap_and_replace ur = { .host_addr = (u64)MAP_GFN << 12, .new_addr = (u64)MAP2_GFN << 12,
                                            .handle = h, .status = 99 };
     TEST_EQ(gnttab(GNTTABOP_unmap_and_replace, &ur, 1), 0, "unmap_and_replace");
     TEST_EQ(ur.status, GNTST_general_error, "with a new address: for PV only");
-    TEST_EQ(unmap1((u64)MAP_GFN << 12 | 0x123, (ulong)src, h), GNTST_okay, "unmapped");
-    TEST_EQ(at[0], 0xff, "gone from the physical space");
-    TEST_EQ(v1[50].flags, GTF_permit_access, "not busy any more");
+    TEST_EQ(unmap1((u64)MAP_GFN << 12 | 0x123, (ulong)mp, h), GNTST_okay, "unmapped");
+    TEST_EQ(at[0], 0xff, "a hole where it was");
+    TEST_EQ(at2[100], 0x99, "the other mapping stays");
+    TEST_EQ(v1[50].flags, GTF_permit_access | GTF_reading | GTF_writing, "busy while that one is");
     TEST_EQ(unmap1((u64)MAP_GFN << 12, 0, h), GNTST_bad_handle, "unmapped twice");
-
+    TEST_EQ(unmap1((u64)MAP2_GFN << 12, 0, h2), GNTST_okay, "the second unmapped");
+    TEST_EQ(at2[0], 0xff, "a hole there too");
+    TEST_EQ(own[0], 0xff, "the page is not back at its own frame");
+    TEST_EQ(v1[50].flags, GTF_permit_access, "not busy any more");
+    TEST_EQ(tot_pages(), tot, "and still the domain's: tot_pages unchanged");
     m = mop(50, self_id, GNTMAP_host_map, MAP_GFN);
-    TEST_EQ(map1(&m), GNTST_okay, "mapped again");
-    ur = (struct gnttab_unmap_and_replace){ .host_addr = (u64)MAP_GFN << 12, .handle = m.handle, .status = 99 };
+    TEST_EQ(map1(&m), GNTST_bad_page, "the grant's frame is a hole now: bad page");
+    repopulate(mp);
+    TEST_EQ(tot_pages(), tot + 1, "a new page: one more");
+    tot++;
+
+    /* over RAM: the page there leaves, stays counted, and does not come back */
+    u8 *ram = page_alloc();
+    volatile u8 *r = ram;
+    r[0] = 0x5a;
+    fill_mp();
+    m = mop(50, self_id, GNTMAP_host_map, gfn_of(ram));
+    TEST_EQ(map1(&m), GNTST_okay, "mapped over a RAM page");
+    TEST_EQ(r[0], 3, "the granted page there");
+    TEST_EQ(tot_pages(), tot, "the RAM page under it still counted");
+    ur = (struct gnttab_unmap_and_replace){ .host_addr = (u64)gfn_of(ram) << 12, .handle = m.handle, .status = 99 };
     TEST_EQ(gnttab(GNTTABOP_unmap_and_replace, &ur, 1), 0, "unmap_and_replace without a new address");
     TEST_EQ(ur.status, GNTST_okay, "is an unmap");
-    TEST_EQ(at[0], 0xff, "gone");
+    TEST_EQ(r[0], 0xff, "a hole: the RAM is not back");
     TEST_EQ(v1[50].flags, GTF_permit_access, "not busy");
+    TEST_EQ(tot_pages(), tot, "tot_pages unchanged");
+    repopulate(ram);
+    TEST_EQ(r[0], 0, "populated: a zeroed page");
+    repopulate(mp);
+    TEST_EQ(tot_pages(), tot + 2, "two pages more");
+}
+
+/* GNTMAP_readonly: Xen places the page as p2m_grant_map_ro. Reads see it; a write
+ * faults in the nested page table, and Xen 4.17's emulator refuses a grant frame
+ * (hvm_translate_get_page: HVMTRANS_unhandleable), so the guest gets #GP(0) and the page
+ * is unchanged; a hypercall's copy_to_guest into it fails the same way (-EFAULT). */
+static void test_map_ro(void)
+{
+    volatile u8 *at = (volatile u8 *)(ulong)(MAP2_GFN << 12);
+    fill_mp();
+    grant_v1(52, GTF_permit_access, self_id, mp);
+    struct gnttab_map_grant_ref m = mop(52, self_id, GNTMAP_host_map | GNTMAP_readonly, MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_okay, "a read-only mapping of the guest's own grant");
+    TEST_EQ(v1[52].flags, GTF_permit_access | GTF_reading, "read-pinned only");
+    TEST_ASSERT(at[0] == 3 && at[4095] == (u8)(4095 * 5 + 3), "readable: the granted page");
+    TEST_EQ(try_write((ulong)(at + 8), 0x55), 13, "a write to it: #GP");
+    TEST_EQ(exc_last.error, 0, "#GP(0)");
+    TEST_EQ(at[8], (u8)(8 * 5 + 3), "the page unchanged");
+    TEST_EQ(try_write((ulong)(at + 8), 0x55), 13, "again: no write translation was kept");
+    TEST_EQ(hc(__HYPERVISOR_xen_version, XENVER_extraversion, (ulong)(at + 64), 0), -EFAULT,
+            "a hypercall writing its result into it: -EFAULT");
+    TEST_EQ(at[64], (u8)(64 * 5 + 3), "nothing written");
+    xen_extraversion_t ev;
+    TEST_EQ(hc(__HYPERVISOR_xen_version, XENVER_extraversion, (ulong)ev, 0), 0, "the same into RAM works");
+    /* a writable pin of the same grant (a copy into it) reaches the page: Xen's grant
+     * copy writes through the grant, not the read-only frame */
+    fill();
+    TEST_EQ(copy1(op(gfn_of(src), DOMID_SELF, 0, 52, DOMID_SELF, 0, 8, GNTCOPY_dest_gref)), GNTST_okay,
+            "a grant copy into the read-only-mapped grant");
+    TEST_EQ(at[7], src[7], "seen through the mapping");
+    TEST_EQ(unmap1((u64)MAP2_GFN << 12, 0, m.handle), GNTST_okay, "unmapped");
+    TEST_EQ(v1[52].flags, GTF_permit_access, "not busy");
+    TEST_EQ(at[0], 0xff, "gone");
+    repopulate(mp);
+
+    fill_mp();
+    grant_v1(52, GTF_permit_access | GTF_readonly, self_id, mp);
+    m = mop(52, self_id, GNTMAP_host_map, MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_general_error, "a read-only grant mapped writable: general error");
+    m = mop(52, self_id, GNTMAP_host_map | GNTMAP_readonly, MAP2_GFN);
+    TEST_EQ(map1(&m), GNTST_okay, "a read-only grant mapped read-only");
+    TEST_EQ(at[1], 8, "readable");
+    TEST_EQ(try_write((ulong)(at + 1), 0), 13, "not writable: #GP");
+    TEST_EQ(unmap1((u64)MAP2_GFN << 12, 0, m.handle), GNTST_okay, "unmapped");
+    TEST_EQ(v1[52].flags, GTF_permit_access | GTF_readonly, "not busy");
+    v1[52].flags = 0;
+    repopulate(mp);
 }
 
 static void test_v2(void)
@@ -503,15 +637,19 @@ static void test_v2(void)
     TEST_EQ(st2[30], GTF_reading | GTF_writing, "v2: busy in the status word");
     TEST_EQ(unmap1((u64)MAP_GFN << 12, 0, m.handle), GNTST_okay, "v2: unmapped");
     TEST_EQ(st2[30], 0, "v2: not busy");
+    repopulate(src);
     m = mop(31, self_id, GNTMAP_host_map, MAP_GFN);
     TEST_EQ(map1(&m), GNTST_general_error, "v2: a sub-page grant cannot be mapped");
     m = mop(32, self_id, GNTMAP_host_map, MAP_GFN);
     TEST_EQ(map1(&m), GNTST_general_error, "v2: nor a transitive one");
     TEST_EQ(st2[31] | st2[32], 0, "no busy bit left");
-    /* nestor's page overlays are writable and in one place each */
     m = mop(30, self_id, GNTMAP_host_map | GNTMAP_readonly, MAP_GFN);
-    TEST_EQ(map1(&m), GNTST_general_error, "nestor: a read-only mapping is refused");
-    TEST_EQ(st2[30], 0, "and its pin undone");
+    TEST_EQ(map1(&m), GNTST_okay, "v2: a read-only mapping");
+    TEST_EQ(st2[30], GTF_reading, "v2: read-busy in the status word");
+    TEST_EQ(try_write((ulong)(MAP_GFN << 12), 0), 13, "v2: a write to it: #GP");
+    TEST_EQ(unmap1((u64)MAP_GFN << 12, 0, m.handle), GNTST_okay, "v2: unmapped");
+    TEST_EQ(st2[30], 0, "v2: not busy");
+    repopulate(src);
 
     /* swap in version 2 moves the status words along */
     st2[40] = GTF_reading;
@@ -544,11 +682,14 @@ void test_main(void)
     self_id = (u16)cpuid(0x40000004).c;
     src = page_alloc();
     dst = page_alloc();
+    mp = page_alloc();
+    make_room(8);
     TEST_EQ(map_frame(0, TABLE_GFN), 0, "grant frame 0 placed");
     test_frames();
     test_grants_v1();
     test_batches();
     test_other_ops();
     test_map();
+    test_map_ro();
     test_v2();
 }

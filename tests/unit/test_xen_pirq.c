@@ -11,6 +11,7 @@
 #include "cpu/exec.h"
 #include "hv/xen/xen.h"
 #include "machine/mem.h"
+#include "xen_fixture.h"
 
 #define __XEN_INTERFACE_VERSION__ 0x00040e00
 #include <xen/xen.h>
@@ -34,25 +35,6 @@ static struct xen *xen;
 static struct xen_config cfg;
 static struct xen_host host;
 
-static enum intercept_result intercept(struct cpu *cp, struct cpu_event *ev, void *opaque)
-{
-    (void)cp, (void)ev, (void)opaque;
-    return INTERCEPT_DEFAULT;
-}
-static u64 now_ns(struct cpu *cp, void *opaque) { (void)cp, (void)opaque; return 0; }
-static const struct cpu_ops ops = { .intercept = intercept, .now_ns = now_ns };
-
-static void h_gsi(void *o, int g, bool l) { (void)o, (void)g, (void)l; }
-static void h_intx(void *o, u8 d, int p, bool l) { (void)o, (void)d, (void)p, (void)l; }
-static void h_vector(void *o, int v, u8 vec) { (void)o, (void)v, (void)vec; }
-static void h_kick(void *o, int v) { (void)o, (void)v; }
-static u64 h_now(void *o) { (void)o; return 0; }
-static int h_timer_new(void *o, void (*fn)(void *, u64), void *arg) { (void)o, (void)fn, (void)arg; return 0; }
-static void h_timer_arm(void *o, int t, u64 d) { (void)o, (void)t, (void)d; }
-static void h_timer_disarm(void *o, int t) { (void)o, (void)t; }
-static void h_stop(void *o, int s) { (void)o, (void)s; }
-static int h_map_page(void *o, u64 gpa, u8 *hp, u32 *gen) { (void)o, (void)gpa, (void)hp, (void)gen; return -1; }
-static void h_unmap_page(void *o, u8 *hp) { (void)o, (void)hp; }
 /* the I/O APIC inputs as the interface drives them */
 static int ioapic_calls;
 static bool ioapic_input[GSIS];
@@ -63,9 +45,7 @@ static void h_ioapic(void *o, int gsi, bool level)
     ioapic_calls++;
     ioapic_input[gsi] = level;
 }
-static const struct xen_host_ops host_ops = { h_gsi, h_intx, h_vector, h_kick, h_now,
-                                              h_timer_new, h_timer_arm, h_timer_disarm, h_stop,
-                                              h_map_page, h_unmap_page, h_ioapic };
+static struct xen_host_ops host_ops;
 
 static long hcall_at(u32 addr, u32 nr, u32 a1, void *arg, size_t len)
 {
@@ -93,22 +73,10 @@ struct map_pirq32 {
 
 static void setup(void)
 {
-    char err[128];
-    cr_assert_eq(cpuid_model_parse(&model, "max", err, sizeof err), 0, "%s", err);
-    cr_assert_eq(mem_init(&mem, RAM), 0);
-    cr_assert_eq(cpu_init(c, 0, &mem, &model, &ops, NULL), 0);
-    c->cr0 = CR0_PE | CR0_ET | CR0_NE;
-    cpu_set_seg(c, SEG_CS, 0x08, 0, 0xffffffff, 0xc09b);
-    cpu_set_seg(c, SEG_SS, 0x10, 0, 0xffffffff, 0xc093);
-    cpu_update_mode(c);
-    mmu_update(c);
-    cr_assert_eq(xen_parse_option(&cfg, NULL, err, sizeof err), 0, "%s", err);
-    static struct cpu *cpus[1];
-    cpus[0] = c;
-    host = (struct xen_host){ .ops = &host_ops, .tsc_khz = 1000000, .console_fd = -1,
-                              .cpus = cpus, .ncpus = 1, .nr_gsis = GSIS };
-    xen = xen_create(&cfg, &host, 0x40000000u);
-    cr_assert_not_null(xen);
+    xen_fixture_boot(&mem, &model, c, RAM);
+    host_ops = xen_fixture_host_ops();
+    host_ops.set_ioapic_input = h_ioapic;
+    xen = xen_fixture_create(&cfg, &host, &host_ops, c, GSIS);
     ioapic_calls = 0;
     memset(ioapic_input, 0, sizeof(ioapic_input));
 }

@@ -1001,15 +1001,6 @@ static void guest_map_remove(struct xen *x, const struct guest_map *m)
         mem_frame_remove(guest_mem(x), m->gpa >> 12, NULL);
 }
 
-/* A page of Xen's left frame gfn: its owner learns it */
-static void xen_page_left(struct xen *x, u64 gfn, const u8 *page)
-{
-    if (page == x->shinfo_page)
-        x->shinfo_placed = false;
-    else
-        xen_gnttab_frame_gone(x, gfn);
-}
-
 /* guest_physmap_add_entry's first step at a frame: what it holds leaves it. A RAM page
  * stays the domain's (tot_pages counts it: x->mem_unmapped) in no frame; a page of
  * Xen's is unhooked. 0, or -1 (no host memory for it). */
@@ -1026,7 +1017,7 @@ static int frame_vacate(struct xen *x, u64 gfn)
         return 0;
     case MEM_FRAME_FOREIGN:
         mem_frame_remove(mem, gfn, NULL);
-        xen_page_left(x, gfn, page);
+        xen_page_gone(x, gfn, page);
         return 0;
     default:
         return 0;

@@ -90,9 +90,7 @@ static bool gfn_ok(struct xcall *k, u64 gfn)
 }
 
 /* ---- Xen's pages in the map ---- */
-/* A page of Xen's that was at gfn is gone from there (removed, or replaced): its owner
- * learns it. */
-static void xen_page_gone(struct xen *x, u64 gfn, const u8 *page)
+void xen_page_gone(struct xen *x, u64 gfn, const u8 *page)
 {
     if (page == x->shinfo_page)
         x->shinfo_placed = false;

@@ -130,6 +130,9 @@ int xen_pirq_create(struct xen *x);
 void xen_pirq_destroy(struct xen *x);
 
 /* ---- between the parts ---- */
+/* memory.c: a page of Xen's that was at gfn is gone from there (removed, replaced, or
+ * taken by a grant mapping): its owner (shared_info, the grant table) learns it. */
+void xen_page_gone(struct xen *x, u64 gfn, const u8 *page);
 /* evtchn.c: marks port pending as if its other end signalled it (an interdomain port
  * from a backend, a pirq's port) and runs the upcall if the guest is to get one.
  * Returns 0, or -EINVAL for a port that is not open. */

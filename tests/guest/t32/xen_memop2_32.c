@@ -11,6 +11,7 @@
  * guest: xen=yes name=xen_memop2_32 */
 /* guest: xen=yes cpu=max,vendor=AuthenticAMD name=xen_memop2_32-amd */
 #include "rt.h"
+#include "xen_frames.h"
 
 #include <stdint.h>
 #define __XEN_INTERFACE_VERSION__ 0x00040e00
@@ -43,25 +44,6 @@ static long count(u32 cmd)
     return memop(cmd, &self);
 }
 
-static volatile u32 *at(u32 gfn)
-{
-    return (volatile u32 *)(gfn << 12);
-}
-
-static bool page_is(u32 gfn, u32 v)
-{
-    for (int i = 0; i < 1024; i++)
-        if (at(gfn)[i] != v)
-            return false;
-    return true;
-}
-
-static void fill(u32 gfn, u32 v)
-{
-    for (int i = 0; i < 1024; i++)
-        at(gfn)[i] = v;
-}
-
 /* struct compat_memory_exchange: in (list, nr, order, flags, domid), out (the same),
  * nr_exchanged; garbage beyond */
 static void xch(u32 *e, u32 *in, u32 nin, u32 oin, u32 *out, u32 nout, u32 oout, u32 done)
@@ -76,8 +58,8 @@ static void test_exchange(u32 A)
 {
     long tot = count(XENMEM_current_reservation);
     u32 e[12];
-    fill(A, 0x11);
-    fill(A + 1, 0x22);
+    frame_fill(A, 0x11);
+    frame_fill(A + 1, 0x22);
     u32 hole[2] = { A + 16, A + 17 };
     u32 r[6] = { (u32)hole, 2, 0, 0, DOMID_SELF | G, 0xdeadbeef };
     TEST_EQ(memop(XENMEM_decrease_reservation, r), 2, "A+16, A+17 ballooned");
@@ -86,8 +68,8 @@ static void test_exchange(u32 A)
     TEST_EQ(memop(XENMEM_exchange, e), 0, "2 pages for one of order 1 (compat)");
     TEST_EQ(e[10], 2, "nr_exchanged 2 at 40");
     TEST_EQ(e[11], 0xdeadbeef, "nothing written beyond");
-    TEST_ASSERT(page_is(A, 0xffffffffu) && page_is(A + 1, 0xffffffffu) && page_is(A + 16, 0) &&
-                page_is(A + 17, 0), "the inputs hold nothing, the outputs are zeroed");
+    TEST_ASSERT(frame_is(A, 0xffffffffu) && frame_is(A + 1, 0xffffffffu) && frame_is(A + 16, 0) &&
+                frame_is(A + 17, 0), "the inputs hold nothing, the outputs are zeroed");
     TEST_EQ(count(XENMEM_current_reservation), tot - 2, "reservation unchanged");
 
     /* the translation's checks come first */
@@ -111,13 +93,13 @@ static void test_exchange(u32 A)
      * the piece's nr_exchanged is not given back */
     xch(e, in, 1, 1, out, 2, 0, 0);
     TEST_EQ(memop(XENMEM_exchange, e), 0, "order 1 for 2 of order 0 (compat)");
-    TEST_ASSERT(page_is(A, 0) && page_is(A + 1, 0) && page_is(A + 16, 0xffffffffu), "back at A, A+1");
-    fill(A, 0x11);
+    TEST_ASSERT(frame_is(A, 0) && frame_is(A + 1, 0) && frame_is(A + 16, 0xffffffffu), "back at A, A+1");
+    frame_fill(A, 0x11);
     in[0] = A, in[1] = A + 16, out[0] = A, out[1] = A + 20;
     xch(e, in, 2, 0, out, 2, 0, 0);
     TEST_EQ(memop(XENMEM_exchange, e), -EINVAL, "an input frame holding nothing: -EINVAL");
     TEST_EQ(e[10], 0, "nr_exchanged not written back");
-    TEST_ASSERT(page_is(A, 0), "though the first extent was exchanged");
+    TEST_ASSERT(frame_is(A, 0), "though the first extent was exchanged");
     TEST_EQ(count(XENMEM_current_reservation), tot - 2, "reservation unchanged");
 }
 
@@ -130,7 +112,7 @@ static void test_pieces(u32 base)
     long tot = count(XENMEM_current_reservation);
     for (u32 i = 0; i < 5000; i++) {
         many[i] = base + i;
-        at(base + i)[i & 1023] = 0x600d0000u | i;
+        frame_at(base + i)[i & 1023] = 0x600d0000u | i;
     }
     u32 e[12];
     xch(e, many, 5000, 0, many, 5000, 0, 0);
@@ -138,14 +120,14 @@ static void test_pieces(u32 base)
     TEST_EQ(e[10], 5000, "nr_exchanged 5000");
     bool zero = true;
     for (u32 i = 0; i < 5000; i++)
-        zero = zero && at(base + i)[i & 1023] == 0;
+        zero = zero && frame_at(base + i)[i & 1023] == 0;
     TEST_ASSERT(zero, "every page zeroed");
     TEST_EQ(count(XENMEM_current_reservation), tot, "reservation unchanged");
     e[10] = 4990;
-    at(base + 4989)[4989 & 1023] = 1;
-    at(base + 4990)[4990 & 1023] = 1;
+    frame_at(base + 4989)[4989 & 1023] = 1;
+    frame_at(base + 4990)[4990 & 1023] = 1;
     TEST_EQ(memop(XENMEM_exchange, e), 0, "from nr_exchanged 4990 (the last piece)");
-    TEST_ASSERT(at(base + 4989)[4989 & 1023] == 1 && at(base + 4990)[4990 & 1023] == 0,
+    TEST_ASSERT(frame_at(base + 4989)[4989 & 1023] == 1 && frame_at(base + 4990)[4990 & 1023] == 0,
                 "only the last 10");
 }
 

@@ -7,6 +7,7 @@
  * guest: xen=yes name=xen_memop32 */
 /* guest: xen=yes cpu=max,vendor=AuthenticAMD name=xen_memop32-amd */
 #include "rt.h"
+#include "xen_frames.h"
 
 #include <stdint.h>
 #define __XEN_INTERFACE_VERSION__ 0x00040e00
@@ -39,25 +40,6 @@ static long resv(u32 cmd, u32 *list, u32 n, u32 order, u32 flags)
     return memop(cmd, r);
 }
 
-static volatile u32 *at(u32 gfn)
-{
-    return (volatile u32 *)(gfn << 12);
-}
-
-static bool page_is(u32 gfn, u32 v)
-{
-    for (int i = 0; i < 1024; i++)
-        if (at(gfn)[i] != v)
-            return false;
-    return true;
-}
-
-static void fill(u32 gfn, u32 v)
-{
-    for (int i = 0; i < 1024; i++)
-        at(gfn)[i] = v;
-}
-
 void test_main(void)
 {
     if (!xen_test_start(&amd))
@@ -69,14 +51,14 @@ void test_main(void)
 
     /* 32-bit frame numbers in the list; a native reading would see A | (A+1) << 32 */
     u32 list[4] = { A, A + 1, A + 2, 0xffffffffu };
-    fill(A, 0x5a);
-    fill(A + 1, 0x5b);
+    frame_fill(A, 0x5a);
+    frame_fill(A + 1, 0x5b);
     TEST_EQ(resv(XENMEM_decrease_reservation, list, 2, 0, 0), 2, "decrease 2 frames (compat)");
     TEST_EQ(count(XENMEM_current_reservation), tot - 2, "2 pages fewer");
-    TEST_ASSERT(page_is(A, 0xffffffffu) && page_is(A + 1, 0xffffffffu) && page_is(A + 2, 0),
+    TEST_ASSERT(frame_is(A, 0xffffffffu) && frame_is(A + 1, 0xffffffffu) && frame_is(A + 2, 0),
                 "those two hold nothing, the third is RAM");
     TEST_EQ(resv(XENMEM_populate_physmap | (1u << 6), list, 2, 0, 0), 2, "populate continued at 1");
-    TEST_ASSERT(page_is(A, 0xffffffffu) && page_is(A + 1, 0), "extent 1 only: zeroed");
+    TEST_ASSERT(frame_is(A, 0xffffffffu) && frame_is(A + 1, 0), "extent 1 only: zeroed");
     TEST_EQ(resv(XENMEM_populate_physmap, list, 1, 0, XENMEMF_address_bits(8)), 0,
             "address_bits 8: refused");
     TEST_EQ(resv(XENMEM_populate_physmap, list, 1, 10, 0), 0, "order 10: refused");
@@ -85,17 +67,17 @@ void test_main(void)
     TEST_EQ(resv(XENMEM_decrease_reservation, list + 3, 1, 0, 0), 0, "frame 0xffffffff: 0");
 
     /* add_to_physmap, 16 bytes: domid, size, space, idx (8), gpfn (12) */
-    fill(A + 2, 0x22);
+    frame_fill(A + 2, 0x22);
     TEST_EQ(resv(XENMEM_decrease_reservation, list + 1, 1, 0, 0), 1, "A+1 ballooned");
     u32 a[6] = { DOMID_SELF, XENMAPSPACE_gmfn, A + 2, A + 1, 0xdeadbeef, 0xdeadbeef };
     TEST_EQ(memop(XENMEM_add_to_physmap, a), 0, "gmfn move (compat)");
-    TEST_ASSERT(page_is(A + 1, 0x22) && page_is(A + 2, 0xffffffffu), "the page moved");
+    TEST_ASSERT(frame_is(A + 1, 0x22) && frame_is(A + 2, 0xffffffffu), "the page moved");
     for (int i = 0; i < 3; i++)
-        fill(A + 4 + i, 0x40 + i);
+        frame_fill(A + 4 + i, 0x40 + i);
     u32 r[6] = { DOMID_SELF | (3u << 16), XENMAPSPACE_gmfn_range, A + 4, A + 8, 0xdeadbeef, 0xdeadbeef };
     TEST_EQ(memop(XENMEM_add_to_physmap | (1u << 6), r), 0, "gmfn_range of 3 continued at 1 (compat)");
-    TEST_ASSERT(page_is(A + 4, 0x40) && page_is(A + 9, 0x41) && page_is(A + 10, 0x42) &&
-                page_is(A + 8, 0) && page_is(A + 5, 0xffffffffu), "pages 1 and 2 moved");
+    TEST_ASSERT(frame_is(A + 4, 0x40) && frame_is(A + 9, 0x41) && frame_is(A + 10, 0x42) &&
+                frame_is(A + 8, 0) && frame_is(A + 5, 0xffffffffu), "pages 1 and 2 moved");
     TEST_EQ(memop(XENMEM_add_to_physmap | (4u << 6), r), -EILSEQ, "start beyond size: -EILSEQ");
 
     /* add_to_physmap_batch, 20 bytes: domid, space, size, res0, idxs, gpfns, errs */
@@ -106,7 +88,7 @@ void test_main(void)
     TEST_EQ(memop(XENMEM_add_to_physmap_batch, b), 0, "batch of 2 (compat)");
     TEST_ASSERT(errs[0] == 0 && errs[1] == -EINVAL && errs[2] == 7,
                 "errs: 0 and -EINVAL (A+2 holds nothing): %d %d %d", errs[0], errs[1], errs[2]);
-    TEST_ASSERT(page_is(A + 5, 0x41) && page_is(A + 9, 0xffffffffu), "the first moved");
+    TEST_ASSERT(frame_is(A + 5, 0x41) && frame_is(A + 9, 0xffffffffu), "the first moved");
     b[0] = DOMID_SELF | (XENMAPSPACE_gmfn_foreign << 16);
     errs[0] = 7;
     TEST_EQ(memop(XENMEM_add_to_physmap_batch, b), 0, "gmfn_foreign batch (compat)");
@@ -115,7 +97,7 @@ void test_main(void)
     /* remove_from_physmap, 8 bytes: domid, gpfn at 4 */
     u32 rm[4] = { DOMID_SELF, A + 5, 0xdeadbeef, 0xdeadbeef };
     TEST_EQ(memop(XENMEM_remove_from_physmap, rm), 0, "remove_from_physmap (compat)");
-    TEST_ASSERT(page_is(A + 5, 0xffffffffu), "the frame holds nothing");
+    TEST_ASSERT(frame_is(A + 5, 0xffffffffu), "the frame holds nothing");
     TEST_EQ(memop(XENMEM_remove_from_physmap, rm), -ENOENT, "again: -ENOENT");
 
     /* the pod target: four 64-bit words, then domid at 32 (a 36-byte struct) */

@@ -10,6 +10,7 @@
  * guest: xen=yes name=xen_memop */
 /* guest: xen=yes cpu=max,vendor=AuthenticAMD name=xen_memop-amd */
 #include "rt.h"
+#include "xen_frames.h"
 
 #include <stdint.h>
 #define __XEN_INTERFACE_VERSION__ 0x00040e00
@@ -62,25 +63,6 @@ static long remove_frame(u64 gpfn)
     return memop(XENMEM_remove_from_physmap, &r);
 }
 
-static volatile u32 *at(u64 gfn)
-{
-    return (volatile u32 *)(gfn << 12);
-}
-
-static bool page_is(u64 gfn, u32 v)
-{
-    for (int i = 0; i < 1024; i++)
-        if (at(gfn)[i] != v)
-            return false;
-    return true;
-}
-
-static void fill(u64 gfn, u32 v)
-{
-    for (int i = 0; i < 1024; i++)
-        at(gfn)[i] = v;
-}
-
 /* a page of code: mov eax, v; ret */
 static void put_code(u64 gfn, u32 v)
 {
@@ -124,35 +106,35 @@ static void test_balloon(void)
 {
     long tot = count(XENMEM_current_reservation);
     for (int i = 0; i < 4; i++)
-        fill(A + i, 0x5a5a0000u + i);
+        frame_fill(A + i, 0x5a5a0000u + i);
     u64 list[4] = { A, A + 1, A + 2, A + 3 };
     TEST_EQ(resv(XENMEM_decrease_reservation, list, 4, 0, 0, DOMID_SELF), 4, "decrease 4 frames");
     TEST_EQ(count(XENMEM_current_reservation), tot - 4, "current_reservation: 4 pages fewer");
     TEST_EQ(count(XENMEM_maximum_reservation), max_pages, "maximum_reservation unchanged");
-    TEST_ASSERT(page_is(A, 0xffffffffu) && page_is(A + 3, 0xffffffffu),
+    TEST_ASSERT(frame_is(A, 0xffffffffu) && frame_is(A + 3, 0xffffffffu),
                 "a ballooned frame reads all-ones");
-    at(A)[5] = 0x1234;
-    TEST_EQ(at(A)[5], 0xffffffffu, "a write to it is dropped");
+    frame_at(A)[5] = 0x1234;
+    TEST_EQ(frame_at(A)[5], 0xffffffffu, "a write to it is dropped");
     TEST_EQ(resv(XENMEM_decrease_reservation, list, 1, 0, 0, DOMID_SELF), 0,
             "decrease of a frame holding nothing: 0 extents done");
     TEST_EQ(count(XENMEM_current_reservation), tot - 4, "and nothing counted");
     u64 mixed[2] = { A + 4, A };
-    fill(A + 4, 0x77);
+    frame_fill(A + 4, 0x77);
     TEST_EQ(resv(XENMEM_decrease_reservation, mixed, 2, 0, 0, DOMID_SELF), 1,
             "decrease of a RAM frame then an empty one: 1 extent done");
     TEST_EQ(count(XENMEM_current_reservation), tot - 5, "5 pages fewer");
 
     /* populate: fresh zeroed pages */
     TEST_EQ(resv(XENMEM_populate_physmap, list, 2, 0, 0, DOMID_SELF), 2, "populate 2 frames");
-    TEST_ASSERT(page_is(A, 0) && page_is(A + 1, 0), "a populated frame is zeroed (Xen scrubs)");
-    at(A)[7] = 0xabcd;
-    TEST_EQ(at(A)[7], 0xabcd, "and is RAM again");
+    TEST_ASSERT(frame_is(A, 0) && frame_is(A + 1, 0), "a populated frame is zeroed (Xen scrubs)");
+    frame_at(A)[7] = 0xabcd;
+    TEST_EQ(frame_at(A)[7], 0xabcd, "and is RAM again");
     TEST_EQ(count(XENMEM_current_reservation), tot - 3, "current_reservation: 2 pages back");
     /* a continuation: the command's upper bits say where to start */
     u64 rest[4] = { A + 2, A + 3, A + 4, 0 };
     TEST_EQ(resv(XENMEM_populate_physmap | (1u << 6), rest, 3, 0, 0, DOMID_SELF), 3,
             "populate continued at extent 1: the result counts from 0");
-    TEST_ASSERT(page_is(A + 2, 0xffffffffu) && page_is(A + 3, 0) && page_is(A + 4, 0),
+    TEST_ASSERT(frame_is(A + 2, 0xffffffffu) && frame_is(A + 3, 0) && frame_is(A + 4, 0),
                 "extent 0 was skipped, 1 and 2 populated");
     TEST_EQ(resv(XENMEM_populate_physmap | (3u << 6), rest, 3, 0, 0, DOMID_SELF), 3,
             "a start at nr_extents: the start back");
@@ -189,23 +171,23 @@ static void test_balloon(void)
 
     /* extent orders: 9 at most */
     u64 big[1] = { B };
-    fill(B + 100, 0x42);
+    frame_fill(B + 100, 0x42);
     TEST_EQ(resv(XENMEM_decrease_reservation, big, 1, 10, 0, DOMID_SELF), 0, "decrease of order 10: 0");
     TEST_EQ(resv(XENMEM_decrease_reservation, big, 1, 9, 0, DOMID_SELF), 1, "decrease of order 9");
     TEST_EQ(count(XENMEM_current_reservation), tot - 512, "512 pages fewer");
-    TEST_ASSERT(page_is(B, 0xffffffffu) && page_is(B + 511, 0xffffffffu), "2 MiB of nothing");
+    TEST_ASSERT(frame_is(B, 0xffffffffu) && frame_is(B + 511, 0xffffffffu), "2 MiB of nothing");
     u64 odd[1] = { B + 1 };
     TEST_EQ(resv(XENMEM_populate_physmap, odd, 1, 1, 0, DOMID_SELF), 1,
             "populate of order 1 at an odd frame (Xen maps it page by page)");
-    TEST_ASSERT(page_is(B, 0xffffffffu) && page_is(B + 1, 0) && page_is(B + 2, 0) &&
-                page_is(B + 3, 0xffffffffu), "frames B+1 and B+2");
+    TEST_ASSERT(frame_is(B, 0xffffffffu) && frame_is(B + 1, 0) && frame_is(B + 2, 0) &&
+                frame_is(B + 3, 0xffffffffu), "frames B+1 and B+2");
     TEST_EQ(resv(XENMEM_decrease_reservation, odd, 1, 1, 0, DOMID_SELF), 1, "and back");
     TEST_EQ(resv(XENMEM_populate_physmap, big, 1, 10, 0, DOMID_SELF), 0, "populate of order 10: 0");
     u64 far[1] = { 1ull << 40 };
     TEST_EQ(resv(XENMEM_populate_physmap, far, 1, 0, 0, DOMID_SELF), 0,
             "populate beyond the physical address width: 0");
     TEST_EQ(resv(XENMEM_populate_physmap, big, 1, 9, 0, DOMID_SELF), 1, "populate of order 9");
-    TEST_ASSERT(page_is(B + 100, 0) && page_is(B + 511, 0), "2 MiB of zeroes");
+    TEST_ASSERT(frame_is(B + 100, 0) && frame_is(B + 511, 0), "2 MiB of zeroes");
     TEST_EQ(count(XENMEM_current_reservation), tot, "all back");
 
     /* a long call (24 MiB, more than one round of work) continues until it is done */
@@ -213,19 +195,19 @@ static void test_balloon(void)
     u64 C = ((fwcfg_ram_size() - 0x3000000ull) >> 12) & ~511ull;
     for (int i = 0; i < 12; i++)
         many[i] = C + 512 * i;
-    at(C + 12 * 512 - 1)[0] = 0x99;
+    frame_at(C + 12 * 512 - 1)[0] = 0x99;
     TEST_EQ(resv(XENMEM_decrease_reservation, many, 12, 9, 0, DOMID_SELF), 12, "decrease 12 extents of 2 MiB");
     TEST_EQ(count(XENMEM_current_reservation), tot - 6144, "6144 pages fewer");
-    TEST_ASSERT(page_is(C, 0xffffffffu) && page_is(C + 12 * 512 - 1, 0xffffffffu), "24 MiB of nothing");
+    TEST_ASSERT(frame_is(C, 0xffffffffu) && frame_is(C + 12 * 512 - 1, 0xffffffffu), "24 MiB of nothing");
     TEST_EQ(resv(XENMEM_populate_physmap, many, 12, 9, 0, DOMID_SELF), 12, "populate them");
-    TEST_ASSERT(page_is(C + 12 * 512 - 1, 0), "zeroed");
+    TEST_ASSERT(frame_is(C + 12 * 512 - 1, 0), "zeroed");
     TEST_EQ(count(XENMEM_current_reservation), tot, "all back");
 
     /* increase_reservation: pages of the domain in no frame */
     TEST_EQ(resv(XENMEM_decrease_reservation, list, 1, 0, 0, DOMID_SELF), 1, "decrease 1");
     TEST_EQ(resv(XENMEM_increase_reservation, NULL, 1, 0, 0, DOMID_SELF), 1, "increase 1");
     TEST_EQ(count(XENMEM_current_reservation), tot, "counted");
-    TEST_ASSERT(page_is(A, 0xffffffffu), "but in no frame");
+    TEST_ASSERT(frame_is(A, 0xffffffffu), "but in no frame");
     TEST_EQ(resv(XENMEM_populate_physmap, list, 1, 0, 0, DOMID_SELF), 0,
             "so populating it is beyond max_pages");
     /* bad frames */
@@ -245,44 +227,44 @@ static void test_moves(void)
 {
     long tot = count(XENMEM_current_reservation);
     /* A+1 holds nothing (decreased above) */
-    fill(A, 0x11111111u);
+    frame_fill(A, 0x11111111u);
     TEST_EQ(add(XENMAPSPACE_gmfn, A, A + 1, 0, 0), 0, "gmfn: RAM page A moves to the empty A+1");
-    TEST_ASSERT(page_is(A + 1, 0x11111111u), "its contents are there");
-    TEST_ASSERT(page_is(A, 0xffffffffu), "and A holds nothing");
+    TEST_ASSERT(frame_is(A + 1, 0x11111111u), "its contents are there");
+    TEST_ASSERT(frame_is(A, 0xffffffffu), "and A holds nothing");
     TEST_EQ(count(XENMEM_current_reservation), tot, "a move counts nothing");
     TEST_EQ(add(XENMAPSPACE_gmfn, A, A + 2, 0, 0), -EINVAL, "gmfn from an empty frame: -EINVAL");
     TEST_EQ(add(XENMAPSPACE_gmfn, 0xfee00, A, 0, 0), -EINVAL, "gmfn from the LAPIC frame: -EINVAL");
     TEST_EQ(add(XENMAPSPACE_gmfn, A + 1, A + 1, 0, 0), 0, "gmfn onto itself: 0");
     TEST_EQ(add(XENMAPSPACE_gmfn, A + 1, A, 0, 0), 0, "moved back");
-    TEST_ASSERT(page_is(A, 0x11111111u) && page_is(A + 1, 0xffffffffu), "home again");
-    fill(A + 2, 0x22222222u);
+    TEST_ASSERT(frame_is(A, 0x11111111u) && frame_is(A + 1, 0xffffffffu), "home again");
+    frame_fill(A + 2, 0x22222222u);
     TEST_EQ(add(XENMAPSPACE_gmfn, A, A + 2, 0, 0), 0, "gmfn onto a RAM page");
-    TEST_ASSERT(page_is(A + 2, 0x11111111u), "it replaces the page there");
+    TEST_ASSERT(frame_is(A + 2, 0x11111111u), "it replaces the page there");
     TEST_EQ(count(XENMEM_current_reservation), tot - 1, "which is freed");
     /* the page keeps moving; its own frame takes a fresh page meanwhile */
     u64 l[1] = { A };
     TEST_EQ(resv(XENMEM_populate_physmap, l, 1, 0, 0, DOMID_SELF), 1, "A populated again");
-    TEST_ASSERT(page_is(A, 0) && page_is(A + 2, 0x11111111u), "a fresh page at A, A's old page at A+2");
+    TEST_ASSERT(frame_is(A, 0) && frame_is(A + 2, 0x11111111u), "a fresh page at A, A's old page at A+2");
     TEST_EQ(add(XENMAPSPACE_gmfn, A + 2, A + 1, 0, 0), 0, "A's old page to A+1");
-    TEST_ASSERT(page_is(A + 1, 0x11111111u) && page_is(A + 2, 0xffffffffu), "moved on");
+    TEST_ASSERT(frame_is(A + 1, 0x11111111u) && frame_is(A + 2, 0xffffffffu), "moved on");
     l[0] = A + 1;
     TEST_EQ(resv(XENMEM_decrease_reservation, l, 1, 0, 0, DOMID_SELF), 1, "and given back");
     TEST_EQ(count(XENMEM_current_reservation), tot - 1, "counted");
 
     /* gmfn_range: size pages from idx and gpfn on; a continuation skips its start */
     for (int i = 0; i < 3; i++)
-        fill(A + 8 + i, 0x80 + i);
+        frame_fill(A + 8 + i, 0x80 + i);
     TEST_EQ(add(XENMAPSPACE_gmfn_range, A + 8, A + 1, 3, 0), 0, "gmfn_range of 3 pages");
-    TEST_ASSERT(page_is(A + 1, 0x80) && page_is(A + 2, 0x81) && page_is(A + 3, 0x82) &&
-                page_is(A + 8, 0xffffffffu) && page_is(A + 10, 0xffffffffu), "3 pages moved");
+    TEST_ASSERT(frame_is(A + 1, 0x80) && frame_is(A + 2, 0x81) && frame_is(A + 3, 0x82) &&
+                frame_is(A + 8, 0xffffffffu) && frame_is(A + 10, 0xffffffffu), "3 pages moved");
     TEST_EQ(add(XENMAPSPACE_gmfn_range, A + 1, A + 8, 3, 1), 0, "gmfn_range continued at 1");
-    TEST_ASSERT(page_is(A + 1, 0x80) && page_is(A + 9, 0x81) && page_is(A + 10, 0x82) &&
-                page_is(A + 8, 0xffffffffu), "the first page stayed, the others moved");
+    TEST_ASSERT(frame_is(A + 1, 0x80) && frame_is(A + 9, 0x81) && frame_is(A + 10, 0x82) &&
+                frame_is(A + 8, 0xffffffffu), "the first page stayed, the others moved");
     TEST_EQ(add(XENMAPSPACE_gmfn_range, A + 1, A + 8, 3, 4), -EILSEQ, "a start beyond size: -EILSEQ");
     TEST_EQ(add(XENMAPSPACE_gmfn_range, A + 1, A + 8, 0, 0), 0, "size 0: 0");
     TEST_EQ(add(XENMAPSPACE_gmfn_range, A + 1, A + 8, 2, 0), -EINVAL,
             "a range running into an empty frame: -EINVAL");
-    TEST_ASSERT(page_is(A + 8, 0x80) && page_is(A + 1, 0xffffffffu), "after the first page");
+    TEST_ASSERT(frame_is(A + 8, 0x80) && frame_is(A + 1, 0xffffffffu), "after the first page");
     TEST_EQ(add(XENMAPSPACE_dev_mmio, 0, A + 1, 0, 0), -EACCES, "dev_mmio: -EACCES");
     TEST_EQ(add(77, 0, A + 1, 0, 0), -EINVAL, "an unknown space: -EINVAL");
     TEST_EQ(add(XENMAPSPACE_gmfn, A + 8, 1ull << 45, 0, 0), -EINVAL,
@@ -298,12 +280,12 @@ static void test_batch(void)
     set_xen_guest_handle(b.idxs, idxs);
     set_xen_guest_handle(b.gpfns, gpfns);
     set_xen_guest_handle(b.errs, errs);
-    fill(A + 20, 0x20);
+    frame_fill(A + 20, 0x20);
     TEST_EQ(resv(XENMEM_decrease_reservation, idxs + 1, 1, 0, 0, DOMID_SELF), 1, "A+20 ballooned");
     TEST_EQ(memop(XENMEM_add_to_physmap_batch, &b), 0, "batch of 3 gmfn moves");
     TEST_ASSERT(errs[0] == 0 && errs[1] == -EINVAL && errs[2] == 0 && errs[3] == 7,
                 "errs: 0, -EINVAL for the empty frame, 0 (%d %d %d %d)", errs[0], errs[1], errs[2], errs[3]);
-    TEST_ASSERT(page_is(A + 1, 0x80) && page_is(A + 11, 0x81), "the two pages moved");
+    TEST_ASSERT(frame_is(A + 1, 0x80) && frame_is(A + 11, 0x81), "the two pages moved");
     errs[0] = errs[1] = 7;
     TEST_EQ(memop(XENMEM_add_to_physmap_batch | (1u << 6), &b), 0, "continued at 1");
     TEST_ASSERT(errs[0] == 7 && errs[1] == -EINVAL && errs[2] == -EINVAL, "entries 1 and 2 only");
@@ -343,15 +325,15 @@ static void test_batch(void)
     gpfns[0] = A + 30;
     TEST_EQ(memop(XENMEM_add_to_physmap_batch, &b), 0, "shared_info through the batch");
     TEST_EQ(errs[0], 0, "errs: 0");
-    TEST_EQ(((volatile struct shared_info *)(at(A + 30)))->wc_version, 2, "shared_info is there");
+    TEST_EQ(((volatile struct shared_info *)(frame_at(A + 30)))->wc_version, 2, "shared_info is there");
 }
 
 static void test_remove(void)
 {
     long tot = count(XENMEM_current_reservation);
-    fill(A + 40, 0x40);
+    frame_fill(A + 40, 0x40);
     TEST_EQ(remove_frame(A + 40), 0, "remove_from_physmap of a RAM frame");
-    TEST_ASSERT(page_is(A + 40, 0xffffffffu), "the frame holds nothing");
+    TEST_ASSERT(frame_is(A + 40, 0xffffffffu), "the frame holds nothing");
     TEST_EQ(count(XENMEM_current_reservation), tot, "the page is still the domain's (Xen keeps it)");
     TEST_EQ(remove_frame(A + 40), -ENOENT, "again: -ENOENT");
     TEST_EQ(remove_frame(0xfee00), -ENOENT, "the LAPIC frame: -ENOENT");
@@ -366,14 +348,14 @@ static void test_remove(void)
 
     /* shared_info (placed at A+30 by the batch) */
     TEST_EQ(remove_frame(A + 30), 0, "remove shared_info");
-    TEST_ASSERT(page_is(A + 30, 0xffffffffu), "its frame holds nothing");
+    TEST_ASSERT(frame_is(A + 30, 0xffffffffu), "its frame holds nothing");
     TEST_EQ(count(XENMEM_current_reservation), tot, "nothing counted");
     TEST_EQ(add(XENMAPSPACE_shared_info, 0, A + 40, 0, 0), 0, "placed again, in the hole left");
-    TEST_EQ(((volatile struct shared_info *)(at(A + 40)))->wc_version, 2, "the same page, its contents kept");
+    TEST_EQ(((volatile struct shared_info *)(frame_at(A + 40)))->wc_version, 2, "the same page, its contents kept");
     u64 l[1] = { A + 40 };
     TEST_EQ(resv(XENMEM_decrease_reservation, l, 1, 0, 0, DOMID_SELF), 1,
             "decrease_reservation of the shared_info frame");
-    TEST_ASSERT(page_is(A + 40, 0xffffffffu), "unhooked");
+    TEST_ASSERT(frame_is(A + 40, 0xffffffffu), "unhooked");
     TEST_EQ(count(XENMEM_current_reservation), tot, "not the domain's page: nothing counted");
 
     /* a grant frame */
@@ -385,7 +367,7 @@ static void test_remove(void)
     xen_hypercall3(amd, __HYPERVISOR_grant_table_op, GNTTABOP_setup_table, (u64)&st, 1);
     TEST_EQ(gfns[0], A + 41, "setup_table: frame 0 at A+41");
     TEST_EQ(remove_frame(A + 41), 0, "remove the grant frame");
-    TEST_ASSERT(page_is(A + 41, 0xffffffffu), "its frame holds nothing");
+    TEST_ASSERT(frame_is(A + 41, 0xffffffffu), "its frame holds nothing");
     xen_hypercall3(amd, __HYPERVISOR_grant_table_op, GNTTABOP_setup_table, (u64)&st, 1);
     TEST_EQ(gfns[0], ~0ull, "setup_table: frame 0 is nowhere now");
     TEST_EQ(add(XENMAPSPACE_grant_table, 0, A + 42, 0, 0), 0, "grant frame 0 placed again");
@@ -395,14 +377,14 @@ static void test_remove(void)
     TEST_EQ(add(XENMAPSPACE_grant_table, 0, A + 42, 0, 0), 0, "the grant frame over shared_info");
     long before = count(XENMEM_current_reservation);
     u64 m[1] = { A + 43 };
-    fill(A + 43, 0x43);
+    frame_fill(A + 43, 0x43);
     TEST_EQ(resv(XENMEM_populate_physmap, m, 1, 0, 0, DOMID_SELF), 1, "populate over a RAM page");
-    TEST_ASSERT(page_is(A + 43, 0), "a fresh zeroed page there");
+    TEST_ASSERT(frame_is(A + 43, 0), "a fresh zeroed page there");
     TEST_EQ(count(XENMEM_current_reservation), before + 1,
             "the old page is still counted (Xen keeps it, in no frame)");
     m[0] = A + 42;
     TEST_EQ(resv(XENMEM_populate_physmap, m, 1, 0, 0, DOMID_SELF), 1, "populate over the grant frame");
-    TEST_ASSERT(page_is(A + 42, 0), "a zeroed RAM page there");
+    TEST_ASSERT(frame_is(A + 42, 0), "a zeroed RAM page there");
     xen_hypercall3(amd, __HYPERVISOR_grant_table_op, GNTTABOP_setup_table, (u64)&st, 1);
     TEST_EQ(gfns[0], ~0ull, "the grant frame is nowhere");
     TEST_EQ(count(XENMEM_current_reservation), before + 2, "one page more");

@@ -10,6 +10,7 @@
  * guest: xen=yes name=xen_memop2 */
 /* guest: xen=yes cpu=max,vendor=AuthenticAMD name=xen_memop2-amd */
 #include "rt.h"
+#include "xen_frames.h"
 
 #include <stdint.h>
 #define __XEN_INTERFACE_VERSION__ 0x00040e00
@@ -58,25 +59,6 @@ static long resv(u32 cmd, u64 *list, u64 n, u32 order, u32 flags)
     return memop(cmd, &r);
 }
 
-static volatile u32 *at(u64 gfn)
-{
-    return (volatile u32 *)(gfn << 12);
-}
-
-static bool page_is(u64 gfn, u32 v)
-{
-    for (int i = 0; i < 1024; i++)
-        if (at(gfn)[i] != v)
-            return false;
-    return true;
-}
-
-static void fill(u64 gfn, u32 v)
-{
-    for (int i = 0; i < 1024; i++)
-        at(gfn)[i] = v;
-}
-
 static struct xen_memory_exchange xch(u64 *in, u64 nin, u32 oin, u64 *out, u64 nout, u32 oout)
 {
     struct xen_memory_exchange e = { 0 };
@@ -98,45 +80,45 @@ static void test_exchange(void)
 {
     long tot = count(XENMEM_current_reservation);
     /* one page for one page, in place: the contents do not survive */
-    fill(A, 0x11111111u);
+    frame_fill(A, 0x11111111u);
     u64 in[4] = { A }, out[4] = { A };
     struct xen_memory_exchange e = xch(in, 1, 0, out, 1, 0);
     TEST_EQ(memop(XENMEM_exchange, &e), 0, "exchange one page in place");
     TEST_EQ(e.nr_exchanged, 1, "nr_exchanged 1");
-    TEST_ASSERT(page_is(A, 0), "a fresh zeroed page at A");
+    TEST_ASSERT(frame_is(A, 0), "a fresh zeroed page at A");
     TEST_EQ(count(XENMEM_current_reservation), tot, "reservation unchanged");
 
     /* two pages for one extent of order 1 at ballooned frames: the inputs become holes */
-    fill(A + 1, 0x21212121u);
-    fill(A + 2, 0x22222222u);
+    frame_fill(A + 1, 0x21212121u);
+    frame_fill(A + 2, 0x22222222u);
     u64 hole[2] = { A + 16, A + 17 };
-    fill(A + 16, 0x16);
-    fill(A + 17, 0x17);
+    frame_fill(A + 16, 0x16);
+    frame_fill(A + 17, 0x17);
     TEST_EQ(resv(XENMEM_decrease_reservation, hole, 2, 0, 0), 2, "A+16, A+17 ballooned");
     in[0] = A + 1, in[1] = A + 2, out[0] = A + 16;
     e = xch(in, 2, 0, out, 1, 1);
     TEST_EQ(memop(XENMEM_exchange, &e), 0, "2 pages of order 0 for 1 extent of order 1");
     TEST_EQ(e.nr_exchanged, 2, "nr_exchanged counts input extents: 2");
-    TEST_ASSERT(page_is(A + 1, 0xffffffffu) && page_is(A + 2, 0xffffffffu), "A+1, A+2 hold nothing");
-    TEST_ASSERT(page_is(A + 16, 0) && page_is(A + 17, 0), "A+16, A+17: zeroed pages");
+    TEST_ASSERT(frame_is(A + 1, 0xffffffffu) && frame_is(A + 2, 0xffffffffu), "A+1, A+2 hold nothing");
+    TEST_ASSERT(frame_is(A + 16, 0) && frame_is(A + 17, 0), "A+16, A+17: zeroed pages");
     TEST_EQ(count(XENMEM_current_reservation), tot - 2, "the balloon's 2 pages, no more");
 
     /* one extent of order 1 for two of order 0 */
-    fill(A + 16, 0x1616);
+    frame_fill(A + 16, 0x1616);
     in[0] = A + 16, out[0] = A + 1, out[1] = A + 2;
     e = xch(in, 1, 1, out, 2, 0);
     TEST_EQ(memop(XENMEM_exchange, &e), 0, "order 1 for 2 of order 0");
-    TEST_ASSERT(page_is(A + 16, 0xffffffffu) && page_is(A + 17, 0xffffffffu) && page_is(A + 1, 0) &&
-                page_is(A + 2, 0), "back at A+1, A+2");
+    TEST_ASSERT(frame_is(A + 16, 0xffffffffu) && frame_is(A + 17, 0xffffffffu) && frame_is(A + 1, 0) &&
+                frame_is(A + 2, 0), "back at A+1, A+2");
     TEST_EQ(count(XENMEM_current_reservation), tot - 2, "still 2 fewer");
 
     /* over a RAM page: that page stays the domain's, in no frame (Xen's p2m add) */
-    fill(A + 3, 0x33);
-    fill(A + 4, 0x44);
+    frame_fill(A + 3, 0x33);
+    frame_fill(A + 4, 0x44);
     in[0] = A + 3, out[0] = A + 4;
     e = xch(in, 1, 0, out, 1, 0);
     TEST_EQ(memop(XENMEM_exchange, &e), 0, "exchange onto a RAM frame");
-    TEST_ASSERT(page_is(A + 3, 0xffffffffu) && page_is(A + 4, 0), "A+3 a hole, A+4 fresh");
+    TEST_ASSERT(frame_is(A + 3, 0xffffffffu) && frame_is(A + 4, 0), "A+3 a hole, A+4 fresh");
     TEST_EQ(count(XENMEM_current_reservation), tot - 2, "reservation unchanged");
     in[0] = A + 3;
     TEST_EQ(resv(XENMEM_populate_physmap, in, 1, 0, 0), 1, "A+3 populated again");
@@ -145,8 +127,8 @@ static void test_exchange(void)
     TEST_EQ(count(XENMEM_current_reservation), tot, "back to the start");
 
     /* the checks, in Xen's order */
-    fill(A + 5, 0x55);
-    fill(A + 6, 0x66);
+    frame_fill(A + 5, 0x55);
+    frame_fill(A + 6, 0x66);
     in[0] = A + 5, in[1] = A + 6, out[0] = A + 5, out[1] = A + 6;
     e = xch(in, 2, 0, out, 2, 0);
     TEST_EQ(memop(XENMEM_exchange | (1u << 6), &e), -EINVAL, "a start extent: -EINVAL");
@@ -171,26 +153,26 @@ static void test_exchange(void)
     e = xch(in, 2, 0, out, 2, 0);
     e.in.domid = e.out.domid = OWN_DOMID;
     TEST_EQ(memop(XENMEM_exchange, &e), 0, "its own id: fine");
-    TEST_ASSERT(page_is(A + 5, 0) && page_is(A + 6, 0), "both exchanged");
+    TEST_ASSERT(frame_is(A + 5, 0) && frame_is(A + 6, 0), "both exchanged");
 
     /* the second extent's frame holds nothing: the first is done, nr_exchanged says so */
-    fill(A + 5, 0x55);
+    frame_fill(A + 5, 0x55);
     in[0] = A + 5, in[1] = A + 16, out[0] = A + 5, out[1] = A + 20;
     hole[0] = A + 16;
     TEST_EQ(resv(XENMEM_decrease_reservation, hole, 1, 0, 0), 1, "A+16 ballooned");
     e = xch(in, 2, 0, out, 2, 0);
     TEST_EQ(memop(XENMEM_exchange, &e), -EINVAL, "an input frame holding nothing: -EINVAL");
     TEST_EQ(e.nr_exchanged, 1, "nr_exchanged 1");
-    TEST_ASSERT(page_is(A + 5, 0), "the first extent was exchanged");
+    TEST_ASSERT(frame_is(A + 5, 0), "the first extent was exchanged");
     TEST_EQ(resv(XENMEM_populate_physmap, hole, 1, 0, 0), 1, "A+16 back");
 
     /* a chunk is taken whole or not at all: a page twice in it, shared_info in it */
-    fill(A + 7, 0x77);
+    frame_fill(A + 7, 0x77);
     in[0] = A + 7, in[1] = A + 7, out[0] = A + 16;
     e = xch(in, 2, 0, out, 1, 1);
     TEST_EQ(memop(XENMEM_exchange, &e), -EINVAL, "the same page twice in a chunk: -EINVAL");
     TEST_EQ(e.nr_exchanged, 0, "nothing exchanged");
-    TEST_ASSERT(page_is(A + 7, 0x77) && page_is(A + 16, 0), "A+7 untouched, A+16 too");
+    TEST_ASSERT(frame_is(A + 7, 0x77) && frame_is(A + 16, 0), "A+7 untouched, A+16 too");
     struct xen_add_to_physmap sh = { .domid = DOMID_SELF, .space = XENMAPSPACE_shared_info,
                                      .idx = 0, .gpfn = A + 8 };
     TEST_EQ(memop(XENMEM_add_to_physmap, &sh), 0, "shared_info at A+8");
@@ -198,7 +180,7 @@ static void test_exchange(void)
     in[0] = A + 7, in[1] = A + 8;
     e = xch(in, 2, 0, out, 1, 1);
     TEST_EQ(memop(XENMEM_exchange, &e), -EINVAL, "shared_info's frame in the chunk: -EINVAL");
-    TEST_ASSERT(page_is(A + 7, 0x77), "A+7 untouched");
+    TEST_ASSERT(frame_is(A + 7, 0x77), "A+7 untouched");
 
     /* the address width: nestor's pages lie anywhere below max_page */
     long maxp = memop(XENMEM_maximum_ram_page, NULL);
@@ -209,48 +191,48 @@ static void test_exchange(void)
     e = xch(in, 1, 0, out, 1, 0);
     e.out.mem_flags = XENMEMF_address_bits(bits - 1);
     TEST_EQ(memop(XENMEM_exchange, &e), -ENOMEM, "a width below max_page's: -ENOMEM");
-    TEST_ASSERT(page_is(A + 7, 0x77), "A+7 untouched");
+    TEST_ASSERT(frame_is(A + 7, 0x77), "A+7 untouched");
     in[0] = A + 9;
     TEST_EQ(resv(XENMEM_populate_physmap, in, 1, 0, XENMEMF_address_bits(bits - 1)), 0,
             "populate_physmap at that width: not done");
     in[0] = A + 7;
     e.out.mem_flags = XENMEMF_address_bits(bits);
     TEST_EQ(memop(XENMEM_exchange, &e), 0, "max_page's width: fine");
-    TEST_ASSERT(page_is(A + 7, 0), "A+7 exchanged");
+    TEST_ASSERT(frame_is(A + 7, 0), "A+7 exchanged");
 
     /* an output list it cannot read: the inputs are gone, their pages in no frame */
-    fill(A + 10, 0xaa);
+    frame_fill(A + 10, 0xaa);
     in[0] = A + 10;
     e = xch(in, 1, 0, BAD_PTR, 1, 0);
     TEST_EQ(memop(XENMEM_exchange, &e), -EFAULT, "an unreadable output list: -EFAULT");
     TEST_EQ(e.nr_exchanged, 0, "nr_exchanged 0");
-    TEST_ASSERT(page_is(A + 10, 0xffffffffu), "the input's frame holds nothing");
+    TEST_ASSERT(frame_is(A + 10, 0xffffffffu), "the input's frame holds nothing");
     TEST_EQ(count(XENMEM_current_reservation), tot, "the page is still the domain's");
     e = xch(BAD_PTR, 1, 0, out, 1, 0);
     TEST_EQ(memop(XENMEM_exchange, &e), -EFAULT, "an unreadable input list: -EFAULT");
 
     /* a start in nr_exchanged: only the rest is done */
-    fill(A + 11, 0xb1);
-    fill(A + 12, 0xb2);
+    frame_fill(A + 11, 0xb1);
+    frame_fill(A + 12, 0xb2);
     in[0] = A + 11, in[1] = A + 12, out[0] = A + 11, out[1] = A + 12;
     e = xch(in, 2, 0, out, 2, 0);
     e.nr_exchanged = 1;
     TEST_EQ(memop(XENMEM_exchange, &e), 0, "nr_exchanged 1 of 2");
-    TEST_ASSERT(page_is(A + 11, 0xb1) && page_is(A + 12, 0), "only the second");
+    TEST_ASSERT(frame_is(A + 11, 0xb1) && frame_is(A + 12, 0), "only the second");
 
     /* 9 extents of 2M in place: more than a call does at once, it continues */
     u64 big[9];
     for (int i = 0; i < 9; i++) {
         big[i] = H + 512ull * i;
-        at(big[i])[0] = 0xc0 + i;
-        at(big[i] + 511)[1023] = 0xd0 + i;
+        frame_at(big[i])[0] = 0xc0 + i;
+        frame_at(big[i] + 511)[1023] = 0xd0 + i;
     }
     e = xch(big, 9, 9, big, 9, 9);
     TEST_EQ(memop(XENMEM_exchange, &e), 0, "9 extents of order 9");
     TEST_EQ(e.nr_exchanged, 9, "all 9");
     bool zero = true;
     for (int i = 0; i < 9; i++)
-        zero = zero && at(big[i])[0] == 0 && at(big[i] + 511)[1023] == 0;
+        zero = zero && frame_at(big[i])[0] == 0 && frame_at(big[i] + 511)[1023] == 0;
     TEST_ASSERT(zero, "every one zeroed");
     TEST_EQ(count(XENMEM_current_reservation), tot, "reservation unchanged");
 }

@@ -238,6 +238,9 @@ static int linear_copy(struct cpu *c, u64 linear, void *buf, size_t len, unsigne
         paging_walk(&in->pg, linear, access | (c->cpl == 3 ? ACC_USER : 0), &r);
         if (r.fault != PAGING_OK)
             return -1;
+        /* frames the hypervisor's own copies do not reach (Xen's grant mappings) */
+        if (!mem_frame_hv_copy_ok(c->mem, r.pa >> 12))
+            return -1;
         if (to_guest) {
             if (!mem_ptr(c->mem, r.pa, n) || mem_write(c->mem, r.pa, p, n) < 0)
                 return -1;

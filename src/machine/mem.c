@@ -164,7 +164,7 @@ static struct mem_frame *frame_get(struct guest_mem *m, u64 gfn)
     u32 i = slot_of(gfn, m->nframe_slots);
     while (m->frame[i].gfn != MEM_NO_GFN)
         i = (i + 1) & (m->nframe_slots - 1);
-    m->frame[i] = (struct mem_frame){ gfn, NULL, NULL, MEM_NO_GFN, MEM_FRAME_NONE, false, false, false };
+    m->frame[i] = (struct mem_frame){ .gfn = gfn, .from = MEM_NO_GFN, .kind = MEM_FRAME_NONE };
     m->nframes++;
     u64 gpa = gfn << 12;
     if (m->nframes == 1 || gpa < m->frame_lo)
@@ -332,6 +332,7 @@ static int set_page(struct guest_mem *m, u64 gfn, struct page_ref p)
     f->kind = p.host ? p.kind : MEM_FRAME_NONE;
     f->own = p.host && p.own;
     f->readonly = false;
+    f->no_hv_copy = false;
     /* outside the regions, holding nothing is having no entry */
     if (!p.host && !f->lent && !region_of(m, gfn << 12))
         frame_delete(m, f);
@@ -473,17 +474,19 @@ int mem_frame_move(struct guest_mem *m, u64 from, u64 to)
 
 int mem_frame_place(struct guest_mem *m, u64 gfn, u8 *host, u32 *gen)
 {
-    return mem_frame_place_prot(m, gfn, host, gen, false);
+    return mem_frame_place_prot(m, gfn, host, gen, 0);
 }
 
-int mem_frame_place_prot(struct guest_mem *m, u64 gfn, u8 *host, u32 *gen, bool readonly)
+int mem_frame_place_prot(struct guest_mem *m, u64 gfn, u8 *host, u32 *gen, unsigned prot)
 {
     if (page_at(m, gfn).host)
         return -1;
     if (set_page(m, gfn, (struct page_ref){ host, gen, MEM_NO_GFN, MEM_FRAME_FOREIGN, false }) < 0)
         return -1;
     /* set_page made the entry: a foreign page always has one */
-    frame_find(m, gfn)->readonly = readonly;
+    struct mem_frame *f = frame_find(m, gfn);
+    f->readonly = prot & MEM_PROT_READONLY;
+    f->no_hv_copy = prot & MEM_PROT_NO_HV_COPY;
     map_changed(m);
     return 0;
 }
@@ -492,6 +495,14 @@ bool mem_frame_readonly(const struct guest_mem *m, u64 gfn)
 {
     const struct mem_frame *f = frame_find(m, gfn);
     return f && f->host && f->readonly;
+}
+
+bool mem_frame_hv_copy_ok(const struct guest_mem *m, u64 gfn)
+{
+    if (!m->nframes)
+        return true;
+    const struct mem_frame *f = frame_find(m, gfn);
+    return !f || !f->host || !f->no_hv_copy;
 }
 
 u64 mem_frame_of(const struct guest_mem *m, const u8 *host)

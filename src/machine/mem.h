@@ -52,6 +52,8 @@ struct mem_frame {
     bool lent;        /* this frame's own region page is in use at another frame */
     bool readonly;    /* a read-only frame (a foreign page placed so: Xen's
                        * p2m_grant_map_ro): reads reach the page, writes do not */
+    bool no_hv_copy;  /* the hypervisor interface's own copies of guest memory do not
+                       * reach it (Xen's grant mappings: __hvm_copy refuses them) */
 };
 #define MEM_NO_GFN (~0ull)
 
@@ -161,12 +163,17 @@ int mem_frame_move(struct guest_mem *m, u64 from, u64 to);
 /* The foreign page host (with its code-generation word) is placed at frame gfn (holding
  * nothing). 0 or -1 (something is there, no host memory for the table). */
 int mem_frame_place(struct guest_mem *m, u64 gfn, u8 *host, u32 *gen);
-/* The same, the frame read-only if readonly: mem_write, mem_fill and mem_ptr_write
- * refuse it, the vCPU's TLB fill refuses a write to it (#GP(0), as Xen answers a write
- * to a read-only grant mapping), reads work. */
-int mem_frame_place_prot(struct guest_mem *m, u64 gfn, u8 *host, u32 *gen, bool readonly);
+/* The same, with protections (MEM_PROT_*): MEM_PROT_READONLY: mem_write, mem_fill and
+ * mem_ptr_write refuse the frame, the vCPU's TLB fill refuses a write to it (#GP(0), as
+ * Xen answers a write to a read-only grant mapping), reads work. MEM_PROT_NO_HV_COPY:
+ * the vCPU reaches it, the hypercall argument copies (cpu_copy_guest) do not. */
+#define MEM_PROT_READONLY 1u
+#define MEM_PROT_NO_HV_COPY 2u
+int mem_frame_place_prot(struct guest_mem *m, u64 gfn, u8 *host, u32 *gen, unsigned prot);
 /* Whether frame gfn holds a page read-only */
 bool mem_frame_readonly(const struct guest_mem *m, u64 gfn);
+/* Whether a hypercall's copy may reach frame gfn (false: MEM_PROT_NO_HV_COPY) */
+bool mem_frame_hv_copy_ok(const struct guest_mem *m, u64 gfn);
 /* Where the foreign page host is, or MEM_NO_GFN. */
 u64 mem_frame_of(const struct guest_mem *m, const u8 *host);
 /* Who hears of every change of the map (the machine: every vCPU's TLB is flushed). */

@@ -136,7 +136,7 @@ Test(mem_frames, readonly_frames)
     u64 ro = 0x200; /* over RAM */
     memset(page, 0x5a, sizeof(page));
     cr_assert_eq(mem_frame_remove(&mem, ro, NULL), MEM_FRAME_RAM);
-    cr_assert_eq(mem_frame_place_prot(&mem, ro, page, &gen, true), 0);
+    cr_assert_eq(mem_frame_place_prot(&mem, ro, page, &gen, MEM_PROT_READONLY), 0);
     cr_assert(mem_frame_readonly(&mem, ro));
     cr_assert_not(mem_frame_readonly(&mem, ro + 1), "RAM beside it is writable");
     cr_assert_eq(mem_ptr(&mem, ro << 12, 4096), page, "readable");
@@ -161,7 +161,7 @@ Test(mem_frames, readonly_frames)
 
     cr_assert_eq(mem_frame_remove(&mem, ro, NULL), MEM_FRAME_FOREIGN);
     int before = changes;
-    cr_assert_eq(mem_frame_place_prot(&mem, ro, page, &gen, false), 0, "placed writable");
+    cr_assert_eq(mem_frame_place_prot(&mem, ro, page, &gen, 0), 0, "placed writable");
     cr_assert_gt(changes, before, "the TLBs are told");
     cr_assert_not(mem_frame_readonly(&mem, ro));
     cr_assert_eq(mem_write(&mem, (ro << 12) + 8, buf, sizeof(buf)), 0);
@@ -171,7 +171,7 @@ Test(mem_frames, readonly_frames)
 
     /* placed read-only in a hole; a RAM page moved or populated there later is writable */
     u64 hole = 0xd0000;
-    cr_assert_eq(mem_frame_place_prot(&mem, hole, page, &gen, true), 0);
+    cr_assert_eq(mem_frame_place_prot(&mem, hole, page, &gen, MEM_PROT_READONLY), 0);
     cr_assert(mem_frame_readonly(&mem, hole));
     cr_assert_eq(mem_frame_remove(&mem, hole, NULL), MEM_FRAME_FOREIGN);
     cr_assert_eq(mem_frame_populate(&mem, hole), 0);
@@ -179,6 +179,29 @@ Test(mem_frames, readonly_frames)
     cr_assert_not_null(mem_ptr_write(&mem, hole << 12, 4096));
     cr_assert_eq(mem_frame_place(&mem, ro, page, &gen), 0, "mem_frame_place: writable");
     cr_assert_not(mem_frame_readonly(&mem, ro));
+}
+
+/* a frame the hypervisor's copies do not reach (a grant mapping): its memory is there
+ * for the vCPU; the flag goes with the page and is not left on the frame */
+Test(mem_frames, frames_hypercall_copies_do_not_reach)
+{
+    static u8 page[4096];
+    static u32 gen;
+    u64 gfn = 0x300;
+    cr_assert(mem_frame_hv_copy_ok(&mem, gfn), "RAM: reached");
+    cr_assert_eq(mem_frame_remove(&mem, gfn, NULL), MEM_FRAME_RAM);
+    cr_assert_eq(mem_frame_place_prot(&mem, gfn, page, &gen, MEM_PROT_NO_HV_COPY), 0);
+    cr_assert_not(mem_frame_hv_copy_ok(&mem, gfn));
+    cr_assert_not(mem_frame_readonly(&mem, gfn), "writable all the same");
+    cr_assert_not_null(mem_ptr_write(&mem, gfn << 12, 4096), "the vCPU's path reaches it");
+    cr_assert(mem_frame_hv_copy_ok(&mem, gfn + 1), "the next frame is RAM");
+    cr_assert_eq(mem_frame_remove(&mem, gfn, NULL), MEM_FRAME_FOREIGN);
+    cr_assert(mem_frame_hv_copy_ok(&mem, gfn), "an empty frame has no flag");
+    cr_assert_eq(mem_frame_populate(&mem, gfn), 0);
+    cr_assert(mem_frame_hv_copy_ok(&mem, gfn), "RAM populated there is reached");
+    cr_assert_eq(mem_frame_remove(&mem, gfn, NULL), MEM_FRAME_RAM);
+    cr_assert_eq(mem_frame_place_prot(&mem, gfn, page, &gen, MEM_PROT_READONLY | MEM_PROT_NO_HV_COPY), 0);
+    cr_assert(mem_frame_readonly(&mem, gfn) && !mem_frame_hv_copy_ok(&mem, gfn), "both at once");
 }
 
 Test(mem_frames, detached_pages_stay)

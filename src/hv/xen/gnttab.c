@@ -1071,7 +1071,8 @@ static s16 map_one(struct xen *x, const struct gnttab_map_grant_ref *op, u32 *ha
                   there == b.page && !mapping_at(x, b.gpa >> 12);
     if ((op->flags & ~(u32)GNTMAP_readonly) != GNTMAP_host_map || b.off || b.len != 4096 ||
         gpa > MASK(52) || !gen || mapping_at(x, gfn) || (at_own && frame_vacate(x, b.gpa >> 12)) ||
-        frame_vacate(x, gfn) || mem_frame_place_prot(mem, gfn, b.page, gen, readonly)) {
+        frame_vacate(x, gfn) || mem_frame_place_prot(mem, gfn, b.page, gen,
+                                                     (readonly ? MEM_PROT_READONLY : 0) | MEM_PROT_NO_HV_COPY)) {
         if (self)
             release_guest(x, op->ref, readonly);
         else

@@ -404,6 +404,16 @@ static void test_map(void)
             "a copy to it while mapped (the pinned page)");
     TEST_EQ(at[7], src[7], "arrives in the mapping");
     TEST_EQ(v1[50].flags, GTF_permit_access | GTF_reading | GTF_writing, "the mapping's pin stays");
+    /* Xen's own copies of guest memory refuse grant frames, writable ones too
+     * (__hvm_copy: hvm_translate_get_page gives HVMTRANS_unhandleable for p2m_is_grant) */
+    u8 before = at[64];
+    TEST_EQ(hc(__HYPERVISOR_xen_version, XENVER_extraversion, (ulong)(at + 64), 0), -EFAULT,
+            "a hypercall writing into a writable grant mapping: -EFAULT");
+    TEST_EQ(at[64], before, "nothing written");
+    TEST_EQ(hc(__HYPERVISOR_xen_version, XENVER_get_features, (ulong)(at + 128), 0), -EFAULT,
+            "a hypercall reading its argument from it: -EFAULT");
+    at[64] = 0x5a;
+    TEST_EQ(at[64], 0x5a, "the guest itself writes it");
 
     /* the refusals, in Xen's order */
     m = mop(50, self_id, 0, MAP2_GFN);

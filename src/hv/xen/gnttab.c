@@ -1034,8 +1034,8 @@ static int frame_vacate(struct xen *x, u64 gfn)
  * reads it, a write is #GP(0) (see tlb_fill), a hypercall's copy into it fails (-EFAULT).
  * guest_physmap_add_entry: a RAM page at the frame leaves it but stays the domain's
  * (tot_pages keeps counting it: x->mem_unmapped); a page of Xen's there is unhooked; a
- * grant mapping there is Xen's domain_crash (here: GNTST_general_error, nothing
- * changed). A page of the guest's own (RAM or a page of Xen's it placed: its grant
+ * grant mapping there is Xen's domain_crash (GNTST_general_error, and the run ends
+ * with the guest-error status). A page of the guest's own (RAM or a page of Xen's it placed: its grant
  * frames, shared_info) leaves the frame it is at (Xen removes the page's old p2m entry,
  * the one its m2p names), staying the domain's; a page already mapped (a second mapping
  * of a grant) or dom0's is at every frame it is mapped at. The machine address
@@ -1069,14 +1069,18 @@ static s16 map_one(struct xen *x, const struct gnttab_map_grant_ref *op, u32 *ha
     /* the page at the frame the guest has it at (Xen's m2p), unless that is a mapping */
     bool at_own = b.gpa != NO_GPA && mem_frame_at(mem, b.gpa >> 12, &there) != MEM_FRAME_NONE &&
                   there == b.page && !mapping_at(x, b.gpa >> 12);
-    if ((op->flags & ~(u32)GNTMAP_readonly) != GNTMAP_host_map || b.off || b.len != 4096 ||
-        gpa > MASK(52) || !gen || mapping_at(x, gfn) || (at_own && frame_vacate(x, b.gpa >> 12)) ||
-        frame_vacate(x, gfn) || mem_frame_place_prot(mem, gfn, b.page, gen,
-                                                     (readonly ? MEM_PROT_READONLY : 0) | MEM_PROT_NO_HV_COPY)) {
+    bool bad = (op->flags & ~(u32)GNTMAP_readonly) != GNTMAP_host_map || b.off || b.len != 4096 ||
+               gpa > MASK(52) || !gen;
+    bool over_mapping = !bad && mapping_at(x, gfn);
+    if (bad || over_mapping || (at_own && frame_vacate(x, b.gpa >> 12)) || frame_vacate(x, gfn) ||
+        mem_frame_place_prot(mem, gfn, b.page, gen,
+                             (readonly ? MEM_PROT_READONLY : 0) | MEM_PROT_NO_HV_COPY)) {
         if (self)
             release_guest(x, op->ref, readonly);
         else
             release_dom0(g, op->ref, readonly);
+        if (over_mapping)
+            xen_domain_crash(x, "a grant mapped over a grant mapping (guest_physmap_add_entry)");
         return GNTST_general_error;
     }
     *maddr = b.gpa != NO_GPA ? b.gpa : 0;

@@ -137,6 +137,15 @@ static long shutdown_domain(struct xen *x, u32 reason)
     }
 }
 
+/* Xen's domain_crash(): the hypervisor ends a domain that did what it must not (the
+ * toolstack sees a crashed domain): nestor ends the run with the guest-error status. */
+void xen_domain_crash(struct xen *x, const char *why)
+{
+    nestor_log("Xen: the domain crashed: %s", why);
+    x->shut_down = true;
+    x->host.ops->stop(x->host.opaque, NESTOR_EXIT_GUEST_ERROR);
+}
+
 /* ---- watchdog (Xen's domain_watchdog) ---- */
 static void watchdog_fire(void *arg, u64 now)
 {

@@ -148,6 +148,8 @@ u32 xen_evtchn_max_ports(const struct xen *x);
 /* vcpu.c: arms vCPU id's single-shot timer (VIRQ_TIMER) at system time deadline, 0
  * stops it (set_timer_op, VCPUOP_set_singleshot_timer). */
 void xen_set_singleshot(struct xen *x, int id, u64 deadline);
+/* sched.c: Xen's domain_crash(): the domain ends, nestor with the guest-error status */
+void xen_domain_crash(struct xen *x, const char *why);
 /* sched.c: the domain's watchdog timers (xen_time_create calls it). */
 int xen_watchdog_create(struct xen *x);
 /* evtchn.c: HVM_PARAM_CALLBACK_IRQ's value takes effect; HVMOP_set_evtchn_upcall_vector

@@ -6,13 +6,16 @@
  * grant's range), per-operation status in a batch, -EFAULT, -EINVAL for a negative count
  * or upper command bits, a batch of 300 through continuations; map_grant_ref of the
  * guest's own grants into its physical space with unmap_grant_ref and unmap_and_replace
- * (HVM: host mappings only; read-only ones readable, a write #GP(0), a hypercall's
- * copy into one -EFAULT), swap_grant_ref, transfer, cache_flush and set_version's
- * busy/reserved-entry rules; dump_table is -ENOSYS.
+ * (HVM: host mappings only; read-only ones readable, a write #GP(0); hypercall copies
+ * to or from any mapping -EFAULT), swap_grant_ref, transfer, cache_flush and
+ * set_version's busy/reserved-entry rules; dump_table is -ENOSYS. A grant mapped over a
+ * grant mapping crashes the domain, as Xen's guest_physmap_add_entry does (the -crash
+ * run: nestor ends with status 4).
  * Built for 64-bit here and for the x86_32 ABI (32-bit xen_pfn_t in the structures) by
  * t32/xen_gntcopy32.c. QEMU TCG has no Xen interface: the test skips there.
  * guest: xen=yes name=xen_gntcopy */
 /* guest: xen=yes cpu=max,vendor=AuthenticAMD name=xen_gntcopy-amd */
+/* guest: xen=yes append=crash=map-over-map expect=exit-4 name=xen_gntcopy-crash */
 #include "rt.h"
 
 #include <stdint.h>
@@ -695,6 +698,19 @@ void test_main(void)
     mp = page_alloc();
     make_room(8);
     TEST_EQ(map_frame(0, TABLE_GFN), 0, "grant frame 0 placed");
+    char how[32];
+    if (rt_cmdline_value("crash", how, sizeof(how))) {
+        TEST_ASSERT(!strcmp(how, "map-over-map"), "unknown crash=%s", how);
+        fill_mp();
+        grant_v1(50, GTF_permit_access, self_id, mp);
+        struct gnttab_map_grant_ref m = mop(50, self_id, GNTMAP_host_map, MAP_GFN);
+        TEST_EQ(map1(&m), GNTST_okay, "a grant mapped");
+        m = mop(50, self_id, GNTMAP_host_map, MAP_GFN);
+        printf("SHUTDOWN-NEXT\n");
+        map1(&m);
+        TEST_ASSERT(false, "still running after a grant mapped over a grant mapping");
+        return;
+    }
     test_frames();
     test_grants_v1();
     test_batches();

@@ -725,23 +725,37 @@ static u64 op_addr(const struct xcall *k, u64 uop, u32 i, size_t size)
     return k->compat ? (u32)a : a;
 }
 
-static long gnttab_copy(struct xcall *k, u32 cmd, u64 uop, u32 count)
+/* One operation of a batch: reads its structure at guest address a, does it, writes back
+ * what Xen writes back. 0, or a negative errno that ends the batch (-EFAULT for a
+ * structure that cannot be read or written). */
+typedef long (*batch_op_fn)(struct xcall *k, u64 a, bool flag);
+
+/* Xen's loop over a batch of count structures of size bytes at uop, preempted as Xen's
+ * are (the call continues where it stopped) and ended by the first error. flag is passed
+ * to each operation (unmap: the unmap_and_replace layout). */
+static long run_batch(struct xcall *k, u32 cmd, u64 uop, u32 count, size_t size, batch_op_fn one,
+                      bool flag)
 {
-    size_t size = k->compat ? sizeof(struct gnttab_copy_x86_32) : sizeof(struct gnttab_copy);
-    size_t status_off = k->compat ? offsetof(struct gnttab_copy_x86_32, status)
-                                  : offsetof(struct gnttab_copy, status);
     for (u32 i = 0; i < count; i++) {
         if (preempt(k, cmd, uop, i, count, size))
             return __HYPERVISOR_grant_table_op;
-        u64 a = op_addr(k, uop, i, size);
-        struct copy_op op;
-        if (!read_copy_op(k, a, &op))
-            return -EFAULT;
-        s16 status = copy_one(k->x, &op);
-        if (xen_copy_to(k, a + status_off, &status, sizeof(status)))
-            return -EFAULT;
+        long rc = one(k, op_addr(k, uop, i, size), flag);
+        if (rc)
+            return rc;
     }
     return 0;
+}
+
+static long copy_op(struct xcall *k, u64 a, bool flag)
+{
+    (void)flag;
+    size_t status_off = k->compat ? offsetof(struct gnttab_copy_x86_32, status)
+                                  : offsetof(struct gnttab_copy, status);
+    struct copy_op op;
+    if (!read_copy_op(k, a, &op))
+        return -EFAULT;
+    s16 status = copy_one(k->x, &op);
+    return xen_copy_to(k, a + status_off, &status, sizeof(status)) ? -EFAULT : 0;
 }
 
 /* ---- swap_grant_ref, transfer, cache_flush ---- */
@@ -1117,109 +1131,78 @@ static s16 unmap_one(struct xen *x, u64 host_addr, u64 dev_bus_addr, u32 handle,
 }
 
 /* map_grant_ref and the two unmaps: the same 32- and 24-byte layouts in both ABIs */
-static long map_batch(struct xcall *k, u32 cmd, u64 uop, u32 count)
+static long map_op(struct xcall *k, u64 a, bool flag)
 {
-    for (u32 i = 0; i < count; i++) {
-        if (preempt(k, cmd, uop, i, count, sizeof(struct gnttab_map_grant_ref)))
-            return __HYPERVISOR_grant_table_op;
-        u64 a = op_addr(k, uop, i, sizeof(struct gnttab_map_grant_ref));
-        struct gnttab_map_grant_ref op;
-        if (xen_copy_from(k, a, &op, sizeof(op)))
-            return -EFAULT;
-        u32 handle = op.handle;
-        u64 maddr = op.dev_bus_addr;
-        op.status = map_one(k->x, &op, &handle, &maddr);
-        op.handle = handle;
-        op.dev_bus_addr = maddr;
-        if (xen_copy_to(k, a, &op, sizeof(op)))
-            return -EFAULT;
-    }
-    return 0;
+    (void)flag;
+    struct gnttab_map_grant_ref op;
+    if (xen_copy_from(k, a, &op, sizeof(op)))
+        return -EFAULT;
+    u32 handle = op.handle;
+    u64 maddr = op.dev_bus_addr;
+    op.status = map_one(k->x, &op, &handle, &maddr);
+    op.handle = handle;
+    op.dev_bus_addr = maddr;
+    return xen_copy_to(k, a, &op, sizeof(op)) ? -EFAULT : 0;
 }
 
-static long unmap_batch(struct xcall *k, u32 cmd, u64 uop, u32 count, bool replace)
+/* unmap_grant_ref, or with replace unmap_and_replace (the same size, new_addr where
+ * dev_bus_addr is) */
+static long unmap_op(struct xcall *k, u64 a, bool replace)
 {
     _Static_assert(sizeof(struct gnttab_unmap_grant_ref) == sizeof(struct gnttab_unmap_and_replace),
                    "the two unmaps' layouts");
-    for (u32 i = 0; i < count; i++) {
-        if (preempt(k, cmd, uop, i, count, sizeof(struct gnttab_unmap_grant_ref)))
-            return __HYPERVISOR_grant_table_op;
-        u64 a = op_addr(k, uop, i, sizeof(struct gnttab_unmap_grant_ref));
-        s16 status;
-        if (replace) {
-            struct gnttab_unmap_and_replace op;
-            if (xen_copy_from(k, a, &op, sizeof(op)))
-                return -EFAULT;
-            status = unmap_one(k->x, op.host_addr, 0, op.handle, op.new_addr);
-        } else {
-            struct gnttab_unmap_grant_ref op;
-            if (xen_copy_from(k, a, &op, sizeof(op)))
-                return -EFAULT;
-            status = unmap_one(k->x, op.host_addr, op.dev_bus_addr, op.handle, 0);
-        }
-        if (xen_copy_to(k, a + offsetof(struct gnttab_unmap_grant_ref, status), &status, 2))
-            return -EFAULT;
-    }
-    return 0;
-}
-
-/* A batch of count structures of size bytes at uop, each done by one; Xen's loops
- * for swap_grant_ref, transfer and cache_flush (copy above): an unreadable or
- * unwritable structure ends the batch with -EFAULT. */
-static long swap_batch(struct xcall *k, u32 cmd, u64 uop, u32 count)
-{
-    for (u32 i = 0; i < count; i++) {
-        if (preempt(k, cmd, uop, i, count, sizeof(struct gnttab_swap_grant_ref)))
-            return __HYPERVISOR_grant_table_op;
-        u64 a = op_addr(k, uop, i, sizeof(struct gnttab_swap_grant_ref));
-        struct gnttab_swap_grant_ref op;
+    s16 status;
+    if (replace) {
+        struct gnttab_unmap_and_replace op;
         if (xen_copy_from(k, a, &op, sizeof(op)))
             return -EFAULT;
-        op.status = swap_grant_ref(k->x, op.ref_a, op.ref_b);
-        if (xen_copy_to(k, a + offsetof(struct gnttab_swap_grant_ref, status), &op.status, 2))
+        status = unmap_one(k->x, op.host_addr, 0, op.handle, op.new_addr);
+    } else {
+        struct gnttab_unmap_grant_ref op;
+        if (xen_copy_from(k, a, &op, sizeof(op)))
             return -EFAULT;
+        status = unmap_one(k->x, op.host_addr, op.dev_bus_addr, op.handle, 0);
     }
-    return 0;
+    return xen_copy_to(k, a + offsetof(struct gnttab_unmap_grant_ref, status), &status, 2) ? -EFAULT : 0;
+}
+
+static long swap_op(struct xcall *k, u64 a, bool flag)
+{
+    (void)flag;
+    struct gnttab_swap_grant_ref op;
+    if (xen_copy_from(k, a, &op, sizeof(op)))
+        return -EFAULT;
+    op.status = swap_grant_ref(k->x, op.ref_a, op.ref_b);
+    return xen_copy_to(k, a + offsetof(struct gnttab_swap_grant_ref, status), &op.status, 2) ? -EFAULT : 0;
 }
 
 /* transfer: xen_pfn_t mfn, domid, ref, status; in the x86_32 layout the frame is 32 bits
  * (mfn 0, domid 4, ref 8, status 12: 16 bytes) */
-static long transfer_batch(struct xcall *k, u32 cmd, u64 uop, u32 count)
+#define TRANSFER_SIZE32 16u
+static long transfer_op(struct xcall *k, u64 a, bool flag)
 {
-    size_t size = k->compat ? 16 : sizeof(struct gnttab_transfer);
+    (void)flag;
+    size_t size = k->compat ? TRANSFER_SIZE32 : sizeof(struct gnttab_transfer);
     size_t status_off = k->compat ? 12 : offsetof(struct gnttab_transfer, status);
-    for (u32 i = 0; i < count; i++) {
-        if (preempt(k, cmd, uop, i, count, size))
-            return __HYPERVISOR_grant_table_op;
-        u64 a = op_addr(k, uop, i, size);
-        u8 raw[sizeof(struct gnttab_transfer)];
-        if (xen_copy_from(k, a, raw, size))
-            return -EFAULT;
-        u64 gfn = 0;
-        memcpy(&gfn, raw, k->compat ? 4 : 8);
-        s16 status = transfer_one(k->x, gfn);
-        if (xen_copy_to(k, a + status_off, &status, 2))
-            return -EFAULT;
-    }
-    return 0;
+    u8 raw[sizeof(struct gnttab_transfer)];
+    if (xen_copy_from(k, a, raw, size))
+        return -EFAULT;
+    u64 gfn = 0;
+    memcpy(&gfn, raw, k->compat ? 4 : 8);
+    s16 status = transfer_one(k->x, gfn);
+    return xen_copy_to(k, a + status_off, &status, 2) ? -EFAULT : 0;
 }
 
 /* cache_flush: the same 16-byte layout in both ABIs. Xen carries a grant-reference
  * cursor in the command's upper bits for a search nestor never needs (the page is the
  * guest's own), so no continuation of that kind is made. */
-static long cache_flush_batch(struct xcall *k, u32 cmd, u64 uop, u32 count)
+static long cache_flush_op(struct xcall *k, u64 a, bool flag)
 {
-    for (u32 i = 0; i < count; i++) {
-        if (preempt(k, cmd, uop, i, count, sizeof(struct gnttab_cache_flush)))
-            return __HYPERVISOR_grant_table_op;
-        struct gnttab_cache_flush cf;
-        if (xen_copy_from(k, op_addr(k, uop, i, sizeof(cf)), &cf, sizeof(cf)))
-            return -EFAULT;
-        long rc = cache_flush_one(k->x, &cf);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    (void)flag;
+    struct gnttab_cache_flush cf;
+    if (xen_copy_from(k, a, &cf, sizeof(cf)))
+        return -EFAULT;
+    return cache_flush_one(k->x, &cf);
 }
 
 /* Xen's GNTTABOP_CONTINUATION_ARG_SHIFT: the command's bits above 11 carry a
@@ -1251,19 +1234,22 @@ long xen_do_grant_table_op(struct xcall *k)
     }
     switch (cmd & GNTTABOP_CMD_MASK) {
     case GNTTABOP_map_grant_ref:
-        return map_batch(k, cmd, arg, count);
+        return run_batch(k, cmd, arg, count, sizeof(struct gnttab_map_grant_ref), map_op, false);
     case GNTTABOP_unmap_grant_ref:
-        return unmap_batch(k, cmd, arg, count, false);
+        return run_batch(k, cmd, arg, count, sizeof(struct gnttab_unmap_grant_ref), unmap_op, false);
     case GNTTABOP_unmap_and_replace:
-        return unmap_batch(k, cmd, arg, count, true);
+        return run_batch(k, cmd, arg, count, sizeof(struct gnttab_unmap_and_replace), unmap_op, true);
     case GNTTABOP_copy:
-        return gnttab_copy(k, cmd, arg, count);
+        return run_batch(k, cmd, arg, count,
+                         k->compat ? sizeof(struct gnttab_copy_x86_32) : sizeof(struct gnttab_copy),
+                         copy_op, false);
     case GNTTABOP_swap_grant_ref:
-        return swap_batch(k, cmd, arg, count);
+        return run_batch(k, cmd, arg, count, sizeof(struct gnttab_swap_grant_ref), swap_op, false);
     case GNTTABOP_transfer:
-        return transfer_batch(k, cmd, arg, count);
+        return run_batch(k, cmd, arg, count, k->compat ? TRANSFER_SIZE32 : sizeof(struct gnttab_transfer),
+                         transfer_op, false);
     case GNTTABOP_cache_flush:
-        return cache_flush_batch(k, cmd, arg, count);
+        return run_batch(k, cmd, arg, count, sizeof(struct gnttab_cache_flush), cache_flush_op, false);
     case GNTTABOP_query_size: {
         struct gnttab_query_size q;
         if (xen_copy_from(k, arg, &q, sizeof(q)))

@@ -822,6 +822,9 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
             nestor_log("out of host memory creating the Xen interface");
             return NESTOR_EXIT_GUEST_ERROR;
         }
+        /* the console page is there, not RAM the guest may use (the PVH memmap copies it) */
+        u64 special_size, special = xen_console_special_region(&special_size);
+        mem_e820_mark(&m->mem, special, special_size, E820_RESERVED);
     }
     m->io.report_unowned = m->mmio.report_unowned = cfg->trace && cfg->trace_events;
     m->pic = pic_create(m);

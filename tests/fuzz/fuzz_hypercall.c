@@ -28,6 +28,7 @@
 #include <xen/hvm/params.h>
 #include <xen/event_channel.h>
 #include <xen/physdev.h>
+#include <xen/io/console.h>
 
 #define RAM (16 * MiB)
 #define PML4 0x1000u
@@ -546,6 +547,17 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
         c->gpr[R_RSI] = c->gpr[R_RCX] = DATA + (gops >> 9 & 0x3f) * 8;
         c->gpr[R_RDX] = gops >> 15 & 0x7 ? gops >> 15 & 0xf : c->gpr[R_RDX];
     }
+    /* an event-channel call, or a number past Xen's (a call that does nothing else):
+     * the PV console's output indices are the guest's to set (any values: the send to
+     * the console port after the call must stay within out[] and end) */
+    bool console_send = false;
+    if (((nr & 0xff) == __HYPERVISOR_event_channel_op || (nr & 0xe0) == 0xe0)) {
+        u64 ring = (u64)0xfefff << 12; /* HVM_PARAM_CONSOLE_PFN; out_cons, out_prod */
+        u64 idx = c->gpr[R_R10]; /* the fourth argument's bytes */
+        if (mem_write(&mem, ring + offsetof(struct xencons_interface, out_cons), &idx, 8))
+            abort();
+        console_send = true;
+    }
     /* the rest is the argument block */
     size_t n = size < DATA_SIZE ? size : DATA_SIZE;
     if (mem_write(&mem, DATA, data, n))
@@ -622,6 +634,16 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
     if (ctl & 0x1000) {
         u32 r[4];
         xen_cpuid(xen, c, 0x40000000u + (u32)(nr & 0x1ff), (u32)c->gpr[R_RCX], r);
+    }
+    if (console_send) {
+        /* the guest signals the console's port (HVM_PARAM_CONSOLE_EVTCHN, if the call
+         * left it open): the backend consumes what the indices say */
+        struct xen_hvm_param p = { .domid = DOMID_SELF, .index = HVM_PARAM_CONSOLE_EVTCHN };
+        if (guest_call(__HYPERVISOR_hvm_op, HVMOP_get_param, &p, sizeof(p)) == 0 &&
+            !mem_read(&mem, PRIME_ARG, &p, sizeof(p))) {
+            struct evtchn_send send = { .port = (u32)p.value };
+            guest_call(__HYPERVISOR_event_channel_op, EVTCHNOP_send, &send, sizeof(send));
+        }
     }
     return 0;
 }

@@ -22,6 +22,8 @@
 # icount=yes runs nestor with -icount and adds "icount=1" to the command line (QEMU: ignored).
 # xen=yes runs nestor with -xen, xen=SPEC with -xen SPEC (e.g. xen=domid=7,version=4.13);
 #   the command line gets "xen=yes" or "xen=SPEC" (QEMU: ignored; the kernel finds no Xen).
+# output=WORD (nestor only): the serial/console output must contain WORD (a backend's
+#   output that shares nestor's console, e.g. Xen's PV console).
 # expect=pass (default): the VM must end with debug-exit status 0 (process status 1) and
 #   print no line starting with FAIL.
 # expect=unsupported (nestor only): the last line printed must be "UNSUPPORTED-NEXT", nestor
@@ -67,7 +69,7 @@ tail_of() { # log: last lines, on one line
 
 run_one() { # name kernel options
   local name=$1 elf=$BUILD/guest/$2.elf log=$LOGDIR/$1.log err=$LOGDIR/$1.err
-  local smp mem timeout expect cpu icount xen status why=""
+  local smp mem timeout expect cpu icount xen output status why=""
   smp=$(opt "$3" smp 1)
   mem=$(opt "$3" mem 128)
   timeout=$(opt "$3" timeout "$DEFAULT_TIMEOUT")
@@ -75,6 +77,7 @@ run_one() { # name kernel options
   cpu=$(opt "$3" cpu "")
   icount=$(opt "$3" icount no)
   xen=$(opt "$3" xen "")
+  output=$(opt "$3" output "")
   local cpu_args=() dev_args=() cmdline=() nestor_args=() own_exit=0 d a
   while IFS= read -r d; do
     [ -n "$d" ] || continue
@@ -132,6 +135,8 @@ run_one() { # name kernel options
   fails=$(tr -d '\r' <"$log" | grep -c '^FAIL')
   if [ "$status" -eq 124 ]; then
     why="timed out after ${timeout}s"
+  elif [ -n "$output" ] && [ "$RUNNER" = nestor ] && ! grep -qF -- "$output" "$log"; then
+    why="the output lacks \"$output\""
   elif [ "$expect" = triple-fault ]; then
     local last
     last=$(tr -d '\r' <"$log" | grep -v '^$' | tail -n 1)

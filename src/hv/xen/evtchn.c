@@ -493,6 +493,14 @@ void xen_evtchn_inject(struct xen *x, int vcpu)
         assert_upcall(x, vcpu);
 }
 
+long xen_evtchn_alloc_for_dom0(struct xen *x)
+{
+    long p = alloc_port(x);
+    if (p >= 0)
+        x->evtchn->ports[p].remote_dom = 0;
+    return p;
+}
+
 /* ---- host ports (domain 0) ---- */
 static struct host_port *host_port(struct xen *x, u32 hp)
 {

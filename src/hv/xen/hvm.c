@@ -25,8 +25,9 @@ static const u64 guest_may_get = BIT(HVM_PARAM_CALLBACK_IRQ) | BIT(HVM_PARAM_VM8
                                  BIT(HVM_PARAM_ALTP2M) | BIT(HVM_PARAM_X87_FIP_WIDTH);
 
 /* The values a toolstack (xl) gives an HVM domain: timer mode
- * no_delay_for_missed_ticks, the HPET on; the xenstore and console rings are none until
- * nestor serves them. */
+ * no_delay_for_missed_ticks, the HPET on; the xenstore ring is none until nestor serves
+ * it. The console's page and port (CONSOLE_PFN, CONSOLE_EVTCHN) are set afterwards by
+ * xen_console_create (console.c); the guest reads them and may not move the page. */
 void xen_hvm_params_init(struct xen *x)
 {
     memset(x->hvm_param, 0, sizeof(x->hvm_param));

@@ -112,6 +112,10 @@ struct xen *xen_create(const struct xen_config *cfg, const struct xen_host *host
         return NULL;
     }
     xen_hvm_params_init(x);
+    if (xen_console_create(x)) {
+        xen_destroy(x);
+        return NULL;
+    }
     return x;
 }
 
@@ -119,6 +123,7 @@ void xen_destroy(struct xen *x)
 {
     if (!x)
         return;
+    xen_console_destroy(x);
     xen_memory_destroy(x);
     xen_pirq_destroy(x);
     xen_gnttab_destroy(x);

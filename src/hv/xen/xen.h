@@ -79,6 +79,11 @@ struct xen_host {
 struct xen *xen_create(const struct xen_config *cfg, const struct xen_host *host, u32 base);
 void xen_destroy(struct xen *x);
 
+/* libxenguest's special pages of an HVM/PVH domain (the PV console's among them): the
+ * range's guest-physical base and size, which the machine's memory map marks reserved
+ * as libxl does. */
+u64 xen_console_special_region(u64 *size);
+
 /* CPUID: if leaf is Xen's (base .. 0x400001ff, as Xen answers them), fills r (eax, ebx,
  * ecx, edx) for vCPU c and returns true. */
 bool xen_cpuid(struct xen *x, const struct cpu *c, u32 leaf, u32 subleaf, u32 r[4]);

@@ -91,6 +91,8 @@ struct xen {
     u64 hvm_param[HVM_NR_PARAMS];
     /* ---- pirqs (physdev.c) ---- */
     struct xen_pirqs *pirqs;
+    /* ---- the PV console (console.c) ---- */
+    struct xen_console *console;
 };
 
 /* One call in flight: the vCPU, its ABI (compat: 32-bit layouts and registers) and the
@@ -128,6 +130,10 @@ void xen_gnttab_destroy(struct xen *x);
 void xen_memory_destroy(struct xen *x); /* memory.c: shared_info leaves the map */
 int xen_pirq_create(struct xen *x);
 void xen_pirq_destroy(struct xen *x);
+/* console.c: the console page and port, set in the HVM parameters (after
+ * xen_hvm_params_init) */
+int xen_console_create(struct xen *x);
+void xen_console_destroy(struct xen *x);
 
 /* ---- between the parts ---- */
 /* memory.c: a page of Xen's that was at gfn is gone from there (removed, replaced, or
@@ -137,6 +143,10 @@ void xen_page_gone(struct xen *x, u64 gfn, const u8 *page);
  * from a backend, a pirq's port) and runs the upcall if the guest is to get one.
  * Returns 0, or -EINVAL for a port that is not open. */
 int xen_evtchn_set_pending(struct xen *x, u32 port);
+/* evtchn.c: a guest port allocated unbound for domain 0, as the toolstack allocates
+ * the console's and xenstore's (xc_evtchn_alloc_unbound for the domU): the port, or
+ * -ENOSPC. */
+long xen_evtchn_alloc_for_dom0(struct xen *x);
 /* evtchn.c: raises virq (VIRQ_TIMER, VIRQ_DEBUG...) on vCPU vcpu if the guest bound it
  * there; nothing otherwise. */
 void xen_evtchn_send_virq(struct xen *x, int vcpu, u32 virq);

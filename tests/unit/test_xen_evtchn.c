@@ -43,14 +43,7 @@ static void backend_notify(void *opaque, u32 port)
 
 static long hcall(u32 nr, u32 a1, const void *arg, size_t len, void *out)
 {
-    cr_assert_eq(mem_write(&mem, ARG, arg, len), 0);
-    c->gpr[R_RAX] = nr;
-    c->gpr[R_RBX] = a1;
-    c->gpr[R_RCX] = ARG;
-    xen_hypercall(xen, c);
-    if (out)
-        cr_assert_eq(mem_read(&mem, ARG, out, len), 0);
-    return (long)(int)c->gpr[R_RAX];
+    return xen_fixture_call(xen, c, ARG, nr, a1, arg, len, out, 0);
 }
 
 static long evop(u32 cmd, void *arg, size_t len)

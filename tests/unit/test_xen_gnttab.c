@@ -41,15 +41,7 @@ static struct xen_host_ops host_ops;
 
 static long hcall(u32 nr, u32 a1, const void *arg, size_t len, void *out, u32 a3)
 {
-    cr_assert_eq(mem_write(&mem, ARG, arg, len), 0);
-    c->gpr[R_RAX] = nr;
-    c->gpr[R_RBX] = a1;
-    c->gpr[R_RCX] = ARG;
-    c->gpr[R_RDX] = a3;
-    xen_hypercall(xen, c);
-    if (out)
-        cr_assert_eq(mem_read(&mem, ARG, out, len), 0);
-    return (long)(int)c->gpr[R_RAX];
+    return xen_fixture_call(xen, c, ARG, nr, a1, arg, len, out, a3);
 }
 
 /* the guest's grant-table entries, written as the guest would (its memory) */

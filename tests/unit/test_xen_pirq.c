@@ -49,13 +49,7 @@ static struct xen_host_ops host_ops;
 
 static long hcall_at(u32 addr, u32 nr, u32 a1, void *arg, size_t len)
 {
-    cr_assert_eq(mem_write(&mem, addr, arg, len), 0);
-    c->gpr[R_RAX] = nr;
-    c->gpr[R_RBX] = a1;
-    c->gpr[R_RCX] = addr;
-    xen_hypercall(xen, c);
-    cr_assert_eq(mem_read(&mem, addr, arg, len), 0);
-    return (long)(int)c->gpr[R_RAX];
+    return xen_fixture_call(xen, c, addr, nr, a1, arg, len, arg, 0);
 }
 
 static long physdev(u32 cmd, void *arg, size_t len)

@@ -86,4 +86,21 @@ static inline struct xen *xen_fixture_create(struct xen_config *cfg, struct xen_
     return x;
 }
 
+/* A hypercall from the fixture's vCPU in the x86_32 ABI: the argument block (len bytes
+ * of arg) at guest-physical addr in ECX, a1 in EBX, a3 in EDX; the block is read
+ * back into out (unless NULL) afterwards. EAX's result, sign-extended. */
+static inline long xen_fixture_call(struct xen *x, struct cpu *c, u32 addr, u32 nr, u32 a1,
+                                    const void *arg, size_t len, void *out, u32 a3)
+{
+    cr_assert_eq(mem_write(c->mem, addr, arg, len), 0);
+    c->gpr[R_RAX] = nr;
+    c->gpr[R_RBX] = a1;
+    c->gpr[R_RCX] = addr;
+    c->gpr[R_RDX] = a3;
+    xen_hypercall(x, c);
+    if (out)
+        cr_assert_eq(mem_read(c->mem, addr, out, len), 0);
+    return (long)(int)c->gpr[R_RAX];
+}
+
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cpu/exec.h"
+#include "cpu/vmx/vmx.h"
 
 int cpu_init(struct cpu *c, int id, struct guest_mem *mem, struct cpuid_model *model,
              const struct cpu_ops *ops, void *opaque)
@@ -20,7 +21,7 @@ int cpu_init(struct cpu *c, int id, struct guest_mem *mem, struct cpuid_model *m
     if (!c->in)
         return -1;
     c->in->fb = cpuid_fast(model);
-    if (exec_init(c) < 0) {
+    if (exec_init(c) < 0 || vmx_init(c) < 0) {
         free(c->in);
         c->in = NULL;
         return -1;
@@ -34,6 +35,7 @@ void cpu_destroy(struct cpu *c)
     if (!c->in)
         return;
     exec_destroy(c);
+    vmx_destroy(c);
     free(c->in);
     c->in = NULL;
 }
@@ -89,6 +91,7 @@ static void reset_common(struct cpu *c)
 
 void cpu_reset(struct cpu *c)
 {
+    vmx_reset(c); /* RESET leaves VMX operation */
     c->cr0 = 0;
     reset_common(c);
     fpu_power_on(c);
@@ -105,6 +108,9 @@ void cpu_reset(struct cpu *c)
 
 void cpu_init_signal(struct cpu *c, bool is_bsp)
 {
+    /* INIT is blocked in VMX root operation and exits in non-root operation */
+    if (vmx_init_signal(c))
+        return;
     /* INIT keeps x87/SSE state, MTRRs, the TSC and the machine-check MSRs. */
     struct fpu_state keep = c->fpu;
     reset_common(c);
@@ -117,6 +123,8 @@ void cpu_sipi(struct cpu *c, u8 vector)
 {
     if (c->state != CPU_WAIT_FOR_SIPI)
         return; /* a SIPI is ignored unless the CPU waits for one */
+    if (vmx_sipi(c, vector))
+        return; /* L2 in wait-for-SIPI: a VM exit */
     c->seg[SEG_CS] = (struct seg){ (u16)(vector << 8), (u64)vector << 12, 0xffff, 0x9b };
     c->rip = 0;
     c->state = CPU_RUNNING;
@@ -146,7 +154,7 @@ bool cpu_runnable(struct cpu *c)
         /* what take_events() wakes a halted CPU for */
         if (c->nmi_pending && !c->nmi_blocked)
             return true;
-        return (c->rflags & FL_IF) && c->ops->intr_pending &&
+        return !vmx_intr_masked_by_if(c) && c->ops->intr_pending &&
                c->ops->intr_pending(c, c->ops_opaque) >= 0;
     default:
         return false;
@@ -205,7 +213,11 @@ enum intercept_result cpu_intercept(struct cpu *c, struct cpu_event *ev)
     cpu_flags(c); /* the machine sees exact RFLAGS */
     if (unlikely(c->in->trace_events))
         cpu_trace_event(c, ev);
-    /* Nested VMX/SVM will examine the event here before the machine sees it. */
+    /* In VMX non-root operation L1's controls decide first: an exit does not return. */
+    if (unlikely(c->vmx_non_root))
+        vmx_intercept(c, ev);
+    if (ev->kind >= EV_INSN) /* nested-VMX events: nobody else owns them */
+        return INTERCEPT_DEFAULT;
     enum intercept_result r = c->ops->intercept(c, ev, c->ops_opaque);
     if (r == INTERCEPT_STOP) {
         c->in->exits |= EXIT_STOP;

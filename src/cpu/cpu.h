@@ -177,7 +177,18 @@ enum cpu_event_kind {
     EV_UNSUPPORTED,  /* guest used something the engine does not implement */
     EV_PMI,          /* a performance counter overflowed with its interrupt enabled */
     EV_TSC_WRITTEN,  /* WRMSR changed the TSC (IA32_TSC, IA32_TSC_ADJUST): after the write */
+    /* Raised only in VMX non-root operation, for nested VMX to decide on (the machine
+     * leaves them alone): */
+    EV_INSN,         /* an instruction that may exit (INSN_EV_*), after its #UD/#GP checks */
+    EV_SOFT_EXCEPTION, /* INT3/INTO (software exceptions) and INT1, before delivery */
+    EV_NMI,          /* an NMI about to be delivered */
     EV_KIND_COUNT
+};
+
+/* The instructions EV_INSN reports (arg: the MSR index, MWAIT's ECX). */
+enum cpu_insn_event {
+    INSN_EV_RDMSR, INSN_EV_WRMSR, INSN_EV_INVD, INSN_EV_WBINVD, INSN_EV_RDPMC,
+    INSN_EV_MONITOR, INSN_EV_MWAIT, INSN_EV_XSETBV, INSN_EV_DESC_TABLE, INSN_EV_INVPCID,
 };
 
 struct cpu_event {
@@ -195,6 +206,8 @@ struct cpu_event {
         struct { u16 selector; u8 reason; } task;
         struct { u64 tsc; bool rdtscp; } rdtsc;
         struct { const char *what; bool stop; } unsupported;
+        struct { enum cpu_insn_event which; u64 arg; } insn;
+        struct { u8 vector; bool privileged; u32 length; } soft;
     } u;
 };
 
@@ -243,6 +256,7 @@ struct cpu {
     u64 msr_tsc_aux, msr_pat, msr_misc_enable, msr_tsc_adjust, msr_debugctl;
     u64 msr_mtrr_def_type, msr_mtrr_fixed[11], msr_mtrr_var[16];
     s64 tsc_offset; /* TSC = now * freq + tsc_offset */
+    u64 msr_feature_control; /* IA32_FEATURE_CONTROL (VMX models; else reads locked, 0) */
 
     /* derived and run state */
     enum cpu_mode mode;
@@ -269,6 +283,8 @@ struct cpu {
     struct tlb tlb;
     struct cpu_internal *in; /* engine-private state (block cache, per-insn state) */
     struct pmu pmu;          /* performance counters (pmu.h), after what the loop uses */
+    struct vmx *vmx;         /* VMX state (cpu/vmx/vmx.h), NULL without VMX in the model */
+    bool vmx_non_root;       /* running L2 in VMX non-root operation */
 };
 
 /* Creation and reset. cpu_init allocates internals and applies the power-on reset. */

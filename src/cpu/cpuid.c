@@ -50,7 +50,7 @@ static const struct cpuid_feature features[] = {
     F("pni", L_STD1, 0, ECX, 0, false, true), /* SSE3 */
     F("pclmulqdq", L_STD1, 0, ECX, 1, false, false),
     F("monitor", L_STD1, 0, ECX, 3, true, false), /* MONITOR/MWAIT, leaf 5 */
-    F("vmx", L_STD1, 0, ECX, 5, false, false),
+    F("vmx", L_STD1, 0, ECX, 5, true, false), /* VMX (src/cpu/vmx/): Intel vendor only */
     F("ssse3", L_STD1, 0, ECX, 9, false, false),
     F("fma", L_STD1, 0, ECX, 12, false, false),
     F("cx16", L_STD1, 0, ECX, 13, true, true),
@@ -386,6 +386,9 @@ int cpuid_model_parse(struct cpuid_model *m, const char *spec, char *err, size_t
     for (char *item = strtok_r(NULL, ",", &save); item; item = strtok_r(NULL, ",", &save))
         if (apply_option(&nm, item, err, errlen) != 0)
             return -1;
+    /* VMX is Intel's: an AMD model has SVM's place instead */
+    if (nm.vendor == VENDOR_AMD)
+        nm.enabled[feature_index("vmx")] = false;
     /* the core counter extension is part of the PMU */
     if (!nm.pmu)
         nm.enabled[feature_index("perfctr_core")] = false;

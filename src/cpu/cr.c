@@ -8,6 +8,7 @@
  * apply it. cpu_load_cr is the part after the intercept, shared with LMSW, CLTS and
  * anything else that loads a control register with the architectural checks. */
 #include "cpu/exec.h"
+#include "cpu/vmx/vmx.h"
 
 #define CR0_WRITABLE (CR0_PE | CR0_MP | CR0_EM | CR0_TS | CR0_ET | CR0_NE | CR0_WP | CR0_AM | \
                       CR0_NW | CR0_CD | CR0_PG)
@@ -36,9 +37,9 @@ static _Noreturn void gp0(struct cpu *c)
     cpu_fault(c, EXC_GP, 0);
 }
 
-static u64 cr4_allowed(const struct cpu *c)
+u64 cpu_cr4_allowed(const struct cpu *c)
 {
-    u64 allowed = 0;
+    u64 allowed = c->vmx ? CR4_VMXE : 0;
     for (size_t k = 0; k < ARRAY_SIZE(cr4_bits); k++)
         if (cr4_bits[k].feature == CF_COUNT || cpu_has(c, cr4_bits[k].feature))
             allowed |= cr4_bits[k].bit;
@@ -79,6 +80,8 @@ static void load_cr0(struct cpu *c, u64 v)
     /* Reserved bits of CR0[31:0] are ignored; ET is hardwired to 1. */
     v = (v & CR0_WRITABLE) | CR0_ET;
     if ((v & CR0_PG) && !(v & CR0_PE))
+        gp0(c);
+    if (c->vmx && !vmx_cr0_allowed(c, v)) /* bits VMX operation fixes */
         gp0(c);
     if ((v & CR0_NW) && !(v & CR0_CD))
         gp0(c);
@@ -140,7 +143,7 @@ static void load_cr4(struct cpu *c, u64 v)
 {
     u64 old = c->cr4;
     bool lma = c->efer & EFER_LMA;
-    if (v & ~cr4_allowed(c))
+    if ((v & ~cpu_cr4_allowed(c)) || (c->vmx && !vmx_cr4_allowed(c, v)))
         gp0(c);
     if (lma && !(v & CR4_PAE))
         gp0(c);
@@ -227,7 +230,8 @@ void cpu_write_cr(struct cpu *c, int cr, u64 value)
         gp0(c);
     if (r != INTERCEPT_DEFAULT)
         return;
-    cpu_load_cr(c, cr, value);
+    /* (in VMX non-root operation the bits L1 owns keep their values: ev says) */
+    cpu_load_cr(c, cr, ev.u.cr.value);
 }
 
 u64 cpu_read_cr(struct cpu *c, int cr)
@@ -238,7 +242,8 @@ u64 cpu_read_cr(struct cpu *c, int cr)
     enum intercept_result r = cpu_intercept(c, &ev);
     if (r == INTERCEPT_FAULT)
         gp0(c);
-    return r == INTERCEPT_DEFAULT ? v : ev.u.cr.value;
+    /* an owner's answer, or L2's view of CR0/CR4 (read shadows) */
+    return ev.u.cr.value;
 }
 
 /* ---- debug registers ---- */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cpu/exec.h"
+#include "cpu/vmx/vmx.h"
 #include "machine/mem.h"
 
 /* ---- handler table (shared by all vCPUs, built once) ---- */
@@ -250,6 +251,7 @@ _Noreturn void cpu_unimplemented(struct cpu *c, const char *what)
 
 /* exc_vector value meaning "abandon the instruction, deliver nothing" */
 #define EXC_ABANDON 0xff
+#define EXC_VMEXIT 0xfe /* exec_context_switched: a VM exit replaced the state */
 
 _Noreturn void cpu_unsupported_stop(struct cpu *c, const char *what)
 {
@@ -262,6 +264,20 @@ _Noreturn void cpu_unsupported_stop(struct cpu *c, const char *what)
 
 /* ---- instruction boundary ---- */
 /* The full snapshot: every GPR, RFLAGS and the lazy flag record (see exec.h). */
+void exec_enter_context(struct cpu *c)
+{
+    insn_commit(c);
+    c->in->saved_rip = c->rip;
+    c->in->saved_rsp = c->gpr[R_RSP];
+}
+
+_Noreturn void exec_context_switched(struct cpu *c)
+{
+    struct cpu_internal *in = c->in;
+    in->exc_vector = EXC_VMEXIT;
+    longjmp(in->fault_jmp, 1);
+}
+
 void insn_commit(struct cpu *c)
 {
     struct cpu_internal *in = c->in;
@@ -344,6 +360,10 @@ static void take_events(struct cpu *c)
         return;
     }
     if (c->nmi_pending && !c->nmi_blocked) {
+        if (unlikely(c->vmx_non_root)) {
+            struct cpu_event nev = { .kind = EV_NMI };
+            cpu_intercept(c, &nev);
+        }
         c->nmi_pending = false;
         c->state = CPU_RUNNING;
         insn_begin(c);
@@ -355,7 +375,9 @@ static void take_events(struct cpu *c)
         c->nmi_blocked = true;
         return;
     }
-    if (!(c->rflags & FL_IF) || !c->ops->intr_pending)
+    if (!(c->rflags & FL_IF) && (likely(!c->vmx_non_root) || vmx_intr_masked_by_if(c)))
+        return;
+    if (!c->ops->intr_pending)
         return;
     int v = c->ops->intr_pending(c, c->ops_opaque);
     if (v < 0)
@@ -701,6 +723,7 @@ static void step(struct cpu *c)
     snapshot_light(c, in);
     in->last_block = NULL;
     u8 shadow_before = c->intr_shadow;
+    in->shadow_before = shadow_before;
     c->intr_shadow = SHADOW_NONE;
     in->exits &= EXIT_CHECK_EVENTS | EXIT_STOP; /* those two persist until the loop acts */
     in->pending_db_bits = 0;
@@ -790,6 +813,7 @@ static inline __attribute__((always_inline)) void block_run_with(struct cpu *c,
 {
     struct cpu_internal *in = c->in;
     in->exits &= EXIT_CHECK_EVENTS | EXIT_STOP; /* those two persist until the loop acts */
+    in->shadow_before = SHADOW_NONE; /* blocks run only outside interrupt shadows */
     while (c->icount < in->run_end) {
         snapshot_light(c, in); /* the fetch may fault */
         unsigned n;
@@ -914,7 +938,7 @@ static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
                 in->branches += in->blk->ins[k - 1].br_prefix;
             in->blk = NULL;
         }
-        if (!in->restore_none) {
+        if (!in->restore_none && in->exc_vector != EXC_VMEXIT) {
             if (in->snapshot_full)
                 memcpy(c->gpr, in->saved_gpr, sizeof(c->gpr));
             else
@@ -928,7 +952,11 @@ static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
             in->delivering = -1;
             return STOP_REQUEST;
         }
-        raise_exception(c, in->exc_vector, in->exc_has_error, in->exc_error);
+        if (in->exc_vector == EXC_VMEXIT) {
+            in->delivering = -1;
+        } else {
+            raise_exception(c, in->exc_vector, in->exc_has_error, in->exc_error);
+        }
         if (c->state == CPU_SHUTDOWN)
             return STOP_SHUTDOWN;
         if (in->exits & EXIT_STOP)
@@ -936,6 +964,8 @@ static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
     }
 
     while (c->icount < in->run_end || pmu_stop_reached(c)) {
+        if (unlikely(c->vmx_non_root))
+            vmx_boundary(c); /* MTF, preemption timer, NMI and interrupt windows */
         if (unlikely(c->state != CPU_RUNNING)) {
             if (c->state == CPU_SHUTDOWN)
                 return STOP_SHUTDOWN;

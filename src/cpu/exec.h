@@ -188,6 +188,13 @@ struct cpu_internal {
     u64 branches, rep_restarts, events_delivered;
     const struct block *blk;
     u64 blk_icount0;
+    /* The interrupt shadow in effect before the instruction running (VMLAUNCH checks
+     * it; a VM exit caused by an instruction saves it) */
+    u8 shadow_before;
+    /* EPT: the linear address whose walk is running (exit information), and whether
+     * the walk is a copy's that must not exit */
+    u64 walk_linear;
+    bool walk_no_exit;
 };
 
 /* One-time table setup of the operand layer (register classes). */
@@ -255,6 +262,22 @@ bool exec_in_insn(const struct cpu *c);
 void exec_set_pmu_deadline(struct cpu *c, u64 icount);
 /* Leave the running block after this instruction. */
 static inline void exec_block_end(struct cpu *c) { c->in->exits |= EXIT_BLOCK_END; }
+
+/* VMX: the vCPU now runs another context (VM entry loaded L2's state): the snapshot a
+ * fault restores becomes the current state, RIP included. */
+void exec_enter_context(struct cpu *c);
+/* VMX: a VM exit replaced the whole state: leave the instruction or event being
+ * processed, restore nothing, and continue the loop in L1. */
+_Noreturn void exec_context_switched(struct cpu *c);
+/* Offers an instruction that may exit to L1 to the interception point (EV_INSN), in VMX
+ * non-root operation only. */
+static inline void cpu_insn_event(struct cpu *c, enum cpu_insn_event which, u64 arg)
+{
+    if (unlikely(c->vmx_non_root)) {
+        struct cpu_event ev = { .kind = EV_INSN, .u.insn = { which, arg } };
+        cpu_intercept(c, &ev);
+    }
+}
 
 /* Makes the current register state the one a later fault in this instruction restores
  * (REP string instructions: progress of completed iterations survives a fault). */
@@ -532,6 +555,8 @@ void stk_current(struct cpu *c, struct stack_ptr *s);
 void stk_push(struct cpu *c, struct stack_ptr *s, u64 v, unsigned bytes);
 u64 stk_pop(struct cpu *c, struct stack_ptr *s, unsigned bytes);
 void cpu_write_cr(struct cpu *c, int cr, u64 value);   /* MOV to CRn with all checks */
+/* The CR4 bits the model allows to be set (cr.c). */
+u64 cpu_cr4_allowed(const struct cpu *c);
 u64 cpu_read_cr(struct cpu *c, int cr);
 void cpu_write_dr(struct cpu *c, int dr, u64 value);
 u64 cpu_read_dr(struct cpu *c, int dr);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cpu/exec.h"
+#include "cpu/vmx/vmx.h"
 #include "machine/mem.h"
 
 static _Noreturn void gp0(struct cpu *c) { cpu_fault(c, EXC_GP, 0); }
@@ -66,6 +67,7 @@ static void jump_to(struct cpu *c, u64 rip)
 static void insn_lgdt_lidt(struct cpu *c, const struct insn *i)
 {
     require_cpl0(c);
+    cpu_insn_event(c, INSN_EV_DESC_TABLE, 0);
     int seg = opr_seg(i, 0);
     u64 ea = opr_ea(c, i, 0);
     u64 amask = size_mask(i->asize);
@@ -88,6 +90,7 @@ static void insn_lgdt_lidt(struct cpu *c, const struct insn *i)
 static void insn_sgdt_sidt(struct cpu *c, const struct insn *i)
 {
     umip_check(c);
+    cpu_insn_event(c, INSN_EV_DESC_TABLE, 0);
     const struct dtr *d = i->d.mnemonic == ZYDIS_MNEMONIC_SGDT ? &c->gdtr : &c->idtr;
     u8 buf[10];
     unsigned n = cpu_is_long64(c) ? 10 : 6; /* the full 32-bit base in every legacy form */
@@ -133,6 +136,7 @@ static void insn_lldt(struct cpu *c, const struct insn *i)
 {
     require_prot(c);
     require_cpl0(c);
+    cpu_insn_event(c, INSN_EV_DESC_TABLE, 0);
     u16 sel = (u16)opr_read(c, i, 0);
     if ((sel & 0xfffc) == 0) {
         c->ldtr = (struct seg){ sel, 0, 0, SEG_ATTR_UNUSABLE };
@@ -152,6 +156,7 @@ static void insn_ltr(struct cpu *c, const struct insn *i)
 {
     require_prot(c);
     require_cpl0(c);
+    cpu_insn_event(c, INSN_EV_DESC_TABLE, 0);
     u16 sel = (u16)opr_read(c, i, 0);
     if ((sel & 0xfffc) == 0)
         gp0(c);
@@ -177,6 +182,7 @@ static void insn_sldt_str(struct cpu *c, const struct insn *i)
 {
     require_prot(c);
     umip_check(c);
+    cpu_insn_event(c, INSN_EV_DESC_TABLE, 0);
     u16 sel = i->d.mnemonic == ZYDIS_MNEMONIC_SLDT ? c->ldtr.sel : c->tr.sel;
     opr_write(c, i, 0, sel);
 }
@@ -287,7 +293,7 @@ static void cr0_shortcut(struct cpu *c, u64 value)
     if (r == INTERCEPT_FAULT)
         gp0(c);
     if (r == INTERCEPT_DEFAULT)
-        cpu_load_cr(c, 0, value);
+        cpu_load_cr(c, 0, ev.u.cr.value);
 }
 
 static void insn_lmsw(struct cpu *c, const struct insn *i)
@@ -308,17 +314,20 @@ static void insn_clts(struct cpu *c, const struct insn *i)
 static void insn_smsw(struct cpu *c, const struct insn *i)
 {
     umip_check(c);
-    opr_write(c, i, 0, c->cr0);
+    u64 cr0 = c->cr0;
+    if (unlikely(c->vmx_non_root)) /* L2 sees CR0's read shadow in the bits L1 owns */
+        cr0 = vmx_cr0_visible(c);
+    opr_write(c, i, 0, cr0);
 }
 
 /* ---- caches and TLB ---- */
 
 static void insn_invd_wbinvd(struct cpu *c, const struct insn *i)
 {
-    (void)i;
     /* Caches are not modelled: memory is always coherent. WBNOINVD (F3 0F 09) decodes as
      * WBINVD with a REP prefix and behaves the same here. */
     require_cpl0(c);
+    cpu_insn_event(c, i->d.mnemonic == ZYDIS_MNEMONIC_INVD ? INSN_EV_INVD : INSN_EV_WBINVD, 0);
 }
 
 static void flush_all_translations(struct cpu *c)
@@ -355,9 +364,10 @@ static void insn_invlpg(struct cpu *c, const struct insn *i)
 
 static void insn_invpcid(struct cpu *c, const struct insn *i)
 {
-    if (!cpu_has(c, CF_INVPCID) || cpu_is_v86(c))
+    if (!cpu_has(c, CF_INVPCID) || cpu_is_v86(c) || (c->vmx_non_root && !vmx_l2_has_invpcid(c)))
         ud(c);
     require_cpl0(c);
+    cpu_insn_event(c, INSN_EV_INVPCID, 0);
     u64 type = opr_read(c, i, 0);
     if (type > 3)
         gp0(c);
@@ -399,6 +409,7 @@ static void insn_rdmsr(struct cpu *c, const struct insn *i)
     if (!cpu_has(c, CF_MSR))
         ud(c);
     require_cpl0(c);
+    cpu_insn_event(c, INSN_EV_RDMSR, (u32)c->gpr[R_RCX]);
     u64 v;
     if (!cpu_rdmsr(c, (u32)gpr_read(c, R_RCX, 4), &v))
         gp0(c);
@@ -411,6 +422,7 @@ static void insn_wrmsr(struct cpu *c, const struct insn *i)
     if (!cpu_has(c, CF_MSR))
         ud(c);
     require_cpl0(c);
+    cpu_insn_event(c, INSN_EV_WRMSR, (u32)c->gpr[R_RCX]);
     if (!cpu_wrmsr(c, (u32)gpr_read(c, R_RCX, 4), read_edx_eax(c)))
         gp0(c);
 }
@@ -436,7 +448,7 @@ static void insn_rdtsc(struct cpu *c, const struct insn *i)
 static void insn_rdtscp(struct cpu *c, const struct insn *i)
 {
     (void)i;
-    if (!cpu_has(c, CF_RDTSCP))
+    if (!cpu_has(c, CF_RDTSCP) || (c->vmx_non_root && !vmx_l2_has_rdtscp(c)))
         ud(c);
     write_edx_eax(c, read_tsc(c, true));
     gpr_write(c, R_RCX, 4, c->msr_tsc_aux & 0xffffffffull);
@@ -455,6 +467,7 @@ static void insn_rdpmc(struct cpu *c, const struct insn *i)
     /* CPL > 0 (virtual-8086 mode included) needs CR4.PCE; an invalid index is #GP too */
     if (c->cpl > 0 && !(c->cr4 & CR4_PCE))
         gp0(c);
+    cpu_insn_event(c, INSN_EV_RDPMC, 0);
     u64 v;
     if (!pmu_rdpmc(c, (u32)gpr_read(c, R_RCX, 4), &v))
         gp0(c);
@@ -536,6 +549,7 @@ static bool monitor_triggered(struct cpu *c)
 static void insn_monitor(struct cpu *c, const struct insn *i)
 {
     monitor_checks(c);
+    cpu_insn_event(c, INSN_EV_MONITOR, 0);
     u64 ext = cpu_is_long64(c) ? c->gpr[R_RCX] : (c->gpr[R_RCX] & 0xffffffffull);
     u64 ea = gpr_read(c, R_RAX, i->asize);
     u64 lin = seg_linear(c, insn_ds_segment(i), ea, 1, false);
@@ -554,6 +568,7 @@ static void insn_mwait(struct cpu *c, const struct insn *i)
 {
     (void)i;
     monitor_checks(c);
+    cpu_insn_event(c, INSN_EV_MWAIT, c->monitor_armed && !monitor_triggered(c));
     u64 ext = cpu_is_long64(c) ? c->gpr[R_RCX] : (c->gpr[R_RCX] & 0xffffffffull);
     if (ext >> 1) /* only ECX[0], interrupts as break events, is defined (CPUID.5:ECX) */
         gp0(c);
@@ -844,6 +859,7 @@ static void insn_xsetbv(struct cpu *c, const struct insn *i)
     if (!(c->cr4 & CR4_OSXSAVE))
         ud(c);
     require_cpl0(c);
+    cpu_insn_event(c, INSN_EV_XSETBV, 0);
     if (gpr_read(c, R_RCX, 4) != 0)
         gp0(c);
     u64 v = read_edx_eax(c);
@@ -884,15 +900,18 @@ static void insn_out(struct cpu *c, const struct insn *i)
 
 static void insn_hypercall(struct cpu *c, const struct insn *i)
 {
-    (void)i;
     /* Outside VMX non-root operation / an SVM guest, VMCALL and VMMCALL are #UD unless a
      * hypervisor interface (Xen, Hyper-V) takes them. */
     struct cpu_event ev = { .kind = EV_HYPERCALL };
     enum intercept_result r = cpu_intercept(c, &ev);
     if (r == INTERCEPT_FAULT)
         gp0(c);
-    if (r == INTERCEPT_DEFAULT)
-        ud(c);
+    if (r == INTERCEPT_DEFAULT) {
+        if (vmx_in_operation(c) && i->d.mnemonic == ZYDIS_MNEMONIC_VMCALL)
+            vmx_vmcall_root(c); /* VMfail, or #UD/#GP as VMCALL's pseudocode orders */
+        else
+            ud(c);
+    }
 }
 
 /* Undefined on purpose (UD0/UD1/UD2), absent from every model (AMD's MONITORX/MWAITX), or only
@@ -968,6 +987,12 @@ void insn_register_system(insn_fn *t)
         { ZYDIS_MNEMONIC_WRFSBASE, insn_wrfsgsbase }, { ZYDIS_MNEMONIC_WRGSBASE, insn_wrfsgsbase },
         { ZYDIS_MNEMONIC_XGETBV, insn_xgetbv },      { ZYDIS_MNEMONIC_XSETBV, insn_xsetbv },
         { ZYDIS_MNEMONIC_IN, insn_in },              { ZYDIS_MNEMONIC_OUT, insn_out },
+        { ZYDIS_MNEMONIC_VMXON, vmx_insn_vmxon },    { ZYDIS_MNEMONIC_VMXOFF, vmx_insn_vmxoff },
+        { ZYDIS_MNEMONIC_VMCLEAR, vmx_insn_vmclear },{ ZYDIS_MNEMONIC_VMPTRLD, vmx_insn_vmptrld },
+        { ZYDIS_MNEMONIC_VMPTRST, vmx_insn_vmptrst },{ ZYDIS_MNEMONIC_VMREAD, vmx_insn_vmread },
+        { ZYDIS_MNEMONIC_VMWRITE, vmx_insn_vmwrite },{ ZYDIS_MNEMONIC_VMLAUNCH, vmx_insn_vmlaunch },
+        { ZYDIS_MNEMONIC_VMRESUME, vmx_insn_vmresume },{ ZYDIS_MNEMONIC_INVEPT, vmx_insn_invept },
+        { ZYDIS_MNEMONIC_INVVPID, vmx_insn_invvpid },{ ZYDIS_MNEMONIC_VMFUNC, vmx_insn_vmfunc },
         { ZYDIS_MNEMONIC_VMCALL, insn_hypercall },   { ZYDIS_MNEMONIC_VMMCALL, insn_hypercall },
         { ZYDIS_MNEMONIC_UD0, insn_ud },             { ZYDIS_MNEMONIC_UD1, insn_ud },
         { ZYDIS_MNEMONIC_UD2, insn_ud2 },

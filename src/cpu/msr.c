@@ -4,6 +4,7 @@
  * cpu_intercept (EV_MSR_READ / EV_MSR_WRITE): the machine owns the APIC, x2APIC and
  * TSC-deadline MSRs; anything nobody takes is #GP(0). */
 #include "cpu/exec.h"
+#include "cpu/vmx/vmx.h"
 
 enum {
     MSR_TSC = 0x10,
@@ -154,7 +155,16 @@ static bool wr_tsc_adjust(struct cpu *c, u32 index, u64 v)
 }
 
 static bool rd_const(u64 value, u64 *v) { *v = value; return true; }
-static bool rd_feature_control(struct cpu *c, u32 i, u64 *v) { (void)c; (void)i; return rd_const(FEATURE_CONTROL_VALUE, v); }
+static bool rd_feature_control(struct cpu *c, u32 i, u64 *v)
+{
+    (void)i;
+    return rd_const(c->vmx ? c->msr_feature_control : FEATURE_CONTROL_VALUE, v);
+}
+/* IA32_FEATURE_CONTROL is writable until locked on a VMX model; the capability MSRs are
+ * read-only (cpu/vmx/caps.c) */
+static bool wr_feature_control(struct cpu *c, u32 i, u64 v) { return vmx_msr_write(c, i, v); }
+static bool has_vmx(const struct cpu *c) { return c->vmx != NULL; }
+static bool rd_vmx_caps(struct cpu *c, u32 i, u64 *v) { return vmx_msr_read(c, i, v); }
 static bool rd_mtrrcap(struct cpu *c, u32 i, u64 *v) { (void)c; (void)i; return rd_const(MTRRCAP_VALUE, v); }
 static bool rd_arch_caps(struct cpu *c, u32 i, u64 *v) { (void)c; (void)i; return rd_const(ARCH_CAPABILITIES_VALUE, v); }
 static bool rd_mcg_cap(struct cpu *c, u32 i, u64 *v) { (void)c; (void)i; return rd_const(MCG_CAP_VALUE, v); }
@@ -352,7 +362,8 @@ static const struct msr_desc {
 } msrs[] = {
     { MSR_TSC, MSR_TSC, has_tsc, rd_tsc, wr_tsc },
     { MSR_PLATFORM_ID, MSR_PLATFORM_ID, is_intel, rd_platform_id, wr_readonly },
-    { MSR_FEATURE_CONTROL, MSR_FEATURE_CONTROL, is_intel, rd_feature_control, wr_readonly },
+    { MSR_FEATURE_CONTROL, MSR_FEATURE_CONTROL, is_intel, rd_feature_control, wr_feature_control },
+    { MSR_VMX_FIRST, MSR_VMX_LAST, has_vmx, rd_vmx_caps, wr_readonly },
     { MSR_TSC_ADJUST, MSR_TSC_ADJUST, has_tsc_adjust, rd_tsc_adjust, wr_tsc_adjust },
     { MSR_BIOS_SIGN_ID, MSR_BIOS_SIGN_ID, always, rd_ucode_rev, wr_ignore },
     { MSR_ARCH_CAPABILITIES, MSR_ARCH_CAPABILITIES, has_arch_caps, rd_arch_caps, wr_readonly },

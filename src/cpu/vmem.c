@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cpu/exec.h"
+#include "cpu/vmx/vmx.h"
 #include "machine/mem.h"
 
 /* A write reached guest RAM page with generation word gen: code decoded from it is
@@ -57,9 +58,24 @@ u64 seg_linear(struct cpu *c, int seg, u64 off, unsigned size, bool write)
 }
 
 /* ---- paging parameters ---- */
+/* With EPT (L2 of a guest hypervisor), the guest's paging-structure entries are at
+ * guest-physical addresses that EPT translates first: an exit, or for a copy that must
+ * not exit (in->walk_no_exit) a failed read. */
+static bool pte_address(struct cpu *c, u64 *pa, unsigned access)
+{
+    if (likely(!c->vmx_non_root))
+        return true;
+    if (c->in->walk_no_exit)
+        return vmx_ept_peek(c, *pa, access, pa);
+    *pa = vmx_ept_translate(c, *pa, access, c->in->walk_linear, true, true);
+    return true;
+}
+
 static int pte_read(void *opaque, u64 pa, unsigned size, u64 *val)
 {
     struct cpu *c = opaque;
+    if (!pte_address(c, &pa, ACC_READ))
+        return -1;
     u8 *p = mem_ptr(c->mem, pa, size);
     if (!p)
         return -1;
@@ -72,6 +88,8 @@ static int pte_read(void *opaque, u64 pa, unsigned size, u64 *val)
 static int pte_cmpxchg(void *opaque, u64 pa, unsigned size, u64 old, u64 newv)
 {
     struct cpu *c = opaque;
+    if (!pte_address(c, &pa, ACC_WRITE))
+        return -1;
     /* a page table in a read-only frame: the flag update is lost like on open bus */
     u8 *p = mem_ptr_write(c->mem, pa, size);
     if (!p)
@@ -130,10 +148,13 @@ static struct tlb_entry *tlb_fill(struct cpu *c, u64 linear, unsigned access)
         access |= ACC_USER;
     in->pg.ac = c->rflags & FL_AC;
     struct paging_result r;
+    in->walk_linear = linear;
     paging_walk(&in->pg, linear, access, &r);
     if (r.fault != PAGING_OK)
         cpu_page_fault(c, linear, r.pfec);
     u64 gpa = r.pa & ~0xfffull;
+    if (unlikely(c->vmx_non_root)) /* L2's guest-physical address through EPT */
+        gpa = vmx_ept_translate(c, r.pa, access, linear, true, false) & ~0xfffull;
     u32 *page_gen = NULL;
     bool readonly = false;
     u8 *host = mem_page(c->mem, gpa, &page_gen, &readonly);
@@ -235,7 +256,12 @@ static int linear_copy(struct cpu *c, u64 linear, void *buf, size_t len, unsigne
             return -1;
         struct paging_result r;
         in->pg.ac = c->rflags & FL_AC;
+        bool no_exit = in->walk_no_exit;
+        in->walk_no_exit = true;
         paging_walk(&in->pg, linear, access | (c->cpl == 3 ? ACC_USER : 0), &r);
+        if (r.fault == PAGING_OK && !vmx_ept_peek(c, r.pa, access, &r.pa))
+            r.fault = PAGING_EPT_VIOLATION;
+        in->walk_no_exit = no_exit;
         if (r.fault != PAGING_OK)
             return -1;
         /* frames the hypervisor's own copies do not reach (Xen's grant mappings) */

@@ -158,7 +158,8 @@ Test(cr, cr4_rules)
     cr_expect_eq(mov_cr(4, cr4 & ~CR4_PAE), EXC_GP, "leaving IA-32e mode through PAE");
     cr_expect_eq(mov_cr(4, cr4 | CR4_LA57), EXC_GP, "LA57 change in IA-32e mode");
     cr_expect_eq(mov_cr(4, cr4 | CR4_PKE), EXC_GP, "PKE: no protection keys");
-    cr_expect_eq(mov_cr(4, cr4 | CR4_VMXE), EXC_GP, "VMXE: no VMX in the model");
+    cr_expect_eq(mov_cr(4, cr4 | CR4_VMXE), -1, "VMXE: VMX is in the max model");
+    cr_expect_eq(mov_cr(4, cr4), -1);
     cr_expect_eq(mov_cr(4, cr4 | BIT(15)), EXC_GP, "reserved bit 15");
     cr_expect_eq(mov_cr(4, cr4 | CR4_SMEP | CR4_SMAP | CR4_OSXSAVE | CR4_FSGSBASE), -1);
     cr_expect(c->in->pg.smep && c->in->pg.smap);

@@ -459,6 +459,14 @@ static bool ud_when_advertised(const struct cpuid_model *m, const struct form *f
         return true;
     case ZYDIS_MNEMONIC_RSM: /* outside SMM, which nestor does not have */
         return true;
+    /* VMX instructions outside VMX operation (VMXON without CR4.VMXE, VMFUNC outside
+     * non-root operation): the check never turns VMX on */
+    case ZYDIS_MNEMONIC_VMXON: case ZYDIS_MNEMONIC_VMXOFF: case ZYDIS_MNEMONIC_VMCLEAR:
+    case ZYDIS_MNEMONIC_VMPTRLD: case ZYDIS_MNEMONIC_VMPTRST: case ZYDIS_MNEMONIC_VMREAD:
+    case ZYDIS_MNEMONIC_VMWRITE: case ZYDIS_MNEMONIC_VMLAUNCH: case ZYDIS_MNEMONIC_VMRESUME:
+    case ZYDIS_MNEMONIC_INVEPT: case ZYDIS_MNEMONIC_INVVPID: case ZYDIS_MNEMONIC_VMFUNC:
+    case ZYDIS_MNEMONIC_VMCALL: /* #UD outside VMX operation without a hypervisor interface */
+        return m->vendor == VENDOR_INTEL;
     case ZYDIS_MNEMONIC_SYSCALL: case ZYDIS_MNEMONIC_SYSRET: /* Intel: 64-bit mode only */
         return m->vendor == VENDOR_INTEL && !long64;
     case ZYDIS_MNEMONIC_SYSENTER: case ZYDIS_MNEMONIC_SYSEXIT: /* AMD: not in long mode */

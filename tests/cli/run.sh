@@ -69,7 +69,7 @@ run bad-cpu-model run -cpu pentium9 "$ECHO_ELF";      expect bad-cpu-model 2 "un
 run bad-cpu-feature run -cpu max,+notafeature "$ECHO_ELF"; expect bad-cpu-feature 2 "unknown CPU feature 'notafeature'" err
 run bad-cpu-minus run -cpu max,-notafeature "$ECHO_ELF";   expect bad-cpu-minus 2 "notafeature" err
 run bad-cpu-vendor run -cpu max,vendor=Foo "$ECHO_ELF";    expect bad-cpu-vendor 2 "vendor 'Foo'" err
-run unimplemented-feature run -cpu max,+vmx "$ECHO_ELF";   expect unimplemented-feature 2 "'vmx'.*not implemented" err
+run unimplemented-feature run -cpu max,+xsaves "$ECHO_ELF"; expect unimplemented-feature 2 "'xsaves'.*not implemented" err
 run bad-phys-bits run -cpu max,phys-bits=31 "$ECHO_ELF";  expect bad-phys-bits 2 "phys-bits=31.*32 to 52" err
 run bad-phys-bits-hi run -cpu max,phys-bits=53 "$ECHO_ELF"; expect bad-phys-bits-hi 2 "phys-bits=53.*32 to 52" err
 run ram-beyond-phys-bits run -m 4G -cpu max,phys-bits=32 "$ECHO_ELF"; expect ram-beyond-phys-bits 2 "beyond the 32-bit physical address space" err

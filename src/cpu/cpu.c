@@ -154,6 +154,8 @@ bool cpu_runnable(struct cpu *c)
         /* what take_events() wakes a halted CPU for */
         if (c->nmi_pending && !c->nmi_blocked)
             return true;
+        if (unlikely(c->vmx_non_root) && vmx_apicv_wakeup(c))
+            return true;
         return !vmx_intr_masked_by_if(c) && c->ops->intr_pending &&
                c->ops->intr_pending(c, c->ops_opaque) >= 0;
     default:
@@ -214,8 +216,8 @@ enum intercept_result cpu_intercept(struct cpu *c, struct cpu_event *ev)
     if (unlikely(c->in->trace_events))
         cpu_trace_event(c, ev);
     /* In VMX non-root operation L1's controls decide first: an exit does not return. */
-    if (unlikely(c->vmx_non_root))
-        vmx_intercept(c, ev);
+    if (unlikely(c->vmx_non_root) && vmx_intercept(c, ev))
+        return INTERCEPT_HANDLED;
     if (ev->kind >= EV_INSN) /* nested-VMX events: nobody else owns them */
         return INTERCEPT_DEFAULT;
     enum intercept_result r = c->ops->intercept(c, ev, c->ops_opaque);

@@ -206,7 +206,7 @@ struct cpu_event {
         struct { u16 selector; u8 reason; } task;
         struct { u64 tsc; bool rdtscp; } rdtsc;
         struct { const char *what; bool stop; } unsupported;
-        struct { enum cpu_insn_event which; u64 arg; } insn;
+        struct { enum cpu_insn_event which; u64 arg; u64 value; } insn;
         struct { u8 vector; bool privileged; u32 length; } soft;
     } u;
 };

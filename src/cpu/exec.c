@@ -264,6 +264,20 @@ _Noreturn void cpu_unsupported_stop(struct cpu *c, const char *what)
 
 /* ---- instruction boundary ---- */
 /* The full snapshot: every GPR, RFLAGS and the lazy flag record (see exec.h). */
+static inline void event_counted(struct cpu *c);
+static inline void insn_begin(struct cpu *c);
+
+void exec_deliver_interrupt(struct cpu *c, u8 vector)
+{
+    struct cpu_internal *in = c->in;
+    insn_begin(c);
+    in->delivering = vector;
+    in->events_delivered++;
+    cpu_deliver(c, vector, EVT_EXT_INTR, false, 0, c->rip);
+    event_counted(c);
+    in->delivering = -1;
+}
+
 void exec_enter_context(struct cpu *c)
 {
     insn_commit(c);

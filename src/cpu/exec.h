@@ -266,9 +266,25 @@ static inline void exec_block_end(struct cpu *c) { c->in->exits |= EXIT_BLOCK_EN
 /* VMX: the vCPU now runs another context (VM entry loaded L2's state): the snapshot a
  * fault restores becomes the current state, RIP included. */
 void exec_enter_context(struct cpu *c);
+/* Delivers external interrupt `vector` through the IDT at an instruction boundary, as
+ * the loop delivers one it takes (VMX virtual-interrupt delivery). */
+void exec_deliver_interrupt(struct cpu *c, u8 vector);
 /* VMX: a VM exit replaced the whole state: leave the instruction or event being
  * processed, restore nothing, and continue the loop in L1. */
 _Noreturn void exec_context_switched(struct cpu *c);
+/* RDMSR/WRMSR in VMX non-root operation: the exit decision, then x2APIC virtualization,
+ * which may answer the access itself (true: *value read or written). */
+static inline bool cpu_msr_event(struct cpu *c, u32 index, bool write, u64 *value)
+{
+    if (likely(!c->vmx_non_root))
+        return false;
+    struct cpu_event ev = { .kind = EV_INSN,
+                            .u.insn = { write ? INSN_EV_WRMSR : INSN_EV_RDMSR, index, *value } };
+    if (cpu_intercept(c, &ev) != INTERCEPT_HANDLED)
+        return false;
+    *value = ev.u.insn.value;
+    return true;
+}
 /* Offers an instruction that may exit to L1 to the interception point (EV_INSN), in VMX
  * non-root operation only. */
 static inline void cpu_insn_event(struct cpu *c, enum cpu_insn_event which, u64 arg)

@@ -409,8 +409,11 @@ static void insn_rdmsr(struct cpu *c, const struct insn *i)
     if (!cpu_has(c, CF_MSR))
         ud(c);
     require_cpl0(c);
-    cpu_insn_event(c, INSN_EV_RDMSR, (u32)c->gpr[R_RCX]);
-    u64 v;
+    u64 v = 0;
+    if (cpu_msr_event(c, (u32)c->gpr[R_RCX], false, &v)) {
+        write_edx_eax(c, v);
+        return;
+    }
     if (!cpu_rdmsr(c, (u32)gpr_read(c, R_RCX, 4), &v))
         gp0(c);
     write_edx_eax(c, v);
@@ -422,7 +425,9 @@ static void insn_wrmsr(struct cpu *c, const struct insn *i)
     if (!cpu_has(c, CF_MSR))
         ud(c);
     require_cpl0(c);
-    cpu_insn_event(c, INSN_EV_WRMSR, (u32)c->gpr[R_RCX]);
+    u64 wv = read_edx_eax(c);
+    if (cpu_msr_event(c, (u32)c->gpr[R_RCX], true, &wv))
+        return;
     if (!cpu_wrmsr(c, (u32)gpr_read(c, R_RCX, 4), read_edx_eax(c)))
         gp0(c);
 }

@@ -153,11 +153,21 @@ static struct tlb_entry *tlb_fill(struct cpu *c, u64 linear, unsigned access)
     if (r.fault != PAGING_OK)
         cpu_page_fault(c, linear, r.pfec);
     u64 gpa = r.pa & ~0xfffull;
-    if (unlikely(c->vmx_non_root)) /* L2's guest-physical address through EPT */
+    bool apic_access = false;
+    if (unlikely(c->vmx_non_root)) { /* L2's guest-physical address through EPT */
         gpa = vmx_ept_translate(c, r.pa, access, linear, true, false) & ~0xfffull;
+        /* the APIC-access page: every access goes through the intercept */
+        if (vmx_apic_access_page(c, gpa)) {
+            if (access & ACC_EXEC)
+                vmx_apic_access_fetch(c, gpa | (linear & 0xfff));
+            apic_access = true;
+        }
+    }
     u32 *page_gen = NULL;
     bool readonly = false;
     u8 *host = mem_page(c->mem, gpa, &page_gen, &readonly);
+    if (unlikely(apic_access))
+        host = NULL;
     /* A write to a read-only frame (Xen's p2m_grant_map_ro, the only kind): the nested
      * page fault Xen 4.17 turns into #GP(0) (its emulator refuses grant frames), after the
      * guest's own walk succeeded. A read fill never sets tag_write, so every write to

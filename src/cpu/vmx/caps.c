@@ -23,6 +23,7 @@ static const struct vmx_control pin_controls[] = {
     { PIN_NMI_EXITING, VMXF_ALWAYS },
     { PIN_VIRTUAL_NMIS, VMXF_ALWAYS },
     { PIN_PREEMPTION_TIMER, VMXF_PREEMPT_TIMER },
+    { PIN_POSTED_INTR, VMXF_POSTED_INTR },
 };
 
 static const struct vmx_control proc_controls[] = {
@@ -36,6 +37,7 @@ static const struct vmx_control proc_controls[] = {
     { PROC_IO_BITMAPS, VMXF_ALWAYS },       { PROC_MTF, VMXF_ALWAYS },
     { PROC_MSR_BITMAPS, VMXF_ALWAYS },      { PROC_MONITOR_EXITING, VMXF_ALWAYS },
     { PROC_PAUSE_EXITING, VMXF_ALWAYS },    { PROC_SECONDARY, VMXF_ALWAYS },
+    { PROC_TPR_SHADOW, VMXF_TPR_SHADOW },
 };
 
 static const struct vmx_control proc2_controls[] = {
@@ -48,6 +50,10 @@ static const struct vmx_control proc2_controls[] = {
     { PROC2_INVPCID, VMXF_ALWAYS },
     { PROC2_VMFUNC, VMXF_VMFUNC },
     { PROC2_SHADOW_VMCS, VMXF_SHADOW_VMCS },
+    { PROC2_VIRT_APIC_ACCESS, VMXF_APIC_ACCESS },
+    { PROC2_VIRT_X2APIC, VMXF_TPR_SHADOW },
+    { PROC2_APIC_REG_VIRT, VMXF_TPR_SHADOW },
+    { PROC2_VIRT_INTR_DELIVERY, VMXF_VIRT_INTR },
 };
 
 static const struct vmx_control exit_controls[] = {

@@ -182,6 +182,7 @@ void vmx_vmentry(struct cpu *c, bool launch)
     if (launch)
         v->launched = true;
     vmx_preempt_start(c);
+    vmx_apicv_entry(c);
     vmx_ept_flush(c);
     /* Exit information of the last exit stays readable; the IDT-vectoring field is
      * cleared by the next exit. The VMLAUNCH/VMRESUME instruction retires here: the

@@ -383,13 +383,26 @@ static void insn_event(struct cpu *c, struct cpu_event *ev)
     }
 }
 
-void vmx_intercept(struct cpu *c, struct cpu_event *ev)
+bool vmx_intercept(struct cpu *c, struct cpu_event *ev)
 {
     struct vmx *v = c->vmx;
     u32 pin = vmx_pin(v), proc = vmx_proc(v), proc2 = vmx_proc2(v);
     switch (ev->kind) {
     case EV_INSN:
         insn_event(c, ev);
+        /* x2APIC virtualization answers the MSRs the bitmap lets through */
+        if (ev->u.insn.which == INSN_EV_RDMSR || ev->u.insn.which == INSN_EV_WRMSR)
+            return vmx_x2apic_msr(c, (u32)ev->u.insn.arg, ev->u.insn.which == INSN_EV_WRMSR,
+                                  &ev->u.insn.value);
+        break;
+    case EV_MMIO:
+        if (vmx_apic_access_page(c, ev->u.mmio.gpa)) {
+            if (ev->u.mmio.write)
+                vmx_apic_access_write(c, ev->u.mmio.gpa, ev->u.mmio.size, ev->u.mmio.value);
+            else
+                ev->u.mmio.value = vmx_apic_access_read(c, ev->u.mmio.gpa, ev->u.mmio.size);
+            return true;
+        }
         break;
     case EV_IO:
         if (io_exits(c, ev->u.io.port, ev->u.io.size)) {
@@ -435,6 +448,14 @@ void vmx_intercept(struct cpu *c, struct cpu_event *ev)
         break;
     case EV_CR_ACCESS:
         cr_access(c, ev);
+        /* CR8 with the TPR shadow: the virtual-APIC page's VTPR (SDM 30.1) */
+        if (ev->u.cr.cr == 8 && (proc & PROC_TPR_SHADOW)) {
+            if (ev->u.cr.write)
+                vmx_cr8_write(c, ev->u.cr.value);
+            else
+                ev->u.cr.value = vmx_cr8_read(c);
+            return true;
+        }
         break;
     case EV_DR_ACCESS:
         if (proc & PROC_MOV_DR_EXITING) {
@@ -481,6 +502,8 @@ void vmx_intercept(struct cpu *c, struct cpu_event *ev)
         }
         break;
     case EV_INTERRUPT:
+        if (vmx_posted_interrupt(c, ev->u.intr.vector))
+            return true;
         if (pin & PIN_EXT_INTR_EXITING) {
             struct vmx_exit_info x = { .reason = EXIT_REASON_EXTERNAL_INTERRUPT };
             if ((u32)v->vmcs.f[VMCS_EXIT_CONTROLS] & EXIT_ACK_INTR) {
@@ -505,6 +528,7 @@ void vmx_intercept(struct cpu *c, struct cpu_event *ev)
         break;
     }
     (void)proc2;
+    return false;
 }
 
 /* ---- instruction boundaries (SDM 26.7) ---- */
@@ -532,6 +556,12 @@ void vmx_boundary(struct cpu *c)
         struct vmx_exit_info x = { .reason = EXIT_REASON_SIPI, .qual = v->sipi_vector };
         vmx_exit(c, &x);
     }
+    /* trap-like APIC-virtualization exits of the previous instruction */
+    if (v->trap_pending) {
+        v->trap_pending = false;
+        struct vmx_exit_info x = { .reason = v->trap_reason, .qual = v->trap_qual };
+        vmx_exit(c, &x);
+    }
     /* pending debug traps come first (step() raises them); then MTF */
     if (c->in->held_db_bits)
         return;
@@ -553,4 +583,5 @@ void vmx_boundary(struct cpu *c)
         struct vmx_exit_info x = { .reason = EXIT_REASON_INTERRUPT_WINDOW };
         vmx_exit(c, &x);
     }
+    vmx_apicv_boundary(c);
 }

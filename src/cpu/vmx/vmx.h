@@ -73,10 +73,11 @@ void vmx_insn_vmfunc(struct cpu *c, const struct insn *i);
 void vmx_vmcall_root(struct cpu *c);
 
 /* The interception point in non-root operation (cpu_intercept calls it first): exits to
- * L1 (does not return: the loop continues in L1) when L1's controls say so, else returns
- * and the event goes on as in root operation (with ev possibly adjusted, e.g. the TSC
- * offset applied to RDTSC). */
-void vmx_intercept(struct cpu *c, struct cpu_event *ev);
+ * L1 (does not return: the loop continues in L1) when L1's controls say so; returns true
+ * when VMX itself handled the event (APIC virtualization: the virtual-APIC page answers
+ * instead of L1's APIC), else false and the event goes on as in root operation (with ev
+ * possibly adjusted, e.g. CR0/CR4 read shadows). */
+bool vmx_intercept(struct cpu *c, struct cpu_event *ev);
 
 /* Instruction-boundary work in non-root operation, before events are taken: pending MTF,
  * the preemption timer, interrupt and NMI windows, virtual interrupts. May exit. */
@@ -96,6 +97,13 @@ u64 vmx_ept_translate(struct cpu *c, u64 gpa, unsigned access, u64 linear, bool 
 bool vmx_ept_peek(struct cpu *c, u64 gpa, unsigned access, u64 *hpa);
 /* Is EPT on for the running L2? (The engine's TLB fill and page-table reads ask.) */
 bool vmx_ept_active(const struct cpu *c);
+/* The APIC-access page (APIC virtualization): is physical address pa on it (in non-root
+ * operation with "virtualize APIC accesses")? The TLB maps it as MMIO so that every
+ * access reaches vmx_intercept; an instruction fetch from it exits. */
+bool vmx_apic_access_page(const struct cpu *c, u64 pa);
+_Noreturn void vmx_apic_access_fetch(struct cpu *c, u64 pa);
+/* Would a virtual interrupt wake a halted L2? */
+bool vmx_apicv_wakeup(const struct cpu *c);
 
 /* The event being delivered when an exit interrupted its delivery (IDT-vectoring
  * information): exception delivery and event injection record it here. */

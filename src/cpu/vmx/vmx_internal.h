@@ -171,6 +171,10 @@ struct vmx {
     bool init_pending;      /* INIT arrived in non-root operation: an exit */
     bool sipi_pending;      /* SIPI arrived in wait-for-SIPI: an exit */
     u8 sipi_vector;
+    /* APIC virtualization: a trap-like exit due at the next boundary (apicv.c) */
+    bool trap_pending;
+    u32 trap_reason;
+    u64 trap_qual;
     /* The event whose delivery is in progress (for IDT-vectoring information). */
     bool delivering;
     u32 deliver_info, deliver_error, deliver_insn_len;
@@ -241,6 +245,20 @@ bool vmx_cr0_allowed_root(const struct cpu *c, u64 cr0);
 void vmx_ept_flush(struct cpu *c);
 /* Is an EPTP value valid with these capabilities (SDM 26.2.1.1)? */
 bool vmx_eptp_valid(const struct vmx *v, u64 eptp, u8 maxphyaddr);
+
+/* apicv.c: APIC virtualization */
+bool vmx_tpr_shadow(const struct cpu *c);
+u64 vmx_cr8_read(struct cpu *c);
+void vmx_cr8_write(struct cpu *c, u64 value);
+bool vmx_x2apic_msr(struct cpu *c, u32 index, bool write, u64 *value);
+bool vmx_apic_reg_readable(unsigned off);
+u64 vmx_apic_access_read(struct cpu *c, u64 pa, unsigned size);
+void vmx_apic_access_write(struct cpu *c, u64 pa, unsigned size, u64 value);
+void vmx_apicv_entry(struct cpu *c);
+void vmx_apicv_boundary(struct cpu *c);
+bool vmx_posted_interrupt(struct cpu *c, u8 vector);
+/* An EOI to L1's own local APIC (posted-interrupt processing). */
+void vmx_l1_apic_eoi(struct cpu *c);
 
 /* The length of the instruction that is running (for exit information). */
 u32 vmx_insn_length(const struct cpu *c);

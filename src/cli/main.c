@@ -28,6 +28,8 @@ static void usage(FILE *f)
             "                   CPU model: max (default) or qemu64, with /proc/cpuinfo feature names;\n"
             "                   phys-bits=N: physical address width (MAXPHYADDR), 32-52, default 40\n"
             "                   pmu=on|off: performance counters (on in max, off in qemu64)\n"
+            "                   vmx: Intel VT-x for guest hypervisors (in max with the Intel\n"
+            "                   vendor; -vmx removes it)\n"
             "                   ,fep: UD2 followed by \"kvm\" or \"xen\" is KVM's/Xen's forced-emulation\n"
             "                   prefix: skipped, the instruction after it runs (for their test kernels)\n"
             "  -device NAME[,prop=value...]\n"

@@ -230,6 +230,7 @@ void test_main(void)
     asm volatile("sgdt %0; sidt %1" : "=m"(l1_gdtr), "=m"(l1_idtr));
     eptp = vmx_ept_identity(4);
     *(u32 *)link_page = vmx_revision() ^ 1;
+    *(u32 *)(link_page + 0x800) = vmx_revision(); /* so that only the alignment is wrong */
     u64 link = (u64)(ulong)link_page, cur = vmx_region_pa[1];
     u64 spare = vmx_region_pa[2];
     vmx_region_init((void *)(ulong)spare, vmx_revision());
@@ -298,6 +299,7 @@ void test_main(void)
         { "host GS base not canonical", B64, HOST, 0, { S(F_HOST_GS_BASE, 1ull << 60) } },
         { "host IDTR base not canonical", B64, HOST, 0, { S(F_HOST_IDTR_BASE, 1ull << 60) } },
         { "32-bit host in IA-32e mode", B64, HOST, 0, { C(F_EXIT_CTLS, EXIT_HOST_64 | EXIT_LOAD_EFER) } },
+        { "32-bit host and guest in IA-32e mode", BPAE, HOST, 0, { C(F_EXIT_CTLS, EXIT_HOST_64 | EXIT_LOAD_EFER) } },
         { "64-bit host without CR4.PAE", B64, HOST, 0, { C(F_HOST_CR4, 1 << 5) } },
         /* 27.3.1.1 guest control registers, debug registers, MSRs */
         { "guest CR0.NE clear", B64, GUEST, 0, { C(F_GUEST_CR0, 1 << 5) } },
@@ -313,13 +315,13 @@ void test_main(void)
         { "guest SYSENTER_ESP not canonical", B64, GUEST, 0, { S(F_GUEST_SYSENTER_ESP, 1ull << 60) } },
         { "guest PAT type 3", B64, GUEST, 0, { O(F_ENTRY_CTLS, ENTRY_LOAD_PAT), S(F_GUEST_PAT, 0x0007040600070403ull) } },
         { "guest EFER bit 1", B64, GUEST, 0, { O(F_GUEST_EFER, 2) } },
-        { "guest EFER.LMA clear in an IA-32e guest", B64, GUEST, 0, { C(F_GUEST_EFER, 1 << 10) } },
+        { "guest EFER.LMA clear in an IA-32e guest", B64, GUEST, 0, { C(F_GUEST_EFER, 1 << 10 | 1 << 8) } },
         { "guest EFER.LME clear with paging", B64, GUEST, 0, { C(F_GUEST_EFER, 1 << 8) } },
         /* 27.3.1.2 segment registers */
         { "TR selector TI", B64, GUEST, 0, { O(F_GUEST_TR_SEL, 4) } },
         { "usable LDTR selector TI", B64, GUEST, 0, { S(F_GUEST_LDTR_SEL, 4), S(F_GUEST_LDTR_AR, 0x82) } },
         { "usable LDTR with selector 0", B64, VALID, 0, { S(F_GUEST_LDTR_AR, 0x82) } },
-        { "SS.RPL != CS.RPL", B64, GUEST, 0, { O(F_GUEST_SS_SEL, 3), S(F_GUEST_SS_AR, 0xc0f3) } },
+        { "SS.RPL 3 != CS.RPL 0 (conforming CS)", B64, GUEST, 0, { S(F_EXC_BITMAP, ~0u), S(F_GUEST_CS_AR, 0xa09f), O(F_GUEST_SS_SEL, 3), S(F_GUEST_SS_AR, 0xc0f3) } },
         { "v86 DS base != selector << 4", BV86, GUEST, 0, { S(F_GUEST_DS_BASE, 0x1234) } },
         { "FS base not canonical", B64, GUEST, 0, { S(F_GUEST_FS_BASE, 1ull << 60) } },
         { "TR base not canonical", B64, GUEST, 0, { S(F_GUEST_TR_BASE, 1ull << 60) } },
@@ -342,7 +344,8 @@ void test_main(void)
         { "conforming CS DPL 2 > SS DPL", B64, GUEST, 0, { S(F_GUEST_CS_AR, 0xa0df) } },
         { "conforming CS DPL 0", B64, VALID, 0, { S(F_GUEST_CS_AR, 0xa09f) } },
         { "real-mode CS type 3 DPL 3", BREAL, GUEST, 0, { S(F_GUEST_CS_AR, 0xf3) } },
-        { "real-mode SS DPL 3", BREAL, GUEST, 0, { S(F_GUEST_SS_AR, 0xf3) } },
+        { "real-mode SS DPL 3", BREAL, GUEST, 0, { S(F_GUEST_CS_AR, 0x93), S(F_GUEST_SS_AR, 0xf3) } },
+        { "SS.DPL 1 != SS.RPL 0 (conforming CS)", B64, GUEST, 0, { S(F_EXC_BITMAP, ~0u), S(F_GUEST_CS_AR, 0xa09f), S(F_GUEST_SS_AR, 0xc0b3) } },
         { "DS DPL 0 < RPL 3", B64, GUEST, 0, { O(F_GUEST_DS_SEL, 3) } },
         { "DS not present", B64, GUEST, 0, { S(F_GUEST_DS_AR, 0xc013) } },
         { "usable DS bit 8", B64, GUEST, 0, { O(F_GUEST_DS_AR, 0x100) } },

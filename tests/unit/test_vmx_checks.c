@@ -166,3 +166,16 @@ Test(vmx_checks, ia32e_guest_outside_ia32e_mode)
     F(ENTRY_CONTROLS) |= ENTRY_IA32E_GUEST;
     cr_assert_str_eq(failing_rule(), "host_addr_space_matches_mode");
 }
+
+/* A 64-bit host: HOST_RIP canonical (the guest test's L1 cannot choose its HOST_RIP). */
+Test(vmx_checks, a_64bit_host_needs_a_canonical_rip)
+{
+    valid_32bit_host();
+    c->efer = EFER_LMA | EFER_LME;
+    F(EXIT_CONTROLS) |= EXIT_HOST_ADDR_SPACE;
+    F(HOST_CR4) |= CR4_PAE;
+    F(HOST_RIP) = 0xffffffff81000000ull;
+    cr_assert_str_eq(failing_rule(), "");
+    F(HOST_RIP) = 1ull << 60;
+    cr_assert_str_eq(failing_rule(), "host_64bit_rules");
+}

@@ -343,6 +343,7 @@ void test_main(void)
         { "CS DPL 1 != SS DPL", B64, GUEST, 0, { S(F_GUEST_CS_AR, 0xa0bb) } },
         { "conforming CS DPL 2 > SS DPL", B64, GUEST, 0, { S(F_GUEST_CS_AR, 0xa0df) } },
         { "conforming CS DPL 0", B64, VALID, 0, { S(F_GUEST_CS_AR, 0xa09f) } },
+        { "unusable CS (no rule forbids it; 64-bit mode ignores it)", B64, VALID, 0, { S(F_GUEST_CS_AR, 0x1a09b) } },
         { "real-mode CS type 3 DPL 3", BREAL, GUEST, 0, { S(F_GUEST_CS_AR, 0xf3) } },
         { "real-mode SS DPL 3", BREAL, GUEST, 0, { S(F_GUEST_CS_AR, 0x93), S(F_GUEST_SS_AR, 0xf3) } },
         { "SS.DPL 1 != SS.RPL 0 (conforming CS)", B64, GUEST, 0, { S(F_EXC_BITMAP, ~0u), S(F_GUEST_CS_AR, 0xa09f), S(F_GUEST_SS_AR, 0xc0b3) } },

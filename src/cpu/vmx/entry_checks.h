@@ -10,8 +10,8 @@
 struct vmx_check_failure {
     const char *name;            /* the check that failed (for traces and tests) */
     enum vmx_insn_error insn_error; /* controls / host state: 7 or 8 */
-    u64 qual;                    /* guest state: exit qualification (0, 2 PDPTEs, 3 NMI
-                                    injection, 4 link pointer) */
+    u64 qual;                    /* guest state: exit qualification (0, 2 PDPTEs, 3 NMI in
+                                    an STI shadow, 4 link pointer) */
 };
 
 /* 27.2.1 (controls) and 27.2.2-27.2.4 (host state): false with *fail set. */
@@ -19,8 +19,13 @@ bool vmx_entry_check_controls_host(struct cpu *c, struct vmx_check_failure *fail
 /* 27.3.1 (guest state), 27.3.1.5 (link pointer): false with *fail set. */
 bool vmx_entry_check_guest(struct cpu *c, struct vmx_check_failure *fail);
 
-/* How many checks there are (for the unit tests' coverage listing) and their names. */
+/* The list, for the unit tests: how many checks there are, and row k's function name,
+ * class ("control", "host" or "guest"), SDM section and exit qualification. */
+struct vmx_check_info {
+    const char *name, *cls, *sdm;
+    u8 qual;
+};
 int vmx_entry_check_count(void);
-const char *vmx_entry_check_name(int k);
+bool vmx_entry_check_info(int k, struct vmx_check_info *info);
 
 #endif

@@ -290,7 +290,7 @@ static inline bool cpu_msr_event(struct cpu *c, u32 index, bool write, u64 *valu
 static inline void cpu_insn_event(struct cpu *c, enum cpu_insn_event which, u64 arg)
 {
     if (unlikely(c->vmx_non_root)) {
-        struct cpu_event ev = { .kind = EV_INSN, .u.insn = { which, arg } };
+        struct cpu_event ev = { .kind = EV_INSN, .u.insn = { which, arg, 0 } };
         cpu_intercept(c, &ev);
     }
 }

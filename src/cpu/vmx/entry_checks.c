@@ -2,8 +2,8 @@
  * a table in the SDM's order: VMX controls (27.2.1), host state (27.2.2-27.2.4), guest
  * state (27.3.1.1-27.3.1.6). The first rule that fails decides the outcome.
  *
- * Controls of features nestor does not offer (TPR shadow, APIC virtualization, posted
- * interrupts, PML, #VE, SPP, TSC scaling, PERF_GLOBAL_CTRL, CET, entry to SMM) are
+ * Controls of features nestor does not offer (PML, #VE, SPP, TSC scaling,
+ * PERF_GLOBAL_CTRL, CET, entry to SMM) are
  * refused by the reserved-bit rules of their control words (their allowed-1 bit is 0),
  * so the rules that only apply when they are 1 are not listed. */
 #include "cpu/vmx/entry_checks.h"
@@ -700,6 +700,63 @@ static bool guest_pdptes(struct cpu *c)
     return paging_load_pdptes(&c->in->pg, F(GUEST_CR3), pdpte);
 }
 
+/* ---- APIC virtualization controls (SDM 27.2.1.1) ---- */
+static bool tpr_shadow(const struct cpu *c) { return vmx_proc(c->vmx) & PROC_TPR_SHADOW; }
+static bool vid_on(const struct cpu *c) { return vmx_proc2(c->vmx) & PROC2_VIRT_INTR_DELIVERY; }
+/* the virtual-APIC address: on a page, within MAXPHYADDR */
+static bool ctl_virtual_apic_addr(struct cpu *c)
+{
+    return !tpr_shadow(c) || page_ok(c, F(VIRTUAL_APIC_ADDR));
+}
+/* without virtual-interrupt delivery the TPR threshold has bits 3:0 only */
+static bool ctl_tpr_threshold_reserved(struct cpu *c)
+{
+    return !tpr_shadow(c) || vid_on(c) || !((u32)F(TPR_THRESHOLD) >> 4);
+}
+/* ... and may not exceed VTPR[7:4] when APIC accesses are not virtualized either */
+static bool ctl_tpr_threshold_vtpr(struct cpu *c)
+{
+    if (!tpr_shadow(c) || vid_on(c) || (vmx_proc2(V) & PROC2_VIRT_APIC_ACCESS))
+        return true;
+    u8 vtpr = 0;
+    vmx_phys_read(c, F(VIRTUAL_APIC_ADDR) + 0x80, &vtpr, 1);
+    return ((u32)F(TPR_THRESHOLD) & 0xf) <= (u32)(vtpr >> 4);
+}
+/* virtualize x2APIC mode, APIC-register virtualization and virtual-interrupt delivery
+ * need the TPR shadow */
+static bool ctl_apicv_needs_tpr_shadow(struct cpu *c)
+{
+    u32 p2 = vmx_proc2(V);
+    return tpr_shadow(c) ||
+           !(p2 & (PROC2_VIRT_X2APIC | PROC2_APIC_REG_VIRT | PROC2_VIRT_INTR_DELIVERY));
+}
+/* x2APIC virtualization and APIC-access virtualization exclude each other */
+static bool ctl_x2apic_excludes_apic_access(struct cpu *c)
+{
+    u32 p2 = vmx_proc2(V);
+    return !((p2 & PROC2_VIRT_X2APIC) && (p2 & PROC2_VIRT_APIC_ACCESS));
+}
+/* virtual-interrupt delivery needs external-interrupt exiting */
+static bool ctl_vid_needs_extint_exiting(struct cpu *c)
+{
+    return !vid_on(c) || (vmx_pin(V) & PIN_EXT_INTR_EXITING);
+}
+/* posted interrupts: virtual-interrupt delivery, acknowledge on exit, a vector in 7:0,
+ * a 64-byte aligned descriptor within MAXPHYADDR */
+static bool ctl_posted_interrupts(struct cpu *c)
+{
+    if (!(vmx_pin(V) & PIN_POSTED_INTR))
+        return true;
+    u64 desc = F(POSTED_INTR_DESC_ADDR);
+    return vid_on(c) && (F(EXIT_CONTROLS) & EXIT_ACK_INTR) && !(F(POSTED_INTR_NV) >> 8) &&
+           !(desc & 0x3f) && phys_ok(c, desc);
+}
+/* the APIC-access address: on a page, within MAXPHYADDR */
+static bool ctl_apic_access_addr(struct cpu *c)
+{
+    return !(vmx_proc2(V) & PROC2_VIRT_APIC_ACCESS) || page_ok(c, F(APIC_ACCESS_ADDR));
+}
+
 #define ROW(cls, sdm, fn) { #fn, cls, sdm, 0, fn }
 #define ROWQ(sdm, qual, fn) { #fn, CHECK_GUEST, sdm, qual, fn }
 static const struct entry_check checks[] = {
@@ -717,6 +774,14 @@ static const struct entry_check checks[] = {
     ROW(CHECK_CONTROL, "27.2.1.1", ctl_vmfunc_reserved),
     ROW(CHECK_CONTROL, "27.2.1.1", ctl_eptp_switching),
     ROW(CHECK_CONTROL, "27.2.1.1", ctl_vmcs_shadow_bitmaps),
+    ROW(CHECK_CONTROL, "27.2.1.1", ctl_virtual_apic_addr),
+    ROW(CHECK_CONTROL, "27.2.1.1", ctl_tpr_threshold_reserved),
+    ROW(CHECK_CONTROL, "27.2.1.1", ctl_tpr_threshold_vtpr),
+    ROW(CHECK_CONTROL, "27.2.1.1", ctl_apicv_needs_tpr_shadow),
+    ROW(CHECK_CONTROL, "27.2.1.1", ctl_x2apic_excludes_apic_access),
+    ROW(CHECK_CONTROL, "27.2.1.1", ctl_vid_needs_extint_exiting),
+    ROW(CHECK_CONTROL, "27.2.1.1", ctl_posted_interrupts),
+    ROW(CHECK_CONTROL, "27.2.1.1", ctl_apic_access_addr),
     ROW(CHECK_CONTROL, "27.2.1.2", ctl_exit_reserved),
     ROW(CHECK_CONTROL, "27.2.1.2", ctl_exit_save_timer_needs_timer),
     ROW(CHECK_CONTROL, "27.2.1.2", ctl_exit_msr_store_area),

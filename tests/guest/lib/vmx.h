@@ -301,8 +301,9 @@ static inline u64 read_cr(int n)
  * No exiting control beyond the required ones: the test adds what it needs. */
 static inline void vmx_vmcs_setup(u64 *region_pa, void (*fn)(void))
 {
-    vmx_region_init((void *)(ulong)*region_pa, vmx_revision());
+    /* VMCLEAR first: it writes a current VMCS back to its region, which is then reset */
     vmclear(region_pa);
+    vmx_region_init((void *)(ulong)*region_pa, vmx_revision());
     vmptrld(region_pa);
     vmx_launched = false;
     memset(vmx_gregs, 0, sizeof(vmx_gregs));

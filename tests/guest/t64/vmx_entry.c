@@ -22,6 +22,8 @@ static u64 eptp;
 static u64 pdpt[4] __attribute__((aligned(32)));
 static u64 msr_area[4][2] __attribute__((aligned(16)));
 static u8 link_page[4096] __attribute__((aligned(4096)));
+/* a virtual-APIC page with VTPR 0 (APIC-virtualization cases) */
+static u8 vapic_page[4096] __attribute__((aligned(4096)));
 
 /* Host-state values that differ from L1's own, to see them loaded by a failure exit. */
 #define HOST_SYSENTER_CS 0x4321
@@ -110,6 +112,7 @@ enum op { NONE, SET, OR, CLR };
 struct wr { u32 f; enum op op; u64 v; };
 #define S(f, v) { f, SET, v }
 #define O(f, v) { f, OR, v }
+#define VAPIC ((u64)(ulong)vapic_page)
 #define C(f, v) { f, CLR, v }
 /* outcomes: VMfailValid errors 7 and 8; exits; a valid entry */
 enum { CTL = 7, HOST = 8, GUEST = 0x80000021, MSRLOAD = 0x80000022, VALID = 1 };
@@ -244,9 +247,20 @@ void test_main(void)
         { "valid 32-bit PAE", BPAE, VALID, 0, { { 0 } } },
         { "valid 32-bit PAE with EPT", BPAE_EPT, VALID, 0, { { 0 } } },
         /* 27.2.1.1 VM-execution controls */
-        { "pin: posted interrupts not offered", B64, CTL, 0, { O(F_PIN, 1 << 7) } },
-        { "primary: TPR shadow not offered", B64, CTL, 0, { O(F_PROC, 1 << 21) } },
-        { "secondary: APIC accesses not offered", B64, CTL, 0, { O(F_PROC, PROC_SECONDARY), S(F_PROC2, 1) } },
+        { "pin: posted interrupts without virtual-interrupt delivery", B64, CTL, 0, { O(F_PIN, 1 << 7) } },
+        { "primary: tertiary controls not offered", B64, CTL, 0, { O(F_PROC, 1 << 17) } },
+        { "secondary: PML not offered", B64, CTL, 0, { O(F_PROC, PROC_SECONDARY), S(F_PROC2, 1 << 17) } },
+        /* APIC virtualization */
+        { "TPR shadow: virtual-APIC address unaligned", B64, CTL, 0, { O(F_PROC, 1 << 21), S(0x2012, 0x1008) } },
+        { "TPR shadow: TPR threshold bits 31:4", B64, CTL, 0, { O(F_PROC, 1 << 21), S(0x2012, VAPIC), S(0x401c, 0x10) } },
+        { "TPR shadow: TPR threshold above VTPR[7:4]", B64, CTL, 0, { O(F_PROC, 1 << 21), S(0x2012, VAPIC), S(0x401c, 3) } },
+        { "TPR shadow: threshold 0 enters", B64, VALID, 0, { O(F_PROC, 1 << 21), S(0x2012, VAPIC), S(0x401c, 0) } },
+        { "virtual-interrupt delivery without TPR shadow", B64, CTL, 0, { O(F_PIN, 1), O(F_PROC, PROC_SECONDARY), S(F_PROC2, 1 << 9) } },
+        { "virtual-interrupt delivery without external-interrupt exiting", B64, CTL, 0, { O(F_PROC, PROC_SECONDARY | 1 << 21), S(0x2012, VAPIC), S(F_PROC2, 1 << 9) } },
+        { "x2APIC and APIC-access virtualization together", B64, CTL, 0, { O(F_PROC, PROC_SECONDARY | 1 << 21), S(0x2012, VAPIC), S(F_PROC2, 1 | 1 << 4), S(0x2014, VAPIC) } },
+        { "posted interrupts: descriptor not 64-byte aligned", B64, CTL, 0, { O(F_PIN, 1 | 1 << 7), O(F_PROC, PROC_SECONDARY | 1 << 21), S(0x2012, VAPIC), S(F_PROC2, 1 << 9), O(F_EXIT_CTLS, 1 << 15), S(0x2016, VAPIC + 8) } },
+        { "posted interrupts: notification vector above 255", B64, CTL, 0, { O(F_PIN, 1 | 1 << 7), O(F_PROC, PROC_SECONDARY | 1 << 21), S(0x2012, VAPIC), S(F_PROC2, 1 << 9), O(F_EXIT_CTLS, 1 << 15), S(0x2016, VAPIC), S(0x0002, 0x100) } },
+        { "APIC-access address unaligned", B64, CTL, 0, { O(F_PROC, PROC_SECONDARY), S(F_PROC2, 1), S(0x2014, 0x1004) } },
         { "CR3-target count 5", B64, CTL, 0, { S(F_CR3_TARGET_COUNT, 5) } },
         { "I/O bitmap A unaligned", B64, CTL, 0, { O(F_PROC, PROC_IO_BITMAPS), S(F_IO_BITMAP_A, 0x1008), S(F_IO_BITMAP_B, 0x2000) } },
         { "I/O bitmap B beyond MAXPHYADDR", B64, CTL, 0, { O(F_PROC, PROC_IO_BITMAPS), S(F_IO_BITMAP_A, 0x1000), S(F_IO_BITMAP_B, 1ull << 60) } },

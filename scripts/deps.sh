@@ -14,6 +14,7 @@ PKGS=(
   acpica-tools              # iasl: the ACPI table tests disassemble nestor's tables
   cpio                      # make linux: packs the initramfs
   xz-utils                  # make linux: unpacks the kernel's vmlinux for PVH boot
+  linux-libc-dev            # <linux/kvm.h>: the Linux test's KVM client (tests/linux/kvm_client.c)
   binutils                  # objcopy for guest test kernels
   python3                   # test result collection scripts
 )

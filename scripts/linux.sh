@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Fetches Debian's own kernel (linux-image-amd64) and busybox-static with apt — download
 # and extract only, nothing is installed into the host — and builds an initramfs.
-#   scripts/linux.sh OUTDIR
+#   scripts/linux.sh OUTDIR [KVM_CLIENT]
 # Produces OUTDIR/vmlinuz, OUTDIR/vmlinux (its uncompressed ELF, for PVH boot) and
 # OUTDIR/initramfs.cpio.gz. The initramfs's /init mounts the
 # usual file systems and starts a shell on the console; with "nestor.script=1" on the
 # kernel command line it instead runs /script (the boot test) and powers off (or reboots,
 # with "nestor.reboot=1" too); "nestor.s3=1" adds a suspend to RAM woken by the RTC.
+# The initramfs holds the kernel package's KVM modules (kvm-intel and what it depends on)
+# and the static KVM_CLIENT binary (tests/linux/kvm_client.c, built by tests/linux/linux.mk)
+# as /kvm_client: "nestor.kvm=1" makes /script load the modules and run the client.
 set -euo pipefail
 out=${1:-build/linux}
+kvm_client=${2:-}
 mkdir -p "$out/debs"
 out=$(cd "$out" && pwd)
 
@@ -56,13 +60,44 @@ if [ ! -f "$out/vmlinux" ] || [ "$out/vmlinuz" -nt "$out/vmlinux" ]; then
   mv "$out/vmlinux.tmp" "$out/vmlinux"
 fi
 
+# The KVM modules, extracted from the kernel package into OUTDIR/modules once per package:
+# kvm_intel and, before it, the modules its .modinfo "depends=" names, recursively
+# (Debian's package has no modules.dep: depmod makes it at install). modules/load-order
+# lists them in the order to load. Modules compressed by the package (.ko.xz) are
+# decompressed: busybox insmod reads plain ELF.
+moddir="$out/modules"
+if [ ! -f "$moddir/load-order" ] || [ "$out/debs" -nt "$moddir/load-order" ]; then
+  rm -rf "$moddir"
+  mkdir -p "$moddir"
+  kdeb=$(ls "$out/debs/${kpkg}"_*.deb)
+  ko_paths=$(dpkg-deb -c "$kdeb" | awk '{ print $NF }' | grep -E '/kernel/.*\.ko(\.xz)?$')
+  : >"$moddir/load-order.tmp"
+  add_module() { # name (either of - and _)
+    local name=${1//-/_} path dep
+    grep -qx "$name" "$moddir/load-order.tmp" && return 0
+    # a module file's name has - or _ where the module's name has _
+    path=$(grep -E "/${name//_/[-_]}\.ko(\.xz)?$" <<<"$ko_paths" | head -n 1) ||
+      { echo "linux.sh: module $name is not in $kpkg" >&2; exit 1; }
+    case $path in
+      *.xz) dpkg-deb --fsys-tarfile "$kdeb" | tar -x -O "$path" | xz -dc >"$moddir/$name.ko" ;;
+      *) dpkg-deb --fsys-tarfile "$kdeb" | tar -x -O "$path" >"$moddir/$name.ko" ;;
+    esac
+    for dep in $(tr '\0' '\n' <"$moddir/$name.ko" | sed -n 's/^depends=//p' | tr ',' ' '); do
+      add_module "$dep"
+    done
+    echo "$name" >>"$moddir/load-order.tmp"
+  }
+  add_module kvm_intel
+  mv "$moddir/load-order.tmp" "$moddir/load-order"
+fi
+
 root="$out/initramfs-root"
 rm -rf "$root"
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,etc,tmp,root}
 dpkg-deb --fsys-tarfile "$out"/debs/busybox-static_*.deb | tar -x -O ./bin/busybox > "$root/bin/busybox"
 chmod 755 "$root/bin/busybox"
 for tool in sh mount umount cat echo uname date poweroff reboot sleep ls dmesg grep awk expr seq \
-            setsid cttyhack mkdir ps head tail wc sync; do
+            setsid cttyhack mkdir ps head tail wc sync insmod; do
   ln -sf busybox "$root/bin/$tool"
 done
 
@@ -70,6 +105,14 @@ done
 repo=$(cd "$(dirname "$0")/.." && pwd)
 gcc -static -O2 -o "$root/bin/perfcount" "$repo/tests/linux/perfcount.c" ||
   { echo "linux.sh: cannot build tests/linux/perfcount.c (gcc -static, libc6-dev)" >&2; exit 1; }
+
+mkdir -p "$root/lib/modules"
+cp "$moddir"/*.ko "$moddir/load-order" "$root/lib/modules/"
+if [ -n "$kvm_client" ]; then
+  cp "$kvm_client" "$root/kvm_client"
+else
+  echo "linux.sh: no KVM client given: the initramfs has none (nestor.kvm=1 will say so)" >&2
+fi
 
 cat > "$root/init" <<'INIT'
 #!/bin/sh
@@ -127,6 +170,20 @@ if [ -d $xb ]; then
   }
   balloon_to $((full - 16384))
   balloon_to "$full"
+fi
+# KVM (nestor.kvm=1): the KVM modules, /dev/kvm, and the client's checks on an L2 guest
+if grep -q 'nestor.kvm=1' /proc/cmdline; then
+  echo "== kvm"
+  for m in $(cat /lib/modules/load-order); do
+    if insmod /lib/modules/$m.ko; then echo "kvm: insmod $m: ok"; else echo "kvm: insmod $m: failed"; fi
+  done
+  ls -l /dev/kvm
+  if [ -x /kvm_client ]; then
+    /kvm_client
+    echo "kvm: client exit status $?"
+  else
+    echo "kvm: no /kvm_client in the initramfs"
+  fi
 fi
 echo "== dmesg"
 dmesg

@@ -8,6 +8,8 @@
 #   bzimage-smp1  the bzImage through the Linux boot protocol, with its own decompressor
 #   pvh-smp1      the uncompressed vmlinux through PVH, 1 vCPU, poweroff, with noapic
 #   pvh-smp2      the same with 2 vCPUs, ending with reboot -f
+#   vmx-smp1      the vmlinux through PVH, 1 vCPU, -cpu max (VMX): Linux loads kvm_intel
+#                 and tests/linux/kvm_client.c runs its L2 guests through /dev/kvm
 # and as a Xen guest (-xen), each with the event upcall path and event-channel ABI it
 # asks of Linux:
 #   xen-hvm-smp1  the bzImage as an HVM guest: callback vector, FIFO events
@@ -37,6 +39,7 @@ mkdir -p "$LOGDIR"
 # name        kernel   vCPUs  ending    Xen: - (none), or upcall path,event ABI
 BOOTS=(
   "bzimage-smp1 vmlinuz 1     poweroff  -"
+  "vmx-smp1     vmlinux 1     poweroff  -"
   "xen-hvm-smp1 vmlinuz 1     poweroff  vector,fifo"
   "xen-hvm-smp2 vmlinuz 2     reboot    vector,2l"
   "pvh-smp1     vmlinux 1     poweroff  -"
@@ -51,6 +54,11 @@ NOAPIC_BOOTS="pvh-smp1"
 
 # Boots whose script suspends to RAM (nestor.s3=1): the second CPU goes offline and back.
 S3_BOOTS="pvh-smp2"
+
+# Boots (with -cpu max: VMX) whose script loads KVM and runs the KVM client (nestor.kvm=1).
+KVM_BOOTS="vmx-smp1"
+# The client's checks, each of which must print "KVMTEST name PASS".
+KVM_CHECKS="open api-version real-mode mmio long-mode interrupt regs two-vcpus"
 
 # Kernel log lines (they start with a [seconds] stamp) that are bugs to fix in nestor.
 FORBIDDEN='Oops|\bBUG\b|WARNING|[Uu]nstable|[Ll]ost .*interrupt|[Ss]purious|Call Trace|unchecked MSR access|Firmware Bug|FW BUG|Kernel panic|detected stall|soft lockup'
@@ -83,6 +91,7 @@ boot() { # name kernel ncpus ending xen
   [ "$ending" = reboot ] && append="$append nestor.reboot=1"
   is_s3_boot "$name" && append="$append nestor.s3=1"
   [[ " $NOAPIC_BOOTS " == *" $name "* ]] && append="$append noapic"
+  is_kvm_boot "$name" && { append="$append nestor.kvm=1"; args+=(-cpu max); }
   if [ "$xen" != - ]; then
     args=(-xen)
     case $xen in *,2l) append="$append xen.fifo_events=0" ;; esac
@@ -101,6 +110,53 @@ boot() { # name kernel ncpus ending xen
 }
 
 is_s3_boot() { [[ " $S3_BOOTS " == *" $1 "* ]]; }
+is_kvm_boot() { [[ " $KVM_BOOTS " == *" $1 "* ]]; }
+
+# KVM in the guest: the CPU offers VMX, kvm_intel takes it (no "VMX not supported" or
+# "disabled by bios"), /dev/kvm appears, and every check of the KVM client passes.
+check_kvm() { # name log
+  local t=linux:$1 log=$2 kl sec flags
+  kl=$(grep -aE '^\[ *[0-9]+\.[0-9]+\]' "$log" | tr -d '\r' | sed 's/^\[[^]]*\] //')
+  sec=$(section kvm <"$log")
+  flags=$(section cpuinfo <"$log" | grep -m1 '^flags')
+  if grep -qw vmx <<<"$flags"; then
+    echo "PASS $t:cpuid-vmx"
+  else
+    echo "FAIL $t:cpuid-vmx: /proc/cpuinfo's flags lack vmx"
+  fi
+  local m missing=
+  for m in irqbypass kvm kvm_intel; do
+    grep -qx "kvm: insmod $m: ok" <<<"$sec" || missing="$missing $m"
+  done
+  local refusal
+  refusal=$(grep -iE 'kvm.*(not supported|disabled by bios|no hardware support|failed|error)|vmx.*(not supported|disabled)' <<<"$kl")
+  if [ -z "$missing" ] && [ -z "$refusal" ]; then
+    echo "PASS $t:kvm-modules"
+  else
+    echo "FAIL $t:kvm-modules: ${missing:+not loaded:$missing | }$(grep -E '^kvm: insmod' <<<"$sec" | one_line) | $(one_line 2 <<<"$refusal")"
+  fi
+  if grep -qE '^crw.* 10, +232 .*/dev/kvm$' <<<"$sec"; then
+    echo "PASS $t:kvm-device"
+  else
+    echo "FAIL $t:kvm-device: want the character device 10,232 | $(grep -E 'dev/kvm' <<<"$sec" | one_line 1)"
+  fi
+  local c line
+  for c in $KVM_CHECKS; do
+    line=$(grep -E "^KVMTEST $c (PASS|FAIL)( |$)" <<<"$sec" | head -n 1)
+    if [ "$line" = "KVMTEST $c PASS" ]; then
+      echo "PASS $t:kvm:$c"
+    else
+      echo "FAIL $t:kvm:$c: ${line:-no result line}"
+    fi
+  done
+  local n
+  n=$(wc -w <<<"$KVM_CHECKS")
+  if grep -qx "KVMTEST done $n passed 0 failed" <<<"$sec" && grep -qx 'kvm: client exit status 0' <<<"$sec"; then
+    echo "PASS $t:kvm-done"
+  else
+    echo "FAIL $t:kvm-done: want $n passed 0 failed | $(grep -E '^KVMTEST done|^kvm: (client|no)' <<<"$sec" | one_line)"
+  fi
+}
 
 # Kernel log lines (stdin) less, for an S3 boot, the one message Linux itself causes
 # while it suspends: an HPET-emulated RTC tick (64 Hz while the wake alarm is armed)
@@ -322,6 +378,7 @@ check() { # name kernel ncpus ending xen
   fi
 
   is_s3_boot "$name" && check_s3 "$name" "$ncpus" "$log"
+  is_kvm_boot "$name" && check_kvm "$name" "$log"
   [ "$xen" != - ] && check_xen "$name" "$2" "$xen" "$log"
   check_pmu "$name" "$log"
 

@@ -257,7 +257,10 @@ u64 cpu_read_cr(struct cpu *c, int cr)
 #define DR7_GD BIT(13)
 #define DR6_BD BIT(13)
 
-/* The register DRn names: DR4/DR5 alias DR6/DR7 unless CR4.DE makes them #UD. */
+/* The register DRn names: DR4/DR5 alias DR6/DR7 unless CR4.DE makes them #UD. These
+ * faults (#UD, and #GP above CPL 0) come before a VM exit; the general-detect #DB and
+ * the #GP of a reserved DR6/DR7 value come after it (SDM 26.1.1: fault-like VM exits
+ * have priority over exceptions other than #UD and privilege-based faults). */
 static int dr_resolve(struct cpu *c, int dr)
 {
     if (dr > 7)
@@ -269,27 +272,34 @@ static int dr_resolve(struct cpu *c, int dr)
             cpu_fault_noerr(c, EXC_UD);
         dr += 2;
     }
-    if (c->dr[7] & DR7_GD) {
-        /* general detect: a fault with DR6.BD, before the access */
-        debug_set_dr6(c, DR6_BD);
-        cpu_fault_noerr(c, EXC_DB);
-    }
     return dr;
 }
 
-void cpu_write_dr(struct cpu *c, int dr, u64 value)
+/* General detect: a fault with DR6.BD, before the access. */
+static void dr_general_detect(struct cpu *c)
 {
-    dr = dr_resolve(c, dr);
+    if (c->dr[7] & DR7_GD) {
+        debug_set_dr6(c, DR6_BD);
+        cpu_fault_noerr(c, EXC_DB);
+    }
+}
+
+/* The access is offered to the intercept with the register number the instruction
+ * names (DR4/DR5 as such: a VM exit's qualification reports it). */
+void cpu_write_dr(struct cpu *c, int named, u64 value)
+{
+    int dr = dr_resolve(c, named);
     if (!cpu_is_long64(c))
         value &= 0xffffffffull;
-    else if ((dr == 6 || dr == 7) && (value >> 32))
-        gp0(c);
-    struct cpu_event ev = { .kind = EV_DR_ACCESS, .u.dr = { (u8)dr, true, value } };
+    struct cpu_event ev = { .kind = EV_DR_ACCESS, .u.dr = { (u8)named, true, value } };
     enum intercept_result r = cpu_intercept(c, &ev);
     if (r == INTERCEPT_FAULT)
         gp0(c);
     if (r != INTERCEPT_DEFAULT)
         return;
+    dr_general_detect(c);
+    if ((dr == 6 || dr == 7) && (value >> 32))
+        gp0(c);
     if (dr == 6)
         value = (value & DR6_WRITABLE) | DR6_FIXED1;
     else if (dr == 7)
@@ -298,13 +308,16 @@ void cpu_write_dr(struct cpu *c, int dr, u64 value)
     debug_update(c);
 }
 
-u64 cpu_read_dr(struct cpu *c, int dr)
+u64 cpu_read_dr(struct cpu *c, int named)
 {
-    dr = dr_resolve(c, dr);
+    int dr = dr_resolve(c, named);
     u64 v = c->dr[dr];
-    struct cpu_event ev = { .kind = EV_DR_ACCESS, .u.dr = { (u8)dr, false, v } };
+    struct cpu_event ev = { .kind = EV_DR_ACCESS, .u.dr = { (u8)named, false, v } };
     enum intercept_result r = cpu_intercept(c, &ev);
     if (r == INTERCEPT_FAULT)
         gp0(c);
-    return r == INTERCEPT_DEFAULT ? v : ev.u.dr.value;
+    if (r != INTERCEPT_DEFAULT)
+        return ev.u.dr.value;
+    dr_general_detect(c);
+    return v;
 }

@@ -57,6 +57,8 @@ static inline void string_element(struct cpu *c, const struct insn *i, enum stri
         break;
     case STR_INS:
         port = (u16)gpr_read(c, R_RDX, 2);
+        /* a VM exit comes before the memory access's faults (SDM 26.1.1) */
+        cpu_insn_event(c, INSN_EV_STRING_IO, port | (u64)n << 16);
         /* The store must be known to succeed before the port is read (reads of device
          * registers have side effects). */
         vmem_check_write(c, SEG_ES, di, n);
@@ -66,6 +68,7 @@ static inline void string_element(struct cpu *c, const struct insn *i, enum stri
         break;
     case STR_OUTS:
         port = (u16)gpr_read(c, R_RDX, 2);
+        cpu_insn_event(c, INSN_EV_STRING_IO, port | (u64)n << 16 | 1ull << 24);
         v = vmem_read(c, src_seg, si, n);
         cpu_io_out(c, port, n, (u32)v);
         index_step(c, R_RSI, as, n);

@@ -4,8 +4,8 @@
  * the TLB flushes that each change requires.
  *
  * The instruction paths (cpu_write_cr/cpu_read_cr/cpu_write_dr/cpu_read_dr) check
- * privilege, then offer the access to cpu_intercept(EV_CR_ACCESS / EV_DR_ACCESS), then
- * apply it. cpu_load_cr is the part after the intercept, shared with LMSW, CLTS and
+ * privilege (for DRn: after the intercept, see cpu_write_dr), then offer the access to
+ * cpu_intercept(EV_CR_ACCESS / EV_DR_ACCESS), then apply it. cpu_load_cr is the part after the intercept, shared with LMSW, CLTS and
  * anything else that loads a control register with the architectural checks. */
 #include "cpu/exec.h"
 #include "cpu/vmx/vmx.h"
@@ -257,14 +257,25 @@ u64 cpu_read_cr(struct cpu *c, int cr)
 #define DR7_GD BIT(13)
 #define DR6_BD BIT(13)
 
-/* The register DRn names: DR4/DR5 alias DR6/DR7 unless CR4.DE makes them #UD. These
- * faults (#UD, and #GP above CPL 0) come before a VM exit; the general-detect #DB and
- * the #GP of a reserved DR6/DR7 value come after it (SDM 26.1.1: fault-like VM exits
- * have priority over exceptions other than #UD and privilege-based faults). */
+/* MOV DR: an encoding beyond DR7 is #UD; then the access is offered to the intercept
+ * with the register number the instruction names (a VM exit reports DR4/DR5 as such).
+ * A MOV-DR VM exit comes before the other faults: the #GP above CPL 0 and the #UD of
+ * DR4/DR5 with CR4.DE (SDM 26.1.3, MOV DR, an exception to 26.1.1), the general-detect
+ * #DB, and the #GP of a reserved DR6/DR7 value (26.1.1: fault-like VM exits have
+ * priority over other exceptions). */
+static void dr_number_check(struct cpu *c, int dr)
+{
+    if (dr > 7) {
+        if (c->cpl != 0) /* privilege first, as for the other registers */
+            gp0(c);
+        cpu_fault_noerr(c, EXC_UD);
+    }
+}
+
+/* After the intercept: privilege, the DR4/DR5 aliases of DR6/DR7 unless CR4.DE makes
+ * them #UD, and general detect (a fault with DR6.BD, before the access). */
 static int dr_resolve(struct cpu *c, int dr)
 {
-    if (dr > 7)
-        cpu_fault_noerr(c, EXC_UD);
     if (c->cpl != 0)
         gp0(c);
     if (dr == 4 || dr == 5) {
@@ -272,32 +283,25 @@ static int dr_resolve(struct cpu *c, int dr)
             cpu_fault_noerr(c, EXC_UD);
         dr += 2;
     }
-    return dr;
-}
-
-/* General detect: a fault with DR6.BD, before the access. */
-static void dr_general_detect(struct cpu *c)
-{
     if (c->dr[7] & DR7_GD) {
         debug_set_dr6(c, DR6_BD);
         cpu_fault_noerr(c, EXC_DB);
     }
+    return dr;
 }
 
-/* The access is offered to the intercept with the register number the instruction
- * names (DR4/DR5 as such: a VM exit's qualification reports it). */
-void cpu_write_dr(struct cpu *c, int named, u64 value)
+void cpu_write_dr(struct cpu *c, int dr, u64 value)
 {
-    int dr = dr_resolve(c, named);
+    dr_number_check(c, dr);
     if (!cpu_is_long64(c))
         value &= 0xffffffffull;
-    struct cpu_event ev = { .kind = EV_DR_ACCESS, .u.dr = { (u8)named, true, value } };
+    struct cpu_event ev = { .kind = EV_DR_ACCESS, .u.dr = { (u8)dr, true, value } };
     enum intercept_result r = cpu_intercept(c, &ev);
     if (r == INTERCEPT_FAULT)
         gp0(c);
     if (r != INTERCEPT_DEFAULT)
         return;
-    dr_general_detect(c);
+    dr = dr_resolve(c, dr);
     if ((dr == 6 || dr == 7) && (value >> 32))
         gp0(c);
     if (dr == 6)
@@ -308,16 +312,14 @@ void cpu_write_dr(struct cpu *c, int named, u64 value)
     debug_update(c);
 }
 
-u64 cpu_read_dr(struct cpu *c, int named)
+u64 cpu_read_dr(struct cpu *c, int dr)
 {
-    int dr = dr_resolve(c, named);
-    u64 v = c->dr[dr];
-    struct cpu_event ev = { .kind = EV_DR_ACCESS, .u.dr = { (u8)named, false, v } };
+    dr_number_check(c, dr);
+    struct cpu_event ev = { .kind = EV_DR_ACCESS, .u.dr = { (u8)dr, false, 0 } };
     enum intercept_result r = cpu_intercept(c, &ev);
     if (r == INTERCEPT_FAULT)
         gp0(c);
     if (r != INTERCEPT_DEFAULT)
         return ev.u.dr.value;
-    dr_general_detect(c);
-    return v;
+    return c->dr[dr_resolve(c, dr)];
 }

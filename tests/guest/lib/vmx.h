@@ -395,6 +395,41 @@ static inline void vmx_set_proc2(u32 want)
     vmwrite(F_PROC2, vmx_ctl(MSR_VMX_PROCBASED2, want));
 }
 
+/* Code for L2 written in assembly: `name` runs body, then VMCALLs forever (so a test
+ * sees R_VMCALL once body is done without an exit). Registers come from vmx_gregs. */
+#define VMX_L2_CODE(name, body)                                                               \
+    extern char name[];                                                                       \
+    asm(".pushsection .text\n" #name ":\n" body "\n98: vmcall\n jmp 98b\n.popsection")
+
+/* A fresh VMCS for L2 code with primary controls `proc` (beyond the required ones) and,
+ * when proc2 is not 0, secondary controls proc2. */
+static inline void vmx_setup_l2(const void *code, u32 proc, u32 proc2)
+{
+    vmx_vmcs_setup(&vmx_region_pa[1], (void (*)(void))(ulong)code);
+    vmwrite(F_PROC, vmx_ctl(MSR_VMX_TRUE_PROC, proc));
+    if (proc2)
+        vmx_set_proc2(proc2);
+}
+
+/* L2 at CPL 3: the runtime's 64-bit user code and data segments (its pages are user
+ * pages). */
+static inline void vmx_guest_cpl3(void)
+{
+    vmwrite(F_GUEST_CS_SEL, SEL_UCODE64);
+    vmwrite(F_GUEST_CS_AR, 0xa0fb);
+    static const u32 sel_f[] = { F_GUEST_ES_SEL, F_GUEST_SS_SEL, F_GUEST_DS_SEL };
+    for (unsigned k = 0; k < 3; k++) {
+        vmwrite(sel_f[k], SEL_UDATA);
+        vmwrite(sel_f[k] - 0x0800 + 0x4814, 0xc0f3);
+    }
+}
+
+/* The VM-exit interruption information of a hardware exception (SDM 24.9.2). */
+static inline u32 vmx_hw_exc_info(u8 vector, bool has_error)
+{
+    return vector | 3u << 8 | (has_error ? 1u << 11 : 0) | 1u << 31;
+}
+
 /* An identity EPT of the first 4 GiB with 1 GiB pages (4-level, write-back, A/D off),
  * or 5-level with levels = 5. Returns the EPTP. */
 static u64 vmx_ept_tables[5][512] __attribute__((aligned(4096)));

@@ -189,7 +189,7 @@ enum cpu_event_kind {
 enum cpu_insn_event {
     INSN_EV_RDMSR, INSN_EV_WRMSR, INSN_EV_INVD, INSN_EV_WBINVD, INSN_EV_RDPMC,
     INSN_EV_MONITOR, INSN_EV_MWAIT, INSN_EV_XSETBV, INSN_EV_DESC_TABLE, INSN_EV_INVPCID,
-    INSN_EV_STRING_IO, /* INS/OUTS before the memory access: port | size << 16 | out << 24 */
+    INSN_EV_STRING_IO, /* INS/OUTS before count and memory: port | size << 16 | out << 24 */
 };
 
 struct cpu_event {

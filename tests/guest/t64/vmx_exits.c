@@ -4,7 +4,7 @@
  * RDTSCP"), control registers (guest/host masks and read shadows, CLTS, LMSW with its
  * source and memory operand, CR3-target values, CR3/CR8 load and store exiting, the GPR
  * in the qualification), debug registers (qualification, exits before #UD, #GP and the
- * general-detect #DB), RDMSR/WRMSR (no bitmaps, the four bitmap quarters, MSRs outside
+ * general-detect #DB), VMMCALL (#UD), RDMSR/WRMSR (no bitmaps, the four bitmap quarters, MSRs outside
  * the ranges), and the exceptions that come before an exit (#UD, CPL-based #GP in an L2
  * at CPL 3, where CPUID, VMREAD and MOV DR still exit).
  * guest: cpu=max name=vmx-exits */
@@ -47,6 +47,7 @@ VMX_L2_CODE(l2_mwait, "mwait");
 VMX_L2_CODE(l2_monitor_mwait, "monitor; mwait");
 VMX_L2_CODE(l2_xsetbv, "xsetbv");
 VMX_L2_CODE(l2_invlpg, "invlpg %fs:0x10(%rax)");
+VMX_L2_CODE(l2_vmmcall, "vmmcall");
 
 static void simple_exits(void)
 {
@@ -97,6 +98,11 @@ static void simple_exits(void)
     } else {
         test_skip("no XSAVE");
     }
+
+    vmx_setup_l2(l2_vmmcall, 0, 0);
+    vmwrite(F_EXC_BITMAP, 1u << 6);
+    TEST_EQ(vmx_run(), R_EXC_NMI, "VMMCALL in L2 (Intel): #UD, not a VMCALL exit");
+    TEST_EQ(vmread(F_EXIT_INTR_INFO), INTR_UD, "the #UD");
 
     vmx_setup_l2(l2_invlpg, 0, 0);
     TEST_EQ(vmx_run(), R_VMCALL, "INVLPG without INVLPG exiting: no exit");
@@ -306,6 +312,15 @@ static void control_registers(void)
     TEST_EQ(l2_exit(l2_cr8_store, PROC_CR8_STORE, 0), R_CR, "CR8-store exiting");
     TEST_EQ(qual(), 8 | CRQ_FROM | 2 << 8, "qualification: CR8, MOV from, RDX");
     TEST_EQ(l2_exit(l2_cr8_load, PROC_CR8_STORE, 0), R_VMCALL, "MOV to CR8 without CR8-load exiting");
+    vmx_setup_l2(l2_cr8_load, PROC_CR8_LOAD, 0);
+    vmwrite(F_EXC_BITMAP, 1u << 13);
+    vmx_gregs[0] = 0x10;
+    TEST_EQ(vmx_run(), R_CR, "MOV to CR8 with a reserved bit: the exit comes before the #GP");
+    vmx_setup_l2(l2_cr8_load, 0, 0);
+    vmwrite(F_EXC_BITMAP, 1u << 13);
+    vmx_gregs[0] = 0x10;
+    TEST_EQ(vmx_run(), R_EXC_NMI, "MOV to CR8 with a reserved bit without CR8-load exiting: #GP");
+    TEST_EQ(vmread(F_EXIT_INTR_INFO), INTR_GP, "the #GP");
     TEST_EQ(l2_exit(l2_cr8_store, PROC_CR8_LOAD, 0), R_VMCALL, "MOV from CR8 without CR8-store exiting");
 }
 

@@ -133,6 +133,13 @@ static void io(void)
     TEST_EQ(vmx_run(), R_EXC_NMI, "OUTSB from a non-canonical address without exiting: #GP");
     TEST_EQ(vmread(F_EXIT_INTR_INFO), INTR_GP, "the #GP");
 
+    vmx_setup_l2(l2_rep_insb, PROC_UNCOND_IO, 0);
+    vmx_gregs[2] = 0x80;
+    vmx_gregs[7] = 0x8000000000000000ull;
+    vmx_gregs[1] = 0;
+    TEST_EQ(vmx_run(), R_IO, "REP INSB with RCX 0 exits too");
+    TEST_EQ(qual(), 0x80ull << 16 | IOQ_REP | IOQ_STRING | IOQ_IN, "qualification: REP, string, IN");
+
     vmx_setup_l2(l2_rep_insb, 0, 0);
     vmx_gregs[2] = 0x80;
     vmx_gregs[7] = (u64)(ulong)buf;
@@ -234,6 +241,7 @@ VMX_L2_CODE(l2_vmresume, "vmresume");
 VMX_L2_CODE(l2_vmxoff, "vmxoff");
 VMX_L2_CODE(l2_invept, "invept -8(%rdi), %r9");
 VMX_L2_CODE(l2_invvpid, "invvpid (%rdx,%rax,4), %rcx");
+VMX_L2_CODE(l2_invept_a32, "addr32 invept (%edi), %r9");
 
 #define INFO_VMX_MEM 0x0fff8783u  /* VMCLEAR, VMPTRLD, VMPTRST, VMXON */
 #define INFO_RW_MEM 0xffff8783u   /* VMREAD/VMWRITE memory form, INVEPT, INVVPID */
@@ -273,6 +281,8 @@ static void vmx_instructions(void)
         { l2_invvpid, R_INVVPID, 0, INFO_RW_MEM,
           2u | INFO_A64 | INFO_SEG(S_DS) | INFO_INDEX(0) | INFO_BASE(2) | 1u << 28, 6,
           "INVVPID RCX, [RDX+RAX*4]" },
+        { l2_invept_a32, R_INVEPT, 0, INFO_RW_MEM,
+          1u << 7 | INFO_SEG(S_DS) | INFO_NO_INDEX | INFO_BASE(7) | 9u << 28, 7, "INVEPT R9, [EDI]" },
     };
     for (unsigned k = 0; k < ARRAY_SIZE(t); k++) {
         vmx_setup_l2(t[k].code, 0, 0);

@@ -222,9 +222,13 @@ static void cr_access_check(struct cpu *c, int cr)
 void cpu_write_cr(struct cpu *c, int cr, u64 value)
 {
     cr_access_check(c, cr);
-    if (cr == 8 && (value & ~0xfull))
-        gp0(c);
     struct cpu_event ev = { .kind = EV_CR_ACCESS, .u.cr = { (u8)cr, true, value } };
+    if (cr == 8 && (value & ~0xfull)) {
+        /* a CR8-load VM exit comes before this #GP (SDM 26.1.1); nobody else sees it */
+        if (unlikely(c->vmx_non_root))
+            vmx_intercept(c, &ev);
+        gp0(c);
+    }
     enum intercept_result r = cpu_intercept(c, &ev);
     if (r == INTERCEPT_FAULT)
         gp0(c);

@@ -908,6 +908,9 @@ static void insn_hypercall(struct cpu *c, const struct insn *i)
 {
     /* Outside VMX non-root operation / an SVM guest, VMCALL and VMMCALL are #UD unless a
      * hypervisor interface (Xen, Hyper-V) takes them. */
+    /* VMX is Intel's: VMMCALL is #UD in L2 (an exception L1 may intercept) */
+    if (unlikely(c->vmx_non_root) && i->d.mnemonic != ZYDIS_MNEMONIC_VMCALL)
+        ud(c);
     struct cpu_event ev = { .kind = EV_HYPERCALL };
     enum intercept_result r = cpu_intercept(c, &ev);
     if (r == INTERCEPT_FAULT)

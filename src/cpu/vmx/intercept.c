@@ -126,7 +126,7 @@ u32 vmx_insn_info_of(struct cpu *c, const struct insn *i)
     case ZYDIS_MNEMONIC_VMWRITE: /* VMWRITE r, r/m */
         return insn_info_from(&dd, 1, -1, 0);
     case ZYDIS_MNEMONIC_INVEPT: case ZYDIS_MNEMONIC_INVVPID: case ZYDIS_MNEMONIC_INVPCID:
-        return insn_info_from(&dd, 1, -1, 0) & ~(u32)(0x1fu << 3);
+        return insn_info_from(&dd, 1, -1, 0) & ~(u32)(0xfu << 3 | 3u << 11);
     case ZYDIS_MNEMONIC_VMLAUNCH: case ZYDIS_MNEMONIC_VMRESUME: case ZYDIS_MNEMONIC_VMXOFF:
     case ZYDIS_MNEMONIC_VMCALL:
         return 0;
@@ -168,8 +168,8 @@ static bool io_exits(struct cpu *c, u16 port, unsigned size)
     return false;
 }
 
-/* An I/O instruction (IN/OUT, INS/OUTS: every element of a REP string, before its
- * memory access) that exits: the qualification (SDM 28.2.1 table 28-5), and for INS/OUTS
+/* An I/O instruction (IN/OUT; INS/OUTS before their count and memory are looked at)
+ * that exits: the qualification (SDM 28.2.1 table 28-5), and for INS/OUTS
  * the linear address of the element and the address size and segment (table 28-8). */
 static void io_event(struct cpu *c, u16 port, unsigned size, bool write)
 {

@@ -222,7 +222,7 @@ static void cr_access_check(struct cpu *c, int cr)
 void cpu_write_cr(struct cpu *c, int cr, u64 value)
 {
     cr_access_check(c, cr);
-    struct cpu_event ev = { .kind = EV_CR_ACCESS, .u.cr = { (u8)cr, true, value } };
+    struct cpu_event ev = { .kind = EV_CR_ACCESS, .u.cr = { .cr = (u8)cr, .write = true, .value = value } };
     if (cr == 8 && (value & ~0xfull)) {
         /* a CR8-load VM exit comes before this #GP (SDM 26.1.1); nobody else sees it */
         if (unlikely(c->vmx_non_root))
@@ -242,7 +242,7 @@ u64 cpu_read_cr(struct cpu *c, int cr)
 {
     cr_access_check(c, cr);
     u64 v = cr == 0 ? c->cr0 : cr == 2 ? c->cr2 : cr == 3 ? c->cr3 : cr == 4 ? c->cr4 : c->cr8;
-    struct cpu_event ev = { .kind = EV_CR_ACCESS, .u.cr = { (u8)cr, false, v } };
+    struct cpu_event ev = { .kind = EV_CR_ACCESS, .u.cr = { .cr = (u8)cr, .write = false, .value = v } };
     enum intercept_result r = cpu_intercept(c, &ev);
     if (r == INTERCEPT_FAULT)
         gp0(c);

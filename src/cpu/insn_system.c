@@ -303,8 +303,10 @@ static void insn_lmsw(struct cpu *c, const struct insn *i)
     /* loads PE, MP, EM, TS; can set PE but never clear it */
     struct cpu_event ev = {
         .kind = EV_CR_ACCESS,
-        .u.cr = { 0, true, (c->cr0 & ~0xfull) | (src & 0xf) | (c->cr0 & CR0_PE), src, mem,
-                  mem ? seg_linear(c, opr_seg(i, 0), opr_ea(c, i, 0), 2, false) : 0 },
+        .u.cr = { .cr = 0, .write = true,
+                  .value = (c->cr0 & ~0xfull) | (src & 0xf) | (c->cr0 & CR0_PE),
+                  .lmsw_source = src, .lmsw_memory = mem,
+                  .lmsw_linear = mem ? seg_linear(c, opr_seg(i, 0), opr_ea(c, i, 0), 2, false) : 0 },
     };
     cr0_shortcut(c, &ev);
 }
@@ -313,7 +315,7 @@ static void insn_clts(struct cpu *c, const struct insn *i)
 {
     (void)i;
     require_cpl0(c);
-    struct cpu_event ev = { .kind = EV_CR_ACCESS, .u.cr = { 0, true, c->cr0 & ~CR0_TS } };
+    struct cpu_event ev = { .kind = EV_CR_ACCESS, .u.cr = { .cr = 0, .write = true, .value = c->cr0 & ~CR0_TS } };
     cr0_shortcut(c, &ev);
 }
 

@@ -15,7 +15,6 @@
 #define INTR_UD vmx_hw_exc_info(6, false)
 #define INTR_GP vmx_hw_exc_info(13, true)
 
-static u8 msr_bitmap[4096] __attribute__((aligned(4096)));
 static volatile u64 mon_line[8] __attribute__((aligned(64)));
 static volatile u16 lmsw_word;
 
@@ -117,6 +116,9 @@ static void simple_exits(void)
 /* ---- the time-stamp counter ---- */
 VMX_L2_CODE(l2_rdtsc, "rdtsc");
 VMX_L2_CODE(l2_rdtscp, "rdtscp");
+VMX_L2_CODE(l2_rdmsr_tsc, "rdmsr");
+
+static u8 msr_bitmap[4096] __attribute__((aligned(4096)));
 
 static u64 l2_edx_eax(void) { return vmx_gregs[2] << 32 | (u32)vmx_gregs[0]; }
 
@@ -143,6 +145,19 @@ static void tsc(void)
                     (unsigned long long)v, (unsigned long long)(t0 + add),
                     (unsigned long long)(t1 + add));
     }
+    /* RDMSR of IA32_TSC (not exiting): the offset too (SDM 26.3) */
+    memset(msr_bitmap, 0, sizeof(msr_bitmap));
+    vmx_setup_l2(l2_rdmsr_tsc, PROC_TSC_OFFSET | PROC_MSR_BITMAPS, 0);
+    vmwrite(F_MSR_BITMAP, (u64)(ulong)msr_bitmap);
+    vmwrite(F_TSC_OFFSET, -off);
+    vmx_gregs[1] = 0x10;
+    u64 t0 = rdtsc();
+    long r = vmx_run();
+    u64 t1 = rdtsc();
+    TEST_EQ(r, R_VMCALL, "RDMSR IA32_TSC with its bitmap bit clear: no exit");
+    u64 v = l2_edx_eax();
+    TEST_ASSERT(v >= t0 - off && v <= t1 - off, "RDMSR IA32_TSC with TSC offsetting: L1's TSC + the (negative) offset");
+
     if (!cpu_has(0x80000001, 0, 3, 27)) {
         test_skip("no RDTSCP");
         return;
@@ -159,11 +174,11 @@ static void tsc(void)
     wrmsr(0xc0000103, 0x77);
     vmx_setup_l2(l2_rdtscp, PROC_TSC_OFFSET, PROC2_RDTSCP);
     vmwrite(F_TSC_OFFSET, off);
-    u64 t0 = rdtsc();
-    long r = vmx_run();
-    u64 t1 = rdtsc();
+    t0 = rdtsc();
+    r = vmx_run();
+    t1 = rdtsc();
     TEST_EQ(r, R_VMCALL, "RDTSCP without RDTSC exiting: no exit");
-    u64 v = l2_edx_eax();
+    v = l2_edx_eax();
     TEST_ASSERT(v >= t0 + off && v <= t1 + off, "RDTSCP with TSC offsetting: L1's TSC + the offset");
     TEST_EQ(vmx_gregs[1], 0x77, "RDTSCP's ECX: TSC_AUX");
 }

@@ -401,6 +401,12 @@ static inline void vmx_set_proc2(u32 want)
     extern char name[];                                                                       \
     asm(".pushsection .text\n" #name ":\n" body "\n98: vmcall\n jmp 98b\n.popsection")
 
+/* The same for 32-bit code (the body is assembled as .code32). */
+#define VMX_L2_CODE32(name, body)                                                             \
+    extern char name[];                                                                       \
+    asm(".pushsection .text\n.code32\n" #name ":\n" body                                      \
+        "\n98: vmcall\n jmp 98b\n.code64\n.popsection")
+
 /* A fresh VMCS for L2 code with primary controls `proc` (beyond the required ones) and,
  * when proc2 is not 0, secondary controls proc2. */
 static inline void vmx_setup_l2(const void *code, u32 proc, u32 proc2)
@@ -443,6 +449,21 @@ static inline u64 vmx_ept_identity(int levels)
     for (int g = 0; g < 4; g++)
         vmx_ept_tables[pdpt][g] = ((u64)g << 30) | 7 | (6 << 3) | (1u << 7);
     return (u64)(ulong)vmx_ept_tables[0] | 6 | ((u64)(levels - 1) << 3);
+}
+
+/* L2 in 32-bit protected mode without paging (unrestricted guest on an identity EPT):
+ * flat 32-bit code and data segments of the runtime, CR0 = PE|ET|NE, EFER 0. */
+static inline void vmx_guest_prot32(void)
+{
+    vmwrite(F_PROC, vmread(F_PROC) | PROC_SECONDARY);
+    vmwrite(F_PROC2, vmread(F_PROC2) | PROC2_EPT | PROC2_UNRESTRICTED);
+    vmwrite(F_EPT_POINTER, vmx_ept_identity(4));
+    vmwrite(F_ENTRY_CTLS, vmread(F_ENTRY_CTLS) & ~(u64)ENTRY_IA32E);
+    vmwrite(F_GUEST_EFER, 0);
+    vmwrite(F_GUEST_CR0, 0x31);
+    vmwrite(F_GUEST_CR4, 1u << 13);
+    vmwrite(F_GUEST_CS_SEL, SEL_KCODE32);
+    vmwrite(F_GUEST_CS_AR, 0xc09b);
 }
 
 #endif

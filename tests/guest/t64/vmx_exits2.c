@@ -6,7 +6,9 @@
  * descriptor-table exiting (SGDT/SIDT/LGDT/LIDT/SLDT/STR/LLDT/LTR with their instruction
  * information and displacement), every VMX instruction executed in L2 (reason,
  * displacement, instruction information), and INVPCID (#UD without "enable INVPCID",
- * an exit with INVLPG exiting).
+ * an exit with INVLPG exiting), and in an L2 in 32-bit protected mode: 32- and 16-bit
+ * address sizes, segment bases and 32-bit wrap in qualifications and guest-linear
+ * addresses, SGDT's operand size.
  * guest: cpu=max name=vmx-exits2 */
 #include "vmx.h"
 
@@ -15,6 +17,7 @@
 
 static u8 io_bitmaps[2][4096] __attribute__((aligned(4096)));
 static u8 buf[256] __attribute__((aligned(16)));
+static volatile u16 lmsw_word;
 
 static u64 qual(void) { return vmread(F_EXIT_QUAL); }
 static u64 len(void) { return vmread(F_EXIT_INSN_LEN); }
@@ -325,6 +328,77 @@ static void invpcid(void)
     TEST_EQ(len(), 6, "its length");
 }
 
+/* ---- L2 in 32-bit protected mode: address sizes, segment bases, 32-bit wrap ---- */
+VMX_L2_CODE32(l2_32_rep_insb, "rep insb (%dx), %es:(%edi)");
+VMX_L2_CODE32(l2_32_outsb_a16, "addr16 outsb (%si), (%dx)");
+VMX_L2_CODE32(l2_32_invlpg, "invlpg 0x10(%eax)");
+VMX_L2_CODE32(l2_32_lmsw, "lmsw 0x10(%ebx)");
+VMX_L2_CODE32(l2_32_sgdt, "sgdt (%eax)");
+VMX_L2_CODE32(l2_32_sgdt16, "data16 sgdt (%eax)");
+VMX_L2_CODE32(l2_32_vmptrld_a16, "addr16 vmptrld 0x7(%bx,%si)");
+
+static void setup32(const void *code, u32 proc, u32 proc2)
+{
+    vmx_setup_l2(code, proc, proc2);
+    vmx_guest_prot32();
+}
+
+static void l2_32bit(void)
+{
+    u64 p2 = rdmsr(MSR_VMX_PROCBASED2) >> 32;
+    if (!(p2 & PROC2_UNRESTRICTED) || !(p2 & PROC2_EPT)) {
+        test_skip("no unrestricted guest");
+        return;
+    }
+    setup32(l2_32_rep_insb, PROC_UNCOND_IO, 0);
+    vmwrite(F_GUEST_ES_BASE, 0x100000);
+    vmx_gregs[2] = 0x80;
+    vmx_gregs[7] = 0xffffffff00000020ull;
+    vmx_gregs[1] = 2;
+    TEST_EQ(vmx_run(), R_IO, "32-bit L2: REP INSB exits");
+    TEST_EQ(qual(), 0x80ull << 16 | IOQ_REP | IOQ_STRING | IOQ_IN, "qualification");
+    TEST_EQ(vmread(F_GUEST_LINEAR), 0x100020, "guest-linear address: ES base + EDI");
+    TEST_EQ(info() & 0x38380, 1u << 7 | 0u << 15, "instruction information: 32-bit addresses, ES");
+
+    setup32(l2_32_outsb_a16, PROC_UNCOND_IO, 0);
+    vmwrite(F_GUEST_DS_BASE, 0xfffff000);
+    vmx_gregs[2] = 0x80;
+    vmx_gregs[6] = 0xabcd1234;
+    TEST_EQ(vmx_run(), R_IO, "32-bit L2: OUTSB with a 16-bit address size exits");
+    TEST_EQ(vmread(F_GUEST_LINEAR), 0x234, "guest-linear address: DS base + SI, 32-bit wrap");
+    TEST_EQ(info() & 0x38380, 0u << 7 | 3u << 15, "instruction information: 16-bit addresses, DS");
+
+    setup32(l2_32_invlpg, PROC_INVLPG, 0);
+    vmwrite(F_GUEST_DS_BASE, 0x200000);
+    vmx_gregs[0] = 0xfffffff8;
+    TEST_EQ(vmx_run(), R_INVLPG, "32-bit L2: INVLPG exits");
+    TEST_EQ(qual(), 0x200008, "qualification: DS base + EAX + 10h, 32-bit wrap");
+
+    setup32(l2_32_lmsw, 0, 0);
+    vmwrite(F_GUEST_DS_BASE, 0x1000);
+    vmwrite(F_CR0_MASK, 0xe);
+    vmwrite(F_CR0_SHADOW, 0);
+    lmsw_word = 0x0002;
+    vmx_gregs[3] = (u32)((ulong)&lmsw_word - 0x1000 - 0x10);
+    TEST_EQ(vmx_run(), R_CR, "32-bit L2: LMSW from memory exits");
+    TEST_EQ(qual(), 0x2ull << 16 | 1 << 6 | 3 << 4, "qualification: LMSW, memory, source 2");
+    TEST_EQ(vmread(F_GUEST_LINEAR), (u64)(ulong)&lmsw_word, "guest-linear address: DS base + EBX + 10h");
+
+    setup32(l2_32_sgdt, 0, PROC2_DESC);
+    TEST_EQ(vmx_run(), R_GDTR_IDTR, "32-bit L2: SGDT exits");
+    TEST_EQ(info() & (0x3fff8783u | 1u << 11), 1u << 11 | 1u << 7 | INFO_SEG(S_DS) | INFO_NO_INDEX | INFO_BASE(0),
+            "information: 32-bit operand size, 32-bit addresses");
+    setup32(l2_32_sgdt16, 0, PROC2_DESC);
+    TEST_EQ(vmx_run(), R_GDTR_IDTR, "32-bit L2: SGDT with 66h exits");
+    TEST_EQ(info() & (1u << 11), 0, "information: 16-bit operand size");
+
+    setup32(l2_32_vmptrld_a16, 0, 0);
+    TEST_EQ(vmx_run(), R_VMPTRLD, "32-bit L2: VMPTRLD exits");
+    TEST_EQ(qual(), 7, "qualification: the displacement");
+    TEST_EQ(info() & INFO_VMX_MEM, 0u << 7 | INFO_SEG(S_DS) | INFO_INDEX(6) | INFO_BASE(3),
+            "information: 16-bit addresses, [BX+SI]");
+}
+
 void test_main(void)
 {
     TEST_ASSERT(vmx_on(), "VMXON");
@@ -332,5 +406,6 @@ void test_main(void)
     descriptor_tables();
     vmx_instructions();
     invpcid();
+    l2_32bit();
     TEST_EQ(vmxoff(), 0, "VMXOFF");
 }

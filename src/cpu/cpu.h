@@ -202,7 +202,14 @@ struct cpu_event {
         struct { u64 linear; } invlpg;
         /* LMSW also reports its 16-bit source and, for a memory operand, its linear
          * address (a VM exit's qualification and guest-linear address) */
-        struct { u8 cr; bool write; u64 value; u16 lmsw_source; bool lmsw_memory; u64 lmsw_linear; } cr;
+        struct {
+            u8 cr;
+            bool write;
+            u64 value;
+            u16 lmsw_source;
+            bool lmsw_memory;
+            u64 lmsw_linear;
+        } cr;
         struct { u8 dr; bool write; u64 value; } dr;
         struct { u8 vector; bool has_error; u32 error; u64 cr2; } exc;
         struct { u8 vector; } intr;

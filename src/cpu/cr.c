@@ -5,8 +5,9 @@
  *
  * The instruction paths (cpu_write_cr/cpu_read_cr/cpu_write_dr/cpu_read_dr) check
  * privilege (for DRn: after the intercept, see cpu_write_dr), then offer the access to
- * cpu_intercept(EV_CR_ACCESS / EV_DR_ACCESS), then apply it. cpu_load_cr is the part after the intercept, shared with LMSW, CLTS and
- * anything else that loads a control register with the architectural checks. */
+ * cpu_intercept(EV_CR_ACCESS / EV_DR_ACCESS), then apply it. cpu_load_cr is the part
+ * after the intercept, shared with LMSW, CLTS and anything else that loads a control
+ * register with the architectural checks. */
 #include "cpu/exec.h"
 #include "cpu/vmx/vmx.h"
 
@@ -222,7 +223,8 @@ static void cr_access_check(struct cpu *c, int cr)
 void cpu_write_cr(struct cpu *c, int cr, u64 value)
 {
     cr_access_check(c, cr);
-    struct cpu_event ev = { .kind = EV_CR_ACCESS, .u.cr = { .cr = (u8)cr, .write = true, .value = value } };
+    struct cpu_event ev = { .kind = EV_CR_ACCESS,
+                            .u.cr = { .cr = (u8)cr, .write = true, .value = value } };
     if (cr == 8 && (value & ~0xfull)) {
         /* a CR8-load VM exit comes before this #GP (SDM 26.1.1); nobody else sees it */
         if (unlikely(c->vmx_non_root))
@@ -242,7 +244,8 @@ u64 cpu_read_cr(struct cpu *c, int cr)
 {
     cr_access_check(c, cr);
     u64 v = cr == 0 ? c->cr0 : cr == 2 ? c->cr2 : cr == 3 ? c->cr3 : cr == 4 ? c->cr4 : c->cr8;
-    struct cpu_event ev = { .kind = EV_CR_ACCESS, .u.cr = { .cr = (u8)cr, .write = false, .value = v } };
+    struct cpu_event ev = { .kind = EV_CR_ACCESS,
+                            .u.cr = { .cr = (u8)cr, .write = false, .value = v } };
     enum intercept_result r = cpu_intercept(c, &ev);
     if (r == INTERCEPT_FAULT)
         gp0(c);

@@ -306,7 +306,8 @@ static void insn_lmsw(struct cpu *c, const struct insn *i)
         .u.cr = { .cr = 0, .write = true,
                   .value = (c->cr0 & ~0xfull) | (src & 0xf) | (c->cr0 & CR0_PE),
                   .lmsw_source = src, .lmsw_memory = mem,
-                  .lmsw_linear = mem ? seg_linear(c, opr_seg(i, 0), opr_ea(c, i, 0), 2, false) : 0 },
+                  .lmsw_linear =
+                      mem ? seg_linear(c, opr_seg(i, 0), opr_ea(c, i, 0), 2, false) : 0 },
     };
     cr0_shortcut(c, &ev);
 }
@@ -315,7 +316,8 @@ static void insn_clts(struct cpu *c, const struct insn *i)
 {
     (void)i;
     require_cpl0(c);
-    struct cpu_event ev = { .kind = EV_CR_ACCESS, .u.cr = { .cr = 0, .write = true, .value = c->cr0 & ~CR0_TS } };
+    struct cpu_event ev = { .kind = EV_CR_ACCESS,
+                            .u.cr = { .cr = 0, .write = true, .value = c->cr0 & ~CR0_TS } };
     cr0_shortcut(c, &ev);
 }
 
@@ -909,8 +911,8 @@ static void insn_out(struct cpu *c, const struct insn *i)
 static void insn_hypercall(struct cpu *c, const struct insn *i)
 {
     /* Outside VMX non-root operation / an SVM guest, VMCALL and VMMCALL are #UD unless a
-     * hypervisor interface (Xen, Hyper-V) takes them. */
-    /* VMX is Intel's: VMMCALL is #UD in L2 (an exception L1 may intercept) */
+     * hypervisor interface (Xen, Hyper-V) takes them. VMX is Intel's: in L2 VMMCALL is
+     * #UD (an exception L1 may intercept), never a hypercall of this machine. */
     if (unlikely(c->vmx_non_root) && i->d.mnemonic != ZYDIS_MNEMONIC_VMCALL)
         ud(c);
     struct cpu_event ev = { .kind = EV_HYPERCALL };

@@ -189,6 +189,7 @@ enum cpu_event_kind {
 enum cpu_insn_event {
     INSN_EV_RDMSR, INSN_EV_WRMSR, INSN_EV_INVD, INSN_EV_WBINVD, INSN_EV_RDPMC,
     INSN_EV_MONITOR, INSN_EV_MWAIT, INSN_EV_XSETBV, INSN_EV_DESC_TABLE, INSN_EV_INVPCID,
+    INSN_EV_STRING_IO, /* INS/OUTS before count and memory: port | size << 16 | out << 24 */
 };
 
 struct cpu_event {
@@ -199,7 +200,16 @@ struct cpu_event {
         struct { u32 index; u64 value; } msr;
         struct { u32 leaf, subleaf; u32 eax, ebx, ecx, edx; } cpuid;
         struct { u64 linear; } invlpg;
-        struct { u8 cr; bool write; u64 value; } cr;
+        /* LMSW also reports its 16-bit source and, for a memory operand, its linear
+         * address (a VM exit's qualification and guest-linear address) */
+        struct {
+            u8 cr;
+            bool write;
+            u64 value;
+            u16 lmsw_source;
+            bool lmsw_memory;
+            u64 lmsw_linear;
+        } cr;
         struct { u8 dr; bool write; u64 value; } dr;
         struct { u8 vector; bool has_error; u32 error; u64 cr2; } exc;
         struct { u8 vector; } intr;

@@ -4,9 +4,10 @@
  * the TLB flushes that each change requires.
  *
  * The instruction paths (cpu_write_cr/cpu_read_cr/cpu_write_dr/cpu_read_dr) check
- * privilege, then offer the access to cpu_intercept(EV_CR_ACCESS / EV_DR_ACCESS), then
- * apply it. cpu_load_cr is the part after the intercept, shared with LMSW, CLTS and
- * anything else that loads a control register with the architectural checks. */
+ * privilege (for DRn: after the intercept, see cpu_write_dr), then offer the access to
+ * cpu_intercept(EV_CR_ACCESS / EV_DR_ACCESS), then apply it. cpu_load_cr is the part
+ * after the intercept, shared with LMSW, CLTS and anything else that loads a control
+ * register with the architectural checks. */
 #include "cpu/exec.h"
 #include "cpu/vmx/vmx.h"
 
@@ -222,9 +223,14 @@ static void cr_access_check(struct cpu *c, int cr)
 void cpu_write_cr(struct cpu *c, int cr, u64 value)
 {
     cr_access_check(c, cr);
-    if (cr == 8 && (value & ~0xfull))
+    struct cpu_event ev = { .kind = EV_CR_ACCESS,
+                            .u.cr = { .cr = (u8)cr, .write = true, .value = value } };
+    if (cr == 8 && (value & ~0xfull)) {
+        /* a CR8-load VM exit comes before this #GP (SDM 26.1.1); nobody else sees it */
+        if (unlikely(c->vmx_non_root))
+            vmx_intercept(c, &ev);
         gp0(c);
-    struct cpu_event ev = { .kind = EV_CR_ACCESS, .u.cr = { (u8)cr, true, value } };
+    }
     enum intercept_result r = cpu_intercept(c, &ev);
     if (r == INTERCEPT_FAULT)
         gp0(c);
@@ -238,7 +244,8 @@ u64 cpu_read_cr(struct cpu *c, int cr)
 {
     cr_access_check(c, cr);
     u64 v = cr == 0 ? c->cr0 : cr == 2 ? c->cr2 : cr == 3 ? c->cr3 : cr == 4 ? c->cr4 : c->cr8;
-    struct cpu_event ev = { .kind = EV_CR_ACCESS, .u.cr = { (u8)cr, false, v } };
+    struct cpu_event ev = { .kind = EV_CR_ACCESS,
+                            .u.cr = { .cr = (u8)cr, .write = false, .value = v } };
     enum intercept_result r = cpu_intercept(c, &ev);
     if (r == INTERCEPT_FAULT)
         gp0(c);
@@ -257,11 +264,25 @@ u64 cpu_read_cr(struct cpu *c, int cr)
 #define DR7_GD BIT(13)
 #define DR6_BD BIT(13)
 
-/* The register DRn names: DR4/DR5 alias DR6/DR7 unless CR4.DE makes them #UD. */
+/* MOV DR: an encoding beyond DR7 is #UD; then the access is offered to the intercept
+ * with the register number the instruction names (a VM exit reports DR4/DR5 as such).
+ * A MOV-DR VM exit comes before the other faults: the #GP above CPL 0 and the #UD of
+ * DR4/DR5 with CR4.DE (SDM 26.1.3, MOV DR, an exception to 26.1.1), the general-detect
+ * #DB, and the #GP of a reserved DR6/DR7 value (26.1.1: fault-like VM exits have
+ * priority over other exceptions). */
+static void dr_number_check(struct cpu *c, int dr)
+{
+    if (dr > 7) {
+        if (c->cpl != 0) /* privilege first, as for the other registers */
+            gp0(c);
+        cpu_fault_noerr(c, EXC_UD);
+    }
+}
+
+/* After the intercept: privilege, the DR4/DR5 aliases of DR6/DR7 unless CR4.DE makes
+ * them #UD, and general detect (a fault with DR6.BD, before the access). */
 static int dr_resolve(struct cpu *c, int dr)
 {
-    if (dr > 7)
-        cpu_fault_noerr(c, EXC_UD);
     if (c->cpl != 0)
         gp0(c);
     if (dr == 4 || dr == 5) {
@@ -270,7 +291,6 @@ static int dr_resolve(struct cpu *c, int dr)
         dr += 2;
     }
     if (c->dr[7] & DR7_GD) {
-        /* general detect: a fault with DR6.BD, before the access */
         debug_set_dr6(c, DR6_BD);
         cpu_fault_noerr(c, EXC_DB);
     }
@@ -279,17 +299,18 @@ static int dr_resolve(struct cpu *c, int dr)
 
 void cpu_write_dr(struct cpu *c, int dr, u64 value)
 {
-    dr = dr_resolve(c, dr);
+    dr_number_check(c, dr);
     if (!cpu_is_long64(c))
         value &= 0xffffffffull;
-    else if ((dr == 6 || dr == 7) && (value >> 32))
-        gp0(c);
     struct cpu_event ev = { .kind = EV_DR_ACCESS, .u.dr = { (u8)dr, true, value } };
     enum intercept_result r = cpu_intercept(c, &ev);
     if (r == INTERCEPT_FAULT)
         gp0(c);
     if (r != INTERCEPT_DEFAULT)
         return;
+    dr = dr_resolve(c, dr);
+    if ((dr == 6 || dr == 7) && (value >> 32))
+        gp0(c);
     if (dr == 6)
         value = (value & DR6_WRITABLE) | DR6_FIXED1;
     else if (dr == 7)
@@ -300,11 +321,12 @@ void cpu_write_dr(struct cpu *c, int dr, u64 value)
 
 u64 cpu_read_dr(struct cpu *c, int dr)
 {
-    dr = dr_resolve(c, dr);
-    u64 v = c->dr[dr];
-    struct cpu_event ev = { .kind = EV_DR_ACCESS, .u.dr = { (u8)dr, false, v } };
+    dr_number_check(c, dr);
+    struct cpu_event ev = { .kind = EV_DR_ACCESS, .u.dr = { (u8)dr, false, 0 } };
     enum intercept_result r = cpu_intercept(c, &ev);
     if (r == INTERCEPT_FAULT)
         gp0(c);
-    return r == INTERCEPT_DEFAULT ? v : ev.u.dr.value;
+    if (r != INTERCEPT_DEFAULT)
+        return ev.u.dr.value;
+    return c->dr[dr_resolve(c, dr)];
 }

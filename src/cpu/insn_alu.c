@@ -31,14 +31,15 @@ static inline u64 fl_if(bool cond, u64 flag) { return cond ? flag : 0; }
 
 /* ---- MOV family ---- */
 
-static bool is_cr_or_dr(const struct insn_operand *op) {
+static bool is_cr(const struct insn_operand *op) {
     return op->type == ZYDIS_OPERAND_TYPE_REGISTER && op->reg.value >= ZYDIS_REGISTER_CR0 &&
-           op->reg.value <= ZYDIS_REGISTER_DR15;
+           op->reg.value <= ZYDIS_REGISTER_CR15;
 }
 
 static void insn_mov(struct cpu *c, const struct insn *i) {
-    /* MOV to/from CRn/DRn is privileged in every mode (#GP(0) at CPL > 0, V86 included). */
-    if (unlikely(is_cr_or_dr(&i->op[0]) || is_cr_or_dr(&i->op[1])) && c->cpl != 0)
+    /* MOV to/from CRn is privileged in every mode (#GP(0) at CPL > 0, V86 included);
+     * MOV DRn checks privilege in cpu_read_dr/cpu_write_dr, after a VMX MOV-DR exit. */
+    if (unlikely(is_cr(&i->op[0]) || is_cr(&i->op[1])) && c->cpl != 0)
         cpu_fault(c, EXC_GP, 0);
     opr_write(c, i, 0, src_read(c, i, 1, opr_bytes(i, 0)));
 }

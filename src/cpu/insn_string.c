@@ -128,8 +128,15 @@ static inline void string_insn(struct cpu *c, const struct insn *i, enum string_
     int src_seg = insn_ds_segment(i);
     /* I/O permission is checked first, even when the count is zero (the port is fixed
      * for the whole instruction). */
-    if (op == STR_INS || op == STR_OUTS)
-        cpu_check_io(c, (u16)gpr_read(c, R_RDX, 2), i->osize);
+    if (op == STR_INS || op == STR_OUTS) {
+        u16 port = (u16)gpr_read(c, R_RDX, 2);
+        cpu_check_io(c, port, i->osize);
+        /* then a VM exit in VMX non-root operation, before the count or any memory
+         * access is looked at (SDM 26.1.1: it comes before the segment, limit, #AC
+         * and paging faults of the string) */
+        cpu_insn_event(c, INSN_EV_STRING_IO,
+                       port | (u64)i->osize << 16 | (u64)(op == STR_OUTS) << 24);
+    }
     if (!i->rep && !i->repne) {
         string_element(c, i, op, src_seg);
         return;

@@ -286,29 +286,39 @@ static void insn_arpl(struct cpu *c, const struct insn *i)
 /* ---- CR0 shortcuts ---- */
 
 /* Writes CR0 as LMSW/CLTS do: through the intercept, then with the checks. */
-static void cr0_shortcut(struct cpu *c, u64 value)
+static void cr0_shortcut(struct cpu *c, struct cpu_event *ev)
 {
-    struct cpu_event ev = { .kind = EV_CR_ACCESS, .u.cr = { 0, true, value } };
-    enum intercept_result r = cpu_intercept(c, &ev);
+    enum intercept_result r = cpu_intercept(c, ev);
     if (r == INTERCEPT_FAULT)
         gp0(c);
     if (r == INTERCEPT_DEFAULT)
-        cpu_load_cr(c, 0, ev.u.cr.value);
+        cpu_load_cr(c, 0, ev->u.cr.value);
 }
 
 static void insn_lmsw(struct cpu *c, const struct insn *i)
 {
     require_cpl0(c);
-    u64 src = opr_read(c, i, 0) & 0xf;
+    u16 src = (u16)opr_read(c, i, 0);
+    bool mem = i->opd[0].kind == OPD_MEM;
     /* loads PE, MP, EM, TS; can set PE but never clear it */
-    cr0_shortcut(c, (c->cr0 & ~0xfull) | src | (c->cr0 & CR0_PE));
+    struct cpu_event ev = {
+        .kind = EV_CR_ACCESS,
+        .u.cr = { .cr = 0, .write = true,
+                  .value = (c->cr0 & ~0xfull) | (src & 0xf) | (c->cr0 & CR0_PE),
+                  .lmsw_source = src, .lmsw_memory = mem,
+                  .lmsw_linear =
+                      mem ? seg_linear(c, opr_seg(i, 0), opr_ea(c, i, 0), 2, false) : 0 },
+    };
+    cr0_shortcut(c, &ev);
 }
 
 static void insn_clts(struct cpu *c, const struct insn *i)
 {
     (void)i;
     require_cpl0(c);
-    cr0_shortcut(c, c->cr0 & ~CR0_TS);
+    struct cpu_event ev = { .kind = EV_CR_ACCESS,
+                            .u.cr = { .cr = 0, .write = true, .value = c->cr0 & ~CR0_TS } };
+    cr0_shortcut(c, &ev);
 }
 
 static void insn_smsw(struct cpu *c, const struct insn *i)
@@ -906,7 +916,10 @@ static void insn_out(struct cpu *c, const struct insn *i)
 static void insn_hypercall(struct cpu *c, const struct insn *i)
 {
     /* Outside VMX non-root operation / an SVM guest, VMCALL and VMMCALL are #UD unless a
-     * hypervisor interface (Xen, Hyper-V) takes them. */
+     * hypervisor interface (Xen, Hyper-V) takes them. VMX is Intel's: in L2 VMMCALL is
+     * #UD (an exception L1 may intercept), never a hypercall of this machine. */
+    if (unlikely(c->vmx_non_root) && i->d.mnemonic != ZYDIS_MNEMONIC_VMCALL)
+        ud(c);
     struct cpu_event ev = { .kind = EV_HYPERCALL };
     enum intercept_result r = cpu_intercept(c, &ev);
     if (r == INTERCEPT_FAULT)

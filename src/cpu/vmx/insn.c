@@ -97,8 +97,7 @@ static void vmx_insn_begin(struct cpu *c, const struct insn *i, u32 reason)
     if (!v || !v->on || !(c->cr0 & CR0_PE) || (c->rflags & FL_VM) || compat_mode(c))
         ud(c);
     if (c->vmx_non_root)
-        vmx_exit_insn(c, reason, i->opd[0].kind == OPD_MEM ? i->opd[0].val : 0,
-                      vmx_insn_info_of(c, i));
+        vmx_exit_insn(c, reason, vmx_insn_displacement(i), vmx_insn_info_of(c, i));
     if (c->cpl > 0)
         gp0(c);
 }
@@ -129,7 +128,7 @@ void vmx_insn_vmxon(struct cpu *c, const struct insn *i)
         compat_mode(c))
         ud(c);
     if (c->vmx_non_root)
-        vmx_exit_insn(c, EXIT_REASON_VMXON, i->opd[0].val, vmx_insn_info_of(c, i));
+        vmx_exit_insn(c, EXIT_REASON_VMXON, vmx_insn_displacement(i), vmx_insn_info_of(c, i));
     if (v->on) {
         if (c->cpl > 0)
             gp0(c);

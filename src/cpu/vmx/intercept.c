@@ -105,6 +105,14 @@ static u64 displacement(const struct decoded *dd, int n)
     return (u64)dd->op[n].mem.disp.value;
 }
 
+u64 vmx_insn_displacement(const struct insn *i)
+{
+    for (int n = 0; n < INSN_MAX_OPERANDS; n++)
+        if (i->opd[n].kind == OPD_MEM)
+            return i->opd[n].val;
+    return 0;
+}
+
 u32 vmx_insn_info_of(struct cpu *c, const struct insn *i)
 {
     (void)i;
@@ -118,7 +126,7 @@ u32 vmx_insn_info_of(struct cpu *c, const struct insn *i)
     case ZYDIS_MNEMONIC_VMWRITE: /* VMWRITE r, r/m */
         return insn_info_from(&dd, 1, -1, 0);
     case ZYDIS_MNEMONIC_INVEPT: case ZYDIS_MNEMONIC_INVVPID: case ZYDIS_MNEMONIC_INVPCID:
-        return insn_info_from(&dd, 1, -1, 0) & ~(u32)(0x1fu << 3);
+        return insn_info_from(&dd, 1, -1, 0) & ~(u32)(0xfu << 3 | 3u << 11);
     case ZYDIS_MNEMONIC_VMLAUNCH: case ZYDIS_MNEMONIC_VMRESUME: case ZYDIS_MNEMONIC_VMXOFF:
     case ZYDIS_MNEMONIC_VMCALL:
         return 0;
@@ -158,6 +166,44 @@ static bool io_exits(struct cpu *c, u16 port, unsigned size)
             return true;
     }
     return false;
+}
+
+/* An I/O instruction (IN/OUT; INS/OUTS before their count and memory are looked at)
+ * that exits: the qualification (SDM 28.2.1 table 28-5), and for INS/OUTS
+ * the linear address of the element and the address size and segment (table 28-8). */
+static void io_event(struct cpu *c, u16 port, unsigned size, bool write)
+{
+    if (!io_exits(c, port, size))
+        return;
+    struct decoded dd;
+    decode_at_rip(c, &dd);
+    ZydisMnemonic mn = dd.ok ? dd.d.mnemonic : ZYDIS_MNEMONIC_INVALID;
+    bool string = mn == ZYDIS_MNEMONIC_INSB || mn == ZYDIS_MNEMONIC_INSW ||
+                  mn == ZYDIS_MNEMONIC_INSD || mn == ZYDIS_MNEMONIC_OUTSB ||
+                  mn == ZYDIS_MNEMONIC_OUTSW || mn == ZYDIS_MNEMONIC_OUTSD;
+    bool rep = string && (dd.d.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPNE));
+    bool imm = dd.ok && !string &&
+               (dd.op[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE ||
+                dd.op[1].type == ZYDIS_OPERAND_TYPE_IMMEDIATE);
+    struct vmx_exit_info x = {
+        .reason = EXIT_REASON_IO,
+        .qual = (u64)(size - 1) | (write ? 0 : BIT(3)) | (string ? BIT(4) : 0) |
+                (rep ? BIT(5) : 0) | (imm ? BIT(6) : 0) | (u64)port << 16,
+        .insn_len = dd.ok ? dd.d.length : 1, .in_insn = true,
+    };
+    if (string) {
+        /* INS writes ES:rDI, OUTS reads seg:rSI (DS unless overridden) */
+        int seg = write ? seg_number(dd.op[1].mem.segment) : SEG_ES;
+        u64 off = c->gpr[write ? R_RSI : R_RDI] & size_mask(dd.d.address_width / 8);
+        if (cpu_is_long64(c))
+            x.guest_linear = off + (seg == SEG_FS || seg == SEG_GS ? c->seg[seg].base : 0);
+        else
+            x.guest_linear = (c->seg[seg].base + off) & 0xffffffffull;
+        x.has_linear = true;
+        x.insn_info = (dd.d.address_width == 16 ? 0u : dd.d.address_width == 32 ? 1u : 2u) << 7 |
+                      (u32)seg << 15;
+    }
+    vmx_exit(c, &x);
 }
 
 /* RDMSR/WRMSR (SDM 26.1.3): without MSR bitmaps always; with them, the bit of the MSR in
@@ -233,19 +279,22 @@ static void cr_access(struct cpu *c, struct cpu_event *ev)
             if ((mask & CR0_TS) && (shadow & CR0_TS))
                 exit_for_insn(c, EXIT_REASON_CR_ACCESS, cr_qual(0, CRQ_CLTS, -1), 0);
         } else if (mn == ZYDIS_MNEMONIC_LMSW) {
-            /* LMSW: bits 3:0 (PE only set, never cleared); the source in bits 31:16 */
-            u64 src = val & 0xf;
-            u64 m = mask & 0xf;
+            /* LMSW (SDM 26.1.3): an exit if a bit among 3:1 that L1 owns would differ
+             * from the shadow, or if it would set PE while L1 owns PE and the shadow's
+             * is clear (LMSW never clears PE). The exit carries the 16-bit source, and
+             * a memory operand's linear address (SDM 28.2.1). */
+            u64 src = ev->u.cr.lmsw_source, m = mask & 0xf;
             bool ex = ((src ^ shadow) & m & ~(u64)CR0_PE) ||
-                      ((m & CR0_PE) && !(shadow & CR0_PE) && (src & CR0_PE));
+                      ((m & CR0_PE) && (src & CR0_PE) && !(shadow & CR0_PE));
             if (ex) {
-                bool memop = dd.op[0].type == ZYDIS_OPERAND_TYPE_MEMORY;
-                u64 q = cr_qual(0, CRQ_LMSW, -1) | (memop ? BIT(6) : 0) |
-                        (u64)(u16)src << 16;
-                u32 info = 0;
-                if (memop)
-                    exit_for_insn(c, EXIT_REASON_CR_ACCESS, q, info);
-                exit_for_insn(c, EXIT_REASON_CR_ACCESS, q, 0);
+                bool memop = ev->u.cr.lmsw_memory;
+                struct vmx_exit_info x = {
+                    .reason = EXIT_REASON_CR_ACCESS,
+                    .qual = cr_qual(0, CRQ_LMSW, -1) | (memop ? BIT(6) : 0) | src << 16,
+                    .guest_linear = memop ? ev->u.cr.lmsw_linear : 0, .has_linear = memop,
+                    .insn_len = dd.ok ? dd.d.length : 1, .in_insn = true,
+                };
+                vmx_exit(c, &x);
             }
         } else if ((val ^ shadow) & mask) {
             exit_for_insn(c, EXIT_REASON_CR_ACCESS, cr_qual(cr, CRQ_MOV_TO, gpr), 0);
@@ -372,6 +421,9 @@ static void insn_event(struct cpu *c, struct cpu_event *ev)
                           displacement(&dd, 0), info);
         }
         break;
+    case INSN_EV_STRING_IO:
+        io_event(c, (u16)arg, (arg >> 16) & 0xff, (arg >> 24) & 1);
+        break;
     case INSN_EV_INVPCID:
         if (proc & PROC_INVLPG_EXITING) {
             struct decoded dd;
@@ -405,36 +457,7 @@ bool vmx_intercept(struct cpu *c, struct cpu_event *ev)
         }
         break;
     case EV_IO:
-        if (io_exits(c, ev->u.io.port, ev->u.io.size)) {
-            struct decoded dd;
-            decode_at_rip(c, &dd);
-            bool string = dd.ok &&
-                          (dd.d.mnemonic == ZYDIS_MNEMONIC_INSB || dd.d.mnemonic == ZYDIS_MNEMONIC_INSW ||
-                           dd.d.mnemonic == ZYDIS_MNEMONIC_INSD || dd.d.mnemonic == ZYDIS_MNEMONIC_OUTSB ||
-                           dd.d.mnemonic == ZYDIS_MNEMONIC_OUTSW || dd.d.mnemonic == ZYDIS_MNEMONIC_OUTSD);
-            bool rep = string && (dd.d.attributes & ZYDIS_ATTRIB_HAS_REP);
-            bool imm = dd.ok && !string && dd.d.operand_count_visible == 2 &&
-                       (dd.op[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE ||
-                        dd.op[1].type == ZYDIS_OPERAND_TYPE_IMMEDIATE);
-            u64 q = (u64)(ev->u.io.size - 1) | (ev->u.io.write ? 0 : BIT(3)) |
-                    (string ? BIT(4) : 0) | (rep ? BIT(5) : 0) | (imm ? BIT(6) : 0) |
-                    (u64)ev->u.io.port << 16;
-            struct vmx_exit_info x = { .reason = EXIT_REASON_IO, .qual = q,
-                                       .insn_len = dd.ok ? dd.d.length : 1, .in_insn = true };
-            if (string) {
-                /* INS writes ES:rDI, OUTS reads seg:rSI (SDM 28.2.5 table 28-8) */
-                bool in = !ev->u.io.write;
-                u64 amask = size_mask(dd.d.address_width / 8);
-                int seg = in ? SEG_ES : seg_number(dd.op[1].mem.segment);
-                u64 off = c->gpr[in ? R_RDI : R_RSI] & amask;
-                x.guest_linear = cpu_is_long64(c) && seg != SEG_FS && seg != SEG_GS ? off :
-                                 (c->seg[seg].base + off) & (cpu_is_long64(c) ? ~0ull : 0xffffffffull);
-                x.has_linear = true;
-                x.insn_info = (dd.d.address_width == 16 ? 0u : dd.d.address_width == 32 ? 1u : 2u) << 7 |
-                              (u32)seg << 15;
-            }
-            vmx_exit(c, &x);
-        }
+        io_event(c, ev->u.io.port, ev->u.io.size, ev->u.io.write);
         break;
     case EV_CPUID:
         exit_for_insn(c, EXIT_REASON_CPUID, 0, 0);

@@ -238,6 +238,9 @@ u32 vmx_preempt_remaining(struct cpu *c);
 /* VM-exit instruction-information field for an instruction with a memory or register
  * operand (SDM 28.2.5, tables 28-8 to 28-13). */
 u32 vmx_insn_info_of(struct cpu *c, const struct insn *i);
+/* The exit qualification of an instruction with a memory operand (VMX instructions,
+ * INVEPT, INVVPID, INVPCID, LGDT...): its displacement, 0 without one (SDM 28.2.1). */
+u64 vmx_insn_displacement(const struct insn *i);
 /* In VMX root operation, CR0 must keep the FIXED0 bits. */
 bool vmx_cr0_allowed_root(const struct cpu *c, u64 cr0);
 

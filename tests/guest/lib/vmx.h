@@ -396,6 +396,47 @@ static inline void vmx_set_proc2(u32 want)
     vmwrite(F_PROC2, vmx_ctl(MSR_VMX_PROCBASED2, want));
 }
 
+/* Code for L2 written in assembly: `name` runs body, then VMCALLs forever (so a test
+ * sees R_VMCALL once body is done without an exit). Registers come from vmx_gregs. */
+#define VMX_L2_CODE(name, body)                                                               \
+    extern char name[];                                                                       \
+    asm(".pushsection .text\n" #name ":\n" body "\n98: vmcall\n jmp 98b\n.popsection")
+
+/* The same for 32-bit code (the body is assembled as .code32). */
+#define VMX_L2_CODE32(name, body)                                                             \
+    extern char name[];                                                                       \
+    asm(".pushsection .text\n.code32\n" #name ":\n" body                                      \
+        "\n98: vmcall\n jmp 98b\n.code64\n.popsection")
+
+/* A fresh VMCS for L2 code with primary controls `proc` (beyond the required ones) and,
+ * when proc2 is not 0, secondary controls proc2. */
+static inline void vmx_setup_l2(const void *code, u32 proc, u32 proc2)
+{
+    vmx_vmcs_setup(&vmx_region_pa[1], (void (*)(void))(ulong)code);
+    vmwrite(F_PROC, vmx_ctl(MSR_VMX_TRUE_PROC, proc));
+    if (proc2)
+        vmx_set_proc2(proc2);
+}
+
+/* L2 at CPL 3: the runtime's 64-bit user code and data segments (its pages are user
+ * pages). */
+static inline void vmx_guest_cpl3(void)
+{
+    vmwrite(F_GUEST_CS_SEL, SEL_UCODE64);
+    vmwrite(F_GUEST_CS_AR, 0xa0fb);
+    static const u32 sel_f[] = { F_GUEST_ES_SEL, F_GUEST_SS_SEL, F_GUEST_DS_SEL };
+    for (unsigned k = 0; k < 3; k++) {
+        vmwrite(sel_f[k], SEL_UDATA);
+        vmwrite(sel_f[k] - 0x0800 + 0x4814, 0xc0f3);
+    }
+}
+
+/* The VM-exit interruption information of a hardware exception (SDM 24.9.2). */
+static inline u32 vmx_hw_exc_info(u8 vector, bool has_error)
+{
+    return vector | 3u << 8 | (has_error ? 1u << 11 : 0) | 1u << 31;
+}
+
 /* An identity EPT of the first 4 GiB with 1 GiB pages (4-level, write-back, A/D off),
  * or 5-level with levels = 5. Returns the EPTP. */
 static u64 vmx_ept_tables[5][512] __attribute__((aligned(4096)));
@@ -409,6 +450,21 @@ static inline u64 vmx_ept_identity(int levels)
     for (int g = 0; g < 4; g++)
         vmx_ept_tables[pdpt][g] = ((u64)g << 30) | 7 | (6 << 3) | (1u << 7);
     return (u64)(ulong)vmx_ept_tables[0] | 6 | ((u64)(levels - 1) << 3);
+}
+
+/* L2 in 32-bit protected mode without paging (unrestricted guest on an identity EPT):
+ * flat 32-bit code and data segments of the runtime, CR0 = PE|ET|NE, EFER 0. */
+static inline void vmx_guest_prot32(void)
+{
+    vmwrite(F_PROC, vmread(F_PROC) | PROC_SECONDARY);
+    vmwrite(F_PROC2, vmread(F_PROC2) | PROC2_EPT | PROC2_UNRESTRICTED);
+    vmwrite(F_EPT_POINTER, vmx_ept_identity(4));
+    vmwrite(F_ENTRY_CTLS, vmread(F_ENTRY_CTLS) & ~(u64)ENTRY_IA32E);
+    vmwrite(F_GUEST_EFER, 0);
+    vmwrite(F_GUEST_CR0, 0x31);
+    vmwrite(F_GUEST_CR4, 1u << 13);
+    vmwrite(F_GUEST_CS_SEL, SEL_KCODE32);
+    vmwrite(F_GUEST_CS_AR, 0xc09b);
 }
 
 #endif

@@ -473,6 +473,8 @@ bool vmx_intercept(struct cpu *c, struct cpu_event *ev)
         cr_access(c, ev);
         /* CR8 with the TPR shadow: the virtual-APIC page's VTPR (SDM 30.1) */
         if (ev->u.cr.cr == 8 && (proc & PROC_TPR_SHADOW)) {
+            if (ev->u.cr.write && (ev->u.cr.value & ~0xfull))
+                return false; /* reserved bits: the #GP comes first, VTPR is not written */
             if (ev->u.cr.write)
                 vmx_cr8_write(c, ev->u.cr.value);
             else

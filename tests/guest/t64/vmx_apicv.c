@@ -49,6 +49,8 @@ static void l2_cr8(void)
     ulong v;
     asm volatile("mov %1, %%cr8; mov %%cr8, %0; vmcall" : "=&r"(v) : "r"(5ul));
     asm volatile("mov %0, %%rax; vmcall" ::"r"(v) : "rax");
+    asm volatile(ASM_TRY("1f") "mov %0, %%cr8\n1:" ::"r"(0x12ul)); /* reserved bits */
+    asm volatile("vmcall" ::"a"(exc_vector()));
     asm volatile("mov %0, %%cr8" ::"r"(2ul)); /* below the threshold */
     asm volatile("vmcall");
     for (;;)
@@ -119,6 +121,10 @@ void test_main(void)
     TEST_EQ(vmx_run(), R_VMCALL, "L2 ran on");
     TEST_EQ(vmx_gregs[0], 5, "MOV from CR8 read VTPR[7:4]");
     TEST_EQ(apic_read(0x80), l1_tpr, "L1's own TPR untouched");
+    vmx_skip();
+    TEST_EQ(vmx_run(), R_VMCALL, "L2 ran on");
+    TEST_EQ(vmx_gregs[0], 13, "MOV to CR8 with bits 63:4 set: #GP in L2");
+    TEST_EQ(*vreg(0x80), 0x50, "and VTPR unchanged");
     vmx_skip();
     u64 rip_before = vmread(F_GUEST_RIP);
     TEST_EQ(vmx_run(), R_TPR_BELOW, "CR8 below the TPR threshold: exit 43");

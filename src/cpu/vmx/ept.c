@@ -84,6 +84,10 @@ u64 vmx_ept_translate(struct cpu *c, u64 gpa, unsigned access, u64 linear, bool 
     if (r.fault == PAGING_OK)
         return r.pa;
     struct vmx_exit_info x = { .guest_phys = gpa, .has_phys = true, .in_insn = true };
+    /* the length of the instruction whose access it was, as processors report it (the
+     * SDM leaves the field undefined here); none for a fetch */
+    if (!(access & ACC_EXEC))
+        x.insn_len = vmx_insn_length(c);
     if (r.fault == PAGING_EPT_MISCONFIG) {
         x.reason = EXIT_REASON_EPT_MISCONFIG;
     } else {

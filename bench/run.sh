@@ -14,6 +14,9 @@
 #  5. the Xen interface (xenbench.elf, -xen): a hypercall round trip (raw VMCALL and
 #     through the hypercall page) and an event-channel send to its upcall handler, guest
 #     time per operation, median of BENCH_RUNS runs.
+#  6. nested VMX (vmxbench.elf): an L2 -> L1 -> L2 exit round trip (CPUID exiting, L1
+#     skipping the instruction and resuming), and the same integer loop's MIPS in L1 and
+#     in L2 on an identity EPT; median of BENCH_RUNS runs.
 # BENCH_LINUX=0 skips 2 and 3.
 set -u
 cd "$(dirname "$0")/.."
@@ -73,6 +76,22 @@ for what in hypercall page "evtchn send-to-upcall"; do
        sed -n "s/^xenbench: $what [0-9]* in .*: \([0-9]*\) ns each.*/\1/p" | median)
   printf 'Xen %-22s %s ns (median of %s)\n' "$what:" "$ns" "$RUNS"
 done
+
+# ---- 6. nested VMX ----
+vmx_runs=()
+for _ in $(seq "$RUNS"); do
+  out=$("$NESTOR" run "$BUILD/guest/vmxbench.elf" 2>&1)
+  st=$?
+  if [ "$st" -ne 1 ]; then
+    echo "bench: vmxbench.elf failed (exit status $st)"; echo "$out" | tail -5; exit 1
+  fi
+  vmx_runs+=("$out")
+done
+vmx_field() { # sed expression picking one number per run
+  for o in "${vmx_runs[@]}"; do echo "$o"; done | sed -n "$1" | median
+}
+echo "VMX L2->L1->L2 exit round trip: $(vmx_field 's/^vmxbench: exit .*: \([0-9]*\) ns each.*/\1/p') ns (median of $RUNS)"
+echo "VMX compute loop: L1 $(vmx_field 's/^vmxbench: compute L1 \([0-9]*\) MIPS.*/\1/p') MIPS, L2 on EPT $(vmx_field 's/^vmxbench: compute .*L2 on EPT \([0-9]*\) MIPS.*/\1/p') MIPS (median of $RUNS)"
 
 [ "${BENCH_LINUX:-1}" = 0 ] && exit 0
 

@@ -997,7 +997,9 @@ static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
         }
         if (unlikely(in->exits & EXIT_STOP))
             return STOP_REQUEST;
-        if (likely(block_mode_ok(c))) {
+        if (unlikely(c->vmx_non_root) && vmx_mtf_step(c)) {
+            step(c); /* one instruction, then the MTF exit at the next boundary */
+        } else if (likely(block_mode_ok(c))) {
             if (likely(!c->pmu.enabled))
                 block_run(c);
             else

@@ -108,8 +108,10 @@ static void insn_iret(struct cpu *c, const struct insn *i)
  * take them before the guest's IDT does. */
 static void software_exception(struct cpu *c, const struct insn *i, u8 vector, int type)
 {
+    /* (in VMX non-root operation the exception bitmap sees it as the software exception
+     * it is, when cpu_deliver raises EV_SOFT_EXCEPTION) */
     struct cpu_event ev = { .kind = EV_EXCEPTION, .u.exc = { vector, false, 0, 0 } };
-    if (cpu_intercept(c, &ev) != INTERCEPT_DEFAULT)
+    if (likely(!c->vmx_non_root) && cpu_intercept(c, &ev) != INTERCEPT_DEFAULT)
         return;
     cpu_deliver(c, vector, type, false, 0, i->next_rip);
 }

@@ -137,6 +137,9 @@ static void inject_event(struct cpu *c)
     if (type == INTR_TYPE_NMI)
         c->nmi_blocked = true;
     c->in->delivering = -1;
+    /* with MTF, an exit is pending before the handler's first instruction (26.5.2) */
+    if (vmx_proc(v) & PROC_MTF)
+        v->mtf_pending = true;
     vmx_delivery_done(c);
 }
 

@@ -610,3 +610,12 @@ void vmx_boundary(struct cpu *c)
     }
     vmx_apicv_boundary(c);
 }
+
+bool vmx_mtf_step(struct cpu *c)
+{
+    struct vmx *v = c->vmx;
+    if (!(vmx_proc(v) & PROC_MTF) || c->state != CPU_RUNNING)
+        return false;
+    v->mtf_pending = true;
+    return true;
+}

@@ -82,6 +82,10 @@ bool vmx_intercept(struct cpu *c, struct cpu_event *ev);
 /* Instruction-boundary work in non-root operation, before events are taken: pending MTF,
  * the preemption timer, interrupt and NMI windows, virtual interrupts. May exit. */
 void vmx_boundary(struct cpu *c);
+/* The monitor trap flag (SDM 26.5.2): with MTF on, L2 runs one instruction per loop
+ * iteration, and an MTF VM exit is due at the boundary after it (or after the delivery
+ * of an event it raised), unless it exited itself. */
+bool vmx_mtf_step(struct cpu *c);
 /* Is an external interrupt blocked for L2 by RFLAGS.IF? Not with external-interrupt exiting
  * (SDM 25.3: IF then does not block interrupts, which exit instead). */
 bool vmx_intr_masked_by_if(const struct cpu *c);

@@ -290,6 +290,7 @@ static inline u64 read_cr(int n)
     ulong v = 0;
     switch (n) {
     case 0: asm volatile("mov %%cr0, %0" : "=r"(v)); break;
+    case 2: asm volatile("mov %%cr2, %0" : "=r"(v)); break;
     case 3: asm volatile("mov %%cr3, %0" : "=r"(v)); break;
     case 4: asm volatile("mov %%cr4, %0" : "=r"(v)); break;
     }

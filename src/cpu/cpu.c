@@ -151,6 +151,9 @@ bool cpu_runnable(struct cpu *c)
     case CPU_RUNNING:
         return true;
     case CPU_HALTED:
+        /* the VMX-preemption timer of a halted L2 exits to L1 */
+        if (unlikely(c->vmx_non_root) && vmx_wake_due(c))
+            return true;
         /* what take_events() wakes a halted CPU for */
         if (c->nmi_pending && !c->nmi_blocked)
             return true;
@@ -235,6 +238,11 @@ u64 cpu_tsc(struct cpu *c)
     return cpu_tsc_at(c, c->ops->now_ns(c, c->ops_opaque));
 }
 
+u64 cpu_wake_deadline_ns(const struct cpu *c)
+{
+    return c->vmx_non_root ? vmx_wake_deadline_ns(c) : ~0ull;
+}
+
 u64 cpu_tsc_at(const struct cpu *c, u64 ns)
 {
     unsigned __int128 t = (unsigned __int128)ns * c->model->tsc_khz / 1000000u;
@@ -248,7 +256,8 @@ static const char *const event_names[EV_KIND_COUNT] = {
     [EV_EXCEPTION] = "exception", [EV_INTERRUPT] = "interrupt", [EV_TASK_SWITCH] = "task-switch",
     [EV_SHUTDOWN] = "shutdown", [EV_PAUSE] = "pause", [EV_UNSUPPORTED] = "unsupported",
     [EV_PMI] = "pmi",
-    [EV_TSC_WRITTEN] = "tsc-written",
+    [EV_TSC_WRITTEN] = "tsc-written", [EV_INSN] = "vmx-insn",
+    [EV_SOFT_EXCEPTION] = "soft-exception", [EV_NMI] = "nmi",
 };
 
 void cpu_trace_event(struct cpu *c, const struct cpu_event *ev)

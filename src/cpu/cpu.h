@@ -346,6 +346,11 @@ void cpu_dump(const struct cpu *c, void *file /* FILE* */);
 /* Trace of executed instructions and exits; NULL file disables. */
 void cpu_set_trace(struct cpu *c, void *file /* FILE* */, bool insns, bool events);
 
+/* Virtual time (ns) at which a timer of the vCPU itself needs it to run though it is
+ * halted (the VMX-preemption timer of a halted L2), or ~0: the machine's idle wait and
+ * slice budget honour it as they do the machine's timers. */
+u64 cpu_wake_deadline_ns(const struct cpu *c);
+
 /* The current TSC value of this vCPU. */
 u64 cpu_tsc(struct cpu *c);
 /* The TSC value at virtual time ns (pairs a TSC with the time it was read at). */

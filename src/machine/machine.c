@@ -720,12 +720,25 @@ void machine_power_transitions(struct machine *m)
 
 static bool console_poll(struct machine *m, int timeout_ms);
 
+/* The next virtual time something must happen: the machine's timers, and the vCPUs' own
+ * (cpu_wake_deadline_ns: a halted L2's VMX-preemption timer). */
+static u64 next_deadline(const struct machine *m)
+{
+    u64 d = clock_next_deadline(&m->clock);
+    for (int i = 0; i < m->ncpus; i++) {
+        u64 v = cpu_wake_deadline_ns(m->cpu[i]);
+        if (v < d)
+            d = v;
+    }
+    return d;
+}
+
 /* Nothing runs (every vCPU idle, or the machine suspended): time goes on to the next
  * timer, on the host's clock by waiting for it or for console input (a second at most:
  * the loop then looks again), with -icount by a jump. false: nothing can ever wake it. */
 static bool wait_for_wakeup(struct machine *m)
 {
-    u64 deadline = clock_next_deadline(&m->clock), now = clock_now(&m->clock);
+    u64 deadline = next_deadline(m), now = clock_now(&m->clock);
     if (deadline == CLOCK_NEVER && m->cfg.console_in_fd < 0)
         return false;
     if (deadline == CLOCK_NEVER) {
@@ -1037,7 +1050,7 @@ int machine_run(struct machine *m)
             continue;
         }
         u64 now = clock_now(&m->clock);
-        u64 deadline = clock_next_deadline(&m->clock);
+        u64 deadline = next_deadline(m);
         u64 budget = SLICE_INSNS;
         /* -max-insns stops vCPU 0 exactly at the limit */
         if (m->cfg.max_insns) {

@@ -190,3 +190,22 @@ bool vmx_l2_has_invpcid(const struct cpu *c)
 {
     return vmx_proc2(c->vmx) & PROC2_INVPCID;
 }
+
+u64 vmx_wake_deadline_ns(const struct cpu *c)
+{
+    const struct vmx *v = c->vmx;
+    if (!v->preempt_active || !c->model->tsc_khz)
+        return ~0ull;
+    /* the first ns at which the TSC reaches the deadline (inverse of cpu_tsc_at) */
+    s64 ticks = (s64)(v->preempt_deadline_tsc - (u64)c->tsc_offset);
+    if (ticks <= 0)
+        return 0;
+    unsigned __int128 ns = ((unsigned __int128)(u64)ticks * 1000000u + c->model->tsc_khz - 1) /
+                           c->model->tsc_khz;
+    return ns > ~0ull ? ~0ull : (u64)ns;
+}
+
+bool vmx_wake_due(const struct cpu *c)
+{
+    return c->vmx->preempt_active && vmx_preempt_remaining((struct cpu *)c) == 0;
+}

@@ -86,6 +86,10 @@ void vmx_boundary(struct cpu *c);
  * iteration, and an MTF VM exit is due at the boundary after it (or after the delivery
  * of an event it raised), unless it exited itself. */
 bool vmx_mtf_step(struct cpu *c);
+/* The VMX-preemption timer of a halted L2: the virtual time (ns) it expires at, or ~0;
+ * and whether it has (the vCPU must run to take the exit). */
+u64 vmx_wake_deadline_ns(const struct cpu *c);
+bool vmx_wake_due(const struct cpu *c);
 /* Is an external interrupt blocked for L2 by RFLAGS.IF? Not with external-interrupt exiting
  * (SDM 25.3: IF then does not block interrupts, which exit instead). */
 bool vmx_intr_masked_by_if(const struct cpu *c);

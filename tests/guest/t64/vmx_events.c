@@ -263,6 +263,15 @@ static void mtf_and_timer(void)
     TEST_EQ(vmread(F_PREEMPT_TIMER), 0, "saved value 0");
     vmwrite(F_PREEMPT_TIMER, 0);
     TEST_EQ(vmx_run(), R_PREEMPT, "a zero timer exits before any instruction");
+    /* a halted L2 (no HLT exiting, no interrupt to come): the timer still ends it */
+    l2(l2_hlt);
+    vmwrite(F_PIN, vmread(F_PIN) | PIN_PREEMPT);
+    vmwrite(F_PREEMPT_TIMER, 100000);
+    t0 = rdtsc();
+    TEST_EQ(vmx_run(), R_PREEMPT, "the timer ends L2's HLT");
+    ticks = rdtsc() - t0;
+    TEST_ASSERT(ticks >= (100000ull << rate), "after its time (%lu ticks)", (ulong)ticks);
+    TEST_EQ(vmread(F_GUEST_ACTIVITY), 1, "activity state HLT saved");
 }
 
 void test_main(void)

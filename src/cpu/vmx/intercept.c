@@ -496,6 +496,14 @@ bool vmx_intercept(struct cpu *c, struct cpu_event *ev)
             exit_for_insn(c, ev->u.rdtsc.rdtscp ? EXIT_REASON_RDTSCP : EXIT_REASON_RDTSC, 0, 0);
         /* the TSC offset is in the vCPU's offset while L2 runs */
         break;
+    case EV_TSC_WRITTEN:
+        /* WRMSR to IA32_TSC (or TSC_ADJUST) without an exit writes the TSC itself, which
+         * L1 sees; L2 sees it through the TSC offset (SDM 26.3: only RDMSR and RDTSC add
+         * the offset) */
+        v->l1_tsc_offset = c->tsc_offset;
+        if (proc & PROC_TSC_OFFSETTING)
+            c->tsc_offset += (s64)v->vmcs.f[VMCS_TSC_OFFSET];
+        break;
     case EV_HYPERCALL:
         exit_for_insn(c, EXIT_REASON_VMCALL, 0, 0);
     case EV_PAUSE:

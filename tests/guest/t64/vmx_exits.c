@@ -117,6 +117,7 @@ static void simple_exits(void)
 VMX_L2_CODE(l2_rdtsc, "rdtsc");
 VMX_L2_CODE(l2_rdtscp, "rdtscp");
 VMX_L2_CODE(l2_rdmsr_tsc, "rdmsr");
+VMX_L2_CODE(l2_wrmsr_tsc, "wrmsr");
 
 static u8 msr_bitmap[4096] __attribute__((aligned(4096)));
 
@@ -157,6 +158,27 @@ static void tsc(void)
     TEST_EQ(r, R_VMCALL, "RDMSR IA32_TSC with its bitmap bit clear: no exit");
     u64 v = l2_edx_eax();
     TEST_ASSERT(v >= t0 - off && v <= t1 - off, "RDMSR IA32_TSC with TSC offsetting: L1's TSC + the (negative) offset");
+
+    /* WRMSR of IA32_TSC (not exiting) writes the TSC itself: L1 reads what L2 wrote, L2
+     * that plus its offset (only RDMSR and RDTSC add the offset, SDM 26.3) */
+    u64 tsc_before = rdtsc();
+    vmx_setup_l2(l2_wrmsr_tsc, PROC_TSC_OFFSET | PROC_MSR_BITMAPS, 0);
+    vmwrite(F_MSR_BITMAP, (u64)(ulong)msr_bitmap);
+    vmwrite(F_TSC_OFFSET, off);
+    vmx_gregs[1] = 0x10;
+    vmx_gregs[0] = 0;
+    vmx_gregs[2] = 0x10; /* TSC := 1 << 36 */
+    r = vmx_run();
+    u64 l1_after = rdtsc();
+    TEST_EQ(r, R_VMCALL, "WRMSR IA32_TSC with its bitmap bit clear: no exit");
+    TEST_ASSERT(l1_after >= (1ull << 36) && l1_after < (1ull << 36) + 1000000000ull,
+                "L1's TSC is the value L2 wrote (%llx)", (unsigned long long)l1_after);
+    vmx_setup_l2(l2_rdtsc, PROC_TSC_OFFSET, 0);
+    vmwrite(F_TSC_OFFSET, off);
+    r = vmx_run();
+    v = l2_edx_eax();
+    TEST_ASSERT(v >= l1_after + off, "L2 reads it plus its offset");
+    wrmsr(0x10, tsc_before); /* L1's clock back (roughly) */
 
     if (!cpu_has(0x80000001, 0, 3, 27)) {
         test_skip("no RDTSCP");

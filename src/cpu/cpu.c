@@ -106,17 +106,18 @@ void cpu_reset(struct cpu *c)
     pmu_reset(c);
 }
 
-void cpu_init_signal(struct cpu *c, bool is_bsp)
+bool cpu_init_signal(struct cpu *c, bool is_bsp)
 {
     /* INIT is blocked in VMX root operation and exits in non-root operation */
-    if (vmx_init_signal(c))
-        return;
+    if (vmx_init_signal(c, is_bsp))
+        return false;
     /* INIT keeps x87/SSE state, MTRRs, the TSC and the machine-check MSRs. */
     struct fpu_state keep = c->fpu;
     reset_common(c);
     c->fpu = keep;
     c->state = is_bsp ? CPU_RUNNING : CPU_WAIT_FOR_SIPI;
     pmu_run_state_changed(c);
+    return true;
 }
 
 void cpu_sipi(struct cpu *c, u8 vector)

@@ -303,8 +303,10 @@ int cpu_init(struct cpu *c, int id, struct guest_mem *mem, struct cpuid_model *m
 void cpu_destroy(struct cpu *c);
 /* Power-on / RESET state as in the SDM (Vol. 3A, 10.1.1). */
 void cpu_reset(struct cpu *c);
-/* INIT: like reset but keeps x87/SSE state, MTRRs, some MSRs; an AP then waits for SIPI. */
-void cpu_init_signal(struct cpu *c, bool is_bsp);
+/* INIT: like reset but keeps x87/SSE state, MTRRs, some MSRs; an AP then waits for SIPI.
+ * false when VMX blocked the INIT (root operation: pending until VM entry or VMXOFF) or
+ * turned it into a VM exit: the processor, its local APIC included, is not reset. */
+bool cpu_init_signal(struct cpu *c, bool is_bsp);
 /* Startup IPI with the given vector: CS=vector<<8, IP=0, real mode. */
 void cpu_sipi(struct cpu *c, u8 vector);
 void cpu_nmi(struct cpu *c);

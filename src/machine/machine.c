@@ -432,8 +432,8 @@ void machine_apic_send(struct machine *m, const struct apic_msg *msg)
              * changes nothing (vlapic_init_sipi_one: "nothing to do if the VCPU is
              * already reset"): what the guest set up for it beforehand, such as an
              * upcall vector already pending in its LAPIC, stays. */
-            cpu_init_signal(c, false);
-            if (!m->xen || m->started[i])
+            /* (an INIT that VMX blocked or turned into a VM exit resets nothing) */
+            if (cpu_init_signal(c, false) && (!m->xen || m->started[i]))
                 lapic_init_signal(m->lapic[i]);
             break;
         case APIC_DM_STARTUP:

@@ -168,6 +168,12 @@ void vmx_insn_vmxoff(struct cpu *c, const struct insn *i)
     v->current = ~0ull;
     c->monitor_armed = false;
     vmx_succeed(c);
+    /* an INIT blocked in VMX root operation happens now */
+    if (v->init_pending) {
+        v->init_pending = false;
+        cpu_init_signal(c, v->init_bsp);
+        c->in->exits |= EXIT_RIP_WRITTEN | EXIT_BLOCK_END;
+    }
 }
 
 /* ---- VMCLEAR / VMPTRLD / VMPTRST ---- */

@@ -46,15 +46,18 @@ bool vmx_in_operation(const struct cpu *c)
     return c->vmx && c->vmx->on;
 }
 
-bool vmx_init_signal(struct cpu *c)
+bool vmx_init_signal(struct cpu *c, bool is_bsp)
 {
     struct vmx *v = c->vmx;
     if (!v || !v->on)
         return false;
-    if (!c->vmx_non_root)
-        return true; /* blocked in VMX root operation (SDM 24.8) */
-    /* an INIT exit happens at the next boundary: the vCPU is outside cpu_run here */
+    /* In VMX root operation INIT is blocked (SDM 24.8): it stays pending until VM entry
+     * (an INIT exit at once) or VMXOFF (the INIT then happens). In non-root operation it
+     * exits at the next boundary: the vCPU is outside cpu_run here. */
     v->init_pending = true;
+    v->init_bsp = is_bsp;
+    if (!c->vmx_non_root)
+        return true;
     c->state = c->state == CPU_WAIT_FOR_SIPI ? CPU_WAIT_FOR_SIPI : CPU_RUNNING;
     cpu_check_events(c);
     return true;

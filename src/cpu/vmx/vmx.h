@@ -31,7 +31,7 @@ void vmx_reset(struct cpu *c);
 /* In VMX root operation INIT is blocked (SDM 24.8); in non-root operation it exits. Returns
  * true when the INIT was consumed (blocked, or turned into an exit): the caller does nothing
  * more. Called by the machine's INIT path, outside cpu_run(). */
-bool vmx_init_signal(struct cpu *c);
+bool vmx_init_signal(struct cpu *c, bool is_bsp);
 /* A SIPI to a vCPU whose L2 is in wait-for-SIPI: a VM exit (true), else false. */
 bool vmx_sipi(struct cpu *c, u8 vector);
 

@@ -168,7 +168,8 @@ struct vmx {
     bool mtf_pending;       /* an MTF exit is due at the next boundary */
     u64 preempt_deadline_tsc;/* the preemption timer reaches 0 at this TSC value */
     bool preempt_active;
-    bool init_pending;      /* INIT arrived in non-root operation: an exit */
+    bool init_pending;      /* INIT arrived in VMX operation: an exit, or after VMXOFF */
+    bool init_bsp;          /* ... to the bootstrap processor */
     bool sipi_pending;      /* SIPI arrived in wait-for-SIPI: an exit */
     u8 sipi_vector;
     /* APIC virtualization: a trap-like exit due at the next boundary (apicv.c) */

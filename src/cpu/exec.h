@@ -507,6 +507,10 @@ u64 phys_read(struct cpu *c, u64 gpa, unsigned size);
 void phys_write(struct cpu *c, u64 gpa, unsigned size, u64 value);
 /* Segment base + offset with the checks vmem_* do, returning the linear address. */
 u64 seg_linear(struct cpu *c, int seg, u64 offset, unsigned size, bool write);
+/* A paging-structure entry at a physical address (struct paging_ops for a struct cpu):
+ * RAM only (-1 otherwise); an update of one holding decoded code invalidates it. */
+int phys_entry_read(void *opaque, u64 pa, unsigned size, u64 *val);
+int phys_entry_cmpxchg(void *opaque, u64 pa, unsigned size, u64 old, u64 newv);
 /* Recomputes paging parameters and flushes the TLB (after CR0/CR3/CR4/EFER changes). */
 void mmu_update(struct cpu *c);
 

@@ -71,11 +71,9 @@ static bool pte_address(struct cpu *c, u64 *pa, unsigned access)
     return true;
 }
 
-static int pte_read(void *opaque, u64 pa, unsigned size, u64 *val)
+int phys_entry_read(void *opaque, u64 pa, unsigned size, u64 *val)
 {
     struct cpu *c = opaque;
-    if (!pte_address(c, &pa, ACC_READ))
-        return -1;
     u8 *p = mem_ptr(c->mem, pa, size);
     if (!p)
         return -1;
@@ -85,11 +83,9 @@ static int pte_read(void *opaque, u64 pa, unsigned size, u64 *val)
     return 0;
 }
 
-static int pte_cmpxchg(void *opaque, u64 pa, unsigned size, u64 old, u64 newv)
+int phys_entry_cmpxchg(void *opaque, u64 pa, unsigned size, u64 old, u64 newv)
 {
     struct cpu *c = opaque;
-    if (!pte_address(c, &pa, ACC_WRITE))
-        return -1;
     /* a page table in a read-only frame: the flag update is lost like on open bus */
     u8 *p = mem_ptr_write(c->mem, pa, size);
     if (!p)
@@ -101,6 +97,21 @@ static int pte_cmpxchg(void *opaque, u64 pa, unsigned size, u64 old, u64 newv)
     memcpy(p, &newv, size);
     code_written(c, mem_page_gen(c->mem, pa));
     return 0;
+}
+
+/* The guest's paging-structure entries: RAM only, through EPT for an L2. */
+static int pte_read(void *opaque, u64 pa, unsigned size, u64 *val)
+{
+    if (!pte_address(opaque, &pa, ACC_READ))
+        return -1;
+    return phys_entry_read(opaque, pa, size, val);
+}
+
+static int pte_cmpxchg(void *opaque, u64 pa, unsigned size, u64 old, u64 newv)
+{
+    if (!pte_address(opaque, &pa, ACC_WRITE))
+        return -1;
+    return phys_entry_cmpxchg(opaque, pa, size, old, newv);
 }
 
 void mmu_update(struct cpu *c)

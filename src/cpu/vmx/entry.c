@@ -5,23 +5,15 @@
 #include "cpu/vmx/vmx_internal.h"
 #include "cpu/vmx/entry_checks.h"
 
-static void load_seg(struct cpu *c, struct seg *s, int sel_f, int base_f, int limit_f, int ar_f)
+static void load_seg(struct cpu *c, struct seg *s, int k)
 {
     const struct vmcs *f = &c->vmx->vmcs;
-    s->sel = (u16)f->f[sel_f];
-    s->base = f->f[base_f];
-    s->limit = (u32)f->f[limit_f];
-    s->attr = (u32)f->f[ar_f] & 0x1f0ffu;
+    const struct vmx_seg_fields *g = &vmx_guest_seg[k];
+    s->sel = (u16)f->f[g->sel];
+    s->base = f->f[g->base];
+    s->limit = (u32)f->f[g->limit];
+    s->attr = (u32)f->f[g->ar] & 0x1f0ffu;
 }
-
-static const struct { int sel, base, limit, ar; } guest_segs[6] = {
-    [SEG_ES] = { VMCS_GUEST_ES_SEL, VMCS_GUEST_ES_BASE, VMCS_GUEST_ES_LIMIT, VMCS_GUEST_ES_AR },
-    [SEG_CS] = { VMCS_GUEST_CS_SEL, VMCS_GUEST_CS_BASE, VMCS_GUEST_CS_LIMIT, VMCS_GUEST_CS_AR },
-    [SEG_SS] = { VMCS_GUEST_SS_SEL, VMCS_GUEST_SS_BASE, VMCS_GUEST_SS_LIMIT, VMCS_GUEST_SS_AR },
-    [SEG_DS] = { VMCS_GUEST_DS_SEL, VMCS_GUEST_DS_BASE, VMCS_GUEST_DS_LIMIT, VMCS_GUEST_DS_AR },
-    [SEG_FS] = { VMCS_GUEST_FS_SEL, VMCS_GUEST_FS_BASE, VMCS_GUEST_FS_LIMIT, VMCS_GUEST_FS_AR },
-    [SEG_GS] = { VMCS_GUEST_GS_SEL, VMCS_GUEST_GS_BASE, VMCS_GUEST_GS_LIMIT, VMCS_GUEST_GS_AR },
-};
 
 /* A failed entry after the controls and host state were found valid: the VM exit with
  * the entry-failure bit (SDM 27.8), L1's host state loaded. */
@@ -63,12 +55,9 @@ static void load_guest_state(struct cpu *c)
             c->efer &= ~(u64)EFER_LME;
     }
     for (int s = 0; s < 6; s++)
-        load_seg(c, &c->seg[s], guest_segs[s].sel, guest_segs[s].base, guest_segs[s].limit,
-                 guest_segs[s].ar);
-    load_seg(c, &c->ldtr, VMCS_GUEST_LDTR_SEL, VMCS_GUEST_LDTR_BASE, VMCS_GUEST_LDTR_LIMIT,
-             VMCS_GUEST_LDTR_AR);
-    load_seg(c, &c->tr, VMCS_GUEST_TR_SEL, VMCS_GUEST_TR_BASE, VMCS_GUEST_TR_LIMIT,
-             VMCS_GUEST_TR_AR);
+        load_seg(c, &c->seg[s], s);
+    load_seg(c, &c->ldtr, VMX_SEG_LDTR);
+    load_seg(c, &c->tr, VMX_SEG_TR);
     c->gdtr = (struct dtr){ f->f[VMCS_GUEST_GDTR_BASE], (u16)f->f[VMCS_GUEST_GDTR_LIMIT] };
     c->idtr = (struct dtr){ f->f[VMCS_GUEST_IDTR_BASE], (u16)f->f[VMCS_GUEST_IDTR_LIMIT] };
     c->gpr[R_RSP] = f->f[VMCS_GUEST_RSP];

@@ -340,18 +340,12 @@ static bool guest_efer_lme(struct cpu *c)
 /* ===================== 27.3.1.2 guest segment registers ===================== */
 /* The six segment registers' fields, CS first. */
 enum { GS_CS, GS_SS, GS_DS, GS_ES, GS_FS, GS_GS, GS_N };
-static const struct { int sel, base, limit, ar; } gseg[GS_N] = {
-    [GS_CS] = { VMCS_GUEST_CS_SEL, VMCS_GUEST_CS_BASE, VMCS_GUEST_CS_LIMIT, VMCS_GUEST_CS_AR },
-    [GS_SS] = { VMCS_GUEST_SS_SEL, VMCS_GUEST_SS_BASE, VMCS_GUEST_SS_LIMIT, VMCS_GUEST_SS_AR },
-    [GS_DS] = { VMCS_GUEST_DS_SEL, VMCS_GUEST_DS_BASE, VMCS_GUEST_DS_LIMIT, VMCS_GUEST_DS_AR },
-    [GS_ES] = { VMCS_GUEST_ES_SEL, VMCS_GUEST_ES_BASE, VMCS_GUEST_ES_LIMIT, VMCS_GUEST_ES_AR },
-    [GS_FS] = { VMCS_GUEST_FS_SEL, VMCS_GUEST_FS_BASE, VMCS_GUEST_FS_LIMIT, VMCS_GUEST_FS_AR },
-    [GS_GS] = { VMCS_GUEST_GS_SEL, VMCS_GUEST_GS_BASE, VMCS_GUEST_GS_LIMIT, VMCS_GUEST_GS_AR },
-};
-static u64 seg_sel(const struct cpu *c, int s) { return c->vmx->vmcs.f[gseg[s].sel]; }
-static u64 seg_base(const struct cpu *c, int s) { return c->vmx->vmcs.f[gseg[s].base]; }
-static u32 seg_limit(const struct cpu *c, int s) { return (u32)c->vmx->vmcs.f[gseg[s].limit]; }
-static u32 seg_ar(const struct cpu *c, int s) { return (u32)c->vmx->vmcs.f[gseg[s].ar]; }
+static const int gseg_index[GS_N] = { SEG_CS, SEG_SS, SEG_DS, SEG_ES, SEG_FS, SEG_GS };
+#define gseg(s) vmx_guest_seg[gseg_index[s]]
+static u64 seg_sel(const struct cpu *c, int s) { return c->vmx->vmcs.f[gseg(s).sel]; }
+static u64 seg_base(const struct cpu *c, int s) { return c->vmx->vmcs.f[gseg(s).base]; }
+static u32 seg_limit(const struct cpu *c, int s) { return (u32)c->vmx->vmcs.f[gseg(s).limit]; }
+static u32 seg_ar(const struct cpu *c, int s) { return (u32)c->vmx->vmcs.f[gseg(s).ar]; }
 /* CS is always checked; the others only when usable (SDM 27.3.1.2 access-rights rules) */
 static bool seg_checked(const struct cpu *c, int s)
 {

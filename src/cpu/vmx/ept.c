@@ -29,33 +29,6 @@ bool vmx_ept_active(const struct cpu *c)
     return c->vmx_non_root && (vmx_proc2(c->vmx) & PROC2_EPT);
 }
 
-/* EPT paging structures live in L1's physical memory: RAM only. */
-static int ept_read(void *opaque, u64 pa, unsigned size, u64 *val)
-{
-    struct cpu *c = opaque;
-    u8 *p = mem_ptr(c->mem, pa, size);
-    if (!p)
-        return -1;
-    u64 v = 0;
-    memcpy(&v, p, size);
-    *val = v;
-    return 0;
-}
-
-static int ept_cmpxchg(void *opaque, u64 pa, unsigned size, u64 old, u64 newv)
-{
-    struct cpu *c = opaque;
-    u8 *p = mem_ptr_write(c->mem, pa, size);
-    if (!p)
-        return -1;
-    u64 cur = 0;
-    memcpy(&cur, p, size);
-    if (cur != old)
-        return 1;
-    memcpy(p, &newv, size);
-    return 0;
-}
-
 static void ept_walk(struct cpu *c, u64 gpa, unsigned access, struct paging_result *r)
 {
     u64 eptp = c->vmx->vmcs.f[VMCS_EPT_POINTER];
@@ -65,7 +38,8 @@ static void ept_walk(struct cpu *c, u64 gpa, unsigned access, struct paging_resu
         .maxphyaddr = c->model->phys_bits,
         .pdpe1gb = c->vmx->caps.msr[VMX_EPT_VPID_CAP] & EPT_CAP_1G,
         .ept_ad = eptp & BIT(6),
-        .ops = { ept_read, ept_cmpxchg, c },
+        /* EPT paging structures live in L1's physical memory: RAM only */
+        .ops = { phys_entry_read, phys_entry_cmpxchg, c },
     };
     paging_walk(&ctx, gpa, access & (ACC_WRITE | ACC_EXEC | ACC_NO_AD), r);
 }

@@ -6,27 +6,15 @@
 #include "cpu/vmx/vmx_internal.h"
 
 /* ---- saving guest state (SDM 28.3) ---- */
-static void save_seg(struct vmcs *v, int sel_f, int base_f, int limit_f, int ar_f,
-                     const struct seg *s)
+static void save_seg(struct vmcs *v, int k, const struct seg *s)
 {
-    v->f[sel_f] = s->sel;
-    v->f[base_f] = s->base;
-    v->f[limit_f] = s->limit;
+    const struct vmx_seg_fields *g = &vmx_guest_seg[k];
+    v->f[g->sel] = s->sel;
+    v->f[g->base] = s->base;
+    v->f[g->limit] = s->limit;
     /* the unusable bit, and for an unusable segment the other attributes as they are */
-    v->f[ar_f] = s->attr & 0x1f0ffu;
+    v->f[g->ar] = s->attr & 0x1f0ffu;
 }
-
-static const struct { int sel, base, limit, ar; } seg_fields[6] = {
-    [SEG_ES] = { VMCS_GUEST_ES_SEL, VMCS_GUEST_ES_BASE, VMCS_GUEST_ES_LIMIT, VMCS_GUEST_ES_AR },
-    [SEG_CS] = { VMCS_GUEST_CS_SEL, VMCS_GUEST_CS_BASE, VMCS_GUEST_CS_LIMIT, VMCS_GUEST_CS_AR },
-    [SEG_SS] = { VMCS_GUEST_SS_SEL, VMCS_GUEST_SS_BASE, VMCS_GUEST_SS_LIMIT, VMCS_GUEST_SS_AR },
-    [SEG_DS] = { VMCS_GUEST_DS_SEL, VMCS_GUEST_DS_BASE, VMCS_GUEST_DS_LIMIT, VMCS_GUEST_DS_AR },
-    [SEG_FS] = { VMCS_GUEST_FS_SEL, VMCS_GUEST_FS_BASE, VMCS_GUEST_FS_LIMIT, VMCS_GUEST_FS_AR },
-    [SEG_GS] = { VMCS_GUEST_GS_SEL, VMCS_GUEST_GS_BASE, VMCS_GUEST_GS_LIMIT, VMCS_GUEST_GS_AR },
-};
-
-const int vmx_seg_field_sel[6] = { VMCS_GUEST_ES_SEL, VMCS_GUEST_CS_SEL, VMCS_GUEST_SS_SEL,
-                                    VMCS_GUEST_DS_SEL, VMCS_GUEST_FS_SEL, VMCS_GUEST_GS_SEL };
 
 static u32 activity_of(const struct cpu *c)
 {
@@ -56,12 +44,9 @@ static void save_guest_state(struct cpu *c, bool in_insn)
     f->f[VMCS_GUEST_RIP] = c->rip;
     f->f[VMCS_GUEST_RFLAGS] = cpu_flags(c);
     for (int s = 0; s < 6; s++)
-        save_seg(f, seg_fields[s].sel, seg_fields[s].base, seg_fields[s].limit,
-                 seg_fields[s].ar, &c->seg[s]);
-    save_seg(f, VMCS_GUEST_LDTR_SEL, VMCS_GUEST_LDTR_BASE, VMCS_GUEST_LDTR_LIMIT,
-             VMCS_GUEST_LDTR_AR, &c->ldtr);
-    save_seg(f, VMCS_GUEST_TR_SEL, VMCS_GUEST_TR_BASE, VMCS_GUEST_TR_LIMIT, VMCS_GUEST_TR_AR,
-             &c->tr);
+        save_seg(f, s, &c->seg[s]);
+    save_seg(f, VMX_SEG_LDTR, &c->ldtr);
+    save_seg(f, VMX_SEG_TR, &c->tr);
     f->f[VMCS_GUEST_GDTR_BASE] = c->gdtr.base;
     f->f[VMCS_GUEST_GDTR_LIMIT] = c->gdtr.limit;
     f->f[VMCS_GUEST_IDTR_BASE] = c->idtr.base;

@@ -271,38 +271,64 @@ static u64 shadow_slot(const struct vmx *v, const struct vmcs_field_desc *d)
     return v->vmcs.f[VMCS_LINK_POINTER] + VMCS_REGION_FIELDS + 8 * (u64)d->field;
 }
 
-void vmx_insn_vmread(struct cpu *c, const struct insn *i)
+/* The common part of VMREAD and VMWRITE (SDM 31.3). vmrw_begin: which VMCS the
+ * instruction reaches (the current one, or in non-root operation with VMCS shadowing and
+ * the field's bitmap bit clear, the shadow VMCS at the link pointer, without an exit), with
+ * the #UD / VM exit / #GP checks; vmrw_field: the VMfail checks and the field, or NULL
+ * when the instruction failed (flags already set). */
+static bool vmrw_begin(struct cpu *c, const struct insn *i, u64 enc, bool write)
 {
     struct vmx *v = c->vmx;
-    unsigned bytes = c->vmx && cpu_is_long64(c) ? 8 : 4;
-    u64 enc = v ? c->gpr[i->opd[1].reg] & size_mask(bytes) : 0;
-    bool to_shadow = c->vmx_non_root && v && v->on && shadowed(c, enc, false);
+    bool to_shadow = c->vmx_non_root && v && v->on && shadowed(c, enc, write);
     if (!to_shadow)
-        vmx_insn_begin(c, i, EXIT_REASON_VMREAD);
+        vmx_insn_begin(c, i, write ? EXIT_REASON_VMWRITE : EXIT_REASON_VMREAD);
     else if (c->cpl > 0)
         gp0(c);
-    if ((!to_shadow && v->current == ~0ull) ||
-        (to_shadow && v->vmcs.f[VMCS_LINK_POINTER] == ~0ull)) {
+    return to_shadow;
+}
+
+static const struct vmcs_field_desc *vmrw_field(struct cpu *c, u64 enc, bool to_shadow, bool *high)
+{
+    struct vmx *v = c->vmx;
+    if (to_shadow ? v->vmcs.f[VMCS_LINK_POINTER] == ~0ull : v->current == ~0ull) {
         fail_invalid(c);
-        return;
+        return NULL;
     }
-    bool high;
-    const struct vmcs_field_desc *d = vmcs_field_find(enc, v->caps.features, &high);
-    if (!d) {
+    const struct vmcs_field_desc *d = vmcs_field_find(enc, v->caps.features, high);
+    if (!d)
         vmx_fail(c, VMXERR_UNSUPPORTED_FIELD);
+    return d;
+}
+
+/* A field's whole 64-bit slot, in the current VMCS or in the shadow VMCS's region. */
+static u64 slot_load(struct cpu *c, bool shadow, const struct vmcs_field_desc *d)
+{
+    u64 raw = ~0ull;
+    if (!shadow)
+        return c->vmx->vmcs.f[d->field];
+    vmx_phys_read(c, shadow_slot(c->vmx, d), &raw, 8);
+    return raw;
+}
+
+static void slot_store(struct cpu *c, bool shadow, const struct vmcs_field_desc *d, u64 raw)
+{
+    if (shadow)
+        vmx_phys_write(c, shadow_slot(c->vmx, d), &raw, 8);
+    else
+        c->vmx->vmcs.f[d->field] = raw;
+}
+
+void vmx_insn_vmread(struct cpu *c, const struct insn *i)
+{
+    unsigned bytes = vmx_operand_bytes(c);
+    u64 enc = c->vmx ? c->gpr[i->opd[1].reg] & size_mask(bytes) : 0;
+    bool high, shadow = vmrw_begin(c, i, enc, false);
+    const struct vmcs_field_desc *d = vmrw_field(c, enc, shadow, &high);
+    if (!d)
         return;
-    }
-    u64 val;
-    if (to_shadow) {
-        struct vmcs tmp;
-        u64 raw = ~0ull;
-        vmx_phys_read(c, shadow_slot(v, d), &raw, 8);
-        tmp.f[d->field] = raw;
-        val = vmcs_read(&tmp, d, high);
-    } else {
-        val = vmcs_read(&v->vmcs, d, high);
-    }
-    val &= size_mask(bytes);
+    struct vmcs tmp;
+    tmp.f[d->field] = slot_load(c, shadow, d);
+    u64 val = vmcs_read(&tmp, d, high) & size_mask(bytes);
     if (opr_is_mem(i, 0))
         vmem_write(c, opr_seg(i, 0), opr_ea(c, i, 0), bytes, val);
     else
@@ -312,37 +338,18 @@ void vmx_insn_vmread(struct cpu *c, const struct insn *i)
 
 void vmx_insn_vmwrite(struct cpu *c, const struct insn *i)
 {
-    struct vmx *v = c->vmx;
     unsigned bytes = vmx_operand_bytes(c);
-    u64 enc = v ? c->gpr[i->opd[0].reg] & size_mask(bytes) : 0;
-    bool to_shadow = c->vmx_non_root && v && v->on && shadowed(c, enc, true);
-    if (!to_shadow)
-        vmx_insn_begin(c, i, EXIT_REASON_VMWRITE);
-    else if (c->cpl > 0)
-        gp0(c);
-    u64 val = read_rm(c, i, 1, bytes);
-    if ((!to_shadow && v->current == ~0ull) ||
-        (to_shadow && v->vmcs.f[VMCS_LINK_POINTER] == ~0ull)) {
-        fail_invalid(c);
+    u64 enc = c->vmx ? c->gpr[i->opd[0].reg] & size_mask(bytes) : 0;
+    bool high, shadow = vmrw_begin(c, i, enc, true);
+    u64 val = read_rm(c, i, 1, bytes); /* its faults come before the VMfail checks */
+    const struct vmcs_field_desc *d = vmrw_field(c, enc, shadow, &high);
+    if (!d)
         return;
-    }
-    bool high;
-    const struct vmcs_field_desc *d = vmcs_field_find(enc, v->caps.features, &high);
-    if (!d) {
-        vmx_fail(c, VMXERR_UNSUPPORTED_FIELD);
-        return;
-    }
     /* read-only exit-information fields are writable: IA32_VMX_MISC[29] is reported */
-    if (to_shadow) {
-        struct vmcs tmp;
-        u64 raw = 0;
-        vmx_phys_read(c, shadow_slot(v, d), &raw, 8);
-        tmp.f[d->field] = raw;
-        vmcs_write(&tmp, d, high, val);
-        vmx_phys_write(c, shadow_slot(v, d), &tmp.f[d->field], 8);
-    } else {
-        vmcs_write(&v->vmcs, d, high, val);
-    }
+    struct vmcs tmp;
+    tmp.f[d->field] = slot_load(c, shadow, d);
+    vmcs_write(&tmp, d, high, val);
+    slot_store(c, shadow, d, tmp.f[d->field]);
     vmx_succeed(c);
 }
 

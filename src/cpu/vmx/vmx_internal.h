@@ -183,6 +183,14 @@ struct vmx {
     bool exiting;
 };
 
+/* The guest-state fields of a segment register: ES..GS in the engine's SEG_* order, then
+ * LDTR (VMX_SEG_LDTR) and TR (VMX_SEG_TR). One table for entry, exit and the checks. */
+struct vmx_seg_fields {
+    enum vmcs_field sel, base, limit, ar;
+};
+enum { VMX_SEG_LDTR = 6, VMX_SEG_TR = 7 };
+extern const struct vmx_seg_fields vmx_guest_seg[8];
+
 /* caps.c */
 void vmx_caps_build(struct cpu *c, struct vmx_caps *caps);
 /* May control word `value` be used with capability MSR `cap` (allowed-0 bits set,

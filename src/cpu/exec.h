@@ -468,6 +468,8 @@ static inline bool opr_is_reg(const struct insn *i, int n) { return i->op[n].typ
 static inline bool opr_is_imm(const struct insn *i, int n) { return i->opd[n].kind == OPD_IMM; }
 /* Register operand n as a GPR index (R_*), or -1 if not a GPR; *hi8 set for AH..BH. */
 int opr_gpr(const struct insn *i, int n, bool *hi8);
+/* A memory operand's segment register as SEG_*: DS when Zydis names none. */
+int zseg(ZydisRegister s);
 /* Zydis register -> index within its class (XMM3 -> 3, ST2 -> 2, CR4 -> 4, ES -> SEG_ES). */
 int zreg_index(ZydisRegister r);
 

@@ -143,7 +143,7 @@ static void reg_write(struct cpu *c, const struct insn *i, ZydisRegister r, u64 
 
 /* ---- operands ---- */
 u64 opd_mask[256], opd_keep[256];
-static int zseg(ZydisRegister s)
+int zseg(ZydisRegister s)
 {
     switch (s) {
     case ZYDIS_REGISTER_ES: return SEG_ES;

@@ -45,18 +45,6 @@ static int gpr_number(ZydisRegister r)
     return -1;
 }
 
-static int seg_number(ZydisRegister r)
-{
-    switch (r) {
-    case ZYDIS_REGISTER_ES: return SEG_ES;
-    case ZYDIS_REGISTER_CS: return SEG_CS;
-    case ZYDIS_REGISTER_SS: return SEG_SS;
-    case ZYDIS_REGISTER_FS: return SEG_FS;
-    case ZYDIS_REGISTER_GS: return SEG_GS;
-    default: return SEG_DS;
-    }
-}
-
 /* VM-exit instruction information (SDM 28.2.5): scaling (1:0), address size (9:7),
  * memory/register (10), segment (17:15), index (21:18) and its invalid bit (22), base
  * (26:23) and its invalid bit (27), and reg2 (31:28); operand size (12:11) and reg1
@@ -77,7 +65,7 @@ static u32 insn_info_from(const struct decoded *dd, int mem_op, int reg1_op, int
         const ZydisDecodedOperand *m = &dd->op[mem_op];
         unsigned scale = m->mem.scale;
         info |= (scale == 2 ? 1u : scale == 4 ? 2u : scale == 8 ? 3u : 0u);
-        info |= (u32)seg_number(m->mem.segment) << 15;
+        info |= (u32)zseg(m->mem.segment) << 15;
         int idx = gpr_number(m->mem.index);
         info |= idx >= 0 ? (u32)idx << 18 : BIT(22);
         int base = gpr_number(m->mem.base);
@@ -193,7 +181,7 @@ static void io_event(struct cpu *c, u16 port, unsigned size, bool write)
     };
     if (string) {
         /* INS writes ES:rDI, OUTS reads seg:rSI (DS unless overridden) */
-        int seg = write ? seg_number(dd.op[1].mem.segment) : SEG_ES;
+        int seg = write ? zseg(dd.op[1].mem.segment) : SEG_ES;
         u64 off = c->gpr[write ? R_RSI : R_RDI] & size_mask(dd.d.address_width / 8);
         if (cpu_is_long64(c))
             x.guest_linear = off + (seg == SEG_FS || seg == SEG_GS ? c->seg[seg].base : 0);

@@ -247,7 +247,10 @@ u64 cpu_wake_deadline_ns(const struct cpu *c)
 u64 cpu_tsc_at(const struct cpu *c, u64 ns)
 {
     unsigned __int128 t = (unsigned __int128)ns * c->model->tsc_khz / 1000000u;
-    return (u64)t + (u64)c->tsc_offset;
+    u64 tsc = (u64)t + (u64)c->tsc_offset;
+    if (unlikely(c->tsc_multiplier))
+        tsc = (u64)(((unsigned __int128)tsc * c->tsc_multiplier) >> 48) + (u64)c->tsc_scaled_offset;
+    return tsc;
 }
 
 static const char *const event_names[EV_KIND_COUNT] = {

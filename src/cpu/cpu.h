@@ -266,6 +266,10 @@ struct cpu {
     u64 msr_tsc_aux, msr_pat, msr_misc_enable, msr_tsc_adjust, msr_debugctl;
     u64 msr_mtrr_def_type, msr_mtrr_fixed[11], msr_mtrr_var[16];
     s64 tsc_offset; /* TSC = now * freq + tsc_offset */
+    /* VMX TSC scaling while L2 runs (0: none): then TSC = ((now * freq + tsc_offset) *
+     * tsc_multiplier >> 48) + tsc_scaled_offset */
+    u64 tsc_multiplier;
+    s64 tsc_scaled_offset;
     u64 msr_feature_control; /* IA32_FEATURE_CONTROL (VMX models; else reads locked, 0) */
 
     /* derived and run state */

@@ -54,6 +54,8 @@ static const struct vmx_control proc2_controls[] = {
     { PROC2_VIRT_X2APIC, VMXF_TPR_SHADOW },
     { PROC2_APIC_REG_VIRT, VMXF_TPR_SHADOW },
     { PROC2_VIRT_INTR_DELIVERY, VMXF_VIRT_INTR },
+    { PROC2_PAUSE_LOOP_EXITING, VMXF_PLE },
+    { PROC2_TSC_SCALING, VMXF_TSC_SCALING },
 };
 
 static const struct vmx_control exit_controls[] = {

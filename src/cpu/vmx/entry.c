@@ -150,8 +150,16 @@ void vmx_vmentry(struct cpu *c, bool launch)
     c->monitor_armed = false;
     load_guest_state(c);
     c->vmx_non_root = true;
-    c->tsc_offset = v->l1_tsc_offset +
-                    ((vmx_proc(v) & PROC_TSC_OFFSETTING) ? (s64)f->f[VMCS_TSC_OFFSET] : 0);
+    /* RDTSC in L2: L1's TSC + the TSC offset, or scaled by the TSC multiplier first
+     * (SDM 26.3, "use TSC scaling" with "use TSC offsetting") */
+    bool offsetting = vmx_proc(v) & PROC_TSC_OFFSETTING;
+    if (offsetting && (vmx_proc2(v) & PROC2_TSC_SCALING)) {
+        c->tsc_multiplier = f->f[VMCS_TSC_MULTIPLIER];
+        c->tsc_scaled_offset = (s64)f->f[VMCS_TSC_OFFSET];
+    } else {
+        c->tsc_offset = v->l1_tsc_offset + (offsetting ? (s64)f->f[VMCS_TSC_OFFSET] : 0);
+    }
+    v->ple_active = false; /* the first PAUSE after VM entry starts a loop */
     load_nonregister_state(c);
     debug_update(c);
     cpu_update_mode(c);

@@ -210,6 +210,7 @@ void vmx_load_host_state(struct cpu *c)
     c->mwait = false;
     c->vmx_non_root = false;
     c->tsc_offset = v->l1_tsc_offset;
+    c->tsc_multiplier = 0;
     debug_update(c);
     cpu_update_mode(c);
     mmu_update(c);

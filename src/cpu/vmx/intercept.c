@@ -348,6 +348,24 @@ static _Noreturn void exception_exit(struct cpu *c, u8 vector, unsigned type, bo
     vmx_exit(c, &x);
 }
 
+/* Pause-loop exiting (SDM 26.1.3): PAUSEs at CPL 0 less than PLE_Gap TSC ticks apart
+ * form a loop; one that has lasted more than PLE_Window ticks exits. */
+static void pause_loop(struct cpu *c)
+{
+    struct vmx *v = c->vmx;
+    u64 now = vmx_l1_tsc(c);
+    u32 gap = (u32)v->vmcs.f[VMCS_PLE_GAP], window = (u32)v->vmcs.f[VMCS_PLE_WINDOW];
+    if (!v->ple_active || now - v->ple_last > gap) {
+        v->ple_active = true;
+        v->ple_start = now;
+    }
+    v->ple_last = now;
+    if (now - v->ple_start > window) {
+        v->ple_active = false;
+        exit_for_insn(c, EXIT_REASON_PAUSE, 0, 0);
+    }
+}
+
 /* ---- the interception point ---- */
 static void insn_event(struct cpu *c, struct cpu_event *ev)
 {
@@ -489,7 +507,7 @@ bool vmx_intercept(struct cpu *c, struct cpu_event *ev)
          * L1 sees; L2 sees it through the TSC offset (SDM 26.3: only RDMSR and RDTSC add
          * the offset) */
         v->l1_tsc_offset = c->tsc_offset;
-        if (proc & PROC_TSC_OFFSETTING)
+        if ((proc & PROC_TSC_OFFSETTING) && !c->tsc_multiplier)
             c->tsc_offset += (s64)v->vmcs.f[VMCS_TSC_OFFSET];
         break;
     case EV_HYPERCALL:
@@ -497,6 +515,8 @@ bool vmx_intercept(struct cpu *c, struct cpu_event *ev)
     case EV_PAUSE:
         if (proc & PROC_PAUSE_EXITING)
             exit_for_insn(c, EXIT_REASON_PAUSE, 0, 0);
+        if ((proc2 & PROC2_PAUSE_LOOP_EXITING) && c->cpl == 0)
+            pause_loop(c);
         break;
     case EV_EXCEPTION: {
         u8 vec = ev->u.exc.vector;

@@ -140,9 +140,16 @@ void vmx_delivery_done(struct cpu *c)
 /* ---- the VMX-preemption timer (SDM 26.5.1) ----
  * It counts down at the TSC rate divided by 2^IA32_VMX_MISC[4:0], from the value VM entry
  * loads; an exit with "save VMX-preemption timer value" stores what is left. */
+u64 vmx_l1_tsc(const struct cpu *c)
+{
+    u64 ns = c->ops->now_ns((struct cpu *)c, c->ops_opaque);
+    unsigned __int128 t = (unsigned __int128)ns * c->model->tsc_khz / 1000000u;
+    return (u64)t + (u64)(c->vmx_non_root ? c->vmx->l1_tsc_offset : c->tsc_offset);
+}
+
 static u64 tsc_now(struct cpu *c)
 {
-    return cpu_tsc(c);
+    return vmx_l1_tsc(c);
 }
 
 void vmx_preempt_start(struct cpu *c)
@@ -212,7 +219,7 @@ u64 vmx_wake_deadline_ns(const struct cpu *c)
     if (!v->preempt_active || !c->model->tsc_khz)
         return ~0ull;
     /* the first ns at which the TSC reaches the deadline (inverse of cpu_tsc_at) */
-    s64 ticks = (s64)(v->preempt_deadline_tsc - (u64)c->tsc_offset);
+    s64 ticks = (s64)(v->preempt_deadline_tsc - (u64)v->l1_tsc_offset);
     if (ticks <= 0)
         return 0;
     unsigned __int128 ns = ((unsigned __int128)(u64)ticks * 1000000u + c->model->tsc_khz - 1) /

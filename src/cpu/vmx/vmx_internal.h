@@ -165,6 +165,9 @@ struct vmx {
      * with virtual NMIs); L1's own is kept here meanwhile. */
     bool l1_nmi_blocked;
     s64 l1_tsc_offset;      /* L1's TSC offset: L2's adds the VMCS TSC offset to it */
+    /* pause-loop exiting: the L1 TSC of the first and the last PAUSE of the loop */
+    bool ple_active;
+    u64 ple_start, ple_last;
     bool mtf_pending;       /* an MTF exit is due at the next boundary */
     u64 preempt_deadline_tsc;/* the preemption timer reaches 0 at this TSC value */
     bool preempt_active;
@@ -241,6 +244,9 @@ bool vmx_msr_access(struct cpu *c, u32 index, u64 *value, bool write);
 /* Leaves the instruction or event that caused the exit and continues the loop in the
  * new context (exec.c's EXC_VMEXIT path). */
 _Noreturn void vmx_longjmp_exit(struct cpu *c);
+/* L1's TSC now (the TSC without L2's offset and scaling: the preemption timer's and
+ * pause-loop exiting's clock). */
+u64 vmx_l1_tsc(const struct cpu *c);
 /* The VMX-preemption timer: armed by VM entry; its value now (timer ticks left). */
 void vmx_preempt_start(struct cpu *c);
 u32 vmx_preempt_remaining(struct cpu *c);

@@ -50,6 +50,8 @@ void debug_update(struct cpu *c)
 
 void debug_set_dr6(struct cpu *c, u32 bits)
 {
+    c->in->dr6_before_db = c->dr[6];
+    c->in->db_qual = bits & (DR6_B_MASK | BIT(13) | DR6_BS); /* B0-B3, BD, BS */
     /* B0-B3 report the breakpoints of this exception only; BD, BS and BT are never
      * cleared by the processor (SDM 17.2.3). */
     c->dr[6] = (c->dr[6] & ~(u64)DR6_B_MASK) | (bits & DR6_B_MASK) | (bits & DR6_STICKY) |

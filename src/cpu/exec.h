@@ -195,6 +195,10 @@ struct cpu_internal {
      * the walk is a copy's that must not exit */
     u64 walk_linear;
     bool walk_no_exit;
+    /* The last debug exception's DR6 bits and DR6 before it (debug_set_dr6): a #DB that
+     * exits to L1 leaves DR6 alone and reports them as its qualification (SDM 28.1) */
+    u64 dr6_before_db;
+    u32 db_qual;
 };
 
 /* One-time table setup of the operand layer (register classes). */

@@ -521,9 +521,14 @@ bool vmx_intercept(struct cpu *c, struct cpu_event *ev)
     case EV_EXCEPTION: {
         u8 vec = ev->u.exc.vector;
         bool has_error = ev->u.exc.has_error && exc_has_error_code(vec) && cpu_is_prot(c);
-        if (exception_exits(v, vec, ev->u.exc.error))
-            exception_exit(c, vec, INTR_TYPE_HW_EXC, has_error, ev->u.exc.error,
-                           vec == EXC_PF ? ev->u.exc.cr2 : 0, 0);
+        if (exception_exits(v, vec, ev->u.exc.error)) {
+            u64 qual = vec == EXC_PF ? ev->u.exc.cr2 : 0;
+            if (vec == EXC_DB) { /* DR6 unchanged, its bits in the qualification */
+                c->dr[6] = c->in->dr6_before_db;
+                qual = c->in->db_qual;
+            }
+            exception_exit(c, vec, INTR_TYPE_HW_EXC, has_error, ev->u.exc.error, qual, 0);
+        }
         break;
     }
     case EV_SOFT_EXCEPTION: {

@@ -43,6 +43,7 @@ VMX_L2_CODE(l2_pf, "mov (%rbx), %rax");
 VMX_L2_CODE(l2_hlt, "hlt");
 VMX_L2_CODE(l2_sti_nops, "sti\n nop\n nop\n nop");
 VMX_L2_CODE(l2_nops, "nop\n nop\n nop");
+VMX_L2_CODE(l2_single_step, "pushf\n orq $0x100, (%rsp)\n popf\n nop\n nop");
 VMX_L2_CODE(l2_iret, "mov %ss, %eax\n push %rax\n push %rsp\n addq $8, (%rsp)\n pushf\n"
                      " mov %cs, %eax\n push %rax\n lea 2f(%rip), %rax\n push %rax\n iretq\n"
                      "2: nop\n nop");
@@ -166,6 +167,17 @@ static void exceptions(void)
     vmwrite(F_PF_MATCH, 1);
     TEST_EQ(vmx_run(), R_EXC_NMI, "#PF, bit 14 clear, error code does not match: exit");
     idt_reset_gate(14);
+
+    /* #DB: DR6 is not written, its bits are the qualification (SDM 28.1) */
+    asm volatile("mov %0, %%dr6" ::"r"(0xffff0ff0ul));
+    l2(l2_single_step);
+    vmwrite(F_EXC_BITMAP, BIT(1));
+    TEST_EQ(vmx_run(), R_EXC_NMI, "single-step #DB with bit 1: exit");
+    TEST_EQ(vmread(F_EXIT_INTR_INFO), vmx_hw_exc_info(1, false), "exit information: #DB");
+    TEST_EQ(vmread(F_EXIT_QUAL), 0x4000, "qualification: BS");
+    ulong dr6;
+    asm volatile("mov %%dr6, %0" : "=r"(dr6));
+    TEST_EQ(dr6, 0xffff0ff0, "DR6 unchanged");
 
     /* a triple fault: no usable IDT */
     l2(l2_ud2);

@@ -519,6 +519,8 @@ int phys_entry_read(void *opaque, u64 pa, unsigned size, u64 *val);
 int phys_entry_cmpxchg(void *opaque, u64 pa, unsigned size, u64 old, u64 newv);
 /* Recomputes paging parameters and flushes the TLB (after CR0/CR3/CR4/EFER changes). */
 void mmu_update(struct cpu *c);
+/* The paging parameters alone, the TLB left as it is (VMX transitions decide). */
+void mmu_params_update(struct cpu *c);
 
 /* ---- segmentation and system state (seg.c, insn_system.c) ---- */
 /* Loads a data/stack segment register with full protected-mode checks (#GP/#SS/#NP with
@@ -646,7 +648,7 @@ static inline u8 *vmem_fast(struct cpu *c, int seg, u64 off, unsigned size, bool
         return NULL;
     u64 vpn = lin >> 12;
     const struct tlb_entry *e = &c->tlb.e[c->cpl == 3][vpn & (TLB_SIZE - 1)];
-    if ((write ? e->tag_write : e->tag_read) != vpn || !e->host)
+    if ((write ? e->tag_write : e->tag_read) != (vpn | c->tlb.ctx) || !e->host)
         return NULL;
     return e->host + (lin & 0xfff);
 }

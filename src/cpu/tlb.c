@@ -12,7 +12,17 @@ struct flush_filter {
     bool match_pcid;
     u16 pcid;
     bool keep_global;
+    bool match_ctx;
+    u64 ctx;
 };
+
+/* The context an entry was filled in (every valid tag carries it). */
+static u64 entry_ctx(const struct tlb_entry *e)
+{
+    u64 tag = e->tag_read != TLB_INVALID ? e->tag_read :
+              e->tag_write != TLB_INVALID ? e->tag_write : e->tag_exec;
+    return tag & TLB_CTX_MASK;
+}
 
 static void flushed(struct tlb *t)
 {
@@ -55,7 +65,8 @@ static void flush_where(struct tlb *t, struct flush_filter f)
     unsigned keep = 0;
     for (unsigned k = 0; k < t->nlive; k++) {
         struct tlb_entry *e = live_entry(t, k);
-        if ((f.match_pcid && e->pcid != f.pcid) || (f.keep_global && e->global)) {
+        if ((f.match_pcid && e->pcid != f.pcid) || (f.keep_global && e->global) ||
+            (f.match_ctx && entry_ctx(e) != f.ctx)) {
             t->live[keep++] = t->live[k];
             continue;
         }
@@ -81,12 +92,23 @@ void tlb_flush_pcid(struct tlb *t, u16 pcid, bool keep_global)
                                           .keep_global = keep_global });
 }
 
+void tlb_flush_context(struct tlb *t, u64 ctx)
+{
+    flush_where(t, (struct flush_filter){ .match_ctx = true, .ctx = ctx });
+}
+
+void tlb_switch_context(struct tlb *t, u64 ctx)
+{
+    t->ctx = ctx;
+    flushed(t);
+}
+
 void tlb_flush_page(struct tlb *t, u64 linear)
 {
     flushed(t);
-    u64 page = linear >> 12;
+    u64 page = (linear >> 12) | t->ctx;
     for (unsigned cls = 0; cls < 2; cls++) {
-        struct tlb_entry *e = &t->e[cls][page & (TLB_SIZE - 1)];
+        struct tlb_entry *e = &t->e[cls][(linear >> 12) & (TLB_SIZE - 1)];
         if (e->tag_read == page || e->tag_write == page || e->tag_exec == page)
             invalidate(e);
     }

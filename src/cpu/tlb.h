@@ -23,9 +23,17 @@ struct tlb_entry {
     bool listed;   /* in struct tlb's live list */
 };
 
+/* Translation contexts (VMX): a tag is the page number ORed with the context it was
+ * filled in, so that L1's and the running L2's translations live side by side. Page
+ * numbers use bits 51:0 at most. */
+#define TLB_CTX_L1 0ull
+#define TLB_CTX_L2 (1ull << 52)
+#define TLB_CTX_MASK (~0ull << 52)
+
 struct tlb {
     /* [0] = supervisor accesses, [1] = user accesses (CPL 3 or explicit user) */
     struct tlb_entry e[2][TLB_SIZE];
+    u64 ctx; /* the context lookups and fills use now (TLB_CTX_*) */
     /* Bumped by every flush: a translation checked under one epoch still holds while
      * the epoch is unchanged (decoded blocks skip the fetch check while it is). */
     u64 epoch;
@@ -60,5 +68,9 @@ void tlb_flush_page(struct tlb *t, u64 linear);
 /* The entries tagged with pcid; global ones too unless keep_global (INVPCID type 1 and
  * MOV CR3 with PCIDs keep them). */
 void tlb_flush_pcid(struct tlb *t, u16 pcid, bool keep_global);
+/* The entries of one context (TLB_CTX_*), and a switch of context (no entry dropped;
+ * the epoch moves on, so decoded blocks check their translation again). */
+void tlb_flush_context(struct tlb *t, u64 ctx);
+void tlb_switch_context(struct tlb *t, u64 ctx);
 
 #endif

@@ -114,7 +114,7 @@ static int pte_cmpxchg(void *opaque, u64 pa, unsigned size, u64 old, u64 newv)
     return phys_entry_cmpxchg(opaque, pa, size, old, newv);
 }
 
-void mmu_update(struct cpu *c)
+void mmu_params_update(struct cpu *c)
 {
     struct paging_ctx *pg = &c->in->pg;
     const struct cpuid_fastbits *fb = c->in->fb;
@@ -137,6 +137,11 @@ void mmu_update(struct cpu *c)
     pg->smap = c->cr4 & CR4_SMAP;
     pg->pdpe1gb = fb->has[CF_PDPE1GB];
     pg->ops = (struct paging_ops){ pte_read, pte_cmpxchg, c };
+}
+
+void mmu_update(struct cpu *c)
+{
+    mmu_params_update(c);
     tlb_flush_all(&c->tlb);
 }
 
@@ -185,7 +190,7 @@ static struct tlb_entry *tlb_fill(struct cpu *c, u64 linear, unsigned access)
      * such a page comes through a write fill: the check costs TLB misses only. */
     if (unlikely(readonly) && (access & ACC_WRITE))
         cpu_fault(c, EXC_GP, 0);
-    u64 vpn = linear >> 12;
+    u64 vpn = (linear >> 12) | c->tlb.ctx; /* the tag: page and context */
     struct tlb_entry *e;
     if (access & ACC_NO_AD) {
         /* a peek: do not cache, hand back a scratch entry */
@@ -231,7 +236,7 @@ u64 lin_translate(struct cpu *c, u64 linear, unsigned access)
     u64 vpn = linear >> 12;
     struct tlb_entry *e = &c->tlb.e[cls][vpn & (TLB_SIZE - 1)];
     u64 tag = (access & ACC_EXEC) ? e->tag_exec : (access & ACC_WRITE) ? e->tag_write : e->tag_read;
-    if (tag != vpn)
+    if (tag != (vpn | c->tlb.ctx))
         e = tlb_fill(c, linear, access);
     return e->gpa | (linear & 0xfff);
 }
@@ -243,7 +248,7 @@ static inline u8 *lin_page(struct cpu *c, u64 linear, unsigned access, u64 *gpa)
     u64 vpn = linear >> 12;
     struct tlb_entry *e = &c->tlb.e[cls][vpn & (TLB_SIZE - 1)];
     u64 tag = (access & ACC_EXEC) ? e->tag_exec : (access & ACC_WRITE) ? e->tag_write : e->tag_read;
-    if (unlikely(tag != vpn))
+    if (unlikely(tag != (vpn | c->tlb.ctx)))
         e = tlb_fill(c, linear, access);
     *gpa = e->gpa | (linear & 0xfff);
     return e->host ? e->host + (linear & 0xfff) : NULL;
@@ -254,7 +259,7 @@ const struct tlb_entry *lin_code_entry(struct cpu *c, u64 linear)
     unsigned cls = c->cpl == 3 ? 1 : 0;
     u64 vpn = linear >> 12;
     struct tlb_entry *e = &c->tlb.e[cls][vpn & (TLB_SIZE - 1)];
-    if (unlikely(e->tag_exec != vpn))
+    if (unlikely(e->tag_exec != (vpn | c->tlb.ctx)))
         e = tlb_fill(c, linear, ACC_EXEC);
     return e;
 }

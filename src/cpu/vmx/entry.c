@@ -148,6 +148,7 @@ void vmx_vmentry(struct cpu *c, bool launch)
     if (!vmx_entry_check_guest(c, &fail))
         entry_failure(c, EXIT_REASON_INVALID_GUEST_STATE, fail.qual);
     c->monitor_armed = false;
+    vmx_tlb_leaving_l1(c);
     load_guest_state(c);
     c->vmx_non_root = true;
     /* RDTSC in L2: L1's TSC + the TSC offset, or scaled by the TSC multiplier first
@@ -163,8 +164,7 @@ void vmx_vmentry(struct cpu *c, bool launch)
     load_nonregister_state(c);
     debug_update(c);
     cpu_update_mode(c);
-    mmu_update(c);
-    c->in->large_pages_cached = false;
+    mmu_params_update(c); /* the TLB: vmx_tlb_enter below */
     /* PDPTEs for PAE paging: from the VMCS with EPT, else from CR3 (SDM 27.3.2.4) */
     if ((c->cr0 & CR0_PG) && (c->cr4 & CR4_PAE) && !(c->efer & EFER_LMA)) {
         if (vmx_proc2(v) & PROC2_EPT) {
@@ -183,7 +183,7 @@ void vmx_vmentry(struct cpu *c, bool launch)
         v->launched = true;
     vmx_preempt_start(c);
     vmx_apicv_entry(c);
-    vmx_ept_flush(c);
+    vmx_tlb_enter(c);
     /* Exit information of the last exit stays readable; the IDT-vectoring field is
      * cleared by the next exit. The VMLAUNCH/VMRESUME instruction retires here: the
      * loop's snapshot becomes L2's state, so that a fault delivering the injected event

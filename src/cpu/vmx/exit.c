@@ -213,8 +213,7 @@ void vmx_load_host_state(struct cpu *c)
     c->tsc_multiplier = 0;
     debug_update(c);
     cpu_update_mode(c);
-    mmu_update(c);
-    c->in->large_pages_cached = false;
+    mmu_params_update(c); /* the TLB: vmx_tlb_exit */
     /* PAE paging without long mode: the PDPTEs come from the host CR3 (a failure is a
      * VMX abort; the walker then sees them as loaded) */
     if ((c->cr0 & CR0_PG) && (c->cr4 & CR4_PAE) && !(c->efer & EFER_LMA))
@@ -229,6 +228,9 @@ static _Noreturn void vmx_abort(struct cpu *c, u32 indicator)
     struct vmx *v = c->vmx;
     vmx_phys_write(c, v->current + VMCS_REGION_ABORT, &indicator, 4);
     c->vmx_non_root = false;
+    v->in_l2_ctx = false;
+    tlb_flush_all(&c->tlb);
+    tlb_switch_context(&c->tlb, TLB_CTX_L1);
     c->state = CPU_SHUTDOWN;
     struct cpu_event ev = { .kind = EV_SHUTDOWN };
     cpu_intercept(c, &ev);
@@ -280,11 +282,13 @@ void vmx_exit(struct cpu *c, const struct vmx_exit_info *x)
     if ((x->reason & 0xffff) == EXIT_REASON_EXCEPTION_NMI &&
         INTR_INFO_TYPE(x->intr_info) == INTR_TYPE_NMI)
         c->nmi_blocked = true;
+    if (v->in_l2_ctx)
+        vmx_tlb_leaving_l2(c);
     vmx_load_host_state(c);
     if (vmx_load_msrs(c, f->f[VMCS_EXIT_MSR_LOAD_ADDR], (u32)f->f[VMCS_EXIT_MSR_LOAD_COUNT]))
         vmx_abort(c, 4);
     v->launched = v->launched || !entry_failure;
-    vmx_ept_flush(c);
+    vmx_tlb_exit(c);
     if (in->trace_events)
         fprintf(in->trace, "cpu%d vmexit reason %u qual %#llx\n", c->id, x->reason,
                 (unsigned long long)x->qual);

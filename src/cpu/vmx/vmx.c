@@ -51,6 +51,7 @@ void vmx_reset(struct cpu *c)
     memset(v, 0, sizeof(*v));
     v->caps = caps;
     v->current = ~0ull;
+    tlb_switch_context(&c->tlb, TLB_CTX_L1);
 }
 
 bool vmx_in_operation(const struct cpu *c)

@@ -165,6 +165,15 @@ struct vmx {
      * with virtual NMIs); L1's own is kept here meanwhile. */
     bool l1_nmi_blocked;
     s64 l1_tsc_offset;      /* L1's TSC offset: L2's adds the VMCS TSC offset to it */
+    /* The software TLB across VM entries and exits: L1's translations are context
+     * TLB_CTX_L1, the running L2's TLB_CTX_L2. With VPID both survive transitions, the
+     * L2 context while its VPID and EPTP stay the same; either side's are dropped when
+     * its paging regime differs from the one they were filled under. */
+    bool in_l2_ctx;            /* the TLB is in the L2 context */
+    bool l2_tlb_valid;         /* L2-context entries belong to l2_tlb_vpid/eptp */
+    u16 l2_tlb_vpid;
+    u64 l2_tlb_eptp;
+    struct paging_ctx l1_regime, l2_regime;
     /* pause-loop exiting: the L1 TSC of the first and the last PAUSE of the loop */
     bool ple_active;
     u64 ple_start, ple_last;
@@ -261,6 +270,12 @@ bool vmx_cr0_allowed_root(const struct cpu *c, u64 cr0);
 
 /* ept.c */
 void vmx_ept_flush(struct cpu *c);
+/* The TLB at VM entry (after guest state is loaded) and VM exit (after host state is
+ * loaded); vmx_tlb_leaving_* record the regime of the side being left first. */
+void vmx_tlb_leaving_l1(struct cpu *c);
+void vmx_tlb_enter(struct cpu *c);
+void vmx_tlb_leaving_l2(struct cpu *c);
+void vmx_tlb_exit(struct cpu *c);
 /* Is an EPTP value valid with these capabilities (SDM 26.2.1.1)? */
 bool vmx_eptp_valid(const struct vmx *v, u64 eptp, u8 maxphyaddr);
 

@@ -346,6 +346,11 @@ enum intercept_result cpu_intercept(struct cpu *c, struct cpu_event *ev);
  * then part of a copy to the guest may have been done. Never raises a guest fault. */
 int cpu_copy_guest(struct cpu *c, u64 linear, void *buf, size_t len, bool to_guest);
 
+/* Registers the vCPU's state description (machine/state.h): the registers and run
+ * state, what the engine carries between instructions, the TLB, VMX. */
+struct state_registry;
+void cpu_state_register(struct cpu *c, struct state_registry *r);
+
 /* Prints the register state (used on triple fault and for traces). */
 void cpu_dump(const struct cpu *c, void *file /* FILE* */);
 

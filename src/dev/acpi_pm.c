@@ -275,3 +275,17 @@ void acpi_pm_destroy(struct acpi_pm *pm)
     clock_timer_disarm(&pm->m->clock, pm->timer);
     free(pm);
 }
+
+/* ---- state ---- */
+#define F(m) STATE_FIELD(struct acpi_pm, m)
+static const struct state_field acpi_pm_fields[] = {
+    STATE_NOT_STATE(struct acpi_pm, m), F(sts), F(en), F(cnt), F(gpe_sts), F(gpe_en), F(reset),
+    F(tmr_eval_tick), F(sci), STATE_NOT_STATE(struct acpi_pm, timer),
+};
+#undef F
+static const struct state_desc acpi_pm_state_desc = STATE_DESC("acpi-pm", 1, struct acpi_pm, acpi_pm_fields);
+
+void acpi_pm_state_register(struct acpi_pm *pm, struct state_registry *r)
+{
+    state_register(r, &acpi_pm_state_desc, 0, pm);
+}

@@ -3,6 +3,8 @@
 #ifndef NESTOR_DEV_DEV_H
 #define NESTOR_DEV_DEV_H
 
+#include "machine/state.h"
+
 #include "common.h"
 
 struct machine;
@@ -10,6 +12,8 @@ struct cpu;
 
 /* 16550A UART at 0x3f8 (COM1), IRQ 4, on the console file descriptors. */
 struct uart *uart_create(struct machine *m, u16 base, int irq, int in_fd, int out_fd);
+/* Registers its state description (machine/state.h). */
+void uart_state_register(struct uart *d, struct state_registry *r);
 void uart_destroy(struct uart *u);
 void uart_reset(struct uart *u); /* power-on state (waking from ACPI S3) */
 /* Feeds console input bytes (from the machine's stdin poller). */
@@ -31,14 +35,20 @@ int debugexit_create(struct machine *m, u16 port, u16 size);
  * PCI slot `slot`, BAR0 4 KiB memory, BAR1 256 I/O ports). */
 #define PC_TESTDEV_IOMEM_BASE 0xff000000ull
 struct pc_testdev *pc_testdev_create(struct machine *m);
+/* Registers its state description (machine/state.h). */
+void pc_testdev_state_register(struct pc_testdev *d, struct state_registry *r);
 void pc_testdev_destroy(struct pc_testdev *t);
 struct pci_testdev *pci_testdev_create(struct machine *m, int slot);
+/* Registers its state description (machine/state.h). */
+void pci_testdev_state_register(struct pci_testdev *d, struct state_registry *r);
 void pci_testdev_destroy(struct pci_testdev *d);
 
 /* The Xen platform PCI device 5853:0001 (with -xen; src/dev/xen_platform.c): in the first
  * free PCI slot, with the fixed I/O ports 0x10-0x1f of Xen's PV-driver protocol; its
  * debug log goes to console_fd. */
 struct xen_platform *xen_platform_create(struct machine *m, int console_fd);
+/* Registers its state description (machine/state.h). */
+void xen_platform_state_register(struct xen_platform *d, struct state_registry *r);
 void xen_platform_destroy(struct xen_platform *p);
 /* Takes the device away again (a PVH guest has no device model, so no platform device). */
 void xen_platform_remove(struct xen_platform *p);
@@ -46,6 +56,8 @@ u8 xen_platform_devfn(const struct xen_platform *p);
 
 /* fw_cfg at 0x510 (selector) / 0x511 (data), with DMA at 0x514, as QEMU has it. */
 struct fwcfg *fwcfg_create(struct machine *m);
+/* Registers its state description (machine/state.h). */
+void fwcfg_state_register(struct fwcfg *d, struct state_registry *r);
 void fwcfg_destroy(struct fwcfg *f);
 /* Adds a named file (copied). */
 void fwcfg_add_file(struct fwcfg *f, const char *name, const void *data, size_t len);
@@ -65,6 +77,8 @@ u64 acpi_build(struct machine *m);
 /* Local APIC, one per vCPU: xAPIC MMIO at the APIC base, x2APIC MSRs, timer (one-shot,
  * periodic, TSC-deadline), IPIs (INIT/SIPI/fixed/NMI), EOI, TPR/PPR priorities. */
 struct lapic *lapic_create(struct machine *m, struct cpu *cpu, int id, bool bsp);
+/* Registers its state description (machine/state.h). */
+void lapic_state_register(struct lapic *d, struct state_registry *r);
 void lapic_destroy(struct lapic *l);
 u64 lapic_mmio_read(struct lapic *l, u64 offset, unsigned size);
 void lapic_mmio_write(struct lapic *l, u64 offset, unsigned size, u64 value);

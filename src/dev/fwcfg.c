@@ -399,3 +399,40 @@ void fwcfg_destroy(struct fwcfg *f)
     free(f->items);
     free(f);
 }
+
+/* ---- state: the selection (by key) and the position in the item; the items are the
+ * configuration's ---- */
+static const struct state_field fwcfg_fields[] = {
+    STATE_NOT_STATE(struct fwcfg, m), STATE_NOT_STATE(struct fwcfg, items),
+    STATE_NOT_STATE(struct fwcfg, nitems), STATE_NOT_STATE(struct fwcfg, cap),
+    STATE_NOT_STATE(struct fwcfg, cur), STATE_FIELD(struct fwcfg, offset),
+    STATE_FIELD(struct fwcfg, dma_addr),
+};
+
+static void fwcfg_save(void *obj, struct state_buf *b)
+{
+    struct fwcfg *f = obj;
+    state_put_u8(b, f->cur != NULL);
+    state_put_u32(b, f->cur ? f->cur->key : 0);
+}
+
+static int fwcfg_load(void *obj, struct state_cursor *c, char *err, size_t errlen)
+{
+    struct fwcfg *f = obj;
+    bool selected = state_get_u8(c);
+    u16 key = (u16)state_get_u32(c);
+    f->cur = selected ? find_key(f, key) : NULL;
+    if (selected && !f->cur) {
+        snprintf(err, errlen, "item %#x is selected but this machine has none", key);
+        return -1;
+    }
+    return 0;
+}
+
+static const struct state_desc fwcfg_state_desc =
+    STATE_DESC("fw_cfg", 1, struct fwcfg, fwcfg_fields, .save = fwcfg_save, .load = fwcfg_load);
+
+void fwcfg_state_register(struct fwcfg *f, struct state_registry *r)
+{
+    state_register(r, &fwcfg_state_desc, 0, f);
+}

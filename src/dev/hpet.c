@@ -403,3 +403,31 @@ void hpet_destroy(struct hpet *h)
         clock_timer_disarm(&h->m->clock, h->t[n].clk);
     free(h);
 }
+
+/* ---- state ---- */
+static const struct state_field hpet_fields[] = {
+    STATE_NOT_STATE(struct hpet, m), STATE_NOT_STATE(struct hpet, pit),
+    STATE_NOT_STATE(struct hpet, rtc), STATE_FIELD(struct hpet, config),
+    STATE_FIELD(struct hpet, isr), STATE_FIELD(struct hpet, counter_base),
+    STATE_FIELD(struct hpet, base_ns),
+    STATE_FIELD(struct hpet, t), /* each timer's clk is the same id on every machine */
+};
+
+static int hpet_post_load(void *obj, char *err, size_t errlen)
+{
+    struct hpet *h = obj;
+    for (int i = 0; i < HPET_TIMERS; i++)
+        if (h->t[i].irq < -1 || h->t[i].irq > 23) {
+            snprintf(err, errlen, "timer %d drives line %d", i, h->t[i].irq);
+            return -1;
+        }
+    return 0;
+}
+
+static const struct state_desc hpet_state_desc =
+    STATE_DESC("hpet", 1, struct hpet, hpet_fields, .post_load = hpet_post_load);
+
+void hpet_state_register(struct hpet *h, struct state_registry *r)
+{
+    state_register(r, &hpet_state_desc, 0, h);
+}

@@ -214,3 +214,16 @@ struct ioapic *ioapic_create(struct machine *m)
 }
 
 void ioapic_destroy(struct ioapic *io) { free(io); }
+
+/* ---- state ---- */
+static const struct state_field ioapic_fields[] = {
+    STATE_NOT_STATE(struct ioapic, m), STATE_FIELD(struct ioapic, id),
+    STATE_FIELD(struct ioapic, regsel), STATE_FIELD(struct ioapic, level),
+    STATE_FIELD(struct ioapic, rte),
+};
+static const struct state_desc ioapic_state_desc = STATE_DESC("ioapic", 1, struct ioapic, ioapic_fields);
+
+void ioapic_state_register(struct ioapic *io, struct state_registry *r)
+{
+    state_register(r, &ioapic_state_desc, 0, io);
+}

@@ -346,3 +346,29 @@ struct kbc *kbc_create(struct machine *m)
 }
 
 void kbc_destroy(struct kbc *k) { free(k); }
+
+/* ---- state ---- */
+#define F(m) STATE_FIELD(struct kbc, m)
+static const struct state_field kbc_fields[] = {
+    STATE_NOT_STATE(struct kbc, m), F(cmd_byte), F(out_port), F(status_flags), F(pending_cmd),
+    F(kbd_pending_cmd), F(kbd_last), F(port_a), F(q), F(qhead), F(qlen), F(irq1), F(irq12),
+};
+#undef F
+
+static int kbc_post_load(void *obj, char *err, size_t errlen)
+{
+    struct kbc *k = obj;
+    if (k->qhead < 0 || k->qhead >= QUEUE_SIZE || k->qlen < 0 || k->qlen > QUEUE_SIZE) {
+        snprintf(err, errlen, "output queue out of range");
+        return -1;
+    }
+    return 0;
+}
+
+static const struct state_desc kbc_state_desc =
+    STATE_DESC("i8042", 1, struct kbc, kbc_fields, .post_load = kbc_post_load);
+
+void kbc_state_register(struct kbc *k, struct state_registry *r)
+{
+    state_register(r, &kbc_state_desc, 0, k);
+}

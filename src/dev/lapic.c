@@ -992,3 +992,35 @@ bool lapic_msr_write(struct lapic *l, u32 msr, u64 value)
     reg_write(l, r, (u32)value);
     return true;
 }
+
+/* ---- state ---- */
+#define F(m) STATE_FIELD(struct lapic, m)
+#define N(m) STATE_NOT_STATE(struct lapic, m)
+static const struct state_field lapic_fields[] = {
+    N(m), N(cpu), N(initial_id), N(tsc_deadline_supported), N(x2apic_supported),
+    N(base_reserved), /* the configuration's */
+    F(base), F(id), F(tpr), F(ldr), F(dfr), F(svr), F(esr), F(esr_pending), F(icr_lo),
+    F(icr_hi), F(lvt), F(isr), F(tmr), F(irr), F(initial_count), F(divide), F(start_ns),
+    F(start_count), F(counting), F(next_expiry), F(tsc_deadline), N(timer), F(lint),
+    F(extint_msg),
+};
+#undef F
+#undef N
+
+static int lapic_post_load(void *obj, char *err, size_t errlen)
+{
+    struct lapic *l = obj;
+    if (l->divide & ~0xbu) {
+        snprintf(err, errlen, "divide configuration %#x has reserved bits", l->divide);
+        return -1;
+    }
+    return 0;
+}
+
+static const struct state_desc lapic_state_desc =
+    STATE_DESC("lapic", 1, struct lapic, lapic_fields, .post_load = lapic_post_load);
+
+void lapic_state_register(struct lapic *l, struct state_registry *r)
+{
+    state_register(r, &lapic_state_desc, l->initial_id, l);
+}

@@ -372,3 +372,42 @@ void pci_destroy(struct pci_bus *b)
         free(b->dev[i]);
     free(b);
 }
+
+/* ---- state: the bus's address latch and INTx wires, each function's config space
+ * (the BARs then decode where it says) ---- */
+static const struct state_field pci_bus_fields[] = {
+    STATE_NOT_STATE(struct pci_bus, m), STATE_FIELD(struct pci_bus, addr),
+    STATE_NOT_STATE(struct pci_bus, dev), STATE_NOT_STATE(struct pci_bus, next_io),
+    STATE_NOT_STATE(struct pci_bus, next_mem), STATE_FIELD(struct pci_bus, intx),
+    STATE_FIELD(struct pci_bus, pirq_drivers), STATE_NOT_STATE(struct pci_bus, lpc),
+};
+static const struct state_desc pci_bus_state_desc = STATE_DESC("pci", 1, struct pci_bus, pci_bus_fields);
+
+static const struct state_field pci_dev_fields[] = {
+    STATE_NOT_STATE(struct pci_device, devfn), STATE_NOT_STATE(struct pci_device, ops),
+    STATE_NOT_STATE(struct pci_device, opaque), STATE_NOT_STATE(struct pci_device, bus),
+    STATE_NOT_STATE(struct pci_device, bar), STATE_FIELD(struct pci_device, config),
+    STATE_NOT_STATE(struct pci_device, wmask), STATE_NOT_STATE(struct pci_device, w1cmask),
+};
+
+static int pci_dev_post_load(void *obj, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    struct pci_device *d = obj;
+    pci_update_bars(d);
+    if (d->ops && d->ops->config_written)
+        d->ops->config_written(d, 0, PCI_CONFIG_SIZE);
+    return 0;
+}
+
+static const struct state_desc pci_dev_state_desc =
+    STATE_DESC("pci.function", 1, struct pci_device, pci_dev_fields, .post_load = pci_dev_post_load);
+
+void pci_state_register(struct pci_bus *b, struct state_registry *r)
+{
+    state_register(r, &pci_bus_state_desc, 0, b);
+    for (int i = 0; i < 256; i++)
+        if (b->dev[i])
+            state_register(r, &pci_dev_state_desc, (u32)i, b->dev[i]);
+}

@@ -363,3 +363,27 @@ struct pic *pic_create(struct machine *m)
 }
 
 void pic_destroy(struct pic *p) { free(p); }
+
+/* ---- state ---- */
+static const struct state_field pic_fields[] = {
+    STATE_NOT_STATE(struct pic, m), STATE_FIELD(struct pic, chip), STATE_FIELD(struct pic, intr),
+};
+
+static int pic_post_load(void *obj, char *err, size_t errlen)
+{
+    struct pic *p = obj;
+    for (int i = 0; i < 2; i++)
+        if (p->chip[i].priority_add > 7 || p->chip[i].init_step > 4) {
+            snprintf(err, errlen, "impossible 8259 state");
+            return -1;
+        }
+    return 0;
+}
+
+static const struct state_desc pic_state_desc =
+    STATE_DESC("pic", 1, struct pic, pic_fields, .post_load = pic_post_load);
+
+void pic_state_register(struct pic *p, struct state_registry *r)
+{
+    state_register(r, &pic_state_desc, 0, p);
+}

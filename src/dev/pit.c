@@ -553,3 +553,32 @@ void pit_destroy(struct pit *p)
     clock_timer_disarm(&p->m->clock, p->timer);
     free(p);
 }
+
+/* ---- state ---- */
+static const struct state_field pit_fields[] = {
+    STATE_NOT_STATE(struct pit, m), STATE_FIELD(struct pit, c), STATE_FIELD(struct pit, port_b),
+    STATE_FIELD(struct pit, irq_connected), STATE_FIELD(struct pit, irq_level),
+    STATE_FIELD(struct pit, irq_eval_tick), STATE_NOT_STATE(struct pit, timer),
+};
+
+static int pit_post_load(void *obj, char *err, size_t errlen)
+{
+    struct pit *p = obj;
+    for (int i = 0; i < 3; i++) {
+        const struct pit_counter *c = &p->c[i];
+        if (c->mode > 5 || c->access < 1 || c->access > 3 || c->count > 0x10000 ||
+            c->start > 0x10000 || c->next_count > 0x10000 || (c->running && c->start == 0)) {
+            snprintf(err, errlen, "impossible state of counter %d", i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static const struct state_desc pit_state_desc =
+    STATE_DESC("pit", 1, struct pit, pit_fields, .post_load = pit_post_load);
+
+void pit_state_register(struct pit *p, struct state_registry *r)
+{
+    state_register(r, &pit_state_desc, 0, p);
+}

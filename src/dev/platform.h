@@ -13,6 +13,8 @@
 #ifndef NESTOR_DEV_PLATFORM_H
 #define NESTOR_DEV_PLATFORM_H
 
+#include "machine/state.h"
+
 #include <time.h>
 
 #include "common.h"
@@ -76,6 +78,8 @@ struct machine;
  * The master's INT output drives LINT0 of every LAPIC (lapic_set_lint(l, 0, level));
  * when a CPU takes the ExtINT, the machine calls pic_intr_ack() for the vector. */
 struct pic *pic_create(struct machine *m);
+/* Registers its state description (machine/state.h). */
+void pic_state_register(struct pic *d, struct state_registry *r);
 void pic_destroy(struct pic *p);
 void pic_reset(struct pic *p);
 /* ISA IRQ 0-15 input line (IRQ2 is the cascade and cannot be raised from outside). */
@@ -96,6 +100,8 @@ struct pic_state pic_get_state(const struct pic *p, int chip);
 
 /* ---- I/O APIC at IOAPIC_MMIO_BASE: 24 pins, version 0x20 (with the EOI register) ---- */
 struct ioapic *ioapic_create(struct machine *m);
+/* Registers its state description (machine/state.h). */
+void ioapic_state_register(struct ioapic *d, struct state_registry *r);
 void ioapic_destroy(struct ioapic *io);
 void ioapic_reset(struct ioapic *io);
 /* Electrical level of input pin 0-23; the entry's polarity bit says which level asserts
@@ -107,6 +113,8 @@ u64 ioapic_redirection(const struct ioapic *io, int pin); /* for tests and traci
 
 /* ---- 8254 PIT at 0x40-0x43 and port 0x61 (counter 0 -> IRQ0, counter 2 -> port 0x61) ---- */
 struct pit *pit_create(struct machine *m);
+/* Registers its state description (machine/state.h). */
+void pit_state_register(struct pit *d, struct state_registry *r);
 void pit_destroy(struct pit *p);
 void pit_reset(struct pit *p);
 /* The HPET's legacy replacement disconnects the PIT's IRQ0 output. */
@@ -118,6 +126,8 @@ bool pit_out(struct pit *p, int counter);
  * start: the wall-clock time (UTC) the RTC shows at creation; it then advances with
  * virtual time. The memory-size bytes come from the machine's RAM size. */
 struct rtc *rtc_create(struct machine *m, time_t start);
+/* Registers its state description (machine/state.h). */
+void rtc_state_register(struct rtc *d, struct state_registry *r);
 void rtc_destroy(struct rtc *r);
 /* The HPET's legacy replacement disconnects the RTC's IRQ8 output. */
 void rtc_connect_irq(struct rtc *r, bool connected);
@@ -126,6 +136,8 @@ bool rtc_nmi_masked(const struct rtc *r);
 
 /* ---- HPET at HPET_MMIO_BASE (1 KiB): 3 timers, 64-bit counter, legacy replacement ---- */
 struct hpet *hpet_create(struct machine *m, struct pit *pit, struct rtc *rtc);
+/* Registers its state description (machine/state.h). */
+void hpet_state_register(struct hpet *d, struct state_registry *r);
 void hpet_destroy(struct hpet *h);
 void hpet_reset(struct hpet *h);
 /* The ACPI "HPET" table for this HPET. On entry *len is the room in buf; on return it is
@@ -134,6 +146,8 @@ void hpet_acpi_table(u8 *buf, size_t *len);
 
 /* ---- ACPI PM registers, SCI, reset register 0xcf9 ---- */
 struct acpi_pm *acpi_pm_create(struct machine *m);
+/* Registers its state description (machine/state.h). */
+void acpi_pm_state_register(struct acpi_pm *d, struct state_registry *r);
 void acpi_pm_destroy(struct acpi_pm *pm);
 /* The power button was pressed (PWRBTN_STS; an SCI if enabled; wakes from S3). */
 void acpi_pm_power_button(struct acpi_pm *pm);
@@ -181,6 +195,8 @@ struct pci_device {
 };
 
 struct pci_bus *pci_create(struct machine *m);
+/* Registers its state description (machine/state.h). */
+void pci_state_register(struct pci_bus *d, struct state_registry *r);
 void pci_destroy(struct pci_bus *b);
 /* Adds a function on bus 0 with an all-zero config space (the caller fills config,
  * wmask and w1cmask). NULL if devfn is taken. */
@@ -223,6 +239,8 @@ void pci_config_write(struct pci_bus *b, u8 bus, u8 devfn, u16 offset, unsigned 
 /* ---- i8042 keyboard controller at 0x60/0x64 (+ port 0x92), keyboard on IRQ1, an AUX
  * port with nothing attached on IRQ12 ---- */
 struct kbc *kbc_create(struct machine *m);
+/* Registers its state description (machine/state.h). */
+void kbc_state_register(struct kbc *d, struct state_registry *r);
 void kbc_destroy(struct kbc *k);
 void kbc_reset(struct kbc *k);
 

@@ -468,3 +468,30 @@ void rtc_destroy(struct rtc *r)
     clock_timer_disarm(&r->m->clock, r->timer);
     free(r);
 }
+
+/* ---- state ---- */
+#define F(m) STATE_FIELD(struct rtc, m)
+static const struct state_field rtc_fields[] = {
+    STATE_NOT_STATE(struct rtc, m), F(cmos), F(index), F(nmi_masked), F(base_secs), F(base_ns),
+    F(dow_offset), F(flags_eval_ns), F(flags), F(irq_connected), F(irq_level), F(alarm_irq),
+    STATE_NOT_STATE(struct rtc, timer),
+};
+#undef F
+
+static int rtc_post_load(void *obj, char *err, size_t errlen)
+{
+    struct rtc *r = obj;
+    if (r->index > 0x7f || r->dow_offset < -7 || r->dow_offset > 7) {
+        snprintf(err, errlen, "impossible RTC state");
+        return -1;
+    }
+    return 0;
+}
+
+static const struct state_desc rtc_state_desc =
+    STATE_DESC("rtc", 1, struct rtc, rtc_fields, .post_load = rtc_post_load);
+
+void rtc_state_register(struct rtc *r, struct state_registry *reg)
+{
+    state_register(reg, &rtc_state_desc, 0, r);
+}

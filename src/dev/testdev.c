@@ -273,3 +273,45 @@ void pci_testdev_destroy(struct pci_testdev *d)
 {
     free(d);
 }
+
+/* ---- state ---- */
+static const struct state_field pc_testdev_fields[] = {
+    STATE_NOT_STATE(struct pc_testdev, m), STATE_FIELD(struct pc_testdev, data),
+    STATE_FIELD(struct pc_testdev, iomem),
+};
+static const struct state_desc pc_testdev_state_desc =
+    STATE_DESC("pc-testdev", 1, struct pc_testdev, pc_testdev_fields);
+
+void pc_testdev_state_register(struct pc_testdev *d, struct state_registry *r)
+{
+    state_register(r, &pc_testdev_state_desc, 0, d);
+}
+
+static const struct state_field pci_testdev_fields[] = {
+    STATE_NOT_STATE(struct pci_testdev, pci), STATE_FIELD(struct pci_testdev, test),
+    STATE_FIELD(struct pci_testdev, current),
+};
+
+static int pci_testdev_post_load(void *obj, char *err, size_t errlen)
+{
+    struct pci_testdev *d = obj;
+    if (d->current < -1 || d->current >= IOTEST_COUNT) {
+        snprintf(err, errlen, "test %d selected", d->current);
+        return -1;
+    }
+    for (int i = 0; i < IOTEST_COUNT; i++)
+        if (d->test[i].len > HDR_SIZE) {
+            snprintf(err, errlen, "test %d is longer than its header", i);
+            return -1;
+        }
+    return 0;
+}
+
+static const struct state_desc pci_testdev_state_desc =
+    STATE_DESC("pci-testdev", 1, struct pci_testdev, pci_testdev_fields,
+               .post_load = pci_testdev_post_load);
+
+void pci_testdev_state_register(struct pci_testdev *d, struct state_registry *r)
+{
+    state_register(r, &pci_testdev_state_desc, 0, d);
+}

@@ -407,3 +407,33 @@ void uart_receive(struct uart *u, const u8 *buf, size_t len)
         restart_timeout(u);
     update_irq(u);
 }
+
+/* ---- state ---- */
+#define F(m) STATE_FIELD(struct uart, m)
+#define N(m) STATE_NOT_STATE(struct uart, m)
+static const struct state_field uart_fields[] = {
+    N(m), N(base), N(irq), N(in_fd), N(out_fd),
+    F(ier), F(lcr), F(mcr), F(lsr_errors), F(msr), F(scr), F(fcr), F(divisor), F(rx),
+    F(rx_head), F(rx_count), F(thr_ipending), F(timeout_ipending), F(irq_level),
+    N(timeout_timer), N(output_broken),
+};
+#undef F
+#undef N
+
+static int uart_post_load(void *obj, char *err, size_t errlen)
+{
+    struct uart *u = obj;
+    if (u->rx_head >= FIFO_SIZE || u->rx_count > FIFO_SIZE) {
+        snprintf(err, errlen, "receive FIFO out of range");
+        return -1;
+    }
+    return 0;
+}
+
+static const struct state_desc uart_state_desc =
+    STATE_DESC("uart", 1, struct uart, uart_fields, .post_load = uart_post_load);
+
+void uart_state_register(struct uart *u, struct state_registry *r)
+{
+    state_register(r, &uart_state_desc, u->base, u);
+}

@@ -177,3 +177,31 @@ void xen_platform_remove(struct xen_platform *p)
     pci_unregister_device(p->pci);
     free(p);
 }
+
+/* ---- state ---- */
+#define F(m) STATE_FIELD(struct xen_platform, m)
+static const struct state_field xen_platform_fields[] = {
+    STATE_NOT_STATE(struct xen_platform, m), STATE_NOT_STATE(struct xen_platform, pci),
+    STATE_NOT_STATE(struct xen_platform, console_fd), F(flags), F(product), F(driver_version),
+    F(log), F(log_len),
+};
+#undef F
+
+static int xen_platform_post_load(void *obj, char *err, size_t errlen)
+{
+    struct xen_platform *p = obj;
+    if (p->log_len >= sizeof(p->log)) {
+        snprintf(err, errlen, "log line out of range");
+        return -1;
+    }
+    return 0;
+}
+
+static const struct state_desc xen_platform_state_desc =
+    STATE_DESC("xen-platform", 1, struct xen_platform, xen_platform_fields,
+               .post_load = xen_platform_post_load);
+
+void xen_platform_state_register(struct xen_platform *p, struct state_registry *r)
+{
+    state_register(r, &xen_platform_state_desc, 0, p);
+}

@@ -1,6 +1,8 @@
 /* Virtual time and timers. */
 #include "machine/clock.h"
+#include "machine/state.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -100,4 +102,70 @@ int clock_run_timers(struct vclock *k)
         }
     }
     return ran;
+}
+
+void clock_set_now(struct vclock *k, u64 ns)
+{
+    if (k->deterministic) {
+        k->det_ns = ns;
+        return;
+    }
+    u64 host = clock_host_ns();
+    k->host_start_ns = host - ns; /* host time since start = ns from here */
+    k->stolen_ns = 0;
+    k->hold_start_ns = k->hold_until_ns = k->hold_ns = 0;
+}
+
+/* ---- state: the time and every timer's deadline (the timers themselves are created
+ * by their owners in the same order on every machine of a configuration) ---- */
+#define F(m) STATE_FIELD(struct vclock, m)
+#define N(m) STATE_NOT_STATE(struct vclock, m)
+static const struct state_field clock_fields[] = {
+    N(deterministic), /* the configuration's (-icount) */
+    N(ns_per_kinsn), N(det_ns), N(host_start_ns), N(stolen_ns), N(hold_start_ns),
+    N(hold_until_ns), N(hold_ns), /* the time: clock_now() in the variable part */
+    N(t), N(ntimers),
+};
+#undef F
+#undef N
+
+static void clock_save(void *obj, struct state_buf *b)
+{
+    struct vclock *k = obj;
+    state_put_u64(b, clock_now(k));
+    state_put_u32(b, (u32)k->ntimers);
+    for (int i = 0; i < k->ntimers; i++) {
+        state_put_u8(b, k->t[i].used);
+        state_put_u64(b, k->t[i].deadline_ns);
+    }
+}
+
+static int clock_load(void *obj, struct state_cursor *c, char *err, size_t errlen)
+{
+    struct vclock *k = obj;
+    u64 now = state_get_u64(c);
+    u32 n = state_get_u32(c);
+    if (n != (u32)k->ntimers) {
+        snprintf(err, errlen, "%u timers in the file, %d on this machine", n, k->ntimers);
+        return -1;
+    }
+    for (int i = 0; i < k->ntimers && !c->bad; i++) {
+        bool used = state_get_u8(c);
+        u64 deadline = state_get_u64(c);
+        if (used != k->t[i].used) {
+            snprintf(err, errlen, "timer %d is %s in the file", i, used ? "in use" : "free");
+            return -1;
+        }
+        k->t[i].deadline_ns = deadline;
+    }
+    clock_set_now(k, now);
+    return 0;
+}
+
+static const struct state_desc clock_state_desc =
+    STATE_DESC("clock", 1, struct vclock, clock_fields, .save = clock_save, .load = clock_load);
+
+void clock_state_register(struct vclock *k, struct state_registry *r)
+{
+    state_register(r, &clock_state_desc, 0, k);
 }

@@ -45,6 +45,11 @@ void clock_advance_to(struct vclock *k, u64 t);
  * stands still: it runs slower until the excluded time is made up. No-op in
  * deterministic mode. */
 void clock_exclude_host_time(struct vclock *k, u64 ns);
+/* Sets the virtual time (a resumed pause, a restored machine): in real-time mode time
+ * goes on from ns; in deterministic mode it is ns. */
+void clock_set_now(struct vclock *k, u64 ns);
+struct state_registry;
+void clock_state_register(struct vclock *k, struct state_registry *r);
 int clock_timer_new(struct vclock *k, timer_fn fn, void *opaque);
 void clock_timer_arm(struct vclock *k, int id, u64 deadline_ns);
 void clock_timer_disarm(struct vclock *k, int id);

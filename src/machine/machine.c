@@ -764,6 +764,78 @@ static void wait_suspended(struct machine *m)
     machine_power_transitions(m);
 }
 
+/* ---- state ---- */
+#define F(x) STATE_FIELD(struct machine, x)
+#define N(x) STATE_NOT_STATE(struct machine, x)
+static const struct state_field machine_fields[] = {
+    N(cfg), N(mem), N(io), N(mmio), N(clock), N(model), N(cpu), N(lapic), N(ncpus), N(uart),
+    N(fwcfg), N(pic), N(ioapic), N(pit), N(rtc), N(hpet), N(acpi_pm), N(pci),
+    F(irq_level), F(pci_gsis), F(pci_isa_irqs), F(xen_cb_lines),
+    N(kbc), N(pc_testdev), N(pci_testdev), N(xen), N(xen_platform),
+    F(sched), F(started), N(running), N(end_pass), F(progress),
+    N(stat_rounds), N(stat_runs), N(stat_pause_waits), N(stat_message_ends),
+    N(stop), N(exit_status), F(acpi_rsdp), F(booted_pvh), F(acpi_facs),
+    F(sleep_requested), F(suspended), F(wake_requested), F(round), F(rounds),
+    N(ctl), N(ctl_opaque), N(paused), N(stop_at), N(at_stop_point), N(state),
+};
+#undef F
+#undef N
+
+static int machine_post_load(void *obj, char *err, size_t errlen)
+{
+    struct machine *m = obj;
+    if (m->round.pos < 0 || m->round.pos > m->ncpus || (m->round.pass_open && m->round.pos == m->ncpus) ||
+        (m->round.pass_open && m->round.pass_start > m->cpu[m->round.pos]->icount)) {
+        snprintf(err, errlen, "impossible scheduling state");
+        return -1;
+    }
+    return 0;
+}
+
+static const struct state_desc machine_state_desc =
+    STATE_DESC("machine", 1, struct machine, machine_fields, .post_load = machine_post_load);
+
+/* Every component, in an order fixed by the configuration: the machine's own scheduling
+ * state, the clock, then each vCPU with its local APIC, then the devices. */
+static void register_state(struct machine *m)
+{
+    struct state_registry *r = &m->state;
+    state_register(r, &machine_state_desc, 0, m);
+    clock_state_register(&m->clock, r);
+    for (int i = 0; i < m->ncpus; i++) {
+        cpu_state_register(m->cpu[i], r);
+        lapic_state_register(m->lapic[i], r);
+    }
+    pic_state_register(m->pic, r);
+    ioapic_state_register(m->ioapic, r);
+    pit_state_register(m->pit, r);
+    rtc_state_register(m->rtc, r);
+    hpet_state_register(m->hpet, r);
+    acpi_pm_state_register(m->acpi_pm, r);
+    pci_state_register(m->pci, r);
+    kbc_state_register(m->kbc, r);
+    uart_state_register(m->uart, r);
+    fwcfg_state_register(m->fwcfg, r);
+    if (m->pc_testdev)
+        pc_testdev_state_register(m->pc_testdev, r);
+    if (m->pci_testdev)
+        pci_testdev_state_register(m->pci_testdev, r);
+    if (m->xen_platform)
+        xen_platform_state_register(m->xen_platform, r);
+}
+
+void machine_state_save(struct machine *m, struct state_buf *b)
+{
+    state_save_all(&m->state, b);
+}
+
+int machine_state_load(struct machine *m, const u8 *p, size_t len, char *err, size_t errlen)
+{
+    if (state_load_all(&m->state, p, len, err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
 /* ---- construction ---- */
 int machine_create(struct machine *m, const struct machine_config *cfg)
 {
@@ -871,11 +943,13 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
         xen_platform_remove(m->xen_platform);
         m->xen_platform = NULL;
     }
+    register_state(m);
     return 0;
 }
 
 void machine_destroy(struct machine *m)
 {
+    state_registry_free(&m->state);
     if (m->xen)
         xen_destroy(m->xen);
     for (int i = 0; i < m->ncpus; i++) {
@@ -1000,51 +1074,111 @@ static void print_stats(const struct machine *m, u64 host_ns)
  * instructions executed: -icount runs repeat exactly. */
 static void run_round(struct machine *m, u64 budget)
 {
-    for (int i = 0; i < m->ncpus; i++) {
-        m->sched[i].ran = 0;
-        m->sched[i].waiting = false;
-    }
-    m->stat_rounds++;
-    bool progress = true;
-    while (progress && !m->stop && !m->sleep_requested) {
-        progress = false;
-        for (int i = 0; i < m->ncpus && !m->stop && !m->sleep_requested; i++) {
-            struct vcpu_sched *s = &m->sched[i];
-            struct cpu *c = m->cpu[i];
-            if (s->ran >= budget || (s->waiting && s->wait_mark == m->progress))
-                continue;
-            s->waiting = false;
-            m->running = i;
-            m->end_pass = false;
-            m->stat_runs++;
-            if (m->xen)
-                xen_vcpu_resume(m->xen, c);
-            u64 before = c->icount;
-            enum cpu_stop_reason r = cpu_run(c, budget - s->ran);
-            if (m->xen)
-                xen_vcpu_ran(m->xen, c);
-            m->running = -1;
-            m->end_pass = false;
-            u64 ran = c->icount - before;
-            s->ran += ran;
-            if (ran) {
-                m->progress++;
-                progress = true;
-            }
-            s->wait_mark = m->progress;
-            if (r == STOP_SHUTDOWN)
-                machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
+    struct machine_round *rd = &m->round;
+    if (!rd->active) {
+        for (int i = 0; i < m->ncpus; i++) {
+            m->sched[i].ran = 0;
+            m->sched[i].waiting = false;
         }
+        m->stat_rounds++;
+        *rd = (struct machine_round){ .active = true, .budget = budget, .pos = 0, .progress = false };
     }
+    budget = rd->budget;
+    while (!m->stop && !m->sleep_requested) {
+        if (rd->pos == m->ncpus) {
+            if (!rd->progress)
+                break;
+            rd->progress = false;
+            rd->pos = 0;
+        }
+        int i = rd->pos;
+        struct vcpu_sched *s = &m->sched[i];
+        struct cpu *c = m->cpu[i];
+        if (!rd->pass_open) {
+            if (s->ran >= budget || (s->waiting && s->wait_mark == m->progress)) {
+                rd->pos++;
+                continue;
+            }
+            s->waiting = false;
+            m->stat_runs++;
+            rd->pass_open = true;
+            rd->pass_start = c->icount;
+        }
+        /* A stop point (-save-at, machine_stop_at) cuts the pass at an exact count of
+         * instructions retired by the whole machine; the pass goes on from there when
+         * the run continues, in this process or in the one the state is restored in. */
+        u64 left = budget - s->ran - (c->icount - rd->pass_start);
+        bool cut = false;
+        if (m->stop_at) {
+            u64 total = machine_icount(m);
+            if (total >= m->stop_at) {
+                m->at_stop_point = true;
+                return;
+            }
+            if (m->stop_at - total < left) {
+                left = m->stop_at - total;
+                cut = true;
+            }
+        }
+        m->running = i;
+        m->end_pass = false;
+        if (m->xen)
+            xen_vcpu_resume(m->xen, c);
+        u64 before = c->icount;
+        enum cpu_stop_reason r = cpu_run(c, left);
+        if (m->xen)
+            xen_vcpu_ran(m->xen, c);
+        m->running = -1;
+        bool pass_over = !(cut && r == STOP_BUDGET && c->icount - before == left && !m->end_pass);
+        m->end_pass = false;
+        if (r == STOP_SHUTDOWN)
+            machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
+        if (!pass_over)
+            continue; /* at the stop point: the check above returns */
+        u64 ran = c->icount - rd->pass_start;
+        rd->pass_open = false;
+        s->ran += ran;
+        if (ran) {
+            m->progress++;
+            rd->progress = true;
+        }
+        s->wait_mark = m->progress;
+        rd->pos++;
+    }
+    rd->active = false;
+}
+
+u64 machine_icount(const struct machine *m)
+{
+    u64 n = 0;
+    for (int i = 0; i < m->ncpus; i++)
+        n += m->cpu[i]->icount;
+    return n;
+}
+
+/* Paused: no vCPU runs and virtual time stands still; the control plane is served. */
+static void wait_paused(struct machine *m)
+{
+    u64 frozen = clock_now(&m->clock);
+    while (m->paused && !m->stop) {
+        if (m->ctl && m->ctl->poll)
+            m->ctl->poll(m->ctl_opaque, 100);
+        else
+            host_sleep_ms(100);
+    }
+    clock_set_now(&m->clock, frozen);
 }
 
 int machine_run(struct machine *m)
 {
-    u64 rounds = 0;
     u64 start_ns = clock_host_ns();
     double insns_per_ns = INITIAL_INSNS_PER_NS; /* real-time mode: all vCPUs together */
     int running = m->ncpus;                     /* vCPUs that did not idle last round */
     while (!m->stop) {
+        if (m->paused) {
+            wait_paused(m);
+            continue;
+        }
         if (m->suspended) {
             wait_suspended(m);
             continue;
@@ -1075,6 +1209,14 @@ int machine_run(struct machine *m)
         u64 round_host = real_time ? clock_host_ns() : 0;
         u64 round_cpu = real_time ? thread_cpu_ns() : 0;
         run_round(m, budget);
+        if (m->at_stop_point) {
+            /* the control plane acts on the machine at exactly this instruction */
+            m->at_stop_point = false;
+            m->stop_at = 0;
+            if (m->ctl && m->ctl->event)
+                m->ctl->event(m->ctl_opaque, MACHINE_EV_STOP_POINT);
+            continue;
+        }
         bool all_idle = true;
         running = 0;
         for (int i = 0; i < m->ncpus; i++) {
@@ -1124,11 +1266,44 @@ int machine_run(struct machine *m)
             machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
             break;
         }
-        if (!all_idle && (++rounds & 15) == 0) {
+        if (!all_idle && (++m->rounds & 15) == 0) {
             console_poll(m, 0);
+            if (m->ctl && m->ctl->poll)
+                m->ctl->poll(m->ctl_opaque, 0);
         }
     }
+    if (m->ctl && m->ctl->event)
+        m->ctl->event(m->ctl_opaque, MACHINE_EV_SHUTDOWN);
     if (m->cfg.stats)
         print_stats(m, clock_host_ns() - start_ns);
     return m->exit_status;
+}
+
+void machine_set_control(struct machine *m, const struct machine_control_ops *ops, void *opaque)
+{
+    m->ctl = ops;
+    m->ctl_opaque = opaque;
+}
+
+void machine_pause(struct machine *m)
+{
+    if (!m->paused) {
+        m->paused = true;
+        if (m->ctl && m->ctl->event)
+            m->ctl->event(m->ctl_opaque, MACHINE_EV_STOP);
+    }
+}
+
+void machine_resume(struct machine *m)
+{
+    if (m->paused) {
+        m->paused = false;
+        if (m->ctl && m->ctl->event)
+            m->ctl->event(m->ctl_opaque, MACHINE_EV_RESUME);
+    }
+}
+
+void machine_stop_at(struct machine *m, u64 icount)
+{
+    m->stop_at = icount;
 }

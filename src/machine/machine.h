@@ -11,6 +11,7 @@
 #include "machine/bus.h"
 #include "machine/clock.h"
 #include "machine/mem.h"
+#include "machine/state.h"
 #include "hv/xen/xen.h"
 
 #define MACHINE_MAX_CPUS 64
@@ -65,6 +66,32 @@ struct vcpu_sched {
     u32 pause_run;    /* PAUSEs in its current PAUSE loop */
 };
 
+/* The round of vCPU passes in progress (machine_run), kept in the machine so that a
+ * round cut at a stop point goes on from there, in this process or after a restore. */
+struct machine_round {
+    bool active;
+    u64 budget;
+    int pos;          /* the vCPU whose pass is next or open */
+    bool progress;    /* a pass of this sweep retired instructions */
+    bool pass_open;   /* vCPU pos's pass was cut at a stop point */
+    u64 pass_start;   /* its icount when the pass began */
+};
+
+/* What the control plane (src/control/: QMP, gdb, save/restore) hears from the machine,
+ * and how it gets to act: between rounds the run loop calls poll, often while vCPUs
+ * run (timeout 0) and in every wait while paused. */
+enum machine_event {
+    MACHINE_EV_STOP,       /* machine_pause took effect */
+    MACHINE_EV_RESUME,     /* machine_resume */
+    MACHINE_EV_SHUTDOWN,   /* the run ends (m->exit_status) */
+    MACHINE_EV_STOP_POINT, /* the machine reached the machine_stop_at count: every vCPU
+                              is between instructions; the handler may save, pause, stop */
+};
+struct machine_control_ops {
+    void (*poll)(void *opaque, int timeout_ms);
+    void (*event)(void *opaque, enum machine_event ev);
+};
+
 struct machine {
     struct machine_config cfg;
     struct guest_mem mem;
@@ -105,6 +132,15 @@ struct machine {
     u64 acpi_facs;            /* physical address of the FACS (the OS's waking vectors) */
     /* ACPI S3: requested by the guest (done between rounds), in effect, wake requested */
     bool sleep_requested, suspended, wake_requested;
+    struct machine_round round;
+    u64 rounds;               /* rounds run (the console is looked at every 16th) */
+    /* control */
+    const struct machine_control_ops *ctl;
+    void *ctl_opaque;
+    bool paused;
+    u64 stop_at;              /* machine_stop_at's count, 0: none */
+    bool at_stop_point;
+    struct state_registry state; /* every component's state description */
 };
 
 /* Builds the machine (RAM, devices, CPUs, ACPI, fw_cfg) and loads the kernel.
@@ -130,6 +166,22 @@ void machine_wake(struct machine *m);
 /* Carries out a requested suspend, then a requested wake, where no vCPU runs (the run
  * loop calls it between rounds). */
 void machine_power_transitions(struct machine *m);
+/* ---- control ---- */
+void machine_set_control(struct machine *m, const struct machine_control_ops *ops, void *opaque);
+/* Pausing takes effect between rounds: no vCPU runs, virtual time stands still. */
+void machine_pause(struct machine *m);
+void machine_resume(struct machine *m);
+/* Instructions retired by every vCPU together. */
+u64 machine_icount(const struct machine *m);
+/* Stops the run when the machine has retired exactly icount instructions in all
+ * (machine_icount), at that instruction boundary, and tells the control plane
+ * (MACHINE_EV_STOP_POINT); 0 cancels. With -icount the point is reproducible. */
+void machine_stop_at(struct machine *m, u64 icount);
+/* The machine's state (state.h): serialised, loaded into a machine created with the same
+ * configuration (0, or -1 with a message). RAM is not part of it (see control/snapshot). */
+void machine_state_save(struct machine *m, struct state_buf *b);
+int machine_state_load(struct machine *m, const u8 *p, size_t len, char *err, size_t errlen);
+
 /* Raise/lower an ISA IRQ line (routes to PIC/IOAPIC when present, else LAPIC LINT0). */
 void machine_set_irq(struct machine *m, int irq, bool level);
 /* The lines PCI INTx drives now (the PCI interrupt router's outputs): I/O APIC inputs

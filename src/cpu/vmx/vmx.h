@@ -35,6 +35,13 @@ bool vmx_init_signal(struct cpu *c, bool is_bsp);
 /* A SIPI to a vCPU whose L2 is in wait-for-SIPI: a VM exit (true), else false. */
 bool vmx_sipi(struct cpu *c, u8 vector);
 
+/* Registers VMX's state description (vmx/state.c). */
+struct state_registry;
+void vmx_state_register(struct cpu *c, struct state_registry *r);
+/* After a load, once the vCPU's own paging parameters are rebuilt: checks VMX's loaded
+ * state and rebuilds what is derived. 0, or -1 with a message. */
+int vmx_state_post_load(struct cpu *c, char *err, size_t errlen);
+
 /* RDMSR/WRMSR of the capability MSRs (read-only: a write is #GP) and IA32_FEATURE_CONTROL.
  * false = #GP(0). */
 bool vmx_msr_read(struct cpu *c, u32 index, u64 *value);

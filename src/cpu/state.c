@@ -1,0 +1,190 @@
+/* The vCPU's state description: the architectural registers and run state (struct cpu),
+ * what the engine carries from one instruction to the next (struct cpu_internal), and
+ * the software TLB, whose translations the guest can see (an entry outlives a change of
+ * the page tables until the guest invalidates it), so a restored run uses the same ones.
+ * What the engine rebuilds as it goes (decoders, the decoded-block cache, the state of
+ * the instruction running) is not state: saves happen between instructions. */
+#include <string.h>
+
+#include "cpu/exec.h"
+#include "cpu/vmx/vmx.h"
+#include "machine/mem.h"
+#include "machine/state.h"
+
+#define F(m) STATE_FIELD(struct cpu, m)
+#define N(m) STATE_NOT_STATE(struct cpu, m)
+static const struct state_field cpu_fields[] = {
+    F(gpr), F(rip), F(rflags), F(seg), F(ldtr), F(tr), F(gdtr), F(idtr),
+    F(cr0), F(cr2), F(cr3), F(cr4), F(cr8), F(xcr0), F(efer), F(dr), F(fpu),
+    F(msr_star), F(msr_lstar), F(msr_cstar), F(msr_sfmask), F(msr_kernel_gs_base),
+    F(msr_sysenter_cs), F(msr_sysenter_esp), F(msr_sysenter_eip),
+    F(msr_tsc_aux), F(msr_pat), F(msr_misc_enable), F(msr_tsc_adjust), F(msr_debugctl),
+    F(msr_mtrr_def_type), F(msr_mtrr_fixed), F(msr_mtrr_var),
+    F(tsc_offset), F(tsc_multiplier), F(tsc_scaled_offset), F(msr_feature_control),
+    F(mode), F(cpl), F(state), F(nmi_pending), F(nmi_blocked), F(intr_shadow),
+    F(monitor_armed), F(mwait), F(mwait_break_on_intr), F(monitor_gpa), F(monitor_gen),
+    F(icount), N(id), /* the vCPU's index: the section's instance */
+    N(model), N(mem), N(ops), N(ops_opaque),
+    N(tlb), /* its own section, cpu.tlb */
+    N(in),  /* its own section, cpu.engine */
+    F(pmu),
+    N(vmx), /* its own section, vmx */
+    F(vmx_non_root),
+};
+#undef F
+#undef N
+
+/* The vCPU's paging parameters and everything else that lives in the engine's struct are
+ * loaded before the cpu section's post_load runs; the paging accessors (host pointers)
+ * are the running nestor's. */
+static int cpu_post_load(void *obj, char *err, size_t errlen)
+{
+    struct cpu *c = obj;
+    const struct cpu_internal *in = c->in;
+    /* values the engine indexes tables or shifts by */
+    if (c->mode > MODE_LONG64 || c->cpl > 3 || c->state > CPU_SHUTDOWN ||
+        c->intr_shadow > SHADOW_MOV_SS) {
+        snprintf(err, errlen, "impossible run state (mode %d, CPL %u, state %d, shadow %u)",
+                 (int)c->mode, c->cpl, (int)c->state, c->intr_shadow);
+        return -1;
+    }
+    if (in->lz.op > LZ_DEC || (in->lz.op != LZ_NONE && in->lz.bytes != 1 && in->lz.bytes != 2 &&
+                               in->lz.bytes != 4 && in->lz.bytes != 8)) {
+        snprintf(err, errlen, "impossible lazy flags (op %u, %u bytes)", in->lz.op, in->lz.bytes);
+        return -1;
+    }
+    if (in->delivering < -1 || in->delivering > 255 || in->pg.fmt > PG_EPT5 ||
+        in->pg.maxphyaddr != c->model->phys_bits) {
+        snprintf(err, errlen, "impossible paging or event state");
+        return -1;
+    }
+    struct paging_ctx pg = c->in->pg;
+    mmu_params_update(c);
+    struct paging_ops ops = c->in->pg.ops;
+    c->in->pg = pg;
+    c->in->pg.ops = ops;
+    if (c->vmx && vmx_state_post_load(c, err, errlen) < 0)
+        return -1;
+    debug_update(c);
+    pmu_refresh(c); /* what each counter counts follows from the loaded controls */
+    /* The cached decoder tables follow the mode. */
+    c->in->exits |= EXIT_BLOCK_END;
+    return 0;
+}
+
+const struct state_desc cpu_state_desc =
+    STATE_DESC("cpu", 1, struct cpu, cpu_fields, .post_load = cpu_post_load);
+
+#define F(m) STATE_FIELD(struct cpu_internal, m)
+#define N(m) STATE_NOT_STATE(struct cpu_internal, m)
+static const struct state_field engine_fields[] = {
+    N(fault_jmp), N(saved_gpr), N(saved_rip), N(saved_rsp), N(saved_rflags),
+    N(saved_lz_op), N(snapshot_full), N(restore_none),
+    F(lz), /* none between instructions, kept for completeness */
+    N(exits), F(delivering), F(pending_db_bits), N(dec), N(blocks), N(last_block),
+    F(pg.fmt), F(pg.root), F(pg.pdpte), F(pg.maxphyaddr), F(pg.wp), F(pg.pse), F(pg.nxe),
+    F(pg.smep), F(pg.smap), F(pg.ac), F(pg.pdpe1gb), F(pg.ept_ad), N(pg.ops),
+    F(large_pages_cached), N(dr_data_active), N(dr_exec_active), F(held_db_bits),
+    F(fep_rip), F(fep_icount), N(run_end),
+    N(exc_vector), N(exc_has_error), N(exc_error), N(exc_cr2), N(fb), N(trace),
+    N(trace_insns), N(trace_events), N(blocks_decoded), N(block_flushes),
+    N(budget_end), N(pmu_end),
+    F(branches), F(rep_restarts), F(events_delivered), N(blk), N(blk_icount0),
+    F(shadow_before), N(walk_linear), N(walk_no_exit), F(dr6_before_db), F(db_qual),
+};
+#undef F
+#undef N
+
+const struct state_desc cpu_engine_state_desc =
+    STATE_DESC("cpu.engine", 1, struct cpu_internal, engine_fields);
+
+/* ---- the TLB: the valid entries, with the page each maps; host pointers rebuilt ---- */
+static void tlb_save(void *obj, struct state_buf *b)
+{
+    struct cpu *c = obj;
+    struct tlb *t = &c->tlb;
+    state_put_u64(b, t->ctx);
+    u32 n = 0;
+    for (unsigned k = 0; k < 2 * TLB_SIZE; k++) {
+        const struct tlb_entry *e = &t->e[k / TLB_SIZE][k % TLB_SIZE];
+        n += e->tag_read != TLB_INVALID || e->tag_write != TLB_INVALID || e->tag_exec != TLB_INVALID;
+    }
+    state_put_u32(b, n);
+    for (unsigned k = 0; k < 2 * TLB_SIZE; k++) {
+        const struct tlb_entry *e = &t->e[k / TLB_SIZE][k % TLB_SIZE];
+        if (e->tag_read == TLB_INVALID && e->tag_write == TLB_INVALID && e->tag_exec == TLB_INVALID)
+            continue;
+        state_put_u32(b, k);
+        state_put_u64(b, e->tag_read);
+        state_put_u64(b, e->tag_write);
+        state_put_u64(b, e->tag_exec);
+        state_put_u64(b, e->gpa);
+        state_put_u32(b, e->pcid);
+        state_put_u8(b, (u8)(e->global | (e->host != NULL) << 1));
+    }
+}
+
+static int tlb_load(void *obj, struct state_cursor *cur, char *err, size_t errlen)
+{
+    struct cpu *c = obj;
+    struct tlb *t = &c->tlb;
+    tlb_init(t);
+    t->ctx = state_get_u64(cur);
+    u32 n = state_get_u32(cur);
+    if (n > 2 * TLB_SIZE) {
+        snprintf(err, errlen, "%u TLB entries, more than the TLB holds", n);
+        return -1;
+    }
+    for (u32 i = 0; i < n && !cur->bad; i++) {
+        u32 k = state_get_u32(cur);
+        if (k >= 2 * TLB_SIZE) {
+            snprintf(err, errlen, "TLB slot %u out of range", k);
+            return -1;
+        }
+        u64 tags[3];
+        for (int j = 0; j < 3; j++)
+            tags[j] = state_get_u64(cur);
+        u64 gpa = state_get_u64(cur);
+        u32 pcid = state_get_u32(cur);
+        u8 flags = state_get_u8(cur);
+        struct tlb_entry *e = tlb_entry_for_fill(t, k / TLB_SIZE, k % TLB_SIZE);
+        e->tag_read = tags[0];
+        e->tag_write = tags[1];
+        e->tag_exec = tags[2];
+        e->gpa = gpa & ~0xfffull;
+        e->pcid = (u16)(pcid & 0xfff);
+        e->global = flags & 1;
+        e->host = NULL;
+        e->page_gen = NULL;
+        if (flags & 2) {
+            bool ro = false;
+            u32 *gen = NULL;
+            e->host = mem_page(c->mem, e->gpa, &gen, &ro);
+            if (!e->host) {
+                snprintf(err, errlen, "a TLB entry maps %#llx, which is not RAM here",
+                         (unsigned long long)e->gpa);
+                return -1;
+            }
+            e->page_gen = gen;
+            if (ro)
+                e->tag_write = TLB_INVALID;
+        }
+    }
+    return 0;
+}
+
+static const struct state_field tlb_fields[] = { STATE_NOT_STATE(struct cpu, tlb) };
+const struct state_desc cpu_tlb_state_desc = {
+    .name = "cpu.tlb", .version = 1, .size = 0, .fields = tlb_fields, .nfields = 0,
+    .save = tlb_save, .load = tlb_load,
+};
+
+void cpu_state_register(struct cpu *c, struct state_registry *r)
+{
+    state_register(r, &cpu_engine_state_desc, (u32)c->id, c->in);
+    state_register(r, &cpu_tlb_state_desc, (u32)c->id, c);
+    if (c->vmx)
+        vmx_state_register(c, r);
+    /* last: its post_load rebuilds from what the sections before it loaded */
+    state_register(r, &cpu_state_desc, (u32)c->id, c);
+}

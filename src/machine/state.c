@@ -1,0 +1,310 @@
+/* The state description: registry, coverage check, section (de)serialisation. */
+#include "machine/state.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SECTION_MAGIC 0x54434553u /* "SECT" */
+#define NAME_MAX_LEN 64
+
+void state_register(struct state_registry *r, const struct state_desc *d, u32 instance, void *obj)
+{
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 32;
+        struct state_entry *e = realloc(r->e, cap * sizeof(*e));
+        if (!e)
+            nestor_panic("out of host memory registering state");
+        r->e = e;
+        r->cap = cap;
+    }
+    r->e[r->n++] = (struct state_entry){ d, instance, obj };
+}
+
+void state_registry_free(struct state_registry *r)
+{
+    free(r->e);
+    *r = (struct state_registry){ 0 };
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && errlen)
+        vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ---- coverage ---- */
+static int by_offset(const void *a, const void *b)
+{
+    const struct state_field *x = a, *y = b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* The largest padding the compiler can put before a member at this offset: less than
+ * its alignment, which divides the offset and is at most 8 for the types described. */
+static size_t max_pad_before(size_t offset)
+{
+    size_t a = 8;
+    while (a > 1 && offset % a)
+        a >>= 1;
+    return a - 1;
+}
+
+int state_desc_check(const struct state_desc *d, char *err, size_t errlen)
+{
+    struct state_field *f = malloc((d->nfields + 1) * sizeof(*f));
+    if (!f)
+        return fail(err, errlen, "out of memory");
+    memcpy(f, d->fields, d->nfields * sizeof(*f));
+    qsort(f, d->nfields, sizeof(*f), by_offset);
+    size_t end = 0;
+    int r = 0;
+    for (size_t i = 0; i < d->nfields && !r; i++) {
+        const char *name = f[i].name ? f[i].name : "(not state)";
+        if (f[i].offset < end)
+            r = fail(err, errlen, "%s: %s overlaps the member before it", d->name, name);
+        else if (f[i].offset - end > max_pad_before(f[i].offset))
+            r = fail(err, errlen, "%s: bytes %zu..%zu before %s are not described",
+                     d->name, end, f[i].offset - 1, name);
+        end = f[i].offset + f[i].size;
+    }
+    if (!r && end > d->size)
+        r = fail(err, errlen, "%s: a field lies beyond the struct", d->name);
+    if (!r && d->size - end > 7)
+        r = fail(err, errlen, "%s: bytes %zu..%zu at the end are not described", d->name,
+                 end, d->size - 1);
+    for (size_t i = 0; i < d->nfields && !r; i++)
+        for (size_t j = i + 1; j < d->nfields && !r; j++)
+            if (d->fields[i].name && d->fields[j].name && !strcmp(d->fields[i].name, d->fields[j].name))
+                r = fail(err, errlen, "%s: field %s described twice", d->name, d->fields[i].name);
+    free(f);
+    return r;
+}
+
+/* ---- buffers ---- */
+void state_put(struct state_buf *b, const void *p, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        u8 *q = realloc(b->p, cap);
+        if (!q) {
+            b->oom = true;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+void state_put_u8(struct state_buf *b, u8 v) { state_put(b, &v, 1); }
+void state_put_u32(struct state_buf *b, u32 v)
+{
+    u8 x[4] = { (u8)v, (u8)(v >> 8), (u8)(v >> 16), (u8)(v >> 24) };
+    state_put(b, x, 4);
+}
+void state_put_u64(struct state_buf *b, u64 v)
+{
+    state_put_u32(b, (u32)v);
+    state_put_u32(b, (u32)(v >> 32));
+}
+void state_put_str(struct state_buf *b, const char *s)
+{
+    size_t n = strlen(s);
+    state_put_u32(b, (u32)n);
+    state_put(b, s, n);
+}
+void state_buf_free(struct state_buf *b)
+{
+    free(b->p);
+    *b = (struct state_buf){ 0 };
+}
+
+bool state_get(struct state_cursor *c, void *p, size_t n)
+{
+    if (c->bad || n > c->len - c->pos) {
+        c->bad = true;
+        memset(p, 0, n);
+        return false;
+    }
+    memcpy(p, c->p + c->pos, n);
+    c->pos += n;
+    return true;
+}
+u8 state_get_u8(struct state_cursor *c)
+{
+    u8 v;
+    state_get(c, &v, 1);
+    return v;
+}
+u32 state_get_u32(struct state_cursor *c)
+{
+    u8 x[4];
+    state_get(c, x, 4);
+    return (u32)x[0] | (u32)x[1] << 8 | (u32)x[2] << 16 | (u32)x[3] << 24;
+}
+u64 state_get_u64(struct state_cursor *c)
+{
+    u64 lo = state_get_u32(c);
+    return lo | (u64)state_get_u32(c) << 32;
+}
+bool state_get_str(struct state_cursor *c, char *buf, size_t cap)
+{
+    u32 n = state_get_u32(c);
+    if (c->bad || n >= cap || n > c->len - c->pos) {
+        c->bad = true;
+        if (cap)
+            buf[0] = 0;
+        return false;
+    }
+    memcpy(buf, c->p + c->pos, n);
+    buf[n] = 0;
+    c->pos += n;
+    return true;
+}
+
+/* ---- sections ---- */
+static u32 named_fields(const struct state_desc *d)
+{
+    u32 n = 0;
+    for (size_t i = 0; i < d->nfields; i++)
+        n += d->fields[i].name != NULL;
+    return n;
+}
+
+void state_save_all(const struct state_registry *r, struct state_buf *b)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        const struct state_entry *e = &r->e[i];
+        const struct state_desc *d = e->desc;
+        state_put_u32(b, SECTION_MAGIC);
+        state_put_str(b, d->name);
+        state_put_u32(b, e->instance);
+        state_put_u32(b, d->version);
+        state_put_u32(b, named_fields(d));
+        for (size_t k = 0; k < d->nfields; k++) {
+            const struct state_field *f = &d->fields[k];
+            if (!f->name)
+                continue;
+            state_put_str(b, f->name);
+            state_put_u32(b, (u32)f->size);
+            state_put(b, (const u8 *)e->obj + f->offset, f->size);
+        }
+        /* the variable part, with its length in front */
+        size_t at = b->len;
+        state_put_u64(b, 0);
+        if (d->save)
+            d->save(e->obj, b);
+        if (!b->oom) {
+            u64 n = b->len - at - 8;
+            for (int k = 0; k < 8; k++)
+                b->p[at + k] = (u8)(n >> (8 * k));
+        }
+    }
+}
+
+int state_load_all(const struct state_registry *r, const u8 *p, size_t len, char *err, size_t errlen)
+{
+    struct state_cursor c = { p, len, 0, false };
+    bool *seen = calloc(r->n + 1, 1);
+    if (!seen)
+        return fail(err, errlen, "out of host memory");
+    int rc = 0;
+    while (c.pos < c.len && !rc) {
+        char name[NAME_MAX_LEN], fname[NAME_MAX_LEN];
+        if (state_get_u32(&c) != SECTION_MAGIC || !state_get_str(&c, name, sizeof(name))) {
+            rc = fail(err, errlen, "the machine state is corrupt at byte %zu", c.pos);
+            break;
+        }
+        u32 instance = state_get_u32(&c), version = state_get_u32(&c), nf = state_get_u32(&c);
+        const struct state_entry *e = NULL;
+        size_t idx = 0;
+        for (idx = 0; idx < r->n; idx++)
+            if (!strcmp(r->e[idx].desc->name, name) && r->e[idx].instance == instance) {
+                e = &r->e[idx];
+                break;
+            }
+        if (c.bad) {
+            rc = fail(err, errlen, "the machine state is truncated in section %s", name);
+            break;
+        }
+        if (!e) {
+            rc = fail(err, errlen, "the state has a component %s.%u this machine does not have",
+                      name, instance);
+            break;
+        }
+        if (seen[idx]) {
+            rc = fail(err, errlen, "component %s.%u appears twice", name, instance);
+            break;
+        }
+        seen[idx] = true;
+        const struct state_desc *d = e->desc;
+        if (version != d->version) {
+            rc = fail(err, errlen, "component %s is version %u in the file, %u here", name,
+                      version, d->version);
+            break;
+        }
+        if (nf != named_fields(d)) {
+            rc = fail(err, errlen, "component %s has %u fields in the file, %u here", name,
+                      nf, named_fields(d));
+            break;
+        }
+        for (size_t k = 0; k < d->nfields && !rc; k++) {
+            const struct state_field *f = &d->fields[k];
+            if (!f->name)
+                continue;
+            bool ok = state_get_str(&c, fname, sizeof(fname));
+            u32 size = state_get_u32(&c);
+            if (!ok || c.bad)
+                rc = fail(err, errlen, "the machine state is truncated in section %s", name);
+            else if (strcmp(fname, f->name) || size != f->size)
+                rc = fail(err, errlen, "component %s: field %s (%u bytes) in the file where "
+                          "this nestor has %s (%zu bytes)", name, fname, size, f->name, f->size);
+            else if (!state_get(&c, (u8 *)e->obj + f->offset, f->size))
+                rc = fail(err, errlen, "the machine state is truncated in section %s", name);
+        }
+        if (rc)
+            break;
+        u64 extra = state_get_u64(&c);
+        if (c.bad || extra > c.len - c.pos) {
+            rc = fail(err, errlen, "the machine state is truncated in section %s", name);
+            break;
+        }
+        struct state_cursor x = { c.p + c.pos, (size_t)extra, 0, false };
+        c.pos += (size_t)extra;
+        if (d->load) {
+            char why[200] = "";
+            if (d->load(e->obj, &x, why, sizeof(why)) < 0 || x.bad || x.pos != x.len)
+                rc = fail(err, errlen, "component %s.%u: %s", name, instance,
+                          why[0] ? why : "its variable part is malformed");
+        } else if (extra) {
+            rc = fail(err, errlen, "component %s has data this nestor does not expect", name);
+        }
+    }
+    for (size_t i = 0; i < r->n && !rc; i++)
+        if (!seen[i])
+            rc = fail(err, errlen, "the state lacks component %s.%u", r->e[i].desc->name,
+                      r->e[i].instance);
+    free(seen);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < r->n; i++) {
+        const struct state_entry *e = &r->e[i];
+        char why[200] = "";
+        if (e->desc->post_load && e->desc->post_load(e->obj, why, sizeof(why)) < 0)
+            return fail(err, errlen, "component %s.%u: %s", e->desc->name, e->instance,
+                        why[0] ? why : "inconsistent state");
+    }
+    return 0;
+}

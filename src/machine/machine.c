@@ -776,7 +776,7 @@ static const struct state_field machine_fields[] = {
     N(stat_rounds), N(stat_runs), N(stat_pause_waits), N(stat_message_ends),
     N(stop), N(exit_status), F(acpi_rsdp), F(booted_pvh), F(acpi_facs),
     F(sleep_requested), F(suspended), F(wake_requested), F(round), F(rounds),
-    N(ctl), N(ctl_opaque), N(paused), N(stop_at), N(at_stop_point), N(state),
+    N(ctl), N(ctl_opaque), N(nctl), N(paused), N(stop_at), N(at_stop_point), N(state),
 };
 #undef F
 #undef N
@@ -1156,15 +1156,33 @@ u64 machine_icount(const struct machine *m)
     return n;
 }
 
+/* The control clients: each hears every event; a wait is spent in the first client's
+ * poll (the others look without waiting), or asleep when there is none. */
+static void control_event(struct machine *m, enum machine_event ev)
+{
+    for (int i = 0; i < m->nctl; i++)
+        if (m->ctl[i]->event)
+            m->ctl[i]->event(m->ctl_opaque[i], ev);
+}
+
+static void control_poll(struct machine *m, int timeout_ms)
+{
+    bool waited = false;
+    for (int i = 0; i < m->nctl; i++)
+        if (m->ctl[i]->poll) {
+            m->ctl[i]->poll(m->ctl_opaque[i], waited ? 0 : timeout_ms);
+            waited = true;
+        }
+    if (!waited)
+        host_sleep_ms(timeout_ms);
+}
+
 /* Paused: no vCPU runs and virtual time stands still; the control plane is served. */
 static void wait_paused(struct machine *m)
 {
     u64 frozen = clock_now(&m->clock);
     while (m->paused && !m->stop) {
-        if (m->ctl && m->ctl->poll)
-            m->ctl->poll(m->ctl_opaque, 100);
-        else
-            host_sleep_ms(100);
+        control_poll(m, 100);
     }
     clock_set_now(&m->clock, frozen);
 }
@@ -1213,8 +1231,7 @@ int machine_run(struct machine *m)
             /* the control plane acts on the machine at exactly this instruction */
             m->at_stop_point = false;
             m->stop_at = 0;
-            if (m->ctl && m->ctl->event)
-                m->ctl->event(m->ctl_opaque, MACHINE_EV_STOP_POINT);
+            control_event(m, MACHINE_EV_STOP_POINT);
             continue;
         }
         bool all_idle = true;
@@ -1268,12 +1285,10 @@ int machine_run(struct machine *m)
         }
         if (!all_idle && (++m->rounds & 15) == 0) {
             console_poll(m, 0);
-            if (m->ctl && m->ctl->poll)
-                m->ctl->poll(m->ctl_opaque, 0);
+            control_poll(m, 0);
         }
     }
-    if (m->ctl && m->ctl->event)
-        m->ctl->event(m->ctl_opaque, MACHINE_EV_SHUTDOWN);
+    control_event(m, MACHINE_EV_SHUTDOWN);
     if (m->cfg.stats)
         print_stats(m, clock_host_ns() - start_ns);
     return m->exit_status;
@@ -1281,16 +1296,17 @@ int machine_run(struct machine *m)
 
 void machine_set_control(struct machine *m, const struct machine_control_ops *ops, void *opaque)
 {
-    m->ctl = ops;
-    m->ctl_opaque = opaque;
+    if (m->nctl == MACHINE_MAX_CONTROLS)
+        nestor_panic("too many control clients");
+    m->ctl[m->nctl] = ops;
+    m->ctl_opaque[m->nctl++] = opaque;
 }
 
 void machine_pause(struct machine *m)
 {
     if (!m->paused) {
         m->paused = true;
-        if (m->ctl && m->ctl->event)
-            m->ctl->event(m->ctl_opaque, MACHINE_EV_STOP);
+        control_event(m, MACHINE_EV_STOP);
     }
 }
 
@@ -1298,8 +1314,7 @@ void machine_resume(struct machine *m)
 {
     if (m->paused) {
         m->paused = false;
-        if (m->ctl && m->ctl->event)
-            m->ctl->event(m->ctl_opaque, MACHINE_EV_RESUME);
+        control_event(m, MACHINE_EV_RESUME);
     }
 }
 

@@ -87,6 +87,7 @@ enum machine_event {
     MACHINE_EV_STOP_POINT, /* the machine reached the machine_stop_at count: every vCPU
                               is between instructions; the handler may save, pause, stop */
 };
+#define MACHINE_MAX_CONTROLS 4
 struct machine_control_ops {
     void (*poll)(void *opaque, int timeout_ms);
     void (*event)(void *opaque, enum machine_event ev);
@@ -135,8 +136,9 @@ struct machine {
     struct machine_round round;
     u64 rounds;               /* rounds run (the console is looked at every 16th) */
     /* control */
-    const struct machine_control_ops *ctl;
-    void *ctl_opaque;
+    const struct machine_control_ops *ctl[MACHINE_MAX_CONTROLS];
+    void *ctl_opaque[MACHINE_MAX_CONTROLS];
+    int nctl;
     bool paused;
     u64 stop_at;              /* machine_stop_at's count, 0: none */
     bool at_stop_point;
@@ -167,6 +169,7 @@ void machine_wake(struct machine *m);
  * loop calls it between rounds). */
 void machine_power_transitions(struct machine *m);
 /* ---- control ---- */
+/* Adds a control client (QMP, gdb, a save point): each hears every event. */
 void machine_set_control(struct machine *m, const struct machine_control_ops *ops, void *opaque);
 /* Pausing takes effect between rounds: no vCPU runs, virtual time stands still. */
 void machine_pause(struct machine *m);

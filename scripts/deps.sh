@@ -10,6 +10,8 @@ PKGS=(
   libzydis-dev              # x86 instruction decoder used by the CPU engine
   libcriterion-dev          # host-side unit tests
   libxen-dev                # Xen's public ABI headers (PVH start_info, ELF notes, hypercalls)
+  libzstd-dev               # zstd: saved machines and migration streams are compressed with it
+  libssl-dev                # OpenSSL libcrypto: SHA-256 checksums of saved machines, state digests
   libclang-rt-14-dev        # libFuzzer and clang's ASan/UBSan runtimes: the fuzz targets
   acpica-tools              # iasl: the ACPI table tests disassemble nestor's tables
   cpio                      # make linux: packs the initramfs

@@ -3,9 +3,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/console.h"
+#include "control/snapshot.h"
 #include "machine/machine.h"
 
 #define NESTOR_VERSION "0.1.0"
@@ -42,6 +44,14 @@ static void usage(FILE *f)
             "                   domain 1 (the defaults), with the Xen platform PCI device\n"
             "                   5853:0001 (ports 0x10-0x1f; platform=off leaves it out)\n"
             "  -icount          deterministic mode: time advances with retired instructions\n"
+            "  -rtc base=DATE   the guest's wall clock starts at DATE (YYYY-MM-DD[THH:MM:SS],\n"
+            "                   UTC) instead of the host's time (with -icount: 2026-01-01)\n"
+            "  -incoming file:PATH\n"
+            "                   start from a machine saved to PATH (same options as when saved)\n"
+            "  -save-at N:PATH[:continue]\n"
+            "                   when the machine has retired N instructions (all vCPUs), save it\n"
+            "                   to PATH and stop with status 0 (or continue running)\n"
+            "  -state-digest    print a SHA-256 of the machine's final state and RAM at exit\n"
             "  -d ITEMS         trace: comma-separated list of 'insn' (executed instructions)\n"
             "                   and 'exit' (every event leaving the CPU)\n"
             "  -D FILE          write the trace to FILE (default stderr)\n"
@@ -91,6 +101,88 @@ static int parse_int(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
+/* -rtc base=...: QEMU's date forms (UTC); base=utc is the default, the host's time. */
+static int parse_rtc(const char *v, s64 *out)
+{
+    for (const char *p = v; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n > 5 && !strncmp(p, "base=", 5)) {
+            char d[32];
+            if (n - 5 >= sizeof(d))
+                return -1;
+            memcpy(d, p + 5, n - 5);
+            d[n - 5] = 0;
+            if (!strcmp(d, "utc") || !strcmp(d, "localtime")) {
+                *out = 0;
+            } else {
+                struct tm tm = { 0 };
+                char *rest = strptime(d, "%Y-%m-%d", &tm);
+                if (rest && *rest == 'T')
+                    rest = strptime(rest + 1, "%H:%M:%S", &tm);
+                if (!rest || *rest)
+                    return -1;
+                time_t t = timegm(&tm);
+                if (t <= 0)
+                    return -1;
+                *out = (s64)t;
+            }
+        } else if (!(n >= 6 && !strncmp(p, "clock=", 6)) && !(n >= 6 && !strncmp(p, "driftfix=", 9))) {
+            return -1;
+        }
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+/* -save-at: the machine saves itself at an exact instruction count. */
+struct save_point {
+    struct machine *m;
+    u64 icount;
+    char *path;
+    bool keep_running;
+    bool failed;
+};
+
+static int parse_save_at(const char *v, struct save_point *sp)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || end == v || *end != ':' || !end[1] || n == 0)
+        return -1;
+    free(sp->path);
+    sp->path = strdup(end + 1);
+    sp->icount = n;
+    size_t len = strlen(sp->path);
+    if (len > 9 && !strcmp(sp->path + len - 9, ":continue")) {
+        sp->path[len - 9] = 0;
+        sp->keep_running = true;
+    }
+    return 0;
+}
+
+static void save_point_event(void *opaque, enum machine_event ev)
+{
+    struct save_point *sp = opaque;
+    if (ev != MACHINE_EV_STOP_POINT)
+        return;
+    char err[512];
+    u64 bytes = 0;
+    if (snapshot_save_file(sp->m, sp->path, &bytes, err, sizeof(err)) < 0) {
+        fprintf(stderr, "nestor: -save-at: %s\n", err);
+        sp->failed = true;
+        machine_request_stop(sp->m, NESTOR_EXIT_GUEST_ERROR);
+        return;
+    }
+    nestor_log("saved the machine at instruction %llu to %s (%llu bytes)",
+               (unsigned long long)sp->icount, sp->path, (unsigned long long)bytes);
+    if (!sp->keep_running)
+        machine_request_stop(sp->m, NESTOR_EXIT_OK);
+}
+
+static const struct machine_control_ops save_point_ops = { NULL, save_point_event };
+
 static int cmd_run(int argc, char **argv)
 {
     struct machine_config cfg = {
@@ -101,6 +193,9 @@ static int cmd_run(int argc, char **argv)
     };
     const char *trace_file = NULL;
     const char *trace_items = NULL;
+    const char *incoming = NULL;
+    struct save_point sp = { 0 };
+    bool state_digest = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -164,6 +259,27 @@ static int cmd_run(int argc, char **argv)
             /* QEMU's -icount takes an argument (shift=N,...); accept and ignore it */
             if (v && v[0] != '-' && (strchr(v, '=') || strspn(v, "0123456789") == strlen(v)))
                 i++;
+        } else if (!strcmp(a, "-rtc")) {
+            NEED_VALUE;
+            if (parse_rtc(v, &cfg.rtc_base) < 0) {
+                fprintf(stderr, "nestor: -rtc %s: expected base=YYYY-MM-DD[THH:MM:SS] or base=utc\n", v);
+                return NESTOR_EXIT_USAGE;
+            }
+        } else if (!strcmp(a, "-incoming")) {
+            NEED_VALUE;
+            if (strncmp(v, "file:", 5) || !v[5]) {
+                fprintf(stderr, "nestor: -incoming %s: expected file:PATH\n", v);
+                return NESTOR_EXIT_USAGE;
+            }
+            incoming = v + 5;
+        } else if (!strcmp(a, "-save-at")) {
+            NEED_VALUE;
+            if (parse_save_at(v, &sp) < 0) {
+                fprintf(stderr, "nestor: -save-at %s: expected N:PATH[:continue]\n", v);
+                return NESTOR_EXIT_USAGE;
+            }
+        } else if (!strcmp(a, "-state-digest")) {
+            state_digest = true;
         } else if (!strcmp(a, "-d")) {
             NEED_VALUE;
             trace_items = v;
@@ -200,7 +316,7 @@ static int cmd_run(int argc, char **argv)
         }
 #undef NEED_VALUE
     }
-    if (!cfg.kernel) {
+    if (!cfg.kernel && !incoming) {
         fprintf(stderr, "nestor: no kernel given (nestor run [options] KERNEL)\n");
         return NESTOR_EXIT_USAGE;
     }
@@ -231,12 +347,39 @@ static int cmd_run(int argc, char **argv)
     cfg.console_filter = console_filter;
     cfg.console_opaque = &con;
     int r = machine_create(&m, &cfg);
+    if (r == 0 && incoming) {
+        char err[512];
+        if (snapshot_load_file(&m, incoming, err, sizeof(err)) < 0) {
+            fprintf(stderr, "nestor: -incoming: %s\n", err);
+            r = NESTOR_EXIT_USAGE;
+        }
+    }
+    if (r == 0 && sp.path) {
+        char err[512];
+        if (!snapshot_supported(&m, err, sizeof(err))) {
+            fprintf(stderr, "nestor: -save-at: %s\n", err);
+            r = NESTOR_EXIT_USAGE;
+        } else {
+            sp.m = &m;
+            machine_set_control(&m, &save_point_ops, &sp);
+            machine_stop_at(&m, sp.icount);
+        }
+    }
     if (r == 0)
         r = machine_run(&m);
+    if (r != NESTOR_EXIT_USAGE && state_digest && !sp.failed) {
+        char hex[65];
+        snapshot_digest(&m, hex);
+        fprintf(stderr, "nestor: state digest %s (%llu instructions)\n", hex,
+                (unsigned long long)machine_icount(&m));
+    }
+    if (sp.failed)
+        r = NESTOR_EXIT_GUEST_ERROR;
     machine_destroy(&m);
     console_close(&con);
     if (cfg.trace && cfg.trace != stderr)
         fclose(cfg.trace);
+    free(sp.path);
     return r;
 }
 

@@ -457,3 +457,11 @@ bool pmu_rdpmc(struct cpu *c, u32 ecx, u64 *value)
     *value = read_counter(c, ecx);
     return true;
 }
+
+bool pmu_state_valid(const struct pmu *p)
+{
+    for (unsigned k = 0; k < PMU_COUNTERS; k++)
+        if (p->event[k] > PMU_EV_CYCLES)
+            return false;
+    return true;
+}

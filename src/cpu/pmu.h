@@ -50,6 +50,9 @@ struct pmu {
     u64 mark_insns, mark_branches, mark_ns;
 };
 
+/* Could a loaded state be this PMU's (what each counter counts is a known event)? */
+bool pmu_state_valid(const struct pmu *p);
+
 /* Power-on state (INIT keeps the counters, as on hardware). */
 void pmu_reset(struct cpu *c);
 

@@ -11,11 +11,51 @@
 #include "machine/mem.h"
 #include "machine/state.h"
 
+/* the struct members, by their own descriptions */
+static const struct state_field seg_fields[] = {
+    STATE_FIELD(struct seg, sel), STATE_FIELD(struct seg, base), STATE_FIELD(struct seg, limit),
+    STATE_FIELD(struct seg, attr),
+};
+static const struct state_desc seg_desc = STATE_DESC("seg", 1, struct seg, seg_fields);
+static const struct state_field dtr_fields[] = {
+    STATE_FIELD(struct dtr, base), STATE_FIELD(struct dtr, limit),
+};
+static const struct state_desc dtr_desc = STATE_DESC("dtr", 1, struct dtr, dtr_fields);
+#define F(m) STATE_FIELD(struct fpu_state, m)
+static const struct state_field fpu_fields[] = {
+    F(fcw), F(fsw), F(ftw), F(fop), F(fip), F(fdp), F(fcs), F(fds), F(st), F(mxcsr), F(xmm),
+};
+#undef F
+static const struct state_desc fpu_desc = STATE_DESC("fpu", 1, struct fpu_state, fpu_fields);
+static const struct state_field pmu_counter_fields[] = {
+    STATE_FIELD(struct pmu_counter, value), STATE_FIELD(struct pmu_counter, ctl),
+};
+static const struct state_desc pmu_counter_desc =
+    STATE_DESC("pmu_counter", 1, struct pmu_counter, pmu_counter_fields);
+#define F(m) STATE_FIELD(struct pmu, m)
+#define N(m) STATE_NOT_STATE(struct pmu, m)
+static const struct state_field pmu_fields[] = {
+    STATE_STRUCT(struct pmu, ctr, pmu_counter_desc), F(fixed_ctrl), F(global_ctrl),
+    F(global_status),
+    F(event), F(enabled), F(counting), F(pmi), F(running), F(mark_insns), F(mark_branches), F(mark_ns),
+};
+#undef F
+#undef N
+static const struct state_desc pmu_desc = STATE_DESC("pmu", 1, struct pmu, pmu_fields);
+static const struct state_field lazy_fields[] = {
+    STATE_FIELD(struct lazy_flags, a), STATE_FIELD(struct lazy_flags, b),
+    STATE_FIELD(struct lazy_flags, res), STATE_FIELD(struct lazy_flags, op),
+    STATE_FIELD(struct lazy_flags, bytes), STATE_FIELD(struct lazy_flags, cf),
+};
+static const struct state_desc lazy_desc = STATE_DESC("lazy_flags", 1, struct lazy_flags, lazy_fields);
+
 #define F(m) STATE_FIELD(struct cpu, m)
 #define N(m) STATE_NOT_STATE(struct cpu, m)
+#define S(m, d) STATE_STRUCT(struct cpu, m, d)
 static const struct state_field cpu_fields[] = {
-    F(gpr), F(rip), F(rflags), F(seg), F(ldtr), F(tr), F(gdtr), F(idtr),
-    F(cr0), F(cr2), F(cr3), F(cr4), F(cr8), F(xcr0), F(efer), F(dr), F(fpu),
+    F(gpr), F(rip), F(rflags), S(seg, seg_desc), S(ldtr, seg_desc), S(tr, seg_desc),
+    S(gdtr, dtr_desc), S(idtr, dtr_desc),
+    F(cr0), F(cr2), F(cr3), F(cr4), F(cr8), F(xcr0), F(efer), F(dr), S(fpu, fpu_desc),
     F(msr_star), F(msr_lstar), F(msr_cstar), F(msr_sfmask), F(msr_kernel_gs_base),
     F(msr_sysenter_cs), F(msr_sysenter_esp), F(msr_sysenter_eip),
     F(msr_tsc_aux), F(msr_pat), F(msr_misc_enable), F(msr_tsc_adjust), F(msr_debugctl),
@@ -27,12 +67,13 @@ static const struct state_field cpu_fields[] = {
     N(model), N(mem), N(ops), N(ops_opaque),
     N(tlb), /* its own section, cpu.tlb */
     N(in),  /* its own section, cpu.engine */
-    F(pmu),
+    S(pmu, pmu_desc),
     N(vmx), /* its own section, vmx */
     F(vmx_non_root),
 };
 #undef F
 #undef N
+#undef S
 
 /* The vCPU's paging parameters and everything else that lives in the engine's struct are
  * loaded before the cpu section's post_load runs; the paging accessors (host pointers)
@@ -58,6 +99,10 @@ static int cpu_post_load(void *obj, char *err, size_t errlen)
         snprintf(err, errlen, "impossible paging or event state");
         return -1;
     }
+    if (!pmu_state_valid(&c->pmu)) {
+        snprintf(err, errlen, "impossible performance-counter state");
+        return -1;
+    }
     struct paging_ctx pg = c->in->pg;
     mmu_params_update(c);
     struct paging_ops ops = c->in->pg.ops;
@@ -66,7 +111,6 @@ static int cpu_post_load(void *obj, char *err, size_t errlen)
     if (c->vmx && vmx_state_post_load(c, err, errlen) < 0)
         return -1;
     debug_update(c);
-    pmu_refresh(c); /* what each counter counts follows from the loaded controls */
     /* The cached decoder tables follow the mode. */
     c->in->exits |= EXIT_BLOCK_END;
     return 0;
@@ -80,7 +124,7 @@ const struct state_desc cpu_state_desc =
 static const struct state_field engine_fields[] = {
     N(fault_jmp), N(saved_gpr), N(saved_rip), N(saved_rsp), N(saved_rflags),
     N(saved_lz_op), N(snapshot_full), N(restore_none),
-    F(lz), /* none between instructions, kept for completeness */
+    STATE_STRUCT(struct cpu_internal, lz, lazy_desc), /* none between instructions */
     N(exits), F(delivering), F(pending_db_bits), N(dec), N(blocks), N(last_block),
     F(pg.fmt), F(pg.root), F(pg.pdpte), F(pg.maxphyaddr), F(pg.wp), F(pg.pse), F(pg.nxe),
     F(pg.smep), F(pg.smap), F(pg.ac), F(pg.pdpe1gb), F(pg.ept_ad), N(pg.ops),
@@ -88,7 +132,7 @@ static const struct state_field engine_fields[] = {
     F(fep_rip), F(fep_icount), N(run_end),
     N(exc_vector), N(exc_has_error), N(exc_error), N(exc_cr2), N(fb), N(trace),
     N(trace_insns), N(trace_events), N(blocks_decoded), N(block_flushes),
-    N(budget_end), N(pmu_end),
+    N(budget_end), F(pmu_end),
     F(branches), F(rep_restarts), F(events_delivered), N(blk), N(blk_icount0),
     F(shadow_before), N(walk_linear), N(walk_no_exit), F(dr6_before_db), F(db_qual),
 };

@@ -405,12 +405,20 @@ void hpet_destroy(struct hpet *h)
 }
 
 /* ---- state ---- */
+#define F(m) STATE_FIELD(struct hpet_timer, m)
+static const struct state_field hpet_timer_fields[] = {
+    F(config), F(cmp), F(period), F(match), F(armed), F(irq),
+    STATE_NOT_STATE(struct hpet_timer, clk), /* the same virtual timer on every machine */
+};
+#undef F
+static const struct state_desc hpet_timer_desc =
+    STATE_DESC("hpet_timer", 1, struct hpet_timer, hpet_timer_fields);
 static const struct state_field hpet_fields[] = {
     STATE_NOT_STATE(struct hpet, m), STATE_NOT_STATE(struct hpet, pit),
     STATE_NOT_STATE(struct hpet, rtc), STATE_FIELD(struct hpet, config),
     STATE_FIELD(struct hpet, isr), STATE_FIELD(struct hpet, counter_base),
     STATE_FIELD(struct hpet, base_ns),
-    STATE_FIELD(struct hpet, t), /* each timer's clk is the same id on every machine */
+    STATE_STRUCT(struct hpet, t, hpet_timer_desc),
 };
 
 static int hpet_post_load(void *obj, char *err, size_t errlen)

@@ -555,8 +555,18 @@ void pit_destroy(struct pit *p)
 }
 
 /* ---- state ---- */
+#define F(m) STATE_FIELD(struct pit_counter, m)
+static const struct state_field pit_counter_fields[] = {
+    F(mode), F(access), F(bcd), F(gate), F(count), F(running), F(load_tick), F(start),
+    F(terminal), F(frozen), F(out_frozen), F(null_until), F(next_pending), F(next_count),
+    F(next_tick), F(write_msb), F(write_lsb), F(read_msb), F(count_latched), F(latch),
+    F(status_latched), F(status),
+};
+#undef F
+static const struct state_desc pit_counter_desc =
+    STATE_DESC("pit_counter", 1, struct pit_counter, pit_counter_fields);
 static const struct state_field pit_fields[] = {
-    STATE_NOT_STATE(struct pit, m), STATE_FIELD(struct pit, c), STATE_FIELD(struct pit, port_b),
+    STATE_NOT_STATE(struct pit, m), STATE_STRUCT(struct pit, c, pit_counter_desc), STATE_FIELD(struct pit, port_b),
     STATE_FIELD(struct pit, irq_connected), STATE_FIELD(struct pit, irq_level),
     STATE_FIELD(struct pit, irq_eval_tick), STATE_NOT_STATE(struct pit, timer),
 };

@@ -287,8 +287,13 @@ void pc_testdev_state_register(struct pc_testdev *d, struct state_registry *r)
     state_register(r, &pc_testdev_state_desc, 0, d);
 }
 
+static const struct state_field iotest_fields[] = {
+    STATE_FIELD(struct iotest, hdr), STATE_FIELD(struct iotest, len),
+    STATE_FIELD(struct iotest, match_data),
+};
+static const struct state_desc iotest_desc = STATE_DESC("iotest", 1, struct iotest, iotest_fields);
 static const struct state_field pci_testdev_fields[] = {
-    STATE_NOT_STATE(struct pci_testdev, pci), STATE_FIELD(struct pci_testdev, test),
+    STATE_NOT_STATE(struct pci_testdev, pci), STATE_STRUCT(struct pci_testdev, test, iotest_desc),
     STATE_FIELD(struct pci_testdev, current),
 };
 

@@ -765,6 +765,18 @@ static void wait_suspended(struct machine *m)
 }
 
 /* ---- state ---- */
+#define F(x) STATE_FIELD(struct vcpu_sched, x)
+static const struct state_field sched_fields[] = {
+    F(ran), F(waiting), F(wait_mark), F(last_pause), F(pause_run),
+};
+#undef F
+static const struct state_desc sched_desc = STATE_DESC("vcpu_sched", 1, struct vcpu_sched, sched_fields);
+#define F(x) STATE_FIELD(struct machine_round, x)
+static const struct state_field round_fields[] = {
+    F(active), F(budget), F(pos), F(progress), F(pass_open), F(pass_start),
+};
+#undef F
+static const struct state_desc round_desc = STATE_DESC("round", 1, struct machine_round, round_fields);
 #define F(x) STATE_FIELD(struct machine, x)
 #define N(x) STATE_NOT_STATE(struct machine, x)
 static const struct state_field machine_fields[] = {
@@ -772,10 +784,10 @@ static const struct state_field machine_fields[] = {
     N(fwcfg), N(pic), N(ioapic), N(pit), N(rtc), N(hpet), N(acpi_pm), N(pci),
     F(irq_level), F(pci_gsis), F(pci_isa_irqs), F(xen_cb_lines),
     N(kbc), N(pc_testdev), N(pci_testdev), N(xen), N(xen_platform),
-    F(sched), F(started), N(running), N(end_pass), F(progress),
+    STATE_STRUCT(struct machine, sched, sched_desc), F(started), N(running), N(end_pass), F(progress),
     N(stat_rounds), N(stat_runs), N(stat_pause_waits), N(stat_message_ends),
     N(stop), N(exit_status), F(acpi_rsdp), F(booted_pvh), F(acpi_facs),
-    F(sleep_requested), F(suspended), F(wake_requested), F(round), F(rounds),
+    F(sleep_requested), F(suspended), F(wake_requested), STATE_STRUCT(struct machine, round, round_desc), F(rounds),
     N(ctl), N(ctl_opaque), N(nctl), N(paused), N(stop_at), N(at_stop_point), N(state),
 };
 #undef F
@@ -896,7 +908,9 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
                                  .ncpus = m->ncpus,
                                  .nr_gsis = IOAPIC_PINS };
         /* the wall clock at virtual time 0, as the RTC starts (a fixed date with -icount) */
-        if (cfg->deterministic) {
+        if (cfg->rtc_base > 0) {
+            host.boot_wall_ns = (u64)cfg->rtc_base * 1000000000ull;
+        } else if (cfg->deterministic) {
             host.boot_wall_ns = 1767225600ull * 1000000000ull;
         } else {
             struct timespec ts;
@@ -916,7 +930,8 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
     m->ioapic = ioapic_create(m);
     m->pit = pit_create(m);
     /* the RTC starts at the host's date, or at a fixed one when runs must repeat */
-    m->rtc = rtc_create(m, cfg->deterministic ? (time_t)1767225600 /* 2026-01-01 */ : time(NULL));
+    m->rtc = rtc_create(m, cfg->rtc_base > 0 ? (time_t)cfg->rtc_base
+                           : cfg->deterministic ? (time_t)1767225600 /* 2026-01-01 */ : time(NULL));
     m->hpet = hpet_create(m, m->pit, m->rtc);
     m->acpi_pm = acpi_pm_create(m);
     m->pci = pci_create(m);

@@ -44,6 +44,7 @@ struct machine_config {
     const char *devices[MACHINE_MAX_DEVICES];
     int ndevices;
     bool deterministic;
+    s64 rtc_base;             /* -rtc base=DATE: the wall clock at start (Unix time), 0: default */
     FILE *trace;              /* NULL: no trace */
     bool trace_insns, trace_events;
     u64 max_insns;            /* 0 = unlimited; stop with an error after this many */

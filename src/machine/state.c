@@ -8,6 +8,7 @@
 
 #define SECTION_MAGIC 0x54434553u /* "SECT" */
 #define NAME_MAX_LEN 64
+#define LAYOUT_MAX_LEN 1024
 
 void state_register(struct state_registry *r, const struct state_desc *d, u32 instance, void *obj)
 {
@@ -82,6 +83,16 @@ int state_desc_check(const struct state_desc *d, char *err, size_t errlen)
         for (size_t j = i + 1; j < d->nfields && !r; j++)
             if (d->fields[i].name && d->fields[j].name && !strcmp(d->fields[i].name, d->fields[j].name))
                 r = fail(err, errlen, "%s: field %s described twice", d->name, d->fields[i].name);
+    for (size_t i = 0; i < d->nfields && !r; i++) {
+        const struct state_desc *sub = d->fields[i].sub;
+        if (!sub)
+            continue;
+        if (!sub->size || d->fields[i].size % sub->size)
+            r = fail(err, errlen, "%s: %s is not a whole number of %s", d->name,
+                     d->fields[i].name, sub->name);
+        else
+            r = state_desc_check(sub, err, errlen);
+    }
     free(f);
     return r;
 }
@@ -174,6 +185,78 @@ bool state_get_str(struct state_cursor *c, char *buf, size_t cap)
     return true;
 }
 
+/* ---- fields, packed: a struct member through its own description ---- */
+static size_t packed_size(const struct state_field *f)
+{
+    if (!f->sub)
+        return f->size;
+    size_t one = 0;
+    for (size_t k = 0; k < f->sub->nfields; k++)
+        if (f->sub->fields[k].name)
+            one += packed_size(&f->sub->fields[k]);
+    return one * (f->size / f->sub->size);
+}
+
+static void put_field(struct state_buf *b, const u8 *base, const struct state_field *f)
+{
+    if (!f->sub) {
+        state_put(b, base + f->offset, f->size);
+        return;
+    }
+    for (size_t e = 0; e < f->size / f->sub->size; e++)
+        for (size_t k = 0; k < f->sub->nfields; k++)
+            if (f->sub->fields[k].name)
+                put_field(b, base + f->offset + e * f->sub->size, &f->sub->fields[k]);
+}
+
+static void get_field(struct state_cursor *c, u8 *base, const struct state_field *f)
+{
+    if (!f->sub) {
+        state_get(c, base + f->offset, f->size);
+        return;
+    }
+    for (size_t e = 0; e < f->size / f->sub->size; e++)
+        for (size_t k = 0; k < f->sub->nfields; k++)
+            if (f->sub->fields[k].name)
+                get_field(c, base + f->offset + e * f->sub->size, &f->sub->fields[k]);
+}
+
+/* The field's name with its members' layout: "seg{sel:2,base:8,limit:4,attr:4}[6]". */
+static void field_layout(struct state_buf *b, const struct state_field *f)
+{
+    state_put(b, f->name, strlen(f->name));
+    if (!f->sub)
+        return;
+    state_put(b, "{", 1);
+    bool first = true;
+    for (size_t k = 0; k < f->sub->nfields; k++) {
+        const struct state_field *g = &f->sub->fields[k];
+        if (!g->name)
+            continue;
+        if (!first)
+            state_put(b, ",", 1);
+        first = false;
+        field_layout(b, g);
+        char n[32];
+        int len = snprintf(n, sizeof(n), ":%zu", packed_size(g));
+        state_put(b, n, (size_t)len);
+    }
+    char n[32];
+    int len = snprintf(n, sizeof(n), "}[%zu]", f->size / f->sub->size);
+    state_put(b, n, (size_t)len);
+}
+
+static void put_field_name(struct state_buf *b, const struct state_field *f)
+{
+    struct state_buf l = { 0 };
+    field_layout(&l, f);
+    state_put_u32(b, (u32)l.len);
+    state_put(b, l.p, l.len);
+    if (l.oom)
+        b->oom = true;
+    state_buf_free(&l);
+}
+
 /* ---- sections ---- */
 static u32 named_fields(const struct state_desc *d)
 {
@@ -197,9 +280,9 @@ void state_save_all(const struct state_registry *r, struct state_buf *b)
             const struct state_field *f = &d->fields[k];
             if (!f->name)
                 continue;
-            state_put_str(b, f->name);
-            state_put_u32(b, (u32)f->size);
-            state_put(b, (const u8 *)e->obj + f->offset, f->size);
+            put_field_name(b, f);
+            state_put_u32(b, (u32)packed_size(f));
+            put_field(b, (const u8 *)e->obj, f);
         }
         /* the variable part, with its length in front */
         size_t at = b->len;
@@ -222,7 +305,7 @@ int state_load_all(const struct state_registry *r, const u8 *p, size_t len, char
         return fail(err, errlen, "out of host memory");
     int rc = 0;
     while (c.pos < c.len && !rc) {
-        char name[NAME_MAX_LEN], fname[NAME_MAX_LEN];
+        char name[NAME_MAX_LEN], fname[LAYOUT_MAX_LEN];
         if (state_get_u32(&c) != SECTION_MAGIC || !state_get_str(&c, name, sizeof(name))) {
             rc = fail(err, errlen, "the machine state is corrupt at byte %zu", c.pos);
             break;
@@ -266,13 +349,22 @@ int state_load_all(const struct state_registry *r, const u8 *p, size_t len, char
                 continue;
             bool ok = state_get_str(&c, fname, sizeof(fname));
             u32 size = state_get_u32(&c);
+            struct state_buf want = { 0 };
+            field_layout(&want, f);
+            state_put(&want, "", 1);
             if (!ok || c.bad)
                 rc = fail(err, errlen, "the machine state is truncated in section %s", name);
-            else if (strcmp(fname, f->name) || size != f->size)
+            else if (want.oom)
+                rc = fail(err, errlen, "out of host memory");
+            else if (strcmp(fname, (const char *)want.p) || size != packed_size(f))
                 rc = fail(err, errlen, "component %s: field %s (%u bytes) in the file where "
-                          "this nestor has %s (%zu bytes)", name, fname, size, f->name, f->size);
-            else if (!state_get(&c, (u8 *)e->obj + f->offset, f->size))
+                          "this nestor has %s (%zu bytes)", name, fname, size,
+                          (const char *)want.p, packed_size(f));
+            else if (size > c.len - c.pos)
                 rc = fail(err, errlen, "the machine state is truncated in section %s", name);
+            else
+                get_field(&c, (u8 *)e->obj, f);
+            state_buf_free(&want);
         }
         if (rc)
             break;

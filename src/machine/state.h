@@ -19,14 +19,21 @@
 
 #include "common.h"
 
+struct state_desc;
 struct state_field {
     const char *name; /* NULL: a member that is not state (pointer, cache, host handle) */
     size_t offset, size;
+    /* A struct member (or an array of them) is serialised through its own description,
+     * member by member: padding bytes, whose contents C leaves unspecified, never reach
+     * a file or a digest. */
+    const struct state_desc *sub;
 };
 #define STATE_FIELD(type, member) \
-    { #member, offsetof(type, member), sizeof(((type *)0)->member) }
+    { #member, offsetof(type, member), sizeof(((type *)0)->member), NULL }
+#define STATE_STRUCT(type, member, sub_desc) \
+    { #member, offsetof(type, member), sizeof(((type *)0)->member), &(sub_desc) }
 #define STATE_NOT_STATE(type, member) \
-    { NULL, offsetof(type, member), sizeof(((type *)0)->member) }
+    { NULL, offsetof(type, member), sizeof(((type *)0)->member), NULL }
 
 /* A growable byte buffer that sections are written to, and a cursor that reads them. */
 struct state_buf {
@@ -75,7 +82,8 @@ void state_register(struct state_registry *r, const struct state_desc *d, u32 in
 void state_registry_free(struct state_registry *r);
 
 /* Every member of the struct covered by exactly one field or not-state entry (gaps only
- * where the compiler pads): 0, or -1 with the first problem in err. */
+ * where the compiler pads), and so for the descriptions of its struct members: 0, or -1
+ * with the first problem in err. */
 int state_desc_check(const struct state_desc *d, char *err, size_t errlen);
 
 /* Serialises every registered component into b (appending). */

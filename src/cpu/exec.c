@@ -704,8 +704,9 @@ static void trace_insn(struct cpu *c, const struct block *b)
                                             b->ins[0].d.length, &zd, zop)))
         ZydisFormatterFormatInstruction(&fmt, &zd, zop, zd.operand_count_visible, text,
                                         sizeof(text), c->rip, NULL);
-    fprintf(c->in->trace, "cpu%d %04x:%016llx  %s\n", c->id, c->seg[SEG_CS].sel,
-            (unsigned long long)c->rip, text);
+    /* the vCPU's instruction count before it: -save-at points can be picked from this */
+    fprintf(c->in->trace, "cpu%d %04x:%016llx  %s  #%llu\n", c->id, c->seg[SEG_CS].sel,
+            (unsigned long long)c->rip, text, (unsigned long long)c->icount);
 }
 
 /* Saves what a fault at the start of the next instruction restores. Scalar loads on

@@ -46,12 +46,13 @@ static int by_offset(const void *a, const void *b)
     return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
-/* The largest padding the compiler can put before a member at this offset: less than
- * its alignment, which divides the offset and is at most 8 for the types described. */
-static size_t max_pad_before(size_t offset)
+/* The largest padding the compiler can put before a member: less than its alignment,
+ * which divides both its offset and its size (a scalar's, an array element's, a
+ * struct's) and is at most 8 for the types described. */
+static size_t max_pad_before(size_t offset, size_t size)
 {
     size_t a = 8;
-    while (a > 1 && offset % a)
+    while (a > 1 && (offset % a || size % a))
         a >>= 1;
     return a - 1;
 }
@@ -69,7 +70,7 @@ int state_desc_check(const struct state_desc *d, char *err, size_t errlen)
         const char *name = f[i].name ? f[i].name : "(not state)";
         if (f[i].offset < end)
             r = fail(err, errlen, "%s: %s overlaps the member before it", d->name, name);
-        else if (f[i].offset - end > max_pad_before(f[i].offset))
+        else if (f[i].offset - end > max_pad_before(f[i].offset, f[i].size))
             r = fail(err, errlen, "%s: bytes %zu..%zu before %s are not described",
                      d->name, end, f[i].offset - 1, name);
         end = f[i].offset + f[i].size;

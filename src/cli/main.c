@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli/console.h"
+#include "control/migrate.h"
 #include "control/snapshot.h"
 #include "machine/machine.h"
 
@@ -46,8 +47,10 @@ static void usage(FILE *f)
             "  -icount          deterministic mode: time advances with retired instructions\n"
             "  -rtc base=DATE   the guest's wall clock starts at DATE (YYYY-MM-DD[THH:MM:SS],\n"
             "                   UTC) instead of the host's time (with -icount: 2026-01-01)\n"
-            "  -incoming file:PATH\n"
-            "                   start from a machine saved to PATH (same options as when saved)\n"
+            "  -incoming file:PATH | tcp:[HOST]:PORT | unix:PATH | exec:COMMAND\n"
+            "                   start from a machine saved to PATH, or wait for one migrated to\n"
+            "                   this socket or from this command's output (same options as the\n"
+            "                   source)\n"
             "  -save-at N:PATH[:continue]\n"
             "                   when the machine has retired N instructions (all vCPUs), save it\n"
             "                   to PATH and stop with status 0 (or continue running)\n"
@@ -267,11 +270,13 @@ static int cmd_run(int argc, char **argv)
             }
         } else if (!strcmp(a, "-incoming")) {
             NEED_VALUE;
-            if (strncmp(v, "file:", 5) || !v[5]) {
-                fprintf(stderr, "nestor: -incoming %s: expected file:PATH\n", v);
+            if (strncmp(v, "file:", 5) && strncmp(v, "tcp:", 4) && strncmp(v, "unix:", 5) &&
+                strncmp(v, "exec:", 5)) {
+                fprintf(stderr, "nestor: -incoming %s: expected file:PATH, tcp:[HOST]:PORT, "
+                                "unix:PATH or exec:COMMAND\n", v);
                 return NESTOR_EXIT_USAGE;
             }
-            incoming = v + 5;
+            incoming = v;
         } else if (!strcmp(a, "-save-at")) {
             NEED_VALUE;
             if (parse_save_at(v, &sp) < 0) {
@@ -349,7 +354,7 @@ static int cmd_run(int argc, char **argv)
     int r = machine_create(&m, &cfg);
     if (r == 0 && incoming) {
         char err[512];
-        if (snapshot_load_file(&m, incoming, err, sizeof(err)) < 0) {
+        if (migrate_incoming(&m, incoming, err, sizeof(err)) < 0) {
             fprintf(stderr, "nestor: -incoming: %s\n", err);
             r = NESTOR_EXIT_USAGE;
         }

@@ -122,3 +122,11 @@ void tlb_drop_write(struct tlb *t, u64 gpa_page)
             e->tag_write = TLB_INVALID;
     }
 }
+
+void tlb_drop_all_writes(struct tlb *t)
+{
+    for (unsigned k = 0; k < t->nlive; k++)
+        live_entry(t, k)->tag_write = TLB_INVALID;
+    /* decoded blocks holding a checked translation look again */
+    flushed(t);
+}

@@ -57,6 +57,9 @@ struct tlb_entry *tlb_entry_for_fill(struct tlb *t, unsigned cls, u64 vpn);
 void tlb_flush_all(struct tlb *t);
 /* Withdraws direct write access to guest physical page gpa_page (it now holds code). */
 void tlb_drop_write(struct tlb *t, u64 gpa_page);
+/* Forgets every entry's write permission (dirty logging: the next write to each page
+ * fills again and is seen); translations stay. */
+void tlb_drop_all_writes(struct tlb *t);
 /* All entries whose global flag is clear (MOV CR3 without PCIDs). */
 void tlb_flush_nonglobal(struct tlb *t);
 /* The entries of the one 4K linear page containing linear, global or not, whatever

@@ -220,6 +220,8 @@ static struct tlb_entry *tlb_fill(struct cpu *c, u64 linear, unsigned access)
             if (access & ACC_WRITE) {
                 if (e->page_gen)
                     code_written(c, e->page_gen);
+                if (host)
+                    mem_mark_dirty(c->mem, gpa, 4096);
                 e->tag_write = vpn;
             }
         }

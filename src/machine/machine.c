@@ -1333,6 +1333,28 @@ void machine_resume(struct machine *m)
     }
 }
 
+int machine_dirty_log_start(struct machine *m)
+{
+    if (mem_dirty_log_start(&m->mem) < 0)
+        return -1;
+    /* writes through translations the TLBs already hold must fill again to be seen */
+    for (int i = 0; i < m->ncpus; i++)
+        tlb_drop_all_writes(&m->cpu[i]->tlb);
+    return 0;
+}
+
+void machine_dirty_log_take(struct machine *m, u8 *out)
+{
+    mem_dirty_log_take(&m->mem, out);
+    for (int i = 0; i < m->ncpus; i++)
+        tlb_drop_all_writes(&m->cpu[i]->tlb);
+}
+
+void machine_dirty_log_stop(struct machine *m)
+{
+    mem_dirty_log_stop(&m->mem);
+}
+
 void machine_stop_at(struct machine *m, u64 icount)
 {
     m->stop_at = icount;

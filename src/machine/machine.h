@@ -186,6 +186,12 @@ void machine_stop_at(struct machine *m, u64 icount);
 void machine_state_save(struct machine *m, struct state_buf *b);
 int machine_state_load(struct machine *m, const u8 *p, size_t len, char *err, size_t errlen);
 
+/* Dirty logging for live migration: start (every page clean), the pages written since
+ * the last take (mem_dirty_log_take's bitmap), stop. Between rounds only. */
+int machine_dirty_log_start(struct machine *m);
+void machine_dirty_log_take(struct machine *m, u8 *out);
+void machine_dirty_log_stop(struct machine *m);
+
 /* Raise/lower an ISA IRQ line (routes to PIC/IOAPIC when present, else LAPIC LINT0). */
 void machine_set_irq(struct machine *m, int irq, bool level);
 /* The lines PCI INTx drives now (the PCI interrupt router's outputs): I/O APIC inputs

@@ -87,6 +87,7 @@ fail:
 
 void mem_destroy(struct guest_mem *m)
 {
+    mem_dirty_log_stop(m);
     for (int i = 0; i < m->nregions; i++) {
         munmap(m->region[i].host, m->region[i].size);
         munmap(m->region[i].page_gen, m->region[i].size / 4096 * sizeof(u32));
@@ -546,7 +547,56 @@ u8 *mem_ptr_write(struct guest_mem *m, u64 gpa, u64 len)
     struct span s;
     if (!lookup(m, gpa, &s) || len > s.len || s.readonly)
         return NULL;
+    mem_mark_dirty(m, gpa, len); /* the caller writes through it at once */
     return s.host;
+}
+
+/* ---- dirty logging ---- */
+u64 mem_dirty_pages(const struct guest_mem *m)
+{
+    u64 n = 0;
+    for (int i = 0; i < m->nregions; i++)
+        n += m->region[i].size / 4096;
+    return n;
+}
+
+int mem_dirty_log_start(struct guest_mem *m)
+{
+    if (m->dirty)
+        return 0;
+    m->dirty_pages = mem_dirty_pages(m);
+    m->dirty = calloc((m->dirty_pages + 7) / 8, 1);
+    return m->dirty ? 0 : -1;
+}
+
+void mem_dirty_log_stop(struct guest_mem *m)
+{
+    free(m->dirty);
+    m->dirty = NULL;
+}
+
+void mem_dirty_log_take(struct guest_mem *m, u8 *out)
+{
+    size_t n = (m->dirty_pages + 7) / 8;
+    memcpy(out, m->dirty, n);
+    memset(m->dirty, 0, n);
+}
+
+void mem_mark_dirty_slow(struct guest_mem *m, u64 gpa, u64 len)
+{
+    if (!len)
+        return;
+    u64 idx = 0;
+    for (int i = 0; i < m->nregions; i++) {
+        const struct mem_region *r = &m->region[i];
+        u64 lo = gpa > r->gpa ? gpa : r->gpa;
+        u64 hi = gpa + len < r->gpa + r->size ? gpa + len : r->gpa + r->size;
+        for (u64 a = lo & ~0xfffull; a < hi; a += 4096) {
+            u64 k = idx + (a - r->gpa) / 4096;
+            m->dirty[k / 8] |= (u8)(1u << (k % 8));
+        }
+        idx += r->size / 4096;
+    }
 }
 
 u8 *mem_page(struct guest_mem *m, u64 gpa, u32 **gen, bool *readonly)
@@ -644,6 +694,7 @@ int mem_write(struct guest_mem *m, u64 gpa, const void *buf, u64 len)
     if (copy(m, gpa, NULL, buf, len) < 0)
         return -1;
     code_written(m, gpa, len);
+    mem_mark_dirty(m, gpa, len);
     return 0;
 }
 
@@ -652,6 +703,7 @@ int mem_fill(struct guest_mem *m, u64 gpa, u8 byte, u64 len)
     if (!reachable(m, gpa, len, true))
         return -1;
     code_written(m, gpa, len);
+    mem_mark_dirty(m, gpa, len);
     while (len) {
         struct span s;
         lookup(m, gpa, &s);

@@ -86,6 +86,11 @@ struct guest_mem {
     void (*code_watch[MEM_MAX_WATCHERS])(void *opaque, u64 gpa_page);
     void *code_watch_opaque[MEM_MAX_WATCHERS];
     int ncode_watch;
+    /* Dirty logging (live migration): one bit per page of the regions, in order; NULL
+     * when off. Every write path marks the pages it writes (mem_write, mem_fill,
+     * mem_ptr_write, and the vCPU TLB when it grants a page for writing). */
+    u8 *dirty;
+    u64 dirty_pages;
 };
 
 /* Code generations. Every RAM page has a word: bit 0 set = some decoder cached code from
@@ -113,6 +118,21 @@ int mem_init(struct guest_mem *m, u64 ram_size);
  * continues at 4G. */
 u64 mem_ram_end(u64 ram_size);
 void mem_destroy(struct guest_mem *m);
+
+/* Dirty logging: start (every page clean), stop, and take the pages written since the
+ * last take (copied into out, one bit per page of the regions in order: see
+ * mem_dirty_pages) while clearing them. The caller also makes the vCPUs' TLBs forget
+ * write permissions on a take, so that the next write to each page is seen. */
+int mem_dirty_log_start(struct guest_mem *m);
+void mem_dirty_log_stop(struct guest_mem *m);
+u64 mem_dirty_pages(const struct guest_mem *m);
+void mem_dirty_log_take(struct guest_mem *m, u8 *out);
+void mem_mark_dirty_slow(struct guest_mem *m, u64 gpa, u64 len);
+static inline void mem_mark_dirty(struct guest_mem *m, u64 gpa, u64 len)
+{
+    if (unlikely(m->dirty != NULL))
+        mem_mark_dirty_slow(m, gpa, len);
+}
 
 /* Host pointer for [gpa, gpa+len) if the whole range lies in one RAM/ROM region, else
  * NULL. For reading: a read-only frame's page is returned too. */

@@ -1,0 +1,498 @@
+/* Migration: outgoing pre-copy driven between rounds of the run loop, incoming load. */
+#include "control/migrate.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "control/snapshot.h"
+#include "control/stream.h"
+#include "machine/machine.h"
+
+#define PAGE 4096u
+/* pages sent per look of the run loop while the guest runs: a few milliseconds of work,
+ * so the guest keeps most of the CPU during pre-copy */
+#define PAGES_PER_SLICE 512u
+
+enum phase { PH_FIRST, PH_DIRTY, PH_DONE };
+
+struct migration {
+    struct machine *m;
+    struct migrate_info info;
+    struct stream_out out;
+    bool out_open;
+    int fd;
+    pid_t child;           /* exec: the command */
+    enum phase phase;
+    u64 cursor;            /* next page index of the current pass */
+    u64 npages;
+    u8 *pass;              /* the pages of the current pass (dirty passes) */
+    u64 pass_pages;        /* pages in it */
+    u64 start_ns, pass_start_ns, pass_bytes_start;
+    double bytes_per_ns;   /* measured transfer rate */
+    bool registered;
+    bool was_running;
+};
+
+static struct migration mig;
+static void (*listener)(void *opaque, enum migrate_state s);
+static void *listener_opaque;
+
+void migrate_set_listener(void (*fn)(void *opaque, enum migrate_state s), void *opaque)
+{
+    listener = fn;
+    listener_opaque = opaque;
+}
+
+const char *migrate_state_name(enum migrate_state s)
+{
+    static const char *const names[] = { "none", "setup", "active", "completed", "failed",
+                                         "cancelled" };
+    return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "none";
+}
+
+const struct migrate_info *migrate_info(void)
+{
+    if (mig.info.state == MIGRATE_ACTIVE || mig.info.state == MIGRATE_SETUP)
+        mig.info.total_ms = (clock_host_ns() - mig.start_ns) / 1000000;
+    mig.info.bytes = mig.out_open ? mig.out.bytes : mig.info.bytes;
+    return &mig.info;
+}
+
+static void set_state(enum migrate_state s)
+{
+    mig.info.state = s;
+    if (listener)
+        listener(listener_opaque, s);
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ---- connections ---- */
+static int connect_inet(const char *hostport, char *err, size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr(hostport, ':');
+    if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof(host) || !colon[1])
+        return fail(err, errlen, "tcp:%s: expected tcp:HOST:PORT", hostport);
+    memcpy(host, hostport, (size_t)(colon - hostport));
+    host[colon - hostport] = 0;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res;
+    int r = getaddrinfo(host, colon + 1, &hints, &res);
+    if (r)
+        return fail(err, errlen, "tcp:%s: %s", hostport, gai_strerror(r));
+    int fd = -1;
+    for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        return fail(err, errlen, "tcp:%s: %s", hostport, strerror(errno));
+    return fd;
+}
+
+static int unix_addr(const char *path, struct sockaddr_un *sa, char *err, size_t errlen)
+{
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    if (!path[0] || strlen(path) >= sizeof(sa->sun_path))
+        return fail(err, errlen, "unix:%s: not a socket path", path);
+    strcpy(sa->sun_path, path);
+    return 0;
+}
+
+static int connect_unix(const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un sa;
+    if (unix_addr(path, &sa, err, errlen) < 0)
+        return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return fail(err, errlen, "unix:%s: %s", path, strerror(e));
+    }
+    return fd;
+}
+
+/* exec:COMMAND: the stream is the command's standard input (outgoing) or output. */
+static int spawn(const char *cmd, bool outgoing, pid_t *pid, char *err, size_t errlen)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return fail(err, errlen, "exec: %s", strerror(errno));
+    pid_t c = fork();
+    if (c < 0) {
+        close(p[0]);
+        close(p[1]);
+        return fail(err, errlen, "exec: %s", strerror(errno));
+    }
+    if (c == 0) {
+        dup2(outgoing ? p[0] : p[1], outgoing ? 0 : 1);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(outgoing ? p[0] : p[1]);
+    *pid = c;
+    return outgoing ? p[1] : p[0];
+}
+
+static int open_outgoing(const char *uri, pid_t *child, char *err, size_t errlen)
+{
+    *child = -1;
+    if (!strncmp(uri, "tcp:", 4))
+        return connect_inet(uri + 4, err, errlen);
+    if (!strncmp(uri, "unix:", 5))
+        return connect_unix(uri + 5, err, errlen);
+    if (!strncmp(uri, "exec:", 5))
+        return spawn(uri + 5, true, child, err, errlen);
+    return fail(err, errlen, "%s: the destination must be file:PATH, tcp:HOST:PORT, "
+                "unix:PATH or exec:COMMAND", uri);
+}
+
+/* ---- outgoing ---- */
+static void finish(enum migrate_state s, const char *why)
+{
+    struct machine *m = mig.m;
+    if (mig.out_open) {
+        if (s == MIGRATE_COMPLETED) {
+            char err[256];
+            if (stream_out_close(&mig.out, &mig.info.bytes, err, sizeof(err)) < 0) {
+                s = MIGRATE_FAILED;
+                why = err;
+                snprintf(mig.info.error, sizeof(mig.info.error), "%s", why);
+            }
+        } else {
+            mig.info.bytes = mig.out.bytes;
+            stream_out_abort(&mig.out);
+        }
+        mig.out_open = false;
+    }
+    if (mig.fd >= 0)
+        close(mig.fd);
+    mig.fd = -1;
+    if (mig.child > 0) {
+        int st;
+        if (s != MIGRATE_COMPLETED)
+            kill(mig.child, SIGTERM);
+        waitpid(mig.child, &st, 0);
+        if (s == MIGRATE_COMPLETED && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+            s = MIGRATE_FAILED;
+            snprintf(mig.info.error, sizeof(mig.info.error), "the exec: command failed");
+        }
+        mig.child = -1;
+    }
+    machine_dirty_log_stop(m);
+    free(mig.pass);
+    mig.pass = NULL;
+    mig.phase = PH_DONE;
+    mig.info.total_ms = (clock_host_ns() - mig.start_ns) / 1000000;
+    mig.info.ram_remaining = 0;
+    if (s != MIGRATE_COMPLETED) {
+        if (why && !mig.info.error[0])
+            snprintf(mig.info.error, sizeof(mig.info.error), "%s", why);
+        /* the source goes on as it was */
+        if (mig.was_running && m->paused)
+            machine_resume(m);
+        nestor_log("migration %s: %s", migrate_state_name(s), mig.info.error);
+    }
+    set_state(s);
+}
+
+static bool page_zero(const u8 *p)
+{
+    const u64 *w = (const u64 *)p;
+    for (unsigned i = 0; i < PAGE / 8; i++)
+        if (w[i])
+            return false;
+    return true;
+}
+
+/* The page with index idx (regions in order). */
+static const u8 *page_at(struct machine *m, u64 idx, u64 *gpa)
+{
+    for (int r = 0; r < m->mem.nregions; r++) {
+        u64 n = m->mem.region[r].size / PAGE;
+        if (idx < n) {
+            *gpa = m->mem.region[r].gpa + idx * PAGE;
+            return m->mem.region[r].host + idx * PAGE;
+        }
+        idx -= n;
+    }
+    return NULL;
+}
+
+static void send_page(u64 idx, bool first_pass)
+{
+    u64 gpa = 0;
+    const u8 *p = page_at(mig.m, idx, &gpa);
+    if (page_zero(p)) {
+        /* the destination starts from zeroed RAM */
+        if (!first_pass)
+            stream_put_zero_page(&mig.out, gpa);
+        mig.info.pages_zero++;
+    } else {
+        stream_put_page(&mig.out, gpa, p);
+        mig.info.pages_normal++;
+        mig.info.ram_transferred += PAGE;
+    }
+}
+
+static u64 count_bits(const u8 *b, u64 n)
+{
+    u64 c = 0;
+    for (u64 i = 0; i < (n + 7) / 8; i++)
+        c += (u64)__builtin_popcount(b[i]);
+    return c;
+}
+
+/* Ends a pass: takes the dirty pages as the next pass, or stops the machine and sends
+ * the rest when that fits the downtime limit or the passes do not converge. */
+static void next_pass(void)
+{
+    struct machine *m = mig.m;
+    u64 now = clock_host_ns();
+    u64 pass_ns = now - mig.pass_start_ns;
+    u64 pass_bytes = mig.out.bytes - mig.pass_bytes_start;
+    if (pass_ns && pass_bytes)
+        mig.bytes_per_ns = (double)pass_bytes / (double)pass_ns;
+    machine_dirty_log_take(m, mig.pass);
+    mig.info.passes++;
+    mig.pass_pages = count_bits(mig.pass, mig.npages);
+    mig.info.dirty_rate = pass_ns ? mig.pass_pages * 1000000000ull / pass_ns : 0;
+    mig.cursor = 0;
+    mig.phase = PH_DIRTY;
+    mig.pass_start_ns = now;
+    mig.pass_bytes_start = mig.out.bytes;
+    mig.info.ram_remaining = mig.pass_pages * PAGE;
+    /* what the rest would cost at the measured rate (compression counted in) */
+    double ratio = mig.info.ram_transferred ? (double)mig.out.bytes / (double)mig.info.ram_transferred : 1.0;
+    double est_ns = mig.bytes_per_ns > 0 ? (double)(mig.pass_pages * PAGE) * ratio / mig.bytes_per_ns : 0;
+    if (est_ns > MIGRATE_DOWNTIME_LIMIT_MS * 1e6 && mig.info.passes < MIGRATE_MAX_PASSES)
+        return;
+    /* stop and copy: no vCPU has run since the take, so the pass holds every page
+     * written since the pages were last sent */
+    u64 stop_ns = clock_host_ns();
+    if (!m->paused)
+        machine_pause(m);
+    for (u64 i = 0; i < mig.npages; i++)
+        if (mig.pass[i / 8] & (1u << (i % 8)))
+            send_page(i, false);
+    snapshot_put_state(m, &mig.out);
+    stream_flush(&mig.out);
+    mig.info.downtime_ms = (clock_host_ns() - stop_ns) / 1000000;
+    finish(mig.out.failed ? MIGRATE_FAILED : MIGRATE_COMPLETED, mig.out.failed ? mig.out.err : NULL);
+}
+
+/* Between rounds: a slice of the current pass. */
+static void migrate_poll(void *opaque, int timeout_ms)
+{
+    (void)opaque;
+    (void)timeout_ms;
+    if (mig.info.state != MIGRATE_ACTIVE || mig.phase == PH_DONE)
+        return;
+    unsigned budget = PAGES_PER_SLICE;
+    if (mig.phase == PH_FIRST) {
+        while (budget && mig.cursor < mig.npages) {
+            send_page(mig.cursor++, true);
+            budget--;
+        }
+        mig.info.ram_remaining = (mig.npages - mig.cursor) * PAGE;
+        if (mig.cursor == mig.npages)
+            next_pass();
+    } else {
+        while (budget && mig.cursor < mig.npages) {
+            u64 i = mig.cursor++;
+            if (mig.pass[i / 8] & (1u << (i % 8))) {
+                send_page(i, false);
+                mig.info.ram_remaining -= PAGE;
+                budget--;
+            }
+        }
+        if (mig.cursor == mig.npages)
+            next_pass();
+    }
+    if (mig.phase != PH_DONE && mig.out.failed)
+        finish(MIGRATE_FAILED, mig.out.err);
+}
+
+static void migrate_event(void *opaque, enum machine_event ev)
+{
+    (void)opaque;
+    /* the guest stopped the machine for good: nothing to migrate any more */
+    if (ev == MACHINE_EV_SHUTDOWN && (mig.info.state == MIGRATE_ACTIVE || mig.info.state == MIGRATE_SETUP))
+        finish(MIGRATE_FAILED, "the machine shut down during the migration");
+}
+
+static const struct machine_control_ops migrate_ops = { migrate_poll, migrate_event };
+
+int migrate_start(struct machine *m, const char *uri, char *err, size_t errlen)
+{
+    if (mig.info.state == MIGRATE_ACTIVE || mig.info.state == MIGRATE_SETUP)
+        return fail(err, errlen, "a migration is already in progress");
+    if (!snapshot_supported(m, err, errlen))
+        return -1;
+    if (!mig.registered) {
+        machine_set_control(m, &migrate_ops, &mig);
+        mig.registered = true;
+    }
+    mig.m = m;
+    mig.fd = -1;
+    mig.child = -1;
+    memset(&mig.info, 0, sizeof(mig.info));
+    mig.start_ns = clock_host_ns();
+    mig.was_running = !m->paused;
+    mig.info.ram_total = snapshot_ram_pages(m) * PAGE;
+    set_state(MIGRATE_SETUP);
+    if (!strncmp(uri, "file:", 5)) {
+        /* stop and copy */
+        u64 stop_ns = clock_host_ns();
+        if (!m->paused)
+            machine_pause(m);
+        if (snapshot_save_file(m, uri + 5, &mig.info.bytes, mig.info.error, sizeof(mig.info.error)) < 0) {
+            if (mig.was_running)
+                machine_resume(m);
+            set_state(MIGRATE_FAILED);
+            return fail(err, errlen, "%s", mig.info.error);
+        }
+        mig.info.downtime_ms = mig.info.total_ms = (clock_host_ns() - stop_ns) / 1000000;
+        mig.info.ram_transferred = mig.info.ram_total;
+        set_state(MIGRATE_COMPLETED);
+        return 0;
+    }
+    mig.fd = open_outgoing(uri, &mig.child, mig.info.error, sizeof(mig.info.error));
+    if (mig.fd < 0) {
+        set_state(MIGRATE_FAILED);
+        return fail(err, errlen, "%s", mig.info.error);
+    }
+    mig.npages = snapshot_ram_pages(m);
+    mig.pass = calloc((mig.npages + 7) / 8, 1);
+    if (!mig.pass || stream_out_open(&mig.out, mig.fd, err, errlen) < 0 ||
+        machine_dirty_log_start(m) < 0) {
+        free(mig.pass);
+        mig.pass = NULL;
+        close(mig.fd);
+        set_state(MIGRATE_FAILED);
+        return fail(err, errlen, "out of host memory");
+    }
+    mig.out_open = true;
+    snapshot_put_header(m, &mig.out);
+    mig.phase = PH_FIRST;
+    mig.cursor = 0;
+    mig.pass_start_ns = clock_host_ns();
+    mig.pass_bytes_start = 0;
+    mig.info.setup_ms = (clock_host_ns() - mig.start_ns) / 1000000;
+    set_state(MIGRATE_ACTIVE);
+    /* a paused machine migrates at once: nothing dirties its RAM */
+    if (m->paused) {
+        while (mig.phase != PH_DONE)
+            migrate_poll(&mig, 0);
+    }
+    return 0;
+}
+
+void migrate_cancel(struct machine *m)
+{
+    (void)m;
+    if (mig.info.state == MIGRATE_ACTIVE || mig.info.state == MIGRATE_SETUP)
+        finish(MIGRATE_CANCELLED, "cancelled");
+}
+
+/* ---- incoming ---- */
+static int listen_accept(const char *uri, char *err, size_t errlen)
+{
+    int lfd = -1;
+    if (!strncmp(uri, "tcp:", 4)) {
+        const char *hp = uri + 4, *colon = strrchr(hp, ':');
+        char host[256] = "";
+        if (!colon || (size_t)(colon - hp) >= sizeof(host) || !colon[1])
+            return fail(err, errlen, "%s: expected tcp:[HOST]:PORT", uri);
+        memcpy(host, hp, (size_t)(colon - hp));
+        host[colon - hp] = 0;
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                  .ai_flags = AI_PASSIVE }, *res;
+        int r = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
+        if (r)
+            return fail(err, errlen, "%s: %s", uri, gai_strerror(r));
+        for (struct addrinfo *a = res; a && lfd < 0; a = a->ai_next) {
+            lfd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+            int one = 1;
+            if (lfd >= 0)
+                setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+            if (lfd >= 0 && (bind(lfd, a->ai_addr, a->ai_addrlen) < 0 || listen(lfd, 1) < 0)) {
+                close(lfd);
+                lfd = -1;
+            }
+        }
+        freeaddrinfo(res);
+    } else {
+        struct sockaddr_un sa;
+        if (unix_addr(uri + 5, &sa, err, errlen) < 0)
+            return -1;
+        unlink(sa.sun_path);
+        lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (lfd >= 0 && (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 1) < 0)) {
+            close(lfd);
+            lfd = -1;
+        }
+    }
+    if (lfd < 0)
+        return fail(err, errlen, "%s: %s", uri, strerror(errno));
+    int fd;
+    do
+        fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    int e = errno;
+    close(lfd);
+    if (fd < 0)
+        return fail(err, errlen, "%s: %s", uri, strerror(e));
+    return fd;
+}
+
+int migrate_incoming(struct machine *m, const char *uri, char *err, size_t errlen)
+{
+    if (!strncmp(uri, "file:", 5))
+        return snapshot_load_file(m, uri + 5, err, errlen);
+    int fd;
+    pid_t child = -1;
+    if (!strncmp(uri, "tcp:", 4) || !strncmp(uri, "unix:", 5))
+        fd = listen_accept(uri, err, errlen);
+    else if (!strncmp(uri, "exec:", 5))
+        fd = spawn(uri + 5, false, &child, err, errlen);
+    else
+        return fail(err, errlen, "%s: expected file:PATH, tcp:[HOST]:PORT, unix:PATH or "
+                    "exec:COMMAND", uri);
+    if (fd < 0)
+        return -1;
+    char why[400];
+    int r = snapshot_load_fd(m, fd, why, sizeof(why));
+    close(fd);
+    if (child > 0) {
+        int st;
+        waitpid(child, &st, 0);
+    }
+    if (r < 0)
+        return fail(err, errlen, "%s: %s", uri, why);
+    return 0;
+}

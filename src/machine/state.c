@@ -214,6 +214,12 @@ static void get_field(struct state_cursor *c, u8 *base, const struct state_field
 {
     if (!f->sub) {
         state_get(c, base + f->offset, f->size);
+        if (f->is_bool)
+            for (size_t i = 0; i < f->size; i++)
+                if (base[f->offset + i] > 1) {
+                    base[f->offset + i] = 0;
+                    c->bad_bool = true;
+                }
         return;
     }
     for (size_t e = 0; e < f->size / f->sub->size; e++)
@@ -300,7 +306,7 @@ void state_save_all(const struct state_registry *r, struct state_buf *b)
 
 int state_load_all(const struct state_registry *r, const u8 *p, size_t len, char *err, size_t errlen)
 {
-    struct state_cursor c = { p, len, 0, false };
+    struct state_cursor c = { .p = p, .len = len };
     bool *seen = calloc(r->n + 1, 1);
     if (!seen)
         return fail(err, errlen, "out of host memory");
@@ -365,6 +371,9 @@ int state_load_all(const struct state_registry *r, const u8 *p, size_t len, char
                 rc = fail(err, errlen, "the machine state is truncated in section %s", name);
             else
                 get_field(&c, (u8 *)e->obj, f);
+            if (!rc && c.bad_bool)
+                rc = fail(err, errlen, "component %s: field %s holds an impossible value",
+                          name, f->name);
             state_buf_free(&want);
         }
         if (rc)
@@ -374,7 +383,7 @@ int state_load_all(const struct state_registry *r, const u8 *p, size_t len, char
             rc = fail(err, errlen, "the machine state is truncated in section %s", name);
             break;
         }
-        struct state_cursor x = { c.p + c.pos, (size_t)extra, 0, false };
+        struct state_cursor x = { .p = c.p + c.pos, .len = (size_t)extra };
         c.pos += (size_t)extra;
         if (d->load) {
             char why[200] = "";

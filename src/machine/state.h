@@ -27,13 +27,18 @@ struct state_field {
      * member by member: padding bytes, whose contents C leaves unspecified, never reach
      * a file or a digest. */
     const struct state_desc *sub;
+    /* bool members (and arrays of them): a loader accepts only 0 and 1, the values C
+     * allows a bool to hold */
+    bool is_bool;
 };
+#define STATE_IS_BOOL(x) _Generic((x), bool: true, bool *: true, default: false)
 #define STATE_FIELD(type, member) \
-    { #member, offsetof(type, member), sizeof(((type *)0)->member), NULL }
+    { #member, offsetof(type, member), sizeof(((type *)0)->member), NULL, \
+      STATE_IS_BOOL(((type *)0)->member) }
 #define STATE_STRUCT(type, member, sub_desc) \
-    { #member, offsetof(type, member), sizeof(((type *)0)->member), &(sub_desc) }
+    { #member, offsetof(type, member), sizeof(((type *)0)->member), &(sub_desc), false }
 #define STATE_NOT_STATE(type, member) \
-    { NULL, offsetof(type, member), sizeof(((type *)0)->member), NULL }
+    { NULL, offsetof(type, member), sizeof(((type *)0)->member), NULL, false }
 
 /* A growable byte buffer that sections are written to, and a cursor that reads them. */
 struct state_buf {
@@ -45,6 +50,7 @@ struct state_cursor {
     const u8 *p;
     size_t len, pos;
     bool bad; /* read past the end, or a load function refused what it read */
+    bool bad_bool; /* a bool field held something other than 0 or 1 */
 };
 
 struct state_desc {

@@ -159,6 +159,12 @@ Test(state, refusals, .fini = teardown)
     s.p[off] = 99;
     expect_refused(&s, "impossible run state");
     memcpy(s.p, copy, s.len);
+    /* a bool holding 2 */
+    off = find_field(&s, "cpu", "nmi_pending");
+    cr_assert(off);
+    s.p[off] = 2;
+    expect_refused(&s, "impossible value");
+    memcpy(s.p, copy, s.len);
     /* a field renamed (another layout) */
     off = find_field(&s, "cpu", "icount");
     cr_assert(off);

@@ -279,13 +279,9 @@ void snapshot_digest(struct machine *m, char hex[65])
     struct stream_digest d;
     stream_digest_init(&d);
     struct state_buf b = { 0 };
-    machine_state_save(m, &b);
+    /* the architectural state: caches (TLBs) left out */
+    state_save_all_but_caches(&m->state, &b);
     stream_digest_update(&d, b.p, b.len);
-    if (getenv("NESTOR_DIGEST_DEBUG")) {
-        FILE *f = fopen(getenv("NESTOR_DIGEST_DEBUG"), "w");
-        fwrite(b.p, 1, b.len, f);
-        fclose(f);
-    }
     state_buf_free(&b);
     for (int r = 0; r < m->mem.nregions; r++)
         stream_digest_update(&d, m->mem.region[r].host, m->mem.region[r].size);

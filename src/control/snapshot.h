@@ -33,8 +33,9 @@ int snapshot_save_file(struct machine *m, const char *path, u64 *bytes, char *er
 int snapshot_load_fd(struct machine *m, int fd, char *err, size_t errlen);
 int snapshot_load_file(struct machine *m, const char *path, char *err, size_t errlen);
 
-/* SHA-256 of the machine's state and RAM as hex (65 bytes with the NUL): two runs that
- * end in the same state have the same digest. */
+/* SHA-256 of the machine's architectural state and RAM as hex (65 bytes with the NUL):
+ * two runs that end in the same state have the same digest. The TLBs are left out: what
+ * they hold is a cache the architecture lets a processor drop at any time. */
 void snapshot_digest(struct machine *m, char hex[65]);
 
 #endif

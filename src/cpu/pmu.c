@@ -230,9 +230,8 @@ void pmu_refresh(struct cpu *c)
 }
 
 /* A counter wrapped: overflow status (Intel), and the PMI if it asks for one. */
-static void overflowed(struct cpu *c, unsigned k, bool *pmi)
+static void overflowed(const struct cpu *c, struct pmu *p, unsigned k, bool *pmi)
 {
-    struct pmu *p = &c->pmu;
     if (intel(c))
         p->global_status |= k >= PMU_FIXED_BASE ? BIT(32 + k - PMU_FIXED_BASE) : BIT(k);
     if (p->pmi & BIT(k))
@@ -242,10 +241,11 @@ static void overflowed(struct cpu *c, unsigned k, bool *pmi)
 /* Brings the counters up to now: what retired (and the time that passed) since the last
  * synchronisation is added to the counters that counted it. Inside an instruction
  * (with_current) that instruction counts too, under the state before its change. */
-static void sync_counts(struct cpu *c, bool with_current)
+/* The accounting of sync_counts on p (the vCPU's or a copy): true if a counter that
+ * asks for a PMI overflowed. */
+static bool add_counts(const struct cpu *c, struct pmu *p, bool with_current)
 {
-    struct pmu *p = &c->pmu;
-    u64 insns, branches, ns = c->ops->now_ns ? c->ops->now_ns(c, c->ops_opaque) : p->mark_ns;
+    u64 insns, branches, ns = c->ops->now_ns ? c->ops->now_ns((struct cpu *)c, c->ops_opaque) : p->mark_ns;
     retired(c, with_current, &insns, &branches);
     /* An instruction counted in advance that then faulted leaves a mark ahead of the
      * count: nothing to add until the count passes it. */
@@ -266,7 +266,7 @@ static void sync_counts(struct cpu *c, bool with_current)
               : p->event[k] == PMU_EV_BRANCHES ? (db > 0 ? (u64)db : 0) : dcycles;
         u64 v = p->ctr[k].value + d;
         if (v > WIDTH_MASK)
-            overflowed(c, k, &pmi);
+            overflowed(c, p, k, &pmi);
         p->ctr[k].value = v & WIDTH_MASK;
     }
     if (di >= 0)
@@ -274,6 +274,20 @@ static void sync_counts(struct cpu *c, bool with_current)
     if (db >= 0)
         p->mark_branches = branches;
     p->mark_ns += used_ns;
+    return pmi;
+}
+
+void pmu_state_at(const struct cpu *c, struct pmu *out)
+{
+    *out = c->pmu;
+    if (out->enabled)
+        add_counts(c, out, false);
+}
+
+static void sync_counts(struct cpu *c, bool with_current)
+{
+    struct pmu *p = &c->pmu;
+    bool pmi = add_counts(c, p, with_current);
     if (pmi) {
         /* Freeze_PerfMon_On_PMI: the PMI clears the global enables (SDM Vol. 3B,
          * "Freezing LBR and Performance Counters on PMI") */

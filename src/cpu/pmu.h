@@ -50,6 +50,9 @@ struct pmu {
     u64 mark_insns, mark_branches, mark_ns;
 };
 
+/* The PMU's state with the counters brought up to now (what sync would make of it),
+ * without changing the vCPU: for saving. */
+void pmu_state_at(const struct cpu *c, struct pmu *out);
 /* Could a loaded state be this PMU's (what each counter counts is a known event)? */
 bool pmu_state_valid(const struct pmu *p);
 

@@ -62,18 +62,95 @@ static const struct state_field cpu_fields[] = {
     F(msr_mtrr_def_type), F(msr_mtrr_fixed), F(msr_mtrr_var),
     F(tsc_offset), F(tsc_multiplier), F(tsc_scaled_offset), F(msr_feature_control),
     F(mode), F(cpl), F(state), F(nmi_pending), F(nmi_blocked), F(intr_shadow),
-    F(monitor_armed), F(mwait), F(mwait_break_on_intr), F(monitor_gpa), F(monitor_gen),
+    F(monitor_armed), F(mwait), F(mwait_break_on_intr), F(monitor_gpa),
+    N(monitor_gen), /* a host word's value: cpu.monitor says whether the line was written */
     F(icount), N(id), /* the vCPU's index: the section's instance */
     N(model), N(mem), N(ops), N(ops_opaque),
     N(tlb), /* its own section, cpu.tlb */
     N(in),  /* its own section, cpu.engine */
-    S(pmu, pmu_desc),
+    N(pmu), /* its own section, cpu.pmu */
     N(vmx), /* its own section, vmx */
     F(vmx_non_root),
 };
 #undef F
 #undef N
 #undef S
+
+/* The counters as they stand at this instruction boundary (pmu_state_at): what the
+ * engine counted since their last synchronisation is added, so two runs at the same
+ * point save the same values however often each synchronised. */
+static void pmu_save(void *obj, struct state_buf *b)
+{
+    struct pmu p;
+    pmu_state_at(obj, &p);
+    state_put_struct(b, &pmu_desc, &p);
+}
+
+static int pmu_load(void *obj, struct state_cursor *cur, char *err, size_t errlen)
+{
+    struct cpu *c = obj;
+    if (!state_get_struct(cur, &pmu_desc, &c->pmu)) {
+        snprintf(err, errlen, "malformed performance-counter state");
+        return -1;
+    }
+    return 0;
+}
+
+/* MONITOR: whether the armed line's page was written since (its generation word, a
+ * host-side counter, moved on); a restored monitor watches the page again. The page is
+ * watched while the monitor is armed and while the vCPU waits in MWAIT (which disarmed
+ * it). */
+static bool monitor_watching(const struct cpu *c)
+{
+    return c->monitor_armed || (c->mwait && c->state == CPU_HALTED);
+}
+
+static void monitor_save(void *obj, struct state_buf *b)
+{
+    struct cpu *c = obj;
+    u32 *gen = monitor_watching(c) ? mem_page_gen(c->mem, c->monitor_gpa) : NULL;
+    state_put_u8(b, gen && *gen != c->monitor_gen);
+}
+
+static int monitor_load(void *obj, struct state_cursor *cur, char *err, size_t errlen)
+{
+    struct cpu *c = obj;
+    (void)err;
+    (void)errlen;
+    c->monitor_gen = state_get_u8(cur) != 0; /* until post_load */
+    return 0;
+}
+
+/* After every section: the TLBs loaded after this vCPU's must also forget write access
+ * to the page again (mem_code_mark), so the next write to it is seen. */
+static int monitor_post_load(void *obj, char *err, size_t errlen)
+{
+    struct cpu *c = obj;
+    (void)err;
+    (void)errlen;
+    bool triggered = c->monitor_gen != 0;
+    c->monitor_gen = 0;
+    if (monitor_watching(c)) {
+        u32 *gen = mem_page_gen(c->mem, c->monitor_gpa);
+        if (gen) {
+            mem_code_mark(c->mem, c->monitor_gpa);
+            c->monitor_gen = triggered ? *gen ^ 2 : *gen;
+        }
+    }
+    return 0;
+}
+
+static const struct state_field monitor_section_fields[] = { STATE_NOT_STATE(struct cpu, monitor_gen) };
+static const struct state_desc cpu_monitor_state_desc = {
+    .name = "cpu.monitor", .version = 1, .size = 0, .fields = monitor_section_fields,
+    .nfields = 0, .save = monitor_save, .load = monitor_load, .post_load = monitor_post_load,
+};
+
+static const struct state_field pmu_section_fields[] = { STATE_NOT_STATE(struct cpu, pmu) };
+static const struct state_desc cpu_pmu_state_desc = {
+    .name = "cpu.pmu", .version = 1, .size = 0, .fields = pmu_section_fields, .nfields = 0,
+    .save = pmu_save, .load = pmu_load,
+};
 
 /* The vCPU's paging parameters and everything else that lives in the engine's struct are
  * loaded before the cpu section's post_load runs; the paging accessors (host pointers)
@@ -220,15 +297,17 @@ static int tlb_load(void *obj, struct state_cursor *cur, char *err, size_t errle
 static const struct state_field tlb_fields[] = { STATE_NOT_STATE(struct cpu, tlb) };
 const struct state_desc cpu_tlb_state_desc = {
     .name = "cpu.tlb", .version = 1, .size = 0, .fields = tlb_fields, .nfields = 0,
-    .save = tlb_save, .load = tlb_load,
+    .save = tlb_save, .load = tlb_load, .cache = true,
 };
 
 void cpu_state_register(struct cpu *c, struct state_registry *r)
 {
     state_register(r, &cpu_engine_state_desc, (u32)c->id, c->in);
     state_register(r, &cpu_tlb_state_desc, (u32)c->id, c);
+    state_register(r, &cpu_pmu_state_desc, (u32)c->id, c);
     if (c->vmx)
         vmx_state_register(c, r);
-    /* last: its post_load rebuilds from what the sections before it loaded */
+    /* the cpu section before cpu.monitor, which needs the loaded monitor address */
     state_register(r, &cpu_state_desc, (u32)c->id, c);
+    state_register(r, &cpu_monitor_state_desc, (u32)c->id, c);
 }

@@ -228,6 +228,21 @@ static void get_field(struct state_cursor *c, u8 *base, const struct state_field
                 get_field(c, base + f->offset + e * f->sub->size, &f->sub->fields[k]);
 }
 
+void state_put_struct(struct state_buf *b, const struct state_desc *d, const void *obj)
+{
+    for (size_t k = 0; k < d->nfields; k++)
+        if (d->fields[k].name)
+            put_field(b, obj, &d->fields[k]);
+}
+
+bool state_get_struct(struct state_cursor *c, const struct state_desc *d, void *obj)
+{
+    for (size_t k = 0; k < d->nfields; k++)
+        if (d->fields[k].name)
+            get_field(c, obj, &d->fields[k]);
+    return !c->bad && !c->bad_bool;
+}
+
 /* The field's name with its members' layout: "seg{sel:2,base:8,limit:4,attr:4}[6]". */
 static void field_layout(struct state_buf *b, const struct state_field *f)
 {
@@ -273,11 +288,13 @@ static u32 named_fields(const struct state_desc *d)
     return n;
 }
 
-void state_save_all(const struct state_registry *r, struct state_buf *b)
+static void save_sections(const struct state_registry *r, struct state_buf *b, bool caches)
 {
     for (size_t i = 0; i < r->n; i++) {
         const struct state_entry *e = &r->e[i];
         const struct state_desc *d = e->desc;
+        if (d->cache && !caches)
+            continue;
         state_put_u32(b, SECTION_MAGIC);
         state_put_str(b, d->name);
         state_put_u32(b, e->instance);
@@ -304,6 +321,16 @@ void state_save_all(const struct state_registry *r, struct state_buf *b)
     }
 }
 
+void state_save_all(const struct state_registry *r, struct state_buf *b)
+{
+    save_sections(r, b, true);
+}
+
+void state_save_all_but_caches(const struct state_registry *r, struct state_buf *b)
+{
+    save_sections(r, b, false);
+}
+
 int state_load_all(const struct state_registry *r, const u8 *p, size_t len, char *err, size_t errlen)
 {
     struct state_cursor c = { .p = p, .len = len };
@@ -311,6 +338,7 @@ int state_load_all(const struct state_registry *r, const u8 *p, size_t len, char
     if (!seen)
         return fail(err, errlen, "out of host memory");
     int rc = 0;
+    size_t next = 0;
     while (c.pos < c.len && !rc) {
         char name[NAME_MAX_LEN], fname[LAYOUT_MAX_LEN];
         if (state_get_u32(&c) != SECTION_MAGIC || !state_get_str(&c, name, sizeof(name))) {
@@ -318,24 +346,27 @@ int state_load_all(const struct state_registry *r, const u8 *p, size_t len, char
             break;
         }
         u32 instance = state_get_u32(&c), version = state_get_u32(&c), nf = state_get_u32(&c);
-        const struct state_entry *e = NULL;
-        size_t idx = 0;
-        for (idx = 0; idx < r->n; idx++)
-            if (!strcmp(r->e[idx].desc->name, name) && r->e[idx].instance == instance) {
-                e = &r->e[idx];
-                break;
-            }
         if (c.bad) {
             rc = fail(err, errlen, "the machine state is truncated in section %s", name);
             break;
         }
-        if (!e) {
-            rc = fail(err, errlen, "the state has a component %s.%u this machine does not have",
-                      name, instance);
-            break;
-        }
-        if (seen[idx]) {
-            rc = fail(err, errlen, "component %s.%u appears twice", name, instance);
+        /* components come in the order this machine registers them (each section's
+         * load may rely on those before it) */
+        size_t idx = next++;
+        const struct state_entry *e = idx < r->n ? &r->e[idx] : NULL;
+        if (!e || strcmp(e->desc->name, name) || e->instance != instance) {
+            bool known = false;
+            for (size_t k = 0; k < r->n && !known; k++)
+                known = !strcmp(r->e[k].desc->name, name) && r->e[k].instance == instance;
+            if (!known)
+                rc = fail(err, errlen, "the state has a component %s.%u this machine does not have",
+                          name, instance);
+            else if (!e)
+                rc = fail(err, errlen, "component %s.%u appears twice", name, instance);
+            else
+                rc = fail(err, errlen, "the state has component %s.%u where this machine has %s.%u "
+                          "(it lacks component %s.%u or has them in another order)", name, instance,
+                          e->desc->name, e->instance, e->desc->name, e->instance);
             break;
         }
         seen[idx] = true;

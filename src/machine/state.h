@@ -67,6 +67,10 @@ struct state_desc {
      * (values the code indexes or shifts by: a state file is untrusted input) and
      * rebuild what is derived (caches, host pointers). 0, or -1 with a message. */
     int (*post_load)(void *obj, char *err, size_t errlen);
+    /* A cache whose contents the architecture lets a processor drop at any time (the
+     * TLB): saved and restored, but not part of a state digest, since what it holds
+     * also depends on the engine's own caches. */
+    bool cache;
 };
 #define STATE_DESC(NAME, VERSION, TYPE, FIELDS, ...) \
     { .name = NAME, .version = VERSION, .size = sizeof(TYPE), .fields = FIELDS, \
@@ -92,12 +96,20 @@ void state_registry_free(struct state_registry *r);
  * with the first problem in err. */
 int state_desc_check(const struct state_desc *d, char *err, size_t errlen);
 
-/* Serialises every registered component into b (appending). */
+/* Serialises every registered component into b (appending); without_caches leaves out
+ * the sections of caches (for digests). */
 void state_save_all(const struct state_registry *r, struct state_buf *b);
+void state_save_all_but_caches(const struct state_registry *r, struct state_buf *b);
 /* Loads components serialised by state_save_all into the registered ones: every section
  * must match a registered component and every component must be present. Then runs the
  * post_load functions. 0, or -1 with a message. */
 int state_load_all(const struct state_registry *r, const u8 *p, size_t len, char *err, size_t errlen);
+
+/* A struct through its description, in a save or load function (a value computed for
+ * the save rather than the live one): its named fields, packed. */
+void state_put_struct(struct state_buf *b, const struct state_desc *d, const void *obj);
+/* false on truncation or a bool out of range */
+bool state_get_struct(struct state_cursor *c, const struct state_desc *d, void *obj);
 
 /* Building blocks for a description's save and load functions. */
 void state_put(struct state_buf *b, const void *p, size_t n);

@@ -12,6 +12,7 @@ PKGS=(
   libxen-dev                # Xen's public ABI headers (PVH start_info, ELF notes, hypercalls)
   libzstd-dev               # zstd: saved machines and migration streams are compressed with it
   libssl-dev                # OpenSSL libcrypto: SHA-256 checksums of saved machines, state digests
+  libjson-c-dev             # json-c: the QMP machine protocol's JSON
   libclang-rt-14-dev        # libFuzzer and clang's ASan/UBSan runtimes: the fuzz targets
   acpica-tools              # iasl: the ACPI table tests disassemble nestor's tables
   cpio                      # make linux: packs the initramfs

@@ -8,6 +8,7 @@
 
 #include "cli/console.h"
 #include "control/migrate.h"
+#include "control/qmp.h"
 #include "control/snapshot.h"
 #include "machine/machine.h"
 
@@ -55,6 +56,10 @@ static void usage(FILE *f)
             "                   when the machine has retired N instructions (all vCPUs), save it\n"
             "                   to PATH and stop with status 0 (or continue running)\n"
             "  -state-digest    print a SHA-256 of the machine's final state and RAM at exit\n"
+            "  -qmp unix:PATH,server=on,wait=off | tcp:HOST:PORT,server=on,wait=off\n"
+            "                   serve QEMU's machine protocol (QMP) there; wait=on starts the\n"
+            "                   guest only once a client has connected\n"
+            "  -incoming defer  wait for QMP's migrate-incoming\n"
             "  -d ITEMS         trace: comma-separated list of 'insn' (executed instructions)\n"
             "                   and 'exit' (every event leaving the CPU)\n"
             "  -D FILE          write the trace to FILE (default stderr)\n"
@@ -199,6 +204,7 @@ static int cmd_run(int argc, char **argv)
     const char *incoming = NULL;
     struct save_point sp = { 0 };
     bool state_digest = false;
+    bool qmp = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -271,7 +277,7 @@ static int cmd_run(int argc, char **argv)
         } else if (!strcmp(a, "-incoming")) {
             NEED_VALUE;
             if (strncmp(v, "file:", 5) && strncmp(v, "tcp:", 4) && strncmp(v, "unix:", 5) &&
-                strncmp(v, "exec:", 5)) {
+                strncmp(v, "exec:", 5) && strcmp(v, "defer")) {
                 fprintf(stderr, "nestor: -incoming %s: expected file:PATH, tcp:[HOST]:PORT, "
                                 "unix:PATH or exec:COMMAND\n", v);
                 return NESTOR_EXIT_USAGE;
@@ -283,6 +289,14 @@ static int cmd_run(int argc, char **argv)
                 fprintf(stderr, "nestor: -save-at %s: expected N:PATH[:continue]\n", v);
                 return NESTOR_EXIT_USAGE;
             }
+        } else if (!strcmp(a, "-qmp")) {
+            NEED_VALUE;
+            char err[300];
+            if (qmp_listen(v, err, sizeof(err)) < 0) {
+                fprintf(stderr, "nestor: %s\n", err);
+                return NESTOR_EXIT_USAGE;
+            }
+            qmp = true;
         } else if (!strcmp(a, "-state-digest")) {
             state_digest = true;
         } else if (!strcmp(a, "-d")) {
@@ -352,7 +366,17 @@ static int cmd_run(int argc, char **argv)
     cfg.console_filter = console_filter;
     cfg.console_opaque = &con;
     int r = machine_create(&m, &cfg);
-    if (r == 0 && incoming) {
+    if (r == 0 && qmp)
+        qmp_attach(&m);
+    if (r == 0 && incoming && !strcmp(incoming, "defer")) {
+        if (!qmp) {
+            fprintf(stderr, "nestor: -incoming defer needs -qmp (migrate-incoming)\n");
+            r = NESTOR_EXIT_USAGE;
+        } else {
+            qmp_set_incoming_deferred(true);
+            m.paused = true;
+        }
+    } else if (r == 0 && incoming) {
         char err[512];
         if (migrate_incoming(&m, incoming, err, sizeof(err)) < 0) {
             fprintf(stderr, "nestor: -incoming: %s\n", err);
@@ -370,8 +394,19 @@ static int cmd_run(int argc, char **argv)
             machine_stop_at(&m, sp.icount);
         }
     }
+    if (r == 0 && qmp)
+        qmp_wait_client();
     if (r == 0)
         r = machine_run(&m);
+    /* system_reset: the machine starts again from its configuration */
+    while (qmp && qmp_reset_requested()) {
+        machine_destroy(&m);
+        r = machine_create(&m, &cfg);
+        if (r)
+            break;
+        qmp_attach(&m);
+        r = machine_run(&m);
+    }
     if (r != NESTOR_EXIT_USAGE && state_digest && !sp.failed) {
         char hex[65];
         snapshot_digest(&m, hex);
@@ -385,6 +420,8 @@ static int cmd_run(int argc, char **argv)
     if (cfg.trace && cfg.trace != stderr)
         fclose(cfg.trace);
     free(sp.path);
+    if (qmp)
+        qmp_shutdown();
     return r;
 }
 

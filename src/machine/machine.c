@@ -719,6 +719,16 @@ void machine_power_transitions(struct machine *m)
 }
 
 static bool console_poll(struct machine *m, int timeout_ms);
+static void control_poll(struct machine *m, int timeout_ms);
+
+/* Control clients that take input (a QMP or gdb connection can wake an idle machine). */
+static int control_pollers(const struct machine *m)
+{
+    int n = 0;
+    for (int i = 0; i < m->nctl; i++)
+        n += m->ctl[i]->poll != NULL;
+    return n;
+}
 
 /* The next virtual time something must happen: the machine's timers, and the vCPUs' own
  * (cpu_wake_deadline_ns: a halted L2's VMX-preemption timer). */
@@ -739,15 +749,25 @@ static u64 next_deadline(const struct machine *m)
 static bool wait_for_wakeup(struct machine *m)
 {
     u64 deadline = next_deadline(m), now = clock_now(&m->clock);
-    if (deadline == CLOCK_NEVER && m->cfg.console_in_fd < 0)
+    if (deadline == CLOCK_NEVER && m->cfg.console_in_fd < 0 && !control_pollers(m))
         return false;
     if (deadline == CLOCK_NEVER) {
-        console_poll(m, -1);
+        /* with control clients, look at them at least every 50 ms */
+        if (control_pollers(m))
+            control_poll(m, 50);
+        console_poll(m, control_pollers(m) ? 0 : -1);
     } else if (m->clock.deterministic) {
         clock_advance_to(&m->clock, deadline);
+        control_poll(m, 0);
     } else {
         u64 ms = deadline <= now ? 0 : (deadline - now + 999999) / 1000000;
-        console_poll(m, (int)(ms < 1000 ? ms : 1000));
+        ms = ms < 1000 ? ms : 1000;
+        if (control_pollers(m)) {
+            control_poll(m, (int)(ms < 50 ? ms : 50));
+            console_poll(m, 0);
+        } else {
+            console_poll(m, (int)ms);
+        }
     }
     clock_run_timers(&m->clock);
     return true;

@@ -43,6 +43,7 @@ static struct {
     int ncl;
     bool registered_with; /* on the current machine */
     bool reset_requested, quit_requested, incoming_deferred, migrated;
+    bool sandboxed; /* qmp_feed: commands with host effects are refused */
 } q;
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -357,22 +358,23 @@ static const struct qmp_command {
     const char *name;
     qmp_handler fn;
     bool before_caps; /* allowed in capabilities negotiation mode */
+    bool host_effects; /* reaches the host (files, sockets, commands): not in qmp_feed */
 } commands[] = {
-    { "qmp_capabilities", cmd_capabilities, true },
-    { "query-version", cmd_query_version, false },
-    { "query-commands", cmd_query_commands, false },
-    { "query-status", cmd_query_status, false },
-    { "stop", cmd_stop, false },
-    { "cont", cmd_cont, false },
-    { "system_reset", cmd_system_reset, false },
-    { "system_powerdown", cmd_system_powerdown, false },
-    { "quit", cmd_quit, false },
-    { "query-cpus-fast", cmd_query_cpus_fast, false },
-    { "human-monitor-command", cmd_hmp, false },
-    { "migrate", cmd_migrate, false },
-    { "query-migrate", cmd_query_migrate, false },
-    { "migrate_cancel", cmd_migrate_cancel, false },
-    { "migrate-incoming", cmd_migrate_incoming, false },
+    { "qmp_capabilities", cmd_capabilities, true, false },
+    { "query-version", cmd_query_version, false, false },
+    { "query-commands", cmd_query_commands, false, false },
+    { "query-status", cmd_query_status, false, false },
+    { "stop", cmd_stop, false, false },
+    { "cont", cmd_cont, false, false },
+    { "system_reset", cmd_system_reset, false, false },
+    { "system_powerdown", cmd_system_powerdown, false, false },
+    { "quit", cmd_quit, false, false },
+    { "query-cpus-fast", cmd_query_cpus_fast, false, false },
+    { "human-monitor-command", cmd_hmp, false, false },
+    { "migrate", cmd_migrate, false, true },
+    { "query-migrate", cmd_query_migrate, false, false },
+    { "migrate_cancel", cmd_migrate_cancel, false, false },
+    { "migrate-incoming", cmd_migrate_incoming, false, true },
 };
 
 static void cmd_query_commands(struct qmp_client *c, json_object *args, json_object *id)
@@ -407,6 +409,10 @@ static void dispatch(struct qmp_client *c, json_object *msg)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         if (strcmp(commands[i].name, name))
             continue;
+        if (q.sandboxed && commands[i].host_effects) {
+            reply_error(c, id, "GenericError", "%s is not available here", name);
+            return;
+        }
         if (!c->caps && !commands[i].before_caps) {
             reply_error(c, id, "CommandNotFound", "Expecting capabilities negotiation with 'qmp_capabilities'");
             return;
@@ -702,7 +708,8 @@ void qmp_shutdown(void)
 
 void qmp_feed(int fd, const u8 *p, size_t n)
 {
-    struct qmp_client c = { .fd = fd, .tok = json_tokener_new() };
+    q.sandboxed = true;
+    struct qmp_client c = { .fd = fd, .tok = json_tokener_new(), .caps = n && (p[0] & 1) };
     client_input(&c, p, n);
     json_tokener_free(c.tok);
 }

@@ -30,7 +30,8 @@ bool qmp_incoming_deferred(void);
 /* Closes every server and client. */
 void qmp_shutdown(void);
 /* For the fuzz target: feeds bytes to a client connection's input as if received, its
- * replies going to fd. */
+ * replies going to fd; commands that reach the host (migrate, migrate-incoming) are
+ * refused. The first byte's bit 0: capabilities already negotiated. */
 void qmp_feed(int fd, const u8 *p, size_t n);
 
 #endif

@@ -105,6 +105,9 @@ done
 repo=$(cd "$(dirname "$0")/.." && pwd)
 gcc -static -O2 -o "$root/bin/perfcount" "$repo/tests/linux/perfcount.c" ||
   { echo "linux.sh: cannot build tests/linux/perfcount.c (gcc -static, libc6-dev)" >&2; exit 1; }
+# The live-migration workload (tests/linux/memstress.c): nestor.memstress=SECONDS
+gcc -static -O2 -o "$root/bin/memstress" "$repo/tests/linux/memstress.c" ||
+  { echo "linux.sh: cannot build tests/linux/memstress.c" >&2; exit 1; }
 
 mkdir -p "$root/lib/modules"
 cp "$moddir"/*.ko "$moddir/load-order" "$root/lib/modules/"
@@ -142,6 +145,13 @@ echo "== compute"
 i=0; s=0
 while [ $i -lt 1000 ]; do s=$((s + i * i)); i=$((i + 1)); done
 echo "sum of squares below 1000: $s"
+# a workload that keeps writing memory and checks it at the end (live migration tests)
+ms=$(sed -n 's/.*nestor\.memstress=\([0-9]*\).*/\1/p' /proc/cmdline)
+if [ -n "$ms" ]; then
+  echo "== memstress"
+  /bin/memstress "$ms"
+  echo "memstress: exit status $?"
+fi
 echo "== perf"
 /bin/perfcount 100000
 echo "== date"

@@ -37,6 +37,8 @@ struct migration {
     u64 npages;
     u8 *pass;              /* the pages of the current pass (dirty passes) */
     u64 pass_pages;        /* pages in it */
+    u64 prev_pass_pages;   /* pages of the pass before */
+    int stalled;           /* passes in a row that left about as much as the one before */
     u64 start_ns, pass_start_ns, pass_bytes_start;
     double bytes_per_ns;   /* measured transfer rate */
     bool registered;
@@ -279,7 +281,13 @@ static void next_pass(void)
         mig.bytes_per_ns = (double)pass_bytes / (double)pass_ns;
     machine_dirty_log_take(m, mig.pass);
     mig.info.passes++;
+    mig.prev_pass_pages = mig.pass_pages;
     mig.pass_pages = count_bits(mig.pass, mig.npages);
+    /* the guest dirties as fast as the passes send: more passes do not help */
+    if (mig.info.passes > 1 && mig.pass_pages * 10 >= mig.prev_pass_pages * 9)
+        mig.stalled++;
+    else
+        mig.stalled = 0;
     mig.info.dirty_rate = pass_ns ? mig.pass_pages * 1000000000ull / pass_ns : 0;
     mig.cursor = 0;
     mig.phase = PH_DIRTY;
@@ -289,7 +297,8 @@ static void next_pass(void)
     /* what the rest would cost at the measured rate (compression counted in) */
     double ratio = mig.info.ram_transferred ? (double)mig.out.bytes / (double)mig.info.ram_transferred : 1.0;
     double est_ns = mig.bytes_per_ns > 0 ? (double)(mig.pass_pages * PAGE) * ratio / mig.bytes_per_ns : 0;
-    if (est_ns > MIGRATE_DOWNTIME_LIMIT_MS * 1e6 && mig.info.passes < MIGRATE_MAX_PASSES)
+    if (est_ns > MIGRATE_DOWNTIME_LIMIT_MS * 1e6 && mig.info.passes < MIGRATE_MAX_PASSES &&
+        mig.stalled < MIGRATE_STALLED_PASSES)
         return;
     /* stop and copy: no vCPU has run since the take, so the pass holds every page
      * written since the pages were last sent */
@@ -400,6 +409,8 @@ int migrate_start(struct machine *m, const char *uri, char *err, size_t errlen)
     snapshot_put_header(m, &mig.out);
     mig.phase = PH_FIRST;
     mig.cursor = 0;
+    mig.pass_pages = mig.prev_pass_pages = 0;
+    mig.stalled = 0;
     mig.pass_start_ns = clock_host_ns();
     mig.pass_bytes_start = 0;
     mig.info.setup_ms = (clock_host_ns() - mig.start_ns) / 1000000;

@@ -45,8 +45,10 @@ struct migrate_info {
 
 /* The downtime the last pass aims at (QEMU's downtime-limit), milliseconds. */
 #define MIGRATE_DOWNTIME_LIMIT_MS 300
-/* Passes after the first before the machine is stopped whatever is left. */
+/* Passes after the first before the machine is stopped whatever is left, and passes in
+ * a row that each left at least 90% of what the one before left (not converging). */
 #define MIGRATE_MAX_PASSES 30
+#define MIGRATE_STALLED_PASSES 4
 
 /* Starts a migration to uri: file:PATH, tcp:HOST:PORT, unix:PATH, exec:COMMAND. 0, or -1
  * with a message (nothing started). A file is written before this returns. */

@@ -12,7 +12,7 @@ $(KVM_CLIENT): tests/linux/kvm_client.c
 	@mkdir -p $(dir $@)
 	gcc -static -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $<
 
-$(LINUX_DIR)/.fetched: scripts/linux.sh tests/linux/perfcount.c $(KVM_CLIENT)
+$(LINUX_DIR)/.fetched: scripts/linux.sh tests/linux/perfcount.c tests/linux/memstress.c $(KVM_CLIENT)
 	@mkdir -p $(LINUX_DIR)
 	@if scripts/linux.sh $(LINUX_DIR) $(KVM_CLIENT); then touch $@; \
 	 else echo "linux.mk: fetching Debian's kernel failed: the Linux tests will fail" >&2; fi

@@ -347,6 +347,51 @@ def failed_and_cancelled(tmp):
     s.wait()
 
 
+LINUX = os.path.abspath(os.path.join(BUILD, "linux"))
+
+
+def linux_migration(tmp):
+    """Debian's kernel migrated over TCP while memstress keeps writing 96 MiB: the guest
+    finishes on the destination, every page as it must be."""
+    if not os.path.exists(os.path.join(LINUX, "vmlinux")):
+        return check(False, "linux live migration", "no build/linux/vmlinux (tests/linux fetches it)")
+    port = str(46000 + os.getpid() % 1000)
+    args = ["-m", "512M", "-smp", "2", "-kernel", os.path.join(LINUX, "vmlinux"),
+            "-initrd", os.path.join(LINUX, "initramfs.cpio.gz"),
+            "-append", "console=ttyS0 nestor.script=1 nestor.memstress=10"]
+    d = Nestor(tmp, "lxdst", args + ["-incoming", "tcp:127.0.0.1:" + port], qmp=False)
+    time.sleep(0.5)
+    s = Nestor(tmp, "lxsrc", args)
+    q = Qmp(s.sock)
+    if not check(wait_for(lambda: "memstress: started" in s.output(), 180), "linux: memstress runs",
+                 s.output()[-300:]):
+        s.p.kill()
+        d.p.kill()
+        return
+    wait_for(lambda: "page writes" in s.output(), 30)
+    r = q.cmd("migrate", uri="tcp:127.0.0.1:" + port)
+    ev = None
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        ev = q.event("MIGRATION", timeout=max(0.1, deadline - time.time()))
+        if not ev or ev["data"]["status"] in ("completed", "failed", "cancelled"):
+            break
+    m = q.cmd("query-migrate")["return"]
+    check(r == {"return": {}} and ev and ev["data"]["status"] == "completed",
+          "linux: live migration while memstress writes (total %s ms, downtime %s ms, %s passes, "
+          "%s bytes)" % (m.get("total-time"), m.get("downtime"), m.get("ram", {}).get("dirty-sync-count"),
+                         m.get("ram", {}).get("transferred")), m)
+    q.cmd("quit")
+    s.wait()
+    st = d.wait(240)
+    out = d.output()
+    v = re.search(r"memstress: verified (\d+) pages after (\d+) page writes, (\d+) wrong", out)
+    check(st == 0 and v and v.group(3) == "0" and "== done" in out and "memstress: started" not in out,
+          "linux: the destination finishes, its memory checks out", (st, v and v.group(0), out[-300:]))
+    bad = re.findall(r"(Oops|BUG:|Kernel panic|soft lockup|rcu_sched detected stall)", out)
+    check(not bad, "linux: no kernel complaints after the migration", bad)
+
+
 def main():
     if not os.path.exists(SPIN):
         check(False, "setup", SPIN + " not built (make guests)")
@@ -354,7 +399,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="nestor-qmp-") as tmp:
         for test in (basics, power_and_reset, file_migration,
                      lambda t: live_migration(t, "unix"), lambda t: live_migration(t, "tcp"),
-                     failed_and_cancelled):
+                     failed_and_cancelled, linux_migration):
             try:
                 test(tmp)
             except Exception as e:  # a hung or dead nestor: one failure, go on

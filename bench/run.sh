@@ -17,7 +17,10 @@
 #  6. nested VMX (vmxbench.elf): an L2 -> L1 -> L2 exit round trip (CPUID exiting, L1
 #     skipping the instruction and resuming), and the same integer loop's MIPS in L1 and
 #     in L2 on an identity EPT; median of BENCH_RUNS runs.
-# BENCH_LINUX=0 skips 2 and 3.
+#  7. save, restore and live migration of a 1 GiB Debian guest while it writes memory
+#     (bench/migrate_bench.py): save time and file size, restore time, migration total
+#     time and downtime.
+# BENCH_LINUX=0 skips 2, 3 and 7.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -132,3 +135,6 @@ if command -v qemu-system-x86_64 >/dev/null; then
 else
   echo "QEMU (qemu-system-x86) is not installed: no comparison"
 fi
+
+# ---- 7. save, restore, live migration ----
+python3 bench/migrate_bench.py || echo "bench: migrate_bench.py failed"

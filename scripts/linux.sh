@@ -145,6 +145,14 @@ echo "== compute"
 i=0; s=0
 while [ $i -lt 1000 ]; do s=$((s + i * i)); i=$((i + 1)); done
 echo "sum of squares below 1000: $s"
+# the gdb stub's test (nestor.gdbtest=1, with nokaslr): the address of a function the
+# debugger breaks at (the package has no symbols), then writes that reach it
+if grep -q 'nestor.gdbtest=1' /proc/cmdline; then
+  echo "== gdbtest"
+  echo "gdbtest: $(grep ' T ksys_write$' /proc/kallsyms)"
+  i=0; while [ $i -lt 15 ]; do echo "gdbtest: tick $i"; sleep 1; i=$((i + 1)); done
+  echo "gdbtest: done"
+fi
 # a workload that keeps writing memory and checks it at the end (live migration tests)
 ms=$(sed -n 's/.*nestor\.memstress=\([0-9]*\).*/\1/p' /proc/cmdline)
 if [ -n "$ms" ]; then

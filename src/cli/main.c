@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli/console.h"
+#include "control/gdb.h"
 #include "control/migrate.h"
 #include "control/qmp.h"
 #include "control/snapshot.h"
@@ -60,6 +61,9 @@ static void usage(FILE *f)
             "                   serve QEMU's machine protocol (QMP) there; wait=on starts the\n"
             "                   guest only once a client has connected\n"
             "  -incoming defer  wait for QMP's migrate-incoming\n"
+            "  -gdb tcp::PORT   serve gdb's remote protocol (target remote :PORT); -s is\n"
+            "                   -gdb tcp::1234\n"
+            "  -S               start the guest stopped (gdb's continue or QMP's cont runs it)\n"
             "  -d ITEMS         trace: comma-separated list of 'insn' (executed instructions)\n"
             "                   and 'exit' (every event leaving the CPU)\n"
             "  -D FILE          write the trace to FILE (default stderr)\n"
@@ -204,7 +208,7 @@ static int cmd_run(int argc, char **argv)
     const char *incoming = NULL;
     struct save_point sp = { 0 };
     bool state_digest = false;
-    bool qmp = false;
+    bool qmp = false, gdb = false, start_stopped = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -297,6 +301,20 @@ static int cmd_run(int argc, char **argv)
                 return NESTOR_EXIT_USAGE;
             }
             qmp = true;
+        } else if (!strcmp(a, "-gdb") || !strcmp(a, "-s")) {
+            const char *spec = "tcp::1234";
+            if (!strcmp(a, "-gdb")) {
+                NEED_VALUE;
+                spec = v;
+            }
+            char err[300];
+            if (gdb || gdb_listen(spec, err, sizeof(err)) < 0) {
+                fprintf(stderr, "nestor: %s\n", gdb ? "only one -gdb" : err);
+                return NESTOR_EXIT_USAGE;
+            }
+            gdb = true;
+        } else if (!strcmp(a, "-S")) {
+            start_stopped = true;
         } else if (!strcmp(a, "-state-digest")) {
             state_digest = true;
         } else if (!strcmp(a, "-d")) {
@@ -368,6 +386,10 @@ static int cmd_run(int argc, char **argv)
     int r = machine_create(&m, &cfg);
     if (r == 0 && qmp)
         qmp_attach(&m);
+    if (r == 0 && gdb)
+        gdb_attach(&m, start_stopped);
+    if (r == 0 && start_stopped)
+        m.paused = true; /* -S: until a debugger or QMP's cont lets it run */
     if (r == 0 && incoming && !strcmp(incoming, "defer")) {
         if (!qmp) {
             fprintf(stderr, "nestor: -incoming defer needs -qmp (migrate-incoming)\n");
@@ -405,6 +427,8 @@ static int cmd_run(int argc, char **argv)
         if (r)
             break;
         qmp_attach(&m);
+        if (gdb)
+            gdb_attach(&m, false);
         r = machine_run(&m);
     }
     if (r != NESTOR_EXIT_USAGE && state_digest && !sp.failed) {
@@ -422,6 +446,8 @@ static int cmd_run(int argc, char **argv)
     free(sp.path);
     if (qmp)
         qmp_shutdown();
+    if (gdb)
+        gdb_shutdown();
     return r;
 }
 

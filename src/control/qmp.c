@@ -556,6 +556,7 @@ static void qmp_event(void *opaque, enum machine_event ev)
         }
         break;
     case MACHINE_EV_STOP_POINT:
+    case MACHINE_EV_DEBUG: /* STOP was sent as it paused */
         break;
     }
 }

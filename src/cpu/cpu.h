@@ -299,6 +299,15 @@ struct cpu {
     struct pmu pmu;          /* performance counters (pmu.h), after what the loop uses */
     struct vmx *vmx;         /* VMX state (cpu/vmx/vmx.h), NULL without VMX in the model */
     bool vmx_non_root;       /* running L2 in VMX non-root operation */
+    /* the host debugger (cpu_set_host_debug): its breakpoints, what stopped the vCPU
+     * (HOST_STOP_*, the watched address), and a breakpoint address to run through once
+     * (resuming at a breakpoint executes it) */
+    const struct cpu_host_debug *host_debug;
+    u8 host_stop;
+    u8 host_stop_watch_kind;
+    u64 host_stop_addr;
+    u64 host_resume_rip;
+    bool host_resume_armed;
 };
 
 /* Creation and reset. cpu_init allocates internals and applies the power-on reset. */
@@ -350,6 +359,29 @@ int cpu_copy_guest(struct cpu *c, u64 linear, void *buf, size_t len, bool to_gue
  * state, what the engine carries between instructions, the TLB, VMX. */
 struct state_registry;
 void cpu_state_register(struct cpu *c, struct state_registry *r);
+
+/* A debugger's access to the guest's linear address space (the gdb stub): through the
+ * guest's page tables as the kernel sees them (supervisor, whatever the CPL), without
+ * setting accessed/dirty bits, never faulting into the guest. 0, or -1 if some byte does
+ * not translate, is not RAM or (write) is not writable. */
+int cpu_debug_access(struct cpu *c, u64 linear, void *buf, size_t len, bool write);
+
+/* Breakpoints and watchpoints of a debugger on the host (the gdb stub), invisible to the
+ * guest: its own DR0-DR7 work as before. Shared by every vCPU of the machine; a vCPU
+ * looks at them while c->host_debug points to them (cpu_set_host_debug). */
+#define CPU_HOST_BREAKPOINTS 64
+enum { HOST_WATCH_WRITE = 1, HOST_WATCH_READ = 2, HOST_WATCH_ACCESS = 3 };
+struct cpu_host_debug {
+    u64 bp[CPU_HOST_BREAKPOINTS];   /* instruction breakpoints: linear addresses */
+    int nbp;
+    struct { u64 addr; u32 len; u8 kind; } wp[CPU_HOST_BREAKPOINTS];
+    int nwp;
+};
+/* What stopped a vCPU for the host debugger (cpu_run returned STOP_REQUEST). */
+enum { HOST_STOP_NONE, HOST_STOP_BREAKPOINT, HOST_STOP_WATCH };
+/* Arms (or with NULL, disarms) the host debugger's breakpoints on this vCPU; call again
+ * after changing them. */
+void cpu_set_host_debug(struct cpu *c, const struct cpu_host_debug *d);
 
 /* Prints the register state (used on triple fault and for traces). */
 void cpu_dump(const struct cpu *c, void *file /* FILE* */);

@@ -45,7 +45,33 @@ void debug_update(struct cpu *c)
             data = true;
     }
     c->in->dr_exec_active = exec;
-    c->in->dr_data_active = data;
+    /* the host debugger's watchpoints ride on the same memory-path check */
+    c->in->dr_data_active = data || (c->host_debug && c->host_debug->nwp);
+}
+
+void cpu_set_host_debug(struct cpu *c, const struct cpu_host_debug *d)
+{
+    c->host_debug = d && (d->nbp || d->nwp) ? d : NULL;
+    debug_update(c);
+}
+
+/* The host debugger's watchpoints: a hit stops the vCPU after the instruction. */
+static void host_check_data(struct cpu *c, u64 linear, unsigned size, bool write)
+{
+    const struct cpu_host_debug *d = c->host_debug;
+    for (int k = 0; k < d->nwp; k++) {
+        u64 a = d->wp[k].addr;
+        if (linear + size <= a || a + d->wp[k].len <= linear)
+            continue;
+        u8 kind = d->wp[k].kind;
+        if ((kind == HOST_WATCH_WRITE && !write) || (kind == HOST_WATCH_READ && write))
+            continue;
+        c->host_stop = HOST_STOP_WATCH;
+        c->host_stop_watch_kind = kind;
+        c->host_stop_addr = a;
+        c->in->exits |= EXIT_STOP;
+        return;
+    }
 }
 
 void debug_set_dr6(struct cpu *c, u32 bits)
@@ -103,6 +129,8 @@ static bool bp_overlaps(const struct cpu *c, int n, u64 start, unsigned size, u6
 
 void debug_check_data(struct cpu *c, u64 linear, unsigned size, bool write)
 {
+    if (unlikely(c->host_debug != NULL))
+        host_check_data(c, linear, size, write);
     u64 dr7 = c->dr[7], mask = addr_mask(c);
     for (int n = 0; n < 4; n++) {
         if (!bp_enabled(dr7, n))

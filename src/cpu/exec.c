@@ -815,7 +815,27 @@ static inline bool block_mode_ok(const struct cpu *c)
 {
     const struct cpu_internal *in = c->in;
     return !(c->rflags & (FL_TF | FL_RF)) && !c->intr_shadow && !(c->dr[7] & 0xff) &&
-           !in->held_db_bits && !in->trace_insns;
+           !in->held_db_bits && !in->trace_insns && !c->host_debug;
+}
+
+/* The host debugger: is there a breakpoint at the instruction about to run? A vCPU
+ * resuming at a breakpoint runs through it once. */
+static bool host_breakpoint(struct cpu *c)
+{
+    const struct cpu_host_debug *d = c->host_debug;
+    u64 lin = cpu_is_long64(c) ? c->rip : (c->seg[SEG_CS].base + c->rip) & 0xffffffffull;
+    if (c->host_resume_armed) {
+        c->host_resume_armed = false;
+        if (lin == c->host_resume_rip)
+            return false;
+    }
+    for (int k = 0; k < d->nbp; k++)
+        if (d->bp[k] == lin) {
+            c->host_stop = HOST_STOP_BREAKPOINT;
+            c->host_stop_addr = lin;
+            return true;
+        }
+    return false;
 }
 
 /* Runs decoded blocks from RIP until the budget (icount reaching in->run_end) is used or
@@ -997,6 +1017,8 @@ static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
             take_events(c);
         }
         if (unlikely(in->exits & EXIT_STOP))
+            return STOP_REQUEST;
+        if (unlikely(c->host_debug != NULL) && c->host_debug->nbp && host_breakpoint(c))
             return STOP_REQUEST;
         if (unlikely(c->vmx_non_root) && vmx_mtf_step(c)) {
             step(c); /* one instruction, then the MTF exit at the next boundary */

@@ -71,6 +71,9 @@ static const struct state_field cpu_fields[] = {
     N(pmu), /* its own section, cpu.pmu */
     N(vmx), /* its own section, vmx */
     F(vmx_non_root),
+    /* the host debugger's, not the guest's */
+    N(host_debug), N(host_stop), N(host_stop_watch_kind), N(host_stop_addr),
+    N(host_resume_rip), N(host_resume_armed),
 };
 #undef F
 #undef N

@@ -286,7 +286,8 @@ static int linear_copy(struct cpu *c, u64 linear, void *buf, size_t len, unsigne
         in->pg.ac = c->rflags & FL_AC;
         bool no_exit = in->walk_no_exit;
         in->walk_no_exit = true;
-        paging_walk(&in->pg, linear, access | (c->cpl == 3 ? ACC_USER : 0), &r);
+        paging_walk(&in->pg, linear,
+                    access | (c->cpl == 3 && !(access & ACC_IMPLICIT) ? ACC_USER : 0), &r);
         if (r.fault == PAGING_OK && !vmx_ept_peek(c, r.pa, access, &r.pa))
             r.fault = PAGING_EPT_VIOLATION;
         in->walk_no_exit = no_exit;
@@ -525,6 +526,15 @@ u8 *vmem_span(struct cpu *c, int seg, u64 offset, u64 *len, bool write)
  * mem_write are bounds-checked and see code written). Nothing faults into the guest:
  * the caller turns -1 into its own error (-EFAULT for Xen). Outside 64-bit paging the
  * linear address space ends at 4 GiB. */
+int cpu_debug_access(struct cpu *c, u64 linear, void *buf, size_t len, bool write)
+{
+    if (!(c->efer & EFER_LMA) && (linear > 0xffffffffull || len > 0x100000000ull - linear))
+        return -1;
+    /* as the kernel would see it (supervisor, at any CPL), without accessed/dirty bits */
+    unsigned access = (write ? ACC_WRITE : ACC_READ) | ACC_NO_AD | ACC_IMPLICIT;
+    return linear_copy(c, linear, buf, len, access, write);
+}
+
 int cpu_copy_guest(struct cpu *c, u64 linear, void *buf, size_t len, bool to_guest)
 {
     if (!(c->efer & EFER_LMA) && (linear > 0xffffffffull || len > 0x100000000ull - linear))

@@ -720,6 +720,7 @@ void machine_power_transitions(struct machine *m)
 
 static bool console_poll(struct machine *m, int timeout_ms);
 static void control_poll(struct machine *m, int timeout_ms);
+static void control_event(struct machine *m, enum machine_event ev);
 
 /* Control clients that take input (a QMP or gdb connection can wake an idle machine). */
 static int control_pollers(const struct machine *m)
@@ -808,7 +809,7 @@ static const struct state_field machine_fields[] = {
     N(stat_rounds), N(stat_runs), N(stat_pause_waits), N(stat_message_ends),
     N(stop), N(exit_status), F(acpi_rsdp), F(booted_pvh), F(acpi_facs),
     F(sleep_requested), F(suspended), F(wake_requested), STATE_STRUCT(struct machine, round, round_desc), F(rounds),
-    N(ctl), N(ctl_opaque), N(nctl), N(paused), N(stop_at), N(at_stop_point), N(state),
+    N(ctl), N(ctl_opaque), N(nctl), N(paused), N(stop_at), N(at_stop_point), N(debug_vcpu), N(state),
 };
 #undef F
 #undef N
@@ -1119,7 +1120,7 @@ static void run_round(struct machine *m, u64 budget)
         *rd = (struct machine_round){ .active = true, .budget = budget, .pos = 0, .progress = false };
     }
     budget = rd->budget;
-    while (!m->stop && !m->sleep_requested) {
+    while (!m->stop && !m->sleep_requested && !m->paused) {
         if (rd->pos == m->ncpus) {
             if (!rd->progress)
                 break;
@@ -1168,6 +1169,12 @@ static void run_round(struct machine *m, u64 budget)
         m->end_pass = false;
         if (r == STOP_SHUTDOWN)
             machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
+        if (unlikely(c->host_stop)) {
+            /* the host debugger's breakpoint or watchpoint: the machine stops here */
+            m->debug_vcpu = i;
+            machine_pause(m);
+            control_event(m, MACHINE_EV_DEBUG);
+        }
         if (!pass_over)
             continue; /* at the stop point: the check above returns */
         u64 ran = c->icount - rd->pass_start;
@@ -1262,6 +1269,8 @@ int machine_run(struct machine *m)
         u64 round_host = real_time ? clock_host_ns() : 0;
         u64 round_cpu = real_time ? thread_cpu_ns() : 0;
         run_round(m, budget);
+        if (m->paused && m->round.active)
+            continue; /* paused inside the round (a debugger stop): it goes on later */
         if (m->at_stop_point) {
             /* the control plane acts on the machine at exactly this instruction */
             m->at_stop_point = false;

@@ -87,6 +87,9 @@ enum machine_event {
     MACHINE_EV_SHUTDOWN,   /* the run ends (m->exit_status) */
     MACHINE_EV_STOP_POINT, /* the machine reached the machine_stop_at count: every vCPU
                               is between instructions; the handler may save, pause, stop */
+    MACHINE_EV_DEBUG,      /* a vCPU stopped at a host debugger's breakpoint or watchpoint
+                              (m->debug_vcpu; cpu->host_stop says which): the machine is
+                              paused, every vCPU between instructions */
 };
 #define MACHINE_MAX_CONTROLS 4
 struct machine_control_ops {
@@ -143,6 +146,7 @@ struct machine {
     bool paused;
     u64 stop_at;              /* machine_stop_at's count, 0: none */
     bool at_stop_point;
+    int debug_vcpu;           /* the vCPU of the last MACHINE_EV_DEBUG */
     struct state_registry state; /* every component's state description */
 };
 

@@ -14,6 +14,16 @@ void nestor_log(const char *fmt, ...)
     va_end(ap);
 }
 
+int nestor_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && errlen)
+        vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
 void nestor_panic(const char *fmt, ...)
 {
     va_list ap;

@@ -29,6 +29,9 @@ typedef int64_t s64;
 void nestor_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Internal invariant broken: a nestor bug, never reachable from guest behaviour. */
 _Noreturn void nestor_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Formats a message into err (errlen bytes, NULL allowed) and returns -1: the error
+ * path of functions that report "0, or -1 with a message". */
+int nestor_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Exit statuses of the nestor process that are not the guest's own. They are even:
  * odd statuses belong to the debug-exit port ((v << 1) | 1). */

@@ -2,7 +2,6 @@
 #include "control/gdb.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "control/sock.h"
 #include "cpu/cpu.h"
 #include "machine/machine.h"
 
@@ -833,40 +833,11 @@ void gdb_attach(struct machine *m, bool start_stopped)
 
 int gdb_listen(const char *spec, char *err, size_t errlen)
 {
-    if (strncmp(spec, "tcp:", 4)) {
-        snprintf(err, errlen, "-gdb %s: expected tcp::PORT or tcp:HOST:PORT", spec);
+    if (strncmp(spec, "tcp:", 4) || !strchr(spec + 4, ':'))
+        return nestor_err(err, errlen, "-gdb %s: expected tcp::PORT or tcp:HOST:PORT", spec);
+    int fd = sock_listen(spec, true, err, errlen);
+    if (fd < 0)
         return -1;
-    }
-    char host[256];
-    const char *hp = spec + 4, *colon = strrchr(hp, ':');
-    if (!colon || (size_t)(colon - hp) >= sizeof(host) || !colon[1]) {
-        snprintf(err, errlen, "-gdb %s: expected tcp::PORT or tcp:HOST:PORT", spec);
-        return -1;
-    }
-    memcpy(host, hp, (size_t)(colon - hp));
-    host[colon - hp] = 0;
-    struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res;
-    int r = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
-    if (r) {
-        snprintf(err, errlen, "-gdb %s: %s", spec, gai_strerror(r));
-        return -1;
-    }
-    int fd = -1;
-    for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
-        int one = 1;
-        if (fd >= 0)
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (fd >= 0 && (bind(fd, a->ai_addr, a->ai_addrlen) < 0 || listen(fd, 1) < 0)) {
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        snprintf(err, errlen, "-gdb %s: %s", spec, strerror(errno));
-        return -1;
-    }
     g.lfd = fd;
     return 0;
 }

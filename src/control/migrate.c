@@ -3,18 +3,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "control/snapshot.h"
+#include "control/sock.h"
 #include "control/stream.h"
 #include "machine/machine.h"
 
@@ -77,78 +76,19 @@ static void set_state(enum migrate_state s)
         listener(listener_opaque, s);
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* ---- connections ---- */
-static int connect_inet(const char *hostport, char *err, size_t errlen)
-{
-    char host[256];
-    const char *colon = strrchr(hostport, ':');
-    if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof(host) || !colon[1])
-        return fail(err, errlen, "tcp:%s: expected tcp:HOST:PORT", hostport);
-    memcpy(host, hostport, (size_t)(colon - hostport));
-    host[colon - hostport] = 0;
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res;
-    int r = getaddrinfo(host, colon + 1, &hints, &res);
-    if (r)
-        return fail(err, errlen, "tcp:%s: %s", hostport, gai_strerror(r));
-    int fd = -1;
-    for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-        if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        return fail(err, errlen, "tcp:%s: %s", hostport, strerror(errno));
-    return fd;
-}
-
-static int unix_addr(const char *path, struct sockaddr_un *sa, char *err, size_t errlen)
-{
-    memset(sa, 0, sizeof(*sa));
-    sa->sun_family = AF_UNIX;
-    if (!path[0] || strlen(path) >= sizeof(sa->sun_path))
-        return fail(err, errlen, "unix:%s: not a socket path", path);
-    strcpy(sa->sun_path, path);
-    return 0;
-}
-
-static int connect_unix(const char *path, char *err, size_t errlen)
-{
-    struct sockaddr_un sa;
-    if (unix_addr(path, &sa, err, errlen) < 0)
-        return -1;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        return fail(err, errlen, "unix:%s: %s", path, strerror(e));
-    }
-    return fd;
-}
-
 /* exec:COMMAND: the stream is the command's standard input (outgoing) or output. */
 static int spawn(const char *cmd, bool outgoing, pid_t *pid, char *err, size_t errlen)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
-        return fail(err, errlen, "exec: %s", strerror(errno));
+        return nestor_err(err, errlen, "exec: %s", strerror(errno));
     pid_t c = fork();
     if (c < 0) {
         close(p[0]);
         close(p[1]);
-        return fail(err, errlen, "exec: %s", strerror(errno));
+        return nestor_err(err, errlen, "exec: %s", strerror(errno));
     }
     if (c == 0) {
         dup2(outgoing ? p[0] : p[1], outgoing ? 0 : 1);
@@ -163,13 +103,11 @@ static int spawn(const char *cmd, bool outgoing, pid_t *pid, char *err, size_t e
 static int open_outgoing(const char *uri, pid_t *child, char *err, size_t errlen)
 {
     *child = -1;
-    if (!strncmp(uri, "tcp:", 4))
-        return connect_inet(uri + 4, err, errlen);
-    if (!strncmp(uri, "unix:", 5))
-        return connect_unix(uri + 5, err, errlen);
+    if (!strncmp(uri, "tcp:", 4) || !strncmp(uri, "unix:", 5))
+        return sock_connect(uri, err, errlen);
     if (!strncmp(uri, "exec:", 5))
         return spawn(uri + 5, true, child, err, errlen);
-    return fail(err, errlen, "%s: the destination must be file:PATH, tcp:HOST:PORT, "
+    return nestor_err(err, errlen, "%s: the destination must be file:PATH, tcp:HOST:PORT, "
                 "unix:PATH or exec:COMMAND", uri);
 }
 
@@ -359,7 +297,7 @@ static const struct machine_control_ops migrate_ops = { migrate_poll, migrate_ev
 int migrate_start(struct machine *m, const char *uri, char *err, size_t errlen)
 {
     if (mig.info.state == MIGRATE_ACTIVE || mig.info.state == MIGRATE_SETUP)
-        return fail(err, errlen, "a migration is already in progress");
+        return nestor_err(err, errlen, "a migration is already in progress");
     if (!snapshot_supported(m, err, errlen))
         return -1;
     if (!mig.registered) {
@@ -383,7 +321,7 @@ int migrate_start(struct machine *m, const char *uri, char *err, size_t errlen)
             if (mig.was_running)
                 machine_resume(m);
             set_state(MIGRATE_FAILED);
-            return fail(err, errlen, "%s", mig.info.error);
+            return nestor_err(err, errlen, "%s", mig.info.error);
         }
         mig.info.downtime_ms = mig.info.total_ms = (clock_host_ns() - stop_ns) / 1000000;
         mig.info.ram_transferred = mig.info.ram_total;
@@ -393,7 +331,7 @@ int migrate_start(struct machine *m, const char *uri, char *err, size_t errlen)
     mig.fd = open_outgoing(uri, &mig.child, mig.info.error, sizeof(mig.info.error));
     if (mig.fd < 0) {
         set_state(MIGRATE_FAILED);
-        return fail(err, errlen, "%s", mig.info.error);
+        return nestor_err(err, errlen, "%s", mig.info.error);
     }
     mig.npages = snapshot_ram_pages(m);
     mig.pass = calloc((mig.npages + 7) / 8, 1);
@@ -403,7 +341,7 @@ int migrate_start(struct machine *m, const char *uri, char *err, size_t errlen)
         mig.pass = NULL;
         close(mig.fd);
         set_state(MIGRATE_FAILED);
-        return fail(err, errlen, "out of host memory");
+        return nestor_err(err, errlen, "out of host memory");
     }
     mig.out_open = true;
     snapshot_put_header(m, &mig.out);
@@ -433,43 +371,9 @@ void migrate_cancel(struct machine *m)
 /* ---- incoming ---- */
 static int listen_accept(const char *uri, char *err, size_t errlen)
 {
-    int lfd = -1;
-    if (!strncmp(uri, "tcp:", 4)) {
-        const char *hp = uri + 4, *colon = strrchr(hp, ':');
-        char host[256] = "";
-        if (!colon || (size_t)(colon - hp) >= sizeof(host) || !colon[1])
-            return fail(err, errlen, "%s: expected tcp:[HOST]:PORT", uri);
-        memcpy(host, hp, (size_t)(colon - hp));
-        host[colon - hp] = 0;
-        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                                  .ai_flags = AI_PASSIVE }, *res;
-        int r = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
-        if (r)
-            return fail(err, errlen, "%s: %s", uri, gai_strerror(r));
-        for (struct addrinfo *a = res; a && lfd < 0; a = a->ai_next) {
-            lfd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-            int one = 1;
-            if (lfd >= 0)
-                setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-            if (lfd >= 0 && (bind(lfd, a->ai_addr, a->ai_addrlen) < 0 || listen(lfd, 1) < 0)) {
-                close(lfd);
-                lfd = -1;
-            }
-        }
-        freeaddrinfo(res);
-    } else {
-        struct sockaddr_un sa;
-        if (unix_addr(uri + 5, &sa, err, errlen) < 0)
-            return -1;
-        unlink(sa.sun_path);
-        lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (lfd >= 0 && (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 1) < 0)) {
-            close(lfd);
-            lfd = -1;
-        }
-    }
+    int lfd = sock_listen(uri, false, err, errlen);
     if (lfd < 0)
-        return fail(err, errlen, "%s: %s", uri, strerror(errno));
+        return -1;
     int fd;
     do
         fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -477,7 +381,7 @@ static int listen_accept(const char *uri, char *err, size_t errlen)
     int e = errno;
     close(lfd);
     if (fd < 0)
-        return fail(err, errlen, "%s: %s", uri, strerror(e));
+        return nestor_err(err, errlen, "%s: %s", uri, strerror(e));
     return fd;
 }
 
@@ -492,7 +396,7 @@ int migrate_incoming(struct machine *m, const char *uri, char *err, size_t errle
     else if (!strncmp(uri, "exec:", 5))
         fd = spawn(uri + 5, false, &child, err, errlen);
     else
-        return fail(err, errlen, "%s: expected file:PATH, tcp:[HOST]:PORT, unix:PATH or "
+        return nestor_err(err, errlen, "%s: expected file:PATH, tcp:[HOST]:PORT, unix:PATH or "
                     "exec:COMMAND", uri);
     if (fd < 0)
         return -1;
@@ -504,6 +408,6 @@ int migrate_incoming(struct machine *m, const char *uri, char *err, size_t errle
         waitpid(child, &st, 0);
     }
     if (r < 0)
-        return fail(err, errlen, "%s: %s", uri, why);
+        return nestor_err(err, errlen, "%s: %s", uri, why);
     return 0;
 }

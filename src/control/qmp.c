@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <json-c/json.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,10 +10,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "control/migrate.h"
+#include "control/sock.h"
 #include "dev/platform.h"
 #include "machine/machine.h"
 
@@ -32,7 +31,7 @@ struct qmp_client {
 struct qmp_server {
     int fd;
     bool wait;
-    char path[108]; /* unix: unlinked at the end */
+    char path[256]; /* unix: unlinked at the end */
 };
 
 static struct {
@@ -46,14 +45,6 @@ static struct {
     bool sandboxed; /* qmp_feed: commands with host effects are refused */
 } q;
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* ---- output ---- */
 static void send_json(struct qmp_client *c, json_object *o)
@@ -145,16 +136,22 @@ static void cmd_capabilities(struct qmp_client *c, json_object *args, json_objec
     reply(c, id, NULL);
 }
 
-static void cmd_query_version(struct qmp_client *c, json_object *args, json_object *id)
+/* The version QMP clients see: QEMU 8.0's protocol, package nestor. */
+static json_object *version_object(void)
 {
-    (void)args;
     json_object *v = json_object_new_object(), *qe = json_object_new_object();
     json_object_object_add(qe, "major", json_object_new_int(8));
     json_object_object_add(qe, "minor", json_object_new_int(0));
     json_object_object_add(qe, "micro", json_object_new_int(0));
     json_object_object_add(v, "qemu", qe);
     json_object_object_add(v, "package", json_object_new_string("nestor"));
-    reply(c, id, v);
+    return v;
+}
+
+static void cmd_query_version(struct qmp_client *c, json_object *args, json_object *id)
+{
+    (void)args;
+    reply(c, id, version_object());
 }
 
 static void cmd_query_status(struct qmp_client *c, json_object *args, json_object *id)
@@ -427,13 +424,7 @@ static void dispatch(struct qmp_client *c, json_object *msg)
 static void greet(struct qmp_client *c)
 {
     json_object *o = json_object_new_object(), *qo = json_object_new_object();
-    json_object *v = json_object_new_object(), *qe = json_object_new_object();
-    json_object_object_add(qe, "major", json_object_new_int(8));
-    json_object_object_add(qe, "minor", json_object_new_int(0));
-    json_object_object_add(qe, "micro", json_object_new_int(0));
-    json_object_object_add(v, "qemu", qe);
-    json_object_object_add(v, "package", json_object_new_string("nestor"));
-    json_object_object_add(qo, "version", v);
+    json_object_object_add(qo, "version", version_object());
     json_object_object_add(qo, "capabilities", json_object_new_array());
     json_object_object_add(o, "QMP", qo);
     send_json(c, o);
@@ -619,12 +610,12 @@ void qmp_wait_client(void)
 int qmp_listen(const char *spec, char *err, size_t errlen)
 {
     if (q.nsrv == QMP_MAX_SERVERS)
-        return fail(err, errlen, "-qmp: at most %d servers", QMP_MAX_SERVERS);
+        return nestor_err(err, errlen, "-qmp: at most %d servers", QMP_MAX_SERVERS);
     char addr[256];
     const char *comma = strchr(spec, ',');
     size_t al = comma ? (size_t)(comma - spec) : strlen(spec);
     if (al >= sizeof(addr))
-        return fail(err, errlen, "-qmp %s: address too long", spec);
+        return nestor_err(err, errlen, "-qmp %s: address too long", spec);
     memcpy(addr, spec, al);
     addr[al] = 0;
     bool server = false, wait = true;
@@ -641,55 +632,19 @@ int qmp_listen(const char *spec, char *err, size_t errlen)
         else if (n == 7 && !strncmp(o, "wait=on", 7))
             wait = true;
         else
-            return fail(err, errlen, "-qmp %s: unknown option '%.*s'", spec, (int)n, o);
+            return nestor_err(err, errlen, "-qmp %s: unknown option '%.*s'", spec, (int)n, o);
         o = e;
     }
     if (!server)
-        return fail(err, errlen, "-qmp %s: nestor only listens (add server=on,wait=off)", spec);
+        return nestor_err(err, errlen, "-qmp %s: nestor only listens (add server=on,wait=off)", spec);
     struct qmp_server *s = &q.srv[q.nsrv];
     memset(s, 0, sizeof(*s));
     s->wait = wait;
-    int fd = -1;
-    if (!strncmp(addr, "unix:", 5)) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        if (!addr[5] || strlen(addr + 5) >= sizeof(sa.sun_path))
-            return fail(err, errlen, "-qmp %s: not a socket path", spec);
-        strcpy(sa.sun_path, addr + 5);
-        unlink(sa.sun_path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0) {
-            int e = errno;
-            if (fd >= 0)
-                close(fd);
-            return fail(err, errlen, "-qmp %s: %s", spec, strerror(e));
-        }
-        snprintf(s->path, sizeof(s->path), "%s", sa.sun_path);
-    } else if (!strncmp(addr, "tcp:", 4)) {
-        char *colon = strrchr(addr + 4, ':');
-        if (!colon || !colon[1])
-            return fail(err, errlen, "-qmp %s: expected tcp:HOST:PORT", spec);
-        *colon = 0;
-        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                                  .ai_flags = AI_PASSIVE }, *res;
-        int r = getaddrinfo(addr[4] ? addr + 4 : NULL, colon + 1, &hints, &res);
-        if (r)
-            return fail(err, errlen, "-qmp %s: %s", spec, gai_strerror(r));
-        for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
-            fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
-            int one = 1;
-            if (fd >= 0)
-                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-            if (fd >= 0 && (bind(fd, a->ai_addr, a->ai_addrlen) < 0 || listen(fd, 8) < 0)) {
-                close(fd);
-                fd = -1;
-            }
-        }
-        freeaddrinfo(res);
-        if (fd < 0)
-            return fail(err, errlen, "-qmp %s: %s", spec, strerror(errno));
-    } else {
-        return fail(err, errlen, "-qmp %s: expected unix:PATH or tcp:HOST:PORT", spec);
-    }
+    int fd = sock_listen(addr, true, err, errlen);
+    if (fd < 0)
+        return -1;
+    if (!strncmp(addr, "unix:", 5))
+        snprintf(s->path, sizeof(s->path), "%s", addr + 5);
     s->fd = fd;
     q.nsrv++;
     return 0;

@@ -15,24 +15,16 @@
 
 #define PAGE 4096u
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 bool snapshot_supported(const struct machine *m, char *err, size_t errlen)
 {
     if (m->xen) {
-        fail(err, errlen, "saving a machine with the Xen interface (-xen) is not supported yet: "
+        nestor_err(err, errlen, "saving a machine with the Xen interface (-xen) is not supported yet: "
                           "its state is not described");
         return false;
     }
     if (m->mem.nframes) {
-        fail(err, errlen, "the guest-physical map has been changed; saving it is not supported yet");
+        nestor_err(err, errlen, "the guest-physical map has been changed; saving it is not supported yet");
         return false;
     }
     return true;
@@ -73,7 +65,7 @@ static int config_compare(const char *file, const char *here, char *err, size_t 
             for (size_t k = 0; k < sizeof(option) / sizeof(option[0]); k += 2)
                 if (strlen(option[k]) == kl && !memcmp(a, option[k], kl))
                     opt = option[k + 1];
-            return fail(err, errlen, "the state was saved from a machine with a different %s: "
+            return nestor_err(err, errlen, "the state was saved from a machine with a different %s: "
                         "'%.*s' there, '%.*s' here", opt, (int)(al > 200 ? 200 : al), a,
                         (int)(bl > 200 ? 200 : bl), b);
         }
@@ -178,12 +170,12 @@ int snapshot_save_file(struct machine *m, const char *path, u64 *bytes, char *er
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
+        return nestor_err(err, errlen, "%s: %s", path, strerror(errno));
     int r = snapshot_save_fd(m, fd, bytes, err, errlen);
     if (r == 0 && fsync(fd) < 0 && errno != EINVAL)
-        r = fail(err, errlen, "%s: %s", path, strerror(errno));
+        r = nestor_err(err, errlen, "%s: %s", path, strerror(errno));
     if (close(fd) < 0 && r == 0)
-        r = fail(err, errlen, "%s: %s", path, strerror(errno));
+        r = nestor_err(err, errlen, "%s: %s", path, strerror(errno));
     return r;
 }
 
@@ -199,7 +191,7 @@ static int on_page(void *opaque, u64 gpa, const u8 *data, char *err, size_t errl
     struct loader *l = opaque;
     u8 *p = ram_page(l->m, gpa);
     if (!p)
-        return fail(err, errlen, "a page at %#llx, which is not RAM on this machine",
+        return nestor_err(err, errlen, "a page at %#llx, which is not RAM on this machine",
                     (unsigned long long)gpa);
     if (data)
         memcpy(p, data, PAGE);
@@ -214,7 +206,7 @@ static int on_state(void *opaque, const u8 *data, size_t len, char *err, size_t 
     free(l->state);
     l->state = malloc(len ? len : 1);
     if (!l->state)
-        return fail(err, errlen, "out of host memory");
+        return nestor_err(err, errlen, "out of host memory");
     memcpy(l->state, data, len);
     l->state_len = len;
     return 0;
@@ -224,7 +216,7 @@ int snapshot_load_fd(struct machine *m, int fd, char *err, size_t errlen)
 {
     char why[400];
     if (!snapshot_supported(m, why, sizeof(why)))
-        return fail(err, errlen, "%s", why);
+        return nestor_err(err, errlen, "%s", why);
     char config[2048];
     snapshot_config(m, config, sizeof(config));
     struct stream_in s;
@@ -237,7 +229,7 @@ int snapshot_load_fd(struct machine *m, int fd, char *err, size_t errlen)
     if (stream_get_header(&s, &version, &file_config, err, errlen) < 0)
         goto out;
     if (version != SNAPSHOT_FORMAT_VERSION) {
-        fail(err, errlen, "the state is in format version %u; this nestor reads version %u",
+        nestor_err(err, errlen, "the state is in format version %u; this nestor reads version %u",
              version, SNAPSHOT_FORMAT_VERSION);
         goto out;
     }
@@ -249,11 +241,11 @@ int snapshot_load_fd(struct machine *m, int fd, char *err, size_t errlen)
     if (stream_get_records(&s, &sink, err, errlen) < 0)
         goto out;
     if (!l.state) {
-        fail(err, errlen, "the stream holds no machine state");
+        nestor_err(err, errlen, "the stream holds no machine state");
         goto out;
     }
     if (machine_state_load(m, l.state, l.state_len, why, sizeof(why)) < 0) {
-        fail(err, errlen, "%s", why);
+        nestor_err(err, errlen, "%s", why);
         goto out;
     }
     r = 0;
@@ -268,12 +260,12 @@ int snapshot_load_file(struct machine *m, const char *path, char *err, size_t er
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
+        return nestor_err(err, errlen, "%s: %s", path, strerror(errno));
     char why[400];
     int r = snapshot_load_fd(m, fd, why, sizeof(why));
     close(fd);
     if (r < 0)
-        fail(err, errlen, "%s: %s", path, why);
+        nestor_err(err, errlen, "%s: %s", path, why);
     return r;
 }
 

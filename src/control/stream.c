@@ -14,14 +14,6 @@
 #define SHA_LEN 32
 enum { REC_PAGE = 'P', REC_ZERO = 'Z', REC_STATE = 'S', REC_END = 'E' };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static void put_le(u8 *p, u64 v, int n)
 {
@@ -89,7 +81,7 @@ int stream_out_open(struct stream_out *s, int fd, char *err, size_t errlen)
     s->out = malloc(s->out_cap);
     if (!s->sha || !s->z || !s->out || EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL) != 1) {
         stream_out_abort(s);
-        return fail(err, errlen, "out of host memory");
+        return nestor_err(err, errlen, "out of host memory");
     }
     ZSTD_CCtx_setParameter(s->z, ZSTD_c_compressionLevel, 1);
     return 0;
@@ -165,7 +157,7 @@ int stream_out_close(struct stream_out *s, u64 *bytes, char *err, size_t errlen)
         EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL);
         raw_write(s, digest, SHA_LEN);
     }
-    int r = s->failed ? fail(err, errlen, "%s", s->err) : 0;
+    int r = s->failed ? nestor_err(err, errlen, "%s", s->err) : 0;
     if (bytes)
         *bytes = s->bytes;
     stream_out_abort(s);
@@ -185,7 +177,7 @@ int stream_in_open(struct stream_in *s, int fd, char *err, size_t errlen)
     s->rec = malloc(s->rec_cap);
     if (!s->sha || !s->z || !s->in || !s->rec || EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL) != 1) {
         stream_in_close(s);
-        return fail(err, errlen, "out of host memory");
+        return nestor_err(err, errlen, "out of host memory");
     }
     return 0;
 }
@@ -247,24 +239,24 @@ int stream_get_header(struct stream_in *s, u32 *version, char **config, char *er
     u8 h[16];
     *config = NULL;
     if (!raw_read(s, h, sizeof(h), true))
-        return fail(err, errlen, "not a nestor machine state: too short");
+        return nestor_err(err, errlen, "not a nestor machine state: too short");
     if (memcmp(h, STREAM_MAGIC, 8))
-        return fail(err, errlen, "not a nestor machine state (no %s signature)", STREAM_MAGIC);
+        return nestor_err(err, errlen, "not a nestor machine state (no %s signature)", STREAM_MAGIC);
     *version = (u32)get_le(h + 8, 4);
     u32 n = (u32)get_le(h + 12, 4);
     if (n > STREAM_MAX_CONFIG)
-        return fail(err, errlen, "the machine state's header is corrupt");
+        return nestor_err(err, errlen, "the machine state's header is corrupt");
     char *c = malloc(n + 1);
     if (!c)
-        return fail(err, errlen, "out of host memory");
+        return nestor_err(err, errlen, "out of host memory");
     if (!raw_read(s, c, n, true)) {
         free(c);
-        return fail(err, errlen, "the machine state is truncated");
+        return nestor_err(err, errlen, "the machine state is truncated");
     }
     c[n] = 0;
     if (strlen(c) != n) {
         free(c);
-        return fail(err, errlen, "the machine state's header is corrupt");
+        return nestor_err(err, errlen, "the machine state's header is corrupt");
     }
     *config = c;
     return 0;
@@ -281,7 +273,7 @@ static int parse_records(struct stream_in *s, const struct stream_sink *k, char 
         case REC_END:
             s->rec_pos++;
             if (s->rec_pos != s->rec_len)
-                return fail(err, errlen, "the machine state has data after its end mark");
+                return nestor_err(err, errlen, "the machine state has data after its end mark");
             return 1;
         case REC_PAGE:
             if (avail < 9 + PAGE)
@@ -302,7 +294,7 @@ static int parse_records(struct stream_in *s, const struct stream_sink *k, char 
                 return 0;
             u64 len = get_le(p + 1, 8);
             if (len > STREAM_MAX_STATE)
-                return fail(err, errlen, "the machine state is corrupt (a record of %llu bytes)",
+                return nestor_err(err, errlen, "the machine state is corrupt (a record of %llu bytes)",
                             (unsigned long long)len);
             if (avail < 9 + len) {
                 /* room for the whole record */
@@ -315,7 +307,7 @@ static int parse_records(struct stream_in *s, const struct stream_sink *k, char 
                     s->rec_pos = 0;
                     u8 *q = realloc(s->rec, cap);
                     if (!q)
-                        return fail(err, errlen, "out of host memory");
+                        return nestor_err(err, errlen, "out of host memory");
                     s->rec = q;
                     s->rec_cap = cap;
                 }
@@ -327,7 +319,7 @@ static int parse_records(struct stream_in *s, const struct stream_sink *k, char 
             break;
         }
         default:
-            return fail(err, errlen, "the machine state is corrupt (record type %#x)", p[0]);
+            return nestor_err(err, errlen, "the machine state is corrupt (record type %#x)", p[0]);
         }
     }
     return 0;
@@ -340,7 +332,7 @@ int stream_get_records(struct stream_in *s, const struct stream_sink *k, char *e
     while (!frame_done) {
         /* zstd may hold output back when the buffer was full: drain it before reading */
         if (need_input && s->in_pos == s->in_len && !fill(s))
-            return fail(err, errlen, "the machine state is truncated");
+            return nestor_err(err, errlen, "the machine state is truncated");
         if (s->rec_pos == s->rec_len)
             s->rec_pos = s->rec_len = 0;
         if (s->rec_cap - s->rec_len < ZSTD_DStreamOutSize()) {
@@ -352,14 +344,14 @@ int stream_get_records(struct stream_in *s, const struct stream_sink *k, char *e
         ZSTD_outBuffer out = { s->rec + s->rec_len, s->rec_cap - s->rec_len, 0 };
         size_t r = ZSTD_decompressStream(s->z, &out, &in);
         if (ZSTD_isError(r))
-            return fail(err, errlen, "the machine state is corrupt (%s)", ZSTD_getErrorName(r));
+            return nestor_err(err, errlen, "the machine state is corrupt (%s)", ZSTD_getErrorName(r));
         EVP_DigestUpdate(s->sha, s->in + s->in_pos, in.pos);
         s->in_pos += in.pos;
         s->bytes += in.pos;
         s->rec_len += out.pos;
         need_input = out.pos < out.size;
         if (got_end && out.pos)
-            return fail(err, errlen, "the machine state has data after its end mark");
+            return nestor_err(err, errlen, "the machine state has data after its end mark");
         if (!got_end) {
             got_end = parse_records(s, k, err, errlen);
             if (got_end < 0)
@@ -367,7 +359,7 @@ int stream_get_records(struct stream_in *s, const struct stream_sink *k, char *e
         }
         if (r == 0 && !got_end && need_input) {
             /* the frame ended without the end mark */
-            return fail(err, errlen, "the machine state ends without its end mark");
+            return nestor_err(err, errlen, "the machine state ends without its end mark");
         }
         frame_done = r == 0 && got_end;
     }
@@ -375,9 +367,9 @@ int stream_get_records(struct stream_in *s, const struct stream_sink *k, char *e
     unsigned dl = 0;
     EVP_DigestFinal_ex(s->sha, want, &dl);
     if (!raw_read(s, have, SHA_LEN, false))
-        return fail(err, errlen, "the machine state is truncated (no checksum)");
+        return nestor_err(err, errlen, "the machine state is truncated (no checksum)");
     if (memcmp(want, have, SHA_LEN))
-        return fail(err, errlen, "the machine state's checksum does not match: the file is corrupt");
+        return nestor_err(err, errlen, "the machine state's checksum does not match: the file is corrupt");
     return 0;
 }
 

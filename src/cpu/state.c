@@ -93,8 +93,7 @@ static int pmu_load(void *obj, struct state_cursor *cur, char *err, size_t errle
 {
     struct cpu *c = obj;
     if (!state_get_struct(cur, &pmu_desc, &c->pmu)) {
-        snprintf(err, errlen, "malformed performance-counter state");
-        return -1;
+        return nestor_err(err, errlen, "malformed performance-counter state");
     }
     return 0;
 }
@@ -165,23 +164,19 @@ static int cpu_post_load(void *obj, char *err, size_t errlen)
     /* values the engine indexes tables or shifts by */
     if (c->mode > MODE_LONG64 || c->cpl > 3 || c->state > CPU_SHUTDOWN ||
         c->intr_shadow > SHADOW_MOV_SS) {
-        snprintf(err, errlen, "impossible run state (mode %d, CPL %u, state %d, shadow %u)",
+        return nestor_err(err, errlen, "impossible run state (mode %d, CPL %u, state %d, shadow %u)",
                  (int)c->mode, c->cpl, (int)c->state, c->intr_shadow);
-        return -1;
     }
     if (in->lz.op > LZ_DEC || (in->lz.op != LZ_NONE && in->lz.bytes != 1 && in->lz.bytes != 2 &&
                                in->lz.bytes != 4 && in->lz.bytes != 8)) {
-        snprintf(err, errlen, "impossible lazy flags (op %u, %u bytes)", in->lz.op, in->lz.bytes);
-        return -1;
+        return nestor_err(err, errlen, "impossible lazy flags (op %u, %u bytes)", in->lz.op, in->lz.bytes);
     }
     if (in->delivering < -1 || in->delivering > 255 || in->pg.fmt > PG_EPT5 ||
         in->pg.maxphyaddr != c->model->phys_bits) {
-        snprintf(err, errlen, "impossible paging or event state");
-        return -1;
+        return nestor_err(err, errlen, "impossible paging or event state");
     }
     if (!pmu_state_valid(&c->pmu)) {
-        snprintf(err, errlen, "impossible performance-counter state");
-        return -1;
+        return nestor_err(err, errlen, "impossible performance-counter state");
     }
     struct paging_ctx pg = c->in->pg;
     mmu_params_update(c);
@@ -256,14 +251,12 @@ static int tlb_load(void *obj, struct state_cursor *cur, char *err, size_t errle
     t->ctx = state_get_u64(cur);
     u32 n = state_get_u32(cur);
     if (n > 2 * TLB_SIZE) {
-        snprintf(err, errlen, "%u TLB entries, more than the TLB holds", n);
-        return -1;
+        return nestor_err(err, errlen, "%u TLB entries, more than the TLB holds", n);
     }
     for (u32 i = 0; i < n && !cur->bad; i++) {
         u32 k = state_get_u32(cur);
         if (k >= 2 * TLB_SIZE) {
-            snprintf(err, errlen, "TLB slot %u out of range", k);
-            return -1;
+            return nestor_err(err, errlen, "TLB slot %u out of range", k);
         }
         u64 tags[3];
         for (int j = 0; j < 3; j++)
@@ -285,9 +278,8 @@ static int tlb_load(void *obj, struct state_cursor *cur, char *err, size_t errle
             u32 *gen = NULL;
             e->host = mem_page(c->mem, e->gpa, &gen, &ro);
             if (!e->host) {
-                snprintf(err, errlen, "a TLB entry maps %#llx, which is not RAM here",
+                return nestor_err(err, errlen, "a TLB entry maps %#llx, which is not RAM here",
                          (unsigned long long)e->gpa);
-                return -1;
             }
             e->page_gen = gen;
             if (ro)

@@ -423,8 +423,7 @@ static int fwcfg_load(void *obj, struct state_cursor *c, char *err, size_t errle
     u16 key = (u16)state_get_u32(c);
     f->cur = selected ? find_key(f, key) : NULL;
     if (selected && !f->cur) {
-        snprintf(err, errlen, "item %#x is selected but this machine has none", key);
-        return -1;
+        return nestor_err(err, errlen, "item %#x is selected but this machine has none", key);
     }
     return 0;
 }

@@ -426,8 +426,7 @@ static int hpet_post_load(void *obj, char *err, size_t errlen)
     struct hpet *h = obj;
     for (int i = 0; i < HPET_TIMERS; i++)
         if (h->t[i].irq < -1 || h->t[i].irq > 23) {
-            snprintf(err, errlen, "timer %d drives line %d", i, h->t[i].irq);
-            return -1;
+            return nestor_err(err, errlen, "timer %d drives line %d", i, h->t[i].irq);
         }
     return 0;
 }

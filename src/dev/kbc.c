@@ -359,8 +359,7 @@ static int kbc_post_load(void *obj, char *err, size_t errlen)
 {
     struct kbc *k = obj;
     if (k->qhead < 0 || k->qhead >= QUEUE_SIZE || k->qlen < 0 || k->qlen > QUEUE_SIZE) {
-        snprintf(err, errlen, "output queue out of range");
-        return -1;
+        return nestor_err(err, errlen, "output queue out of range");
     }
     return 0;
 }

@@ -1011,8 +1011,7 @@ static int lapic_post_load(void *obj, char *err, size_t errlen)
 {
     struct lapic *l = obj;
     if (l->divide & ~0xbu) {
-        snprintf(err, errlen, "divide configuration %#x has reserved bits", l->divide);
-        return -1;
+        return nestor_err(err, errlen, "divide configuration %#x has reserved bits", l->divide);
     }
     return 0;
 }

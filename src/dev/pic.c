@@ -374,8 +374,7 @@ static int pic_post_load(void *obj, char *err, size_t errlen)
     struct pic *p = obj;
     for (int i = 0; i < 2; i++)
         if (p->chip[i].priority_add > 7 || p->chip[i].init_step > 4) {
-            snprintf(err, errlen, "impossible 8259 state");
-            return -1;
+            return nestor_err(err, errlen, "impossible 8259 state");
         }
     return 0;
 }

@@ -578,8 +578,7 @@ static int pit_post_load(void *obj, char *err, size_t errlen)
         const struct pit_counter *c = &p->c[i];
         if (c->mode > 5 || c->access < 1 || c->access > 3 || c->count > 0x10000 ||
             c->start > 0x10000 || c->next_count > 0x10000 || (c->running && c->start == 0)) {
-            snprintf(err, errlen, "impossible state of counter %d", i);
-            return -1;
+            return nestor_err(err, errlen, "impossible state of counter %d", i);
         }
     }
     return 0;

@@ -482,8 +482,7 @@ static int rtc_post_load(void *obj, char *err, size_t errlen)
 {
     struct rtc *r = obj;
     if (r->index > 0x7f || r->dow_offset < -7 || r->dow_offset > 7) {
-        snprintf(err, errlen, "impossible RTC state");
-        return -1;
+        return nestor_err(err, errlen, "impossible RTC state");
     }
     return 0;
 }

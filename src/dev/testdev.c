@@ -301,13 +301,11 @@ static int pci_testdev_post_load(void *obj, char *err, size_t errlen)
 {
     struct pci_testdev *d = obj;
     if (d->current < -1 || d->current >= IOTEST_COUNT) {
-        snprintf(err, errlen, "test %d selected", d->current);
-        return -1;
+        return nestor_err(err, errlen, "test %d selected", d->current);
     }
     for (int i = 0; i < IOTEST_COUNT; i++)
         if (d->test[i].len > HDR_SIZE) {
-            snprintf(err, errlen, "test %d is longer than its header", i);
-            return -1;
+            return nestor_err(err, errlen, "test %d is longer than its header", i);
         }
     return 0;
 }

@@ -424,8 +424,7 @@ static int uart_post_load(void *obj, char *err, size_t errlen)
 {
     struct uart *u = obj;
     if (u->rx_head >= FIFO_SIZE || u->rx_count > FIFO_SIZE) {
-        snprintf(err, errlen, "receive FIFO out of range");
-        return -1;
+        return nestor_err(err, errlen, "receive FIFO out of range");
     }
     return 0;
 }

@@ -191,8 +191,7 @@ static int xen_platform_post_load(void *obj, char *err, size_t errlen)
 {
     struct xen_platform *p = obj;
     if (p->log_len >= sizeof(p->log)) {
-        snprintf(err, errlen, "log line out of range");
-        return -1;
+        return nestor_err(err, errlen, "log line out of range");
     }
     return 0;
 }

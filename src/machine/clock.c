@@ -146,15 +146,13 @@ static int clock_load(void *obj, struct state_cursor *c, char *err, size_t errle
     u64 now = state_get_u64(c);
     u32 n = state_get_u32(c);
     if (n != (u32)k->ntimers) {
-        snprintf(err, errlen, "%u timers in the file, %d on this machine", n, k->ntimers);
-        return -1;
+        return nestor_err(err, errlen, "%u timers in the file, %d on this machine", n, k->ntimers);
     }
     for (int i = 0; i < k->ntimers && !c->bad; i++) {
         bool used = state_get_u8(c);
         u64 deadline = state_get_u64(c);
         if (used != k->t[i].used) {
-            snprintf(err, errlen, "timer %d is %s in the file", i, used ? "in use" : "free");
-            return -1;
+            return nestor_err(err, errlen, "timer %d is %s in the file", i, used ? "in use" : "free");
         }
         k->t[i].deadline_ns = deadline;
     }

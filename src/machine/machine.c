@@ -819,8 +819,7 @@ static int machine_post_load(void *obj, char *err, size_t errlen)
     struct machine *m = obj;
     if (m->round.pos < 0 || m->round.pos > m->ncpus || (m->round.pass_open && m->round.pos == m->ncpus) ||
         (m->round.pass_open && m->round.pass_start > m->cpu[m->round.pos]->icount)) {
-        snprintf(err, errlen, "impossible scheduling state");
-        return -1;
+        return nestor_err(err, errlen, "impossible scheduling state");
     }
     return 0;
 }

@@ -29,15 +29,6 @@ void state_registry_free(struct state_registry *r)
     *r = (struct state_registry){ 0 };
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (err && errlen)
-        vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* ---- coverage ---- */
 static int by_offset(const void *a, const void *b)
@@ -61,7 +52,7 @@ int state_desc_check(const struct state_desc *d, char *err, size_t errlen)
 {
     struct state_field *f = malloc((d->nfields + 1) * sizeof(*f));
     if (!f)
-        return fail(err, errlen, "out of memory");
+        return nestor_err(err, errlen, "out of memory");
     memcpy(f, d->fields, d->nfields * sizeof(*f));
     qsort(f, d->nfields, sizeof(*f), by_offset);
     size_t end = 0;
@@ -69,27 +60,27 @@ int state_desc_check(const struct state_desc *d, char *err, size_t errlen)
     for (size_t i = 0; i < d->nfields && !r; i++) {
         const char *name = f[i].name ? f[i].name : "(not state)";
         if (f[i].offset < end)
-            r = fail(err, errlen, "%s: %s overlaps the member before it", d->name, name);
+            r = nestor_err(err, errlen, "%s: %s overlaps the member before it", d->name, name);
         else if (f[i].offset - end > max_pad_before(f[i].offset, f[i].size))
-            r = fail(err, errlen, "%s: bytes %zu..%zu before %s are not described",
+            r = nestor_err(err, errlen, "%s: bytes %zu..%zu before %s are not described",
                      d->name, end, f[i].offset - 1, name);
         end = f[i].offset + f[i].size;
     }
     if (!r && end > d->size)
-        r = fail(err, errlen, "%s: a field lies beyond the struct", d->name);
+        r = nestor_err(err, errlen, "%s: a field lies beyond the struct", d->name);
     if (!r && d->size - end > 7)
-        r = fail(err, errlen, "%s: bytes %zu..%zu at the end are not described", d->name,
+        r = nestor_err(err, errlen, "%s: bytes %zu..%zu at the end are not described", d->name,
                  end, d->size - 1);
     for (size_t i = 0; i < d->nfields && !r; i++)
         for (size_t j = i + 1; j < d->nfields && !r; j++)
             if (d->fields[i].name && d->fields[j].name && !strcmp(d->fields[i].name, d->fields[j].name))
-                r = fail(err, errlen, "%s: field %s described twice", d->name, d->fields[i].name);
+                r = nestor_err(err, errlen, "%s: field %s described twice", d->name, d->fields[i].name);
     for (size_t i = 0; i < d->nfields && !r; i++) {
         const struct state_desc *sub = d->fields[i].sub;
         if (!sub)
             continue;
         if (!sub->size || d->fields[i].size % sub->size)
-            r = fail(err, errlen, "%s: %s is not a whole number of %s", d->name,
+            r = nestor_err(err, errlen, "%s: %s is not a whole number of %s", d->name,
                      d->fields[i].name, sub->name);
         else
             r = state_desc_check(sub, err, errlen);
@@ -336,18 +327,18 @@ int state_load_all(const struct state_registry *r, const u8 *p, size_t len, char
     struct state_cursor c = { .p = p, .len = len };
     bool *seen = calloc(r->n + 1, 1);
     if (!seen)
-        return fail(err, errlen, "out of host memory");
+        return nestor_err(err, errlen, "out of host memory");
     int rc = 0;
     size_t next = 0;
     while (c.pos < c.len && !rc) {
         char name[NAME_MAX_LEN], fname[LAYOUT_MAX_LEN];
         if (state_get_u32(&c) != SECTION_MAGIC || !state_get_str(&c, name, sizeof(name))) {
-            rc = fail(err, errlen, "the machine state is corrupt at byte %zu", c.pos);
+            rc = nestor_err(err, errlen, "the machine state is corrupt at byte %zu", c.pos);
             break;
         }
         u32 instance = state_get_u32(&c), version = state_get_u32(&c), nf = state_get_u32(&c);
         if (c.bad) {
-            rc = fail(err, errlen, "the machine state is truncated in section %s", name);
+            rc = nestor_err(err, errlen, "the machine state is truncated in section %s", name);
             break;
         }
         /* components come in the order this machine registers them (each section's
@@ -359,12 +350,12 @@ int state_load_all(const struct state_registry *r, const u8 *p, size_t len, char
             for (size_t k = 0; k < r->n && !known; k++)
                 known = !strcmp(r->e[k].desc->name, name) && r->e[k].instance == instance;
             if (!known)
-                rc = fail(err, errlen, "the state has a component %s.%u this machine does not have",
+                rc = nestor_err(err, errlen, "the state has a component %s.%u this machine does not have",
                           name, instance);
             else if (!e)
-                rc = fail(err, errlen, "component %s.%u appears twice", name, instance);
+                rc = nestor_err(err, errlen, "component %s.%u appears twice", name, instance);
             else
-                rc = fail(err, errlen, "the state has component %s.%u where this machine has %s.%u "
+                rc = nestor_err(err, errlen, "the state has component %s.%u where this machine has %s.%u "
                           "(it lacks component %s.%u or has them in another order)", name, instance,
                           e->desc->name, e->instance, e->desc->name, e->instance);
             break;
@@ -372,12 +363,12 @@ int state_load_all(const struct state_registry *r, const u8 *p, size_t len, char
         seen[idx] = true;
         const struct state_desc *d = e->desc;
         if (version != d->version) {
-            rc = fail(err, errlen, "component %s is version %u in the file, %u here", name,
+            rc = nestor_err(err, errlen, "component %s is version %u in the file, %u here", name,
                       version, d->version);
             break;
         }
         if (nf != named_fields(d)) {
-            rc = fail(err, errlen, "component %s has %u fields in the file, %u here", name,
+            rc = nestor_err(err, errlen, "component %s has %u fields in the file, %u here", name,
                       nf, named_fields(d));
             break;
         }
@@ -391,19 +382,19 @@ int state_load_all(const struct state_registry *r, const u8 *p, size_t len, char
             field_layout(&want, f);
             state_put(&want, "", 1);
             if (!ok || c.bad)
-                rc = fail(err, errlen, "the machine state is truncated in section %s", name);
+                rc = nestor_err(err, errlen, "the machine state is truncated in section %s", name);
             else if (want.oom)
-                rc = fail(err, errlen, "out of host memory");
+                rc = nestor_err(err, errlen, "out of host memory");
             else if (strcmp(fname, (const char *)want.p) || size != packed_size(f))
-                rc = fail(err, errlen, "component %s: field %s (%u bytes) in the file where "
+                rc = nestor_err(err, errlen, "component %s: field %s (%u bytes) in the file where "
                           "this nestor has %s (%zu bytes)", name, fname, size,
                           (const char *)want.p, packed_size(f));
             else if (size > c.len - c.pos)
-                rc = fail(err, errlen, "the machine state is truncated in section %s", name);
+                rc = nestor_err(err, errlen, "the machine state is truncated in section %s", name);
             else
                 get_field(&c, (u8 *)e->obj, f);
             if (!rc && c.bad_bool)
-                rc = fail(err, errlen, "component %s: field %s holds an impossible value",
+                rc = nestor_err(err, errlen, "component %s: field %s holds an impossible value",
                           name, f->name);
             state_buf_free(&want);
         }
@@ -411,7 +402,7 @@ int state_load_all(const struct state_registry *r, const u8 *p, size_t len, char
             break;
         u64 extra = state_get_u64(&c);
         if (c.bad || extra > c.len - c.pos) {
-            rc = fail(err, errlen, "the machine state is truncated in section %s", name);
+            rc = nestor_err(err, errlen, "the machine state is truncated in section %s", name);
             break;
         }
         struct state_cursor x = { .p = c.p + c.pos, .len = (size_t)extra };
@@ -419,15 +410,15 @@ int state_load_all(const struct state_registry *r, const u8 *p, size_t len, char
         if (d->load) {
             char why[200] = "";
             if (d->load(e->obj, &x, why, sizeof(why)) < 0 || x.bad || x.pos != x.len)
-                rc = fail(err, errlen, "component %s.%u: %s", name, instance,
+                rc = nestor_err(err, errlen, "component %s.%u: %s", name, instance,
                           why[0] ? why : "its variable part is malformed");
         } else if (extra) {
-            rc = fail(err, errlen, "component %s has data this nestor does not expect", name);
+            rc = nestor_err(err, errlen, "component %s has data this nestor does not expect", name);
         }
     }
     for (size_t i = 0; i < r->n && !rc; i++)
         if (!seen[i])
-            rc = fail(err, errlen, "the state lacks component %s.%u", r->e[i].desc->name,
+            rc = nestor_err(err, errlen, "the state lacks component %s.%u", r->e[i].desc->name,
                       r->e[i].instance);
     free(seen);
     if (rc)
@@ -436,7 +427,7 @@ int state_load_all(const struct state_registry *r, const u8 *p, size_t len, char
         const struct state_entry *e = &r->e[i];
         char why[200] = "";
         if (e->desc->post_load && e->desc->post_load(e->obj, why, sizeof(why)) < 0)
-            return fail(err, errlen, "component %s.%u: %s", e->desc->name, e->instance,
+            return nestor_err(err, errlen, "component %s.%u: %s", e->desc->name, e->instance,
                         why[0] ? why : "inconsistent state");
     }
     return 0;

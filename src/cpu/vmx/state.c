@@ -56,17 +56,15 @@ static int vmx_load(void *obj, struct state_cursor *c, char *err, size_t errlen)
     const struct vmcs_field_desc *t = vmcs_field_table(&n);
     u32 count = state_get_u32(c);
     if (count != (u32)n) {
-        snprintf(err, errlen, "the VMCS has %u fields in the file, %d here", count, n);
-        return -1;
+        return nestor_err(err, errlen, "the VMCS has %u fields in the file, %d here", count, n);
     }
     /* the table is in encoding order, and so is the file */
     for (int i = 0; i < n && !c->bad; i++) {
         u32 enc = state_get_u32(c);
         u64 val = state_get_u64(c);
         if (enc != t[i].encoding) {
-            snprintf(err, errlen, "VMCS field %#x in the file where this nestor has %#x (%s)",
+            return nestor_err(err, errlen, "VMCS field %#x in the file where this nestor has %#x (%s)",
                      enc, t[i].encoding, t[i].name);
-            return -1;
         }
         vmcs_write(&v->vmcs, &t[i], false, val); /* truncated to the field's width */
     }
@@ -82,12 +80,10 @@ int vmx_state_post_load(struct cpu *c, char *err, size_t errlen)
     const struct paging_ctx *rg[2] = { &v->l1_regime, &v->l2_regime };
     for (int k = 0; k < 2; k++)
         if (rg[k]->fmt > PG_EPT5 || rg[k]->maxphyaddr > 52) {
-            snprintf(err, errlen, "impossible VMX paging regime");
-            return -1;
+            return nestor_err(err, errlen, "impossible VMX paging regime");
         }
     if (c->vmx_non_root && (!v->on || v->current == ~0ull)) {
-        snprintf(err, errlen, "non-root operation without a current VMCS");
-        return -1;
+        return nestor_err(err, errlen, "non-root operation without a current VMCS");
     }
     v->l1_regime.ops = v->l2_regime.ops = c->in->pg.ops;
     return 0;

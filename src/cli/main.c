@@ -353,6 +353,10 @@ static int cmd_run(int argc, char **argv)
         }
 #undef NEED_VALUE
     }
+    if (start_stopped && !gdb && !qmp) {
+        fprintf(stderr, "nestor: -S needs -gdb (or -s) or -qmp: nothing could start the guest\n");
+        return NESTOR_EXIT_USAGE;
+    }
     if (!cfg.kernel && !incoming) {
         fprintf(stderr, "nestor: no kernel given (nestor run [options] KERNEL)\n");
         return NESTOR_EXIT_USAGE;

@@ -62,6 +62,16 @@ run bad-kernel-format run "$TMP/empty.elf";           expect bad-kernel-format 2
 run option-needs-value run "$ECHO_ELF" -m;            expect option-needs-value 2 '-m needs a value' err
 run bad-memory run -m 12Q "$ECHO_ELF";                expect bad-memory 2 '-m 12Q' err
 run zero-memory run -m 0 "$ECHO_ELF";                 expect zero-memory 2 'RAM|memory|-m' err
+# machine control options (tests/qmp, tests/gdb and tests/state run them for real)
+run stopped-alone run -S "$ECHO_ELF";                 expect stopped-alone 2 '-S needs -gdb' err
+run incoming-scheme run -incoming ftp:x "$ECHO_ELF";  expect incoming-scheme 2 '-incoming ftp:x: expected file:PATH' err
+run incoming-missing run -incoming file:"$TMP/none" "$ECHO_ELF"; expect incoming-missing 2 'none: No such file' err
+run defer-without-qmp run -incoming defer "$ECHO_ELF"; expect defer-without-qmp 2 'defer needs -qmp' err
+run qmp-client-mode run -qmp unix:"$TMP/q.sock" "$ECHO_ELF"; expect qmp-client-mode 2 'server=on' err
+run qmp-bad-address run -qmp udp:1,server=on,wait=off "$ECHO_ELF"; expect qmp-bad-address 2 'expected tcp:HOST:PORT or unix:PATH' err
+run gdb-bad-address run -gdb 1234 "$ECHO_ELF";        expect gdb-bad-address 2 'expected tcp::PORT' err
+run save-at-bad run -save-at nope "$ECHO_ELF";        expect save-at-bad 2 'expected N:PATH' err
+run rtc-bad run -rtc base=yesterday "$ECHO_ELF";      expect rtc-bad 2 '-rtc base=yesterday' err
 run bad-smp run -smp abc "$ECHO_ELF";                 expect bad-smp 2 '-smp abc' err
 run zero-smp run -smp 0 "$ECHO_ELF";                  expect zero-smp 2 '-smp 0' err
 run huge-smp run -smp 100000 "$ECHO_ELF";             expect huge-smp 2 '-smp 100000' err

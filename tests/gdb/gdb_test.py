@@ -201,6 +201,18 @@ def real_gdb(tmp):
     check(re.search(r"rip\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <test_main\+\d+>", out) is not None, "gdb: stepi", out[-300:])
     check("Old value = 0" in out and "New value = 1" in out and "$1 = 1" in out, "gdb: watchpoint", out[-300:])
     check("Thread 1 (vCPU 0)" in out, "gdb: threads", out[-300:])
+    # a CPU without long mode is an i386 target: a 32-bit test kernel
+    k32 = os.path.join(BUILD, "guest", "modes32.elf")
+    port = free_port()
+    n = subprocess.Popen([NESTOR, "run", "-cpu", "max,-lm", "-gdb", "tcp::%d" % port, "-S", k32],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = subprocess.run(["gdb", "-batch", "-nx", "-ex", "file " + k32, "-ex", "target remote :%d" % port,
+                          "-ex", "show architecture", "-ex", "break test_main", "-ex", "continue",
+                          "-ex", "info registers eip", "-ex", "kill"],
+                         capture_output=True, text=True, timeout=60).stdout
+    n.wait(20)
+    check("i386" in out and "x86-64" not in out and re.search(r"eip\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <test_main>", out),
+          "gdb: an i386 target for a CPU without long mode", out[-300:])
 
 
 def linux(tmp):

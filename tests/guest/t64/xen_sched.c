@@ -13,7 +13,7 @@
 /* guest: xen=yes icount=yes append=shutdown=poweroff expect=exit-0 name=xen_sched-poweroff */
 /* guest: xen=yes icount=yes append=shutdown=reboot expect=exit-0 name=xen_sched-reboot */
 /* guest: xen=yes icount=yes append=shutdown=crash expect=exit-4 name=xen_sched-crash */
-/* guest: xen=yes icount=yes append=shutdown=watchdog expect=exit-4 name=xen_sched-watchdog */
+/* guest: xen=yes icount=yes append=shutdown=watchdog expect=exit-4 timeout=240 name=xen_sched-watchdog */
 /* guest: xen=yes icount=yes cpu=max,vendor=AuthenticAMD append=shutdown=suspend name=xen_sched-suspend */
 #include "rt.h"
 

@@ -160,14 +160,6 @@ static void finish(enum migrate_state s, const char *why)
     set_state(s);
 }
 
-static bool page_zero(const u8 *p)
-{
-    const u64 *w = (const u64 *)p;
-    for (unsigned i = 0; i < PAGE / 8; i++)
-        if (w[i])
-            return false;
-    return true;
-}
 
 /* The page with index idx (regions in order). */
 static const u8 *page_at(struct machine *m, u64 idx, u64 *gpa)
@@ -187,7 +179,7 @@ static void send_page(u64 idx, bool first_pass)
 {
     u64 gpa = 0;
     const u8 *p = page_at(mig.m, idx, &gpa);
-    if (page_zero(p)) {
+    if (snapshot_page_is_zero(p)) {
         /* the destination starts from zeroed RAM */
         if (!first_pass)
             stream_put_zero_page(&mig.out, gpa);

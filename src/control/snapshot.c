@@ -76,7 +76,7 @@ static int config_compare(const char *file, const char *here, char *err, size_t 
 }
 
 /* ---- RAM ---- */
-static bool page_is_zero(const u8 *p)
+bool snapshot_page_is_zero(const u8 *p)
 {
     const u64 *w = (const u64 *)p;
     for (unsigned i = 0; i < PAGE / 8; i++)
@@ -94,7 +94,7 @@ void snapshot_put_ram(struct machine *m, struct stream_out *s, const u8 *dirty)
             if (dirty && !(dirty[idx / 8] & (1u << (idx % 8))))
                 continue;
             const u8 *p = reg->host + off;
-            if (page_is_zero(p)) {
+            if (snapshot_page_is_zero(p)) {
                 if (dirty)
                     stream_put_zero_page(s, reg->gpa + off);
             } else {

@@ -35,38 +35,40 @@ static int inet_addr(const char *hostport, bool passive, struct addrinfo **res, 
     return 0;
 }
 
-int sock_listen(const char *addr, bool nonblock, char *err, size_t errlen)
+/* A socket of the address's family, bound and listening or connected; -1 with errno. */
+static int open_socket(int family, int flags, const struct sockaddr *sa, socklen_t len, bool listening)
 {
-    int flags = SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0);
+    int fd = socket(family, flags, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    if (listening && family != AF_UNIX)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (listening ? bind(fd, sa, len) < 0 || listen(fd, 8) < 0 : connect(fd, sa, len) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+static int open_addr(const char *addr, int flags, bool listening, char *err, size_t errlen)
+{
     int fd = -1;
     if (!strncmp(addr, "unix:", 5)) {
         struct sockaddr_un sa;
         if (unix_addr(addr + 5, &sa, err, errlen) < 0)
             return -1;
-        unlink(sa.sun_path);
-        fd = socket(AF_UNIX, flags, 0);
-        if (fd >= 0 && (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0)) {
-            int e = errno;
-            close(fd);
-            errno = e;
-            fd = -1;
-        }
+        if (listening)
+            unlink(sa.sun_path);
+        fd = open_socket(AF_UNIX, flags, (struct sockaddr *)&sa, sizeof(sa), listening);
     } else if (!strncmp(addr, "tcp:", 4)) {
         struct addrinfo *res;
-        if (inet_addr(addr + 4, true, &res, err, errlen) < 0)
+        if (inet_addr(addr + 4, listening, &res, err, errlen) < 0)
             return -1;
-        for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
-            fd = socket(a->ai_family, a->ai_socktype | (flags & ~SOCK_STREAM), a->ai_protocol);
-            int one = 1;
-            if (fd >= 0)
-                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-            if (fd >= 0 && (bind(fd, a->ai_addr, a->ai_addrlen) < 0 || listen(fd, 8) < 0)) {
-                int e = errno;
-                close(fd);
-                errno = e;
-                fd = -1;
-            }
-        }
+        for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next)
+            fd = open_socket(a->ai_family, flags, a->ai_addr, a->ai_addrlen, listening);
         freeaddrinfo(res);
     } else {
         return nestor_err(err, errlen, "%s: expected tcp:HOST:PORT or unix:PATH", addr);
@@ -76,38 +78,12 @@ int sock_listen(const char *addr, bool nonblock, char *err, size_t errlen)
     return fd;
 }
 
+int sock_listen(const char *addr, bool nonblock, char *err, size_t errlen)
+{
+    return open_addr(addr, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), true, err, errlen);
+}
+
 int sock_connect(const char *addr, char *err, size_t errlen)
 {
-    int fd = -1;
-    if (!strncmp(addr, "unix:", 5)) {
-        struct sockaddr_un sa;
-        if (unix_addr(addr + 5, &sa, err, errlen) < 0)
-            return -1;
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-            int e = errno;
-            close(fd);
-            errno = e;
-            fd = -1;
-        }
-    } else if (!strncmp(addr, "tcp:", 4)) {
-        struct addrinfo *res;
-        if (inet_addr(addr + 4, false, &res, err, errlen) < 0)
-            return -1;
-        for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
-            fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-            if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
-                int e = errno;
-                close(fd);
-                errno = e;
-                fd = -1;
-            }
-        }
-        freeaddrinfo(res);
-    } else {
-        return nestor_err(err, errlen, "%s: expected tcp:HOST:PORT or unix:PATH", addr);
-    }
-    if (fd < 0)
-        return nestor_err(err, errlen, "%s: %s", addr, strerror(errno));
-    return fd;
+    return open_addr(addr, SOCK_STREAM | SOCK_CLOEXEC, false, err, errlen);
 }

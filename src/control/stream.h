@@ -78,6 +78,7 @@ void snapshot_put_header(struct machine *m, struct stream_out *s);
  * per page of the regions in order), zero ones as zero-page records. */
 void snapshot_put_ram(struct machine *m, struct stream_out *s, const u8 *dirty);
 u64 snapshot_ram_pages(const struct machine *m);
+bool snapshot_page_is_zero(const u8 *p);
 void snapshot_put_state(struct machine *m, struct stream_out *s);
 
 #endif

@@ -51,7 +51,7 @@ check: $(BUILD)/nestor test-programs
 sanitize:
 	LINUX_TIMEOUT=$${LINUX_TIMEOUT:-3000} $(MAKE) BUILD=build-san SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" OPT=-O1 check
 
-bench: $(BUILD)/nestor guests
+bench: $(BUILD)/nestor guests $(KVM_CLIENT)
 	@BUILD=$(BUILD) bench/run.sh
 
 # The demo ends by writing 0 to the debug-exit port: nestor's status 1 is its success.

@@ -99,7 +99,9 @@ echo "VMX compute loop: L1 $(vmx_field 's/^vmxbench: compute L1 \([0-9]*\) MIPS.
 [ "${BENCH_LINUX:-1}" = 0 ] && exit 0
 
 # ---- 2./3. Linux boot ----
-scripts/linux.sh "$KDIR" >/dev/null || { echo "bench: cannot fetch Debian's kernel"; exit 1; }
+# with the KVM client, as make check packs it, so the tests find the same initramfs
+scripts/linux.sh "$KDIR" "$BUILD/tests/linux/kvm_client" >/dev/null ||
+  { echo "bench: cannot fetch Debian's kernel"; exit 1; }
 APPEND="console=ttyS0 nestor.script=1"
 
 # time_boot NAME CMD...: prints the median wall seconds of LRUNS boots that print the

@@ -161,33 +161,14 @@ static void finish(enum migrate_state s, const char *why)
 }
 
 
-/* The page with index idx (regions in order). */
-static const u8 *page_at(struct machine *m, u64 idx, u64 *gpa)
-{
-    for (int r = 0; r < m->mem.nregions; r++) {
-        u64 n = m->mem.region[r].size / PAGE;
-        if (idx < n) {
-            *gpa = m->mem.region[r].gpa + idx * PAGE;
-            return m->mem.region[r].host + idx * PAGE;
-        }
-        idx -= n;
-    }
-    return NULL;
-}
-
 static void send_page(u64 idx, bool first_pass)
 {
-    u64 gpa = 0;
-    const u8 *p = page_at(mig.m, idx, &gpa);
-    if (snapshot_page_is_zero(p)) {
-        /* the destination starts from zeroed RAM */
-        if (!first_pass)
-            stream_put_zero_page(&mig.out, gpa);
-        mig.info.pages_zero++;
-    } else {
-        stream_put_page(&mig.out, gpa, p);
+    /* a zero page goes as such only after the first pass: the destination starts zeroed */
+    if (snapshot_put_page(mig.m, &mig.out, idx, !first_pass)) {
         mig.info.pages_normal++;
         mig.info.ram_transferred += PAGE;
+    } else {
+        mig.info.pages_zero++;
     }
 }
 
@@ -302,7 +283,7 @@ int migrate_start(struct machine *m, const char *uri, char *err, size_t errlen)
     memset(&mig.info, 0, sizeof(mig.info));
     mig.start_ns = clock_host_ns();
     mig.was_running = !m->paused;
-    mig.info.ram_total = snapshot_ram_pages(m) * PAGE;
+    mig.info.ram_total = mem_region_pages(&m->mem) * PAGE;
     set_state(MIGRATE_SETUP);
     if (!strncmp(uri, "file:", 5)) {
         /* stop and copy */
@@ -325,7 +306,7 @@ int migrate_start(struct machine *m, const char *uri, char *err, size_t errlen)
         set_state(MIGRATE_FAILED);
         return nestor_err(err, errlen, "%s", mig.info.error);
     }
-    mig.npages = snapshot_ram_pages(m);
+    mig.npages = mem_region_pages(&m->mem);
     mig.pass = calloc((mig.npages + 7) / 8, 1);
     if (!mig.pass || stream_out_open(&mig.out, mig.fd, err, errlen) < 0 ||
         machine_dirty_log_start(m) < 0) {

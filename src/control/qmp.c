@@ -232,14 +232,22 @@ static void cmd_query_cpus_fast(struct qmp_client *c, json_object *args, json_ob
     reply(c, id, a);
 }
 
+/* A command's string argument, or NULL after the error reply QEMU gives. */
+static const char *string_arg(struct qmp_client *c, json_object *args, json_object *id, const char *name)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(args, name, &v) || !json_object_is_type(v, json_type_string)) {
+        reply_error(c, id, "GenericError", "Parameter '%s' is missing", name);
+        return NULL;
+    }
+    return json_object_get_string(v);
+}
+
 static void cmd_hmp(struct qmp_client *c, json_object *args, json_object *id)
 {
-    json_object *cl;
-    if (!json_object_object_get_ex(args, "command-line", &cl) || !json_object_is_type(cl, json_type_string)) {
-        reply_error(c, id, "GenericError", "Parameter 'command-line' is missing");
+    const char *line = string_arg(c, args, id, "command-line");
+    if (!line)
         return;
-    }
-    const char *line = json_object_get_string(cl);
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
@@ -268,13 +276,11 @@ static void cmd_hmp(struct qmp_client *c, json_object *args, json_object *id)
 
 static void cmd_migrate(struct qmp_client *c, json_object *args, json_object *id)
 {
-    json_object *u;
-    if (!json_object_object_get_ex(args, "uri", &u) || !json_object_is_type(u, json_type_string)) {
-        reply_error(c, id, "GenericError", "Parameter 'uri' is missing");
+    const char *uri = string_arg(c, args, id, "uri");
+    if (!uri)
         return;
-    }
     char err[300];
-    if (migrate_start(q.m, json_object_get_string(u), err, sizeof(err)) < 0) {
+    if (migrate_start(q.m, uri, err, sizeof(err)) < 0) {
         reply_error(c, id, "GenericError", "%s", err);
         return;
     }
@@ -317,23 +323,21 @@ static void cmd_query_migrate(struct qmp_client *c, json_object *args, json_obje
 
 static void cmd_migrate_incoming(struct qmp_client *c, json_object *args, json_object *id)
 {
-    json_object *u;
     if (!q.incoming_deferred) {
         reply_error(c, id, "GenericError", "The incoming migration has already been started "
                     "or nestor was not started with -incoming defer");
         return;
     }
-    if (!json_object_object_get_ex(args, "uri", &u) || !json_object_is_type(u, json_type_string)) {
-        reply_error(c, id, "GenericError", "Parameter 'uri' is missing");
+    const char *uri = string_arg(c, args, id, "uri");
+    if (!uri)
         return;
-    }
     reply(c, id, NULL);
     json_object *d = json_object_new_object();
     json_object_object_add(d, "status", json_object_new_string("active"));
     emit("MIGRATION", d);
     char err[400];
     /* the machine is paused and waits: receiving blocks until the stream is in */
-    if (migrate_incoming(q.m, json_object_get_string(u), err, sizeof(err)) < 0) {
+    if (migrate_incoming(q.m, uri, err, sizeof(err)) < 0) {
         nestor_log("migrate-incoming: %s", err);
         d = json_object_new_object();
         json_object_object_add(d, "status", json_object_new_string("failed"));
@@ -586,11 +590,6 @@ bool qmp_reset_requested(void)
 void qmp_set_incoming_deferred(bool deferred)
 {
     q.incoming_deferred = deferred;
-}
-
-bool qmp_incoming_deferred(void)
-{
-    return q.incoming_deferred;
 }
 
 void qmp_wait_client(void)

@@ -26,7 +26,6 @@ void qmp_wait_client(void);
 bool qmp_reset_requested(void);
 /* -incoming defer: the machine waits for migrate-incoming. */
 void qmp_set_incoming_deferred(bool deferred);
-bool qmp_incoming_deferred(void);
 /* Closes every server and client. */
 void qmp_shutdown(void);
 /* For the fuzz target: feeds bytes to a client connection's input as if received, its

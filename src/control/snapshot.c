@@ -85,44 +85,23 @@ bool snapshot_page_is_zero(const u8 *p)
     return true;
 }
 
-void snapshot_put_ram(struct machine *m, struct stream_out *s, const u8 *dirty)
+bool snapshot_put_page(struct machine *m, struct stream_out *s, u64 idx, bool zero_record)
 {
-    u64 idx = 0;
-    for (int r = 0; r < m->mem.nregions; r++) {
-        const struct mem_region *reg = &m->mem.region[r];
-        for (u64 off = 0; off < reg->size; off += PAGE, idx++) {
-            if (dirty && !(dirty[idx / 8] & (1u << (idx % 8))))
-                continue;
-            const u8 *p = reg->host + off;
-            if (snapshot_page_is_zero(p)) {
-                if (dirty)
-                    stream_put_zero_page(s, reg->gpa + off);
-            } else {
-                stream_put_page(s, reg->gpa + off, p);
-            }
-        }
+    u64 gpa = 0;
+    const u8 *p = mem_region_page(&m->mem, idx, &gpa);
+    if (snapshot_page_is_zero(p)) {
+        if (zero_record)
+            stream_put_zero_page(s, gpa);
+        return false;
     }
+    stream_put_page(s, gpa, p);
+    return true;
 }
 
-u64 snapshot_ram_pages(const struct machine *m)
+void snapshot_put_ram(struct machine *m, struct stream_out *s)
 {
-    u64 n = 0;
-    for (int r = 0; r < m->mem.nregions; r++)
-        n += m->mem.region[r].size / PAGE;
-    return n;
-}
-
-/* The page of the machine's RAM at gpa, or NULL when gpa is not a page of a region. */
-static u8 *ram_page(struct machine *m, u64 gpa)
-{
-    if (gpa % PAGE)
-        return NULL;
-    for (int r = 0; r < m->mem.nregions; r++) {
-        struct mem_region *reg = &m->mem.region[r];
-        if (gpa >= reg->gpa && gpa - reg->gpa < reg->size)
-            return reg->host + (gpa - reg->gpa);
-    }
-    return NULL;
+    for (u64 i = 0, n = mem_region_pages(&m->mem); i < n; i++)
+        snapshot_put_page(m, s, i, false);
 }
 
 /* RAM is anonymous memory: dropping the pages makes them read as zero again, without
@@ -161,7 +140,7 @@ int snapshot_save_fd(struct machine *m, int fd, u64 *bytes, char *err, size_t er
     if (stream_out_open(&s, fd, err, errlen) < 0)
         return -1;
     snapshot_put_header(m, &s);
-    snapshot_put_ram(m, &s, NULL);
+    snapshot_put_ram(m, &s);
     snapshot_put_state(m, &s);
     return stream_out_close(&s, bytes, err, errlen);
 }
@@ -189,14 +168,10 @@ struct loader {
 static int on_page(void *opaque, u64 gpa, const u8 *data, char *err, size_t errlen)
 {
     struct loader *l = opaque;
-    u8 *p = ram_page(l->m, gpa);
-    if (!p)
+    struct guest_mem *mem = &l->m->mem;
+    if (gpa % PAGE || (data ? mem_write(mem, gpa, data, PAGE) : mem_fill(mem, gpa, 0, PAGE)) < 0)
         return nestor_err(err, errlen, "a page at %#llx, which is not RAM on this machine",
-                    (unsigned long long)gpa);
-    if (data)
-        memcpy(p, data, PAGE);
-    else
-        memset(p, 0, PAGE);
+                          (unsigned long long)gpa);
     return 0;
 }
 

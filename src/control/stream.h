@@ -74,10 +74,12 @@ void stream_digest_final(struct stream_digest *d, char hex[65]);
 /* snapshot.c's pieces, for the migration code: */
 void snapshot_config(const struct machine *m, char *buf, size_t cap);
 void snapshot_put_header(struct machine *m, struct stream_out *s);
-/* RAM pages: all non-zero ones (dirty NULL), or those whose bit is set in dirty (one bit
- * per page of the regions in order), zero ones as zero-page records. */
-void snapshot_put_ram(struct machine *m, struct stream_out *s, const u8 *dirty);
-u64 snapshot_ram_pages(const struct machine *m);
+/* Region page idx (mem_region_page) as a page record; a zero page as a zero-page record
+ * when zero_record, else not at all (a destination starts from zeroed RAM). true when
+ * its contents were sent. */
+bool snapshot_put_page(struct machine *m, struct stream_out *s, u64 idx, bool zero_record);
+/* Every non-zero page of RAM. */
+void snapshot_put_ram(struct machine *m, struct stream_out *s);
 bool snapshot_page_is_zero(const u8 *p);
 void snapshot_put_state(struct machine *m, struct stream_out *s);
 

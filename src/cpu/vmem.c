@@ -526,18 +526,23 @@ u8 *vmem_span(struct cpu *c, int seg, u64 offset, u64 *len, bool write)
  * mem_write are bounds-checked and see code written). Nothing faults into the guest:
  * the caller turns -1 into its own error (-EFAULT for Xen). Outside 64-bit paging the
  * linear address space ends at 4 GiB. */
-int cpu_debug_access(struct cpu *c, u64 linear, void *buf, size_t len, bool write)
+static int copy_checked(struct cpu *c, u64 linear, void *buf, size_t len, unsigned access,
+                        bool to_guest)
 {
     if (!(c->efer & EFER_LMA) && (linear > 0xffffffffull || len > 0x100000000ull - linear))
         return -1;
-    /* as the kernel would see it (supervisor, at any CPL), without accessed/dirty bits */
-    unsigned access = (write ? ACC_WRITE : ACC_READ) | ACC_NO_AD | ACC_IMPLICIT;
-    return linear_copy(c, linear, buf, len, access, write);
+    return linear_copy(c, linear, buf, len, access, to_guest);
 }
 
 int cpu_copy_guest(struct cpu *c, u64 linear, void *buf, size_t len, bool to_guest)
 {
-    if (!(c->efer & EFER_LMA) && (linear > 0xffffffffull || len > 0x100000000ull - linear))
-        return -1;
-    return linear_copy(c, linear, buf, len, to_guest ? ACC_WRITE : ACC_READ, to_guest);
+    return copy_checked(c, linear, buf, len, to_guest ? ACC_WRITE : ACC_READ, to_guest);
+}
+
+/* A debugger's access (cpu.h): the same path, as the kernel would see the address
+ * (an implicit supervisor access, at any CPL), without accessed/dirty bits. */
+int cpu_debug_access(struct cpu *c, u64 linear, void *buf, size_t len, bool write)
+{
+    unsigned access = (write ? ACC_WRITE : ACC_READ) | ACC_NO_AD | ACC_IMPLICIT;
+    return copy_checked(c, linear, buf, len, access, write);
 }

@@ -750,20 +750,21 @@ static u64 next_deadline(const struct machine *m)
 static bool wait_for_wakeup(struct machine *m)
 {
     u64 deadline = next_deadline(m), now = clock_now(&m->clock);
-    if (deadline == CLOCK_NEVER && m->cfg.console_in_fd < 0 && !control_pollers(m))
+    int pollers = control_pollers(m);
+    if (deadline == CLOCK_NEVER && m->cfg.console_in_fd < 0 && !pollers)
         return false;
     if (deadline == CLOCK_NEVER) {
         /* with control clients, look at them at least every 50 ms */
-        if (control_pollers(m))
+        if (pollers)
             control_poll(m, 50);
-        console_poll(m, control_pollers(m) ? 0 : -1);
+        console_poll(m, pollers ? 0 : -1);
     } else if (m->clock.deterministic) {
         clock_advance_to(&m->clock, deadline);
         control_poll(m, 0);
     } else {
         u64 ms = deadline <= now ? 0 : (deadline - now + 999999) / 1000000;
         ms = ms < 1000 ? ms : 1000;
-        if (control_pollers(m)) {
+        if (pollers) {
             control_poll(m, (int)(ms < 50 ? ms : 50));
             console_poll(m, 0);
         } else {
@@ -863,9 +864,7 @@ void machine_state_save(struct machine *m, struct state_buf *b)
 
 int machine_state_load(struct machine *m, const u8 *p, size_t len, char *err, size_t errlen)
 {
-    if (state_load_all(&m->state, p, len, err, errlen) < 0)
-        return -1;
-    return 0;
+    return state_load_all(&m->state, p, len, err, errlen);
 }
 
 /* ---- construction ---- */

@@ -552,7 +552,7 @@ u8 *mem_ptr_write(struct guest_mem *m, u64 gpa, u64 len)
 }
 
 /* ---- dirty logging ---- */
-u64 mem_dirty_pages(const struct guest_mem *m)
+u64 mem_region_pages(const struct guest_mem *m)
 {
     u64 n = 0;
     for (int i = 0; i < m->nregions; i++)
@@ -560,11 +560,24 @@ u64 mem_dirty_pages(const struct guest_mem *m)
     return n;
 }
 
+u8 *mem_region_page(struct guest_mem *m, u64 idx, u64 *gpa)
+{
+    for (int i = 0; i < m->nregions; i++) {
+        u64 n = m->region[i].size / 4096;
+        if (idx < n) {
+            *gpa = m->region[i].gpa + idx * 4096;
+            return m->region[i].host + idx * 4096;
+        }
+        idx -= n;
+    }
+    return NULL;
+}
+
 int mem_dirty_log_start(struct guest_mem *m)
 {
     if (m->dirty)
         return 0;
-    m->dirty_pages = mem_dirty_pages(m);
+    m->dirty_pages = mem_region_pages(m);
     m->dirty = calloc((m->dirty_pages + 7) / 8, 1);
     return m->dirty ? 0 : -1;
 }

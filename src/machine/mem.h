@@ -119,13 +119,17 @@ int mem_init(struct guest_mem *m, u64 ram_size);
 u64 mem_ram_end(u64 ram_size);
 void mem_destroy(struct guest_mem *m);
 
+/* The pages of the regions, numbered in region order (0 .. mem_region_pages - 1): the
+ * index space of dirty bitmaps and of a saved machine's RAM. mem_region_page gives page
+ * idx's host bytes and guest-physical address (NULL past the end). */
+u64 mem_region_pages(const struct guest_mem *m);
+u8 *mem_region_page(struct guest_mem *m, u64 idx, u64 *gpa);
 /* Dirty logging: start (every page clean), stop, and take the pages written since the
- * last take (copied into out, one bit per page of the regions in order: see
- * mem_dirty_pages) while clearing them. The caller also makes the vCPUs' TLBs forget
- * write permissions on a take, so that the next write to each page is seen. */
+ * last take (copied into out, one bit per region page) while clearing them. The caller
+ * also makes the vCPUs' TLBs forget write permissions on a take, so that the next write
+ * to each page is seen. */
 int mem_dirty_log_start(struct guest_mem *m);
 void mem_dirty_log_stop(struct guest_mem *m);
-u64 mem_dirty_pages(const struct guest_mem *m);
 void mem_dirty_log_take(struct guest_mem *m, u8 *out);
 void mem_mark_dirty_slow(struct guest_mem *m, u64 gpa, u64 len);
 static inline void mem_mark_dirty(struct guest_mem *m, u64 gpa, u64 len)

@@ -65,7 +65,8 @@ static void usage(FILE *f)
             "                   -gdb tcp::1234\n"
             "  -S               start the guest stopped (gdb's continue or QMP's cont runs it)\n"
             "  -d ITEMS         trace: comma-separated list of 'insn' (executed instructions)\n"
-            "                   and 'exit' (every event leaving the CPU)\n"
+            "                   'exit' (every event leaving the CPU) and 'state' (with\n"
+            "                   -state-digest, a digest of each component's state)\n"
             "  -D FILE          write the trace to FILE (default stderr)\n"
             "  -max-insns N     stop (status 4) after N instructions on vCPU 0\n"
             "  -stats           print instructions retired and MIPS when the guest stops\n"
@@ -207,7 +208,7 @@ static int cmd_run(int argc, char **argv)
     const char *trace_items = NULL;
     const char *incoming = NULL;
     struct save_point sp = { 0 };
-    bool state_digest = false;
+    bool state_digest = false, trace_state = false;
     bool qmp = false, gdb = false, start_stopped = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -368,8 +369,10 @@ static int cmd_run(int argc, char **argv)
                 cfg.trace_insns = true;
             else if (!strcmp(t, "exit") || !strcmp(t, "int"))
                 cfg.trace_events = true;
+            else if (!strcmp(t, "state"))
+                trace_state = true;
             else {
-                fprintf(stderr, "nestor: -d %s: unknown trace item (insn, exit)\n", t);
+                fprintf(stderr, "nestor: -d %s: unknown trace item (insn, exit, state)\n", t);
                 free(items);
                 return NESTOR_EXIT_USAGE;
             }
@@ -440,6 +443,8 @@ static int cmd_run(int argc, char **argv)
         snapshot_digest(&m, hex);
         fprintf(stderr, "nestor: state digest %s (%llu instructions)\n", hex,
                 (unsigned long long)machine_icount(&m));
+        if (trace_state)
+            snapshot_digest_sections(&m, cfg.trace ? cfg.trace : stderr);
     }
     if (sp.failed)
         r = NESTOR_EXIT_GUEST_ERROR;

@@ -18,16 +18,7 @@
 
 bool snapshot_supported(const struct machine *m, char *err, size_t errlen)
 {
-    if (m->xen) {
-        nestor_err(err, errlen, "saving a machine with the Xen interface (-xen) is not supported yet: "
-                          "its state is not described");
-        return false;
-    }
-    if (m->mem.nframes) {
-        nestor_err(err, errlen, "the guest-physical map has been changed; saving it is not supported yet");
-        return false;
-    }
-    return true;
+    return !m->xen || xen_state_savable(m->xen, err, errlen);
 }
 
 /* ---- the configuration a stream belongs to ---- */
@@ -168,8 +159,9 @@ struct loader {
 static int on_page(void *opaque, u64 gpa, const u8 *data, char *err, size_t errlen)
 {
     struct loader *l = opaque;
-    struct guest_mem *mem = &l->m->mem;
-    if (gpa % PAGE || (data ? mem_write(mem, gpa, data, PAGE) : mem_fill(mem, gpa, 0, PAGE)) < 0)
+    /* into the region's own page: the frame map, which may have it elsewhere, comes with
+     * the state */
+    if (mem_region_write_page(&l->m->mem, gpa, data) < 0)
         return nestor_err(err, errlen, "a page at %#llx, which is not RAM on this machine",
                           (unsigned long long)gpa);
     return 0;
@@ -257,4 +249,31 @@ void snapshot_digest(struct machine *m, char hex[65])
     for (int r = 0; r < m->mem.nregions; r++)
         stream_digest_update(&d, m->mem.region[r].host, m->mem.region[r].size);
     stream_digest_final(&d, hex);
+}
+
+static void digest_hex(const void *p, size_t len, char hex[65])
+{
+    struct stream_digest d;
+    stream_digest_init(&d);
+    stream_digest_update(&d, p, len);
+    stream_digest_final(&d, hex);
+}
+
+void snapshot_digest_sections(struct machine *m, FILE *out)
+{
+    char hex[65];
+    for (size_t i = 0; i < m->state.n; i++) {
+        const struct state_entry *e = &m->state.e[i];
+        struct state_registry one = { (struct state_entry *)e, 1, 1 };
+        struct state_buf b = { 0 };
+        state_save_all(&one, &b);
+        digest_hex(b.p, b.len, hex);
+        fprintf(out, "state digest %s.%u %s%s\n", e->desc->name, e->instance, hex,
+                e->desc->cache ? " (a cache: not in the machine's digest)" : "");
+        state_buf_free(&b);
+    }
+    for (int r = 0; r < m->mem.nregions; r++) {
+        digest_hex(m->mem.region[r].host, m->mem.region[r].size, hex);
+        fprintf(out, "state digest ram@%#llx %s\n", (unsigned long long)m->mem.region[r].gpa, hex);
+    }
 }

@@ -12,6 +12,8 @@
 #ifndef NESTOR_CONTROL_SNAPSHOT_H
 #define NESTOR_CONTROL_SNAPSHOT_H
 
+#include <stdio.h>
+
 #include "common.h"
 
 struct machine;
@@ -37,5 +39,8 @@ int snapshot_load_file(struct machine *m, const char *path, char *err, size_t er
  * two runs that end in the same state have the same digest. The TLBs are left out: what
  * they hold is a cache the architecture lets a processor drop at any time. */
 void snapshot_digest(struct machine *m, char hex[65]);
+/* The digest of each component's section and each RAM region, a line each (-d state):
+ * where two runs that should end alike first differ. */
+void snapshot_digest_sections(struct machine *m, FILE *out);
 
 #endif

@@ -829,12 +829,18 @@ static const struct state_desc machine_state_desc =
     STATE_DESC("machine", 1, struct machine, machine_fields, .post_load = machine_post_load);
 
 /* Every component, in an order fixed by the configuration: the machine's own scheduling
- * state, the clock, then each vCPU with its local APIC, then the devices. */
+ * state, the clock, the hypervisor interface and the frame map, then each vCPU with its
+ * local APIC, then the devices. */
 static void register_state(struct machine *m)
 {
     struct state_registry *r = &m->state;
     state_register(r, &machine_state_desc, 0, m);
     clock_state_register(&m->clock, r);
+    /* the hypervisor interface, then the frame map that holds its pages (before the vCPUs,
+     * whose TLBs are checked against it) */
+    if (m->xen)
+        xen_state_register(m->xen, r);
+    mem_state_register(&m->mem, r);
     for (int i = 0; i < m->ncpus; i++) {
         cpu_state_register(m->cpu[i], r);
         lapic_state_register(m->lapic[i], r);
@@ -1128,6 +1134,7 @@ static void run_round(struct machine *m, u64 budget)
         int i = rd->pos;
         struct vcpu_sched *s = &m->sched[i];
         struct cpu *c = m->cpu[i];
+        bool opening = !rd->pass_open;
         if (!rd->pass_open) {
             if (s->ran >= budget || (s->waiting && s->wait_mark == m->progress)) {
                 rd->pos++;
@@ -1156,14 +1163,17 @@ static void run_round(struct machine *m, u64 budget)
         }
         m->running = i;
         m->end_pass = false;
-        if (m->xen)
+        /* Xen's time and runstate areas are written where a pass begins and ends, not
+         * where a stop point cuts it: a run cut there and continued (here or restored
+         * elsewhere) writes them where an uncut run does */
+        if (m->xen && opening)
             xen_vcpu_resume(m->xen, c);
         u64 before = c->icount;
         enum cpu_stop_reason r = cpu_run(c, left);
-        if (m->xen)
-            xen_vcpu_ran(m->xen, c);
         m->running = -1;
         bool pass_over = !(cut && r == STOP_BUDGET && c->icount - before == left && !m->end_pass);
+        if (m->xen && pass_over)
+            xen_vcpu_ran(m->xen, c);
         m->end_pass = false;
         if (r == STOP_SHUTDOWN)
             machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 
 #include "common.h"
+#include "machine/state.h"
 
 static int add_region(struct guest_mem *m, u64 gpa, u64 size, enum mem_region_kind kind)
 {
@@ -102,7 +103,9 @@ void mem_destroy(struct guest_mem *m)
     for (u32 i = 0; i < m->nkept; i++)
         munmap(m->kept[i], 4096);
     free(m->kept);
+    free(m->kept_gen);
     m->kept = NULL;
+    m->kept_gen = NULL;
     m->nkept = m->kept_cap = 0;
     for (u32 i = 0; i < m->ngen_all; i++)
         free(m->gen_all[i]);
@@ -402,6 +405,10 @@ int mem_frame_detach(struct guest_mem *m, u64 gfn, u8 **host, u32 **gen)
         if (!k)
             return -1;
         m->kept = k;
+        u32 **kg = realloc(m->kept_gen, sizeof(*kg) * cap);
+        if (!kg)
+            return -1;
+        m->kept_gen = kg;
         m->kept_cap = cap;
     }
     /* a region page stays lent for good: its frame gets another page when populated */
@@ -413,8 +420,10 @@ int mem_frame_detach(struct guest_mem *m, u64 gfn, u8 **host, u32 **gen)
     }
     if (set_page(m, gfn, NO_PAGE) < 0)
         return -1;
-    if (p.own)
-        m->kept[m->nkept++] = p.host;
+    if (p.own) {
+        m->kept[m->nkept] = p.host;
+        m->kept_gen[m->nkept++] = p.gen;
+    }
     m->ram_frames--;
     gen_retire(p.gen); /* code decoded from it at gfn is stale */
     *host = p.host;
@@ -595,21 +604,46 @@ void mem_dirty_log_take(struct guest_mem *m, u8 *out)
     memset(m->dirty, 0, n);
 }
 
+/* The index of the region page at host, or -1 (a page guest_mem allocated, or one of
+ * the hypervisor interface's: those travel with the state, not with the RAM) */
+static s64 region_index_of_host(const struct guest_mem *m, const u8 *host)
+{
+    u64 idx = 0;
+    for (int i = 0; i < m->nregions; i++) {
+        const struct mem_region *r = &m->region[i];
+        if (host >= r->host && host < r->host + r->size)
+            return (s64)(idx + (u64)(host - r->host) / 4096);
+        idx += r->size / 4096;
+    }
+    return -1;
+}
+
+static void mark_page_dirty(struct guest_mem *m, const u8 *host)
+{
+    s64 k = region_index_of_host(m, host);
+    if (k >= 0)
+        m->dirty[k / 8] |= (u8)(1u << (k % 8));
+}
+
+/* The pages [gpa, gpa+len) reaches through the map, wherever they belong (a moved
+ * region page is dirty as the page it is, not as the frame it is at) */
 void mem_mark_dirty_slow(struct guest_mem *m, u64 gpa, u64 len)
 {
     if (!len)
         return;
-    u64 idx = 0;
-    for (int i = 0; i < m->nregions; i++) {
-        const struct mem_region *r = &m->region[i];
-        u64 lo = gpa > r->gpa ? gpa : r->gpa;
-        u64 hi = gpa + len < r->gpa + r->size ? gpa + len : r->gpa + r->size;
-        for (u64 a = lo & ~0xfffull; a < hi; a += 4096) {
-            u64 k = idx + (a - r->gpa) / 4096;
-            m->dirty[k / 8] |= (u8)(1u << (k % 8));
-        }
-        idx += r->size / 4096;
+    for (u64 a = gpa & ~0xfffull; a < gpa + len; a += 4096) {
+        struct span s;
+        if (lookup(m, a, &s))
+            mark_page_dirty(m, s.host);
     }
+}
+
+void mem_page_written(struct guest_mem *m, const u8 *host, u32 *gen)
+{
+    if (gen)
+        mem_code_write(gen);
+    if (m->dirty && host)
+        mark_page_dirty(m, (const u8 *)((uintptr_t)host & ~(uintptr_t)0xfff));
 }
 
 u8 *mem_page(struct guest_mem *m, u64 gpa, u32 **gen, bool *readonly)
@@ -775,4 +809,357 @@ void mem_e820_mark(struct guest_mem *m, u64 addr, u64 size, u32 type)
         }
     memcpy(m->e820, out, sizeof(out[0]) * n);
     m->ne820 = n;
+}
+
+/* ---- the frame map across save and restore ---- */
+void mem_set_foreign_pages(struct guest_mem *m, u64 (*id_of)(void *opaque, const u8 *host),
+                           u8 *(*page_of)(void *opaque, u64 id, u32 **gen), void *opaque)
+{
+    m->foreign_id = id_of;
+    m->foreign_page = page_of;
+    m->foreign_opaque = opaque;
+}
+
+static int frame_gfn_order(const void *a, const void *b)
+{
+    const struct mem_frame *x = *(const struct mem_frame *const *)a, *y = *(const struct mem_frame *const *)b;
+    return x->gfn < y->gfn ? -1 : x->gfn > y->gfn;
+}
+
+/* The frame table's entries by frame number (NULL when there are none or no memory) */
+static const struct mem_frame **frames_sorted(const struct guest_mem *m)
+{
+    if (!m->nframes)
+        return NULL;
+    const struct mem_frame **v = malloc(sizeof(*v) * m->nframes);
+    if (!v)
+        return NULL;
+    u32 n = 0;
+    for (u32 i = 0; i < m->nframe_slots; i++)
+        if (m->frame[i].gfn != MEM_NO_GFN)
+            v[n++] = &m->frame[i];
+    qsort(v, n, sizeof(*v), frame_gfn_order);
+    return v;
+}
+
+/* The pages guest_mem allocated, in the order of their MEM_PAGE_OWN numbers: those at
+ * frames by frame number, then the detached ones. Calls fn for each until it returns
+ * true; returns that page's number, or -1. */
+static s64 own_pages_each(const struct guest_mem *m, bool (*fn)(void *arg, u8 *host, u32 *gen, u64 n),
+                          void *arg)
+{
+    u64 n = 0;
+    const struct mem_frame **v = frames_sorted(m);
+    for (u32 i = 0; v && i < m->nframes; i++)
+        if (v[i]->host && v[i]->own) {
+            if (fn(arg, v[i]->host, v[i]->gen, n)) {
+                free(v);
+                return (s64)n;
+            }
+            n++;
+        }
+    free(v);
+    for (u32 i = 0; i < m->nkept; i++, n++)
+        if (fn(arg, m->kept[i], m->kept_gen[i], n))
+            return (s64)n;
+    return -1;
+}
+
+static bool own_is_host(void *arg, u8 *host, u32 *gen, u64 n)
+{
+    (void)gen, (void)n;
+    return host == arg;
+}
+
+u64 mem_page_id(const struct guest_mem *m, const u8 *host)
+{
+    if (!host)
+        return MEM_PAGE_NONE;
+    s64 k = region_index_of_host(m, host);
+    if (k >= 0)
+        return MEM_PAGE_REGION | (u64)k;
+    k = own_pages_each(m, own_is_host, (void *)(uintptr_t)host);
+    if (k >= 0)
+        return MEM_PAGE_OWN | (u64)k;
+    if (m->foreign_id) {
+        u64 id = m->foreign_id(m->foreign_opaque, host);
+        if (id != MEM_PAGE_UNKNOWN && id < (1ull << 60))
+            return MEM_PAGE_FOREIGN | id;
+    }
+    return MEM_PAGE_UNKNOWN;
+}
+
+struct own_find {
+    u64 want;
+    u8 *host;
+    u32 *gen;
+};
+
+static bool own_is_number(void *arg, u8 *host, u32 *gen, u64 n)
+{
+    struct own_find *f = arg;
+    if (n != f->want)
+        return false;
+    f->host = host;
+    f->gen = gen;
+    return true;
+}
+
+u8 *mem_page_by_id(struct guest_mem *m, u64 id, u32 **gen)
+{
+    u64 n = id & ~MEM_PAGE_KIND_MASK;
+    switch (id & MEM_PAGE_KIND_MASK) {
+    case MEM_PAGE_REGION:
+        for (int i = 0; i < m->nregions; i++) {
+            u64 pages = m->region[i].size / 4096;
+            if (n < pages) {
+                *gen = &m->region[i].page_gen[n];
+                return m->region[i].host + n * 4096;
+            }
+            n -= pages;
+        }
+        return NULL;
+    case MEM_PAGE_OWN: {
+        struct own_find f = { n, NULL, NULL };
+        if (own_pages_each(m, own_is_number, &f) < 0)
+            return NULL;
+        *gen = f.gen;
+        return f.host;
+    }
+    case MEM_PAGE_FOREIGN:
+        return m->foreign_page ? m->foreign_page(m->foreign_opaque, n, gen) : NULL;
+    default:
+        return NULL;
+    }
+}
+
+int mem_region_write_page(struct guest_mem *m, u64 gpa, const u8 *data)
+{
+    const struct mem_region *r = (gpa & 0xfff) ? NULL : region_of(m, gpa);
+    if (!r)
+        return -1;
+    u64 off = gpa - r->gpa;
+    if (data)
+        memcpy(r->host + off, data, 4096);
+    else
+        memset(r->host + off, 0, 4096);
+    mem_code_write(&r->page_gen[off >> 12]);
+    return 0;
+}
+
+/* The state file: the frame-table counters, then the pages guest_mem allocated (their
+ * bytes; the last nkept of them detached), then every entry by frame number with the
+ * identity of its page. A region page's home frame follows from its identity. */
+#define F(x) STATE_FIELD(struct guest_mem, x)
+#define N(x) STATE_NOT_STATE(struct guest_mem, x)
+static const struct state_field mem_fields[] = {
+    N(ram_size), N(region), N(nregions), N(frame), N(nframe_slots), N(nframes), N(frame_lo),
+    N(frame_hi), F(ram_frames), F(max_gfn), N(gen_free), N(ngen_free), N(gen_free_cap),
+    N(gen_all), N(ngen_all), N(gen_all_cap), N(kept), N(kept_gen), N(nkept), N(kept_cap),
+    N(map_changed), N(map_changed_opaque), N(e820), N(ne820), N(code_watch),
+    N(code_watch_opaque), N(ncode_watch), N(dirty), N(dirty_pages), N(foreign_id),
+    N(foreign_page), N(foreign_opaque),
+};
+#undef F
+#undef N
+
+enum { FRAME_LENT = 1, FRAME_READONLY = 2, FRAME_NO_HV_COPY = 4 };
+
+static bool own_put(void *arg, u8 *host, u32 *gen, u64 n)
+{
+    (void)gen, (void)n;
+    state_put(arg, host, 4096);
+    return false;
+}
+
+static void mem_save(void *obj, struct state_buf *b)
+{
+    struct guest_mem *m = obj;
+    u32 nown = 0;
+    for (u32 i = 0; i < m->nframe_slots; i++)
+        nown += m->frame[i].gfn != MEM_NO_GFN && m->frame[i].host && m->frame[i].own;
+    state_put_u32(b, nown + m->nkept);
+    state_put_u32(b, m->nkept);
+    own_pages_each(m, own_put, b);
+    const struct mem_frame **v = frames_sorted(m);
+    if (m->nframes && !v) {
+        b->oom = true;
+        return;
+    }
+    state_put_u32(b, m->nframes);
+    for (u32 i = 0; i < m->nframes; i++) {
+        const struct mem_frame *f = v[i];
+        state_put_u64(b, f->gfn);
+        state_put_u64(b, mem_page_id(m, f->host));
+        state_put_u8(b, f->kind);
+        state_put_u8(b, (u8)((f->lent ? FRAME_LENT : 0) | (f->readonly ? FRAME_READONLY : 0) |
+                             (f->no_hv_copy ? FRAME_NO_HV_COPY : 0)));
+    }
+    free(v);
+}
+
+/* Every page guest_mem allocated goes, and the map is the regions' layout again */
+static void frames_clear(struct guest_mem *m)
+{
+    for (u32 i = 0; i < m->nframe_slots; i++)
+        if (m->frame[i].gfn != MEM_NO_GFN && m->frame[i].host && m->frame[i].own) {
+            munmap(m->frame[i].host, 4096);
+            m->gen_free[m->ngen_free++] = m->frame[i].gen;
+        }
+    for (u32 i = 0; i < m->nkept; i++) {
+        munmap(m->kept[i], 4096);
+        m->gen_free[m->ngen_free++] = m->kept_gen[i];
+    }
+    m->nkept = 0;
+    for (u32 i = 0; i < m->nframe_slots; i++)
+        m->frame[i].gfn = MEM_NO_GFN;
+    m->nframes = 0;
+}
+
+static int mem_load(void *obj, struct state_cursor *c, char *err, size_t errlen)
+{
+    struct guest_mem *m = obj;
+    frames_clear(m);
+    u32 nown = state_get_u32(c), nkept = state_get_u32(c);
+    if (c->bad || nkept > nown || (u64)nown * 4096 > c->len - c->pos)
+        return nestor_err(err, errlen, "a truncated or impossible frame map");
+    /* the pages first, all of them kept for now: each entry below takes its own */
+    u8 **own = calloc(nown ? nown : 1, sizeof(*own));
+    u32 **own_gen = calloc(nown ? nown : 1, sizeof(*own_gen));
+    u8 *used = calloc(nown ? nown : 1, 1);
+    int r = -1;
+    if (!own || !own_gen || !used) {
+        nestor_err(err, errlen, "out of host memory");
+        goto out;
+    }
+    for (u32 i = 0; i < nown; i++) {
+        u8 *h = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        u32 *g = h == MAP_FAILED ? NULL : gen_alloc(m);
+        if (!g) {
+            if (h != MAP_FAILED)
+                munmap(h, 4096);
+            nestor_err(err, errlen, "out of host memory");
+            goto out;
+        }
+        own[i] = h;
+        own_gen[i] = g;
+        state_get(c, h, 4096);
+    }
+    u32 n = state_get_u32(c);
+    if (c->bad || (u64)n * 18 > c->len - c->pos) {
+        nestor_err(err, errlen, "a truncated frame map");
+        goto out;
+    }
+    u64 prev = 0;
+    for (u32 i = 0; i < n; i++) {
+        u64 gfn = state_get_u64(c), id = state_get_u64(c);
+        u8 kind = state_get_u8(c), flags = state_get_u8(c);
+        u64 k = id & ~MEM_PAGE_KIND_MASK;
+        if (c->bad || gfn > MASK(52 - 12) || (i && gfn <= prev) || kind > MEM_FRAME_FOREIGN ||
+            (flags & ~7u) || (!id) != (kind == MEM_FRAME_NONE)) {
+            nestor_err(err, errlen, "an impossible entry in the frame map");
+            goto out;
+        }
+        prev = gfn;
+        struct mem_frame *f = frame_get(m, gfn);
+        if (!f) {
+            nestor_err(err, errlen, "out of host memory");
+            goto out;
+        }
+        f->lent = flags & FRAME_LENT;
+        f->readonly = flags & FRAME_READONLY;
+        f->no_hv_copy = flags & FRAME_NO_HV_COPY;
+        f->kind = kind;
+        if (!id)
+            continue;
+        u64 idkind = id & MEM_PAGE_KIND_MASK;
+        if (idkind == MEM_PAGE_OWN && kind == MEM_FRAME_RAM) {
+            /* a page of guest_mem's at a frame as RAM: at this one only */
+            if (k >= nown - nkept || used[k]) {
+                nestor_err(err, errlen, "the frame map names an allocated page twice or one it does not hold");
+                goto out;
+            }
+            used[k] = 1;
+            f->host = own[k];
+            f->gen = own_gen[k];
+            f->own = true;
+        } else if (idkind == MEM_PAGE_OWN) {
+            /* a detached page placed as a foreign page (a grant mapping of it) */
+            if (k < nown - nkept || k >= nown) {
+                nestor_err(err, errlen, "the frame map places an allocated page it does not hold");
+                goto out;
+            }
+            f->host = own[k];
+            f->gen = own_gen[k];
+        } else if (idkind == MEM_PAGE_FOREIGN && kind != MEM_FRAME_FOREIGN) {
+            /* the hypervisor's pages are never given back as RAM */
+            nestor_err(err, errlen, "the frame map has a hypervisor page as RAM");
+            goto out;
+        } else if (!(f->host = mem_page_by_id(m, id, &f->gen))) {
+            nestor_err(err, errlen, "the frame map names a page (%#llx) this machine does not have",
+                       (unsigned long long)id);
+            goto out;
+        }
+        if ((id & MEM_PAGE_KIND_MASK) == MEM_PAGE_REGION) {
+            u64 gpa = 0;
+            mem_region_page(m, k, &gpa);
+            f->from = gpa >> 12;
+        }
+        if (gfn > m->max_gfn)
+            m->max_gfn = gfn;
+    }
+    /* the detached pages, in their order */
+    for (u32 i = nown - nkept; i < nown; i++) {
+        if (m->nkept == m->kept_cap) {
+            u32 cap = m->kept_cap ? m->kept_cap * 2 : 16;
+            u8 **kp = realloc(m->kept, sizeof(*kp) * cap);
+            u32 **kg = kp ? realloc(m->kept_gen, sizeof(*kg) * cap) : NULL;
+            if (kp)
+                m->kept = kp;
+            if (!kg) {
+                nestor_err(err, errlen, "out of host memory");
+                goto out;
+            }
+            m->kept_gen = kg;
+            m->kept_cap = cap;
+        }
+        m->kept[m->nkept] = own[i];
+        m->kept_gen[m->nkept++] = own_gen[i];
+        used[i] = 1;
+    }
+    for (u32 i = 0; i < nown - nkept; i++)
+        if (!used[i]) {
+            nestor_err(err, errlen, "an allocated page in the frame map that no frame holds");
+            goto out;
+        }
+    r = 0;
+out:
+    /* pages no entry took are given back (on failure, the caller discards the machine) */
+    for (u32 i = 0; own && i < nown; i++)
+        if (own[i] && (!used || !used[i])) {
+            munmap(own[i], 4096);
+            m->gen_free[m->ngen_free++] = own_gen[i];
+        }
+    free(own);
+    free(own_gen);
+    free(used);
+    map_changed(m);
+    return r;
+}
+
+static int mem_post_load(void *obj, char *err, size_t errlen)
+{
+    struct guest_mem *m = obj;
+    if (m->max_gfn > MASK(52 - 12))
+        return nestor_err(err, errlen, "an impossible highest frame");
+    return 0;
+}
+
+static const struct state_desc mem_state_desc = STATE_DESC("mem.frames", 1, struct guest_mem, mem_fields,
+                                                           .save = mem_save, .load = mem_load,
+                                                           .post_load = mem_post_load);
+
+void mem_state_register(struct guest_mem *m, struct state_registry *r)
+{
+    state_register(r, &mem_state_desc, 0, m);
 }

@@ -75,6 +75,7 @@ struct guest_mem {
     /* pages guest_mem allocated that left the map kept (mem_frame_detach): unmapped
      * when the machine goes */
     u8 **kept;
+    u32 **kept_gen;               /* their generation words */
     u32 nkept, kept_cap;
     /* told after every change of the map (the machine flushes every vCPU's TLB) */
     void (*map_changed)(void *opaque);
@@ -91,6 +92,11 @@ struct guest_mem {
      * mem_ptr_write, and the vCPU TLB when it grants a page for writing). */
     u8 *dirty;
     u64 dirty_pages;
+    /* the owner of the foreign pages the map holds, which names them for a state file
+     * (mem_set_foreign_pages) */
+    u64 (*foreign_id)(void *opaque, const u8 *host);
+    u8 *(*foreign_page)(void *opaque, u64 id, u32 **gen);
+    void *foreign_opaque;
 };
 
 /* Code generations. Every RAM page has a word: bit 0 set = some decoder cached code from
@@ -208,6 +214,41 @@ void mem_set_map_listener(struct guest_mem *m, void (*fn)(void *opaque), void *o
  * it out of the map. 0, or -1 when gpa is not page-aligned or out of memory. */
 int mem_overlay_map(struct guest_mem *m, u64 gpa, u8 *host, u32 *gen);
 void mem_overlay_unmap(struct guest_mem *m, u8 *host);
+
+/* ---- the frame map across save and restore ----
+ * A state file names a page the map holds (or a hypervisor interface keeps a pointer
+ * to) by an identity that means the same page in another process: MEM_PAGE_REGION |
+ * index (a region's page, by mem_region_page's index), MEM_PAGE_OWN | n (the n-th page
+ * guest_mem allocated, in a fixed order: those at frames by frame number, then those
+ * detached, in the order they left), MEM_PAGE_FOREIGN | id (a page of the hypervisor
+ * interface, numbered by its owner). MEM_PAGE_NONE: no page; MEM_PAGE_UNKNOWN: a page
+ * nobody can name (a bug: a loader refuses it). */
+#define MEM_PAGE_NONE 0ull
+#define MEM_PAGE_REGION (1ull << 60)
+#define MEM_PAGE_OWN (2ull << 60)
+#define MEM_PAGE_FOREIGN (3ull << 60)
+#define MEM_PAGE_KIND_MASK (0xfull << 60)
+#define MEM_PAGE_UNKNOWN (~0ull)
+/* The foreign pages' owner: id_of names a page of its own (MEM_PAGE_UNKNOWN if it is
+ * not), page_of finds a page by that name with its generation word (NULL: none). */
+void mem_set_foreign_pages(struct guest_mem *m, u64 (*id_of)(void *opaque, const u8 *host),
+                           u8 *(*page_of)(void *opaque, u64 id, u32 **gen), void *opaque);
+u64 mem_page_id(const struct guest_mem *m, const u8 *host);
+/* The page an identity names in this process, with its generation word; NULL for
+ * MEM_PAGE_NONE and for a name that names nothing here. */
+u8 *mem_page_by_id(struct guest_mem *m, u64 id, u32 **gen);
+/* The frame map's description (the frames that differ from the regions' layout, the
+ * pages guest_mem allocated with their contents). Registered after the hypervisor
+ * interface's sections: its loader rebuilds the map with their pages, and their
+ * post_load functions then find the pages by identity. */
+struct state_registry;
+void mem_state_register(struct guest_mem *m, struct state_registry *r);
+/* A saved region page comes back (data NULL: zeroes) into the region's own page at gpa,
+ * wherever the map has it now. 0, or -1 when gpa is no region page. */
+int mem_region_write_page(struct guest_mem *m, u64 gpa, const u8 *data);
+/* A page of the map written through a host pointer behind the accessors (a grant
+ * copy): its decoded code is stale and dirty logging sees it. */
+void mem_page_written(struct guest_mem *m, const u8 *host, u32 *gen);
 
 /* Marks [addr, addr+size) with an e820 type (used for ACPI tables, reserved areas). */
 void mem_e820_mark(struct guest_mem *m, u64 addr, u64 size, u32 type);

@@ -107,3 +107,41 @@ void xen_console_destroy(struct xen *x)
     free(con);
     x->console = NULL;
 }
+
+/* ---- state: the console page's bytes and dom0's port (the page stays this machine's:
+ * the frame map names it as XEN_PAGE_CONSOLE) ---- */
+#define F(x) STATE_FIELD(struct xen_console, x)
+#define N(x) STATE_NOT_STATE(struct xen_console, x)
+static const struct state_field console_fields[] = { N(page), N(gen), F(host_port) };
+#undef F
+#undef N
+
+static void console_save(void *obj, struct state_buf *b)
+{
+    const struct xen_console *con = obj;
+    state_put(b, con->page, 4096);
+}
+
+static int console_load(void *obj, struct state_cursor *c, char *err, size_t errlen)
+{
+    struct xen_console *con = obj;
+    (void)err, (void)errlen;
+    state_get(c, con->page, 4096);
+    mem_code_write(&con->gen);
+    return 0;
+}
+
+static const struct state_desc console_state_desc =
+    STATE_DESC("xen.console", 1, struct xen_console, console_fields, .save = console_save,
+               .load = console_load);
+
+void xen_console_state_register(struct xen *x, struct state_registry *r)
+{
+    state_register(r, &console_state_desc, 0, x->console);
+}
+
+u8 *xen_console_page(const struct xen *x, u32 **gen)
+{
+    *gen = &x->console->gen;
+    return x->console->page;
+}

@@ -73,6 +73,7 @@ struct xen_evtchn {
     u8 via_devfn, via_intx, via_vector;
     bool via_asserted;
     struct host_port host[HOST_PORTS];
+    int ncpus;          /* the vCPUs of the per-vCPU arrays */
 };
 
 static struct guest_mem *gmem(const struct xen *x)
@@ -93,6 +94,7 @@ int xen_evtchn_create(struct xen *x)
     e->upcall_vector = calloc(n, 1);
     if (!e->ports || !e->fifo_vcpu || !e->virq_port || !e->upcall_vector)
         return -ENOMEM;
+    e->ncpus = (int)n;
     e->valid = EVTCHNS_PER_BUCKET;
     e->ports[0].state = ECS_RESERVED;
     return 0;
@@ -926,4 +928,110 @@ long xen_do_event_channel_op(struct xcall *k)
     /* an upcall this vCPU raised for itself is looked at before its next instruction */
     cpu_check_events(k->c);
     return rc;
+}
+
+/* ---- state ----
+ * The port table and what each vCPU has (FIFO control block and queues, VIRQ bindings,
+ * upcall vector), the callback's kind, and dom0's ports. A dom0 port's notify function
+ * is the backend's, set up again when the machine is built: a port the file has in use
+ * must be one this machine's backends opened. */
+#define F(x) STATE_FIELD(struct port, x)
+static const struct state_field port_fields[] = {
+    F(state), F(priority), F(fifo_pending), F(remote_dom), F(remote_port), F(virq_pirq),
+    F(notify_vcpu), F(last_vcpu), F(last_priority),
+};
+#undef F
+static const struct state_desc port_desc = STATE_DESC("xen.port", 1, struct port, port_fields);
+#define F(x) STATE_FIELD(struct host_port, x)
+#define N(x) STATE_NOT_STATE(struct host_port, x)
+static const struct state_field host_port_fields[] = {
+    F(used), F(bound), F(guest_port), N(notify), N(opaque),
+};
+#undef F
+#undef N
+static const struct state_desc host_port_desc = STATE_DESC("xen.host_port", 1, struct host_port, host_port_fields);
+#define F(x) STATE_FIELD(struct fifo_vcpu, x)
+static const struct state_field fifo_vcpu_fields[] = { F(ready), F(control_gpa), F(q) };
+#undef F
+static const struct state_desc fifo_vcpu_desc = STATE_DESC("xen.fifo_vcpu", 1, struct fifo_vcpu, fifo_vcpu_fields);
+
+#define F(x) STATE_FIELD(struct xen_evtchn, x)
+#define N(x) STATE_NOT_STATE(struct xen_evtchn, x)
+static const struct state_field evtchn_fields[] = {
+    N(ports), F(valid), F(fifo), F(array_gpa), F(array_pages), N(fifo_vcpu), N(virq_port),
+    N(upcall_vector), F(via_type), F(via_gsi), F(via_devfn), F(via_intx), F(via_vector),
+    F(via_asserted), STATE_STRUCT(struct xen_evtchn, host, host_port_desc), N(ncpus),
+};
+#undef F
+#undef N
+
+static void evtchn_save(void *obj, struct state_buf *b)
+{
+    const struct xen_evtchn *e = obj, *s = e;
+    for (u32 p = 0; p < e->valid; p++)
+        state_put_struct(b, &port_desc, &e->ports[p]);
+    for (int i = 0; i < s->ncpus; i++) {
+        state_put_struct(b, &fifo_vcpu_desc, &e->fifo_vcpu[i]);
+        state_put(b, e->virq_port[i], sizeof(e->virq_port[i]));
+        state_put_u8(b, e->upcall_vector[i]);
+    }
+}
+
+static int evtchn_load(void *obj, struct state_cursor *c, char *err, size_t errlen)
+{
+    struct xen_evtchn *e = obj, *s = e;
+    if (e->valid > MAX_EVTCHN_PORT + 1 || e->valid % EVTCHNS_PER_BUCKET || !e->valid)
+        return nestor_err(err, errlen, "an impossible number of event channels");
+    memset(e->ports, 0, (MAX_EVTCHN_PORT + 1) * sizeof(*e->ports));
+    for (u32 p = 0; p < e->valid; p++)
+        state_get_struct(c, &port_desc, &e->ports[p]);
+    for (int i = 0; i < s->ncpus; i++) {
+        state_get_struct(c, &fifo_vcpu_desc, &e->fifo_vcpu[i]);
+        state_get(c, e->virq_port[i], sizeof(e->virq_port[i]));
+        e->upcall_vector[i] = state_get_u8(c);
+    }
+    return 0;
+}
+
+static bool port_ok(u32 p)
+{
+    return p <= MAX_EVTCHN_PORT;
+}
+
+static int evtchn_post_load(void *obj, char *err, size_t errlen)
+{
+    struct xen_evtchn *e = obj, *s = e;
+    bool ok = e->array_pages <= FIFO_MAX_PAGES && e->via_type <= VIA_VECTOR &&
+              (e->via_type != VIA_GSI || (e->via_gsi >= 1 && e->via_gsi < 24)) && e->via_intx < 4 &&
+              (e->via_devfn & 7) == 0;
+    for (u32 p = 0; ok && p < e->valid; p++) {
+        const struct port *q = &e->ports[p];
+        ok = q->state <= ECS_IPI && q->notify_vcpu < (u32)s->ncpus && q->last_vcpu < (u32)s->ncpus &&
+             q->priority < EVTCHN_FIFO_MAX_QUEUES && q->last_priority < EVTCHN_FIFO_MAX_QUEUES &&
+             (q->state != ECS_VIRQ || q->virq_pirq < NR_VIRQS) &&
+             (q->state != ECS_INTERDOMAIN || (q->remote_dom == 0 ? q->remote_port < HOST_PORTS
+                                                                  : q->remote_port < e->valid));
+    }
+    for (int i = 0; ok && i < s->ncpus; i++) {
+        for (u32 k = 0; k < EVTCHN_FIFO_MAX_QUEUES; k++)
+            ok = ok && port_ok(e->fifo_vcpu[i].q[k].tail);
+        for (u32 v = 0; v < NR_VIRQS; v++)
+            ok = ok && e->virq_port[i][v] < e->valid;
+    }
+    for (u32 h = 0; ok && h < HOST_PORTS; h++) {
+        /* the backend's end: its function (not state) stays this machine's */
+        ok = (!e->host[h].used || e->host[h].notify) && e->host[h].guest_port < e->valid;
+    }
+    if (!ok)
+        return nestor_err(err, errlen, "impossible event-channel state");
+    return 0;
+}
+
+static const struct state_desc evtchn_state_desc =
+    STATE_DESC("xen.evtchn", 1, struct xen_evtchn, evtchn_fields, .save = evtchn_save,
+               .load = evtchn_load, .post_load = evtchn_post_load);
+
+void xen_evtchn_state_register(struct xen *x, struct state_registry *r)
+{
+    state_register(r, &evtchn_state_desc, 0, x->evtchn);
 }

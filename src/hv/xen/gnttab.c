@@ -104,6 +104,10 @@ struct xen_gnttab {
     struct dom0_grant dom0[DOM0_GRANTS];
     struct host_map host_map[MAX_HOST_MAPS];
     struct guest_map guest_map[MAX_GUEST_MAPS];
+    /* while a state file loads: the pages of pinned entries and mappings by identity,
+     * found once the frame map is back (post_load) */
+    u64 *load_ids;
+    struct xen *x;
 };
 
 static u32 status_frames(u32 nr_frames)
@@ -118,6 +122,7 @@ int xen_gnttab_create(struct xen *x)
     x->gnttab = calloc(1, sizeof(*x->gnttab));
     if (!x->gnttab)
         return -ENOMEM;
+    x->gnttab->x = x;
     x->gnttab->version = 1;
     x->gnttab->nr_frames = INITIAL_FRAMES;
     return 0;
@@ -139,6 +144,7 @@ void xen_gnttab_destroy(struct xen *x)
             x->host.ops->unmap_page(x->host.opaque, f->page);
         free(f->page);
     }
+    free(g->load_ids);
     free(g);
     x->gnttab = NULL;
 }
@@ -393,12 +399,12 @@ static s16 guest_frame(struct xen *x, u64 gfn, u8 **page, u64 *gpa)
     return *page ? GNTST_okay : GNTST_bad_page;
 }
 
-/* A page was written behind the vCPUs' TLBs: code decoded from it is stale. The page's
- * own word, wherever the page is now (a mapping of its grant moves it). */
-static void page_written(u32 *gen)
+/* A page was written behind the vCPUs' TLBs: code decoded from it is stale (the page's
+ * own word, wherever the page is now: a mapping of its grant moves it), and dirty
+ * logging sees the page. */
+static void page_written(struct xen *x, const u8 *page, u32 *gen)
 {
-    if (gen)
-        mem_code_write(gen);
+    mem_page_written(guest_mem(x), page, gen);
 }
 
 /* The bytes a pin gives access to */
@@ -564,7 +570,7 @@ static void release_guest(struct xen *x, u32 ref, bool readonly)
     if (status)
         fixup_status(sf, status, act, readonly);
     if (!readonly)
-        page_written(act->gen); /* it may hold new code */
+        page_written(x, act->page, act->gen); /* it may hold new code */
     if (act->trans)
         release_dom0(g, act->trans_gref, readonly);
     if (!act->pin)
@@ -660,7 +666,7 @@ static s16 copy_one(struct xen *x, const struct copy_op *op)
     }
     if (rc == GNTST_okay) {
         memmove(dst.b.page + op->dst_off, src.b.page + op->src_off, op->len);
-        page_written(dst.b.gen);
+        page_written(x, dst.b.page, dst.b.gen);
     }
     unpin_side(x, &src);
     unpin_side(x, &dst);
@@ -871,7 +877,7 @@ static int host_copy(struct xen *x, u32 gref, u32 off, u8 *buf, u32 len, bool to
         rc = GNTST_bad_copy_arg;
     } else if (to_guest) {
         memmove(b.page + off, buf, len);
-        page_written(b.gen);
+        page_written(x, b.page, b.gen);
     } else {
         memmove(buf, b.page + off, len);
     }
@@ -1301,4 +1307,227 @@ void xen_gnttab_frame_gone(struct xen *x, u64 gfn)
         if (f->mapped && f->gfn == gfn && (!mem || mem_ptr(mem, gfn << 12, 4096) != f->page))
             f->mapped = false;
     }
+}
+
+/* ---- state ----
+ * The table's frames (their bytes, where they are), the pinned active entries, the
+ * guest's own mappings and the host's. The pages pinned entries and mappings hold are
+ * named by their identity in the frame map (mem_page_id). dom0's grants are its
+ * backends' pages, which the backends would have to describe: a machine whose backends
+ * granted pages cannot be saved yet (xen_state_savable), and a file with such grants is
+ * refused. */
+#define F(x) STATE_FIELD(struct gframe, x)
+#define N(x) STATE_NOT_STATE(struct gframe, x)
+static const struct state_field gframe_fields[] = { N(page), N(gen), F(mapped), F(gfn) };
+#undef F
+#undef N
+static const struct state_desc gframe_desc = STATE_DESC("xen.gframe", 1, struct gframe, gframe_fields);
+#define F(x) STATE_FIELD(struct active, x)
+#define N(x) STATE_NOT_STATE(struct active, x)
+static const struct state_field active_fields[] = {
+    F(pin), F(domid), F(start), F(length), F(sub_page), F(trans), F(trans_gref), N(page), F(gpa), N(gen),
+};
+#undef F
+#undef N
+static const struct state_desc active_desc = STATE_DESC("xen.active", 1, struct active, active_fields);
+#define F(x) STATE_FIELD(struct dom0_grant, x)
+#define N(x) STATE_NOT_STATE(struct dom0_grant, x)
+static const struct state_field dom0_grant_fields[] = {
+    F(flags), F(domid), N(page), N(gen), STATE_STRUCT(struct dom0_grant, act, active_desc),
+};
+#undef F
+#undef N
+static const struct state_desc dom0_grant_desc = STATE_DESC("xen.dom0_grant", 1, struct dom0_grant, dom0_grant_fields);
+#define F(x) STATE_FIELD(struct host_map, x)
+static const struct state_field host_map_fields[] = { F(used), F(writable), F(gref) };
+#undef F
+static const struct state_desc host_map_desc = STATE_DESC("xen.host_map", 1, struct host_map, host_map_fields);
+#define F(x) STATE_FIELD(struct guest_map, x)
+#define N(x) STATE_NOT_STATE(struct guest_map, x)
+static const struct state_field guest_map_fields[] = { F(flags), F(dom), F(ref), F(gpa), F(maddr), N(page) };
+#undef F
+#undef N
+static const struct state_desc guest_map_desc = STATE_DESC("xen.guest_map", 1, struct guest_map, guest_map_fields);
+
+#define F(x) STATE_FIELD(struct xen_gnttab, x)
+#define N(x) STATE_NOT_STATE(struct xen_gnttab, x)
+static const struct state_field gnttab_fields[] = {
+    F(version), F(nr_frames), STATE_STRUCT(struct xen_gnttab, frame, gframe_desc),
+    STATE_STRUCT(struct xen_gnttab, status, gframe_desc), N(active),
+    STATE_STRUCT(struct xen_gnttab, dom0, dom0_grant_desc),
+    STATE_STRUCT(struct xen_gnttab, host_map, host_map_desc),
+    STATE_STRUCT(struct xen_gnttab, guest_map, guest_map_desc), N(load_ids), N(x),
+};
+#undef F
+#undef N
+
+static struct gframe *any_frame(struct xen_gnttab *g, u32 i)
+{
+    return i < MAX_GRANT_FRAMES ? &g->frame[i] : &g->status[i - MAX_GRANT_FRAMES];
+}
+
+static void gnttab_save(void *obj, struct state_buf *b)
+{
+    struct xen_gnttab *g = obj;
+    struct xen *x = g->x;
+    struct guest_mem *mem = guest_mem(x);
+    for (u32 i = 0; i < MAX_GRANT_FRAMES + MAX_STATUS_FRAMES; i++) {
+        const struct gframe *f = any_frame(g, i);
+        state_put_u8(b, f->page != NULL);
+        if (f->page)
+            state_put(b, f->page, 4096);
+    }
+    u32 pinned = 0;
+    for (u32 i = 0; i < MAX_ENTRIES; i++)
+        pinned += g->active[i].pin != 0;
+    state_put_u32(b, pinned);
+    for (u32 i = 0; i < MAX_ENTRIES; i++)
+        if (g->active[i].pin) {
+            state_put_u32(b, i);
+            state_put_struct(b, &active_desc, &g->active[i]);
+            state_put_u64(b, mem_page_id(mem, g->active[i].page));
+        }
+    for (u32 i = 0; i < MAX_GUEST_MAPS; i++)
+        state_put_u64(b, g->guest_map[i].flags ? mem_page_id(mem, g->guest_map[i].page) : MEM_PAGE_NONE);
+}
+
+/* ids: MAX_ENTRIES for the active entries, then MAX_GUEST_MAPS */
+static int gnttab_load(void *obj, struct state_cursor *c, char *err, size_t errlen)
+{
+    struct xen_gnttab *g = obj;
+    free(g->load_ids);
+    g->load_ids = calloc(MAX_ENTRIES + MAX_GUEST_MAPS, sizeof(*g->load_ids));
+    if (!g->load_ids)
+        return nestor_err(err, errlen, "out of host memory");
+    for (u32 i = 0; i < MAX_GRANT_FRAMES + MAX_STATUS_FRAMES; i++) {
+        struct gframe *f = any_frame(g, i);
+        if (state_get_u8(c)) {
+            if (!frame_page(f))
+                return nestor_err(err, errlen, "out of host memory");
+            state_get(c, f->page, 4096);
+        } else {
+            /* made on first use from here on, as it had not been (the map that may still
+             * hold it goes with the frame map's load) */
+            free(f->page);
+            f->page = NULL;
+        }
+    }
+    memset(g->active, 0, sizeof(g->active));
+    u32 pinned = state_get_u32(c);
+    if (pinned > MAX_ENTRIES)
+        return nestor_err(err, errlen, "an impossible number of grants in use");
+    for (u32 k = 0; k < pinned && !c->bad; k++) {
+        u32 i = state_get_u32(c);
+        if (i >= MAX_ENTRIES)
+            return nestor_err(err, errlen, "a grant in use beyond the table");
+        state_get_struct(c, &active_desc, &g->active[i]);
+        g->load_ids[i] = state_get_u64(c);
+        if (!g->active[i].pin || !g->load_ids[i])
+            return nestor_err(err, errlen, "a grant in use without a page");
+    }
+    for (u32 i = 0; i < MAX_GUEST_MAPS; i++)
+        g->load_ids[MAX_ENTRIES + i] = state_get_u64(c);
+    return 0;
+}
+
+static int gnttab_post_load(void *obj, char *err, size_t errlen)
+{
+    struct xen_gnttab *g = obj;
+    struct xen *x = g->x;
+    struct guest_mem *mem = guest_mem(x);
+    bool ok = (g->version == 1 || g->version == 2) && g->nr_frames >= 1 && g->nr_frames <= MAX_GRANT_FRAMES;
+    for (u32 i = 0; ok && i < MAX_GRANT_FRAMES + MAX_STATUS_FRAMES; i++) {
+        struct gframe *f = any_frame(g, i);
+        ok = !f->mapped || (f->page && f->gfn <= MASK(52 - 12) && mem_frame_of(mem, f->page) == f->gfn);
+    }
+    for (u32 i = 0; ok && i < MAX_ENTRIES; i++) {
+        struct active *a = &g->active[i];
+        if (!a->pin)
+            continue;
+        u32 *gen = NULL;
+        a->page = mem_page_by_id(mem, g->load_ids[i], &gen);
+        a->gen = gen;
+        ok = a->page && (u32)a->start + a->length <= 4096 && a->trans_gref < DOM0_GRANTS &&
+             (a->gpa == NO_GPA || a->gpa <= MASK(52));
+    }
+    /* dom0's grants hold its backends' pages: none on a machine being restored */
+    for (u32 i = 0; ok && i < DOM0_GRANTS; i++) {
+        struct dom0_grant *d = &g->dom0[i];
+        ok = (!d->flags && !d->act.pin) || d->page;
+        d->act.page = d->page;
+        d->act.gen = &d->gen;
+    }
+    for (u32 i = 0; ok && i < MAX_HOST_MAPS; i++)
+        ok = !g->host_map[i].used || g->host_map[i].gref < MAX_ENTRIES;
+    for (u32 i = 0; ok && i < MAX_GUEST_MAPS; i++) {
+        struct guest_map *m = &g->guest_map[i];
+        u32 *gen;
+        m->page = m->flags ? mem_page_by_id(mem, g->load_ids[MAX_ENTRIES + i], &gen) : NULL;
+        ok = !m->flags || (m->page && m->gpa <= MASK(52) &&
+                           m->ref < (m->dom == 0 ? DOM0_GRANTS : MAX_ENTRIES));
+    }
+    free(g->load_ids);
+    g->load_ids = NULL;
+    if (!ok)
+        return nestor_err(err, errlen, "impossible grant-table state");
+    return 0;
+}
+
+static const struct state_desc gnttab_state_desc =
+    STATE_DESC("xen.gnttab", 1, struct xen_gnttab, gnttab_fields, .save = gnttab_save,
+               .load = gnttab_load, .post_load = gnttab_post_load);
+
+void xen_gnttab_state_register(struct xen *x, struct state_registry *r)
+{
+    state_register(r, &gnttab_state_desc, 0, x->gnttab);
+}
+
+bool xen_gnttab_savable(const struct xen *x, char *err, size_t errlen)
+{
+    const struct xen_gnttab *g = x->gnttab;
+    for (u32 i = 0; i < DOM0_GRANTS; i++)
+        if (g->dom0[i].page) {
+            nestor_err(err, errlen, "domain 0 has granted pages to the guest: saving backends' grants is not supported yet");
+            return false;
+        }
+    for (u32 i = 0; i < MAX_HOST_MAPS; i++)
+        if (g->host_map[i].used) {
+            nestor_err(err, errlen, "domain 0 has mapped the guest's grants: saving backends' mappings is not supported yet");
+            return false;
+        }
+    return true;
+}
+
+/* The table's pages as the frame map names them: MEM_PAGE_UNKNOWN if page is none */
+u64 xen_gnttab_page_id(const struct xen *x, const u8 *page)
+{
+    const struct xen_gnttab *g = x->gnttab;
+    for (u32 i = 0; i < MAX_GRANT_FRAMES; i++)
+        if (g->frame[i].page == page)
+            return XEN_PAGE_GRANT_FRAME + i;
+    for (u32 i = 0; i < MAX_STATUS_FRAMES; i++)
+        if (g->status[i].page == page)
+            return XEN_PAGE_STATUS_FRAME + i;
+    for (u32 i = 0; i < DOM0_GRANTS; i++)
+        if (g->dom0[i].page == page)
+            return XEN_PAGE_DOM0_GRANT + i;
+    return MEM_PAGE_UNKNOWN;
+}
+
+u8 *xen_gnttab_page(struct xen *x, u64 id, u32 **gen)
+{
+    struct xen_gnttab *g = x->gnttab;
+    struct gframe *f = NULL;
+    if (id - XEN_PAGE_GRANT_FRAME < MAX_GRANT_FRAMES)
+        f = &g->frame[id - XEN_PAGE_GRANT_FRAME];
+    else if (id - XEN_PAGE_STATUS_FRAME < MAX_STATUS_FRAMES)
+        f = &g->status[id - XEN_PAGE_STATUS_FRAME];
+    else if (id - XEN_PAGE_DOM0_GRANT < DOM0_GRANTS && g->dom0[id - XEN_PAGE_DOM0_GRANT].page) {
+        *gen = &g->dom0[id - XEN_PAGE_DOM0_GRANT].gen;
+        return g->dom0[id - XEN_PAGE_DOM0_GRANT].page;
+    }
+    if (!f || !f->page)
+        return NULL;
+    *gen = &f->gen;
+    return f->page;
 }

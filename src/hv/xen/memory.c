@@ -21,7 +21,6 @@
 #define MEMOP_CMD_MASK ((1u << MEMOP_EXTENT_SHIFT) - 1)
 /* An e820 entry as XENMEM_memory_map returns it: the BIOS INT 15h E820 layout (packed:
  * u64 address, u64 size, u32 type), which the public header names but does not define */
-#define E820_ENTRY_SIZE 20u
 /* Xen's CONFIG_DOMU_MAX_ORDER on x86: the largest extent a domU may ask for */
 #define DOMU_MAX_ORDER 9u
 /* Pages a reservation call handles before it yields to the machine's loop (Xen's
@@ -507,15 +506,15 @@ static long memory_map(struct xcall *k, u64 arg)
     if (nr > have)
         nr = have;
     for (u32 i = 0; i < nr; i++) {
-        u8 e[E820_ENTRY_SIZE];
+        u8 e[XEN_E820_ENTRY_SIZE];
         if (x->memmap_set) {
-            memcpy(e, x->memmap + i * E820_ENTRY_SIZE, E820_ENTRY_SIZE);
+            memcpy(e, x->memmap + i * XEN_E820_ENTRY_SIZE, XEN_E820_ENTRY_SIZE);
         } else {
             memcpy(e, &mem->e820[i].addr, 8);
             memcpy(e + 8, &mem->e820[i].size, 8);
             memcpy(e + 16, &mem->e820[i].type, 4);
         }
-        if (xen_copy_to(k, buffer + i * E820_ENTRY_SIZE, e, sizeof(e)))
+        if (xen_copy_to(k, buffer + i * XEN_E820_ENTRY_SIZE, e, sizeof(e)))
             return -EFAULT;
     }
     return xen_copy_to(k, arg, &nr, sizeof(nr));
@@ -838,7 +837,6 @@ static long access_op(struct xcall *k, u64 arg, u32 start)
  * buffer at 16; x86_32: nr at 4, buffer at 8). More than Xen's E820MAX entries is
  * -EINVAL, then the domain (-ESRCH; dom0: -EPERM); XSM_TARGET lets a domain set its own
  * map, which XENMEM_memory_map reports from then on (an empty one: -ENOSYS there). */
-#define XEN_E820MAX 1024u /* Xen's E820MAX (xen/arch/x86/include/asm/e820.h) */
 static long set_memory_map(struct xcall *k, u64 arg)
 {
     u8 b[24];
@@ -850,15 +848,15 @@ static long set_memory_map(struct xcall *k, u64 arg)
     memcpy(&domid, b, 2);
     memcpy(&nr, b + (k->compat ? 4 : 8), 4);
     memcpy(&buffer, b + (k->compat ? 8 : 16), k->compat ? 4 : 8);
-    if (nr > XEN_E820MAX)
+    if (nr > XEN_E820_MAX)
         return -EINVAL;
     long rc = xen_own_domain(k->x, domid);
     if (rc)
         return rc;
-    u8 *map = malloc(nr ? (size_t)nr * E820_ENTRY_SIZE : 1);
+    u8 *map = malloc(nr ? (size_t)nr * XEN_E820_ENTRY_SIZE : 1);
     if (!map)
         return -ENOMEM;
-    if (nr && xen_copy_from(k, buffer, map, (size_t)nr * E820_ENTRY_SIZE)) {
+    if (nr && xen_copy_from(k, buffer, map, (size_t)nr * XEN_E820_ENTRY_SIZE)) {
         free(map);
         return -EFAULT;
     }

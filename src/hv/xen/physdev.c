@@ -346,3 +346,65 @@ long xen_do_physdev_op(struct xcall *k)
         return -ENOSYS;
     }
 }
+
+/* ---- state: the pirqs, each GSI's pirq and the lines' levels as last driven ---- */
+#define F(x) STATE_FIELD(struct pirq, x)
+static const struct state_field pirq_fields[] = { F(exists), F(allocated), F(emuirq), F(port) };
+#undef F
+static const struct state_desc pirq_desc = STATE_DESC("xen.pirq", 1, struct pirq, pirq_fields);
+#define F(x) STATE_FIELD(struct xen_pirqs, x)
+#define N(x) STATE_NOT_STATE(struct xen_pirqs, x)
+static const struct state_field pirqs_fields[] = {
+    N(nr_pirqs), N(nr_gsis), F(has_pirq), N(pirq), N(gsi_pirq), N(gsi_level),
+};
+#undef F
+#undef N
+
+static void pirqs_save(void *obj, struct state_buf *b)
+{
+    const struct xen_pirqs *p = obj;
+    for (u32 i = 0; i < p->nr_pirqs; i++)
+        state_put_struct(b, &pirq_desc, &p->pirq[i]);
+    for (u32 g = 0; g < p->nr_gsis; g++) {
+        state_put_u32(b, (u32)p->gsi_pirq[g]);
+        state_put_u8(b, p->gsi_level[g]);
+    }
+}
+
+static int pirqs_load(void *obj, struct state_cursor *c, char *err, size_t errlen)
+{
+    struct xen_pirqs *p = obj;
+    for (u32 i = 0; i < p->nr_pirqs; i++)
+        state_get_struct(c, &pirq_desc, &p->pirq[i]);
+    for (u32 g = 0; g < p->nr_gsis; g++) {
+        p->gsi_pirq[g] = (int)state_get_u32(c);
+        u8 level = state_get_u8(c);
+        if (level > 1)
+            return nestor_err(err, errlen, "an impossible line level");
+        p->gsi_level[g] = level;
+    }
+    return 0;
+}
+
+static int pirqs_post_load(void *obj, char *err, size_t errlen)
+{
+    struct xen_pirqs *p = obj;
+    bool ok = true;
+    for (u32 i = 0; ok && i < p->nr_pirqs; i++)
+        ok = (p->pirq[i].emuirq == EMUIRQ_UNBOUND ||
+              (p->pirq[i].emuirq >= 0 && (u32)p->pirq[i].emuirq < p->nr_gsis));
+    for (u32 g = 0; ok && g < p->nr_gsis; g++)
+        ok = p->gsi_pirq[g] >= -1 && p->gsi_pirq[g] < (int)p->nr_pirqs;
+    if (!ok)
+        return nestor_err(err, errlen, "impossible pirq state");
+    return 0;
+}
+
+static const struct state_desc pirqs_state_desc =
+    STATE_DESC("xen.pirqs", 1, struct xen_pirqs, pirqs_fields, .save = pirqs_save,
+               .load = pirqs_load, .post_load = pirqs_post_load);
+
+void xen_pirq_state_register(struct xen *x, struct state_registry *r)
+{
+    state_register(r, &pirqs_state_desc, 0, x->pirqs);
+}

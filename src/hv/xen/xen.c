@@ -95,6 +95,9 @@ static void time_scale(u64 ticks_per_sec, u32 *mul, s8 *shift)
     *shift = (s8)s;
 }
 
+static u64 xen_page_id(void *opaque, const u8 *host);
+static u8 *xen_page(void *opaque, u64 id, u32 **gen);
+
 struct xen *xen_create(const struct xen_config *cfg, const struct xen_host *host, u32 base)
 {
     struct xen *x = calloc(1, sizeof(*x));
@@ -116,6 +119,8 @@ struct xen *xen_create(const struct xen_config *cfg, const struct xen_host *host
         xen_destroy(x);
         return NULL;
     }
+    if (host->ncpus > 0 && host->cpus)
+        mem_set_foreign_pages(host->cpus[0]->mem, xen_page_id, xen_page, x);
     return x;
 }
 
@@ -123,6 +128,8 @@ void xen_destroy(struct xen *x)
 {
     if (!x)
         return;
+    if (x->host.ncpus > 0 && x->host.cpus)
+        mem_set_foreign_pages(x->host.cpus[0]->mem, NULL, NULL, NULL);
     xen_console_destroy(x);
     xen_memory_destroy(x);
     xen_pirq_destroy(x);
@@ -486,4 +493,128 @@ void xen_hypercall(struct xen *x, struct cpu *c)
     }
     /* 64-bit: the full RAX; otherwise EAX, as a 32-bit register write */
     c->gpr[R_RAX] = long64 ? (u64)ret : (u32)ret;
+}
+
+/* ---- state ----
+ * The domain's own state (shared_info and where it is, the memory map it set, the
+ * watchdogs and shutdown, VM assists, the HVM parameters) and each vCPU's (vcpu_info
+ * and runstate areas, timers' settings, blocking); then each part's section (event
+ * channels, grant tables, pirqs, the console). Timers are the clock's, saved with it;
+ * the ids here are fixed by the order the machine is built in. CPUID leaf 3's
+ * incarnation stays 0 across a restore: a restored run is to be the same run. */
+#define F(x) STATE_FIELD(struct xen_vcpu, x)
+#define N(x) STATE_NOT_STATE(struct xen_vcpu, x)
+static const struct state_field vcpu_fields[] = {
+    F(info_registered), F(info_gpa), N(x), N(id), F(rs_state), F(rs_entry_ns), F(rs_time),
+    F(runstate_gva), F(time_area_gva), N(sshot_timer), N(periodic_timer), N(poll_timer),
+    F(periodic_ns), F(periodic_next), F(blocked), F(polling), F(poll_port), F(in_multicall),
+};
+#undef F
+#undef N
+static const struct state_desc vcpu_desc = STATE_DESC("xen.vcpu", 1, struct xen_vcpu, vcpu_fields);
+
+#define F(x) STATE_FIELD(struct xen, x)
+#define N(x) STATE_NOT_STATE(struct xen, x)
+static const struct state_field xen_fields[] = {
+    N(cfg), N(host), N(base), N(msr_base), N(time_mul), N(time_shift), F(shinfo_32),
+    F(shinfo_placed), F(shinfo_gpa), N(shinfo_page), N(shinfo_gen), F(mem_unmapped),
+    F(memmap_set), F(memmap_nr), N(memmap), N(vcpu), N(evtchn), N(gnttab), F(vm_assist),
+    F(shut_down), F(shutdown_code), F(shutdown_code_set), N(watchdog_timer), F(watchdog_used),
+    F(hvm_param), N(pirqs), N(console),
+};
+#undef F
+#undef N
+
+static void xen_save(void *obj, struct state_buf *b)
+{
+    const struct xen *x = obj;
+    state_put_u8(b, x->shinfo_page != NULL);
+    if (x->shinfo_page)
+        state_put(b, x->shinfo_page, 4096);
+    if (x->memmap_set)
+        state_put(b, x->memmap, (size_t)x->memmap_nr * XEN_E820_ENTRY_SIZE);
+    for (int i = 0; i < x->host.ncpus; i++)
+        state_put_struct(b, &vcpu_desc, &x->vcpu[i]);
+}
+
+static int xen_load(void *obj, struct state_cursor *c, char *err, size_t errlen)
+{
+    struct xen *x = obj;
+    if (state_get_u8(c)) {
+        if (!x->shinfo_page && !(x->shinfo_page = calloc(1, 4096)))
+            return nestor_err(err, errlen, "out of host memory");
+        state_get(c, x->shinfo_page, 4096);
+        mem_code_write(&x->shinfo_gen);
+    } else if (x->shinfo_page) {
+        /* as never placed (the map that may still hold it goes with the frame map's load) */
+        free(x->shinfo_page);
+        x->shinfo_page = NULL;
+    }
+    free(x->memmap);
+    x->memmap = NULL;
+    if (x->memmap_set) {
+        if (x->memmap_nr > XEN_E820_MAX)
+            return nestor_err(err, errlen, "an impossible memory map");
+        if (!(x->memmap = malloc(x->memmap_nr ? (size_t)x->memmap_nr * XEN_E820_ENTRY_SIZE : 1)))
+            return nestor_err(err, errlen, "out of host memory");
+        state_get(c, x->memmap, (size_t)x->memmap_nr * XEN_E820_ENTRY_SIZE);
+    }
+    for (int i = 0; i < x->host.ncpus; i++)
+        state_get_struct(c, &vcpu_desc, &x->vcpu[i]);
+    return 0;
+}
+
+static int xen_post_load(void *obj, char *err, size_t errlen)
+{
+    struct xen *x = obj;
+    struct guest_mem *m = x->host.cpus[0]->mem;
+    bool ok = !x->shinfo_placed ||
+              (x->shinfo_page && !(x->shinfo_gpa & 0xfff) && mem_frame_of(m, x->shinfo_page) == x->shinfo_gpa >> 12);
+    for (int i = 0; ok && i < x->host.ncpus; i++)
+        ok = x->vcpu[i].rs_state >= 0 && x->vcpu[i].rs_state < 4;
+    if (!ok)
+        return nestor_err(err, errlen, "impossible Xen domain state");
+    return 0;
+}
+
+static const struct state_desc xen_state_desc =
+    STATE_DESC("xen", 1, struct xen, xen_fields, .save = xen_save, .load = xen_load,
+               .post_load = xen_post_load);
+
+void xen_state_register(struct xen *x, struct state_registry *r)
+{
+    state_register(r, &xen_state_desc, 0, x);
+    xen_evtchn_state_register(x, r);
+    xen_gnttab_state_register(x, r);
+    xen_pirq_state_register(x, r);
+    xen_console_state_register(x, r);
+}
+
+bool xen_state_savable(const struct xen *x, char *err, size_t errlen)
+{
+    return xen_gnttab_savable(x, err, errlen);
+}
+
+/* The interface's own pages as the frame map names them */
+static u64 xen_page_id(void *opaque, const u8 *host)
+{
+    const struct xen *x = opaque;
+    if (host == x->shinfo_page)
+        return XEN_PAGE_SHARED_INFO;
+    u32 *gen;
+    if (host == xen_console_page(x, &gen))
+        return XEN_PAGE_CONSOLE;
+    return xen_gnttab_page_id(x, host);
+}
+
+static u8 *xen_page(void *opaque, u64 id, u32 **gen)
+{
+    struct xen *x = opaque;
+    if (id == XEN_PAGE_SHARED_INFO) {
+        *gen = &x->shinfo_gen;
+        return x->shinfo_page;
+    }
+    if (id == XEN_PAGE_CONSOLE)
+        return xen_console_page(x, gen);
+    return xen_gnttab_page(x, id, gen);
 }

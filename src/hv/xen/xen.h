@@ -165,6 +165,13 @@ bool xen_gsi_set(struct xen *x, int gsi, bool level);
  * emulated devices but the LAPIC, hence no XEN_X86_EMU_USE_PIRQ). */
 void xen_set_pvh(struct xen *x);
 
+/* Save and restore: the interface's sections, registered after the machine's devices
+ * and before the frame map's (mem_state_register), whose pages they name. savable is
+ * false, with a message, while the interface holds what cannot be saved yet. */
+struct state_registry;
+void xen_state_register(struct xen *x, struct state_registry *r);
+bool xen_state_savable(const struct xen *x, char *err, size_t errlen);
+
 /* vCPU c's TSC was written (WRMSR TSC or TSC_ADJUST): its pvclock is brought up to
  * date before the guest reads the TSC again, as Xen does when a guest sets its TSC. */
 void xen_tsc_written(struct xen *x, struct cpu *c);

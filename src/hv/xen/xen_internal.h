@@ -13,6 +13,7 @@
 #include "hv/xen/xen.h"
 #include "cpu/cpu.h"
 #include "machine/mem.h"
+#include "machine/state.h"
 
 #define __XEN_INTERFACE_VERSION__ 0x00040e00 /* the 4.14+ interface, as Linux uses it */
 #include <xen/xen.h>
@@ -220,6 +221,32 @@ long xen_do_xenpmu_op(struct xcall *k);
 /* Xen's number for paging_domctl_cont, an x86 architecture call that the public
  * headers do not name (xen/arch/x86/include/asm/hypercall.h) */
 #define XEN_HYPERCALL_PAGING_DOMCTL_CONT __HYPERVISOR_arch_1
+
+/* ---- state (save and restore) ----
+ * Each part describes its state beside its code; xen_state_register registers them in
+ * order. The interface's own pages, which the frame map may hold, are named for a state
+ * file by these numbers (MEM_PAGE_FOREIGN | number). */
+#define XEN_PAGE_SHARED_INFO 0u
+#define XEN_PAGE_CONSOLE 1u
+#define XEN_PAGE_GRANT_FRAME 0x100u
+#define XEN_PAGE_STATUS_FRAME 0x200u
+#define XEN_PAGE_DOM0_GRANT 0x1000u
+void xen_evtchn_state_register(struct xen *x, struct state_registry *r);
+void xen_gnttab_state_register(struct xen *x, struct state_registry *r);
+void xen_pirq_state_register(struct xen *x, struct state_registry *r);
+void xen_console_state_register(struct xen *x, struct state_registry *r);
+/* gnttab.c: whether what the table holds can be saved (dom0's grants and mappings are its
+ * backends', which do not describe them yet): false with a message */
+bool xen_gnttab_savable(const struct xen *x, char *err, size_t errlen);
+/* gnttab.c, console.c: the pages by number (MEM_PAGE_UNKNOWN / NULL: not theirs) */
+u64 xen_gnttab_page_id(const struct xen *x, const u8 *page);
+u8 *xen_gnttab_page(struct xen *x, u64 id, u32 **gen);
+u8 *xen_console_page(const struct xen *x, u32 **gen);
+
+/* memory.c: XENMEM_set_memory_map's entries (struct e820entry, packed) and Xen's most
+ * (E820MAX, xen/arch/x86/include/asm/e820.h) */
+#define XEN_E820_ENTRY_SIZE 20u
+#define XEN_E820_MAX 1024u
 
 /* Performs hypercall nr for vCPU c in the ABI compat says, with its argument registers
  * (the multicall entries use it too). */

@@ -2,9 +2,11 @@
  * are populated again (zeroed) or given back, foreign pages placed anywhere; thousands
  * of holes; the RAM count; the listener told of every change; generation words retired. */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "machine/mem.h"
+#include "machine/state.h"
 
 #define RAM (64 * MiB)
 
@@ -271,4 +273,189 @@ Test(mem_frames, populated_outside_ram_and_given_back)
     u32 v = 1;
     cr_assert_eq(mem_read_u32(&mem, g << 12, &v), 0);
     cr_assert_eq(v, 0);
+}
+
+/* ---- the frame map across save and restore ---- */
+static u8 foreign_page[4096];
+static u32 foreign_gen;
+static u64 foreign_id(void *opaque, const u8 *host)
+{
+    (void)opaque;
+    return host == foreign_page ? 7 : MEM_PAGE_UNKNOWN;
+}
+static u8 *foreign_by_id(void *opaque, u64 id, u32 **gen)
+{
+    (void)opaque;
+    *gen = &foreign_gen;
+    return id == 7 ? foreign_page : NULL;
+}
+
+/* A map with every kind of entry: a moved region page, a hole, a page populated beyond
+ * RAM, a detached page placed read-only elsewhere, a foreign page kept from hypercall
+ * copies. */
+static void build_map(struct guest_mem *m)
+{
+    u8 *host;
+    u32 *gen;
+    mem_set_foreign_pages(m, foreign_id, foreign_by_id, NULL);
+    mem_write_u32(m, 0x300000, 0x11111111);
+    cr_assert_eq(mem_frame_move(m, 0x300, 0x310 + 0x100000), 0); /* beyond RAM */
+    cr_assert_eq(mem_frame_remove(m, 0x301, NULL), MEM_FRAME_RAM);
+    cr_assert_eq(mem_frame_remove(m, 0x302, NULL), MEM_FRAME_RAM);
+    cr_assert_eq(mem_frame_populate(m, 0x200000), 0);
+    mem_write_u32(m, 0x200000000ull, 0x22222222);
+    cr_assert_eq(mem_frame_detach(m, 0x200000, &host, &gen), 0);
+    cr_assert_eq(mem_frame_place_prot(m, 0x302, host, gen, MEM_PROT_READONLY), 0);
+    foreign_page[5] = 0x33;
+    cr_assert_eq(mem_frame_remove(m, 0x400, NULL), MEM_FRAME_RAM);
+    cr_assert_eq(mem_frame_place_prot(m, 0x400, foreign_page, &foreign_gen, MEM_PROT_NO_HV_COPY), 0);
+}
+
+static void save_map(struct guest_mem *m, struct state_buf *b)
+{
+    struct state_registry r = { 0 };
+    mem_state_register(m, &r);
+    state_save_all(&r, b);
+    state_registry_free(&r);
+}
+
+static int load_map(struct guest_mem *m, const struct state_buf *b, char *err, size_t errlen)
+{
+    struct state_registry r = { 0 };
+    mem_state_register(m, &r);
+    int rc = state_load_all(&r, b->p, b->len, err, errlen);
+    state_registry_free(&r);
+    return rc;
+}
+
+Test(mem_frames, the_map_survives_save_and_restore)
+{
+    build_map(&mem);
+    struct state_buf a = { 0 }, b = { 0 };
+    save_map(&mem, &a);
+    struct guest_mem m2;
+    cr_assert_eq(mem_init(&m2, RAM), 0);
+    mem_set_foreign_pages(&m2, foreign_id, foreign_by_id, NULL);
+    /* the regions' bytes travel as RAM records: copied here */
+    for (int i = 0; i < mem.nregions; i++)
+        memcpy(m2.region[i].host, mem.region[i].host, mem.region[i].size);
+    char err[200] = "";
+    cr_assert_eq(load_map(&m2, &a, err, sizeof(err)), 0, "%s", err);
+    u32 v = 0;
+    cr_assert_eq(mem_read_u32(&m2, 0x100310000ull, &v), 0);
+    cr_assert_eq(v, 0x11111111, "the moved page at its new frame");
+    cr_assert_null(mem_ptr(&m2, 0x300000, 1), "its old frame a hole");
+    cr_assert_null(mem_ptr(&m2, 0x301000, 1));
+    cr_assert_null(mem_ptr(&m2, 0x200000000ull, 1), "the detached page left its frame");
+    cr_assert_eq(mem_read_u32(&m2, 0x302000, &v), 0);
+    cr_assert_eq(v, 0x22222222, "the detached page where it was placed");
+    cr_assert(mem_frame_readonly(&m2, 0x302), "read-only still");
+    cr_assert_eq(mem_frame_at(&m2, 0x400, NULL), MEM_FRAME_FOREIGN);
+    cr_assert_eq(mem_ptr(&m2, 0x400000, 1), foreign_page, "the foreign page by its name");
+    cr_assert(!mem_frame_hv_copy_ok(&m2, 0x400));
+    cr_assert_eq(m2.ram_frames, mem.ram_frames);
+    cr_assert_eq(m2.nkept, 1);
+    save_map(&m2, &b);
+    cr_assert_eq(a.len, b.len);
+    cr_assert_eq(memcmp(a.p, b.p, a.len), 0, "saved again: the same bytes");
+    /* what the restored map does next is what the original does */
+    cr_assert_eq(mem_frame_populate(&mem, 0x301), 0);
+    cr_assert_eq(mem_frame_populate(&m2, 0x301), 0);
+    cr_assert_eq(mem_frame_populate(&mem, 0x300), 0);
+    cr_assert_eq(mem_frame_populate(&m2, 0x300), 0);
+    cr_assert_eq(mem.ram_frames, m2.ram_frames);
+    state_buf_free(&a);
+    state_buf_free(&b);
+    mem_destroy(&m2);
+}
+
+Test(mem_frames, a_broken_map_is_refused)
+{
+    build_map(&mem);
+    struct state_buf a = { 0 };
+    save_map(&mem, &a);
+    /* each patch makes one entry impossible: a foreign page as RAM, an allocated page
+     * the file does not hold, a page nobody has, truncation */
+    size_t n = a.len;
+    u8 *p = a.p;
+    /* the entries are the last bytes: (gfn, id, kind, flags) of 18 bytes, by frame
+     * number; the foreign page at 0x400 is the one before the frame beyond RAM */
+    size_t last = n - 18;
+    u64 id;
+    for (size_t off = n - 18;; off -= 18) {
+        memcpy(&id, p + off + 8, 8);
+        if ((id & MEM_PAGE_KIND_MASK) == MEM_PAGE_FOREIGN) {
+            last = off;
+            break;
+        }
+        cr_assert_gt(off, 18u);
+    }
+    struct { size_t off; u8 byte; const char *want; } cases[] = {
+        { last + 16, MEM_FRAME_RAM, "hypervisor page as RAM" },
+        { last + 8, 8, "does not have" },       /* foreign id 8: nobody's */
+        { last + 15, 0x20, "does not hold" },   /* an allocated page numbered 0x20... */
+        { last + 17, 0x80, "impossible entry" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct state_buf bad = { 0 };
+        state_put(&bad, p, n);
+        if (i == 2) {
+            u64 own = MEM_PAGE_OWN | 0x20;
+            memcpy(bad.p + last + 8, &own, 8);
+        } else {
+            bad.p[cases[i].off] = cases[i].byte;
+        }
+        struct guest_mem m2;
+        cr_assert_eq(mem_init(&m2, RAM), 0);
+        mem_set_foreign_pages(&m2, foreign_id, foreign_by_id, NULL);
+        char err[200] = "";
+        cr_expect_eq(load_map(&m2, &bad, err, sizeof(err)), -1, "case %zu", i);
+        cr_expect(strstr(err, cases[i].want), "case %zu: %s", i, err);
+        mem_destroy(&m2);
+        state_buf_free(&bad);
+    }
+    struct guest_mem m2;
+    cr_assert_eq(mem_init(&m2, RAM), 0);
+    char err[200] = "";
+    struct state_buf cut = { 0 };
+    state_put(&cut, p, n - 9);
+    cr_expect_eq(load_map(&m2, &cut, err, sizeof(err)), -1, "truncated");
+    mem_destroy(&m2);
+    state_buf_free(&cut);
+    state_buf_free(&a);
+}
+
+static bool dirty(const u8 *bits, u64 gpa)
+{
+    u64 at;
+    for (u64 i = 0; mem_region_page(&mem, i, &at); i++)
+        if (at == gpa)
+            return bits[i / 8] >> (i % 8) & 1;
+    cr_assert_fail("%#llx is no region page", (unsigned long long)gpa);
+    return false;
+}
+
+/* Dirty logging names the page a write reaches: a moved region page is dirty as itself,
+ * not as the frame it is at; pages outside the regions travel with the state. */
+Test(mem_frames, dirty_logging_follows_moved_pages)
+{
+    cr_assert_eq(mem_frame_remove(&mem, 0x500, NULL), MEM_FRAME_RAM);
+    cr_assert_eq(mem_frame_move(&mem, 0x600, 0x500), 0);
+    cr_assert_eq(mem_dirty_log_start(&mem), 0);
+    u64 n = mem_region_pages(&mem);
+    u8 *bits = calloc((n + 7) / 8, 1);
+    mem_dirty_log_take(&mem, bits);
+    mem_write_u8(&mem, 0x500000, 1);
+    memset(bits, 0, (n + 7) / 8);
+    mem_dirty_log_take(&mem, bits);
+    cr_assert(dirty(bits, 0x600000), "the page written is 0x600's");
+    cr_assert_not(dirty(bits, 0x500000), "not the frame's own page");
+    u8 *page = mem_ptr(&mem, 0x500000, 4096);
+    memset(bits, 0, (n + 7) / 8);
+    mem_dirty_log_take(&mem, bits);
+    mem_page_written(&mem, page + 17, NULL);
+    mem_dirty_log_take(&mem, bits);
+    cr_assert(dirty(bits, 0x600000), "written behind the accessors");
+    free(bits);
+    mem_dirty_log_stop(&mem);
 }

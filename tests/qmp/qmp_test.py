@@ -350,20 +350,22 @@ def failed_and_cancelled(tmp):
 LINUX = os.path.abspath(os.path.join(BUILD, "linux"))
 
 
-def linux_migration(tmp):
+def linux_migration(tmp, xen=False):
     """Debian's kernel migrated over TCP while memstress keeps writing 96 MiB: the guest
-    finishes on the destination, every page as it must be."""
+    finishes on the destination, every page as it must be. With xen, as a Xen PVH guest:
+    its shared_info, grant frames, event channels and timers go along."""
+    tag = "linux-xen" if xen else "linux"
     if not os.path.exists(os.path.join(LINUX, "vmlinux")):
-        return check(False, "linux live migration", "no build/linux/vmlinux (tests/linux fetches it)")
-    port = str(46000 + os.getpid() % 1000)
-    args = ["-m", "512M", "-smp", "2", "-kernel", os.path.join(LINUX, "vmlinux"),
+        return check(False, tag + " live migration", "no build/linux/vmlinux (tests/linux fetches it)")
+    port = str(46000 + os.getpid() % 1000 + (1000 if xen else 0))
+    args = (["-xen"] if xen else []) + ["-m", "512M", "-smp", "2", "-kernel", os.path.join(LINUX, "vmlinux"),
             "-initrd", os.path.join(LINUX, "initramfs.cpio.gz"),
             "-append", "console=ttyS0 nestor.script=1 nestor.memstress=10"]
-    d = Nestor(tmp, "lxdst", args + ["-incoming", "tcp:127.0.0.1:" + port], qmp=False)
+    d = Nestor(tmp, tag + "dst", args + ["-incoming", "tcp:127.0.0.1:" + port], qmp=False)
     time.sleep(0.5)
-    s = Nestor(tmp, "lxsrc", args)
+    s = Nestor(tmp, tag + "src", args)
     q = Qmp(s.sock)
-    if not check(wait_for(lambda: "memstress: started" in s.output(), 180), "linux: memstress runs",
+    if not check(wait_for(lambda: "memstress: started" in s.output(), 180), tag + ": memstress runs",
                  s.output()[-300:]):
         s.p.kill()
         d.p.kill()
@@ -378,7 +380,7 @@ def linux_migration(tmp):
             break
     m = q.cmd("query-migrate")["return"]
     check(r == {"return": {}} and ev and ev["data"]["status"] == "completed",
-          "linux: live migration while memstress writes (total %s ms, downtime %s ms, %s passes, "
+          tag + ": live migration while memstress writes (total %s ms, downtime %s ms, %s passes, "
           "%s bytes)" % (m.get("total-time"), m.get("downtime"), m.get("ram", {}).get("dirty-sync-count"),
                          m.get("ram", {}).get("transferred")), m)
     q.cmd("quit")
@@ -387,9 +389,9 @@ def linux_migration(tmp):
     out = d.output()
     v = re.search(r"memstress: verified (\d+) pages after (\d+) page writes, (\d+) wrong", out)
     check(st == 0 and v and v.group(3) == "0" and "== done" in out and "memstress: started" not in out,
-          "linux: the destination finishes, its memory checks out", (st, v and v.group(0), out[-300:]))
+          tag + ": the destination finishes, its memory checks out", (st, v and v.group(0), out[-300:]))
     bad = re.findall(r"(Oops|BUG:|Kernel panic|soft lockup|rcu_sched detected stall)", out)
-    check(not bad, "linux: no kernel complaints after the migration", bad)
+    check(not bad, tag + ": no kernel complaints after the migration", bad)
 
 
 def main():
@@ -399,7 +401,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="nestor-qmp-") as tmp:
         for test in (basics, power_and_reset, file_migration,
                      lambda t: live_migration(t, "unix"), lambda t: live_migration(t, "tcp"),
-                     failed_and_cancelled, linux_migration):
+                     failed_and_cancelled, linux_migration, lambda t: linux_migration(t, xen=True)):
             try:
                 test(tmp)
             except Exception as e:  # a hung or dead nestor: one failure, go on

@@ -196,7 +196,7 @@ static void cmd_system_reset(struct qmp_client *c, json_object *args, json_objec
 static void cmd_system_powerdown(struct qmp_client *c, json_object *args, json_object *id)
 {
     (void)args;
-    acpi_pm_power_button(q.m->acpi_pm);
+    machine_powerdown(q.m);
     reply(c, id, NULL);
     emit("POWERDOWN", NULL);
 }

@@ -2,6 +2,7 @@
  * vCPU through cpu_intercept() to exactly one owner; runs the vCPUs round-robin. */
 #include "machine/machine.h"
 
+#include <stdint.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -12,6 +13,9 @@
 #include <unistd.h>
 
 #include "boot/boot.h"
+#include "dom0/xenstore.h"
+#include "dom0/xenstore_ring.h"
+#include <xen/hvm/params.h>
 #include "dev/dev.h"
 
 #define APIC_PAGE_SIZE 4096
@@ -805,7 +809,7 @@ static const struct state_field machine_fields[] = {
     N(cfg), N(mem), N(io), N(mmio), N(clock), N(model), N(cpu), N(lapic), N(ncpus), N(uart),
     N(fwcfg), N(pic), N(ioapic), N(pit), N(rtc), N(hpet), N(acpi_pm), N(pci),
     F(irq_level), F(pci_gsis), F(pci_isa_irqs), F(xen_cb_lines),
-    N(kbc), N(pc_testdev), N(pci_testdev), N(xen), N(xen_platform),
+    N(kbc), N(pc_testdev), N(pci_testdev), N(xen), N(xen_platform), N(xenstore), N(xenstore_ring),
     STATE_STRUCT(struct machine, sched, sched_desc), F(started), N(running), N(end_pass), F(progress),
     N(stat_rounds), N(stat_runs), N(stat_pause_waits), N(stat_message_ends),
     N(stop), N(exit_status), F(acpi_rsdp), F(booted_pvh), F(acpi_facs),
@@ -840,6 +844,8 @@ static void register_state(struct machine *m)
      * whose TLBs are checked against it) */
     if (m->xen)
         xen_state_register(m->xen, r);
+    if (m->xenstore)
+        xenstore_state_register(m->xenstore, r);
     mem_state_register(&m->mem, r);
     for (int i = 0; i < m->ncpus; i++) {
         cpu_state_register(m->cpu[i], r);
@@ -871,6 +877,42 @@ void machine_state_save(struct machine *m, struct state_buf *b)
 int machine_state_load(struct machine *m, const u8 *p, size_t len, char *err, size_t errlen)
 {
     return state_load_all(&m->state, p, len, err, errlen);
+}
+
+/* ---- domain 0's services for a Xen guest ---- */
+/* xenstore with its ring, and what the toolstack writes for the domain (once the boot
+ * protocol is known: libxl names the domain's type) */
+static int create_xenstore(struct machine *m, const struct machine_config *cfg)
+{
+    u32 pfn = 0, port = 0;
+    if (!(m->xenstore = xenstore_create(cfg->xen.domid, &xenstore_default_limits)) ||
+        !(m->xenstore_ring = xenstore_ring_create(m->xen, m->xenstore, &pfn, &port))) {
+        nestor_log("out of host memory creating xenstore");
+        return -1;
+    }
+    struct xenstore_domain d = {
+        .name = "nestor", .pvh = m->booted_pvh, .ncpus = m->ncpus, .ram_bytes = cfg->ram_size,
+        .store_port = port, .store_pfn = pfn,
+        .console_port = (u32)xen_hvm_param(m->xen, HVM_PARAM_CONSOLE_EVTCHN),
+        .console_pfn = (u32)xen_hvm_param(m->xen, HVM_PARAM_CONSOLE_PFN),
+    };
+    int rc = xenstore_write_domain(m->xenstore, &d);
+    if (rc) {
+        nestor_log("cannot write the domain's xenstore nodes: %s", strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
+
+void machine_powerdown(struct machine *m)
+{
+    if (m->xenstore) {
+        char path[64];
+        snprintf(path, sizeof(path), "/local/domain/%u/control/shutdown", xenstore_domid(m->xenstore));
+        xenstore_write(m->xenstore, path, "poweroff", 8);
+        return;
+    }
+    acpi_pm_power_button(m->acpi_pm);
 }
 
 /* ---- construction ---- */
@@ -946,8 +988,9 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
             nestor_log("out of host memory creating the Xen interface");
             return NESTOR_EXIT_GUEST_ERROR;
         }
-        /* the console page is there, not RAM the guest may use (the PVH memmap copies it) */
-        u64 special_size, special = xen_console_special_region(&special_size);
+        /* the rings of the console and xenstore are there, not RAM the guest may use (the
+         * PVH memmap copies it) */
+        u64 special_size, special = xen_special_region(&special_size);
         mem_e820_mark(&m->mem, special, special_size, E820_RESERVED);
     }
     m->io.report_unowned = m->mmio.report_unowned = cfg->trace && cfg->trace_events;
@@ -983,6 +1026,8 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
         xen_platform_remove(m->xen_platform);
         m->xen_platform = NULL;
     }
+    if (m->xen && create_xenstore(m, cfg))
+        return NESTOR_EXIT_GUEST_ERROR;
     register_state(m);
     return 0;
 }
@@ -992,6 +1037,10 @@ void machine_destroy(struct machine *m)
     state_registry_free(&m->state);
     if (m->xen)
         xen_destroy(m->xen);
+    xenstore_ring_destroy(m->xenstore_ring);
+    xenstore_destroy(m->xenstore);
+    m->xenstore_ring = NULL;
+    m->xenstore = NULL;
     for (int i = 0; i < m->ncpus; i++) {
         if (m->lapic[i])
             lapic_destroy(m->lapic[i]);

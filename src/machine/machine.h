@@ -14,6 +14,9 @@
 #include "machine/state.h"
 #include "hv/xen/xen.h"
 
+struct xenstore;
+struct xenstore_ring;
+
 #define MACHINE_MAX_CPUS 64
 
 struct lapic;
@@ -124,6 +127,8 @@ struct machine {
     struct pci_testdev *pci_testdev; /* -device pci-testdev */
     struct xen *xen;                 /* -xen: the hypervisor interface, or NULL */
     struct xen_platform *xen_platform; /* -xen: its platform PCI device */
+    struct xenstore *xenstore;       /* -xen: domain 0's store for the guest */
+    struct xenstore_ring *xenstore_ring; /* and its ring */
     struct vcpu_sched sched[MACHINE_MAX_CPUS];
     bool started[MACHINE_MAX_CPUS];  /* the vCPU has run (the BSP, an AP after its SIPI) */
     int running;              /* the vCPU in cpu_run(), or -1 */
@@ -157,6 +162,10 @@ void machine_destroy(struct machine *m);
 /* Runs until the guest stops; returns the process exit status. */
 int machine_run(struct machine *m);
 /* Devices ask the machine to stop with a status (debug-exit, poweroff, triple fault). */
+/* Asks the guest to power off, as a host's shutdown does: a Xen guest through xenstore's
+ * control/shutdown ("poweroff", as `xl shutdown`), any other through the ACPI power
+ * button. */
+void machine_powerdown(struct machine *m);
 void machine_request_stop(struct machine *m, int status);
 /* ACPI S3, suspend to RAM (the PM device calls it for SLP_TYP = S3 with SLP_EN). The
  * vCPU stops after the instruction; between rounds the machine then powers down what

@@ -509,6 +509,13 @@ static struct host_port *host_port(struct xen *x, u32 hp)
     return hp < HOST_PORTS && x->evtchn->host[hp].used ? &x->evtchn->host[hp] : NULL;
 }
 
+u32 xen_evtchn_guest_port(const struct xen *x, u32 host_port)
+{
+    const struct xen_evtchn *e = x->evtchn;
+    return host_port < HOST_PORTS && e->host[host_port].used && e->host[host_port].bound
+               ? e->host[host_port].guest_port : 0;
+}
+
 int xen_evtchn_host_bind(struct xen *x, u32 guest_port, xen_host_notify_fn notify, void *opaque)
 {
     struct xen_evtchn *e = x->evtchn;

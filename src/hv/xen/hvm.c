@@ -25,14 +25,19 @@ static const u64 guest_may_get = BIT(HVM_PARAM_CALLBACK_IRQ) | BIT(HVM_PARAM_VM8
                                  BIT(HVM_PARAM_ALTP2M) | BIT(HVM_PARAM_X87_FIP_WIDTH);
 
 /* The values a toolstack (xl) gives an HVM domain: timer mode
- * no_delay_for_missed_ticks, the HPET on; the xenstore ring is none until nestor serves
- * it. The console's page and port (CONSOLE_PFN, CONSOLE_EVTCHN) are set afterwards by
- * xen_console_create (console.c); the guest reads them and may not move the page. */
+ * no_delay_for_missed_ticks, the HPET on. The rings of the console and xenstore (their
+ * PFN and EVTCHN parameters) are set afterwards by xen_special_ring (special.c), as dom0's
+ * services are set up; the guest reads them and may not move the pages. */
 void xen_hvm_params_init(struct xen *x)
 {
     memset(x->hvm_param, 0, sizeof(x->hvm_param));
     x->hvm_param[HVM_PARAM_TIMER_MODE] = HVMPTM_no_delay_for_missed_ticks;
     x->hvm_param[HVM_PARAM_HPET_ENABLED] = 1;
+}
+
+u64 xen_hvm_param(const struct xen *x, u32 index)
+{
+    return index < HVM_NR_PARAMS ? x->hvm_param[index] : 0;
 }
 
 /* struct xen_hvm_param: domid, pad, index, value (the same in both ABIs: value is

@@ -131,6 +131,7 @@ void xen_destroy(struct xen *x)
     if (x->host.ncpus > 0 && x->host.cpus)
         mem_set_foreign_pages(x->host.cpus[0]->mem, NULL, NULL, NULL);
     xen_console_destroy(x);
+    xen_special_destroy(x);
     xen_memory_destroy(x);
     xen_pirq_destroy(x);
     xen_gnttab_destroy(x);
@@ -520,7 +521,7 @@ static const struct state_field xen_fields[] = {
     F(shinfo_placed), F(shinfo_gpa), N(shinfo_page), N(shinfo_gen), F(mem_unmapped),
     F(memmap_set), F(memmap_nr), N(memmap), N(vcpu), N(evtchn), N(gnttab), F(vm_assist),
     F(shut_down), F(shutdown_code), F(shutdown_code_set), N(watchdog_timer), F(watchdog_used),
-    F(hvm_param), N(pirqs), N(console),
+    F(hvm_param), N(pirqs), N(console), N(special_page), N(special_gen),
 };
 #undef F
 #undef N
@@ -531,6 +532,11 @@ static void xen_save(void *obj, struct state_buf *b)
     state_put_u8(b, x->shinfo_page != NULL);
     if (x->shinfo_page)
         state_put(b, x->shinfo_page, 4096);
+    for (unsigned i = 0; i < XEN_NR_SPECIAL_PAGES; i++) {
+        state_put_u8(b, x->special_page[i] != NULL);
+        if (x->special_page[i])
+            state_put(b, x->special_page[i], 4096);
+    }
     if (x->memmap_set)
         state_put(b, x->memmap, (size_t)x->memmap_nr * XEN_E820_ENTRY_SIZE);
     for (int i = 0; i < x->host.ncpus; i++)
@@ -549,6 +555,17 @@ static int xen_load(void *obj, struct state_cursor *c, char *err, size_t errlen)
         /* as never placed (the map that may still hold it goes with the frame map's load) */
         free(x->shinfo_page);
         x->shinfo_page = NULL;
+    }
+    /* the special pages are the machine's (its services made them): the same ones */
+    for (unsigned i = 0; i < XEN_NR_SPECIAL_PAGES; i++) {
+        u8 present = state_get_u8(c);
+        if (present != (x->special_page[i] != NULL))
+            return nestor_err(err, errlen, "the Xen special page %u is %s here", i,
+                              present ? "absent" : "present");
+        if (present) {
+            state_get(c, x->special_page[i], 4096);
+            mem_code_write(&x->special_gen[i]);
+        }
     }
     free(x->memmap);
     x->memmap = NULL;
@@ -601,9 +618,9 @@ static u64 xen_page_id(void *opaque, const u8 *host)
     const struct xen *x = opaque;
     if (host == x->shinfo_page)
         return XEN_PAGE_SHARED_INFO;
-    u32 *gen;
-    if (host == xen_console_page(x, &gen))
-        return XEN_PAGE_CONSOLE;
+    for (unsigned i = 0; i < XEN_NR_SPECIAL_PAGES; i++)
+        if (host == x->special_page[i])
+            return XEN_PAGE_SPECIAL + i;
     return xen_gnttab_page_id(x, host);
 }
 
@@ -614,7 +631,9 @@ static u8 *xen_page(void *opaque, u64 id, u32 **gen)
         *gen = &x->shinfo_gen;
         return x->shinfo_page;
     }
-    if (id == XEN_PAGE_CONSOLE)
-        return xen_console_page(x, gen);
+    if (id - XEN_PAGE_SPECIAL < XEN_NR_SPECIAL_PAGES && x->special_page[id - XEN_PAGE_SPECIAL]) {
+        *gen = &x->special_gen[id - XEN_PAGE_SPECIAL];
+        return x->special_page[id - XEN_PAGE_SPECIAL];
+    }
     return xen_gnttab_page(x, id, gen);
 }

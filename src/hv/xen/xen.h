@@ -79,10 +79,21 @@ struct xen_host {
 struct xen *xen_create(const struct xen_config *cfg, const struct xen_host *host, u32 base);
 void xen_destroy(struct xen *x);
 
-/* libxenguest's special pages of an HVM/PVH domain (the PV console's among them): the
- * range's guest-physical base and size, which the machine's memory map marks reserved
- * as libxl does. */
-u64 xen_console_special_region(u64 *size);
+/* libxenguest's special pages of an HVM/PVH domain (xenstore's and the PV console's
+ * rings among them): the range's guest-physical base and size, which the machine's
+ * memory map marks reserved as libxl does; the frame of page index. */
+#define XEN_NR_SPECIAL_PAGES 8u
+#define XEN_SPECIALPAGE_XENSTORE 4u
+#define XEN_SPECIALPAGE_CONSOLE 7u
+u64 xen_special_region(u64 *size);
+u64 xen_special_pfn(unsigned index);
+/* A ring of one of domain 0's services, as the toolstack sets it up: special page index
+ * (zeroed, the interface's own) at its frame, a guest port allocated unbound for domain
+ * 0 and bound by it (notify runs when the guest signals it), named in HVM parameters
+ * pfn_param and evtchn_param. 0, -EINVAL (index taken) or -ENOMEM; *page and *host_port. */
+typedef void (*xen_host_notify_fn)(void *opaque, u32 host_port);
+int xen_special_ring(struct xen *x, unsigned index, u32 pfn_param, u32 evtchn_param,
+                     xen_host_notify_fn notify, void *opaque, u8 **page, u32 *host_port);
 
 /* CPUID: if leaf is Xen's (base .. 0x400001ff, as Xen answers them), fills r (eax, ebx,
  * ecx, edx) for vCPU c and returns true. */
@@ -120,10 +131,11 @@ void xen_maybe_deassert_callback(struct xen *x);
  * guest port the guest allocated for dom0 (alloc_unbound with remote_dom 0), leaving it
  * as it is (Xen marks only the binder's new port pending). Both return the dom0 port or -ENOSPC/-EINVAL. notify signals the guest's end;
  * close frees a dom0 port (the guest's end waits for a new binding). */
-typedef void (*xen_host_notify_fn)(void *opaque, u32 host_port);
 int xen_evtchn_host_alloc_unbound(struct xen *x, xen_host_notify_fn notify, void *opaque);
 int xen_evtchn_host_bind(struct xen *x, u32 guest_port, xen_host_notify_fn notify, void *opaque);
 int xen_evtchn_host_notify(struct xen *x, u32 host_port);
+/* The guest's end of a bound dom0 port (0: none) */
+u32 xen_evtchn_guest_port(const struct xen *x, u32 host_port);
 void xen_evtchn_host_close(struct xen *x, u32 host_port);
 
 /* Domain 0's access to the guest's grants, for nestor's backends, through Xen's grant
@@ -164,6 +176,10 @@ bool xen_gsi_set(struct xen *x, int gsi, bool level);
 /* The guest was entered through PVH: a PVH domain has no pirqs (libxl gives it no
  * emulated devices but the LAPIC, hence no XEN_X86_EMU_USE_PIRQ). */
 void xen_set_pvh(struct xen *x);
+
+/* An HVM parameter's value as the toolstack set it or the guest changed it (index below
+ * HVM_NR_PARAMS; 0 otherwise) */
+u64 xen_hvm_param(const struct xen *x, u32 index);
 
 /* Save and restore: the interface's sections, registered after the machine's devices
  * and before the frame map's (mem_state_register), whose pages they name. savable is

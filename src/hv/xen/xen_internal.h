@@ -94,6 +94,9 @@ struct xen {
     struct xen_pirqs *pirqs;
     /* ---- the PV console (console.c) ---- */
     struct xen_console *console;
+    /* ---- the toolstack's special pages (special.c): the rings of dom0's services ---- */
+    u8 *special_page[XEN_NR_SPECIAL_PAGES];
+    u32 special_gen[XEN_NR_SPECIAL_PAGES];
 };
 
 /* One call in flight: the vCPU, its ABI (compat: 32-bit layouts and registers) and the
@@ -131,6 +134,8 @@ void xen_gnttab_destroy(struct xen *x);
 void xen_memory_destroy(struct xen *x); /* memory.c: shared_info leaves the map */
 int xen_pirq_create(struct xen *x);
 void xen_pirq_destroy(struct xen *x);
+/* special.c: the special pages go (xen_destroy) */
+void xen_special_destroy(struct xen *x);
 /* console.c: the console page and port, set in the HVM parameters (after
  * xen_hvm_params_init) */
 int xen_console_create(struct xen *x);
@@ -227,7 +232,7 @@ long xen_do_xenpmu_op(struct xcall *k);
  * order. The interface's own pages, which the frame map may hold, are named for a state
  * file by these numbers (MEM_PAGE_FOREIGN | number). */
 #define XEN_PAGE_SHARED_INFO 0u
-#define XEN_PAGE_CONSOLE 1u
+#define XEN_PAGE_SPECIAL 0x10u /* + index */
 #define XEN_PAGE_GRANT_FRAME 0x100u
 #define XEN_PAGE_STATUS_FRAME 0x200u
 #define XEN_PAGE_DOM0_GRANT 0x1000u
@@ -241,7 +246,6 @@ bool xen_gnttab_savable(const struct xen *x, char *err, size_t errlen);
 /* gnttab.c, console.c: the pages by number (MEM_PAGE_UNKNOWN / NULL: not theirs) */
 u64 xen_gnttab_page_id(const struct xen *x, const u8 *page);
 u8 *xen_gnttab_page(struct xen *x, u64 id, u32 **gen);
-u8 *xen_console_page(const struct xen *x, u32 **gen);
 
 /* memory.c: XENMEM_set_memory_map's entries (struct e820entry, packed) and Xen's most
  * (E820MAX, xen/arch/x86/include/asm/e820.h) */

@@ -109,6 +109,16 @@ gcc -static -O2 -o "$root/bin/perfcount" "$repo/tests/linux/perfcount.c" ||
 gcc -static -O2 -o "$root/bin/memstress" "$repo/tests/linux/memstress.c" ||
   { echo "linux.sh: cannot build tests/linux/memstress.c" >&2; exit 1; }
 
+# The kernel's orderly poweroff (a Xen guest asked through xenstore's control/shutdown,
+# the ACPI button with a handler) runs /sbin/poweroff: it says so, then powers off.
+cat > "$root/sbin/poweroff" <<'POWEROFF'
+#!/bin/sh
+echo "nestor initramfs: orderly poweroff requested" > /dev/console
+sync
+/bin/poweroff -f
+POWEROFF
+chmod 755 "$root/sbin/poweroff"
+
 mkdir -p "$root/lib/modules"
 cp "$moddir"/*.ko "$moddir/load-order" "$root/lib/modules/"
 if [ -n "$kvm_client" ]; then
@@ -162,6 +172,14 @@ if [ -n "$ms" ]; then
 fi
 echo "== perf"
 /bin/perfcount 100000
+# nestor.wait=SECONDS: the guest waits there (for the host to shut it down, e.g. QMP's
+# system_powerdown), then goes on
+wait=$(sed -n 's/.*nestor\.wait=\([0-9]*\).*/\1/p' /proc/cmdline)
+if [ -n "$wait" ]; then
+  echo "== waiting ${wait} s"
+  sleep "$wait"
+  echo "waiting: over"
+fi
 echo "== date"
 date
 # ACPI S3 with nestor.s3=1: suspend to RAM, woken 2 s later by the RTC alarm

@@ -11,6 +11,7 @@
 #include "control/migrate.h"
 #include "control/qmp.h"
 #include "control/snapshot.h"
+#include "dom0/xenstore.h"
 #include "machine/machine.h"
 
 #define NESTOR_VERSION "0.1.0"
@@ -65,8 +66,9 @@ static void usage(FILE *f)
             "                   -gdb tcp::1234\n"
             "  -S               start the guest stopped (gdb's continue or QMP's cont runs it)\n"
             "  -d ITEMS         trace: comma-separated list of 'insn' (executed instructions)\n"
-            "                   'exit' (every event leaving the CPU) and 'state' (with\n"
-            "                   -state-digest, a digest of each component's state)\n"
+            "                   'exit' (every event leaving the CPU), 'state' (with\n"
+            "                   -state-digest, a digest of each component's state) and\n"
+            "                   'xenstore' (with -xen, the store's tree at exit)\n"
             "  -D FILE          write the trace to FILE (default stderr)\n"
             "  -max-insns N     stop (status 4) after N instructions on vCPU 0\n"
             "  -stats           print instructions retired and MIPS when the guest stops\n"
@@ -208,7 +210,7 @@ static int cmd_run(int argc, char **argv)
     const char *trace_items = NULL;
     const char *incoming = NULL;
     struct save_point sp = { 0 };
-    bool state_digest = false, trace_state = false;
+    bool state_digest = false, trace_state = false, trace_xenstore = false;
     bool qmp = false, gdb = false, start_stopped = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -371,8 +373,10 @@ static int cmd_run(int argc, char **argv)
                 cfg.trace_events = true;
             else if (!strcmp(t, "state"))
                 trace_state = true;
+            else if (!strcmp(t, "xenstore"))
+                trace_xenstore = true;
             else {
-                fprintf(stderr, "nestor: -d %s: unknown trace item (insn, exit, state)\n", t);
+                fprintf(stderr, "nestor: -d %s: unknown trace item (insn, exit, state, xenstore)\n", t);
                 free(items);
                 return NESTOR_EXIT_USAGE;
             }
@@ -445,6 +449,11 @@ static int cmd_run(int argc, char **argv)
                 (unsigned long long)machine_icount(&m));
         if (trace_state)
             snapshot_digest_sections(&m, cfg.trace ? cfg.trace : stderr);
+    }
+    if (trace_xenstore && m.xenstore && r != NESTOR_EXIT_USAGE) {
+        FILE *out = cfg.trace ? cfg.trace : stderr;
+        fprintf(out, "xenstore at exit:\n");
+        xenstore_dump(m.xenstore, out);
     }
     if (sp.failed)
         r = NESTOR_EXIT_GUEST_ERROR;

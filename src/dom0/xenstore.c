@@ -772,7 +772,7 @@ static int tx_end(struct xenstore *s, struct tx *t, bool commit)
 /* ---- output ---- */
 static void queue_bytes(struct xenstore *s, const void *p, size_t n)
 {
-    if (!n)
+    if (!n || !p)
         return;
     if (s->out_pos && s->out_pos == s->out_len)
         s->out_pos = s->out_len = 0;
@@ -808,6 +808,8 @@ size_t xenstore_guest_output(struct xenstore *s, void *buf, size_t cap)
     size_t n = xenstore_guest_pending(s);
     if (n > cap)
         n = cap;
+    if (!n)
+        return 0;
     memcpy(buf, s->out + s->out_pos, n);
     s->out_pos += n;
     return n;
@@ -1594,7 +1596,8 @@ static void xenstore_save(void *obj, struct state_buf *b)
     struct xenstore *s = obj;
     put_node(b, s->root);
     state_put_u32(b, (u32)xenstore_guest_pending(s));
-    state_put(b, s->out + s->out_pos, xenstore_guest_pending(s));
+    if (xenstore_guest_pending(s))
+        state_put(b, s->out + s->out_pos, xenstore_guest_pending(s));
     u32 guest = 0;
     for (u32 i = 0; i < s->nwatches; i++)
         guest += !s->watches[i].host;

@@ -12,7 +12,7 @@
 static struct termios saved_tio;
 static int saved_fd = -1;
 
-static void restore_terminal(void)
+void console_restore_terminal(void)
 {
     if (saved_fd >= 0)
         tcsetattr(saved_fd, TCSANOW, &saved_tio);
@@ -20,7 +20,7 @@ static void restore_terminal(void)
 
 static void fatal_signal(int sig)
 {
-    restore_terminal();
+    console_restore_terminal();
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -36,8 +36,7 @@ void console_open(struct console *con, int in_fd, int out_fd)
         return;
     }
     saved_fd = in_fd;
-    atexit(restore_terminal);
-    signal(SIGTERM, fatal_signal);
+    atexit(console_restore_terminal);
     signal(SIGHUP, fatal_signal);
     signal(SIGSEGV, fatal_signal);
     signal(SIGABRT, fatal_signal);
@@ -55,7 +54,7 @@ void console_open(struct console *con, int in_fd, int out_fd)
 void console_close(struct console *con)
 {
     if (con->tty)
-        restore_terminal();
+        console_restore_terminal();
     con->tty = false;
 }
 
@@ -66,7 +65,7 @@ static void say(struct console *con, const char *s)
     }
 }
 
-size_t console_filter(void *opaque, u8 *buf, size_t n, bool *quit)
+size_t console_filter(void *opaque, u8 *buf, size_t n, enum console_action *action)
 {
     struct console *con = opaque;
     if (!con->tty)
@@ -87,7 +86,12 @@ size_t console_filter(void *opaque, u8 *buf, size_t n, bool *quit)
         case 'X':
             say(con, "\r\nnestor: terminated by Ctrl-A x\r\n");
             con->quit = true;
-            *quit = true;
+            *action = CONSOLE_QUIT;
+            break;
+        case 's':
+        case 'S':
+            say(con, "\r\nnestor: asking the guest to power off (Ctrl-A s)\r\n");
+            *action = CONSOLE_POWERDOWN;
             break;
         case CTRL_A:
         case 'a':
@@ -98,6 +102,8 @@ size_t console_filter(void *opaque, u8 *buf, size_t n, bool *quit)
         case '?':
             say(con, "\r\nC-a h    print this help\r\n"
                      "C-a x    exit nestor\r\n"
+                     "C-a s    ask the guest to power off (ACPI button; a Xen guest:\r\n"
+                     "         xenstore's control/shutdown)\r\n"
                      "C-a C-a  send C-a to the guest\r\n");
             break;
         default:

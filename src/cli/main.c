@@ -1,5 +1,6 @@
 /* nestor's command line: QEMU's option names where the meaning is the same. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +199,22 @@ static void save_point_event(void *opaque, enum machine_event ev)
 
 static const struct machine_control_ops save_point_ops = { NULL, save_point_event };
 
+/* SIGTERM: the first asks the guest to power off (machine_powerdown_async), the second
+ * ends nestor at once */
+static struct machine *signal_machine;
+static volatile sig_atomic_t sigterms;
+
+static void on_sigterm(int sig)
+{
+    if (++sigterms == 1 && signal_machine) {
+        machine_powerdown_async(signal_machine);
+        return;
+    }
+    console_restore_terminal();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 static int cmd_run(int argc, char **argv)
 {
     struct machine_config cfg = {
@@ -390,6 +407,10 @@ static int cmd_run(int argc, char **argv)
     }
 
     static struct machine m;
+    signal_machine = &m;
+    struct sigaction sa = { .sa_handler = on_sigterm };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
     static struct console con;
     console_open(&con, cfg.console_in_fd, cfg.console_out_fd);
     cfg.console_filter = console_filter;

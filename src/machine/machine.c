@@ -812,7 +812,7 @@ static const struct state_field machine_fields[] = {
     N(kbc), N(pc_testdev), N(pci_testdev), N(xen), N(xen_platform), N(xenstore), N(xenstore_ring),
     STATE_STRUCT(struct machine, sched, sched_desc), F(started), N(running), N(end_pass), F(progress),
     N(stat_rounds), N(stat_runs), N(stat_pause_waits), N(stat_message_ends),
-    N(stop), N(exit_status), F(acpi_rsdp), F(booted_pvh), F(acpi_facs),
+    N(stop), N(exit_status), N(powerdown_signal), N(powerdown_since), F(acpi_rsdp), F(booted_pvh), F(acpi_facs),
     F(sleep_requested), F(suspended), F(wake_requested), STATE_STRUCT(struct machine, round, round_desc), F(rounds),
     N(ctl), N(ctl_opaque), N(nctl), N(paused), N(stop_at), N(at_stop_point), N(debug_vcpu), N(state),
 };
@@ -902,6 +902,25 @@ static int create_xenstore(struct machine *m, const struct machine_config *cfg)
         return -1;
     }
     return 0;
+}
+
+void machine_powerdown_async(struct machine *m)
+{
+    m->powerdown_signal = 1;
+}
+
+/* The run loop's turn for a signal's powerdown request */
+static void powerdown_check(struct machine *m)
+{
+    if (m->powerdown_signal == 1) {
+        m->powerdown_signal = 2;
+        m->powerdown_since = clock_host_ns();
+        nestor_log("asking the guest to power off (a second SIGTERM ends nestor at once)");
+        machine_powerdown(m);
+    } else if (m->powerdown_signal == 2 && clock_host_ns() - m->powerdown_since > 30000000000ull) {
+        nestor_log("the guest did not power off within 30 s: ending it");
+        machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
+    }
 }
 
 void machine_powerdown(struct machine *m)
@@ -1112,10 +1131,12 @@ static bool console_poll(struct machine *m, int timeout_ms)
     }
     size_t len = n > 0 ? (size_t)n : 0;
     if (len && m->cfg.console_filter) {
-        bool quit = false;
-        len = m->cfg.console_filter(m->cfg.console_opaque, buf, len, &quit);
-        if (quit)
+        enum console_action action = CONSOLE_NONE;
+        len = m->cfg.console_filter(m->cfg.console_opaque, buf, len, &action);
+        if (action == CONSOLE_QUIT)
             machine_request_stop(m, 0);
+        else if (action == CONSOLE_POWERDOWN)
+            machine_powerdown(m);
     }
     if (len)
         uart_receive(m->uart, buf, len);
@@ -1282,6 +1303,8 @@ static void wait_paused(struct machine *m)
     u64 frozen = clock_now(&m->clock);
     while (m->paused && !m->stop) {
         control_poll(m, 100);
+        if (m->powerdown_signal)
+            powerdown_check(m);
     }
     clock_set_now(&m->clock, frozen);
 }
@@ -1292,6 +1315,8 @@ int machine_run(struct machine *m)
     double insns_per_ns = INITIAL_INSNS_PER_NS; /* real-time mode: all vCPUs together */
     int running = m->ncpus;                     /* vCPUs that did not idle last round */
     while (!m->stop) {
+        if (m->powerdown_signal)
+            powerdown_check(m);
         if (m->paused) {
             wait_paused(m);
             continue;

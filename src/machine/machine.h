@@ -17,6 +17,9 @@
 struct xenstore;
 struct xenstore_ring;
 
+/* What the console's escape commands ask of the machine */
+enum console_action { CONSOLE_NONE, CONSOLE_QUIT, CONSOLE_POWERDOWN };
+
 #define MACHINE_MAX_CPUS 64
 
 struct lapic;
@@ -55,8 +58,9 @@ struct machine_config {
     int console_in_fd;        /* -1: no console input */
     int console_out_fd;
     /* Console input filter (escape commands); returns bytes left for the guest. May set
-     * *quit to end the run with status 0. NULL: input goes to the guest unchanged. */
-    size_t (*console_filter)(void *opaque, u8 *buf, size_t n, bool *quit);
+     * *action: CONSOLE_QUIT ends the run with status 0, CONSOLE_POWERDOWN asks the guest to
+     * power off (machine_powerdown). NULL: input goes to the guest unchanged. */
+    size_t (*console_filter)(void *opaque, u8 *buf, size_t n, enum console_action *action);
     void *console_opaque;
     struct xen_config xen;    /* -xen: the Xen HVM interface */
 };
@@ -137,6 +141,10 @@ struct machine {
     u64 stat_rounds, stat_runs, stat_pause_waits, stat_message_ends; /* for -stats */
     bool stop;
     int exit_status;          /* status the process exits with when the guest stops */
+    /* a host signal asked the guest to power off (machine_powerdown_async); when the
+     * request was made (host ns), so that a guest that ignores it does not keep nestor */
+    volatile int powerdown_signal; /* sig_atomic_t is int here; <signal.h> stays out */
+    u64 powerdown_since;
     u64 acpi_rsdp;            /* physical address of the RSDP */
     bool booted_pvh;          /* the kernel was entered through its PVH entry */
     u64 acpi_facs;            /* physical address of the FACS (the OS's waking vectors) */
@@ -166,6 +174,9 @@ int machine_run(struct machine *m);
  * control/shutdown ("poweroff", as `xl shutdown`), any other through the ACPI power
  * button. */
 void machine_powerdown(struct machine *m);
+/* The same from a signal handler (SIGTERM): the run loop acts on it at its next turn. A
+ * guest that has not stopped 30 s later is ended as a hung guest (status 4). */
+void machine_powerdown_async(struct machine *m);
 void machine_request_stop(struct machine *m, int status);
 /* ACPI S3, suspend to RAM (the PM device calls it for SLP_TYP = S3 with SLP_EN). The
  * vCPU stops after the instruction; between rounds the machine then powers down what

@@ -22,7 +22,7 @@ fi
 check() {
   local name=$1 want=$2 pattern=$3
   shift 3
-  timeout 30 "$NESTOR" run -max-insns 1000000 "$@" </dev/null >"$tmp/out" 2>"$tmp/err"
+  timeout -k 5 30 "$NESTOR" run -max-insns 1000000 "$@" </dev/null >"$tmp/out" 2>"$tmp/err"
   local rc=$?
   if [ "$rc" -ne "$want" ]; then
     echo "FAIL boot:$name: exit status $rc, expected $want; stderr: $(head -c 300 "$tmp/err" | tr '\n' ' ')"

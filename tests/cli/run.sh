@@ -20,7 +20,7 @@ run() {
   local name=$1
   shift
   [ -f "$TMP/in" ] || : >"$TMP/in"
-  timeout 30 "$NESTOR" "$@" <"$TMP/in" >"$TMP/out" 2>"$TMP/err"
+  timeout -k 5 30 "$NESTOR" "$@" <"$TMP/in" >"$TMP/out" 2>"$TMP/err"
   status=$?
   rm -f "$TMP/in"
 }
@@ -148,6 +148,7 @@ expect stdin-eof 4 '^READY' out
 # ---- the console on a terminal
 if python3 -c 'import pty, termios' 2>/dev/null; then
   python3 tests/cli/console_pty.py "$NESTOR" "$ECHO_ELF"
+  python3 tests/cli/shutdown.py "$NESTOR" "$BUILD/guest/spin.elf" "$ECHO_ELF"
 else
   fail console-tty "python3 with the pty module is needed"
 fi

@@ -123,7 +123,7 @@ run_one() { # name kernel options
       fi
       local args=(-m "${mem}M")
       [ "$smp" != 1 ] && args+=(-smp "$smp")
-      timeout "$timeout" "$NESTOR" run "${args[@]}" "${nestor_args[@]}" "${cpu_args[@]}" "${dev_args[@]}" "$elf" \
+      timeout -k 10 "$timeout" "$NESTOR" run "${args[@]}" "${nestor_args[@]}" "${cpu_args[@]}" "${dev_args[@]}" "$elf" \
         </dev/null >"$log" 2>"$err"
       status=$? ;;
     *)

@@ -6,6 +6,7 @@ tests/run.sh."""
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -228,30 +229,34 @@ def power_and_reset(tmp):
           and sd and sd["data"]["guest"] is True, "system_powerdown reaches the guest's ACPI", (r, ev, sd, st))
 
 
-def xen_powerdown(tmp):
+def xen_powerdown(tmp, via="qmp"):
     """A Xen guest is asked to power off through xenstore (control/shutdown = poweroff, as
-    `xl shutdown` asks): Debian's kernel as a PVH guest sees its watch fire and powers off
-    in order."""
+    `xl shutdown` asks), by QMP's system_powerdown or a first SIGTERM: Debian's kernel as
+    a PVH guest sees its watch fire and powers off in order; nestor exits 0."""
     if not os.path.exists(os.path.join(LINUX, "vmlinux")):
         return check(False, "xen powerdown", "no build/linux/vmlinux (tests/linux fetches it)")
-    n = Nestor(tmp, "xenpower", ["-xen", "-m", "256M", "-kernel", os.path.join(LINUX, "vmlinux"),
-                                 "-initrd", os.path.join(LINUX, "initramfs.cpio.gz"),
-                                 "-append", "console=ttyS0 nestor.script=1 nestor.wait=600"])
+    n = Nestor(tmp, "xenpower-" + via, ["-xen", "-m", "256M", "-kernel", os.path.join(LINUX, "vmlinux"),
+                                        "-initrd", os.path.join(LINUX, "initramfs.cpio.gz"),
+                                        "-append", "console=ttyS0 nestor.script=1 nestor.wait=600"])
     q = Qmp(n.sock)
-    if not check(wait_for(lambda: "== waiting" in n.output(), 180), "xen: the guest waits",
+    if not check(wait_for(lambda: "== waiting" in n.output(), 180), "xen (%s): the guest waits" % via,
                  n.output()[-300:]):
         n.p.kill()
         return
-    r = q.cmd("system_powerdown")
-    ev = q.event("POWERDOWN")
+    if via == "qmp":
+        r = q.cmd("system_powerdown")
+        ev = q.event("POWERDOWN")
+    else:
+        n.p.send_signal(signal.SIGTERM)
+        r, ev = {"return": {}}, True
     sd = q.event("SHUTDOWN", timeout=120)
     st = n.wait(120)
     out = n.output()
     check(r == {"return": {}} and ev is not None and st == 0 and sd and sd["data"]["guest"] is True
           and "orderly poweroff requested" in out and "reboot: Power down" in out
-          and "waiting: over" not in out,
-          "xen: system_powerdown through xenstore's control/shutdown powers the guest off",
-          (r, ev, sd, st, out[-300:]))
+          and "waiting: over" not in out and "xenbus: error" not in out,
+          "xen: %s through xenstore's control/shutdown powers the guest off"
+          % ("system_powerdown" if via == "qmp" else "a first SIGTERM"), (r, ev, sd, st, out[-300:]))
 
 
 def file_migration(tmp):
@@ -425,7 +430,8 @@ def main():
         check(False, "setup", SPIN + " not built (make guests)")
         return 1
     with tempfile.TemporaryDirectory(prefix="nestor-qmp-") as tmp:
-        for test in (basics, power_and_reset, xen_powerdown, file_migration,
+        for test in (basics, power_and_reset, xen_powerdown, lambda t: xen_powerdown(t, "sigterm"),
+                     file_migration,
                      lambda t: live_migration(t, "unix"), lambda t: live_migration(t, "tcp"),
                      failed_and_cancelled, linux_migration, lambda t: linux_migration(t, xen=True)):
             try:

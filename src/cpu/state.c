@@ -123,8 +123,11 @@ static int monitor_load(void *obj, struct state_cursor *cur, char *err, size_t e
     return 0;
 }
 
-/* After every section: the TLBs loaded after this vCPU's must also forget write access
- * to the page again (mem_code_mark), so the next write to it is seen. */
+/* After every section: a monitor not yet triggered watches its page again: the TLBs
+ * loaded after this vCPU's forget write access to it (mem_code_mark), so the next write
+ * is seen, as none could have write access to it in the saved machine either. A
+ * triggered one needs no watching (its page may since have been written through a TLB
+ * that got write access again, which the restored TLBs then keep too). */
 static int monitor_post_load(void *obj, char *err, size_t errlen)
 {
     struct cpu *c = obj;
@@ -135,7 +138,8 @@ static int monitor_post_load(void *obj, char *err, size_t errlen)
     if (monitor_watching(c)) {
         u32 *gen = mem_page_gen(c->mem, c->monitor_gpa);
         if (gen) {
-            mem_code_mark(c->mem, c->monitor_gpa);
+            if (!triggered)
+                mem_code_mark(c->mem, c->monitor_gpa);
             c->monitor_gen = triggered ? *gen ^ 2 : *gen;
         }
     }

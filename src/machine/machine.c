@@ -880,14 +880,16 @@ int machine_state_load(struct machine *m, const u8 *p, size_t len, char *err, si
 }
 
 /* ---- domain 0's services for a Xen guest ---- */
-/* xenstore with its ring, and what the toolstack writes for the domain (once the boot
- * protocol is known: libxl names the domain's type) */
-static int create_xenstore(struct machine *m, const struct machine_config *cfg)
+/* xenstore with its ring, then the PV console's (in libxl's order: the store's port is
+ * the first the domain has, the console's the second), and what the toolstack writes for
+ * the domain (once the boot protocol is known: libxl names the domain's type) */
+static int create_dom0_services(struct machine *m, const struct machine_config *cfg)
 {
     u32 pfn = 0, port = 0;
     if (!(m->xenstore = xenstore_create(cfg->xen.domid, &xenstore_default_limits)) ||
-        !(m->xenstore_ring = xenstore_ring_create(m->xen, m->xenstore, &pfn, &port))) {
-        nestor_log("out of host memory creating xenstore");
+        !(m->xenstore_ring = xenstore_ring_create(m->xen, m->xenstore, &pfn, &port)) ||
+        xen_console_create(m->xen)) {
+        nestor_log("out of host memory creating xenstore and the PV console");
         return -1;
     }
     struct xenstore_domain d = {
@@ -1045,7 +1047,7 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
         xen_platform_remove(m->xen_platform);
         m->xen_platform = NULL;
     }
-    if (m->xen && create_xenstore(m, cfg))
+    if (m->xen && create_dom0_services(m, cfg))
         return NESTOR_EXIT_GUEST_ERROR;
     register_state(m);
     return 0;
@@ -1115,7 +1117,9 @@ static bool console_poll(struct machine *m, int timeout_ms)
         host_sleep_ms(timeout_ms);
         return false;
     }
-    if (!uart_can_receive(m->uart)) {
+    /* input waits until a console can take it: the serial port, or a Xen guest's PV
+     * console (console=hvc0: nobody reads the serial port, whose FIFO stays full) */
+    if (!uart_can_receive(m->uart) && !(m->xen && xen_console_input_room(m->xen))) {
         host_sleep_ms(timeout_ms);
         return true;
     }
@@ -1138,8 +1142,14 @@ static bool console_poll(struct machine *m, int timeout_ms)
         else if (action == CONSOLE_POWERDOWN)
             machine_powerdown(m);
     }
-    if (len)
-        uart_receive(m->uart, buf, len);
+    if (len) {
+        /* the serial port and, for a Xen guest, its PV console (hvc0) both get it, each as
+         * much as it has room for */
+        if (uart_can_receive(m->uart))
+            uart_receive(m->uart, buf, len);
+        if (m->xen)
+            xen_console_input(m->xen, buf, len);
+    }
     return true;
 }
 

@@ -147,7 +147,7 @@ static void init_once(void)
                                   .tsc_khz = 2000000, .console_fd = -1, .cpus = cpus, .ncpus = 1,
                                   .nr_gsis = 24 };
     xen = xen_create(&xen_cfg, &xen_host, 0x40000000u);
-    if (!xen)
+    if (!xen || xen_console_create(xen))
         abort();
 }
 
@@ -486,7 +486,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
         xen_destroy(xen);
         ntimers = 0; /* the old interface's timers went with it */
         gnt_ready = false;
-        if (!(xen = xen_create(&xen_cfg, &xen_host, 0x40000000u)))
+        if (!(xen = xen_create(&xen_cfg, &xen_host, 0x40000000u)) || xen_console_create(xen))
             abort();
         if (ctl & 0x8000)
             prime_pirqs(); /* half of them get mapped and bound pirqs at once */

@@ -259,6 +259,32 @@ def xen_powerdown(tmp, via="qmp"):
           % ("system_powerdown" if via == "qmp" else "a first SIGTERM"), (r, ev, sd, st, out[-300:]))
 
 
+def xen_hvc_console(tmp):
+    """console=hvc0 is interactive: the kernel and a shell on the PV console, what is
+    typed on nestor's console reaching the shell through the ring's input half."""
+    if not os.path.exists(os.path.join(LINUX, "vmlinux")):
+        return check(False, "xen hvc0", "no build/linux/vmlinux (tests/linux fetches it)")
+    out = os.path.join(tmp, "hvc.out")
+    p = subprocess.Popen([NESTOR, "run", "-xen", "-m", "256M", "-kernel", os.path.join(LINUX, "vmlinux"),
+                          "-initrd", os.path.join(LINUX, "initramfs.cpio.gz"), "-append", "console=hvc0"],
+                         stdin=subprocess.PIPE, stdout=open(out, "wb"), stderr=subprocess.STDOUT)
+    text = lambda: open(out, "rb").read().decode(errors="replace")
+    if not check(wait_for(lambda: "nestor initramfs:" in text(), 180), "xen hvc0: the kernel and init on hvc0",
+                 text()[-300:]):
+        p.kill()
+        return
+    time.sleep(1)
+    p.stdin.write(b"echo HVC-$((6*7))\npoweroff -f\n")
+    p.stdin.flush()
+    try:
+        st = p.wait(60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        st = "timeout"
+    check(st == 0 and "HVC-42" in text() and "reboot: Power down" in text(),
+          "xen hvc0: typed commands reach the shell on hvc0", (st, text()[-300:]))
+
+
 def file_migration(tmp):
     f = os.path.join(tmp, "saved.state")
     n = Nestor(tmp, "fsrc", ["-smp", "2", SPIN])
@@ -431,6 +457,7 @@ def main():
         return 1
     with tempfile.TemporaryDirectory(prefix="nestor-qmp-") as tmp:
         for test in (basics, power_and_reset, xen_powerdown, lambda t: xen_powerdown(t, "sigterm"),
+                     xen_hvc_console,
                      file_migration,
                      lambda t: live_migration(t, "unix"), lambda t: live_migration(t, "tcp"),
                      failed_and_cancelled, linux_migration, lambda t: linux_migration(t, xen=True)):

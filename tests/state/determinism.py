@@ -76,6 +76,7 @@ RUNS = [
     ("xen-pirq", "xen_pirq.elf", ["-xen", "-device", "pc-testdev", "-append", "xen=yes"], POINTS),
     ("xen-pvcons", "xen_pvcons.elf", ["-xen", "-append", "xen=yes"], POINTS),
     ("xen-vcpu", "xen_vcpu.elf", ["-xen", "-smp", "3", "-append", "xen=yes"], POINTS),
+    ("xen-upcall", "xen_upcall.elf", ["-xen", "-append", "xen=yes"], POINTS),
 ]
 # Debian's kernel through PVH on 2 vCPUs, its initramfs script to the end (when
 # tests/linux has fetched it)
@@ -106,6 +107,7 @@ MOMENTS = [
     ("xen-gntcopy", r"\bvmcall\b", (1,), 6),  # right after a hypercall
     ("xen-memop2", r"\bvmcall\b", (1,), 6),
     ("xen-fifo", r"\bvmcall\b", (1,), 6),
+    ("xen-upcall", r"\bvmcall\b", (1, 2), 8),  # an event sent to itself: its upcall pending
 ]
 
 results = []

@@ -1,11 +1,11 @@
-/* The guest's PV console, output half: what xl gives every HVM/PVH domU before it
+/* The guest's PV console: what xl gives every HVM/PVH domU before it
  * starts (libxenguest's alloc_magic_pages_hvm): a page of struct xencons_interface at
  * the special pfn SPECIALPAGE_CONSOLE, a guest port allocated unbound for dom0 that dom0
  * (xenconsoled, here nestor) binds, both named by HVM_PARAM_CONSOLE_PFN and
  * HVM_PARAM_CONSOLE_EVTCHN. The guest writes into out[] and signals its port; nestor
- * copies what is between out_cons and out_prod to its console and signals back.
- * Input is not served yet: in[] stays empty (in_prod == in_cons), so a guest reading
- * its console sees nothing to read. */
+ * copies what is between out_cons and out_prod to its console and signals back; nestor's
+ * console input goes into in[] (xen_console_input) as well as to the serial port, so
+ * console=hvc0 is interactive and serial and hvc0 work side by side. */
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -50,6 +50,42 @@ static void console_notify(void *opaque, u32 host_port)
     /* the bytes are read before the consumer index says so (Xen's mb) */
     __atomic_store_n(&in->out_cons, cons + n, __ATOMIC_RELEASE);
     xen_evtchn_host_notify(x, host_port);
+}
+
+/* Input for the guest (nestor's console input, as xenconsoled gives it the terminal's):
+ * as much as in[] has room for, the rest is dropped as a full terminal line drops it. The
+ * guest's consumer index is trusted only modulo the ring. */
+size_t xen_console_input(struct xen *x, const u8 *buf, size_t n)
+{
+    struct xen_console *con = x->console;
+    if (!con || !con->page)
+        return 0;
+    struct xencons_interface *in = (struct xencons_interface *)con->page;
+    XENCONS_RING_IDX cons = __atomic_load_n(&in->in_cons, __ATOMIC_ACQUIRE);
+    XENCONS_RING_IDX prod = __atomic_load_n(&in->in_prod, __ATOMIC_RELAXED);
+    if (prod - cons > sizeof(in->in))
+        prod = cons; /* indices the guest broke: start again from its consumer */
+    size_t room = sizeof(in->in) - (prod - cons);
+    if (n > room)
+        n = room;
+    for (size_t i = 0; i < n; i++)
+        in->in[MASK_XENCONS_IDX(prod + (XENCONS_RING_IDX)i, in->in)] = (char)buf[i];
+    /* the bytes before the producer index that covers them (Xen's wmb) */
+    __atomic_store_n(&in->in_prod, prod + (XENCONS_RING_IDX)n, __ATOMIC_RELEASE);
+    if (n)
+        xen_evtchn_host_notify(x, con->host_port);
+    return n;
+}
+
+size_t xen_console_input_room(const struct xen *x)
+{
+    const struct xen_console *con = x->console;
+    if (!con || !con->page)
+        return 0;
+    const struct xencons_interface *in = (const struct xencons_interface *)con->page;
+    XENCONS_RING_IDX used = __atomic_load_n(&in->in_prod, __ATOMIC_RELAXED) -
+                            __atomic_load_n(&in->in_cons, __ATOMIC_ACQUIRE);
+    return used > sizeof(in->in) ? sizeof(in->in) : sizeof(in->in) - used;
 }
 
 int xen_console_create(struct xen *x)

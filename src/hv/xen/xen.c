@@ -115,10 +115,6 @@ struct xen *xen_create(const struct xen_config *cfg, const struct xen_host *host
         return NULL;
     }
     xen_hvm_params_init(x);
-    if (xen_console_create(x)) {
-        xen_destroy(x);
-        return NULL;
-    }
     if (host->ncpus > 0 && host->cpus)
         mem_set_foreign_pages(host->cpus[0]->mem, xen_page_id, xen_page, x);
     return x;

@@ -136,9 +136,6 @@ int xen_pirq_create(struct xen *x);
 void xen_pirq_destroy(struct xen *x);
 /* special.c: the special pages go (xen_destroy) */
 void xen_special_destroy(struct xen *x);
-/* console.c: the console page and port, set in the HVM parameters (after
- * xen_hvm_params_init) */
-int xen_console_create(struct xen *x);
 void xen_console_destroy(struct xen *x);
 
 /* ---- between the parts ---- */

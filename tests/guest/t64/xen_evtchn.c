@@ -184,8 +184,8 @@ static void test_2level(void)
 
     u32 a, b;
     loopback(&a, &b);
-    /* port 1 is the PV console's (the toolstack allocates it first) */
-    TEST_ASSERT(a == 2 && b == 3, "the lowest free ports, 2 and 3 (got %u, %u)", a, b);
+    /* ports 1 and 2 are xenstore's and the PV console's (the toolstack's, in that order) */
+    TEST_ASSERT(a == 3 && b == 4, "the lowest free ports, 3 and 4 (got %u, %u)", a, b);
     struct evtchn_status s;
     TEST_EQ(status_of(a, &s), EVTCHNSTAT_interdomain, "status: interdomain");
     TEST_ASSERT(s.u.interdomain.port == b && s.u.interdomain.dom == 1 && s.vcpu == 0,

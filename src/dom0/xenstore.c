@@ -865,6 +865,8 @@ struct req {
     const struct xsd_sockmsg *h;
     const char *p;
     struct op o;
+    /* the message's path, for those whose payload is one path (canonical) */
+    char path[XENSTORE_ABS_PATH_MAX + 1];
     /* the reply */
     char *r;
     size_t rlen, rcap;
@@ -894,10 +896,9 @@ static int one_path(struct req *q, char *path)
 
 static int h_read(struct req *q)
 {
-    char path[XENSTORE_ABS_PATH_MAX + 1];
     struct node *n;
-    int rc = one_path(q, path);
-    if (rc || (rc = get_node(&q->o, path, PERM_READ, &n)))
+    int rc = get_node(&q->o, q->path, PERM_READ, &n);
+    if (rc)
         return rc;
     return reply_add(q, n->value, n->len) ? 0 : E2BIG;
 }
@@ -913,35 +914,24 @@ static int h_write(struct req *q)
     if (rc)
         return rc;
     size_t off = (size_t)(nul - q->p) + 1;
-    if ((rc = do_write(&q->o, path, q->p + off, len - off)))
-        return rc;
-    return reply_str(q, "OK") ? 0 : EIO;
+    return do_write(&q->o, path, q->p + off, len - off);
 }
 
 static int h_mkdir(struct req *q)
 {
-    char path[XENSTORE_ABS_PATH_MAX + 1];
-    int rc = one_path(q, path);
-    if (rc || (rc = do_mkdir(&q->o, path)))
-        return rc;
-    return reply_str(q, "OK") ? 0 : EIO;
+    return do_mkdir(&q->o, q->path);
 }
 
 static int h_rm(struct req *q)
 {
-    char path[XENSTORE_ABS_PATH_MAX + 1];
-    int rc = one_path(q, path);
-    if (rc || (rc = do_rm(&q->o, path)))
-        return rc;
-    return reply_str(q, "OK") ? 0 : EIO;
+    return do_rm(&q->o, q->path);
 }
 
 static int h_directory(struct req *q)
 {
-    char path[XENSTORE_ABS_PATH_MAX + 1];
     struct node *n;
-    int rc = one_path(q, path);
-    if (rc || (rc = get_node(&q->o, path, PERM_READ, &n)))
+    int rc = get_node(&q->o, q->path, PERM_READ, &n);
+    if (rc)
         return rc;
     for (u32 i = 0; i < n->nkids; i++)
         if (!reply_str(q, n->kids[i]->name))
@@ -993,10 +983,9 @@ static int h_directory_part(struct req *q)
 
 static int h_get_perms(struct req *q)
 {
-    char path[XENSTORE_ABS_PATH_MAX + 1];
     struct node *n;
-    int rc = one_path(q, path);
-    if (rc || (rc = get_node(&q->o, path, PERM_READ, &n)))
+    int rc = get_node(&q->o, q->path, PERM_READ, &n);
+    if (rc)
         return rc;
     static const char letter[] = { 'n', 'r', 'w', 'b' };
     for (u32 i = 0; i < n->nperms; i++) {
@@ -1016,9 +1005,7 @@ static int h_set_perms(struct req *q)
         return n < 0 && !q->o.priv ? ENOSPC : EINVAL;
     char path[XENSTORE_ABS_PATH_MAX + 1];
     int rc = canonical(q->o.s, v[0], false, path, sizeof(path));
-    if (rc || (rc = do_set_perms(&q->o, path, v + 1, n - 1)))
-        return rc;
-    return reply_str(q, "OK") ? 0 : EIO;
+    return rc ? rc : do_set_perms(&q->o, path, v + 1, n - 1);
 }
 
 static int h_watch(struct req *q)
@@ -1057,8 +1044,6 @@ static int h_watch(struct req *q)
         return ENOMEM;
     }
     s->watches[s->nwatches++] = w;
-    if (!reply_str(q, "OK"))
-        return EIO;
     return 0;
 }
 
@@ -1079,7 +1064,7 @@ static int h_unwatch(struct req *q)
             free(w->token);
             memmove(w, w + 1, sizeof(*w) * (s->nwatches - i - 1));
             s->nwatches--;
-            return reply_str(q, "OK") ? 0 : EIO;
+            return 0;
         }
     }
     return ENOENT;
@@ -1111,10 +1096,7 @@ static int h_transaction_end(struct req *q)
         return ENOENT;
     struct tx *t = q->o.t;
     q->o.t = NULL;
-    int rc = tx_end(q->o.s, t, v[0][0] == 'T');
-    if (rc)
-        return rc;
-    return reply_str(q, "OK") ? 0 : EIO;
+    return tx_end(q->o.s, t, v[0][0] == 'T');
 }
 
 static int domid_arg(struct req *q, unsigned long *d)
@@ -1167,7 +1149,7 @@ static int h_reset_watches(struct req *q)
 {
     drop_guest_watches_and_tx(q->o.s);
     q->o.t = NULL;
-    return reply_str(q, "OK") ? 0 : EIO;
+    return 0;
 }
 
 /* domain 0's messages (introduce a domain, debug, ...): a domU may not */
@@ -1184,35 +1166,36 @@ static int h_invalid(struct req *q)
     return EINVAL;
 }
 
-/* One handler per message type; in_tx: it works inside a transaction (tx_id names one),
- * otherwise tx_id is ignored, as xenstored does. */
+/* One handler per message type, with what the dispatcher does around it. in_tx: it works
+ * inside a transaction (tx_id names one), otherwise tx_id is ignored, as xenstored does;
+ * path: its payload is one path (made canonical in q->path first); ok: its reply is "OK". */
 static const struct {
     const char *name;
     int (*fn)(struct req *q);
-    bool in_tx;
+    bool in_tx, path, ok;
 } handlers[XS_TYPE_COUNT] = {
-    [XS_CONTROL] = { "CONTROL", h_privileged, false },
-    [XS_DIRECTORY] = { "DIRECTORY", h_directory, true },
-    [XS_READ] = { "READ", h_read, true },
-    [XS_GET_PERMS] = { "GET_PERMS", h_get_perms, true },
-    [XS_WATCH] = { "WATCH", h_watch, false },
-    [XS_UNWATCH] = { "UNWATCH", h_unwatch, false },
-    [XS_TRANSACTION_START] = { "TRANSACTION_START", h_transaction_start, false },
-    [XS_TRANSACTION_END] = { "TRANSACTION_END", h_transaction_end, true },
-    [XS_INTRODUCE] = { "INTRODUCE", h_privileged, false },
-    [XS_RELEASE] = { "RELEASE", h_privileged, false },
-    [XS_GET_DOMAIN_PATH] = { "GET_DOMAIN_PATH", h_get_domain_path, false },
-    [XS_WRITE] = { "WRITE", h_write, true },
-    [XS_MKDIR] = { "MKDIR", h_mkdir, true },
-    [XS_RM] = { "RM", h_rm, true },
-    [XS_SET_PERMS] = { "SET_PERMS", h_set_perms, true },
-    [XS_WATCH_EVENT] = { "WATCH_EVENT", h_invalid, false },
-    [XS_ERROR] = { "ERROR", h_invalid, false },
-    [XS_IS_DOMAIN_INTRODUCED] = { "IS_DOMAIN_INTRODUCED", h_is_domain_introduced, false },
-    [XS_RESUME] = { "RESUME", h_privileged, false },
-    [XS_SET_TARGET] = { "SET_TARGET", h_privileged, false },
-    [XS_RESET_WATCHES] = { "RESET_WATCHES", h_reset_watches, false },
-    [XS_DIRECTORY_PART] = { "DIRECTORY_PART", h_directory_part, true },
+    [XS_CONTROL] = { "CONTROL", h_privileged, false, false, false },
+    [XS_DIRECTORY] = { "DIRECTORY", h_directory, true, true, false },
+    [XS_READ] = { "READ", h_read, true, true, false },
+    [XS_GET_PERMS] = { "GET_PERMS", h_get_perms, true, true, false },
+    [XS_WATCH] = { "WATCH", h_watch, false, false, true },
+    [XS_UNWATCH] = { "UNWATCH", h_unwatch, false, false, true },
+    [XS_TRANSACTION_START] = { "TRANSACTION_START", h_transaction_start, false, false, false },
+    [XS_TRANSACTION_END] = { "TRANSACTION_END", h_transaction_end, true, false, true },
+    [XS_INTRODUCE] = { "INTRODUCE", h_privileged, false, false, false },
+    [XS_RELEASE] = { "RELEASE", h_privileged, false, false, false },
+    [XS_GET_DOMAIN_PATH] = { "GET_DOMAIN_PATH", h_get_domain_path, false, false, false },
+    [XS_WRITE] = { "WRITE", h_write, true, false, true },
+    [XS_MKDIR] = { "MKDIR", h_mkdir, true, true, true },
+    [XS_RM] = { "RM", h_rm, true, true, true },
+    [XS_SET_PERMS] = { "SET_PERMS", h_set_perms, true, false, true },
+    [XS_WATCH_EVENT] = { "WATCH_EVENT", h_invalid, false, false, false },
+    [XS_ERROR] = { "ERROR", h_invalid, false, false, false },
+    [XS_IS_DOMAIN_INTRODUCED] = { "IS_DOMAIN_INTRODUCED", h_is_domain_introduced, false, false, false },
+    [XS_RESUME] = { "RESUME", h_privileged, false, false, false },
+    [XS_SET_TARGET] = { "SET_TARGET", h_privileged, false, false, false },
+    [XS_RESET_WATCHES] = { "RESET_WATCHES", h_reset_watches, false, false, true },
+    [XS_DIRECTORY_PART] = { "DIRECTORY_PART", h_directory_part, true, false, false },
 };
 
 /* Handles one whole message of the guest's: its reply (or XS_ERROR) is queued, then a
@@ -1220,7 +1203,8 @@ static const struct {
 static void handle(struct xenstore *s, const struct xsd_sockmsg *h, const char *payload)
 {
     char reply[XENSTORE_PAYLOAD_MAX];
-    struct req q = { h, payload, { s, false, s->domid, NULL, s->root }, reply, 0, sizeof(reply) };
+    struct req q = { .h = h, .p = payload, .o = { s, false, s->domid, NULL, s->root }, .r = reply,
+                     .rcap = sizeof(reply) };
     int rc;
     s->deferring = true;
     s->ndeferred = 0;
@@ -1232,7 +1216,12 @@ static void handle(struct xenstore *s, const struct xsd_sockmsg *h, const char *
             if (q.o.t)
                 q.o.root = q.o.t->root;
         }
-        rc = handlers[h->type].in_tx && h->tx_id && !q.o.t ? ENOENT : handlers[h->type].fn(&q);
+        if (handlers[h->type].in_tx && h->tx_id && !q.o.t)
+            rc = ENOENT;
+        else if (handlers[h->type].path && (rc = one_path(&q, q.path)))
+            ;
+        else if (!(rc = handlers[h->type].fn(&q)) && handlers[h->type].ok)
+            rc = reply_str(&q, "OK") ? 0 : EIO;
     }
     s->deferring = false;
     if (rc)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "boot/boot.h"
+#include "dom0/pvconsole.h"
 #include "dom0/xenstore.h"
 #include "dom0/xenstore_ring.h"
 #include <xen/hvm/params.h>
@@ -809,7 +810,7 @@ static const struct state_field machine_fields[] = {
     N(cfg), N(mem), N(io), N(mmio), N(clock), N(model), N(cpu), N(lapic), N(ncpus), N(uart),
     N(fwcfg), N(pic), N(ioapic), N(pit), N(rtc), N(hpet), N(acpi_pm), N(pci),
     F(irq_level), F(pci_gsis), F(pci_isa_irqs), F(xen_cb_lines),
-    N(kbc), N(pc_testdev), N(pci_testdev), N(xen), N(xen_platform), N(xenstore), N(xenstore_ring),
+    N(kbc), N(pc_testdev), N(pci_testdev), N(xen), N(xen_platform), N(xenstore), N(xenstore_ring), N(pvconsole),
     STATE_STRUCT(struct machine, sched, sched_desc), F(started), N(running), N(end_pass), F(progress),
     N(stat_rounds), N(stat_runs), N(stat_pause_waits), N(stat_message_ends),
     N(stop), N(exit_status), N(powerdown_signal), N(powerdown_since), F(acpi_rsdp), F(booted_pvh), F(acpi_facs),
@@ -846,6 +847,8 @@ static void register_state(struct machine *m)
         xen_state_register(m->xen, r);
     if (m->xenstore)
         xenstore_state_register(m->xenstore, r);
+    if (m->pvconsole)
+        pvconsole_state_register(m->pvconsole, r);
     mem_state_register(&m->mem, r);
     for (int i = 0; i < m->ncpus; i++) {
         cpu_state_register(m->cpu[i], r);
@@ -888,7 +891,7 @@ static int create_dom0_services(struct machine *m, const struct machine_config *
     u32 pfn = 0, port = 0;
     if (!(m->xenstore = xenstore_create(cfg->xen.domid, &xenstore_default_limits)) ||
         !(m->xenstore_ring = xenstore_ring_create(m->xen, m->xenstore, &pfn, &port)) ||
-        xen_console_create(m->xen)) {
+        !(m->pvconsole = pvconsole_create(m->xen, cfg->console_out_fd))) {
         nestor_log("out of host memory creating xenstore and the PV console");
         return -1;
     }
@@ -1060,8 +1063,10 @@ void machine_destroy(struct machine *m)
         xen_destroy(m->xen);
     xenstore_ring_destroy(m->xenstore_ring);
     xenstore_destroy(m->xenstore);
+    pvconsole_destroy(m->pvconsole);
     m->xenstore_ring = NULL;
     m->xenstore = NULL;
+    m->pvconsole = NULL;
     for (int i = 0; i < m->ncpus; i++) {
         if (m->lapic[i])
             lapic_destroy(m->lapic[i]);
@@ -1119,7 +1124,7 @@ static bool console_poll(struct machine *m, int timeout_ms)
     }
     /* input waits until a console can take it: the serial port, or a Xen guest's PV
      * console (console=hvc0: nobody reads the serial port, whose FIFO stays full) */
-    if (!uart_can_receive(m->uart) && !(m->xen && xen_console_input_room(m->xen))) {
+    if (!uart_can_receive(m->uart) && !(m->pvconsole && pvconsole_input_room(m->pvconsole))) {
         host_sleep_ms(timeout_ms);
         return true;
     }
@@ -1147,8 +1152,8 @@ static bool console_poll(struct machine *m, int timeout_ms)
          * much as it has room for */
         if (uart_can_receive(m->uart))
             uart_receive(m->uart, buf, len);
-        if (m->xen)
-            xen_console_input(m->xen, buf, len);
+        if (m->pvconsole)
+            pvconsole_input(m->pvconsole, buf, len);
     }
     return true;
 }

@@ -16,6 +16,7 @@
 
 struct xenstore;
 struct xenstore_ring;
+struct pvconsole;
 
 /* What the console's escape commands ask of the machine */
 enum console_action { CONSOLE_NONE, CONSOLE_QUIT, CONSOLE_POWERDOWN };
@@ -133,6 +134,7 @@ struct machine {
     struct xen_platform *xen_platform; /* -xen: its platform PCI device */
     struct xenstore *xenstore;       /* -xen: domain 0's store for the guest */
     struct xenstore_ring *xenstore_ring; /* and its ring */
+    struct pvconsole *pvconsole;     /* -xen: the PV console's backend (hvc0) */
     struct vcpu_sched sched[MACHINE_MAX_CPUS];
     bool started[MACHINE_MAX_CPUS];  /* the vCPU has run (the BSP, an AP after its SIPI) */
     int running;              /* the vCPU in cpu_run(), or -1 */

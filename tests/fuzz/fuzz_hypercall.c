@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cpu/exec.h"
+#include "dom0/pvconsole.h"
 #include "hv/xen/xen.h"
 #include "machine/mem.h"
 
@@ -51,6 +52,7 @@ static struct guest_mem mem;
 static struct cpuid_model model;
 static struct cpu cpu, *c = &cpu;
 static struct xen *xen;
+static struct pvconsole *console; /* the PV console's backend, as the machine has it */
 static struct xen_config xen_cfg;
 static struct xen_host xen_host;
 
@@ -147,7 +149,7 @@ static void init_once(void)
                                   .tsc_khz = 2000000, .console_fd = -1, .cpus = cpus, .ncpus = 1,
                                   .nr_gsis = 24 };
     xen = xen_create(&xen_cfg, &xen_host, 0x40000000u);
-    if (!xen || xen_console_create(xen))
+    if (!xen || !(console = pvconsole_create(xen, -1)))
         abort();
 }
 
@@ -484,9 +486,10 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
     /* a fresh interface now and then: registrations (vcpu_info) are once per vCPU */
     if (ctl & 0x4000) {
         xen_destroy(xen);
+        pvconsole_destroy(console);
         ntimers = 0; /* the old interface's timers went with it */
         gnt_ready = false;
-        if (!(xen = xen_create(&xen_cfg, &xen_host, 0x40000000u)) || xen_console_create(xen))
+        if (!(xen = xen_create(&xen_cfg, &xen_host, 0x40000000u)) || !(console = pvconsole_create(xen, -1)))
             abort();
         if (ctl & 0x8000)
             prime_pirqs(); /* half of them get mapped and bound pirqs at once */

@@ -126,7 +126,6 @@ void xen_destroy(struct xen *x)
         return;
     if (x->host.ncpus > 0 && x->host.cpus)
         mem_set_foreign_pages(x->host.cpus[0]->mem, NULL, NULL, NULL);
-    xen_console_destroy(x);
     xen_special_destroy(x);
     xen_memory_destroy(x);
     xen_pirq_destroy(x);
@@ -496,7 +495,7 @@ void xen_hypercall(struct xen *x, struct cpu *c)
  * The domain's own state (shared_info and where it is, the memory map it set, the
  * watchdogs and shutdown, VM assists, the HVM parameters) and each vCPU's (vcpu_info
  * and runstate areas, timers' settings, blocking); then each part's section (event
- * channels, grant tables, pirqs, the console). Timers are the clock's, saved with it;
+ * channels, grant tables, pirqs). Timers are the clock's, saved with it;
  * the ids here are fixed by the order the machine is built in. CPUID leaf 3's
  * incarnation stays 0 across a restore: a restored run is to be the same run. */
 #define F(x) STATE_FIELD(struct xen_vcpu, x)
@@ -517,7 +516,7 @@ static const struct state_field xen_fields[] = {
     F(shinfo_placed), F(shinfo_gpa), N(shinfo_page), N(shinfo_gen), F(mem_unmapped),
     F(memmap_set), F(memmap_nr), N(memmap), N(vcpu), N(evtchn), N(gnttab), F(vm_assist),
     F(shut_down), F(shutdown_code), F(shutdown_code_set), N(watchdog_timer), F(watchdog_used),
-    F(hvm_param), N(pirqs), N(console), N(special_page), N(special_gen),
+    F(hvm_param), N(pirqs), N(special_page), N(special_gen),
 };
 #undef F
 #undef N
@@ -600,7 +599,6 @@ void xen_state_register(struct xen *x, struct state_registry *r)
     xen_evtchn_state_register(x, r);
     xen_gnttab_state_register(x, r);
     xen_pirq_state_register(x, r);
-    xen_console_state_register(x, r);
 }
 
 bool xen_state_savable(const struct xen *x, char *err, size_t errlen)

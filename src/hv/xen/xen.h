@@ -79,16 +79,6 @@ struct xen_host {
 struct xen *xen_create(const struct xen_config *cfg, const struct xen_host *host, u32 base);
 void xen_destroy(struct xen *x);
 
-/* The PV console's ring and port, as the toolstack sets them up (after xenstore's:
- * libxl allocates the store's port first, then the console's), named in
- * HVM_PARAM_CONSOLE_PFN/_EVTCHN. 0 or -ENOMEM. */
-int xen_console_create(struct xen *x);
-/* The PV console: bytes typed on nestor's console for the guest's hvc0 (into the ring's
- * in[]); returns how many fitted. */
-size_t xen_console_input(struct xen *x, const u8 *buf, size_t n);
-/* How many bytes the ring's input half has room for now */
-size_t xen_console_input_room(const struct xen *x);
-
 /* libxenguest's special pages of an HVM/PVH domain (xenstore's and the PV console's
  * rings among them): the range's guest-physical base and size, which the machine's
  * memory map marks reserved as libxl does; the frame of page index. */

@@ -92,8 +92,6 @@ struct xen {
     u64 hvm_param[HVM_NR_PARAMS];
     /* ---- pirqs (physdev.c) ---- */
     struct xen_pirqs *pirqs;
-    /* ---- the PV console (console.c) ---- */
-    struct xen_console *console;
     /* ---- the toolstack's special pages (special.c): the rings of dom0's services ---- */
     u8 *special_page[XEN_NR_SPECIAL_PAGES];
     u32 special_gen[XEN_NR_SPECIAL_PAGES];
@@ -136,7 +134,6 @@ int xen_pirq_create(struct xen *x);
 void xen_pirq_destroy(struct xen *x);
 /* special.c: the special pages go (xen_destroy) */
 void xen_special_destroy(struct xen *x);
-void xen_console_destroy(struct xen *x);
 
 /* ---- between the parts ---- */
 /* memory.c: a page of Xen's that was at gfn is gone from there (removed, replaced, or
@@ -236,11 +233,10 @@ long xen_do_xenpmu_op(struct xcall *k);
 void xen_evtchn_state_register(struct xen *x, struct state_registry *r);
 void xen_gnttab_state_register(struct xen *x, struct state_registry *r);
 void xen_pirq_state_register(struct xen *x, struct state_registry *r);
-void xen_console_state_register(struct xen *x, struct state_registry *r);
 /* gnttab.c: whether what the table holds can be saved (dom0's grants and mappings are its
  * backends', which do not describe them yet): false with a message */
 bool xen_gnttab_savable(const struct xen *x, char *err, size_t errlen);
-/* gnttab.c, console.c: the pages by number (MEM_PAGE_UNKNOWN / NULL: not theirs) */
+/* gnttab.c: the pages by number (MEM_PAGE_UNKNOWN / NULL: not theirs) */
 u64 xen_gnttab_page_id(const struct xen *x, const u8 *page);
 u8 *xen_gnttab_page(struct xen *x, u64 id, u32 **gen);
 

@@ -126,6 +126,14 @@ else
 fi
 run trace-file-unwritable run -d insn -D "$TMP/no/such/dir/t.txt" "$ECHO_ELF"
 expect trace-file-unwritable 2 'no/such/dir' err
+# -d xenstore: the store's tree at exit, with values and permissions
+run trace-xenstore run -xen -d xenstore -append xen=yes "$BUILD/guest/xen_hcall.elf"
+expect trace-xenstore 1 '^/local/domain/1/control/shutdown = ""   \(n1\)$' err
+# -d state with -state-digest: a digest per component, the TLBs marked as caches
+run trace-state run -icount -state-digest -d state "$DEMO_ELF"
+expect trace-state 1 '^state digest cpu\.tlb\.0 [0-9a-f]{64} \(a cache' err
+run trace-unknown run -d bogus "$ECHO_ELF"
+expect trace-unknown 2 'unknown trace item \(insn, exit, state, xenstore\)' err
 
 # ---- an unimplemented instruction: #UD in the guest each time, reported once
 run unimplemented-once run "$BUILD/guest/unimpl.elf"

@@ -72,6 +72,39 @@ struct watch {
     int id;
 };
 
+/* A growable byte queue: bytes [pos, len) of p wait to be taken */
+struct bytes {
+    u8 *p;
+    size_t pos, len, cap;
+};
+
+/* Appends n bytes (false: no host memory, nothing appended); the taken part is reused */
+static bool bytes_append(struct bytes *b, const void *p, size_t n)
+{
+    if (!n || !p)
+        return true;
+    if (b->pos && b->pos == b->len)
+        b->pos = b->len = 0;
+    if (b->len + n > b->cap && b->pos) {
+        memmove(b->p, b->p + b->pos, b->len - b->pos);
+        b->len -= b->pos;
+        b->pos = 0;
+    }
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        u8 *q = realloc(b->p, cap);
+        if (!q)
+            return false;
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return true;
+}
+
 #define HDR ((u32)sizeof(struct xsd_sockmsg))
 #define MAX_QUEUED (4u << 20) /* replies and events a guest may leave unread, at most */
 
@@ -84,8 +117,7 @@ struct xenstore {
     /* the guest's connection: the message being received, what waits for it */
     u8 in[sizeof(struct xsd_sockmsg) + XENSTORE_PAYLOAD_MAX];
     u32 in_len;
-    u8 *out;
-    size_t out_pos, out_len, out_cap;
+    struct bytes out;
     bool broken;
     bool dropped_events; /* logged once */
     struct tx *tx;
@@ -103,8 +135,7 @@ struct xenstore {
     bool delivering;
     /* while a guest message is handled, its watch events wait here to follow its reply */
     bool deferring;
-    u8 *deferred;
-    size_t ndeferred, dcap;
+    struct bytes deferred;
     void (*output_ready)(void *opaque);
     void *output_opaque;
 };
@@ -383,7 +414,7 @@ static void queue_event(struct xenstore *s, const struct watch *w, const char *p
     if (w->relative && !strncmp(path, s->dompath, dl) && path[dl] == '/')
         shown = path + dl + 1;
     size_t pl = strlen(shown), tl = strlen(w->token);
-    if (s->out_len - s->out_pos + HDR + pl + tl + 2 > MAX_QUEUED) {
+    if (s->out.len - s->out.pos + HDR + pl + tl + 2 > MAX_QUEUED) {
         if (!s->dropped_events)
             nestor_log("xenstore: the guest leaves its watch events unread; dropping them");
         s->dropped_events = true;
@@ -397,22 +428,7 @@ static void queue_event(struct xenstore *s, const struct watch *w, const char *p
     memcpy(buf + HDR, shown, pl + 1);
     memcpy(buf + HDR + pl + 1, w->token, tl + 1);
     size_t n = HDR + pl + tl + 2;
-    if (!s->deferring) {
-        queue_bytes(s, buf, n);
-        return;
-    }
-    if (s->ndeferred + n > s->dcap) {
-        size_t cap = s->dcap ? s->dcap : 4096;
-        while (cap < s->ndeferred + n)
-            cap *= 2;
-        u8 *d = realloc(s->deferred, cap);
-        if (!d)
-            return;
-        s->deferred = d;
-        s->dcap = cap;
-    }
-    memcpy(s->deferred + s->ndeferred, buf, n);
-    s->ndeferred += n;
+    bytes_append(s->deferring ? &s->deferred : &s->out, buf, n);
 }
 
 static void queue_host_event(struct xenstore *s, int id, const char *path)
@@ -772,35 +788,12 @@ static int tx_end(struct xenstore *s, struct tx *t, bool commit)
 /* ---- output ---- */
 static void queue_bytes(struct xenstore *s, const void *p, size_t n)
 {
-    if (!n || !p)
-        return;
-    if (s->out_pos && s->out_pos == s->out_len)
-        s->out_pos = s->out_len = 0;
-    if (s->out_len + n > s->out_cap) {
-        /* compact first, then grow */
-        if (s->out_pos) {
-            memmove(s->out, s->out + s->out_pos, s->out_len - s->out_pos);
-            s->out_len -= s->out_pos;
-            s->out_pos = 0;
-        }
-        if (s->out_len + n > s->out_cap) {
-            size_t cap = s->out_cap ? s->out_cap : 4096;
-            while (cap < s->out_len + n)
-                cap *= 2;
-            u8 *o = realloc(s->out, cap);
-            if (!o)
-                return;
-            s->out = o;
-            s->out_cap = cap;
-        }
-    }
-    memcpy(s->out + s->out_len, p, n);
-    s->out_len += n;
+    bytes_append(&s->out, p, n);
 }
 
 size_t xenstore_guest_pending(const struct xenstore *s)
 {
-    return s->out_len - s->out_pos;
+    return s->out.len - s->out.pos;
 }
 
 size_t xenstore_guest_output(struct xenstore *s, void *buf, size_t cap)
@@ -810,8 +803,8 @@ size_t xenstore_guest_output(struct xenstore *s, void *buf, size_t cap)
         n = cap;
     if (!n)
         return 0;
-    memcpy(buf, s->out + s->out_pos, n);
-    s->out_pos += n;
+    memcpy(buf, s->out.p + s->out.pos, n);
+    s->out.pos += n;
     return n;
 }
 
@@ -1207,7 +1200,7 @@ static void handle(struct xenstore *s, const struct xsd_sockmsg *h, const char *
                      .rcap = sizeof(reply) };
     int rc;
     s->deferring = true;
-    s->ndeferred = 0;
+    s->deferred.pos = s->deferred.len = 0;
     if (h->type >= XS_TYPE_COUNT || !handlers[h->type].fn) {
         rc = EINVAL;
     } else {
@@ -1233,8 +1226,8 @@ static void handle(struct xenstore *s, const struct xsd_sockmsg *h, const char *
         const struct watch *w = &s->watches[s->nwatches - 1];
         queue_event(s, w, w->path);
     }
-    queue_bytes(s, s->deferred, s->ndeferred);
-    s->ndeferred = 0;
+    queue_bytes(s, s->deferred.p, s->deferred.len);
+    s->deferred.len = 0;
 }
 
 long xenstore_guest_input(struct xenstore *s, const void *data, size_t len)
@@ -1291,7 +1284,7 @@ void xenstore_guest_reset(struct xenstore *s)
 {
     drop_guest_watches_and_tx(s);
     s->in_len = 0;
-    s->out_pos = s->out_len = 0;
+    s->out.pos = s->out.len = 0;
     s->broken = false;
 }
 
@@ -1339,8 +1332,8 @@ void xenstore_destroy(struct xenstore *s)
     for (u32 i = 0; i < s->npending; i++)
         free(s->pending[i].path);
     free(s->pending);
-    free(s->out);
-    free(s->deferred);
+    free(s->out.p);
+    free(s->deferred.p);
     free(s);
 }
 
@@ -1572,10 +1565,9 @@ fail:
 #define F(x) STATE_FIELD(struct xenstore, x)
 #define N(x) STATE_NOT_STATE(struct xenstore, x)
 static const struct state_field xenstore_fields[] = {
-    N(domid), N(lim), N(root), F(gen), N(dompath), F(in), F(in_len), N(out), N(out_pos), N(out_len),
-    N(out_cap), F(broken), F(dropped_events), N(tx), N(ntx), F(next_tx), N(watches), N(nwatches),
+    N(domid), N(lim), N(root), F(gen), N(dompath), F(in), F(in_len), N(out), F(broken), F(dropped_events), N(tx), N(ntx), F(next_tx), N(watches), N(nwatches),
     N(wcap), N(next_watch), N(pending), N(npending), N(pcap), N(delivering), N(deferring),
-    N(deferred), N(ndeferred), N(dcap), N(output_ready), N(output_opaque),
+    N(deferred), N(output_ready), N(output_opaque),
 };
 #undef F
 #undef N
@@ -1586,7 +1578,7 @@ static void xenstore_save(void *obj, struct state_buf *b)
     put_node(b, s->root);
     state_put_u32(b, (u32)xenstore_guest_pending(s));
     if (xenstore_guest_pending(s))
-        state_put(b, s->out + s->out_pos, xenstore_guest_pending(s));
+        state_put(b, s->out.p + s->out.pos, xenstore_guest_pending(s));
     u32 guest = 0;
     for (u32 i = 0; i < s->nwatches; i++)
         guest += !s->watches[i].host;
@@ -1633,10 +1625,10 @@ static int xenstore_load(void *obj, struct state_cursor *c, char *err, size_t er
     u32 pending = state_get_u32(c);
     if (c->bad || pending > MAX_QUEUED || pending > c->len - c->pos)
         return nestor_err(err, errlen, "impossible xenstore output");
-    s->out_pos = s->out_len = 0;
+    s->out.pos = s->out.len = 0;
     queue_bytes(s, c->p + c->pos, pending);
     c->pos += pending;
-    if (s->out_len != pending)
+    if (s->out.len != pending)
         return nestor_err(err, errlen, "out of host memory");
     u32 nw = state_get_u32(c);
     if (c->bad || nw > s->lim.watches)

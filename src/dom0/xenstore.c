@@ -105,6 +105,24 @@ static bool bytes_append(struct bytes *b, const void *p, size_t n)
     return true;
 }
 
+/* Room for one more element in a growable array (arrp: the array pointer's address) of n used of *cap (false: no host
+ * memory, nothing changed) */
+static bool grow(void *arrp, u32 n, u32 *cap, size_t elem, u32 first)
+{
+    if (n < *cap)
+        return true;
+    /* the array pointer is copied as bytes: it is a pointer to some element type */
+    void *old;
+    memcpy(&old, arrp, sizeof(old));
+    u32 c = *cap ? *cap * 2 : first;
+    void *q = realloc(old, elem * c);
+    if (!q)
+        return false;
+    memcpy(arrp, &q, sizeof(q));
+    *cap = c;
+    return true;
+}
+
 #define HDR ((u32)sizeof(struct xsd_sockmsg))
 #define MAX_QUEUED (4u << 20) /* replies and events a guest may leave unread, at most */
 
@@ -193,14 +211,8 @@ static bool node_set_perms(struct node *n, const struct xs_perm *p, u32 np)
 
 static bool node_add_kid(struct node *parent, struct node *kid)
 {
-    if (parent->nkids == parent->kcap) {
-        u32 cap = parent->kcap ? parent->kcap * 2 : 4;
-        struct node **k = realloc(parent->kids, sizeof(*k) * cap);
-        if (!k)
-            return false;
-        parent->kids = k;
-        parent->kcap = cap;
-    }
+    if (!grow(&parent->kids, parent->nkids, &parent->kcap, sizeof(*parent->kids), 4))
+        return false;
     parent->kids[parent->nkids++] = kid;
     kid->parent = parent;
     return true;
@@ -356,14 +368,8 @@ static bool note_touched(struct op *o, const char *path, const struct node *n)
     for (u32 i = 0; i < t->ntouched; i++)
         if (!strcmp(t->touched[i].path, path))
             return true;
-    if (t->ntouched == t->tcap) {
-        u32 cap = t->tcap ? t->tcap * 2 : 8;
-        struct touched *p = realloc(t->touched, sizeof(*p) * cap);
-        if (!p)
-            return false;
-        t->touched = p;
-        t->tcap = cap;
-    }
+    if (!grow(&t->touched, t->ntouched, &t->tcap, sizeof(*t->touched), 8))
+        return false;
     if (!(t->touched[t->ntouched].path = strdup(path)))
         return false;
     t->touched[t->ntouched++].gen = n ? n->gen : 0;
@@ -433,14 +439,8 @@ static void queue_event(struct xenstore *s, const struct watch *w, const char *p
 
 static void queue_host_event(struct xenstore *s, int id, const char *path)
 {
-    if (s->npending == s->pcap) {
-        u32 cap = s->pcap ? s->pcap * 2 : 8;
-        struct pending *p = realloc(s->pending, sizeof(*p) * cap);
-        if (!p)
-            return;
-        s->pending = p;
-        s->pcap = cap;
-    }
+    if (!grow(&s->pending, s->npending, &s->pcap, sizeof(*s->pending), 8))
+        return;
     char *c = strdup(path);
     if (c)
         s->pending[s->npending++] = (struct pending){ id, c };
@@ -484,14 +484,8 @@ static int changed(struct op *o, const char *path, const struct node *n, bool su
         fire_for(o, path, n, subtree);
         return 0;
     }
-    if (t->nchanges == t->ccap) {
-        u32 cap = t->ccap ? t->ccap * 2 : 8;
-        struct change *c = realloc(t->changes, sizeof(*c) * cap);
-        if (!c)
-            return ENOMEM;
-        t->changes = c;
-        t->ccap = cap;
-    }
+    if (!grow(&t->changes, t->nchanges, &t->ccap, sizeof(*t->changes), 8))
+        return ENOMEM;
     if (!(t->changes[t->nchanges].path = strdup(path)))
         return ENOMEM;
     t->changes[t->nchanges++].subtree = subtree;
@@ -505,10 +499,8 @@ static int changed(struct op *o, const char *path, const struct node *n, bool su
 static int create(struct op *o, const char *path, struct node **out)
 {
     struct node *nearest = NULL;
-    if (lookup(o->root, path, &nearest)) {
-        *out = lookup(o->root, path, NULL);
+    if ((*out = lookup(o->root, path, &nearest)))
         return 0;
-    }
     if (!(perm_for(o, nearest) & PERM_WRITE))
         return EACCES;
     /* the components still to make: those below nearest */
@@ -1022,14 +1014,8 @@ static int h_watch(struct req *q)
     }
     if (mine >= s->lim.watches)
         return E2BIG;
-    if (s->nwatches == s->wcap) {
-        u32 cap = s->wcap ? s->wcap * 2 : 8;
-        struct watch *w = realloc(s->watches, sizeof(*w) * cap);
-        if (!w)
-            return ENOMEM;
-        s->watches = w;
-        s->wcap = cap;
-    }
+    if (!grow(&s->watches, s->nwatches, &s->wcap, sizeof(*s->watches), 8))
+        return ENOMEM;
     struct watch w = { strdup(path), strdup(v[1]), v[0][0] != '/' && v[0][0] != '@', false, NULL, NULL, 0 };
     if (!w.path || !w.token) {
         free(w.path);
@@ -1434,14 +1420,8 @@ int xenstore_watch(struct xenstore *s, const char *path, xenstore_watch_fn fn, v
     char p[XENSTORE_ABS_PATH_MAX + 1];
     if (host_path(s, path, p) || !fn)
         return -1;
-    if (s->nwatches == s->wcap) {
-        u32 cap = s->wcap ? s->wcap * 2 : 8;
-        struct watch *w = realloc(s->watches, sizeof(*w) * cap);
-        if (!w)
-            return -1;
-        s->watches = w;
-        s->wcap = cap;
-    }
+    if (!grow(&s->watches, s->nwatches, &s->wcap, sizeof(*s->watches), 8))
+        return -1;
     struct watch w = { strdup(p), strdup(""), false, true, fn, opaque, ++s->next_watch };
     if (!w.path || !w.token) {
         free(w.path);

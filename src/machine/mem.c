@@ -394,23 +394,31 @@ enum mem_frame_kind mem_frame_remove(struct guest_mem *m, u64 gfn, u8 **host)
     return (enum mem_frame_kind)p.kind;
 }
 
+/* Room for one more detached page in the kept list (false: no host memory) */
+static bool kept_room(struct guest_mem *m)
+{
+    if (m->nkept < m->kept_cap)
+        return true;
+    u32 cap = m->kept_cap ? m->kept_cap * 2 : 16;
+    u8 **k = realloc(m->kept, sizeof(*k) * cap);
+    if (!k)
+        return false;
+    m->kept = k;
+    u32 **kg = realloc(m->kept_gen, sizeof(*kg) * cap);
+    if (!kg)
+        return false;
+    m->kept_gen = kg;
+    m->kept_cap = cap;
+    return true;
+}
+
 int mem_frame_detach(struct guest_mem *m, u64 gfn, u8 **host, u32 **gen)
 {
     struct page_ref p = page_at(m, gfn);
     if (!p.host || p.kind != MEM_FRAME_RAM)
         return -1;
-    if (p.own && m->nkept == m->kept_cap) {
-        u32 cap = m->kept_cap ? m->kept_cap * 2 : 16;
-        u8 **k = realloc(m->kept, sizeof(*k) * cap);
-        if (!k)
-            return -1;
-        m->kept = k;
-        u32 **kg = realloc(m->kept_gen, sizeof(*kg) * cap);
-        if (!kg)
-            return -1;
-        m->kept_gen = kg;
-        m->kept_cap = cap;
-    }
+    if (p.own && !kept_room(m))
+        return -1;
     /* a region page stays lent for good: its frame gets another page when populated */
     if (p.region != MEM_NO_GFN) {
         struct mem_frame *home = frame_get(m, p.region);
@@ -1110,18 +1118,9 @@ static int mem_load(void *obj, struct state_cursor *c, char *err, size_t errlen)
     }
     /* the detached pages, in their order */
     for (u32 i = nown - nkept; i < nown; i++) {
-        if (m->nkept == m->kept_cap) {
-            u32 cap = m->kept_cap ? m->kept_cap * 2 : 16;
-            u8 **kp = realloc(m->kept, sizeof(*kp) * cap);
-            u32 **kg = kp ? realloc(m->kept_gen, sizeof(*kg) * cap) : NULL;
-            if (kp)
-                m->kept = kp;
-            if (!kg) {
-                nestor_err(err, errlen, "out of host memory");
-                goto out;
-            }
-            m->kept_gen = kg;
-            m->kept_cap = cap;
+        if (!kept_room(m)) {
+            nestor_err(err, errlen, "out of host memory");
+            goto out;
         }
         m->kept[m->nkept] = own[i];
         m->kept_gen[m->nkept++] = own_gen[i];

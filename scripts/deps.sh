@@ -13,6 +13,8 @@ PKGS=(
   libzstd-dev               # zstd: saved machines and migration streams are compressed with it
   libssl-dev                # OpenSSL libcrypto: SHA-256 checksums of saved machines, state digests
   libjson-c-dev             # json-c: the QMP machine protocol's JSON
+  liburing-dev              # io_uring: the PV disk backend's asynchronous I/O
+  e2fsprogs                 # mke2fs -d: the PV disk tests build their ext4 images unprivileged
   gdb                       # the gdb stub's tests drive a real gdb against guests
   libclang-rt-14-dev        # libFuzzer and clang's ASan/UBSan runtimes: the fuzz targets
   acpica-tools              # iasl: the ACPI table tests disassemble nestor's tables

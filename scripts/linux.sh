@@ -60,21 +60,22 @@ if [ ! -f "$out/vmlinux" ] || [ "$out/vmlinuz" -nt "$out/vmlinux" ]; then
   mv "$out/vmlinux.tmp" "$out/vmlinux"
 fi
 
-# The KVM modules, extracted from the kernel package into OUTDIR/modules once per package:
-# kvm_intel and, before it, the modules its .modinfo "depends=" names, recursively
-# (Debian's package has no modules.dep: depmod makes it at install). modules/load-order
-# lists them in the order to load. Modules compressed by the package (.ko.xz) are
-# decompressed: busybox insmod reads plain ELF.
+# Modules, extracted from the kernel package into OUTDIR/modules once per package, each
+# after the modules its .modinfo "depends=" names, recursively (Debian's package has no
+# modules.dep: depmod makes it at install), in two groups whose files list the order to
+# load them: kvm.order (kvm_intel) and xen.order (the Xen guest's PV disk and network
+# frontends, ext4 for the disk's file system and the crc32c its checksums ask the crypto
+# API for). Modules compressed by the package (.ko.xz) are decompressed: busybox insmod
+# reads plain ELF.
 moddir="$out/modules"
-if [ ! -f "$moddir/load-order" ] || [ "$out/debs" -nt "$moddir/load-order" ]; then
+if [ ! -f "$moddir/xen.order" ] || [ "$out/debs" -nt "$moddir/xen.order" ]; then
   rm -rf "$moddir"
   mkdir -p "$moddir"
   kdeb=$(ls "$out/debs/${kpkg}"_*.deb)
   ko_paths=$(dpkg-deb -c "$kdeb" | awk '{ print $NF }' | grep -E '/kernel/.*\.ko(\.xz)?$')
-  : >"$moddir/load-order.tmp"
-  add_module() { # name (either of - and _)
+  add_module() { # name (either of - and _): appended to $order after its dependencies
     local name=${1//-/_} path dep
-    grep -qx "$name" "$moddir/load-order.tmp" && return 0
+    grep -qx "$name" "$order" && return 0
     # a module file's name has - or _ where the module's name has _
     path=$(grep -E "/${name//_/[-_]}\.ko(\.xz)?$" <<<"$ko_paths" | head -n 1) ||
       { echo "linux.sh: module $name is not in $kpkg" >&2; exit 1; }
@@ -85,10 +86,15 @@ if [ ! -f "$moddir/load-order" ] || [ "$out/debs" -nt "$moddir/load-order" ]; th
     for dep in $(tr '\0' '\n' <"$moddir/$name.ko" | sed -n 's/^depends=//p' | tr ',' ' '); do
       add_module "$dep"
     done
-    echo "$name" >>"$moddir/load-order.tmp"
+    echo "$name" >>"$order"
   }
-  add_module kvm_intel
-  mv "$moddir/load-order.tmp" "$moddir/load-order"
+  for group in "kvm:kvm_intel" "xen:crc32c_generic xen_blkfront xen_netfront ext4"; do
+    order="$moddir/${group%%:*}.order.tmp"
+    : >"$order"
+    for m in ${group#*:}; do add_module "$m"; done
+  done
+  mv "$moddir/kvm.order.tmp" "$moddir/kvm.order"
+  mv "$moddir/xen.order.tmp" "$moddir/xen.order"
 fi
 
 root="$out/initramfs-root"
@@ -97,7 +103,7 @@ mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,etc,tmp,root}
 dpkg-deb --fsys-tarfile "$out"/debs/busybox-static_*.deb | tar -x -O ./bin/busybox > "$root/bin/busybox"
 chmod 755 "$root/bin/busybox"
 for tool in sh mount umount cat echo uname date poweroff reboot sleep ls dmesg grep awk expr seq \
-            setsid cttyhack mkdir ps head tail wc sync insmod; do
+            setsid cttyhack mkdir ps head tail wc sync insmod switch_root sha256sum dd; do
   ln -sf busybox "$root/bin/$tool"
 done
 
@@ -120,7 +126,7 @@ POWEROFF
 chmod 755 "$root/sbin/poweroff"
 
 mkdir -p "$root/lib/modules"
-cp "$moddir"/*.ko "$moddir/load-order" "$root/lib/modules/"
+cp "$moddir"/*.ko "$moddir"/*.order "$root/lib/modules/"
 if [ -n "$kvm_client" ]; then
   cp "$kvm_client" "$root/kvm_client"
 else
@@ -133,6 +139,30 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 echo "nestor initramfs: $(uname -sr), $(grep -c ^processor /proc/cpuinfo) CPU(s)"
+# nestor.root=DISK (a Xen guest's PV disk, xvda): the frontend and ext4 modules, then the
+# disk's file system becomes the root and its /sbin/init runs (nestor.rootro=1: read
+# only; nestor.ringorder=N: the frontend's max_ring_page_order)
+root=$(sed -n 's/.*nestor\.root=\([a-z0-9]*\).*/\1/p' /proc/cmdline)
+if [ -n "$root" ]; then
+  order=$(sed -n 's/.*nestor\.ringorder=\([0-9]*\).*/\1/p' /proc/cmdline)
+  for m in $(cat /lib/modules/xen.order); do
+    arg=
+    [ "$m" = xen_blkfront ] && [ -n "$order" ] && arg="max_ring_page_order=$order"
+    insmod /lib/modules/$m.ko $arg || echo "nestor initramfs: insmod $m failed"
+  done
+  n=0
+  while [ ! -b /dev/$root ] && [ $n -lt 30 ]; do sleep 1; n=$((n + 1)); done
+  mkdir -p /newroot
+  opt=rw
+  grep -q 'nestor.rootro=1' /proc/cmdline && opt=ro
+  if mount -t ext4 -o $opt /dev/$root /newroot; then
+    umount /proc /sys
+    mount --move /dev /newroot/dev 2>/dev/null || umount /dev
+    exec switch_root /newroot /sbin/init
+  fi
+  echo "nestor initramfs: cannot mount /dev/$root"
+  poweroff -f
+fi
 if grep -q 'nestor.script=1' /proc/cmdline; then
   sh /script
   if grep -q 'nestor.reboot=1' /proc/cmdline; then
@@ -210,7 +240,7 @@ fi
 # KVM (nestor.kvm=1): the KVM modules, /dev/kvm, and the client's checks on an L2 guest
 if grep -q 'nestor.kvm=1' /proc/cmdline; then
   echo "== kvm"
-  for m in $(cat /lib/modules/load-order); do
+  for m in $(cat /lib/modules/kvm.order); do
     if insmod /lib/modules/$m.ko; then echo "kvm: insmod $m: ok"; else echo "kvm: insmod $m: failed"; fi
   done
   ls -l /dev/kvm

@@ -42,7 +42,14 @@ static void usage(FILE *f)
             "  -device NAME[,prop=value...]\n"
             "                   add a device, as QEMU names them: isa-debug-exit[,iobase=P][,iosize=N]\n"
             "                   (QEMU's defaults 0x501/2; without one, nestor has it at 0xf4/4),\n"
-            "                   pc-testdev, pci-testdev[,addr=SLOT]\n"
+            "                   pc-testdev, pci-testdev[,addr=SLOT], and with -xen the PV disk\n"
+            "                   xen-disk,drive=ID,vdev=xvda[,logical_block_size=512|4096]\n"
+            "                   [,physical_block_size=N][,max-ring-page-order=0-4][,num-queues=1-16]\n"
+            "  -drive file=IMG,if=none,id=ID[,format=raw][,readonly=on][,snapshot=on]\n"
+            "                   a raw disk image for a xen-disk; if=xen[,index=N] makes the\n"
+            "                   xen-disk itself (xvda, xvdb...). readonly=on: the guest sees a\n"
+            "                   read-only disk; snapshot=on: writes go to a temporary copy. The\n"
+            "                   image is locked against a second writer\n"
             "  -xen [version=MAJOR.MINOR[EXTRA]][,domid=N][,platform=off]\n"
             "                   present Xen's HVM interface (CPUID leaves, hypercall page,\n"
             "                   hypercalls, event channels, timers) as Xen 4.17.0 shows it to\n"
@@ -276,6 +283,13 @@ static int cmd_run(int argc, char **argv)
                 return NESTOR_EXIT_USAGE;
             }
             cfg.devices[cfg.ndevices++] = v;
+        } else if (!strcmp(a, "-drive")) {
+            NEED_VALUE;
+            if (cfg.ndrives == MACHINE_MAX_DRIVES) {
+                fprintf(stderr, "nestor: more than %d -drive options\n", MACHINE_MAX_DRIVES);
+                return NESTOR_EXIT_USAGE;
+            }
+            cfg.drives[cfg.ndrives++] = v;
         } else if (!strcmp(a, "-cpu")) {
             NEED_VALUE;
             cfg.cpu_spec = v;

@@ -12,13 +12,14 @@
 
 #include "control/stream.h"
 #include "machine/machine.h"
+#include "machine/xendev.h"
 
 #define PAGE 4096u
 
 
 bool snapshot_supported(const struct machine *m, char *err, size_t errlen)
 {
-    return !m->xen || xen_state_savable(m->xen, err, errlen);
+    return !m->xen || (xen_state_savable(m->xen, err, errlen) && xendev_savable(m, err, errlen));
 }
 
 /* ---- the configuration a stream belongs to ---- */
@@ -36,6 +37,10 @@ void snapshot_config(const struct machine *m, char *buf, size_t cap)
     for (int i = 0; i < c->ndevices && n < cap; i++)
         n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? " " : "", c->devices[i]);
     if (n < cap)
+        n += (size_t)snprintf(buf + n, cap - n, "\ndrives=");
+    for (int i = 0; i < c->ndrives && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? " " : "", c->drives[i]);
+    if (n < cap)
         snprintf(buf + n, cap - n, "\n");
 }
 
@@ -44,7 +49,7 @@ static int config_compare(const char *file, const char *here, char *err, size_t 
 {
     static const char *const option[] = { "m", "-m", "smp", "-smp", "cpu", "-cpu",
                                           "icount", "-icount", "xen", "-xen",
-                                          "devices", "-device" };
+                                          "devices", "-device", "drives", "-drive" };
     const char *a = file, *b = here;
     while (*a || *b) {
         const char *ae = strchr(a, '\n'), *be = strchr(b, '\n');

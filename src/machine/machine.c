@@ -16,6 +16,8 @@
 #include "dom0/pvconsole.h"
 #include "dom0/xenstore.h"
 #include "dom0/xenstore_ring.h"
+#include "machine/opts.h"
+#include "machine/xendev.h"
 #include <xen/hvm/params.h>
 #include "dev/dev.h"
 
@@ -457,80 +459,15 @@ void machine_apic_send(struct machine *m, const struct apic_msg *msg)
 }
 
 /* ---- -device ---- */
-#define DEVICE_MAX_PROPS 8
-
-struct device_opts {
-    char buf[256];
-    const char *name;
-    int n;
-    const char *key[DEVICE_MAX_PROPS], *value[DEVICE_MAX_PROPS];
-};
-
-/* "NAME,key=value,..." into o (pointing into o->buf). 0, or -1 with a message. */
-static int device_parse(const char *spec, struct device_opts *o)
-{
-    if (strlen(spec) >= sizeof o->buf) {
-        nestor_log("-device %s: too long", spec);
-        return -1;
-    }
-    strcpy(o->buf, spec);
-    o->n = 0;
-    char *save = NULL;
-    o->name = strtok_r(o->buf, ",", &save);
-    if (!o->name) {
-        nestor_log("-device '%s': no device name", spec);
-        return -1;
-    }
-    for (char *t = strtok_r(NULL, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(t, '=');
-        if (!eq || eq == t || o->n == DEVICE_MAX_PROPS) {
-            nestor_log("-device %s: '%s' is not a property=value", spec, t);
-            return -1;
-        }
-        *eq = 0;
-        o->key[o->n] = t;
-        o->value[o->n++] = eq + 1;
-    }
-    return 0;
-}
-
-static const char *device_prop(const struct device_opts *o, const char *key)
-{
-    const char *v = NULL;
-    for (int i = 0; i < o->n; i++)
-        if (!strcmp(o->key[i], key))
-            v = o->value[i]; /* the last one counts, as in QEMU */
-    return v;
-}
-
-/* A number property (C syntax: 0x.. hex, decimal) within [0, max]; *out keeps its default
- * when the property is absent. 0, or -1 with a message. */
-static int device_prop_num(const struct device_opts *o, const char *key, u64 max, u64 *out)
-{
-    const char *v = device_prop(o, key);
-    if (!v)
-        return 0;
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 0);
-    if (errno || end == v || *end || v[0] == '-' || n > max) {
-        nestor_log("-device %s: %s=%s is not a number from 0 to 0x%llx", o->name, key, v,
-                   (unsigned long long)max);
-        return -1;
-    }
-    *out = n;
-    return 0;
-}
-
-static int add_debugexit(struct machine *m, const struct device_opts *o)
+static int add_debugexit(struct machine *m, const struct opts *o)
 {
     u64 base = 0x501, size = 2; /* QEMU's defaults */
-    if (device_prop_num(o, "iobase", 0xffff, &base) || device_prop_num(o, "iosize", 0x10000, &size))
+    if (opts_num(o, "iobase", 0xffff, &base) || opts_num(o, "iosize", 0x10000, &size))
         return -1;
     return debugexit_create(m, (u16)base, (u16)size);
 }
 
-static int add_pc_testdev(struct machine *m, const struct device_opts *o)
+static int add_pc_testdev(struct machine *m, const struct opts *o)
 {
     (void)o;
     if (m->pc_testdev) {
@@ -542,14 +479,14 @@ static int add_pc_testdev(struct machine *m, const struct device_opts *o)
 }
 
 /* QEMU's PCI address property: "SLOT[.FUNCTION]" in hex. */
-static int add_pci_testdev(struct machine *m, const struct device_opts *o)
+static int add_pci_testdev(struct machine *m, const struct opts *o)
 {
     if (m->pci_testdev) {
         nestor_log("-device pci-testdev: nestor has at most one");
         return -1;
     }
     int slot = pci_free_slot(m->pci);
-    const char *addr = device_prop(o, "addr");
+    const char *addr = opts_get(o, "addr");
     if (addr) {
         char *end;
         unsigned long s = strtoul(addr, &end, 16), fn = 0;
@@ -575,15 +512,17 @@ static int add_pci_testdev(struct machine *m, const struct device_opts *o)
 
 static const struct device_type {
     const char *name;
-    const char *props[3]; /* besides "id", which every device takes */
-    int (*add)(struct machine *m, const struct device_opts *o);
+    const char *props[8]; /* besides "id", which every device takes; NULL-terminated */
+    int (*add)(struct machine *m, const struct opts *o);
 } device_types[] = {
-    { "isa-debug-exit", { "iobase", "iosize" }, add_debugexit },
+    { "isa-debug-exit", { "iobase", "iosize", NULL }, add_debugexit },
     { "pc-testdev", { NULL }, add_pc_testdev },
-    { "pci-testdev", { "addr" }, add_pci_testdev },
+    { "pci-testdev", { "addr", NULL }, add_pci_testdev },
+    /* Xen PV devices: their backends are domain 0's, made with xenstore (xendev.c) */
+    { "xen-disk", { XENDEV_DISK_PROPS, NULL }, NULL },
 };
 
-static int add_device(struct machine *m, const struct device_opts *o)
+static int add_device(struct machine *m, const struct opts *o)
 {
     const struct device_type *t = NULL;
     for (size_t i = 0; i < ARRAY_SIZE(device_types); i++)
@@ -591,17 +530,17 @@ static int add_device(struct machine *m, const struct device_opts *o)
             t = &device_types[i];
     if (!t) {
         nestor_log("-device %s: unknown device (nestor has isa-debug-exit, pc-testdev, "
-                   "pci-testdev)", o->name);
+                   "pci-testdev, xen-disk)", o->name);
         return -1;
     }
-    for (int i = 0; i < o->n; i++) {
-        bool known = !strcmp(o->key[i], "id");
-        for (size_t k = 0; k < ARRAY_SIZE(t->props) && t->props[k]; k++)
-            known |= !strcmp(o->key[i], t->props[k]);
-        if (!known) {
-            nestor_log("-device %s: unknown property '%s'", o->name, o->key[i]);
+    if (opts_check_known(o, t->props))
+        return -1;
+    if (!t->add) {
+        if (!m->xen) {
+            nestor_log("-device %s: a Xen PV device needs -xen", o->name);
             return -1;
         }
+        return 0; /* made once xenstore exists (xendev_create) */
     }
     return t->add(m, o);
 }
@@ -611,8 +550,8 @@ static int add_devices(struct machine *m, const struct machine_config *cfg)
 {
     bool debugexit = false;
     for (int i = 0; i < cfg->ndevices; i++) {
-        struct device_opts o;
-        if (device_parse(cfg->devices[i], &o) || add_device(m, &o))
+        struct opts o;
+        if (opts_parse(&o, "-device", cfg->devices[i], true) || add_device(m, &o))
             return -1;
         debugexit |= !strcmp(o.name, "isa-debug-exit");
     }
@@ -756,7 +695,8 @@ static bool wait_for_wakeup(struct machine *m)
 {
     u64 deadline = next_deadline(m), now = clock_now(&m->clock);
     int pollers = control_pollers(m);
-    if (deadline == CLOCK_NEVER && m->cfg.console_in_fd < 0 && !pollers)
+    struct pollfd io[1];
+    if (deadline == CLOCK_NEVER && m->cfg.console_in_fd < 0 && !pollers && !xendev_pollfds(m, io, 1))
         return false;
     if (deadline == CLOCK_NEVER) {
         /* with control clients, look at them at least every 50 ms */
@@ -906,7 +846,7 @@ static int create_dom0_services(struct machine *m, const struct machine_config *
         nestor_log("cannot write the domain's xenstore nodes: %s", strerror(-rc));
         return -1;
     }
-    return 0;
+    return xendev_create(m);
 }
 
 void machine_powerdown_async(struct machine *m)
@@ -1030,7 +970,7 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
     m->kbc = kbc_create(m);
     m->uart = uart_create(m, 0x3f8, 4, cfg->console_in_fd, cfg->console_out_fd);
     m->fwcfg = fwcfg_create(m);
-    if (add_devices(m, cfg))
+    if (add_devices(m, cfg) || xendev_check_drives(m))
         return NESTOR_EXIT_USAGE;
     if (m->xen && cfg->xen.platform)
         m->xen_platform = xen_platform_create(m, cfg->console_out_fd);
@@ -1051,7 +991,7 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
         m->xen_platform = NULL;
     }
     if (m->xen && create_dom0_services(m, cfg))
-        return NESTOR_EXIT_GUEST_ERROR;
+        return m->xendevs ? NESTOR_EXIT_USAGE : NESTOR_EXIT_GUEST_ERROR;
     register_state(m);
     return 0;
 }
@@ -1059,6 +999,7 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
 void machine_destroy(struct machine *m)
 {
     state_registry_free(&m->state);
+    xendev_destroy(m);
     if (m->xen)
         xen_destroy(m->xen);
     xenstore_ring_destroy(m->xenstore_ring);
@@ -1113,32 +1054,37 @@ static void host_sleep_ms(int ms)
     }
 }
 
-/* Reads what is available on the console, waiting up to timeout_ms (-1: until input)
- * for it; without console input it just waits. Returns false at EOF. */
+/* Waits up to timeout_ms (-1: until something happens) for console input or for a PV
+ * device's finished I/O, and takes them: what the console has (when a console can take
+ * it), the backends' completions. Returns false at the console's EOF. */
+#define HOST_POLL_FDS 17
 static bool console_poll(struct machine *m, int timeout_ms)
 {
-    int fd = m->cfg.console_in_fd;
-    if (fd < 0 || !m->uart) {
-        host_sleep_ms(timeout_ms);
-        return false;
-    }
+    struct pollfd p[HOST_POLL_FDS];
+    int fd = m->cfg.console_in_fd, n = 0;
     /* input waits until a console can take it: the serial port, or a Xen guest's PV
      * console (console=hvc0: nobody reads the serial port, whose FIFO stays full) */
-    if (!uart_can_receive(m->uart) && !(m->pvconsole && pvconsole_input_room(m->pvconsole))) {
+    bool console = fd >= 0 && m->uart &&
+                   (uart_can_receive(m->uart) || (m->pvconsole && pvconsole_input_room(m->pvconsole)));
+    if (console)
+        p[n++] = (struct pollfd){ fd, POLLIN, 0 };
+    n += xendev_pollfds(m, p + n, HOST_POLL_FDS - n);
+    if (n == 0) {
         host_sleep_ms(timeout_ms);
-        return true;
+        return fd >= 0 && m->uart;
     }
-    struct pollfd p = { fd, POLLIN, 0 };
-    int r = poll(&p, 1, timeout_ms);
-    if (r <= 0)
+    int r = poll(p, (nfds_t)n, timeout_ms);
+    if (n > (console ? 1 : 0))
+        xendev_poll(m);
+    if (r <= 0 || !console || !(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
         return true;
     u8 buf[16];
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    ssize_t got = read(fd, buf, sizeof(buf));
+    if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
         m->cfg.console_in_fd = -1; /* EOF: no more input */
         return false;
     }
-    size_t len = n > 0 ? (size_t)n : 0;
+    size_t len = got > 0 ? (size_t)got : 0;
     if (len && m->cfg.console_filter) {
         enum console_action action = CONSOLE_NONE;
         len = m->cfg.console_filter(m->cfg.console_opaque, buf, len, &action);
@@ -1366,6 +1312,8 @@ int machine_run(struct machine *m)
         u64 round_host = real_time ? clock_host_ns() : 0;
         u64 round_cpu = real_time ? thread_cpu_ns() : 0;
         run_round(m, budget);
+        /* the PV devices' finished I/O answered before anyone decides the vCPUs idle */
+        xendev_poll(m);
         if (m->paused && m->round.active)
             continue; /* paused inside the round (a debugger stop): it goes on later */
         if (m->at_stop_point) {

@@ -17,6 +17,7 @@
 struct xenstore;
 struct xenstore_ring;
 struct pvconsole;
+struct xendevs;
 
 /* What the console's escape commands ask of the machine */
 enum console_action { CONSOLE_NONE, CONSOLE_QUIT, CONSOLE_POWERDOWN };
@@ -39,6 +40,7 @@ struct pci_testdev;
 struct xen_platform;
 
 #define MACHINE_MAX_DEVICES 16
+#define MACHINE_MAX_DRIVES 16
 
 struct machine_config {
     u64 ram_size;
@@ -50,6 +52,9 @@ struct machine_config {
     /* -device NAME[,prop=value...] options, as QEMU spells them */
     const char *devices[MACHINE_MAX_DEVICES];
     int ndevices;
+    /* -drive key=value,... (machine/xendev.h) */
+    const char *drives[MACHINE_MAX_DRIVES];
+    int ndrives;
     bool deterministic;
     s64 rtc_base;             /* -rtc base=DATE: the wall clock at start (Unix time), 0: default */
     FILE *trace;              /* NULL: no trace */
@@ -135,6 +140,7 @@ struct machine {
     struct xenstore *xenstore;       /* -xen: domain 0's store for the guest */
     struct xenstore_ring *xenstore_ring; /* and its ring */
     struct pvconsole *pvconsole;     /* -xen: the PV console's backend (hvc0) */
+    struct xendevs *xendevs;         /* -xen: the PV disks' and NICs' backends */
     struct vcpu_sched sched[MACHINE_MAX_CPUS];
     bool started[MACHINE_MAX_CPUS];  /* the vCPU has run (the BSP, an AP after its SIPI) */
     int running;              /* the vCPU in cpu_run(), or -1 */

@@ -80,6 +80,8 @@ struct dom0_grant {
 struct host_map {
     bool used, writable;
     u32 gref;
+    u8 *page;       /* the mapped page and its word (not state: found again) */
+    u32 *gen;
 };
 
 /* The guest's own mappings of grants (map_grant_ref with GNTMAP_host_map), by handle:
@@ -847,7 +849,8 @@ int xen_gnttab_host_map(struct xen *x, u32 gref, bool writable, u32 *handle, str
         release_guest(x, gref, !writable);
         return GNTST_general_error;
     }
-    g->host_map[h] = (struct host_map){ .used = true, .writable = writable, .gref = gref };
+    g->host_map[h] = (struct host_map){ .used = true, .writable = writable, .gref = gref,
+                                        .page = b.page, .gen = b.gen };
     *handle = h;
     *m = (struct xen_grant_mapping){ .page = b.page, .offset = b.off, .length = b.len };
     return GNTST_okay;
@@ -862,6 +865,13 @@ int xen_gnttab_host_unmap(struct xen *x, u32 handle)
     release_guest(x, hm->gref, !hm->writable);
     hm->used = false;
     return GNTST_okay;
+}
+
+void xen_gnttab_host_written(struct xen *x, u32 handle)
+{
+    struct xen_gnttab *g = x->gnttab;
+    if (handle < MAX_HOST_MAPS && g->host_map[handle].used && g->host_map[handle].writable)
+        page_written(x, g->host_map[handle].page, g->host_map[handle].gen);
 }
 
 /* A copy between the host and a grant: the grant pinned for the copy only, the range
@@ -1339,7 +1349,9 @@ static const struct state_field dom0_grant_fields[] = {
 #undef N
 static const struct state_desc dom0_grant_desc = STATE_DESC("xen.dom0_grant", 1, struct dom0_grant, dom0_grant_fields);
 #define F(x) STATE_FIELD(struct host_map, x)
-static const struct state_field host_map_fields[] = { F(used), F(writable), F(gref) };
+static const struct state_field host_map_fields[] = {
+    F(used), F(writable), F(gref), STATE_NOT_STATE(struct host_map, page), STATE_NOT_STATE(struct host_map, gen),
+};
 #undef F
 static const struct state_desc host_map_desc = STATE_DESC("xen.host_map", 1, struct host_map, host_map_fields);
 #define F(x) STATE_FIELD(struct guest_map, x)

@@ -157,6 +157,9 @@ struct xen_grant_mapping {
 };
 int xen_gnttab_host_map(struct xen *x, u32 gref, bool writable, u32 *handle, struct xen_grant_mapping *m);
 int xen_gnttab_host_unmap(struct xen *x, u32 handle);
+/* The host wrote through a writable mapping it keeps (a persistent grant): code the
+ * guest decoded from the page is stale, and dirty logging sees the page. */
+void xen_gnttab_host_written(struct xen *x, u32 handle);
 int xen_gnttab_host_copy_from(struct xen *x, u32 gref, u32 off, void *buf, u32 len);
 int xen_gnttab_host_copy_to(struct xen *x, u32 gref, u32 off, const void *buf, u32 len);
 /* Domain 0's own grants to the guest (a page of the host's, 4096 bytes): the guest

@@ -149,10 +149,9 @@ int blkif_check_request(const struct blkif_req *r, const struct blkif_segment *s
     }
     /* Linux's blkback: the start and the length in whole logical sectors */
     u64 unit = sector_size / 512;
-    if ((r->sector | n) & (unit - 1))
-        return -ERANGE;
-    /* a request without data (an empty flush) has no range to check */
-    if (n && (r->sector > sectors || n > sectors - r->sector))
+    /* a request without data (an empty flush) has no range to check: its sector number
+     * is whatever the frontend left there */
+    if (n && (((r->sector | n) & (unit - 1)) || r->sector > sectors || n > sectors - r->sector))
         return -ERANGE;
     *nsect = n;
     return 0;
@@ -653,7 +652,10 @@ static int blk_probe(void *dev, struct xenbus_dev *xd)
         W("discard-alignment", "0");
         W("discard-secure", "0");
     }
-    W("sectors", "%llu", (unsigned long long)(b->sectors * 512 / b->sector_size));
+    /* in 512-byte units, as Linux's blkback writes it and its blkfront reads it (Xen 4.17's
+     * blkif.h says "sector-size" units; later Xen corrected the text to what every
+     * implementation does) */
+    W("sectors", "%llu", (unsigned long long)b->sectors);
     W("info", "%u", b->readonly ? VDISK_READONLY : 0);
     W("sector-size", "%u", b->sector_size);
     W("physical-sector-size", "%u", b->physical_sector_size);

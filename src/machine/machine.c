@@ -750,7 +750,7 @@ static const struct state_field machine_fields[] = {
     N(cfg), N(mem), N(io), N(mmio), N(clock), N(model), N(cpu), N(lapic), N(ncpus), N(uart),
     N(fwcfg), N(pic), N(ioapic), N(pit), N(rtc), N(hpet), N(acpi_pm), N(pci),
     F(irq_level), F(pci_gsis), F(pci_isa_irqs), F(xen_cb_lines),
-    N(kbc), N(pc_testdev), N(pci_testdev), N(xen), N(xen_platform), N(xenstore), N(xenstore_ring), N(pvconsole),
+    N(kbc), N(pc_testdev), N(pci_testdev), N(xen), N(xen_platform), N(xenstore), N(xenstore_ring), N(pvconsole), N(xendevs),
     STATE_STRUCT(struct machine, sched, sched_desc), F(started), N(running), N(end_pass), F(progress),
     N(stat_rounds), N(stat_runs), N(stat_pause_waits), N(stat_message_ends),
     N(stop), N(exit_status), N(powerdown_signal), N(powerdown_since), F(acpi_rsdp), F(booted_pvh), F(acpi_facs),

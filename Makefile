@@ -6,7 +6,7 @@ BUILD   ?= build
 OPT     ?= -O2
 SAN     ?=
 CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Isrc $(SAN) $(EXTRA_CFLAGS)
-LDLIBS  := -lZydis -lZycore -lzstd -lcrypto -ljson-c -luring -lm
+LDLIBS  := -lZydis -lZycore -lzstd -lcrypto -ljson-c -luring -lslirp -lm
 LDFLAGS := $(SAN)
 
 SRCS    := $(shell find src -name '*.c' | sort)

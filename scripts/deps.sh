@@ -14,6 +14,7 @@ PKGS=(
   libssl-dev                # OpenSSL libcrypto: SHA-256 checksums of saved machines, state digests
   libjson-c-dev             # json-c: the QMP machine protocol's JSON
   liburing-dev              # io_uring: the PV disk backend's asynchronous I/O
+  libslirp-dev              # libslirp: user networking (-netdev user) for the PV NIC
   e2fsprogs                 # mke2fs -d: the PV disk tests build their ext4 images unprivileged
   gdb                       # the gdb stub's tests drive a real gdb against guests
   libclang-rt-14-dev        # libFuzzer and clang's ASan/UBSan runtimes: the fuzz targets

@@ -103,7 +103,8 @@ mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,etc,tmp,root}
 dpkg-deb --fsys-tarfile "$out"/debs/busybox-static_*.deb | tar -x -O ./bin/busybox > "$root/bin/busybox"
 chmod 755 "$root/bin/busybox"
 for tool in sh mount umount cat echo uname date poweroff reboot sleep ls dmesg grep awk expr seq \
-            setsid cttyhack mkdir ps head tail wc sync insmod switch_root sha256sum dd; do
+            setsid cttyhack mkdir ps head tail wc sync insmod switch_root sha256sum dd \
+            ip ifconfig route udhcpc wget httpd nc timeout cut sed; do
   ln -sf busybox "$root/bin/$tool"
 done
 
@@ -124,6 +125,19 @@ sync
 /bin/poweroff -f
 POWEROFF
 chmod 755 "$root/sbin/poweroff"
+
+# udhcpc's lease, applied (the nestor.net test)
+cat > "$root/bin/udhcpc.script" <<'DHCP'
+#!/bin/sh
+case "$1" in
+  bound|renew)
+    ifconfig "$interface" "$ip" netmask "$subnet" up
+    [ -n "$router" ] && route add default gw "${router%% *}" dev "$interface"
+    ;;
+esac
+exit 0
+DHCP
+chmod 755 "$root/bin/udhcpc.script"
 
 mkdir -p "$root/lib/modules"
 cp "$moddir"/*.ko "$moddir"/*.order "$root/lib/modules/"
@@ -236,6 +250,37 @@ if [ -d $xb ]; then
   }
   balloon_to $((full - 16384))
   balloon_to "$full"
+fi
+# A Xen guest's PV NIC (nestor.net=PORT): xen-netfront, a DHCP lease from the host's
+# side, a download from an HTTP server on the host (port PORT of the gateway, which is the
+# host's loopback with -netdev user), then a server for the host (port 8080, reached
+# through hostfwd) until the host says bye on port 8081.
+net=$(sed -n 's/.*nestor\.net=\([0-9]*\).*/\1/p' /proc/cmdline)
+if [ -n "$net" ]; then
+  echo "== net"
+  for m in $(cat /lib/modules/xen.order); do insmod /lib/modules/$m.ko 2>/dev/null; done
+  n=0
+  while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 20 ]; do sleep 1; n=$((n + 1)); done
+  echo "net: mac $(cat /sys/class/net/eth0/address)"
+  ip link set lo up
+  ip link set eth0 up
+  if udhcpc -i eth0 -n -q -t 10 -T 1 -s /bin/udhcpc.script >/dev/null 2>&1; then
+    echo "net: lease $(ip -4 addr show eth0 | sed -n 's/.*inet \([0-9.]*\/[0-9]*\).*/\1/p')"
+  else
+    echo "net: no lease"
+  fi
+  echo "net: route $(ip route | grep default | cut -d' ' -f1-3)"
+  if wget -q -O /tmp/data.bin "http://10.0.2.2:$net/data.bin"; then
+    echo "net: downloaded $(sha256sum < /tmp/data.bin | cut -d' ' -f1)"
+  else
+    echo "net: download failed"
+  fi
+  mkdir -p /www
+  seq 1 50000 > /www/guest.txt
+  httpd -p 8080 -h /www
+  echo "net: serving"
+  msg=$(timeout 120 nc -l -p 8081)
+  echo "net: host says $msg"
 fi
 # KVM (nestor.kvm=1): the KVM modules, /dev/kvm, and the client's checks on an L2 guest
 if grep -q 'nestor.kvm=1' /proc/cmdline; then

@@ -50,6 +50,12 @@ static void usage(FILE *f)
             "                   xen-disk itself (xvda, xvdb...). readonly=on: the guest sees a\n"
             "                   read-only disk; snapshot=on: writes go to a temporary copy. The\n"
             "                   image is locked against a second writer\n"
+            "  -netdev user,id=ID[,hostfwd=tcp|udp:[HOSTADDR]:PORT-[GUESTADDR]:PORT...][,restrict=on]\n"
+            "  -netdev tap,id=ID,ifname=TAP\n"
+            "                   a network for a xen-net-device: user networking through libslirp\n"
+            "                   (DHCP 10.0.2.15, the host at 10.0.2.2, DNS at 10.0.2.3), or a\n"
+            "                   host TAP interface. With -xen:\n"
+            "                   -device xen-net-device,netdev=ID[,mac=MAC][,vif=N][,queues=1-8]\n"
             "  -xen [version=MAJOR.MINOR[EXTRA]][,domid=N][,platform=off]\n"
             "                   present Xen's HVM interface (CPUID leaves, hypercall page,\n"
             "                   hypercalls, event channels, timers) as Xen 4.17.0 shows it to\n"
@@ -290,6 +296,13 @@ static int cmd_run(int argc, char **argv)
                 return NESTOR_EXIT_USAGE;
             }
             cfg.drives[cfg.ndrives++] = v;
+        } else if (!strcmp(a, "-netdev")) {
+            NEED_VALUE;
+            if (cfg.nnetdevs == MACHINE_MAX_NETDEVS) {
+                fprintf(stderr, "nestor: more than %d -netdev options\n", MACHINE_MAX_NETDEVS);
+                return NESTOR_EXIT_USAGE;
+            }
+            cfg.netdevs[cfg.nnetdevs++] = v;
         } else if (!strcmp(a, "-cpu")) {
             NEED_VALUE;
             cfg.cpu_spec = v;

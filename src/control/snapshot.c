@@ -41,6 +41,10 @@ void snapshot_config(const struct machine *m, char *buf, size_t cap)
     for (int i = 0; i < c->ndrives && n < cap; i++)
         n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? " " : "", c->drives[i]);
     if (n < cap)
+        n += (size_t)snprintf(buf + n, cap - n, "\nnetdevs=");
+    for (int i = 0; i < c->nnetdevs && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? " " : "", c->netdevs[i]);
+    if (n < cap)
         snprintf(buf + n, cap - n, "\n");
 }
 
@@ -49,7 +53,7 @@ static int config_compare(const char *file, const char *here, char *err, size_t 
 {
     static const char *const option[] = { "m", "-m", "smp", "-smp", "cpu", "-cpu",
                                           "icount", "-icount", "xen", "-xen",
-                                          "devices", "-device", "drives", "-drive" };
+                                          "devices", "-device", "drives", "-drive", "netdevs", "-netdev" };
     const char *a = file, *b = here;
     while (*a || *b) {
         const char *ae = strchr(a, '\n'), *be = strchr(b, '\n');

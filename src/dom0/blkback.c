@@ -16,6 +16,7 @@
 #include <xen/grant_table.h>
 
 #include "dom0/diskimage.h"
+#include "dom0/ring.h"
 #include "dom0/xenbus.h"
 #include "dom0/xenstore.h"
 #include "hv/xen/xen.h"
@@ -65,10 +66,7 @@ u32 blkif_entry_size(enum blkif_abi abi)
 
 u32 blkif_ring_entries(enum blkif_abi abi, u32 npages)
 {
-    u32 n = (npages * 4096u - BLKIF_RING_HEADER) / layouts[abi].entry, p = 1;
-    while (p * 2 <= n)
-        p *= 2;
-    return p;
+    return backring_entries(npages, layouts[abi].entry);
 }
 
 static u16 get16(const u8 *p) { u16 v; memcpy(&v, p, 2); return v; }
@@ -192,10 +190,9 @@ struct blkqueue {
     struct blkback *b;
     u32 npages;
     u32 ring_handle[MAX_RING_PAGES];
-    u8 *ring[MAX_RING_PAGES];
-    u32 nr_ents;
+    u8 *ring_page[MAX_RING_PAGES];
+    struct backring ring;
     int host_port;
-    u32 req_cons, rsp_prod_pvt;
     bool halted;        /* the frontend broke the ring's indices */
     bool kick;          /* a slot came free: look at the ring again */
     struct breq *reqs, *free;
@@ -218,47 +215,10 @@ struct blkback {
     struct blkqueue *q[MAX_QUEUES];
 };
 
-/* The ring's bytes at off (entries may straddle its pages) */
-static void ring_read(const struct blkqueue *q, u32 off, u8 *buf, u32 len)
-{
-    while (len) {
-        u32 page = off / 4096, in = off % 4096, n = 4096 - in < len ? 4096 - in : len;
-        memcpy(buf, q->ring[page] + in, n);
-        buf += n, off += n, len -= n;
-    }
-}
-
-static void ring_write(struct blkqueue *q, u32 off, const u8 *buf, u32 len)
-{
-    while (len) {
-        u32 page = off / 4096, in = off % 4096, n = 4096 - in < len ? 4096 - in : len;
-        memcpy(q->ring[page] + in, buf, n);
-        buf += n, off += n, len -= n;
-    }
-}
-
-/* The shared ring's indices (ring.h's sring header in the first page) */
-enum { REQ_PROD = 0, REQ_EVENT = 4, RSP_PROD = 8, RSP_EVENT = 12 };
-static u32 *ring_idx(struct blkqueue *q, u32 off)
-{
-    return (u32 *)(void *)(q->ring[0] + off);
-}
-
-static u32 entry_off(const struct blkqueue *q, u32 idx)
-{
-    return BLKIF_RING_HEADER + (idx & (q->nr_ents - 1)) * layouts[q->b->abi].entry;
-}
-
-/* RING_PUSH_RESPONSES_AND_CHECK_NOTIFY */
+/* Responses out, and an event if the frontend asked for one */
 static void push_responses(struct blkqueue *q)
 {
-    u32 old = __atomic_load_n(ring_idx(q, RSP_PROD), __ATOMIC_RELAXED), new = q->rsp_prod_pvt;
-    if (old == new)
-        return;
-    __atomic_store_n(ring_idx(q, RSP_PROD), new, __ATOMIC_RELEASE);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    u32 event = __atomic_load_n(ring_idx(q, RSP_EVENT), __ATOMIC_RELAXED);
-    if ((u32)(new - event) < (u32)(new - old))
+    if (q->ring.nr_ents && backring_push(&q->ring))
         xen_evtchn_host_notify(q->b->x, (u32)q->host_port);
 }
 
@@ -267,8 +227,7 @@ static void respond(struct breq *br, s16 status)
     struct blkqueue *q = br->q;
     u8 e[16];
     blkif_encode_response(q->b->abi, e, br->r.id, br->r.operation, status);
-    ring_write(q, entry_off(q, q->rsp_prod_pvt), e, layouts[q->b->abi].response);
-    q->rsp_prod_pvt++;
+    backring_respond(&q->ring, e, layouts[q->b->abi].response);
     free(br->buf);
     br->buf = NULL;
     br->next_free = q->free;
@@ -433,34 +392,30 @@ static int start_request(struct breq *br)
 static void queue_run(struct blkqueue *q)
 {
     q->kick = false;
-    if (!q->nr_ents || q->halted)
+    if (!q->ring.nr_ents || q->halted)
         return;
-    u32 esz = layouts[q->b->abi].entry;
     u8 e[112];
     for (;;) {
-        u32 rp = __atomic_load_n(ring_idx(q, REQ_PROD), __ATOMIC_ACQUIRE);
-        if (rp - q->rsp_prod_pvt > q->nr_ents) {
-            nestor_log("xen vbd %u: the frontend's request index runs %u ahead of the "
-                       "responses (ring of %u): halting the queue until it reconnects",
-                       q->b->xd->devid, rp - q->rsp_prod_pvt, q->nr_ents);
+        long n = backring_pending(&q->ring);
+        if (n < 0) {
+            nestor_log("xen vbd %u: the frontend's request index runs more than a ring of %u "
+                       "ahead of the responses: halting the queue until it reconnects",
+                       q->b->xd->devid, q->ring.nr_ents);
             q->halted = true;
             break;
         }
-        while (q->req_cons != rp && q->free) {
+        for (; n > 0 && q->free; n--) {
             struct breq *br = q->free;
             q->free = br->next_free;
-            ring_read(q, entry_off(q, q->req_cons), e, esz);
-            q->req_cons++;
+            backring_take(&q->ring, e);
             blkif_decode(q->b->abi, e, &br->r);
             int st = start_request(br);
             if (st != IN_FLIGHT)
                 respond(br, (s16)st);
         }
-        if (q->req_cons != rp)
+        if (n > 0)
             break; /* every request slot busy: a completion looks again */
-        __atomic_store_n(ring_idx(q, REQ_EVENT), q->req_cons + 1, __ATOMIC_RELAXED);
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        if (__atomic_load_n(ring_idx(q, REQ_PROD), __ATOMIC_ACQUIRE) == q->req_cons)
+        if (!backring_final_check(&q->ring))
             break;
     }
     push_responses(q);
@@ -511,7 +466,7 @@ static void queue_free(struct blkback *b, struct blkqueue *q)
     for (u32 i = 0; i < q->npages; i++)
         xen_gnttab_host_unmap(b->x, q->ring_handle[i]);
     if (q->reqs)
-        for (u32 i = 0; i < q->nr_ents; i++)
+        for (u32 i = 0; i < q->ring.nr_ents; i++)
             free(q->reqs[i].buf);
     free(q->reqs);
     free(q);
@@ -558,7 +513,7 @@ static int queue_connect(struct blkback *b, struct blkqueue *q, const char *dir,
             q->npages = i;
             return -EINVAL;
         }
-        q->ring[i] = m.page;
+        q->ring_page[i] = m.page;
     }
     u32 port;
     snprintf(key, sizeof(key), "%s%sevent-channel", dir, *dir ? "/" : "");
@@ -566,19 +521,17 @@ static int queue_connect(struct blkback *b, struct blkqueue *q, const char *dir,
         nestor_err(msg, msglen, "reading %s", key);
         return -EINVAL;
     }
-    q->nr_ents = blkif_ring_entries(b->abi, q->npages);
-    q->reqs = calloc(q->nr_ents, sizeof(*q->reqs));
+    backring_attach(&q->ring, q->ring_page, q->npages, layouts[b->abi].entry);
+    q->reqs = calloc(q->ring.nr_ents, sizeof(*q->reqs));
     if (!q->reqs) {
         nestor_err(msg, msglen, "out of memory");
         return -ENOMEM;
     }
-    for (u32 i = 0; i < q->nr_ents; i++) {
+    for (u32 i = 0; i < q->ring.nr_ents; i++) {
         q->reqs[i].q = q;
         q->reqs[i].next_free = q->free;
         q->free = &q->reqs[i];
     }
-    /* BACK_RING_ATTACH: go on from the responses the ring already has */
-    q->req_cons = q->rsp_prod_pvt = __atomic_load_n(ring_idx(q, RSP_PROD), __ATOMIC_RELAXED);
     q->host_port = xen_evtchn_host_bind(b->x, port, queue_notify, q);
     if (q->host_port < 0) {
         nestor_err(msg, msglen, "binding event channel %u", port);

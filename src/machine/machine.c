@@ -520,6 +520,7 @@ static const struct device_type {
     { "pci-testdev", { "addr", NULL }, add_pci_testdev },
     /* Xen PV devices: their backends are domain 0's, made with xenstore (xendev.c) */
     { "xen-disk", { XENDEV_DISK_PROPS, NULL }, NULL },
+    { "xen-net-device", { XENDEV_NET_PROPS, NULL }, NULL },
 };
 
 static int add_device(struct machine *m, const struct opts *o)
@@ -530,7 +531,7 @@ static int add_device(struct machine *m, const struct opts *o)
             t = &device_types[i];
     if (!t) {
         nestor_log("-device %s: unknown device (nestor has isa-debug-exit, pc-testdev, "
-                   "pci-testdev, xen-disk)", o->name);
+                   "pci-testdev, xen-disk, xen-net-device)", o->name);
         return -1;
     }
     if (opts_check_known(o, t->props))
@@ -695,8 +696,7 @@ static bool wait_for_wakeup(struct machine *m)
 {
     u64 deadline = next_deadline(m), now = clock_now(&m->clock);
     int pollers = control_pollers(m);
-    struct pollfd io[1];
-    if (deadline == CLOCK_NEVER && m->cfg.console_in_fd < 0 && !pollers && !xendev_pollfds(m, io, 1))
+    if (deadline == CLOCK_NEVER && m->cfg.console_in_fd < 0 && !pollers && !xendev_can_wake(m))
         return false;
     if (deadline == CLOCK_NEVER) {
         /* with control clients, look at them at least every 50 ms */
@@ -706,6 +706,8 @@ static bool wait_for_wakeup(struct machine *m)
     } else if (m->clock.deterministic) {
         clock_advance_to(&m->clock, deadline);
         control_poll(m, 0);
+        if (m->xendevs)
+            console_poll(m, 0); /* the PV devices' host side goes on meanwhile */
     } else {
         u64 ms = deadline <= now ? 0 : (deadline - now + 999999) / 1000000;
         ms = ms < 1000 ? ms : 1000;
@@ -970,7 +972,7 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
     m->kbc = kbc_create(m);
     m->uart = uart_create(m, 0x3f8, 4, cfg->console_in_fd, cfg->console_out_fd);
     m->fwcfg = fwcfg_create(m);
-    if (add_devices(m, cfg) || xendev_check_drives(m))
+    if (add_devices(m, cfg) || xendev_check_options(m))
         return NESTOR_EXIT_USAGE;
     if (m->xen && cfg->xen.platform)
         m->xen_platform = xen_platform_create(m, cfg->console_out_fd);
@@ -1057,7 +1059,7 @@ static void host_sleep_ms(int ms)
 /* Waits up to timeout_ms (-1: until something happens) for console input or for a PV
  * device's finished I/O, and takes them: what the console has (when a console can take
  * it), the backends' completions. Returns false at the console's EOF. */
-#define HOST_POLL_FDS 17
+#define HOST_POLL_FDS 256
 static bool console_poll(struct machine *m, int timeout_ms)
 {
     struct pollfd p[HOST_POLL_FDS];
@@ -1068,16 +1070,25 @@ static bool console_poll(struct machine *m, int timeout_ms)
                    (uart_can_receive(m->uart) || (m->pvconsole && pvconsole_input_room(m->pvconsole)));
     if (console)
         p[n++] = (struct pollfd){ fd, POLLIN, 0 };
-    n += xendev_pollfds(m, p + n, HOST_POLL_FDS - n);
+    int devs = xendev_pollfds(m, p + n, HOST_POLL_FDS - n, &timeout_ms);
+    n += devs;
+    int r;
     if (n == 0) {
         host_sleep_ms(timeout_ms);
-        return fd >= 0 && m->uart;
+        r = 0;
+    } else {
+        r = poll(p, (nfds_t)n, timeout_ms);
+        if (r < 0)
+            for (int i = 0; i < n; i++)
+                p[i].revents = 0; /* EINTR: nothing is ready */
     }
-    int r = poll(p, (nfds_t)n, timeout_ms);
-    if (n > (console ? 1 : 0))
-        xendev_poll(m);
-    if (r <= 0 || !console || !(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+    if (m->xendevs)
+        xendev_dispatch(m, p + (console ? 1 : 0), devs);
+    if (!console)
+        return fd >= 0 && m->uart;
+    if (r <= 0 || !(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
         return true;
+    /* the console is readable */
     u8 buf[16];
     ssize_t got = read(fd, buf, sizeof(buf));
     if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {

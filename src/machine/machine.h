@@ -41,6 +41,7 @@ struct xen_platform;
 
 #define MACHINE_MAX_DEVICES 16
 #define MACHINE_MAX_DRIVES 16
+#define MACHINE_MAX_NETDEVS 8
 
 struct machine_config {
     u64 ram_size;
@@ -55,6 +56,9 @@ struct machine_config {
     /* -drive key=value,... (machine/xendev.h) */
     const char *drives[MACHINE_MAX_DRIVES];
     int ndrives;
+    /* -netdev TYPE,id=N,... (machine/xendev.h) */
+    const char *netdevs[MACHINE_MAX_NETDEVS];
+    int nnetdevs;
     bool deterministic;
     s64 rtc_base;             /* -rtc base=DATE: the wall clock at start (Unix time), 0: default */
     FILE *trace;              /* NULL: no trace */

@@ -7,12 +7,19 @@
 
 #include "dom0/blkback.h"
 #include "dom0/diskimage.h"
+#include "dom0/netback.h"
+#include "dom0/netdev.h"
 #include "machine/machine.h"
 #include "machine/opts.h"
 
 struct xendevs {
     struct blkback *disk[MACHINE_MAX_DRIVES];
     int ndisks;
+    struct netdev *netdev[MACHINE_MAX_NETDEVS];
+    int nnetdevs;
+    int poll_first[MACHINE_MAX_NETDEVS], poll_count[MACHINE_MAX_NETDEVS]; /* in the last fill */
+    struct netback *nic[MACHINE_MAX_NETDEVS];
+    int nnics;
 };
 
 static const char *const drive_props[] = {
@@ -67,9 +74,22 @@ static int drive_parse(const char *spec, struct drive *d)
     return 0;
 }
 
-int xendev_check_drives(const struct machine *m)
+int xendev_check_options(const struct machine *m)
 {
     const struct machine_config *cfg = &m->cfg;
+    for (int i = 0; i < cfg->nnetdevs; i++) {
+        struct opts o;
+        if (opts_parse(&o, "-netdev", cfg->netdevs[i], true))
+            return -1;
+        if (!m->xen) {
+            nestor_log("-netdev %s: nestor's NICs are Xen PV NICs: add -xen", cfg->netdevs[i]);
+            return -1;
+        }
+        if (!opts_get(&o, "id")) {
+            nestor_log("-netdev %s: needs an id=", cfg->netdevs[i]);
+            return -1;
+        }
+    }
     for (int i = 0; i < cfg->ndrives; i++) {
         struct drive d;
         if (drive_parse(cfg->drives[i], &d))
@@ -143,6 +163,86 @@ static int add_disk(struct machine *m, const struct drive *d, const char *vdev, 
     return 0;
 }
 
+/* "52:54:00:12:34:56" */
+static int parse_mac(const char *s, u8 mac[6])
+{
+    unsigned v[6];
+    char tail;
+    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6)
+        return -1;
+    for (int i = 0; i < 6; i++)
+        mac[i] = (u8)v[i];
+    return mac[0] & 1 ? -1 : 0; /* a multicast address is no NIC's */
+}
+
+/* -netdev and -device xen-net-device */
+static int create_nics(struct machine *m)
+{
+    const struct machine_config *cfg = &m->cfg;
+    struct xendevs *xd = m->xendevs;
+    char err[300];
+    for (int i = 0; i < cfg->nnetdevs; i++) {
+        struct opts o;
+        if (opts_parse(&o, "-netdev", cfg->netdevs[i], true))
+            return -1;
+        for (int k = 0; k < xd->nnetdevs; k++)
+            if (!strcmp(netdev_id(xd->netdev[k]), opts_get(&o, "id"))) {
+                nestor_log("-netdev id=%s: given twice", opts_get(&o, "id"));
+                return -1;
+            }
+        struct netdev *nd = netdev_create(&o, err, sizeof(err));
+        if (!nd) {
+            nestor_log("-netdev %s: %s", cfg->netdevs[i], err);
+            return -1;
+        }
+        xd->netdev[xd->nnetdevs++] = nd;
+    }
+    bool taken[MACHINE_MAX_NETDEVS] = { false };
+    u32 next_vif = 0;
+    for (int i = 0; i < cfg->ndevices; i++) {
+        struct opts o;
+        if (opts_parse(&o, "-device", cfg->devices[i], true) || strcmp(o.name, "xen-net-device"))
+            continue;
+        const char *id = opts_get(&o, "netdev");
+        int k;
+        for (k = 0; id && k < xd->nnetdevs; k++)
+            if (!strcmp(netdev_id(xd->netdev[k]), id))
+                break;
+        if (!id || k == xd->nnetdevs) {
+            nestor_log("-device %s: netdev= names no -netdev", cfg->devices[i]);
+            return -1;
+        }
+        if (taken[k]) {
+            nestor_log("-device %s: netdev %s already has a NIC", cfg->devices[i], id);
+            return -1;
+        }
+        taken[k] = true;
+        u64 vif = next_vif, queues = m->ncpus < 8 ? (u64)m->ncpus : 8;
+        if (opts_num(&o, "vif", 255, &vif) || opts_num(&o, "queues", 8, &queues))
+            return -1;
+        next_vif = (u32)vif + 1;
+        /* Xen's OUI, as libxl makes them, numbered by vif (runs stay alike) */
+        struct netback_opts no = { .netdev = xd->netdev[k], .devid = (u32)vif,
+                                   .mac = { 0x00, 0x16, 0x3e, 0x5e, 0x00, (u8)vif },
+                                   .max_queues = queues ? (u32)queues : 1 };
+        const char *mac = opts_get(&o, "mac");
+        if (mac && parse_mac(mac, no.mac)) {
+            nestor_log("-device %s: mac=%s is not a unicast MAC address", cfg->devices[i], mac);
+            return -1;
+        }
+        struct netback *nb = netback_create(m->xen, m->xenstore, &no, err, sizeof(err));
+        if (!nb) {
+            nestor_log("xen-net-device vif %llu: %s", (unsigned long long)vif, err);
+            return -1;
+        }
+        xd->nic[xd->nnics++] = nb;
+    }
+    for (int k = 0; k < xd->nnetdevs; k++)
+        if (!taken[k])
+            nestor_log("-netdev id=%s: no device uses it", netdev_id(xd->netdev[k]));
+    return 0;
+}
+
 int xendev_create(struct machine *m)
 {
     const struct machine_config *cfg = &m->cfg;
@@ -209,7 +309,7 @@ int xendev_create(struct machine *m)
         if (!used[k] && drive_parse(cfg->drives[k], &d) == 0 && !d.xen)
             nestor_log("-drive id=%s: no device uses it", d.id);
     }
-    return 0;
+    return create_nics(m);
 }
 
 void xendev_destroy(struct machine *m)
@@ -219,6 +319,10 @@ void xendev_destroy(struct machine *m)
         return;
     for (int i = 0; i < xd->ndisks; i++)
         blkback_destroy(xd->disk[i]);
+    for (int i = 0; i < xd->nnics; i++)
+        netback_destroy(xd->nic[i]);
+    for (int i = 0; i < xd->nnetdevs; i++)
+        netdev_destroy(xd->netdev[i]);
     free(xd);
     m->xendevs = NULL;
 }
@@ -230,9 +334,11 @@ void xendev_poll(struct machine *m)
         return;
     for (int i = 0; i < xd->ndisks; i++)
         blkback_poll(xd->disk[i]);
+    for (int i = 0; i < xd->nnics; i++)
+        netback_poll(xd->nic[i]);
 }
 
-int xendev_pollfds(struct machine *m, struct pollfd *fds, int max)
+int xendev_pollfds(struct machine *m, struct pollfd *fds, int max, int *timeout_ms)
 {
     struct xendevs *xd = m->xendevs;
     int n = 0;
@@ -243,7 +349,37 @@ int xendev_pollfds(struct machine *m, struct pollfd *fds, int max)
         if (fd >= 0 && blkback_inflight(xd->disk[i]))
             fds[n++] = (struct pollfd){ fd, POLLIN, 0 };
     }
+    for (int i = 0; i < xd->nnetdevs; i++) {
+        xd->poll_first[i] = n;
+        xd->poll_count[i] = netdev_pollfds(xd->netdev[i], fds + n, max - n, timeout_ms);
+        n += xd->poll_count[i];
+    }
     return n;
+}
+
+void xendev_dispatch(struct machine *m, const struct pollfd *fds, int n)
+{
+    struct xendevs *xd = m->xendevs;
+    if (!xd)
+        return;
+    for (int i = 0; i < xd->nnetdevs; i++) {
+        int first = xd->poll_first[i], count = xd->poll_count[i];
+        if (first + count > n)
+            count = n > first ? n - first : 0;
+        netdev_dispatch(xd->netdev[i], fds + first, count);
+    }
+    xendev_poll(m);
+}
+
+bool xendev_can_wake(const struct machine *m)
+{
+    const struct xendevs *xd = m->xendevs;
+    if (!xd)
+        return false;
+    for (int i = 0; i < xd->ndisks; i++)
+        if (blkback_inflight(xd->disk[i]))
+            return true;
+    return xd->nnetdevs > 0;
 }
 
 bool xendev_savable(const struct machine *m, char *err, size_t errlen)
@@ -254,6 +390,11 @@ bool xendev_savable(const struct machine *m, char *err, size_t errlen)
     for (int i = 0; i < xd->ndisks; i++)
         if (blkback_busy(xd->disk[i])) {
             nestor_err(err, errlen, "a PV disk is connected: saving the block backend's rings is not supported yet");
+            return false;
+        }
+    for (int i = 0; i < xd->nnics; i++)
+        if (netback_busy(xd->nic[i])) {
+            nestor_err(err, errlen, "a PV NIC is connected: saving the network backend's rings is not supported yet");
             return false;
         }
     return true;

@@ -24,6 +24,7 @@ PKGS=(
   linux-libc-dev            # <linux/kvm.h>: the Linux test's KVM client (tests/linux/kvm_client.c)
   binutils                  # objcopy for guest test kernels
   python3                   # test result collection scripts
+  iproute2                  # ip: the PV network test makes a TAP interface
 )
 
 # keep only package names (strip the comments above)

@@ -254,7 +254,8 @@ fi
 # A Xen guest's PV NIC (nestor.net=PORT): xen-netfront, a DHCP lease from the host's
 # side, a download from an HTTP server on the host (port PORT of the gateway, which is the
 # host's loopback with -netdev user), then a server for the host (port 8080, reached
-# through hostfwd) until the host says bye on port 8081.
+# through hostfwd) until the host says bye on port 8081. nestor.netaddr=IP/PREFIX and
+# nestor.nethost=IP: a fixed address instead of DHCP and the host's address (a TAP).
 net=$(sed -n 's/.*nestor\.net=\([0-9]*\).*/\1/p' /proc/cmdline)
 if [ -n "$net" ]; then
   echo "== net"
@@ -264,13 +265,16 @@ if [ -n "$net" ]; then
   echo "net: mac $(cat /sys/class/net/eth0/address)"
   ip link set lo up
   ip link set eth0 up
-  if udhcpc -i eth0 -n -q -t 10 -T 1 -s /bin/udhcpc.script >/dev/null 2>&1; then
-    echo "net: lease $(ip -4 addr show eth0 | sed -n 's/.*inet \([0-9.]*\/[0-9]*\).*/\1/p')"
-  else
+  addr=$(sed -n 's/.*nestor\.netaddr=\([0-9./]*\).*/\1/p' /proc/cmdline)
+  hostip=$(sed -n 's/.*nestor\.nethost=\([0-9.]*\).*/\1/p' /proc/cmdline)
+  if [ -n "$addr" ]; then
+    ip addr add "$addr" dev eth0
+  elif ! udhcpc -i eth0 -n -q -t 10 -T 1 -s /bin/udhcpc.script >/dev/null 2>&1; then
     echo "net: no lease"
   fi
+  echo "net: lease $(ip -4 addr show eth0 | sed -n 's/.*inet \([0-9.]*\/[0-9]*\).*/\1/p')"
   echo "net: route $(ip route | grep default | cut -d' ' -f1-3)"
-  if wget -q -O /tmp/data.bin "http://10.0.2.2:$net/data.bin"; then
+  if wget -q -O /tmp/data.bin "http://${hostip:-10.0.2.2}:$net/data.bin"; then
     echo "net: downloaded $(sha256sum < /tmp/data.bin | cut -d' ' -f1)"
   else
     echo "net: download failed"

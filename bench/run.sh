@@ -20,7 +20,11 @@
 #  7. save, restore and live migration of a 1 GiB Debian guest while it writes memory
 #     (bench/migrate_bench.py): save time and file size, restore time, migration total
 #     time and downtime.
-# BENCH_LINUX=0 skips 2, 3 and 7.
+#  8. Xen PV devices (Debian's kernel as a Xen PVH guest, tests/linux/iobench.c): the PV
+#     disk's sequential write and read (1 MiB O_DIRECT requests on a 256 MiB raw image)
+#     and 4 KiB random reads at queue depth 1; guest-to-host TCP through -netdev user
+#     (256 MiB to a sink on the host's loopback). One run each.
+# BENCH_LINUX=0 skips 2, 3, 7 and 8.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -140,3 +144,36 @@ fi
 
 # ---- 7. save, restore, live migration ----
 python3 bench/migrate_bench.py || echo "bench: migrate_bench.py failed"
+
+# ---- 8. Xen PV disk and network ----
+img=$(mktemp /var/tmp/nestor-bench-disk.XXXXXX)
+truncate -s 256M "$img"
+"$NESTOR" run -m 512M -xen -kernel "$KDIR/vmlinux" -initrd "$KDIR/initramfs.cpio.gz" \
+  -append "$APPEND nestor.iobench=disk" -drive "file=$img,if=xen" </dev/null >/tmp/nestor-bench-pvdisk.log 2>&1
+rm -f "$img"
+pv() { tr -d '\r' <"$1" | sed -n "s/^iobench: $2 //p" | head -n 1; }
+echo "Xen PV disk, sequential write:        $(pv /tmp/nestor-bench-pvdisk.log seq-write)"
+echo "Xen PV disk, sequential read:         $(pv /tmp/nestor-bench-pvdisk.log seq-read)"
+echo "Xen PV disk, 4 KiB random reads QD1:  $(pv /tmp/nestor-bench-pvdisk.log rand-read-4k)"
+sink_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 - "$sink_port" <<'PY' &
+import socket, sys
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(1)
+srv.settimeout(600)
+c, _ = srv.accept()
+while c.recv(1 << 16):
+    pass
+c.close()
+PY
+sink=$!
+"$NESTOR" run -m 512M -xen -kernel "$KDIR/vmlinux" -initrd "$KDIR/initramfs.cpio.gz" \
+  -append "$APPEND nestor.iobench=tcp:$sink_port" -netdev user,id=n0 -device xen-net-device,netdev=n0 \
+  </dev/null >/tmp/nestor-bench-pvnet.log 2>&1
+kill $sink 2>/dev/null
+echo "Xen PV NIC, guest to host TCP (slirp): $(pv /tmp/nestor-bench-pvnet.log tcp-send)"
+if ! command -v qemu-system-x86_64 >/dev/null; then
+  echo "QEMU (qemu-system-x86) is not installed: no virtio-blk/virtio-net comparison"
+fi

@@ -112,6 +112,9 @@ done
 repo=$(cd "$(dirname "$0")/.." && pwd)
 gcc -static -O2 -o "$root/bin/perfcount" "$repo/tests/linux/perfcount.c" ||
   { echo "linux.sh: cannot build tests/linux/perfcount.c (gcc -static, libc6-dev)" >&2; exit 1; }
+# The PV device benchmark (tests/linux/iobench.c): nestor.iobench=disk or tcp:PORT
+gcc -static -O2 -o "$root/bin/iobench" "$repo/tests/linux/iobench.c" ||
+  { echo "linux.sh: cannot build tests/linux/iobench.c" >&2; exit 1; }
 # The live-migration workload (tests/linux/memstress.c): nestor.memstress=SECONDS
 gcc -static -O2 -o "$root/bin/memstress" "$repo/tests/linux/memstress.c" ||
   { echo "linux.sh: cannot build tests/linux/memstress.c" >&2; exit 1; }
@@ -285,6 +288,22 @@ if [ -n "$net" ]; then
   echo "net: serving"
   msg=$(timeout 120 nc -l -p 8081)
   echo "net: host says $msg"
+fi
+# make bench's PV device figures (nestor.iobench=disk: the raw /dev/xvda;
+# nestor.iobench=tcp:PORT: 256 MiB to the host's port through -netdev user)
+iob=$(sed -n 's/.*nestor\.iobench=\([a-z0-9:]*\).*/\1/p' /proc/cmdline)
+if [ -n "$iob" ]; then
+  echo "== iobench"
+  for m in $(cat /lib/modules/xen.order); do insmod /lib/modules/$m.ko 2>/dev/null; done
+  n=0
+  while [ ! -b /dev/xvda ] && [ ! -e /sys/class/net/eth0 ] && [ $n -lt 20 ]; do sleep 1; n=$((n + 1)); done
+  case $iob in
+    disk) /bin/iobench disk /dev/xvda 128 ;;
+    tcp:*)
+      ip link set eth0 up
+      udhcpc -i eth0 -n -q -t 10 -T 1 -s /bin/udhcpc.script >/dev/null 2>&1
+      /bin/iobench tcp 10.0.2.2 "${iob#tcp:}" 256 ;;
+  esac
 fi
 # KVM (nestor.kvm=1): the KVM modules, /dev/kvm, and the client's checks on an L2 guest
 if grep -q 'nestor.kvm=1' /proc/cmdline; then

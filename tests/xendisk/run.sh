@@ -198,6 +198,9 @@ if selected write || selected read; then
   fi
   wait
   common_checks read 512
+  # an HVM guest unplugs the emulated disks and NICs (none here) before it uses PV ones
+  check read:unplug "$(grep -q 'the guest unplugs emulated IDE disks, NICs' "$DIR/read.err"; echo $?)" \
+    "no unplug request through the platform device's port"
   check read:file-read-back "$([ "$(disk_value read read)" = "$WRITTEN" ]; echo $?)" "'$(disk_value read read)'"
   if [ -f "$DIR/readonly.status" ]; then
     common_checks readonly 512

@@ -16,6 +16,7 @@
 #include "control/sock.h"
 #include "control/stream.h"
 #include "machine/machine.h"
+#include "machine/xendev.h"
 
 #define PAGE 4096u
 /* pages sent per look of the run loop while the guest runs: a few milliseconds of work,
@@ -190,6 +191,8 @@ static void next_pass(void)
     u64 pass_bytes = mig.out.bytes - mig.pass_bytes_start;
     if (pass_ns && pass_bytes)
         mig.bytes_per_ns = (double)pass_bytes / (double)pass_ns;
+    /* disk requests in flight finish first: what they write is in this pass */
+    xendev_quiesce(m);
     machine_dirty_log_take(m, mig.pass);
     mig.info.passes++;
     mig.prev_pass_pages = mig.pass_pages;

@@ -19,7 +19,7 @@
 
 bool snapshot_supported(const struct machine *m, char *err, size_t errlen)
 {
-    return !m->xen || (xen_state_savable(m->xen, err, errlen) && xendev_savable(m, err, errlen));
+    return !m->xen || xen_state_savable(m->xen, err, errlen);
 }
 
 /* ---- the configuration a stream belongs to ---- */
@@ -139,6 +139,7 @@ int snapshot_save_fd(struct machine *m, int fd, u64 *bytes, char *err, size_t er
     struct stream_out s;
     if (stream_out_open(&s, fd, err, errlen) < 0)
         return -1;
+    xendev_quiesce(m); /* no disk request half done in the file */
     snapshot_put_header(m, &s);
     snapshot_put_ram(m, &s);
     snapshot_put_state(m, &s);

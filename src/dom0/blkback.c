@@ -20,6 +20,7 @@
 #include "dom0/xenbus.h"
 #include "dom0/xenstore.h"
 #include "hv/xen/xen.h"
+#include "machine/state.h"
 
 #define MAX_QUEUES 16u
 #define MAX_RING_ORDER 4u
@@ -189,10 +190,11 @@ struct breq {
 struct blkqueue {
     struct blkback *b;
     u32 npages;
-    u32 ring_handle[MAX_RING_PAGES];
+    u32 ring_handle[MAX_RING_PAGES], ring_gref[MAX_RING_PAGES];
     u8 *ring_page[MAX_RING_PAGES];
     struct backring ring;
     int host_port;
+    u32 guest_port;
     bool halted;        /* the frontend broke the ring's indices */
     bool kick;          /* a slot came free: look at the ring again */
     struct breq *reqs, *free;
@@ -200,7 +202,10 @@ struct blkqueue {
     u32 npg;
 };
 
+struct blk_loaded;
+
 struct blkback {
+    struct blk_loaded *load;   /* a state being loaded, until post_load */
     struct xen *x;
     struct xenstore *xs;
     struct disk_image *image;
@@ -452,12 +457,16 @@ unsigned blkback_inflight(const struct blkback *b)
     return disk_image_inflight(b->image);
 }
 
-bool blkback_busy(const struct blkback *b)
+/* ---- connecting ---- */
+static void queue_release(struct blkqueue *q)
 {
-    return b->nqueues > 0 || disk_image_inflight(b->image);
+    if (q->reqs)
+        for (u32 i = 0; i < q->ring.nr_ents; i++)
+            free(q->reqs[i].buf);
+    free(q->reqs);
+    free(q);
 }
 
-/* ---- connecting ---- */
 static void queue_free(struct blkback *b, struct blkqueue *q)
 {
     persistent_unmap_all(q);
@@ -465,11 +474,7 @@ static void queue_free(struct blkback *b, struct blkqueue *q)
         xen_evtchn_host_close(b->x, (u32)q->host_port);
     for (u32 i = 0; i < q->npages; i++)
         xen_gnttab_host_unmap(b->x, q->ring_handle[i]);
-    if (q->reqs)
-        for (u32 i = 0; i < q->ring.nr_ents; i++)
-            free(q->reqs[i].buf);
-    free(q->reqs);
-    free(q);
+    queue_release(q);
 }
 
 static void blk_disconnect(void *dev, struct xenbus_dev *xd)
@@ -484,6 +489,21 @@ static void blk_disconnect(void *dev, struct xenbus_dev *xd)
         b->q[i] = NULL;
     }
     b->nqueues = 0;
+}
+
+/* A request slot for each ring entry, all free */
+static int queue_slots(struct blkqueue *q)
+{
+    q->reqs = calloc(q->ring.nr_ents, sizeof(*q->reqs));
+    if (!q->reqs)
+        return -1;
+    q->free = NULL;
+    for (u32 i = 0; i < q->ring.nr_ents; i++) {
+        q->reqs[i].q = q;
+        q->reqs[i].next_free = q->free;
+        q->free = &q->reqs[i];
+    }
+    return 0;
 }
 
 /* One queue's ring and channel, from dir (the frontend's directory, or its queue-N) */
@@ -505,6 +525,7 @@ static int queue_connect(struct blkback *b, struct blkqueue *q, const char *dir,
             return -EINVAL;
         }
         struct xen_grant_mapping m;
+        q->ring_gref[i] = gref;
         int rc = xen_gnttab_host_map(b->x, gref, true, &q->ring_handle[i], &m);
         if (rc != GNTST_okay || m.offset || m.length != 4096) {
             if (rc == GNTST_okay)
@@ -522,16 +543,11 @@ static int queue_connect(struct blkback *b, struct blkqueue *q, const char *dir,
         return -EINVAL;
     }
     backring_attach(&q->ring, q->ring_page, q->npages, layouts[b->abi].entry);
-    q->reqs = calloc(q->ring.nr_ents, sizeof(*q->reqs));
-    if (!q->reqs) {
+    if (queue_slots(q)) {
         nestor_err(msg, msglen, "out of memory");
         return -ENOMEM;
     }
-    for (u32 i = 0; i < q->ring.nr_ents; i++) {
-        q->reqs[i].q = q;
-        q->reqs[i].next_free = q->free;
-        q->free = &q->reqs[i];
-    }
+    q->guest_port = port;
     q->host_port = xen_evtchn_host_bind(b->x, port, queue_notify, q);
     if (q->host_port < 0) {
         nestor_err(msg, msglen, "binding event channel %u", port);
@@ -682,7 +698,182 @@ void blkback_destroy(struct blkback *b)
 {
     if (!b)
         return;
+    free(b->load);
     xenbus_backend_destroy(b->xd);
     disk_image_close(b->image);
     free(b);
+}
+
+void blkback_quiesce(struct blkback *b)
+{
+    disk_image_drain(b->image);
+    for (u32 i = 0; i < b->nqueues; i++)
+        push_responses(b->q[i]);
+}
+
+/* ---- state ----
+ * The connection: the handshake's state, the request layout and the persistent-grant
+ * choice, then each queue: its ring's grants with dom0's mapping handles, the private
+ * indices, its channel (dom0's port and the guest's), its persistent grants. The disk's
+ * requests are finished before a save (blkback_quiesce): a file with requests taken and
+ * not answered is refused. The mappings and the channel belong to the Xen interface's
+ * state; post_load finds the pages again through the handles and takes the port back. */
+struct blk_loaded_queue {
+    u32 npages, ring_gref[MAX_RING_PAGES], ring_handle[MAX_RING_PAGES];
+    u32 host_port, guest_port, req_cons, rsp_prod_pvt;
+    bool halted;
+    u32 npg, pg_gref[MAX_PERSISTENT], pg_handle[MAX_PERSISTENT];
+};
+struct blk_loaded {
+    u32 state;
+    bool connected, persistent;
+    u32 abi, nqueues;
+    struct blk_loaded_queue q[MAX_QUEUES];
+};
+
+static void blk_save(void *obj, struct state_buf *sb)
+{
+    struct blkback *b = obj;
+    state_put_u32(sb, (u32)b->xd->state);
+    state_put_u8(sb, b->xd->connected);
+    state_put_u32(sb, b->abi);
+    state_put_u8(sb, b->persistent);
+    state_put_u32(sb, b->nqueues);
+    for (u32 i = 0; i < b->nqueues; i++) {
+        const struct blkqueue *q = b->q[i];
+        state_put_u32(sb, q->npages);
+        for (u32 k = 0; k < q->npages; k++) {
+            state_put_u32(sb, q->ring_gref[k]);
+            state_put_u32(sb, q->ring_handle[k]);
+        }
+        state_put_u32(sb, (u32)q->host_port);
+        state_put_u32(sb, q->guest_port);
+        state_put_u32(sb, q->ring.req_cons);
+        state_put_u32(sb, q->ring.rsp_prod_pvt);
+        state_put_u8(sb, q->halted);
+        state_put_u32(sb, q->npg);
+        for (u32 k = 0; k < q->npg; k++) {
+            state_put_u32(sb, q->pg[k].gref);
+            state_put_u32(sb, q->pg[k].handle);
+        }
+    }
+}
+
+static int blk_load(void *obj, struct state_cursor *c, char *err, size_t errlen)
+{
+    struct blkback *b = obj;
+    struct blk_loaded *l = calloc(1, sizeof(*l));
+    if (!l)
+        return nestor_err(err, errlen, "out of memory");
+    free(b->load);
+    b->load = l;
+    l->state = state_get_u32(c);
+    l->connected = state_get_u8(c);
+    l->abi = state_get_u32(c);
+    l->persistent = state_get_u8(c);
+    l->nqueues = state_get_u32(c);
+    if (l->state > XenbusStateReconfigured || l->abi >= ARRAY_SIZE(layouts) || l->nqueues > b->max_queues ||
+        (l->nqueues && !l->connected))
+        return nestor_err(err, errlen, "impossible block backend state");
+    for (u32 i = 0; i < l->nqueues && !c->bad; i++) {
+        struct blk_loaded_queue *q = &l->q[i];
+        q->npages = state_get_u32(c);
+        if (q->npages == 0 || q->npages > (1u << b->max_ring_order) || (q->npages & (q->npages - 1)))
+            return nestor_err(err, errlen, "a block backend queue of %u ring pages", q->npages);
+        for (u32 k = 0; k < q->npages; k++) {
+            q->ring_gref[k] = state_get_u32(c);
+            q->ring_handle[k] = state_get_u32(c);
+        }
+        q->host_port = state_get_u32(c);
+        q->guest_port = state_get_u32(c);
+        q->req_cons = state_get_u32(c);
+        q->rsp_prod_pvt = state_get_u32(c);
+        q->halted = state_get_u8(c);
+        q->npg = state_get_u32(c);
+        if (q->req_cons != q->rsp_prod_pvt)
+            return nestor_err(err, errlen, "the block backend had requests in flight");
+        if (q->npg > MAX_PERSISTENT)
+            return nestor_err(err, errlen, "%u persistent grants in a block backend queue", q->npg);
+        for (u32 k = 0; k < q->npg; k++) {
+            q->pg_gref[k] = state_get_u32(c);
+            q->pg_handle[k] = state_get_u32(c);
+        }
+    }
+    return c->bad ? nestor_err(err, errlen, "truncated block backend state") : 0;
+}
+
+/* The loaded connection made live: the queues on the mappings and ports the Xen
+ * interface's state holds */
+static int blk_post_load(void *obj, char *err, size_t errlen)
+{
+    struct blkback *b = obj;
+    struct blk_loaded *l = b->load;
+    if (!l)
+        return 0;
+    /* what this machine had before the load is gone with the Xen state it stood on */
+    for (u32 i = 0; i < b->nqueues; i++)
+        queue_release(b->q[i]);
+    b->nqueues = 0;
+    b->xd->state = (int)l->state;
+    b->xd->connected = l->connected;
+    b->abi = (enum blkif_abi)l->abi;
+    b->persistent = l->persistent;
+    int rc = 0;
+    for (u32 i = 0; i < l->nqueues && !rc; i++) {
+        const struct blk_loaded_queue *lq = &l->q[i];
+        struct blkqueue *q = calloc(1, sizeof(*q));
+        if (!q) {
+            rc = nestor_err(err, errlen, "out of memory");
+            break;
+        }
+        b->q[b->nqueues++] = q;
+        q->b = b;
+        q->npages = lq->npages;
+        for (u32 k = 0; k < q->npages && !rc; k++) {
+            struct xen_grant_mapping m;
+            q->ring_gref[k] = lq->ring_gref[k];
+            q->ring_handle[k] = lq->ring_handle[k];
+            if (xen_gnttab_host_mapping(b->x, q->ring_handle[k], q->ring_gref[k], true, &m) != GNTST_okay ||
+                m.offset || m.length != 4096)
+                rc = nestor_err(err, errlen, "a block backend ring page is not mapped");
+            q->ring_page[k] = m.page;
+        }
+        if (rc)
+            break;
+        backring_attach(&q->ring, q->ring_page, q->npages, layouts[b->abi].entry);
+        q->ring.req_cons = lq->req_cons;
+        q->ring.rsp_prod_pvt = lq->rsp_prod_pvt;
+        q->halted = lq->halted;
+        q->host_port = (int)lq->host_port;
+        q->guest_port = lq->guest_port;
+        if (queue_slots(q))
+            rc = nestor_err(err, errlen, "out of memory");
+        else if (xen_evtchn_host_attach(b->x, lq->host_port, lq->guest_port, queue_notify, q))
+            rc = nestor_err(err, errlen, "a block backend queue's event channel is not bound");
+        for (u32 k = 0; k < lq->npg && !rc; k++) {
+            struct pgrant *p = &q->pg[q->npg++];
+            p->gref = lq->pg_gref[k];
+            p->handle = lq->pg_handle[k];
+            if (xen_gnttab_host_mapping(b->x, p->handle, p->gref, true, &p->map) != GNTST_okay)
+                rc = nestor_err(err, errlen, "a persistent grant is not mapped");
+        }
+    }
+    free(b->load);
+    b->load = NULL;
+    return rc;
+}
+
+#define N(x) STATE_NOT_STATE(struct blkback, x)
+static const struct state_field blk_fields[] = {
+    N(load), N(x), N(xs), N(image), N(xd), N(sectors), N(sector_size), N(physical_sector_size),
+    N(max_ring_order), N(max_queues), N(readonly), N(abi), N(persistent), N(nqueues), N(q),
+};
+#undef N
+static const struct state_desc blk_state_desc =
+    STATE_DESC("xen.vbd", 1, struct blkback, blk_fields, .save = blk_save, .load = blk_load,
+               .post_load = blk_post_load);
+
+void blkback_state_register(struct blkback *b, struct state_registry *r, u32 instance)
+{
+    state_register(r, &blk_state_desc, instance, b);
 }

@@ -47,10 +47,14 @@ void blkback_destroy(struct blkback *b);
 void blkback_poll(struct blkback *b);
 /* Readable when a disk request finishes (-1: they finish synchronously) */
 int blkback_event_fd(const struct blkback *b);
+/* Finishes the disk requests in flight and answers them (before a save) */
+void blkback_quiesce(struct blkback *b);
+/* Save and restore: the connection (the Xen interface's sections hold its mappings and
+ * ports), registered after them; instance: the device's place among the disks */
+struct state_registry;
+void blkback_state_register(struct blkback *b, struct state_registry *r, u32 instance);
 /* Disk requests submitted and not yet answered */
 unsigned blkback_inflight(const struct blkback *b);
-/* Requests in flight, or a connected ring (which save/restore cannot carry yet) */
-bool blkback_busy(const struct blkback *b);
 
 /* ---- the request format, decoded (for unit tests and fuzzing as well) ---- */
 enum blkif_abi { BLKIF_ABI_X86_64, BLKIF_ABI_X86_32 };

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <xen/io/netif.h>
+#include <xen/io/xenbus.h>
 #include <xen/grant_table.h>
 
 #include "dom0/netdev.h"
@@ -19,6 +20,7 @@
 #include "dom0/xenbus.h"
 #include "dom0/xenstore.h"
 #include "hv/xen/xen.h"
+#include "machine/state.h"
 
 #define MAX_QUEUES 8u
 #define MAX_TX_SLOTS 64u        /* a frame's slots (Linux's netfront sends up to 18) */
@@ -33,7 +35,8 @@ struct rxframe {
 
 struct netqueue {
     struct netback *nb;
-    u32 tx_handle, rx_handle;
+    u32 tx_handle, rx_handle, tx_gref, rx_gref;
+    u32 tx_guest, rx_guest;  /* the guest's ports */
     struct backring tx, rx;
     bool tx_mapped, rx_mapped;
     int tx_port, rx_port;    /* the same port when the channel is not split */
@@ -42,7 +45,10 @@ struct netqueue {
     u32 head, count;
 };
 
+struct net_loaded;
+
 struct netback {
+    struct net_loaded *load;  /* a state being loaded, until post_load */
     struct xen *x;
     struct xenstore *xs;
     struct netdev *nd;
@@ -336,12 +342,14 @@ void netback_poll(struct netback *nb)
             rx_deliver(nb->q[i]);
 }
 
-bool netback_busy(const struct netback *nb)
+/* ---- connecting ---- */
+static void queue_release(struct netqueue *q)
 {
-    return nb->nqueues > 0;
+    for (u32 i = 0; i < q->count; i++)
+        free(q->backlog[(q->head + i) % RX_BACKLOG].data);
+    free(q);
 }
 
-/* ---- connecting ---- */
 static void queue_free(struct netback *nb, struct netqueue *q)
 {
     if (q->rx_port > 0 && q->rx_port != q->tx_port)
@@ -352,9 +360,7 @@ static void queue_free(struct netback *nb, struct netqueue *q)
         xen_gnttab_host_unmap(nb->x, q->tx_handle);
     if (q->rx_mapped)
         xen_gnttab_host_unmap(nb->x, q->rx_handle);
-    for (u32 i = 0; i < q->count; i++)
-        free(q->backlog[(q->head + i) % RX_BACKLOG].data);
-    free(q);
+    queue_release(q);
 }
 
 static void net_disconnect(void *dev, struct xenbus_dev *xd)
@@ -366,7 +372,7 @@ static void net_disconnect(void *dev, struct xenbus_dev *xd)
     nb->nqueues = 0;
 }
 
-static int map_ring(struct netback *nb, const char *key, u32 *handle, bool *mapped, u8 **page,
+static int map_ring(struct netback *nb, const char *key, u32 *handle, u32 *grefp, bool *mapped, u8 **page,
                     char *msg, size_t msglen)
 {
     u32 gref;
@@ -381,6 +387,7 @@ static int map_ring(struct netback *nb, const char *key, u32 *handle, bool *mapp
         return -EINVAL;
     }
     *mapped = true;
+    *grefp = gref;
     if (m.offset || m.length != 4096) {
         nestor_err(msg, msglen, "%s grants part of a page", key);
         return -EINVAL;
@@ -390,11 +397,12 @@ static int map_ring(struct netback *nb, const char *key, u32 *handle, bool *mapp
 }
 
 static int bind_port(struct netback *nb, const char *key, xen_host_notify_fn fn, void *opaque, int *port,
-                     char *msg, size_t msglen)
+                     u32 *guest_port, char *msg, size_t msglen)
 {
     u32 guest;
     if (xenbus_read_frontend_u32(nb->xd, key, &guest))
         return -ENOENT;
+    *guest_port = guest;
     *port = xen_evtchn_host_bind(nb->x, guest, fn, opaque);
     if (*port < 0) {
         nestor_err(msg, msglen, "binding %s %u", key, guest);
@@ -411,19 +419,19 @@ static int queue_connect(struct netback *nb, struct netqueue *q, const char *dir
     q->nb = nb;
     q->tx_port = q->rx_port = -1;
     snprintf(key, sizeof(key), "%s%stx-ring-ref", dir, sep);
-    if (map_ring(nb, key, &q->tx_handle, &q->tx_mapped, &page, msg, msglen))
+    if (map_ring(nb, key, &q->tx_handle, &q->tx_gref, &q->tx_mapped, &page, msg, msglen))
         return -EINVAL;
     backring_attach(&q->tx, &page, 1, TX_ENTRY);
     snprintf(key, sizeof(key), "%s%srx-ring-ref", dir, sep);
-    if (map_ring(nb, key, &q->rx_handle, &q->rx_mapped, &page, msg, msglen))
+    if (map_ring(nb, key, &q->rx_handle, &q->rx_gref, &q->rx_mapped, &page, msg, msglen))
         return -EINVAL;
     backring_attach(&q->rx, &page, 1, RX_ENTRY);
     /* split channels (feature-split-event-channels), else one for both */
     snprintf(key, sizeof(key), "%s%sevent-channel-tx", dir, sep);
-    int rc = bind_port(nb, key, tx_notify, q, &q->tx_port, msg, msglen);
+    int rc = bind_port(nb, key, tx_notify, q, &q->tx_port, &q->tx_guest, msg, msglen);
     if (rc == 0) {
         snprintf(key, sizeof(key), "%s%sevent-channel-rx", dir, sep);
-        if (bind_port(nb, key, rx_notify, q, &q->rx_port, msg, msglen)) {
+        if (bind_port(nb, key, rx_notify, q, &q->rx_port, &q->rx_guest, msg, msglen)) {
             if (!*msg)
                 nestor_err(msg, msglen, "event-channel-tx without event-channel-rx");
             return -EINVAL;
@@ -433,13 +441,14 @@ static int queue_connect(struct netback *nb, struct netqueue *q, const char *dir
     if (rc != -ENOENT)
         return rc;
     snprintf(key, sizeof(key), "%s%sevent-channel", dir, sep);
-    rc = bind_port(nb, key, tx_notify, q, &q->tx_port, msg, msglen);
+    rc = bind_port(nb, key, tx_notify, q, &q->tx_port, &q->tx_guest, msg, msglen);
     if (rc) {
         if (!*msg)
             nestor_err(msg, msglen, "reading %s", key);
         return -EINVAL;
     }
     q->rx_port = q->tx_port;
+    q->rx_guest = q->tx_guest;
     return 0;
 }
 
@@ -542,7 +551,136 @@ void netback_destroy(struct netback *nb)
     if (!nb)
         return;
     netdev_set_receiver(nb->nd, NULL, NULL);
+    free(nb->load);
     xenbus_backend_destroy(nb->xd);
     free(nb->frame);
     free(nb);
+}
+
+/* ---- state ----
+ * The connection: the handshake's state, then each queue's two rings (grant, dom0's
+ * mapping handle, private indices), its channels (dom0's ports and the guest's) and
+ * whether its rings broke. Every slot taken is answered at once, so nothing is in
+ * flight; frames waiting for receive buffers are the network's, not the machine's, and
+ * are not saved (a restored guest has lost them, as on a wire). */
+struct net_loaded_queue {
+    u32 tx_gref, tx_handle, rx_gref, rx_handle, tx_port, rx_port, tx_guest, rx_guest;
+    u32 tx_cons, tx_rsp, rx_cons, rx_rsp;
+    bool halted;
+};
+struct net_loaded {
+    u32 state, nqueues;
+    bool connected;
+    struct net_loaded_queue q[MAX_QUEUES];
+};
+
+static void net_save(void *obj, struct state_buf *sb)
+{
+    struct netback *nb = obj;
+    state_put_u32(sb, (u32)nb->xd->state);
+    state_put_u8(sb, nb->xd->connected);
+    state_put_u32(sb, nb->nqueues);
+    for (u32 i = 0; i < nb->nqueues; i++) {
+        const struct netqueue *q = nb->q[i];
+        const u32 v[] = { q->tx_gref, q->tx_handle, q->rx_gref, q->rx_handle, (u32)q->tx_port,
+                          (u32)q->rx_port, q->tx_guest, q->rx_guest, q->tx.req_cons, q->tx.rsp_prod_pvt,
+                          q->rx.req_cons, q->rx.rsp_prod_pvt };
+        for (size_t k = 0; k < ARRAY_SIZE(v); k++)
+            state_put_u32(sb, v[k]);
+        state_put_u8(sb, q->halted);
+    }
+}
+
+static int net_load(void *obj, struct state_cursor *c, char *err, size_t errlen)
+{
+    struct netback *nb = obj;
+    struct net_loaded *l = calloc(1, sizeof(*l));
+    if (!l)
+        return nestor_err(err, errlen, "out of memory");
+    free(nb->load);
+    nb->load = l;
+    l->state = state_get_u32(c);
+    l->connected = state_get_u8(c);
+    l->nqueues = state_get_u32(c);
+    if (l->state > XenbusStateReconfigured || l->nqueues > nb->max_queues || (l->nqueues && !l->connected))
+        return nestor_err(err, errlen, "impossible network backend state");
+    for (u32 i = 0; i < l->nqueues; i++) {
+        struct net_loaded_queue *q = &l->q[i];
+        u32 *v[] = { &q->tx_gref, &q->tx_handle, &q->rx_gref, &q->rx_handle, &q->tx_port, &q->rx_port,
+                     &q->tx_guest, &q->rx_guest, &q->tx_cons, &q->tx_rsp, &q->rx_cons, &q->rx_rsp };
+        for (size_t k = 0; k < ARRAY_SIZE(v); k++)
+            *v[k] = state_get_u32(c);
+        q->halted = state_get_u8(c);
+        if (q->tx_cons != q->tx_rsp || q->rx_cons != q->rx_rsp)
+            return nestor_err(err, errlen, "the network backend had slots taken and not answered");
+    }
+    return c->bad ? nestor_err(err, errlen, "truncated network backend state") : 0;
+}
+
+static int net_attach_ring(struct netback *nb, struct backring *r, u32 handle, u32 gref, u32 entry,
+                           u32 cons, u32 rsp)
+{
+    struct xen_grant_mapping m;
+    if (xen_gnttab_host_mapping(nb->x, handle, gref, true, &m) != GNTST_okay || m.offset || m.length != 4096)
+        return -1;
+    backring_attach(r, &m.page, 1, entry);
+    r->req_cons = cons;
+    r->rsp_prod_pvt = rsp;
+    return 0;
+}
+
+static int net_post_load(void *obj, char *err, size_t errlen)
+{
+    struct netback *nb = obj;
+    struct net_loaded *l = nb->load;
+    if (!l)
+        return 0;
+    for (u32 i = 0; i < nb->nqueues; i++)
+        queue_release(nb->q[i]);
+    nb->nqueues = 0;
+    nb->xd->state = (int)l->state;
+    nb->xd->connected = l->connected;
+    int rc = 0;
+    for (u32 i = 0; i < l->nqueues && !rc; i++) {
+        const struct net_loaded_queue *lq = &l->q[i];
+        struct netqueue *q = calloc(1, sizeof(*q));
+        if (!q) {
+            rc = nestor_err(err, errlen, "out of memory");
+            break;
+        }
+        nb->q[nb->nqueues++] = q;
+        q->nb = nb;
+        q->tx_gref = lq->tx_gref, q->tx_handle = lq->tx_handle;
+        q->rx_gref = lq->rx_gref, q->rx_handle = lq->rx_handle;
+        q->tx_mapped = q->rx_mapped = true;
+        q->tx_port = (int)lq->tx_port, q->rx_port = (int)lq->rx_port;
+        q->tx_guest = lq->tx_guest, q->rx_guest = lq->rx_guest;
+        q->halted = lq->halted;
+        if (net_attach_ring(nb, &q->tx, q->tx_handle, q->tx_gref, TX_ENTRY, lq->tx_cons, lq->tx_rsp) ||
+            net_attach_ring(nb, &q->rx, q->rx_handle, q->rx_gref, RX_ENTRY, lq->rx_cons, lq->rx_rsp))
+            rc = nestor_err(err, errlen, "a network backend ring is not mapped");
+        else if (q->tx_port == q->rx_port
+                     ? q->tx_guest != q->rx_guest ||
+                           xen_evtchn_host_attach(nb->x, lq->tx_port, q->tx_guest, tx_notify, q)
+                     : xen_evtchn_host_attach(nb->x, lq->tx_port, q->tx_guest, tx_notify, q) ||
+                           xen_evtchn_host_attach(nb->x, lq->rx_port, q->rx_guest, rx_notify, q))
+            rc = nestor_err(err, errlen, "a network backend queue's event channel is not bound");
+    }
+    free(nb->load);
+    nb->load = NULL;
+    return rc;
+}
+
+#define N(x) STATE_NOT_STATE(struct netback, x)
+static const struct state_field net_fields[] = {
+    N(load), N(x), N(xs), N(nd), N(xd), N(mac), N(max_queues), N(nqueues), N(q), N(frame),
+};
+#undef N
+static const struct state_desc net_state_desc =
+    STATE_DESC("xen.vif", 1, struct netback, net_fields, .save = net_save, .load = net_load,
+               .post_load = net_post_load);
+
+void netback_state_register(struct netback *nb, struct state_registry *r, u32 instance)
+{
+    state_register(r, &net_state_desc, instance, nb);
 }

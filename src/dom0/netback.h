@@ -38,8 +38,10 @@ void netback_destroy(struct netback *nb);
 /* Frames waiting for receive buffers go to the guest if it posted some (the run loop
  * calls it after the network was polled) */
 void netback_poll(struct netback *nb);
-/* A connected ring (which save/restore cannot carry yet) */
-bool netback_busy(const struct netback *nb);
+/* Save and restore: the connection (the Xen interface's sections hold its mappings and
+ * ports), registered after them; instance: the NIC's place among the NICs */
+struct state_registry;
+void netback_state_register(struct netback *nb, struct state_registry *r, u32 instance);
 
 /* ---- the transmit side's parsing (for unit tests and fuzzing as well) ---- */
 /* One transmit slot (struct netif_tx_request, or an extra-info slot) as it came */

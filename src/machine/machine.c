@@ -791,6 +791,7 @@ static void register_state(struct machine *m)
         xenstore_state_register(m->xenstore, r);
     if (m->pvconsole)
         pvconsole_state_register(m->pvconsole, r);
+    xendev_state_register(m, r);
     mem_state_register(&m->mem, r);
     for (int i = 0; i < m->ncpus; i++) {
         cpu_state_register(m->cpu[i], r);

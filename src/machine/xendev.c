@@ -382,20 +382,18 @@ bool xendev_can_wake(const struct machine *m)
     return xd->nnetdevs > 0;
 }
 
-bool xendev_savable(const struct machine *m, char *err, size_t errlen)
+void xendev_quiesce(struct machine *m)
 {
-    const struct xendevs *xd = m->xendevs;
-    if (!xd)
-        return true;
-    for (int i = 0; i < xd->ndisks; i++)
-        if (blkback_busy(xd->disk[i])) {
-            nestor_err(err, errlen, "a PV disk is connected: saving the block backend's rings is not supported yet");
-            return false;
-        }
-    for (int i = 0; i < xd->nnics; i++)
-        if (netback_busy(xd->nic[i])) {
-            nestor_err(err, errlen, "a PV NIC is connected: saving the network backend's rings is not supported yet");
-            return false;
-        }
-    return true;
+    struct xendevs *xd = m->xendevs;
+    for (int i = 0; xd && i < xd->ndisks; i++)
+        blkback_quiesce(xd->disk[i]);
+}
+
+void xendev_state_register(struct machine *m, struct state_registry *r)
+{
+    struct xendevs *xd = m->xendevs;
+    for (int i = 0; xd && i < xd->ndisks; i++)
+        blkback_state_register(xd->disk[i], r, (u32)i);
+    for (int i = 0; xd && i < xd->nnics; i++)
+        netback_state_register(xd->nic[i], r, (u32)i);
 }

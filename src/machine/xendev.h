@@ -39,7 +39,11 @@ int xendev_pollfds(struct machine *m, struct pollfd *fds, int max, int *timeout_
 void xendev_dispatch(struct machine *m, const struct pollfd *fds, int n);
 /* Something outside the vCPUs may still wake them: disk I/O in flight, a network */
 bool xendev_can_wake(const struct machine *m);
-/* false, with a message, while a backend holds what a saved state cannot carry */
-bool xendev_savable(const struct machine *m, char *err, size_t errlen);
+/* Finishes the disk I/O in flight and answers it: before a save or a migration's last
+ * pass, so that the saved machine has no request half done */
+void xendev_quiesce(struct machine *m);
+/* Save and restore: every PV device's connection, after the Xen interface's sections */
+struct state_registry;
+void xendev_state_register(struct machine *m, struct state_registry *r);
 
 #endif

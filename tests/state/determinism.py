@@ -15,6 +15,7 @@ import concurrent.futures
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -78,6 +79,34 @@ RUNS = [
     ("xen-vcpu", "xen_vcpu.elf", ["-xen", "-smp", "3", "-append", "xen=yes"], POINTS),
     ("xen-upcall", "xen_upcall.elf", ["-xen", "-append", "xen=yes"], POINTS),
 ]
+def xen_disk_image(d, linux):
+    """An ext4 root for the PV disk run: busybox and an init that reads a file, prints its
+    checksum and powers off. None without busybox from tests/linux or mke2fs."""
+    busybox = os.path.join(linux, "initramfs-root", "bin", "busybox")
+    if not os.path.exists(busybox) or not shutil.which("mke2fs"):
+        return None
+    root = os.path.join(d, "xen-disk-root")
+    shutil.rmtree(root, ignore_errors=True)
+    for sub in ("bin", "sbin", "proc", "sys", "dev", "data"):
+        os.makedirs(os.path.join(root, sub))
+    shutil.copy(busybox, os.path.join(root, "bin", "busybox"))
+    for tool in ("sh", "mount", "cat", "echo", "sha256sum", "dmesg", "poweroff", "cut"):
+        os.symlink("busybox", os.path.join(root, "bin", tool))
+    with open(os.path.join(root, "sbin", "init"), "w") as f:
+        f.write("#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sysfs /sys\n"
+                "echo \"== disk\"\necho \"disk: $(sha256sum < /data/file | cut -d' ' -f1)\"\n"
+                "echo \"== done\"\npoweroff -f\n")
+    os.chmod(os.path.join(root, "sbin", "init"), 0o755)
+    with open(os.path.join(root, "data", "file"), "wb") as f:
+        f.write(bytes((i * 7 + i // 4096) & 255 for i in range(3 << 20)))
+    img = os.path.join(d, "xen-disk.img")
+    if os.path.exists(img):
+        os.unlink(img)
+    r = subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-d", root, img, "32M"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return img if r.returncode == 0 else None
+
+
 # Debian's kernel through PVH on 2 vCPUs, its initramfs script to the end (when
 # tests/linux has fetched it)
 LINUX = os.path.abspath(os.path.join(BUILD, "linux"))
@@ -90,6 +119,16 @@ if os.path.exists(os.path.join(LINUX, "vmlinux")):
     RUNS.append(("linux-xen", os.path.join(LINUX, "vmlinux"),
                  ["-m", "512M", "-smp", "2", "-xen", "-initrd", os.path.join(LINUX, "initramfs.cpio.gz"),
                   "-append", "console=ttyS0 nestor.script=1"], 2))
+
+    # the same as a Xen guest whose root is a read-only PV disk (an ext4 image made here
+    # with mke2fs -d): the disk's rings, requests and persistent grants across the restore
+    disk = xen_disk_image(os.path.join(os.path.abspath(BUILD), "tests", "state"), LINUX)
+    if disk:
+        RUNS.append(("linux-xen-disk", os.path.join(LINUX, "vmlinux"),
+                     ["-m", "256M", "-smp", "2", "-xen", "-initrd", os.path.join(LINUX, "initramfs.cpio.gz"),
+                      "-append", "console=ttyS0 nestor.root=xvda nestor.rootro=1",
+                      "-drive", "file=%s,if=none,id=d,readonly=on" % disk,
+                      "-device", "xen-disk,drive=d,vdev=xvda,num-queues=2"], 2))
 
 # Moments, found in the trace of single-vCPU runs: (run, pattern, offsets from the
 # matched instruction's count, how many matches to use)

@@ -547,6 +547,16 @@ int xen_evtchn_host_alloc_unbound(struct xen *x, xen_host_notify_fn notify, void
     return -ENOSPC;
 }
 
+int xen_evtchn_host_attach(struct xen *x, u32 hp, u32 guest_port, xen_host_notify_fn notify, void *opaque)
+{
+    struct host_port *h = host_port(x, hp);
+    if (!h || !h->used || !h->bound || h->guest_port != guest_port || !notify)
+        return -EINVAL;
+    h->notify = notify;
+    h->opaque = opaque;
+    return 0;
+}
+
 int xen_evtchn_host_notify(struct xen *x, u32 hp)
 {
     struct host_port *h = host_port(x, hp);
@@ -1026,8 +1036,11 @@ static int evtchn_post_load(void *obj, char *err, size_t errlen)
             ok = ok && e->virq_port[i][v] < e->valid;
     }
     for (u32 h = 0; ok && h < HOST_PORTS; h++) {
-        /* the backend's end: its function (not state) stays this machine's */
-        ok = (!e->host[h].used || e->host[h].notify) && e->host[h].guest_port < e->valid;
+        /* the backend's end: its function (not state) is this machine's backend's, there
+         * from when the machine was built or attached again by the backend's own state
+         * (a PV device's queues, xen_evtchn_host_attach); until then a signal on it is
+         * not delivered */
+        ok = e->host[h].guest_port < e->valid;
     }
     if (!ok)
         return nestor_err(err, errlen, "impossible event-channel state");

@@ -867,6 +867,17 @@ int xen_gnttab_host_unmap(struct xen *x, u32 handle)
     return GNTST_okay;
 }
 
+int xen_gnttab_host_mapping(struct xen *x, u32 handle, u32 gref, bool writable, struct xen_grant_mapping *m)
+{
+    struct xen_gnttab *g = x->gnttab;
+    if (handle >= MAX_HOST_MAPS || !g->host_map[handle].used || g->host_map[handle].gref != gref ||
+        g->host_map[handle].writable != writable || !g->host_map[handle].page)
+        return GNTST_bad_handle;
+    const struct active *a = &g->active[gref];
+    *m = (struct xen_grant_mapping){ .page = g->host_map[handle].page, .offset = a->start, .length = a->length };
+    return GNTST_okay;
+}
+
 void xen_gnttab_host_written(struct xen *x, u32 handle)
 {
     struct xen_gnttab *g = x->gnttab;
@@ -1469,8 +1480,21 @@ static int gnttab_post_load(void *obj, char *err, size_t errlen)
         d->act.page = d->page;
         d->act.gen = &d->gen;
     }
-    for (u32 i = 0; ok && i < MAX_HOST_MAPS; i++)
-        ok = !g->host_map[i].used || g->host_map[i].gref < MAX_ENTRIES;
+    /* the backends' mappings: each holds a pin of its entry (a writable one if it is
+     * writable), whose page it maps */
+    for (u32 i = 0; ok && i < MAX_HOST_MAPS; i++) {
+        struct host_map *hm = &g->host_map[i];
+        hm->page = NULL;
+        hm->gen = NULL;
+        if (!hm->used)
+            continue;
+        ok = hm->gref < MAX_ENTRIES && g->active[hm->gref].pin && g->active[hm->gref].page &&
+             !g->active[hm->gref].sub_page && (!hm->writable || (g->active[hm->gref].pin & PIN_WMASK));
+        if (ok) {
+            hm->page = g->active[hm->gref].page;
+            hm->gen = g->active[hm->gref].gen;
+        }
+    }
     for (u32 i = 0; ok && i < MAX_GUEST_MAPS; i++) {
         struct guest_map *m = &g->guest_map[i];
         u32 *gen;
@@ -1500,11 +1524,6 @@ bool xen_gnttab_savable(const struct xen *x, char *err, size_t errlen)
     for (u32 i = 0; i < DOM0_GRANTS; i++)
         if (g->dom0[i].page) {
             nestor_err(err, errlen, "domain 0 has granted pages to the guest: saving backends' grants is not supported yet");
-            return false;
-        }
-    for (u32 i = 0; i < MAX_HOST_MAPS; i++)
-        if (g->host_map[i].used) {
-            nestor_err(err, errlen, "domain 0 has mapped the guest's grants: saving backends' mappings is not supported yet");
             return false;
         }
     return true;

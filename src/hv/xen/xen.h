@@ -134,6 +134,10 @@ void xen_maybe_deassert_callback(struct xen *x);
 int xen_evtchn_host_alloc_unbound(struct xen *x, xen_host_notify_fn notify, void *opaque);
 int xen_evtchn_host_bind(struct xen *x, u32 guest_port, xen_host_notify_fn notify, void *opaque);
 int xen_evtchn_host_notify(struct xen *x, u32 host_port);
+/* After a restore: the backend that had dom0 port host_port, bound to guest_port, takes
+ * it again with its notify function. 0, or -EINVAL if the machine has no such port. */
+int xen_evtchn_host_attach(struct xen *x, u32 host_port, u32 guest_port, xen_host_notify_fn notify,
+                           void *opaque);
 /* The guest's end of a bound dom0 port (0: none) */
 u32 xen_evtchn_guest_port(const struct xen *x, u32 host_port);
 void xen_evtchn_host_close(struct xen *x, u32 host_port);
@@ -157,6 +161,10 @@ struct xen_grant_mapping {
 };
 int xen_gnttab_host_map(struct xen *x, u32 gref, bool writable, u32 *handle, struct xen_grant_mapping *m);
 int xen_gnttab_host_unmap(struct xen *x, u32 handle);
+/* After a restore: the mapping behind a handle the backend held (the grant, writable or
+ * not, as it was mapped): GNTST_okay with the page, or GNTST_bad_handle if the machine
+ * has no such mapping. */
+int xen_gnttab_host_mapping(struct xen *x, u32 handle, u32 gref, bool writable, struct xen_grant_mapping *m);
 /* The host wrote through a writable mapping it keeps (a persistent grant): code the
  * guest decoded from the page is stale, and dirty logging sees the page. */
 void xen_gnttab_host_written(struct xen *x, u32 handle);

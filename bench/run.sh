@@ -23,7 +23,8 @@
 #  8. Xen PV devices (Debian's kernel as a Xen PVH guest, tests/linux/iobench.c): the PV
 #     disk's sequential write and read (1 MiB O_DIRECT requests on a 256 MiB raw image)
 #     and 4 KiB random reads at queue depth 1; guest-to-host TCP through -netdev user
-#     (256 MiB to a sink on the host's loopback). One run each.
+#     (256 MiB to a sink on the host's loopback); the same on QEMU's TCG with virtio-blk
+#     and virtio-net when qemu-system-x86_64 is installed. One run each.
 # BENCH_LINUX=0 skips 2, 3, 7 and 8.
 set -u
 cd "$(dirname "$0")/.."
@@ -174,4 +175,36 @@ sink=$!
   </dev/null >/tmp/nestor-bench-pvnet.log 2>&1
 kill $sink 2>/dev/null
 echo "Xen PV NIC, guest to host TCP (slirp): $(pv /tmp/nestor-bench-pvnet.log tcp-send)"
-echo "(no QEMU virtio-blk/virtio-net comparison yet: the test initramfs has no virtio modules)"
+# the same on QEMU's software emulator with virtio-blk and virtio-net, when installed
+if command -v qemu-system-x86_64 >/dev/null; then
+  img=$(mktemp /var/tmp/nestor-bench-disk.XXXXXX)
+  truncate -s 256M "$img"
+  qemu-system-x86_64 -accel tcg -M pc -m 512M -nographic -no-reboot -kernel "$KDIR/vmlinuz" \
+    -initrd "$KDIR/initramfs.cpio.gz" -append "$APPEND nestor.iobench=disk" \
+    -drive "file=$img,if=virtio,format=raw" </dev/null >/tmp/nestor-bench-qemu-disk.log 2>&1
+  rm -f "$img"
+  echo "QEMU TCG virtio-blk, sequential write: $(pv /tmp/nestor-bench-qemu-disk.log seq-write)"
+  echo "QEMU TCG virtio-blk, sequential read:  $(pv /tmp/nestor-bench-qemu-disk.log seq-read)"
+  echo "QEMU TCG virtio-blk, 4 KiB random QD1: $(pv /tmp/nestor-bench-qemu-disk.log rand-read-4k)"
+  sink_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  python3 - "$sink_port" <<'PY' &
+import socket, sys
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(1)
+srv.settimeout(600)
+c, _ = srv.accept()
+while c.recv(1 << 16):
+    pass
+c.close()
+PY
+  sink=$!
+  qemu-system-x86_64 -accel tcg -M pc -m 512M -nographic -no-reboot -kernel "$KDIR/vmlinuz" \
+    -initrd "$KDIR/initramfs.cpio.gz" -append "$APPEND nestor.iobench=tcp:$sink_port" \
+    -netdev user,id=n0 -device virtio-net-pci,netdev=n0 </dev/null >/tmp/nestor-bench-qemu-net.log 2>&1
+  kill $sink 2>/dev/null
+  echo "QEMU TCG virtio-net, guest to host TCP (slirp): $(pv /tmp/nestor-bench-qemu-net.log tcp-send)"
+else
+  echo "QEMU (qemu-system-x86) is not installed: no virtio-blk/virtio-net comparison"
+fi

@@ -62,13 +62,14 @@ fi
 
 # Modules, extracted from the kernel package into OUTDIR/modules once per package, each
 # after the modules its .modinfo "depends=" names, recursively (Debian's package has no
-# modules.dep: depmod makes it at install), in two groups whose files list the order to
-# load them: kvm.order (kvm_intel) and xen.order (the Xen guest's PV disk and network
+# modules.dep: depmod makes it at install), in groups whose files list the order to
+# load them: kvm.order (kvm_intel), xen.order (the Xen guest's PV disk and network
 # frontends, ext4 for the disk's file system and the crc32c its checksums ask the crypto
-# API for). Modules compressed by the package (.ko.xz) are decompressed: busybox insmod
+# API for) and virtio.order (virtio-blk and virtio-net, for make bench's comparison with
+# QEMU). Modules compressed by the package (.ko.xz) are decompressed: busybox insmod
 # reads plain ELF.
 moddir="$out/modules"
-if [ ! -f "$moddir/xen.order" ] || [ "$out/debs" -nt "$moddir/xen.order" ]; then
+if [ ! -f "$moddir/virtio.order" ] || [ "$out/debs" -nt "$moddir/virtio.order" ]; then
   rm -rf "$moddir"
   mkdir -p "$moddir"
   kdeb=$(ls "$out/debs/${kpkg}"_*.deb)
@@ -88,13 +89,15 @@ if [ ! -f "$moddir/xen.order" ] || [ "$out/debs" -nt "$moddir/xen.order" ]; then
     done
     echo "$name" >>"$order"
   }
-  for group in "kvm:kvm_intel" "xen:crc32c_generic xen_blkfront xen_netfront ext4"; do
+  for group in "kvm:kvm_intel" "xen:crc32c_generic xen_blkfront xen_netfront ext4" \
+               "virtio:virtio_pci virtio_blk virtio_net"; do
     order="$moddir/${group%%:*}.order.tmp"
     : >"$order"
     for m in ${group#*:}; do add_module "$m"; done
   done
   mv "$moddir/kvm.order.tmp" "$moddir/kvm.order"
   mv "$moddir/xen.order.tmp" "$moddir/xen.order"
+  mv "$moddir/virtio.order.tmp" "$moddir/virtio.order"
 fi
 
 root="$out/initramfs-root"
@@ -277,6 +280,7 @@ if [ -n "$net" ]; then
   fi
   echo "net: lease $(ip -4 addr show eth0 | sed -n 's/.*inet \([0-9.]*\/[0-9]*\).*/\1/p')"
   echo "net: route $(ip route | grep default | cut -d' ' -f1-3)"
+  echo "net: queues $(ls /sys/class/net/eth0/queues | grep -c '^tx-')"
   if wget -q -O /tmp/data.bin "http://${hostip:-10.0.2.2}:$net/data.bin"; then
     echo "net: downloaded $(sha256sum < /tmp/data.bin | cut -d' ' -f1)"
   else
@@ -289,16 +293,21 @@ if [ -n "$net" ]; then
   msg=$(timeout 120 nc -l -p 8081)
   echo "net: host says $msg"
 fi
-# make bench's PV device figures (nestor.iobench=disk: the raw /dev/xvda;
-# nestor.iobench=tcp:PORT: 256 MiB to the host's port through -netdev user)
+# make bench's PV device figures (nestor.iobench=disk: the raw /dev/xvda, or QEMU's
+# /dev/vda; nestor.iobench=tcp:PORT: 256 MiB to the host's port through user networking)
 iob=$(sed -n 's/.*nestor\.iobench=\([a-z0-9:]*\).*/\1/p' /proc/cmdline)
 if [ -n "$iob" ]; then
   echo "== iobench"
-  for m in $(cat /lib/modules/xen.order); do insmod /lib/modules/$m.ko 2>/dev/null; done
+  for m in $(cat /lib/modules/xen.order /lib/modules/virtio.order); do insmod /lib/modules/$m.ko 2>/dev/null; done
   n=0
-  while [ ! -b /dev/xvda ] && [ ! -e /sys/class/net/eth0 ] && [ $n -lt 20 ]; do sleep 1; n=$((n + 1)); done
+  while [ ! -b /dev/xvda ] && [ ! -b /dev/vda ] && [ ! -e /sys/class/net/eth0 ] && [ $n -lt 20 ]; do
+    sleep 1
+    n=$((n + 1))
+  done
+  dev=/dev/xvda
+  [ -b /dev/vda ] && dev=/dev/vda
   case $iob in
-    disk) /bin/iobench disk /dev/xvda 128 ;;
+    disk) /bin/iobench disk $dev 128 ;;
     tcp:*)
       ip link set eth0 up
       udhcpc -i eth0 -n -q -t 10 -T 1 -s /bin/udhcpc.script >/dev/null 2>&1

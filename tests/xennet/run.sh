@@ -104,6 +104,9 @@ PY
     check "$name:default-route" "$([ "$(net_value "$name" route)" = "default via 10.0.2.2" ]; echo $?)" "'$(net_value "$name" route)'"
   fi
   check "$name:download" "$([ "$(net_value "$name" downloaded)" = "$DATA" ]; echo $?)" "'$(net_value "$name" downloaded)'"
+  local queues=1
+  [ "$ncpus" -gt 1 ] && queues=2
+  check "$name:queues" "$([ "$(net_value "$name" queues)" = "$queues" ]; echo $?)" "'$(net_value "$name" queues)' queues"
   local via=hostfwd
   [ -n "$tap" ] && via=tap
   check "$name:$via-fetch" "$([ "$got" = "$GUEST" ]; echo $?)" "'$got'"

@@ -147,47 +147,27 @@ fi
 python3 bench/migrate_bench.py || echo "bench: migrate_bench.py failed"
 
 # ---- 8. Xen PV disk and network ----
-img=$(mktemp /var/tmp/nestor-bench-disk.XXXXXX)
-truncate -s 256M "$img"
-"$NESTOR" run -m 512M -xen -kernel "$KDIR/vmlinux" -initrd "$KDIR/initramfs.cpio.gz" \
-  -append "$APPEND nestor.iobench=disk" -drive "file=$img,if=xen" </dev/null >/tmp/nestor-bench-pvdisk.log 2>&1
-rm -f "$img"
 pv() { tr -d '\r' <"$1" | sed -n "s/^iobench: $2 //p" | head -n 1; }
-echo "Xen PV disk, sequential write:        $(pv /tmp/nestor-bench-pvdisk.log seq-write)"
-echo "Xen PV disk, sequential read:         $(pv /tmp/nestor-bench-pvdisk.log seq-read)"
-echo "Xen PV disk, 4 KiB random reads QD1:  $(pv /tmp/nestor-bench-pvdisk.log rand-read-4k)"
-sink_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-python3 - "$sink_port" <<'PY' &
-import socket, sys
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", int(sys.argv[1])))
-srv.listen(1)
-srv.settimeout(600)
-c, _ = srv.accept()
-while c.recv(1 << 16):
-    pass
-c.close()
-PY
-sink=$!
-"$NESTOR" run -m 512M -xen -kernel "$KDIR/vmlinux" -initrd "$KDIR/initramfs.cpio.gz" \
-  -append "$APPEND nestor.iobench=tcp:$sink_port" -netdev user,id=n0 -device xen-net-device,netdev=n0 \
-  </dev/null >/tmp/nestor-bench-pvnet.log 2>&1
-kill $sink 2>/dev/null
-echo "Xen PV NIC, guest to host TCP (slirp): $(pv /tmp/nestor-bench-pvnet.log tcp-send)"
-# the same on QEMU's software emulator with virtio-blk and virtio-net, when installed
-if command -v qemu-system-x86_64 >/dev/null; then
+# disk_bench LABEL LOG DISK-OPTION-FORMAT CMD...: the disk figures of one emulator; the
+# format's %s is a fresh 256 MiB raw image
+disk_bench() {
+  local label=$1 log=$2 fmt=$3 img
+  shift 3
   img=$(mktemp /var/tmp/nestor-bench-disk.XXXXXX)
   truncate -s 256M "$img"
-  qemu-system-x86_64 -accel tcg -M pc -m 512M -nographic -no-reboot -kernel "$KDIR/vmlinuz" \
-    -initrd "$KDIR/initramfs.cpio.gz" -append "$APPEND nestor.iobench=disk" \
-    -drive "file=$img,if=virtio,format=raw" </dev/null >/tmp/nestor-bench-qemu-disk.log 2>&1
+  # shellcheck disable=SC2059
+  "$@" -append "$APPEND nestor.iobench=disk" -drive "$(printf "$fmt" "$img")" </dev/null >"$log" 2>&1
   rm -f "$img"
-  echo "QEMU TCG virtio-blk, sequential write: $(pv /tmp/nestor-bench-qemu-disk.log seq-write)"
-  echo "QEMU TCG virtio-blk, sequential read:  $(pv /tmp/nestor-bench-qemu-disk.log seq-read)"
-  echo "QEMU TCG virtio-blk, 4 KiB random QD1: $(pv /tmp/nestor-bench-qemu-disk.log rand-read-4k)"
-  sink_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  python3 - "$sink_port" <<'PY' &
+  echo "$label, sequential write: $(pv "$log" seq-write)"
+  echo "$label, sequential read:  $(pv "$log" seq-read)"
+  echo "$label, 4 KiB random QD1: $(pv "$log" rand-read-4k)"
+}
+# net_bench LABEL LOG CMD...: 256 MiB from the guest to a sink on the host's loopback
+net_bench() {
+  local label=$1 log=$2 port sink
+  shift 2
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  python3 - "$port" <<'PY' &
 import socket, sys
 srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -200,11 +180,21 @@ while c.recv(1 << 16):
 c.close()
 PY
   sink=$!
-  qemu-system-x86_64 -accel tcg -M pc -m 512M -nographic -no-reboot -kernel "$KDIR/vmlinuz" \
-    -initrd "$KDIR/initramfs.cpio.gz" -append "$APPEND nestor.iobench=tcp:$sink_port" \
-    -netdev user,id=n0 -device virtio-net-pci,netdev=n0 </dev/null >/tmp/nestor-bench-qemu-net.log 2>&1
+  "$@" -append "$APPEND nestor.iobench=tcp:$port" </dev/null >"$log" 2>&1
   kill $sink 2>/dev/null
-  echo "QEMU TCG virtio-net, guest to host TCP (slirp): $(pv /tmp/nestor-bench-qemu-net.log tcp-send)"
+  echo "$label, guest to host TCP (slirp): $(pv "$log" tcp-send)"
+}
+NESTOR_XEN=("$NESTOR" run -m 512M -xen -kernel "$KDIR/vmlinux" -initrd "$KDIR/initramfs.cpio.gz")
+disk_bench "Xen PV disk" /tmp/nestor-bench-pvdisk.log "file=%s,if=xen" "${NESTOR_XEN[@]}"
+net_bench "Xen PV NIC" /tmp/nestor-bench-pvnet.log "${NESTOR_XEN[@]}" \
+  -netdev user,id=n0 -device xen-net-device,netdev=n0
+# the same on QEMU's software emulator with virtio-blk and virtio-net, when installed
+if command -v qemu-system-x86_64 >/dev/null; then
+  QEMU=(qemu-system-x86_64 -accel tcg -M pc -m 512M -nographic -no-reboot -kernel "$KDIR/vmlinuz"
+        -initrd "$KDIR/initramfs.cpio.gz")
+  disk_bench "QEMU TCG virtio-blk" /tmp/nestor-bench-qemu-disk.log "file=%s,if=virtio,format=raw" "${QEMU[@]}"
+  net_bench "QEMU TCG virtio-net" /tmp/nestor-bench-qemu-net.log "${QEMU[@]}" \
+    -netdev user,id=n0 -device virtio-net-pci,netdev=n0
 else
   echo "QEMU (qemu-system-x86) is not installed: no virtio-blk/virtio-net comparison"
 fi

@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "common.h"
+#include "dom0/ring.h"
 
 struct xen;
 struct xenstore;
@@ -62,7 +63,7 @@ enum blkif_abi { BLKIF_ABI_X86_64, BLKIF_ABI_X86_32 };
 int blkif_abi_by_protocol(const char *protocol);
 /* Bytes of a ring entry (request or response) and of the ring's header */
 u32 blkif_entry_size(enum blkif_abi abi);
-#define BLKIF_RING_HEADER 64u
+#define BLKIF_RING_HEADER BACKRING_HEADER
 /* Entries a ring of npages pages holds (a power of two, as ring.h computes it) */
 u32 blkif_ring_entries(enum blkif_abi abi, u32 npages);
 

@@ -254,8 +254,7 @@ int disk_image_submit(struct disk_image *d, struct disk_io *io)
     io->want = io_bytes(io);
     d->inflight++;
     if (!d->uring_ok) {
-        int rc = run_sync(d, io);
-        io->want = (u64)(s64)rc; /* the result, until reaped */
+        io->result = run_sync(d, io);
         list_add(&d->finished, &d->finished_tail, io);
         return 0;
     }
@@ -275,7 +274,7 @@ int disk_image_reap(struct disk_image *d)
                 d->finished_tail = NULL;
             d->inflight--;
             n++;
-            io->done(io, (int)(s64)io->want);
+            io->done(io, io->result);
         }
         return n;
     }

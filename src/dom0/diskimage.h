@@ -46,7 +46,8 @@ struct disk_io {
     u64 len;
     void (*done)(struct disk_io *io, int result);
     /* the engine's */
-    u64 want;
+    u64 want;           /* bytes a read or write moves */
+    int result;         /* run synchronously: its result, until reaped */
     struct disk_io *next;
 };
 

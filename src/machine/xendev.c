@@ -243,15 +243,16 @@ static int create_nics(struct machine *m)
     return 0;
 }
 
-int xendev_create(struct machine *m)
+/* -device xen-disk,drive=D, then -drive if=xen: xvda, xvdb... by index, else in order
+ * after the ones taken. The drives are parsed once, in place (an opts list points into
+ * itself). */
+static int create_disks(struct machine *m, struct drive *drives)
 {
     const struct machine_config *cfg = &m->cfg;
-    if (!(m->xendevs = calloc(1, sizeof(*m->xendevs)))) {
-        nestor_log("out of memory");
-        return -1;
-    }
-    /* -device xen-disk,drive=D */
     bool used[MACHINE_MAX_DRIVES] = { false };
+    for (int k = 0; k < cfg->ndrives; k++)
+        if (drive_parse(cfg->drives[k], &drives[k]))
+            return -1;
     for (int i = 0; i < cfg->ndevices; i++) {
         struct opts o;
         if (opts_parse(&o, "-device", cfg->devices[i], true) || strcmp(o.name, "xen-disk"))
@@ -262,9 +263,8 @@ int xendev_create(struct machine *m)
             return -1;
         }
         int k;
-        struct drive d;
         for (k = 0; k < cfg->ndrives; k++)
-            if (drive_parse(cfg->drives[k], &d) == 0 && d.id && !strcmp(d.id, id) && !d.xen)
+            if (!drives[k].xen && !strcmp(drives[k].id, id))
                 break;
         if (k == cfg->ndrives) {
             nestor_log("-device %s: no -drive if=none,id=%s", cfg->devices[i], id);
@@ -275,22 +275,22 @@ int xendev_create(struct machine *m)
             return -1;
         }
         used[k] = true;
-        if (add_disk(m, &d, vdev, &o))
+        if (add_disk(m, &drives[k], vdev, &o))
             return -1;
     }
-    /* -drive if=xen: xvda, xvdb... by index, else in order after the ones taken */
     u32 taken = 0;
+    for (int k = 0; k < cfg->ndrives; k++)
+        if (drives[k].xen && opts_get(&drives[k].o, "index"))
+            taken |= 1u << drives[k].index;
     for (int k = 0; k < cfg->ndrives; k++) {
-        struct drive d;
-        if (drive_parse(cfg->drives[k], &d) == 0 && d.xen && opts_get(&d.o, "index"))
-            taken |= 1u << d.index;
-    }
-    for (int k = 0; k < cfg->ndrives; k++) {
-        struct drive d;
-        if (drive_parse(cfg->drives[k], &d) || !d.xen)
+        struct drive *d = &drives[k];
+        if (!d->xen) {
+            if (!used[k])
+                nestor_log("-drive id=%s: no device uses it", d->id);
             continue;
-        u32 index = (u32)d.index;
-        if (!opts_get(&d.o, "index")) {
+        }
+        u32 index = (u32)d->index;
+        if (!opts_get(&d->o, "index")) {
             for (index = 0; index < 26 && (taken >> index & 1); index++)
                 ;
             if (index == 26) {
@@ -301,15 +301,26 @@ int xendev_create(struct machine *m)
         }
         char vdev[8];
         snprintf(vdev, sizeof(vdev), "xvd%c", 'a' + index);
-        if (add_disk(m, &d, vdev, NULL))
+        if (add_disk(m, d, vdev, NULL))
             return -1;
     }
-    for (int k = 0; k < cfg->ndrives; k++) {
-        struct drive d;
-        if (!used[k] && drive_parse(cfg->drives[k], &d) == 0 && !d.xen)
-            nestor_log("-drive id=%s: no device uses it", d.id);
+    return 0;
+}
+
+int xendev_create(struct machine *m)
+{
+    if (!(m->xendevs = calloc(1, sizeof(*m->xendevs)))) {
+        nestor_log("out of memory");
+        return -1;
     }
-    return create_nics(m);
+    struct drive *drives = calloc(MACHINE_MAX_DRIVES, sizeof(*drives));
+    if (!drives) {
+        nestor_log("out of memory");
+        return -1;
+    }
+    int rc = create_disks(m, drives);
+    free(drives);
+    return rc ? rc : create_nics(m);
 }
 
 void xendev_destroy(struct machine *m)

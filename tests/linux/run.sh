@@ -29,10 +29,9 @@
 # Logs: $BUILD/tests/linux/BOOT.log (serial console) and BOOT.err (nestor's stderr).
 set -u
 cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-NESTOR=${NESTOR:-$(realpath -m "$BUILD/nestor")}
-TIMEOUT=${LINUX_TIMEOUT:-600}
-KDIR=$BUILD/linux
+SUITE=linux
+WANT=("$@")
+. tests/linux_boot.sh
 LOGDIR=$BUILD/tests/linux
 mkdir -p "$LOGDIR"
 
@@ -64,14 +63,6 @@ KVM_CHECKS="open api-version real-mode mmio long-mode interrupt regs two-vcpus"
 FORBIDDEN='Oops|\bBUG\b|WARNING|[Uu]nstable|[Ll]ost .*interrupt|[Ss]purious|Call Trace|unchecked MSR access|Firmware Bug|FW BUG|Kernel panic|detected stall|soft lockup'
 # PCI messages that report trouble.
 PCI_TROUBLE='error|fail|conflict|invalid|can.t|cannot|not claimed|bad|disabled'
-
-selected() { # name
-  [ ${#WANT[@]} -eq 0 ] && return 0
-  local w
-  for w in "${WANT[@]}"; do [ "$w" = "$1" ] && return 0; done
-  return 1
-}
-WANT=("$@")
 
 one_line() { head -n "${1:-3}" | tr -d '\r' | tr '\n' '|' | sed 's/|$//; s/|/ | /g' | cut -c1-300; }
 

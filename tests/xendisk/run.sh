@@ -21,29 +21,15 @@
 #   tests/xendisk/run.sh [BOOT...]   LINUX_TIMEOUT=N: seconds per boot (default 600)
 set -u
 cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-NESTOR=${NESTOR:-$(realpath -m "$BUILD/nestor")}
-TIMEOUT=${LINUX_TIMEOUT:-600}
-KDIR=$BUILD/linux
+SUITE=xendisk
+WANT=("$@")
+. tests/linux_boot.sh
 DIR=$BUILD/tests/xendisk
 mkdir -p "$DIR"
-WANT=("$@")
-
-selected() {
-  [ ${#WANT[@]} -eq 0 ] && return 0
-  local w
-  for w in "${WANT[@]}"; do [ "$w" = "$1" ] && return 0; done
-  return 1
-}
-
-pass() { echo "PASS xendisk:$1"; }
 fail() { echo "FAIL xendisk:$1: $2"; }
-check() { # name, condition-status, why
-  if [ "$2" -eq 0 ]; then pass "$1"; else fail "$1" "$3"; fi
-}
 
 for f in "$NESTOR" "$KDIR/vmlinux" "$KDIR/vmlinuz" "$KDIR/initramfs.cpio.gz" "$KDIR/initramfs-root/bin/busybox"; do
-  [ -e "$f" ] || { fail setup "$f is missing (make linux-prep builds the kernel files)"; exit 0; }
+  [ -e "$f" ] || { fail setup "$f is missing (scripts/linux.sh makes the kernel files)"; exit 0; }
 done
 command -v mke2fs >/dev/null && command -v debugfs >/dev/null ||
   { fail setup "mke2fs/debugfs missing (e2fsprogs)"; exit 0; }

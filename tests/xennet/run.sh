@@ -14,23 +14,11 @@
 #   tests/xennet/run.sh [BOOT...]   LINUX_TIMEOUT=N: seconds per boot (default 600)
 set -u
 cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-NESTOR=${NESTOR:-$(realpath -m "$BUILD/nestor")}
-TIMEOUT=${LINUX_TIMEOUT:-600}
-KDIR=$BUILD/linux
+SUITE=xennet
+WANT=("$@")
+. tests/linux_boot.sh
 DIR=$BUILD/tests/xennet
 mkdir -p "$DIR/www"
-WANT=("$@")
-
-selected() {
-  [ ${#WANT[@]} -eq 0 ] && return 0
-  local w
-  for w in "${WANT[@]}"; do [ "$w" = "$1" ] && return 0; done
-  return 1
-}
-check() { # name, status, why
-  if [ "$2" -eq 0 ]; then echo "PASS xennet:$1"; else echo "FAIL xennet:$1: $3"; fi
-}
 
 for f in "$NESTOR" "$KDIR/vmlinux" "$KDIR/vmlinuz" "$KDIR/initramfs.cpio.gz"; do
   [ -e "$f" ] || { echo "FAIL xennet:setup: $f is missing"; exit 0; }

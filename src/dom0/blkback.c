@@ -685,7 +685,7 @@ struct blkback *blkback_create(struct xen *x, struct xenstore *xs, const struct 
         { "params", o->file }, { "device-type", "disk" }, { "removable", "0" },
         { "bootable", "1" }, { "discard-enable", b->readonly ? "0" : "1" },
     };
-    b->xd = xenbus_backend_create(x, xs, &blk_ops, b, devid, fe, (int)ARRAY_SIZE(fe), be,
+    b->xd = xenbus_backend_create(xs, &blk_ops, b, devid, fe, (int)ARRAY_SIZE(fe), be,
                                   (int)ARRAY_SIZE(be), err, errlen);
     if (!b->xd) {
         free(b);

@@ -535,7 +535,7 @@ struct netback *netback_create(struct xen *x, struct xenstore *xs, const struct 
     const struct xenbus_key be[] = {
         { "handle", handle }, { "mac", mac }, { "type", "vif" }, { "script", "" },
     };
-    nb->xd = xenbus_backend_create(x, xs, &net_ops, nb, o->devid, fe, (int)ARRAY_SIZE(fe), be,
+    nb->xd = xenbus_backend_create(xs, &net_ops, nb, o->devid, fe, (int)ARRAY_SIZE(fe), be,
                                    (int)ARRAY_SIZE(be), err, errlen);
     if (!nb->xd) {
         free(nb->frame);

@@ -130,7 +130,7 @@ static int write_keys(struct xenstore *xs, const char *dir, const struct xenbus_
     return 0;
 }
 
-struct xenbus_dev *xenbus_backend_create(struct xen *x, struct xenstore *xs,
+struct xenbus_dev *xenbus_backend_create(struct xenstore *xs,
                                          const struct xenbus_backend_ops *ops, void *dev,
                                          u32 devid, const struct xenbus_key *fe_keys, int nfe,
                                          const struct xenbus_key *be_keys, int nbe, char *err,
@@ -141,7 +141,6 @@ struct xenbus_dev *xenbus_backend_create(struct xen *x, struct xenstore *xs,
         nestor_err(err, errlen, "out of memory");
         return NULL;
     }
-    xd->x = x;
     xd->xs = xs;
     xd->ops = ops;
     xd->dev = dev;

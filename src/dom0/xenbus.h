@@ -22,7 +22,6 @@
 
 #include "common.h"
 
-struct xen;
 struct xenstore;
 struct xenbus_dev;
 
@@ -38,7 +37,6 @@ struct xenbus_backend_ops {
 };
 
 struct xenbus_dev {
-    struct xen *x;
     struct xenstore *xs;
     const struct xenbus_backend_ops *ops;
     void *dev;
@@ -58,7 +56,7 @@ struct xenbus_key {
 /* Writes both directories (the toolstack's keys plus the handshake's own), probes and
  * goes to InitWait; the handshake then follows the frontend's state. NULL with a
  * message if xenstore refuses. */
-struct xenbus_dev *xenbus_backend_create(struct xen *x, struct xenstore *xs,
+struct xenbus_dev *xenbus_backend_create(struct xenstore *xs,
                                          const struct xenbus_backend_ops *ops, void *dev,
                                          u32 devid, const struct xenbus_key *fe_keys, int nfe,
                                          const struct xenbus_key *be_keys, int nbe, char *err,

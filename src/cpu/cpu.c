@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "cpu/exec.h"
+#include "cpu/nested.h"
+#include "cpu/svm/svm.h"
 #include "cpu/vmx/vmx.h"
 
 int cpu_init(struct cpu *c, int id, struct guest_mem *mem, struct cpuid_model *model,
@@ -21,7 +23,7 @@ int cpu_init(struct cpu *c, int id, struct guest_mem *mem, struct cpuid_model *m
     if (!c->in)
         return -1;
     c->in->fb = cpuid_fast(model);
-    if (exec_init(c) < 0 || vmx_init(c) < 0) {
+    if (exec_init(c) < 0 || vmx_init(c) < 0 || svm_init(c) < 0) {
         free(c->in);
         c->in = NULL;
         return -1;
@@ -36,6 +38,7 @@ void cpu_destroy(struct cpu *c)
         return;
     exec_destroy(c);
     vmx_destroy(c);
+    svm_destroy(c);
     free(c->in);
     c->in = NULL;
 }
@@ -92,6 +95,7 @@ static void reset_common(struct cpu *c)
 void cpu_reset(struct cpu *c)
 {
     vmx_reset(c); /* RESET leaves VMX operation */
+    svm_reset(c); /* ... and SVM guest mode, and sets GIF */
     c->cr0 = 0;
     reset_common(c);
     fpu_power_on(c);
@@ -111,6 +115,10 @@ bool cpu_init_signal(struct cpu *c, bool is_bsp)
     /* INIT is blocked in VMX root operation and exits in non-root operation */
     if (vmx_init_signal(c, is_bsp))
         return false;
+    /* ... and is held by SVM's GIF, or exits with SVM's INIT intercept */
+    if (svm_init_signal(c, is_bsp))
+        return false;
+    svm_init_reset(c);
     /* INIT keeps x87/SSE state, MTRRs, the TSC and the machine-check MSRs. */
     struct fpu_state keep = c->fpu;
     reset_common(c);
@@ -152,15 +160,16 @@ bool cpu_runnable(struct cpu *c)
     case CPU_RUNNING:
         return true;
     case CPU_HALTED:
-        /* the VMX-preemption timer of a halted L2 exits to L1 */
-        if (unlikely(c->vmx_non_root) && vmx_wake_due(c))
+        /* the VMX-preemption timer of a halted L2 exits to L1; a virtual interrupt
+         * (VMX APIC virtualization, SVM's V_IRQ) or a held INIT wakes L2 */
+        if (unlikely(cpu_in_l2(c)) && nested_wakeup(c))
             return true;
-        /* what take_events() wakes a halted CPU for */
+        /* what take_events() wakes a halted CPU for (nothing while GIF is clear) */
+        if (!c->gif)
+            return false;
         if (c->nmi_pending && !c->nmi_blocked)
             return true;
-        if (unlikely(c->vmx_non_root) && vmx_apicv_wakeup(c))
-            return true;
-        return !vmx_intr_masked_by_if(c) && c->ops->intr_pending &&
+        return !nested_intr_masked_by_if(c) && c->ops->intr_pending &&
                c->ops->intr_pending(c, c->ops_opaque) >= 0;
     default:
         return false;
@@ -219,10 +228,10 @@ enum intercept_result cpu_intercept(struct cpu *c, struct cpu_event *ev)
     cpu_flags(c); /* the machine sees exact RFLAGS */
     if (unlikely(c->in->trace_events))
         cpu_trace_event(c, ev);
-    /* In VMX non-root operation L1's controls decide first: an exit does not return. */
-    if (unlikely(c->vmx_non_root) && vmx_intercept(c, ev))
+    /* While L2 runs, L1's controls decide first: an exit does not return. */
+    if (unlikely(cpu_in_l2(c)) && nested_intercept(c, ev))
         return INTERCEPT_HANDLED;
-    if (ev->kind >= EV_INSN) /* nested-VMX events: nobody else owns them */
+    if (ev->kind >= EV_INSN) /* nested VMX/SVM events: nobody else owns them */
         return INTERCEPT_DEFAULT;
     enum intercept_result r = c->ops->intercept(c, ev, c->ops_opaque);
     if (r == INTERCEPT_STOP) {

@@ -177,8 +177,8 @@ enum cpu_event_kind {
     EV_UNSUPPORTED,  /* guest used something the engine does not implement */
     EV_PMI,          /* a performance counter overflowed with its interrupt enabled */
     EV_TSC_WRITTEN,  /* WRMSR changed the TSC (IA32_TSC, IA32_TSC_ADJUST): after the write */
-    /* Raised only in VMX non-root operation, for nested VMX to decide on (the machine
-     * leaves them alone): */
+    /* Raised only while a guest hypervisor's L2 runs (VMX non-root operation, SVM guest
+     * mode), for nested VMX/SVM to decide on (the machine leaves them alone): */
     EV_INSN,         /* an instruction that may exit (INSN_EV_*), after its #UD/#GP checks */
     EV_SOFT_EXCEPTION, /* INT3/INTO (software exceptions) and INT1, before delivery */
     EV_NMI,          /* an NMI about to be delivered */
@@ -190,6 +190,9 @@ enum cpu_insn_event {
     INSN_EV_RDMSR, INSN_EV_WRMSR, INSN_EV_INVD, INSN_EV_WBINVD, INSN_EV_RDPMC,
     INSN_EV_MONITOR, INSN_EV_MWAIT, INSN_EV_XSETBV, INSN_EV_DESC_TABLE, INSN_EV_INVPCID,
     INSN_EV_STRING_IO, /* INS/OUTS before count and memory: port | size << 16 | out << 24 */
+    /* SVM's intercepts only (VMX has none for them): before the instruction does
+     * anything but its simple #GP/#UD checks (arg: INT n's vector) */
+    INSN_EV_PUSHF, INSN_EV_POPF, INSN_EV_IRET, INSN_EV_INTN, INSN_EV_SMSW, INSN_EV_RSM,
 };
 
 struct cpu_event {
@@ -299,6 +302,11 @@ struct cpu {
     struct pmu pmu;          /* performance counters (pmu.h), after what the loop uses */
     struct vmx *vmx;         /* VMX state (cpu/vmx/vmx.h), NULL without VMX in the model */
     bool vmx_non_root;       /* running L2 in VMX non-root operation */
+    struct svm *svm;         /* SVM state (cpu/svm/svm.h), NULL without SVM in the model */
+    bool svm_guest;          /* running L2 in SVM guest mode */
+    /* SVM's global interrupt flag (APM 15.17): while clear, interrupts, NMIs and INIT
+     * are held. Always set without SVM. */
+    bool gif;
     /* the host debugger (cpu_set_host_debug): its breakpoints, what stopped the vCPU
      * (HOST_STOP_*, the watched address), and a breakpoint address to run through once
      * (resuming at a breakpoint executes it) */

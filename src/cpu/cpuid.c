@@ -13,6 +13,7 @@
 
 #include "cpu/cpuid.h"
 #include "cpu/pmu.h"
+#include "cpu/svm/svm.h"
 
 enum { L_STD1 = 1, L_STD6 = 6, L_STD7 = 7, L_XSAVE = 0xd, L_EXT1 = 0x80000001u,
        L_EXT7 = 0x80000007u, L_EXT8 = 0x80000008u };
@@ -119,7 +120,7 @@ static const struct cpuid_feature features[] = {
     F("3dnow", L_EXT1, 0, EDX, 31, false, false),
     /* CPUID.80000001h:ECX */
     F("lahf_lm", L_EXT1, 0, ECX, 0, true, true),
-    F("svm", L_EXT1, 0, ECX, 2, false, true),
+    F("svm", L_EXT1, 0, ECX, 2, true, true), /* SVM (src/cpu/svm/): AMD vendor only */
     F("abm", L_EXT1, 0, ECX, 5, true, false), /* LZCNT */
     F("sse4a", L_EXT1, 0, ECX, 6, false, false),
     F("3dnowprefetch", L_EXT1, 0, ECX, 8, true, false), /* PREFETCHW */
@@ -148,7 +149,7 @@ static const struct { enum cpuid_fast cf; const char *name; } fast_names[] = {
     { CF_FPU, "fpu" }, { CF_TSC, "tsc" }, { CF_MSR, "msr" }, { CF_PAE, "pae" },
     { CF_CX8, "cx8" }, { CF_APIC, "apic" }, { CF_SEP, "sep" }, { CF_PGE, "pge" },
     { CF_CMOV, "cmov" }, { CF_PAT, "pat" }, { CF_PSE, "pse" }, { CF_PSE36, "pse36" },
-    { CF_CLFLUSH, "clflush" }, { CF_CLFLUSHOPT, "clflushopt" },
+    { CF_CLFLUSH, "clflush" }, { CF_CLFLUSHOPT, "clflushopt" }, { CF_SVM, "svm" },
     { CF_MMX, "mmx" }, { CF_FXSR, "fxsr" }, { CF_SSE, "sse" },
     { CF_SSE2, "sse2" }, { CF_SSE3, "pni" }, { CF_SSSE3, "ssse3" }, { CF_SSE41, "sse4_1" },
     { CF_SSE42, "sse4_2" }, { CF_CX16, "cx16" }, { CF_X2APIC, "x2apic" },
@@ -182,7 +183,8 @@ static const char vendor_string[][13] = {
 };
 /* Highest basic leaf: Intel has the TSC/crystal leaves 15h and 16h, AMD stops at 0Dh. */
 static const u32 max_basic_leaf[] = { [VENDOR_INTEL] = 0x16, [VENDOR_AMD] = 0xd };
-#define MAX_EXT_LEAF 0x80000008u
+/* Highest extended leaf: AMD's goes on to the SVM leaf 8000000Ah. */
+static const u32 max_ext_leaf[] = { [VENDOR_INTEL] = 0x80000008u, [VENDOR_AMD] = 0x8000000au };
 #define HV_BASE_LEAF 0x40000000u
 #define HV_MAX_LEAF 0x40000001u
 /* Without a paravirtual interface the leaves read as QEMU's TCG lays them out for a guest
@@ -386,9 +388,11 @@ int cpuid_model_parse(struct cpuid_model *m, const char *spec, char *err, size_t
     for (char *item = strtok_r(NULL, ",", &save); item; item = strtok_r(NULL, ",", &save))
         if (apply_option(&nm, item, err, errlen) != 0)
             return -1;
-    /* VMX is Intel's: an AMD model has SVM's place instead */
+    /* VMX is Intel's and SVM AMD's: each model has the one of its vendor */
     if (nm.vendor == VENDOR_AMD)
         nm.enabled[feature_index("vmx")] = false;
+    else
+        nm.enabled[feature_index("svm")] = false;
     /* the core counter extension is part of the PMU */
     if (!nm.pmu)
         nm.enabled[feature_index("perfctr_core")] = false;
@@ -535,7 +539,7 @@ static bool leaf_exists(const struct cpuid_model *m, u32 leaf)
         return true;
     if (leaf >= HV_BASE_LEAF && leaf <= HV_MAX_LEAF)
         return m->fast.has[CF_HYPERVISOR];
-    return leaf >= 0x80000000u && leaf <= MAX_EXT_LEAF;
+    return leaf >= 0x80000000u && leaf <= max_ext_leaf[m->vendor];
 }
 
 void cpuid_apply_apic_enable(u32 leaf, bool apic_enabled, u32 *edx)
@@ -632,7 +636,7 @@ struct cpuid_result cpuid_query(const struct cpuid_model *m, u32 leaf, u32 suble
         memcpy(&r.edx, hv_signature + 8, 4);
         break;
     case 0x80000000u:
-        r.eax = MAX_EXT_LEAF;
+        r.eax = max_ext_leaf[v];
         if (!intel)
             set_string(&r, vendor_string[v]);
         break;
@@ -674,6 +678,15 @@ struct cpuid_result cpuid_query(const struct cpuid_model *m, u32 leaf, u32 suble
         r.ebx = features_of(m, L_EXT8, 0, CPUID_EBX);
         if (!intel)
             r.ecx = (ncpus - 1) | core_bits(m) << 12;
+        break;
+    case 0x8000000au:
+        /* SVM (APM 15.2): revision, ASID count, and the features nestor implements;
+         * reserved (zero) without SVM */
+        if (m->fast.has[CF_SVM]) {
+            r.eax = SVM_REVISION;
+            r.ebx = SVM_NASID;
+            r.edx = SVM_FEATURES;
+        }
         break;
     default:
         break; /* reserved leaves inside the range (3, 8, 9, 0xc, 0xe-0x14): zero */

@@ -30,7 +30,7 @@ enum cpuid_fast {
     CF_LAHF_LM, CF_ABM /* LZCNT */, CF_FSGSBASE, CF_BMI1, CF_BMI2, CF_SMEP, CF_SMAP,
     CF_INVPCID, CF_PCID, CF_LA57, CF_RDPID, CF_UMIP, CF_DE, CF_PSE_CR4 /* pse */, CF_VME,
     CF_MCE, CF_MTRR, CF_ERMS, CF_ADX, CF_CONSTANT_TSC, CF_NONSTOP_TSC,
-    CF_CLFLUSHOPT,
+    CF_CLFLUSHOPT, CF_SVM,
     CF_COUNT
 };
 struct cpuid_fastbits { bool has[CF_COUNT]; };

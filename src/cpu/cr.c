@@ -9,6 +9,7 @@
  * after the intercept, shared with LMSW, CLTS and anything else that loads a control
  * register with the architectural checks. */
 #include "cpu/exec.h"
+#include "cpu/svm/svm.h"
 #include "cpu/vmx/vmx.h"
 
 #define CR0_WRITABLE (CR0_PE | CR0_MP | CR0_EM | CR0_TS | CR0_ET | CR0_NE | CR0_WP | CR0_AM | \
@@ -181,7 +182,7 @@ void cpu_load_cr(struct cpu *c, int cr, u64 value)
     }
 }
 
-bool cpu_efer_valid(const struct cpu *c, u64 value)
+u64 cpu_efer_allowed(const struct cpu *c)
 {
     u64 allowed = EFER_LMA;
     if (cpu_has(c, CF_SYSCALL))
@@ -191,7 +192,15 @@ bool cpu_efer_valid(const struct cpu *c, u64 value)
     /* IA32_MISC_ENABLE.XD_DISABLE takes NX away (and CPUID's NX bit with it) */
     if (cpu_has(c, CF_NX) && !(c->msr_misc_enable & MISC_ENABLE_XD_DISABLE))
         allowed |= EFER_NXE;
-    if (value & ~allowed)
+    /* SVM: unless VM_CR.SVMDIS forbids it (APM 15.4) */
+    if (svm_efer_svme_allowed(c))
+        allowed |= EFER_SVME;
+    return allowed;
+}
+
+bool cpu_efer_valid(const struct cpu *c, u64 value)
+{
+    if (value & ~cpu_efer_allowed(c))
         return false;
     /* LME cannot change while paging is on */
     if ((c->cr0 & CR0_PG) && ((value ^ c->efer) & EFER_LME))

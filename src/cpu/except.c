@@ -6,6 +6,7 @@
  * it (double fault, triple fault). Error codes of faults raised here carry EXT (bit 0)
  * for events the program did not cause and IDT (bit 1) when they name a gate. */
 #include "cpu/exec.h"
+#include "cpu/nested.h"
 #include "cpu/vmx/vmx.h"
 
 int exc_class(int vector)
@@ -195,17 +196,17 @@ static void deliver_prot(struct cpu *c, u8 vector, int type, bool has_error, u32
 
 void cpu_deliver(struct cpu *c, u8 vector, int type, bool has_error, u32 error, u64 return_rip)
 {
-    if (unlikely(c->vmx_non_root)) {
-        /* INT3/INTO/INT1 meet the exception bitmap here; every event's delivery is
-         * noted for the IDT-vectoring information of an exit that cuts it short */
+    if (unlikely(c->vmx_non_root | c->svm_guest)) {
+        /* INT3/INTO/INT1 meet the exception bitmap (intercepts) here; every event's
+         * delivery is noted for the exit information of an exit that cuts it short */
         u32 len = (u32)((return_rip - c->rip) & cpu_rip_mask(c));
         if (type == EVT_SW_EXC || type == EVT_PRIV_SW_EXC) {
             struct cpu_event ev = { .kind = EV_SOFT_EXCEPTION,
                                     .u.soft = { vector, type == EVT_PRIV_SW_EXC, len } };
             cpu_intercept(c, &ev);
         }
-        vmx_note_delivery(c, vector, type, has_error, error,
-                          type == EVT_SW_INT || type == EVT_SW_EXC || type == EVT_PRIV_SW_EXC ? len : 0);
+        nested_note_delivery(c, vector, type, has_error, error,
+                             type == EVT_SW_INT || type == EVT_SW_EXC || type == EVT_PRIV_SW_EXC ? len : 0);
     }
     /* INT n, INT3 and INTO are the program's own; everything else is external to it */
     u32 ext = (type == EVT_SW_INT || type == EVT_SW_EXC) ? 0 : 1;
@@ -227,6 +228,6 @@ void cpu_deliver(struct cpu *c, u8 vector, int type, bool has_error, u32 error, 
     if (c->state == CPU_HALTED)
         c->state = CPU_RUNNING;
     c->in->exits |= EXIT_EVENT_DELIVERED;
-    if (unlikely(c->vmx_non_root))
-        vmx_delivery_done(c);
+    if (unlikely(c->vmx_non_root | c->svm_guest))
+        nested_delivery_done(c);
 }

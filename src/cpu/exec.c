@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cpu/exec.h"
+#include "cpu/nested.h"
 #include "cpu/vmx/vmx.h"
 #include "machine/mem.h"
 
@@ -373,8 +374,11 @@ static void take_events(struct cpu *c)
         in->exits |= EXIT_CHECK_EVENTS; /* look again after the shadowed instruction */
         return;
     }
+    /* SVM's GIF holds NMIs and interrupts alike */
+    if (unlikely(!c->gif))
+        return;
     if (c->nmi_pending && !c->nmi_blocked) {
-        if (unlikely(c->vmx_non_root)) {
+        if (unlikely(cpu_in_l2(c))) {
             struct cpu_event nev = { .kind = EV_NMI };
             cpu_intercept(c, &nev);
         }
@@ -389,7 +393,7 @@ static void take_events(struct cpu *c)
         c->nmi_blocked = true;
         return;
     }
-    if (!(c->rflags & FL_IF) && (likely(!c->vmx_non_root) || vmx_intr_masked_by_if(c)))
+    if (likely(!cpu_in_l2(c)) ? !(c->rflags & FL_IF) : nested_intr_masked_by_if(c))
         return;
     if (!c->ops->intr_pending)
         return;
@@ -999,8 +1003,8 @@ static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
     }
 
     while (c->icount < in->run_end || pmu_stop_reached(c)) {
-        if (unlikely(c->vmx_non_root))
-            vmx_boundary(c); /* MTF, preemption timer, NMI and interrupt windows */
+        if (unlikely(cpu_in_l2(c)))
+            nested_boundary(c); /* MTF, timers, windows, virtual interrupts, INIT */
         if (unlikely(c->state != CPU_RUNNING)) {
             if (c->state == CPU_SHUTDOWN)
                 return STOP_SHUTDOWN;

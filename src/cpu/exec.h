@@ -276,11 +276,11 @@ void exec_deliver_interrupt(struct cpu *c, u8 vector);
 /* VMX: a VM exit replaced the whole state: leave the instruction or event being
  * processed, restore nothing, and continue the loop in L1. */
 _Noreturn void exec_context_switched(struct cpu *c);
-/* RDMSR/WRMSR in VMX non-root operation: the exit decision, then x2APIC virtualization,
- * which may answer the access itself (true: *value read or written). */
+/* RDMSR/WRMSR while L2 runs: the exit decision, then x2APIC virtualization, which may
+ * answer the access itself (true: *value read or written). */
 static inline bool cpu_msr_event(struct cpu *c, u32 index, bool write, u64 *value)
 {
-    if (likely(!c->vmx_non_root))
+    if (likely(!(c->vmx_non_root | c->svm_guest)))
         return false;
     struct cpu_event ev = { .kind = EV_INSN,
                             .u.insn = { write ? INSN_EV_WRMSR : INSN_EV_RDMSR, index, *value } };
@@ -289,11 +289,11 @@ static inline bool cpu_msr_event(struct cpu *c, u32 index, bool write, u64 *valu
     *value = ev.u.insn.value;
     return true;
 }
-/* Offers an instruction that may exit to L1 to the interception point (EV_INSN), in VMX
- * non-root operation only. */
+/* Offers an instruction that may exit to L1 to the interception point (EV_INSN), while
+ * L2 runs only. */
 static inline void cpu_insn_event(struct cpu *c, enum cpu_insn_event which, u64 arg)
 {
-    if (unlikely(c->vmx_non_root)) {
+    if (unlikely(c->vmx_non_root | c->svm_guest)) {
         struct cpu_event ev = { .kind = EV_INSN, .u.insn = { which, arg, 0 } };
         cpu_intercept(c, &ev);
     }
@@ -595,6 +595,8 @@ void cpu_load_cr(struct cpu *c, int cr, u64 value);
 /* EFER: may value be written now (reserved bits, features, LME while paging)? And the
  * write itself (#GP(0) if invalid), with the flushes it needs (cr.c). */
 bool cpu_efer_valid(const struct cpu *c, u64 value);
+/* The EFER bits the model allows to be set (reserved bits are the rest). */
+u64 cpu_efer_allowed(const struct cpu *c);
 /* A vCPU halted in MWAIT: has the monitored page been written, or (with MWAIT's ECX[0])
  * a masked interrupt arrived? If so it runs again (insn_system.c). */
 bool cpu_mwait_ends(struct cpu *c);

@@ -101,6 +101,7 @@ static void insn_loop(struct cpu *c, const struct insn *i)
 
 static void insn_iret(struct cpu *c, const struct insn *i)
 {
+    cpu_insn_event(c, INSN_EV_IRET, 0); /* SVM's IRET intercept */
     far_iret(c, i->osize);
 }
 
@@ -111,13 +112,14 @@ static void software_exception(struct cpu *c, const struct insn *i, u8 vector, i
     /* (in VMX non-root operation the exception bitmap sees it as the software exception
      * it is, when cpu_deliver raises EV_SOFT_EXCEPTION) */
     struct cpu_event ev = { .kind = EV_EXCEPTION, .u.exc = { vector, false, 0, 0 } };
-    if (likely(!c->vmx_non_root) && cpu_intercept(c, &ev) != INTERCEPT_DEFAULT)
+    if (likely(!(c->vmx_non_root | c->svm_guest)) && cpu_intercept(c, &ev) != INTERCEPT_DEFAULT)
         return;
     cpu_deliver(c, vector, type, false, 0, i->next_rip);
 }
 
 static void insn_int(struct cpu *c, const struct insn *i)
 {
+    cpu_insn_event(c, INSN_EV_INTN, i->op[0].imm.value.u); /* SVM's INTn intercept */
     cpu_deliver(c, (u8)i->op[0].imm.value.u, EVT_SW_INT, false, 0, i->next_rip);
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cpu/exec.h"
+#include "cpu/svm/svm.h"
 #include "cpu/vmx/vmx.h"
 #include "machine/mem.h"
 
@@ -325,6 +326,7 @@ static void insn_smsw(struct cpu *c, const struct insn *i)
 {
     umip_check(c);
     u64 cr0 = c->cr0;
+    cpu_insn_event(c, INSN_EV_SMSW, 0); /* SVM: the CR0 read intercept */
     if (unlikely(c->vmx_non_root)) /* L2 sees CR0's read shadow in the bits L1 owns */
         cr0 = vmx_cr0_visible(c);
     opr_write(c, i, 0, cr0);
@@ -666,6 +668,7 @@ static void insn_pushf(struct cpu *c, const struct insn *i)
 {
     if (cpu_is_v86(c) && iopl(c) < 3)
         gp0(c);
+    cpu_insn_event(c, INSN_EV_PUSHF, 0);
     /* the image never shows VM or RF */
     u64 v = cpu_flags(c) & ~(FL_VM | FL_RF);
     cpu_push(c, v & size_mask(i->osize), i->osize);
@@ -675,6 +678,7 @@ static void insn_popf(struct cpu *c, const struct insn *i)
 {
     if (cpu_is_v86(c) && iopl(c) < 3)
         gp0(c);
+    cpu_insn_event(c, INSN_EV_POPF, 0);
     u64 mask = FL_ARITH | FL_TF | FL_DF | FL_NT | FL_AC | FL_ID;
     if (cpu_is_v86(c))
         mask |= FL_IF;           /* IOPL is 3 here and stays */
@@ -916,9 +920,12 @@ static void insn_out(struct cpu *c, const struct insn *i)
 static void insn_hypercall(struct cpu *c, const struct insn *i)
 {
     /* Outside VMX non-root operation / an SVM guest, VMCALL and VMMCALL are #UD unless a
-     * hypervisor interface (Xen, Hyper-V) takes them. VMX is Intel's: in L2 VMMCALL is
-     * #UD (an exception L1 may intercept), never a hypercall of this machine. */
+     * hypervisor interface (Xen, Hyper-V) takes them. In L2 the other vendor's
+     * instruction is #UD (an exception L1 may intercept), never a hypercall of this
+     * machine: VMMCALL under VMX, VMCALL under SVM. */
     if (unlikely(c->vmx_non_root) && i->d.mnemonic != ZYDIS_MNEMONIC_VMCALL)
+        ud(c);
+    if (unlikely(c->svm_guest) && i->d.mnemonic != ZYDIS_MNEMONIC_VMMCALL)
         ud(c);
     struct cpu_event ev = { .kind = EV_HYPERCALL };
     enum intercept_result r = cpu_intercept(c, &ev);
@@ -932,11 +939,19 @@ static void insn_hypercall(struct cpu *c, const struct insn *i)
     }
 }
 
-/* Undefined on purpose (UD0/UD1/UD2), absent from every model (AMD's MONITORX/MWAITX), or only
- * defined in system-management mode, which nestor never enters (RSM). */
+/* Undefined on purpose (UD0/UD1/UD2), or absent from every model (AMD's MONITORX/MWAITX). */
 static void insn_ud(struct cpu *c, const struct insn *i)
 {
     (void)i;
+    ud(c);
+}
+
+/* RSM is only defined in system-management mode, which nestor never enters: #UD, after
+ * SVM's RSM intercept (APM 15.14.2: intercepted whatever the mode). */
+static void insn_rsm(struct cpu *c, const struct insn *i)
+{
+    (void)i;
+    cpu_insn_event(c, INSN_EV_RSM, 0);
     ud(c);
 }
 
@@ -1015,7 +1030,11 @@ void insn_register_system(insn_fn *t)
         { ZYDIS_MNEMONIC_UD0, insn_ud },             { ZYDIS_MNEMONIC_UD1, insn_ud },
         { ZYDIS_MNEMONIC_UD2, insn_ud2 },
         { ZYDIS_MNEMONIC_MONITORX, insn_ud },        { ZYDIS_MNEMONIC_MWAITX, insn_ud },
-        { ZYDIS_MNEMONIC_RSM, insn_ud },
+        { ZYDIS_MNEMONIC_RSM, insn_rsm },
+        { ZYDIS_MNEMONIC_VMRUN, svm_insn_vmrun },    { ZYDIS_MNEMONIC_VMLOAD, svm_insn_vmload },
+        { ZYDIS_MNEMONIC_VMSAVE, svm_insn_vmsave },  { ZYDIS_MNEMONIC_STGI, svm_insn_stgi },
+        { ZYDIS_MNEMONIC_CLGI, svm_insn_clgi },      { ZYDIS_MNEMONIC_INVLPGA, svm_insn_invlpga },
+        { ZYDIS_MNEMONIC_SKINIT, svm_insn_skinit },
     };
     for (size_t k = 0; k < ARRAY_SIZE(table); k++)
         t[table[k].m] = table[k].fn;

@@ -4,6 +4,7 @@
  * cpu_intercept (EV_MSR_READ / EV_MSR_WRITE): the machine owns the APIC, x2APIC and
  * TSC-deadline MSRs; anything nobody takes is #GP(0). */
 #include "cpu/exec.h"
+#include "cpu/svm/svm.h"
 #include "cpu/vmx/vmx.h"
 
 enum {
@@ -165,6 +166,10 @@ static bool rd_feature_control(struct cpu *c, u32 i, u64 *v)
 static bool wr_feature_control(struct cpu *c, u32 i, u64 v) { return vmx_msr_write(c, i, v); }
 static bool has_vmx(const struct cpu *c) { return c->vmx != NULL; }
 static bool rd_vmx_caps(struct cpu *c, u32 i, u64 *v) { return vmx_msr_read(c, i, v); }
+/* SVM's VM_CR and VM_HSAVE_PA (cpu/svm/svm.c) */
+static bool has_svm(const struct cpu *c) { return c->svm != NULL; }
+static bool rd_svm(struct cpu *c, u32 i, u64 *v) { return svm_msr_read(c, i, v); }
+static bool wr_svm(struct cpu *c, u32 i, u64 v) { return svm_msr_write(c, i, v); }
 static bool rd_mtrrcap(struct cpu *c, u32 i, u64 *v) { (void)c; (void)i; return rd_const(MTRRCAP_VALUE, v); }
 static bool rd_arch_caps(struct cpu *c, u32 i, u64 *v) { (void)c; (void)i; return rd_const(ARCH_CAPABILITIES_VALUE, v); }
 static bool rd_mcg_cap(struct cpu *c, u32 i, u64 *v) { (void)c; (void)i; return rd_const(MCG_CAP_VALUE, v); }
@@ -364,6 +369,8 @@ static const struct msr_desc {
     { MSR_PLATFORM_ID, MSR_PLATFORM_ID, is_intel, rd_platform_id, wr_readonly },
     { MSR_FEATURE_CONTROL, MSR_FEATURE_CONTROL, is_intel, rd_feature_control, wr_feature_control },
     { MSR_VMX_FIRST, MSR_VMX_LAST, has_vmx, rd_vmx_caps, wr_readonly },
+    { MSR_VM_CR, MSR_VM_CR, has_svm, rd_svm, wr_svm },
+    { MSR_VM_HSAVE_PA, MSR_VM_HSAVE_PA, has_svm, rd_svm, wr_svm },
     { MSR_TSC_ADJUST, MSR_TSC_ADJUST, has_tsc_adjust, rd_tsc_adjust, wr_tsc_adjust },
     { MSR_BIOS_SIGN_ID, MSR_BIOS_SIGN_ID, always, rd_ucode_rev, wr_ignore },
     { MSR_ARCH_CAPABILITIES, MSR_ARCH_CAPABILITIES, has_arch_caps, rd_arch_caps, wr_readonly },

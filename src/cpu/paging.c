@@ -2,6 +2,8 @@
  * width, entry size, which rules apply) and walked by the same loop. References are to
  * the Intel SDM Vol. 3A: 4.3 (32-bit), 4.4 (PAE), 4.5 (4/5-level), 4.6 (access rights),
  * 4.7 (#PF error code), 4.8 (A/D), and Vol. 3C 29.3 (EPT). */
+#include <string.h>
+
 #include "cpu/paging.h"
 
 #include "cpu/cpu.h"
@@ -372,4 +374,11 @@ bool paging_load_pdptes(const struct paging_ctx *ctx, u64 cr3, u64 pdpte[4])
     for (unsigned i = 0; i < 4; i++)
         pdpte[i] = loaded[i];
     return true;
+}
+
+bool paging_same_regime(const struct paging_ctx *a, const struct paging_ctx *b)
+{
+    return a->fmt == b->fmt && a->root == b->root && a->wp == b->wp && a->pse == b->pse &&
+           a->nxe == b->nxe && a->smep == b->smep && a->smap == b->smap &&
+           !memcmp(a->pdpte, b->pdpte, sizeof(a->pdpte));
 }

@@ -94,4 +94,8 @@ void paging_walk(const struct paging_ctx *ctx, u64 addr, unsigned access,
  * MOV CR3/CR0/CR4 that caused the load must then #GP). */
 bool paging_load_pdptes(const struct paging_ctx *ctx, u64 cr3, u64 pdpte[4]);
 
+/* Do two contexts translate alike (a TLB filled under one is valid under the other: the
+ * cached permissions depend on all of it)? The access-dependent AC flag is left out. */
+bool paging_same_regime(const struct paging_ctx *a, const struct paging_ctx *b);
+
 #endif

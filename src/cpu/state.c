@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cpu/exec.h"
+#include "cpu/svm/svm.h"
 #include "cpu/vmx/vmx.h"
 #include "machine/mem.h"
 #include "machine/state.h"
@@ -71,6 +72,8 @@ static const struct state_field cpu_fields[] = {
     N(pmu), /* its own section, cpu.pmu */
     N(vmx), /* its own section, vmx */
     F(vmx_non_root),
+    N(svm), /* its own section, svm */
+    F(svm_guest), F(gif),
     /* the host debugger's, not the guest's */
     N(host_debug), N(host_stop), N(host_stop_watch_kind), N(host_stop_addr),
     N(host_resume_rip), N(host_resume_armed),
@@ -189,6 +192,11 @@ static int cpu_post_load(void *obj, char *err, size_t errlen)
     c->in->pg.ops = ops;
     if (c->vmx && vmx_state_post_load(c, err, errlen) < 0)
         return -1;
+    if ((c->svm_guest && (!c->svm || c->vmx_non_root)) || (c->vmx_non_root && !c->vmx) ||
+        (!c->svm && !c->gif))
+        return nestor_err(err, errlen, "guest-hypervisor state without VMX/SVM in the model");
+    if (c->svm && svm_state_post_load(c, err, errlen) < 0)
+        return -1;
     debug_update(c);
     /* The cached decoder tables follow the mode. */
     c->in->exits |= EXIT_BLOCK_END;
@@ -196,7 +204,7 @@ static int cpu_post_load(void *obj, char *err, size_t errlen)
 }
 
 const struct state_desc cpu_state_desc =
-    STATE_DESC("cpu", 1, struct cpu, cpu_fields, .post_load = cpu_post_load);
+    STATE_DESC("cpu", 2, struct cpu, cpu_fields, .post_load = cpu_post_load);
 
 #define F(m) STATE_FIELD(struct cpu_internal, m)
 #define N(m) STATE_NOT_STATE(struct cpu_internal, m)
@@ -306,6 +314,8 @@ void cpu_state_register(struct cpu *c, struct state_registry *r)
     state_register(r, &cpu_pmu_state_desc, (u32)c->id, c);
     if (c->vmx)
         vmx_state_register(c, r);
+    if (c->svm)
+        svm_state_register(c, r);
     /* the cpu section before cpu.monitor, which needs the loaded monitor address */
     state_register(r, &cpu_state_desc, (u32)c->id, c);
     state_register(r, &cpu_monitor_state_desc, (u32)c->id, c);

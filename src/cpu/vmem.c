@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cpu/exec.h"
+#include "cpu/nested.h"
 #include "cpu/vmx/vmx.h"
 #include "machine/mem.h"
 
@@ -58,16 +59,16 @@ u64 seg_linear(struct cpu *c, int seg, u64 off, unsigned size, bool write)
 }
 
 /* ---- paging parameters ---- */
-/* With EPT (L2 of a guest hypervisor), the guest's paging-structure entries are at
- * guest-physical addresses that EPT translates first: an exit, or for a copy that must
- * not exit (in->walk_no_exit) a failed read. */
+/* With EPT or nested paging (L2 of a guest hypervisor), the guest's paging-structure
+ * entries are at guest-physical addresses that L1's tables translate first: an exit, or
+ * for a copy that must not exit (in->walk_no_exit) a failed read. */
 static bool pte_address(struct cpu *c, u64 *pa, unsigned access)
 {
-    if (likely(!c->vmx_non_root))
+    if (likely(!cpu_in_l2(c)))
         return true;
     if (c->in->walk_no_exit)
-        return vmx_ept_peek(c, *pa, access, pa);
-    *pa = vmx_ept_translate(c, *pa, access, c->in->walk_linear, true, true);
+        return nested_peek(c, *pa, access, pa);
+    *pa = nested_translate(c, *pa, access, c->in->walk_linear, true);
     return true;
 }
 
@@ -170,10 +171,10 @@ static struct tlb_entry *tlb_fill(struct cpu *c, u64 linear, unsigned access)
         cpu_page_fault(c, linear, r.pfec);
     u64 gpa = r.pa & ~0xfffull;
     bool apic_access = false;
-    if (unlikely(c->vmx_non_root)) { /* L2's guest-physical address through EPT */
-        gpa = vmx_ept_translate(c, r.pa, access, linear, true, false) & ~0xfffull;
+    if (unlikely(cpu_in_l2(c))) { /* L2's guest-physical address through EPT or NPT */
+        gpa = nested_translate(c, r.pa, access, linear, false) & ~0xfffull;
         /* the APIC-access page: every access goes through the intercept */
-        if (vmx_apic_access_page(c, gpa)) {
+        if (c->vmx_non_root && vmx_apic_access_page(c, gpa)) {
             if (access & ACC_EXEC)
                 vmx_apic_access_fetch(c, gpa | (linear & 0xfff));
             apic_access = true;
@@ -288,7 +289,7 @@ static int linear_copy(struct cpu *c, u64 linear, void *buf, size_t len, unsigne
         in->walk_no_exit = true;
         paging_walk(&in->pg, linear,
                     access | (c->cpl == 3 && !(access & ACC_IMPLICIT) ? ACC_USER : 0), &r);
-        if (r.fault == PAGING_OK && !vmx_ept_peek(c, r.pa, access, &r.pa))
+        if (r.fault == PAGING_OK && cpu_in_l2(c) && !nested_peek(c, r.pa, access, &r.pa))
             r.fault = PAGING_EPT_VIOLATION;
         in->walk_no_exit = no_exit;
         if (r.fault != PAGING_OK)

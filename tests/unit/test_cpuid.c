@@ -28,7 +28,8 @@ Test(cpuid, max_has_every_implemented_feature)
     const struct cpuid_feature *f = cpuid_feature_table(&n);
     cr_assert_gt(n, 50);
     for (int k = 0; k < n; k++) {
-        cr_expect_eq(m.enabled[k], f[k].implemented, "max: %s", f[k].name);
+        bool amd_only = strcmp(f[k].name, "svm") == 0; /* the default vendor is Intel */
+        cr_expect_eq(m.enabled[k], f[k].implemented && !amd_only, "max: %s", f[k].name);
     }
     cr_expect_eq(m.vendor, VENDOR_INTEL);
     cr_expect_eq(m.ncpus, 1);

@@ -467,6 +467,13 @@ static bool ud_when_advertised(const struct cpuid_model *m, const struct form *f
     case ZYDIS_MNEMONIC_INVEPT: case ZYDIS_MNEMONIC_INVVPID: case ZYDIS_MNEMONIC_VMFUNC:
     case ZYDIS_MNEMONIC_VMCALL: /* #UD outside VMX operation without a hypervisor interface */
         return m->vendor == VENDOR_INTEL;
+    /* SVM instructions without EFER.SVME, which the check never sets; SKINIT needs a
+     * CPUID bit of its own (8000_0001h:ECX[12]) that no model has */
+    case ZYDIS_MNEMONIC_VMRUN: case ZYDIS_MNEMONIC_VMLOAD: case ZYDIS_MNEMONIC_VMSAVE:
+    case ZYDIS_MNEMONIC_STGI: case ZYDIS_MNEMONIC_CLGI: case ZYDIS_MNEMONIC_INVLPGA:
+    case ZYDIS_MNEMONIC_SKINIT:
+    case ZYDIS_MNEMONIC_VMMCALL: /* #UD outside guest mode without a hypervisor interface */
+        return m->vendor == VENDOR_AMD;
     case ZYDIS_MNEMONIC_SYSCALL: case ZYDIS_MNEMONIC_SYSRET: /* Intel: 64-bit mode only */
         return m->vendor == VENDOR_INTEL && !long64;
     case ZYDIS_MNEMONIC_SYSENTER: case ZYDIS_MNEMONIC_SYSEXIT: /* AMD: not in long mode */

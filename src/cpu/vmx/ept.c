@@ -101,14 +101,6 @@ void vmx_ept_flush(struct cpu *c)
 /* ---- the TLB across transitions (SDM 29.4.3: with VPID, VM entries and exits need not
  * invalidate; without it, the mappings of VPID 0 go at both) ---- */
 
-/* Is the paging regime the same (the TLB's cached permissions depend on all of it)? */
-static bool same_regime(const struct paging_ctx *a, const struct paging_ctx *b)
-{
-    return a->fmt == b->fmt && a->root == b->root && a->wp == b->wp && a->pse == b->pse &&
-           a->nxe == b->nxe && a->smep == b->smep && a->smap == b->smap &&
-           !memcmp(a->pdpte, b->pdpte, sizeof(a->pdpte));
-}
-
 static bool vpid_on(const struct vmx *v)
 {
     return vmx_proc2(v) & PROC2_VPID;
@@ -125,7 +117,7 @@ void vmx_tlb_enter(struct cpu *c)
     u16 vpid = (u16)v->vmcs.f[VMCS_VPID];
     u64 eptp = (vmx_proc2(v) & PROC2_EPT) ? v->vmcs.f[VMCS_EPT_POINTER] : 0;
     bool keep = vpid_on(v) && v->l2_tlb_valid && v->l2_tlb_vpid == vpid &&
-                v->l2_tlb_eptp == eptp && same_regime(&v->l2_regime, &c->in->pg);
+                v->l2_tlb_eptp == eptp && paging_same_regime(&v->l2_regime, &c->in->pg);
     if (!keep)
         tlb_flush_context(&c->tlb, TLB_CTX_L2);
     v->l2_tlb_valid = vpid_on(v);
@@ -149,7 +141,7 @@ void vmx_tlb_exit(struct cpu *c)
         tlb_flush_context(&c->tlb, TLB_CTX_L2);
         v->l2_tlb_valid = false;
     }
-    if (!same_regime(&v->l1_regime, &c->in->pg))
+    if (!paging_same_regime(&v->l1_regime, &c->in->pg))
         tlb_flush_context(&c->tlb, TLB_CTX_L1);
     v->in_l2_ctx = false;
     tlb_switch_context(&c->tlb, TLB_CTX_L1);

@@ -5,44 +5,16 @@
  * carries nothing for VMX. */
 #include <string.h>
 
+#include "cpu/nested.h"
 #include "cpu/vmx/vmx_internal.h"
 
-/* ---- the instruction that caused an exit ---- */
-struct decoded {
-    ZydisDecodedInstruction d;
-    ZydisDecodedOperand op[ZYDIS_MAX_OPERAND_COUNT];
-    bool ok;
-};
-
-static void decode_at_rip(struct cpu *c, struct decoded *out)
-{
-    memset(out, 0, sizeof(*out));
-    u64 lin = cpu_is_long64(c) ? c->rip : (c->seg[SEG_CS].base + c->rip) & 0xffffffffull;
-    u8 buf[15];
-    unsigned n = 0;
-    /* as many bytes as are readable, up to 15 */
-    while (n < 15 && lin_peek(c, lin + n, buf + n, 1))
-        n++;
-    unsigned sw = c->mode == MODE_LONG64 ? 2 : (c->seg[SEG_SS].attr & SEG_ATTR_DB) ? 1 : 0;
-    ZydisDecoder *dec = &c->in->dec[c->mode][sw];
-    out->ok = n && ZYAN_SUCCESS(ZydisDecoderDecodeFull(dec, buf, n, &out->d, out->op));
-}
+/* ---- the instruction that caused an exit (decoded again at RIP: nested.h) ---- */
 
 u32 vmx_insn_length(const struct cpu *c)
 {
-    struct decoded dd;
-    decode_at_rip((struct cpu *)c, &dd);
+    struct nested_decoded dd;
+    nested_decode_at_rip((struct cpu *)c, &dd);
     return dd.ok ? dd.d.length : 1;
-}
-
-static int gpr_number(ZydisRegister r)
-{
-    if (r == ZYDIS_REGISTER_NONE)
-        return -1;
-    ZydisRegister l = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, r);
-    if (l >= ZYDIS_REGISTER_RAX && l <= ZYDIS_REGISTER_R15)
-        return l - ZYDIS_REGISTER_RAX;
-    return -1;
 }
 
 /* VM-exit instruction information (SDM 28.2.5): scaling (1:0), address size (9:7),
@@ -50,14 +22,14 @@ static int gpr_number(ZydisRegister r)
  * (26:23) and its invalid bit (27), and reg2 (31:28); operand size (12:11) and reg1
  * (6:3) where the instruction has them. One layout serves VMX instructions, INVEPT,
  * INVVPID, INVPCID, LGDT/SGDT/... and LLDT/LTR/...: the fields they do not use are 0. */
-static u32 insn_info_from(const struct decoded *dd, int mem_op, int reg1_op, int reg2_op)
+static u32 insn_info_from(const struct nested_decoded *dd, int mem_op, int reg1_op, int reg2_op)
 {
     u32 info = 0;
     const ZydisDecodedInstruction *d = &dd->d;
     info |= (d->address_width == 16 ? 0u : d->address_width == 32 ? 1u : 2u) << 7;
     info |= (d->operand_width == 16 ? 0u : d->operand_width == 32 ? 1u : 2u) << 11;
     if (reg1_op >= 0) {
-        int r = gpr_number(dd->op[reg1_op].reg.value);
+        int r = nested_gpr_number(dd->op[reg1_op].reg.value);
         if (r >= 0)
             info |= (u32)r << 3;
     }
@@ -66,18 +38,18 @@ static u32 insn_info_from(const struct decoded *dd, int mem_op, int reg1_op, int
         unsigned scale = m->mem.scale;
         info |= (scale == 2 ? 1u : scale == 4 ? 2u : scale == 8 ? 3u : 0u);
         info |= (u32)zseg(m->mem.segment) << 15;
-        int idx = gpr_number(m->mem.index);
+        int idx = nested_gpr_number(m->mem.index);
         info |= idx >= 0 ? (u32)idx << 18 : BIT(22);
-        int base = gpr_number(m->mem.base);
+        int base = nested_gpr_number(m->mem.base);
         info |= base >= 0 ? (u32)base << 23 : BIT(27);
     } else if (mem_op >= 0) {
         info |= BIT(10); /* register operand */
-        int r = gpr_number(dd->op[mem_op].reg.value);
+        int r = nested_gpr_number(dd->op[mem_op].reg.value);
         if (r >= 0)
             info |= (u32)r << 3;
     }
     if (reg2_op >= 0) {
-        int r = gpr_number(dd->op[reg2_op].reg.value);
+        int r = nested_gpr_number(dd->op[reg2_op].reg.value);
         if (r >= 0)
             info |= (u32)r << 28;
     }
@@ -86,7 +58,7 @@ static u32 insn_info_from(const struct decoded *dd, int mem_op, int reg1_op, int
 
 /* The displacement of memory operand n: the exit qualification of instructions with a
  * memory operand (SDM 28.2.1, table 28-1 note). */
-static u64 displacement(const struct decoded *dd, int n)
+static u64 displacement(const struct nested_decoded *dd, int n)
 {
     if (dd->op[n].type != ZYDIS_OPERAND_TYPE_MEMORY || !dd->op[n].mem.disp.has_displacement)
         return 0;
@@ -104,8 +76,8 @@ u64 vmx_insn_displacement(const struct insn *i)
 u32 vmx_insn_info_of(struct cpu *c, const struct insn *i)
 {
     (void)i;
-    struct decoded dd;
-    decode_at_rip(c, &dd);
+    struct nested_decoded dd;
+    nested_decode_at_rip(c, &dd);
     if (!dd.ok)
         return 0;
     switch (dd.d.mnemonic) {
@@ -163,8 +135,8 @@ static void io_event(struct cpu *c, u16 port, unsigned size, bool write)
 {
     if (!io_exits(c, port, size))
         return;
-    struct decoded dd;
-    decode_at_rip(c, &dd);
+    struct nested_decoded dd;
+    nested_decode_at_rip(c, &dd);
     ZydisMnemonic mn = dd.ok ? dd.d.mnemonic : ZYDIS_MNEMONIC_INVALID;
     bool string = mn == ZYDIS_MNEMONIC_INSB || mn == ZYDIS_MNEMONIC_INSW ||
                   mn == ZYDIS_MNEMONIC_INSD || mn == ZYDIS_MNEMONIC_OUTSB ||
@@ -237,12 +209,12 @@ static void cr_access(struct cpu *c, struct cpu_event *ev)
     struct vmx *v = c->vmx;
     u32 proc = vmx_proc(v);
     int cr = ev->u.cr.cr;
-    struct decoded dd;
-    decode_at_rip(c, &dd);
+    struct nested_decoded dd;
+    nested_decode_at_rip(c, &dd);
     ZydisMnemonic mn = dd.ok ? dd.d.mnemonic : ZYDIS_MNEMONIC_INVALID;
     int gpr = -1;
     if (mn == ZYDIS_MNEMONIC_MOV)
-        gpr = gpr_number(dd.op[ev->u.cr.write ? 1 : 0].reg.value);
+        gpr = nested_gpr_number(dd.op[ev->u.cr.write ? 1 : 0].reg.value);
     if (!ev->u.cr.write) {
         switch (cr) {
         case 3:
@@ -402,8 +374,8 @@ static void insn_event(struct cpu *c, struct cpu_event *ev)
         exit_for_insn(c, EXIT_REASON_XSETBV, 0, 0);
     case INSN_EV_DESC_TABLE:
         if (proc2 & PROC2_DESC_TABLE_EXITING) {
-            struct decoded dd;
-            decode_at_rip(c, &dd);
+            struct nested_decoded dd;
+            nested_decode_at_rip(c, &dd);
             /* instruction identity in bits 29:28: SGDT/SIDT/LGDT/LIDT, SLDT/STR/LLDT/LTR */
             static const struct { ZydisMnemonic mn; u32 id; bool ldtr_tr; } ids[] = {
                 { ZYDIS_MNEMONIC_SGDT, 0, false }, { ZYDIS_MNEMONIC_SIDT, 1, false },
@@ -432,12 +404,15 @@ static void insn_event(struct cpu *c, struct cpu_event *ev)
         break;
     case INSN_EV_INVPCID:
         if (proc & PROC_INVLPG_EXITING) {
-            struct decoded dd;
-            decode_at_rip(c, &dd);
+            struct nested_decoded dd;
+            nested_decode_at_rip(c, &dd);
             exit_for_insn(c, EXIT_REASON_INVPCID, displacement(&dd, 1),
                           vmx_insn_info_of(c, NULL));
         }
         break;
+    case INSN_EV_PUSHF: case INSN_EV_POPF: case INSN_EV_IRET: case INSN_EV_INTN:
+    case INSN_EV_SMSW: case INSN_EV_RSM:
+        break; /* SVM's: VMX does not exit on them */
     }
 }
 
@@ -490,9 +465,9 @@ bool vmx_intercept(struct cpu *c, struct cpu_event *ev)
         break;
     case EV_DR_ACCESS:
         if (proc & PROC_MOV_DR_EXITING) {
-            struct decoded dd;
-            decode_at_rip(c, &dd);
-            int gpr = dd.ok ? gpr_number(dd.op[ev->u.dr.write ? 1 : 0].reg.value) : 0;
+            struct nested_decoded dd;
+            nested_decode_at_rip(c, &dd);
+            int gpr = dd.ok ? nested_gpr_number(dd.op[ev->u.dr.write ? 1 : 0].reg.value) : 0;
             u64 q = ev->u.dr.dr | (ev->u.dr.write ? 0 : BIT(4)) | (u64)(gpr < 0 ? 0 : gpr) << 8;
             exit_for_insn(c, EXIT_REASON_DR_ACCESS, q, 0);
         }

@@ -1,0 +1,90 @@
+/* The engine's questions about a running L2, sent to VMX or SVM (nested.h). */
+#include <string.h>
+
+#include "cpu/nested.h"
+#include "cpu/svm/svm.h"
+#include "cpu/vmx/vmx.h"
+
+bool nested_intercept(struct cpu *c, struct cpu_event *ev)
+{
+    return c->vmx_non_root ? vmx_intercept(c, ev) : svm_intercept(c, ev);
+}
+
+void nested_boundary(struct cpu *c)
+{
+    if (c->vmx_non_root)
+        vmx_boundary(c);
+    else
+        svm_boundary(c);
+}
+
+bool nested_intr_masked_by_if(const struct cpu *c)
+{
+    if (c->svm_guest)
+        return svm_intr_masked_by_if(c);
+    return vmx_intr_masked_by_if(c);
+}
+
+bool nested_wakeup(const struct cpu *c)
+{
+    if (c->vmx_non_root)
+        return vmx_wake_due(c) || vmx_apicv_wakeup(c);
+    return c->svm_guest && svm_virq_wakeup(c);
+}
+
+u64 nested_translate(struct cpu *c, u64 gpa, unsigned access, u64 linear, bool table)
+{
+    if (c->vmx_non_root)
+        return vmx_ept_translate(c, gpa, access, linear, true, table);
+    if (c->svm_guest)
+        return svm_npt_translate(c, gpa, access, linear, table);
+    return gpa;
+}
+
+bool nested_peek(struct cpu *c, u64 gpa, unsigned access, u64 *hpa)
+{
+    if (c->svm_guest)
+        return svm_npt_peek(c, gpa, access, hpa);
+    return vmx_ept_peek(c, gpa, access, hpa);
+}
+
+void nested_note_delivery(struct cpu *c, u8 vector, int type, bool has_error, u32 error,
+                          u32 len)
+{
+    if (c->vmx_non_root)
+        vmx_note_delivery(c, vector, type, has_error, error, len);
+    else
+        svm_note_delivery(c, vector, type, has_error, error);
+}
+
+void nested_delivery_done(struct cpu *c)
+{
+    if (c->vmx_non_root)
+        vmx_delivery_done(c);
+    else
+        svm_delivery_done(c);
+}
+
+void nested_decode_at_rip(struct cpu *c, struct nested_decoded *out)
+{
+    memset(out, 0, sizeof(*out));
+    u64 lin = cpu_is_long64(c) ? c->rip : (c->seg[SEG_CS].base + c->rip) & 0xffffffffull;
+    u8 buf[15];
+    unsigned n = 0;
+    /* as many bytes as are readable, up to 15 */
+    while (n < 15 && lin_peek(c, lin + n, buf + n, 1))
+        n++;
+    unsigned sw = c->mode == MODE_LONG64 ? 2 : (c->seg[SEG_SS].attr & SEG_ATTR_DB) ? 1 : 0;
+    ZydisDecoder *dec = &c->in->dec[c->mode][sw];
+    out->ok = n && ZYAN_SUCCESS(ZydisDecoderDecodeFull(dec, buf, n, &out->d, out->op));
+}
+
+int nested_gpr_number(ZydisRegister r)
+{
+    if (r == ZYDIS_REGISTER_NONE)
+        return -1;
+    ZydisRegister l = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, r);
+    if (l >= ZYDIS_REGISTER_RAX && l <= ZYDIS_REGISTER_R15)
+        return l - ZYDIS_REGISTER_RAX;
+    return -1;
+}

@@ -63,13 +63,13 @@ fi
 # Modules, extracted from the kernel package into OUTDIR/modules once per package, each
 # after the modules its .modinfo "depends=" names, recursively (Debian's package has no
 # modules.dep: depmod makes it at install), in groups whose files list the order to
-# load them: kvm.order (kvm_intel), xen.order (the Xen guest's PV disk and network
+# load them: kvm.order (kvm_intel), kvm_amd.order (kvm_amd), xen.order (the Xen guest's PV disk and network
 # frontends, ext4 for the disk's file system and the crc32c its checksums ask the crypto
 # API for) and virtio.order (virtio-blk and virtio-net, for make bench's comparison with
 # QEMU). Modules compressed by the package (.ko.xz) are decompressed: busybox insmod
 # reads plain ELF.
 moddir="$out/modules"
-if [ ! -f "$moddir/virtio.order" ] || [ "$out/debs" -nt "$moddir/virtio.order" ]; then
+if [ ! -f "$moddir/kvm_amd.order" ] || [ "$out/debs" -nt "$moddir/kvm_amd.order" ]; then
   rm -rf "$moddir"
   mkdir -p "$moddir"
   kdeb=$(ls "$out/debs/${kpkg}"_*.deb)
@@ -89,7 +89,7 @@ if [ ! -f "$moddir/virtio.order" ] || [ "$out/debs" -nt "$moddir/virtio.order" ]
     done
     echo "$name" >>"$order"
   }
-  for group in "kvm:kvm_intel" "xen:crc32c_generic xen_blkfront xen_netfront ext4" \
+  for group in "kvm:kvm_intel" "kvm_amd:kvm_amd" "xen:crc32c_generic xen_blkfront xen_netfront ext4" \
                "virtio:virtio_pci virtio_blk virtio_net"; do
     order="$moddir/${group%%:*}.order.tmp"
     : >"$order"
@@ -98,6 +98,7 @@ if [ ! -f "$moddir/virtio.order" ] || [ "$out/debs" -nt "$moddir/virtio.order" ]
   mv "$moddir/kvm.order.tmp" "$moddir/kvm.order"
   mv "$moddir/xen.order.tmp" "$moddir/xen.order"
   mv "$moddir/virtio.order.tmp" "$moddir/virtio.order"
+  mv "$moddir/kvm_amd.order.tmp" "$moddir/kvm_amd.order"
 fi
 
 root="$out/initramfs-root"
@@ -221,7 +222,7 @@ if [ -n "$ms" ]; then
   echo "memstress: exit status $?"
 fi
 echo "== perf"
-/bin/perfcount 100000
+/bin/perfcount 20000
 # nestor.wait=SECONDS: the guest waits there (for the host to shut it down, e.g. QMP's
 # system_powerdown), then goes on
 wait=$(sed -n 's/.*nestor\.wait=\([0-9]*\).*/\1/p' /proc/cmdline)
@@ -317,7 +318,9 @@ fi
 # KVM (nestor.kvm=1): the KVM modules, /dev/kvm, and the client's checks on an L2 guest
 if grep -q 'nestor.kvm=1' /proc/cmdline; then
   echo "== kvm"
-  for m in $(cat /lib/modules/kvm.order); do
+  order=/lib/modules/kvm.order
+  grep -q '^vendor_id.*AuthenticAMD' /proc/cpuinfo && order=/lib/modules/kvm_amd.order
+  for m in $(cat $order); do
     if insmod /lib/modules/$m.ko; then echo "kvm: insmod $m: ok"; else echo "kvm: insmod $m: failed"; fi
   done
   ls -l /dev/kvm

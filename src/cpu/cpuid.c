@@ -183,8 +183,12 @@ static const char vendor_string[][13] = {
 };
 /* Highest basic leaf: Intel has the TSC/crystal leaves 15h and 16h, AMD stops at 0Dh. */
 static const u32 max_basic_leaf[] = { [VENDOR_INTEL] = 0x16, [VENDOR_AMD] = 0xd };
-/* Highest extended leaf: AMD's goes on to the SVM leaf 8000000Ah. */
-static const u32 max_ext_leaf[] = { [VENDOR_INTEL] = 0x80000008u, [VENDOR_AMD] = 0x8000000au };
+/* Highest extended leaf: AMD's goes on to the SVM leaf 8000000Ah and the extended
+ * feature leaf 80000021h. */
+static const u32 max_ext_leaf[] = { [VENDOR_INTEL] = 0x80000008u, [VENDOR_AMD] = 0x80000021u };
+/* 80000021h:EAX: SRSO_NO (bit 29), the counterpart of the *_NO bits of Intel's
+ * IA32_ARCH_CAPABILITIES: a software CPU has no return-address speculation to overflow. */
+#define AMD_EXT21_SRSO_NO BIT(29)
 #define HV_BASE_LEAF 0x40000000u
 #define HV_MAX_LEAF 0x40000001u
 /* Without a paravirtual interface the leaves read as QEMU's TCG lays them out for a guest
@@ -678,6 +682,9 @@ struct cpuid_result cpuid_query(const struct cpuid_model *m, u32 leaf, u32 suble
         r.ebx = features_of(m, L_EXT8, 0, CPUID_EBX);
         if (!intel)
             r.ecx = (ncpus - 1) | core_bits(m) << 12;
+        break;
+    case 0x80000021u:
+        r.eax = AMD_EXT21_SRSO_NO;
         break;
     case 0x8000000au:
         /* SVM (APM 15.2): revision, ASID count, and the features nestor implements;

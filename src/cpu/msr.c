@@ -118,6 +118,7 @@ static bool has_efer(const struct cpu *c)
     return cpu_has(c, CF_LM) || cpu_has(c, CF_NX) || cpu_has(c, CF_SYSCALL);
 }
 static bool is_intel(const struct cpu *c) { return c->model->vendor == VENDOR_INTEL; }
+static bool is_amd(const struct cpu *c) { return c->model->vendor == VENDOR_AMD; }
 
 /* ---- readers and writers: false = #GP(0) ---- */
 typedef bool (*rd_fn)(struct cpu *c, u32 index, u64 *v);
@@ -166,6 +167,28 @@ static bool rd_feature_control(struct cpu *c, u32 i, u64 *v)
 static bool wr_feature_control(struct cpu *c, u32 i, u64 v) { return vmx_msr_write(c, i, v); }
 static bool has_vmx(const struct cpu *c) { return c->vmx != NULL; }
 static bool rd_vmx_caps(struct cpu *c, u32 i, u64 *v) { return vmx_msr_read(c, i, v); }
+/* AMD's HWCR (MSR C001_0015): TscFreqSel (bit 24) reads 1, the TSC counting at the P0
+ * frequency as on every family-10h-and-later part (Linux warns of a firmware bug
+ * otherwise). Writes may set the bits system software toggles, which change nothing
+ * here: SmmLock (0), TlbCacheDis (3), IgnneEm (6), the FFDIS/LockTscToCurrentP0 pair
+ * (8, 21) and McStatusWrEn (18); anything else is #GP. */
+#define MSR_AMD_HWCR 0xc0010015u
+#define HWCR_TSC_FREQ_SEL BIT(24)
+static bool rd_hwcr(struct cpu *c, u32 i, u64 *v) { (void)c; (void)i; return rd_const(HWCR_TSC_FREQ_SEL, v); }
+static bool wr_hwcr(struct cpu *c, u32 i, u64 v)
+{
+    (void)c;
+    (void)i;
+    return !(v & ~(BIT(0) | BIT(3) | BIT(6) | BIT(8) | BIT(18) | BIT(21) | HWCR_TSC_FREQ_SEL));
+}
+/* AMD's SYSCFG (C001_0010): no fixed-range MTRR DRAM attributes, no TOM2, no memory
+ * encryption: 0, and only 0 may be written. NB_CFG (C001_001F): EnableCf8ExtCfg (bit 46)
+ * may be set, as Linux does on family 10h-17h parts, and reads back 0: nestor's PCI
+ * host decodes extended configuration through MMCONFIG only. */
+#define MSR_AMD_SYSCFG 0xc0010010u
+#define MSR_AMD_NB_CFG 0xc001001fu
+static bool wr_syscfg(struct cpu *c, u32 i, u64 v) { (void)c; (void)i; return v == 0; }
+static bool wr_nb_cfg(struct cpu *c, u32 i, u64 v) { (void)c; (void)i; return !(v & ~BIT(46)); }
 /* SVM's VM_CR and VM_HSAVE_PA (cpu/svm/svm.c) */
 static bool has_svm(const struct cpu *c) { return c->svm != NULL; }
 static bool rd_svm(struct cpu *c, u32 i, u64 *v) { return svm_msr_read(c, i, v); }
@@ -369,6 +392,9 @@ static const struct msr_desc {
     { MSR_PLATFORM_ID, MSR_PLATFORM_ID, is_intel, rd_platform_id, wr_readonly },
     { MSR_FEATURE_CONTROL, MSR_FEATURE_CONTROL, is_intel, rd_feature_control, wr_feature_control },
     { MSR_VMX_FIRST, MSR_VMX_LAST, has_vmx, rd_vmx_caps, wr_readonly },
+    { MSR_AMD_SYSCFG, MSR_AMD_SYSCFG, is_amd, rd_zero, wr_syscfg },
+    { MSR_AMD_HWCR, MSR_AMD_HWCR, is_amd, rd_hwcr, wr_hwcr },
+    { MSR_AMD_NB_CFG, MSR_AMD_NB_CFG, is_amd, rd_zero, wr_nb_cfg },
     { MSR_VM_CR, MSR_VM_CR, has_svm, rd_svm, wr_svm },
     { MSR_VM_HSAVE_PA, MSR_VM_HSAVE_PA, has_svm, rd_svm, wr_svm },
     { MSR_TSC_ADJUST, MSR_TSC_ADJUST, has_tsc_adjust, rd_tsc_adjust, wr_tsc_adjust },

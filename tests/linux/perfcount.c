@@ -3,7 +3,9 @@
  * 2N iterations of "dec; jnz" with perf_event_open(PERF_COUNT_HW_INSTRUCTIONS,
  * exclude_kernel) and prints both counts. Everything outside the loop (the ioctl
  * wrappers' user-mode instructions) is the same in both runs, so on a PMU that counts
- * exactly the difference is exactly 2 * N.
+ * exactly the difference is exactly 2 * N. AMD's retired-instruction event also counts
+ * each interrupt and exception delivered (at the CPL it interrupted): a timer tick in the
+ * loop adds one. Each count is the least of RUNS runs, the one no interrupt landed in.
  *   perfcount N */
 #include <linux/perf_event.h>
 #include <stdint.h>
@@ -41,10 +43,16 @@ int main(int argc, char **argv)
         perror("perf_event_open");
         return 1;
     }
-    uint64_t a, b;
-    if (loop_count(fd, n, &a) < 0 || loop_count(fd, 2 * n, &b) < 0) {
-        perror("perf counter");
-        return 1;
+    enum { RUNS = 15 };
+    uint64_t a = UINT64_MAX, b = UINT64_MAX;
+    for (int k = 0; k < RUNS; k++) {
+        uint64_t x, y;
+        if (loop_count(fd, n, &x) < 0 || loop_count(fd, 2 * n, &y) < 0) {
+            perror("perf counter");
+            return 1;
+        }
+        a = x < a ? x : a;
+        b = y < b ? y : b;
     }
     printf("instructions, loop of %llu: %llu\n", (unsigned long long)n, (unsigned long long)a);
     printf("instructions, loop of %llu: %llu\n", (unsigned long long)(2 * n), (unsigned long long)b);

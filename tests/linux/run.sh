@@ -10,6 +10,7 @@
 #   pvh-smp2      the same with 2 vCPUs, ending with reboot -f
 #   vmx-smp1      the vmlinux through PVH, 1 vCPU, -cpu max (VMX): Linux loads kvm_intel
 #                 and tests/linux/kvm_client.c runs its L2 guests through /dev/kvm
+#   svm-smp1      the same with -cpu max,vendor=AuthenticAMD (SVM): kvm_amd, the same client
 # and as a Xen guest (-xen), each with the event upcall path and event-channel ABI it
 # asks of Linux:
 #   xen-hvm-smp1  the bzImage as an HVM guest: callback vector, FIFO events
@@ -39,6 +40,7 @@ mkdir -p "$LOGDIR"
 BOOTS=(
   "bzimage-smp1 vmlinuz 1     poweroff  -"
   "vmx-smp1     vmlinux 1     poweroff  -"
+  "svm-smp1     vmlinux 1     poweroff  -"
   "xen-hvm-smp1 vmlinuz 1     poweroff  vector,fifo"
   "xen-hvm-smp2 vmlinuz 2     reboot    vector,2l"
   "pvh-smp1     vmlinux 1     poweroff  -"
@@ -54,8 +56,9 @@ NOAPIC_BOOTS="pvh-smp1"
 # Boots whose script suspends to RAM (nestor.s3=1): the second CPU goes offline and back.
 S3_BOOTS="pvh-smp2"
 
-# Boots (with -cpu max: VMX) whose script loads KVM and runs the KVM client (nestor.kvm=1).
-KVM_BOOTS="vmx-smp1"
+# Boots whose script loads KVM and runs the KVM client (nestor.kvm=1): with -cpu max
+# (VMX, kvm_intel), or for the svm- ones -cpu max,vendor=AuthenticAMD (SVM, kvm_amd).
+KVM_BOOTS="vmx-smp1 svm-smp1"
 # The client's checks, each of which must print "KVMTEST name PASS".
 KVM_CHECKS="open api-version real-mode mmio long-mode interrupt regs two-vcpus"
 
@@ -82,7 +85,10 @@ boot() { # name kernel ncpus ending xen
   [ "$ending" = reboot ] && append="$append nestor.reboot=1"
   is_s3_boot "$name" && append="$append nestor.s3=1"
   [[ " $NOAPIC_BOOTS " == *" $name "* ]] && append="$append noapic"
-  is_kvm_boot "$name" && { append="$append nestor.kvm=1"; args+=(-cpu max); }
+  if is_kvm_boot "$name"; then
+    append="$append nestor.kvm=1"
+    case $name in svm-*) args+=(-cpu max,vendor=AuthenticAMD) ;; *) args+=(-cpu max) ;; esac
+  fi
   if [ "$xen" != - ]; then
     args=(-xen)
     case $xen in *,2l) append="$append xen.fifo_events=0" ;; esac
@@ -103,24 +109,26 @@ boot() { # name kernel ncpus ending xen
 is_s3_boot() { [[ " $S3_BOOTS " == *" $1 "* ]]; }
 is_kvm_boot() { [[ " $KVM_BOOTS " == *" $1 "* ]]; }
 
-# KVM in the guest: the CPU offers VMX, kvm_intel takes it (no "VMX not supported" or
-# "disabled by bios"), /dev/kvm appears, and every check of the KVM client passes.
+# KVM in the guest: the CPU offers VMX (SVM for the svm- boots), kvm_intel (kvm_amd)
+# takes it (no "not supported" or "disabled by bios"), /dev/kvm appears, and every check
+# of the KVM client passes.
 check_kvm() { # name log
-  local t=linux:$1 log=$2 kl sec flags
+  local t=linux:$1 log=$2 kl sec flags ext=vmx mod=kvm_intel
+  case $1 in svm-*) ext=svm mod=kvm_amd ;; esac
   kl=$(grep -aE '^\[ *[0-9]+\.[0-9]+\]' "$log" | tr -d '\r' | sed 's/^\[[^]]*\] //')
   sec=$(section kvm <"$log")
   flags=$(section cpuinfo <"$log" | grep -m1 '^flags')
-  if grep -qw vmx <<<"$flags"; then
-    echo "PASS $t:cpuid-vmx"
+  if grep -qw $ext <<<"$flags"; then
+    echo "PASS $t:cpuid-$ext"
   else
-    echo "FAIL $t:cpuid-vmx: /proc/cpuinfo's flags lack vmx"
+    echo "FAIL $t:cpuid-$ext: /proc/cpuinfo's flags lack $ext"
   fi
   local m missing=
-  for m in irqbypass kvm kvm_intel; do
+  for m in irqbypass kvm $mod; do
     grep -qx "kvm: insmod $m: ok" <<<"$sec" || missing="$missing $m"
   done
   local refusal
-  refusal=$(grep -iE 'kvm.*(not supported|disabled by bios|no hardware support|failed|error)|vmx.*(not supported|disabled)' <<<"$kl")
+  refusal=$(grep -iE 'kvm.*(not supported|disabled by bios|no hardware support|failed|error)|(vmx|svm).*(not supported|disabled)' <<<"$kl")
   if [ -z "$missing" ] && [ -z "$refusal" ]; then
     echo "PASS $t:kvm-modules"
   else

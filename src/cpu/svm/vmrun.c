@@ -253,7 +253,7 @@ static void inject_event(struct cpu *c)
     u32 error = (u32)(inj >> 32);
     int evt;
     switch (type) {
-    case EVTINJ_TYPE_NMI: evt = EVT_NMI; break;
+    case EVTINJ_TYPE_NMI: evt = EVT_NMI; vec = EXC_NMI; break; /* VECTOR is ignored */
     case EVTINJ_TYPE_SOFT: evt = EVT_SW_INT; break;
     /* exceptions 3 and 4 behave as INT3 and INTO would (APM 15.20): traps with a DPL
      * check-free delivery of a software exception */

@@ -6,7 +6,7 @@ interrupted. Points are random (STATE_SEED fixes them; printed with every failur
 chosen at the moments that matter, found in an instruction trace (-d insn gives each
 instruction's count): right after MOV SS and STI (an interrupt shadow, data breakpoints
 held by MOV SS), in the middle of REP string instructions, right after VMLAUNCH/VMRESUME
-(an event injected into L2) and after VM exits. A restored machine saved again at once
+and VMRUN (an event injected into L2) and after VM exits, after STGI/CLGI. A restored machine saved again at once
 must give the same file (nothing loaded is left out of the description), and broken or
 foreign files must be refused with status 2.
 
@@ -63,6 +63,10 @@ RUNS = [
     ("vmx-tsc", "vmx_tsc.elf", [], POINTS),
     ("vmx-vpid", "vmx_vpid.elf", [], POINTS),
     ("vmx-smp", "vmx_smp.elf", ["-smp", "2"], POINTS),
+    # SVM: guest mode with its cached VMCB controls, GIF, nested paging, the TLB contexts
+    ("svm-basic", "svm_basic.elf", ["-cpu", "max,vendor=AuthenticAMD"], POINTS),
+    ("svm-exits", "svm_exits.elf", ["-cpu", "max,vendor=AuthenticAMD"], POINTS),
+    ("svm-npt", "svm_npt.elf", ["-cpu", "max,vendor=AuthenticAMD"], POINTS),
     # the Xen interface: shared_info, vcpu_info and time areas, event channels (2-level
     # and FIFO), grant tables with frames and mappings moved around the guest-physical
     # map, ballooned and populated pages, pirqs, timers and the PV console
@@ -143,6 +147,9 @@ MOMENTS = [
     ("vmx-exits", r"\bvm(launch|resume)\b", (1,), 6),
     ("vmx-ept", r"\bvm(launch|resume)\b", (1,), 4),
     ("vmx-nested", r"\bvm(launch|resume)\b", (1,), 6),
+    ("svm-exits", r"\bvmrun\b", (1, 2), 12),  # an event injected into L2, a VINTR
+    ("svm-npt", r"\bvmrun\b", (1,), 6),
+    ("svm-basic", r"\b(stgi|clgi)\b", (1,), 4),  # GIF just changed, events held
     ("xen-gntcopy", r"\bvmcall\b", (1,), 6),  # right after a hypercall
     ("xen-memop2", r"\bvmcall\b", (1,), 6),
     ("xen-fifo", r"\bvmcall\b", (1,), 6),

@@ -379,8 +379,10 @@ static void take_events(struct cpu *c)
         return;
     if (c->nmi_pending && !c->nmi_blocked) {
         if (unlikely(cpu_in_l2(c))) {
+            /* an exit to L1, or held by L2's virtual GIF (SVM) */
             struct cpu_event nev = { .kind = EV_NMI };
-            cpu_intercept(c, &nev);
+            if (cpu_intercept(c, &nev) != INTERCEPT_DEFAULT)
+                return;
         }
         c->nmi_pending = false;
         c->state = CPU_RUNNING;

@@ -189,7 +189,7 @@ static bool wr_hwcr(struct cpu *c, u32 i, u64 v)
 #define MSR_AMD_NB_CFG 0xc001001fu
 static bool wr_syscfg(struct cpu *c, u32 i, u64 v) { (void)c; (void)i; return v == 0; }
 static bool wr_nb_cfg(struct cpu *c, u32 i, u64 v) { (void)c; (void)i; return !(v & ~BIT(46)); }
-/* SVM's VM_CR and VM_HSAVE_PA (cpu/svm/svm.c) */
+/* SVM's VM_CR, VM_HSAVE_PA and TSC_RATIO (cpu/svm/svm.c) */
 static bool has_svm(const struct cpu *c) { return c->svm != NULL; }
 static bool rd_svm(struct cpu *c, u32 i, u64 *v) { return svm_msr_read(c, i, v); }
 static bool wr_svm(struct cpu *c, u32 i, u64 v) { return svm_msr_write(c, i, v); }
@@ -397,6 +397,7 @@ static const struct msr_desc {
     { MSR_AMD_NB_CFG, MSR_AMD_NB_CFG, is_amd, rd_zero, wr_nb_cfg },
     { MSR_VM_CR, MSR_VM_CR, has_svm, rd_svm, wr_svm },
     { MSR_VM_HSAVE_PA, MSR_VM_HSAVE_PA, has_svm, rd_svm, wr_svm },
+    { MSR_SVM_TSC_RATIO, MSR_SVM_TSC_RATIO, has_svm, rd_svm, wr_svm },
     { MSR_TSC_ADJUST, MSR_TSC_ADJUST, has_tsc_adjust, rd_tsc_adjust, wr_tsc_adjust },
     { MSR_BIOS_SIGN_ID, MSR_BIOS_SIGN_ID, always, rd_ucode_rev, wr_ignore },
     { MSR_ARCH_CAPABILITIES, MSR_ARCH_CAPABILITIES, has_arch_caps, rd_arch_caps, wr_readonly },

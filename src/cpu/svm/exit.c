@@ -7,11 +7,10 @@
 
 u64 svm_l1_tsc(const struct cpu *c)
 {
-    /* the vCPU's TSC less what L2's offset adds (no TSC scaling with SVM) */
-    u64 tsc = cpu_tsc_at(c, c->ops->now_ns((struct cpu *)c, c->ops_opaque));
-    if (c->svm_guest)
-        tsc -= (u64)(c->tsc_offset - c->svm->l1_tsc_offset);
-    return tsc;
+    /* L1's TSC: neither L2's offset nor its ratio */
+    u64 ns = c->ops->now_ns((struct cpu *)c, c->ops_opaque);
+    u64 t = (u64)((unsigned __int128)ns * c->model->tsc_khz / 1000000u);
+    return t + (u64)(c->svm_guest ? c->svm->l1_tsc_offset : c->tsc_offset);
 }
 
 static void store_guest_state(struct cpu *c, u64 vmcb)
@@ -103,6 +102,8 @@ _Noreturn void svm_vmexit(struct cpu *c, const struct svm_exit_info *x)
     c->svm_guest = false;
     c->gif = false;
     c->tsc_offset = s->l1_tsc_offset;
+    c->tsc_multiplier = 0;
+    c->tsc_scaled_offset = 0;
     load_host_state(c);
     c->intr_shadow = SHADOW_NONE;
     c->state = CPU_RUNNING;

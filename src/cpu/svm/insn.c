@@ -84,11 +84,17 @@ void svm_insn_vmsave(struct cpu *c, const struct insn *i)
 }
 
 /* STGI and CLGI (APM 15.17): set and clear GIF. Setting it lets the interrupts, NMIs and
- * INIT that were held be taken at the next boundary. */
+ * INIT that were held be taken at the next boundary. An L2 with the virtual GIF sets and
+ * clears V_GIF instead (APM 15.33.6). */
 void svm_insn_stgi(struct cpu *c, const struct insn *i)
 {
     (void)i;
     svm_insn_begin(c, I2_STGI, -1, SVM_EXIT_STGI);
+    c->in->exits |= EXIT_CHECK_EVENTS;
+    if (svm_vgif_on(c)) {
+        c->svm->ctl[VMCB_VINTR] |= VINTR_VGIF;
+        return;
+    }
     c->gif = true;
     c->in->exits |= EXIT_CHECK_EVENTS;
     struct svm *s = c->svm;
@@ -103,6 +109,10 @@ void svm_insn_clgi(struct cpu *c, const struct insn *i)
 {
     (void)i;
     svm_insn_begin(c, I2_CLGI, -1, SVM_EXIT_CLGI);
+    if (svm_vgif_on(c)) {
+        c->svm->ctl[VMCB_VINTR] &= ~VINTR_VGIF;
+        return;
+    }
     c->gif = false;
 }
 

@@ -314,7 +314,8 @@ bool svm_intercept(struct cpu *c, struct cpu_event *ev)
     case EV_TSC_WRITTEN:
         /* a WRMSR to the TSC that L1 let through wrote L2's view of it: L1's offset is
          * what remains without the VMCB's */
-        s->l1_tsc_offset = c->tsc_offset - (s64)s->ctl[VMCB_TSC_OFFSET];
+        s->l1_tsc_offset = c->tsc_multiplier ? c->tsc_offset
+                                             : c->tsc_offset - (s64)s->ctl[VMCB_TSC_OFFSET];
         break;
     case EV_HYPERCALL:
         /* VMMCALL: an exit when intercepted, else #UD (APM 15.14.1); never a hypercall
@@ -350,14 +351,14 @@ bool svm_intercept(struct cpu *c, struct cpu_event *ev)
             struct svm_exit_info x = { .code = SVM_EXIT_NMI };
             svm_vmexit(c, &x);
         }
-        break;
+        return !svm_l2_gif(c); /* L2's virtual GIF holds what reaches L2 */
     case EV_INTERRUPT:
         /* the interrupt is not acknowledged: it stays pending for L1 (APM 15.13.1) */
         if (svm_intercepted1(s, I1_INTR)) {
             struct svm_exit_info x = { .code = SVM_EXIT_INTR };
             svm_vmexit(c, &x);
         }
-        break;
+        return !svm_l2_gif(c);
     case EV_SHUTDOWN:
         if (svm_intercepted1(s, I1_SHUTDOWN)) {
             struct svm_exit_info x = { .code = SVM_EXIT_SHUTDOWN };
@@ -377,6 +378,8 @@ bool svm_intercept(struct cpu *c, struct cpu_event *ev)
 bool svm_intr_masked_by_if(const struct cpu *c)
 {
     const struct svm *s = c->svm;
+    if (c->svm_guest && !svm_l2_gif(c) && !svm_intercepted1(s, I1_INTR))
+        return true; /* L2's virtual GIF holds an interrupt that would reach L2 */
     if (c->svm_guest && (s->ctl[VMCB_VINTR] & VINTR_MASKING))
         return !s->host_if; /* the host's IF masks physical interrupts (APM 15.21.1) */
     return !(c->rflags & FL_IF);
@@ -387,7 +390,7 @@ bool svm_intr_masked_by_if(const struct cpu *c)
 static bool virq_deliverable(const struct cpu *c)
 {
     u64 v = c->svm->ctl[VMCB_VINTR];
-    if (!(v & VINTR_IRQ) || !(c->rflags & FL_IF) || c->intr_shadow || !c->gif)
+    if (!(v & VINTR_IRQ) || !(c->rflags & FL_IF) || c->intr_shadow || !c->gif || !svm_l2_gif(c))
         return false;
     unsigned prio = (v >> VINTR_PRIO_SHIFT) & 0xf, tpr = v & 0xf;
     return (v & VINTR_IGN_TPR) || prio > tpr;

@@ -24,7 +24,7 @@ static const struct state_desc regime_desc =
 #define S(m) STATE_STRUCT(struct svm, m, regime_desc)
 #define N(m) STATE_NOT_STATE(struct svm, m)
 static const struct state_field svm_fields[] = {
-    F(vm_cr), F(hsave_pa), F(vmcb_pa),
+    F(vm_cr), F(hsave_pa), F(tsc_ratio), F(vmcb_pa),
     N(ctl), /* by name, in the variable part */
     F(host_if), F(l1_tsc_offset), F(l1_pat), S(npt),
     F(in_l2_ctx), F(l2_tlb_valid), F(l2_tlb_asid), F(l2_tlb_ncr3), S(l1_regime), S(l2_regime),

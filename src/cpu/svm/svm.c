@@ -37,6 +37,7 @@ void svm_reset(struct cpu *c)
     if (!s)
         return;
     memset(s, 0, sizeof(*s));
+    s->tsc_ratio = TSC_RATIO_ONE;
     tlb_switch_context(&c->tlb, TLB_CTX_L1);
 }
 
@@ -84,6 +85,7 @@ bool svm_msr_read(struct cpu *c, u32 index, u64 *value)
     switch (index) {
     case MSR_VM_CR: *value = s->vm_cr; return true;
     case MSR_VM_HSAVE_PA: *value = s->hsave_pa; return true;
+    case MSR_SVM_TSC_RATIO: *value = s->tsc_ratio; return true;
     default: return false;
     }
 }
@@ -113,6 +115,11 @@ bool svm_msr_write(struct cpu *c, u32 index, u64 value)
         if (!svm_pa_ok(c, value))
             return false;
         s->hsave_pa = value;
+        return true;
+    case MSR_SVM_TSC_RATIO:
+        if (value & TSC_RATIO_RESERVED)
+            return false;
+        s->tsc_ratio = value;
         return true;
     default:
         return false;

@@ -80,9 +80,11 @@ enum {
 /* VMCB 0x060 (VINTR) */
 #define VINTR_TPR_MASK 0xffull
 #define VINTR_IRQ BIT(8)
+#define VINTR_VGIF BIT(9)          /* the virtual GIF's value */
 #define VINTR_PRIO_SHIFT 16
 #define VINTR_IGN_TPR BIT(20)
 #define VINTR_MASKING BIT(24)
+#define VINTR_VGIF_ENABLE BIT(25)  /* STGI/CLGI in L2 set and clear V_GIF (APM 15.33.6) */
 #define VINTR_VECTOR_SHIFT 32
 /* EVENTINJ and EXITINTINFO (APM 15.20) */
 #define EVTINJ_VECTOR(x) ((u8)(x))
@@ -97,9 +99,13 @@ enum { TLB_CONTROL_NOTHING = 0, TLB_CONTROL_ALL = 1, TLB_CONTROL_ASID = 3,
 #define NPF_FINAL_GPA BIT(32)
 #define NPF_GUEST_TABLE BIT(33)
 
+/* TSC_RATIO (APM 15.30.5): 8.32 fixed point, bits 63:40 reserved; 1.0 after RESET */
+#define TSC_RATIO_ONE (1ull << 32)
+#define TSC_RATIO_RESERVED (~0ull << 40)
+
 struct svm {
     /* MSRs */
-    u64 vm_cr, hsave_pa;
+    u64 vm_cr, hsave_pa, tsc_ratio;
     /* guest mode (c->svm_guest): the VMCB VMRUN took and its cached control area */
     u64 vmcb_pa;
     u64 ctl[VMCB_CTL_COUNT];
@@ -137,6 +143,9 @@ void vmcb_put_seg(struct cpu *c, u64 vmcb, int k, const struct seg *s);
 void vmcb_load_controls(struct cpu *c, u64 vmcb);
 static inline bool svm_intercepted1(const struct svm *s, int bit) { return (s->ctl[VMCB_INTERCEPT_MISC1] >> bit) & 1; }
 static inline bool svm_intercepted2(const struct svm *s, int bit) { return (s->ctl[VMCB_INTERCEPT_MISC2] >> bit) & 1; }
+/* Is the virtual GIF on for the running L2, and its value? */
+static inline bool svm_vgif_on(const struct cpu *c) { return c->svm_guest && (c->svm->ctl[VMCB_VINTR] & VINTR_VGIF_ENABLE); }
+static inline bool svm_l2_gif(const struct cpu *c) { return !svm_vgif_on(c) || (c->svm->ctl[VMCB_VINTR] & VINTR_VGIF); }
 /* Is physical address pa page-aligned and below MAXPHYADDR (VMRUN, VMLOAD, VMSAVE's rAX,
  * VM_HSAVE_PA)? */
 bool svm_pa_ok(const struct cpu *c, u64 pa);

@@ -318,7 +318,13 @@ void svm_vmrun(struct cpu *c, u64 vmcb, u64 next_rip)
     c->monitor_armed = false;
     load_guest_state(c, vmcb, &g);
     c->svm_guest = true;
-    c->tsc_offset = s->l1_tsc_offset + (s64)s->ctl[VMCB_TSC_OFFSET];
+    /* L2's TSC: L1's scaled by TSC_RATIO, plus the VMCB's offset (APM 15.30.5) */
+    if (s->tsc_ratio != TSC_RATIO_ONE) {
+        c->tsc_multiplier = s->tsc_ratio << 16; /* the engine's 16.48 fixed point */
+        c->tsc_scaled_offset = (s64)s->ctl[VMCB_TSC_OFFSET];
+    } else {
+        c->tsc_offset = s->l1_tsc_offset + (s64)s->ctl[VMCB_TSC_OFFSET];
+    }
     c->state = CPU_RUNNING;
     c->mwait = false;
     s->pause_left = (u16)s->ctl[VMCB_PAUSE_COUNT];

@@ -607,7 +607,43 @@ static void events(void)
         v->c.int_ctl = BIT(25);
         TEST_EQ(svm_run(v), VMEXIT_VMMCALL, "vGIF: STGI in L2 does not exit");
         TEST_EQ(v->c.int_ctl & BIT(9), BIT(9), "vGIF: STGI set V_GIF");
+        /* a clear V_GIF holds the virtual interrupt (APM 15.33.6) */
+        svm_vmcb_init(v, l2_idle);
+        l2_own_idt();
+        v->s.rflags |= FL_IF;
+        v->c.int_ctl = V_IRQ | V_INTR_PRIO(2) | V_INTR_MASKING | BIT(25);
+        v->c.int_vector = 0x30;
+        TEST_EQ(svm_run(v), VMEXIT_VMMCALL, "vGIF clear, V_IRQ, IF=1");
+        TEST_EQ(ev_count, 0, "vGIF clear: the virtual interrupt is held");
+        TEST_EQ(v->c.int_ctl & V_IRQ, V_IRQ, "vGIF clear: V_IRQ still pending");
+        v->c.int_ctl |= BIT(9);
+        v->s.rip = PA(l2_idle);
+        TEST_EQ(svm_run(v), VMEXIT_VMMCALL, "vGIF set, V_IRQ, IF=1");
+        TEST_EQ(ev_vec, 0x30, "vGIF set: the virtual interrupt is taken");
     }
+}
+
+/* TSC_RATIO (APM 15.30.5): L2's TSC is L1's times the ratio (8.32 fixed point), plus the
+ * VMCB's offset */
+static void tsc_ratio(void)
+{
+    if (!svm_has(SVMF_TSC_RATE)) {
+        test_skip("no TSC ratio");
+        return;
+    }
+    TEST_EQ(wrmsr_safe(MSR_TSC_RATIO, 1ull << 40), 13, "TSC_RATIO: bits 63:40 are reserved");
+    wrmsr(MSR_TSC_RATIO, 2ull << 32);
+    svm_vmcb_init(v, l2_rdtsc);
+    v->c.tsc_offset = 1000;
+    u64 before = rdtsc();
+    TEST_EQ(svm_run(v), VMEXIT_VMMCALL, "RDTSC in L2 with TSC_RATIO 2.0");
+    u64 after = rdtsc();
+    u64 l2 = (v->s.rax & 0xffffffffull) | svm_gregs[2] << 32;
+    TEST_ASSERT(l2 >= 2 * before + 1000 && l2 <= 2 * after + 1000,
+                "L2's TSC %llu is twice L1's (%llu..%llu) plus 1000", (unsigned long long)l2,
+                (unsigned long long)before, (unsigned long long)after);
+    wrmsr(MSR_TSC_RATIO, 1ull << 32);
+    TEST_ASSERT(rdtsc() >= after, "L1's own TSC is not scaled");
 }
 
 void test_main(void)
@@ -624,4 +660,5 @@ void test_main(void)
     msrs();
     shutdown();
     events();
+    tsc_ratio();
 }

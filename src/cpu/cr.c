@@ -215,7 +215,12 @@ void cpu_load_efer(struct cpu *c, u64 value)
     /* LMA is the processor's: the written value is ignored */
     value = (value & ~EFER_LMA) | (c->efer & EFER_LMA);
     u64 old = c->efer;
+    bool pmu_svme = c->pmu.enabled && ((value ^ old) & EFER_SVME); /* AMD's HostOnly */
+    if (unlikely(pmu_svme))
+        pmu_sync(c);
     c->efer = value;
+    if (unlikely(pmu_svme))
+        pmu_refresh(c);
     if ((value ^ old) & EFER_NXE)
         mmu_changed(c, NULL);
 }

@@ -48,7 +48,9 @@ enum { PMU_EV_NONE, PMU_EV_INSNS, PMU_EV_BRANCHES, PMU_EV_CYCLES };
 #define SEL_INV BIT(23)
 #define SEL_CMASK (0xffull << 24)
 #define AMD_SEL_EVENT_HI (0xfull << 32) /* EventSelect[11:8] */
-#define AMD_SEL_HG_ONLY (3ull << 40)    /* host/guest only: no guests here, no effect */
+#define AMD_SEL_GUEST_ONLY BIT(40)
+#define AMD_SEL_HOST_ONLY BIT(41)
+#define AMD_SEL_HG_ONLY (AMD_SEL_GUEST_ONLY | AMD_SEL_HOST_ONLY)
 /* Writable bits; the rest are reserved (#GP). Intel v2 has no AnyThread (bit 21). */
 #define INTEL_SEL_VALID (SEL_EVENT | SEL_UMASK | SEL_USR | SEL_OS | SEL_EDGE | SEL_PC | \
                          SEL_INT | SEL_EN | SEL_INV | SEL_CMASK)
@@ -147,6 +149,20 @@ static unsigned gp_count(const struct cpu *c)
 /* Counts at this CPL? rings: bit 0 = CPL 0 (OS), bit 1 = CPL 1-3 (USR). */
 static bool ring_ok(unsigned rings, u8 cpl) { return rings & (cpl == 0 ? 1u : 2u); }
 
+/* AMD's HostOnly and GuestOnly (PerfEvtSel bits 41 and 40): with SVM on (EFER.SVME, or
+ * an SVM guest running), one of them alone counts only in host or only in guest mode;
+ * with SVM off, one alone counts nothing; neither or both count everywhere (APM vol. 2
+ * 13.2.1; Linux's AMD PMU driver clears HostOnly while SVM is off for that reason). */
+static bool amd_host_guest_ok(const struct cpu *c, u64 sel)
+{
+    u64 hg = sel & AMD_SEL_HG_ONLY;
+    if (hg == 0 || hg == AMD_SEL_HG_ONLY)
+        return true;
+    if (!c->svm_guest && !(c->efer & EFER_SVME))
+        return false;
+    return (hg == AMD_SEL_GUEST_ONLY) == c->svm_guest;
+}
+
 /* The engine's counts as this vendor's events count them: AMD's retired-instruction and
  * retired-branch events also count every exception and interrupt, each as one (PPR for
  * AMD family 17h, PMCx0C0 and PMCx0C2). */
@@ -180,7 +196,8 @@ void pmu_refresh(struct cpu *c)
         unsigned rings = (sel & SEL_OS ? 1u : 0) | (sel & SEL_USR ? 2u : 0);
         if (on)
             p->enabled |= (u16)BIT(k);
-        if (on && p->event[k] != PMU_EV_NONE && ring_ok(rings, c->cpl))
+        if (on && p->event[k] != PMU_EV_NONE && ring_ok(rings, c->cpl) &&
+            (is_intel || amd_host_guest_ok(c, sel)))
             p->counting |= (u16)BIT(k);
         if (sel & SEL_INT)
             p->pmi |= (u16)BIT(k);

@@ -99,6 +99,8 @@ _Noreturn void svm_vmexit(struct cpu *c, const struct svm_exit_info *x)
         fprintf(c->in->trace, "cpu%d #vmexit %#llx info1 %#llx info2 %#llx rip %#llx\n", c->id,
                 (unsigned long long)x->code, (unsigned long long)x->info1,
                 (unsigned long long)x->info2, (unsigned long long)c->rip);
+    if (c->pmu.enabled) /* what L2 ran counted as guest mode's */
+        pmu_sync(c);
     c->svm_guest = false;
     c->gif = false;
     c->tsc_offset = s->l1_tsc_offset;
@@ -113,6 +115,7 @@ _Noreturn void svm_vmexit(struct cpu *c, const struct svm_exit_info *x)
     debug_update(c);
     cpu_update_mode(c);
     cpu_set_cpl(c, 0);
+    pmu_refresh(c);
     mmu_params_update(c);
     /* L1 in legacy PAE paging: its PDPTEs from its CR3 again */
     if ((c->cr0 & CR0_PG) && (c->cr4 & CR4_PAE) && !(c->efer & EFER_LMA))

@@ -316,6 +316,8 @@ void svm_vmrun(struct cpu *c, u64 vmcb, u64 next_rip)
     svm_npt_setup(c); /* nested paging takes L1's paging mode before L2's is loaded */
     svm_tlb_leaving_l1(c);
     c->monitor_armed = false;
+    if (c->pmu.enabled) /* what L1 ran so far counted as host mode's */
+        pmu_sync(c);
     load_guest_state(c, vmcb, &g);
     c->svm_guest = true;
     /* L2's TSC: L1's scaled by TSC_RATIO, plus the VMCB's offset (APM 15.30.5) */
@@ -332,6 +334,7 @@ void svm_vmrun(struct cpu *c, u64 vmcb, u64 next_rip)
     debug_update(c);
     cpu_update_mode(c);
     load_cpl(c, vmcb);
+    pmu_refresh(c); /* HostOnly/GuestOnly counters */
     mmu_params_update(c);
     svm_tlb_enter(c);
     /* legacy PAE paging: the PDPTEs load from CR3 as at MOV CR3 (through the nested

@@ -75,6 +75,7 @@ static u64 run_code(const void *code, int intercept)
 
 /* ---- control and debug registers ---- */
 L2_INSN(l2_rd_cr0, "", "mov %cr0, %rbx");
+L2_INSN(l2_loop1000, "mov $1000, %ecx", "1: dec %ecx; jnz 1b");
 L2_INSN(l2_rd_cr3, "", "mov %cr3, %r9");
 L2_INSN(l2_rd_cr4, "", "mov %cr4, %rax");
 L2_INSN(l2_rd_cr8, "", "mov %cr8, %r15");
@@ -623,6 +624,47 @@ static void events(void)
     }
 }
 
+/* AMD's HostOnly/GuestOnly counter bits (PerfEvtSel 41/40) with SVM on: a counter of
+ * retired instructions counts only L1's or only L2's (L2 runs 2001 instructions: the MOV
+ * and 1000 DEC/JNZ pairs; its intercepted VMMCALL does not retire) */
+#define MSR_PERF_CTL0 0xc0010000u
+#define MSR_PERF_CTR0 0xc0010004u
+static u64 count_l2_loop(u64 hg)
+{
+    wrmsr(MSR_PERF_CTL0, 0);
+    wrmsr(MSR_PERF_CTR0, 0);
+    svm_vmcb_init(v, l2_loop1000);
+    wrmsr(MSR_PERF_CTL0, 0xc0 | BIT(16) | BIT(17) | BIT(22) | hg);
+    u32 code = (u32)svm_run(v);
+    wrmsr(MSR_PERF_CTL0, 0);
+    TEST_EQ(code, VMEXIT_VMMCALL, "the counted L2 ends with VMMCALL");
+    return rdmsr(MSR_PERF_CTR0);
+}
+
+static void host_guest_counters(void)
+{
+    u64 guest = count_l2_loop(1ull << 40), host = count_l2_loop(1ull << 41);
+    u64 both = count_l2_loop(3ull << 40), none = count_l2_loop(0);
+    TEST_ASSERT(guest >= 2001 && guest <= 2003, "GuestOnly: L2's 2001 instructions (%llu)",
+                (unsigned long long)guest);
+    TEST_ASSERT(host > 0 && host < 400, "HostOnly: L1's around VMRUN only (%llu)",
+                (unsigned long long)host);
+    TEST_ASSERT(both >= guest + host - 2 && both <= guest + host + 2,
+                "both bits: host and guest (%llu)", (unsigned long long)both);
+    TEST_ASSERT(none >= guest + host - 2 && none <= guest + host + 2,
+                "neither bit: host and guest (%llu)", (unsigned long long)none);
+    /* with SVM off, one bit alone counts nothing */
+    u64 efer = rdmsr(MSR_EFER);
+    wrmsr(MSR_EFER, efer & ~EFER_SVME);
+    wrmsr(MSR_PERF_CTR0, 0);
+    wrmsr(MSR_PERF_CTL0, 0xc0 | BIT(16) | BIT(17) | BIT(22) | (1ull << 41));
+    for (volatile int k = 0; k < 100; k++)
+        ;
+    wrmsr(MSR_PERF_CTL0, 0);
+    TEST_EQ(rdmsr(MSR_PERF_CTR0), 0, "HostOnly with EFER.SVME clear: nothing counted");
+    wrmsr(MSR_EFER, efer);
+}
+
 /* TSC_RATIO (APM 15.30.5): L2's TSC is L1's times the ratio (8.32 fixed point), plus the
  * VMCB's offset */
 static void tsc_ratio(void)
@@ -661,4 +703,5 @@ void test_main(void)
     shutdown();
     events();
     tsc_ratio();
+    host_guest_counters();
 }

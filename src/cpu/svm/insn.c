@@ -33,6 +33,18 @@ static u64 vmcb_operand(struct cpu *c, const struct insn *i)
     return pa;
 }
 
+/* VMLOAD and VMSAVE run by an L2 that L1 lets through: with VMSAVE/VMLOAD virtualization
+ * (and nested paging) rAX is L2's guest-physical address, translated through the nested
+ * tables (a fault is a #VMEXIT(NPF)); without it, the processor takes rAX as a physical
+ * address of its own, as hardware does (APM 15.33.1). */
+static u64 loadsave_address(struct cpu *c, u64 pa, bool write)
+{
+    const struct svm *s = c->svm;
+    if (c->svm_guest && (s->ctl[VMCB_VIRT_EXT] & VIRT_EXT_VLS) && (s->ctl[VMCB_NP_CONTROL] & 1))
+        return svm_npt_translate(c, pa, write ? ACC_WRITE : ACC_READ, 0, false);
+    return pa;
+}
+
 void svm_insn_vmrun(struct cpu *c, const struct insn *i)
 {
     svm_insn_begin(c, I2_VMRUN, -1, SVM_EXIT_VMRUN);
@@ -63,7 +75,7 @@ static struct seg *loadsave_seg(struct cpu *c, int k)
 void svm_insn_vmload(struct cpu *c, const struct insn *i)
 {
     svm_insn_begin(c, I2_VMLOAD, -1, SVM_EXIT_VMLOAD);
-    u64 vmcb = vmcb_operand(c, i);
+    u64 vmcb = loadsave_address(c, vmcb_operand(c, i), false);
     for (size_t k = 0; k < ARRAY_SIZE(loadsave_segs); k++)
         vmcb_get_seg(c, vmcb, loadsave_segs[k].vmcb_seg, loadsave_seg(c, (int)k));
 #define LOAD(f, m) c->m = vmcb_get(c, vmcb, f);
@@ -75,7 +87,7 @@ void svm_insn_vmload(struct cpu *c, const struct insn *i)
 void svm_insn_vmsave(struct cpu *c, const struct insn *i)
 {
     svm_insn_begin(c, I2_VMSAVE, -1, SVM_EXIT_VMSAVE);
-    u64 vmcb = vmcb_operand(c, i);
+    u64 vmcb = loadsave_address(c, vmcb_operand(c, i), true);
     for (size_t k = 0; k < ARRAY_SIZE(loadsave_segs); k++)
         vmcb_put_seg(c, vmcb, loadsave_segs[k].vmcb_seg, loadsave_seg(c, (int)k));
 #define SAVE(f, m) vmcb_put(c, vmcb, f, c->m);

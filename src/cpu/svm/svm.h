@@ -37,10 +37,12 @@ struct state_registry;
 #define SVM_FEAT_DECODE_ASSISTS BIT(7)
 #define SVM_FEAT_PAUSE_FILTER BIT(10)
 #define SVM_FEAT_PAUSE_THRESHOLD BIT(12)
+#define SVM_FEAT_VLS BIT(15)
 #define SVM_FEAT_VGIF BIT(16)
 #define SVM_FEATURES (SVM_FEAT_NP | SVM_FEAT_NRIPS | SVM_FEAT_TSC_RATE | SVM_FEAT_VMCB_CLEAN | \
                       SVM_FEAT_FLUSH_BY_ASID | SVM_FEAT_DECODE_ASSISTS | \
-                      SVM_FEAT_PAUSE_FILTER | SVM_FEAT_PAUSE_THRESHOLD | SVM_FEAT_VGIF)
+                      SVM_FEAT_PAUSE_FILTER | SVM_FEAT_PAUSE_THRESHOLD | SVM_FEAT_VLS | \
+                      SVM_FEAT_VGIF)
 
 /* Is SVM in this vCPU's model (CPUID 8000_0001h:ECX.SVM, AMD vendor)? Creates the
  * per-vCPU SVM state then. */

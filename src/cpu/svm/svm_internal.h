@@ -86,6 +86,8 @@ enum {
 #define VINTR_MASKING BIT(24)
 #define VINTR_VGIF_ENABLE BIT(25)  /* STGI/CLGI in L2 set and clear V_GIF (APM 15.33.6) */
 #define VINTR_VECTOR_SHIFT 32
+/* VMCB 0x0b8 (VIRT_EXT): bit 1 virtualizes VMSAVE/VMLOAD in L2 (APM 15.33.1) */
+#define VIRT_EXT_VLS BIT(1)
 /* EVENTINJ and EXITINTINFO (APM 15.20) */
 #define EVTINJ_VECTOR(x) ((u8)(x))
 #define EVTINJ_TYPE(x) (((x) >> 8) & 7u)

@@ -20,6 +20,9 @@ static u8 npt_code[4096] __attribute__((aligned(4096)));
 L2_INSN(l2_read, "", "mov (%rax), %rbx");
 L2_INSN(l2_write, "", "movq $0x77, (%rax)");
 L2_INSN(l2_jump, "", "jmp *%rax");
+L2_INSN(l2_vmsave, "", "vmsave");
+static u8 vls_g[4096] __attribute__((aligned(4096)));
+static u8 vls_h[4096] __attribute__((aligned(4096)));
 
 /* NPT: identity, user+write leaves, 4 KiB pages over the 2 MiB regions of the image */
 static void build_identity(struct page_table *pt)
@@ -202,6 +205,50 @@ static void tlb(void)
     TEST_EQ(svm_gregs[3], 0x1111, "a fresh ASID sees the new mapping");
 }
 
+/* VMSAVE/VMLOAD virtualization (APM 15.33.1): with it, an L2's VMSAVE that L1 does not
+ * intercept writes to the guest-physical address in rAX as the nested tables map it;
+ * without it, rAX is taken as a physical address of the processor's own */
+static u64 star_at(const u8 *page)
+{
+    u64 v;
+    memcpy(&v, page + 0x600, 8);
+    return v;
+}
+
+static void vmsave_virtualization(void)
+{
+    if (!svm_has(SVMF_VLS)) {
+        test_skip("no VMSAVE/VMLOAD virtualization");
+        return;
+    }
+    u64 star = rdmsr(MSR_STAR), mine = 0x0023001000000000ull;
+    wrmsr(MSR_STAR, mine);
+    u64 *e = leaf(&npt, PA(vls_g)), good = *e;
+    *e = PA(vls_h) | (good & 0xfff); /* guest-physical G is host-physical H */
+    memset(vls_g, 0, sizeof(vls_g));
+    memset(vls_h, 0, sizeof(vls_h));
+    setup(l2_vmsave, false, PA(vls_g));
+    v->c.lbr_virt = 2; /* VMSAVE/VMLOAD virtualization */
+    TEST_EQ(svm_run(v), VMEXIT_VMMCALL, "virtualized VMSAVE in L2: no exit");
+    TEST_EQ(star_at(vls_h), mine, "virtualized VMSAVE wrote through the nested tables");
+    TEST_EQ(star_at(vls_g), 0, "... not at rAX as a host-physical address");
+    memset(vls_h, 0, sizeof(vls_h));
+    setup(l2_vmsave, false, PA(vls_g));
+    v->c.lbr_virt = 0;
+    TEST_EQ(svm_run(v), VMEXIT_VMMCALL, "VMSAVE in L2 without virtualization: no exit");
+    TEST_EQ(star_at(vls_g), mine, "VMSAVE without virtualization: rAX is physical");
+    TEST_EQ(star_at(vls_h), 0, "... the nested tables are not used");
+    /* a not-present nested page: #VMEXIT(NPF) for the virtualized VMSAVE */
+    *e = 0;
+    setup(l2_vmsave, false, PA(vls_g));
+    v->c.lbr_virt = 2;
+    svm_run(v);
+    TEST_EQ(v->c.exit_code, VMEXIT_NPF, "virtualized VMSAVE to a not-present nested page: NPF");
+    TEST_EQ(v->c.exit_info2, PA(vls_g), "NPF: its guest-physical address");
+    *e = good;
+    wrmsr(MSR_STAR, star);
+}
+
 void test_main(void)
 {
     if (!svm_has(SVMF_NP)) {
@@ -216,4 +263,5 @@ void test_main(void)
     walk_fault();
     accessed_dirty();
     tlb();
+    vmsave_virtualization();
 }

@@ -14,9 +14,10 @@
 #  5. the Xen interface (xenbench.elf, -xen): a hypercall round trip (raw VMCALL and
 #     through the hypercall page) and an event-channel send to its upcall handler, guest
 #     time per operation, median of BENCH_RUNS runs.
-#  6. nested VMX (vmxbench.elf): an L2 -> L1 -> L2 exit round trip (CPUID exiting, L1
-#     skipping the instruction and resuming), and the same integer loop's MIPS in L1 and
-#     in L2 on an identity EPT; median of BENCH_RUNS runs.
+#  6. nested VMX (vmxbench.elf) and nested SVM (svmbench.elf, -cpu max,vendor=AuthenticAMD):
+#     an L2 -> L1 -> L2 exit round trip (CPUID exiting or the CPUID intercept, L1 skipping
+#     the instruction and resuming), and the same integer loop's MIPS in L1 and in L2 on
+#     an identity EPT or NPT; median of BENCH_RUNS runs each.
 #  7. save, restore and live migration of a 1 GiB Debian guest while it writes memory
 #     (bench/migrate_bench.py): save time and file size, restore time, migration total
 #     time and downtime.
@@ -85,21 +86,31 @@ for what in hypercall page "evtchn send-to-upcall"; do
   printf 'Xen %-22s %s ns (median of %s)\n' "$what:" "$ns" "$RUNS"
 done
 
-# ---- 6. nested VMX ----
-vmx_runs=()
-for _ in $(seq "$RUNS"); do
-  out=$("$NESTOR" run "$BUILD/guest/vmxbench.elf" 2>&1)
-  st=$?
-  if [ "$st" -ne 1 ]; then
-    echo "bench: vmxbench.elf failed (exit status $st)"; echo "$out" | tail -5; exit 1
-  fi
-  vmx_runs+=("$out")
-done
-vmx_field() { # sed expression picking one number per run
-  for o in "${vmx_runs[@]}"; do echo "$o"; done | sed -n "$1" | median
+# ---- 6. nested VMX and SVM ----
+nested_runs=()
+# nested_bench KERNEL NESTOR-OPTION...: RUNS runs of KERNEL.elf, their outputs in nested_runs
+nested_bench() {
+  local kernel=$1 out st
+  shift
+  nested_runs=()
+  for _ in $(seq "$RUNS"); do
+    out=$("$NESTOR" run "$@" "$BUILD/guest/$kernel.elf" 2>&1)
+    st=$?
+    if [ "$st" -ne 1 ]; then
+      echo "bench: $kernel.elf failed (exit status $st)"; echo "$out" | tail -5; exit 1
+    fi
+    nested_runs+=("$out")
+  done
 }
-echo "VMX L2->L1->L2 exit round trip: $(vmx_field 's/^vmxbench: exit .*: \([0-9]*\) ns each.*/\1/p') ns (median of $RUNS)"
-echo "VMX compute loop: L1 $(vmx_field 's/^vmxbench: compute L1 \([0-9]*\) MIPS.*/\1/p') MIPS, L2 on EPT $(vmx_field 's/^vmxbench: compute .*L2 on EPT \([0-9]*\) MIPS.*/\1/p') MIPS (median of $RUNS)"
+nested_field() { # sed expression picking one number per run
+  for o in "${nested_runs[@]}"; do echo "$o"; done | sed -n "$1" | median
+}
+nested_bench vmxbench
+echo "VMX L2->L1->L2 exit round trip: $(nested_field 's/^vmxbench: exit .*: \([0-9]*\) ns each.*/\1/p') ns (median of $RUNS)"
+echo "VMX compute loop: L1 $(nested_field 's/^vmxbench: compute L1 \([0-9]*\) MIPS.*/\1/p') MIPS, L2 on EPT $(nested_field 's/^vmxbench: compute .*L2 on EPT \([0-9]*\) MIPS.*/\1/p') MIPS (median of $RUNS)"
+nested_bench svmbench -cpu max,vendor=AuthenticAMD
+echo "SVM L2->L1->L2 exit round trip: $(nested_field 's/^svmbench: exit .*: \([0-9]*\) ns each.*/\1/p') ns (median of $RUNS)"
+echo "SVM compute loop: L1 $(nested_field 's/^svmbench: compute L1 \([0-9]*\) MIPS.*/\1/p') MIPS, L2 on NPT $(nested_field 's/^svmbench: compute .*L2 on NPT \([0-9]*\) MIPS.*/\1/p') MIPS (median of $RUNS)"
 
 [ "${BENCH_LINUX:-1}" = 0 ] && exit 0
 

@@ -396,10 +396,11 @@ static bool is_seg_reg(const struct insn_operand *op) {
 
 static void insn_push(struct cpu *c, const struct insn *i) {
     unsigned n = i->osize;
-    if (unlikely(is_seg_reg(&i->op[0])) && n > 2 && c->model->vendor == VENDOR_INTEL) {
-        /* A segment register pushed with a 32/64-bit operand size: current Intel
+    if (unlikely(is_seg_reg(&i->op[0])) && n == 4 && c->model->vendor == VENDOR_INTEL) {
+        /* A segment register pushed with a 32-bit operand size: current Intel
          * processors store only the 16-bit selector and leave the rest of the slot
-         * (SDM PUSH); AMD processors store it zero-extended, as cpu_push does. */
+         * (SDM PUSH); AMD processors store it zero-extended, as cpu_push does. With a
+         * 64-bit operand size both vendors push it zero-extended (SDM PUSH). */
         u64 sel = opr_read(c, i, 0) & 0xffff;
         u64 sp = (gpr_read(c, R_RSP, 8) - n) & stack_mask(c);
         vmem_check_write(c, SEG_SS, sp, n);

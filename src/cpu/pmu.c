@@ -189,7 +189,8 @@ void pmu_refresh(struct cpu *c)
         return;
     }
     bool is_intel = intel(c);
-    for (unsigned k = 0; k < gp_count(c); k++) {
+    unsigned ngp = gp_count(c);
+    for (unsigned k = 0; k < ngp; k++) {
         u64 sel = p->ctr[k].ctl;
         p->event[k] = decode_event(c, sel);
         bool on = (sel & SEL_EN) && (!is_intel || (p->global_ctrl & BIT(k)));

@@ -115,7 +115,8 @@ _Noreturn void svm_vmexit(struct cpu *c, const struct svm_exit_info *x)
     debug_update(c);
     cpu_update_mode(c);
     cpu_set_cpl(c, 0);
-    pmu_refresh(c);
+    if (c->pmu.enabled)
+        pmu_refresh(c);
     mmu_params_update(c);
     /* L1 in legacy PAE paging: its PDPTEs from its CR3 again */
     if ((c->cr0 & CR0_PG) && (c->cr4 & CR4_PAE) && !(c->efer & EFER_LMA))

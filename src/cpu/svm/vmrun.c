@@ -334,7 +334,8 @@ void svm_vmrun(struct cpu *c, u64 vmcb, u64 next_rip)
     debug_update(c);
     cpu_update_mode(c);
     load_cpl(c, vmcb);
-    pmu_refresh(c); /* HostOnly/GuestOnly counters */
+    if (c->pmu.enabled)
+        pmu_refresh(c); /* HostOnly/GuestOnly counters */
     mmu_params_update(c);
     svm_tlb_enter(c);
     /* legacy PAE paging: the PDPTEs load from CR3 as at MOV CR3 (through the nested

@@ -79,6 +79,23 @@ void nested_decode_at_rip(struct cpu *c, struct nested_decoded *out)
     out->ok = n && ZYAN_SUCCESS(ZydisDecoderDecodeFull(dec, buf, n, &out->d, out->op));
 }
 
+void nested_io_insn(struct cpu *c, bool out, struct nested_io_insn *io)
+{
+    struct nested_decoded dd;
+    nested_decode_at_rip(c, &dd);
+    ZydisMnemonic mn = dd.ok ? dd.d.mnemonic : ZYDIS_MNEMONIC_INVALID;
+    io->string = mn == ZYDIS_MNEMONIC_INSB || mn == ZYDIS_MNEMONIC_INSW ||
+                 mn == ZYDIS_MNEMONIC_INSD || mn == ZYDIS_MNEMONIC_OUTSB ||
+                 mn == ZYDIS_MNEMONIC_OUTSW || mn == ZYDIS_MNEMONIC_OUTSD;
+    io->rep = io->string && (dd.d.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPNE));
+    io->imm = dd.ok && !io->string &&
+              (dd.op[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE ||
+               dd.op[1].type == ZYDIS_OPERAND_TYPE_IMMEDIATE);
+    io->length = dd.ok ? dd.d.length : 1;
+    io->address_width = dd.ok ? dd.d.address_width : 32;
+    io->seg = !io->string ? SEG_DS : out ? zseg(dd.op[1].mem.segment) : SEG_ES;
+}
+
 int nested_gpr_number(ZydisRegister r)
 {
     if (r == ZYDIS_REGISTER_NONE)

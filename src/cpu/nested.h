@@ -37,4 +37,14 @@ void nested_decode_at_rip(struct cpu *c, struct nested_decoded *out);
 /* The general register number (0-15) of a Zydis register of any width, or -1. */
 int nested_gpr_number(ZydisRegister r);
 
+/* The I/O instruction at RIP as both architectures' exit information describes it:
+ * string (INS/OUTS) with or without REP, an immediate port, its length and address size,
+ * and the segment of its memory operand (OUTS: DS or the override; INS: ES). */
+struct nested_io_insn {
+    bool string, rep, imm;
+    unsigned length, address_width;
+    int seg;
+};
+void nested_io_insn(struct cpu *c, bool out, struct nested_io_insn *io);
+
 #endif

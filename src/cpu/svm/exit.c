@@ -16,22 +16,10 @@ u64 svm_l1_tsc(const struct cpu *c)
 static void store_guest_state(struct cpu *c, u64 vmcb)
 {
     struct svm *s = c->svm;
-    for (int k = 0; k < 4; k++)
-        vmcb_put_seg(c, vmcb, k, &c->seg[k]);
-    struct seg g = { 0, c->gdtr.base, c->gdtr.limit, 0 }, i = { 0, c->idtr.base, c->idtr.limit, 0 };
-    vmcb_put_seg(c, vmcb, VMCB_SEG_GDTR, &g);
-    vmcb_put_seg(c, vmcb, VMCB_SEG_IDTR, &i);
-    vmcb_put(c, vmcb, VMCB_EFER, c->efer);
-    vmcb_put(c, vmcb, VMCB_CR0, c->cr0);
+    vmcb_put_world(c, vmcb, c->rip);
     vmcb_put(c, vmcb, VMCB_CR2, c->cr2);
-    vmcb_put(c, vmcb, VMCB_CR3, c->cr3);
-    vmcb_put(c, vmcb, VMCB_CR4, c->cr4);
     vmcb_put(c, vmcb, VMCB_DR6, c->dr[6]);
     vmcb_put(c, vmcb, VMCB_DR7, c->dr[7]);
-    vmcb_put(c, vmcb, VMCB_RFLAGS, cpu_flags(c));
-    vmcb_put(c, vmcb, VMCB_RIP, c->rip);
-    vmcb_put(c, vmcb, VMCB_RSP, c->gpr[R_RSP]);
-    vmcb_put(c, vmcb, VMCB_RAX, c->gpr[R_RAX]);
     vmcb_put(c, vmcb, VMCB_CPL, c->cpl);
     if (s->ctl[VMCB_NP_CONTROL] & 1)
         vmcb_put(c, vmcb, VMCB_G_PAT, c->msr_pat);
@@ -47,13 +35,7 @@ static void load_host_state(struct cpu *c)
 {
     struct svm *s = c->svm;
     u64 h = s->hsave_pa;
-    for (int k = 0; k < 4; k++)
-        vmcb_get_seg(c, h, k, &c->seg[k]);
-    struct seg gd, id;
-    vmcb_get_seg(c, h, VMCB_SEG_GDTR, &gd);
-    vmcb_get_seg(c, h, VMCB_SEG_IDTR, &id);
-    c->gdtr = (struct dtr){ gd.base, (u16)gd.limit };
-    c->idtr = (struct dtr){ id.base, (u16)id.limit };
+    vmcb_get_segments(c, h);
     c->efer = vmcb_get(c, h, VMCB_EFER);
     c->cr0 = vmcb_get(c, h, VMCB_CR0) | CR0_PE;
     c->cr3 = vmcb_get(c, h, VMCB_CR3);

@@ -35,24 +35,14 @@ static void io_event(struct cpu *c, u16 port, unsigned size, bool write)
 {
     if (!io_exits(c, port, size))
         return;
-    struct nested_decoded dd;
-    nested_decode_at_rip(c, &dd);
-    ZydisMnemonic mn = dd.ok ? dd.d.mnemonic : ZYDIS_MNEMONIC_INVALID;
-    bool string = mn == ZYDIS_MNEMONIC_INSB || mn == ZYDIS_MNEMONIC_INSW ||
-                  mn == ZYDIS_MNEMONIC_INSD || mn == ZYDIS_MNEMONIC_OUTSB ||
-                  mn == ZYDIS_MNEMONIC_OUTSW || mn == ZYDIS_MNEMONIC_OUTSD;
-    bool rep = string && (dd.d.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPNE));
-    unsigned aw = dd.ok ? dd.d.address_width : 32;
-    int seg = SEG_DS;
-    if (string && write && dd.ok)
-        seg = zseg(dd.op[1].mem.segment);
-    else if (string)
-        seg = SEG_ES;
-    u64 info = (write ? 0 : 1) | (string ? BIT(2) : 0) | (rep ? BIT(3) : 0) |
+    struct nested_io_insn io;
+    nested_io_insn(c, write, &io);
+    unsigned aw = io.address_width;
+    u64 info = (write ? 0 : 1) | (io.string ? BIT(2) : 0) | (io.rep ? BIT(3) : 0) |
                (size == 1 ? BIT(4) : size == 2 ? BIT(5) : BIT(6)) |
                (aw == 16 ? BIT(7) : aw == 32 ? BIT(8) : BIT(9)) |
-               (string ? (u64)seg << 10 : 0) | (u64)port << 16;
-    u64 nrip = (c->rip + (dd.ok ? dd.d.length : 1)) & cpu_rip_mask(c);
+               (io.string ? (u64)io.seg << 10 : 0) | (u64)port << 16;
+    u64 nrip = (c->rip + io.length) & cpu_rip_mask(c);
     struct svm_exit_info x = { .code = SVM_EXIT_IOIO, .info1 = info, .info2 = nrip, .nrip = nrip };
     svm_vmexit(c, &x);
 }

@@ -141,6 +141,11 @@ void vmcb_put(struct cpu *c, u64 vmcb, enum vmcb_field f, u64 value);
 /* Segments: the VMCB's 12-bit attribute form from and to the engine's layout. */
 void vmcb_get_seg(struct cpu *c, u64 vmcb, int k, struct seg *s);
 void vmcb_put_seg(struct cpu *c, u64 vmcb, int k, const struct seg *s);
+/* What VMRUN saves of L1 and #VMEXIT saves of L2 alike (APM 15.5.1, 15.6): ES, CS, SS,
+ * DS, GDTR, IDTR, EFER, CR0, CR3, CR4, RFLAGS, RSP, RAX, and rip as RIP; and the
+ * segments and descriptor tables both load back. */
+void vmcb_put_world(struct cpu *c, u64 vmcb, u64 rip);
+void vmcb_get_segments(struct cpu *c, u64 vmcb);
 /* The control area, cached by VMRUN. */
 void vmcb_load_controls(struct cpu *c, u64 vmcb);
 static inline bool svm_intercepted1(const struct svm *s, int bit) { return (s->ctl[VMCB_INTERCEPT_MISC1] >> bit) & 1; }

@@ -110,6 +110,34 @@ void vmcb_put_seg(struct cpu *c, u64 vmcb, int k, const struct seg *s)
     svm_phys_write(c, vmcb + vmcb_seg_offset(k), b, sizeof(b));
 }
 
+void vmcb_put_world(struct cpu *c, u64 vmcb, u64 rip)
+{
+    for (int k = 0; k < 4; k++) /* ES CS SS DS: the engine's order is the VMCB's */
+        vmcb_put_seg(c, vmcb, k, &c->seg[k]);
+    struct seg g = { 0, c->gdtr.base, c->gdtr.limit, 0 }, i = { 0, c->idtr.base, c->idtr.limit, 0 };
+    vmcb_put_seg(c, vmcb, VMCB_SEG_GDTR, &g);
+    vmcb_put_seg(c, vmcb, VMCB_SEG_IDTR, &i);
+    vmcb_put(c, vmcb, VMCB_EFER, c->efer);
+    vmcb_put(c, vmcb, VMCB_CR0, c->cr0);
+    vmcb_put(c, vmcb, VMCB_CR3, c->cr3);
+    vmcb_put(c, vmcb, VMCB_CR4, c->cr4);
+    vmcb_put(c, vmcb, VMCB_RFLAGS, cpu_flags(c));
+    vmcb_put(c, vmcb, VMCB_RIP, rip);
+    vmcb_put(c, vmcb, VMCB_RSP, c->gpr[R_RSP]);
+    vmcb_put(c, vmcb, VMCB_RAX, c->gpr[R_RAX]);
+}
+
+void vmcb_get_segments(struct cpu *c, u64 vmcb)
+{
+    for (int k = 0; k < 4; k++)
+        vmcb_get_seg(c, vmcb, k, &c->seg[k]);
+    struct seg gd, id;
+    vmcb_get_seg(c, vmcb, VMCB_SEG_GDTR, &gd);
+    vmcb_get_seg(c, vmcb, VMCB_SEG_IDTR, &id);
+    c->gdtr = (struct dtr){ gd.base, (u16)gd.limit };
+    c->idtr = (struct dtr){ id.base, (u16)id.limit };
+}
+
 void vmcb_load_controls(struct cpu *c, u64 vmcb)
 {
     for (int f = 0; f < VMCB_CTL_COUNT; f++)

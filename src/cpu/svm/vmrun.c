@@ -173,34 +173,13 @@ static const struct {
  * layout in the host-save page, as the APM allows any layout) ---- */
 static void save_host_state(struct cpu *c, u64 next_rip)
 {
-    u64 h = c->svm->hsave_pa;
-    vmcb_put_seg(c, h, VMCB_SEG_ES, &c->seg[SEG_ES]);
-    vmcb_put_seg(c, h, VMCB_SEG_CS, &c->seg[SEG_CS]);
-    vmcb_put_seg(c, h, VMCB_SEG_SS, &c->seg[SEG_SS]);
-    vmcb_put_seg(c, h, VMCB_SEG_DS, &c->seg[SEG_DS]);
-    struct seg g = { 0, c->gdtr.base, c->gdtr.limit, 0 }, i = { 0, c->idtr.base, c->idtr.limit, 0 };
-    vmcb_put_seg(c, h, VMCB_SEG_GDTR, &g);
-    vmcb_put_seg(c, h, VMCB_SEG_IDTR, &i);
-    vmcb_put(c, h, VMCB_EFER, c->efer);
-    vmcb_put(c, h, VMCB_CR0, c->cr0);
-    vmcb_put(c, h, VMCB_CR3, c->cr3);
-    vmcb_put(c, h, VMCB_CR4, c->cr4);
-    vmcb_put(c, h, VMCB_RFLAGS, cpu_flags(c));
-    vmcb_put(c, h, VMCB_RIP, next_rip);
-    vmcb_put(c, h, VMCB_RSP, c->gpr[R_RSP]);
-    vmcb_put(c, h, VMCB_RAX, c->gpr[R_RAX]);
+    vmcb_put_world(c, c->svm->hsave_pa, next_rip);
 }
 
 /* ---- loading L2 ---- */
 static void load_guest_state(struct cpu *c, u64 vmcb, const struct vmrun_state *g)
 {
-    for (int k = 0; k < 4; k++) /* ES CS SS DS: the engine's order is the VMCB's */
-        vmcb_get_seg(c, vmcb, k, &c->seg[k]);
-    struct seg gd, id;
-    vmcb_get_seg(c, vmcb, VMCB_SEG_GDTR, &gd);
-    vmcb_get_seg(c, vmcb, VMCB_SEG_IDTR, &id);
-    c->gdtr = (struct dtr){ gd.base, (u16)gd.limit };
-    c->idtr = (struct dtr){ id.base, (u16)id.limit };
+    vmcb_get_segments(c, vmcb);
     c->efer = g->efer;
     /* EFER.LMA follows LME and CR0.PG (the VMCB's LMA is not checked by the APM's list;
      * the processor's long-mode state is what LME and paging make it) */

@@ -135,32 +135,24 @@ static void io_event(struct cpu *c, u16 port, unsigned size, bool write)
 {
     if (!io_exits(c, port, size))
         return;
-    struct nested_decoded dd;
-    nested_decode_at_rip(c, &dd);
-    ZydisMnemonic mn = dd.ok ? dd.d.mnemonic : ZYDIS_MNEMONIC_INVALID;
-    bool string = mn == ZYDIS_MNEMONIC_INSB || mn == ZYDIS_MNEMONIC_INSW ||
-                  mn == ZYDIS_MNEMONIC_INSD || mn == ZYDIS_MNEMONIC_OUTSB ||
-                  mn == ZYDIS_MNEMONIC_OUTSW || mn == ZYDIS_MNEMONIC_OUTSD;
-    bool rep = string && (dd.d.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPNE));
-    bool imm = dd.ok && !string &&
-               (dd.op[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE ||
-                dd.op[1].type == ZYDIS_OPERAND_TYPE_IMMEDIATE);
+    struct nested_io_insn io;
+    nested_io_insn(c, write, &io);
     struct vmx_exit_info x = {
         .reason = EXIT_REASON_IO,
-        .qual = (u64)(size - 1) | (write ? 0 : BIT(3)) | (string ? BIT(4) : 0) |
-                (rep ? BIT(5) : 0) | (imm ? BIT(6) : 0) | (u64)port << 16,
-        .insn_len = dd.ok ? dd.d.length : 1, .in_insn = true,
+        .qual = (u64)(size - 1) | (write ? 0 : BIT(3)) | (io.string ? BIT(4) : 0) |
+                (io.rep ? BIT(5) : 0) | (io.imm ? BIT(6) : 0) | (u64)port << 16,
+        .insn_len = io.length, .in_insn = true,
     };
-    if (string) {
+    if (io.string) {
         /* INS writes ES:rDI, OUTS reads seg:rSI (DS unless overridden) */
-        int seg = write ? zseg(dd.op[1].mem.segment) : SEG_ES;
-        u64 off = c->gpr[write ? R_RSI : R_RDI] & size_mask(dd.d.address_width / 8);
+        int seg = io.seg;
+        u64 off = c->gpr[write ? R_RSI : R_RDI] & size_mask(io.address_width / 8);
         if (cpu_is_long64(c))
             x.guest_linear = off + (seg == SEG_FS || seg == SEG_GS ? c->seg[seg].base : 0);
         else
             x.guest_linear = (c->seg[seg].base + off) & 0xffffffffull;
         x.has_linear = true;
-        x.insn_info = (dd.d.address_width == 16 ? 0u : dd.d.address_width == 32 ? 1u : 2u) << 7 |
+        x.insn_info = (io.address_width == 16 ? 0u : io.address_width == 32 ? 1u : 2u) << 7 |
                       (u32)seg << 15;
     }
     vmx_exit(c, &x);

@@ -967,6 +967,7 @@ static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
     in->exits = EXIT_CHECK_EVENTS;
     in->budget_end = c->icount + budget;
     in->run_end = in->budget_end < in->pmu_end ? in->budget_end : in->pmu_end;
+    in->run_faults_left = budget;
 
     in->last_block = NULL;
     if (setjmp(in->fault_jmp)) {
@@ -1002,6 +1003,12 @@ static enum cpu_stop_reason run_loop(struct cpu *c, u64 budget)
             return STOP_SHUTDOWN;
         if (in->exits & EXIT_STOP)
             return STOP_REQUEST;
+        /* A fault retires nothing: a guest whose handler faults again at once (a real-mode
+         * #UD handler that is itself undefined: nothing escalates to #DF) would never use
+         * up the budget. Each delivered fault and VM exit counts against it as an
+         * instruction would, so that cpu_run() returns to the machine. */
+        if (in->run_faults_left-- == 0)
+            return STOP_BUDGET;
     }
 
     while (c->icount < in->run_end || pmu_stop_reached(c)) {

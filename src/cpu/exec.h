@@ -193,6 +193,7 @@ struct cpu_internal {
     u8 shadow_before;
     /* EPT: the linear address whose walk is running (exit information), and whether
      * the walk is a copy's that must not exit */
+    u64 run_faults_left; /* faults cpu_run() may still deliver before it returns */
     u64 walk_linear;
     bool walk_no_exit;
     /* The last debug exception's DR6 bits and DR6 before it (debug_set_dr6): a #DB that

@@ -140,7 +140,7 @@ static bool wr_tsc(struct cpu *c, u32 index, u64 v)
     (void)index;
     /* Writing the TSC moves IA32_TSC_ADJUST by the same amount (SDM 17.17.3). */
     u64 delta = v - cpu_tsc(c);
-    c->tsc_offset += (s64)delta;
+    c->tsc_offset = (s64)((u64)c->tsc_offset + delta); /* the TSC wraps mod 2^64 */
     c->msr_tsc_adjust += delta;
     tsc_written(c);
     return true;
@@ -150,7 +150,7 @@ static bool rd_tsc_adjust(struct cpu *c, u32 index, u64 *v) { (void)index; *v = 
 static bool wr_tsc_adjust(struct cpu *c, u32 index, u64 v)
 {
     (void)index;
-    c->tsc_offset += (s64)(v - c->msr_tsc_adjust);
+    c->tsc_offset = (s64)((u64)c->tsc_offset + (v - c->msr_tsc_adjust));
     c->msr_tsc_adjust = v;
     tsc_written(c);
     return true;

@@ -72,7 +72,8 @@ void nested_decode_at_rip(struct cpu *c, struct nested_decoded *out)
     u8 buf[15];
     unsigned n = 0;
     /* as many bytes as are readable, up to 15 */
-    while (n < 15 && lin_peek(c, lin + n, buf + n, 1))
+    u64 wrap = cpu_is_long64(c) ? ~0ull : 0xffffffffull; /* legacy linear addresses wrap */
+    while (n < 15 && lin_peek(c, (lin + n) & wrap, buf + n, 1))
         n++;
     unsigned sw = c->mode == MODE_LONG64 ? 2 : (c->seg[SEG_SS].attr & SEG_ATTR_DB) ? 1 : 0;
     ZydisDecoder *dec = &c->in->dec[c->mode][sw];

@@ -221,7 +221,7 @@ static const struct state_field engine_fields[] = {
     N(trace_insns), N(trace_events), N(blocks_decoded), N(block_flushes),
     N(budget_end), F(pmu_end),
     F(branches), F(rep_restarts), F(events_delivered), N(blk), N(blk_icount0),
-    F(shadow_before), N(walk_linear), N(walk_no_exit), F(dr6_before_db), F(db_qual),
+    F(shadow_before), N(run_faults_left), N(walk_linear), N(walk_no_exit), F(dr6_before_db), F(db_qual),
 };
 #undef F
 #undef N

@@ -71,7 +71,8 @@ _Noreturn void svm_vmexit(struct cpu *c, const struct svm_exit_info *x)
     unsigned n = 0;
     if (x->insn_bytes) {
         u64 lin = cpu_is_long64(c) ? c->rip : (c->seg[SEG_CS].base + c->rip) & 0xffffffffull;
-        while (n < 15 && lin_peek(c, lin + n, bytes + n, 1))
+        u64 wrap = cpu_is_long64(c) ? ~0ull : 0xffffffffull;
+        while (n < 15 && lin_peek(c, (lin + n) & wrap, bytes + n, 1))
             n++;
     }
     vmcb_put(c, vmcb, VMCB_INSN_LEN, n);
@@ -89,6 +90,8 @@ _Noreturn void svm_vmexit(struct cpu *c, const struct svm_exit_info *x)
     c->tsc_multiplier = 0;
     c->tsc_scaled_offset = 0;
     load_host_state(c);
+    /* an illegal host state (the host-save area is ordinary memory) shuts down */
+    bool legal = svm_host_state_legal(c);
     c->intr_shadow = SHADOW_NONE;
     c->state = CPU_RUNNING;
     c->mwait = false;
@@ -105,6 +108,11 @@ _Noreturn void svm_vmexit(struct cpu *c, const struct svm_exit_info *x)
         paging_load_pdptes(&c->in->pg, c->cr3, c->in->pg.pdpte);
     svm_tlb_exit(c);
     c->in->exits |= EXIT_RIP_WRITTEN | EXIT_RF_WRITTEN | EXIT_BLOCK_END | EXIT_CHECK_EVENTS;
+    if (!legal) {
+        struct cpu_event ev = { .kind = EV_SHUTDOWN };
+        cpu_intercept(c, &ev);
+        c->state = CPU_SHUTDOWN;
+    }
     exec_context_switched(c);
 }
 

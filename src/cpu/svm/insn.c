@@ -108,7 +108,6 @@ void svm_insn_stgi(struct cpu *c, const struct insn *i)
         return;
     }
     c->gif = true;
-    c->in->exits |= EXIT_CHECK_EVENTS;
     struct svm *s = c->svm;
     if (s->init_pending && !c->svm_guest) { /* an INIT GIF held happens now */
         s->init_pending = false;

@@ -305,7 +305,7 @@ bool svm_intercept(struct cpu *c, struct cpu_event *ev)
         /* a WRMSR to the TSC that L1 let through wrote L2's view of it: L1's offset is
          * what remains without the VMCB's */
         s->l1_tsc_offset = c->tsc_multiplier ? c->tsc_offset
-                                             : c->tsc_offset - (s64)s->ctl[VMCB_TSC_OFFSET];
+                                             : (s64)((u64)c->tsc_offset - s->ctl[VMCB_TSC_OFFSET]);
         break;
     case EV_HYPERCALL:
         /* VMMCALL: an exit when intercepted, else #UD (APM 15.14.1); never a hypercall

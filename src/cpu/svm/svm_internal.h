@@ -176,6 +176,8 @@ u64 svm_l1_tsc(const struct cpu *c);
 /* After VMRUN's own checks: the VMCB's checks, then L2 runs (or L1 continues at
  * next_rip with VMEXIT_INVALID). */
 void svm_vmrun(struct cpu *c, u64 vmcb, u64 next_rip);
+/* The consistency checks that apply to the host state #VMEXIT loaded (APM 15.5.1). */
+bool svm_host_state_legal(struct cpu *c);
 
 /* npt.c: the TLB across VMRUN and #VMEXIT */
 void svm_tlb_leaving_l1(struct cpu *c);

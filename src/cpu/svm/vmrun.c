@@ -147,27 +147,44 @@ static bool check_tlb_control(const struct cpu *c, const struct vmrun_state *g)
     }
 }
 
+/* host: the check applies to the host state #VMEXIT loads too (APM 15.5.1: "#VMEXIT
+ * performs the appropriate subset of these consistency checks on host state") */
 static const struct {
     const char *name;
     vmrun_check_fn *ok;
+    bool host;
 } vmrun_checks[] = {
-    { "EFER.SVME is zero", check_efer_svme },
-    { "CR0.CD is zero and CR0.NW is set", check_cr0_cd_nw },
-    { "CR0[63:32] are not zero", check_cr0_high },
-    { "an MBZ bit of CR3 is set", check_cr3_mbz },
-    { "an MBZ bit of CR4 is set", check_cr4_mbz },
-    { "DR6[63:32] are not zero", check_dr6_high },
-    { "DR7[63:32] are not zero", check_dr7_high },
-    { "an MBZ bit of EFER is set", check_efer_mbz },
-    { "EFER.LME and CR0.PG are set and CR4.PAE is zero", check_long_mode_pae },
-    { "EFER.LME and CR0.PG are set and CR0.PE is zero", check_long_mode_pe },
-    { "EFER.LME, CR0.PG, CR4.PAE, CS.L and CS.D are all set", check_long_mode_cs },
-    { "the VMRUN intercept bit is clear", check_vmrun_intercept },
-    { "the ASID is zero", check_asid },
-    { "the MSR or IOIO permission map extends beyond MAXPHYADDR", check_permission_maps },
-    { "illegal event injection", check_event_injection },
-    { "TLB_CONTROL holds a reserved value", check_tlb_control },
+    { "EFER.SVME is zero", check_efer_svme, true },
+    { "CR0.CD is zero and CR0.NW is set", check_cr0_cd_nw, true },
+    { "CR0[63:32] are not zero", check_cr0_high, true },
+    { "an MBZ bit of CR3 is set", check_cr3_mbz, true },
+    { "an MBZ bit of CR4 is set", check_cr4_mbz, true },
+    { "DR6[63:32] are not zero", check_dr6_high, false },
+    { "DR7[63:32] are not zero", check_dr7_high, false },
+    { "an MBZ bit of EFER is set", check_efer_mbz, true },
+    { "EFER.LME and CR0.PG are set and CR4.PAE is zero", check_long_mode_pae, true },
+    { "EFER.LME and CR0.PG are set and CR0.PE is zero", check_long_mode_pe, true },
+    { "EFER.LME, CR0.PG, CR4.PAE, CS.L and CS.D are all set", check_long_mode_cs, true },
+    { "the VMRUN intercept bit is clear", check_vmrun_intercept, false },
+    { "the ASID is zero", check_asid, false },
+    { "the MSR or IOIO permission map extends beyond MAXPHYADDR", check_permission_maps, false },
+    { "illegal event injection", check_event_injection, false },
+    { "TLB_CONTROL holds a reserved value", check_tlb_control, false },
 };
+
+bool svm_host_state_legal(struct cpu *c)
+{
+    struct vmrun_state h = { .efer = c->efer, .cr0 = c->cr0, .cr3 = c->cr3, .cr4 = c->cr4,
+                             .cs = c->seg[SEG_CS] };
+    for (size_t k = 0; k < ARRAY_SIZE(vmrun_checks); k++) {
+        if (vmrun_checks[k].host && !vmrun_checks[k].ok(c, &h)) {
+            if (c->in->trace_events)
+                fprintf(c->in->trace, "cpu%d #vmexit host state: %s\n", c->id, vmrun_checks[k].name);
+            return false;
+        }
+    }
+    return true;
+}
 
 /* ---- host state (APM 15.5.1: what VMRUN saves; nestor uses the VMCB's own save-area
  * layout in the host-save page, as the APM allows any layout) ---- */
@@ -304,7 +321,7 @@ void svm_vmrun(struct cpu *c, u64 vmcb, u64 next_rip)
         c->tsc_multiplier = s->tsc_ratio << 16; /* the engine's 16.48 fixed point */
         c->tsc_scaled_offset = (s64)s->ctl[VMCB_TSC_OFFSET];
     } else {
-        c->tsc_offset = s->l1_tsc_offset + (s64)s->ctl[VMCB_TSC_OFFSET];
+        c->tsc_offset = (s64)((u64)s->l1_tsc_offset + s->ctl[VMCB_TSC_OFFSET]); /* mod 2^64 */
     }
     c->state = CPU_RUNNING;
     c->mwait = false;

@@ -158,7 +158,7 @@ void vmx_vmentry(struct cpu *c, bool launch)
         c->tsc_multiplier = f->f[VMCS_TSC_MULTIPLIER];
         c->tsc_scaled_offset = (s64)f->f[VMCS_TSC_OFFSET];
     } else {
-        c->tsc_offset = v->l1_tsc_offset + (offsetting ? (s64)f->f[VMCS_TSC_OFFSET] : 0);
+        c->tsc_offset = (s64)((u64)v->l1_tsc_offset + (offsetting ? f->f[VMCS_TSC_OFFSET] : 0));
     }
     v->ple_active = false; /* the first PAUSE after VM entry starts a loop */
     load_nonregister_state(c);

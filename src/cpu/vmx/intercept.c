@@ -475,7 +475,7 @@ bool vmx_intercept(struct cpu *c, struct cpu_event *ev)
          * the offset) */
         v->l1_tsc_offset = c->tsc_offset;
         if ((proc & PROC_TSC_OFFSETTING) && !c->tsc_multiplier)
-            c->tsc_offset += (s64)v->vmcs.f[VMCS_TSC_OFFSET];
+            c->tsc_offset = (s64)((u64)c->tsc_offset + v->vmcs.f[VMCS_TSC_OFFSET]);
         break;
     case EV_HYPERCALL:
         exit_for_insn(c, EXIT_REASON_VMCALL, 0, 0);

@@ -686,6 +686,20 @@ static void tsc_ratio(void)
                 (unsigned long long)before, (unsigned long long)after);
     wrmsr(MSR_TSC_RATIO, 1ull << 32);
     TEST_ASSERT(rdtsc() >= after, "L1's own TSC is not scaled");
+
+    /* the TSC and its offsets wrap modulo 2^64 (L1's TSC near 2^63, an offset of 2^62) */
+    u64 saved = rdtsc();
+    wrmsr(0x10, 0x7fffffff00000000ull); /* IA32_TSC */
+    svm_vmcb_init(v, l2_rdtsc);
+    v->c.tsc_offset = 0x4000000000000000ull;
+    before = rdtsc();
+    TEST_EQ(svm_run(v), VMEXIT_VMMCALL, "RDTSC in L2 with L1's TSC near 2^63");
+    after = rdtsc();
+    l2 = (v->s.rax & 0xffffffffull) | svm_gregs[2] << 32;
+    TEST_ASSERT(l2 - 0x4000000000000000ull >= before && l2 - 0x4000000000000000ull <= after,
+                "L2's TSC %#llx is L1's (%#llx..%#llx) plus 2^62, modulo 2^64",
+                (unsigned long long)l2, (unsigned long long)before, (unsigned long long)after);
+    wrmsr(0x10, saved);
 }
 
 void test_main(void)

@@ -222,7 +222,7 @@ if [ -n "$ms" ]; then
   echo "memstress: exit status $?"
 fi
 echo "== perf"
-/bin/perfcount 20000
+/bin/perfcount 4000
 # nestor.wait=SECONDS: the guest waits there (for the host to shut it down, e.g. QMP's
 # system_powerdown), then goes on
 wait=$(sed -n 's/.*nestor\.wait=\([0-9]*\).*/\1/p' /proc/cmdline)

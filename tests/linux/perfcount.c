@@ -5,7 +5,9 @@
  * wrappers' user-mode instructions) is the same in both runs, so on a PMU that counts
  * exactly the difference is exactly 2 * N. AMD's retired-instruction event also counts
  * each interrupt and exception delivered (at the CPL it interrupted): a timer tick in the
- * loop adds one. Each count is the least of RUNS runs, the one no interrupt landed in.
+ * loop adds one. Each count is the least of RUNS short runs, one no interrupt landed in
+ * (a timer tick every 4 ms; a run of a few thousand instructions is far shorter, under
+ * ASan too).
  *   perfcount N */
 #include <linux/perf_event.h>
 #include <stdint.h>
@@ -43,7 +45,7 @@ int main(int argc, char **argv)
         perror("perf_event_open");
         return 1;
     }
-    enum { RUNS = 15 };
+    enum { RUNS = 31 };
     uint64_t a = UINT64_MAX, b = UINT64_MAX;
     for (int k = 0; k < RUNS; k++) {
         uint64_t x, y;

@@ -123,7 +123,9 @@ static u32 slot_of(u64 gfn, u32 nslots)
 
 static struct mem_frame *frame_find(const struct guest_mem *m, u64 gfn)
 {
-    if (!m->nframes)
+    /* MEM_NO_GFN marks the free slots: a guest's frame number of all-ones (a hypercall
+     * argument) must not find one of them */
+    if (!m->nframes || gfn > MASK(52 - 12))
         return NULL;
     for (u32 i = slot_of(gfn, m->nframe_slots);; i = (i + 1) & (m->nframe_slots - 1)) {
         struct mem_frame *f = &m->frame[i];

@@ -459,3 +459,16 @@ Test(mem_frames, dirty_logging_follows_moved_pages)
     free(bits);
     mem_dirty_log_stop(&mem);
 }
+
+/* MEM_NO_GFN marks the frame table's free slots: a guest's all-ones frame number (a
+ * hypercall argument) must not find one (it did, and read a free slot's stale fields) */
+Test(mem_frames, an_all_ones_frame_number_is_no_frame)
+{
+    cr_assert_eq(mem_frame_remove(&mem, 0x2000, NULL), MEM_FRAME_RAM);
+    cr_assert_gt(mem.nframes, 0, "the table has an entry, and free slots");
+    u8 *host = (u8 *)1;
+    cr_assert_eq(mem_frame_at(&mem, ~0ull, &host), MEM_FRAME_NONE);
+    cr_assert_null(host);
+    cr_assert_eq(mem_frame_remove(&mem, ~0ull, NULL), MEM_FRAME_NONE);
+    cr_assert_eq(mem_frame_at(&mem, 1ull << 40, NULL), MEM_FRAME_NONE);
+}

@@ -310,8 +310,7 @@ static inline void insn_begin(struct cpu *c)
     insn_commit(c);
 }
 
-/* Vectors with an error code among the exceptions (SDM Vol. 3A, Table 6-1). */
-static bool exc_has_error_code(int v)
+bool exc_has_error_code(int v)
 {
     return v == EXC_DF || v == EXC_TS || v == EXC_NP || v == EXC_SS || v == EXC_GP ||
            v == EXC_PF || v == EXC_AC || v == EXC_CP;

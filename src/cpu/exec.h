@@ -214,6 +214,8 @@ void exec_decoder_init(ZydisDecoder *dec, ZydisMachineMode mode, ZydisStackWidth
  * does not implement it (the instruction then raises #UD through cpu_unimplemented).
  * Decode time only; tests/unit/test_opcode_audit.c checks it against the CPU model. */
 insn_fn exec_handler(const ZydisDecodedInstruction *d);
+/* Vectors with an error code among the exceptions (SDM Vol. 3A, Table 6-1). */
+bool exc_has_error_code(int vector);
 /* Exception class for double-fault escalation: 0 benign, 1 contributory, 2 page fault. */
 int exc_class(int vector);
 /* Sets DR6 for the given trap bits (B0-B3, BS, BD) and raises #DB (debug.c). */

@@ -4,6 +4,7 @@
 #include "cpu/nested.h"
 #include "cpu/svm/svm.h"
 #include "cpu/vmx/vmx.h"
+#include "machine/mem.h"
 
 bool nested_intercept(struct cpu *c, struct cpu_event *ev)
 {
@@ -63,6 +64,19 @@ void nested_delivery_done(struct cpu *c)
         vmx_delivery_done(c);
     else
         svm_delivery_done(c);
+}
+
+bool nested_phys_read(struct cpu *c, u64 pa, void *buf, size_t len)
+{
+    return mem_read(c->mem, pa, buf, len) == 0;
+}
+
+bool nested_phys_write(struct cpu *c, u64 pa, const void *buf, size_t len)
+{
+    if (!mem_ptr_write(c->mem, pa, len) || mem_write(c->mem, pa, buf, len) < 0)
+        return false;
+    c->in->exits |= EXIT_BLOCK_END; /* may have hit decoded code */
+    return true;
 }
 
 void nested_decode_at_rip(struct cpu *c, struct nested_decoded *out)

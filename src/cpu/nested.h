@@ -27,6 +27,11 @@ void nested_note_delivery(struct cpu *c, u8 vector, int type, bool has_error, u3
                           u32 len);
 void nested_delivery_done(struct cpu *c);
 
+/* Physical memory access for a guest hypervisor's structures (VMCS regions, VMCBs, the
+ * host-save area, bitmaps, MSR areas): RAM only; false when the address is not RAM. */
+bool nested_phys_read(struct cpu *c, u64 pa, void *buf, size_t len);
+bool nested_phys_write(struct cpu *c, u64 pa, const void *buf, size_t len);
+
 /* The instruction at RIP, decoded as the engine decodes in the current mode. */
 struct nested_decoded {
     ZydisDecodedInstruction d;

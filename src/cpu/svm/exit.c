@@ -35,16 +35,11 @@ static void load_host_state(struct cpu *c)
 {
     struct svm *s = c->svm;
     u64 h = s->hsave_pa;
-    vmcb_get_segments(c, h);
+    vmcb_get_world(c, h);
     c->efer = vmcb_get(c, h, VMCB_EFER);
     c->cr0 = vmcb_get(c, h, VMCB_CR0) | CR0_PE;
     c->cr3 = vmcb_get(c, h, VMCB_CR3);
     c->cr4 = vmcb_get(c, h, VMCB_CR4);
-    c->in->lz.op = LZ_NONE;
-    c->rflags = (vmcb_get(c, h, VMCB_RFLAGS) & 0x3f7fd5ull) | FL_FIXED1;
-    c->rip = vmcb_get(c, h, VMCB_RIP);
-    c->gpr[R_RSP] = vmcb_get(c, h, VMCB_RSP);
-    c->gpr[R_RAX] = vmcb_get(c, h, VMCB_RAX);
     c->dr[7] = 0x400;
     if (s->ctl[VMCB_NP_CONTROL] & 1)
         c->msr_pat = s->l1_pat;
@@ -77,7 +72,7 @@ _Noreturn void svm_vmexit(struct cpu *c, const struct svm_exit_info *x)
     }
     vmcb_put(c, vmcb, VMCB_INSN_LEN, n);
     if (n)
-        svm_phys_write(c, vmcb + VMCB_INSN_BYTES, bytes, n);
+        nested_phys_write(c, vmcb + VMCB_INSN_BYTES, bytes, n);
     if (c->in->trace_events)
         fprintf(c->in->trace, "cpu%d #vmexit %#llx info1 %#llx info2 %#llx rip %#llx\n", c->id,
                 (unsigned long long)x->code, (unsigned long long)x->info1,

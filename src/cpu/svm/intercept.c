@@ -11,7 +11,7 @@
 static bool map_bit(struct cpu *c, u64 base, u64 bit)
 {
     u8 byte = 0xff; /* a map outside RAM reads as all-ones: everything exits */
-    svm_phys_read(c, (base & ~0xfffull) + bit / 8, &byte, 1);
+    nested_phys_read(c, (base & ~0xfffull) + bit / 8, &byte, 1);
     return (byte >> (bit & 7)) & 1;
 }
 
@@ -108,17 +108,6 @@ static bool cr_access(struct cpu *c, struct cpu_event *ev)
 }
 
 /* ---- exceptions ---- */
-static bool exc_has_error_code(u8 vector)
-{
-    switch (vector) {
-    case EXC_DF: case EXC_TS: case EXC_NP: case EXC_SS: case EXC_GP: case EXC_PF:
-    case EXC_AC: case EXC_CP:
-        return true;
-    default:
-        return false;
-    }
-}
-
 static void exception(struct cpu *c, struct cpu_event *ev)
 {
     u8 vec = ev->u.exc.vector;

@@ -5,6 +5,7 @@
 #define NESTOR_CPU_SVM_SVM_INTERNAL_H
 
 #include "cpu/exec.h"
+#include "cpu/nested.h"
 #include "cpu/paging.h"
 #include "cpu/svm/svm.h"
 
@@ -132,20 +133,20 @@ struct svm {
     bool exiting;          /* a #VMEXIT is being performed */
 };
 
-/* vmcb.c: guest-physical access to VMCBs and the host-save area (RAM only; false when
- * the address is not RAM), and the table-driven field access. */
-bool svm_phys_read(struct cpu *c, u64 pa, void *buf, size_t len);
-bool svm_phys_write(struct cpu *c, u64 pa, const void *buf, size_t len);
+/* vmcb.c: the table-driven field access to VMCBs and the host-save area in guest memory
+ * (through nested_phys_read/nested_phys_write). */
 u64 vmcb_get(struct cpu *c, u64 vmcb, enum vmcb_field f);
 void vmcb_put(struct cpu *c, u64 vmcb, enum vmcb_field f, u64 value);
 /* Segments: the VMCB's 12-bit attribute form from and to the engine's layout. */
 void vmcb_get_seg(struct cpu *c, u64 vmcb, int k, struct seg *s);
 void vmcb_put_seg(struct cpu *c, u64 vmcb, int k, const struct seg *s);
 /* What VMRUN saves of L1 and #VMEXIT saves of L2 alike (APM 15.5.1, 15.6): ES, CS, SS,
- * DS, GDTR, IDTR, EFER, CR0, CR3, CR4, RFLAGS, RSP, RAX, and rip as RIP; and the
- * segments and descriptor tables both load back. */
+ * DS, GDTR, IDTR, EFER, CR0, CR3, CR4, RFLAGS, RSP, RAX, and rip as RIP; and what both
+ * load back the same way: the segments, descriptor tables, RFLAGS (reserved bits as the
+ * architecture fixes them), RIP, RSP and RAX. The control registers and EFER each
+ * side loads with its own rules. */
 void vmcb_put_world(struct cpu *c, u64 vmcb, u64 rip);
-void vmcb_get_segments(struct cpu *c, u64 vmcb);
+void vmcb_get_world(struct cpu *c, u64 vmcb);
 /* The control area, cached by VMRUN. */
 void vmcb_load_controls(struct cpu *c, u64 vmcb);
 static inline bool svm_intercepted1(const struct svm *s, int bit) { return (s->ctl[VMCB_INTERCEPT_MISC1] >> bit) & 1; }

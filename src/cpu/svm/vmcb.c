@@ -34,19 +34,6 @@ const struct vmcb_field_desc vmcb_fields[VMCB_FIELD_COUNT] = {
 };
 #undef C
 
-bool svm_phys_read(struct cpu *c, u64 pa, void *buf, size_t len)
-{
-    return mem_read(c->mem, pa, buf, len) == 0;
-}
-
-bool svm_phys_write(struct cpu *c, u64 pa, const void *buf, size_t len)
-{
-    if (!mem_ptr_write(c->mem, pa, len) || mem_write(c->mem, pa, buf, len) < 0)
-        return false;
-    c->in->exits |= EXIT_BLOCK_END; /* may have hit decoded code */
-    return true;
-}
-
 bool svm_pa_ok(const struct cpu *c, u64 pa)
 {
     return !(pa & 0xfff) && (pa >> c->model->phys_bits) == 0;
@@ -58,7 +45,7 @@ u64 vmcb_get(struct cpu *c, u64 vmcb, enum vmcb_field f)
 {
     const struct vmcb_field_desc *d = &vmcb_fields[f];
     u8 b[8] = { 0 };
-    svm_phys_read(c, vmcb + d->offset, b, d->width);
+    nested_phys_read(c, vmcb + d->offset, b, d->width);
     u64 v = 0;
     for (int k = d->width - 1; k >= 0; k--)
         v = v << 8 | b[k];
@@ -71,7 +58,7 @@ void vmcb_put(struct cpu *c, u64 vmcb, enum vmcb_field f, u64 value)
     u8 b[8];
     for (unsigned k = 0; k < d->width; k++)
         b[k] = (u8)(value >> (8 * k));
-    svm_phys_write(c, vmcb + d->offset, b, d->width);
+    nested_phys_write(c, vmcb + d->offset, b, d->width);
 }
 
 /* The VMCB's attribute word packs descriptor bits 47:40 (type, S, DPL, P) in 7:0 and
@@ -80,7 +67,7 @@ void vmcb_put(struct cpu *c, u64 vmcb, enum vmcb_field f, u64 value)
 void vmcb_get_seg(struct cpu *c, u64 vmcb, int k, struct seg *s)
 {
     u8 b[16] = { 0 };
-    svm_phys_read(c, vmcb + vmcb_seg_offset(k), b, sizeof(b));
+    nested_phys_read(c, vmcb + vmcb_seg_offset(k), b, sizeof(b));
     u16 attr = (u16)(b[2] | b[3] << 8);
     s->sel = (u16)(b[0] | b[1] << 8);
     s->attr = (attr & 0xffu) | (u32)(attr & 0xf00u) << 4;
@@ -107,7 +94,7 @@ void vmcb_put_seg(struct cpu *c, u64 vmcb, int k, const struct seg *s)
         b[4 + n] = (u8)(s->limit >> (8 * n));
     for (int n = 0; n < 8; n++)
         b[8 + n] = (u8)(s->base >> (8 * n));
-    svm_phys_write(c, vmcb + vmcb_seg_offset(k), b, sizeof(b));
+    nested_phys_write(c, vmcb + vmcb_seg_offset(k), b, sizeof(b));
 }
 
 void vmcb_put_world(struct cpu *c, u64 vmcb, u64 rip)
@@ -127,7 +114,7 @@ void vmcb_put_world(struct cpu *c, u64 vmcb, u64 rip)
     vmcb_put(c, vmcb, VMCB_RAX, c->gpr[R_RAX]);
 }
 
-void vmcb_get_segments(struct cpu *c, u64 vmcb)
+void vmcb_get_world(struct cpu *c, u64 vmcb)
 {
     for (int k = 0; k < 4; k++)
         vmcb_get_seg(c, vmcb, k, &c->seg[k]);
@@ -136,6 +123,12 @@ void vmcb_get_segments(struct cpu *c, u64 vmcb)
     vmcb_get_seg(c, vmcb, VMCB_SEG_IDTR, &id);
     c->gdtr = (struct dtr){ gd.base, (u16)gd.limit };
     c->idtr = (struct dtr){ id.base, (u16)id.limit };
+    c->in->lz.op = LZ_NONE;
+    /* bit 1 set; 3, 5, 15 and 22-63 clear */
+    c->rflags = (vmcb_get(c, vmcb, VMCB_RFLAGS) & 0x3f7fd5ull) | FL_FIXED1;
+    c->rip = vmcb_get(c, vmcb, VMCB_RIP);
+    c->gpr[R_RSP] = vmcb_get(c, vmcb, VMCB_RSP);
+    c->gpr[R_RAX] = vmcb_get(c, vmcb, VMCB_RAX);
 }
 
 void vmcb_load_controls(struct cpu *c, u64 vmcb)

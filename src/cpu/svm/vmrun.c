@@ -196,7 +196,7 @@ static void save_host_state(struct cpu *c, u64 next_rip)
 /* ---- loading L2 ---- */
 static void load_guest_state(struct cpu *c, u64 vmcb, const struct vmrun_state *g)
 {
-    vmcb_get_segments(c, vmcb);
+    vmcb_get_world(c, vmcb);
     c->efer = g->efer;
     /* EFER.LMA follows LME and CR0.PG (the VMCB's LMA is not checked by the APM's list;
      * the processor's long-mode state is what LME and paging make it) */
@@ -210,12 +210,6 @@ static void load_guest_state(struct cpu *c, u64 vmcb, const struct vmrun_state *
     c->dr[6] = g->dr6;
     c->dr[7] = g->dr7;
     c->cr2 = vmcb_get(c, vmcb, VMCB_CR2);
-    c->in->lz.op = LZ_NONE;
-    /* the reserved flags read as the architecture fixes them (bit 1 set, 3 5 15 22-63 clear) */
-    c->rflags = (vmcb_get(c, vmcb, VMCB_RFLAGS) & 0x3f7fd5ull) | FL_FIXED1;
-    c->rip = vmcb_get(c, vmcb, VMCB_RIP);
-    c->gpr[R_RSP] = vmcb_get(c, vmcb, VMCB_RSP);
-    c->gpr[R_RAX] = vmcb_get(c, vmcb, VMCB_RAX);
     /* with nested paging L2 has a PAT of its own (G_PAT); L1's returns at #VMEXIT */
     if (c->svm->ctl[VMCB_NP_CONTROL] & 1)
         c->msr_pat = vmcb_get(c, vmcb, VMCB_G_PAT);

@@ -21,13 +21,13 @@ enum {
 static u32 vapic_read(struct cpu *c, unsigned off)
 {
     u32 v = 0;
-    vmx_phys_read(c, c->vmx->vmcs.f[VMCS_VIRTUAL_APIC_ADDR] + off, &v, 4);
+    nested_phys_read(c, c->vmx->vmcs.f[VMCS_VIRTUAL_APIC_ADDR] + off, &v, 4);
     return v;
 }
 
 static void vapic_write(struct cpu *c, unsigned off, u32 v)
 {
-    vmx_phys_write(c, c->vmx->vmcs.f[VMCS_VIRTUAL_APIC_ADDR] + off, &v, 4);
+    nested_phys_write(c, c->vmx->vmcs.f[VMCS_VIRTUAL_APIC_ADDR] + off, &v, 4);
 }
 
 static void vapic_set_bit(struct cpu *c, unsigned base, unsigned vec, bool on)
@@ -351,15 +351,15 @@ bool vmx_posted_interrupt(struct cpu *c, u8 vector)
     u64 desc = v->vmcs.f[VMCS_POSTED_INTR_DESC_ADDR];
     /* clear the outstanding-notification bit (bit 256), then EOI to L1's APIC */
     u8 on = 0;
-    vmx_phys_read(c, desc + 32, &on, 1);
+    nested_phys_read(c, desc + 32, &on, 1);
     on &= (u8)~1u;
-    vmx_phys_write(c, desc + 32, &on, 1);
+    nested_phys_write(c, desc + 32, &on, 1);
     vmx_l1_apic_eoi(c);
     u32 pir[8];
-    if (!vmx_phys_read(c, desc, pir, sizeof(pir)))
+    if (!nested_phys_read(c, desc, pir, sizeof(pir)))
         memset(pir, 0, sizeof(pir));
     u32 zero[8] = { 0 };
-    vmx_phys_write(c, desc, zero, sizeof(zero));
+    nested_phys_write(c, desc, zero, sizeof(zero));
     unsigned high = 0;
     for (unsigned k = 0; k < 8; k++) {
         if (!pir[k])

@@ -664,7 +664,7 @@ static bool guest_link_pointer_revision(struct cpu *c)
     if (!link_pointer_used(c))
         return true;
     u32 rev = ~0u;
-    if (!vmx_phys_read(c, F(LINK_POINTER), &rev, 4))
+    if (!nested_phys_read(c, F(LINK_POINTER), &rev, 4))
         return false;
     bool shadow = vmx_proc2(V) & PROC2_SHADOW_VMCS;
     return (rev & 0x7fffffffu) == VMX_REVISION && !!(rev >> 31) == shadow;
@@ -713,7 +713,7 @@ static bool ctl_tpr_threshold_vtpr(struct cpu *c)
     if (!tpr_shadow(c) || vid_on(c) || (vmx_proc2(V) & PROC2_VIRT_APIC_ACCESS))
         return true;
     u8 vtpr = 0;
-    vmx_phys_read(c, F(VIRTUAL_APIC_ADDR) + 0x80, &vtpr, 1);
+    nested_phys_read(c, F(VIRTUAL_APIC_ADDR) + 0x80, &vtpr, 1);
     return ((u32)F(TPR_THRESHOLD) & 0xf) <= (u32)(vtpr >> 4);
 }
 /* virtualize x2APIC mode, APIC-register virtualization and virtual-interrupt delivery

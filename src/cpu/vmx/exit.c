@@ -103,7 +103,7 @@ static bool store_msrs(struct cpu *c)
     for (u32 k = 0; k < n; k++) {
         struct msr_entry e;
         u64 pa = area + 16 * (u64)k;
-        if (!vmx_phys_read(c, pa, &e, 8))
+        if (!nested_phys_read(c, pa, &e, 8))
             return false;
         /* IA32_SMBASE and the x2APIC MSRs may not be stored; reserved bits must be 0 */
         if (e.reserved || e.index == 0x9e || (e.index >> 8) == 8)
@@ -111,7 +111,7 @@ static bool store_msrs(struct cpu *c)
         u64 val;
         if (!vmx_msr_access(c, e.index, &val, false))
             return false;
-        if (!vmx_phys_write(c, pa + 8, &val, 8))
+        if (!nested_phys_write(c, pa + 8, &val, 8))
             return false;
     }
     return true;
@@ -125,7 +125,7 @@ u32 vmx_load_msrs(struct cpu *c, u64 area, u32 n)
         return 1;
     for (u32 k = 0; k < n; k++) {
         struct msr_entry e;
-        if (!vmx_phys_read(c, area + 16 * (u64)k, &e, 16))
+        if (!nested_phys_read(c, area + 16 * (u64)k, &e, 16))
             return k + 1;
         /* FS/GS base, IA32_SMM_MONITOR_CTL, x2APIC MSRs and reserved bits are refused;
          * so is microcode update (0x79) and SMBASE */
@@ -226,7 +226,7 @@ void vmx_load_host_state(struct cpu *c)
 static _Noreturn void vmx_abort(struct cpu *c, u32 indicator)
 {
     struct vmx *v = c->vmx;
-    vmx_phys_write(c, v->current + VMCS_REGION_ABORT, &indicator, 4);
+    nested_phys_write(c, v->current + VMCS_REGION_ABORT, &indicator, 4);
     c->vmx_non_root = false;
     v->in_l2_ctx = false;
     tlb_flush_all(&c->tlb);

@@ -29,21 +29,6 @@ void vmx_fail(struct cpu *c, enum vmx_insn_error err)
 }
 
 /* ---- physical memory of VMX structures ---- */
-bool vmx_phys_read(struct cpu *c, u64 pa, void *buf, size_t len)
-{
-    return mem_read(c->mem, pa, buf, len) == 0;
-}
-
-bool vmx_phys_write(struct cpu *c, u64 pa, const void *buf, size_t len)
-{
-    if (!mem_ptr_write(c->mem, pa, len))
-        return false;
-    if (mem_write(c->mem, pa, buf, len) < 0)
-        return false;
-    c->in->exits |= EXIT_BLOCK_END; /* may have hit decoded code */
-    return true;
-}
-
 /* The current VMCS goes back to its region (VMCLEAR, VMPTRLD of another, VMXOFF): its
  * field slots and launch state, in nestor's private layout. */
 void vmx_vmcs_flush(struct cpu *c)
@@ -51,16 +36,16 @@ void vmx_vmcs_flush(struct cpu *c)
     struct vmx *v = c->vmx;
     if (v->current == ~0ull)
         return;
-    vmx_phys_write(c, v->current + VMCS_REGION_FIELDS, v->vmcs.f, sizeof(v->vmcs.f));
+    nested_phys_write(c, v->current + VMCS_REGION_FIELDS, v->vmcs.f, sizeof(v->vmcs.f));
     u32 launch = v->launched ? VMCS_LAUNCHED_MAGIC : 0;
-    vmx_phys_write(c, v->current + VMCS_REGION_LAUNCH, &launch, 4);
+    nested_phys_write(c, v->current + VMCS_REGION_LAUNCH, &launch, 4);
 }
 
 /* Loads a region's fields (each masked to its width: the region may hold anything). */
 static void vmcs_load_region(struct cpu *c, u64 pa, struct vmcs *out, bool *launched)
 {
     u64 raw[VMCS_NFIELDS];
-    if (!vmx_phys_read(c, pa + VMCS_REGION_FIELDS, raw, sizeof(raw)))
+    if (!nested_phys_read(c, pa + VMCS_REGION_FIELDS, raw, sizeof(raw)))
         memset(raw, 0xff, sizeof(raw));
     int n;
     const struct vmcs_field_desc *t = vmcs_field_table(&n);
@@ -68,7 +53,7 @@ static void vmcs_load_region(struct cpu *c, u64 pa, struct vmcs *out, bool *laun
     for (int k = 0; k < n; k++)
         vmcs_write(out, &t[k], false, raw[t[k].field]);
     u32 launch = 0;
-    vmx_phys_read(c, pa + VMCS_REGION_LAUNCH, &launch, 4);
+    nested_phys_read(c, pa + VMCS_REGION_LAUNCH, &launch, 4);
     *launched = launch == VMCS_LAUNCHED_MAGIC;
 }
 
@@ -116,7 +101,7 @@ static bool bad_phys_addr(const struct cpu *c, u64 pa)
 static u32 region_revision(struct cpu *c, u64 pa)
 {
     u32 rev = ~0u; /* not RAM: reads as all-ones, no valid revision */
-    vmx_phys_read(c, pa + VMCS_REGION_REVISION, &rev, 4);
+    nested_phys_read(c, pa + VMCS_REGION_REVISION, &rev, 4);
     return rev;
 }
 
@@ -196,7 +181,7 @@ void vmx_insn_vmclear(struct cpu *c, const struct insn *i)
         v->current = ~0ull;
     } else {
         u32 launch = 0;
-        vmx_phys_write(c, pa + VMCS_REGION_LAUNCH, &launch, 4);
+        nested_phys_write(c, pa + VMCS_REGION_LAUNCH, &launch, 4);
     }
     vmx_succeed(c);
 }
@@ -248,7 +233,7 @@ static bool shadowed(struct cpu *c, u64 encoding, bool write)
         return false;
     u64 bitmap = v->vmcs.f[write ? VMCS_VMWRITE_BITMAP : VMCS_VMREAD_BITMAP];
     u8 byte = 0xff;
-    vmx_phys_read(c, bitmap + (encoding & 0x7fff) / 8, &byte, 1);
+    nested_phys_read(c, bitmap + (encoding & 0x7fff) / 8, &byte, 1);
     return !((byte >> (encoding & 7)) & 1);
 }
 
@@ -306,14 +291,14 @@ static u64 slot_load(struct cpu *c, bool shadow, const struct vmcs_field_desc *d
     u64 raw = ~0ull;
     if (!shadow)
         return c->vmx->vmcs.f[d->field];
-    vmx_phys_read(c, shadow_slot(c->vmx, d), &raw, 8);
+    nested_phys_read(c, shadow_slot(c->vmx, d), &raw, 8);
     return raw;
 }
 
 static void slot_store(struct cpu *c, bool shadow, const struct vmcs_field_desc *d, u64 raw)
 {
     if (shadow)
-        vmx_phys_write(c, shadow_slot(c->vmx, d), &raw, 8);
+        nested_phys_write(c, shadow_slot(c->vmx, d), &raw, 8);
     else
         c->vmx->vmcs.f[d->field] = raw;
 }
@@ -472,7 +457,7 @@ void vmx_insn_vmfunc(struct cpu *c, const struct insn *i)
     u32 index = (u32)c->gpr[R_RCX];
     u64 eptp = 0;
     if (index >= 512 ||
-        !vmx_phys_read(c, v->vmcs.f[VMCS_EPTP_LIST_ADDR] + 8 * (u64)index, &eptp, 8) ||
+        !nested_phys_read(c, v->vmcs.f[VMCS_EPTP_LIST_ADDR] + 8 * (u64)index, &eptp, 8) ||
         !vmx_eptp_valid(v, eptp, c->model->phys_bits))
         vmx_exit_insn(c, EXIT_REASON_VMFUNC, 0, 0);
     v->vmcs.f[VMCS_EPT_POINTER] = eptp;

@@ -105,7 +105,7 @@ static _Noreturn void exit_for_insn(struct cpu *c, u32 reason, u64 qual, u32 inf
 static bool bitmap_bit(struct cpu *c, u64 base, u32 bit)
 {
     u8 byte = 0xff; /* a bitmap outside RAM reads as all-ones: everything exits */
-    vmx_phys_read(c, base + bit / 8, &byte, 1);
+    nested_phys_read(c, base + bit / 8, &byte, 1);
     return (byte >> (bit & 7)) & 1;
 }
 
@@ -285,17 +285,6 @@ static bool exception_exits(const struct vmx *v, u8 vector, u32 error)
         return ((bitmap >> EXC_PF) & 1) == matches;
     }
     return (bitmap >> vector) & 1;
-}
-
-static bool exc_has_error_code(u8 vector)
-{
-    switch (vector) {
-    case EXC_DF: case EXC_TS: case EXC_NP: case EXC_SS: case EXC_GP: case EXC_PF:
-    case EXC_AC: case EXC_CP:
-        return true;
-    default:
-        return false;
-    }
 }
 
 static _Noreturn void exception_exit(struct cpu *c, u8 vector, unsigned type, bool has_error,

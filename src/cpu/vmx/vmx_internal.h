@@ -4,6 +4,7 @@
 #define NESTOR_CPU_VMX_VMX_INTERNAL_H
 
 #include "cpu/exec.h"
+#include "cpu/nested.h"
 #include "cpu/vmx/vmcs.h"
 #include "cpu/vmx/vmx.h"
 
@@ -296,9 +297,6 @@ void vmx_l1_apic_eoi(struct cpu *c);
 /* The length of the instruction that is running (for exit information). */
 u32 vmx_insn_length(const struct cpu *c);
 
-/* Physical memory access for VMX structures (VMCS regions, bitmaps, MSR areas): RAM only;
- * false when the address is not RAM. */
-bool vmx_phys_read(struct cpu *c, u64 pa, void *buf, size_t len);
-bool vmx_phys_write(struct cpu *c, u64 pa, const void *buf, size_t len);
+/* VMX structures in guest memory: nested_phys_read/nested_phys_write (cpu/nested.h). */
 
 #endif

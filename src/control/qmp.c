@@ -550,6 +550,18 @@ static void qmp_event(void *opaque, enum machine_event ev)
             emit("SHUTDOWN", d);
         }
         break;
+    case MACHINE_EV_GUEST_PANICKED: {
+        /* QEMU's event, with the Hyper-V crash parameters as its "info" */
+        json_object *d = json_object_new_object(), *info = json_object_new_object();
+        json_object_object_add(d, "action", json_object_new_string("poweroff"));
+        json_object_object_add(info, "type", json_object_new_string("hyper-v"));
+        static const char *const args[5] = { "arg1", "arg2", "arg3", "arg4", "arg5" };
+        for (int i = 0; i < 5; i++)
+            json_object_object_add(info, args[i], json_object_new_uint64(q.m->panic_info[i]));
+        json_object_object_add(d, "info", info);
+        emit("GUEST_PANICKED", d);
+        break;
+    }
     case MACHINE_EV_STOP_POINT:
     case MACHINE_EV_DEBUG: /* STOP was sent as it paused */
         break;

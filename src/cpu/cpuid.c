@@ -273,6 +273,8 @@ static const struct {
      * because where the vendors differ (SYSCALL/SYSENTER/SYSRET) it follows Intel
      * unless vendor=AuthenticAMD is given. */
     { "qemu64", BASE_QEMU64, VENDOR_INTEL, "nestor virtual CPU (qemu64)" },
+    /* QEMU's kvm64, which kvm-unit-tests' Hyper-V tests name: qemu64's baseline here */
+    { "kvm64", BASE_QEMU64, VENDOR_INTEL, "nestor virtual CPU (kvm64)" },
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, const char *arg)
@@ -372,7 +374,7 @@ int cpuid_model_parse(struct cpuid_model *m, const char *spec, char *err, size_t
         if (strcmp(models[i].name, name) == 0)
             mi = (int)i;
     if (mi < 0)
-        return fail(err, errlen, "unknown CPU model '%s' (models: max, qemu64)", name);
+        return fail(err, errlen, "unknown CPU model '%s' (models: max, qemu64, kvm64)", name);
 
     struct cpuid_model nm;
     memset(&nm, 0, sizeof(nm));

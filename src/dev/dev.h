@@ -46,6 +46,13 @@ void pci_testdev_destroy(struct pci_testdev *d);
 /* The Xen platform PCI device 5853:0001 (with -xen; src/dev/xen_platform.c): in the first
  * free PCI slot, with the fixed I/O ports 0x10-0x1f of Xen's PV-driver protocol; its
  * debug log goes to console_fd. */
+/* QEMU's hyperv-testdev (port 3000h): the guest asks for SynIC routes and message and
+ * event connections, as kvm-unit-tests' Hyper-V tests do. NULL if out of memory. */
+struct hyperv;
+struct hyperv_testdev *hyperv_testdev_create(struct machine *m, struct hyperv *hv);
+void hyperv_testdev_destroy(struct hyperv_testdev *d);
+void hyperv_testdev_state_register(struct hyperv_testdev *d, struct state_registry *r);
+
 struct xen_platform *xen_platform_create(struct machine *m, int console_fd);
 /* Registers its state description (machine/state.h). */
 void xen_platform_state_register(struct xen_platform *d, struct state_registry *r);
@@ -117,6 +124,12 @@ void lapic_reset(struct lapic *l);
  * the 8259 PIC, and the machine calls lapic_extint_ack() when the CPU takes it. */
 bool lapic_extint_pending(const struct lapic *l);
 void lapic_extint_ack(struct lapic *l);
+/* A hypervisor's auto-EOI (Hyper-V SynIC): the vector just acknowledged leaves service at
+ * once, with no EOI broadcast. */
+void lapic_isr_clear(struct lapic *l, u8 vector);
+/* Whether vector is the only one in service, edge-triggered, with nothing in IRR (the
+ * condition for Hyper-V's EOI avoidance through the VP assist page). */
+bool lapic_only_in_service(const struct lapic *l, u8 vector);
 /* Arbitration priority, for choosing the target of a lowest-priority message. */
 u8 lapic_arbitration_priority(const struct lapic *l);
 

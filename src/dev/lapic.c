@@ -673,12 +673,30 @@ void lapic_pmi(struct lapic *l)
         l->lvt[LVT_PERF] |= LVT_MASKED;
 }
 
+void lapic_isr_clear(struct lapic *l, u8 vector)
+{
+    clear_vec(l->isr, vector);
+}
+
+bool lapic_only_in_service(const struct lapic *l, u8 vector)
+{
+    /* it alone is in service, it is edge-triggered, and nothing waits in IRR */
+    if (!test_vec(l->isr, vector) || test_vec(l->tmr, vector) || highest_vector(l->irr) >= 0)
+        return false;
+    for (int i = 0; i < 8; i++)
+        if (l->isr[i] & ~(i == vector / 32 ? 1u << (vector % 32) : 0))
+            return false;
+    return true;
+}
+
 static void eoi(struct lapic *l)
 {
     int v = highest_vector(l->isr);
     if (v < 0)
         return;
     clear_vec(l->isr, (u8)v);
+    if (l->cpu)
+        machine_lapic_eoi(l->m, l->cpu->id, (u8)v);
     if (!test_vec(l->tmr, (u8)v))
         return;
     /* Level-triggered: the EOI is broadcast to the I/O APIC (remote IRR), and clears the

@@ -107,6 +107,9 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
         return handled(m);
     }
     case EV_MSR_READ:
+        if (m->hyperv && hyperv_msr_owned(m->hyperv, ev->u.msr.index))
+            return hyperv_msr_read(m->hyperv, c, ev->u.msr.index, &ev->u.msr.value)
+                       ? INTERCEPT_HANDLED : INTERCEPT_FAULT;
         if (m->xen && xen_msr_owned(m->xen, ev->u.msr.index))
             return xen_msr_read(m->xen, c, ev->u.msr.index, &ev->u.msr.value) ? INTERCEPT_HANDLED
                                                                              : INTERCEPT_FAULT;
@@ -115,6 +118,9 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
                                                                              : INTERCEPT_FAULT;
         return INTERCEPT_FAULT;
     case EV_MSR_WRITE:
+        if (m->hyperv && hyperv_msr_owned(m->hyperv, ev->u.msr.index))
+            return hyperv_msr_write(m->hyperv, c, ev->u.msr.index, ev->u.msr.value) ? handled(m)
+                                                                                  : INTERCEPT_FAULT;
         if (m->xen && xen_msr_owned(m->xen, ev->u.msr.index))
             return xen_msr_write(m->xen, c, ev->u.msr.index, ev->u.msr.value) ? handled(m)
                                                                             : INTERCEPT_FAULT;
@@ -123,12 +129,12 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
                                                                              : INTERCEPT_FAULT;
         return INTERCEPT_FAULT;
     case EV_CPUID: {
-        /* The hypervisor interface owns its leaves (a Hyper-V one would come first, at
-         * 40000000h, with Xen's moved to 40000100h); with the hypervisor bit hidden
-         * there are none. */
+        /* The hypervisor interfaces own their leaves (Hyper-V's first, at 40000000h, with
+         * Xen's moved to 40000100h); with the hypervisor bit hidden there are none. */
         u32 hv[4];
-        if (m->xen && m->model.fast.has[CF_HYPERVISOR] &&
-            xen_cpuid(m->xen, c, ev->u.cpuid.leaf, ev->u.cpuid.subleaf, hv)) {
+        if (m->model.fast.has[CF_HYPERVISOR] &&
+            ((m->hyperv && hyperv_cpuid(m->hyperv, c, ev->u.cpuid.leaf, ev->u.cpuid.subleaf, hv)) ||
+             (m->xen && xen_cpuid(m->xen, c, ev->u.cpuid.leaf, ev->u.cpuid.subleaf, hv)))) {
             ev->u.cpuid.eax = hv[0], ev->u.cpuid.ebx = hv[1];
             ev->u.cpuid.ecx = hv[2], ev->u.cpuid.edx = hv[3];
             return INTERCEPT_HANDLED;
@@ -141,6 +147,9 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
         return INTERCEPT_HANDLED;
     }
     case EV_HYPERCALL:
+        /* Hyper-V's, or with Xen on too those its hypercall page marks (EAX bit 31) */
+        if (m->hyperv && hyperv_hypercall_owned(m->hyperv, c))
+            return hyperv_hypercall(m->hyperv, c) ? handled(m) : INTERCEPT_DEFAULT;
         if (!m->xen)
             return INTERCEPT_DEFAULT; /* #UD */
         xen_hypercall(m->xen, c);
@@ -162,6 +171,8 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
     case EV_TSC_WRITTEN:
         if (m->xen)
             xen_tsc_written(m->xen, c);
+        if (m->hyperv)
+            hyperv_tsc_written(m->hyperv, c);
         return INTERCEPT_HANDLED;
     case EV_SHUTDOWN:
         nestor_log("vCPU %d: triple fault, the guest is shut down", c->id);
@@ -210,7 +221,16 @@ static int intr_ack(struct cpu *c, void *opaque)
         lapic_extint_ack(l);
         return pic_intr_ack(m->pic);
     }
-    return lapic_intr_ack(l);
+    if (!m->hyperv)
+        return lapic_intr_ack(l);
+    int v = lapic_intr_ack(l);
+    /* a SynIC auto-EOI vector leaves service as it is taken; an interrupt alone in
+     * service may be ended through the VP assist page */
+    if (v >= 16 && hyperv_auto_eoi(m->hyperv, c->id, (u8)v))
+        lapic_isr_clear(l, (u8)v);
+    else if (v >= 16)
+        hyperv_intr_taken(m->hyperv, c, (u8)v, lapic_only_in_service(l, (u8)v));
+    return v;
 }
 
 static u64 now_ns(struct cpu *c, void *opaque)
@@ -221,6 +241,96 @@ static u64 now_ns(struct cpu *c, void *opaque)
 }
 
 static const struct cpu_ops machine_cpu_ops = { route_event, intr_pending, intr_ack, now_ns };
+
+static void control_event(struct machine *m, enum machine_event ev);
+
+/* ---- what the Hyper-V interface asks of the machine (struct hyperv_host_ops) ---- */
+static void hv_deliver_vector(void *opaque, int vcpu, u8 vector)
+{
+    struct machine *m = opaque;
+    if (vcpu < 0 || vcpu >= m->ncpus)
+        return;
+    lapic_deliver(m->lapic[vcpu], vector, APIC_DM_FIXED, false);
+    cpu_check_events(m->cpu[vcpu]);
+    machine_kick(m, vcpu);
+}
+
+/* the synthetic APIC MSRs as the LAPIC's own registers: x2APIC's MSRs in x2APIC mode,
+ * the xAPIC registers otherwise (ICR: the destination in the high half) */
+static bool hv_apic_write(void *opaque, int vcpu, u32 reg, u64 value)
+{
+    struct machine *m = opaque;
+    struct lapic *l = m->lapic[vcpu];
+    if (!lapic_hw_enabled(l))
+        return false;
+    bool x2 = (lapic_base(l) & (1u << 10)) != 0;
+    switch (reg) {
+    case 0x40000070: /* EOI */
+        return x2 ? lapic_msr_write(l, 0x80b, 0) : (lapic_mmio_write(l, 0xb0, 4, 0), true);
+    case 0x40000071: /* ICR */
+        if (x2)
+            return lapic_msr_write(l, 0x830, value);
+        lapic_mmio_write(l, 0x310, 4, value >> 32);
+        lapic_mmio_write(l, 0x300, 4, (u32)value);
+        return true;
+    default: /* TPR */
+        return x2 ? lapic_msr_write(l, 0x808, value) : (lapic_mmio_write(l, 0x80, 4, (u32)value), true);
+    }
+}
+
+static bool hv_apic_read(void *opaque, int vcpu, u32 reg, u64 *value)
+{
+    struct machine *m = opaque;
+    struct lapic *l = m->lapic[vcpu];
+    if (!lapic_hw_enabled(l))
+        return false;
+    bool x2 = (lapic_base(l) & (1u << 10)) != 0;
+    if (reg == 0x40000071) {
+        if (x2)
+            return lapic_msr_read(l, 0x830, value);
+        *value = lapic_mmio_read(l, 0x300, 4) | lapic_mmio_read(l, 0x310, 4) << 32;
+        return true;
+    }
+    if (x2)
+        return lapic_msr_read(l, 0x808, value);
+    *value = lapic_mmio_read(l, 0x80, 4);
+    return true;
+}
+
+static void hv_flush_tlb(void *opaque, int vcpu)
+{
+    struct machine *m = opaque;
+    if (vcpu >= 0 && vcpu < m->ncpus)
+        tlb_flush_all(&m->cpu[vcpu]->tlb);
+}
+
+static void hv_reset(void *opaque)
+{
+    /* a reset is the end of the run, as the keyboard controller's (no firmware to rerun) */
+    machine_request_stop(opaque, NESTOR_EXIT_OK);
+}
+
+static void hv_crashed(void *opaque, const u64 params[5])
+{
+    struct machine *m = opaque;
+    char msg[256];
+    hyperv_crash_format(params, msg, sizeof(msg));
+    nestor_log("%s", msg);
+    memcpy(m->panic_info, params, sizeof(m->panic_info));
+    control_event(m, MACHINE_EV_GUEST_PANICKED);
+    machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
+}
+
+static void xen_kick(void *opaque, int vcpu);
+static u64 xen_now_ns(void *opaque);
+static int xen_timer_new(void *opaque, void (*fn)(void *arg, u64 now_ns), void *arg);
+static void xen_timer_arm(void *opaque, int timer, u64 deadline_ns);
+static void xen_timer_disarm(void *opaque, int timer);
+
+static const struct hyperv_host_ops machine_hyperv_ops = {
+    hv_deliver_vector, hv_apic_write, hv_apic_read, hv_flush_tlb, xen_kick, xen_now_ns,
+    xen_timer_new, xen_timer_arm, xen_timer_disarm, hv_reset, hv_crashed,
+};
 
 /* ---- what the Xen interface asks of the machine (struct xen_host_ops) ---- */
 static void drive_pic(struct machine *m, int irq);
@@ -392,6 +502,12 @@ void machine_kick(struct machine *m, int vcpu)
     }
 }
 
+void machine_lapic_eoi(struct machine *m, int vcpu, u8 vector)
+{
+    if (m->hyperv)
+        hyperv_eoi(m->hyperv, vcpu, vector);
+}
+
 void machine_eoi_broadcast(struct machine *m, u8 vector)
 {
     if (m->ioapic)
@@ -510,6 +626,27 @@ static int add_pci_testdev(struct machine *m, const struct opts *o)
     return 0;
 }
 
+static int add_hyperv_testdev(struct machine *m, const struct opts *o)
+{
+    (void)o;
+    if (!m->hyperv || !(m->hyperv_cfg.features & BIT(HV_FEAT_SYNIC))) {
+        nestor_log("-device hyperv-testdev needs -cpu ...,hv-synic");
+        return -1;
+    }
+    if (m->hyperv_testdev) {
+        nestor_log("-device hyperv-testdev: only one (its port is fixed)");
+        return -1;
+    }
+    m->hyperv_testdev = hyperv_testdev_create(m, m->hyperv);
+    return m->hyperv_testdev ? 0 : -1;
+}
+
+static int add_hv_syndbg(struct machine *m, const struct opts *o)
+{
+    (void)m, (void)o;
+    return 0; /* made with the Hyper-V interface */
+}
+
 static const struct device_type {
     const char *name;
     const char *props[8]; /* besides "id", which every device takes; NULL-terminated */
@@ -518,6 +655,9 @@ static const struct device_type {
     { "isa-debug-exit", { "iobase", "iosize", NULL }, add_debugexit },
     { "pc-testdev", { NULL }, add_pc_testdev },
     { "pci-testdev", { "addr", NULL }, add_pci_testdev },
+    { "hyperv-testdev", { NULL }, add_hyperv_testdev },
+    /* the synthetic debugger's host end: the Hyper-V interface's (parse_cpu_option) */
+    { "hv-syndbg", { "host_ip", "host_port", "use_hcalls", NULL }, add_hv_syndbg },
     /* Xen PV devices: their backends are domain 0's, made with xenstore (xendev.c) */
     { "xen-disk", { XENDEV_DISK_PROPS, NULL }, NULL },
     { "xen-net-device", { XENDEV_NET_PROPS, NULL }, NULL },
@@ -531,7 +671,7 @@ static int add_device(struct machine *m, const struct opts *o)
             t = &device_types[i];
     if (!t) {
         nestor_log("-device %s: unknown device (nestor has isa-debug-exit, pc-testdev, "
-                   "pci-testdev, xen-disk, xen-net-device)", o->name);
+                   "pci-testdev, hyperv-testdev, hv-syndbg, xen-disk, xen-net-device)", o->name);
         return -1;
     }
     if (opts_check_known(o, t->props))
@@ -752,7 +892,8 @@ static const struct state_field machine_fields[] = {
     N(cfg), N(mem), N(io), N(mmio), N(clock), N(model), N(cpu), N(lapic), N(ncpus), N(uart),
     N(fwcfg), N(pic), N(ioapic), N(pit), N(rtc), N(hpet), N(acpi_pm), N(pci),
     F(irq_level), F(pci_gsis), F(pci_isa_irqs), F(xen_cb_lines),
-    N(kbc), N(pc_testdev), N(pci_testdev), N(xen), N(xen_platform), N(xenstore), N(xenstore_ring), N(pvconsole), N(xendevs),
+    N(kbc), N(pc_testdev), N(pci_testdev), N(xen), N(hyperv), N(hyperv_cfg), N(hyperv_testdev), N(panic_info),
+    N(xen_platform), N(xenstore), N(xenstore_ring), N(pvconsole), N(xendevs),
     STATE_STRUCT(struct machine, sched, sched_desc), F(started), N(running), N(end_pass), F(progress),
     N(stat_rounds), N(stat_runs), N(stat_pause_waits), N(stat_message_ends),
     N(stop), N(exit_status), N(powerdown_signal), N(powerdown_since), F(acpi_rsdp), F(booted_pvh), F(acpi_facs),
@@ -787,6 +928,8 @@ static void register_state(struct machine *m)
      * whose TLBs are checked against it) */
     if (m->xen)
         xen_state_register(m->xen, r);
+    if (m->hyperv)
+        hyperv_state_register(m->hyperv, r);
     if (m->xenstore)
         xenstore_state_register(m->xenstore, r);
     if (m->pvconsole)
@@ -813,6 +956,8 @@ static void register_state(struct machine *m)
         pci_testdev_state_register(m->pci_testdev, r);
     if (m->xen_platform)
         xen_platform_state_register(m->xen_platform, r);
+    if (m->hyperv_testdev)
+        hyperv_testdev_state_register(m->hyperv_testdev, r);
 }
 
 void machine_state_save(struct machine *m, struct state_buf *b)
@@ -883,12 +1028,56 @@ void machine_powerdown(struct machine *m)
 }
 
 /* ---- construction ---- */
+/* -cpu: the Hyper-V properties (hv-*) are the Hyper-V interface's, the rest the CPU
+ * model's; -device hv-syndbg configures the interface's debugger. */
+static int parse_cpu_option(struct machine *m, const struct machine_config *cfg, char *err, size_t errlen)
+{
+    const char *spec = cfg->cpu_spec ? cfg->cpu_spec : "max";
+    char model[512] = "", item[256];
+    struct hyperv_config *hv = &m->hyperv_cfg;
+    bool first = true; /* the model's name */
+    for (const char *p = spec; *p; first = false) {
+        size_t n = strcspn(p, ",");
+        if (n >= sizeof(item) || strlen(model) + n + 2 > sizeof(model)) {
+            snprintf(err, errlen, "option string too long");
+            return -1;
+        }
+        memcpy(item, p, n);
+        item[n] = 0;
+        p += n + (p[n] == ',');
+        int r = first ? 0 : hyperv_parse_cpu_item(hv, item, err, errlen);
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            snprintf(model + strlen(model), sizeof(model) - strlen(model), "%s%s",
+                     model[0] ? "," : "", item);
+    }
+    if (hyperv_config_check(hv, err, errlen) < 0)
+        return -1;
+    for (int i = 0; i < cfg->ndevices; i++) {
+        const char *d = cfg->devices[i];
+        if (!strncmp(d, "hv-syndbg", 9) && (d[9] == 0 || d[9] == ',')) {
+            if (hv->syndbg.enabled) {
+                snprintf(err, errlen, "-device hv-syndbg: only one");
+                return -1;
+            }
+            if (hyperv_parse_syndbg_device(hv, d[9] ? d + 10 : "", err, errlen) < 0)
+                return -1;
+            if (!(hv->features & BIT(HV_FEAT_SYNDBG))) {
+                snprintf(err, errlen, "-device hv-syndbg needs -cpu ...,hv-syndbg");
+                return -1;
+            }
+        }
+    }
+    return cpuid_model_parse(&m->model, model, err, errlen);
+}
+
 int machine_create(struct machine *m, const struct machine_config *cfg)
 {
     memset(m, 0, sizeof(*m));
     m->cfg = *cfg;
     char err[256];
-    if (cpuid_model_parse(&m->model, cfg->cpu_spec ? cfg->cpu_spec : "max", err, sizeof(err)) < 0) {
+    if (parse_cpu_option(m, cfg, err, sizeof(err)) < 0) {
         nestor_log("-cpu %s: %s", cfg->cpu_spec ? cfg->cpu_spec : "max", err);
         return NESTOR_EXIT_USAGE;
     }
@@ -951,7 +1140,9 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
             clock_gettime(CLOCK_REALTIME, &ts);
             host.boot_wall_ns = (u64)ts.tv_sec * 1000000000ull + (u64)ts.tv_nsec;
         }
-        if (!(m->xen = xen_create(&cfg->xen, &host, 0x40000000u))) {
+        /* with Hyper-V on too, its leaves come first and Xen's move up (viridian) */
+        u32 base = hyperv_config_enabled(&m->hyperv_cfg) ? 0x40000100u : 0x40000000u;
+        if (!(m->xen = xen_create(&cfg->xen, &host, base))) {
             nestor_log("out of host memory creating the Xen interface");
             return NESTOR_EXIT_GUEST_ERROR;
         }
@@ -959,6 +1150,21 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
          * PVH memmap copies it) */
         u64 special_size, special = xen_special_region(&special_size);
         mem_e820_mark(&m->mem, special, special_size, E820_RESERVED);
+    }
+    if (hyperv_config_enabled(&m->hyperv_cfg)) {
+        struct hyperv_host host = { .ops = &machine_hyperv_ops,
+                                    .opaque = m,
+                                    .amd = m->model.vendor == VENDOR_AMD,
+                                    .xen_too = m->xen != NULL,
+                                    .tsc_khz = m->model.tsc_khz,
+                                    .apic_khz = m->model.bus_khz,
+                                    .cpus = m->cpu,
+                                    .ncpus = m->ncpus };
+        if (!(m->hyperv = hyperv_create(&m->hyperv_cfg, &host))) {
+            nestor_log("cannot create the Hyper-V interface (out of host memory, or the "
+                       "synthetic debugger's host end)");
+            return NESTOR_EXIT_USAGE;
+        }
     }
     m->io.report_unowned = m->mmio.report_unowned = cfg->trace && cfg->trace_events;
     m->pic = pic_create(m);
@@ -1003,6 +1209,10 @@ void machine_destroy(struct machine *m)
 {
     state_registry_free(&m->state);
     xendev_destroy(m);
+    hyperv_testdev_destroy(m->hyperv_testdev);
+    m->hyperv_testdev = NULL;
+    hyperv_destroy(m->hyperv);
+    m->hyperv = NULL;
     if (m->xen)
         xen_destroy(m->xen);
     xenstore_ring_destroy(m->xenstore_ring);
@@ -1211,12 +1421,16 @@ static void run_round(struct machine *m, u64 budget)
          * elsewhere) writes them where an uncut run does */
         if (m->xen && opening)
             xen_vcpu_resume(m->xen, c);
+        if (m->hyperv && opening)
+            hyperv_vcpu_resume(m->hyperv, c);
         u64 before = c->icount;
         enum cpu_stop_reason r = cpu_run(c, left);
         m->running = -1;
         bool pass_over = !(cut && r == STOP_BUDGET && c->icount - before == left && !m->end_pass);
         if (m->xen && pass_over)
             xen_vcpu_ran(m->xen, c);
+        if (m->hyperv && pass_over)
+            hyperv_vcpu_ran(m->hyperv, c);
         m->end_pass = false;
         if (r == STOP_SHUTDOWN)
             machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);

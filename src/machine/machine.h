@@ -13,6 +13,7 @@
 #include "machine/mem.h"
 #include "machine/state.h"
 #include "hv/xen/xen.h"
+#include "hv/hyperv/hyperv.h"
 
 struct xenstore;
 struct xenstore_ring;
@@ -38,6 +39,7 @@ struct kbc;
 struct pc_testdev;
 struct pci_testdev;
 struct xen_platform;
+struct hyperv_testdev;
 
 #define MACHINE_MAX_DEVICES 16
 #define MACHINE_MAX_DRIVES 16
@@ -102,6 +104,8 @@ enum machine_event {
     MACHINE_EV_STOP,       /* machine_pause took effect */
     MACHINE_EV_RESUME,     /* machine_resume */
     MACHINE_EV_SHUTDOWN,   /* the run ends (m->exit_status) */
+    MACHINE_EV_GUEST_PANICKED, /* the guest reported a crash (m->panic_info: the Hyper-V
+                              crash parameters); the run then ends with the guest-error status */
     MACHINE_EV_STOP_POINT, /* the machine reached the machine_stop_at count: every vCPU
                               is between instructions; the handler may save, pause, stop */
     MACHINE_EV_DEBUG,      /* a vCPU stopped at a host debugger's breakpoint or watchpoint
@@ -140,6 +144,10 @@ struct machine {
     struct pc_testdev *pc_testdev;   /* -device pc-testdev */
     struct pci_testdev *pci_testdev; /* -device pci-testdev */
     struct xen *xen;                 /* -xen: the hypervisor interface, or NULL */
+    struct hyperv *hyperv;           /* -cpu ...,hv-*: the Hyper-V interface, or NULL */
+    struct hyperv_config hyperv_cfg; /* what -cpu and -device hv-syndbg asked of it */
+    struct hyperv_testdev *hyperv_testdev; /* -device hyperv-testdev */
+    u64 panic_info[5];               /* the guest's crash report (MACHINE_EV_GUEST_PANICKED) */
     struct xen_platform *xen_platform; /* -xen: its platform PCI device */
     struct xenstore *xenstore;       /* -xen: domain 0's store for the guest */
     struct xenstore_ring *xenstore_ring; /* and its ring */
@@ -242,5 +250,7 @@ void machine_apic_send(struct machine *m, const struct apic_msg *msg);
 void machine_kick(struct machine *m, int vcpu);
 /* A LAPIC's EOI of a level-triggered vector, broadcast to the I/O APIC. */
 void machine_eoi_broadcast(struct machine *m, u8 vector);
+/* vCPU vcpu's LAPIC ended the service of vector (any EOI): the hypervisor interface hears it */
+void machine_lapic_eoi(struct machine *m, int vcpu, u8 vector);
 
 #endif

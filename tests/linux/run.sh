@@ -11,6 +11,12 @@
 #   vmx-smp1      the vmlinux through PVH, 1 vCPU, -cpu max (VMX): Linux loads kvm_intel
 #                 and tests/linux/kvm_client.c runs its L2 guests through /dev/kvm
 #   svm-smp1      the same with -cpu max,vendor=AuthenticAMD (SVM): kvm_amd, the same client
+#   hyperv-smp2   the vmlinux through PVH, 2 vCPUs, with every Hyper-V enlightenment
+#                 (-cpu max,hv-passthrough): Linux finds Hyper-V and takes its TSC-page
+#                 clocksource, the synthetic timer's clockevents (direct mode), the
+#                 enlightened APIC, and the hypercalls for remote TLB flushes and IPIs
+#   xen-hyperv-smp2 the vmlinux as a Xen PVH guest with Hyper-V's enlightenments too
+#                 (Xen's leaves at 40000100h): Linux takes Hyper-V's, as on Xen with viridian
 # and as a Xen guest (-xen), each with the event upcall path and event-channel ABI it
 # asks of Linux:
 #   xen-hvm-smp1  the bzImage as an HVM guest: callback vector, FIFO events
@@ -44,11 +50,16 @@ BOOTS=(
   "xen-hvm-smp1 vmlinuz 1     poweroff  vector,fifo"
   "xen-hvm-smp2 vmlinuz 2     reboot    vector,2l"
   "pvh-smp1     vmlinux 1     poweroff  -"
+  "hyperv-smp2  vmlinux 2     poweroff  -"
   "pvh-smp2     vmlinux 2     reboot    -"
   "xen-pvh-smp2 vmlinux 2     poweroff  vector,fifo"
+  "xen-hyperv-smp2 vmlinux 2  poweroff  vector,fifo"
   "xen-intx-smp1 vmlinuz 1    poweroff  intx,fifo"
   "xen-pic-smp1 vmlinuz 1     poweroff  pic,fifo"
 )
+
+# Boots with Hyper-V's enlightenments (-cpu max,hv-passthrough).
+HYPERV_BOOTS="hyperv-smp2 xen-hyperv-smp2"
 
 # Boots (not Xen) with noapic.
 NOAPIC_BOOTS="pvh-smp1"
@@ -89,8 +100,9 @@ boot() { # name kernel ncpus ending xen
     append="$append nestor.kvm=1"
     case $name in svm-*) args+=(-cpu max,vendor=AuthenticAMD) ;; *) args+=(-cpu max) ;; esac
   fi
+  is_hyperv_boot "$name" && args+=(-cpu max,hv-passthrough)
   if [ "$xen" != - ]; then
-    args=(-xen)
+    args+=(-xen)
     case $xen in *,2l) append="$append xen.fifo_events=0" ;; esac
     case $xen in
       intx,*) append="$append xen_no_vector_callback" ;;
@@ -108,6 +120,50 @@ boot() { # name kernel ncpus ending xen
 
 is_s3_boot() { [[ " $S3_BOOTS " == *" $1 "* ]]; }
 is_kvm_boot() { [[ " $KVM_BOOTS " == *" $1 "* ]]; }
+is_hyperv_boot() { [[ " $HYPERV_BOOTS " == *" $1 "* ]]; }
+
+# Hyper-V's enlightenments: Linux detects Hyper-V (vendor "Microsoft Hv", the hypercall
+# and VP index MSRs), switches to the reference TSC page, runs its clock events on
+# synthetic timer 0 in direct mode (/proc/interrupts' HVS row counts them on every CPU),
+# and uses the enlightened APIC and the hypercalls for remote TLB flushes and IPIs.
+check_hyperv() { # name ncpus log
+  local t=linux:$1 ncpus=$2 log=$3 kl irqs
+  kl=$(grep -aE '^\[ *[0-9]+\.[0-9]+\]' "$log" | tr -d '\r' | sed 's/^\[[^]]*\] //')
+  irqs=$(section interrupts <"$log")
+  if grep -qx 'Hypervisor detected: Microsoft Hyper-V' <<<"$kl" &&
+     grep -qE '^Hyper-V: privilege flags low 0x[0-9a-f]+, high 0x[0-9a-f]+' <<<"$kl"; then
+    echo "PASS $t:hyperv"
+  else
+    echo "FAIL $t:hyperv: $(grep -iE 'hypervisor|hyper-v' <<<"$kl" | one_line)"
+  fi
+  if grep -qx 'clocksource: Switched to clocksource hyperv_clocksource_tsc_page' <<<"$kl"; then
+    echo "PASS $t:hyperv-clocksource"
+  else
+    echo "FAIL $t:hyperv-clocksource: $(grep -E 'clocksource: Switched|hyperv_clocksource' <<<"$kl" | one_line)"
+  fi
+  local row
+  row=$(grep -E '^ *HVS:' <<<"$irqs")
+  if [ -n "$row" ] && awk -v n="$ncpus" '{ for (i = 2; i <= n + 1; i++) if ($i + 0 == 0) exit 1 }' <<<"$row"; then
+    echo "PASS $t:hyperv-stimer"
+  else
+    echo "FAIL $t:hyperv-stimer: want stimer0 interrupts on every CPU | ${row:-no HVS row} | $(grep -E 'LOC:' <<<"$irqs" | one_line 1)"
+  fi
+  if grep -qE '^Hyper-V: Using enlightened APIC \((xapic|x2apic) mode\)$' <<<"$kl"; then
+    echo "PASS $t:hyperv-apic"
+  else
+    echo "FAIL $t:hyperv-apic: $(grep -iE 'enlightened|apic' <<<"$kl" | one_line)"
+  fi
+  if grep -qx 'Hyper-V: Using hypercall for remote TLB flush' <<<"$kl"; then
+    echo "PASS $t:hyperv-tlbflush"
+  else
+    echo "FAIL $t:hyperv-tlbflush: $(grep -iE 'tlb' <<<"$kl" | one_line)"
+  fi
+  if grep -qx 'Hyper-V: Using IPI hypercalls' <<<"$kl"; then
+    echo "PASS $t:hyperv-ipi"
+  else
+    echo "FAIL $t:hyperv-ipi: $(grep -iE 'ipi' <<<"$kl" | one_line)"
+  fi
+}
 
 # KVM in the guest: the CPU offers VMX (SVM for the svm- boots), kvm_intel (kvm_amd)
 # takes it (no "not supported" or "disabled by bios"), /dev/kvm appears, and every check
@@ -165,6 +221,17 @@ s3_known_lines() { # name
   if is_s3_boot "$1"; then
     awk '/PM: suspend entry/ { s = 1 } /PM: suspend exit/ { s = 0 }
          !(s && /\] hpet: Lost [0-9]+ RTC interrupts$/)'
+  else
+    cat
+  fi
+}
+
+# Kernel log lines (stdin) less, for a Hyper-V boot, Linux's own verdict on a Hyper-V
+# that does not offer the TSC-invariance control (privilege bit 15): it takes the
+# reference TSC page instead of the TSC, as on Hyper-V and KVM.
+hyperv_known_lines() { # name
+  if is_hyperv_boot "$1"; then
+    grep -vE '\] tsc: Marking TSC unstable due to running on Hyper-V$'
   else
     cat
   fi
@@ -336,7 +403,9 @@ check() { # name kernel ncpus ending xen
   # timer: there, CPU N's own column of timerN counts instead of LOC.
   # (Without the vector callback Linux keeps the LAPIC timer, as it keeps the TSC.)
   local ticks_ok=1 i
-  if [ "${xen%,*}" = vector ]; then
+  if is_hyperv_boot "$name" && [ "$xen" = - ]; then
+    ticks_ok=1 # the clock events are the synthetic timer's (check_hyperv)
+  elif [ "${xen%,*}" = vector ]; then
     for ((i = 0; i < ncpus; i++)); do
       awk -v c=$((i + 2)) -v row="timer$i" '$NF == row && $c + 0 > 0 { f = 1 } END { exit !f }' <<<"$irqs" || ticks_ok=0
     done
@@ -367,7 +436,8 @@ check() { # name kernel ncpus ending xen
   fi
 
   local bad
-  bad=$(s3_known_lines "$name" <<<"$kernel_lines" | grep -E "$FORBIDDEN" | awk '!seen[$0]++')
+  bad=$(s3_known_lines "$name" <<<"$kernel_lines" | hyperv_known_lines "$name" |
+        grep -E "$FORBIDDEN" | awk '!seen[$0]++')
   if [ -z "$kernel_lines" ]; then
     echo "FAIL $t:kernel-log: no kernel messages"
   elif [ -n "$bad" ]; then
@@ -378,6 +448,7 @@ check() { # name kernel ncpus ending xen
 
   is_s3_boot "$name" && check_s3 "$name" "$ncpus" "$log"
   is_kvm_boot "$name" && check_kvm "$name" "$log"
+  is_hyperv_boot "$name" && [ "$xen" = - ] && check_hyperv "$name" "$ncpus" "$log"
   [ "$xen" != - ] && check_xen "$name" "$2" "$xen" "$log"
   check_pmu "$name" "$log"
 
@@ -401,8 +472,11 @@ PMU_TROUBLE='no PMU driver|unsupported|Broken PMU|Failed to access perfctr|hard 
 check_pmu() { # name log
   local t=linux:$1 log=$2 kl
   kl=$(grep -aE '^\[ *[0-9]+\.[0-9]+\]' "$log" | tr -d '\r' | sed 's/^\[[^]]*\] //')
+  # (Linux turns its NMI watchdog off on Hyper-V: ms_hyperv_init_platform)
+  local watchdog='NMI watchdog: Enabled. Permanently consumes one hw-PMU counter.'
+  is_hyperv_boot "$1" && watchdog=
   if grep -qE '^Performance Events: .*(Intel|AMD) PMU driver\.$' <<<"$kl" &&
-     grep -qx 'NMI watchdog: Enabled. Permanently consumes one hw-PMU counter.' <<<"$kl" &&
+     { [ -z "$watchdog" ] || grep -qx "$watchdog" <<<"$kl"; } &&
      ! grep -qiE "$PMU_TROUBLE" <<<"$kl"; then
     echo "PASS $t:pmu-driver"
   else

@@ -82,6 +82,7 @@ RUNS = [
     ("xen-pvcons", "xen_pvcons.elf", ["-xen", "-append", "xen=yes"], POINTS),
     ("xen-vcpu", "xen_vcpu.elf", ["-xen", "-smp", "3", "-append", "xen=yes"], POINTS),
     ("xen-upcall", "xen_upcall.elf", ["-xen", "-append", "xen=yes"], POINTS),
+    ("hv-xen", "hv_xen.elf", ["-xen", "-cpu", "max,hv-passthrough", "-append", "xen=yes cpu=max,hv-passthrough"], POINTS),
 ]
 def xen_disk_image(d, linux):
     """An ext4 root for the PV disk run: busybox and an init that reads a file, prints its
@@ -117,6 +118,13 @@ LINUX = os.path.abspath(os.path.join(BUILD, "linux"))
 if os.path.exists(os.path.join(LINUX, "vmlinux")):
     RUNS.append(("linux", os.path.join(LINUX, "vmlinux"),
                  ["-m", "512M", "-smp", "2", "-initrd", os.path.join(LINUX, "initramfs.cpio.gz"),
+                  "-append", "console=ttyS0 nestor.script=1"], 2))
+    # the same kernel with every Hyper-V enlightenment: the reference TSC page, the
+    # direct-mode synthetic timers, the VP assist page's EOI avoidance, hypercall IPIs and
+    # TLB flushes in flight across the restore
+    RUNS.append(("linux-hyperv", os.path.join(LINUX, "vmlinux"),
+                 ["-m", "512M", "-smp", "2", "-cpu", "max,hv-passthrough",
+                  "-initrd", os.path.join(LINUX, "initramfs.cpio.gz"),
                   "-append", "console=ttyS0 nestor.script=1"], 2))
     # the same kernel as a Xen PVH guest (shared_info and grant frames placed, FIFO
     # events, Xen's timers and console)

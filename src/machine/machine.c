@@ -95,6 +95,8 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
         /* The APIC page is per vCPU: each one's accesses reach its own LAPIC. */
         u64 base = lapic_base(apic) & ~0xfffull;
         if (lapic_mmio_decoded(apic) && ev->u.mmio.gpa - base < APIC_PAGE_SIZE) {
+            if (m->hyperv)
+                hyperv_pv_eoi_sync(m->hyperv, c);
             if (ev->u.mmio.write)
                 lapic_mmio_write(apic, ev->u.mmio.gpa - base, ev->u.mmio.size, ev->u.mmio.value);
             else
@@ -113,6 +115,8 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
         if (m->xen && xen_msr_owned(m->xen, ev->u.msr.index))
             return xen_msr_read(m->xen, c, ev->u.msr.index, &ev->u.msr.value) ? INTERCEPT_HANDLED
                                                                              : INTERCEPT_FAULT;
+        if (lapic_msr(ev->u.msr.index) && m->hyperv)
+            hyperv_pv_eoi_sync(m->hyperv, c);
         if (lapic_msr(ev->u.msr.index))
             return lapic_msr_read(apic, ev->u.msr.index, &ev->u.msr.value) ? INTERCEPT_HANDLED
                                                                              : INTERCEPT_FAULT;
@@ -124,6 +128,8 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
         if (m->xen && xen_msr_owned(m->xen, ev->u.msr.index))
             return xen_msr_write(m->xen, c, ev->u.msr.index, ev->u.msr.value) ? handled(m)
                                                                             : INTERCEPT_FAULT;
+        if (lapic_msr(ev->u.msr.index) && m->hyperv)
+            hyperv_pv_eoi_sync(m->hyperv, c);
         if (lapic_msr(ev->u.msr.index))
             return lapic_msr_write(apic, ev->u.msr.index, ev->u.msr.value) ? handled(m)
                                                                              : INTERCEPT_FAULT;
@@ -197,6 +203,8 @@ static int intr_pending(struct cpu *c, void *opaque)
 {
     struct machine *m = opaque;
     struct lapic *l = m->lapic[c->id];
+    if (m->hyperv) /* an EOI made through the VP assist page, before priorities count */
+        hyperv_pv_eoi_sync(m->hyperv, c);
     if (m->xen) {
         int v = xen_intr_pending(m->xen, c);
         if (v >= 0)

@@ -266,13 +266,14 @@ static const struct hv_hypercall_desc hv_hypercalls[] = {
 
 static u16 hv_call(struct hv_call *k, u64 ctl)
 {
+    /* reserved bits first, whatever the code (KVM's order) */
+    if (ctl & HC_RSVD_MASK)
+        return HV_STATUS_INVALID_HYPERCALL_INPUT;
     if (k->code >= HV_NR_HYPERCALLS || !hv_hypercalls[k->code].fn)
         return HV_STATUS_INVALID_HYPERCALL_CODE;
     const struct hv_hypercall_desc *d = &hv_hypercalls[k->code];
     if (d->feature >= 0 && !hv_has(k->hv, (enum hyperv_feature)d->feature))
         return HV_STATUS_INVALID_HYPERCALL_CODE;
-    if (ctl & HC_RSVD_MASK)
-        return HV_STATUS_INVALID_HYPERCALL_INPUT;
     /* a simple call has no reps; a rep call at least one, starting below the count */
     if (d->rep ? (k->rep_cnt == 0 || k->rep_idx >= k->rep_cnt) : (k->rep_cnt || k->rep_idx))
         return HV_STATUS_INVALID_HYPERCALL_INPUT;

@@ -421,7 +421,14 @@ bool hyperv_msr_read(struct hyperv *hv, struct cpu *c, u32 index, u64 *value)
     case HV_MSR_HYPERCALL: *value = hv->hypercall; return true;
     case HV_MSR_VP_INDEX: *value = (u64)c->id; return true;
     case HV_MSR_RESET: *value = 0; return true;
-    case HV_MSR_VP_RUNTIME: *value = vp->runtime_ns / 100; return true;
+    case HV_MSR_VP_RUNTIME: {
+        /* the passes that ended, and the one running now (the VP reads it as it runs) */
+        u64 ns = vp->runtime_ns, now = hv->host.ops->now_ns(hv->host.opaque);
+        if (vp->run_start_ns && now > vp->run_start_ns)
+            ns += now - vp->run_start_ns;
+        *value = ns / 100;
+        return true;
+    }
     case HV_MSR_TIME_REF_COUNT: *value = hv_ref_time(hv); return true;
     case HV_MSR_REFERENCE_TSC: *value = hv->reference_tsc; return true;
     case HV_MSR_TSC_FREQUENCY: *value = (u64)hv->host.tsc_khz * 1000; return true;
@@ -459,7 +466,8 @@ bool hyperv_msr_write(struct hyperv *hv, struct cpu *c, u32 index, u64 value)
     switch (index) {
     case HV_MSR_GUEST_OS_ID:
         hv->guest_os_id = value;
-        if (!value) /* a zero id disables the hypercall page (TLFS 3.13) */
+        /* a zero id disables the hypercall page (TLFS 3.13), unless it is locked */
+        if (!value && !(hv->hypercall & 2))
             hv->hypercall &= ~HV_PAGE_ENABLE;
         return true;
     case HV_MSR_HYPERCALL:
@@ -534,8 +542,6 @@ bool hyperv_msr_write(struct hyperv *hv, struct cpu *c, u32 index, u64 value)
     return hv_syndbg_msr_write(hv, c, index, value);
 }
 
-static void hv_pv_eoi_check(struct hyperv *hv, struct cpu *c);
-
 /* ---- the VP assist page's EOI avoidance (TLFS 10.3.5) ----
  * When the interrupt a VP accepts is the only one in service and nothing else waits, the
  * hypervisor sets bit 0 of apic_assist; the guest's EOI is then to clear it, and the
@@ -551,12 +557,16 @@ void hyperv_intr_taken(struct hyperv *hv, struct cpu *c, u8 vector, bool only_in
     struct hv_vp *vp = &hv->vp[c->id];
     if (!hv_has(hv, HV_FEAT_VAPIC) || !hv_assist_enabled(vp))
         return;
-    hv_pv_eoi_check(hv, c); /* an EOI the guest made by clearing the bit comes first */
+    hyperv_pv_eoi_sync(hv, c); /* an EOI the guest made by clearing the bit comes first */
     u32 assist;
     u64 gpa = vp->vp_assist & ~0xfffull;
     if (mem_read(c->mem, gpa, &assist, 4))
         return;
-    if (only_in_service && !vp->pv_eoi_pending) {
+    /* a bit the guest left set (it ended that interrupt through the APIC, or has yet to
+     * end it) lapses, as KVM takes it back at the guest's next exit: the guest sees it
+     * clear and makes a real EOI, and none is made for it later */
+    vp->pv_eoi_pending = false;
+    if (only_in_service) {
         assist |= 1;
         vp->pv_eoi_pending = true;
         vp->pv_eoi_vector = vector;
@@ -581,11 +591,11 @@ void hyperv_vcpu_resume(struct hyperv *hv, struct cpu *c)
     struct hv_vp *vp = &hv->vp[c->id];
     if (c->state == CPU_RUNNING)
         vp->run_start_ns = hv->host.ops->now_ns(hv->host.opaque);
-    hv_pv_eoi_check(hv, c);
+    hyperv_pv_eoi_sync(hv, c);
 }
 
 /* An EOI the guest made by clearing the assist page's bit takes effect. */
-static void hv_pv_eoi_check(struct hyperv *hv, struct cpu *c)
+void hyperv_pv_eoi_sync(struct hyperv *hv, struct cpu *c)
 {
     struct hv_vp *vp = &hv->vp[c->id];
     if (!vp->pv_eoi_pending)

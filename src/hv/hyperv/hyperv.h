@@ -123,6 +123,9 @@ void hyperv_tsc_written(struct hyperv *hv, struct cpu *c);
 /* Before vCPU c runs (each entry into cpu_run): the VP assist page's EOI-avoidance bit
  * is looked at (an EOI the guest made by clearing it takes effect). */
 void hyperv_vcpu_resume(struct hyperv *hv, struct cpu *c);
+/* Before vCPU c's LAPIC is looked at (an interrupt check, an access to its registers):
+ * an EOI the guest made by clearing the VP assist page's bit takes effect. */
+void hyperv_pv_eoi_sync(struct hyperv *hv, struct cpu *c);
 /* vCPU c accepted an interrupt of vector v (it is in service now): with EOI avoidance,
  * the VP assist page may announce that clearing its bit is the EOI. */
 void hyperv_intr_taken(struct hyperv *hv, struct cpu *c, u8 vector, bool only_in_service);

@@ -144,8 +144,10 @@ void hv_synic_reset(struct hyperv *hv, int vp);
 u16 hv_post_message_hcall(struct hyperv *hv, struct cpu *c, u64 gpa_or_fast, bool fast);
 u16 hv_signal_event_hcall(struct hyperv *hv, struct cpu *c, u32 connection_id, u16 flag);
 /* A message into SINT sint's slot of vp's message page: 0, -EAGAIN (slot busy: its
- * MessagePending flag is set), -EINVAL (SynIC or page off, SINT masked for delivery). */
-int hv_synic_deliver_message(struct hyperv *hv, int vp, u8 sint, const u8 msg[HV_MESSAGE_SIZE]);
+ * MessagePending flag is set unless no_retry, for a sender that will not try again),
+ * -EINVAL (SynIC or page off). */
+int hv_synic_deliver_message(struct hyperv *hv, int vp, u8 sint, const u8 msg[HV_MESSAGE_SIZE],
+                             bool no_retry);
 /* stimer.c */
 bool hv_stimer_msr_read(struct hyperv *hv, struct cpu *c, u32 index, u64 *value);
 bool hv_stimer_msr_write(struct hyperv *hv, struct cpu *c, u32 index, u64 value);

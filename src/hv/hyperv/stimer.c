@@ -68,9 +68,11 @@ static int stimer_deliver(struct hv_stimer *t)
     memcpy(msg + 16, &index, 4);
     memcpy(msg + 24, &t->exp_time, 8);
     memcpy(msg + 32, &now, 8);
-    int rc = hv_synic_deliver_message(hv, t->vp, CFG_SINTX(t->config), msg);
-    if (rc == -EAGAIN && (t->config & CFG_PERIODIC))
-        return 0; /* a periodic expiry that finds the slot busy is lost */
+    /* a periodic expiry that finds the slot busy is lost, without asking for an EOM */
+    bool periodic = (t->config & CFG_PERIODIC) != 0;
+    int rc = hv_synic_deliver_message(hv, t->vp, CFG_SINTX(t->config), msg, periodic);
+    if (rc == -EAGAIN && periodic)
+        return 0;
     return rc == 0 ? 0 : -1;
 }
 
@@ -150,8 +152,9 @@ bool hv_stimer_msr_write(struct hyperv *hv, struct cpu *c, u32 index, u64 value)
         t->count = value;
         if (!value)
             t->config &= ~CFG_ENABLE;
-        else if (t->config & CFG_AUTO_ENABLE)
-            t->config |= CFG_ENABLE;
+        else if ((t->config & CFG_AUTO_ENABLE) &&
+                 ((t->config & CFG_DIRECT) || CFG_SINTX(t->config) != 0))
+            t->config |= CFG_ENABLE; /* not a message-mode timer without a SINT */
         stimer_update(t);
         return true;
     }

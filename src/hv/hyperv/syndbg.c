@@ -247,11 +247,11 @@ static u16 syndbg_post(struct hyperv *hv, struct cpu *c, u64 in_gpa, u64 out_gpa
     u8 in[SYNDBG_PAGE];
     u32 count;
     if (mem_read(c->mem, in_gpa, &count, 4))
-        return HV_STATUS_INVALID_HYPERCALL_INPUT;
+        return HV_STATUS_INSUFFICIENT_MEMORY; /* as QEMU: a buffer it cannot map */
     if (count > SYNDBG_PAGE - 8)
         return HV_STATUS_INVALID_PARAMETER;
     if (mem_read(c->mem, in_gpa + 8, in, count))
-        return HV_STATUS_INVALID_HYPERCALL_INPUT;
+        return HV_STATUS_INSUFFICIENT_MEMORY; /* as QEMU: a buffer it cannot map */
     /* an Ethernet frame with IPv4 and UDP; anything else is not for the debugger */
     u32 pending = 0;
     if (count >= FRAME_HLEN && get16be(in + 12) == 0x0800 && (in[ETH_HLEN] >> 4) == 4 &&
@@ -265,7 +265,7 @@ static u16 syndbg_post(struct hyperv *hv, struct cpu *c, u64 in_gpa, u64 out_gpa
         }
     }
     if (mem_write(c->mem, out_gpa, &pending, 4))
-        return HV_STATUS_INVALID_HYPERCALL_INPUT;
+        return HV_STATUS_INSUFFICIENT_MEMORY; /* as QEMU: a buffer it cannot map */
     return pending ? HV_STATUS_INSUFFICIENT_BUFFERS : HV_STATUS_SUCCESS;
 }
 
@@ -274,13 +274,13 @@ static u16 syndbg_retrieve(struct hyperv *hv, struct cpu *c, u64 in_gpa, u64 out
     struct hv_syndbg *d = hv->syndbg;
     u32 count;
     if (mem_read(c->mem, in_gpa, &count, 4))
-        return HV_STATUS_INVALID_HYPERCALL_INPUT;
+        return HV_STATUS_INSUFFICIENT_MEMORY; /* as QEMU: a buffer it cannot map */
     u32 out_hdr[2] = { 0, count };
     u8 frame[SYNDBG_PAGE];
     u32 room = count < SYNDBG_PAGE - 8 ? count : SYNDBG_PAGE - 8;
     if (!syndbg_data_waiting(d) || room < FRAME_HLEN) {
         if (mem_write(c->mem, out_gpa, out_hdr, 8))
-            return HV_STATUS_INVALID_HYPERCALL_INPUT;
+            return HV_STATUS_INSUFFICIENT_MEMORY; /* as QEMU: a buffer it cannot map */
         return HV_STATUS_NO_DATA;
     }
     ssize_t n = recv(d->fd, frame + FRAME_HLEN, room - FRAME_HLEN, MSG_DONTWAIT);
@@ -311,7 +311,7 @@ static u16 syndbg_retrieve(struct hyperv *hv, struct cpu *c, u64 in_gpa, u64 out
     out_hdr[0] = total;
     out_hdr[1] = count - total;
     if (mem_write(c->mem, out_gpa, out_hdr, 8) || mem_write(c->mem, out_gpa + 8, frame, total))
-        return HV_STATUS_INVALID_HYPERCALL_INPUT;
+        return HV_STATUS_INSUFFICIENT_MEMORY; /* as QEMU: a buffer it cannot map */
     syndbg_update_pending(hv);
     return HV_STATUS_SUCCESS;
 }
@@ -325,7 +325,7 @@ static u16 syndbg_reset_session(struct hyperv *hv, struct cpu *c, u64 out_gpa)
     memcpy(out + 8, &d->host_port, 2);
     memcpy(out + 10, &d->host_port, 2);
     if (mem_write(c->mem, out_gpa, out, sizeof(out)))
-        return HV_STATUS_INVALID_HYPERCALL_INPUT;
+        return HV_STATUS_INSUFFICIENT_MEMORY; /* as QEMU: a buffer it cannot map */
     return HV_STATUS_SUCCESS;
 }
 

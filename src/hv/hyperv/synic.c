@@ -48,7 +48,8 @@ int hyperv_sint_signal(struct hyperv *hv, int vp, u8 sint)
     return 0;
 }
 
-int hv_synic_deliver_message(struct hyperv *hv, int vp, u8 sint, const u8 msg[HV_MESSAGE_SIZE])
+int hv_synic_deliver_message(struct hyperv *hv, int vp, u8 sint, const u8 msg[HV_MESSAGE_SIZE],
+                             bool no_retry)
 {
     if (vp < 0 || vp >= hv->host.ncpus || sint >= HV_SINT_COUNT)
         return -EINVAL;
@@ -63,6 +64,8 @@ int hv_synic_deliver_message(struct hyperv *hv, int vp, u8 sint, const u8 msg[HV
     if (type != 0) {
         /* the slot is busy: MessagePending asks the guest for an EOM when it frees it */
         u8 flags;
+        if (no_retry)
+            return -EAGAIN;
         if (mem_read(m, slot + MSG_FLAGS_OFF, &flags, 1) == 0) {
             flags |= MSG_PENDING;
             mem_write(m, slot + MSG_FLAGS_OFF, &flags, 1);
@@ -85,7 +88,7 @@ int hyperv_post_message(struct hyperv *hv, int vp, u8 sint, u32 type, const void
     msg[4] = (u8)size;
     if (size)
         memcpy(msg + 16, payload, size);
-    int rc = hv_synic_deliver_message(hv, vp, sint, msg);
+    int rc = hv_synic_deliver_message(hv, vp, sint, msg, false);
     if (rc == -EAGAIN && vp >= 0 && vp < hv->host.ncpus && sint < HV_SINT_COUNT)
         hv->vp[vp].sint_msg_pending |= (u16)BIT(sint);
     return rc;

@@ -1077,7 +1077,17 @@ static int parse_cpu_option(struct machine *m, const struct machine_config *cfg,
             }
         }
     }
-    return cpuid_model_parse(&m->model, model, err, errlen);
+    if (cpuid_model_parse(&m->model, model, err, errlen) < 0)
+        return -1;
+    /* the enlightened VMCS is VMX's: hv-passthrough leaves it out without VMX */
+    if ((hv->features & BIT(HV_FEAT_EVMCS)) && !cpuid_has(&m->model, "vmx")) {
+        if (hv->evmcs_asked) {
+            snprintf(err, errlen, "hv-evmcs needs VMX (the Intel vendor, with vmx in the model)");
+            return -1;
+        }
+        hv->features &= ~BIT(HV_FEAT_EVMCS);
+    }
+    return 0;
 }
 
 int machine_create(struct machine *m, const struct machine_config *cfg)

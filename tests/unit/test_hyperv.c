@@ -50,8 +50,6 @@ Test(hyperv, bad_values)
     cr_expect_eq(hyperv_parse_cpu_item(&c, "hv-time=maybe", err, sizeof(err)), -1);
     cr_expect_eq(hyperv_parse_cpu_item(&c, "hv-warp-drive", err, sizeof(err)), -1);
     cr_expect(strstr(err, "unknown Hyper-V property"), "%s", err);
-    cr_expect_eq(hyperv_parse_cpu_item(&c, "hv-evmcs", err, sizeof(err)), -1);
-    cr_expect(strstr(err, "not implemented"), "%s", err);
 }
 
 Test(hyperv, dependencies)
@@ -70,6 +68,12 @@ Test(hyperv, dependencies)
     cr_expect(strstr(err, "hv-tlbflush requires hv-vpindex"), "%s", err);
     c = (struct hyperv_config){ 0 };
     cr_expect_eq(parse(&c, "hv-ipi", err, sizeof(err)), -1);
+    c = (struct hyperv_config){ 0 };
+    cr_expect_eq(parse(&c, "hv-evmcs", err, sizeof(err)), -1);
+    cr_expect(strstr(err, "hv-evmcs requires hv-vapic"), "%s", err);
+    c = (struct hyperv_config){ 0 };
+    cr_expect_eq(parse(&c, "hv-vapic,hv-evmcs", err, sizeof(err)), 0, "%s", err);
+    cr_expect(c.evmcs_asked);
     c = (struct hyperv_config){ 0 };
     cr_expect_eq(parse(&c, "hv-syndbg", err, sizeof(err)), -1);
     cr_expect(strstr(err, "hv-syndbg requires"), "%s", err);

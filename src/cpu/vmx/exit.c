@@ -288,6 +288,7 @@ void vmx_exit(struct cpu *c, const struct vmx_exit_info *x)
     if (vmx_load_msrs(c, f->f[VMCS_EXIT_MSR_LOAD_ADDR], (u32)f->f[VMCS_EXIT_MSR_LOAD_COUNT]))
         vmx_abort(c, 4);
     v->launched = v->launched || !entry_failure;
+    vmx_evmcs_write_back(c);
     vmx_tlb_exit(c);
     if (in->trace_events)
         fprintf(in->trace, "cpu%d vmexit reason %u qual %#llx\n", c->id, x->reason,

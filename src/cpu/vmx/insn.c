@@ -20,12 +20,13 @@ static void fail_invalid(struct cpu *c)
 void vmx_fail(struct cpu *c, enum vmx_insn_error err)
 {
     struct vmx *v = c->vmx;
-    if (v->current == ~0ull) {
+    if (v->current == ~0ull && v->evmcs == ~0ull) {
         fail_invalid(c);
         return;
     }
     flags_set(c, FL_ARITH, FL_ZF);
     v->vmcs.f[VMCS_VM_INSTRUCTION_ERROR] = err;
+    vmx_evmcs_write_back(c); /* an enlightened VMCS gets the error number */
 }
 
 /* ---- physical memory of VMX structures ---- */
@@ -139,6 +140,7 @@ void vmx_insn_vmxon(struct cpu *c, const struct insn *i)
     v->on = true;
     v->vmxon_ptr = pa;
     v->current = ~0ull;
+    v->evmcs = ~0ull;
     v->launched = false;
     c->monitor_armed = false; /* address-range monitoring is cleared */
     vmx_succeed(c);
@@ -151,6 +153,7 @@ void vmx_insn_vmxoff(struct cpu *c, const struct insn *i)
     vmx_vmcs_flush(c);
     v->on = false;
     v->current = ~0ull;
+    v->evmcs = ~0ull;
     c->monitor_armed = false;
     vmx_succeed(c);
     /* an INIT blocked in VMX root operation happens now */
@@ -175,7 +178,12 @@ void vmx_insn_vmclear(struct cpu *c, const struct insn *i)
         vmx_fail(c, VMXERR_VMCLEAR_VMXON_PTR);
         return;
     }
-    if (pa == v->current) {
+    if (vmx_evmcs_in_use(c)) {
+        /* the operand is taken for an enlightened VMCS (there is no telling them apart,
+         * as in KVM): it has no launch state to clear; the one in use is released */
+        if (pa == v->evmcs)
+            vmx_evmcs_release(c);
+    } else if (pa == v->current) {
         v->launched = false;
         vmx_vmcs_flush(c);
         v->current = ~0ull;
@@ -205,6 +213,7 @@ void vmx_insn_vmptrld(struct cpu *c, const struct insn *i)
         vmx_fail(c, VMXERR_VMPTRLD_BAD_REVISION);
         return;
     }
+    vmx_evmcs_release(c); /* a VMCS of VMPTRLD's replaces an enlightened one */
     if (pa != v->current) {
         vmx_vmcs_flush(c);
         vmcs_load_region(c, pa, &v->vmcs, &v->launched);
@@ -343,7 +352,22 @@ static void launch_or_resume(struct cpu *c, const struct insn *i, bool launch)
 {
     vmx_insn_begin(c, i, launch ? EXIT_REASON_VMLAUNCH : EXIT_REASON_VMRESUME);
     struct vmx *v = c->vmx;
-    if (v->current == ~0ull || v->current_is_shadow) {
+    /* an enlightened VMCS the VP assist page names (Hyper-V's hv-evmcs) */
+    switch (vmx_evmcs_enter(c, launch)) {
+    case EVMCS_UD:
+        cpu_fault_noerr(c, EXC_UD);
+        return;
+    case EVMCS_VMFAIL_INVALID:
+        fail_invalid(c);
+        return;
+    case EVMCS_BAD_CONTROLS:
+        vmx_fail(c, VMXERR_ENTRY_INVALID_CONTROLS);
+        return;
+    case EVMCS_USED:
+    case EVMCS_NOT_USED:
+        break;
+    }
+    if (v->evmcs == ~0ull && (v->current == ~0ull || v->current_is_shadow)) {
         fail_invalid(c);
         return;
     }

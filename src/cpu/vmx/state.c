@@ -32,7 +32,7 @@ static const struct state_field vmx_fields[] = {
     F(preempt_active), F(init_pending), F(init_bsp), F(sipi_pending), F(sipi_vector),
     F(trap_pending), F(trap_reason), F(trap_qual),
     F(delivering), F(deliver_info), F(deliver_error), F(deliver_insn_len),
-    F(exiting),
+    F(exiting), F(evmcs_assist), F(evmcs),
 };
 #undef F
 #undef N

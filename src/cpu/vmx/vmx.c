@@ -48,9 +48,12 @@ void vmx_reset(struct cpu *c)
     if (!v)
         return;
     struct vmx_caps caps = v->caps;
+    u64 evmcs_assist = v->evmcs_assist; /* the Hyper-V interface's, which keeps its MSR */
     memset(v, 0, sizeof(*v));
     v->caps = caps;
+    v->evmcs_assist = evmcs_assist;
     v->current = ~0ull;
+    v->evmcs = ~0ull;
     tlb_switch_context(&c->tlb, TLB_CTX_L1);
 }
 

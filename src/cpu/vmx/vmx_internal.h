@@ -194,6 +194,11 @@ struct vmx {
     u32 deliver_info, deliver_error, deliver_insn_len;
     /* A VM exit is being performed (an exit during exit: VMX abort). */
     bool exiting;
+    /* The enlightened VMCS (evmcs.c): the Hyper-V VP assist page that may name one (0:
+     * the guest was not offered it), and the one in use (~0: none; then `current` is
+     * ~0 too) */
+    u64 evmcs_assist;
+    u64 evmcs;
 };
 
 /* The guest-state fields of a segment register: ES..GS in the engine's SEG_* order, then
@@ -222,6 +227,15 @@ void vmx_succeed(struct cpu *c);
 void vmx_fail(struct cpu *c, enum vmx_insn_error err);
 /* Reads/writes the current VMCS region's slot copy in guest memory (vmcs flush/load). */
 void vmx_vmcs_flush(struct cpu *c);
+/* evmcs.c: at VMLAUNCH/VMRESUME, the VMCS the VP assist page names is taken (its dirty
+ * groups read in); at an exit or VMfailValid, written back; VMCLEAR of it, VMPTRLD,
+ * VMXOFF: released. */
+enum vmx_evmcs_result { EVMCS_NOT_USED, EVMCS_USED, EVMCS_UD, EVMCS_VMFAIL_INVALID, EVMCS_BAD_CONTROLS };
+enum vmx_evmcs_result vmx_evmcs_enter(struct cpu *c, bool launch);
+void vmx_evmcs_write_back(struct cpu *c);
+void vmx_evmcs_release(struct cpu *c);
+/* the VP assist page names an enlightened VMCS (VMCLEAR then takes its operand for one) */
+bool vmx_evmcs_in_use(struct cpu *c);
 
 /* entry.c: VMLAUNCH (launch = true) / VMRESUME after the instruction's own checks. */
 void vmx_vmentry(struct cpu *c, bool launch);

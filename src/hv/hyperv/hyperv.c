@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "hv/hyperv/hyperv_internal.h"
+#include "cpu/vmx/vmx.h"
 
 /* ---- the enlightenments: QEMU's names, what each sets in CPUID, what it needs ---- */
 enum hv_cpuid_reg { HV_FEATURES_EAX, HV_FEATURES_EBX, HV_FEATURES_EDX, HV_HINTS_EAX, HV_NREGS };
@@ -43,6 +44,9 @@ enum hv_cpuid_reg { HV_FEATURES_EAX, HV_FEATURES_EBX, HV_FEATURES_EDX, HV_HINTS_
 #define HV_RELAXED_TIMING_RECOMMENDED BIT(5)
 #define HV_CLUSTER_IPI_RECOMMENDED BIT(10)
 #define HV_EX_PROCESSOR_MASKS_RECOMMENDED BIT(11)
+#define HV_ENLIGHTENED_VMCS_RECOMMENDED BIT(14)
+/* 4000000Ah EAX: the enlightened VMCS versions, lowest in 7:0 and highest in 15:8 */
+#define HV_EVMCS_VERSIONS 0x0101u
 
 static const struct hv_feature_desc {
     const char *name;      /* QEMU's property, after "hv-" */
@@ -84,6 +88,8 @@ static const struct hv_feature_desc {
                          BIT(HV_FEAT_SYNIC) | BIT(HV_FEAT_RELAXED) },
     [HV_FEAT_XMM_INPUT] = { "xmm-input", { [HV_FEATURES_EDX] = HV_HYPERCALL_XMM_INPUT_AVAILABLE }, 0 },
     [HV_FEAT_SPINLOCKS] = { "spinlocks", { 0 }, 0 },
+    [HV_FEAT_EVMCS] = { "evmcs", { [HV_HINTS_EAX] = HV_ENLIGHTENED_VMCS_RECOMMENDED },
+                        BIT(HV_FEAT_VAPIC) },
 };
 
 #define HV_DEFAULT_SPINLOCK_RETRIES 0xffffffffu
@@ -166,10 +172,10 @@ int hyperv_parse_cpu_item(struct hyperv_config *cfg, const char *item, char *err
         if (f == HV_FEAT_SPINLOCKS)
             break;
         cfg->features = on ? cfg->features | BIT(f) : cfg->features & ~BIT(f);
+        if (f == HV_FEAT_EVMCS)
+            cfg->evmcs_asked = on;
         return 1;
     }
-    if (!strcmp(name, "evmcs"))
-        return hv_fail(err, errlen, "'%s': the enlightened VMCS is not implemented by nestor%s", item, "");
     return hv_fail(err, errlen, "unknown Hyper-V property '%s'%s", item, "");
 }
 
@@ -232,6 +238,8 @@ void hyperv_reset(struct hyperv *hv)
         struct hv_vp *vp = &hv->vp[i];
         vp->vp_assist = 0;
         vp->pv_eoi_pending = false;
+        if (hv_has(hv, HV_FEAT_EVMCS))
+            vmx_evmcs_set_assist(hv->host.cpus[i], 0);
         vp->runtime_ns = vp->run_start_ns = 0;
         hv_synic_reset(hv, i);
         hv_stimer_reset(hv, i);
@@ -265,8 +273,10 @@ bool hyperv_cpuid(struct hyperv *hv, const struct cpu *c, u32 leaf, u32 subleaf,
     r[0] = r[1] = r[2] = r[3] = 0;
     switch (leaf) {
     case 0x40000000:
-        /* the highest leaf: the implementation limits, or the debugger's leaves */
-        r[0] = hv_has(hv, HV_FEAT_SYNDBG) ? 0x40000082 : 0x40000005;
+        /* the highest leaf: the implementation limits, the nested features with the
+         * enlightened VMCS, or the debugger's leaves */
+        r[0] = hv_has(hv, HV_FEAT_SYNDBG) ? 0x40000082 : hv_has(hv, HV_FEAT_EVMCS) ? 0x4000000a
+                                                                                : 0x40000005;
         memcpy(&r[1], hv->cfg.vendor_id, 4);
         memcpy(&r[2], hv->cfg.vendor_id + 4, 4);
         memcpy(&r[3], hv->cfg.vendor_id + 8, 4);
@@ -291,6 +301,10 @@ bool hyperv_cpuid(struct hyperv *hv, const struct cpu *c, u32 leaf, u32 subleaf,
     case 0x40000005:
         r[0] = HV_MAX_VIRTUAL_PROCESSORS;
         r[1] = HV_MAX_LOGICAL_PROCESSORS;
+        break;
+    case 0x4000000a:
+        if (hv_has(hv, HV_FEAT_EVMCS))
+            r[0] = HV_EVMCS_VERSIONS;
         break;
     case 0x40000080:
     case 0x40000081:
@@ -502,6 +516,8 @@ bool hyperv_msr_write(struct hyperv *hv, struct cpu *c, u32 index, u64 value)
         }
         vp->vp_assist = value;
         vp->pv_eoi_pending = false;
+        if (hv_has(hv, HV_FEAT_EVMCS)) /* where VMLAUNCH finds the enlightened VMCS */
+            vmx_evmcs_set_assist(c, (value & HV_PAGE_ENABLE) ? value & ~0xfffull : 0);
         return true;
     case HV_MSR_CRASH_CTL:
         if (value & HV_CRASH_CTL_CRASH_NOTIFY)

@@ -22,7 +22,7 @@ enum hyperv_feature {
     HV_FEAT_VPINDEX, HV_FEAT_RUNTIME, HV_FEAT_SYNIC, HV_FEAT_STIMER, HV_FEAT_FREQUENCIES,
     HV_FEAT_REENLIGHTENMENT, HV_FEAT_TLBFLUSH, HV_FEAT_TLBFLUSH_EXT, HV_FEAT_IPI,
     HV_FEAT_STIMER_DIRECT, HV_FEAT_SYNDBG, HV_FEAT_XMM_INPUT, HV_FEAT_SPINLOCKS,
-    HV_FEAT_COUNT
+    HV_FEAT_EVMCS, HV_FEAT_COUNT
 };
 
 /* -device hv-syndbg,host_ip=A,host_port=P[,use_hcalls=on]: the synthetic debugger's
@@ -40,6 +40,9 @@ struct hyperv_config {
     u32 spinlock_retries;  /* hv-spinlocks=N (CPUID 40000004h EBX): default 0xffffffff,
                               "never notify" */
     char vendor_id[13];    /* hv-vendor-id: the 40000000h signature ("Microsoft Hv") */
+    bool evmcs_asked;      /* hv-evmcs itself was given (not through hv-passthrough): a
+                              CPU without VMX is then an error rather than a reason to
+                              leave it out */
 };
 
 static inline bool hyperv_config_enabled(const struct hyperv_config *cfg)

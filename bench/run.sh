@@ -14,6 +14,11 @@
 #  5. the Xen interface (xenbench.elf, -xen): a hypercall round trip (raw VMCALL and
 #     through the hypercall page) and an event-channel send to its upcall handler, guest
 #     time per operation, median of BENCH_RUNS runs.
+#  5b. the Hyper-V interface (hvbench.elf, -cpu max,hv-passthrough): a fast hypercall
+#     round trip through the hypercall page (HvNotifyLongSpinWait; HvFlushVirtualAddressSpace
+#     for this vCPU), a reference time read from the reference TSC page, a TIME_REF_COUNT
+#     RDMSR and a bare RDTSC; guest time per operation (least of 5 runs in the guest),
+#     median of BENCH_RUNS runs, and once with -icount.
 #  6. nested VMX (vmxbench.elf) and nested SVM (svmbench.elf, -cpu max,vendor=AuthenticAMD):
 #     an L2 -> L1 -> L2 exit round trip (CPUID exiting or the CPUID intercept, L1 skipping
 #     the instruction and resuming), and the same integer loop's MIPS in L1 and in L2 on
@@ -84,6 +89,25 @@ for what in hypercall page "evtchn send-to-upcall"; do
   ns=$(for o in "${xen_runs[@]}"; do echo "$o"; done |
        sed -n "s/^xenbench: $what [0-9]* in .*: \([0-9]*\) ns each.*/\1/p" | median)
   printf 'Xen %-22s %s ns (median of %s)\n' "$what:" "$ns" "$RUNS"
+done
+
+# ---- 5b. the Hyper-V interface ----
+hv_runs=()
+for _ in $(seq "$RUNS"); do
+  out=$("$NESTOR" run -cpu max,hv-passthrough "$BUILD/guest/hvbench.elf" 2>&1)
+  st=$?
+  if [ "$st" -ne 1 ]; then
+    echo "bench: hvbench.elf failed (exit status $st)"; echo "$out" | tail -5; exit 1
+  fi
+  hv_runs+=("$out")
+done
+hv_icount=$("$NESTOR" run -icount -cpu max,hv-passthrough "$BUILD/guest/hvbench.elf" 2>&1)
+for what in spinwait flush tscpage refcount rdtsc; do
+  # "hvbench: WHAT N in T us: NS ns each (least of R runs)"
+  ns=$(for o in "${hv_runs[@]}"; do echo "$o"; done |
+       sed -n "s/^hvbench: $what [0-9]* in .*: \([0-9.]*\) ns each.*/\1/p" | median)
+  ins=$(echo "$hv_icount" | sed -n "s/^hvbench: $what [0-9]* in .*: \([0-9.]*\) ns each.*/\1/p")
+  printf 'Hyper-V %-9s %s ns (median of %s); -icount: %s ns of guest time\n' "$what:" "$ns" "$RUNS" "$ins"
 done
 
 # ---- 6. nested VMX and SVM ----

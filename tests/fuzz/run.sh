@@ -7,7 +7,7 @@ FUZZ_BUILD=build-fuzz
 RUNS=${FUZZ_RUNS:-20000}
 # Targets whose inputs run the CPU for thousands of instructions take fewer runs, so that
 # each bounded run stays a few seconds: the divisor per target.
-declare -A SLOW=([vmentry]=4 [vmrun]=20 [state]=8 [blkif]=10 [netif]=10)
+declare -A SLOW=([vmentry]=4 [vmrun]=20 [state]=8 [blkif]=10 [netif]=10 [hyperv]=3)
 for src in tests/fuzz/fuzz_*.c; do
   name=$(basename "$src" .c)
   short=${name#fuzz_}

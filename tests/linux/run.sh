@@ -15,6 +15,8 @@
 #                 (-cpu max,hv-passthrough): Linux finds Hyper-V and takes its TSC-page
 #                 clocksource, the synthetic timer's clockevents (direct mode), the
 #                 enlightened APIC, and the hypercalls for remote TLB flushes and IPIs
+#   hyperv-kvm-smp1 the same, 1 vCPU, as a hypervisor: kvm_intel takes Hyper-V's
+#                 enlightened VMCS, and the KVM client's guests run through it
 #   xen-hyperv-smp2 the vmlinux as a Xen PVH guest with Hyper-V's enlightenments too
 #                 (Xen's leaves at 40000100h): Linux takes Hyper-V's, as on Xen with viridian
 # and as a Xen guest (-xen), each with the event upcall path and event-channel ABI it
@@ -51,6 +53,7 @@ BOOTS=(
   "xen-hvm-smp2 vmlinuz 2     reboot    vector,2l"
   "pvh-smp1     vmlinux 1     poweroff  -"
   "hyperv-smp2  vmlinux 2     poweroff  -"
+  "hyperv-kvm-smp1 vmlinux 1  poweroff  -"
   "pvh-smp2     vmlinux 2     reboot    -"
   "xen-pvh-smp2 vmlinux 2     poweroff  vector,fifo"
   "xen-hyperv-smp2 vmlinux 2  poweroff  vector,fifo"
@@ -59,7 +62,7 @@ BOOTS=(
 )
 
 # Boots with Hyper-V's enlightenments (-cpu max,hv-passthrough).
-HYPERV_BOOTS="hyperv-smp2 xen-hyperv-smp2"
+HYPERV_BOOTS="hyperv-smp2 xen-hyperv-smp2 hyperv-kvm-smp1"
 
 # Boots (not Xen) with noapic.
 NOAPIC_BOOTS="pvh-smp1"
@@ -69,7 +72,7 @@ S3_BOOTS="pvh-smp2"
 
 # Boots whose script loads KVM and runs the KVM client (nestor.kvm=1): with -cpu max
 # (VMX, kvm_intel), or for the svm- ones -cpu max,vendor=AuthenticAMD (SVM, kvm_amd).
-KVM_BOOTS="vmx-smp1 svm-smp1"
+KVM_BOOTS="vmx-smp1 svm-smp1 hyperv-kvm-smp1"
 # The client's checks, each of which must print "KVMTEST name PASS".
 KVM_CHECKS="open api-version real-mode mmio long-mode interrupt regs two-vcpus"
 
@@ -162,6 +165,14 @@ check_hyperv() { # name ncpus log
     echo "PASS $t:hyperv-ipi"
   else
     echo "FAIL $t:hyperv-ipi: $(grep -iE 'ipi' <<<"$kl" | one_line)"
+  fi
+  # KVM in the guest takes the enlightened VMCS it is recommended (hv-evmcs)
+  if is_kvm_boot "$1"; then
+    if grep -qx 'KVM: vmx: using Hyper-V Enlightened VMCS' <<<"$kl"; then
+      echo "PASS $t:hyperv-evmcs"
+    else
+      echo "FAIL $t:hyperv-evmcs: $(grep -iE 'enlightened|evmcs|kvm' <<<"$kl" | one_line)"
+    fi
   fi
 }
 

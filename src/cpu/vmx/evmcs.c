@@ -199,6 +199,32 @@ static unsigned field_bytes(const struct vmcs_field_desc *d)
     }
 }
 
+/* The capability MSRs of a processor whose hypervisor offers the enlightened VMCS: the
+ * controls version 1 cannot express are not offered (KVM filters them for such a guest,
+ * and KVM as that guest relies on it). */
+#define EVMCS1_UNSUPPORTED_PIN (PIN_POSTED_INTR | PIN_PREEMPTION_TIMER)
+#define EVMCS1_UNSUPPORTED_PROC2 (PROC2_VIRT_INTR_DELIVERY | PROC2_VIRT_APIC_ACCESS |        \
+                                  PROC2_APIC_REG_VIRT | PROC2_ENABLE_PML | PROC2_VMFUNC |      \
+                                  PROC2_SHADOW_VMCS | PROC2_TSC_SCALING | PROC2_PAUSE_LOOP_EXITING)
+#define EVMCS1_UNSUPPORTED_EXIT (EXIT_SAVE_PREEMPT_TIMER | EXIT_LOAD_PERF_GLOBAL)
+#define EVMCS1_UNSUPPORTED_ENTRY ENTRY_LOAD_PERF_GLOBAL
+
+void vmx_evmcs_offered(struct cpu *c)
+{
+    if (!c->vmx)
+        return;
+    u64 *m = c->vmx->caps.msr;
+    static const struct { int cap; u32 bits; } drop[] = {
+        { VMX_PINBASED, EVMCS1_UNSUPPORTED_PIN }, { VMX_TRUE_PINBASED, EVMCS1_UNSUPPORTED_PIN },
+        { VMX_PROCBASED2, EVMCS1_UNSUPPORTED_PROC2 },
+        { VMX_EXIT, EVMCS1_UNSUPPORTED_EXIT }, { VMX_TRUE_EXIT, EVMCS1_UNSUPPORTED_EXIT },
+        { VMX_ENTRY, EVMCS1_UNSUPPORTED_ENTRY }, { VMX_TRUE_ENTRY, EVMCS1_UNSUPPORTED_ENTRY },
+    };
+    for (size_t k = 0; k < sizeof(drop) / sizeof(drop[0]); k++)
+        m[drop[k].cap] &= ~((u64)drop[k].bits << 32); /* the allowed-1 half */
+    m[VMX_VMFUNC] &= ~1ull; /* EPTP switching */
+}
+
 void vmx_evmcs_set_assist(struct cpu *c, u64 gpa)
 {
     if (c->vmx)
@@ -234,12 +260,10 @@ bool vmx_evmcs_in_use(struct cpu *c)
 static bool evmcs_controls_ok(const struct vmx *v)
 {
     const u64 *f = v->vmcs.f;
-    return !(f[VMCS_PIN_CONTROLS] & (PIN_POSTED_INTR | PIN_PREEMPTION_TIMER)) &&
-           !(vmx_proc2(v) & (PROC2_VIRT_INTR_DELIVERY | PROC2_VIRT_APIC_ACCESS |
-                             PROC2_APIC_REG_VIRT | PROC2_ENABLE_PML | PROC2_VMFUNC |
-                             PROC2_SHADOW_VMCS | PROC2_TSC_SCALING | PROC2_PAUSE_LOOP_EXITING)) &&
-           !(f[VMCS_EXIT_CONTROLS] & (EXIT_SAVE_PREEMPT_TIMER | EXIT_LOAD_PERF_GLOBAL)) &&
-           !(f[VMCS_ENTRY_CONTROLS] & ENTRY_LOAD_PERF_GLOBAL);
+    return !(f[VMCS_PIN_CONTROLS] & EVMCS1_UNSUPPORTED_PIN) &&
+           !(vmx_proc2(v) & EVMCS1_UNSUPPORTED_PROC2) &&
+           !(f[VMCS_EXIT_CONTROLS] & EVMCS1_UNSUPPORTED_EXIT) &&
+           !(f[VMCS_ENTRY_CONTROLS] & EVMCS1_UNSUPPORTED_ENTRY);
 }
 
 enum vmx_evmcs_result vmx_evmcs_enter(struct cpu *c, bool launch)

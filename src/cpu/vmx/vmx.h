@@ -52,6 +52,8 @@ bool vmx_in_operation(const struct cpu *c);
 /* The Hyper-V interface offers the enlightened VMCS (hv-evmcs): vCPU c's VP assist page
  * is at gpa (0: none), where VMLAUNCH/VMRESUME look for the one to use. */
 void vmx_evmcs_set_assist(struct cpu *c, u64 gpa);
+/* ... and the capability MSRs leave out the controls its version 1 cannot express. */
+void vmx_evmcs_offered(struct cpu *c);
 static inline bool vmx_non_root(const struct cpu *c) { return c->vmx_non_root; }
 
 /* The CR0/CR4 bits VMX operation fixes (IA32_VMX_CR0/CR4_FIXED0/1): a MOV to CR0/CR4 in

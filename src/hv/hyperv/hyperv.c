@@ -214,6 +214,9 @@ struct hyperv *hyperv_create(const struct hyperv_config *cfg, const struct hyper
         hyperv_destroy(hv);
         return NULL;
     }
+    if (hv_has(hv, HV_FEAT_EVMCS))
+        for (int i = 0; i < host->ncpus; i++)
+            vmx_evmcs_offered(host->cpus[i]);
     hyperv_reset(hv);
     return hv;
 }

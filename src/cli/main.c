@@ -41,7 +41,7 @@ static void usage(FILE *f)
             "                   prefix: skipped, the instruction after it runs (for their test kernels)\n"
             "                   hv-relaxed,hv-vapic,hv-time,hv-vpindex,hv-runtime,hv-crash,hv-reset,\n"
             "                   hv-frequencies,hv-reenlightenment,hv-tlbflush,hv-tlbflush-ext,hv-ipi,\n"
-            "                   hv-synic,hv-stimer,hv-stimer-direct,hv-xmm-input,hv-syndbg,\n"
+            "                   hv-synic,hv-stimer,hv-stimer-direct,hv-xmm-input,hv-syndbg,hv-evmcs,\n"
             "                   hv-spinlocks=N,hv-vendor-id=S, hv-passthrough (all but hv-syndbg):\n"
             "                   Hyper-V's enlightenments, as QEMU names them (hv_time also works)\n"
             "  -device NAME[,prop=value...]\n"

@@ -91,7 +91,42 @@ static inline bool hv_present(void)
            cpuid(0x40000001).a == 0x31237648;
 }
 
-static void *hv_hypercall_page;
+/* A test that needs the Hyper-V interface: on QEMU TCG (for reference runs) it skips,
+ * elsewhere its absence is a failure. false: the caller returns. */
+static inline bool hv_require(void)
+{
+    if (hv_present())
+        return true;
+    if (on_qemu_tcg()) {
+        test_skip("QEMU TCG has no Hyper-V interface");
+        return false;
+    }
+    panic("no Hyper-V CPUID leaves");
+}
+
+static void *hv_hypercall_page __attribute__((unused));
+
+/* A 64-bit hypercall through a hypercall page the caller placed (RCX control, RDX and R8
+ * input and output), and the same as a raw VMCALL (VMMCALL on AMD) */
+static inline u64 hv_hypercall_via(const void *page, u64 control, u64 in, u64 out)
+{
+    u64 r;
+    register u64 r8 asm("r8") = out;
+    asm volatile("call *%[p]" : "=a"(r), "+c"(control), "+d"(in), "+r"(r8) : [p] "r"(page)
+                 : "r9", "r10", "r11", "memory");
+    return r;
+}
+
+static inline u64 hv_hypercall_raw(bool amd, u64 control, u64 in, u64 out)
+{
+    u64 r;
+    register u64 r8 asm("r8") = out;
+    if (amd)
+        asm volatile("vmmcall" : "=a"(r), "+c"(control), "+d"(in), "+r"(r8) :: "memory");
+    else
+        asm volatile("vmcall" : "=a"(r), "+c"(control), "+d"(in), "+r"(r8) :: "memory");
+    return r;
+}
 
 /* GUEST_OS_ID (kvm-unit-tests' value) and the hypercall page */
 static inline void hv_hypercall_setup(void)

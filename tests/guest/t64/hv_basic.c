@@ -21,6 +21,7 @@
 /* guest: cpu=max,hv-crash append=mode=crash expect=exit-4 name=hv_basic-crash */
 /* guest: cpu=max,hv-reset append=mode=reset expect=exit-0 name=hv_basic-reset */
 #include "rt.h"
+#include "hyperv.h"
 
 /* MSRs (TLFS) */
 #define GUEST_OS_ID 0x40000000
@@ -232,25 +233,8 @@ static void test_msr_gating(void)
 static u8 hc_page[4096] ALIGNED(4096);
 static u8 hc_page2[4096] ALIGNED(4096);
 
-static u64 hcall_page(u64 ctl, u64 in, u64 out)
-{
-    u64 r;
-    register u64 r8 asm("r8") = out;
-    asm volatile("call *%[p]" : "=a"(r), "+c"(ctl), "+d"(in), "+r"(r8) : [p] "r"(hc_page)
-                 : "r9", "r10", "r11", "memory");
-    return r;
-}
-
-static u64 hcall_raw(u64 ctl, u64 in, u64 out)
-{
-    u64 r;
-    register u64 r8 asm("r8") = out;
-    if (amd)
-        asm volatile("vmmcall" : "=a"(r), "+c"(ctl), "+d"(in), "+r"(r8) :: "memory");
-    else
-        asm volatile("vmcall" : "=a"(r), "+c"(ctl), "+d"(in), "+r"(r8) :: "memory");
-    return r;
-}
+static u64 hcall_page(u64 ctl, u64 in, u64 out) { return hv_hypercall_via(hc_page, ctl, in, out); }
+static u64 hcall_raw(u64 ctl, u64 in, u64 out) { return hv_hypercall_raw(amd, ctl, in, out); }
 
 #define NOT_RAM 0x40000000ull /* 1 GiB: beyond the 128 MiB of RAM */
 #define OS_ID 0x8100000000050a00ull

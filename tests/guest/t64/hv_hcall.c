@@ -12,6 +12,7 @@
  * guest: cpu=max,hv-passthrough smp=2 name=hv_hcall */
 /* guest: cpu=max,hv-vpindex smp=2 name=hv_hcall-min */
 #include "rt.h"
+#include "hyperv.h"
 
 #define GUEST_OS_ID 0x40000000
 #define HYPERCALL 0x40000001
@@ -30,25 +31,8 @@ static u64 in_pg[512] ALIGNED(4096);
 static u64 out_pg[512] ALIGNED(4096);
 static bool amd, full;
 
-static u64 hc(u64 ctl, u64 in, u64 out)
-{
-    u64 r;
-    register u64 r8 asm("r8") = out;
-    asm volatile("call *%[p]" : "=a"(r), "+c"(ctl), "+d"(in), "+r"(r8) : [p] "r"(hc_page)
-                 : "r9", "r10", "r11", "memory");
-    return r;
-}
-
-static u64 hc_raw(u64 ctl, u64 in, u64 out)
-{
-    u64 r;
-    register u64 r8 asm("r8") = out;
-    if (amd)
-        asm volatile("vmmcall" : "=a"(r), "+c"(ctl), "+d"(in), "+r"(r8) :: "memory");
-    else
-        asm volatile("vmcall" : "=a"(r), "+c"(ctl), "+d"(in), "+r"(r8) :: "memory");
-    return r;
-}
+static u64 hc(u64 ctl, u64 in, u64 out) { return hv_hypercall_via(hc_page, ctl, in, out); }
+static u64 hc_raw(u64 ctl, u64 in, u64 out) { return hv_hypercall_raw(amd, ctl, in, out); }
 
 /* a fast call with XMM0-XMM5 loaded from x[0..11] (XMM0 low quadword first) */
 static u64 hc_xmm(u64 ctl, u64 rdx, u64 r8v, const u64 x[12])

@@ -459,13 +459,8 @@ static bool cmdline_has(const char *key, const char *word)
 
 void test_main(void)
 {
-    if (!hv_present()) {
-        if (on_qemu_tcg()) {
-            test_skip("QEMU TCG has no Hyper-V interface");
-            return;
-        }
-        panic("no Hyper-V CPUID leaves");
-    }
+    if (!hv_require())
+        return;
     char buf[8];
     icount = rt_cmdline_value("icount", buf, sizeof(buf));
     bool have_direct = cmdline_has("cpu", "hv-stimer-direct");

@@ -469,13 +469,8 @@ static void test_connections(void)
 
 void test_main(void)
 {
-    if (!hv_present()) {
-        if (on_qemu_tcg()) {
-            test_skip("QEMU TCG has no Hyper-V interface");
-            return;
-        }
-        panic("no Hyper-V CPUID leaves");
-    }
+    if (!hv_require())
+        return;
     TEST_ASSERT(cpuid(0x40000003).a & BIT(2), "CPUID 40000003h: SynIC MSRs available");
     apic_enable();
     for (int v = VEC_BASE; v < VEC_BASE + 16; v++)

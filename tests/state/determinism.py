@@ -82,6 +82,11 @@ RUNS = [
     ("xen-pvcons", "xen_pvcons.elf", ["-xen", "-append", "xen=yes"], POINTS),
     ("xen-vcpu", "xen_vcpu.elf", ["-xen", "-smp", "3", "-append", "xen=yes"], POINTS),
     ("xen-upcall", "xen_upcall.elf", ["-xen", "-append", "xen=yes"], POINTS),
+    ("hv-stimer", "hv_stimer.elf", ["-smp", "2", "-cpu", "max,hv-vpindex,hv-time,hv-synic,hv-stimer,hv-stimer-direct",
+                                    "-append", "cpu=max,hv-vpindex,hv-time,hv-synic,hv-stimer,hv-stimer-direct icount=1"], POINTS),
+    ("hv-synic", "hv_synic.elf", ["-smp", "2", "-device", "hyperv-testdev", "-cpu", "max,hv-vpindex,hv-synic",
+                                  "-append", "cpu=max,hv-vpindex,hv-synic"], POINTS),
+    ("hv-hcall", "hv_hcall.elf", ["-smp", "2", "-cpu", "max,hv-passthrough", "-append", "cpu=max,hv-passthrough"], POINTS),
     ("hv-xen", "hv_xen.elf", ["-xen", "-cpu", "max,hv-passthrough", "-append", "xen=yes cpu=max,hv-passthrough"], POINTS),
 ]
 def xen_disk_image(d, linux):

@@ -229,6 +229,22 @@ def power_and_reset(tmp):
           and sd and sd["data"]["guest"] is True, "system_powerdown reaches the guest's ACPI", (r, ev, sd, st))
 
 
+def hyperv_crash(tmp):
+    """A guest's crash report through Hyper-V's crash MSRs: QMP's GUEST_PANICKED with the
+    five parameters (QEMU's event, "hyper-v" info), then the run ends with status 4."""
+    elf = os.path.join(os.path.dirname(SPIN), "hv_basic.elf")
+    n = Nestor(tmp, "hvcrash", ["-S", "-cpu", "max,hv-crash", "-append", "cpu=max,hv-crash mode=crash", elf])
+    q = Qmp(n.sock)
+    q.cmd("cont")  # started paused: the client is there before the crash
+    ev = q.event("GUEST_PANICKED")
+    st = n.wait()
+    info = (ev or {}).get("data", {}).get("info", {})
+    want = {"type": "hyper-v", "arg1": 0xc0de0000, "arg2": 0xc0de0001, "arg3": 0xc0de0002,
+            "arg4": 0xc0de0003, "arg5": 0xc0de0004}
+    check(ev is not None and info == want and st == 4 and "reported a crash" in n.stderr(),
+          "hyper-v crash: GUEST_PANICKED with the crash parameters, status 4", (ev, st))
+
+
 def xen_powerdown(tmp, via="qmp"):
     """A Xen guest is asked to power off through xenstore (control/shutdown = poweroff, as
     `xl shutdown` asks), by QMP's system_powerdown or a first SIGTERM: Debian's kernel as
@@ -456,7 +472,7 @@ def main():
         check(False, "setup", SPIN + " not built (make guests)")
         return 1
     with tempfile.TemporaryDirectory(prefix="nestor-qmp-") as tmp:
-        for test in (basics, power_and_reset, xen_powerdown, lambda t: xen_powerdown(t, "sigterm"),
+        for test in (basics, power_and_reset, hyperv_crash, xen_powerdown, lambda t: xen_powerdown(t, "sigterm"),
                      xen_hvc_console,
                      file_migration,
                      lambda t: live_migration(t, "unix"), lambda t: live_migration(t, "tcp"),

@@ -16,8 +16,8 @@
  * Invariants checked (abort() on a violation), besides ASan/UBSan:
  *   - every hypercall result: a known HV_STATUS, bits 63:44 and 31:16 zero, reps
  *     completed 0 for a simple call and at most the rep count (the count on success);
- *     an unknown code is HV_STATUS_INVALID_HYPERCALL_CODE, reserved control bits on a
- *     known code HV_STATUS_INVALID_HYPERCALL_INPUT; registers other than the result
+ *     reserved control bits HV_STATUS_INVALID_HYPERCALL_INPUT whatever the code, else an
+ *     unknown code HV_STATUS_INVALID_HYPERCALL_CODE; registers other than the result
  *     (RAX, or EDX:EAX outside 64-bit mode) and XMM unchanged; real mode, virtual-8086
  *     and CPL > 0 get #UD with nothing changed; with Xen on, a call without bit 31 is
  *     Xen's (xen_version answers);
@@ -265,12 +265,15 @@ static void check_result(u64 ctl, u64 res)
     CHECK(status_known(st), "status %#x (control %#llx)", st, (unsigned long long)ctl);
     CHECK(!(res >> 44) && !(res & 0xffff0000ull), "result %#llx (control %#llx)",
           (unsigned long long)res, (unsigned long long)ctl);
+    /* reserved control bits come first, whatever the code (KVM's order) */
+    if (ctl & (0x78000000ull | 0x0000f00000000000ull | 0xf000000000000000ull)) {
+        CHECK(st == 3, "reserved control bits: status %#x (control %#llx)", st, (unsigned long long)ctl);
+        return;
+    }
     if (!code_known(code)) {
         CHECK(st == 2 && res == 2, "unknown code %#x: result %#llx", code, (unsigned long long)res);
         return;
     }
-    if (ctl & (0x78000000ull | 0x0000f00000000000ull | 0xf000000000000000ull))
-        CHECK(st == 3, "reserved control bits: status %#x (control %#llx)", st, (unsigned long long)ctl);
     if (!code_rep(code)) {
         CHECK(reps == 0, "simple call %#x: reps %u", code, reps);
     } else {

@@ -87,6 +87,7 @@ RUNS = [
     ("hv-synic", "hv_synic.elf", ["-smp", "2", "-device", "hyperv-testdev", "-cpu", "max,hv-vpindex,hv-synic",
                                   "-append", "cpu=max,hv-vpindex,hv-synic"], POINTS),
     ("hv-hcall", "hv_hcall.elf", ["-smp", "2", "-cpu", "max,hv-passthrough", "-append", "cpu=max,hv-passthrough"], POINTS),
+    ("hv-evmcs", "hv_evmcs.elf", ["-cpu", "max,hv-passthrough", "-append", "cpu=max,hv-passthrough"], POINTS),
     ("hv-xen", "hv_xen.elf", ["-xen", "-cpu", "max,hv-passthrough", "-append", "xen=yes cpu=max,hv-passthrough"], POINTS),
 ]
 def xen_disk_image(d, linux):
@@ -167,6 +168,8 @@ MOMENTS = [
     ("xen-memop2", r"\bvmcall\b", (1,), 6),
     ("xen-fifo", r"\bvmcall\b", (1,), 6),
     ("xen-upcall", r"\bvmcall\b", (1, 2), 8),  # an event sent to itself: its upcall pending
+    ("hv-evmcs", r"\bvm(launch|resume)\b", (1,), 6),  # in L2 on an enlightened VMCS
+    ("hv-hcall", r"\bvmcall\b", (1,), 6),  # right after a Hyper-V hypercall
 ]
 
 results = []

@@ -226,7 +226,9 @@ void vmx_load_host_state(struct cpu *c)
 static _Noreturn void vmx_abort(struct cpu *c, u32 indicator)
 {
     struct vmx *v = c->vmx;
-    nested_phys_write(c, v->current + VMCS_REGION_ABORT, &indicator, 4);
+    /* an enlightened VMCS has its abort field at offset 4, as the SDM's region does */
+    u64 at = v->evmcs != ~0ull ? v->evmcs + 4 : v->current + VMCS_REGION_ABORT;
+    nested_phys_write(c, at, &indicator, 4);
     c->vmx_non_root = false;
     v->in_l2_ctx = false;
     tlb_flush_all(&c->tlb);

@@ -82,7 +82,7 @@ int vmx_state_post_load(struct cpu *c, char *err, size_t errlen)
         if (rg[k]->fmt > PG_EPT5 || rg[k]->maxphyaddr > 52) {
             return nestor_err(err, errlen, "impossible VMX paging regime");
         }
-    if (c->vmx_non_root && (!v->on || v->current == ~0ull)) {
+    if (c->vmx_non_root && (!v->on || (v->current == ~0ull && v->evmcs == ~0ull))) {
         return nestor_err(err, errlen, "non-root operation without a current VMCS");
     }
     v->l1_regime.ops = v->l2_regime.ops = c->in->pg.ops;

@@ -219,6 +219,22 @@ extern u64 vmx_gregs[16];
 u64 vmx_gregs[16];
 /* runs L2 until its next exit; 0 after an exit, else the VMLAUNCH/VMRESUME outcome */
 int vmx_enter_asm(int launch);
+/* The guest's registers from vmx_gregs, then VMRESUME (or VMLAUNCH when the word at
+ * (%rsp) is nonzero), then RFLAGS in RAX: the part every L1 entry stub shares. */
+#define VMX_ENTER_L2_ASM \
+    "  mov vmx_gregs+8(%rip), %rcx; mov vmx_gregs+16(%rip), %rdx; mov vmx_gregs+24(%rip), %rbx\n" \
+    "  mov vmx_gregs+40(%rip), %rbp; mov vmx_gregs+48(%rip), %rsi; mov vmx_gregs+56(%rip), %rdi\n" \
+    "  mov vmx_gregs+64(%rip), %r8; mov vmx_gregs+72(%rip), %r9; mov vmx_gregs+80(%rip), %r10\n" \
+    "  mov vmx_gregs+88(%rip), %r11; mov vmx_gregs+96(%rip), %r12; mov vmx_gregs+104(%rip), %r13\n" \
+    "  mov vmx_gregs+112(%rip), %r14; mov vmx_gregs+120(%rip), %r15\n" \
+    "  cmpq $0, (%rsp)\n" \
+    "  mov vmx_gregs(%rip), %rax\n" \
+    "  jne 1f\n" \
+    "  vmresume\n" \
+    "  jmp 2f\n" \
+    "1: vmlaunch\n" \
+    "2: pushf; pop %rax\n"
+
 asm(".text\n"
     ".globl vmx_enter_asm\n"
     "vmx_enter_asm:\n"
@@ -226,18 +242,7 @@ asm(".text\n"
     "  push %rdi\n"
     "  mov $0x6c14, %eax; vmwrite %rsp, %rax\n"
     "  lea vmx_exit_point(%rip), %rdx; mov $0x6c16, %eax; vmwrite %rdx, %rax\n"
-    "  mov vmx_gregs+8(%rip), %rcx; mov vmx_gregs+16(%rip), %rdx; mov vmx_gregs+24(%rip), %rbx\n"
-    "  mov vmx_gregs+40(%rip), %rbp; mov vmx_gregs+48(%rip), %rsi; mov vmx_gregs+56(%rip), %rdi\n"
-    "  mov vmx_gregs+64(%rip), %r8; mov vmx_gregs+72(%rip), %r9; mov vmx_gregs+80(%rip), %r10\n"
-    "  mov vmx_gregs+88(%rip), %r11; mov vmx_gregs+96(%rip), %r12; mov vmx_gregs+104(%rip), %r13\n"
-    "  mov vmx_gregs+112(%rip), %r14; mov vmx_gregs+120(%rip), %r15\n"
-    "  cmpq $0, (%rsp)\n"
-    "  mov vmx_gregs(%rip), %rax\n"
-    "  jne 1f\n"
-    "  vmresume\n"
-    "  jmp 2f\n"
-    "1: vmlaunch\n"
-    "2: pushf; pop %rax\n"
+    VMX_ENTER_L2_ASM
     "  mov $1, %ecx; mov $2, %edx; test $1, %al; cmovnz %ecx, %eax; jnz 3f\n"
     "  mov %edx, %eax\n"
     "3: pop %rdi\n"

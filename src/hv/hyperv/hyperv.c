@@ -237,6 +237,9 @@ void hyperv_reset(struct hyperv *hv)
     hv->crash_ctl = 0;
     hv->reenlightenment_control = hv->tsc_emulation_control = hv->tsc_emulation_status = 0;
     hv->tsc_page_seq = 0;
+    hv->tsc_page_valid = false;
+    hv->tsc_page_scale = 0;
+    hv->tsc_page_offset = 0;
     for (int i = 0; i < hv->host.ncpus; i++) {
         struct hv_vp *vp = &hv->vp[i];
         vp->vp_assist = 0;
@@ -329,9 +332,16 @@ bool hyperv_cpuid(struct hyperv *hv, const struct cpu *c, u32 leaf, u32 subleaf,
 }
 
 /* ---- time ---- */
+/* The partition's reference time: while the reference TSC page is on, its formula with
+ * vCPU 0's TSC (the page's), so that TIME_REF_COUNT, the page and the timers never
+ * disagree, as KVM computes it; else the virtual clock. */
 u64 hv_ref_time(const struct hyperv *hv)
 {
-    return hv->host.ops->now_ns(hv->host.opaque) / 100;
+    u64 now = hv->host.ops->now_ns(hv->host.opaque);
+    if (!hv->tsc_page_valid)
+        return now / 100;
+    u64 tsc = cpu_tsc_at(hv->host.cpus[0], now);
+    return (u64)(((unsigned __int128)tsc * hv->tsc_page_scale) >> 64) + (u64)hv->tsc_page_offset;
 }
 
 /* The reference TSC page (TLFS 12.7.3): reference time = ((TSC * scale) >> 64) + offset,
@@ -346,6 +356,7 @@ struct hv_tsc_page {
 
 static void hv_write_tsc_page(struct hyperv *hv)
 {
+    hv->tsc_page_valid = false;
     if (!(hv->reference_tsc & 1))
         return;
     struct cpu *c0 = hv->host.cpus[0];
@@ -360,7 +371,11 @@ static void hv_write_tsc_page(struct hyperv *hv)
     p.sequence = hv->tsc_page_seq;
     p.scale = scale;
     p.offset = (s64)(now / 100 - scaled);
-    mem_write(c0->mem, hv->reference_tsc & ~0xfffull, &p, sizeof(p));
+    if (mem_write(c0->mem, hv->reference_tsc & ~0xfffull, &p, sizeof(p)))
+        return;
+    hv->tsc_page_scale = p.scale;
+    hv->tsc_page_offset = p.offset;
+    hv->tsc_page_valid = true;
 }
 
 void hyperv_tsc_written(struct hyperv *hv, struct cpu *c)

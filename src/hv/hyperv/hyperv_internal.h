@@ -119,6 +119,9 @@ struct hyperv {
     u64 crash_p[5], crash_ctl;
     u64 reenlightenment_control, tsc_emulation_control, tsc_emulation_status;
     u32 tsc_page_seq;      /* the reference TSC page's sequence, as last written */
+    bool tsc_page_valid;   /* the page is on and written: the reference time is its formula */
+    u64 tsc_page_scale;
+    s64 tsc_page_offset;
     struct hv_vp *vp;
     struct hv_connection conn[HV_MAX_CONNECTIONS];
     hyperv_sint_ack_fn sint_ack;
@@ -131,7 +134,7 @@ static inline bool hv_has(const struct hyperv *hv, enum hyperv_feature f)
     return (hv->cfg.features >> f) & 1;
 }
 
-/* The reference time: 100 ns units of the virtual clock since the partition began. */
+/* The reference time: 100 ns units since the partition began. */
 u64 hv_ref_time(const struct hyperv *hv);
 
 /* ---- between the parts ---- */

@@ -40,7 +40,7 @@ static const struct state_desc syndbg_desc = STATE_DESC("hyperv.syndbg", 1, stru
 static const struct state_field hyperv_fields[] = {
     N(cfg), N(host), F(guest_os_id), F(hypercall), F(reference_tsc), F(crash_p), F(crash_ctl),
     F(reenlightenment_control), F(tsc_emulation_control), F(tsc_emulation_status),
-    F(tsc_page_seq), N(vp), N(conn), N(sint_ack), N(sint_ack_opaque), N(syndbg),
+    F(tsc_page_seq), F(tsc_page_valid), F(tsc_page_scale), F(tsc_page_offset), N(vp), N(conn), N(sint_ack), N(sint_ack_opaque), N(syndbg),
 };
 #undef F
 #undef N

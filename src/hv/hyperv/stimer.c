@@ -76,6 +76,18 @@ static int stimer_deliver(struct hv_stimer *t)
     return rc == 0 ? 0 : -1;
 }
 
+/* The clock timer for the reference time exp_time: when the virtual clock is that many
+ * 100 ns units further (the reference time may run a fraction of a unit off the clock:
+ * the firing checks it got there, see stimer_fire). */
+static void stimer_arm(struct hv_stimer *t, u64 ref_now)
+{
+    struct hyperv *hv = t->hv;
+    u64 now_ns = hv->host.ops->now_ns(hv->host.opaque);
+    u64 ahead = t->exp_time > ref_now ? t->exp_time - ref_now : 0;
+    t->deadline_ns = now_ns + (ahead > UINT64_MAX / 100 ? UINT64_MAX - now_ns : ahead * 100);
+    hv->host.ops->timer_arm(hv->host.opaque, t->timer, t->deadline_ns);
+}
+
 /* Arms the timer for its next expiry (TLFS 12.3.2-3). */
 static void stimer_start(struct hv_stimer *t)
 {
@@ -89,10 +101,7 @@ static void stimer_start(struct hv_stimer *t)
     } else {
         t->exp_time = t->count;
     }
-    u64 deadline = t->exp_time * 100;
-    u64 now_ns = hv->host.ops->now_ns(hv->host.opaque);
-    t->deadline_ns = deadline > now_ns ? deadline : now_ns;
-    hv->host.ops->timer_arm(hv->host.opaque, t->timer, t->deadline_ns);
+    stimer_arm(t, now);
 }
 
 static void stimer_expire(struct hv_stimer *t)
@@ -112,8 +121,16 @@ static void stimer_fire(void *arg, u64 now_ns)
 {
     (void)now_ns;
     struct hv_stimer *t = arg;
-    if (t->config & CFG_ENABLE)
-        stimer_expire(t);
+    if (!(t->config & CFG_ENABLE))
+        return;
+    /* an expiry is never delivered before its reference time (KVM's rule): a fraction of
+     * a unit early, the timer waits one more */
+    u64 ref = hv_ref_time(t->hv);
+    if (ref < t->exp_time) {
+        stimer_arm(t, ref);
+        return;
+    }
+    stimer_expire(t);
 }
 
 void hv_stimer_retry(struct hyperv *hv, int vp, int sint)

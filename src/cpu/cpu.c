@@ -253,6 +253,14 @@ u64 cpu_wake_deadline_ns(const struct cpu *c)
     return c->vmx_non_root ? vmx_wake_deadline_ns(c) : ~0ull;
 }
 
+u64 cpu_l1_tsc_at(const struct cpu *c, u64 ns)
+{
+    unsigned __int128 t = (unsigned __int128)ns * c->model->tsc_khz / 1000000u;
+    s64 off = c->vmx_non_root ? vmx_l1_tsc_offset(c) : c->svm_guest ? svm_l1_tsc_offset(c)
+                                                                  : c->tsc_offset;
+    return (u64)t + (u64)off;
+}
+
 u64 cpu_tsc_at(const struct cpu *c, u64 ns)
 {
     unsigned __int128 t = (unsigned __int128)ns * c->model->tsc_khz / 1000000u;

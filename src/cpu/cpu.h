@@ -406,6 +406,10 @@ u64 cpu_wake_deadline_ns(const struct cpu *c);
 u64 cpu_tsc(struct cpu *c);
 /* The TSC value at virtual time ns (pairs a TSC with the time it was read at). */
 u64 cpu_tsc_at(const struct cpu *c, u64 ns);
+/* The vCPU's own TSC at virtual time ns, L1's, whatever offset or scaling an L2 runs
+ * with: what IA32_TSC_DEADLINE counts against and what a hypervisor interface's clock
+ * pages describe (both belong to L1). */
+u64 cpu_l1_tsc_at(const struct cpu *c, u64 ns);
 
 /* Decode-cache figures for -stats: blocks decoded, and times the block arena filled up
  * and every block was dropped. */

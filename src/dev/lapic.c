@@ -462,9 +462,12 @@ static void timer_switch_mode(struct lapic *l, unsigned old_mode)
     timer_arm_next(l);
 }
 
+/* The TSC the deadline counts against: the vCPU's own (L1's), also while an L2 runs
+ * with an offset or scaling of its own (an L2 timer expiry seen through L2's TSC would be
+ * re-armed for a far future and L1's timer lost) */
 static u64 current_tsc(struct lapic *l)
 {
-    return cpu_tsc(l->cpu);
+    return cpu_l1_tsc_at(l->cpu, clock_now(&l->m->clock));
 }
 
 /* TSC-deadline mode: signal when the TSC reaches the deadline (then the MSR reads 0). */

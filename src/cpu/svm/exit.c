@@ -5,6 +5,11 @@
 #include "cpu/nested.h"
 #include "cpu/svm/svm_internal.h"
 
+s64 svm_l1_tsc_offset(const struct cpu *c)
+{
+    return c->svm_guest ? c->svm->l1_tsc_offset : c->tsc_offset;
+}
+
 u64 svm_l1_tsc(const struct cpu *c)
 {
     /* L1's TSC: neither L2's offset nor its ratio */

@@ -123,4 +123,7 @@ enum svm_exit_code {
 };
 #define SVM_EXIT_INVALID (~0ull)
 
+/* L1's TSC offset (c->tsc_offset outside guest mode; in it, L2 runs with its own) */
+s64 svm_l1_tsc_offset(const struct cpu *c);
+
 #endif

@@ -144,6 +144,11 @@ void vmx_delivery_done(struct cpu *c)
 /* ---- the VMX-preemption timer (SDM 26.5.1) ----
  * It counts down at the TSC rate divided by 2^IA32_VMX_MISC[4:0], from the value VM entry
  * loads; an exit with "save VMX-preemption timer value" stores what is left. */
+s64 vmx_l1_tsc_offset(const struct cpu *c)
+{
+    return c->vmx_non_root ? c->vmx->l1_tsc_offset : c->tsc_offset;
+}
+
 u64 vmx_l1_tsc(const struct cpu *c)
 {
     u64 ns = c->ops->now_ns((struct cpu *)c, c->ops_opaque);

@@ -49,6 +49,8 @@ bool vmx_msr_write(struct cpu *c, u32 index, u64 value);
 
 /* Is the vCPU in VMX operation / in VMX non-root operation (running L2)? */
 bool vmx_in_operation(const struct cpu *c);
+/* L1's TSC offset (c->tsc_offset outside non-root operation; in it, L2 runs with its own) */
+s64 vmx_l1_tsc_offset(const struct cpu *c);
 /* The Hyper-V interface offers the enlightened VMCS (hv-evmcs): vCPU c's VP assist page
  * is at gpa (0: none), where VMLAUNCH/VMRESUME look for the one to use. */
 void vmx_evmcs_set_assist(struct cpu *c, u64 gpa);

@@ -340,7 +340,7 @@ u64 hv_ref_time(const struct hyperv *hv)
     u64 now = hv->host.ops->now_ns(hv->host.opaque);
     if (!hv->tsc_page_valid)
         return now / 100;
-    u64 tsc = cpu_tsc_at(hv->host.cpus[0], now);
+    u64 tsc = cpu_l1_tsc_at(hv->host.cpus[0], now);
     return (u64)(((unsigned __int128)tsc * hv->tsc_page_scale) >> 64) + (u64)hv->tsc_page_offset;
 }
 
@@ -363,7 +363,7 @@ static void hv_write_tsc_page(struct hyperv *hv)
     u64 now = hv->host.ops->now_ns(hv->host.opaque);
     /* scale = 2^64 * 10^7 / tsc_hz = 2^64 * 10^4 / tsc_khz */
     u64 scale = (u64)(((unsigned __int128)10000 << 64) / hv->host.tsc_khz);
-    u64 tsc = cpu_tsc_at(c0, now);
+    u64 tsc = cpu_l1_tsc_at(c0, now);
     u64 scaled = (u64)(((unsigned __int128)tsc * scale) >> 64);
     struct hv_tsc_page p = { 0 };
     if (++hv->tsc_page_seq == 0 || hv->tsc_page_seq == 0xffffffffu)

@@ -73,7 +73,7 @@ void xen_update_time(struct xen *x, struct cpu *c)
     u64 now = c->ops->now_ns(c, c->ops_opaque);
     struct vcpu_time_info t = {
         .version = (version + 1) | 1,
-        .tsc_timestamp = cpu_tsc_at(c, now),
+        .tsc_timestamp = cpu_l1_tsc_at(c, now),
         .system_time = now,
         .tsc_to_system_mul = x->time_mul,
         .tsc_shift = x->time_shift,

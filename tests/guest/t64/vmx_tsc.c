@@ -1,7 +1,7 @@
 /* TSC scaling and pause-loop exiting (SDM 26.3, 26.1.3): with "use TSC scaling" L2's
  * RDTSC is L1's TSC times the multiplier (48 fractional bits) plus the offset; PAUSEs less
  * than PLE_Gap ticks apart form a loop that exits after PLE_Window ticks, while spaced
- * PAUSEs never exit.
+ * PAUSEs never exit. L1's TSC-deadline timer counts against L1's TSC while L2 runs.
  * guest: cpu=max name=vmx-tsc */
 #include "vmx.h"
 
@@ -12,6 +12,7 @@
 #define F_PLE_WINDOW 0x4022
 
 VMX_L2_CODE(l2_rdtsc, "rdtsc");
+VMX_L2_CODE(l2_spin, "1: jmp 1b");
 VMX_L2_CODE(l2_pause_loop, "1: pause\n jmp 1b");
 /* 200 PAUSEs with a delay loop of 2000 iterations between them */
 VMX_L2_CODE(l2_spaced_pauses, "mov $200, %ecx\n"
@@ -54,6 +55,33 @@ void test_main(void)
     u64 t1 = rdtsc();
     TEST_ASSERT(edx_eax() >= t0 && edx_eax() <= t1, "no offsetting: the multiplier is ignored");
     TEST_ASSERT(rdtsc() < t1 * 2, "L1's TSC is not scaled after the exit");
+
+    /* L1's TSC-deadline timer counts against L1's TSC while L2 runs with a TSC far
+     * behind (starting from 0, as KVM gives a new guest): it expires on time, as an
+     * external-interrupt exit */
+    if (HAS_TSC_DEADLINE()) {
+        apic_enable();
+        outb(0x21, 0xff); /* the 8259's lines masked, LINT0 too: the timer is the only */
+        outb(0xa1, 0xff); /* source of external interrupts */
+        apic_write(APIC_LVT0, APIC_LVT_MASKED);
+        apic_write(APIC_LVTT, 0x40000 | 0xec); /* TSC-deadline mode, vector 0xec */
+        vmx_setup_l2(l2_spin, PROC_TSC_OFFSET, 0);
+        vmwrite(F_PIN, vmread(F_PIN) | PIN_EXTINT);
+        wrmsr(0x10, 1ull << 40); /* L1's TSC 9 minutes on: L2's from 0 is that far behind */
+        t0 = rdtsc();
+        vmwrite(F_TSC_OFFSET, -t0);
+        wrmsr(MSR_TSC_DEADLINE, t0 + 2000000); /* 1 ms at 2 GHz */
+        /* other interrupt sources may exit first: go back into L2 until the deadline
+         * has fired (the MSR reads 0 then) */
+        long r = R_EXTINT;
+        while (r == R_EXTINT && rdmsr(MSR_TSC_DEADLINE) && rdtsc() - t0 < 200000000ull)
+            r = vmx_run();
+        TEST_EQ(r, R_EXTINT, "L2 leaves through external-interrupt exits");
+        TEST_EQ(rdmsr(MSR_TSC_DEADLINE), 0,
+                "L1's deadline timer fired while an L2 whose TSC starts at 0 ran");
+        TEST_ASSERT(rdtsc() - t0 < 200000000ull, "within 100 ms, not when L2's TSC gets there");
+        apic_write(APIC_LVTT, APIC_LVT_MASKED);
+    }
 
     vmx_setup_l2(l2_pause_loop, 0, PROC2_PLE);
     vmwrite(F_PLE_GAP, 100000);

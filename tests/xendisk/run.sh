@@ -108,9 +108,10 @@ boot() {
   ) &
 }
 
-# line PATTERN < log: the value after "disk: PATTERN " on the console
+# line PATTERN < log: the value after "disk: PATTERN " on the console (a kernel message
+# that the console put right after it, before its newline, is left out)
 disk_value() { # name key
-  tr -d '\r' <"$DIR/$1.log" | sed -n "s/^disk: $2 //p" | head -n 1
+  tr -d '\r' <"$DIR/$1.log" | sed -n "s/^disk: $2 //p" | sed -E 's/\[ *[0-9]+\.[0-9]+\] .*$//' | head -n 1
 }
 
 FORBIDDEN='Oops|\bBUG\b|WARNING|Call Trace|Kernel panic|detected stall|soft lockup|blkfront.*(fail|error|wrong)|xvda.*(disabled|error)|I/O error|EXT4-fs error'

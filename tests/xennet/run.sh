@@ -40,7 +40,7 @@ http_pid=$!
 trap 'kill $http_pid 2>/dev/null' EXIT
 
 net_value() { # boot key
-  tr -d '\r' <"$DIR/$1.log" | sed -n "s/^net: $2 //p" | head -n 1
+  tr -d '\r' <"$DIR/$1.log" | sed -n "s/^net: $2 //p" | sed -E 's/\[ *[0-9]+\.[0-9]+\] .*$//' | head -n 1
 }
 
 FORBIDDEN='Oops|\bBUG\b|WARNING|Call Trace|Kernel panic|detected stall|soft lockup|netfront.*(fail|error)|xennet.*(fail|error)'

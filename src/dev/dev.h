@@ -93,6 +93,7 @@ bool lapic_msr_read(struct lapic *l, u32 msr, u64 *value);   /* APIC base, x2API
 bool lapic_msr_write(struct lapic *l, u32 msr, u64 value);   /* false -> #GP */
 u64 lapic_base(const struct lapic *l);                        /* APIC base MSR value */
 bool lapic_hw_enabled(const struct lapic *l);
+bool lapic_x2apic_mode(const struct lapic *l);                /* x2APIC mode (base MSR bit 10) */
 /* Does the xAPIC page at the APIC base belong to this LAPIC (enabled, xAPIC mode)?
  * Otherwise an access there is an access to whatever else is at that address. */
 bool lapic_mmio_decoded(const struct lapic *l);

@@ -172,6 +172,11 @@ static bool x2apic_mode(const struct lapic *l)
     return (l->base & (BASE_EN | BASE_EXTD)) == (BASE_EN | BASE_EXTD);
 }
 
+bool lapic_x2apic_mode(const struct lapic *l)
+{
+    return x2apic_mode(l);
+}
+
 bool lapic_hw_enabled(const struct lapic *l)
 {
     return l->base & BASE_EN;

@@ -115,11 +115,12 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
         if (m->xen && xen_msr_owned(m->xen, ev->u.msr.index))
             return xen_msr_read(m->xen, c, ev->u.msr.index, &ev->u.msr.value) ? INTERCEPT_HANDLED
                                                                              : INTERCEPT_FAULT;
-        if (lapic_msr(ev->u.msr.index) && m->hyperv)
-            hyperv_pv_eoi_sync(m->hyperv, c);
-        if (lapic_msr(ev->u.msr.index))
+        if (lapic_msr(ev->u.msr.index)) {
+            if (m->hyperv) /* an EOI made through the VP assist page comes first */
+                hyperv_pv_eoi_sync(m->hyperv, c);
             return lapic_msr_read(apic, ev->u.msr.index, &ev->u.msr.value) ? INTERCEPT_HANDLED
                                                                              : INTERCEPT_FAULT;
+        }
         return INTERCEPT_FAULT;
     case EV_MSR_WRITE:
         if (m->hyperv && hyperv_msr_owned(m->hyperv, ev->u.msr.index))
@@ -128,11 +129,12 @@ static enum intercept_result route_event(struct cpu *c, struct cpu_event *ev, vo
         if (m->xen && xen_msr_owned(m->xen, ev->u.msr.index))
             return xen_msr_write(m->xen, c, ev->u.msr.index, ev->u.msr.value) ? handled(m)
                                                                             : INTERCEPT_FAULT;
-        if (lapic_msr(ev->u.msr.index) && m->hyperv)
-            hyperv_pv_eoi_sync(m->hyperv, c);
-        if (lapic_msr(ev->u.msr.index))
+        if (lapic_msr(ev->u.msr.index)) {
+            if (m->hyperv)
+                hyperv_pv_eoi_sync(m->hyperv, c);
             return lapic_msr_write(apic, ev->u.msr.index, ev->u.msr.value) ? handled(m)
                                                                              : INTERCEPT_FAULT;
+        }
         return INTERCEPT_FAULT;
     case EV_CPUID: {
         /* The hypervisor interfaces own their leaves (Hyper-V's first, at 40000000h, with
@@ -237,7 +239,7 @@ static int intr_ack(struct cpu *c, void *opaque)
     if (v >= 16 && hyperv_auto_eoi(m->hyperv, c->id, (u8)v))
         lapic_isr_clear(l, (u8)v);
     else if (v >= 16)
-        hyperv_intr_taken(m->hyperv, c, (u8)v, lapic_only_in_service(l, (u8)v));
+        hyperv_intr_taken(m->hyperv, c, lapic_only_in_service(l, (u8)v));
     return v;
 }
 
@@ -251,6 +253,36 @@ static u64 now_ns(struct cpu *c, void *opaque)
 static const struct cpu_ops machine_cpu_ops = { route_event, intr_pending, intr_ack, now_ns };
 
 static void control_event(struct machine *m, enum machine_event ev);
+
+/* ---- what both hypervisor interfaces ask of the machine: kicks, the clock, timers ---- */
+static void host_kick(void *opaque, int vcpu)
+{
+    machine_kick(opaque, vcpu);
+}
+
+static u64 host_now_ns(void *opaque)
+{
+    struct machine *m = opaque;
+    return clock_now(&m->clock);
+}
+
+static int host_timer_new(void *opaque, void (*fn)(void *arg, u64 now_ns), void *arg)
+{
+    struct machine *m = opaque;
+    return clock_timer_new(&m->clock, fn, arg);
+}
+
+static void host_timer_arm(void *opaque, int timer, u64 deadline_ns)
+{
+    struct machine *m = opaque;
+    clock_timer_arm(&m->clock, timer, deadline_ns);
+}
+
+static void host_timer_disarm(void *opaque, int timer)
+{
+    struct machine *m = opaque;
+    clock_timer_disarm(&m->clock, timer);
+}
 
 /* ---- what the Hyper-V interface asks of the machine (struct hyperv_host_ops) ---- */
 static void hv_deliver_vector(void *opaque, int vcpu, u8 vector)
@@ -271,7 +303,7 @@ static bool hv_apic_write(void *opaque, int vcpu, u32 reg, u64 value)
     struct lapic *l = m->lapic[vcpu];
     if (!lapic_hw_enabled(l))
         return false;
-    bool x2 = (lapic_base(l) & (1u << 10)) != 0;
+    bool x2 = lapic_x2apic_mode(l);
     switch (reg) {
     case 0x40000070: /* EOI */
         return x2 ? lapic_msr_write(l, 0x80b, 0) : (lapic_mmio_write(l, 0xb0, 4, 0), true);
@@ -292,7 +324,7 @@ static bool hv_apic_read(void *opaque, int vcpu, u32 reg, u64 *value)
     struct lapic *l = m->lapic[vcpu];
     if (!lapic_hw_enabled(l))
         return false;
-    bool x2 = (lapic_base(l) & (1u << 10)) != 0;
+    bool x2 = lapic_x2apic_mode(l);
     if (reg == 0x40000071) {
         if (x2)
             return lapic_msr_read(l, 0x830, value);
@@ -329,15 +361,9 @@ static void hv_crashed(void *opaque, const u64 params[5])
     machine_request_stop(m, NESTOR_EXIT_GUEST_ERROR);
 }
 
-static void xen_kick(void *opaque, int vcpu);
-static u64 xen_now_ns(void *opaque);
-static int xen_timer_new(void *opaque, void (*fn)(void *arg, u64 now_ns), void *arg);
-static void xen_timer_arm(void *opaque, int timer, u64 deadline_ns);
-static void xen_timer_disarm(void *opaque, int timer);
-
 static const struct hyperv_host_ops machine_hyperv_ops = {
-    hv_deliver_vector, hv_apic_write, hv_apic_read, hv_flush_tlb, xen_kick, xen_now_ns,
-    xen_timer_new, xen_timer_arm, xen_timer_disarm, hv_reset, hv_crashed,
+    hv_deliver_vector, hv_apic_write, hv_apic_read, hv_flush_tlb, host_kick, host_now_ns,
+    host_timer_new, host_timer_arm, host_timer_disarm, hv_reset, hv_crashed,
 };
 
 /* ---- what the Xen interface asks of the machine (struct xen_host_ops) ---- */
@@ -385,34 +411,6 @@ static void xen_deliver_vector(void *opaque, int vcpu, u8 vector)
     machine_kick(m, vcpu);
 }
 
-static void xen_kick(void *opaque, int vcpu)
-{
-    machine_kick(opaque, vcpu);
-}
-
-static u64 xen_now_ns(void *opaque)
-{
-    struct machine *m = opaque;
-    return clock_now(&m->clock);
-}
-
-static int xen_timer_new(void *opaque, void (*fn)(void *arg, u64 now_ns), void *arg)
-{
-    struct machine *m = opaque;
-    return clock_timer_new(&m->clock, fn, arg);
-}
-
-static void xen_timer_arm(void *opaque, int timer, u64 deadline_ns)
-{
-    struct machine *m = opaque;
-    clock_timer_arm(&m->clock, timer, deadline_ns);
-}
-
-static void xen_timer_disarm(void *opaque, int timer)
-{
-    struct machine *m = opaque;
-    clock_timer_disarm(&m->clock, timer);
-}
 
 static void xen_stop(void *opaque, int status)
 {
@@ -441,8 +439,8 @@ static void xen_unmap_page(void *opaque, u8 *host)
 }
 
 static const struct xen_host_ops machine_xen_ops = {
-    xen_set_gsi, xen_set_pci_intx, xen_deliver_vector, xen_kick, xen_now_ns,
-    xen_timer_new, xen_timer_arm, xen_timer_disarm, xen_stop, xen_map_page, xen_unmap_page,
+    xen_set_gsi, xen_set_pci_intx, xen_deliver_vector, host_kick, host_now_ns,
+    host_timer_new, host_timer_arm, host_timer_disarm, xen_stop, xen_map_page, xen_unmap_page,
     xen_set_ioapic_input,
 };
 

@@ -13,9 +13,7 @@ s64 svm_l1_tsc_offset(const struct cpu *c)
 u64 svm_l1_tsc(const struct cpu *c)
 {
     /* L1's TSC: neither L2's offset nor its ratio */
-    u64 ns = c->ops->now_ns((struct cpu *)c, c->ops_opaque);
-    u64 t = (u64)((unsigned __int128)ns * c->model->tsc_khz / 1000000u);
-    return t + (u64)(c->svm_guest ? c->svm->l1_tsc_offset : c->tsc_offset);
+    return cpu_l1_tsc_at(c, c->ops->now_ns((struct cpu *)c, c->ops_opaque));
 }
 
 static void store_guest_state(struct cpu *c, u64 vmcb)

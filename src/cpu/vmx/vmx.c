@@ -151,9 +151,7 @@ s64 vmx_l1_tsc_offset(const struct cpu *c)
 
 u64 vmx_l1_tsc(const struct cpu *c)
 {
-    u64 ns = c->ops->now_ns((struct cpu *)c, c->ops_opaque);
-    unsigned __int128 t = (unsigned __int128)ns * c->model->tsc_khz / 1000000u;
-    return (u64)t + (u64)(c->vmx_non_root ? c->vmx->l1_tsc_offset : c->tsc_offset);
+    return cpu_l1_tsc_at(c, c->ops->now_ns((struct cpu *)c, c->ops_opaque));
 }
 
 static u64 tsc_now(struct cpu *c)

@@ -18,7 +18,9 @@
 #define HC_FAST_REGS_BYTES 16u
 #define HC_FAST_XMM_BYTES 96u
 
+struct hv_hypercall_desc;
 struct hv_call {
+    const struct hv_hypercall_desc *desc; /* NULL: an unknown code */
     struct hyperv *hv;
     struct cpu *c;
     u16 code;
@@ -27,7 +29,7 @@ struct hv_call {
     u64 in_gpa, out_gpa;               /* slow calls */
     u8 fast_in[HC_FAST_REGS_BYTES + HC_FAST_XMM_BYTES];
     u32 fast_len;                      /* bytes of fast input the call may read */
-    u32 reps_done;
+    u32 reps_done;                     /* rep elements done from rep_idx on */
 };
 
 /* The one way to a hypercall's input: bytes [off, off+len) of its input, from the
@@ -146,8 +148,6 @@ static u16 hv_flush(struct hv_call *k, bool ex, bool list)
     for (int vp = 0; vp < k->hv->host.ncpus; vp++)
         if (vpset_has(&set, vp))
             k->hv->host.ops->flush_tlb(k->hv->host.opaque, vp);
-    if (list)
-        k->reps_done = k->rep_cnt;
     return HV_STATUS_SUCCESS;
 }
 
@@ -266,13 +266,13 @@ static const struct hv_hypercall_desc hv_hypercalls[] = {
 
 static u16 hv_call(struct hv_call *k, u64 ctl)
 {
+    const struct hv_hypercall_desc *d = k->code < HV_NR_HYPERCALLS && hv_hypercalls[k->code].fn
+                                            ? &hv_hypercalls[k->code] : NULL;
+    k->desc = d;
     /* reserved bits first, whatever the code (KVM's order) */
     if (ctl & HC_RSVD_MASK)
         return HV_STATUS_INVALID_HYPERCALL_INPUT;
-    if (k->code >= HV_NR_HYPERCALLS || !hv_hypercalls[k->code].fn)
-        return HV_STATUS_INVALID_HYPERCALL_CODE;
-    const struct hv_hypercall_desc *d = &hv_hypercalls[k->code];
-    if (d->feature >= 0 && !hv_has(k->hv, (enum hyperv_feature)d->feature))
+    if (!d || (d->feature >= 0 && !hv_has(k->hv, (enum hyperv_feature)d->feature)))
         return HV_STATUS_INVALID_HYPERCALL_CODE;
     /* a simple call has no reps; a rep call at least one, starting below the count */
     if (d->rep ? (k->rep_cnt == 0 || k->rep_idx >= k->rep_cnt) : (k->rep_cnt || k->rep_idx))
@@ -313,11 +313,11 @@ void hv_hypercall_dispatch(struct hyperv *hv, struct cpu *c)
         }
     }
     u16 status = hv_call(&k, ctl);
-    /* the result: status 15:0, reps completed 43:32 (TLFS 3.8) */
-    u64 result = status | ((u64)(status == HV_STATUS_SUCCESS && k.rep_cnt ? k.rep_cnt
-                                                                        : k.reps_done + k.rep_idx) << 32);
-    if (!hv_hypercalls[k.code < HV_NR_HYPERCALLS ? k.code : 0].rep)
-        result = status;
+    /* the result: status 15:0 and, for a rep call, the reps completed in 43:32 (TLFS 3.8):
+     * all of them on success, else those before the one that failed */
+    u64 result = status;
+    if (k.desc && k.desc->rep)
+        result |= (u64)(status == HV_STATUS_SUCCESS ? k.rep_cnt : k.rep_idx + k.reps_done) << 32;
     if (long64) {
         c->gpr[R_RAX] = result;
     } else {

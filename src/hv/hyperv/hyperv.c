@@ -586,7 +586,7 @@ static bool hv_assist_enabled(const struct hv_vp *vp)
     return vp->vp_assist & HV_PAGE_ENABLE;
 }
 
-void hyperv_intr_taken(struct hyperv *hv, struct cpu *c, u8 vector, bool only_in_service)
+void hyperv_intr_taken(struct hyperv *hv, struct cpu *c, bool only_in_service)
 {
     struct hv_vp *vp = &hv->vp[c->id];
     if (!hv_has(hv, HV_FEAT_VAPIC) || !hv_assist_enabled(vp))
@@ -603,7 +603,6 @@ void hyperv_intr_taken(struct hyperv *hv, struct cpu *c, u8 vector, bool only_in
     if (only_in_service) {
         assist |= 1;
         vp->pv_eoi_pending = true;
-        vp->pv_eoi_vector = vector;
     } else {
         assist &= ~1u;
     }

@@ -129,9 +129,10 @@ void hyperv_vcpu_resume(struct hyperv *hv, struct cpu *c);
 /* Before vCPU c's LAPIC is looked at (an interrupt check, an access to its registers):
  * an EOI the guest made by clearing the VP assist page's bit takes effect. */
 void hyperv_pv_eoi_sync(struct hyperv *hv, struct cpu *c);
-/* vCPU c accepted an interrupt of vector v (it is in service now): with EOI avoidance,
+/* vCPU c accepted an interrupt (it is in service now; only_in_service: alone, edge, nothing
+ * waiting): with EOI avoidance,
  * the VP assist page may announce that clearing its bit is the EOI. */
-void hyperv_intr_taken(struct hyperv *hv, struct cpu *c, u8 vector, bool only_in_service);
+void hyperv_intr_taken(struct hyperv *hv, struct cpu *c, bool only_in_service);
 
 /* The machine resets (the guest's reset, or a new boot): the interface's state goes back
  * to that of a new partition. */

@@ -66,7 +66,6 @@ enum {
 /* One synthetic timer (stimer.c) */
 struct hv_stimer {
     u64 config, count;
-    u64 deadline_ns;       /* the expiry on the virtual clock while armed (0: not armed) */
     u64 exp_time;          /* the reference time (100 ns) of the expiry being delivered */
     bool msg_pending;      /* the expiry message waits for its slot (EOM retries it) */
     int timer;             /* the clock timer (not state: the machine's order fixes it) */
@@ -78,12 +77,9 @@ struct hv_stimer {
 struct hv_vp {
     u64 vp_assist;         /* HV_X64_MSR_VP_ASSIST_PAGE */
     bool pv_eoi_pending;   /* the assist page's apic_assist bit 0 stands for an EOI */
-    u8 pv_eoi_vector;
     /* SynIC (synic.c) */
     u64 scontrol, siefp, simp;
     u64 sint[HV_SINT_COUNT];
-    u16 sint_msg_pending;  /* SINTs whose slot had a message waiting when the host posted:
-                              its owner retries at the EOM */
     struct hv_stimer stimer[HV_STIMER_COUNT];
     /* VP_RUNTIME: the virtual time the VP has run, not counting its halts; run_start_ns:
      * where its current pass began, if it runs (0: it waits) */

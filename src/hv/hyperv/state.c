@@ -9,7 +9,7 @@
 #define F(x) STATE_FIELD(struct hv_stimer, x)
 #define N(x) STATE_NOT_STATE(struct hv_stimer, x)
 static const struct state_field stimer_fields[] = {
-    F(config), F(count), F(deadline_ns), F(exp_time), F(msg_pending), N(timer), N(hv), N(vp),
+    F(config), F(count), F(exp_time), F(msg_pending), N(timer), N(hv), N(vp),
     N(index),
 };
 #undef F
@@ -18,8 +18,8 @@ static const struct state_desc stimer_desc = STATE_DESC("hyperv.stimer", 1, stru
 
 #define F(x) STATE_FIELD(struct hv_vp, x)
 static const struct state_field vp_fields[] = {
-    F(vp_assist), F(pv_eoi_pending), F(pv_eoi_vector), F(scontrol), F(siefp), F(simp), F(sint),
-    F(sint_msg_pending), STATE_STRUCT(struct hv_vp, stimer, stimer_desc), F(runtime_ns),
+    F(vp_assist), F(pv_eoi_pending), F(scontrol), F(siefp), F(simp), F(sint),
+    STATE_STRUCT(struct hv_vp, stimer, stimer_desc), F(runtime_ns),
     F(run_start_ns),
 };
 #undef F

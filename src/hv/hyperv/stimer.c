@@ -35,7 +35,6 @@ int hv_stimer_create(struct hyperv *hv)
 
 static void stimer_stop(struct hv_stimer *t)
 {
-    t->deadline_ns = 0;
     t->hv->host.ops->timer_disarm(t->hv->host.opaque, t->timer);
 }
 
@@ -84,8 +83,8 @@ static void stimer_arm(struct hv_stimer *t, u64 ref_now)
     struct hyperv *hv = t->hv;
     u64 now_ns = hv->host.ops->now_ns(hv->host.opaque);
     u64 ahead = t->exp_time > ref_now ? t->exp_time - ref_now : 0;
-    t->deadline_ns = now_ns + (ahead > UINT64_MAX / 100 ? UINT64_MAX - now_ns : ahead * 100);
-    hv->host.ops->timer_arm(hv->host.opaque, t->timer, t->deadline_ns);
+    u64 deadline = now_ns + (ahead > UINT64_MAX / 100 ? UINT64_MAX - now_ns : ahead * 100);
+    hv->host.ops->timer_arm(hv->host.opaque, t->timer, deadline);
 }
 
 /* Arms the timer for its next expiry (TLFS 12.3.2-3). */
@@ -106,7 +105,6 @@ static void stimer_start(struct hv_stimer *t)
 
 static void stimer_expire(struct hv_stimer *t)
 {
-    t->deadline_ns = 0;
     t->msg_pending = true;
     if (stimer_deliver(t) != 0)
         return; /* waits for the EOM */

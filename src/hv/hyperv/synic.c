@@ -25,7 +25,6 @@ void hv_synic_reset(struct hyperv *hv, int vp)
     v->scontrol = v->siefp = v->simp = 0;
     for (int s = 0; s < HV_SINT_COUNT; s++)
         v->sint[s] = SINT_MASKED;
-    v->sint_msg_pending = 0;
 }
 
 static struct guest_mem *hv_mem(struct hyperv *hv)
@@ -88,10 +87,7 @@ int hyperv_post_message(struct hyperv *hv, int vp, u8 sint, u32 type, const void
     msg[4] = (u8)size;
     if (size)
         memcpy(msg + 16, payload, size);
-    int rc = hv_synic_deliver_message(hv, vp, sint, msg, false);
-    if (rc == -EAGAIN && vp >= 0 && vp < hv->host.ncpus && sint < HV_SINT_COUNT)
-        hv->vp[vp].sint_msg_pending |= (u16)BIT(sint);
-    return rc;
+    return hv_synic_deliver_message(hv, vp, sint, msg, false);
 }
 
 int hyperv_set_event_flag(struct hyperv *hv, int vp, u8 sint, u16 flag)
@@ -144,11 +140,6 @@ static bool zero_page(struct guest_mem *m, u64 gpa)
 static void hv_synic_retry(struct hyperv *hv, int vp, int sint)
 {
     hv_stimer_retry(hv, vp, sint);
-    struct hv_vp *v = &hv->vp[vp];
-    u16 pending = v->sint_msg_pending;
-    if (sint >= 0)
-        pending &= (u16)BIT(sint);
-    v->sint_msg_pending &= (u16)~pending;
     if (hv->sint_ack)
         hv->sint_ack(hv->sint_ack_opaque, vp, sint);
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/console.h"
+#include "cli/sgx_options.h"
 #include "control/gdb.h"
 #include "control/migrate.h"
 #include "control/qmp.h"
@@ -68,6 +69,14 @@ static void usage(FILE *f)
             "                   hypercalls, event channels, timers) as Xen 4.17.0 shows it to\n"
             "                   domain 1 (the defaults), with the Xen platform PCI device\n"
             "                   5853:0001 (ports 0x10-0x1f; platform=off leaves it out)\n"
+            "  -object memory-backend-epc,id=M,size=S   -M sgx-epc.N.memdev=M\n"
+            "                   an SGX EPC section of S bytes (K/M/G suffixes), as QEMU spells it;\n"
+            "                   sections lie above RAM, reserved in the memory map\n"
+            "  -sgx-epc S[,S...] the same in short: EPC sections of these sizes\n"
+            "  -sgx-provision   enclaves may have the provisioning key (ATTRIBUTES.PROVISIONKEY,\n"
+            "                   with -cpu ...,+sgx-provisionkey)\n"
+            "  -sgx-key FILE    SGX's keys derive from FILE's 32 bytes (made if FILE does not\n"
+            "                   exist): sealed data survives restarts; else a random secret\n"
             "  -icount          deterministic mode: time advances with retired instructions\n"
             "  -rtc base=DATE   the guest's wall clock starts at DATE (YYYY-MM-DD[THH:MM:SS],\n"
             "                   UTC) instead of the host's time (with -icount: 2026-01-01)\n"
@@ -249,6 +258,7 @@ static int cmd_run(int argc, char **argv)
     struct save_point sp = { 0 };
     bool state_digest = false, trace_state = false, trace_xenstore = false;
     bool qmp = false, gdb = false, start_stopped = false;
+    struct sgx_cli sgx = { 0 };
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -313,6 +323,22 @@ static int cmd_run(int argc, char **argv)
         } else if (!strcmp(a, "-cpu")) {
             NEED_VALUE;
             cfg.cpu_spec = v;
+        } else if (!strcmp(a, "-object") || !strcmp(a, "-M") || !strcmp(a, "-machine") ||
+                   !strcmp(a, "-sgx-epc")) {
+            NEED_VALUE;
+            char err[256];
+            int r = !strcmp(a, "-object") ? sgx_cli_object(&sgx, v, err, sizeof(err))
+                    : !strcmp(a, "-sgx-epc") ? sgx_cli_epc(&sgx, v, err, sizeof(err))
+                                             : sgx_cli_machine(&sgx, v, err, sizeof(err));
+            if (r < 0) {
+                fprintf(stderr, "nestor: %s\n", err);
+                return NESTOR_EXIT_USAGE;
+            }
+        } else if (!strcmp(a, "-sgx-provision")) {
+            sgx.provision = true;
+        } else if (!strcmp(a, "-sgx-key")) {
+            NEED_VALUE;
+            sgx.key_file = v;
         } else if (!strcmp(a, "-xen")) {
             /* an optional value: version=...,domid=... */
             const char *spec = v && v[0] != '-' && strchr(v, '=') ? argv[++i] : NULL;
@@ -406,6 +432,13 @@ static int cmd_run(int argc, char **argv)
             return NESTOR_EXIT_USAGE;
         }
 #undef NEED_VALUE
+    }
+    {
+        char err[256];
+        if (sgx_cli_finish(&sgx, &cfg.sgx, err, sizeof(err)) < 0) {
+            fprintf(stderr, "nestor: %s\n", err);
+            return NESTOR_EXIT_USAGE;
+        }
     }
     if (start_stopped && !gdb && !qmp) {
         fprintf(stderr, "nestor: -S needs -gdb (or -s) or -qmp: nothing could start the guest\n");

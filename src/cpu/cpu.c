@@ -6,6 +6,7 @@
 
 #include "cpu/exec.h"
 #include "cpu/nested.h"
+#include "cpu/sgx/sgx.h"
 #include "cpu/svm/svm.h"
 #include "cpu/vmx/vmx.h"
 
@@ -39,6 +40,7 @@ void cpu_destroy(struct cpu *c)
     exec_destroy(c);
     vmx_destroy(c);
     svm_destroy(c);
+    sgx_cpu_destroy(c);
     free(c->in);
     c->in = NULL;
 }
@@ -96,6 +98,10 @@ void cpu_reset(struct cpu *c)
 {
     vmx_reset(c); /* RESET leaves VMX operation */
     svm_reset(c); /* ... and SVM guest mode, and sets GIF */
+    if (c->sgx) {  /* ... and enclave mode; firmware sets SGX up again */
+        sgx_cpu_reset(c, true);
+        c->msr_feature_control = 0;
+    }
     c->cr0 = 0;
     reset_common(c);
     fpu_power_on(c);
@@ -119,6 +125,7 @@ bool cpu_init_signal(struct cpu *c, bool is_bsp)
     if (svm_init_signal(c, is_bsp))
         return false;
     svm_init_reset(c);
+    sgx_cpu_reset(c, false);
     /* INIT keeps x87/SSE state, MTRRs, the TSC and the machine-check MSRs. */
     struct fpu_state keep = c->fpu;
     reset_common(c);

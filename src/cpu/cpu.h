@@ -303,6 +303,8 @@ struct cpu {
     struct vmx *vmx;         /* VMX state (cpu/vmx/vmx.h), NULL without VMX in the model */
     bool vmx_non_root;       /* running L2 in VMX non-root operation */
     struct svm *svm;         /* SVM state (cpu/svm/svm.h), NULL without SVM in the model */
+    struct sgx_cpu *sgx;     /* SGX state (cpu/sgx/sgx.h), NULL without an EPC */
+    bool enclave_mode;       /* running inside an enclave (SGX) */
     bool svm_guest;          /* running L2 in SVM guest mode */
     /* SVM's global interrupt flag (APM 15.17): while clear, interrupts, NMIs and INIT
      * are held. Always set without SVM. */

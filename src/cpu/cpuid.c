@@ -15,7 +15,7 @@
 #include "cpu/pmu.h"
 #include "cpu/svm/svm.h"
 
-enum { L_STD1 = 1, L_STD6 = 6, L_STD7 = 7, L_XSAVE = 0xd, L_EXT1 = 0x80000001u,
+enum { L_STD1 = 1, L_STD6 = 6, L_STD7 = 7, L_XSAVE = 0xd, L_SGX = 0x12, L_EXT1 = 0x80000001u,
        L_EXT7 = 0x80000007u, L_EXT8 = 0x80000008u };
 
 /* implemented: the engine (CPU + machine) implements what the bit promises.
@@ -76,7 +76,8 @@ static const struct cpuid_feature features[] = {
     /* CPUID.(7,0):EBX */
     F("fsgsbase", L_STD7, 0, EBX, 0, true, false),
     F("tsc_adjust", L_STD7, 0, EBX, 1, true, false),
-    F("sgx", L_STD7, 0, EBX, 2, false, false),
+    /* SGX (src/cpu/sgx/): Intel vendor only, and only with an EPC (-sgx-epc) */
+    F("sgx", L_STD7, 0, EBX, 2, true, false),
     F("bmi1", L_STD7, 0, EBX, 3, true, false),
     F("hle", L_STD7, 0, EBX, 4, false, false),
     F("avx2", L_STD7, 0, EBX, 5, false, false),
@@ -99,6 +100,19 @@ static const struct cpuid_feature features[] = {
     F("waitpkg", L_STD7, 0, ECX, 5, false, false),
     F("la57", L_STD7, 0, ECX, 16, true, false),
     F("rdpid", L_STD7, 0, ECX, 22, true, false),
+    F("sgx_lc", L_STD7, 0, ECX, 30, true, false), /* SGX Launch Control */
+    /* CPUID.(12h,0):EAX, EBX and (12h,1):EAX: SGX's leaves and enclave attributes, under
+     * QEMU's names */
+    F("sgx1", L_SGX, 0, EAX, 0, true, false),
+    F("sgx2", L_SGX, 0, EAX, 1, false, false),
+    F("sgx-edeccssa", L_SGX, 0, EAX, 11, false, false),
+    F("sgx-exinfo", L_SGX, 0, EBX, 0, true, false),
+    F("sgx-debug", L_SGX, 1, EAX, 1, true, false),
+    F("sgx-mode64", L_SGX, 1, EAX, 2, true, false),
+    F("sgx-provisionkey", L_SGX, 1, EAX, 4, true, false), /* not in max: see below */
+    F("sgx-tokenkey", L_SGX, 1, EAX, 5, true, false),
+    F("sgx-kss", L_SGX, 1, EAX, 7, true, false),
+    F("sgx-aex-notify", L_SGX, 1, EAX, 10, false, false),
     /* CPUID.(7,0):EDX */
     F("md_clear", L_STD7, 0, EDX, 10, false, false),
     F("spec_ctrl", L_STD7, 0, EDX, 26, false, false),
@@ -140,7 +154,8 @@ static const struct { const char *alias, *name; } aliases[] = {
     { "sse3", "pni" },           { "sse4.1", "sse4_1" },      { "sse4.2", "sse4_2" },
     { "lzcnt", "abm" },          { "invtsc", "constant_tsc" }, { "nonstop_tsc", "constant_tsc" },
     { "tsc_deadline", "tsc_deadline_timer" }, { "pclmuldq", "pclmulqdq" },
-    { "pdpe1g", "pdpe1gb" },     { "sha", "sha_ni" },
+    { "pdpe1g", "pdpe1gb" },     { "sha", "sha_ni" },         { "sgxlc", "sgx_lc" },
+    { "sgx-lc", "sgx_lc" },
 };
 
 /* Which table entry backs each fast bit. CF_OSXSAVE tells whether CR4.OSXSAVE may be
@@ -258,6 +273,16 @@ bool cpuid_has(const struct cpuid_model *m, const char *name)
     if (idx < 0)
         nestor_panic("cpuid_has: unknown feature %s", name);
     return m->enabled[idx];
+}
+
+void cpuid_disable_sgx(struct cpuid_model *m)
+{
+    for (size_t f = 0; f < ARRAY_SIZE(features); f++)
+        if (features[f].leaf == L_SGX || !strcmp(features[f].name, "sgx") ||
+            !strcmp(features[f].name, "sgx_lc"))
+            m->enabled[f] = false;
+    m->nepc = 0;
+    cpuid_model_finish(m);
 }
 
 /* Named models. */
@@ -388,6 +413,10 @@ int cpuid_model_parse(struct cpuid_model *m, const char *spec, char *err, size_t
     for (size_t f = 0; f < ARRAY_SIZE(features); f++) {
         bool in_base = models[mi].base == BASE_MAX ? features[f].implemented
                                                    : features[f].baseline;
+        /* the provisioning key is the host's to grant (-sgx-provision): max leaves it
+         * out, +sgx-provisionkey asks for it */
+        if (!strcmp(features[f].name, "sgx-provisionkey"))
+            in_base = false;
         nm.enabled[f] = in_base && features[f].implemented;
     }
 
@@ -399,6 +428,13 @@ int cpuid_model_parse(struct cpuid_model *m, const char *spec, char *err, size_t
         nm.enabled[feature_index("vmx")] = false;
     else
         nm.enabled[feature_index("svm")] = false;
+    /* SGX is Intel's; its leaf 12h bits and Launch Control are part of it */
+    if (nm.vendor == VENDOR_AMD)
+        nm.enabled[feature_index("sgx")] = false;
+    if (!nm.enabled[feature_index("sgx")])
+        for (size_t f = 0; f < ARRAY_SIZE(features); f++)
+            if (features[f].leaf == L_SGX || !strcmp(features[f].name, "sgx_lc"))
+                nm.enabled[f] = false;
     /* the core counter extension is part of the PMU */
     if (!nm.pmu)
         nm.enabled[feature_index("perfctr_core")] = false;
@@ -539,6 +575,8 @@ static void brand_chunk(const struct cpuid_model *m, u32 index, struct cpuid_res
  * reserved bit 10 and SEP, plus MMX and FXSR). */
 #define AMD_EXT1_EDX_MIRROR 0x0183f3ffu
 
+static struct cpuid_result leaf_0x12(const struct cpuid_model *m, u32 subleaf);
+
 static bool leaf_exists(const struct cpuid_model *m, u32 leaf)
 {
     if (leaf <= max_basic_leaf[m->vendor])
@@ -626,6 +664,9 @@ struct cpuid_result cpuid_query(const struct cpuid_model *m, u32 leaf, u32 suble
     case 0xd:
         r = leaf_0xd(m, subleaf, xcr0);
         break;
+    case 0x12:
+        r = leaf_0x12(m, subleaf);
+        break;
     case 0x15:
         r = leaf_0x15(m);
         break;
@@ -699,6 +740,33 @@ struct cpuid_result cpuid_query(const struct cpuid_model *m, u32 leaf, u32 suble
         break;
     default:
         break; /* reserved leaves inside the range (3, 8, 9, 0xc, 0xe-0x14): zero */
+    }
+    return r;
+}
+
+/* SGX (SDM Vol. 2A, CPUID leaf 12h): the leaves and MISCSELECT bits, the largest enclave
+ * (2^31 bytes outside 64-bit mode, 2^36 in it, as processors report), the ATTRIBUTES and
+ * XFRM bits ECREATE accepts, and the EPC sections. Zero without SGX. */
+static struct cpuid_result leaf_0x12(const struct cpuid_model *m, u32 subleaf)
+{
+    struct cpuid_result r = { 0 };
+    if (!cpuid_has(m, "sgx"))
+        return r;
+    if (subleaf == 0) {
+        r.eax = features_of(m, L_SGX, 0, CPUID_EAX);
+        r.ebx = features_of(m, L_SGX, 0, CPUID_EBX);
+        r.edx = 31u | 36u << 8;
+    } else if (subleaf == 1) {
+        r.eax = features_of(m, L_SGX, 1, CPUID_EAX);
+        /* XFRM: the XSAVE components the engine implements (x87, SSE) */
+        r.ecx = (u32)XCR0_SUPPORTED;
+    } else if (subleaf - 2 < (u32)m->nepc) {
+        /* type 1: an EPC section, confidentiality and integrity protected */
+        u64 b = m->epc[subleaf - 2].base, sz = m->epc[subleaf - 2].size;
+        r.eax = 1u | (u32)(b & 0xfffff000u);
+        r.ebx = (u32)(b >> 32) & 0xfffffu;
+        r.ecx = 1u | (u32)(sz & 0xfffff000u);
+        r.edx = (u32)(sz >> 32) & 0xfffffu;
     }
     return r;
 }

@@ -49,6 +49,9 @@ struct cpuid_model {
      * prefix (option "fep"; the engine skips it and runs the instruction after it). */
     bool fep;
     struct cpuid_fastbits fast;       /* derived from enabled[] */
+    /* SGX's EPC sections (CPUID leaf 12h sub-leaves 2 and up): the machine's EPC */
+    struct { u64 base, size; } epc[8];
+    int nepc;
 };
 
 /* The physical-address width (MAXPHYADDR) of a model without phys-bits=N, and the range
@@ -69,6 +72,9 @@ int cpuid_model_parse(struct cpuid_model *m, const char *spec, char *err, size_t
 
 /* Is the named feature on? (name as in the table; panics on an unknown name: a nestor bug) */
 bool cpuid_has(const struct cpuid_model *m, const char *name);
+
+/* Turns SGX and everything that depends on it off (a machine without an EPC). */
+void cpuid_disable_sgx(struct cpuid_model *m);
 
 /* Recomputes the derived fast bits after enabled[] was changed directly. */
 void cpuid_model_finish(struct cpuid_model *m);

@@ -7,6 +7,7 @@
  * for events the program did not cause and IDT (bit 1) when they name a gate. */
 #include "cpu/exec.h"
 #include "cpu/nested.h"
+#include "cpu/sgx/sgx.h"
 #include "cpu/vmx/vmx.h"
 
 int exc_class(int vector)
@@ -196,6 +197,10 @@ static void deliver_prot(struct cpu *c, u8 vector, int type, bool has_error, u32
 
 void cpu_deliver(struct cpu *c, u8 vector, int type, bool has_error, u32 error, u64 return_rip)
 {
+    /* an event inside an enclave leaves it first (SGX's asynchronous exit) and is then
+     * delivered as if it happened at the AEP */
+    if (unlikely(c->enclave_mode))
+        return_rip = sgx_aex(c, vector, type, has_error, error, return_rip);
     if (unlikely(c->vmx_non_root | c->svm_guest)) {
         /* INT3/INTO/INT1 meet the exception bitmap (intercepts) here; every event's
          * delivery is noted for the exit information of an exit that cuts it short */

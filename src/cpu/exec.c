@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cpu/exec.h"
+#include "cpu/sgx/sgx.h"
 #include "cpu/nested.h"
 #include "cpu/vmx/vmx.h"
 #include "machine/mem.h"
@@ -64,6 +65,8 @@ static void handlers_init(void)
     insn_register_system(handlers);
     insn_register_x87(handlers);
     insn_register_sse(handlers);
+    handlers[ZYDIS_MNEMONIC_ENCLS] = sgx_insn_encls;
+    handlers[ZYDIS_MNEMONIC_ENCLU] = sgx_insn_enclu;
     operand_init();
     done = true;
 }
@@ -419,7 +422,9 @@ static void take_events(struct cpu *c)
 static inline unsigned decoder_key(const struct cpu *c)
 {
     unsigned sw = c->mode == MODE_LONG64 ? 2 : (c->seg[SEG_SS].attr & SEG_ATTR_DB) ? 1 : 0;
-    return (unsigned)c->mode * 3 + sw;
+    /* enclave mode decodes some instructions as #UD: its blocks are its own (a multiple
+     * of 3, so that key % 3 stays the stack width) */
+    return (unsigned)c->mode * 3 + sw + (c->enclave_mode ? 63 : 0);
 }
 
 /* Copies up to n instruction bytes at linear into buf; the first page must be readable
@@ -444,6 +449,13 @@ insn_fn exec_handler(const ZydisDecodedInstruction *d)
 {
     handlers_init();
     return d->operand_count_visible <= INSN_MAX_OPERANDS ? handlers[d->mnemonic] : NULL;
+}
+
+/* SDM 39.6.1: #UD, whatever the instruction would otherwise do first */
+static void insn_illegal_in_enclave(struct cpu *c, const struct insn *i)
+{
+    (void)i;
+    cpu_fault_noerr(c, EXC_UD);
 }
 
 static void insn_unimplemented(struct cpu *c, const struct insn *i)
@@ -500,6 +512,11 @@ static void insn_setup(struct cpu *c, struct insn *i, const ZydisDecodedInstruct
               : (rule & M) && reg_imm_mem       ? SNAP_MARK
               : (rule & L)                      ? SNAP_LIGHT
                                                 : SNAP_FULL;
+    /* decoded in enclave mode (such a block runs there only: the decoder key says so) */
+    if (unlikely(c->enclave_mode) && sgx_insn_illegal_in_enclave(d, op, c)) {
+        i->fn = insn_illegal_in_enclave;
+        i->snap = SNAP_MARK;
+    }
 }
 
 /* Branch instructions as the PMU counts them (pmu.c): every instruction that may
@@ -586,7 +603,7 @@ static struct block *block_decode(struct cpu *c, u64 lin, u64 rip, unsigned key)
 
     const struct tlb_entry *t = zd.length <= on_page ? lin_code_entry(c, lin) : NULL;
     if (t && t->page_gen && t->host) {
-        mem_code_mark(c->mem, t->gpa);
+        mem_code_mark_gen(c->mem, t->gpa, t->page_gen);
         b->page_gen = t->page_gen;
         b->gen = *t->page_gen;
         b->epoch = c->tlb.epoch;

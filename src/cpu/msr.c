@@ -4,6 +4,7 @@
  * cpu_intercept (EV_MSR_READ / EV_MSR_WRITE): the machine owns the APIC, x2APIC and
  * TSC-deadline MSRs; anything nobody takes is #GP(0). */
 #include "cpu/exec.h"
+#include "cpu/sgx/sgx.h"
 #include "cpu/svm/svm.h"
 #include "cpu/vmx/vmx.h"
 
@@ -157,14 +158,34 @@ static bool wr_tsc_adjust(struct cpu *c, u32 index, u64 v)
 }
 
 static bool rd_const(u64 value, u64 *v) { *v = value; return true; }
+/* IA32_FEATURE_CONTROL: firmware's to set on a model with VMX or SGX (unlocked at RESET),
+ * else locked with everything off */
+static bool feature_control_settable(const struct cpu *c) { return c->vmx || c->sgx; }
 static bool rd_feature_control(struct cpu *c, u32 i, u64 *v)
 {
     (void)i;
-    return rd_const(c->vmx ? c->msr_feature_control : FEATURE_CONTROL_VALUE, v);
+    return rd_const(feature_control_settable(c) ? c->msr_feature_control : FEATURE_CONTROL_VALUE, v);
 }
-/* IA32_FEATURE_CONTROL is writable until locked on a VMX model; the capability MSRs are
- * read-only (cpu/vmx/caps.c) */
-static bool wr_feature_control(struct cpu *c, u32 i, u64 v) { return vmx_msr_write(c, i, v); }
+/* Writable until locked; the bits are the lock, VMX outside SMX with VMX, and SGX's
+ * global and Launch Control enables with SGX (SDM Vol. 4, MSR 3Ah); anything else or a
+ * write once locked is #GP. The VMX capability MSRs are read-only (cpu/vmx/caps.c). */
+static bool wr_feature_control(struct cpu *c, u32 i, u64 v)
+{
+    (void)i;
+    u64 writable = BIT(0);
+    if (c->vmx)
+        writable |= BIT(2);
+    if (c->sgx) {
+        writable |= FEATURE_CONTROL_SGX;
+        if (cpuid_has(c->model, "sgx_lc"))
+            writable |= FEATURE_CONTROL_SGX_LC;
+    }
+    if (!feature_control_settable(c) || (c->msr_feature_control & BIT(0)) || (v & ~writable))
+        return false;
+    c->msr_feature_control = v;
+    return true;
+}
+static bool has_sgx_lc(const struct cpu *c) { return c->sgx && cpuid_has(c->model, "sgx_lc"); }
 static bool has_vmx(const struct cpu *c) { return c->vmx != NULL; }
 static bool rd_vmx_caps(struct cpu *c, u32 i, u64 *v) { return vmx_msr_read(c, i, v); }
 /* AMD's HWCR (MSR C001_0015): TscFreqSel (bit 24) reads 1, the TSC counting at the P0
@@ -392,6 +413,7 @@ static const struct msr_desc {
     { MSR_PLATFORM_ID, MSR_PLATFORM_ID, is_intel, rd_platform_id, wr_readonly },
     { MSR_FEATURE_CONTROL, MSR_FEATURE_CONTROL, is_intel, rd_feature_control, wr_feature_control },
     { MSR_VMX_FIRST, MSR_VMX_LAST, has_vmx, rd_vmx_caps, wr_readonly },
+    { MSR_SGXLEPUBKEYHASH0, MSR_SGXLEPUBKEYHASH3, has_sgx_lc, sgx_msr_read, sgx_msr_write },
     { MSR_AMD_SYSCFG, MSR_AMD_SYSCFG, is_amd, rd_zero, wr_syscfg },
     { MSR_AMD_HWCR, MSR_AMD_HWCR, is_amd, rd_hwcr, wr_hwcr },
     { MSR_AMD_NB_CFG, MSR_AMD_NB_CFG, is_amd, rd_zero, wr_nb_cfg },

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cpu/exec.h"
+#include "cpu/sgx/sgx.h"
 #include "cpu/svm/svm.h"
 #include "cpu/vmx/vmx.h"
 #include "machine/mem.h"
@@ -74,6 +75,8 @@ static const struct state_field cpu_fields[] = {
     F(vmx_non_root),
     N(svm), /* its own section, svm */
     F(svm_guest), F(gif),
+    N(sgx), /* its own section, sgx */
+    F(enclave_mode),
     /* the host debugger's, not the guest's */
     N(host_debug), N(host_stop), N(host_stop_watch_kind), N(host_stop_addr),
     N(host_resume_rip), N(host_resume_armed),
@@ -316,6 +319,7 @@ void cpu_state_register(struct cpu *c, struct state_registry *r)
         vmx_state_register(c, r);
     if (c->svm)
         svm_state_register(c, r);
+    sgx_cpu_state_register(c, r);
     /* the cpu section before cpu.monitor, which needs the loaded monitor address */
     state_register(r, &cpu_state_desc, (u32)c->id, c);
     state_register(r, &cpu_monitor_state_desc, (u32)c->id, c);

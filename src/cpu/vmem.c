@@ -6,6 +6,7 @@
 
 #include "cpu/exec.h"
 #include "cpu/nested.h"
+#include "cpu/sgx/sgx.h"
 #include "cpu/vmx/vmx.h"
 #include "machine/mem.h"
 
@@ -185,6 +186,10 @@ static struct tlb_entry *tlb_fill(struct cpu *c, u64 linear, unsigned access)
     u8 *host = mem_page(c->mem, gpa, &page_gen, &readonly);
     if (unlikely(apic_access))
         host = NULL;
+    /* SGX: what enclave mode and the EPCM let this access reach (an EPC page is never
+     * RAM: outside its enclave it is the abort page) */
+    if (unlikely(c->sgx != NULL) && (!host || c->enclave_mode))
+        host = sgx_translate(c, linear, gpa, access, host, &page_gen);
     /* A write to a read-only frame (Xen's p2m_grant_map_ro, the only kind): the nested
      * page fault Xen 4.17 turns into #GP(0) (its emulator refuses grant frames), after the
      * guest's own walk succeeded. A read fill never sets tag_write, so every write to

@@ -780,6 +780,9 @@ static void power_down(struct machine *m)
  * the MTRRs as firmware restores them), the boot processor at the waking vector. */
 static void power_up(struct machine *m)
 {
+    /* the EPC's keys do not survive a power cycle: every enclave is gone */
+    if (m->sgx_epc)
+        sgx_epc_reset(m->sgx_epc);
     for (int i = 0; i < m->ncpus; i++) {
         struct cpu *c = m->cpu[i];
         u64 icount = c->icount; /* nestor's count, not architectural state */
@@ -898,7 +901,7 @@ static const struct state_field machine_fields[] = {
     N(cfg), N(mem), N(io), N(mmio), N(clock), N(model), N(cpu), N(lapic), N(ncpus), N(uart),
     N(fwcfg), N(pic), N(ioapic), N(pit), N(rtc), N(hpet), N(acpi_pm), N(pci),
     F(irq_level), F(pci_gsis), F(pci_isa_irqs), F(xen_cb_lines),
-    N(kbc), N(pc_testdev), N(pci_testdev), N(xen), N(hyperv), N(hyperv_cfg), N(hyperv_testdev), N(panic_info),
+    N(kbc), N(pc_testdev), N(pci_testdev), N(xen), N(hyperv), N(sgx_epc) /* its own section, sgx.epc */, N(hyperv_cfg), N(hyperv_testdev), N(panic_info),
     N(xen_platform), N(xenstore), N(xenstore_ring), N(pvconsole), N(xendevs),
     STATE_STRUCT(struct machine, sched, sched_desc), F(started), N(running), N(end_pass), F(progress),
     N(stat_rounds), N(stat_runs), N(stat_pause_waits), N(stat_message_ends),
@@ -942,6 +945,8 @@ static void register_state(struct machine *m)
         pvconsole_state_register(m->pvconsole, r);
     xendev_state_register(m, r);
     mem_state_register(&m->mem, r);
+    if (m->sgx_epc)
+        sgx_epc_state_register(m->sgx_epc, r);
     for (int i = 0; i < m->ncpus; i++) {
         cpu_state_register(m->cpu[i], r);
         lapic_state_register(m->lapic[i], r);
@@ -1088,6 +1093,65 @@ static int parse_cpu_option(struct machine *m, const struct machine_config *cfg,
     return 0;
 }
 
+/* Was the feature named on the -cpu string (as +name, name or name=on)? */
+static bool cpu_spec_asks(const char *spec, const char *name)
+{
+    if (!spec)
+        return false;
+    size_t n = strlen(name);
+    for (const char *p = strchr(spec, ','); p; p = strchr(p + 1, ',')) {
+        const char *item = p + 1;
+        if (*item == '+')
+            item++;
+        if (!strncmp(item, name, n) && (item[n] == ',' || !item[n] || !strncmp(item + n, "=on", 3)))
+            return true;
+    }
+    return false;
+}
+
+/* SGX: the EPC sections go above RAM (from the first 1 GiB boundary past 4 GiB and the
+ * end of RAM, as QEMU places them), reserved in the memory map; CPUID leaf 12h reports
+ * them. Without an EPC the model has no SGX (asking for it is an error). */
+static int layout_epc(struct machine *m, const struct machine_config *cfg, struct sgx_config *sc)
+{
+    *sc = cfg->sgx;
+    if (sc->nsections == 0) {
+        if (cpu_spec_asks(cfg->cpu_spec, "sgx")) {
+            nestor_log("-cpu ...,+sgx: SGX needs an EPC (-object memory-backend-epc,id=M,size=S "
+                       "-M sgx-epc.0.memdev=M, or -sgx-epc S)");
+            return -1;
+        }
+        cpuid_disable_sgx(&m->model);
+        return 0;
+    }
+    if (!cpuid_has(&m->model, "sgx")) {
+        nestor_log("an EPC needs SGX in the CPU model (the Intel vendor: -cpu max, or +sgx)");
+        return -1;
+    }
+    u64 ram_end = mem_ram_end(cfg->ram_size);
+    u64 base = ram_end > MEM_4G ? ram_end : MEM_4G;
+    base = (base + GiB - 1) & ~(GiB - 1);
+    for (int k = 0; k < sc->nsections; k++) {
+        u64 size = sc->section[k].size;
+        if (size == 0 || (size & 0xfff)) {
+            nestor_log("EPC section %d: its size (%llu bytes) must be a non-zero multiple of 4 KiB",
+                       k, (unsigned long long)size);
+            return -1;
+        }
+        sc->section[k].base = base;
+        m->model.epc[k].base = base;
+        m->model.epc[k].size = size;
+        base += size;
+    }
+    m->model.nepc = sc->nsections;
+    if (base - 1 > MASK(m->model.phys_bits)) {
+        nestor_log("the EPC ends at %#llx, beyond the %u-bit physical address space",
+                   (unsigned long long)base, m->model.phys_bits);
+        return -1;
+    }
+    return 0;
+}
+
 int machine_create(struct machine *m, const struct machine_config *cfg)
 {
     memset(m, 0, sizeof(*m));
@@ -1110,8 +1174,23 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
                    (unsigned long long)ram_end, m->model.phys_bits, m->model.phys_bits);
         return NESTOR_EXIT_USAGE;
     }
+    struct sgx_config sgx_cfg;
+    if (layout_epc(m, cfg, &sgx_cfg) < 0)
+        return NESTOR_EXIT_USAGE;
     if (mem_init(&m->mem, cfg->ram_size) < 0)
         return NESTOR_EXIT_USAGE;
+    if (sgx_cfg.nsections) {
+        if (!(m->sgx_epc = sgx_epc_create(&sgx_cfg))) {
+            nestor_log("out of host memory creating the EPC");
+            return NESTOR_EXIT_GUEST_ERROR;
+        }
+        sgx_epc_set_flush(m->sgx_epc, flush_all_tlbs, m);
+        /* the sections are contiguous: one reserved range */
+        const struct sgx_config *sc = &sgx_cfg;
+        u64 first = sc->section[0].base;
+        u64 end = sc->section[sc->nsections - 1].base + sc->section[sc->nsections - 1].size;
+        mem_e820_mark(&m->mem, first, end - first, E820_RESERVED);
+    }
     mem_set_map_listener(&m->mem, flush_all_tlbs, m);
     bus_init(&m->io, "io");
     bus_init(&m->mmio, "mmio");
@@ -1121,6 +1200,10 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
     for (int i = 0; i < m->ncpus; i++) {
         m->cpu[i] = calloc(1, sizeof(struct cpu));
         if (!m->cpu[i] || cpu_init(m->cpu[i], i, &m->mem, &m->model, &machine_cpu_ops, m) < 0) {
+            nestor_log("out of host memory creating vCPU %d", i);
+            return NESTOR_EXIT_GUEST_ERROR;
+        }
+        if (m->sgx_epc && sgx_cpu_init(m->cpu[i], m->sgx_epc) < 0) {
             nestor_log("out of host memory creating vCPU %d", i);
             return NESTOR_EXIT_GUEST_ERROR;
         }
@@ -1245,6 +1328,8 @@ void machine_destroy(struct machine *m)
             free(m->cpu[i]);
         }
     }
+    sgx_epc_destroy(m->sgx_epc);
+    m->sgx_epc = NULL;
     if (m->uart)
         uart_destroy(m->uart);
     if (m->kbc)

@@ -8,6 +8,7 @@
 
 #include "common.h"
 #include "cpu/cpu.h"
+#include "cpu/sgx/sgx.h"
 #include "machine/bus.h"
 #include "machine/clock.h"
 #include "machine/mem.h"
@@ -75,6 +76,10 @@ struct machine_config {
     size_t (*console_filter)(void *opaque, u8 *buf, size_t n, enum console_action *action);
     void *console_opaque;
     struct xen_config xen;    /* -xen: the Xen HVM interface */
+    /* SGX: the EPC sections' sizes (-object memory-backend-epc / -M sgx-epc.N.memdev, or
+     * -sgx-epc), the provisioning key grant (-sgx-provision) and the keys' root secret
+     * (-sgx-key FILE); the machine places the sections above RAM */
+    struct sgx_config sgx;
 };
 
 /* A vCPU's scheduling state (see machine_run: rounds of passes). */
@@ -145,6 +150,7 @@ struct machine {
     struct pci_testdev *pci_testdev; /* -device pci-testdev */
     struct xen *xen;                 /* -xen: the hypervisor interface, or NULL */
     struct hyperv *hyperv;           /* -cpu ...,hv-*: the Hyper-V interface, or NULL */
+    struct sgx_epc *sgx_epc;         /* SGX's EPC (cfg.sgx), or NULL */
     struct hyperv_config hyperv_cfg; /* what -cpu and -device hv-syndbg asked of it */
     struct hyperv_testdev *hyperv_testdev; /* -device hyperv-testdev */
     u64 panic_info[5];               /* the guest's crash report (MACHINE_EV_GUEST_PANICKED) */

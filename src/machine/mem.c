@@ -695,7 +695,11 @@ u32 *mem_page_gen(struct guest_mem *m, u64 gpa)
 
 void mem_code_mark(struct guest_mem *m, u64 gpa)
 {
-    u32 *g = mem_page_gen(m, gpa);
+    mem_code_mark_gen(m, gpa, mem_page_gen(m, gpa));
+}
+
+void mem_code_mark_gen(struct guest_mem *m, u64 gpa, u32 *g)
+{
     if (!g || (*g & PAGE_GEN_CODE))
         return;
     *g |= PAGE_GEN_CODE;

@@ -115,6 +115,8 @@ static inline void mem_code_write(u32 *gen)
 }
 /* A decoder caches code from the page: mark it and tell the watchers. */
 void mem_code_mark(struct guest_mem *m, u64 gpa);
+/* The same for a page outside RAM with its own generation word (SGX's EPC pages). */
+void mem_code_mark_gen(struct guest_mem *m, u64 gpa, u32 *gen);
 void mem_add_code_watcher(struct guest_mem *m, void (*fn)(void *opaque, u64 gpa_page), void *opaque);
 
 /* Lays out ram_size bytes of RAM as a PC and builds the e820 map. Returns 0 or -1 with

@@ -21,6 +21,7 @@
 
 #include "cpu/cpuid.h"
 #include "cpu/exec.h"
+#include "cpu/sgx/sgx.h"
 #include "machine/mem.h"
 
 /* What an ISA set needs: up to two features of the CPUID table, all of which must be
@@ -474,6 +475,11 @@ static bool ud_when_advertised(const struct cpuid_model *m, const struct form *f
     case ZYDIS_MNEMONIC_SKINIT:
     case ZYDIS_MNEMONIC_VMMCALL: /* #UD outside guest mode without a hypervisor interface */
         return m->vendor == VENDOR_AMD;
+    /* SGX: ENCLS needs protected mode; ENCLU runs at CPL 3 only (the check runs at 0) */
+    case ZYDIS_MNEMONIC_ENCLS:
+        return modes[f->mode].mode == ZYDIS_MACHINE_MODE_REAL_16;
+    case ZYDIS_MNEMONIC_ENCLU:
+        return true;
     case ZYDIS_MNEMONIC_SYSCALL: case ZYDIS_MNEMONIC_SYSRET: /* Intel: 64-bit mode only */
         return m->vendor == VENDOR_INTEL && !long64;
     case ZYDIS_MNEMONIC_SYSENTER: case ZYDIS_MNEMONIC_SYSEXIT: /* AMD: not in long mode */
@@ -491,6 +497,15 @@ static void run_forms(const char *spec)
     enumerate(m.vendor);
     cr_assert_eq(mem_init(&mem, RAM), 0);
     cr_assert_eq(cpu_init(c, 0, &mem, &m, &ops, NULL), 0);
+    /* a model with SGX comes with an EPC (a machine without one has no SGX) */
+    struct sgx_epc *epc = NULL;
+    if (cpuid_has(&m, "sgx")) {
+        struct sgx_config sc = { .nsections = 1 };
+        sc.section[0].base = 0x100000000ull;
+        sc.section[0].size = 0x10000;
+        cr_assert((epc = sgx_epc_create(&sc)) != NULL);
+        cr_assert_eq(sgx_cpu_init(c, epc), 0);
+    }
     unsigned ran = 0, bad = 0;
     for (unsigned k = 0; k < FORMS_MAX; k++) {
         const struct form *f = &forms[k];
@@ -531,6 +546,7 @@ static void run_forms(const char *spec)
         }
     }
     cpu_destroy(c);
+    sgx_epc_destroy(epc);
     mem_destroy(&mem);
     cr_expect_gt(ran, 1000u, "%s: too few forms ran", spec);
     cr_expect_eq(bad, 0u, "%s: %u forms misbehave", spec, bad);

@@ -141,9 +141,6 @@ bool vmx_ctl_ok(const struct vmx *v, int cap, u32 value)
     return (value & must1) == must1 && (value & ~may1) == 0;
 }
 
-/* IA32_FEATURE_CONTROL bits a VMX-capable model implements: lock and VMX outside SMX
- * (no SMX, so bit 1 and the SENTER bits are reserved). */
-#define FEATURE_CONTROL_WRITABLE (FEATURE_CONTROL_LOCK | FEATURE_CONTROL_VMX_OUTSIDE_SMX)
 
 bool vmx_msr_read(struct cpu *c, u32 index, u64 *value)
 {
@@ -166,13 +163,3 @@ bool vmx_msr_read(struct cpu *c, u32 index, u64 *value)
     return true;
 }
 
-bool vmx_msr_write(struct cpu *c, u32 index, u64 value)
-{
-    if (index != 0x3a || !c->vmx)
-        return false;
-    /* locked: any write is #GP (SDM 24.7); reserved bits likewise */
-    if ((c->msr_feature_control & FEATURE_CONTROL_LOCK) || (value & ~FEATURE_CONTROL_WRITABLE))
-        return false;
-    c->msr_feature_control = value;
-    return true;
-}

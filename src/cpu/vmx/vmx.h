@@ -42,10 +42,9 @@ void vmx_state_register(struct cpu *c, struct state_registry *r);
  * state and rebuilds what is derived. 0, or -1 with a message. */
 int vmx_state_post_load(struct cpu *c, char *err, size_t errlen);
 
-/* RDMSR/WRMSR of the capability MSRs (read-only: a write is #GP) and IA32_FEATURE_CONTROL.
- * false = #GP(0). */
+/* RDMSR of the capability MSRs (read-only: a write is #GP; IA32_FEATURE_CONTROL is
+ * msr.c's). false = #GP(0). */
 bool vmx_msr_read(struct cpu *c, u32 index, u64 *value);
-bool vmx_msr_write(struct cpu *c, u32 index, u64 value);
 
 /* Is the vCPU in VMX operation / in VMX non-root operation (running L2)? */
 bool vmx_in_operation(const struct cpu *c);

@@ -104,7 +104,7 @@ static const struct cpuid_feature features[] = {
     /* CPUID.(12h,0):EAX, EBX and (12h,1):EAX: SGX's leaves and enclave attributes, under
      * QEMU's names */
     F("sgx1", L_SGX, 0, EAX, 0, true, false),
-    F("sgx2", L_SGX, 0, EAX, 1, false, false),
+    F("sgx2", L_SGX, 0, EAX, 1, true, false),
     F("sgx-edeccssa", L_SGX, 0, EAX, 11, false, false),
     F("sgx-exinfo", L_SGX, 0, EBX, 0, true, false),
     F("sgx-debug", L_SGX, 1, EAX, 1, true, false),

@@ -434,6 +434,311 @@ static void encls_edbg(struct cpu *c, bool write)
 static void encls_edbgrd(struct cpu *c) { encls_edbg(c, false); }
 static void encls_edbgwr(struct cpu *c) { encls_edbg(c, true); }
 
+/* ---- paging: EPA, EBLOCK, ETRACK, EWB, ELDB/ELDU (SDM 40.5) ---- */
+/* A VA slot: 8-byte aligned in a valid VA page (#PF otherwise). Returns its host bytes. */
+static u8 *va_slot(struct cpu *c, u64 ea, bool write)
+{
+    u64 lin = operand(c, ea, 8, 8, write);
+    struct sgx_epc *e = epc_of(c);
+    u64 idx = sgx_epc_operand(c, lin, write);
+    if (!e->epcm[idx].valid || e->epcm[idx].type != PT_VA)
+        epcm_fault(c, lin, write);
+    return epc_page(e, idx) + (lin & 0xfff);
+}
+
+static void encls_epa(struct cpu *c)
+{
+    struct sgx_epc *e = epc_of(c);
+    if (c->gpr[R_RBX] != PT_VA)
+        gp0(c);
+    u64 lin = operand(c, c->gpr[R_RCX], SGX_PAGE, 1, true);
+    u64 idx = sgx_epc_operand(c, lin, true);
+    if (e->epcm[idx].valid)
+        epcm_fault(c, lin, true);
+    memset(epc_page(e, idx), 0, SGX_PAGE);
+    e->epcm[idx] = (struct sgx_epcm){ .valid = 1, .type = PT_VA };
+}
+
+static void encls_eblock(struct cpu *c)
+{
+    struct sgx_epc *e = epc_of(c);
+    u64 idx = epc_operand(c, c->gpr[R_RCX], false);
+    struct sgx_epcm *m = &e->epcm[idx];
+    if (!m->valid) {
+        leaf_status(c, SGX_PG_INVLD);
+        return;
+    }
+    if (m->type != PT_REG && m->type != PT_TCS && m->type != PT_TRIM) {
+        leaf_status(c, m->type == PT_SECS ? SGX_PG_IS_SECS : SGX_NOTBLOCKABLE);
+        return;
+    }
+    if (m->blocked) {
+        leaf_status(c, SGX_BLKSTATE);
+        return;
+    }
+    m->blocked = 1;
+    m->blocked_epoch = secs_private(e, m->secs)->epoch;
+    sgx_flush_translations(e); /* no new translation of a blocked page */
+    leaf_status(c, SGX_SUCCESS);
+}
+
+/* Is a thread that entered enclave secs before its current epoch still inside? */
+static bool enclave_has_old_threads(const struct sgx_epc *e, u64 secs)
+{
+    u64 epoch = secs_private(e, secs)->epoch;
+    for (int k = 0; k < e->ncpus; k++) {
+        const struct sgx_cpu *s = e->cpus[k];
+        if (s->cpu->enclave_mode && s->secs == secs && s->entry_epoch < epoch)
+            return true;
+    }
+    return false;
+}
+
+static void encls_etrack(struct cpu *c)
+{
+    struct sgx_epc *e = epc_of(c);
+    u64 lin = operand(c, c->gpr[R_RCX], SGX_PAGE, 1, false);
+    u64 secs = sgx_epc_operand(c, lin, false);
+    if (!e->epcm[secs].valid || e->epcm[secs].type != PT_SECS)
+        epcm_fault(c, lin, false);
+    /* the threads of the last round must all have left */
+    if (enclave_has_old_threads(e, secs)) {
+        leaf_status(c, SGX_PREV_TRK_INCMPL);
+        return;
+    }
+    secs_private(e, secs)->epoch++;
+    leaf_status(c, SGX_SUCCESS);
+}
+
+/* The binding of a paged-out page: what its MAC covers besides the bytes. */
+struct paging_aad {
+    u64 secinfo_flags;
+    u64 enclave_id;
+    u64 linaddr;
+    u64 version;
+};
+
+static void paging_iv(u64 version, u8 iv[12])
+{
+    memset(iv, 0, 12);
+    memcpy(iv, &version, 8);
+}
+
+#define PCMD_ENCLAVEID 64
+#define PCMD_MAC 112
+
+static void encls_ewb(struct cpu *c)
+{
+    struct sgx_epc *e = epc_of(c);
+    struct pageinfo pi;
+    read_pageinfo(c, c->gpr[R_RBX], &pi);
+    u64 pcmd_ea = pi.secinfo; /* EWB's PAGEINFO names the PCMD where others have SECINFO */
+    if ((pi.srcpge & 0xfff) || (pcmd_ea & 127) || pi.linaddr || pi.secs)
+        gp0(c);
+    u64 src_lin = sgx_operand_linear(c, pi.srcpge, SGX_PAGE, true);
+    u64 pcmd_lin = sgx_operand_linear(c, pcmd_ea, PCMD_SIZE, true);
+    u64 lin = operand(c, c->gpr[R_RCX], SGX_PAGE, 1, true);
+    u64 idx = sgx_epc_operand(c, lin, true);
+    struct sgx_epcm *m = &e->epcm[idx];
+    if (!m->valid)
+        epcm_fault(c, lin, true);
+    u8 *slot = va_slot(c, c->gpr[R_RDX], true);
+    /* the destinations must be writable before anything changes */
+    lin_translate(c, src_lin, ACC_WRITE);
+    lin_translate(c, src_lin + SGX_PAGE - 1, ACC_WRITE);
+    lin_translate(c, pcmd_lin, ACC_WRITE);
+    if (m->type == PT_SECS) {
+        if (secs_private(e, idx)->children) {
+            leaf_status(c, SGX_CHILD_PRESENT);
+            return;
+        }
+    } else if (m->type != PT_VA) {
+        if (!m->blocked) {
+            leaf_status(c, SGX_PAGE_NOT_BLOCKED);
+            return;
+        }
+        /* tracked: an ETRACK after the EBLOCK, and every thread of before it gone */
+        if (secs_private(e, m->secs)->epoch <= m->blocked_epoch || enclave_has_old_threads(e, m->secs)) {
+            leaf_status(c, SGX_NOT_TRACKED);
+            return;
+        }
+    }
+    if (slot >= epc_page(e, idx) && slot < epc_page(e, idx) + SGX_PAGE)
+        gp0(c); /* a VA page cannot hold its own version */
+    u64 old_slot = rd64(slot, 0);
+    u64 version = ++e->paging_nonce;
+    struct paging_aad aad = {
+        .secinfo_flags = (u64)m->type << 8 | m->perms |
+                         (m->pending ? SECINFO_PENDING : 0) | (m->modified ? SECINFO_MODIFIED : 0) |
+                         (m->pr ? SECINFO_PR : 0),
+        .enclave_id = m->type == PT_SECS ? secs_private(e, idx)->eid
+                      : m->type == PT_VA ? 0 : secs_private(e, m->secs)->eid,
+        .linaddr = m->linaddr,
+        .version = version,
+    };
+    u8 key[16], iv[12], out[SGX_PAGE], pcmd[PCMD_SIZE];
+    sgx_paging_key(e, key);
+    paging_iv(version, iv);
+    memset(pcmd, 0, sizeof(pcmd));
+    wr64(pcmd, 0, aad.secinfo_flags);
+    wr64(pcmd, PCMD_ENCLAVEID, aad.enclave_id);
+    sgx_page_encrypt(key, iv, &aad, sizeof(aad), epc_page(e, idx), out, pcmd + PCMD_MAC);
+    sgx_write_operand(c, src_lin, out, SGX_PAGE);
+    sgx_write_operand(c, pcmd_lin, pcmd, PCMD_SIZE);
+    wr64(slot, 0, version);
+    if (m->type != PT_SECS && m->type != PT_VA)
+        secs_private(e, m->secs)->children--;
+    memset(m, 0, sizeof(*m));
+    memset(epc_page(e, idx), 0, SGX_PAGE);
+    mem_code_write(&e->gen[idx]);
+    sgx_flush_translations(e);
+    /* an occupied slot is overwritten, and said so (SDM "EWB") */
+    leaf_status(c, old_slot ? SGX_VA_SLOT_OCCUPIED : SGX_SUCCESS);
+}
+
+static void encls_eld(struct cpu *c, bool blocked)
+{
+    struct sgx_epc *e = epc_of(c);
+    struct pageinfo pi;
+    read_pageinfo(c, c->gpr[R_RBX], &pi);
+    u64 pcmd_ea = pi.secinfo;
+    if ((pi.srcpge & 0xfff) || (pcmd_ea & 127) || (pi.linaddr & 0xfff) || (pi.secs & 0xfff))
+        gp0(c);
+    u8 in[SGX_PAGE], pcmd[PCMD_SIZE];
+    sgx_read_operand(c, sgx_operand_linear(c, pi.srcpge, SGX_PAGE, false), in, SGX_PAGE);
+    sgx_read_operand(c, sgx_operand_linear(c, pcmd_ea, PCMD_SIZE, false), pcmd, PCMD_SIZE);
+    u64 lin = operand(c, c->gpr[R_RCX], SGX_PAGE, 1, true);
+    u64 idx = sgx_epc_operand(c, lin, true);
+    if (e->epcm[idx].valid)
+        epcm_fault(c, lin, true);
+    u8 *slot = va_slot(c, c->gpr[R_RDX], true);
+    u64 flags = rd64(pcmd, 0);
+    unsigned type = SECINFO_TYPE(flags);
+    if ((flags & ~SECINFO_DEFINED) || type > PT_TRIM)
+        gp0(c);
+    u64 secs = 0, eid = 0;
+    if (type == PT_SECS || type == PT_VA) {
+        if (pi.secs || pi.linaddr)
+            gp0(c);
+        eid = rd64(pcmd, PCMD_ENCLAVEID);
+    } else {
+        secs = secs_operand(c, pi.secs);
+        eid = secs_private(e, secs)->eid;
+        u64 base = rd64(epc_page(e, secs), SECS_BASEADDR), size = rd64(epc_page(e, secs), SECS_SIZE);
+        if (pi.linaddr - base >= size)
+            gp0(c);
+    }
+    struct paging_aad aad = { .secinfo_flags = flags, .enclave_id = eid,
+                              .linaddr = (type == PT_SECS || type == PT_VA) ? 0 : pi.linaddr,
+                              .version = rd64(slot, 0) };
+    u8 key[16], iv[12];
+    sgx_paging_key(e, key);
+    paging_iv(aad.version, iv);
+    /* a wrong version, enclave, address or byte: the MAC does not match */
+    if (rd64(pcmd, PCMD_ENCLAVEID) != eid ||
+        sgx_page_decrypt(key, iv, &aad, sizeof(aad), in, epc_page(e, idx), pcmd + PCMD_MAC) != 0) {
+        leaf_status(c, SGX_MAC_COMPARE_FAIL);
+        return;
+    }
+    mem_code_write(&e->gen[idx]);
+    e->epcm[idx] = (struct sgx_epcm){
+        .valid = 1, .type = (u8)type, .perms = (u8)(flags & SECINFO_PERMS),
+        .pending = !!(flags & SECINFO_PENDING), .modified = !!(flags & SECINFO_MODIFIED),
+        .pr = !!(flags & SECINFO_PR), .blocked = blocked, .secs = (u32)secs,
+        .linaddr = aad.linaddr,
+        .blocked_epoch = type == PT_SECS || type == PT_VA ? 0 : secs_private(e, secs)->epoch,
+    };
+    if (type != PT_SECS && type != PT_VA)
+        secs_private(e, secs)->children++;
+    wr64(slot, 0, 0);
+    leaf_status(c, SGX_SUCCESS);
+}
+static void encls_eldb(struct cpu *c) { encls_eld(c, true); }
+static void encls_eldu(struct cpu *c) { encls_eld(c, false); }
+
+/* ---- SGX2: EAUG, EMODPR, EMODT (SDM 40.6) ---- */
+static void encls_eaug(struct cpu *c)
+{
+    struct sgx_epc *e = epc_of(c);
+    struct pageinfo pi;
+    read_pageinfo(c, c->gpr[R_RBX], &pi);
+    if (pi.srcpge || (pi.linaddr & 0xfff) || (pi.secs & 0xfff))
+        gp0(c);
+    /* SECINFO may name a shadow-stack type, which this processor does not have */
+    if (pi.secinfo)
+        gp0(c);
+    u64 lin = operand(c, c->gpr[R_RCX], SGX_PAGE, 1, true);
+    u64 secs = secs_operand(c, pi.secs);
+    u64 idx = sgx_epc_operand(c, lin, true);
+    if (e->epcm[idx].valid)
+        epcm_fault(c, lin, true);
+    if (!secs_initialized(e, secs))
+        gp0(c);
+    const u8 *s = epc_page(e, secs);
+    if (pi.linaddr - rd64(s, SECS_BASEADDR) >= rd64(s, SECS_SIZE))
+        gp0(c);
+    memset(epc_page(e, idx), 0, SGX_PAGE);
+    mem_code_write(&e->gen[idx]);
+    secs_private(e, secs)->children++;
+    e->epcm[idx] = (struct sgx_epcm){ .valid = 1, .type = PT_REG, .perms = SECINFO_R | SECINFO_W,
+                                      .pending = 1, .secs = (u32)secs, .linaddr = pi.linaddr };
+}
+
+/* The SECINFO and EPC page of EMODPR/EMODT: the page must be a valid page of an
+ * initialised enclave (#PF, #GP). */
+static struct sgx_epcm *modify_operands(struct cpu *c, u64 *flags)
+{
+    struct sgx_epc *e = epc_of(c);
+    *flags = read_secinfo(c, c->gpr[R_RBX]);
+    u64 lin = operand(c, c->gpr[R_RCX], SGX_PAGE, 1, true);
+    u64 idx = sgx_epc_operand(c, lin, true);
+    struct sgx_epcm *m = &e->epcm[idx];
+    if (!m->valid || (m->type != PT_REG && m->type != PT_TCS))
+        epcm_fault(c, lin, true);
+    if (!secs_initialized(e, m->secs))
+        gp0(c);
+    return m;
+}
+
+static void encls_emodpr(struct cpu *c)
+{
+    u64 flags;
+    struct sgx_epcm *m = modify_operands(c, &flags);
+    if ((flags & ~SECINFO_PERMS) || ((flags & SECINFO_W) && !(flags & SECINFO_R)))
+        gp0(c);
+    if (m->type != PT_REG || m->pending || m->modified) {
+        leaf_status(c, SGX_PAGE_NOT_MODIFIABLE);
+        return;
+    }
+    m->perms &= (u8)(flags & SECINFO_PERMS);
+    m->pr = 1;
+    sgx_flush_translations(epc_of(c));
+    leaf_status(c, SGX_SUCCESS);
+}
+
+static void encls_emodt(struct cpu *c)
+{
+    u64 flags;
+    struct sgx_epcm *m = modify_operands(c, &flags);
+    unsigned type = SECINFO_TYPE(flags);
+    if ((flags & ~(u64)0xff00) || (type != PT_TCS && type != PT_TRIM))
+        gp0(c);
+    /* a TCS can become a trimmed page only; a regular page either */
+    if (m->pending || m->modified || m->pr || (m->type == PT_TCS && type != PT_TRIM)) {
+        leaf_status(c, SGX_PAGE_NOT_MODIFIABLE);
+        return;
+    }
+    if (m->type == PT_TCS && rd64(epc_page(epc_of(c), (u64)(m - epc_of(c)->epcm)), TCS_STATE)) {
+        leaf_status(c, SGX_PAGE_NOT_MODIFIABLE);
+        return;
+    }
+    m->type = (u8)type;
+    m->perms = 0;
+    m->modified = 1;
+    sgx_flush_translations(epc_of(c));
+    leaf_status(c, SGX_SUCCESS);
+}
+
 /* ---- the leaf table ---- */
 struct sgx_leaf {
     const char *name;
@@ -449,6 +754,15 @@ static const struct sgx_leaf encls_leaves[] = {
     [0x4] = { "EDBGRD", encls_edbgrd, "sgx1" },
     [0x5] = { "EDBGWR", encls_edbgwr, "sgx1" },
     [0x6] = { "EEXTEND", encls_eextend, "sgx1" },
+    [0x7] = { "ELDB", encls_eldb, "sgx1" },
+    [0x8] = { "ELDU", encls_eldu, "sgx1" },
+    [0x9] = { "EBLOCK", encls_eblock, "sgx1" },
+    [0xa] = { "EPA", encls_epa, "sgx1" },
+    [0xb] = { "EWB", encls_ewb, "sgx1" },
+    [0xc] = { "ETRACK", encls_etrack, "sgx1" },
+    [0xd] = { "EAUG", encls_eaug, "sgx2" },
+    [0xe] = { "EMODPR", encls_emodpr, "sgx2" },
+    [0xf] = { "EMODT", encls_emodt, "sgx2" },
 };
 
 const char *sgx_encls_leaf_name(u32 leaf)

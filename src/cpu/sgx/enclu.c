@@ -178,6 +178,7 @@ static void enter(struct cpu *c, const struct entry *en, u64 fsbase, u64 gsbase)
     }
     wr64(en->tcs_page, TCS_STATE, 1);
     secs_private(e, en->secs)->active_threads++;
+    s->entry_epoch = secs_private(e, en->secs)->epoch;
     /* the outside stack, for the synthetic state of an AEX */
     u8 *g = gprsgx(c);
     wr64(g, GPR_URSP, c->gpr[R_RSP]);
@@ -562,6 +563,122 @@ void sgx_einittoken_key(const struct cpu *c, const u8 *tok, u8 key[16])
     derive(c->sgx->epc, &d, key);
 }
 
+/* The paging key EWB and ELDB/ELDU encrypt with: the machine's, from its root secret. */
+void sgx_paging_key(const struct sgx_epc *e, u8 key[16])
+{
+    struct key_deps d;
+    memset(&d, 0, sizeof(d));
+    d.keyname = 0x100; /* no EGETKEY name: software never gets this key */
+    derive(e, &d, key);
+}
+
+/* ---- SGX2 inside the enclave: EACCEPT, EMODPE, EACCEPTCOPY (SDM 41.x) ---- */
+/* SECINFO inside the enclave, 64-byte aligned, reserved bits clear (#GP). */
+static u64 enclave_secinfo(struct cpu *c)
+{
+    u64 lin = enclave_buffer(c, c->gpr[R_RBX], 64, SECINFO_SIZE);
+    u8 b[SECINFO_SIZE];
+    sgx_read_operand(c, lin, b, sizeof(b));
+    u64 flags = rd64(b, 0);
+    if (flags & ~SECINFO_DEFINED)
+        gp0(c);
+    for (unsigned k = 8; k < SECINFO_SIZE; k++)
+        if (b[k])
+            gp0(c);
+    return flags;
+}
+
+/* The enclave page at RCX (an address in the enclave, page aligned): a valid page of
+ * this enclave mapped there (#PF with PFEC.SGX otherwise). */
+static struct sgx_epcm *enclave_page(struct cpu *c, u64 ea, u64 *idx_out)
+{
+    struct sgx_cpu *s = c->sgx;
+    struct sgx_epc *e = s->epc;
+    u64 lin = enclave_buffer(c, ea, SGX_PAGE, 1);
+    u64 gpa = lin_translate(c, lin, ACC_READ);
+    s64 idx = epc_index(e, gpa);
+    struct sgx_epcm *m = idx >= 0 ? &e->epcm[idx] : NULL;
+    if (!m || !m->valid || m->secs != s->secs || m->linaddr != lin)
+        cpu_page_fault(c, lin, PFEC_P | PFEC_SGX | (c->cpl == 3 ? PFEC_U : 0));
+    *idx_out = (u64)idx;
+    return m;
+}
+
+static void enclu_eaccept(struct cpu *c, const struct insn *i)
+{
+    (void)i;
+    u64 flags = enclave_secinfo(c);
+    u64 idx;
+    struct sgx_epcm *m = enclave_page(c, c->gpr[R_RCX], &idx);
+    unsigned type = SECINFO_TYPE(flags);
+    unsigned perms = (unsigned)(flags & SECINFO_PERMS);
+    u32 status = SGX_PAGE_ATTRIBUTES_MISMATCH;
+    if (m->blocked) {
+        status = SGX_PAGE_ATTRIBUTES_MISMATCH;
+    } else if (flags & SECINFO_PENDING) {
+        /* a page EAUG added: regular, read/write, as SECINFO says */
+        if (m->pending && !m->modified && type == PT_REG && m->type == PT_REG && perms == m->perms &&
+            !(flags & (SECINFO_MODIFIED | SECINFO_PR))) {
+            m->pending = 0;
+            status = SGX_SUCCESS;
+        }
+    } else if (flags & SECINFO_MODIFIED) {
+        /* a type change EMODT made */
+        if (m->modified && type == m->type && !(flags & SECINFO_PR) && perms == 0) {
+            m->modified = 0;
+            status = SGX_SUCCESS;
+        }
+    } else if (flags & SECINFO_PR) {
+        /* a restriction EMODPR made */
+        if (m->pr && !m->pending && !m->modified && type == PT_REG && perms == m->perms) {
+            m->pr = 0;
+            status = SGX_SUCCESS;
+        }
+    }
+    leaf_status(c, status);
+}
+
+static void enclu_emodpe(struct cpu *c, const struct insn *i)
+{
+    (void)i;
+    u64 flags = enclave_secinfo(c);
+    if (flags & ~SECINFO_PERMS)
+        gp0(c);
+    u64 idx;
+    struct sgx_epcm *m = enclave_page(c, c->gpr[R_RCX], &idx);
+    if (m->type != PT_REG || m->pending || m->modified)
+        cpu_page_fault(c, c->gpr[R_RCX], PFEC_P | PFEC_SGX | PFEC_U);
+    m->perms |= (u8)(flags & SECINFO_PERMS);
+    /* a page with W must have R (SDM: EMODPE keeps the EPCM consistent) */
+    if ((m->perms & SECINFO_W) && !(m->perms & SECINFO_R))
+        m->perms |= SECINFO_R;
+}
+
+static void enclu_eacceptcopy(struct cpu *c, const struct insn *i)
+{
+    (void)i;
+    struct sgx_epc *e = c->sgx->epc;
+    u64 flags = enclave_secinfo(c);
+    u64 src_lin = enclave_buffer(c, c->gpr[R_RDX], SGX_PAGE, SGX_PAGE);
+    u8 src[SGX_PAGE];
+    sgx_read_operand(c, src_lin, src, SGX_PAGE);
+    u64 idx;
+    struct sgx_epcm *m = enclave_page(c, c->gpr[R_RCX], &idx);
+    unsigned perms = (unsigned)(flags & SECINFO_PERMS);
+    if (SECINFO_TYPE(flags) != PT_REG || (flags & (SECINFO_PENDING | SECINFO_MODIFIED | SECINFO_PR)) ||
+        ((perms & SECINFO_W) && !(perms & SECINFO_R)))
+        gp0(c);
+    if (!m->pending || m->modified || m->type != PT_REG || m->blocked) {
+        leaf_status(c, SGX_PAGE_ATTRIBUTES_MISMATCH);
+        return;
+    }
+    memcpy(epc_page(e, idx), src, SGX_PAGE);
+    mem_code_write(&e->gen[idx]);
+    m->perms = (u8)perms;
+    m->pending = 0;
+    leaf_status(c, SGX_SUCCESS);
+}
+
 /* ---- the leaf table ---- */
 enum { WHERE_OUTSIDE = 1, WHERE_INSIDE = 2 };
 struct enclu_leaf {
@@ -577,6 +694,9 @@ static const struct enclu_leaf enclu_leaves[] = {
     [0x2] = { "EENTER", enclu_eenter, WHERE_OUTSIDE, "sgx1" },
     [0x3] = { "ERESUME", enclu_eresume, WHERE_OUTSIDE, "sgx1" },
     [0x4] = { "EEXIT", enclu_eexit, WHERE_INSIDE, "sgx1" },
+    [0x5] = { "EACCEPT", enclu_eaccept, WHERE_INSIDE, "sgx2" },
+    [0x6] = { "EMODPE", enclu_emodpe, WHERE_INSIDE, "sgx2" },
+    [0x7] = { "EACCEPTCOPY", enclu_eacceptcopy, WHERE_INSIDE, "sgx2" },
 };
 
 /* ENCLU: SDM Vol. 3D 41.2, the instruction's checks in its order. */

@@ -82,6 +82,8 @@ int sgx_cpu_init(struct cpu *c, struct sgx_epc *epc)
         return -1;
     c->sgx->epc = epc;
     c->sgx->cpu = c;
+    if (epc->ncpus < (int)ARRAY_SIZE(epc->cpus))
+        epc->cpus[epc->ncpus++] = c->sgx;
     c->msr_feature_control = 0; /* unlocked: firmware (or the kernel) enables SGX */
     sgx_cpu_reset(c, true);
     return 0;

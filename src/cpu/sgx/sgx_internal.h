@@ -153,6 +153,9 @@ struct sgx_epc {
     u64 next_eid;
     u64 paging_nonce;           /* EWB's monotonic counter (part of each blob's IV) */
     u8 cpusvn[16];
+    /* the vCPUs attached (ETRACK looks at which of them are inside an enclave) */
+    struct sgx_cpu *cpus[64];
+    int ncpus;
     /* flushes every vCPU's TLB after an EPCM change that takes access away */
     void (*flush_all)(void *opaque);
     void *flush_opaque;
@@ -199,6 +202,7 @@ struct sgx_cpu {
     struct seg save_fs, save_gs;
     u64 save_xcr0;
     bool save_tf;       /* CR_SAVE_TF: an opt-out entry cleared TF */
+    u64 entry_epoch;    /* the enclave's tracking epoch when this thread entered */
     bool dbgoptin;      /* CR_DBGOPTIN */
 };
 

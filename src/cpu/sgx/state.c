@@ -20,7 +20,7 @@ static const struct state_field sgx_cpu_fields[] = {
     N(epc), N(cpu), F(lepubkeyhash), F(secs), F(tcs), F(tcs_la), F(elrange_base),
     F(elrange_size), F(aep), F(ssa_first), F(ssa_last),
     STATE_STRUCT(struct sgx_cpu, save_fs, seg_desc), STATE_STRUCT(struct sgx_cpu, save_gs, seg_desc),
-    F(save_xcr0), F(save_tf), F(dbgoptin),
+    F(save_xcr0), F(save_tf), F(entry_epoch), F(dbgoptin),
 };
 #undef F
 #undef N
@@ -63,7 +63,7 @@ static const struct state_desc epcm_desc = STATE_DESC("epcm", 1, struct sgx_epcm
 #define F(m) STATE_FIELD(struct sgx_epc, m)
 #define N(m) STATE_NOT_STATE(struct sgx_epc, m)
 static const struct state_field epc_fields[] = {
-    N(cfg), N(npages), N(first_page), N(bytes), N(gen), N(epcm),
+    N(cfg), N(npages), N(first_page), N(bytes), N(gen), N(epcm), N(cpus), N(ncpus),
     F(next_eid), F(paging_nonce), F(cpusvn), N(flush_all), N(flush_opaque),
 };
 #undef F

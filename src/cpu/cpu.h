@@ -193,6 +193,8 @@ enum cpu_insn_event {
     /* SVM's intercepts only (VMX has none for them): before the instruction does
      * anything but its simple #GP/#UD checks (arg: INT n's vector) */
     INSN_EV_PUSHF, INSN_EV_POPF, INSN_EV_IRET, INSN_EV_INTN, INSN_EV_SMSW, INSN_EV_RSM,
+    /* VMX's only: ENCLS after its #UD checks, before the others (arg: the leaf, EAX) */
+    INSN_EV_ENCLS,
 };
 
 struct cpu_event {

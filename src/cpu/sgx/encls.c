@@ -779,6 +779,7 @@ void sgx_insn_encls(struct cpu *c, const struct insn *i)
     if (c->cpl > 0)
         cpu_fault_noerr(c, EXC_UD);
     u32 leaf = (u32)c->gpr[R_RAX];
+    cpu_insn_event(c, INSN_EV_ENCLS, leaf);
     u64 fc = c->msr_feature_control;
     if (!(fc & BIT(0)) || !(fc & FEATURE_CONTROL_SGX))
         gp0(c);

@@ -237,6 +237,8 @@ static void insn_event(struct cpu *c, struct cpu_event *ev)
         break;
     case INSN_EV_INVPCID:
         break; /* the INVPCID intercept (vector 5) is not offered */
+    case INSN_EV_ENCLS:
+        break; /* SGX is Intel's */
     }
 }
 

@@ -107,6 +107,11 @@ void vmx_caps_build(struct cpu *c, struct vmx_caps *caps)
                                     proc_controls, ARRAY_SIZE(proc_controls), &f);
     m[VMX_PROCBASED] = m[VMX_TRUE_PROCBASED] | PROC_DEFAULT1;
     m[VMX_PROCBASED2] = ctl_msr(0, proc2_controls, ARRAY_SIZE(proc2_controls), &f);
+    /* ENCLS exiting where the model has SGX: an L1 virtualises SGX for its guests */
+    if (cpuid_has(c->model, "sgx")) {
+        m[VMX_PROCBASED2] |= (u64)PROC2_ENCLS_EXITING << 32;
+        f |= VMXF_MASK(VMXF_ENCLS);
+    }
     /* "save debug controls" is default1 but may be 0 in the TRUE MSR; likewise "load
      * debug controls" on entry */
     m[VMX_TRUE_EXIT] = ctl_msr(EXIT_DEFAULT1 & ~EXIT_SAVE_DEBUG, exit_controls,

@@ -3,6 +3,7 @@
  * the MSR-store and MSR-load areas, and loading L1's host state. */
 #include <string.h>
 
+#include "cpu/sgx/sgx.h"
 #include "cpu/vmx/vmx_internal.h"
 
 /* ---- saving guest state (SDM 28.3) ---- */
@@ -246,7 +247,17 @@ void vmx_exit(struct cpu *c, const struct vmx_exit_info *x)
     struct vmcs *f = &v->vmcs;
     struct cpu_internal *in = c->in;
     bool entry_failure = x->reason & EXIT_REASON_ENTRY_FAILURE;
-    f->f[VMCS_EXIT_REASON] = x->reason;
+    u32 reason = x->reason;
+    /* An exit from inside an enclave is an asynchronous enclave exit first (SDM 39.4):
+     * L1 sees the AEP and the synthetic state, and bit 27 says so (SDM 28.2.1) */
+    if (unlikely(c->enclave_mode) && !entry_failure) {
+        bool exc = (reason & 0xffff) == EXIT_REASON_EXCEPTION_NMI &&
+                   INTR_INFO_TYPE(x->intr_info) == INTR_TYPE_HW_EXC;
+        sgx_aex(c, exc ? (u8)x->intr_info : 0, exc ? EVT_HW_EXC : EVT_EXT_INTR,
+                exc && (x->intr_info & INTR_INFO_ERROR), x->intr_error, c->rip);
+        reason |= EXIT_REASON_ENCLAVE_INTERRUPTION;
+    }
+    f->f[VMCS_EXIT_REASON] = reason;
     f->f[VMCS_EXIT_QUALIFICATION] = x->qual;
     f->f[VMCS_GUEST_LINEAR_ADDR] = x->has_linear ? x->guest_linear : 0;
     if (x->has_phys)

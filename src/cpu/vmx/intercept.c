@@ -391,6 +391,15 @@ static void insn_event(struct cpu *c, struct cpu_event *ev)
                           vmx_insn_info_of(c, NULL));
         }
         break;
+    case INSN_EV_ENCLS:
+        /* SDM 26.1.3: with "enable ENCLS exiting", bit EAX of the ENCLS-exiting bitmap
+         * (bit 63 for every leaf from 63 up) */
+        if (proc2 & PROC2_ENCLS_EXITING) {
+            u32 bit = arg < 63 ? (u32)arg : 63;
+            if ((v->vmcs.f[VMCS_ENCLS_EXIT_BITMAP] >> bit) & 1)
+                exit_for_insn(c, EXIT_REASON_ENCLS, 0, 0);
+        }
+        break;
     case INSN_EV_PUSHF: case INSN_EV_POPF: case INSN_EV_IRET: case INSN_EV_INTN:
     case INSN_EV_SMSW: case INSN_EV_RSM:
         break; /* SVM's: VMX does not exit on them */

@@ -158,5 +158,6 @@ enum vmx_exit_reason {
     EXIT_REASON_PML_FULL = 62, EXIT_REASON_XSAVES = 63, EXIT_REASON_XRSTORS = 64,
 };
 #define EXIT_REASON_ENTRY_FAILURE BIT(31)
+#define EXIT_REASON_ENCLAVE_INTERRUPTION BIT(27) /* the exit came from inside an enclave */
 
 #endif

@@ -105,14 +105,14 @@ static const struct cpuid_feature features[] = {
      * QEMU's names */
     F("sgx1", L_SGX, 0, EAX, 0, true, false),
     F("sgx2", L_SGX, 0, EAX, 1, true, false),
-    F("sgx-edeccssa", L_SGX, 0, EAX, 11, false, false),
+    F("sgx-edeccssa", L_SGX, 0, EAX, 11, true, false),
     F("sgx-exinfo", L_SGX, 0, EBX, 0, true, false),
     F("sgx-debug", L_SGX, 1, EAX, 1, true, false),
     F("sgx-mode64", L_SGX, 1, EAX, 2, true, false),
     F("sgx-provisionkey", L_SGX, 1, EAX, 4, true, false), /* not in max: see below */
     F("sgx-tokenkey", L_SGX, 1, EAX, 5, true, false),
     F("sgx-kss", L_SGX, 1, EAX, 7, true, false),
-    F("sgx-aex-notify", L_SGX, 1, EAX, 10, false, false),
+    F("sgx-aex-notify", L_SGX, 1, EAX, 10, true, false),
     /* CPUID.(7,0):EDX */
     F("md_clear", L_STD7, 0, EDX, 10, false, false),
     F("spec_ctrl", L_STD7, 0, EDX, 26, false, false),

@@ -6,6 +6,7 @@
  * in->pending_db_bits by the memory path and raised after the instruction; I/O
  * breakpoints (RW = 10, only with CR4.DE) are checked by the port I/O path (io.c). */
 #include "cpu/exec.h"
+#include "cpu/sgx/sgx.h"
 
 #define DR6_B_MASK 0xfu
 #define DR6_STICKY (BIT(13) | BIT(14) | BIT(15)) /* BD, BS, BT */
@@ -103,6 +104,8 @@ _Noreturn void debug_raise_trap(struct cpu *c, u32 dr6_bits)
 
 bool debug_check_exec(struct cpu *c, u64 linear)
 {
+    if (unlikely(c->enclave_mode) && sgx_breakpoints_suppressed(c, linear, true))
+        return false;
     u64 dr7 = c->dr[7], mask = addr_mask(c);
     u32 hit = 0;
     for (int n = 0; n < 4; n++)
@@ -131,6 +134,8 @@ void debug_check_data(struct cpu *c, u64 linear, unsigned size, bool write)
 {
     if (unlikely(c->host_debug != NULL))
         host_check_data(c, linear, size, write);
+    if (unlikely(c->enclave_mode) && sgx_breakpoints_suppressed(c, linear, false))
+        return;
     u64 dr7 = c->dr[7], mask = addr_mask(c);
     for (int n = 0; n < 4; n++) {
         if (!bp_enabled(dr7, n))

@@ -188,18 +188,18 @@ static void enter(struct cpu *c, const struct entry *en, u64 fsbase, u64 gsbase)
     exec_block_end(c);
 }
 
-static void enclu_eenter(struct cpu *c, const struct insn *i)
+
+/* EENTER's entry proper, at frame cssa (EENTER, and ERESUME under AEX-Notify). */
+static void enter_at_oentry(struct cpu *c, const struct insn *i, struct entry *en, u32 cssa)
 {
-    struct entry en;
-    entry_checks(c, &en);
-    u32 cssa = rd32(en.tcs_page, TCS_CSSA), nssa = rd32(en.tcs_page, TCS_NSSA);
+    u32 nssa = rd32(en->tcs_page, TCS_NSSA);
     if (cssa >= nssa)
         gp0(c);
-    u64 target = en.base + rd64(en.tcs_page, TCS_OENTRY);
-    if (en.mode64 ? !cpu_canonical(c, target) : (target &= 0xffffffffull) > c->seg[SEG_CS].limit)
+    u64 target = en->base + rd64(en->tcs_page, TCS_OENTRY);
+    if (en->mode64 ? !cpu_canonical(c, target) : (target &= 0xffffffffull) > c->seg[SEG_CS].limit)
         gp0(c);
-    locate_frame(c, &en, cssa);
-    enter(c, &en, en.base + rd64(en.tcs_page, TCS_OFSBASE), en.base + rd64(en.tcs_page, TCS_OGSBASE));
+    locate_frame(c, en, cssa);
+    enter(c, en, en->base + rd64(en->tcs_page, TCS_OFSBASE), en->base + rd64(en->tcs_page, TCS_OGSBASE));
     c->gpr[R_RCX] = i->next_rip;  /* where EEXIT goes back to, by convention */
     c->gpr[R_RAX] = cssa;
     c->rip = target;
@@ -215,6 +215,12 @@ static void enclu_eresume(struct cpu *c, const struct insn *i)
         gp0(c);
     locate_frame(c, &en, cssa - 1);
     const u8 *g = gprsgx(c);
+    /* AEX-Notify: the thread is told of the exit instead of resumed - it enters at
+     * OENTRY with the frame still there, and its handler returns with EDECCSSA */
+    if (g[GPR_AEXNOTIFY] & 1) {
+        enter_at_oentry(c, i, &en, cssa);
+        return;
+    }
     u64 rip = rd64(g, GPR_RIP);
     if (en.mode64 ? !cpu_canonical(c, rip) : rip > c->seg[SEG_CS].limit)
         gp0(c);
@@ -248,6 +254,42 @@ static void enclu_eresume(struct cpu *c, const struct insn *i)
     wr64(gw, GPR_URSP, outside_rsp);
     wr64(gw, GPR_URBP, outside_rbp);
     wr32(en.tcs_page, TCS_CSSA, cssa - 1);
+}
+
+static void enclu_eenter(struct cpu *c, const struct insn *i)
+{
+    struct entry en;
+    entry_checks(c, &en);
+    enter_at_oentry(c, i, &en, rd32(en.tcs_page, TCS_CSSA));
+}
+
+/* EDECCSSA (AEX-Notify): the handler is done with the last frame; the one before it is
+ * the current one again, keeping the outside stack of this entry. */
+static void enclu_edeccssa(struct cpu *c, const struct insn *i)
+{
+    (void)i;
+    struct sgx_cpu *s = c->sgx;
+    struct sgx_epc *e = s->epc;
+    u8 *tcs = epc_page(e, s->tcs);
+    u32 cssa = rd32(tcs, TCS_CSSA);
+    if (cssa == 0)
+        gp0(c);
+    u64 ursp = rd64(gprsgx(c), GPR_URSP), urbp = rd64(gprsgx(c), GPR_URBP);
+    struct entry en = { .tcs_lin = s->tcs_la, .tcs = s->tcs, .secs = s->secs, .tcs_page = tcs,
+                        .secs_page = epc_page(e, s->secs), .base = s->elrange_base,
+                        .size = s->elrange_size, .mode64 = cpu_is_long64(c) };
+    locate_frame(c, &en, cssa - 1);
+    wr64(gprsgx(c), GPR_URSP, ursp);
+    wr64(gprsgx(c), GPR_URBP, urbp);
+    wr32(tcs, TCS_CSSA, cssa - 1);
+}
+
+bool sgx_breakpoints_suppressed(const struct cpu *c, u64 linear, bool exec)
+{
+    const struct sgx_cpu *s = c->sgx;
+    if (!s->dbgoptin)
+        return true;
+    return exec && linear - s->elrange_base >= s->elrange_size;
 }
 
 /* ---- leaving ---- */
@@ -697,6 +739,7 @@ static const struct enclu_leaf enclu_leaves[] = {
     [0x5] = { "EACCEPT", enclu_eaccept, WHERE_INSIDE, "sgx2" },
     [0x6] = { "EMODPE", enclu_emodpe, WHERE_INSIDE, "sgx2" },
     [0x7] = { "EACCEPTCOPY", enclu_eacceptcopy, WHERE_INSIDE, "sgx2" },
+    [0x9] = { "EDECCSSA", enclu_edeccssa, WHERE_INSIDE, "sgx-edeccssa" },
 };
 
 /* ENCLU: SDM Vol. 3D 41.2, the instruction's checks in its order. */

@@ -93,6 +93,11 @@ const char *sgx_enclu_leaf_name(u32 leaf);
  * that takes access away: EREMOVE, EBLOCK, EWB, EMODPR, EMODT). */
 void sgx_epc_set_flush(struct sgx_epc *e, void (*fn)(void *opaque), void *opaque);
 
+/* Inside an enclave the guest's own breakpoints (DR0-DR3) do not see code outside the
+ * enclave, and nothing at all after an opt-out entry (SDM 42.2): true when the one at
+ * linear (an instruction fetch, or a data access) is suppressed. */
+bool sgx_breakpoints_suppressed(const struct cpu *c, u64 linear, bool exec);
+
 /* The #PF error code bit of a fault the EPCM caused (SDM 4.7). */
 #define PFEC_SGX BIT(15)
 

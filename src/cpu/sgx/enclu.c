@@ -337,7 +337,7 @@ u64 sgx_aex(struct cpu *c, u8 vector, int type, bool has_error, u32 error, u64 r
     xsave_to_ssa(c);
     for (int r = 0; r < 16; r++)
         wr64(g, GPR_RAX + 8 * r, c->gpr[r]);
-    wr64(g, GPR_RFLAGS, c->rflags | (s->save_tf ? FL_TF : 0));
+    wr64(g, GPR_RFLAGS, c->rflags);
     wr64(g, GPR_RIP, return_rip);
     wr64(g, GPR_FSBASE, c->seg[SEG_FS].base);
     wr64(g, GPR_GSBASE, c->seg[SEG_GS].base);

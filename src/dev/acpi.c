@@ -1070,6 +1070,42 @@ static size_t build_mcfg(struct machine *m, struct acpi_area *t)
     return off;
 }
 
+/* SRAT (ACPI 6.5 section 5.2.16), with an EPC only, as QEMU builds it for one: every
+ * processor and all memory in proximity domain 0, the EPC sections included, so that the
+ * kernel finds the node its EPC belongs to. */
+static size_t build_srat(struct machine *m, struct acpi_area *t)
+{
+    if (!m->sgx_epc)
+        return 0;
+    int ncpus = machine_cpus(m);
+    int nmem = m->mem.nregions + m->model.nepc;
+    size_t len = SDT_HEADER_SIZE + 12 + (size_t)ncpus * 16 + (size_t)nmem * 40;
+    size_t off = area_alloc(t, len, 16);
+    u8 *p = t->b + off, *e = p + SDT_HEADER_SIZE + 12;
+    sdt_header(p, "SRAT", (u32)len, 3);
+    put(p + SDT_HEADER_SIZE, 1, 4); /* reserved, 1 for compatibility */
+    for (int i = 0; i < ncpus; i++, e += 16) {
+        e[0] = 0;                       /* processor local APIC affinity */
+        e[1] = 16;
+        e[2] = 0;                       /* proximity domain 0 */
+        e[3] = (u8)i;                   /* APIC ID */
+        put(e + 4, 1, 4);               /* enabled */
+    }
+    for (int k = 0; k < nmem; k++, e += 40) {
+        bool epc = k >= m->mem.nregions;
+        u64 base = epc ? m->model.epc[k - m->mem.nregions].base : m->mem.region[k].gpa;
+        u64 size = epc ? m->model.epc[k - m->mem.nregions].size : m->mem.region[k].size;
+        e[0] = 1;                       /* memory affinity */
+        e[1] = 40;
+        put(e + 2, 0, 4);               /* proximity domain 0 */
+        put(e + 8, base, 8);
+        put(e + 16, size, 8);
+        put(e + 28, 1, 4);              /* enabled */
+    }
+    sdt_finish(p);
+    return off;
+}
+
 static size_t build_rsdt(struct acpi_area *t, const size_t *tables, int n, bool x)
 {
     int entry = x ? 8 : 4;
@@ -1115,11 +1151,11 @@ u64 acpi_build(struct machine *m)
     size_t facs = build_facs(&t);
     m->acpi_facs = gpa_of(facs);
     size_t dsdt = build_dsdt(m, &t);
-    size_t tables[4];
+    size_t tables[5];
     int n = 0;
     tables[n++] = build_fadt(m, &t, facs, dsdt);
     tables[n++] = build_madt(m, &t);
-    size_t optional[] = { build_hpet(m, &t), build_mcfg(m, &t) };
+    size_t optional[] = { build_hpet(m, &t), build_mcfg(m, &t), build_srat(m, &t) };
     for (size_t i = 0; i < ARRAY_SIZE(optional); i++)
         if (optional[i]) /* offset 0 is the RSDP's: 0 means absent */
             tables[n++] = optional[i];

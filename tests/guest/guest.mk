@@ -56,3 +56,34 @@ TEST_PROGRAMS += $(GUEST_ELFS)
 
 -include $(GUEST_LIB32:.o=.d) $(GUEST_LIB64:.o=.d) \
     $(wildcard $(GUEST_OUT)/t32/*.d) $(wildcard $(GUEST_OUT)/t64/*.d)
+
+# The SGX tests' enclave (t64/sgx_encl.S): a flat image measured and signed at build time
+# by tests/sgx/sgx_sign with the page list in the source's "layout" lines; the tests
+# embed the image, the list, the SIGSTRUCTs and the MRENCLAVE/MRSIGNER the tool printed.
+#   encl.sig       key 1, MODE64BIT required, MISCSELECT.EXINFO required, ISVPRODID 0x1234, ISVSVN 7
+#   encl_prod.sig  the same, but DEBUG must be 0 (ATTRIBUTEMASK)
+#   encl_key2.sig  key 2 (another MRSIGNER)
+SGX_GUEST_OUT := $(GUEST_OUT)/sgx
+SGX_SIGN := $(BUILD)/tests/sgx/sgx_sign
+SGX_SIGN_ARGS = -image $(SGX_GUEST_OUT)/encl.bin -layout $(SGX_GUEST_OUT)/encl.layout -size 0x10000 \
+    -attributes 4 -xfrm 3 -xfrmmask 3 -miscselect 1 -miscmask 1 -isvprodid 0x1234 -isvsvn 7 \
+    -date 20240229 -print-mrenclave -print-mrsigner
+SGX_GUEST_BLOBS := $(addprefix $(SGX_GUEST_OUT)/,encl.bin encl.layout encl.sig encl_prod.sig encl_key2.sig)
+$(SGX_GUEST_OUT)/encl.o: $(GUEST_DIR)/t64/sgx_encl.S
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) -m64 -c $< -o $@
+$(SGX_GUEST_OUT)/encl.bin: $(SGX_GUEST_OUT)/encl.o
+	objcopy -O binary -j .text $< $@
+$(SGX_GUEST_OUT)/encl.layout: $(GUEST_DIR)/t64/sgx_encl.S
+	@mkdir -p $(dir $@)
+	sed -n 's/^ \* layout //p' $< > $@
+# each signature also writes NAME.meas: MRENCLAVE and MRSIGNER in hex, one a line
+$(SGX_GUEST_OUT)/encl.sig: $(SGX_GUEST_OUT)/encl.bin $(SGX_GUEST_OUT)/encl.layout $(SGX_SIGN)
+	$(SGX_SIGN) -key $(SGX_GUEST_OUT)/key1.pem $(SGX_SIGN_ARGS) -attributemask 4 -out $@ > $(@:.sig=.meas)
+$(SGX_GUEST_OUT)/encl_prod.sig: $(SGX_GUEST_OUT)/encl.bin $(SGX_GUEST_OUT)/encl.layout $(SGX_SIGN) $(SGX_GUEST_OUT)/encl.sig
+	$(SGX_SIGN) -key $(SGX_GUEST_OUT)/key1.pem $(SGX_SIGN_ARGS) -attributemask 6 -out $@ > $(@:.sig=.meas)
+$(SGX_GUEST_OUT)/encl_key2.sig: $(SGX_GUEST_OUT)/encl.bin $(SGX_GUEST_OUT)/encl.layout $(SGX_SIGN)
+	$(SGX_SIGN) -key $(SGX_GUEST_OUT)/key2.pem $(SGX_SIGN_ARGS) -attributemask 4 -out $@ > $(@:.sig=.meas)
+SGX_GUEST_TESTS := $(patsubst $(GUEST_DIR)/t64/%.c,$(GUEST_OUT)/t64/%.o,$(wildcard $(GUEST_DIR)/t64/sgx_*.c))
+$(SGX_GUEST_TESTS): $(SGX_GUEST_BLOBS)
+$(SGX_GUEST_TESTS): GUEST_CFLAGS += -DSGX_BLOBS='"$(SGX_GUEST_OUT)"'

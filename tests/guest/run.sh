@@ -22,6 +22,10 @@
 # icount=yes runs nestor with -icount and adds "icount=1" to the command line (QEMU: ignored).
 # xen=yes runs nestor with -xen, xen=SPEC with -xen SPEC (e.g. xen=domid=7,version=4.13);
 #   the command line gets "xen=yes" or "xen=SPEC" (QEMU: ignored; the kernel finds no Xen).
+# epc=SIZE gives the machine an SGX EPC section of SIZE bytes (e.g. 8M): nestor gets
+#   -object memory-backend-epc,id=epc0,size=SIZE -M sgx-epc.0.memdev=epc0 (with -cpu max the
+#   model then has SGX); QEMU gets the same when its build has memory-backend-epc (TCG has
+#   no SGX either way: the kernel finds none in CPUID and skips).
 # output=WORD (nestor only): the serial/console output must contain WORD (a backend's
 #   output that shares nestor's console, e.g. Xen's PV console).
 # expect=pass (default): the VM must end with debug-exit status 0 (process status 1) and
@@ -69,7 +73,7 @@ tail_of() { # log: last lines, on one line
 
 run_one() { # name kernel options
   local name=$1 elf=$BUILD/guest/$2.elf log=$LOGDIR/$1.log err=$LOGDIR/$1.err
-  local smp mem timeout expect cpu icount xen output status why=""
+  local smp mem timeout expect cpu icount xen output epc status why=""
   smp=$(opt "$3" smp 1)
   mem=$(opt "$3" mem 128)
   timeout=$(opt "$3" timeout "$DEFAULT_TIMEOUT")
@@ -78,6 +82,7 @@ run_one() { # name kernel options
   icount=$(opt "$3" icount no)
   xen=$(opt "$3" xen "")
   output=$(opt "$3" output "")
+  epc=$(opt "$3" epc "")
   local cpu_args=() dev_args=() cmdline=() nestor_args=() own_exit=0 d a
   while IFS= read -r d; do
     [ -n "$d" ] || continue
@@ -96,6 +101,14 @@ run_one() { # name kernel options
     cmdline+=("xen=$xen")
   fi
   while IFS= read -r a; do [ -n "$a" ] && cmdline+=("$a"); done < <(opts "$3" append)
+  if [ -n "$epc" ]; then
+    if [ "$RUNNER" = nestor ]; then
+      nestor_args+=(-object "memory-backend-epc,id=epc0,size=$epc" -M sgx-epc.0.memdev=epc0)
+    elif qemu-system-x86_64 -object help 2>/dev/null | grep -q memory-backend-epc; then
+      dev_args+=(-object "memory-backend-epc,id=epc0,size=$epc"
+        -M sgx-epc.0.memdev=epc0,sgx-epc.0.node=0)
+    fi
+  fi
   [ -n "$cpu" ] && cpu_args=(-cpu "$cpu")
   [ ${#cmdline[@]} -gt 0 ] && cpu_args+=(-append "${cmdline[*]}")
   if [ ! -f "$elf" ]; then

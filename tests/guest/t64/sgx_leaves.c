@@ -19,7 +19,12 @@ static struct secs secs_src ALIGNED(4096);
 static u8 page_src[4096] ALIGNED(4096);
 
 static bool is_gp(struct encls_res r) { return r.vector == GP_VECTOR && r.error == 0; }
-static bool is_pf_at(struct encls_res r, u64 a) { return r.vector == PF_VECTOR && r.cr2 == a; }
+/* #PF at a: CR2 the operand, error code P and SGX (bit 15: an SGX access-control violation,
+ * SDM 4.7) */
+static bool is_pf_at(struct encls_res r, u64 a)
+{
+    return r.vector == PF_VECTOR && r.cr2 == a && (r.error & (PFEC_P | PFEC_SGX)) == (PFEC_P | PFEC_SGX);
+}
 static bool is_status(struct encls_res r, u64 code)
 {
     return r.vector == NO_EXCEPTION && r.rax == code && !!(r.flags & FL_ZF) == !!code;

@@ -119,7 +119,7 @@ SGX_BLOB(encl_key2_meas, "encl_key2.meas");
 enum {
     CMD_ECHO = 0, CMD_SUM = 1, CMD_FSGS = 2, CMD_ILLEGAL = 3, CMD_READ = 4, CMD_WRITE = 5,
     CMD_OUTREAD = 6, CMD_SPIN = 7, CMD_EREPORT = 8, CMD_EGETKEY = 9, CMD_ENCLU = 10,
-    CMD_DUMPSSA = 11, CMD_EEXIT_BAD = 12, CMD_OUTWRITE = 13,
+    CMD_DUMPSSA = 11, CMD_EEXIT_BAD = 12, CMD_OUTWRITE = 13, CMD_XMM = 14,
 };
 #define ENCL_RODATA_MARKER 0x0123456789abcdefull
 #define ENCL_PAGE_A_MARKER 0xaaaa0000aaaa0001ull
@@ -468,6 +468,7 @@ struct sgx_event {
     int vector;
     u64 error, ip, cs, sp, flags, cr2;
     u64 ax, bx, cx, dx, bp, si, di, r8, r15;
+    u64 xmm0; /* low quadword at the event (read with SSE, which the runtime never uses) */
 };
 #define SGX_MAX_EVENTS 64
 static struct sgx_event sgx_events[SGX_MAX_EVENTS];
@@ -495,6 +496,9 @@ __attribute__((unused)) static void sgx_event_handler(struct exc_frame *f)
         e->di = f->di;
         e->r8 = f->r8;
         e->r15 = f->r15;
+        e->xmm0 = ~0ull;
+        if ((read_cr4() & CR4_OSFXSR) && !(read_cr0() & (CR0_TS | CR0_EM)))
+            asm volatile("movq %%xmm0, %0" : "=r"(e->xmm0));
     }
     if ((int)f->vector == sgx_timer_vector) {
         apic_eoi();

@@ -132,6 +132,7 @@ cmd_table:
     .long cmd_dumpssa - cmd_table   /* 11 */
     .long cmd_eexit_bad - cmd_table /* 12 */
     .long cmd_outwrite - cmd_table  /* 13 */
+    .long cmd_xmm - cmd_table       /* 14 */
 cmd_table_end:
 
 cmd_bad:
@@ -293,6 +294,14 @@ ill_done:
     jmp exit0
 cmd_abandoned:
     mov $0xabad, %edx
+    movq %xmm0, %r9             /* what ERESUME gave back of XMM0 */
+    jmp exit0
+
+/* 14: XMM0 = RDX, then UD2: the AEX saves XMM0 in the SSA's XSAVE area */
+cmd_xmm:
+    mov SAVED(RDX), %rax
+    movq %rax, %xmm0
+    ud2
     jmp exit0
 
 /* 4: RDX = the quadword at enclave offset RDX */

@@ -280,6 +280,23 @@ static void aex_exception(void)
     }
 }
 
+/* ---------------------------------------------------------------- x87/SSE state and AEX */
+static void aex_xsave(void)
+{
+    const u64 v = 0x0123456776543210ull;
+    u64 how = sgx_cmd(&C, TCS0, CMD_XMM, NULL, v, 0, 0);
+    TEST_ASSERT(how == SGX_BACK_AEX && sgx_events[0].vector == UD_VECTOR, "XMM0 set, then UD2: an AEX");
+    TEST_EQ(sgx_events[0].xmm0, 0, "synthetic state: XMM0 in its INIT state (0) at the event (SDM Table 40-1)");
+    u64 ssa_page = sgx_epc_of(&E, ENCL_SSA0);
+    TEST_EQ(edbgrd(ssa_page + 160), v, "the SSA's XSAVE area holds the enclave's XMM0 (64-bit FXSAVE layout)");
+    TEST_EQ(edbgrd(ssa_page + 24) & 0xffffffffull, 0x1f80, "and its MXCSR");
+    TEST_EQ(edbgrd(ssa_page + 0) & 0xffff, 0x37f, "and its FCW");
+    TEST_EQ(edbgrd(ssa_page + 512) & 2, 2, "XSTATE_BV: SSE state saved");
+    u64 rdx = handle_and_resume(TCS0);
+    TEST_ASSERT(rdx == 0xabad && C.out.r[G9] == v, "ERESUME restores XMM0 from the SSA (%#llx)",
+                (unsigned long long)C.out.r[G9]);
+}
+
 /* ---------------------------------------------------------------- illegal instructions */
 static void illegal(void)
 {
@@ -643,6 +660,7 @@ void test_main(void)
     build();
     enter_exit();
     aex_exception();
+    aex_xsave();
     illegal();
     aex_interrupt();
     entry_checks();

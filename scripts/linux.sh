@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches Debian's own kernel (linux-image-amd64) and busybox-static with apt — download
 # and extract only, nothing is installed into the host — and builds an initramfs.
-#   scripts/linux.sh OUTDIR [KVM_CLIENT]
+#   scripts/linux.sh OUTDIR [KVM_CLIENT [SGX_DIR]]
 # Produces OUTDIR/vmlinuz, OUTDIR/vmlinux (its uncompressed ELF, for PVH boot) and
 # OUTDIR/initramfs.cpio.gz. The initramfs's /init mounts the
 # usual file systems and starts a shell on the console; with "nestor.script=1" on the
@@ -10,9 +10,13 @@
 # The initramfs holds the kernel package's KVM modules (kvm-intel and what it depends on)
 # and the static KVM_CLIENT binary (tests/linux/kvm_client.c, built by tests/linux/linux.mk)
 # as /kvm_client: "nestor.kvm=1" makes /script load the modules and run the client.
+# SGX_DIR (tests/linux/linux.mk's build of tests/linux/sgx_test.c and its enclave; by
+# default OUTDIR/../tests/linux/sgx when it is there) gives /sgx_test and the enclave's
+# files in /sgx: "nestor.sgx=1" makes /script show the SGX devices and run the program.
 set -euo pipefail
 out=${1:-build/linux}
 kvm_client=${2:-}
+sgx_dir=${3:-$(dirname "$out")/tests/linux/sgx}
 mkdir -p "$out/debs"
 out=$(cd "$out" && pwd)
 
@@ -152,6 +156,13 @@ if [ -n "$kvm_client" ]; then
   cp "$kvm_client" "$root/kvm_client"
 else
   echo "linux.sh: no KVM client given: the initramfs has none (nestor.kvm=1 will say so)" >&2
+fi
+if [ -x "$sgx_dir/sgx_test" ] && [ -f "$sgx_dir/encl.sig" ]; then
+  cp "$sgx_dir/sgx_test" "$root/sgx_test"
+  mkdir -p "$root/sgx"
+  cp "$sgx_dir"/encl.bin "$sgx_dir"/encl.layout "$sgx_dir"/encl.sig "$sgx_dir"/encl.expect "$root/sgx/"
+else
+  echo "linux.sh: no SGX test in $sgx_dir: the initramfs has none (nestor.sgx=1 will say so)" >&2
 fi
 
 cat > "$root/init" <<'INIT'
@@ -329,6 +340,17 @@ if grep -q 'nestor.kvm=1' /proc/cmdline; then
     echo "kvm: client exit status $?"
   else
     echo "kvm: no /kvm_client in the initramfs"
+  fi
+fi
+# SGX (nestor.sgx=1): the driver's devices, then the test's enclave built and run
+if grep -q 'nestor.sgx=1' /proc/cmdline; then
+  echo "== sgx"
+  ls -l /dev/sgx_enclave /dev/sgx_provision /dev/sgx_vepc 2>&1
+  if [ -x /sgx_test ]; then
+    /sgx_test /sgx
+    echo "sgx: test exit status $?"
+  else
+    echo "sgx: no /sgx_test in the initramfs"
   fi
 fi
 echo "== dmesg"

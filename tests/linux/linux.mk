@@ -12,9 +12,51 @@ $(KVM_CLIENT): tests/linux/kvm_client.c
 	@mkdir -p $(dir $@)
 	gcc -static -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $<
 
-$(LINUX_DIR)/.fetched: scripts/linux.sh tests/linux/perfcount.c tests/linux/memstress.c $(KVM_CLIENT)
+# The SGX test of boot sgx-smp2 (tests/linux/sgx_test.c, in $(SGX_TEST_DIR) with its
+# enclave): the enclave (tests/linux/sgx_encl.S and sgx_encl.c, freestanding and position
+# independent) linked at 0 by sgx_encl.lds into a flat image, whose pages
+# tests/linux/sgx_encl.layout lists; tests/sgx/sgx_sign measures it and signs it, as a debug
+# 64-bit enclave with the ISVPRODID and ISVSVN of sgx_encl.h, with a key made for the build
+# dir, and prints the MRENCLAVE and MRSIGNER the program expects in the enclave's reports.
+SGX_TEST_DIR := $(BUILD)/tests/linux/sgx
+SGX_ENCL_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror -ffreestanding -fPIE -fvisibility=hidden \
+    -fno-stack-protector -fno-asynchronous-unwind-tables -fcf-protection=none -mgeneral-regs-only
+SGX_TEST := $(SGX_TEST_DIR)/sgx_test $(SGX_TEST_DIR)/encl.sig
+
+$(SGX_TEST_DIR)/sgx_test: tests/linux/sgx_test.c tests/linux/sgx_encl.h
+	@mkdir -p $(dir $@)
+	gcc -static -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Itests/linux -pthread -o $@ $<
+
+# (the link keeps its relocations, -q, to show that only the TCS's entry offsets are
+# absolute: anything else would be wrong wherever the enclave is loaded)
+$(SGX_TEST_DIR)/encl.elf: tests/linux/sgx_encl.S tests/linux/sgx_encl.c tests/linux/sgx_encl.h tests/linux/sgx_encl.lds
+	@mkdir -p $(dir $@)
+	gcc -c -Itests/linux -o $(SGX_TEST_DIR)/sgx_encl_s.o tests/linux/sgx_encl.S
+	gcc $(SGX_ENCL_CFLAGS) -c -o $(SGX_TEST_DIR)/sgx_encl_c.o tests/linux/sgx_encl.c
+	ld -T tests/linux/sgx_encl.lds -nostdlib -static -q --build-id=none -z noexecstack \
+	    --no-warn-rwx-segments -o $@ $(SGX_TEST_DIR)/sgx_encl_s.o $(SGX_TEST_DIR)/sgx_encl_c.o
+	@if readelf -rW $@ | awk '/^Relocation section/ { s = $$3 } \
+	      / R_X86_64_(64|32|32S) / && s !~ /rela\.tcs/ { bad = 1 } END { exit !bad }'; then \
+	   echo "$@: absolute relocations outside the TCS" >&2; rm -f $@; exit 1; fi
+
+$(SGX_TEST_DIR)/encl.bin: $(SGX_TEST_DIR)/encl.elf
+	objcopy -O binary $< $@
+
+$(SGX_TEST_DIR)/encl.sig: $(SGX_TEST_DIR)/encl.bin tests/linux/sgx_encl.layout tests/linux/sgx_encl.h \
+                          $(BUILD)/tests/sgx/sgx_sign
+	cp tests/linux/sgx_encl.layout $(SGX_TEST_DIR)/encl.layout
+	$(BUILD)/tests/sgx/sgx_sign -key $(SGX_TEST_DIR)/key.pem -image $< \
+	    -layout $(SGX_TEST_DIR)/encl.layout -out $@.tmp -attributes 6 -attributemask 6 \
+	    -xfrm 3 -xfrmmask 3 \
+	    -isvprodid $$(sed -n 's/^#define ENCL_ISVPRODID //p' tests/linux/sgx_encl.h) \
+	    -isvsvn $$(sed -n 's/^#define ENCL_ISVSVN //p' tests/linux/sgx_encl.h) \
+	    -print-mrenclave -print-mrsigner >$(SGX_TEST_DIR)/encl.expect
+	mv $@.tmp $@
+
+$(LINUX_DIR)/.fetched: scripts/linux.sh tests/linux/perfcount.c tests/linux/memstress.c $(KVM_CLIENT) \
+                       $(SGX_TEST)
 	@mkdir -p $(LINUX_DIR)
-	@if scripts/linux.sh $(LINUX_DIR) $(KVM_CLIENT); then touch $@; \
+	@if scripts/linux.sh $(LINUX_DIR) $(KVM_CLIENT) $(SGX_TEST_DIR); then touch $@; \
 	 else echo "linux.mk: fetching Debian's kernel failed: the Linux tests will fail" >&2; fi
 
 TEST_PROGRAMS += $(LINUX_DIR)/.fetched

@@ -19,6 +19,12 @@
 #                 enlightened VMCS, and the KVM client's guests run through it
 #   xen-hyperv-smp2 the vmlinux as a Xen PVH guest with Hyper-V's enlightenments too
 #                 (Xen's leaves at 40000100h): Linux takes Hyper-V's, as on Xen with viridian
+#   sgx-smp2      the vmlinux through PVH, 2 vCPUs, -cpu max with a 64 MiB EPC
+#                 (-object memory-backend-epc + -M sgx-epc.0.memdev): Linux's SGX driver
+#                 takes the EPC and offers /dev/sgx_enclave, and tests/linux/sgx_test.c
+#                 builds the test's enclave through it, signed by tests/sgx/sgx_sign, and
+#                 runs it (vDSO and plain EENTER; keys, reports, an exception handled
+#                 inside, debug reads and writes, AEXs, two threads)
 # and as a Xen guest (-xen), each with the event upcall path and event-channel ABI it
 # asks of Linux:
 #   xen-hvm-smp1  the bzImage as an HVM guest: callback vector, FIFO events
@@ -54,6 +60,7 @@ BOOTS=(
   "pvh-smp1     vmlinux 1     poweroff  -"
   "hyperv-smp2  vmlinux 2     poweroff  -"
   "hyperv-kvm-smp1 vmlinux 1  poweroff  -"
+  "sgx-smp2     vmlinux 2     poweroff  -"
   "pvh-smp2     vmlinux 2     reboot    -"
   "xen-pvh-smp2 vmlinux 2     poweroff  vector,fifo"
   "xen-hyperv-smp2 vmlinux 2  poweroff  vector,fifo"
@@ -75,6 +82,13 @@ S3_BOOTS="pvh-smp2"
 KVM_BOOTS="vmx-smp1 svm-smp1 hyperv-kvm-smp1"
 # The client's checks, each of which must print "KVMTEST name PASS".
 KVM_CHECKS="open api-version real-mode mmio long-mode interrupt regs two-vcpus"
+
+# Boots with SGX (nestor.sgx=1): -cpu max and an EPC of SGX_EPC_SIZE in QEMU's spelling;
+# the script runs the SGX test (tests/linux/sgx_test.c), whose checks must each print
+# "sgxtest: name: ok (...)".
+SGX_BOOTS="sgx-smp2"
+SGX_EPC_SIZE=64M
+SGX_CHECKS="device create add-pages init map vdso transform count keys report exception debug aex threads"
 
 # Kernel log lines (they start with a [seconds] stamp) that are bugs to fix in nestor.
 FORBIDDEN='Oops|\bBUG\b|WARNING|[Uu]nstable|[Ll]ost .*interrupt|[Ss]purious|Call Trace|unchecked MSR access|Firmware Bug|FW BUG|Kernel panic|detected stall|soft lockup'
@@ -104,6 +118,10 @@ boot() { # name kernel ncpus ending xen
     case $name in svm-*) args+=(-cpu max,vendor=AuthenticAMD) ;; *) args+=(-cpu max) ;; esac
   fi
   is_hyperv_boot "$name" && args+=(-cpu max,hv-passthrough)
+  if is_sgx_boot "$name"; then
+    append="$append nestor.sgx=1"
+    args+=(-cpu max -object memory-backend-epc,id=epc0,size=$SGX_EPC_SIZE -M sgx-epc.0.memdev=epc0)
+  fi
   if [ "$xen" != - ]; then
     args+=(-xen)
     case $xen in *,2l) append="$append xen.fifo_events=0" ;; esac
@@ -124,6 +142,58 @@ boot() { # name kernel ncpus ending xen
 is_s3_boot() { [[ " $S3_BOOTS " == *" $1 "* ]]; }
 is_kvm_boot() { [[ " $KVM_BOOTS " == *" $1 "* ]]; }
 is_hyperv_boot() { [[ " $HYPERV_BOOTS " == *" $1 "* ]]; }
+is_sgx_boot() { [[ " $SGX_BOOTS " == *" $1 "* ]]; }
+
+# SGX: Linux takes the EPC section nestor offers (its size) without a complaint - every
+# other kernel line that names SGX (feat_ctl's, the driver's, the test program's, a
+# segfault) is one -, both CPUs show sgx and sgx_lc, /dev/sgx_enclave appears, and every
+# check of the SGX test passes.
+check_sgx() { # name log
+  local t=linux:$1 log=$2 kl sec
+  kl=$(grep -aE '^\[ *[0-9]+\.[0-9]+\]' "$log" | tr -d '\r' | sed 's/^\[[^]]*\] //')
+  sec=$(section sgx <"$log")
+  local epc others want
+  # (the console and the script's dmesg both show the kernel's lines)
+  epc=$(grep -E '^sgx: EPC section 0x[0-9a-f]+-0x[0-9a-f]+$' <<<"$kl" | awk '!seen[$0]++')
+  others=$(grep -i 'sgx' <<<"$kl" | grep -vE '^sgx: EPC section 0x[0-9a-f]+-0x[0-9a-f]+$|^(Kernel )?[Cc]ommand line: ' |
+           awk '!seen[$0]++')
+  want=$(numfmt --from=iec "$SGX_EPC_SIZE")
+  local lo hi
+  read -r lo hi < <(sed -n 's/^sgx: EPC section 0x\([0-9a-f]*\)-0x\([0-9a-f]*\)$/\1 \2/p' <<<"$epc" | head -n 1)
+  if [ "$(wc -l <<<"$epc")" -eq 1 ] && [ -n "$lo" ] && [ $((0x$hi - 0x$lo + 1)) -eq "$want" ] && [ -z "$others" ]; then
+    echo "PASS $t:sgx-driver"
+  else
+    echo "FAIL $t:sgx-driver: want one EPC section of $SGX_EPC_SIZE and no other SGX message | ${epc:-no EPC section} | $(one_line 3 <<<"$others")"
+  fi
+  local flags
+  flags=$(section cpuinfo <"$log" | grep '^flags')
+  if [ -n "$flags" ] && ! grep -vwE 'sgx' <<<"$flags" | grep -q . && ! grep -vw 'sgx_lc' <<<"$flags" | grep -q .; then
+    echo "PASS $t:cpuid-sgx"
+  else
+    echo "FAIL $t:cpuid-sgx: /proc/cpuinfo's flags lack sgx or sgx_lc on some CPU"
+  fi
+  if grep -qE '^c.* /dev/sgx_enclave$' <<<"$sec"; then
+    echo "PASS $t:sgx-device"
+  else
+    echo "FAIL $t:sgx-device: want the character device /dev/sgx_enclave | $(grep -E 'sgx_enclave' <<<"$sec" | one_line 1)"
+  fi
+  local c line
+  for c in $SGX_CHECKS; do
+    line=$(grep -E "^sgxtest: $c: (ok|FAIL)( |:|$)" <<<"$sec" | head -n 1)
+    if [[ $line == "sgxtest: $c: ok"* ]]; then
+      echo "PASS $t:sgx:$c"
+    else
+      echo "FAIL $t:sgx:$c: ${line:-no result line}"
+    fi
+  done
+  local n
+  n=$(wc -w <<<"$SGX_CHECKS")
+  if grep -qx "sgxtest: done $n passed 0 failed" <<<"$sec" && grep -qx 'sgx: test exit status 0' <<<"$sec"; then
+    echo "PASS $t:sgx-done"
+  else
+    echo "FAIL $t:sgx-done: want $n passed 0 failed | $(grep -E '^sgxtest: (done|files)|^sgx: (test|no)' <<<"$sec" | one_line)"
+  fi
+}
 
 # Hyper-V's enlightenments: Linux detects Hyper-V (vendor "Microsoft Hv", the hypercall
 # and VP index MSRs), switches to the reference TSC page, runs its clock events on
@@ -459,6 +529,7 @@ check() { # name kernel ncpus ending xen
 
   is_s3_boot "$name" && check_s3 "$name" "$ncpus" "$log"
   is_kvm_boot "$name" && check_kvm "$name" "$log"
+  is_sgx_boot "$name" && check_sgx "$name" "$log"
   is_hyperv_boot "$name" && [ "$xen" = - ] && check_hyperv "$name" "$ncpus" "$log"
   [ "$xen" != - ] && check_xen "$name" "$2" "$xen" "$log"
   check_pmu "$name" "$log"

@@ -15,9 +15,11 @@ $(KVM_CLIENT): tests/linux/kvm_client.c
 # The SGX test of boot sgx-smp2 (tests/linux/sgx_test.c, in $(SGX_TEST_DIR) with its
 # enclave): the enclave (tests/linux/sgx_encl.S and sgx_encl.c, freestanding and position
 # independent) linked at 0 by sgx_encl.lds into a flat image, whose pages
-# tests/linux/sgx_encl.layout lists; tests/sgx/sgx_sign measures it and signs it, as a debug
-# 64-bit enclave with the ISVPRODID and ISVSVN of sgx_encl.h, with a key made for the build
-# dir, and prints the MRENCLAVE and MRSIGNER the program expects in the enclave's reports.
+# tests/linux/sgx_encl.layout lists (and ENCL_BIG's, appended here); tests/sgx/sgx_sign
+# measures it and signs it, as a debug
+# 64-bit enclave with EXINFO and the size, ISVPRODID and ISVSVN of sgx_encl.h, with a key
+# made for the build dir, and prints the MRENCLAVE and MRSIGNER the program expects in the
+# enclave's reports.
 SGX_TEST_DIR := $(BUILD)/tests/linux/sgx
 SGX_ENCL_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror -ffreestanding -fPIE -fvisibility=hidden \
     -fno-stack-protector -fno-asynchronous-unwind-tables -fcf-protection=none -mgeneral-regs-only
@@ -42,14 +44,18 @@ $(SGX_TEST_DIR)/encl.elf: tests/linux/sgx_encl.S tests/linux/sgx_encl.c tests/li
 $(SGX_TEST_DIR)/encl.bin: $(SGX_TEST_DIR)/encl.elf
 	objcopy -O binary $< $@
 
+# (sgx_encl.h's numbers for the signature: a value of #define NAME)
+sgx_encl_define = $(shell sed -n 's/^\#define $(1) \([0-9a-fx]*\).*/\1/p' tests/linux/sgx_encl.h)
 $(SGX_TEST_DIR)/encl.sig: $(SGX_TEST_DIR)/encl.bin tests/linux/sgx_encl.layout tests/linux/sgx_encl.h \
                           $(BUILD)/tests/sgx/sgx_sign
-	cp tests/linux/sgx_encl.layout $(SGX_TEST_DIR)/encl.layout
+	{ cat tests/linux/sgx_encl.layout; \
+	  awk -v base=$$(($(call sgx_encl_define,ENCL_BIG))) -v n=$(call sgx_encl_define,ENCL_BIG_PAGES) \
+	      'BEGIN { print "# ENCL_BIG"; for (i = 0; i < n; i++) printf "0x%x reg rw 0\n", base + 4096 * i }'; \
+	} >$(SGX_TEST_DIR)/encl.layout
 	$(BUILD)/tests/sgx/sgx_sign -key $(SGX_TEST_DIR)/key.pem -image $< \
-	    -layout $(SGX_TEST_DIR)/encl.layout -out $@.tmp -attributes 6 -attributemask 6 \
-	    -xfrm 3 -xfrmmask 3 \
-	    -isvprodid $$(sed -n 's/^#define ENCL_ISVPRODID //p' tests/linux/sgx_encl.h) \
-	    -isvsvn $$(sed -n 's/^#define ENCL_ISVSVN //p' tests/linux/sgx_encl.h) \
+	    -layout $(SGX_TEST_DIR)/encl.layout -out $@.tmp -size $(call sgx_encl_define,ENCL_SIZE) \
+	    -attributes 6 -attributemask 6 -xfrm 3 -xfrmmask 3 -miscselect 1 -miscmask 1 \
+	    -isvprodid $(call sgx_encl_define,ENCL_ISVPRODID) -isvsvn $(call sgx_encl_define,ENCL_ISVSVN) \
 	    -print-mrenclave -print-mrsigner >$(SGX_TEST_DIR)/encl.expect
 	mv $@.tmp $@
 

@@ -24,7 +24,8 @@
 #                 takes the EPC and offers /dev/sgx_enclave, and tests/linux/sgx_test.c
 #                 builds the test's enclave through it, signed by tests/sgx/sgx_sign, and
 #                 runs it (vDSO and plain EENTER; keys, reports, an exception handled
-#                 inside, debug reads and writes, AEXs, two threads)
+#                 inside, debug reads and writes, AEXs, two threads; SGX2's EAUG, EMODPR,
+#                 EMODPE, EMODT and removal; 80 MiB of enclave pages paged out and in)
 # and as a Xen guest (-xen), each with the event upcall path and event-channel ABI it
 # asks of Linux:
 #   xen-hvm-smp1  the bzImage as an HVM guest: callback vector, FIFO events
@@ -88,7 +89,7 @@ KVM_CHECKS="open api-version real-mode mmio long-mode interrupt regs two-vcpus"
 # "sgxtest: name: ok (...)".
 SGX_BOOTS="sgx-smp2"
 SGX_EPC_SIZE=64M
-SGX_CHECKS="device create add-pages init map vdso transform count keys report exception debug aex threads"
+SGX_CHECKS="device create add-pages init map vdso transform count keys report exception debug aex threads sgx2 epc-paging"
 
 # Kernel log lines (they start with a [seconds] stamp) that are bugs to fix in nestor.
 FORBIDDEN='Oops|\bBUG\b|WARNING|[Uu]nstable|[Ll]ost .*interrupt|[Ss]purious|Call Trace|unchecked MSR access|Firmware Bug|FW BUG|Kernel panic|detected stall|soft lockup'
@@ -145,9 +146,9 @@ is_hyperv_boot() { [[ " $HYPERV_BOOTS " == *" $1 "* ]]; }
 is_sgx_boot() { [[ " $SGX_BOOTS " == *" $1 "* ]]; }
 
 # SGX: Linux takes the EPC section nestor offers (its size) without a complaint - every
-# other kernel line that names SGX (feat_ctl's, the driver's, the test program's, a
-# segfault) is one -, both CPUs show sgx and sgx_lc, /dev/sgx_enclave appears, and every
-# check of the SGX test passes.
+# other kernel line that names SGX (feat_ctl's, the driver's) is one; the test program's
+# own faults show in its checks -, both CPUs show sgx and sgx_lc, /dev/sgx_enclave
+# appears, and every check of the SGX test passes.
 check_sgx() { # name log
   local t=linux:$1 log=$2 kl sec
   kl=$(grep -aE '^\[ *[0-9]+\.[0-9]+\]' "$log" | tr -d '\r' | sed 's/^\[[^]]*\] //')
@@ -155,7 +156,7 @@ check_sgx() { # name log
   local epc others want
   # (the console and the script's dmesg both show the kernel's lines)
   epc=$(grep -E '^sgx: EPC section 0x[0-9a-f]+-0x[0-9a-f]+$' <<<"$kl" | awk '!seen[$0]++')
-  others=$(grep -i 'sgx' <<<"$kl" | grep -vE '^sgx: EPC section 0x[0-9a-f]+-0x[0-9a-f]+$|^(Kernel )?[Cc]ommand line: ' |
+  others=$(grep -i 'sgx' <<<"$kl" | grep -vE '^sgx: EPC section 0x[0-9a-f]+-0x[0-9a-f]+$|^(Kernel )?[Cc]ommand line: |^sgx_test\[' |
            awk '!seen[$0]++')
   want=$(numfmt --from=iec "$SGX_EPC_SIZE")
   local lo hi

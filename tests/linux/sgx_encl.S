@@ -60,10 +60,14 @@ encl_entry:
     test %rax, %rax
     jnz 3f
     call encl_main                  /* (command, argument) */
-    jmp 4f
-3:  mov %rax, %rdi
-    call encl_handler               /* (CSSA) */
-4:  pop %rax
+    jmp encl_exit
+3:  mov %rsi, %rdx
+    mov %rdi, %rsi
+    mov %rax, %rdi
+    call encl_handler               /* (CSSA, command, argument) */
+    .globl encl_exit
+encl_exit:                          /* (the handler's way out of an abandoned command) */
+    pop %rax
     pop %rbx
     lea __encl_base(%rip), %r10
     mov %fs:TLS_SSA, %r11

@@ -42,10 +42,10 @@ int memcmp(const void *a, const void *b, size_t n)
     return 0;
 }
 
-extern const u8 __encl_base[];
+extern const u8 __encl_base[], encl_exit[];
 void encl_spin(struct cmd_spin *s, volatile u64 *ssa_rip);
 u64 encl_main(u64 cmd, void *arg);
-void encl_handler(u64 cssa);
+void encl_handler(u64 cssa, u64 cmd, struct handler_info *info);
 
 /* the entering thread's block (FS base) */
 static u64 tls_field(unsigned off)
@@ -75,6 +75,31 @@ static u64 egetkey(const void *keyrequest, void *key)
     __asm__ volatile("enclu" : "+a"(rax) : "b"(keyrequest), "c"(key) : "memory", "cc");
     return rax;
 }
+
+/* SECINFO (SDM Vol. 3D 35.11) */
+struct secinfo {
+    u64 flags;
+    u8 reserved[56];
+} __attribute__((aligned(64)));
+#define SI_R 0x1
+#define SI_W 0x2
+#define SI_PENDING 0x8
+#define SI_MODIFIED 0x10
+#define SI_PR 0x20
+#define SI_REG (2u << 8)
+#define SI_TRIM (4u << 8)
+static struct secinfo secinfo;
+
+/* EACCEPT (5) and EMODPE (6): SECINFO and the page; EACCEPT's status (EMODPE has none) */
+static u64 enclu_secinfo(u64 leaf, u64 flags, void *page)
+{
+    u64 rax = leaf;
+    secinfo.flags = flags;
+    __asm__ volatile("enclu" : "+a"(rax) : "b"(&secinfo), "c"(page) : "memory", "cc");
+    return rax;
+}
+static u64 eaccept(u64 flags, void *page) { return enclu_secinfo(5, flags, page); }
+static u64 emodpe(u64 flags, void *page) { return enclu_secinfo(6, flags, page); }
 
 /* ---- AES-128 and AES-CMAC (FIPS 197, RFC 4493), to check a report's MAC ---- */
 static u8 sbox[256];
@@ -325,22 +350,54 @@ static u64 report_cmd(struct cmd_report *a)
 /* the exception handler's findings (CSSA 1 entries) */
 static volatile u64 handled, handler_exitinfo, handler_cssa;
 
-void encl_handler(u64 cssa)
+void encl_handler(u64 cssa, u64 cmd, struct handler_info *info)
 {
+    if (cmd != CMD_HANDLER) {
+        if (info)
+            info->status = ENCL_NOT_HANDLER;
+        return;
+    }
     u8 *g = gprsgx((unsigned)cssa - 1);
-    uint32_t exitinfo;
+    uint32_t exitinfo, errcd = 0;
+    u64 rip, maddr = 0, action = 0;
     memcpy(&exitinfo, g + GPRSGX_EXITINFO, 4);
+    memcpy(&rip, g + GPRSGX_RIP, 8);
     handler_exitinfo = exitinfo;
     handler_cssa = cssa;
-    /* a valid hardware exception (type 3), #UD, at a ud2 of this enclave: skip it */
-    u64 rip;
-    memcpy(&rip, g + GPRSGX_RIP, 8);
     const u8 *insn = (const u8 *)rip;
+    /* valid hardware exceptions (type 3) */
     if (exitinfo == (1u << 31 | 3u << 8 | 6) && rip - (u64)__encl_base < ENCL_SIZE &&
         insn[0] == 0x0f && insn[1] == 0x0b) {
+        /* #UD at a ud2 of this enclave: skip it */
         rip += 2;
         memcpy(g + GPRSGX_RIP, &rip, 8);
         handled++;
+        action = HANDLED_UD2;
+    } else if (exitinfo == (1u << 31 | 3u << 8 | 14)) {
+        /* #PF, with EXINFO below GPRSGX: a write to a page of ENCL_DYN that EMODPR made
+         * read-only (PFEC: W and SGX) gets W back, and ERESUME retries it */
+        memcpy(&maddr, g - 16, 8);
+        memcpy(&errcd, g - 8, 4);
+        u64 page = maddr & ~0xfffull;
+        if (page - (u64)__encl_base - ENCL_DYN < ENCL_DYN_PAGES * 4096ull && (errcd & 0x8002) == 0x8002) {
+            emodpe(SI_R | SI_W, (void *)page);
+            action = HANDLED_EMODPE;
+        }
+    }
+    if (!action) {
+        /* abandon the command: its frame's stack back to what the entry pushed, RIP at
+         * the way out */
+        u64 rsp = (u64)__encl_base + tls_field(TLS_STACK_TOP) - 16, out = (u64)encl_exit;
+        memcpy(g + GPRSGX_RSP, &rsp, 8);
+        memcpy(g + GPRSGX_RIP, &out, 8);
+        action = HANDLED_ABORT;
+    }
+    if (info) {
+        info->action = action;
+        info->exitinfo = exitinfo;
+        info->maddr = maddr;
+        info->errcd = errcd;
+        info->status = ENCL_OK;
     }
 }
 
@@ -368,6 +425,59 @@ static u64 spin_cmd(struct cmd_spin *a)
     return ENCL_OK;
 }
 
+static u64 dyn_cmd(struct cmd_dyn *a)
+{
+    u64 op = a->op, seed = a->seed, off = a->offset, n = a->npages;
+    if (off < ENCL_END || off > ENCL_SIZE || n > (ENCL_SIZE - off) / 4096)
+        return ENCL_BAD_CMD;
+    u64 rax = 0, bad = 0, first_bad = 0, step = a->stride > 1 ? a->stride : 1;
+    for (u64 i = 0; i < n; i += step, off += step * 4096) {
+        volatile u64 *p = (volatile u64 *)(__encl_base + off);
+        u64 want = encl_pattern(seed, off), r = 0;
+        int ok = 1;
+        switch (op) {
+        case DYN_ACCEPT:
+            r = eaccept(SI_REG | SI_R | SI_W | SI_PENDING, (void *)p);
+            if (r)
+                break;
+            ok = p[0] == 0 && p[511] == 0;
+            p[0] = want;
+            p[511] = ~want;
+            break;
+        case DYN_ACCEPT_PR:
+            r = eaccept(SI_REG | SI_R | SI_PR, (void *)p);
+            ok = p[0] == want && p[511] == ~want;
+            break;
+        case DYN_CHECK:
+            ok = p[0] == want && p[511] == ~want;
+            break;
+        case DYN_WRITE:
+            p[0] = want;
+            p[511] = ~want;
+            break;
+        case DYN_REWRITE:
+            ok = p[0] == want && p[511] == ~want;
+            want = encl_pattern(seed + 1, off);
+            p[0] = want;
+            p[511] = ~want;
+            break;
+        case DYN_ACCEPT_TRIM:
+            r = eaccept(SI_TRIM | SI_MODIFIED, (void *)p);
+            break;
+        default:
+            return ENCL_BAD_CMD;
+        }
+        if (r && !rax)
+            rax = r;
+        if (!ok && !bad++)
+            first_bad = off;
+    }
+    a->rax = rax;
+    a->bad = bad;
+    a->first_bad = first_bad;
+    return ENCL_OK;
+}
+
 u64 encl_main(u64 cmd, void *arg)
 {
     u64 *status = arg;
@@ -382,6 +492,7 @@ u64 encl_main(u64 cmd, void *arg)
     case CMD_REPORT: r = report_cmd(arg); break;
     case CMD_UD2: r = ud2_cmd(arg); break;
     case CMD_SPIN: r = spin_cmd(arg); break;
+    case CMD_DYN: r = dyn_cmd(arg); break;
     }
     *status = r;
     return r;

@@ -21,8 +21,16 @@
 #define ENCL_SSA1 0x18000
 #define ENCL_NSSA 2
 #define ENCL_SSA_FRAME 0x1000    /* SSAFRAMESIZE 1 */
-#define ENCL_END 0x1a000
-#define ENCL_SIZE 0x20000        /* ELRANGE: the power of 2 above ENCL_END */
+#define ENCL_END 0x1a000         /* the pages EADD adds end here */
+/* the rest of ELRANGE has pages only as the enclave asks for them (SGX2: the kernel's
+ * EAUG when the enclave's EACCEPT faults there) */
+#define ENCL_DYN 0x20000         /* 16 pages for EAUG, EMODPR/EMODPE, EMODT and removal */
+#define ENCL_DYN_PAGES 16
+#define ENCL_BIG 0x100000        /* more pages than the EPC holds (the kernel pages them
+                                  * out and in), rw-, not measured: their contents are the
+                                  * loader's, not the image's */
+#define ENCL_BIG_PAGES 18432     /* 72 MiB, for an EPC of 64 MiB */
+#define ENCL_SIZE 0x8000000      /* ELRANGE: 128 MiB */
 
 /* a thread block: what its entry needs (offsets from the base) and what it keeps */
 #define TLS_STACK_TOP 0          /* the thread's stack */
@@ -50,6 +58,8 @@
 #define CMD_REPORT 4    /* struct cmd_report */
 #define CMD_UD2 5       /* struct cmd_ud2 */
 #define CMD_SPIN 6      /* struct cmd_spin */
+#define CMD_DYN 7       /* struct cmd_dyn */
+#define CMD_HANDLER 8   /* the entry at CSSA 1: struct handler_info */
 
 #ifndef __ASSEMBLER__
 #include <stdint.h>
@@ -57,6 +67,23 @@
 /* every block starts with the enclave's status: ENCL_OK when the command ran */
 #define ENCL_OK 0x600d
 #define ENCL_BAD_CMD 0xbad0
+
+#define ENCL_NOT_HANDLER 0xbad1 /* a command entered at CSSA 1: an exception is pending */
+
+/* an entry at CSSA 1 (after an exception) runs the enclave's handler, which reports here
+ * what it found in SSA frame 0 and what it did: a #UD at a ud2 is skipped; a #PF on a
+ * page of ENCL_DYN that lacks W (EMODPR took it) gets W back with EMODPE and is retried
+ * at ERESUME; any other exception abandons the command (ERESUME goes to the way out,
+ * the command's status left unset) */
+#define HANDLED_UD2 1
+#define HANDLED_EMODPE 2
+#define HANDLED_ABORT 3
+struct handler_info {
+    uint64_t status;
+    uint64_t action;          /* HANDLED_*, or 0 */
+    uint64_t exitinfo;        /* GPRSGX.EXITINFO */
+    uint64_t maddr, errcd;    /* EXINFO (MISCSELECT bit 0): #PF's address and error code */
+};
 
 /* the enclave copies len bytes of in (outside) into its own memory, and writes to out
  * (outside) out[i] = rotl8(in[len-1-i], 3) ^ key; sum: FNV-1a 64 of in */
@@ -126,6 +153,28 @@ struct cmd_spin {
     uint64_t x, lo, hi;       /* out: the LCG state and the XMM register's two halves */
     uint64_t aex_seen;        /* out */
     uint64_t rip_in_loop;     /* out: every AEX seen was inside the loop */
+};
+
+/* pages of the dynamic part of ELRANGE, npages from offset (ENCL_DYN or ENCL_BIG) */
+#define DYN_ACCEPT 1      /* EACCEPT each (pending, RW: the kernel's EAUG), check that it
+                           * reads zero, write the page's pattern */
+#define DYN_CHECK 2       /* check each page's pattern */
+#define DYN_ACCEPT_PR 3   /* EACCEPT the restriction to R (the kernel's EMODPR), check */
+#define DYN_WRITE 4       /* write the pattern again (faults where W is missing) */
+#define DYN_ACCEPT_TRIM 5 /* EACCEPT the type change to PT_TRIM (the kernel's EMODT) */
+#define DYN_REWRITE 6     /* check each page's pattern (seed), write another (seed + 1) */
+/* a page's pattern: its first quadword, and the complement in its last */
+static inline uint64_t encl_pattern(uint64_t seed, uint64_t offset)
+{
+    return (seed ^ offset) * 0x9e3779b97f4a7c15ull;
+}
+
+struct cmd_dyn {
+    uint64_t status;
+    uint64_t op, offset, npages, seed; /* in */
+    uint64_t stride;                   /* in: 0 or 1 every page, n every nth */
+    uint64_t rax;                      /* out: the first failing EACCEPT's status */
+    uint64_t bad, first_bad;           /* out: pages that read wrong, the first's offset */
 };
 #endif
 #endif

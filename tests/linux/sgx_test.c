@@ -4,7 +4,11 @@
  * (tests/linux/sgx_encl.S, sgx_encl.c; the image, its page layout and the SIGSTRUCT that
  * tests/sgx/sgx_sign made for it) through Linux's driver, /dev/sgx_enclave, and runs it:
  * through the vDSO's __vdso_sgx_enter_enclave, and through a plain ENCLU[EENTER] whose
- * asynchronous exit pointer counts the AEXs. One line per check:
+ * asynchronous exit pointer counts the AEXs: a buffer transformed, data kept across
+ * entries, EGETKEY, EREPORT (its MAC checked inside), #UD handled by the enclave's own
+ * handler, EDBGRD/EDBGWR through /proc/self/mem, AEXs under a loop, two threads, SGX2
+ * (EAUG, EMODPR and EACCEPT, EMODPE, EMODT and removal) and 72 MiB of enclave pages in a
+ * 64 MiB EPC (Linux pages them out and in). One line per check:
  *   sgxtest: NAME: ok (details)
  *   sgxtest: NAME: FAIL: why
  * and at the end
@@ -19,6 +23,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -270,17 +275,39 @@ static int call(uint64_t tcs_off, uint64_t cmd, void *arg, struct sgx_enclave_ru
     return vdso_call(cmd, (unsigned long)arg, 0, EENTER, 0, 0, run);
 }
 
+/* An exception the caller did not ask for leaves the thread at CSSA 1: the enclave's
+ * handler abandons the command, and the ERESUME that follows leaves the enclave, so that
+ * the next checks find the TCS as before. */
+static const char *recover(uint64_t tcs, uint64_t *action)
+{
+    struct handler_info hi = {0};
+    struct sgx_enclave_run run = {.tcs = tcs};
+    *action = 0;
+    if (vdso_call(CMD_HANDLER, (unsigned long)&hi, 0, EENTER, 0, 0, &run) || run.function != EEXIT ||
+        hi.status != ENCL_OK)
+        return "the handler's entry failed";
+    *action = hi.action;
+    memset(&run, 0, sizeof(run));
+    run.tcs = tcs;
+    if (vdso_call(0, 0, 0, ERESUME, 0, 0, &run) || run.function != EEXIT)
+        return "its ERESUME failed";
+    return "recovered";
+}
+
 static const char *call_trouble(int r, const struct sgx_enclave_run *run)
 {
-    static char buf[128];
-    if (r != 0)
+    static char buf[200];
+    if (r != 0) {
         snprintf(buf, sizeof(buf), "the vDSO returned %d", r);
-    else if (run->function != EEXIT)
-        snprintf(buf, sizeof(buf), "leaf %u, exception %u (error code %#x) at %#llx",
+    } else if (run->function != EEXIT) {
+        uint64_t action;
+        const char *rec = recover(run->tcs, &action);
+        snprintf(buf, sizeof(buf), "leaf %u, exception %u (error code %#x) at %#llx (%s, handler action %" PRIu64 ")",
                  run->function, run->exception_vector, run->exception_error_code,
-                 (unsigned long long)run->exception_addr);
-    else
+                 (unsigned long long)run->exception_addr, rec, action);
+    } else {
         return NULL;
+    }
     return buf;
 }
 
@@ -319,7 +346,9 @@ static bool spin_ok(const struct cmd_spin *s, char *why, size_t len)
     return false;
 }
 
-enum { SPIN_MAX = 400000000 };
+enum { SPIN_MAX = 100000000 };
+/* the paging test's first pattern */
+enum { BIG_SEED = 4242 };
 
 struct thread_job {
     uint64_t tcs;
@@ -335,6 +364,57 @@ static void *thread_main(void *p)
     return NULL;
 }
 
+/* The write to a page EMODPR made read-only: #PF with PFEC.SGX and W reported by the
+ * vDSO, the enclave's handler (EXINFO: the address and error code) gives W back with
+ * EMODPE, ERESUME retries the write. */
+static bool write_via_handler(uint64_t page, struct handler_info *hi, char *why, size_t len)
+{
+    struct sgx_enclave_run run, fault;
+    struct cmd_dyn d = {.op = DYN_WRITE, .offset = page - encl_base, .npages = 1, .seed = 78};
+    bool handler_ok = false, resumed = false;
+    int r = call(ENCL_TCS0, CMD_DYN, &d, &run);
+    fault = run;
+    if (r == 0 && run.function == ERESUME) {
+        /* the handler's entry and ERESUME, whatever the checks below say: the TCS must
+         * be back at CSSA 0 for the next checks */
+        handler_ok = call(ENCL_TCS0, CMD_HANDLER, hi, &run) == 0 && run.function == EEXIT;
+        memset(&run, 0, sizeof(run));
+        run.tcs = encl_base + ENCL_TCS0;
+        resumed = vdso_call(0, 0, 0, ERESUME, 0, 0, &run) == 0 && run.function == EEXIT;
+    }
+    if (r || fault.function != ERESUME || fault.exception_vector != 14 || fault.exception_error_code != 0x8007 ||
+        fault.exception_addr != page)
+        snprintf(why, len, "the write to the read-only page: vDSO %d, leaf %u, vector %u, error code %#x at %#llx "
+                 "(want ERESUME after #PF 0x8007 at %#" PRIx64 ")", r, fault.function, fault.exception_vector,
+                 fault.exception_error_code, (unsigned long long)fault.exception_addr, page);
+    else if (!handler_ok || hi->status != ENCL_OK || hi->action != HANDLED_EMODPE || hi->exitinfo != 0x8000030e ||
+             hi->maddr != page || hi->errcd != 0x8007)
+        snprintf(why, len, "the handler: entry %s, action %" PRIu64 ", EXITINFO %#" PRIx64 ", EXINFO %#" PRIx64
+                 " %#" PRIx64 " (want 0x8000030e, %#" PRIx64 " 0x8007)", handler_ok ? "ok" : "failed",
+                 hi->action, hi->exitinfo, hi->maddr, hi->errcd, page);
+    else if (!resumed || d.status != ENCL_OK)
+        snprintf(why, len, "ERESUME of the write: %s", resumed ? "the command failed" : "no EEXIT");
+    else
+        return true;
+    return false;
+}
+
+/* a fault outside the vDSO's reach (the plain EENTER's checks) ends the program with a
+ * result line */
+static const char *current = "setup";
+
+static void on_signal(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    char buf[200];
+    int n = snprintf(buf, sizeof(buf), "sgxtest: %s: FAIL: signal %d (code %d) at %p\n"
+                     "sgxtest: done %d passed %d failed\n", current, sig, si->si_code, si->si_addr,
+                     passed, failed + 1);
+    if (write(1, buf, (size_t)n) < 0)
+        _exit(2);
+    _exit(1);
+}
+
 static double now(void)
 {
     struct timespec ts;
@@ -346,6 +426,10 @@ int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "/sgx";
     setvbuf(stdout, NULL, _IOLBF, 0);
+    struct sigaction sa = {.sa_sigaction = on_signal, .sa_flags = SA_SIGINFO};
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
+    sigaction(SIGILL, &sa, NULL);
 
     /* the files */
     size_t image_len, layout_len, sig_len, expect_len;
@@ -402,22 +486,36 @@ int main(int argc, char **argv)
     result("create", true, "base %#" PRIx64 " size %#" PRIx64 " attributes %#" PRIx64 " xfrm %#" PRIx64,
            encl_base, size, attributes, xfrm);
 
-    /* EADD (and EEXTEND): the layout's pages in its order, a run of alike pages per ioctl */
-    uint8_t *src = aligned_alloc(PAGE, ENCL_SIZE);
-    if (!src)
+    /* EADD (and EEXTEND): the layout's pages in its order, a run of alike pages per ioctl
+     * (at most STAGE pages, staged: the image's bytes, or ENCL_BIG's pattern) */
+    enum { STAGE = 256 };
+    uint8_t *stage = aligned_alloc(PAGE, STAGE * PAGE);
+    if (!stage)
         return finish();
-    memset(src, 0, ENCL_SIZE);
-    memcpy(src, image, image_len);
     int added = 0, ioctls = 0;
+    double t_add = now();
     for (int i = 0; i < npages;) {
         int j = i + 1;
-        while (j < npages && pages[j].offset == pages[j - 1].offset + PAGE &&
+        while (j < npages && j - i < STAGE && pages[j].offset == pages[j - 1].offset + PAGE &&
                pages[j].flags == pages[i].flags && pages[j].measure == pages[i].measure)
             j++;
+        for (int k = i; k < j; k++) {
+            uint8_t *p = stage + (size_t)(k - i) * PAGE;
+            uint64_t off = pages[k].offset;
+            memset(p, 0, PAGE);
+            if (off < image_len)
+                memcpy(p, image + off, image_len - off < PAGE ? image_len - off : PAGE);
+            if (off - ENCL_BIG < (uint64_t)ENCL_BIG_PAGES * PAGE) {
+                uint64_t v = encl_pattern(BIG_SEED, off);
+                memcpy(p, &v, 8);
+                v = ~v;
+                memcpy(p + PAGE - 8, &v, 8);
+            }
+        }
         static struct { uint64_t flags; uint8_t reserved[56]; } secinfo __attribute__((aligned(64)));
         secinfo.flags = pages[i].flags;
         struct sgx_enclave_add_pages add = {
-            .src = (uintptr_t)src + pages[i].offset,
+            .src = (uintptr_t)stage,
             .offset = pages[i].offset,
             .length = (uint64_t)(j - i) * PAGE,
             .secinfo = (uintptr_t)&secinfo,
@@ -441,7 +539,7 @@ int main(int argc, char **argv)
         added += j - i;
         i = j;
     }
-    result("add-pages", true, "%d pages in %d ioctls", added, ioctls);
+    result("add-pages", true, "%d pages in %d ioctls, %.1f s", added, ioctls, now() - t_add);
 
     /* EINIT */
     struct sgx_enclave_init init = {.sigstruct = (uintptr_t)sig};
@@ -453,9 +551,9 @@ int main(int argc, char **argv)
 
     /* the pages, mapped at their addresses with their permissions (a TCS: read-write) */
     int maps = 0;
-    for (int i = 0; i < npages;) {
+    for (int i = 0; i < npages && pages[i].offset < ENCL_END;) {
         int j = i + 1;
-        while (j < npages && pages[j].offset == pages[j - 1].offset + PAGE &&
+        while (j < npages && pages[j].offset < ENCL_END && pages[j].offset == pages[j - 1].offset + PAGE &&
                prot(pages[j].flags) == prot(pages[i].flags))
             j++;
         void *at = (void *)(uintptr_t)(encl_base + pages[i].offset);
@@ -466,6 +564,14 @@ int main(int argc, char **argv)
         maps++;
         i = j;
     }
+    /* the rest of ELRANGE, read-write: ENCL_BIG, and the pages the enclave asks for at
+     * run time */
+    void *rest = (void *)(uintptr_t)(encl_base + ENCL_END);
+    if (mmap(rest, ENCL_SIZE - ENCL_END, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) != rest) {
+        result("map", false, "mmap of the rest of ELRANGE: %s", strerror(errno));
+        return finish();
+    }
+    maps++;
     result("map", true, "%d mappings", maps);
 
     vdso_enter = find_vdso_enter();
@@ -479,6 +585,7 @@ int main(int argc, char **argv)
     const char *trouble;
     int r;
 
+    current = "transform";
     /* a buffer in, its transform out, its checksum */
     {
         enum { LEN = 5000 };
@@ -506,6 +613,7 @@ int main(int argc, char **argv)
             result("transform", true, "%d bytes, sum=%#" PRIx64, LEN, t.sum);
     }
 
+    current = "count";
     /* the enclave's data lasts from one entry to the next */
     {
         uint64_t v[3] = {0};
@@ -525,6 +633,7 @@ int main(int argc, char **argv)
                    "%" PRIu64 " %" PRIu64 " %" PRIu64, v[0], v[1], v[2]);
     }
 
+    current = "keys";
     /* EGETKEY */
     {
         struct cmd_keys k = {0};
@@ -543,6 +652,7 @@ int main(int argc, char **argv)
                    k.seal_same, k.signer_differs, k.keyid_differs, k.nonzero, k.bad_svn_rax);
     }
 
+    current = "report";
     /* EREPORT */
     {
         static struct cmd_report rep;
@@ -582,17 +692,19 @@ int main(int argc, char **argv)
                    rattr[0]);
     }
 
+    current = "exception";
     /* an exception inside the enclave: AEX, the vDSO's report, the enclave's own handler
      * (CSSA 1), ERESUME */
     {
         struct cmd_ud2 u = {0};
+        struct handler_info hi = {0};
         char why[256] = "";
         r = call(ENCL_TCS0, CMD_UD2, &u, &run);
         if (r || run.function != ERESUME || run.exception_vector != 6 || u.before != 1 || u.after)
             snprintf(why, sizeof(why), "ud2: vDSO %d, leaf %u, vector %u, before %" PRIu64 " after %" PRIu64,
                      r, run.function, run.exception_vector, u.before, u.after);
         if (!why[0]) {
-            r = call(ENCL_TCS0, 0, NULL, &run);
+            r = call(ENCL_TCS0, CMD_HANDLER, &hi, &run);
             if ((trouble = call_trouble(r, &run)))
                 snprintf(why, sizeof(why), "the handler's entry: %s", trouble);
         }
@@ -604,10 +716,11 @@ int main(int argc, char **argv)
                 snprintf(why, sizeof(why), "ERESUME: %s", trouble);
         }
         if (!why[0] && (u.status != ENCL_OK || u.after != 1 || u.handled != 1 ||
-                        u.exitinfo != 0x80000306 || u.handler_cssa != 1))
+                        u.exitinfo != 0x80000306 || u.handler_cssa != 1 || hi.status != ENCL_OK ||
+                        hi.action != HANDLED_UD2))
             snprintf(why, sizeof(why), "status %#" PRIx64 ", after %" PRIu64 ", handled %" PRIu64
-                     ", EXITINFO %#" PRIx64 " (want 0x80000306), handler's CSSA %" PRIu64,
-                     u.status, u.after, u.handled, u.exitinfo, u.handler_cssa);
+                     ", EXITINFO %#" PRIx64 " (want 0x80000306), handler's CSSA %" PRIu64 ", action %" PRIu64,
+                     u.status, u.after, u.handled, u.exitinfo, u.handler_cssa, hi.action);
         /* the enclave is usable as before */
         struct cmd_count c = {0};
         if (!why[0] && ((trouble = call_trouble(call(ENCL_TCS0, CMD_COUNT, &c, &run), &run)) ||
@@ -618,6 +731,7 @@ int main(int argc, char **argv)
                                                           "in SSA frame 0, skipped by the enclave's handler, resumed");
     }
 
+    current = "debug";
     /* a debug enclave's memory through /proc/self/mem: Linux reads and writes it with
      * ENCLS[EDBGRD] and ENCLS[EDBGWR] */
     {
@@ -646,6 +760,7 @@ int main(int argc, char **argv)
                                                       "back after the enclave's increment (7001)");
     }
 
+    current = "aex";
     /* AEXs: a loop long enough for timer interrupts, through a plain EENTER */
     {
         struct cmd_spin s = {.seed = 0x123456789abcdefull, .want = 3, .max = SPIN_MAX};
@@ -664,6 +779,7 @@ int main(int argc, char **argv)
                    " iterations in %.2f s, result right", s.aex_seen, counted, s.iterations, t1 - t0);
     }
 
+    current = "threads";
     /* two threads in the enclave at once, one per TCS */
     {
         static struct thread_job jobs[2];
@@ -695,6 +811,99 @@ int main(int argc, char **argv)
                    jobs[0].spin.iterations, jobs[1].spin.iterations);
         else
             result("threads", false, "%s", why);
+    }
+
+    current = "sgx2";
+    /* SGX2 through the driver: EAUG (the enclave's EACCEPT faults, the kernel adds the
+     * page), EMODPR (restrict to R) + EACCEPT, the write's #PF with the SGX bit, EMODPE
+     * in the enclave's handler and the write retried, EMODT to PT_TRIM + EACCEPT +
+     * removal, and a fresh page in its place */
+    {
+        char why[300] = "";
+        struct cmd_dyn d;
+        struct handler_info hi = {0};
+        uint64_t page0 = encl_base + ENCL_DYN;
+#define DYN(o, off, n, sd) \
+    (d = (struct cmd_dyn){.op = (o), .offset = (off), .npages = (n), .seed = (sd)}, \
+     call_trouble(call(ENCL_TCS0, CMD_DYN, &d, &run), &run))
+#define DYN_BAD(what)                                                                              \
+    snprintf(why, sizeof(why), "%s: %s", what,                                                     \
+             trouble ? trouble : d.status != ENCL_OK ? "bad status" : d.rax ? "EACCEPT failed" : "wrong contents"), \
+        snprintf(why + strlen(why), sizeof(why) - strlen(why), " (EACCEPT %" PRIu64 ", %" PRIu64 " bad from %#" PRIx64 ")", \
+                 d.rax, d.bad, d.first_bad)
+        struct sgx_enclave_restrict_permissions rp = {.offset = ENCL_DYN, .length = PAGE, .permissions = SI_R};
+        struct sgx_enclave_modify_types mt = {.offset = ENCL_DYN + PAGE, .length = PAGE, .page_type = 4};
+        struct sgx_enclave_remove_pages rm = {.offset = ENCL_DYN + PAGE, .length = PAGE};
+        if ((trouble = DYN(DYN_ACCEPT, ENCL_DYN, 4, 77)) || d.status != ENCL_OK || d.rax || d.bad)
+            DYN_BAD("EAUG + EACCEPT");
+        else if (ioctl(fd, SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS, &rp) || rp.result || rp.count != PAGE)
+            snprintf(why, sizeof(why), "SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS: %s, EMODPR %llu, count %llu",
+                     strerror(errno), rp.result, rp.count);
+        else if ((trouble = DYN(DYN_ACCEPT_PR, ENCL_DYN, 1, 77)) || d.status != ENCL_OK || d.rax || d.bad)
+            DYN_BAD("EACCEPT of the restriction");
+        else if (!write_via_handler(page0, &hi, why, sizeof(why)))
+            ;
+        else if ((trouble = DYN(DYN_CHECK, ENCL_DYN, 1, 78)) || d.status != ENCL_OK || d.bad)
+            DYN_BAD("the write after EMODPE");
+        else if (ioctl(fd, SGX_IOC_ENCLAVE_MODIFY_TYPES, &mt) || mt.result || mt.count != PAGE)
+            snprintf(why, sizeof(why), "SGX_IOC_ENCLAVE_MODIFY_TYPES: %s, EMODT %llu, count %llu", strerror(errno),
+                     mt.result, mt.count);
+        else if ((trouble = DYN(DYN_ACCEPT_TRIM, ENCL_DYN + PAGE, 1, 0)) || d.status != ENCL_OK || d.rax)
+            DYN_BAD("EACCEPT of PT_TRIM");
+        else if (ioctl(fd, SGX_IOC_ENCLAVE_REMOVE_PAGES, &rm) || rm.count != PAGE)
+            snprintf(why, sizeof(why), "SGX_IOC_ENCLAVE_REMOVE_PAGES: %s, count %llu", strerror(errno), rm.count);
+        else if ((trouble = DYN(DYN_ACCEPT, ENCL_DYN + PAGE, 1, 79)) || d.status != ENCL_OK || d.rax || d.bad)
+            DYN_BAD("a new page where the removed one was");
+        else if ((trouble = DYN(DYN_CHECK, ENCL_DYN + 2 * PAGE, 2, 77)) || d.status != ENCL_OK || d.bad)
+            DYN_BAD("the other pages");
+        result("sgx2", !why[0], "%s", why[0] ? why : "4 pages EAUGed and accepted, one restricted to R (EMODPR), "
+               "its write faulted (#PF 0x8007, EXINFO) until EMODPE, one trimmed (EMODT) and removed, then new");
+    }
+
+    current = "epc-paging";
+    /* more enclave pages than the EPC holds: Linux pages them out (EBLOCK, ETRACK, EWB
+     * into VA slots) and back in (ELDU) as the enclave touches them - ENCL_BIG's pages,
+     * which the loader added with its pattern: checked and written anew, then every
+     * fourth checked again */
+    {
+        char why[300] = "";
+        uint64_t aex[2];
+        double t[2];
+        static const struct { uint64_t op, seed, stride; const char *what; } pass[2] = {
+            {DYN_REWRITE, BIG_SEED, 1, "checking the loader's pattern, writing another"},
+            {DYN_CHECK, BIG_SEED + 1, 4, "checking the enclave's"},
+        };
+        /* the EPC's size: CPUID leaf 12h's sections (subleaf 2 on) */
+        uint64_t epc_pages = 0;
+        for (unsigned sub = 2; sub < 10; sub++) {
+            unsigned a, b, c, dx;
+            __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(dx) : "a"(0x12), "c"(sub));
+            if ((a & 0xf) != 1)
+                break;
+            epc_pages += ((uint64_t)(dx & 0xfffff) << 32 | (c & 0xfffff000u)) / PAGE;
+        }
+        for (int k = 0; k < 2 && !why[0]; k++) {
+            struct cmd_dyn d = {.op = pass[k].op, .offset = ENCL_BIG, .npages = ENCL_BIG_PAGES,
+                                .seed = pass[k].seed, .stride = pass[k].stride};
+            uint64_t a0 = sgx_aex_count;
+            double t0 = now();
+            sgx_enter_counted(encl_base + ENCL_TCS0, CMD_DYN, &d);
+            t[k] = now() - t0;
+            aex[k] = sgx_aex_count - a0;
+            if (d.status != ENCL_OK || d.bad)
+                snprintf(why, sizeof(why), "%s: status %#" PRIx64 ", %" PRIu64 " bad pages from %#" PRIx64,
+                         pass[k].what, d.status, d.bad, d.first_bad);
+            /* the EPC cannot hold them all: every page that was out faulted when touched */
+            else if (k == 0 && (epc_pages >= ENCL_BIG_PAGES || aex[k] < ENCL_BIG_PAGES - epc_pages))
+                snprintf(why, sizeof(why), "%s: %" PRIu64 " AEXs for %d pages in an EPC of %" PRIu64 " pages",
+                         pass[k].what, aex[k], ENCL_BIG_PAGES, epc_pages);
+        }
+        if (why[0])
+            result("epc-paging", false, "%s", why);
+        else
+            result("epc-paging", true, "%d pages, the EPC %" PRIu64 ": checked and rewritten with %" PRIu64
+                   " AEXs (%.1f s), every 4th checked with %" PRIu64 " (%.1f s), contents right",
+                   ENCL_BIG_PAGES, epc_pages, aex[0], t[0], aex[1], t[1]);
     }
 
     close(fd);

@@ -89,7 +89,8 @@ KVM_CHECKS="open api-version real-mode mmio long-mode interrupt regs two-vcpus"
 # "sgxtest: name: ok (...)".
 SGX_BOOTS="sgx-smp2"
 SGX_EPC_SIZE=64M
-SGX_CHECKS="device create add-pages init map vdso transform count keys report exception debug aex threads sgx2 epc-paging"
+SGX_CHECKS="device create add-pages init map vdso transform count keys report exception debug aex threads
+            einit-refused sgx2 epc-paging"
 
 # Kernel log lines (they start with a [seconds] stamp) that are bugs to fix in nestor.
 FORBIDDEN='Oops|\bBUG\b|WARNING|[Uu]nstable|[Ll]ost .*interrupt|[Ss]purious|Call Trace|unchecked MSR access|Firmware Bug|FW BUG|Kernel panic|detected stall|soft lockup'

@@ -813,6 +813,48 @@ int main(int argc, char **argv)
             result("threads", false, "%s", why);
     }
 
+    current = "einit-refused";
+    /* EINIT refuses what does not match its signature: a second enclave with a SIGSTRUCT
+     * whose signature has a flipped bit, and one with the right SIGSTRUCT but only its
+     * first page (another MRENCLAVE); Linux answers EPERM for EINIT's error codes */
+    {
+        char why[200] = "";
+        static uint8_t bad_sig[SIGSTRUCT_SIZE];
+        for (int k = 0; k < 2 && !why[0]; k++) {
+            const char *what = k ? "a different measurement" : "a bad signature";
+            memcpy(bad_sig, sig, SIGSTRUCT_SIZE);
+            if (!k)
+                bad_sig[516 + 100] ^= 0x10; /* in the signature */
+            int fd2 = open("/dev/sgx_enclave", O_RDWR);
+            uint8_t *area2 = mmap(NULL, 2 * ENCL_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (fd2 < 0 || area2 == MAP_FAILED) {
+                snprintf(why, sizeof(why), "%s: cannot open or reserve: %s", what, strerror(errno));
+                break;
+            }
+            uint64_t base2 = ((uintptr_t)area2 + ENCL_SIZE - 1) & ~(uint64_t)(ENCL_SIZE - 1);
+            static uint8_t secs2[PAGE] __attribute__((aligned(PAGE)));
+            memcpy(secs2, secs, PAGE);
+            memcpy(secs2 + 8, &base2, 8);
+            static struct { uint64_t flags; uint8_t reserved[56]; } si __attribute__((aligned(64)));
+            si.flags = pages[0].flags;
+            memset(stage, 0, PAGE);
+            memcpy(stage, image, image_len < PAGE ? image_len : PAGE);
+            struct sgx_enclave_create c2 = {.src = (uintptr_t)secs2};
+            struct sgx_enclave_add_pages a2 = {.src = (uintptr_t)stage, .offset = pages[0].offset, .length = PAGE,
+                                               .secinfo = (uintptr_t)&si, .flags = SGX_PAGE_MEASURE};
+            struct sgx_enclave_init i2 = {.sigstruct = (uintptr_t)bad_sig};
+            if (ioctl(fd2, SGX_IOC_ENCLAVE_CREATE, &c2) || ioctl(fd2, SGX_IOC_ENCLAVE_ADD_PAGES, &a2))
+                snprintf(why, sizeof(why), "%s: building it: %s", what, strerror(errno));
+            else if (!ioctl(fd2, SGX_IOC_ENCLAVE_INIT, &i2))
+                snprintf(why, sizeof(why), "%s: EINIT accepted it", what);
+            else if (errno != EPERM)
+                snprintf(why, sizeof(why), "%s: %s (want EPERM, EINIT's refusal)", what, strerror(errno));
+            close(fd2);
+            munmap(area2, 2 * ENCL_SIZE);
+        }
+        result("einit-refused", !why[0], "%s", why[0] ? why : "a bad signature and a different measurement");
+    }
+
     current = "sgx2";
     /* SGX2 through the driver: EAUG (the enclave's EACCEPT faults, the kernel adds the
      * page), EMODPR (restrict to R) + EACCEPT, the write's #PF with the SGX bit, EMODPE

@@ -7,8 +7,10 @@ TEST_PROGRAMS :=
 # Host-side unit tests (Criterion), linked against the engine library.
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
-$(BUILD)/tests/unit/unit_tests: $(UNIT_OBJS) $(BUILD)/libnestor.a
-	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(BUILD)/libnestor.a -lcriterion $(LDLIBS)
+# the command line is not in the library: the parsers the unit tests check come along
+UNIT_CLI_OBJS := $(BUILD)/src/cli/sgx_options.o
+$(BUILD)/tests/unit/unit_tests: $(UNIT_OBJS) $(UNIT_CLI_OBJS) $(BUILD)/libnestor.a
+	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(UNIT_CLI_OBJS) $(BUILD)/libnestor.a -lcriterion $(LDLIBS)
 ifneq ($(UNIT_SRCS),)
 TEST_PROGRAMS += $(BUILD)/tests/unit/unit_tests
 endif

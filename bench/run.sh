@@ -19,6 +19,11 @@
 #     for this vCPU), a reference time read from the reference TSC page, a TIME_REF_COUNT
 #     RDMSR and a bare RDTSC; guest time per operation (least of 5 runs in the guest),
 #     median of BENCH_RUNS runs, and once with -icount.
+#  5c. SGX (sgxbench.elf, -sgx-epc 64M): an EENTER + EEXIT round trip from ring 3 (the
+#     enclave's entry point is EEXIT), guest time per round trip and round trips per
+#     second; EADD of 8192 pages (32 MiB) into an enclave, with and without the 16
+#     EEXTENDs that measure each page, and their EREMOVE, pages per second and MB/s (least
+#     of the runs in the guest), median of BENCH_RUNS runs.
 #  6. nested VMX (vmxbench.elf) and nested SVM (svmbench.elf, -cpu max,vendor=AuthenticAMD):
 #     an L2 -> L1 -> L2 exit round trip (CPUID exiting or the CPUID intercept, L1 skipping
 #     the instruction and resuming), and the same integer loop's MIPS in L1 and in L2 on
@@ -108,6 +113,28 @@ for what in spinwait flush tscpage refcount rdtsc; do
        sed -n "s/^hvbench: $what [0-9]* in .*: \([0-9.]*\) ns each.*/\1/p" | median)
   ins=$(echo "$hv_icount" | sed -n "s/^hvbench: $what [0-9]* in .*: \([0-9.]*\) ns each.*/\1/p")
   printf 'Hyper-V %-9s %s ns (median of %s); -icount: %s ns of guest time\n' "$what:" "$ns" "$RUNS" "$ins"
+done
+
+# ---- 5c. SGX ----
+sgx_runs=()
+for _ in $(seq "$RUNS"); do
+  out=$("$NESTOR" run -sgx-epc 64M "$BUILD/guest/sgxbench.elf" 2>&1)
+  st=$?
+  if [ "$st" -ne 1 ]; then
+    echo "bench: sgxbench.elf failed (exit status $st)"; echo "$out" | tail -5; exit 1
+  fi
+  sgx_runs+=("$out")
+done
+sgx_field() { # sed expression picking one number per run
+  for o in "${sgx_runs[@]}"; do echo "$o"; done | sed -n "$1" | median
+}
+# "sgxbench: eenter-eexit N in T us: NS ns each, R round trips per second (least of K runs)"
+echo "SGX EENTER+EEXIT round trip: $(sgx_field 's/^sgxbench: eenter-eexit .*: \([0-9.]*\) ns each.*/\1/p') ns, $(sgx_field 's/^sgxbench: eenter-eexit .* \([0-9]*\) round trips per second.*/\1/p') per second (median of $RUNS)"
+# "sgxbench: WHAT N pages in T us: P pages per second, M MB/s (least of K runs)"
+for what in eadd eadd+eextend eremove; do
+  printf 'SGX %-13s %s pages/s, %s MB/s (median of %s)\n' "$what:" \
+    "$(sgx_field "s/^sgxbench: $what [0-9]* pages in .*: \([0-9]*\) pages per second.*/\1/p")" \
+    "$(sgx_field "s/^sgxbench: $what [0-9]* pages in .*, \([0-9.]*\) MB\/s.*/\1/p")" "$RUNS"
 done
 
 # ---- 6. nested VMX and SVM ----

@@ -1,12 +1,13 @@
 /* libFuzzer target: SGX's ENCLS and ENCLU leaves, enclave mode and the asynchronous exit,
  * with operands, structures and enclave code from the input.
  *
- * The machine: one vCPU (-cpu max with SGX) over 4 MiB of RAM and a 32-page EPC at
- * 2 GiB, 64-bit paging that maps RAM and the EPC at their physical addresses and an
- * enclave's linear range (ELRANGE, 512 GiB) page by page. At start-up the harness builds
- * one initialised enclave through the vCPU itself (ECREATE, EADD, EEXTEND and EINIT with
- * a SIGSTRUCT it signs with OpenSSL under a fixed RSA-3072 key whose hash it writes to
- * the Launch Control MSRs) and keeps the EPC as it is then; every run starts from that EPC:
+ * The machine: one vCPU (-cpu max with SGX) over 4 MiB of RAM and a 48-page EPC at
+ * 2 GiB, 64-bit paging that maps RAM and the EPC at their physical addresses and two
+ * enclaves' linear ranges (ELRANGE, at 512 GiB and at 1 GiB) page by page. At start-up
+ * the harness builds two initialised enclaves through the vCPU itself (ECREATE, EADD,
+ * EEXTEND and EINIT with SIGSTRUCTs it signs with OpenSSL under a fixed RSA-3072 key
+ * whose hash it writes to the Launch Control MSRs), a 64-bit one and a 32-bit one (built
+ * in compatibility mode), and keeps the EPC as it is then; every run starts from that EPC:
  *
  *   EPC page 0   the SECS (64-bit, debug, EXINFO, AEX-Notify and KSS where the model has them)
  *   1  +0x0000   TCS0: NSSA 2, SSA frames at +0x2000, FS and GS at +0x4000 (measured)
@@ -18,16 +19,20 @@
  *   7  +0x6000   TCS1's SSA frame (RW)
  *   8  +0x7000   RW page (EACCEPTCOPY's source), 9 +0x8000 read-only page (measured)
  *   10-31        free; ELRANGE's pages +0x9000..+0xf000 map EPC pages 10-16 (EAUG)
+ *   32-37        the 32-bit enclave at 1 GiB (32 KiB): SECS, TCS (NSSA 2, measured), code
+ *                (RWX, the input's), two SSA frames, data; +0x5000..+0x7000 map 38-40
+ *   41-47        free
  *
  * The input (take() reads it little-endian; running out gives zeros): a control word,
- * three sections each with a length byte in front (so that changing one does not shift
+ * four sections each with a length byte in front (so that changing one does not shift
  * the others), then the program:
  *  - control: CR0.TS, CR4.OSFXSR/OSXSAVE/SMAP/SMEP, EFER.NXE, FEATURE_CONTROL without
  *    SGX, an interrupt (vector, period), an NMI or INIT halfway;
  *  - section 1: steered quadwords into the harness's structures in RAM (PAGEINFO,
  *    SECINFO, PCMD, EINITTOKEN, the SECS and source pages, the SIGSTRUCT), into the
- *    enclave's unmeasured pages (SSA frames, data, the copy page) and TCS1's fields;
- *  - sections 2 and 3: the enclave's code at TCS0's and TCS1's entry points: ENCLU leaves
+ *    enclaves' unmeasured pages (SSA frames, data, the copy page) and TCS1's fields;
+ *  - sections 2, 3 and 4: the enclaves' code at TCS0's and TCS1's entry points and the
+ *    32-bit enclave's (in 32-bit encodings): ENCLU leaves
  *    inside (EREPORT, EGETKEY, EEXIT, EACCEPT, EMODPE, EACCEPTCOPY, EDECCSSA) with steered
  *    operands, stores into its SSA frames, data and code, loads, faults, instructions
  *    illegal in an enclave, spins for the interrupt to hit (AEX), TF, RSP and FS/GS use,
@@ -38,10 +43,14 @@
  *    an excursion to CPL 3 (IRETQ with IF/TF/AC from the input, mostly EENTER or ERESUME
  *    of TCS0/TCS1 with the AEP), leaves at the wrong privilege, stores anywhere (the
  *    ELRANGE page-table entries by default), CR and MSR writes, STI/CLI/HLT, raw bytes.
+ *    An op whose kind has bit 7 set runs its leaf in compatibility mode (IRETQ to a 32-bit
+ *    code segment, at CPL 0 for ENCLS): 32-bit operands, the 32-bit enclave's TCS.
  * Every op first stores the address of the next one at RESUME; every exception and
  * interrupt handler goes on there at CPL 0 (or IRETQs to the AEP, whose ENCLU is then the
  * ERESUME of the synthetic state, while the input's AEP_IRET count lasts). EEXIT lands on
- * an INT 80h, and so does the AEP after its ENCLU. tests/fuzz/fuzz_sgx_seeds.py writes
+ * an INT 80h, and so does the AEP after its ENCLU. The harness raises its interrupt line
+ * every so many instructions (cpu_run in slices, cpu_check_events between them).
+ * tests/fuzz/fuzz_sgx_seeds.py writes
  * seed inputs in this format (make check's bounded run starts from them).
  *
  * After each run the EPCM must be consistent (each valid child page's SECS is a valid
@@ -75,6 +84,8 @@
 #define PDPT1 0x6000u     /* 512 GiB: ELRANGE */
 #define PD_E 0x7000u
 #define PT_E 0x8000u
+#define PD1 0xc000u       /* 1-2 GiB: the 32-bit enclave's page table */
+#define PT_E32 0xd000u
 #define GDT 0x9000u
 #define TSS 0x9100u
 #define IDT 0xa000u
@@ -102,8 +113,15 @@
 #define FREE_RAM 0x30000u
 
 #define EPC_BASE 0x80000000ull
-#define EPC_PAGES 32u
+#define EPC_PAGES 48u
 #define BASE 0x8000000000ull  /* ELRANGE of the built enclave */
+#define BASE32 0x40000000ull  /* ELRANGE of the built 32-bit enclave (32 KiB) */
+#define ENCL32_SIZE 0x8000ull
+#define E32_SECS 32u          /* its EPC pages: SECS, TCS, code, 2 SSA, data */
+#define E32_TCS_OFF 0x0000u
+#define E32_CODE_OFF 0x1000u
+#define E32_SSA_OFF 0x2000u
+#define E32_DATA_OFF 0x4000u
 #define ENCL_SIZE 0x10000ull
 #define BASE2 0x8000100000ull /* the SECS_SRC template's ELRANGE (mapped to EPC 17-24) */
 #define TCS0_OFF 0x0000u
@@ -136,7 +154,7 @@ static u64 lehash[4];
 static u64 enclave_attrs;
 static u32 enclave_misc;
 static u64 tcs_flags_allowed;
-static u8 sigstruct[SGX_SIGSTRUCT_SIZE];
+static u8 sigstruct[SGX_SIGSTRUCT_SIZE], sigstruct32[SGX_SIGSTRUCT_SIZE];
 static bool tracing;
 
 /* an interrupt every irq_period instructions from irq_next (0: none) */
@@ -253,19 +271,19 @@ static void set_q1_q2(u8 *ss)
     BN_CTX_free(bn);
 }
 
-/* The SIGSTRUCT of the enclave measured as mrenclave; lehash gets its MRSIGNER. */
-static void sign_enclave(const u8 mrenclave[32])
+/* The SIGSTRUCT of an enclave with these attributes measured as mrenclave, into ss;
+ * lehash gets its MRSIGNER. */
+static void sign_enclave(const u8 mrenclave[32], u64 attrs, u8 *ss)
 {
     static const u8 header[16] = { 6, 0, 0, 0, 0xe1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0 };
     static const u8 header2[16] = { 1, 1, 0, 0, 0x60, 0, 0, 0, 0x60, 0, 0, 0, 1, 0, 0, 0 };
-    u8 *ss = sigstruct;
     memset(ss, 0, SGX_SIGSTRUCT_SIZE);
     memcpy(ss, header, 16);
     wr32(ss, SGX_SIGSTRUCT_DATE, 0x20240301);
     memcpy(ss + SGX_SIGSTRUCT_HEADER2, header2, 16);
     wr32(ss, SGX_SIGSTRUCT_MISCSELECT, enclave_misc);
     wr32(ss, SGX_SIGSTRUCT_MISCMASK, ~0u);
-    wr64(ss, SGX_SIGSTRUCT_ATTRIBUTES, enclave_attrs);
+    wr64(ss, SGX_SIGSTRUCT_ATTRIBUTES, attrs);
     wr64(ss, SGX_SIGSTRUCT_ATTRIBUTES + 8, 3);
     wr64(ss, SGX_SIGSTRUCT_ATTRIBUTEMASK, ~(u64)ATTR_INIT);
     wr64(ss, SGX_SIGSTRUCT_ATTRIBUTEMASK + 8, ~0ull);
@@ -358,6 +376,11 @@ static void machine_state(u64 cr0_extra, u64 cr4_extra, bool nxe)
     w64(PD2, PT_EPC | 7);
     for (u64 k = 0; k < EPC_PAGES; k++)
         w64(PT_EPC + 8 * k, (EPC_BASE + 4096 * k) | 7);
+    w64(PDPT0 + 8, PD1 | 7);
+    w64(PD1, PT_E32 | 7);
+    /* the 32-bit enclave's ELRANGE: its pages, then EAUG's (EPC 38-40) */
+    for (u64 k = 0; k < 8; k++)
+        w64(PT_E32 + 8 * k, (EPC_BASE + 4096 * (E32_SECS + 1 + k)) | 7);
     w64(PDPT1, PD_E | 7);
     w64(PD_E, PT_E | 7);
     /* ELRANGE: the enclave's pages, then EAUG's; BASE2's pages on EPC 17-24 */
@@ -365,17 +388,20 @@ static void machine_state(u64 cr0_extra, u64 cr4_extra, bool nxe)
         w64(PT_E + 8 * k, (EPC_BASE + 4096 * (k + 1)) | 7);
     for (u64 k = 0; k < 8; k++)
         w64(PT_E + 8 * (256 + k), (EPC_BASE + 4096 * (k + 17)) | 7);
-    /* GDT: null, code64 (08), data (10), TSS (18), code64 DPL3 (28), data DPL3 (30) */
+    /* GDT: null, code64 (08), data (10), TSS (18), code64 DPL3 (28), data DPL3 (30),
+     * code32 (38), code32 DPL3 (40) */
     w64(GDT + 8, 0x00af9b000000ffffull);
     w64(GDT + 16, 0x00cf93000000ffffull);
     w64(GDT + 24, 0x00008b0000000067ull | (u64)TSS << 16);
     w64(GDT + 40, 0x00affb000000ffffull);
     w64(GDT + 48, 0x00cff3000000ffffull);
+    w64(GDT + 56, 0x00cf9b000000ffffull);
+    w64(GDT + 64, 0x00cffb000000ffffull);
     w64(TSS + 4, KSTACK);
     for (unsigned v = 0; v < 256; v++)
         idt_gate(v, has_error_code(v) ? H_ERR : H_NOERR, v == 0x80 ? 3 : 0);
     write_handlers();
-    c->gdtr = (struct dtr){ GDT, 0x37 };
+    c->gdtr = (struct dtr){ GDT, 0x47 };
     c->idtr = (struct dtr){ IDT, 0xfff };
     c->cr3 = PML4;
     c->cr4 = CR4_PAE | CR4_OSFXSR | BIT(10) /* OSXMMEXCPT */ | cr4_extra;
@@ -397,9 +423,16 @@ static void machine_state(u64 cr0_extra, u64 cr4_extra, bool nxe)
     memcpy(c->sgx->lepubkeyhash, lehash, sizeof(lehash));
 }
 
-/* One ENCLS at CPL 0 during the set-up: it must not fault; returns RAX. */
+/* One ENCLS at CPL 0 during the set-up (in compatibility mode for the 32-bit enclave):
+ * it must not fault; returns RAX. */
+static bool setup_compat;
 static u64 setup_encls(u32 leaf, u64 rbx, u64 rcx, u64 rdx)
 {
+    if (setup_compat)
+        cpu_set_seg(c, SEG_CS, 0x38, 0, 0xffffffff, 0xc09b);
+    else
+        cpu_set_seg(c, SEG_CS, 0x08, 0, 0xffffffff, 0xa09b);
+    cpu_update_mode(c);
     static const u8 code[] = { 0x0f, 0x01, 0xcf, 0xf4 }; /* encls; hlt */
     mem_write(&mem, KCODE, code, sizeof(code));
     c->rip = KCODE;
@@ -492,7 +525,7 @@ static void build_enclave(void)
     }
     u8 mrenclave[32];
     sgx_measure_final(&secs_private(epc, 0)->measure, mrenclave);
-    sign_enclave(mrenclave);
+    sign_enclave(mrenclave, enclave_attrs, sigstruct);
     memcpy(c->sgx->lepubkeyhash, lehash, sizeof(lehash));
     mem_write(&mem, SIGSTRUCT, sigstruct, sizeof(sigstruct));
     u64 r = setup_encls(2, SIGSTRUCT, EPC_BASE, TOKEN);
@@ -500,6 +533,43 @@ static void build_enclave(void)
         fprintf(stderr, "fuzz_sgx: EINIT of the harness's enclave: %llu\n", (unsigned long long)r);
         abort();
     }
+
+    /* the 32-bit enclave, built in compatibility mode: TCS (NSSA 2, measured), code (RWX,
+     * not measured), two SSA frames, data */
+    setup_compat = true;
+    u64 attrs32 = enclave_attrs & ~(u64)ATTR_MODE64BIT;
+    secs_template(BASE32, ENCL32_SIZE, attrs32);
+    u64 secs32 = EPC_BASE + 4096 * E32_SECS;
+    setup_encls(0, PAGEINFO, secs32, 0);
+    static const struct { u32 off; unsigned type, perms; bool measure; } layout32[] = {
+        { E32_TCS_OFF, PT_TCS, 0, true },   { E32_CODE_OFF, PT_REG, 7, false },
+        { E32_SSA_OFF, PT_REG, 3, false },  { E32_SSA_OFF + 0x1000, PT_REG, 3, false },
+        { E32_DATA_OFF, PT_REG, 3, false },
+    };
+    for (unsigned k = 0; k < ARRAY_SIZE(layout32); k++) {
+        u8 page[SGX_PAGE];
+        memset(page, 0, sizeof(page));
+        if (layout32[k].off == E32_TCS_OFF)
+            tcs_fields(page, tcs_flags_allowed & TCS_FLAGS_AEXNOTIFY, E32_SSA_OFF, 2,
+                       E32_CODE_OFF, E32_DATA_OFF, E32_DATA_OFF);
+        mem_write(&mem, SRC, page, sizeof(page));
+        w64(SECINFO + 64, (u64)layout32[k].type << 8 | layout32[k].perms);
+        pageinfo(1, BASE32 + layout32[k].off, SRC, SECINFO + 64, secs32);
+        u64 epc_page = EPC_BASE + 4096 * (E32_SECS + 1 + k);
+        setup_encls(1, PAGEINFO + 32, epc_page, 0);
+        if (layout32[k].measure)
+            for (u64 o = 0; o < SGX_PAGE; o += 256)
+                setup_encls(6, 0, epc_page + o, 0);
+    }
+    sgx_measure_final(&secs_private(epc, E32_SECS)->measure, mrenclave);
+    sign_enclave(mrenclave, attrs32, sigstruct32);
+    mem_write(&mem, SIGSTRUCT, sigstruct32, sizeof(sigstruct32));
+    r = setup_encls(2, SIGSTRUCT, secs32, TOKEN);
+    if (r != 0 || !(rd64(epc_page(epc, E32_SECS), SECS_ATTRIBUTES) & ATTR_INIT)) {
+        fprintf(stderr, "fuzz_sgx: EINIT of the harness's 32-bit enclave: %llu\n", (unsigned long long)r);
+        abort();
+    }
+    setup_compat = false;
     snap_bytes = malloc(EPC_PAGES * SGX_PAGE);
     if (!snap_bytes)
         abort();
@@ -642,10 +712,30 @@ enum {
     K_XSAVE_FIELD, K_COUNT
 };
 
+/* Code generated now runs in compatibility mode (32-bit encodings), and the enclave
+ * operands mean the 32-bit enclave's. */
+static bool g32;
+
 /* The value of a steering kind (arg: which page, offset, ...). */
 static u64 kind_value(unsigned kind, u16 arg, const u8 **data, size_t *size)
 {
     u64 lo = arg & 0xff, hi = arg >> 8;
+    if (g32) {
+        switch (kind) {
+        case K_ELRANGE: return BASE32 + 4096 * (lo % 9);
+        case K_ELRANGE_OFF: return BASE32 + (arg & 0x7ff8);
+        case K_DATA_BUF: return BASE32 + E32_DATA_OFF + 0x40 * (lo & 0x3f);
+        case K_TCS: return BASE32 + (lo & 1 ? E32_CODE_OFF : E32_TCS_OFF);
+        case K_SSA_FIELD:
+            return BASE32 + E32_SSA_OFF + 0x1000 * (lo & 1) + SGX_PAGE - GPRSGX_SIZE - EXINFO_SIZE +
+                   8 * (hi % 25);
+        case K_XSAVE_FIELD: {
+            static const u32 fields[6] = { 0, 24, 160, 512, 520, 528 };
+            return BASE32 + E32_SSA_OFF + 0x1000 * (lo & 1) + fields[hi % 6];
+        }
+        default: break;
+        }
+    }
     switch (kind) {
     case K_PAGEINFO: return PAGEINFO + 32 * (lo & 3);
     case K_SECINFO: return SECINFO + 64 * (lo & 3);
@@ -665,7 +755,7 @@ static u64 kind_value(unsigned kind, u16 arg, const u8 **data, size_t *size)
     case K_EXIT: return EXIT_LANDING;
     case K_TCS: return BASE + (lo & 1 ? TCS1_OFF : TCS0_OFF);
     case K_NONCANONICAL: return 0x8000000000000000ull | (u64)arg << 12;
-    case K_UNMAPPED: return 0x40000000ull + 4096 * lo;
+    case K_UNMAPPED: return 0x7f000000ull + 4096 * lo;
     case K_MMIO: return 0x30000000ull + 4096 * lo;
     case K_FREE_RAM: return FREE_RAM + 4096 * (lo & 15) + 8 * hi;
     case K_SMALL: return lo;
@@ -714,11 +804,22 @@ static void emit(struct code *k, const void *p, size_t len)
 #define EMIT(k, ...) do { const u8 b_[] = { __VA_ARGS__ }; emit(k, b_, sizeof(b_)); } while (0)
 static void emit32(struct code *k, u32 v) { emit(k, &v, 4); }
 static void emit64(struct code *k, u64 v) { emit(k, &v, 8); }
-/* mov r64, imm64 */
+/* mov r64, imm64 (compatibility mode: mov r32, imm32) */
 static void mov_imm(struct code *k, int reg, u64 v)
 {
+    if (g32) {
+        EMIT(k, (u8)(0xb8 + (reg & 7)));
+        emit32(k, (u32)v);
+        return;
+    }
     EMIT(k, (u8)(reg < 8 ? 0x48 : 0x49), (u8)(0xb8 + (reg & 7)));
     emit64(k, v);
+}
+/* REX.W where the code is 64-bit */
+static void rexw(struct code *k)
+{
+    if (!g32)
+        EMIT(k, 0x48);
 }
 
 /* the leaves' own operands (RBX, RCX, RDX), by kind and argument */
@@ -792,25 +893,34 @@ static void emit_store(struct code *k, u64 def_addr, const u8 **data, size_t *si
     u64 value = steer((EPC_BASE + 4096 * (take(data, size, 1) % EPC_PAGES)) | 7, data, size);
     mov_imm(k, R_RAX, value);
     mov_imm(k, R_RDI, addr);
-    EMIT(k, 0x48, 0x89, 0x07);
+    rexw(k);
+    EMIT(k, 0x89, 0x07);
 }
 
-/* An excursion to CPL 3 for the next bytes of op: IRETQ with IF/TF/AC from the input,
- * the caller's instructions, then INT 80h back (EEXIT and the AEP end with one too). */
-static void to_user(struct code *op, const u8 **data, size_t *size, size_t *patch)
+/* An excursion for the next bytes of op: IRETQ with IF/TF/AC from the input to CPL 3 in
+ * 64-bit mode (user), or to compatibility mode at CPL 3 or at CPL 0 (compat, user); the
+ * caller's instructions, then INT 80h back (EEXIT and the AEP end with one too). The
+ * caller generates the instructions with g32 set for compatibility mode. */
+static void excursion(struct code *op, bool user, bool compat, const u8 **data, size_t *size,
+                      size_t *patch)
 {
     u8 f = (u8)take(data, size, 1);
     u32 fl = FL_FIXED1 | (f & 1 ? FL_IF : 0) | (f & 2 ? FL_TF : 0) | (f & 4 ? FL_AC : 0);
-    EMIT(op, 0x6a, 0x33, 0x68);     /* push 33h (SS); push USTACK */
-    emit32(op, USTACK);
+    u8 cs = compat ? (user ? 0x43 : 0x38) : 0x2b, ss = user ? 0x33 : 0x10;
+    EMIT(op, 0x6a, ss, 0x68);       /* push SS; push RSP */
+    emit32(op, user ? USTACK : KSTACK - 0x100);
     EMIT(op, 0x68);                 /* push RFLAGS */
     emit32(op, fl);
-    EMIT(op, 0x6a, 0x2b, 0x68);     /* push 2Bh (CS); push the next instruction */
+    EMIT(op, 0x6a, cs, 0x68);       /* push CS; push the next instruction */
     *patch = op->n;
     emit32(op, 0);
     EMIT(op, 0x48, 0xcf);           /* iretq */
     u32 target = (u32)op->n;
     memcpy(op->b + *patch, &target, 4); /* relative to the op; made absolute by the caller */
+    /* at CPL 3 the IRETQ left DS and ES null, which compatibility mode cannot use:
+     * mov eax, 33h; mov ds, eax; mov es, eax (the same bytes in either mode) */
+    if (user)
+        EMIT(op, 0xb8, 0x33, 0x00, 0x00, 0x00, 0x8e, 0xd8, 0x8e, 0xc0);
 }
 
 /* The vCPU's program at KCODE, at CPL 0: ops, each storing the next op's address at RESUME
@@ -826,18 +936,37 @@ static void kernel_program(const u8 **data, size_t *size, unsigned nops)
         size_t patch = ~(size_t)0;
         u8 kind = (u8)take(data, size, 1);
         switch (kind % 16) {
+        /* the kind's bit 7 runs the leaf in compatibility mode (the 32-bit enclave's) */
         case 0: case 1: case 2: case 3:
-            emit_leaf(&op, true, false, data, size);
+            if (kind & 0x80) {
+                excursion(&op, false, true, data, size, &patch);
+                g32 = true;
+                emit_leaf(&op, true, false, data, size);
+                g32 = false;
+                EMIT(&op, 0xcd, 0x80);
+            } else {
+                emit_leaf(&op, true, false, data, size);
+            }
             break;
         case 4: case 5: case 6: case 7: case 8: /* ENCLU at CPL 3 */
-            to_user(&op, data, size, &patch);
+            excursion(&op, true, kind & 0x80, data, size, &patch);
+            g32 = kind & 0x80;
             emit_leaf(&op, false, true, data, size);
+            g32 = false;
             EMIT(&op, 0xcd, 0x80);
             break;
         case 9: /* a leaf at the wrong privilege: ENCLS at CPL 3, ENCLU at CPL 0 */
             if (take(data, size, 1) & 1) {
-                to_user(&op, data, size, &patch);
+                excursion(&op, true, kind & 0x80, data, size, &patch);
+                g32 = kind & 0x80;
                 emit_leaf(&op, true, false, data, size);
+                g32 = false;
+                EMIT(&op, 0xcd, 0x80);
+            } else if (kind & 0x80) {
+                excursion(&op, false, true, data, size, &patch);
+                g32 = true;
+                emit_leaf(&op, false, true, data, size);
+                g32 = false;
                 EMIT(&op, 0xcd, 0x80);
             } else {
                 emit_leaf(&op, false, true, data, size);
@@ -908,15 +1037,14 @@ static size_t enclave_program(u8 *out, size_t cap, const u8 **data, size_t *size
 {
     static struct code k;
     k.n = 0;
-    k.cap = cap - 16;
+    k.cap = cap - 32;
     for (unsigned i = 0; i < nops && *size && k.n + 64 < k.cap; i++) {
         switch (take(data, size, 1) % 16) {
         case 0: case 1: case 2:
             emit_leaf(&k, false, false, data, size);
             break;
         case 3: /* EEXIT to the landing */
-            EMIT(&k, 0x48, 0xc7, 0xc3);
-            emit32(&k, EXIT_LANDING);
+            mov_imm(&k, R_RBX, EXIT_LANDING);
             EMIT(&k, 0xb8, 0x04, 0x00, 0x00, 0x00, 0x0f, 0x01, 0xd7);
             break;
         case 4: case 5: /* a store inside the enclave (its SSA frames by default) */
@@ -925,7 +1053,8 @@ static size_t enclave_program(u8 *out, size_t cap, const u8 **data, size_t *size
         case 6: { /* a load */
             u64 a = steer(kind_value(K_ELRANGE_OFF, (u16)take(data, size, 2), NULL, NULL), data, size);
             mov_imm(&k, R_RDI, a);
-            EMIT(&k, 0x48, 0x8b, 0x07);
+            rexw(&k);
+            EMIT(&k, 0x8b, 0x07);
             break;
         }
         case 7: { /* a fault or an instruction illegal inside */
@@ -957,7 +1086,9 @@ static size_t enclave_program(u8 *out, size_t cap, const u8 **data, size_t *size
             EMIT(&k, 0xff, 0xc9, 0x75, 0xfc);
             break;
         case 9: /* pushf; or qword [rsp], TF; popf */
-            EMIT(&k, 0x9c, 0x48, 0x81, 0x0c, 0x24, 0x00, 0x01, 0x00, 0x00, 0x9d);
+            EMIT(&k, 0x9c);
+            rexw(&k);
+            EMIT(&k, 0x81, 0x0c, 0x24, 0x00, 0x01, 0x00, 0x00, 0x9d);
             break;
         case 10: /* mov rsp, value */
             mov_imm(&k, R_RSP, steer(BASE + COPY_OFF + 0x800, data, size));
@@ -965,9 +1096,13 @@ static size_t enclave_program(u8 *out, size_t cap, const u8 **data, size_t *size
             break;
         case 11: { /* FS/GS: mov rax, fs:[disp]; mov gs:[disp], rax */
             u32 d = (u32)take(data, size, 2) & 0x1ff8;
-            EMIT(&k, 0x64, 0x48, 0x8b, 0x04, 0x25);
+            EMIT(&k, 0x64);
+            rexw(&k);
+            EMIT(&k, 0x8b, 0x04, 0x25);
             emit32(&k, d);
-            EMIT(&k, 0x65, 0x48, 0x89, 0x04, 0x25);
+            EMIT(&k, 0x65);
+            rexw(&k);
+            EMIT(&k, 0x89, 0x04, 0x25);
             emit32(&k, d ^ 8);
             break;
         }
@@ -990,9 +1125,8 @@ static size_t enclave_program(u8 *out, size_t cap, const u8 **data, size_t *size
             break;
         }
     }
-    k.cap += 16;
-    EMIT(&k, 0x48, 0xc7, 0xc3);
-    emit32(&k, EXIT_LANDING);
+    k.cap += 32;
+    mov_imm(&k, R_RBX, EXIT_LANDING);
     EMIT(&k, 0xb8, 0x04, 0x00, 0x00, 0x00, 0x0f, 0x01, 0xd7);
     memcpy(out, k.b, k.n);
     return k.n;
@@ -1029,10 +1163,13 @@ static void structures(void)
     tcs_fields(t, 0, 0x2000, 1, 0x1000, 0, 0);
     mem_write(&mem, SRC, t, sizeof(t));
     /* the enclave's data page: KEYREQUEST (a seal key), SECINFO for EACCEPT of EAUG's pages */
-    u8 *d = encl(DATA_OFF);
-    wr16(d, D_KEYREQUEST, 4);
-    wr16(d, D_KEYREQUEST + 2, 2);
-    wr64(d, D_SECINFO, SECINFO_PENDING | SECINFO_R | SECINFO_W | (u64)PT_REG << 8);
+    u8 *datas[2] = { encl(DATA_OFF), epc_page(epc, E32_SECS + 1 + E32_DATA_OFF / SGX_PAGE) };
+    for (int k = 0; k < 2; k++) {
+        u8 *d = datas[k];
+        wr16(d, D_KEYREQUEST, 4);
+        wr16(d, D_KEYREQUEST + 2, 2);
+        wr64(d, D_SECINFO, SECINFO_PENDING | SECINFO_R | SECINFO_W | (u64)PT_REG << 8);
+    }
 }
 
 /* TCS1's fields from the input, kept within what EADD accepts of an unmeasured TCS. */
@@ -1047,6 +1184,20 @@ static void tcs1_from_input(const u8 **data, size_t *size)
     tcs_fields(t, flags, ossa, nssa ? nssa % 4 : 1, oentry, ofs, ogs);
     wr32(t, TCS_FSLIMIT, (u32)take(data, size, 4) | 0xfff);
     wr32(t, TCS_GSLIMIT, (u32)take(data, size, 4) | 0xfff);
+}
+
+/* cpu_run for budget instructions; the harness's "interrupt controller" raises its line
+ * every irq_period instructions, and says so to the vCPU between slices as a LAPIC does
+ * (cpu_check_events), so that an interrupt can hit wherever the vCPU runs */
+static void run(u64 budget)
+{
+    while (budget && c->state != CPU_SHUTDOWN) {
+        u64 n = irq_period && irq_period < budget ? irq_period : budget;
+        cpu_run(c, n);
+        budget -= n;
+        if (irq_period && c->icount >= irq_next)
+            cpu_check_events(c);
+    }
 }
 
 /* The next section of the input: a length byte, then that many bytes (fewer at the end) */
@@ -1094,8 +1245,13 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
             u64 at = PAGEINFO + ((take(&sec, &sec_size, 2) % (HARNESS_END - PAGEINFO)) & ~7ull);
             w64(at, steer(0, &sec, &sec_size));
         } else if (what < 0xf0) {
-            static const u32 pages[] = { SSA0_OFF, SSA0_OFF + 0x1000, DATA_OFF, SSA1_OFF, COPY_OFF };
-            u8 *p = encl(pages[(what - 0x80) % ARRAY_SIZE(pages)]);
+            /* the 64-bit enclave's SSA frames, data, copy page; the 32-bit one's SSA, data */
+            static const u32 pages[] = { 1 + SSA0_OFF / SGX_PAGE, 2 + SSA0_OFF / SGX_PAGE,
+                                         1 + DATA_OFF / SGX_PAGE, 1 + SSA1_OFF / SGX_PAGE,
+                                         1 + COPY_OFF / SGX_PAGE, E32_SECS + 1 + E32_SSA_OFF / SGX_PAGE,
+                                         E32_SECS + 2 + E32_SSA_OFF / SGX_PAGE,
+                                         E32_SECS + 1 + E32_DATA_OFF / SGX_PAGE };
+            u8 *p = epc_page(epc, pages[(what - 0x80) % ARRAY_SIZE(pages)]);
             unsigned off = (unsigned)take(&sec, &sec_size, 2) & 0xff8;
             wr64(p, off, steer(0, &sec, &sec_size));
         } else {
@@ -1108,23 +1264,28 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
     enclave_program(code, 0x800, &sec, &sec_size, 64);
     section(&data, &size, &sec, &sec_size);
     enclave_program(code + 0x800, 0x800, &sec, &sec_size, 64);
+    /* section 4: the 32-bit enclave's code (compatibility mode) */
+    section(&data, &size, &sec, &sec_size);
+    g32 = true;
+    enclave_program(epc_page(epc, E32_SECS + 1 + E32_CODE_OFF / SGX_PAGE), SGX_PAGE, &sec, &sec_size, 128);
+    g32 = false;
     /* the rest: the program at CPL 0 */
     kernel_program(&data, &size, 64);
 
     if (!(ctl & BIT(28))) {
-        cpu_run(c, 3000);
+        run(3000);
         check_invariants();
         return 0;
     }
     /* an NMI or an INIT halfway */
-    cpu_run(c, 1500);
+    run(1500);
     check_invariants();
     if (c->state != CPU_SHUTDOWN) {
         if (ctl & BIT(29))
             cpu_init_signal(c, true);
         else
             cpu_nmi(c);
-        cpu_run(c, 1500);
+        run(1500);
         check_invariants();
     }
     return 0;

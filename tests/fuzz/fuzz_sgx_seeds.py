@@ -2,8 +2,9 @@
 """Seed inputs for tests/fuzz/fuzz_sgx.c: one per SGX scenario the harness can reach, so
 that a short run (make check's bounded one) starts from enclave entries, AEXes, paging
 and SGX2 flows instead of having to find them. The input format is the harness's (see
-its LLVMFuzzerTestOneInput): ctl (4 bytes), three length-prefixed sections (structure
-writes, TCS0's enclave code, TCS1's), then the CPL-0 program's ops.
+its LLVMFuzzerTestOneInput): ctl (4 bytes), four length-prefixed sections (structure
+writes, TCS0's enclave code, TCS1's, the 32-bit enclave's), then the CPL-0 program's ops.
+An op's kind byte with bit 7 set runs its leaf in compatibility mode.
 
 usage: fuzz_sgx_seeds.py DIR   (writes DIR/NAME for each seed; prints the file names)"""
 import os
@@ -65,17 +66,21 @@ ECREATE, EADD, EINIT, EREMOVE, EDBGRD, EDBGWR, EEXTEND, ELDB, ELDU, EBLOCK, EPA,
     ETRACK, EAUG, EMODPR, EMODT = range(16)
 
 
-def encls(leaf, arg=0, rbx=DEF, rcx=DEF, rdx=DEF):
+def encls(leaf, arg=0, rbx=DEF, rcx=DEF, rdx=DEF, compat=False, flags=0):
+    """ENCLS at CPL 0; in compatibility mode after an IRETQ with these flags"""
+    if compat:
+        return bytes([0x80, flags, leaf]) + struct.pack('<H', arg) + rbx + rcx + rdx
     return bytes([0, leaf]) + struct.pack('<H', arg) + rbx + rcx + rdx
 
 
-def eenter(tcs=0, flags=0, rbx=DEF, rcx=DEF, rdx=DEF):
-    """ENCLU at CPL 3: leaf byte 0 is EENTER; TCS0 or TCS1 by the argument's bit 0"""
-    return bytes([4, flags, 0x00]) + struct.pack('<H', tcs) + rbx + rcx + rdx
+def eenter(tcs=0, flags=0, rbx=DEF, rcx=DEF, rdx=DEF, compat=False):
+    """ENCLU at CPL 3: leaf byte 0 is EENTER; TCS0 or TCS1 by the argument's bit 0 (in
+    compatibility mode: the 32-bit enclave's TCS)"""
+    return bytes([0x84 if compat else 4, flags, 0x00]) + struct.pack('<H', tcs) + rbx + rcx + rdx
 
 
-def eresume(tcs=0, flags=0):
-    return bytes([4, flags, 0x60]) + struct.pack('<H', tcs) + DEF + DEF + DEF
+def eresume(tcs=0, flags=0, compat=False):
+    return bytes([0x84 if compat else 4, flags, 0x60]) + struct.pack('<H', tcs) + DEF + DEF + DEF
 
 
 def aep_iret(n):
@@ -87,11 +92,12 @@ def sti_hlt():
 
 
 # ---- input ----
-def seed(ctl=0, structs=b'', encl0=b'', encl1=b'', ops=b''):
-    for s in (structs, encl0, encl1):
+def seed(ctl=0, structs=b'', encl0=b'', encl1=b'', encl32=b'', ops=b''):
+    out = struct.pack('<I', ctl)
+    for s in (structs, encl0, encl1, encl32):
         assert len(s) < 256
-    return (struct.pack('<I', ctl) + bytes([len(structs)]) + structs + bytes([len(encl0)]) +
-            encl0 + bytes([len(encl1)]) + encl1 + ops)
+        out += bytes([len(s)]) + s
+    return out + ops
 
 
 def w_struct(offset, value):
@@ -174,6 +180,24 @@ def seeds():
                       encls(EDBGWR, 0x0001) + encls(EDBGRD, 0x0008) + eenter(flags=2))
     s['remove-busy'] = seed(ops=encls(EREMOVE, 0) + encls(EREMOVE, 5) + encls(EBLOCK, 0) +
                             encls(ETRACK, 1) + encls(EWB, 5, rdx=st('VA_SLOT', 20)))
+    # the 32-bit enclave, entered and left in compatibility mode
+    s['compat-enter-exit'] = seed(ops=eenter(compat=True))
+    for leaf in (0, 1, 4, 5, 9):
+        s['compat-inside-leaf-%d' % leaf] = seed(encl32=e_leaf(leaf), ops=eenter(compat=True))
+    for f in (0, 2, 3, 13, 14):
+        s['compat-fault-%d' % f] = seed(encl32=e_fault(f) + e_load(0x4000) + e_tf(),
+                                       ops=eenter(compat=True) + eresume(compat=True) +
+                                       eenter(compat=True))
+    s['compat-aex-irq'] = seed(ctl=IRQ, encl32=e_spin(255),
+                               ops=aep_iret(2) + eenter(flags=1, compat=True) + eresume(flags=1, compat=True))
+    s['compat-fsgs'] = seed(encl32=bytes([11, 0x10, 0x00]) + e_store(0, st('SSA_FIELD', 0x1000)),
+                            ops=eenter(compat=True) + eresume(compat=True))
+    s['compat-64-enclave'] = seed(ops=eenter(rbx=st('TCS', 0), compat=True) + eenter(rbx=st('RAW', 0, 0x40000000)))
+    s['compat-encls'] = seed(structs=w_struct(0x1000 + 48, st('SMALL', 2)),
+                             ops=encls(ECREATE, 41, compat=True) + encls(EADD, 42, compat=True) +
+                             encls(EDBGRD, 0x0401, compat=True) + encls(EREMOVE, 41, compat=True))
+    s['compat-eaug'] = seed(encl32=e_leaf(5, 5), ops=encls(EAUG, 38, compat=True,
+                                                           rbx=st('PAGEINFO', 3)) + eenter(compat=True))
     s['pte-remap'] = seed(ops=bytes([10, 2]) + st('DEFAULT') + bytes([9]) + DEF + eenter())
     return s
 

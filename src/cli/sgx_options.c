@@ -13,6 +13,9 @@
 /* QEMU's size syntax for objects: bytes, or a number with K, M, G or T. */
 static int parse_bytes(const char *v, u64 *out)
 {
+    /* digits first: strtoull would take a sign (and turn -1 into 2^64-1) */
+    if (*v < '0' || *v > '9')
+        return -1;
     char *end;
     errno = 0;
     unsigned long long n = strtoull(v, &end, 10);

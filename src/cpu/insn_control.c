@@ -4,6 +4,7 @@
  * operands and apply the operand-size rules of near branches (a 16-bit operand size
  * truncates the new IP; in 64-bit mode near branches are always 64-bit). */
 #include "cpu/exec.h"
+#include "cpu/sgx/sgx.h"
 
 /* Target of a relative branch: next instruction + displacement, in the operand size. */
 static u64 rel_target(const struct insn *i)
@@ -125,6 +126,14 @@ static void insn_int(struct cpu *c, const struct insn *i)
 
 static void insn_int3(struct cpu *c, const struct insn *i)
 {
+    /* Inside an enclave INT3 is #UD after an opt-out entry, and fault-like after an
+     * opt-in one: the event's frame points at the INT3 (SDM 43.4.1) */
+    if (unlikely(c->enclave_mode)) {
+        if (sgx_breakpoints_suppressed(c, c->rip, false))
+            cpu_fault_noerr(c, EXC_UD);
+        cpu_deliver(c, EXC_BP, EVT_SW_EXC, false, 0, c->rip);
+        return;
+    }
     software_exception(c, i, EXC_BP, EVT_SW_EXC);
 }
 

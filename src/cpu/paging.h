@@ -24,6 +24,9 @@ enum paging_format {
 #define ACC_USER BIT(2)      /* a user-mode access (CPL 3, not an implicit supervisor one) */
 #define ACC_IMPLICIT BIT(3)  /* implicit supervisor access (GDT/IDT/TSS) */
 #define ACC_NO_AD BIT(4)     /* do not set accessed/dirty (debugger/trace peeks) */
+#define ACC_EPCM_UNCHECKED BIT(5) /* an SGX leaf's own look at an enclave page: the
+                                     translation without enclave mode's EPCM rules
+                                     (with ACC_NO_AD, so that nothing is cached) */
 
 struct paging_ops {
     /* Read an entry of size bytes (4 or 8) at physical address pa. Return 0, or -1 if the

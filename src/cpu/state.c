@@ -196,6 +196,7 @@ static int cpu_post_load(void *obj, char *err, size_t errlen)
     if (c->vmx && vmx_state_post_load(c, err, errlen) < 0)
         return -1;
     if ((c->svm_guest && (!c->svm || c->vmx_non_root)) || (c->vmx_non_root && !c->vmx) ||
+        (c->enclave_mode && !c->sgx) ||
         (!c->svm && !c->gif))
         return nestor_err(err, errlen, "guest-hypervisor state without VMX/SVM in the model");
     if (c->svm && svm_state_post_load(c, err, errlen) < 0)
@@ -292,6 +293,9 @@ static int tlb_load(void *obj, struct state_cursor *cur, char *err, size_t errle
             bool ro = false;
             u32 *gen = NULL;
             e->host = mem_page(c->mem, e->gpa, &gen, &ro);
+            /* an enclave's page, which a vCPU inside it has in its TLB */
+            if (!e->host && c->sgx)
+                e->host = sgx_epc_host_page(c, e->gpa, &gen);
             if (!e->host) {
                 return nestor_err(err, errlen, "a TLB entry maps %#llx, which is not RAM here",
                          (unsigned long long)e->gpa);

@@ -609,7 +609,7 @@ Test(sgx_state, refusals, .fini = teardown)
 /* BUG (reported): a vCPU inside an enclave, its TLB holding the enclave's pages (as it
  * does after any instruction inside), cannot be restored: the TLB loader looks for the
  * entries' host pages in RAM. Enable when fixed. */
-Test(sgx_state, tlb_of_an_enclave_page, .fini = teardown, .disabled = true)
+Test(sgx_state, tlb_of_an_enclave_page, .fini = teardown)
 {
     make(&a, 1, EPC_PAGES);
     make(&b, 1, EPC_PAGES);
@@ -630,7 +630,7 @@ Test(sgx_state, tlb_of_an_enclave_page, .fini = teardown, .disabled = true)
  * BUG (reported): cpu_post_load does not check enclave_mode against c->sgx as it checks
  * vmx_non_root against c->vmx; the load is accepted and the vCPU's next exception or
  * interrupt dereferences the NULL c->sgx in sgx_aex(). Enable when fixed. */
-Test(sgx_state, enclave_mode_without_an_epc, .fini = teardown, .disabled = true)
+Test(sgx_state, enclave_mode_without_an_epc, .fini = teardown)
 {
     make(&a, 0, 0);
     make(&b, 0, 0);
@@ -754,7 +754,7 @@ Test(sgx_cli, bad_specs)
  * section of 2^64-4096 bytes (it passes the machine's layout check, whose end address
  * wraps, and fails later as "out of host memory creating the EPC"). QEMU refuses negative
  * sizes. Enable when fixed. */
-Test(sgx_cli, negative_sizes, .disabled = true)
+Test(sgx_cli, negative_sizes)
 {
     struct sgx_cli s = { 0 };
     char err[300];

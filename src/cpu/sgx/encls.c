@@ -127,8 +127,9 @@ static void encls_ecreate(struct cpu *c)
         gp0(c);
     if (misc & ~sgx_miscselect_allowed(c))
         gp0(c);
-    /* a 64-bit enclave is created in 64-bit mode, a 32-bit one outside it */
-    if (mode64 != cpu_is_long64(c))
+    /* a 64-bit enclave is created in 64-bit mode (a 32-bit one anywhere: Linux's
+     * driver creates them from its 64-bit kernel) */
+    if (mode64 && !cpu_is_long64(c))
         gp0(c);
     struct cpuid_result l0 = cpuid_query(c->model, 0x12, 0, (u32)c->id, false, true, 0);
     unsigned max_bits = mode64 ? (l0.edx >> 8) & 0xff : l0.edx & 0xff;
@@ -187,8 +188,6 @@ static bool tcs_valid(const struct cpu *c, const u8 *tcs, bool mode64)
         allowed |= TCS_FLAGS_AEXNOTIFY;
     if (flags & ~allowed)
         return false;
-    if (rd64(tcs, TCS_STATE) || rd32(tcs, TCS_CSSA))
-        return false;
     if ((rd64(tcs, TCS_OSSA) & 0xfff) || (rd64(tcs, TCS_OFSBASE) & 0xfff) ||
         (rd64(tcs, TCS_OGSBASE) & 0xfff))
         return false;
@@ -234,6 +233,14 @@ static void encls_eadd(struct cpu *c)
     if (type == PT_TCS && !tcs_valid(c, page, secs_attributes(e, secs) & ATTR_MODE64BIT))
         gp0(c);
 
+    /* EADD forces a TCS's debug opt-in, state and CSSA to zero (SDM 43.1.2; only EDBGWR
+     * sets the opt-in, for a debugger) */
+    if (type == PT_TCS) {
+        wr64(page, TCS_FLAGS, rd64(page, TCS_FLAGS) & ~TCS_FLAGS_DBGOPTIN);
+        wr64(page, TCS_STATE, 0);
+        wr32(page, TCS_CSSA, 0);
+        wr64(page, TCS_AEP, 0);
+    }
     memcpy(epc_page(e, idx), page, SGX_PAGE);
     mem_code_write(&e->gen[idx]);
     u8 secinfo48[48] = { 0 };

@@ -177,6 +177,7 @@ static void enter(struct cpu *c, const struct entry *en, u64 fsbase, u64 gsbase)
         c->rflags &= ~FL_TF;
     }
     wr64(en->tcs_page, TCS_STATE, 1);
+    wr64(en->tcs_page, TCS_AEP, s->aep); /* "stored into the TCS for use by AEXs" */
     secs_private(e, en->secs)->active_threads++;
     s->entry_epoch = secs_private(e, en->secs)->epoch;
     /* the outside stack, for the synthetic state of an AEX */
@@ -317,8 +318,10 @@ static void enclu_eexit(struct cpu *c, const struct insn *i)
     u64 target = addr_of(c, c->gpr[R_RBX]);
     if (cpu_is_long64(c) ? !cpu_canonical(c, target) : target > c->seg[SEG_CS].limit)
         gp0(c);
+    (void)i;
+    u64 aep = c->sgx->aep;
     sgx_leave_enclave(c);
-    c->gpr[R_RCX] = i->next_rip;
+    c->gpr[R_RCX] = aep; /* "RCX receives the current AEP" (SDM "EEXIT") */
     c->rip = target;
     c->in->exits |= EXIT_RIP_WRITTEN;
 }
@@ -337,7 +340,13 @@ u64 sgx_aex(struct cpu *c, u8 vector, int type, bool has_error, u32 error, u64 r
     xsave_to_ssa(c);
     for (int r = 0; r < 16; r++)
         wr64(g, GPR_RAX + 8 * r, c->gpr[r]);
-    wr64(g, GPR_RFLAGS, c->rflags);
+    /* RF as the event's frame would have pushed it outside an enclave: set for a fault
+     * (SDM 43.3.3) */
+    u32 faults = BIT(EXC_DE) | BIT(EXC_BR) | BIT(EXC_UD) | BIT(EXC_NM) | BIT(EXC_TS) |
+                 BIT(EXC_NP) | BIT(EXC_SS) | BIT(EXC_GP) | BIT(EXC_PF) | BIT(EXC_MF) |
+                 BIT(EXC_AC) | BIT(EXC_XM) | BIT(EXC_VE) | BIT(EXC_CP);
+    bool fault = type == EVT_HW_EXC && vector < 32 && (faults & BIT(vector));
+    wr64(g, GPR_RFLAGS, c->rflags | (fault ? FL_RF : 0));
     wr64(g, GPR_RIP, return_rip);
     wr64(g, GPR_FSBASE, c->seg[SEG_FS].base);
     wr64(g, GPR_GSBASE, c->seg[SEG_GS].base);
@@ -371,7 +380,7 @@ u64 sgx_aex(struct cpu *c, u8 vector, int type, bool has_error, u32 error, u64 r
     memset(c->gpr, 0, sizeof(c->gpr));
     c->gpr[R_RAX] = 3; /* ENCLU[ERESUME] */
     c->gpr[R_RBX] = s->tcs_la;
-    c->gpr[R_RCX] = s->aep;
+    c->gpr[R_RCX] = rd64(tcs, TCS_AEP);
     c->gpr[R_RSP] = ursp;
     c->gpr[R_RBP] = urbp;
     c->rflags &= ~(FL_ARITH | FL_TF | FL_RF);
@@ -382,10 +391,11 @@ u64 sgx_aex(struct cpu *c, u8 vector, int type, bool has_error, u32 error, u64 r
     /* a page fault inside the enclave reports the page, not the byte */
     if (vector == EXC_PF && type == EVT_HW_EXC)
         c->cr2 &= ~0xfffull;
+    u64 aep = rd64(tcs, TCS_AEP);
     sgx_leave_enclave(c);
-    c->rip = s->aep;
+    c->rip = aep;
     exec_enter_context(c);
-    return s->aep;
+    return aep;
 }
 
 /* ---- reports and keys ---- */
@@ -637,7 +647,8 @@ static struct sgx_epcm *enclave_page(struct cpu *c, u64 ea, u64 *idx_out)
     struct sgx_cpu *s = c->sgx;
     struct sgx_epc *e = s->epc;
     u64 lin = enclave_buffer(c, ea, SGX_PAGE, 1);
-    u64 gpa = lin_translate(c, lin, ACC_READ);
+    /* the page tables only: the leaf checks the EPCM itself (pending, modified, TRIM) */
+    u64 gpa = lin_translate(c, lin, ACC_READ | ACC_NO_AD | ACC_EPCM_UNCHECKED);
     s64 idx = epc_index(e, gpa);
     struct sgx_epcm *m = idx >= 0 ? &e->epcm[idx] : NULL;
     if (!m || !m->valid || m->secs != s->secs || m->linaddr != lin)
@@ -786,8 +797,8 @@ bool sgx_insn_illegal_in_enclave(const struct ZydisDecodedInstruction_ *d,
     case ZYDIS_MNEMONIC_IN: case ZYDIS_MNEMONIC_INSB: case ZYDIS_MNEMONIC_INSW:
     case ZYDIS_MNEMONIC_INSD: case ZYDIS_MNEMONIC_OUT: case ZYDIS_MNEMONIC_OUTSB:
     case ZYDIS_MNEMONIC_OUTSW: case ZYDIS_MNEMONIC_OUTSD:
-    case ZYDIS_MNEMONIC_INT: case ZYDIS_MNEMONIC_INTO: case ZYDIS_MNEMONIC_INT3:
-    case ZYDIS_MNEMONIC_INT1:
+    case ZYDIS_MNEMONIC_INT: case ZYDIS_MNEMONIC_INTO: case ZYDIS_MNEMONIC_INT1:
+    /* (INT3 depends on the debug opt-in: its handler decides) */
     case ZYDIS_MNEMONIC_IRET: case ZYDIS_MNEMONIC_IRETD: case ZYDIS_MNEMONIC_IRETQ:
     case ZYDIS_MNEMONIC_LDS: case ZYDIS_MNEMONIC_LES: case ZYDIS_MNEMONIC_LFS:
     case ZYDIS_MNEMONIC_LGS: case ZYDIS_MNEMONIC_LSS:

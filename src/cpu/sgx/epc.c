@@ -196,6 +196,16 @@ void sgx_write_operand(struct cpu *c, u64 linear, const void *buf, unsigned n)
     lin_write_bytes(c, linear, buf, n, 0);
 }
 
+u8 *sgx_epc_host_page(struct cpu *c, u64 gpa, u32 **gen)
+{
+    struct sgx_epc *e = c->sgx->epc;
+    s64 idx = epc_index(e, gpa);
+    if (idx < 0)
+        return NULL;
+    *gen = &e->gen[idx];
+    return epc_page(e, (u64)idx);
+}
+
 /* ---- enclave-mode translation ---- */
 u8 *sgx_translate(struct cpu *c, u64 linear, u64 gpa, unsigned access, u8 *host, u32 **gen)
 {
@@ -205,6 +215,8 @@ u8 *sgx_translate(struct cpu *c, u64 linear, u64 gpa, unsigned access, u8 *host,
     if (!c->enclave_mode)
         return idx >= 0 ? NULL : host; /* outside an enclave EPC is the abort page */
     bool inside = linear - s->elrange_base < s->elrange_size;
+    if (access & ACC_EPCM_UNCHECKED)
+        return NULL;
     if (!inside) {
         /* code runs only from the enclave's own pages */
         if (access & ACC_EXEC)

@@ -80,6 +80,9 @@ u8 *sgx_translate(struct cpu *c, u64 linear, u64 gpa, unsigned access, u8 *host,
  * (SDM 39.4) saves the enclave's state in the current SSA frame, loads the synthetic state
  * and leaves enclave mode. Returns the address the event's frame returns to (the AEP). */
 u64 sgx_aex(struct cpu *c, u8 vector, int type, bool has_error, u32 error, u64 return_rip);
+/* The host page and code-generation word of EPC page gpa, for a vCPU's TLB restored
+ * inside an enclave; NULL when gpa is not in the EPC. */
+u8 *sgx_epc_host_page(struct cpu *c, u64 gpa, u32 **gen);
 /* Is the instruction Zydis decoded as d (operands op) illegal in enclave mode (#UD, SDM
  * 39.6.1)? Decode time: blocks decoded in enclave mode run in enclave mode only. */
 struct ZydisDecodedInstruction_;

@@ -1180,6 +1180,7 @@ int machine_create(struct machine *m, const struct machine_config *cfg)
     if (mem_init(&m->mem, cfg->ram_size) < 0)
         return NESTOR_EXIT_USAGE;
     if (sgx_cfg.nsections) {
+        sgx_cfg.deterministic = cfg->deterministic;
         if (!(m->sgx_epc = sgx_epc_create(&sgx_cfg))) {
             nestor_log("out of host memory creating the EPC");
             return NESTOR_EXIT_GUEST_ERROR;

@@ -89,6 +89,11 @@ RUNS = [
     ("hv-hcall", "hv_hcall.elf", ["-smp", "2", "-cpu", "max,hv-passthrough", "-append", "cpu=max,hv-passthrough"], POINTS),
     ("hv-evmcs", "hv_evmcs.elf", ["-cpu", "max,hv-passthrough", "-append", "cpu=max,hv-passthrough"], POINTS),
     ("hv-xen", "hv_xen.elf", ["-xen", "-cpu", "max,hv-passthrough", "-append", "xen=yes cpu=max,hv-passthrough"], POINTS),
+    # SGX: the EPC and its map, enclaves being built, vCPUs inside enclaves (their TLBs
+    # holding enclave pages), AEXs and ERESUMEs in flight
+    ("sgx-enclave", "sgx_enclave.elf", ["-cpu", "max", "-sgx-epc", "8M", "-append", "cpu=max"], POINTS),
+    ("sgx-leaves", "sgx_leaves.elf", ["-cpu", "max", "-object", "memory-backend-epc,id=e,size=8M",
+                                      "-M", "sgx-epc.0.memdev=e", "-append", "cpu=max"], POINTS),
 ]
 def xen_disk_image(d, linux):
     """An ext4 root for the PV disk run: busybox and an init that reads a file, prints its
@@ -132,6 +137,13 @@ if os.path.exists(os.path.join(LINUX, "vmlinux")):
                  ["-m", "512M", "-smp", "2", "-cpu", "max,hv-passthrough",
                   "-initrd", os.path.join(LINUX, "initramfs.cpio.gz"),
                   "-append", "console=ttyS0 nestor.script=1"], 2))
+    # the same kernel with SGX: its driver, the test's enclave (SGX2, EPC paging) with
+    # threads inside enclaves across the restore
+    if os.path.exists(os.path.join(BUILD, "tests", "linux", "sgx", "sgx_test")):
+        RUNS.append(("linux-sgx", os.path.join(LINUX, "vmlinux"),
+                     ["-m", "512M", "-smp", "2", "-cpu", "max", "-sgx-epc", "64M",
+                      "-initrd", os.path.join(LINUX, "initramfs.cpio.gz"),
+                      "-append", "console=ttyS0 nestor.script=1 nestor.sgx=1"], 2))
     # the same kernel as a Xen PVH guest (shared_info and grant frames placed, FIFO
     # events, Xen's timers and console)
     RUNS.append(("linux-xen", os.path.join(LINUX, "vmlinux"),
@@ -164,6 +176,8 @@ MOMENTS = [
     ("svm-exits", r"\bvmrun\b", (1, 2), 12),  # an event injected into L2, a VINTR
     ("svm-npt", r"\bvmrun\b", (1,), 6),
     ("svm-basic", r"\b(stgi|clgi)\b", (1,), 4),  # GIF just changed, events held
+    ("sgx-enclave", r"\benclu\b", (1, 2), 8),   # just inside an enclave, or just out
+    ("sgx-leaves", r"\bencls\b", (1,), 6),
     ("xen-gntcopy", r"\bvmcall\b", (1,), 6),  # right after a hypercall
     ("xen-memop2", r"\bvmcall\b", (1,), 6),
     ("xen-fifo", r"\bvmcall\b", (1,), 6),

@@ -23,7 +23,11 @@ struct sgx_epc *sgx_epc_create(const struct sgx_config *cfg)
         sgx_epc_destroy(e);
         return NULL;
     }
-    if (!e->cfg.root_secret_set && RAND_bytes(e->cfg.root_secret, sizeof(e->cfg.root_secret)) != 1) {
+    if (!e->cfg.root_secret_set && e->cfg.deterministic) {
+        static const char label[] = "nestor -icount SGX root secret";
+        sgx_sha256(label, sizeof(label) - 1, e->cfg.root_secret);
+    } else if (!e->cfg.root_secret_set &&
+               RAND_bytes(e->cfg.root_secret, sizeof(e->cfg.root_secret)) != 1) {
         sgx_epc_destroy(e);
         return NULL;
     }

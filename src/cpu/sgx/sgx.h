@@ -31,6 +31,9 @@ struct sgx_config {
     /* the per-machine root secret keys derive from (-sgx-key FILE), else random */
     u8 root_secret[32];
     bool root_secret_set;
+    /* -icount: runs repeat bit for bit, their keys too (a fixed secret unless
+     * root_secret_set) */
+    bool deterministic;
 };
 
 struct sgx_epc;

@@ -750,26 +750,26 @@ static void encls_emodt(struct cpu *c)
 struct sgx_leaf {
     const char *name;
     void (*fn)(struct cpu *c);
-    const char *feature; /* the CPUID feature the leaf needs */
+    enum sgx_feature feature; /* the CPUID feature the leaf needs */
 };
 
 static const struct sgx_leaf encls_leaves[] = {
-    [0x0] = { "ECREATE", encls_ecreate, "sgx1" },
-    [0x1] = { "EADD", encls_eadd, "sgx1" },
-    [0x2] = { "EINIT", encls_einit, "sgx1" },
-    [0x3] = { "EREMOVE", encls_eremove, "sgx1" },
-    [0x4] = { "EDBGRD", encls_edbgrd, "sgx1" },
-    [0x5] = { "EDBGWR", encls_edbgwr, "sgx1" },
-    [0x6] = { "EEXTEND", encls_eextend, "sgx1" },
-    [0x7] = { "ELDB", encls_eldb, "sgx1" },
-    [0x8] = { "ELDU", encls_eldu, "sgx1" },
-    [0x9] = { "EBLOCK", encls_eblock, "sgx1" },
-    [0xa] = { "EPA", encls_epa, "sgx1" },
-    [0xb] = { "EWB", encls_ewb, "sgx1" },
-    [0xc] = { "ETRACK", encls_etrack, "sgx1" },
-    [0xd] = { "EAUG", encls_eaug, "sgx2" },
-    [0xe] = { "EMODPR", encls_emodpr, "sgx2" },
-    [0xf] = { "EMODT", encls_emodt, "sgx2" },
+    [0x0] = { "ECREATE", encls_ecreate, SGXF_SGX1 },
+    [0x1] = { "EADD", encls_eadd, SGXF_SGX1 },
+    [0x2] = { "EINIT", encls_einit, SGXF_SGX1 },
+    [0x3] = { "EREMOVE", encls_eremove, SGXF_SGX1 },
+    [0x4] = { "EDBGRD", encls_edbgrd, SGXF_SGX1 },
+    [0x5] = { "EDBGWR", encls_edbgwr, SGXF_SGX1 },
+    [0x6] = { "EEXTEND", encls_eextend, SGXF_SGX1 },
+    [0x7] = { "ELDB", encls_eldb, SGXF_SGX1 },
+    [0x8] = { "ELDU", encls_eldu, SGXF_SGX1 },
+    [0x9] = { "EBLOCK", encls_eblock, SGXF_SGX1 },
+    [0xa] = { "EPA", encls_epa, SGXF_SGX1 },
+    [0xb] = { "EWB", encls_ewb, SGXF_SGX1 },
+    [0xc] = { "ETRACK", encls_etrack, SGXF_SGX1 },
+    [0xd] = { "EAUG", encls_eaug, SGXF_SGX2 },
+    [0xe] = { "EMODPR", encls_emodpr, SGXF_SGX2 },
+    [0xf] = { "EMODT", encls_emodt, SGXF_SGX2 },
 };
 
 const char *sgx_encls_leaf_name(u32 leaf)
@@ -781,7 +781,7 @@ const char *sgx_encls_leaf_name(u32 leaf)
 void sgx_insn_encls(struct cpu *c, const struct insn *i)
 {
     (void)i;
-    if (!cpu_is_prot(c) || !c->sgx || !cpuid_has(c->model, "sgx1") || c->enclave_mode)
+    if (!cpu_is_prot(c) || !c->sgx || !c->sgx->feature[SGXF_SGX1] || c->enclave_mode)
         cpu_fault_noerr(c, EXC_UD);
     if (c->cpl > 0)
         cpu_fault_noerr(c, EXC_UD);
@@ -791,7 +791,7 @@ void sgx_insn_encls(struct cpu *c, const struct insn *i)
     if (!(fc & BIT(0)) || !(fc & FEATURE_CONTROL_SGX))
         gp0(c);
     if (leaf >= ARRAY_SIZE(encls_leaves) || !encls_leaves[leaf].fn ||
-        !cpuid_has(c->model, encls_leaves[leaf].feature))
+        !c->sgx->feature[encls_leaves[leaf].feature])
         gp0(c);
     if (!(c->cr0 & CR0_PG))
         gp0(c);

@@ -738,25 +738,25 @@ struct enclu_leaf {
     const char *name;
     void (*fn)(struct cpu *c, const struct insn *i);
     u8 where;            /* WHERE_*: outside an enclave, inside, or both */
-    const char *feature;
+    enum sgx_feature feature;
 };
 
 static const struct enclu_leaf enclu_leaves[] = {
-    [0x0] = { "EREPORT", enclu_ereport, WHERE_INSIDE, "sgx1" },
-    [0x1] = { "EGETKEY", enclu_egetkey, WHERE_INSIDE, "sgx1" },
-    [0x2] = { "EENTER", enclu_eenter, WHERE_OUTSIDE, "sgx1" },
-    [0x3] = { "ERESUME", enclu_eresume, WHERE_OUTSIDE, "sgx1" },
-    [0x4] = { "EEXIT", enclu_eexit, WHERE_INSIDE, "sgx1" },
-    [0x5] = { "EACCEPT", enclu_eaccept, WHERE_INSIDE, "sgx2" },
-    [0x6] = { "EMODPE", enclu_emodpe, WHERE_INSIDE, "sgx2" },
-    [0x7] = { "EACCEPTCOPY", enclu_eacceptcopy, WHERE_INSIDE, "sgx2" },
-    [0x9] = { "EDECCSSA", enclu_edeccssa, WHERE_INSIDE, "sgx-edeccssa" },
+    [0x0] = { "EREPORT", enclu_ereport, WHERE_INSIDE, SGXF_SGX1 },
+    [0x1] = { "EGETKEY", enclu_egetkey, WHERE_INSIDE, SGXF_SGX1 },
+    [0x2] = { "EENTER", enclu_eenter, WHERE_OUTSIDE, SGXF_SGX1 },
+    [0x3] = { "ERESUME", enclu_eresume, WHERE_OUTSIDE, SGXF_SGX1 },
+    [0x4] = { "EEXIT", enclu_eexit, WHERE_INSIDE, SGXF_SGX1 },
+    [0x5] = { "EACCEPT", enclu_eaccept, WHERE_INSIDE, SGXF_SGX2 },
+    [0x6] = { "EMODPE", enclu_emodpe, WHERE_INSIDE, SGXF_SGX2 },
+    [0x7] = { "EACCEPTCOPY", enclu_eacceptcopy, WHERE_INSIDE, SGXF_SGX2 },
+    [0x9] = { "EDECCSSA", enclu_edeccssa, WHERE_INSIDE, SGXF_EDECCSSA },
 };
 
 /* ENCLU: SDM Vol. 3D 41.2, the instruction's checks in its order. */
 void sgx_insn_enclu(struct cpu *c, const struct insn *i)
 {
-    if (!cpu_is_prot(c) || cpu_is_v86(c) || !c->sgx || !cpuid_has(c->model, "sgx1"))
+    if (!cpu_is_prot(c) || cpu_is_v86(c) || !c->sgx || !c->sgx->feature[SGXF_SGX1])
         cpu_fault_noerr(c, EXC_UD);
     if (c->cr0 & CR0_TS)
         cpu_fault_noerr(c, EXC_NM);
@@ -767,7 +767,7 @@ void sgx_insn_enclu(struct cpu *c, const struct insn *i)
         gp0(c);
     u32 leaf = (u32)c->gpr[R_RAX];
     if (leaf >= ARRAY_SIZE(enclu_leaves) || !enclu_leaves[leaf].fn ||
-        !cpuid_has(c->model, enclu_leaves[leaf].feature))
+        !c->sgx->feature[enclu_leaves[leaf].feature])
         gp0(c);
     if (!(c->cr0 & CR0_PG) || !(c->cr0 & CR0_NE))
         gp0(c);

@@ -86,6 +86,9 @@ int sgx_cpu_init(struct cpu *c, struct sgx_epc *epc)
         return -1;
     c->sgx->epc = epc;
     c->sgx->cpu = c;
+    c->sgx->feature[SGXF_SGX1] = cpuid_has(c->model, "sgx1");
+    c->sgx->feature[SGXF_SGX2] = cpuid_has(c->model, "sgx2");
+    c->sgx->feature[SGXF_EDECCSSA] = cpuid_has(c->model, "sgx-edeccssa");
     if (epc->ncpus < (int)ARRAY_SIZE(epc->cpus))
         epc->cpus[epc->ncpus++] = c->sgx;
     c->msr_feature_control = 0; /* unlocked: firmware (or the kernel) enables SGX */

@@ -187,7 +187,10 @@ static inline struct sgx_secs_private *secs_private(const struct sgx_epc *e, u64
 }
 
 /* ---- per-vCPU state ---- */
+/* The CPUID features the leaves depend on, looked up once (by index, not by name) */
+enum sgx_feature { SGXF_SGX1, SGXF_SGX2, SGXF_EDECCSSA, SGXF_COUNT };
 struct sgx_cpu {
+    bool feature[SGXF_COUNT];
     struct sgx_epc *epc;
     struct cpu *cpu;
     u64 lepubkeyhash[4];

@@ -17,7 +17,7 @@ static const struct state_desc seg_desc = STATE_DESC("seg", 1, struct seg, seg_f
 #define F(m) STATE_FIELD(struct sgx_cpu, m)
 #define N(m) STATE_NOT_STATE(struct sgx_cpu, m)
 static const struct state_field sgx_cpu_fields[] = {
-    N(epc), N(cpu), F(lepubkeyhash), F(secs), F(tcs), F(tcs_la), F(elrange_base),
+    N(feature), N(epc), N(cpu), F(lepubkeyhash), F(secs), F(tcs), F(tcs_la), F(elrange_base),
     F(elrange_size), F(aep), F(ssa_first), F(ssa_last),
     STATE_STRUCT(struct sgx_cpu, save_fs, seg_desc), STATE_STRUCT(struct sgx_cpu, save_gs, seg_desc),
     F(save_xcr0), F(save_tf), F(entry_epoch), F(dbgoptin),

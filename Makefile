@@ -64,8 +64,8 @@ run: $(BUILD)/nestor guests
 # uncompressed vmlinux through PVH.
 LINUX_KERNEL ?= vmlinux
 LINUX_SMP ?= 2
-linux: $(BUILD)/nestor $(KVM_CLIENT)
-	scripts/linux.sh $(BUILD)/linux $(KVM_CLIENT)
+linux: $(BUILD)/nestor $(KVM_CLIENT) $(SGX_TEST)
+	scripts/linux.sh $(BUILD)/linux $(KVM_CLIENT) $(SGX_TEST_DIR)
 	$(BUILD)/nestor run -m 512M -smp $(LINUX_SMP) -kernel $(BUILD)/linux/$(LINUX_KERNEL) \
 	    -initrd $(BUILD)/linux/initramfs.cpio.gz -append "console=ttyS0"
 

@@ -167,7 +167,7 @@ echo "SVM compute loop: L1 $(nested_field 's/^svmbench: compute L1 \([0-9]*\) MI
 
 # ---- 2./3. Linux boot ----
 # with the KVM client, as make check packs it, so the tests find the same initramfs
-scripts/linux.sh "$KDIR" "$BUILD/tests/linux/kvm_client" >/dev/null ||
+scripts/linux.sh "$KDIR" "$BUILD/tests/linux/kvm_client" "$BUILD/tests/linux/sgx" >/dev/null ||
   { echo "bench: cannot fetch Debian's kernel"; exit 1; }
 APPEND="console=ttyS0 nestor.script=1"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches Debian's own kernel (linux-image-amd64) and busybox-static with apt — download
 # and extract only, nothing is installed into the host — and builds an initramfs.
-#   scripts/linux.sh OUTDIR [KVM_CLIENT [SGX_DIR]]
+#   scripts/linux.sh OUTDIR [KVM_CLIENT [SGX_DIR [SGX_SELFTESTS_DIR]]]
 # Produces OUTDIR/vmlinuz, OUTDIR/vmlinux (its uncompressed ELF, for PVH boot) and
 # OUTDIR/initramfs.cpio.gz. The initramfs's /init mounts the
 # usual file systems and starts a shell on the console; with "nestor.script=1" on the
@@ -13,10 +13,14 @@
 # SGX_DIR (tests/linux/linux.mk's build of tests/linux/sgx_test.c and its enclave; by
 # default OUTDIR/../tests/linux/sgx when it is there) gives /sgx_test and the enclave's
 # files in /sgx: "nestor.sgx=1" makes /script show the SGX devices and run the program.
+# SGX_SELFTESTS_DIR (tests/linux/sgx_selftests.sh's build of Linux's own SGX selftests; by
+# default OUTDIR/../tests/linux/sgx-selftests when it is there) gives /sgx-selftests with
+# test_sgx and test_encl.elf: "nestor.sgx_selftests=1" makes /script run test_sgx there.
 set -euo pipefail
 out=${1:-build/linux}
 kvm_client=${2:-}
 sgx_dir=${3:-$(dirname "$out")/tests/linux/sgx}
+sgx_selftests_dir=${4:-$(dirname "$out")/tests/linux/sgx-selftests}
 mkdir -p "$out/debs"
 out=$(cd "$out" && pwd)
 
@@ -163,6 +167,13 @@ if [ -x "$sgx_dir/sgx_test" ] && [ -f "$sgx_dir/encl.sig" ]; then
   cp "$sgx_dir"/encl.bin "$sgx_dir"/encl.layout "$sgx_dir"/encl.sig "$sgx_dir"/encl.expect "$root/sgx/"
 else
   echo "linux.sh: no SGX test in $sgx_dir: the initramfs has none (nestor.sgx=1 will say so)" >&2
+fi
+
+if [ -x "$sgx_selftests_dir/test_sgx" ] && [ -f "$sgx_selftests_dir/test_encl.elf" ]; then
+  mkdir -p "$root/sgx-selftests"
+  cp "$sgx_selftests_dir/test_sgx" "$sgx_selftests_dir/test_encl.elf" "$root/sgx-selftests/"
+else
+  echo "linux.sh: no SGX selftests in $sgx_selftests_dir: the initramfs has none (nestor.sgx_selftests=1 will say so)" >&2
 fi
 
 cat > "$root/init" <<'INIT'
@@ -351,6 +362,17 @@ if grep -q 'nestor.sgx=1' /proc/cmdline; then
     echo "sgx: test exit status $?"
   else
     echo "sgx: no /sgx_test in the initramfs"
+  fi
+fi
+# Linux's own SGX selftests (nestor.sgx_selftests=1): test_sgx, from its directory (it
+# loads test_encl.elf from there), prints TAP
+if grep -q 'nestor.sgx_selftests=1' /proc/cmdline; then
+  echo "== sgx-selftests"
+  if [ -x /sgx-selftests/test_sgx ]; then
+    (cd /sgx-selftests && ./test_sgx)
+    echo "sgx-selftests: exit status $?"
+  else
+    echo "sgx-selftests: no /sgx-selftests/test_sgx in the initramfs"
   fi
 fi
 echo "== dmesg"

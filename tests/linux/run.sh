@@ -26,6 +26,14 @@
 #                 runs it (vDSO and plain EENTER; keys, reports, an exception handled
 #                 inside, debug reads and writes, AEXs, two threads; SGX2's EAUG, EMODPR,
 #                 EMODPE, EMODT and removal; 80 MiB of enclave pages paged out and in)
+#   sgx-selftests-smp2 the same machine running Linux's own SGX selftests
+#                 (tools/testing/selftests/sgx of Debian's linux-source package, fetched
+#                 and built by tests/linux/sgx_selftests.sh): test_sgx's enclave, signed
+#                 at run time, through the driver and the vDSO; EPC oversubscription
+#                 (an enclave as big as the EPC, paged by Linux), SGX2's permission
+#                 changes, EAUG, TCS creation and page removal. One check per case of its
+#                 TAP output (a case the harness skips is reported as SKIP, neither
+#                 passed nor failed), and its totals.
 # and as a Xen guest (-xen), each with the event upcall path and event-channel ABI it
 # asks of Linux:
 #   xen-hvm-smp1  the bzImage as an HVM guest: callback vector, FIFO events
@@ -53,6 +61,7 @@ mkdir -p "$LOGDIR"
 
 # name        kernel   vCPUs  ending    Xen: - (none), or upcall path,event ABI
 BOOTS=(
+  "sgx-selftests-smp2 vmlinux 2 poweroff -"
   "bzimage-smp1 vmlinuz 1     poweroff  -"
   "vmx-smp1     vmlinux 1     poweroff  -"
   "svm-smp1     vmlinux 1     poweroff  -"
@@ -92,6 +101,10 @@ SGX_EPC_SIZE=64M
 SGX_CHECKS="device create add-pages init map vdso transform count keys report exception debug aex threads
             einit-refused sgx2 epc-paging"
 
+# Boots with SGX that run Linux's own SGX selftests (nestor.sgx_selftests=1) instead of
+# the SGX test: the same -cpu max and EPC.
+SGX_SELFTEST_BOOTS="sgx-selftests-smp2"
+
 # Kernel log lines (they start with a [seconds] stamp) that are bugs to fix in nestor.
 FORBIDDEN='Oops|\bBUG\b|WARNING|[Uu]nstable|[Ll]ost .*interrupt|[Ss]purious|Call Trace|unchecked MSR access|Firmware Bug|FW BUG|Kernel panic|detected stall|soft lockup'
 # PCI messages that report trouble.
@@ -124,6 +137,10 @@ boot() { # name kernel ncpus ending xen
     append="$append nestor.sgx=1"
     args+=(-cpu max -object memory-backend-epc,id=epc0,size=$SGX_EPC_SIZE -M sgx-epc.0.memdev=epc0)
   fi
+  if is_sgx_selftest_boot "$name"; then
+    append="$append nestor.sgx_selftests=1"
+    args+=(-cpu max -object memory-backend-epc,id=epc0,size=$SGX_EPC_SIZE -M sgx-epc.0.memdev=epc0)
+  fi
   if [ "$xen" != - ]; then
     args+=(-xen)
     case $xen in *,2l) append="$append xen.fifo_events=0" ;; esac
@@ -145,6 +162,7 @@ is_s3_boot() { [[ " $S3_BOOTS " == *" $1 "* ]]; }
 is_kvm_boot() { [[ " $KVM_BOOTS " == *" $1 "* ]]; }
 is_hyperv_boot() { [[ " $HYPERV_BOOTS " == *" $1 "* ]]; }
 is_sgx_boot() { [[ " $SGX_BOOTS " == *" $1 "* ]]; }
+is_sgx_selftest_boot() { [[ " $SGX_SELFTEST_BOOTS " == *" $1 "* ]]; }
 
 # SGX: Linux takes the EPC section nestor offers (its size) without a complaint - every
 # other kernel line that names SGX (feat_ctl's, the driver's) is one; the test program's
@@ -194,6 +212,52 @@ check_sgx() { # name log
     echo "PASS $t:sgx-done"
   else
     echo "FAIL $t:sgx-done: want $n passed 0 failed | $(grep -E '^sgxtest: (done|files)|^sgx: (test|no)' <<<"$sec" | one_line)"
+  fi
+}
+
+# Linux's own SGX selftests (test_sgx, kselftest harness, TAP): the plan's every case
+# has a result line - "ok N name" passes, "ok N name # SKIP why" (the harness's skip) is
+# reported as SKIP, "not ok N name" fails with the harness's messages for the case -,
+# the harness's totals count no failure and no error, and test_sgx exits with 0.
+# selftest_messages NAME N < section: the harness's lines for a case, from its RUN line
+# to its result
+selftest_messages() {
+  awk -v run="#  RUN           $1 ..." -v res="not ok $2 $1" \
+      '$0 == run { on = 1; next } index($0, res) == 1 { on = 0 }
+       on && /^# / && !/^# +(OK|FAIL) / && !/may take a while/ { sub(/^# /, ""); print }'
+}
+
+check_sgx_selftests() { # name log
+  local t=linux:$1 log=$2 sec plan
+  sec=$(section sgx-selftests <"$log")
+  plan=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' <<<"$sec" | head -n 1)
+  local line n rest name why results=0
+  while read -r line; do
+    results=$((results + 1))
+    case $line in
+      "ok "*" # SKIP"*)
+        rest=${line#ok * }
+        echo "SKIP $t:selftest:${rest%% # SKIP*}: skipped by the harness:${rest#* # SKIP}" ;;
+      "ok "*)
+        rest=${line#ok }
+        echo "PASS $t:selftest:${rest#* }" ;;
+      *)
+        rest=${line#not ok }
+        n=${rest%% *}
+        name=${rest#* }
+        name=${name%% # *}
+        why=$(selftest_messages "$name" "$n" <<<"$sec")
+        echo "FAIL $t:selftest:$name: $(one_line 4 <<<"$why")" ;;
+    esac
+  done < <(grep -E '^(not )?ok [0-9]+ ' <<<"$sec")
+  local totals
+  totals=$(grep -E '^# Totals: ' <<<"$sec" | head -n 1)
+  if [ -n "$plan" ] && [ "$plan" -gt 0 ] && [ "$results" -eq "$plan" ] &&
+     grep -qE '^# Totals: pass:[0-9]+ fail:0 xfail:0 xpass:0 skip:[0-9]+ error:0$' <<<"$totals" &&
+     grep -qx 'sgx-selftests: exit status 0' <<<"$sec"; then
+    echo "PASS $t:selftests-done"
+  else
+    echo "FAIL $t:selftests-done: want ${plan:-all the plan} results, no failure, exit status 0 | $results results | ${totals:-no totals} | $(grep -E '^sgx-selftests: ' <<<"$sec" | one_line 1)"
   fi
 }
 
@@ -532,6 +596,7 @@ check() { # name kernel ncpus ending xen
   is_s3_boot "$name" && check_s3 "$name" "$ncpus" "$log"
   is_kvm_boot "$name" && check_kvm "$name" "$log"
   is_sgx_boot "$name" && check_sgx "$name" "$log"
+  is_sgx_selftest_boot "$name" && check_sgx_selftests "$name" "$log"
   is_hyperv_boot "$name" && [ "$xen" = - ] && check_hyperv "$name" "$ncpus" "$log"
   [ "$xen" != - ] && check_xen "$name" "$2" "$xen" "$log"
   check_pmu "$name" "$log"

@@ -354,17 +354,6 @@ static void copy_ram(struct machine *from, struct machine *to)
     wbytes(to, 0, buf, sizeof(buf));
 }
 
-/* WORKAROUND (reported bug): the TLB's state (cpu.tlb) records that an entry has a host
- * page, and its loader looks for that page in RAM; an enclave page's host page is in the
- * EPC, so the state of a vCPU inside an enclave, whose TLB holds its enclave's pages, is
- * refused ("a TLB entry maps ..., which is not RAM here"). The TLB is a cache the
- * architecture lets a processor drop at any time: the tests drop it before they save a
- * vCPU inside an enclave. tlb_of_an_enclave_page below is the bug's test. */
-static void drop_tlb(struct machine *m)
-{
-    for (int i = 0; i < m->ncpus; i++)
-        tlb_flush_all(&m->cpu[i]->tlb);
-}
 
 Test(sgx_state, round_trip_inside_an_enclave, .fini = teardown)
 {
@@ -376,7 +365,6 @@ Test(sgx_state, round_trip_inside_an_enclave, .fini = teardown)
     cr_assert(a.cpu[0]->enclave_mode);
 
     struct state_buf s1, s2;
-    drop_tlb(&a);
     save(&a, &s1);
     char err[300] = "";
     cr_assert_eq(machine_state_load(&b, s1.p, s1.len, err, sizeof(err)), 0, "%s", err);
@@ -437,7 +425,6 @@ Test(sgx_state, snapshot_inside_an_enclave, .fini = teardown)
     int fd = mkstemp(path);
     cr_assert(fd >= 0);
     close(fd);
-    drop_tlb(&a);
     cr_assert_eq(snapshot_save_file(&a, path, NULL, err, sizeof(err)), 0, "%s", err);
     make(&b, 1, EPC_PAGES);
     cr_assert_eq(snapshot_load_file(&b, path, err, sizeof(err)), 0, "%s", err);
@@ -523,7 +510,6 @@ Test(sgx_state, refusals, .fini = teardown)
     build_enclave(&a, sig_a, false);
     enter_enclave(&a);
     struct state_buf s;
-    drop_tlb(&a);
     save(&a, &s);
     u8 *copy = malloc(s.len);
     cr_assert(copy);
@@ -606,9 +592,9 @@ Test(sgx_state, refusals, .fini = teardown)
     state_buf_free(&s);
 }
 
-/* BUG (reported): a vCPU inside an enclave, its TLB holding the enclave's pages (as it
- * does after any instruction inside), cannot be restored: the TLB loader looks for the
- * entries' host pages in RAM. Enable when fixed. */
+/* A vCPU inside an enclave has its enclave's pages in its TLB (after any instruction
+ * inside): the TLB's loader finds their host pages in the EPC, not only in RAM (it once
+ * looked in RAM only and refused the state). */
 Test(sgx_state, tlb_of_an_enclave_page, .fini = teardown)
 {
     make(&a, 1, EPC_PAGES);
@@ -626,10 +612,8 @@ Test(sgx_state, tlb_of_an_enclave_page, .fini = teardown)
 }
 
 /* A state whose vCPU is "in an enclave" loaded into a machine without an EPC: there is no
- * enclave for it to be in (nestor would reach for its SGX state on the next event).
- * BUG (reported): cpu_post_load does not check enclave_mode against c->sgx as it checks
- * vmx_non_root against c->vmx; the load is accepted and the vCPU's next exception or
- * interrupt dereferences the NULL c->sgx in sgx_aex(). Enable when fixed. */
+ * enclave for it to be in (nestor would reach for its SGX state on the next event: it once
+ * accepted such a state, and the next exception dereferenced the NULL c->sgx in sgx_aex). */
 Test(sgx_state, enclave_mode_without_an_epc, .fini = teardown)
 {
     make(&a, 0, 0);
@@ -750,10 +734,9 @@ Test(sgx_cli, bad_specs)
     expect_error(sgx_cli_finish(&i, &cfg, err, sizeof(err)), err, "at most");
 }
 
-/* BUG (reported): strtoull takes a sign, so size=-1 is 2^64-1 bytes and -sgx-epc -4096 a
- * section of 2^64-4096 bytes (it passes the machine's layout check, whose end address
- * wraps, and fails later as "out of host memory creating the EPC"). QEMU refuses negative
- * sizes. Enable when fixed. */
+/* Negative sizes are refused, as QEMU refuses them (strtoull takes a sign: size=-1 was
+ * once 2^64-1 bytes, and -sgx-epc -4096 a section of 2^64-4096 bytes whose end address
+ * wrapped past the machine's layout check). */
 Test(sgx_cli, negative_sizes)
 {
     struct sgx_cli s = { 0 };

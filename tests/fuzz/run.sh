@@ -30,9 +30,10 @@ for src in tests/fuzz/fuzz_*.c; do
     tr '\n' ',' <"$FUZZ_BUILD/fuzz/$name.seeds.list" | sed 's/,$//' >"$FUZZ_BUILD/fuzz/$name.seeds.csv"
     seeds=("-seed_inputs=@$FUZZ_BUILD/fuzz/$name.seeds.csv")
   fi
-  if "$bin" -runs="$runs" -seed=1 -max_len=4096 "${seeds[@]}" >"$log" 2>&1; then
+  # a crashing input goes next to the log (not into the source tree)
+  if "$bin" -runs="$runs" -seed=1 -max_len=4096 -artifact_prefix="$FUZZ_BUILD/fuzz/$name-" "${seeds[@]}" >"$log" 2>&1; then
     echo "PASS fuzz:$short ($runs runs, seed 1)"
   else
-    echo "FAIL fuzz:$short: $(grep -m1 -E 'ERROR|runtime error|deadly' "$log" | cut -c1-200) (see $log)"
+    echo "FAIL fuzz:$short: $(grep -m1 -E 'ERROR|runtime error|deadly|invariant broken' "$log" | cut -c1-200) (see $log)"
   fi
 done

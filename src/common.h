@@ -33,6 +33,11 @@ _Noreturn void nestor_panic(const char *fmt, ...) __attribute__((format(printf, 
  * path of functions that report "0, or -1 with a message". */
 int nestor_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* QEMU's size syntax: digits with an optional K, M, G or T suffix (and B); a plain
+ * number counts in unit bytes (MiB for -m, bytes for -object size=). 0, or -1 for
+ * anything else (a sign, overflow). */
+int parse_size(const char *s, u64 unit, u64 *out);
+
 /* Exit statuses of the nestor process that are not the guest's own. They are even:
  * odd statuses belong to the debug-exit port ((v << 1) | 1). */
 enum {

@@ -110,30 +110,6 @@ static void usage(FILE *f)
             "a triple fault gives 4 and a dump of the vCPU state; bad options or images give 2.\n");
 }
 
-/* Parses QEMU-style sizes: plain numbers are MiB. */
-static int parse_size(const char *s, u64 *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        return -1;
-    u64 mul = MiB;
-    switch (*end) {
-    case 0: break;
-    case 'k': case 'K': mul = KiB; end++; break;
-    case 'm': case 'M': mul = MiB; end++; break;
-    case 'g': case 'G': mul = GiB; end++; break;
-    case 't': case 'T': mul = 1024 * GiB; end++; break;
-    default: return -1;
-    }
-    if ((*end == 'B' || *end == 'b') && end[1] == 0)
-        end++;
-    if (*end || v > (~0ull) / mul)
-        return -1;
-    *out = v * mul;
-    return 0;
-}
 
 static int parse_int(const char *s, long lo, long hi, long *out)
 {
@@ -286,7 +262,7 @@ static int cmd_run(int argc, char **argv)
             NEED_VALUE;
             /* QEMU also accepts size=N */
             const char *sz = !strncmp(v, "size=", 5) ? v + 5 : v;
-            if (parse_size(sz, &cfg.ram_size) < 0) {
+            if (parse_size(sz, MiB, &cfg.ram_size) < 0) {
                 fprintf(stderr, "nestor: -m %s: not a memory size (e.g. 512M, 2G)\n", v);
                 return NESTOR_EXIT_USAGE;
             }

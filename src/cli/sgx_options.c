@@ -10,33 +10,8 @@
 #include "cli/sgx_options.h"
 #include "machine/opts.h"
 
-/* QEMU's size syntax for objects: bytes, or a number with K, M, G or T. */
-static int parse_bytes(const char *v, u64 *out)
-{
-    /* digits first: strtoull would take a sign (and turn -1 into 2^64-1) */
-    if (*v < '0' || *v > '9')
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (errno || end == v)
-        return -1;
-    u64 mul = 1;
-    switch (*end) {
-    case 0: break;
-    case 'k': case 'K': mul = KiB; end++; break;
-    case 'm': case 'M': mul = MiB; end++; break;
-    case 'g': case 'G': mul = GiB; end++; break;
-    case 't': case 'T': mul = 1024 * GiB; end++; break;
-    default: return -1;
-    }
-    if ((*end == 'B' || *end == 'b') && end[1] == 0)
-        end++;
-    if (*end || n > ~0ull / mul)
-        return -1;
-    *out = n * mul;
-    return 0;
-}
+/* Objects' sizes count in bytes without a suffix, as QEMU's do. */
+static int parse_bytes(const char *v, u64 *out) { return parse_size(v, 1, out); }
 
 int sgx_cli_object(struct sgx_cli *s, const char *spec, char *err, size_t errlen)
 {

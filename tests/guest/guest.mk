@@ -87,3 +87,6 @@ $(SGX_GUEST_OUT)/encl_key2.sig: $(SGX_GUEST_OUT)/encl.bin $(SGX_GUEST_OUT)/encl.
 SGX_GUEST_TESTS := $(patsubst $(GUEST_DIR)/t64/%.c,$(GUEST_OUT)/t64/%.o,$(wildcard $(GUEST_DIR)/t64/sgx_*.c))
 $(SGX_GUEST_TESTS): $(SGX_GUEST_BLOBS)
 $(SGX_GUEST_TESTS): GUEST_CFLAGS += -DSGX_BLOBS='"$(SGX_GUEST_OUT)"'
+# t64/vmx_sgx (VMX with SGX) embeds the enclave too
+$(GUEST_OUT)/t64/vmx_sgx.o: $(SGX_GUEST_BLOBS)
+$(GUEST_OUT)/t64/vmx_sgx.o: GUEST_CFLAGS += -DSGX_BLOBS='"$(SGX_GUEST_OUT)"'

@@ -691,17 +691,18 @@ static void encls_eaug(struct cpu *c)
                                       .pending = 1, .secs = (u32)secs, .linaddr = pi.linaddr };
 }
 
-/* The SECINFO and EPC page of EMODPR/EMODT: the page must be a valid page of an
- * initialised enclave (#PF, #GP). */
-static struct sgx_epcm *modify_operands(struct cpu *c, u64 *flags)
+/* The SECINFO and EPC page of EMODPR/EMODT: the page must be a valid enclave page
+ * (#PF), of an initialised enclave (#GP). The type is each leaf's to check, in its
+ * order. */
+static struct sgx_epcm *modify_operands(struct cpu *c, u64 *flags, u64 *lin)
 {
     struct sgx_epc *e = epc_of(c);
     *flags = read_secinfo(c, c->gpr[R_RBX]);
-    u64 lin = operand(c, c->gpr[R_RCX], SGX_PAGE, 1, true);
-    u64 idx = sgx_epc_operand(c, lin, true);
+    *lin = operand(c, c->gpr[R_RCX], SGX_PAGE, 1, true);
+    u64 idx = sgx_epc_operand(c, *lin, true);
     struct sgx_epcm *m = &e->epcm[idx];
-    if (!m->valid || (m->type != PT_REG && m->type != PT_TCS))
-        epcm_fault(c, lin, true);
+    if (!m->valid || m->type == PT_SECS || m->type == PT_VA)
+        epcm_fault(c, *lin, true);
     if (!secs_initialized(e, m->secs))
         gp0(c);
     return m;
@@ -709,14 +710,18 @@ static struct sgx_epcm *modify_operands(struct cpu *c, u64 *flags)
 
 static void encls_emodpr(struct cpu *c)
 {
-    u64 flags;
-    struct sgx_epcm *m = modify_operands(c, &flags);
+    u64 flags, lin;
+    struct sgx_epcm *m = modify_operands(c, &flags, &lin);
     if ((flags & ~SECINFO_PERMS) || ((flags & SECINFO_W) && !(flags & SECINFO_R)))
         gp0(c);
-    if (m->type != PT_REG || m->pending || m->modified) {
+    /* a page not yet accepted is not modifiable; only then is a page that is not a
+     * regular one a fault (Linux tells an accepted trimmed page by the #PF) */
+    if (m->pending || m->modified) {
         leaf_status(c, SGX_PAGE_NOT_MODIFIABLE);
         return;
     }
+    if (m->type != PT_REG)
+        epcm_fault(c, lin, true);
     m->perms &= (u8)(flags & SECINFO_PERMS);
     m->pr = 1;
     sgx_flush_translations(epc_of(c));
@@ -725,8 +730,10 @@ static void encls_emodpr(struct cpu *c)
 
 static void encls_emodt(struct cpu *c)
 {
-    u64 flags;
-    struct sgx_epcm *m = modify_operands(c, &flags);
+    u64 flags, lin;
+    struct sgx_epcm *m = modify_operands(c, &flags, &lin);
+    if (m->type != PT_REG && m->type != PT_TCS)
+        epcm_fault(c, lin, true);
     unsigned type = SECINFO_TYPE(flags);
     if ((flags & ~(u64)0xff00) || (type != PT_TCS && type != PT_TRIM))
         gp0(c);

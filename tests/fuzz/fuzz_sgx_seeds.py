@@ -180,6 +180,28 @@ def seeds():
                       encls(EDBGWR, 0x0001) + encls(EDBGRD, 0x0008) + eenter(flags=2))
     s['remove-busy'] = seed(ops=encls(EREMOVE, 0) + encls(EREMOVE, 5) + encls(EBLOCK, 0) +
                             encls(ETRACK, 1) + encls(EWB, 5, rdx=st('VA_SLOT', 20)))
+    # ERESUME proper (TCS1 has no AEX-Notify, TCS0 has): an interrupt's AEX, then ERESUME
+    # with interrupts off (the loop finishes, EEXIT), or again and again from the AEP
+    s['tcs1-aex-eresume'] = seed(ctl=IRQ, encl1=e_spin(60) + e_eexit(),
+                                 ops=eenter(1, flags=1) + eresume(1) + eresume(1))
+    s['tcs1-aep-iret'] = seed(ctl=IRQ, encl1=e_spin(100), ops=aep_iret(5) + eenter(1, flags=1))
+    # ERESUME of a frame the enclave wrote: TCS1 given two SSA frames (its fields from
+    # section 1: OSSA, NSSA 2, OENTRY, FS, GS, flags, limits); an interrupt's AEX, then an
+    # entry at CSSA 1 (interrupts off) that stores into frame 0 and leaves, then ERESUME
+    tcs1_nssa2 = bytes([0xf0]) + DEF + bytes([2]) + DEF + DEF + DEF + bytes([0]) + bytes(8)
+    gpr = lambda k: (2 + k) << 8 | 2          # K_SSA_FIELD: GPRSGX quadword k of TCS1's frame 0
+    xs = lambda f: f << 8 | 2                 # K_XSAVE_FIELD: field f of TCS1's frame 0
+    for name, store in (('rip', e_store(gpr(17), value=st('NONCANONICAL', 1))),
+                        ('rflags', e_store(gpr(16), value=st('RAW', 0, 0xffffffffffffffff))),
+                        ('notify', e_store(gpr(20), value=st('RAW', 0, 0x0100000000000000))),
+                        ('fsbase', e_store(gpr(21), value=st('NONCANONICAL', 3))),
+                        ('rsp', e_store(gpr(4), value=st('UNMAPPED', 1))),
+                        ('xstate-bv', e_store(xs(3), st('XSAVE_FIELD', xs(3)), st('SMALL', 0xff))),
+                        ('xcomp-bv', e_store(xs(4), st('XSAVE_FIELD', xs(4)), st('SMALL', 1))),
+                        ('mxcsr', e_store(xs(1), st('XSAVE_FIELD', xs(1)), st('RAW', 0, 0xffff0000ffff)))):
+        s['tcs1-ssa-' + name] = seed(ctl=IRQ, structs=tcs1_nssa2,
+                                     encl1=e_spin(60) + store + e_eexit(),
+                                     ops=eenter(1, flags=1) + eenter(1) + eresume(1))
     # the 32-bit enclave, entered and left in compatibility mode
     s['compat-enter-exit'] = seed(ops=eenter(compat=True))
     for leaf in (0, 1, 4, 5, 9):

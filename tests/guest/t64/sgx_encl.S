@@ -13,6 +13,7 @@
  *   0xa000 page A (RW): marker at 0, TCS0's register save areas at 0x800
  *   0xb000 page B (RW): marker at 0, TCS1's register save areas at 0x800
  *   0xc000 buffers of EREPORT/EGETKEY (RW, not measured), 0xd000 spare (RW)
+ *   0xe000, 0xf000 not added: room for EAUG (sgx_paging.c)
  *
  * The page list (guest.mk extracts the "layout" lines for sgx_sign; the tests read the
  * same file to know what to EADD and EEXTEND): OFFSET TYPE PERMS MEASURE
@@ -133,6 +134,7 @@ cmd_table:
     .long cmd_eexit_bad - cmd_table /* 12 */
     .long cmd_outwrite - cmd_table  /* 13 */
     .long cmd_xmm - cmd_table       /* 14 */
+    .long cmd_enclu_si - cmd_table  /* 15 */
 cmd_table_end:
 
 cmd_bad:
@@ -452,6 +454,27 @@ cmd_eexit_bad:
     mov $4, %eax
     ENCLU
     mov $0x600d, %edx
+    jmp exit0
+
+/* 15: ENCLU with a SECINFO (SGX2: EACCEPT, EMODPE, EACCEPTCOPY): the 64 bytes at RSI
+ * are copied to 0x9000 (the bottom of TCS0's stack page), then EAX = RDX, RBX = that
+ * copy, RCX = the enclave page at offset R8, RDX = the enclave page at offset R9. Comes
+ * back with RDX = RAX and R8 = RFLAGS after the ENCLU. */
+cmd_enclu_si:
+    mov SAVED(RSI), %rsi
+    lea 0x9000(%r10), %rdi
+    mov $64, %ecx
+    call copy
+    lea 0x9000(%r10), %rbx
+    mov SAVED(R8), %rcx
+    add %r10, %rcx
+    mov SAVED(R9), %rdx
+    add %r10, %rdx
+    mov SAVED(RDX), %rax
+    ENCLU
+    pushfq
+    pop %r8
+    mov %rax, %rdx
     jmp exit0
 
 /* ---- entered at CSSA > 0: the exception handler of the frame before ---- */

@@ -92,6 +92,7 @@ RUNS = [
     # SGX: the EPC and its map, enclaves being built, vCPUs inside enclaves (their TLBs
     # holding enclave pages), AEXs and ERESUMEs in flight
     ("sgx-enclave", "sgx_enclave.elf", ["-cpu", "max", "-sgx-epc", "8M", "-append", "cpu=max"], POINTS),
+    ("sgx-paging", "sgx_paging.elf", ["-cpu", "max", "-sgx-epc", "8M", "-append", "cpu=max"], POINTS),
     ("sgx-leaves", "sgx_leaves.elf", ["-cpu", "max", "-object", "memory-backend-epc,id=e,size=8M",
                                       "-M", "sgx-epc.0.memdev=e", "-append", "cpu=max"], POINTS),
 ]

@@ -14,6 +14,15 @@ static void leaf_status(struct cpu *c, u32 status)
     flags_set(c, FL_ARITH, status ? FL_ZF : 0);
 }
 
+/* The statuses EBLOCK and EWB report with CF instead (SDM "Flags Affected": EBLOCK sets
+ * CF for a page already blocked or not blockable, EWB for an occupied VA slot, a
+ * warning: the page was written out) */
+static void leaf_status_cf(struct cpu *c, u32 status)
+{
+    c->gpr[R_RAX] = status;
+    flags_set(c, FL_ARITH, FL_CF);
+}
+
 static _Noreturn void gp0(struct cpu *c) { cpu_fault(c, EXC_GP, 0); }
 
 /* An operand's effective address from a register, as a DS-relative linear address,
@@ -476,11 +485,11 @@ static void encls_eblock(struct cpu *c)
         return;
     }
     if (m->type != PT_REG && m->type != PT_TCS && m->type != PT_TRIM) {
-        leaf_status(c, m->type == PT_SECS ? SGX_PG_IS_SECS : SGX_NOTBLOCKABLE);
+        leaf_status_cf(c, m->type == PT_SECS ? SGX_PG_IS_SECS : SGX_NOTBLOCKABLE);
         return;
     }
     if (m->blocked) {
-        leaf_status(c, SGX_BLKSTATE);
+        leaf_status_cf(c, SGX_BLKSTATE);
         return;
     }
     m->blocked = 1;
@@ -600,7 +609,10 @@ static void encls_ewb(struct cpu *c)
     mem_code_write(&e->gen[idx]);
     sgx_flush_translations(e);
     /* an occupied slot is overwritten, and said so (SDM "EWB") */
-    leaf_status(c, old_slot ? SGX_VA_SLOT_OCCUPIED : SGX_SUCCESS);
+    if (old_slot)
+        leaf_status_cf(c, SGX_VA_SLOT_OCCUPIED);
+    else
+        leaf_status(c, SGX_SUCCESS);
 }
 
 static void encls_eld(struct cpu *c, bool blocked)

@@ -228,6 +228,27 @@ static inline void sgx_set_lehash(const u8 *mrsigner)
     }
 }
 
+/* What every SGX test does first: SGX must be there (on QEMU TCG, which has none, the
+ * test skips: false), then the enclave's layout, MRSIGNER from its measurement file,
+ * FEATURE_CONTROL with SGX and Launch Control, the hash MSRs naming that signer, and the
+ * EPC mapped. false: the test ends here. */
+static inline bool sgx_test_setup(u8 mrsigner[32])
+{
+    if (!sgx_cpuid_present()) {
+        if (on_qemu_tcg())
+            test_skip("QEMU TCG has no SGX");
+        else
+            TEST_ASSERT(false, "CPUID: SGX with -cpu max and an EPC");
+        return false;
+    }
+    sgx_parse_layout();
+    sgx_parse_hex(encl_meas + 65, mrsigner, 32);
+    sgx_enable();
+    sgx_set_lehash(mrsigner);
+    sgx_map_epc();
+    return true;
+}
+
 /* ---------------------------------------------------------------- ENCLS */
 struct encls_res {
     int vector;     /* NO_EXCEPTION or the fault */

@@ -462,21 +462,10 @@ static void test_encls(void)
 
 void test_main(void)
 {
-    if (!sgx_cpuid_present()) {
-        if (on_qemu_tcg()) {
-            test_skip("QEMU TCG has no SGX");
-            return;
-        }
-        TEST_ASSERT(false, "CPUID: SGX with -cpu max and an EPC");
+    if (!sgx_test_setup(mrsigner1))
         return;
-    }
-    sgx_parse_layout();
-    sgx_parse_hex(encl_meas + 65, mrsigner1, 32);
     sgx_parse_hex(encl_key2_meas + 65, mrsigner2, 32);
     TEST_ASSERT(memcmp(mrsigner1, mrsigner2, 32), "the two signing keys differ");
-    sgx_enable();
-    sgx_set_lehash(mrsigner1);
-    sgx_map_epc();
     test_encls();
     test_ecreate();
     test_eadd();

@@ -383,19 +383,8 @@ static void sgx2(void)
 
 void test_main(void)
 {
-    if (!sgx_cpuid_present()) {
-        if (on_qemu_tcg()) {
-            test_skip("QEMU TCG has no SGX");
-            return;
-        }
-        TEST_ASSERT(false, "CPUID: SGX with -cpu max and an EPC");
+    if (!sgx_test_setup(mrsigner))
         return;
-    }
-    sgx_parse_layout();
-    sgx_parse_hex(encl_meas + 65, mrsigner, 32);
-    sgx_enable();
-    sgx_set_lehash(mrsigner);
-    sgx_map_epc();
     build();
     paging();
     sgx2();

@@ -498,18 +498,6 @@ static void encls_eblock(struct cpu *c)
     leaf_status(c, SGX_SUCCESS);
 }
 
-/* Is a thread that entered enclave secs before its current epoch still inside? */
-static bool enclave_has_old_threads(const struct sgx_epc *e, u64 secs)
-{
-    u64 epoch = secs_private(e, secs)->epoch;
-    for (int k = 0; k < e->ncpus; k++) {
-        const struct sgx_cpu *s = e->cpus[k];
-        if (s->cpu->enclave_mode && s->secs == secs && s->entry_epoch < epoch)
-            return true;
-    }
-    return false;
-}
-
 static void encls_etrack(struct cpu *c)
 {
     struct sgx_epc *e = epc_of(c);
@@ -518,7 +506,7 @@ static void encls_etrack(struct cpu *c)
     if (!e->epcm[secs].valid || e->epcm[secs].type != PT_SECS)
         epcm_fault(c, lin, false);
     /* the threads of the last round must all have left */
-    if (enclave_has_old_threads(e, secs)) {
+    if (sgx_enclave_has_old_threads(e, secs)) {
         leaf_status(c, SGX_PREV_TRK_INCMPL);
         return;
     }
@@ -574,7 +562,8 @@ static void encls_ewb(struct cpu *c)
             return;
         }
         /* tracked: an ETRACK after the EBLOCK, and every thread of before it gone */
-        if (secs_private(e, m->secs)->epoch <= m->blocked_epoch || enclave_has_old_threads(e, m->secs)) {
+        if (secs_private(e, m->secs)->epoch <= m->blocked_epoch ||
+            sgx_enclave_has_threads_from(e, m->secs, m->blocked_epoch)) {
             leaf_status(c, SGX_NOT_TRACKED);
             return;
         }

@@ -213,6 +213,28 @@ u8 *sgx_epc_host_page(struct cpu *c, u64 gpa, u32 **gen)
     return epc_page(e, (u64)idx);
 }
 
+/* Is a thread that entered enclave secs before its current epoch still inside? */
+bool sgx_enclave_has_old_threads(const struct sgx_epc *e, u64 secs)
+{
+    u64 epoch = secs_private(e, secs)->epoch;
+    for (int k = 0; k < e->ncpus; k++) {
+        const struct sgx_cpu *s = e->cpus[k];
+        if (s->cpu->enclave_mode && s->secs == secs && s->entry_epoch < epoch)
+            return true;
+    }
+    return false;
+}
+
+bool sgx_enclave_has_threads_from(const struct sgx_epc *e, u64 secs, u64 epoch)
+{
+    for (int k = 0; k < e->ncpus; k++) {
+        const struct sgx_cpu *s = e->cpus[k];
+        if (s->cpu->enclave_mode && s->secs == secs && s->entry_epoch <= epoch)
+            return true;
+    }
+    return false;
+}
+
 /* ---- enclave-mode translation ---- */
 u8 *sgx_translate(struct cpu *c, u64 linear, u64 gpa, unsigned access, u8 *host, u32 **gen)
 {

@@ -240,6 +240,12 @@ void sgx_write_operand(struct cpu *c, u64 linear, const void *buf, unsigned n);
 /* Takes access away from every vCPU's cached translations (after EREMOVE, EBLOCK,
  * EMODPR, EMODT, EWB). */
 void sgx_flush_translations(struct sgx_epc *e);
+/* Is a thread that entered enclave secs before its current tracking epoch (ETRACK)
+ * still inside it? */
+bool sgx_enclave_has_old_threads(const struct sgx_epc *e, u64 secs);
+/* Is a thread that entered enclave secs at or before tracking epoch `epoch` still
+ * inside? (The round that began after `epoch` is complete when none is.) */
+bool sgx_enclave_has_threads_from(const struct sgx_epc *e, u64 secs, u64 epoch);
 /* Leaves enclave mode, restoring what EENTER saved of the outside (EEXIT and AEX). */
 void sgx_leave_enclave(struct cpu *c);
 /* The key derivation of EGETKEY/EREPORT/EINIT (keys.c). */

@@ -486,8 +486,8 @@ static bool find_section(const struct state_buf *s, const char *name, u32 instan
 
 /* The EPC section's variable part: sections, root secret, then per page index (8),
  * EPCM entry (valid, type, perms, pending, modified, pr, blocked: 1 each; secs 4,
- * linaddr 8, blocked_epoch 8) and 4096 bytes */
-#define EPCM_PACKED 27
+ * linaddr 8, blocked_epoch 8, modify_epoch 8) and 4096 bytes */
+#define EPCM_PACKED 35
 #define PAGE_RECORD (8 + EPCM_PACKED + 4096)
 static size_t epc_record(const struct section *sec, int nsections, int k)
 {

@@ -725,6 +725,7 @@ static void encls_emodpr(struct cpu *c)
         epcm_fault(c, lin, true);
     m->perms &= (u8)(flags & SECINFO_PERMS);
     m->pr = 1;
+    m->modify_epoch = secs_private(epc_of(c), m->secs)->epoch; /* EACCEPT waits for an ETRACK */
     sgx_flush_translations(epc_of(c));
     leaf_status(c, SGX_SUCCESS);
 }
@@ -750,6 +751,7 @@ static void encls_emodt(struct cpu *c)
     m->type = (u8)type;
     m->perms = 0;
     m->modified = 1;
+    m->modify_epoch = secs_private(epc_of(c), m->secs)->epoch; /* EACCEPT waits for an ETRACK */
     sgx_flush_translations(epc_of(c));
     leaf_status(c, SGX_SUCCESS);
 }

@@ -666,6 +666,15 @@ static void enclu_eaccept(struct cpu *c, const struct insn *i)
     unsigned type = SECINFO_TYPE(flags);
     unsigned perms = (unsigned)(flags & SECINFO_PERMS);
     u32 status = SGX_PAGE_ATTRIBUTES_MISMATCH;
+    /* accepting a restriction (EMODPR) or a type change (EMODT) needs it tracked: an
+     * ETRACK since, and every thread that was inside then gone (SDM "EACCEPT") */
+    struct sgx_epc *e = c->sgx->epc;
+    if ((flags & (SECINFO_MODIFIED | SECINFO_PR)) && (m->modified || m->pr) &&
+        (secs_private(e, m->secs)->epoch <= m->modify_epoch ||
+         sgx_enclave_has_threads_from(e, m->secs, m->modify_epoch))) {
+        leaf_status(c, SGX_NOT_TRACKED);
+        return;
+    }
     if (m->blocked) {
         status = SGX_PAGE_ATTRIBUTES_MISMATCH;
     } else if (flags & SECINFO_PENDING) {

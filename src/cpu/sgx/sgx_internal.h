@@ -141,6 +141,9 @@ struct sgx_epcm {
     u32 pad2;
     u64 linaddr;    /* the enclave linear address it is mapped at (REG, TCS, TRIM) */
     u64 blocked_epoch; /* EBLOCK: the SECS tracking epoch at the time */
+    /* EMODPR, EMODT: the SECS tracking epoch at the time, which EACCEPT waits to see
+     * tracked; 0 after a reload (its EWB needed a tracking round of its own) */
+    u64 modify_epoch;
 };
 
 struct sgx_epc {

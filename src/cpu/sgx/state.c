@@ -55,7 +55,7 @@ void sgx_cpu_state_register(struct cpu *c, struct state_registry *r)
 static const struct state_field epcm_fields[] = {
     F(valid), F(type), F(perms), F(pending), F(modified), F(pr), F(blocked),
     STATE_NOT_STATE(struct sgx_epcm, pad), F(secs), STATE_NOT_STATE(struct sgx_epcm, pad2),
-    F(linaddr), F(blocked_epoch),
+    F(linaddr), F(blocked_epoch), F(modify_epoch),
 };
 #undef F
 static const struct state_desc epcm_desc = STATE_DESC("epcm", 1, struct sgx_epcm, epcm_fields);

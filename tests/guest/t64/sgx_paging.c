@@ -345,6 +345,9 @@ static void sgx2(void)
     TEST_ASSERT(epcm_pf(encl_write(PG_AUG + 0x100, 2), PG_AUG, PFEC_W), "a write from inside: #PF with PFEC.SGX");
     a = encl_read(PG_AUG + 0x100);
     TEST_ASSERT(a.vector == NO_EXCEPTION && a.value == 0x1234567890ull, "a read still works");
+    /* accepting the restriction needs it tracked: an ETRACK since the EMODPR (SDM "EACCEPT") */
+    TEST_ASSERT(leaf_ok(encl_enclu(EACCEPT, SI_R | SI_PR | SI_PT(PT_REG), PG_AUG, 0), SGX_NOT_TRACKED),
+                "EACCEPT with {R, PR} before an ETRACK: SGX_NOT_TRACKED");
     TEST_ASSERT(status(etrack(), 0), "ETRACK");
     TEST_ASSERT(leaf_ok(encl_enclu(EACCEPT, SI_R | SI_W | SI_PR | SI_PT(PT_REG), PG_AUG, 0), SGX_PAGE_ATTRIBUTES_MISMATCH),
                 "EACCEPT with {R, W, PR}: SGX_PAGE_ATTRIBUTES_MISMATCH");
@@ -363,6 +366,8 @@ static void sgx2(void)
     hsi.flags = SI_R;
     TEST_ASSERT(status(encls(EMODPR, (ulong)&hsi, aug, 0), SGX_PAGE_NOT_MODIFIABLE),
                 "EMODPR of a modified page: SGX_PAGE_NOT_MODIFIABLE");
+    TEST_ASSERT(leaf_ok(encl_enclu(EACCEPT, SI_MODIFIED | SI_PT(PT_TRIM), PG_AUG, 0), SGX_NOT_TRACKED),
+                "EACCEPT {MODIFIED, PT_TRIM} before an ETRACK: SGX_NOT_TRACKED");
     TEST_ASSERT(status(etrack(), 0), "ETRACK");
     TEST_ASSERT(leaf_ok(encl_enclu(EACCEPT, SI_MODIFIED | SI_PT(PT_REG), PG_AUG, 0), SGX_PAGE_ATTRIBUTES_MISMATCH),
                 "EACCEPT {MODIFIED, PT_REG}: SGX_PAGE_ATTRIBUTES_MISMATCH");

@@ -161,12 +161,15 @@ def seeds():
                        encl0=e_leaf(5, 7) + e_store(0, st('ELRANGE', 7)),
                        ops=encls(EMODPR, 8) + encls(ETRACK, 0) + eenter() + eenter())
     s['emodt-trim'] = seed(structs=w_encl(2, 0x800, st('RAW', 0, 0x410)),
-                           encl0=e_leaf(5, 7), ops=encls(EMODT, 8) + eenter() + encls(EREMOVE, 8))
+                           encl0=e_leaf(5, 7),
+                           ops=encls(EMODT, 8) + encls(ETRACK, 0) + eenter() + encls(EREMOVE, 8))
+    s['emodt-untracked'] = seed(structs=w_encl(2, 0x800, st('RAW', 0, 0x410)),
+                                encl0=e_leaf(5, 7), ops=encls(EMODT, 8) + eenter())
     s['emodt-tcs'] = seed(structs=w_struct(0x100 + 192, st('RAW', 0, 0x100)) +
                           w_encl(2, 0x800, st('RAW', 0, 0x110)),
                           encl0=e_leaf(5, 7) + e_store(0, st('ELRANGE_OFF', 0x7000), st('SMALL', 7)) +
                           e_eexit(),
-                          ops=eenter() + encls(EMODT, 8) + eenter() +
+                          ops=eenter() + encls(EMODT, 8) + encls(ETRACK, 0) + eenter() +
                           eenter(rbx=st('ELRANGE', 7)))
     s['emodpe'] = seed(structs=w_encl(2, 0x800, st('SMALL', 7)), encl0=e_leaf(6, 7), ops=eenter())
     # a second enclave: ECREATE (BASE2 at EPC 17), EADD a TCS and a page, EEXTEND, EINIT

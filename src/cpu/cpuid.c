@@ -236,19 +236,26 @@ static int feature_index(const char *name)
     return -1;
 }
 
-/* Finds a feature by a command-line spelling: QEMU writes '-' where Linux writes '_'. */
+/* Do two feature names match, '-' and '_' counted alike? */
+static bool names_match(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++)
+        if (*a != *b && !((*a == '-' || *a == '_') && (*b == '-' || *b == '_')))
+            return false;
+    return *a == *b;
+}
+
+/* Finds a feature by a command-line spelling: QEMU writes '-' where Linux writes '_' (and
+ * SGX's table names are QEMU's), so either spelling of either matches. */
 static int feature_lookup(const char *spelled)
 {
-    char name[64];
-    size_t n = strlen(spelled);
-    if (n == 0 || n >= sizeof(name))
-        return -1;
-    for (size_t i = 0; i <= n; i++)
-        name[i] = spelled[i] == '-' ? '_' : spelled[i];
     for (size_t i = 0; i < ARRAY_SIZE(aliases); i++)
-        if (strcmp(aliases[i].alias, name) == 0)
+        if (names_match(aliases[i].alias, spelled))
             return feature_index(aliases[i].name);
-    return feature_index(name);
+    for (size_t i = 0; i < ARRAY_SIZE(features); i++)
+        if (names_match(features[i].name, spelled))
+            return (int)i;
+    return -1;
 }
 
 void cpuid_model_finish(struct cpuid_model *m)

@@ -42,6 +42,16 @@ Test(cpuid, max_has_every_implemented_feature)
     cr_expect(cpuid_fast(&m)->has[CF_CONSTANT_TSC] && cpuid_fast(&m)->has[CF_NONSTOP_TSC]);
 }
 
+/* QEMU's SGX names use '-' (sgx-provisionkey), Linux's '_': either spelling is taken */
+Test(cpuid, sgx_names_either_spelling)
+{
+    cr_assert_eq(parse("max,+sgx-provisionkey,-sgx-kss"), 0, "%s", err);
+    cr_expect(cpuid_has(&m, "sgx-provisionkey") && !cpuid_has(&m, "sgx-kss"));
+    cr_assert_eq(parse("max,sgx_provisionkey=on,+sgxlc,-sgx_aex_notify"), 0, "%s", err);
+    cr_expect(cpuid_has(&m, "sgx-provisionkey") && cpuid_has(&m, "sgx_lc") &&
+              !cpuid_has(&m, "sgx-aex-notify"));
+}
+
 Test(cpuid, qemu64_baseline)
 {
     cr_assert_eq(parse("qemu64"), 0, "%s", err);

@@ -685,7 +685,13 @@ static void enclu_eaccept(struct cpu *c, const struct insn *i)
             status = SGX_SUCCESS;
         }
     } else if (flags & SECINFO_MODIFIED) {
-        /* a type change EMODT made */
+        /* a type change EMODT made; a new TCS must be one EENTER can take (#GP) */
+        if (m->modified && type == m->type && m->type == PT_TCS) {
+            const u8 *t = epc_page(e, idx);
+            if (rd64(t, TCS_STATE) || (rd64(t, TCS_FLAGS) & TCS_FLAGS_DBGOPTIN) ||
+                rd32(t, TCS_CSSA) >= rd32(t, TCS_NSSA) || rd64(t, TCS_AEP))
+                gp0(c);
+        }
         if (m->modified && type == m->type && !(flags & SECINFO_PR) && perms == 0) {
             m->modified = 0;
             status = SGX_SUCCESS;

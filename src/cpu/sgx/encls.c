@@ -6,14 +6,6 @@
 #include "cpu/sgx/sgx_internal.h"
 
 /* ---- what several leaves share ---- */
-/* The result of a leaf that reports through EAX and ZF: ZF set on an error, CF, PF, AF,
- * OF and SF cleared. */
-static void leaf_status(struct cpu *c, u32 status)
-{
-    c->gpr[R_RAX] = status;
-    flags_set(c, FL_ARITH, status ? FL_ZF : 0);
-}
-
 /* The statuses EBLOCK and EWB report with CF instead (SDM "Flags Affected": EBLOCK sets
  * CF for a page already blocked or not blockable, EWB for an occupied VA slot, a
  * warning: the page was written out) */
@@ -23,7 +15,6 @@ static void leaf_status_cf(struct cpu *c, u32 status)
     flags_set(c, FL_ARITH, FL_CF);
 }
 
-static _Noreturn void gp0(struct cpu *c) { cpu_fault(c, EXC_GP, 0); }
 
 /* An operand's effective address from a register, as a DS-relative linear address,
  * aligned as the leaf requires (#GP(0) if not). */
@@ -90,13 +81,7 @@ static u64 read_secinfo(struct cpu *c, u64 ea)
 {
     u8 b[SECINFO_SIZE];
     sgx_read_operand(c, operand(c, ea, 64, SECINFO_SIZE, false), b, sizeof(b));
-    u64 flags = rd64(b, 0);
-    if (flags & ~SECINFO_DEFINED)
-        gp0(c);
-    for (unsigned k = 8; k < SECINFO_SIZE; k++)
-        if (b[k])
-            gp0(c);
-    return flags;
+    return secinfo_flags(c, b);
 }
 
 /* ---- ECREATE (SDM 40.3, "ECREATE") ---- */
@@ -781,11 +766,6 @@ static const struct sgx_leaf encls_leaves[] = {
     [0xe] = { "EMODPR", encls_emodpr, SGXF_SGX2 },
     [0xf] = { "EMODT", encls_emodt, SGXF_SGX2 },
 };
-
-const char *sgx_encls_leaf_name(u32 leaf)
-{
-    return leaf < ARRAY_SIZE(encls_leaves) && encls_leaves[leaf].fn ? encls_leaves[leaf].name : NULL;
-}
 
 /* ENCLS: SDM Vol. 3D 40.2, the instruction's checks in its order. */
 void sgx_insn_encls(struct cpu *c, const struct insn *i)

@@ -7,13 +7,6 @@
 #include "cpu/fpu.h"
 #include "cpu/sgx/sgx_internal.h"
 
-static _Noreturn void gp0(struct cpu *c) { cpu_fault(c, EXC_GP, 0); }
-
-static void leaf_status(struct cpu *c, u32 status)
-{
-    c->gpr[R_RAX] = status;
-    flags_set(c, FL_ARITH, status ? FL_ZF : 0);
-}
 
 static u64 addr_of(const struct cpu *c, u64 v) { return cpu_is_long64(c) ? v : v & 0xffffffffull; }
 
@@ -631,13 +624,7 @@ static u64 enclave_secinfo(struct cpu *c)
     u64 lin = enclave_buffer(c, c->gpr[R_RBX], 64, SECINFO_SIZE);
     u8 b[SECINFO_SIZE];
     sgx_read_operand(c, lin, b, sizeof(b));
-    u64 flags = rd64(b, 0);
-    if (flags & ~SECINFO_DEFINED)
-        gp0(c);
-    for (unsigned k = 8; k < SECINFO_SIZE; k++)
-        if (b[k])
-            gp0(c);
-    return flags;
+    return secinfo_flags(c, b);
 }
 
 /* The enclave page at RCX (an address in the enclave, page aligned): a valid page of
@@ -791,11 +778,6 @@ void sgx_insn_enclu(struct cpu *c, const struct insn *i)
     if (!(enclu_leaves[leaf].where & (c->enclave_mode ? WHERE_INSIDE : WHERE_OUTSIDE)))
         gp0(c);
     enclu_leaves[leaf].fn(c, i);
-}
-
-const char *sgx_enclu_leaf_name(u32 leaf)
-{
-    return leaf < ARRAY_SIZE(enclu_leaves) && enclu_leaves[leaf].fn ? enclu_leaves[leaf].name : NULL;
 }
 
 /* SDM 39.6.1: instructions that may exit to a VMM, do I/O or change privilege (far

@@ -47,11 +47,6 @@ void sgx_epc_destroy(struct sgx_epc *e)
     free(e);
 }
 
-bool sgx_epc_contains(const struct sgx_epc *e, u64 gpa)
-{
-    return e && epc_index(e, gpa) >= 0;
-}
-
 void sgx_epc_reset(struct sgx_epc *e)
 {
     memset(e->epcm, 0, e->npages * sizeof(*e->epcm));

@@ -40,8 +40,6 @@ struct sgx_epc;
 /* Creates the EPC of cfg (zeroed pages, every EPCM entry invalid). NULL: out of memory. */
 struct sgx_epc *sgx_epc_create(const struct sgx_config *cfg);
 void sgx_epc_destroy(struct sgx_epc *e);
-/* Is gpa inside an EPC section? */
-bool sgx_epc_contains(const struct sgx_epc *e, u64 gpa);
 /* Machine reset: every EPC page becomes invalid (EPCM cleared) and the keys' root secret
  * stays (it is the machine's, not the run's). */
 void sgx_epc_reset(struct sgx_epc *e);
@@ -92,9 +90,6 @@ struct ZydisDecodedInstruction_;
 struct ZydisDecodedOperand_;
 bool sgx_insn_illegal_in_enclave(const struct ZydisDecodedInstruction_ *d,
                                  const struct ZydisDecodedOperand_ *op, const struct cpu *c);
-/* The names of the leaves (traces, VM-exit tests), or NULL for a leaf that does not exist. */
-const char *sgx_encls_leaf_name(u32 leaf);
-const char *sgx_enclu_leaf_name(u32 leaf);
 /* Tells the EPC how to make every vCPU forget its translations (after an EPCM change
  * that takes access away: EREMOVE, EBLOCK, EWB, EMODPR, EMODT). */
 void sgx_epc_set_flush(struct sgx_epc *e, void (*fn)(void *opaque), void *opaque);

@@ -86,9 +86,6 @@ struct sgx_secs_private {
     u64 children;           /* valid EPC pages whose SECS this is */
     u64 active_threads;     /* TCSs in enclave mode */
     u64 epoch;              /* ETRACK: the current tracking epoch */
-    u64 tracked_threads;    /* threads that entered before the last ETRACK, still in */
-    u64 tracking;           /* ETRACK started a round not yet complete */
-    u64 pad;
 };
 #define SECS_PRIVATE 3072
 
@@ -221,6 +218,27 @@ static inline void wr64(u8 *p, unsigned off, u64 v) { memcpy(p + off, &v, 8); }
 static inline void wr32(u8 *p, unsigned off, u32 v) { memcpy(p + off, &v, 4); }
 static inline void wr16(u8 *p, unsigned off, u16 v) { memcpy(p + off, &v, 2); }
 
+/* The result of a leaf that reports through EAX and ZF: ZF set on an error, CF, PF, AF,
+ * OF and SF cleared. */
+static inline void leaf_status(struct cpu *c, u32 status)
+{
+    c->gpr[R_RAX] = status;
+    flags_set(c, FL_ARITH, status ? FL_ZF : 0);
+}
+static inline _Noreturn void gp0(struct cpu *c) { cpu_fault(c, EXC_GP, 0); }
+
+/* The FLAGS of a SECINFO read from memory (64 bytes); #GP(0) for a reserved bit set. */
+static inline u64 secinfo_flags(struct cpu *c, const u8 *b)
+{
+    u64 flags = rd64(b, 0);
+    if (flags & ~SECINFO_DEFINED)
+        gp0(c);
+    for (unsigned k = 8; k < SECINFO_SIZE; k++)
+        if (b[k])
+            gp0(c);
+    return flags;
+}
+
 /* SECS.ATTRIBUTES bits and XFRM bits the guest's CPUID leaf 12h allows (sub-leaf 1), and
  * MISCSELECT bits (sub-leaf 0 EBX). */
 u64 sgx_attributes_allowed(const struct cpu *c);
@@ -252,9 +270,7 @@ bool sgx_enclave_has_threads_from(const struct sgx_epc *e, u64 secs, u64 epoch);
 /* Leaves enclave mode, restoring what EENTER saved of the outside (EEXIT and AEX). */
 void sgx_leave_enclave(struct cpu *c);
 /* The key derivation of EGETKEY/EREPORT/EINIT (keys.c). */
-void sgx_report_key(const struct cpu *c, const u8 *target_measurement /* 32 */,
-                    const u8 *target_attributes /* 16 */, u32 target_miscselect, u8 key[16]);
-void sgx_einittoken_key(const struct cpu *c, const u8 *mrsigner_attrs_etc, u8 key[16]);
+void sgx_einittoken_key(const struct cpu *c, const u8 *token, u8 key[16]);
 void sgx_paging_key(const struct sgx_epc *e, u8 key[16]);
 
 #endif
